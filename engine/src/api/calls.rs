@@ -1,0 +1,96 @@
+//! The allowlist: which Jet calls still work after `JetStopServiceInstance`. One table, so the
+//! engine, the simulator's model and the docs cannot disagree about it.
+
+use crate::instance::gate::Admission;
+use crate::instance::mutations::{Mutant, Mutations};
+
+/// Every Jet call jetsim implements, by its ESE name without the `Jet` prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum JetCall {
+    CreateInstance,
+    Init,
+    Term,
+    StopServiceInstance,
+    GetSystemParameter,
+    SetSystemParameter,
+    BeginSession,
+    EndSession,
+    SetSessionContext,
+    ResetSessionContext,
+    GetSessionInfo,
+    CreateDatabase,
+    AttachDatabase,
+    DetachDatabase,
+    OpenDatabase,
+    CloseDatabase,
+    Defragment,
+    CreateTable,
+    OpenTable,
+    CloseTable,
+    DeleteTable,
+    BeginTransaction,
+    CommitTransaction,
+    Rollback,
+    Seek,
+    Move,
+    Retrieve,
+    Insert,
+    Replace,
+    Delete,
+    IndexRecordCount,
+}
+
+impl JetCall {
+    /// Calls the documentation says still work after a stop, plus `GetSessionInfo`, which ESE's
+    /// source also lets through. Instance lifecycle calls (init, term, stop) have their own
+    /// rules in the gate; parameters are [`Admission::Configuration`].
+    pub const ALLOWED_AFTER_STOP: &'static [JetCall] = &[
+        JetCall::Rollback,
+        JetCall::CloseTable,
+        JetCall::EndSession,
+        JetCall::CloseDatabase,
+        JetCall::DetachDatabase,
+        JetCall::ResetSessionContext,
+        JetCall::GetSessionInfo,
+    ];
+
+    /// How the gate admits this call.
+    pub fn admission(self, mutations: Mutations) -> Admission {
+        if self == JetCall::Rollback && mutations.is_active(Mutant::AllowlistMissingRollback) {
+            return Admission::Gated;
+        }
+        if self == JetCall::CommitTransaction && mutations.is_active(Mutant::AllowlistExtraCommit) {
+            return Admission::Allowlisted;
+        }
+        match self {
+            JetCall::GetSystemParameter | JetCall::SetSystemParameter => Admission::Configuration,
+            call if Self::ALLOWED_AFTER_STOP.contains(&call) => Admission::Allowlisted,
+            _ => Admission::Gated,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowlist_is_the_documented_one() {
+        let allowed: Vec<JetCall> = [
+            JetCall::BeginSession,
+            JetCall::Rollback,
+            JetCall::CommitTransaction,
+            JetCall::CloseTable,
+            JetCall::EndSession,
+            JetCall::CloseDatabase,
+            JetCall::DetachDatabase,
+            JetCall::ResetSessionContext,
+            JetCall::GetSessionInfo,
+            JetCall::Insert,
+        ]
+        .into_iter()
+        .filter(|c| c.admission(Mutations::NONE) == Admission::Allowlisted)
+        .collect();
+        assert_eq!(allowed, JetCall::ALLOWED_AFTER_STOP);
+    }
+}

@@ -1,0 +1,325 @@
+//! Databases (create, attach, detach, open, close, defragment) and tables (create, open,
+//! close, delete).
+
+use super::calls::JetCall;
+use super::handles::{DatabaseHandle, SessionHandle, TableHandle};
+use super::session::{close_cursors, session_entry, session_entry_mut};
+use super::{Jet, SessionRef};
+use crate::error::{JetError, JetResult};
+use crate::instance::{AttachedDatabase, Cursor, InstanceState, Position};
+use crate::runtime::Runtime;
+use crate::storage::FileId;
+
+/// `JetDefragment` grbits.
+pub mod defrag_grbit {
+    /// `JET_bitDefragmentBatchStart`.
+    pub const BATCH_START: u32 = 0x1;
+    /// `JET_bitDefragmentBatchStop`.
+    pub const BATCH_STOP: u32 = 0x2;
+}
+
+/// What `attach_database` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachOutcome {
+    Attached,
+    /// ESE's warning `JET_wrnDatabaseAttached` (+1007): it already was.
+    AlreadyAttached,
+}
+
+/// Longest table name (ESE: `JET_cbNameMost`).
+pub const TABLE_NAME_BYTES_MAX: usize = 64;
+
+fn valid_table_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= TABLE_NAME_BYTES_MAX && !name.bytes().any(|b| b.is_ascii_control())
+}
+
+fn valid_database_path(path: &str) -> bool {
+    !path.is_empty() && path.len() <= 255 && !path.split('/').any(|part| part.is_empty() || part == "..")
+}
+
+impl<R: Runtime> Jet<R> {
+    /// `JetCreateDatabase`: creates, attaches and opens a database (not inside a transaction).
+    pub fn create_database(&self, sesid: SessionHandle, path: &str) -> JetResult<DatabaseHandle> {
+        let generation = self.next_generation();
+        self.with_session(sesid, JetCall::CreateDatabase, |core, state, session, orders| {
+            if !valid_database_path(path) {
+                return Err(JetError::InvalidParameter);
+            }
+            no_transaction(state, session)?;
+            if find_attached(state, path).is_some() {
+                return Err(JetError::DatabaseDuplicate);
+            }
+            if state.databases.next_free_slot().is_none() {
+                return Err(JetError::TooManyAttachedDatabases);
+            }
+            let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+            let file = storage.create_database(core.env.io.as_ref(), path)?;
+            let slot = state
+                .databases
+                .insert(generation, AttachedDatabase { file, path: path.to_owned() })
+                .expect("free slot checked");
+            *session_entry_mut(state, session).open_databases.entry(slot).or_insert(0) += 1;
+            orders.wrote = true;
+            Ok(DatabaseHandle::new(core.handle.parts().expect("live").instance_slot, slot, generation))
+        })
+    }
+
+    /// `JetAttachDatabase` (not inside a transaction).
+    pub fn attach_database(&self, sesid: SessionHandle, path: &str) -> JetResult<AttachOutcome> {
+        let generation = self.next_generation();
+        self.with_session(sesid, JetCall::AttachDatabase, |core, state, session, _| {
+            if !valid_database_path(path) {
+                return Err(JetError::InvalidParameter);
+            }
+            no_transaction(state, session)?;
+            if find_attached(state, path).is_some() {
+                return Ok(AttachOutcome::AlreadyAttached);
+            }
+            if state.databases.next_free_slot().is_none() {
+                return Err(JetError::TooManyAttachedDatabases);
+            }
+            let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+            let file = storage.attach_database(core.env.io.as_ref(), path)?;
+            state
+                .databases
+                .insert(generation, AttachedDatabase { file, path: path.to_owned() })
+                .expect("free slot checked");
+            Ok(AttachOutcome::Attached)
+        })
+    }
+
+    /// `JetDetachDatabase`: refused inside a transaction and while any session has it open.
+    pub fn detach_database(&self, sesid: SessionHandle, path: &str) -> JetResult<()> {
+        let detached = self.with_session(sesid, JetCall::DetachDatabase, |_, state, session, _| {
+            no_transaction(state, session)?;
+            let (slot, generation, file) = find_attached(state, path).ok_or(JetError::DatabaseNotFound)?;
+            let open_anywhere = state
+                .sessions
+                .iter()
+                .any(|(_, _, s)| s.open_databases.contains_key(&slot));
+            if open_anywhere {
+                return Err(JetError::DatabaseInUse);
+            }
+            if state
+                .cursors
+                .iter()
+                .any(|(_, _, c)| c.database_slot == slot)
+            {
+                return Err(JetError::DatabaseInUse);
+            }
+            let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+            storage.detach_database(file)?;
+            state.databases.remove(slot, generation);
+            Ok(file)
+        })?;
+        // A detached database is no longer a defrag target.
+        let sesid_parts = sesid.parts().expect("validated");
+        if let Some(core) = self.core_by_slot(sesid_parts.instance_slot) {
+            core.worker.signal(|w| {
+                w.defrag_started.remove(&detached);
+            });
+        }
+        Ok(())
+    }
+
+    /// `JetOpenDatabase`: the database must be attached.
+    pub fn open_database(&self, sesid: SessionHandle, path: &str) -> JetResult<DatabaseHandle> {
+        self.with_session(sesid, JetCall::OpenDatabase, |core, state, session, _| {
+            let (slot, generation, _) = find_attached(state, path).ok_or(JetError::DatabaseNotFound)?;
+            *session_entry_mut(state, session).open_databases.entry(slot).or_insert(0) += 1;
+            Ok(DatabaseHandle::new(core.handle.parts().expect("live").instance_slot, slot, generation))
+        })
+    }
+
+    /// `JetCloseDatabase`: opens are counted per session; the last close also closes the
+    /// session's tables in that database.
+    pub fn close_database(&self, sesid: SessionHandle, dbid: DatabaseHandle) -> JetResult<()> {
+        self.with_session(sesid, JetCall::CloseDatabase, |_, state, session, _| {
+            let (slot, _) = opened_database(state, session, dbid)?;
+            let entry = session_entry_mut(state, session);
+            let count = entry.open_databases.get_mut(&slot).expect("checked open");
+            *count -= 1;
+            if *count == 0 {
+                entry.open_databases.remove(&slot);
+                close_cursors(state, session, |cursor| cursor.database_slot == slot);
+            }
+            Ok(())
+        })
+    }
+
+    /// `JetDefragment`: starts or stops online defragmentation of one database.
+    pub fn defragment(&self, sesid: SessionHandle, dbid: DatabaseHandle, grbit: u32) -> JetResult<()> {
+        let file = self.with_session(sesid, JetCall::Defragment, |_, state, session, _| {
+            if grbit != defrag_grbit::BATCH_START && grbit != defrag_grbit::BATCH_STOP {
+                return Err(JetError::InvalidGrbit);
+            }
+            let (_, file) = opened_database(state, session, dbid)?;
+            Ok(file)
+        })?;
+        let parts = sesid.parts().expect("validated");
+        if let Some(core) = self.core_by_slot(parts.instance_slot) {
+            core.worker.signal(|w| {
+                if grbit == defrag_grbit::BATCH_START {
+                    w.defrag_started.insert(file);
+                    w.defrag_work_pending = true;
+                } else {
+                    w.defrag_started.remove(&file);
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// `JetCreateTable`: creates the table and returns it open. DDL is not versioned: a
+    /// rollback does not drop a table created inside the transaction (a simplification of
+    /// ESE, which does).
+    pub fn create_table(&self, sesid: SessionHandle, dbid: DatabaseHandle, name: &str) -> JetResult<TableHandle> {
+        let generation = self.next_generation();
+        self.with_session(sesid, JetCall::CreateTable, |core, state, session, orders| {
+            let (slot, file) = opened_database(state, session, dbid)?;
+            if !valid_table_name(name) {
+                return Err(JetError::InvalidName);
+            }
+            if state.cursors.next_free_slot().is_none() {
+                return Err(JetError::TooManyOpenTables);
+            }
+            let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+            let root = storage.create_table(file, name)?;
+            orders.wrote = true;
+            open_cursor(core.handle.parts().expect("live").instance_slot, state, session, slot, name, root, generation)
+        })
+    }
+
+    /// `JetOpenTable`.
+    pub fn open_table(&self, sesid: SessionHandle, dbid: DatabaseHandle, name: &str) -> JetResult<TableHandle> {
+        let generation = self.next_generation();
+        self.with_session(sesid, JetCall::OpenTable, |core, state, session, _| {
+            let (slot, file) = opened_database(state, session, dbid)?;
+            if !valid_table_name(name) {
+                return Err(JetError::InvalidName);
+            }
+            if state.cursors.next_free_slot().is_none() {
+                return Err(JetError::TooManyOpenTables);
+            }
+            let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+            let root = storage.table_root(file, name)?.ok_or(JetError::ObjectNotFound)?;
+            open_cursor(core.handle.parts().expect("live").instance_slot, state, session, slot, name, root, generation)
+        })
+    }
+
+    /// `JetCloseTable`.
+    pub fn close_table(&self, sesid: SessionHandle, tableid: TableHandle) -> JetResult<()> {
+        self.with_session(sesid, JetCall::CloseTable, |_, state, session, _| {
+            let (slot, generation) = owned_cursor(state, session, tableid)?;
+            state.cursors.remove(slot, generation);
+            Ok(())
+        })
+    }
+
+    /// `JetDeleteTable`: refused while any cursor has it open or versions still refer to it.
+    pub fn delete_table(&self, sesid: SessionHandle, dbid: DatabaseHandle, name: &str) -> JetResult<()> {
+        self.with_session(sesid, JetCall::DeleteTable, |_, state, session, orders| {
+            let (slot, file) = opened_database(state, session, dbid)?;
+            if !valid_table_name(name) {
+                return Err(JetError::InvalidName);
+            }
+            let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+            let root = storage.table_root(file, name)?.ok_or(JetError::ObjectNotFound)?;
+            let open = state
+                .cursors
+                .iter()
+                .any(|(_, _, c)| c.database_slot == slot && c.table_root == root);
+            if open {
+                return Err(JetError::TableInUse);
+            }
+            if state.version_store.table_has_versions(file, root) {
+                state.version_store.cleanup();
+                if state.version_store.table_has_versions(file, root) {
+                    return Err(JetError::TableInUse);
+                }
+            }
+            let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+            storage.delete_table(file, name)?;
+            orders.wrote = true;
+            Ok(())
+        })
+    }
+}
+
+fn no_transaction<R: Runtime>(state: &InstanceState<R>, session: SessionRef) -> JetResult<()> {
+    match session_entry(state, session).transaction {
+        Some(_) => Err(JetError::InTransaction),
+        None => Ok(()),
+    }
+}
+
+/// `(slot, generation, file)` of the database attached at `path`.
+fn find_attached<R: Runtime>(state: &InstanceState<R>, path: &str) -> Option<(u16, u32, FileId)> {
+    state
+        .databases
+        .iter()
+        .find(|(_, _, db)| db.path == path)
+        .map(|(slot, generation, db)| (slot, generation, db.file))
+}
+
+/// The database `dbid` names, which this session must have open: `(slot, file)`.
+pub(crate) fn opened_database<R: Runtime>(
+    state: &InstanceState<R>,
+    session: SessionRef,
+    dbid: DatabaseHandle,
+) -> JetResult<(u16, FileId)> {
+    let parts = dbid.parts().ok_or(JetError::InvalidDatabaseId)?;
+    let db = state
+        .databases
+        .get(parts.object_slot, parts.generation)
+        .ok_or(JetError::InvalidDatabaseId)?;
+    if !session_entry(state, session).open_databases.contains_key(&parts.object_slot) {
+        return Err(JetError::InvalidDatabaseId);
+    }
+    Ok((parts.object_slot, db.file))
+}
+
+/// The cursor `tableid` names, which must belong to this session: `(slot, generation)`.
+pub(crate) fn owned_cursor<R: Runtime>(
+    state: &InstanceState<R>,
+    session: SessionRef,
+    tableid: TableHandle,
+) -> JetResult<(u16, u32)> {
+    let parts = tableid.parts().ok_or(JetError::InvalidTableId)?;
+    let cursor = state
+        .cursors
+        .get(parts.object_slot, parts.generation)
+        .ok_or(JetError::InvalidTableId)?;
+    if cursor.session_slot != session.slot || cursor.session_generation != session.generation {
+        return Err(JetError::SesidTableIdMismatch);
+    }
+    Ok((parts.object_slot, parts.generation))
+}
+
+fn open_cursor<R: Runtime>(
+    instance_slot: u8,
+    state: &mut InstanceState<R>,
+    session: SessionRef,
+    database_slot: u16,
+    name: &str,
+    table_root: crate::storage::PageNumber,
+    generation: u32,
+) -> JetResult<TableHandle> {
+    let level = session_entry(state, session).transaction.map_or(0, |t| t.level);
+    let slot = state
+        .cursors
+        .insert(
+            generation,
+            Cursor {
+                session_slot: session.slot,
+                session_generation: session.generation,
+                database_slot,
+                table_name: name.to_owned(),
+                table_root,
+                opened_at_level: level,
+                position: Position::BeforeFirst,
+            },
+        )
+        .ok_or(JetError::TooManyOpenTables)?;
+    Ok(TableHandle::new(instance_slot, slot, generation))
+}

@@ -1,0 +1,287 @@
+//! Instance lifecycle calls: create, init, term, system parameters, and the status and
+//! background hooks harnesses use.
+
+use super::calls::JetCall;
+use super::handles::InstanceHandle;
+use super::Jet;
+use crate::error::{JetError, JetResult};
+use crate::instance::gate::Phase;
+use crate::instance::params::{InstanceOptions, SystemParameter};
+use crate::instance::status::{InstanceStatus, StopRecord};
+use crate::instance::slots::Slots;
+use crate::instance::{worker, InstanceCore};
+use crate::runtime::sync::Thread;
+use crate::runtime::Runtime;
+use crate::storage::Storage;
+use crate::transaction::VersionStore;
+use std::sync::Arc;
+
+/// `JetTerm2` grbits.
+pub mod term_grbit {
+    /// `JET_bitTermComplete`.
+    pub const COMPLETE: u32 = 0x1;
+    /// `JET_bitTermAbrupt` (what `JetTerm` uses).
+    pub const ABRUPT: u32 = 0x2;
+    /// `JET_bitTermStopBackup`: accepted; jetsim has no backup to stop.
+    pub const STOP_BACKUP: u32 = 0x4;
+    /// `JET_bitTermDirty`: skip the clean shutdown; recovery runs at the next init.
+    pub const DIRTY: u32 = 0x8;
+    pub const ALL: u32 = COMPLETE | ABRUPT | STOP_BACKUP | DIRTY;
+}
+
+/// How a successful term ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TermOutcome {
+    /// Everything flushed; the next init finds a clean database.
+    Clean,
+    /// `JET_bitTermDirty`: ESE returns `JET_errDirtyShutdown` (-1116) and the instance is gone.
+    /// The log was flushed, so committed transactions are durable in it.
+    DirtyShutdown,
+}
+
+impl TermOutcome {
+    /// The code ESE returns for this outcome.
+    pub fn jet_code(self) -> i32 {
+        match self {
+            TermOutcome::Clean => crate::error::SUCCESS,
+            TermOutcome::DirtyShutdown => JetError::DirtyShutdown.code(),
+        }
+    }
+}
+
+/// Longest instance name; names become the folder of the instance's log.
+pub const INSTANCE_NAME_BYTES_MAX: usize = 64;
+
+fn valid_instance_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= INSTANCE_NAME_BYTES_MAX
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        && name != "."
+        && name != ".."
+}
+
+impl<R: Runtime> Jet<R> {
+    /// `JetCreateInstance` with a background thread.
+    pub fn create_instance(&self, name: &str) -> JetResult<InstanceHandle> {
+        self.create_instance_with(name, InstanceOptions::default())
+    }
+
+    /// `JetCreateInstance` with explicit options.
+    pub fn create_instance_with(&self, name: &str, options: InstanceOptions) -> JetResult<InstanceHandle> {
+        if !valid_instance_name(name) {
+            return Err(JetError::InvalidName);
+        }
+        let mut instances = self.instances.lock();
+        if instances.iter().any(|(_, _, core)| core.name == name) {
+            return Err(JetError::InstanceNameInUse);
+        }
+        let generation = self.next_generation();
+        // The handle needs the slot before the core exists: reserve, then fill.
+        let probe = instances.next_free_slot().ok_or(JetError::TooManyInstances)?;
+        let handle = InstanceHandle::new(
+            u8::try_from(probe).map_err(|_| JetError::TooManyInstances)?,
+            0,
+            generation,
+        );
+        let core = Arc::new(InstanceCore::new(name.to_owned(), handle, options, self.env.clone()));
+        let slot = instances
+            .insert(generation, core)
+            .ok_or(JetError::TooManyInstances)?;
+        assert_eq!(slot, probe, "slot table changed under its lock");
+        Ok(handle)
+    }
+
+    /// `JetInit`: opens (or creates) the instance's log and checkpoint and starts its
+    /// background worker. On failure the instance is still created-but-not-initialized.
+    pub fn init(&self, instance: InstanceHandle) -> JetResult<()> {
+        let core = self.core(instance)?;
+        core.gate.begin_init()?;
+        let opened = {
+            let mut state = core.state.lock();
+            let cache_size_pages = usize::try_from(state.params.cache_size_pages).unwrap_or(usize::MAX);
+            match Storage::open(
+                core.env.io.as_ref(),
+                &core.log_path(),
+                &core.checkpoint_path(),
+                cache_size_pages,
+            ) {
+                Ok(storage) => {
+                    state.storage = Some(storage);
+                    state.version_store = VersionStore::new(state.params.version_store_max_versions);
+                    Ok(())
+                }
+                Err(error) => Err(error),
+            }
+        };
+        if opened.is_ok() {
+            let online_defrag = core.state.lock().params.online_defrag;
+            core.worker.signal(|w| {
+                w.defrag_parameter_on = online_defrag;
+                w.defrag_work_pending = online_defrag;
+            });
+            if core.options.background_thread {
+                let thread_core = Arc::clone(&core);
+                let handle = Thread::<R>::spawn(move || worker::thread_main(&thread_core));
+                *core.worker.thread.lock() = Some(handle);
+            }
+        }
+        core.gate.finish_init(opened.is_ok());
+        opened
+    }
+
+    /// `JetTerm`: `term2` with `JET_bitTermAbrupt`.
+    pub fn term(&self, instance: InstanceHandle) -> JetResult<TermOutcome> {
+        self.term2(instance, term_grbit::ABRUPT)
+    }
+
+    /// `JetTerm2`. Waits for a stop in progress and for every call in flight; with
+    /// transactions open (and no `Dirty`) returns `TooManyActiveUsers` and the instance lives
+    /// on unchanged. Otherwise the instance is gone and its handles are stale.
+    pub fn term2(&self, instance: InstanceHandle, grbit: u32) -> JetResult<TermOutcome> {
+        let core = self.core(instance)?;
+        if grbit & !term_grbit::ALL != 0 {
+            return Err(JetError::InvalidGrbit);
+        }
+        let dirty = grbit & term_grbit::DIRTY != 0;
+        let previous = core.gate.begin_term()?;
+        if previous != Phase::Created && !dirty {
+            let state = core.state.lock();
+            let open = state.sessions.iter().any(|(_, _, s)| s.transaction.is_some());
+            drop(state);
+            if open {
+                core.gate.abort_term(previous);
+                return Err(JetError::TooManyActiveUsers);
+            }
+        }
+        stop_worker(&core);
+        let shutdown = {
+            let mut state = core.state.lock();
+            state.cursors = Slots::new(crate::instance::CURSORS_MAX);
+            state.sessions = Slots::new(crate::instance::SESSIONS_MAX);
+            state.databases = Slots::new(crate::instance::DATABASES_MAX);
+            match state.storage.take() {
+                Some(storage) if !dirty => storage.shutdown_clean(),
+                Some(mut storage) => storage.flush_log(),
+                None => Ok(()),
+            }
+        };
+        core.gate.finish_term();
+        let parts = instance.parts().expect("resolved above");
+        self.instances
+            .lock()
+            .remove(u16::from(parts.instance_slot), parts.generation);
+        shutdown?;
+        Ok(if dirty {
+            TermOutcome::DirtyShutdown
+        } else {
+            TermOutcome::Clean
+        })
+    }
+
+    /// `JetGetSystemParameter`.
+    pub fn get_system_parameter(&self, instance: InstanceHandle, parameter: SystemParameter) -> JetResult<u64> {
+        let core = self.core(instance)?;
+        let _pass = Self::enter_instance(&core, JetCall::GetSystemParameter)?;
+        let value = core.state.lock().params.get(parameter);
+        Ok(value)
+    }
+
+    /// `JetSetSystemParameter`. Still allowed after a stop, as in ESE; setting `OnlineDefrag`
+    /// then does not unpark defragmentation.
+    pub fn set_system_parameter(&self, instance: InstanceHandle, parameter: SystemParameter, value: u64) -> JetResult<()> {
+        let core = self.core(instance)?;
+        let _pass = Self::enter_instance(&core, JetCall::SetSystemParameter)?;
+        let initialized = core.gate.phase() != Phase::Created;
+        {
+            let mut state = core.state.lock();
+            let next = state.params.with(parameter, value, initialized)?;
+            if parameter == SystemParameter::CacheSizePages {
+                if let Some(storage) = state.storage.as_mut() {
+                    storage.set_cache_size_pages(usize::try_from(value).unwrap_or(usize::MAX))?;
+                }
+            }
+            if parameter == SystemParameter::VersionStoreMaxVersions {
+                state.version_store.set_max_versions(value);
+            }
+            state.params = next;
+        }
+        if parameter == SystemParameter::OnlineDefrag && initialized {
+            core.worker.signal(|w| {
+                w.defrag_parameter_on = value == 1;
+                w.defrag_work_pending |= value == 1;
+            });
+        }
+        Ok(())
+    }
+
+    /// Status for tests, the simulator and snapshots. Not a Jet call: never gated.
+    pub fn instance_status(&self, instance: InstanceHandle) -> JetResult<InstanceStatus> {
+        let core = self.core(instance)?;
+        Ok(status_of(&core))
+    }
+
+    /// What the last successful stop (or partial stop, or resume) did.
+    pub fn last_stop_record(&self, instance: InstanceHandle) -> JetResult<Option<StopRecord>> {
+        let core = self.core(instance)?;
+        let record = core.state.lock().last_stop.clone();
+        Ok(record)
+    }
+
+    /// Runs one round of background work now (for instances created without a background
+    /// thread). Returns whether anything was done.
+    pub fn run_background_tasks(&self, instance: InstanceHandle) -> JetResult<bool> {
+        let core = self.core(instance)?;
+        let _pass = Self::enter_instance(&core, JetCall::SetSystemParameter)?;
+        if core.gate.phase() == Phase::Created {
+            return Err(JetError::NotInitialized);
+        }
+        Ok(worker::run_round(&core))
+    }
+}
+
+/// Shuts the background worker down and waits for it (thread joined, manual round finished).
+pub(crate) fn stop_worker<R: Runtime>(core: &InstanceCore<R>) {
+    core.worker.signal(|w| w.shutdown = true);
+    let thread = core.worker.thread.lock().take();
+    if let Some(thread) = thread {
+        // A panic on the worker thread is an engine bug; surface it to the caller's thread.
+        if let Err(panic) = R::join(thread) {
+            std::panic::resume_unwind(panic);
+        }
+    }
+    let state = core.worker.state.lock();
+    drop(core.worker.wake.wait_while(state, |w| w.round_active));
+}
+
+pub(crate) fn status_of<R: Runtime>(core: &InstanceCore<R>) -> InstanceStatus {
+    let gate = core.gate.status();
+    let worker = core.worker.snapshot();
+    let state = core.state.lock();
+    let storage = state.storage.as_ref();
+    let vs = state.version_store.stats();
+    InstanceStatus {
+        phase: gate.phase,
+        gated_calls_in_flight: gate.gated_in_flight,
+        ungated_calls_in_flight: gate.ungated_in_flight,
+        stops_that_waited: gate.stops_that_waited,
+        refused_after_stop: gate.refused_after_stop,
+        defrag: worker.defrag_status(),
+        defrag_pages_freed: worker.defrag_pages_freed,
+        version_cleanup: worker.cleanup_status(),
+        version_cleanup_runs: worker.cleanup_runs,
+        versions: vs.versions,
+        sessions: state.sessions.len() as u64,
+        open_transactions: vs.active_transactions,
+        open_tables: state.cursors.len() as u64,
+        attached_databases: state.databases.len() as u64,
+        dirty_pages: storage.map_or(0, |s| s.dirty_page_count()),
+        checkpoint_depth_bytes: storage.map_or(0, |s| s.checkpoint_depth_bytes()),
+        log_tip_lsn: storage.map_or(0, |s| s.tip_lsn()),
+        checkpoint_lsn: storage.map_or(0, |s| s.checkpoint_lsn()),
+        caches_quiesced: worker.caches_quiesced,
+        background_errors: worker.background_errors,
+    }
+}
+

@@ -1,0 +1,204 @@
+//! The Jet API: ESE's calls as methods of [`Jet`], taking and returning handles.
+//!
+//! Every call resolves its handle, passes the instance's gate (see
+//! [`crate::instance::gate`]), validates everything it can before changing anything, and
+//! returns `Result<_, JetError>`. A failed call leaves the instance's observable state
+//! unchanged; the few exceptions are I/O errors (which the durability work makes fail-stop)
+//! and are documented where they can happen.
+//!
+//! Order of checks, which the simulator's reference model mirrors: the handle must decode and
+//! name a live instance (else the handle kind's invalid error), then the gate (phase), then
+//! the handles inside the instance, then arguments, then the operation.
+
+pub mod calls;
+pub mod database;
+pub mod handles;
+pub mod instance;
+pub mod observe;
+pub mod records;
+pub mod session;
+pub mod stop;
+
+use crate::env::Environment;
+use crate::error::{JetError, JetResult};
+use crate::instance::gate::GatePass;
+use crate::instance::slots::Slots;
+use crate::instance::{InstanceCore, InstanceState};
+use crate::runtime::sync::Mutex;
+use crate::runtime::Runtime;
+use calls::JetCall;
+use handles::{InstanceHandle, SessionHandle};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+/// Most instances one [`Jet`] holds (`JET_paramMaxInstances`).
+pub const INSTANCES_MAX: usize = 255;
+
+/// One loaded copy of the engine (ESE: the process's ESENT.DLL): the instance table, the
+/// environment, and the generation counter behind every handle.
+pub struct Jet<R: Runtime> {
+    env: Environment,
+    // A plain std atomic: it only hands out unique numbers, it synchronises nothing, so model
+    // checkers need not see it.
+    generations: AtomicU32,
+    instances: Mutex<R, Slots<Arc<InstanceCore<R>>>>,
+}
+
+/// A session resolved inside its instance's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SessionRef {
+    pub slot: u16,
+    pub generation: u32,
+}
+
+/// Work for the background worker that a call discovered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct WakeOrders {
+    pub wrote: bool,
+    pub deleted: bool,
+    checkpoint_depth_bytes: u64,
+    checkpoint_depth_max_bytes: u64,
+}
+
+impl<R: Runtime> Jet<R> {
+    pub fn new(env: Environment) -> Self {
+        Jet {
+            env,
+            generations: AtomicU32::new(1),
+            instances: Mutex::new(Slots::new(INSTANCES_MAX)),
+        }
+    }
+
+    pub fn environment(&self) -> &Environment {
+        &self.env
+    }
+
+    pub(crate) fn next_generation(&self) -> u32 {
+        loop {
+            let generation = self.generations.fetch_add(1, Ordering::Relaxed);
+            // 0 is nil; after 2^32 allocations the counter wraps and skips it.
+            if generation != 0 {
+                return generation;
+            }
+        }
+    }
+
+    /// The instance named by `handle` (InvalidParameter, as ESE's retail builds, otherwise).
+    pub(crate) fn core(&self, handle: InstanceHandle) -> JetResult<Arc<InstanceCore<R>>> {
+        let parts = handle.parts().ok_or(JetError::InvalidParameter)?;
+        self.instances
+            .lock()
+            .get(u16::from(parts.instance_slot), parts.generation)
+            .cloned()
+            .ok_or(JetError::InvalidParameter)
+    }
+
+    fn core_by_slot(&self, instance_slot: u8) -> Option<Arc<InstanceCore<R>>> {
+        self.instances
+            .lock()
+            .iter()
+            .find(|(slot, _, _)| *slot == u16::from(instance_slot))
+            .map(|(_, _, core)| Arc::clone(core))
+    }
+
+    /// Runs a session-level call: resolve, gate, validate the session, run `body` under the
+    /// instance lock, then pass on any background work it found.
+    pub(crate) fn with_session<T>(
+        &self,
+        sesid: SessionHandle,
+        call: JetCall,
+        body: impl FnOnce(&InstanceCore<R>, &mut InstanceState<R>, SessionRef, &mut WakeOrders) -> JetResult<T>,
+    ) -> JetResult<T> {
+        let parts = sesid.parts().ok_or(JetError::InvalidSesid)?;
+        let core = self
+            .core_by_slot(parts.instance_slot)
+            .ok_or(JetError::InvalidSesid)?;
+        let pass = core
+            .gate
+            .enter(call.admission(core.options.mutations), JetError::InvalidSesid)?;
+        let mut orders = WakeOrders::default();
+        let result = {
+            let mut state = core.state.lock();
+            let session = SessionRef {
+                slot: parts.object_slot,
+                generation: parts.generation,
+            };
+            let result = Self::check_session(&state, session, call)
+                .and_then(|()| body(&core, &mut state, session, &mut orders));
+            if orders.wrote {
+                orders.checkpoint_depth_bytes = state
+                    .storage
+                    .as_ref()
+                    .map_or(0, |storage| storage.checkpoint_depth_bytes());
+                orders.checkpoint_depth_max_bytes = state.params.checkpoint_depth_max_bytes;
+            }
+            result
+        };
+        Self::pass_on(&core, orders);
+        drop(pass);
+        result
+    }
+
+    /// The session exists, and no other thread holds its context. `end_session`,
+    /// `set_session_context`, `reset_session_context` and `get_session_info` have their own
+    /// context rules and skip the thread check.
+    fn check_session(state: &InstanceState<R>, session: SessionRef, call: JetCall) -> JetResult<()> {
+        let entry = state
+            .sessions
+            .get(session.slot, session.generation)
+            .ok_or(JetError::InvalidSesid)?;
+        let exempt = matches!(
+            call,
+            JetCall::EndSession
+                | JetCall::SetSessionContext
+                | JetCall::ResetSessionContext
+                | JetCall::GetSessionInfo
+        );
+        if let (false, Some(context)) = (exempt, entry.context) {
+            // ESE: a session whose context was set by one thread may not be used by another.
+            if context.thread != R::current_thread_id() {
+                return Err(JetError::SessionSharingViolation);
+            }
+        }
+        Ok(())
+    }
+
+    fn pass_on(core: &InstanceCore<R>, orders: WakeOrders) {
+        if !orders.wrote && !orders.deleted {
+            return;
+        }
+        let (depth_bytes, max_bytes) = (orders.checkpoint_depth_bytes, orders.checkpoint_depth_max_bytes);
+        core.worker.signal(|worker| {
+            if orders.wrote && (depth_bytes > max_bytes || (worker.caches_quiesced && depth_bytes > 0)) {
+                worker.flush_requested = true;
+            }
+            if orders.deleted {
+                worker.defrag_work_pending = true;
+            }
+        });
+    }
+
+    /// Holds the gate for an instance-level call with the given admission.
+    pub(crate) fn enter_instance<'a>(
+        core: &'a InstanceCore<R>,
+        call: JetCall,
+    ) -> JetResult<GatePass<'a, R>> {
+        core.gate
+            .enter(call.admission(core.options.mutations), JetError::InvalidParameter)
+    }
+}
+
+impl<R: Runtime> Drop for Jet<R> {
+    /// Background threads hold their instance; stop them so a dropped `Jet` leaks no thread.
+    fn drop(&mut self) {
+        let cores: Vec<Arc<InstanceCore<R>>> = self
+            .instances
+            .lock()
+            .iter()
+            .map(|(_, _, core)| Arc::clone(core))
+            .collect();
+        for core in cores {
+            instance::stop_worker(&core);
+        }
+    }
+}

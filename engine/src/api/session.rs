@@ -1,0 +1,264 @@
+//! Sessions, session contexts and transactions.
+
+use super::calls::JetCall;
+use super::handles::{InstanceHandle, SessionHandle};
+use super::{Jet, SessionRef};
+use crate::error::{JetError, JetResult};
+use crate::instance::mutations::Mutant;
+use crate::instance::{InstanceState, OpenTransaction, Session, SessionContext, TRANSACTION_LEVEL_MAX};
+use crate::runtime::Runtime;
+use crate::storage::LogRecord;
+use std::collections::BTreeMap;
+
+/// What `get_session_info` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// 0 outside a transaction.
+    pub transaction_level: u8,
+    pub context: Option<u64>,
+    pub open_tables: u32,
+    pub open_databases: u32,
+}
+
+impl<R: Runtime> Jet<R> {
+    /// `JetBeginSession`.
+    pub fn begin_session(&self, instance: InstanceHandle) -> JetResult<SessionHandle> {
+        let core = self.core(instance)?;
+        let _pass = Self::enter_instance(&core, JetCall::BeginSession)?;
+        let parts = instance.parts().expect("resolved above");
+        let generation = self.next_generation();
+        let mut state = core.state.lock();
+        let slot = state
+            .sessions
+            .insert(
+                generation,
+                Session {
+                    context: None,
+                    transaction: None,
+                    open_databases: BTreeMap::new(),
+                },
+            )
+            .ok_or(JetError::OutOfSessions)?;
+        Ok(SessionHandle::new(parts.instance_slot, slot, generation))
+    }
+
+    /// `JetEndSession`: refused with `SessionInUse` while a context is set (even by the calling
+    /// thread); otherwise rolls back every level, closes the session's tables and databases,
+    /// and frees the session.
+    pub fn end_session(&self, sesid: SessionHandle) -> JetResult<()> {
+        self.with_session(sesid, JetCall::EndSession, |core, state, session, _| {
+            let entry = session_entry(state, session);
+            if entry.context.is_some() && !core.options.mutations.is_active(Mutant::EndSessionIgnoresContext) {
+                return Err(JetError::SessionInUse);
+            }
+            while let Some(open) = session_entry(state, session).transaction {
+                rollback_level(state, session, open, false)?;
+            }
+            close_cursors(state, session, |_| true);
+            state.sessions.remove(session.slot, session.generation);
+            Ok(())
+        })
+    }
+
+    /// `JetSetSessionContext`: binds the session to `context` and the calling thread.
+    pub fn set_session_context(&self, sesid: SessionHandle, context: u64) -> JetResult<()> {
+        self.with_session(sesid, JetCall::SetSessionContext, |_, state, session, _| {
+            if context == 0 || context == u64::MAX {
+                return Err(JetError::InvalidParameter);
+            }
+            let entry = session_entry_mut(state, session);
+            if entry.context.is_some() {
+                return Err(JetError::SessionContextAlreadySet);
+            }
+            entry.context = Some(SessionContext {
+                value: context,
+                thread: R::current_thread_id(),
+            });
+            Ok(())
+        })
+    }
+
+    /// `JetResetSessionContext`: only the thread that set the context may reset it.
+    pub fn reset_session_context(&self, sesid: SessionHandle) -> JetResult<()> {
+        self.with_session(sesid, JetCall::ResetSessionContext, |core, state, session, _| {
+            let any_thread = core.options.mutations.is_active(Mutant::ResetContextFromAnyThread);
+            let entry = session_entry_mut(state, session);
+            match entry.context {
+                Some(context) if any_thread || context.thread == R::current_thread_id() => {
+                    entry.context = None;
+                    Ok(())
+                }
+                _ => Err(JetError::SessionContextNotSetByThisThread),
+            }
+        })
+    }
+
+    /// `JetGetSessionInfo` (ESE lets it through after a stop).
+    pub fn get_session_info(&self, sesid: SessionHandle) -> JetResult<SessionInfo> {
+        self.with_session(sesid, JetCall::GetSessionInfo, |_, state, session, _| {
+            let entry = session_entry(state, session);
+            let open_tables = state
+                .cursors
+                .iter()
+                .filter(|(_, _, c)| c.session_slot == session.slot && c.session_generation == session.generation)
+                .count();
+            Ok(SessionInfo {
+                transaction_level: entry.transaction.map_or(0, |t| t.level),
+                context: entry.context.map(|c| c.value),
+                open_tables: u32::try_from(open_tables).expect("bounded by CURSORS_MAX"),
+                open_databases: u32::try_from(entry.open_databases.len()).expect("bounded"),
+            })
+        })
+    }
+
+    /// `JetBeginTransaction`: level 1 takes a snapshot; up to 7 levels nest.
+    pub fn begin_transaction(&self, sesid: SessionHandle) -> JetResult<()> {
+        self.with_session(sesid, JetCall::BeginTransaction, |_, state, session, _| {
+            let current = session_entry(state, session).transaction;
+            let next = match current {
+                None => OpenTransaction {
+                    txn: state.version_store.begin(),
+                    level: 1,
+                },
+                Some(open) if open.level >= TRANSACTION_LEVEL_MAX => return Err(JetError::TransTooDeep),
+                Some(open) => OpenTransaction {
+                    level: open.level + 1,
+                    ..open
+                },
+            };
+            session_entry_mut(state, session).transaction = Some(next);
+            Ok(())
+        })
+    }
+
+    /// `JetCommitTransaction`: commits the innermost level. Level 1 gets a commit timestamp and
+    /// its log records are flushed before the call returns.
+    pub fn commit_transaction(&self, sesid: SessionHandle) -> JetResult<()> {
+        self.with_session(sesid, JetCall::CommitTransaction, |_, state, session, orders| {
+            let open = session_entry(state, session)
+                .transaction
+                .ok_or(JetError::NotInTransaction)?;
+            if open.level == 1 {
+                let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+                // Log first: if the log cannot be made durable, the transaction stays open and
+                // nothing changed.
+                storage.append_log(LogRecord::Commit {
+                    txn: open.txn,
+                    commit_ts: state.version_store.next_commit_ts(),
+                })?;
+                storage.flush_log()?;
+                let committed = state.version_store.commit_level(open.txn, 1);
+                debug_assert!(committed.is_some());
+                session_entry_mut(state, session).transaction = None;
+                orders.wrote = true;
+            } else {
+                state.version_store.commit_level(open.txn, open.level);
+                session_entry_mut(state, session).transaction = Some(OpenTransaction {
+                    level: open.level - 1,
+                    ..open
+                });
+            }
+            // Tables opened inside the committed level now belong to the enclosing one.
+            let new_level = open.level - 1;
+            for_each_cursor_of(state, session, |cursor| {
+                cursor.opened_at_level = cursor.opened_at_level.min(new_level);
+            });
+            Ok(())
+        })
+    }
+
+    /// `JetRollback`: undoes the innermost level and closes the tables opened in it.
+    pub fn rollback(&self, sesid: SessionHandle) -> JetResult<()> {
+        self.with_session(sesid, JetCall::Rollback, |core, state, session, orders| {
+            let open = session_entry(state, session)
+                .transaction
+                .ok_or(JetError::NotInTransaction)?;
+            let keep_tables = core.options.mutations.is_active(Mutant::RollbackLeavesTablesOpen);
+            rollback_level(state, session, open, keep_tables)?;
+            orders.wrote = true;
+            orders.deleted = true;
+            Ok(())
+        })
+    }
+}
+
+pub(crate) fn session_entry<R: Runtime>(state: &InstanceState<R>, session: SessionRef) -> &Session<R> {
+    state
+        .sessions
+        .get(session.slot, session.generation)
+        .expect("session validated at entry")
+}
+
+pub(crate) fn session_entry_mut<R: Runtime>(state: &mut InstanceState<R>, session: SessionRef) -> &mut Session<R> {
+    state
+        .sessions
+        .get_mut(session.slot, session.generation)
+        .expect("session validated at entry")
+}
+
+/// Applies `change` to every cursor the session owns.
+fn for_each_cursor_of<R: Runtime>(
+    state: &mut InstanceState<R>,
+    session: SessionRef,
+    mut change: impl FnMut(&mut crate::instance::Cursor),
+) {
+    let owned: Vec<(u16, u32)> = state
+        .cursors
+        .iter()
+        .filter(|(_, _, c)| c.session_slot == session.slot && c.session_generation == session.generation)
+        .map(|(slot, generation, _)| (slot, generation))
+        .collect();
+    for (slot, generation) in owned {
+        if let Some(cursor) = state.cursors.get_mut(slot, generation) {
+            change(cursor);
+        }
+    }
+}
+
+/// Closes the session's cursors that `close` selects.
+pub(crate) fn close_cursors<R: Runtime>(
+    state: &mut InstanceState<R>,
+    session: SessionRef,
+    close: impl Fn(&crate::instance::Cursor) -> bool,
+) {
+    let doomed: Vec<(u16, u32)> = state
+        .cursors
+        .iter()
+        .filter(|(_, _, c)| {
+            c.session_slot == session.slot && c.session_generation == session.generation && close(c)
+        })
+        .map(|(slot, generation, _)| (slot, generation))
+        .collect();
+    for (slot, generation) in doomed {
+        state.cursors.remove(slot, generation);
+    }
+}
+
+/// Undoes the innermost level of `open`: before-images back into the B+tree, newest first.
+fn rollback_level<R: Runtime>(
+    state: &mut InstanceState<R>,
+    session: SessionRef,
+    open: OpenTransaction,
+    keep_tables: bool,
+) -> JetResult<()> {
+    let undone = state.version_store.rollback_level(open.txn, open.level);
+    let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+    for (record, before) in undone {
+        match before {
+            Some(value) => storage.put(record.file, record.table_root, &record.key, &value)?,
+            None => storage.remove(record.file, record.table_root, &record.key)?,
+        };
+    }
+    storage.append_log(LogRecord::Rollback {
+        txn: open.txn,
+        level: open.level,
+    })?;
+    session_entry_mut(state, session).transaction = (open.level > 1).then_some(OpenTransaction {
+        level: open.level - 1,
+        ..open
+    });
+    if !keep_tables {
+        close_cursors(state, session, |cursor| cursor.opened_at_level >= open.level);
+    }
+    Ok(())
+}

@@ -1,0 +1,330 @@
+//! The instance's entry gate: which calls are admitted in which lifecycle phase, how many are
+//! in flight, and the transitions that wait for them to drain (stop and term).
+//!
+//! This is the piece ESE gets wrong: ESE sets its stop flag after the preparation steps and
+//! never waits for calls that passed their entry check, so a commit can finish after
+//! `JetStopServiceInstance` returned. Here the check and the in-flight count are one critical
+//! section, the stop closes the gate *first* and waits until every gated call has left, and
+//! only then prepares. The loom models in `jetsim-models` run this file's code exhaustively.
+
+use crate::error::{JetError, JetResult};
+use crate::instance::mutations::{Mutant, Mutations};
+use crate::runtime::sync::{Condvar, Mutex};
+use crate::runtime::Runtime;
+
+/// Lifecycle phase of an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    /// `create_instance` returned; parameters may be set; nothing else works.
+    Created,
+    Initializing,
+    Running,
+    /// A full stop closed the gate and is draining calls or preparing.
+    Stopping,
+    /// The stop completed: only allowlisted calls are admitted, for ever.
+    Stopped,
+    Terminating,
+    Terminated,
+}
+
+impl Phase {
+    /// A full stop has begun (the gate is closed to gated calls).
+    pub fn stop_requested(self) -> bool {
+        matches!(self, Phase::Stopping | Phase::Stopped)
+    }
+}
+
+/// How a call is admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Admission {
+    /// Refused with `ClientRequestToStopJetService` once a full stop has begun.
+    Gated,
+    /// Still works after a stop: rollback, close_table, end_session, close_database,
+    /// detach_database, reset_session_context, get_session_info.
+    Allowlisted,
+    /// Parameter calls: also admitted before init, as ESE allows.
+    Configuration,
+}
+
+/// Counters the gate keeps; a snapshot is part of the instance status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GateStatus {
+    pub phase: Phase,
+    pub gated_in_flight: u32,
+    pub ungated_in_flight: u32,
+    /// How many full stops found gated calls in flight and waited for them (a coverage mark).
+    pub stops_that_waited: u64,
+    /// Gated calls refused because a stop had begun.
+    pub refused_after_stop: u64,
+}
+
+struct GateState {
+    phase: Phase,
+    gated_in_flight: u32,
+    ungated_in_flight: u32,
+    stops_that_waited: u64,
+    refused_after_stop: u64,
+}
+
+/// What [`Gate::begin_stop`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopEntry {
+    /// The gate is now closed and drained: prepare, then call [`Gate::finish_stop`].
+    Proceed { waited_for_calls: u32 },
+    /// A previous stop completed; nothing more to do.
+    AlreadyStopped,
+}
+
+/// Upper bound on calls in flight per instance; a real caller cannot reach it (each call needs
+/// its own thread), so hitting it means a leaked pass.
+const IN_FLIGHT_MAX: u32 = 1 << 20;
+
+/// The gate. Every Jet call that touches an instance holds a [`GatePass`] for its duration.
+pub struct Gate<R: Runtime> {
+    state: Mutex<R, GateState>,
+    changed: Condvar<R>,
+    mutations: Mutations,
+}
+
+/// Proof of admission; leaving the engine is dropping it.
+#[must_use = "dropping the pass leaves the engine"]
+pub struct GatePass<'a, R: Runtime> {
+    gate: &'a Gate<R>,
+    admission: Admission,
+}
+
+impl<R: Runtime> Drop for GatePass<'_, R> {
+    fn drop(&mut self) {
+        self.gate.leave(self.admission);
+    }
+}
+
+impl<R: Runtime> Gate<R> {
+    pub fn new(mutations: Mutations) -> Self {
+        Gate {
+            state: Mutex::new(GateState {
+                phase: Phase::Created,
+                gated_in_flight: 0,
+                ungated_in_flight: 0,
+                stops_that_waited: 0,
+                refused_after_stop: 0,
+            }),
+            changed: Condvar::new(),
+            mutations,
+        }
+    }
+
+    pub fn status(&self) -> GateStatus {
+        let state = self.state.lock();
+        GateStatus {
+            phase: state.phase,
+            gated_in_flight: state.gated_in_flight,
+            ungated_in_flight: state.ungated_in_flight,
+            stops_that_waited: state.stops_that_waited,
+            refused_after_stop: state.refused_after_stop,
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.state.lock().phase
+    }
+
+    /// Why `phase` refuses `admission`, if it does. `gone` is the caller's error for a
+    /// terminated instance (its handles are stale: InvalidParameter or InvalidSesid).
+    fn refusal(phase: Phase, admission: Admission, gone: JetError) -> Option<JetError> {
+        match (phase, admission) {
+            (Phase::Running, _) => None,
+            (Phase::Created, Admission::Configuration) => None,
+            (Phase::Created, _) => Some(JetError::NotInitialized),
+            (Phase::Initializing, _) => Some(JetError::InitInProgress),
+            (Phase::Stopping | Phase::Stopped, Admission::Gated) => {
+                Some(JetError::ClientRequestToStopJetService)
+            }
+            (Phase::Stopping | Phase::Stopped, _) => None,
+            (Phase::Terminating, _) => Some(JetError::TermInProgress),
+            (Phase::Terminated, _) => Some(gone),
+        }
+    }
+
+    /// Admits a call or says why not. The phase check and the in-flight count change happen
+    /// in one critical section: that is what makes "no gated call runs after the stop
+    /// returned" hold.
+    pub fn enter(&self, admission: Admission, gone: JetError) -> JetResult<GatePass<'_, R>> {
+        if self.mutations.is_active(Mutant::CheckThenActGate) {
+            // Planted bug: check, let go of the lock, then count.
+            {
+                let mut state = self.state.lock();
+                if let Some(error) = Self::refusal(state.phase, admission, gone) {
+                    state.refused_after_stop += u64::from(error == JetError::ClientRequestToStopJetService);
+                    return Err(error);
+                }
+            }
+            let mut state = self.state.lock();
+            Self::count_in(&mut state, admission);
+            return Ok(GatePass { gate: self, admission });
+        }
+        let mut state = self.state.lock();
+        if let Some(error) = Self::refusal(state.phase, admission, gone) {
+            state.refused_after_stop += u64::from(error == JetError::ClientRequestToStopJetService);
+            return Err(error);
+        }
+        Self::count_in(&mut state, admission);
+        Ok(GatePass { gate: self, admission })
+    }
+
+    fn count_in(state: &mut GateState, admission: Admission) {
+        let counter = match admission {
+            Admission::Gated => &mut state.gated_in_flight,
+            Admission::Allowlisted | Admission::Configuration => &mut state.ungated_in_flight,
+        };
+        assert!(*counter < IN_FLIGHT_MAX, "gate pass leaked");
+        *counter += 1;
+    }
+
+    fn leave(&self, admission: Admission) {
+        let mut state = self.state.lock();
+        let counter = match admission {
+            Admission::Gated => &mut state.gated_in_flight,
+            Admission::Allowlisted | Admission::Configuration => &mut state.ungated_in_flight,
+        };
+        assert!(*counter > 0, "gate left more often than entered");
+        *counter -= 1;
+        let drained = *counter == 0;
+        drop(state);
+        if drained {
+            // Stop waits for gated calls, term for all: both re-check their own predicate.
+            self.changed.notify_all();
+        }
+    }
+
+    /// `init`: Created → Initializing.
+    pub fn begin_init(&self) -> JetResult<()> {
+        let mut state = self.state.lock();
+        match state.phase {
+            Phase::Created => {
+                state.phase = Phase::Initializing;
+                Ok(())
+            }
+            Phase::Initializing => Err(JetError::InitInProgress),
+            Phase::Running | Phase::Stopping | Phase::Stopped => Err(JetError::AlreadyInitialized),
+            Phase::Terminating => Err(JetError::TermInProgress),
+            Phase::Terminated => Err(JetError::InvalidParameter),
+        }
+    }
+
+    /// `init` finished: Running on success, back to Created on failure (nothing changed).
+    pub fn finish_init(&self, succeeded: bool) {
+        let mut state = self.state.lock();
+        assert_eq!(state.phase, Phase::Initializing);
+        state.phase = if succeeded { Phase::Running } else { Phase::Created };
+        drop(state);
+        self.changed.notify_all();
+    }
+
+    /// Validation of a stop without side effects: the error a stop would return now, if any.
+    pub fn stop_refusal(&self) -> Option<JetError> {
+        Self::stop_refusal_in(self.state.lock().phase)
+    }
+
+    fn stop_refusal_in(phase: Phase) -> Option<JetError> {
+        match phase {
+            Phase::Running | Phase::Stopping | Phase::Stopped => None,
+            // The documented error for "not a running instance".
+            Phase::Created | Phase::Initializing | Phase::Terminated => {
+                Some(JetError::InvalidParameter)
+            }
+            Phase::Terminating => Some(JetError::TermInProgress),
+        }
+    }
+
+    /// Full stop, first half: validate, close the gate, wait for gated calls in flight to
+    /// leave. On error nothing changed.
+    pub fn begin_stop(&self) -> JetResult<StopEntry> {
+        let mut state = self.state.lock();
+        loop {
+            if let Some(error) = Self::stop_refusal_in(state.phase) {
+                return Err(error);
+            }
+            match state.phase {
+                Phase::Running => break,
+                // Another stop is preparing: wait for it, then this one has nothing to add.
+                Phase::Stopping => state = self.changed.wait(state),
+                _ => return Ok(StopEntry::AlreadyStopped),
+            }
+        }
+        if self.mutations.is_active(Mutant::StopFlagLast) {
+            // Planted bug (ESE's order): no gate closing, no drain; the flag is set at the end.
+            return Ok(StopEntry::Proceed {
+                waited_for_calls: 0,
+            });
+        }
+        state.phase = Phase::Stopping;
+        let waited_for_calls = state.gated_in_flight;
+        if waited_for_calls > 0 {
+            state.stops_that_waited += 1;
+        }
+        let state = self
+            .changed
+            .wait_while(state, |state| state.gated_in_flight > 0);
+        debug_assert_eq!(state.phase, Phase::Stopping);
+        Ok(StopEntry::Proceed { waited_for_calls })
+    }
+
+    /// Full stop, second half: the preparation is done.
+    pub fn finish_stop(&self) {
+        let mut state = self.state.lock();
+        if self.mutations.is_active(Mutant::StopFlagLast) {
+            if state.phase == Phase::Running {
+                state.phase = Phase::Stopped;
+            }
+        } else {
+            assert_eq!(state.phase, Phase::Stopping, "finish_stop without begin_stop");
+            assert_eq!(state.gated_in_flight, 0, "a gated call entered a closed gate");
+            state.phase = Phase::Stopped;
+        }
+        drop(state);
+        self.changed.notify_all();
+    }
+
+    /// Term, first half: wait for a stop in progress to finish, close the gate to every call,
+    /// wait for all calls in flight. Returns the phase to restore if term has to give up.
+    pub fn begin_term(&self) -> JetResult<Phase> {
+        let mut state = self.state.lock();
+        loop {
+            match state.phase {
+                Phase::Created | Phase::Running | Phase::Stopped => break,
+                // Term racing a stop or an init: let it finish first, then terminate.
+                Phase::Stopping | Phase::Initializing => state = self.changed.wait(state),
+                Phase::Terminating => return Err(JetError::TermInProgress),
+                Phase::Terminated => return Err(JetError::InvalidParameter),
+            }
+        }
+        let previous = state.phase;
+        state.phase = Phase::Terminating;
+        if self.mutations.is_active(Mutant::TermDoesNotWait) {
+            return Ok(previous);
+        }
+        let state = self.changed.wait_while(state, |state| {
+            state.gated_in_flight > 0 || state.ungated_in_flight > 0
+        });
+        debug_assert_eq!(state.phase, Phase::Terminating);
+        Ok(previous)
+    }
+
+    /// Term gave up (transactions still open): the instance is as it was.
+    pub fn abort_term(&self, previous: Phase) {
+        let mut state = self.state.lock();
+        assert_eq!(state.phase, Phase::Terminating);
+        state.phase = previous;
+        drop(state);
+        self.changed.notify_all();
+    }
+
+    pub fn finish_term(&self) {
+        let mut state = self.state.lock();
+        assert_eq!(state.phase, Phase::Terminating);
+        state.phase = Phase::Terminated;
+        drop(state);
+        self.changed.notify_all();
+    }
+}

@@ -1,0 +1,145 @@
+//! One ESE instance: its gate, its background worker, and the state behind one lock.
+//!
+//! Locking: [`InstanceCore::stop_lock`] serialises stop, partial stop and resume. The gate,
+//! the worker and the state each have their own mutex and are never held together, except
+//! that the stop lock is held across the others. So there is no lock-order cycle to get wrong.
+
+pub mod gate;
+pub mod mutations;
+pub mod params;
+pub mod slots;
+pub mod status;
+pub mod worker;
+
+use crate::api::handles::InstanceHandle;
+use crate::env::Environment;
+use crate::runtime::sync::Mutex;
+use crate::runtime::Runtime;
+use crate::storage::{FileId, PageNumber, Storage};
+use crate::transaction::{TxnId, VersionStore};
+use gate::Gate;
+use params::{InstanceOptions, SystemParameters};
+use slots::Slots;
+use status::StopRecord;
+use std::collections::BTreeMap;
+use worker::Worker;
+
+/// Most sessions an instance holds (`JET_paramMaxSessions`).
+pub const SESSIONS_MAX: usize = 1024;
+/// Most cursors open at once in an instance (`JET_paramMaxCursors`).
+pub const CURSORS_MAX: usize = 4096;
+/// Most databases attached at once.
+pub const DATABASES_MAX: usize = 64;
+/// ESE nests transactions to 7 levels.
+pub const TRANSACTION_LEVEL_MAX: u8 = 7;
+
+/// A session context set with `set_session_context`, and the thread that set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionContext<T> {
+    pub value: u64,
+    pub thread: T,
+}
+
+/// An open transaction of a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenTransaction {
+    pub txn: TxnId,
+    /// 1..=7.
+    pub level: u8,
+}
+
+/// A session (`JET_SESID`).
+#[derive(Debug, Clone)]
+pub struct Session<R: Runtime> {
+    pub context: Option<SessionContext<R::ThreadId>>,
+    pub transaction: Option<OpenTransaction>,
+    /// Database slot → how many times this session has it open.
+    pub open_databases: BTreeMap<u16, u32>,
+}
+
+/// Where a cursor stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Position {
+    BeforeFirst,
+    On(Vec<u8>),
+    AfterLast,
+}
+
+/// An open table (`JET_TABLEID`).
+#[derive(Debug, Clone)]
+pub struct Cursor {
+    pub session_slot: u16,
+    pub session_generation: u32,
+    pub database_slot: u16,
+    pub table_name: String,
+    pub table_root: PageNumber,
+    /// Transaction level when opened (0: outside a transaction). Rolling back that level
+    /// closes the cursor.
+    pub opened_at_level: u8,
+    pub position: Position,
+}
+
+/// An attached database (`JET_DBID` names its slot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachedDatabase {
+    pub file: FileId,
+    pub path: String,
+}
+
+/// Everything behind the instance lock.
+pub struct InstanceState<R: Runtime> {
+    pub params: SystemParameters,
+    /// `Some` between a successful init and term.
+    pub storage: Option<Storage>,
+    pub sessions: Slots<Session<R>>,
+    pub cursors: Slots<Cursor>,
+    pub databases: Slots<AttachedDatabase>,
+    pub version_store: VersionStore,
+    pub last_stop: Option<StopRecord>,
+    pub stops_completed: u64,
+}
+
+/// The shared core of one instance; API calls and the background thread hold an `Arc` of it.
+pub struct InstanceCore<R: Runtime> {
+    pub name: String,
+    pub handle: InstanceHandle,
+    pub options: InstanceOptions,
+    pub env: Environment,
+    pub gate: Gate<R>,
+    pub stop_lock: Mutex<R, ()>,
+    pub worker: Worker<R>,
+    pub state: Mutex<R, InstanceState<R>>,
+}
+
+impl<R: Runtime> InstanceCore<R> {
+    pub fn new(name: String, handle: InstanceHandle, options: InstanceOptions, env: Environment) -> Self {
+        let params = SystemParameters::default();
+        InstanceCore {
+            name,
+            handle,
+            options,
+            env,
+            gate: Gate::new(options.mutations),
+            stop_lock: Mutex::new(()),
+            worker: Worker::new(),
+            state: Mutex::new(InstanceState {
+                params,
+                storage: None,
+                sessions: Slots::new(SESSIONS_MAX),
+                cursors: Slots::new(CURSORS_MAX),
+                databases: Slots::new(DATABASES_MAX),
+                version_store: VersionStore::new(params.version_store_max_versions),
+                last_stop: None,
+                stops_completed: 0,
+            }),
+        }
+    }
+
+    pub fn log_path(&self) -> String {
+        format!("{}/jet.log", self.name)
+    }
+
+    pub fn checkpoint_path(&self) -> String {
+        format!("{}/jet.chk", self.name)
+    }
+}

@@ -1,0 +1,90 @@
+//! Planted bugs ("mutants") that prove the checkers have teeth.
+//!
+//! A mutant can only be switched on when the crate is built with the additive `mutants`
+//! feature; without it [`Mutations::is_active`] is a constant `false` and the optimiser removes
+//! every mutated branch. Turning one on is per instance ([`crate::InstanceOptions`]), so the
+//! mutated and the correct engine coexist in one test process.
+
+/// A named planted bug. Each says which rule it breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Mutant {
+    /// ESE's order: run the preparation steps first and set the stop flag last, without
+    /// waiting for calls in flight. Calls admitted before the flag finish after the stop.
+    StopFlagLast,
+    /// The gate checks the phase and counts the call in flight in two separate critical
+    /// sections: a stop can slip between them and miss the call.
+    CheckThenActGate,
+    /// Stop validates after stopping online defragmentation: a failed stop has a side effect.
+    DefragStoppedBeforeValidation,
+    /// `rollback` is refused after the stop (allowlist missing an entry).
+    AllowlistMissingRollback,
+    /// `commit_transaction` is admitted after the stop (allowlist with an extra entry).
+    AllowlistExtraCommit,
+    /// The stop does not signal version-store cleanup.
+    VersionCleanupNotSignalled,
+    /// The stop does not quiesce the checkpoint (dirty pages stay dirty).
+    CheckpointQuiesceSkipped,
+    /// `end_session` ends a session even though a context is set on it.
+    EndSessionIgnoresContext,
+    /// `rollback` leaves the tables opened in the rolled-back level open.
+    RollbackLeavesTablesOpen,
+    /// `reset_session_context` is accepted from a thread that did not set the context.
+    ResetContextFromAnyThread,
+    /// `term` does not wait for calls in flight to leave the engine.
+    TermDoesNotWait,
+}
+
+impl Mutant {
+    /// Every mutant, in declaration order.
+    pub const ALL: &'static [Mutant] = &[
+        Mutant::StopFlagLast,
+        Mutant::CheckThenActGate,
+        Mutant::DefragStoppedBeforeValidation,
+        Mutant::AllowlistMissingRollback,
+        Mutant::AllowlistExtraCommit,
+        Mutant::VersionCleanupNotSignalled,
+        Mutant::CheckpointQuiesceSkipped,
+        Mutant::EndSessionIgnoresContext,
+        Mutant::RollbackLeavesTablesOpen,
+        Mutant::ResetContextFromAnyThread,
+        Mutant::TermDoesNotWait,
+    ];
+
+    const fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+/// The set of mutants active in one instance. Empty unless the `mutants` feature is on and a
+/// test asked for one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Mutations {
+    #[cfg_attr(not(feature = "mutants"), allow(dead_code))]
+    bits: u32,
+}
+
+impl Mutations {
+    /// No planted bug: the real engine.
+    pub const NONE: Mutations = Mutations { bits: 0 };
+
+    /// An engine with `mutant` planted.
+    #[cfg(feature = "mutants")]
+    pub fn with(self, mutant: Mutant) -> Mutations {
+        Mutations {
+            bits: self.bits | mutant.bit(),
+        }
+    }
+
+    #[inline(always)]
+    pub fn is_active(self, mutant: Mutant) -> bool {
+        #[cfg(feature = "mutants")]
+        {
+            self.bits & mutant.bit() != 0
+        }
+        #[cfg(not(feature = "mutants"))]
+        {
+            let _ = mutant.bit();
+            false
+        }
+    }
+}

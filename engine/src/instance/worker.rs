@@ -1,0 +1,236 @@
+//! Background work of an instance: online defragmentation, version-store cleanup and the
+//! checkpoint flusher.
+//!
+//! All of it is event-driven: the worker sleeps on a condition variable until a call or a
+//! stop signals work, never on a timer (loom and shuttle do not model time). The same
+//! [`run_round`] runs on the instance's background thread or, for instances created without
+//! one, when the harness calls `Jet::run_background_tasks`.
+//!
+//! Defragmentation runs in small steps, each under the instance lock, and checks between steps
+//! whether a stop asked it to park; a stop waits until the pass in progress has noticed.
+
+use crate::instance::status::{CleanupStatus, DefragStatus};
+use crate::instance::InstanceCore;
+use crate::runtime::sync::{Condvar, Mutex};
+use crate::runtime::Runtime;
+use crate::storage::FileId;
+use std::collections::BTreeSet;
+
+/// Upper bound on defrag steps in one round, so a round always ends and a shutdown or park is
+/// noticed promptly even if every step finds work.
+pub const DEFRAG_STEPS_PER_ROUND_MAX: u32 = 64;
+
+/// What the worker is asked to do and what it has done.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerState {
+    /// Databases started with `defragment` (in addition to all of them when the
+    /// `OnlineDefrag` parameter is on).
+    pub defrag_started: BTreeSet<FileId>,
+    /// Mirrors the `OnlineDefrag` parameter.
+    pub defrag_parameter_on: bool,
+    /// Set by a full stop or a `BackgroundUserTasks` partial stop.
+    pub defrag_parked: bool,
+    pub defrag_pass_active: bool,
+    /// Deletes or a start may have left pages to merge.
+    pub defrag_work_pending: bool,
+    pub defrag_pages_freed: u64,
+    pub defrag_steps: u64,
+    pub cleanup_requested: bool,
+    pub cleanup_runs: u64,
+    pub flush_requested: bool,
+    /// Target checkpoint depth is 0 (full stop or `QuiesceCaches`).
+    pub caches_quiesced: bool,
+    /// Background steps that failed (I/O); the durability work makes these fail-stop.
+    pub background_errors: u64,
+    pub shutdown: bool,
+    pub round_active: bool,
+}
+
+impl WorkerState {
+    pub fn defrag_status(&self) -> DefragStatus {
+        if self.defrag_parked {
+            DefragStatus::Parked
+        } else if self.defrag_parameter_on || !self.defrag_started.is_empty() {
+            DefragStatus::Running
+        } else {
+            DefragStatus::Off
+        }
+    }
+
+    pub fn cleanup_status(&self) -> CleanupStatus {
+        if self.cleanup_requested {
+            CleanupStatus::Signalled
+        } else {
+            CleanupStatus::Idle
+        }
+    }
+
+    fn defrag_has_work(&self) -> bool {
+        self.defrag_status() == DefragStatus::Running && self.defrag_work_pending
+    }
+
+    fn has_work(&self) -> bool {
+        self.cleanup_requested || self.flush_requested || self.defrag_has_work()
+    }
+}
+
+/// The worker's shared state and its wake-up signal.
+pub struct Worker<R: Runtime> {
+    pub state: Mutex<R, WorkerState>,
+    pub wake: Condvar<R>,
+    pub thread: Mutex<R, Option<R::JoinHandle<()>>>,
+}
+
+impl<R: Runtime> Worker<R> {
+    pub fn new() -> Self {
+        Worker {
+            state: Mutex::new(WorkerState::default()),
+            wake: Condvar::new(),
+            thread: Mutex::new(None),
+        }
+    }
+
+    /// Changes the worker's orders and wakes it.
+    pub fn signal(&self, change: impl FnOnce(&mut WorkerState)) {
+        let mut state = self.state.lock();
+        change(&mut state);
+        drop(state);
+        self.wake.notify_all();
+    }
+
+    pub fn snapshot(&self) -> WorkerState {
+        self.state.lock().clone()
+    }
+
+    /// Parks defragmentation and waits until no defrag pass is running. Returns the status
+    /// before and after.
+    pub fn park_defrag(&self) -> (DefragStatus, DefragStatus) {
+        let mut state = self.state.lock();
+        let before = state.defrag_status();
+        state.defrag_parked = true;
+        let state = self.wake.wait_while(state, |s| s.defrag_pass_active);
+        let after = state.defrag_status();
+        drop(state);
+        self.wake.notify_all();
+        (before, after)
+    }
+}
+
+impl<R: Runtime> Default for Worker<R> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The background thread's body: sleep until there is work or shutdown, run a round, repeat.
+pub fn thread_main<R: Runtime>(core: &InstanceCore<R>) {
+    loop {
+        {
+            let state = core.worker.state.lock();
+            let state = core
+                .worker
+                .wake
+                .wait_while(state, |s| !s.shutdown && !s.has_work());
+            if state.shutdown {
+                return;
+            }
+        }
+        run_round(core);
+    }
+}
+
+/// One round of background work: a version cleanup if requested, a checkpoint flush if
+/// requested, and up to [`DEFRAG_STEPS_PER_ROUND_MAX`] defrag steps. Returns whether anything
+/// was done.
+pub fn run_round<R: Runtime>(core: &InstanceCore<R>) -> bool {
+    let (cleanup, flush, defrag) = {
+        let mut state = core.worker.state.lock();
+        if state.round_active || state.shutdown {
+            // One round at a time: the thread and a manual tick never overlap.
+            return false;
+        }
+        let orders = (state.cleanup_requested, state.flush_requested, state.defrag_has_work());
+        // Take the orders now, so a request that arrives during the round is kept for the
+        // next one rather than cleared at the end of this one.
+        state.cleanup_requested = false;
+        state.flush_requested = false;
+        state.round_active = true;
+        state.defrag_pass_active = orders.2;
+        orders
+    };
+    let mut errors = 0u64;
+    if cleanup {
+        core.state.lock().version_store.cleanup();
+    }
+    if flush {
+        let quiesced = core.worker.state.lock().caches_quiesced;
+        let mut state = core.state.lock();
+        let target = if quiesced {
+            0
+        } else {
+            state.params.checkpoint_depth_max_bytes
+        };
+        if let Some(storage) = state.storage.as_mut() {
+            errors += u64::from(storage.flush_to_depth(target).is_err());
+        }
+    }
+    let mut pages_freed = 0u64;
+    let mut steps = 0u64;
+    let mut defrag_finished = false;
+    if defrag {
+        for _ in 0..DEFRAG_STEPS_PER_ROUND_MAX {
+            let targets = {
+                let worker = core.worker.state.lock();
+                if worker.defrag_parked || worker.shutdown {
+                    break;
+                }
+                worker.defrag_started.clone()
+            };
+            let mut state = core.state.lock();
+            let files: Vec<FileId> = if state.params.online_defrag {
+                state.databases.iter().map(|(_, _, db)| db.file).collect()
+            } else {
+                state
+                    .databases
+                    .iter()
+                    .map(|(_, _, db)| db.file)
+                    .filter(|file| targets.contains(file))
+                    .collect()
+            };
+            let Some(storage) = state.storage.as_mut() else {
+                break;
+            };
+            let mut progressed = false;
+            for file in files {
+                match storage.defrag_step(file) {
+                    Ok(Some(report)) => {
+                        pages_freed += report.pages_freed;
+                        steps += 1;
+                        progressed = true;
+                        break;
+                    }
+                    Ok(None) => {}
+                    Err(_) => errors += 1,
+                }
+            }
+            if !progressed {
+                defrag_finished = true;
+                break;
+            }
+        }
+    }
+    let mut state = core.worker.state.lock();
+    state.cleanup_runs += u64::from(cleanup);
+    if defrag_finished {
+        state.defrag_work_pending = false;
+    }
+    state.defrag_pages_freed += pages_freed;
+    state.defrag_steps += steps;
+    state.background_errors += errors;
+    state.defrag_pass_active = false;
+    state.round_active = false;
+    drop(state);
+    // A stop may be waiting for the pass to end; the thread may have more to do.
+    core.worker.wake.notify_all();
+    cleanup || flush || steps > 0
+}

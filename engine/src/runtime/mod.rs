@@ -1,0 +1,63 @@
+//! The runtime boundary: every lock, condition variable, atomic and thread the engine uses comes
+//! from a [`Runtime`], so the same engine code runs on OS threads ([`StdRuntime`]), under loom
+//! (`jetsim-models`) and under shuttle (`jetsim`, the simulator).
+//!
+//! Why a trait with generic associated types instead of a `cfg`-switched facade (tokio's
+//! `src/loom/`): `cargo test` at the workspace root builds every crate once, and cargo unifies
+//! features, so a `shuttle` feature would put the engine into shuttle mode for the std tests
+//! too. With a type parameter, each harness picks its runtime at the call site and all of them
+//! coexist in one test run.
+//!
+//! Engine code never names `R::Mutex` directly; it uses the wrappers in [`sync`], which read
+//! like `std::sync`.
+
+pub mod std_runtime;
+pub mod sync;
+
+pub use std_runtime::StdRuntime;
+
+use std::fmt::Debug;
+use std::ops::DerefMut;
+
+/// The primitives a concurrency checker must see. Implementations must not add behaviour: a
+/// lock is a lock, a notify is a notify; poisoning is absorbed (a panicking engine thread is a
+/// bug the harness reports, not something the engine recovers from).
+pub trait Runtime: Sized + Send + Sync + 'static {
+    /// Mutual exclusion around `T`.
+    type Mutex<T: Send + 'static>: Send + Sync;
+    /// Proof of holding a [`Runtime::Mutex`].
+    type MutexGuard<'a, T: Send + 'static>: DerefMut<Target = T>;
+    /// A condition variable usable with any [`Runtime::Mutex`].
+    type Condvar: Send + Sync;
+    /// A 64-bit atomic counter.
+    type AtomicU64: Send + Sync;
+    /// Handle to a spawned thread.
+    type JoinHandle<T: Send + 'static>: Send;
+    /// Identity of a thread, for session-context ownership checks.
+    type ThreadId: Copy + Eq + Debug + Send + Sync + 'static;
+
+    fn mutex_new<T: Send + 'static>(value: T) -> Self::Mutex<T>;
+    fn mutex_lock<T: Send + 'static>(mutex: &Self::Mutex<T>) -> Self::MutexGuard<'_, T>;
+
+    fn condvar_new() -> Self::Condvar;
+    fn condvar_wait<'a, T: Send + 'static>(
+        condvar: &Self::Condvar,
+        guard: Self::MutexGuard<'a, T>,
+    ) -> Self::MutexGuard<'a, T>;
+    fn condvar_notify_all(condvar: &Self::Condvar);
+
+    fn atomic_u64_new(value: u64) -> Self::AtomicU64;
+    fn atomic_u64_load(atomic: &Self::AtomicU64) -> u64;
+    fn atomic_u64_fetch_add(atomic: &Self::AtomicU64, delta: u64) -> u64;
+
+    fn spawn<F, T>(body: F) -> Self::JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static;
+    /// Waits for the thread; `Err` carries its panic payload.
+    fn join<T: Send + 'static>(handle: Self::JoinHandle<T>) -> std::thread::Result<T>;
+
+    fn current_thread_id() -> Self::ThreadId;
+    /// A scheduling point with no other effect (lets model checkers preempt here).
+    fn yield_now();
+}

@@ -1,0 +1,65 @@
+//! [`Runtime`] on the operating system's threads and `std::sync`: what a real deployment and the
+//! std stress tests use.
+
+use super::Runtime;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::{JoinHandle, ThreadId};
+
+/// OS threads and `std::sync`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StdRuntime;
+
+impl Runtime for StdRuntime {
+    type Mutex<T: Send + 'static> = Mutex<T>;
+    type MutexGuard<'a, T: Send + 'static> = MutexGuard<'a, T>;
+    type Condvar = Condvar;
+    type AtomicU64 = AtomicU64;
+    type JoinHandle<T: Send + 'static> = JoinHandle<T>;
+    type ThreadId = ThreadId;
+
+    fn mutex_new<T: Send + 'static>(value: T) -> Mutex<T> {
+        Mutex::new(value)
+    }
+    fn mutex_lock<T: Send + 'static>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+        mutex.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+    fn condvar_new() -> Condvar {
+        Condvar::new()
+    }
+    // `Self::MutexGuard` rather than `MutexGuard`: keeps `'a` early-bound as in the trait.
+    fn condvar_wait<'a, T: Send + 'static>(
+        condvar: &Condvar,
+        guard: Self::MutexGuard<'a, T>,
+    ) -> Self::MutexGuard<'a, T> {
+        condvar.wait(guard).unwrap_or_else(PoisonError::into_inner)
+    }
+    fn condvar_notify_all(condvar: &Condvar) {
+        condvar.notify_all();
+    }
+    fn atomic_u64_new(value: u64) -> AtomicU64 {
+        AtomicU64::new(value)
+    }
+    fn atomic_u64_load(atomic: &AtomicU64) -> u64 {
+        atomic.load(Ordering::SeqCst)
+    }
+    fn atomic_u64_fetch_add(atomic: &AtomicU64, delta: u64) -> u64 {
+        atomic.fetch_add(delta, Ordering::SeqCst)
+    }
+    fn spawn<F, T>(body: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        std::thread::spawn(body)
+    }
+    fn join<T: Send + 'static>(handle: JoinHandle<T>) -> std::thread::Result<T> {
+        handle.join()
+    }
+    fn current_thread_id() -> ThreadId {
+        std::thread::current().id()
+    }
+    fn yield_now() {
+        std::thread::yield_now();
+    }
+}

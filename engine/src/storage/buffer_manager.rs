@@ -1,0 +1,431 @@
+//! The buffer manager: a bounded cache of page frames over the attached database files, and
+//! the only code that reads or writes database pages on disk.
+//!
+//! It owns the write-ahead rule: before a dirty frame is written to its file, the log is
+//! flushed past that frame's page LSN, so a page on disk is never ahead of the log that
+//! describes it. It also owns the dirty-page bookkeeping a checkpoint needs: each dirty frame
+//! remembers the LSN that first dirtied it since it was last clean (ESE's "rec LSN"); the
+//! checkpoint is the oldest of those, or the log tip when nothing is dirty.
+//!
+//! Replacement is LRU by a deterministic use counter: the least recently used clean frame
+//! goes first; when every frame is dirty the least recently used one is written back.
+
+use std::collections::BTreeMap;
+
+use super::log::Log;
+use super::page::page_lsn_of;
+use super::{FileId, Lsn, PageNumber, PAGE_SIZE_BYTES};
+use crate::env::io::IoFile;
+use crate::error::{JetError, JetResult};
+
+/// The smallest cache: enough for a root-to-leaf path during a split plus the header page.
+pub const MIN_CACHE_SIZE_PAGES: usize = 8;
+
+type FrameKey = (FileId, PageNumber);
+
+struct Frame {
+    bytes: Vec<u8>,
+    dirty: bool,
+    /// The LSN that first dirtied the frame since it was last clean; 0 while clean.
+    first_dirty_lsn: Lsn,
+    /// The LSN of the last log record that changed the page.
+    page_lsn: Lsn,
+    last_used_stamp: u64,
+}
+
+/// Counters of page I/O.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BufferStats {
+    pub pages_read: u64,
+    pub pages_written: u64,
+    pub evictions: u64,
+}
+
+pub struct BufferManager {
+    frames: BTreeMap<FrameKey, Frame>,
+    files: BTreeMap<FileId, Box<dyn IoFile>>,
+    cache_size_pages: usize,
+    /// Deterministic LRU clock: bumped on every frame access.
+    use_counter: u64,
+    stats: BufferStats,
+}
+
+fn page_offset_bytes(page: PageNumber) -> u64 {
+    u64::from(page) * PAGE_SIZE_BYTES as u64
+}
+
+impl BufferManager {
+    pub fn new(cache_size_pages: usize) -> BufferManager {
+        BufferManager {
+            frames: BTreeMap::new(),
+            files: BTreeMap::new(),
+            cache_size_pages: cache_size_pages.max(MIN_CACHE_SIZE_PAGES),
+            use_counter: 0,
+            stats: BufferStats::default(),
+        }
+    }
+
+    pub fn cache_size_pages(&self) -> usize {
+        self.cache_size_pages
+    }
+
+    pub fn stats(&self) -> BufferStats {
+        self.stats
+    }
+
+    pub fn add_file(&mut self, file: FileId, handle: Box<dyn IoFile>) {
+        let previous = self.files.insert(file, handle);
+        assert!(previous.is_none(), "a FileId is registered once");
+    }
+
+    pub fn has_file(&self, file: FileId) -> bool {
+        self.files.contains_key(&file)
+    }
+
+    /// Writes back the file's dirty pages, syncs it, drops its frames and closes it.
+    pub fn remove_file(&mut self, file: FileId, log: &mut Log) -> JetResult<()> {
+        self.flush_file(file, log)?;
+        self.frames.retain(|(frame_file, _), _| *frame_file != file);
+        let removed = self.files.remove(&file);
+        debug_assert!(removed.is_some());
+        Ok(())
+    }
+
+    /// Drops a file's frames and handle without writing anything (for a file whose creation
+    /// or attach failed before anything worth keeping was cached).
+    pub fn forget_file(&mut self, file: FileId) {
+        self.frames.retain(|(frame_file, _), _| *frame_file != file);
+        self.files.remove(&file);
+    }
+
+    fn next_stamp(&mut self) -> u64 {
+        self.use_counter += 1;
+        self.use_counter
+    }
+
+    /// The page's bytes, from the cache or read from its file (possibly evicting a frame).
+    /// The bytes are not verified here; the page codec checks the checksum on decode.
+    pub fn read(&mut self, file: FileId, page: PageNumber, log: &mut Log) -> JetResult<&[u8]> {
+        let key = (file, page);
+        let stamp = self.next_stamp();
+        if !self.frames.contains_key(&key) {
+            let handle = self.files.get(&file).ok_or(JetError::InvalidDatabaseId)?;
+            let mut bytes = vec![0u8; PAGE_SIZE_BYTES];
+            handle
+                .read_at(page_offset_bytes(page), &mut bytes)
+                .map_err(|e| JetError::from_io(&e))?;
+            self.stats.pages_read += 1;
+            self.make_room(log)?;
+            let page_lsn = page_lsn_of(&bytes);
+            self.frames.insert(
+                key,
+                Frame {
+                    bytes,
+                    dirty: false,
+                    first_dirty_lsn: 0,
+                    page_lsn,
+                    last_used_stamp: stamp,
+                },
+            );
+        }
+        let frame = self.frames.get_mut(&key).expect("present or just inserted");
+        frame.last_used_stamp = stamp;
+        debug_assert!(self.frames.len() <= self.cache_size_pages);
+        Ok(&self.frames[&key].bytes)
+    }
+
+    /// Installs a new image of a page, already logged at `page_lsn`, as a dirty frame.
+    pub fn write(
+        &mut self,
+        file: FileId,
+        page: PageNumber,
+        bytes: Vec<u8>,
+        page_lsn: Lsn,
+        log: &mut Log,
+    ) -> JetResult<()> {
+        assert_eq!(bytes.len(), PAGE_SIZE_BYTES);
+        // The record describing this image must already be in the log.
+        assert!(page_lsn < log.tip_lsn(), "a page image is logged before it is cached");
+        if !self.files.contains_key(&file) {
+            return Err(JetError::InvalidDatabaseId);
+        }
+        let key = (file, page);
+        let stamp = self.next_stamp();
+        if !self.frames.contains_key(&key) {
+            self.make_room(log)?;
+        }
+        let frame = self.frames.entry(key).or_insert(Frame {
+            bytes: Vec::new(),
+            dirty: false,
+            first_dirty_lsn: 0,
+            page_lsn: 0,
+            last_used_stamp: stamp,
+        });
+        debug_assert!(page_lsn >= frame.page_lsn, "page LSNs only grow");
+        frame.bytes = bytes;
+        if !frame.dirty {
+            frame.dirty = true;
+            frame.first_dirty_lsn = page_lsn;
+        }
+        frame.page_lsn = page_lsn;
+        frame.last_used_stamp = stamp;
+        Ok(())
+    }
+
+    /// Evicts frames until there is room for one more.
+    fn make_room(&mut self, log: &mut Log) -> JetResult<()> {
+        // Each iteration removes a frame, so this runs at most `frames.len()` times.
+        while self.frames.len() >= self.cache_size_pages {
+            let victim = self
+                .lru_frame(|frame| !frame.dirty)
+                .or_else(|| self.lru_frame(|_| true))
+                .expect("a full cache has frames");
+            if self.frames[&victim].dirty {
+                self.write_back(victim, log)?;
+            }
+            let evicted = self.frames.remove(&victim).expect("victim exists");
+            debug_assert!(!evicted.dirty);
+            self.stats.evictions += 1;
+        }
+        Ok(())
+    }
+
+    fn lru_frame(&self, eligible: impl Fn(&Frame) -> bool) -> Option<FrameKey> {
+        self.frames
+            .iter()
+            .filter(|(_, frame)| eligible(frame))
+            .min_by_key(|(_, frame)| frame.last_used_stamp)
+            .map(|(key, _)| *key)
+    }
+
+    /// Writes one dirty frame to its file, flushing the log first as the WAL rule demands.
+    fn write_back(&mut self, key: FrameKey, log: &mut Log) -> JetResult<()> {
+        let frame = self.frames.get(&key).expect("frame exists");
+        assert!(frame.dirty);
+        if log.flushed_lsn() <= frame.page_lsn {
+            log.flush()?;
+        }
+        // The WAL rule: the record at page_lsn (which has nonzero length) is durable.
+        assert!(
+            log.flushed_lsn() > frame.page_lsn,
+            "WAL rule: page {key:?} written before its log record"
+        );
+        let handle = self.files.get(&key.0).expect("frames belong to open files");
+        handle
+            .write_at(page_offset_bytes(key.1), &frame.bytes)
+            .map_err(|e| JetError::from_io(&e))?;
+        let frame = self.frames.get_mut(&key).expect("frame exists");
+        frame.dirty = false;
+        frame.first_dirty_lsn = 0;
+        self.stats.pages_written += 1;
+        Ok(())
+    }
+
+    /// Writes back every dirty page of `file` in page order and syncs the file.
+    pub fn flush_file(&mut self, file: FileId, log: &mut Log) -> JetResult<u64> {
+        let dirty: Vec<FrameKey> = self
+            .frames
+            .range((file, 0)..=(file, PageNumber::MAX))
+            .filter(|(_, frame)| frame.dirty)
+            .map(|(key, _)| *key)
+            .collect();
+        for key in &dirty {
+            self.write_back(*key, log)?;
+        }
+        let handle = self.files.get(&file).ok_or(JetError::InvalidDatabaseId)?;
+        handle.sync().map_err(|e| JetError::from_io(&e))?;
+        Ok(dirty.len() as u64)
+    }
+
+    /// Writes back dirty pages oldest-first (by first-dirty LSN) until the checkpoint depth
+    /// against `log`'s tip is at most `max_depth_bytes`, then syncs every file written.
+    /// Returns the number of pages written.
+    pub fn flush_to_depth(&mut self, max_depth_bytes: u64, log: &mut Log) -> JetResult<u64> {
+        let mut written_files: Vec<FileId> = Vec::new();
+        let mut pages_written = 0u64;
+        // Each iteration cleans one dirty frame, so it runs at most `dirty_count` times.
+        while log.tip_lsn() - self.checkpoint_lsn(log.tip_lsn()) > max_depth_bytes {
+            let oldest = self
+                .frames
+                .iter()
+                .filter(|(_, frame)| frame.dirty)
+                .min_by_key(|(key, frame)| (frame.first_dirty_lsn, **key))
+                .map(|(key, _)| *key)
+                .expect("a nonzero depth means a dirty frame");
+            self.write_back(oldest, log)?;
+            pages_written += 1;
+            if !written_files.contains(&oldest.0) {
+                written_files.push(oldest.0);
+            }
+        }
+        // Pages must be durable before a checkpoint past them is recorded.
+        for file in written_files {
+            let handle = self.files.get(&file).expect("written files are open");
+            handle.sync().map_err(|e| JetError::from_io(&e))?;
+        }
+        Ok(pages_written)
+    }
+
+    /// Writes back every dirty page and syncs every file.
+    pub fn flush_all(&mut self, log: &mut Log) -> JetResult<u64> {
+        let files: Vec<FileId> = self.files.keys().copied().collect();
+        let mut pages_written = 0;
+        for file in files {
+            pages_written += self.flush_file(file, log)?;
+        }
+        debug_assert_eq!(self.dirty_page_count(), 0);
+        Ok(pages_written)
+    }
+
+    /// The oldest first-dirty LSN over dirty frames, or `tip_lsn` when nothing is dirty.
+    pub fn checkpoint_lsn(&self, tip_lsn: Lsn) -> Lsn {
+        let checkpoint = self
+            .frames
+            .values()
+            .filter(|frame| frame.dirty)
+            .map(|frame| frame.first_dirty_lsn)
+            .min()
+            .unwrap_or(tip_lsn);
+        debug_assert!(checkpoint <= tip_lsn);
+        checkpoint
+    }
+
+    pub fn dirty_page_count(&self) -> u64 {
+        self.frames.values().filter(|frame| frame.dirty).count() as u64
+    }
+
+    /// Changes the cache size (clamped to [`MIN_CACHE_SIZE_PAGES`]) and evicts down to it.
+    pub fn set_cache_size_pages(&mut self, pages: usize, log: &mut Log) -> JetResult<()> {
+        self.cache_size_pages = pages.max(MIN_CACHE_SIZE_PAGES);
+        // make_room leaves len < capacity; shrinking needs len <= capacity.
+        while self.frames.len() > self.cache_size_pages {
+            let before = self.frames.len();
+            self.cache_size_pages += 1;
+            let result = self.make_room(log);
+            self.cache_size_pages -= 1;
+            result?;
+            assert!(self.frames.len() < before);
+        }
+        Ok(())
+    }
+
+    pub fn cached_page_count(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Drops every file handle (after [`BufferManager::flush_all`]).
+    pub fn close_all(&mut self) {
+        debug_assert_eq!(self.dirty_page_count(), 0);
+        self.frames.clear();
+        self.files.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::io::{Io, MemIo};
+    use crate::storage::log::LogRecord;
+    use crate::storage::page::{decode_page, encode_page, Node, PageContent};
+
+    fn logged_image(log: &mut Log, file: FileId, page: PageNumber, tag: u8) -> (Vec<u8>, Lsn) {
+        let lsn = log.tip_lsn();
+        let content = PageContent::Node(Node::Leaf {
+            entries: vec![(vec![tag], vec![tag; 10])],
+        });
+        let image = encode_page(&content, lsn);
+        let logged = log
+            .append(&LogRecord::PageImage {
+                file,
+                page,
+                image: image.clone(),
+            })
+            .expect("append");
+        assert_eq!(logged, lsn);
+        (image, lsn)
+    }
+
+    #[test]
+    fn eviction_obeys_the_wal_rule_and_lru() {
+        // Goal: a dirty page evicted from a full cache reaches its file only after the log is
+        // flushed past its page LSN, and the page read back is the one written.
+        let io = MemIo::new();
+        let (mut log, _) = Log::open(&io, "t.log").expect("log");
+        let file = FileId(1);
+        let mut buffers = BufferManager::new(1); // clamped to the minimum
+        assert_eq!(buffers.cache_size_pages(), MIN_CACHE_SIZE_PAGES);
+        buffers.add_file(file, io.create("t.edb").expect("create"));
+        for page in 0..MIN_CACHE_SIZE_PAGES as PageNumber {
+            let (image, lsn) = logged_image(&mut log, file, page, page as u8);
+            buffers.write(file, page, image, lsn, &mut log).expect("write");
+        }
+        assert_eq!(buffers.dirty_page_count(), MIN_CACHE_SIZE_PAGES as u64);
+        assert_eq!(log.flushed_lsn(), crate::storage::log::LOG_HEADER_BYTES);
+        let first_lsn = buffers.checkpoint_lsn(log.tip_lsn());
+
+        // One more page: every frame is dirty, so page 0 (LRU) is written back.
+        let (image, lsn) = logged_image(&mut log, file, 100, 100);
+        buffers.write(file, 100, image, lsn, &mut log).expect("write");
+        assert_eq!(buffers.stats().evictions, 1);
+        assert_eq!(buffers.stats().pages_written, 1);
+        assert!(log.flushed_lsn() > first_lsn, "WAL: log flushed before the page");
+        let on_disk = io.open("t.edb").expect("open");
+        let mut bytes = vec![0; PAGE_SIZE_BYTES];
+        on_disk.read_at(0, &mut bytes).expect("read");
+        let (page_lsn, _) = decode_page(&bytes).expect("valid page");
+        assert!(page_lsn < log.flushed_lsn());
+
+        // Page 0 comes back from the file.
+        let bytes = buffers.read(file, 0, &mut log).expect("read").to_vec();
+        assert_eq!(decode_page(&bytes).expect("valid").0, first_lsn);
+        assert_eq!(buffers.stats().pages_read, 1);
+        assert!(buffers.cached_page_count() <= MIN_CACHE_SIZE_PAGES);
+    }
+
+    #[test]
+    fn checkpoint_follows_the_oldest_dirty_page() {
+        // Goal: flushing to a depth writes oldest-first and stops as soon as it is shallow
+        // enough; depth 0 cleans everything.
+        let io = MemIo::new();
+        let (mut log, _) = Log::open(&io, "t.log").expect("log");
+        let file = FileId(1);
+        let mut buffers = BufferManager::new(16);
+        buffers.add_file(file, io.create("t.edb").expect("create"));
+        assert_eq!(buffers.checkpoint_lsn(log.tip_lsn()), log.tip_lsn());
+        let mut lsns = Vec::new();
+        for page in 0..4 {
+            let (image, lsn) = logged_image(&mut log, file, page, 1);
+            buffers.write(file, page, image, lsn, &mut log).expect("write");
+            lsns.push(lsn);
+        }
+        // Rewriting page 0 keeps its first-dirty LSN.
+        let (image, lsn) = logged_image(&mut log, file, 0, 2);
+        buffers.write(file, 0, image, lsn, &mut log).expect("write");
+        assert_eq!(buffers.checkpoint_lsn(log.tip_lsn()), lsns[0]);
+
+        let depth_bytes = log.tip_lsn() - lsns[2];
+        let written = buffers.flush_to_depth(depth_bytes, &mut log).expect("flush");
+        assert_eq!(written, 2);
+        assert_eq!(buffers.checkpoint_lsn(log.tip_lsn()), lsns[2]);
+        let written = buffers.flush_to_depth(0, &mut log).expect("flush");
+        assert_eq!(written, 2);
+        assert_eq!(buffers.dirty_page_count(), 0);
+        assert_eq!(buffers.checkpoint_lsn(log.tip_lsn()), log.tip_lsn());
+    }
+
+    #[test]
+    fn shrinking_the_cache_writes_back() {
+        let io = MemIo::new();
+        let (mut log, _) = Log::open(&io, "t.log").expect("log");
+        let file = FileId(1);
+        let mut buffers = BufferManager::new(32);
+        buffers.add_file(file, io.create("t.edb").expect("create"));
+        for page in 0..20 {
+            let (image, lsn) = logged_image(&mut log, file, page, 1);
+            buffers.write(file, page, image, lsn, &mut log).expect("write");
+        }
+        buffers.set_cache_size_pages(8, &mut log).expect("shrink");
+        assert_eq!(buffers.cached_page_count(), 8);
+        assert_eq!(buffers.stats().pages_written, 12);
+    }
+}

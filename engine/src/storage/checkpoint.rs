@@ -1,0 +1,185 @@
+//! The checkpoint file (ESE's `.chk`): where log replay would start, and which databases were
+//! attached under which [`FileId`] at that point, so recovery can map the `PageImage`
+//! records after the checkpoint to files without reading the log from its start.
+//!
+//! The file holds two fixed-size slots written alternately, each with its own sequence
+//! number and CRC-32; the valid slot with the higher sequence wins. A torn write therefore
+//! damages only the slot being written and the previous checkpoint survives.
+//!
+//! Slot layout (LE): crc32 of bytes 4..slot end u32, magic u64 "JETSIMCK", version u32,
+//! sequence u64, checkpoint LSN u64, attached count u16, then per database
+//! `file id u32, path len u16, path`, zero padding.
+
+use super::page::crc32;
+use super::{FileId, Lsn, MAX_ATTACHED_DATABASES, MAX_DATABASE_PATH_BYTES};
+use crate::env::io::{Io, IoFile};
+use crate::error::{JetError, JetResult};
+
+/// Bytes of one slot; the file holds two.
+pub const CHECKPOINT_SLOT_BYTES: usize = 4096;
+const CHECKPOINT_MAGIC: u64 = u64::from_le_bytes(*b"JETSIMCK");
+const CHECKPOINT_FORMAT_VERSION: u32 = 1;
+const SLOT_FIXED_BYTES: usize = 4 + 8 + 4 + 8 + 8 + 2;
+
+// Every allowed attachment list fits in one slot.
+const _: () = assert!(
+    SLOT_FIXED_BYTES + MAX_ATTACHED_DATABASES * (6 + MAX_DATABASE_PATH_BYTES)
+        <= CHECKPOINT_SLOT_BYTES
+);
+
+/// One persisted checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointState {
+    pub sequence: u64,
+    /// Redo would start here: no page change before it is missing from the database files.
+    pub checkpoint_lsn: Lsn,
+    /// Databases attached when the checkpoint was taken, by FileId.
+    pub attached: Vec<(FileId, String)>,
+}
+
+fn encode_slot(state: &CheckpointState) -> Vec<u8> {
+    assert!(state.attached.len() <= MAX_ATTACHED_DATABASES);
+    let mut slot = vec![0u8; 4];
+    slot.extend_from_slice(&CHECKPOINT_MAGIC.to_le_bytes());
+    slot.extend_from_slice(&CHECKPOINT_FORMAT_VERSION.to_le_bytes());
+    slot.extend_from_slice(&state.sequence.to_le_bytes());
+    slot.extend_from_slice(&state.checkpoint_lsn.to_le_bytes());
+    slot.extend_from_slice(&(state.attached.len() as u16).to_le_bytes());
+    for (file, path) in &state.attached {
+        assert!(path.len() <= MAX_DATABASE_PATH_BYTES);
+        slot.extend_from_slice(&file.0.to_le_bytes());
+        slot.extend_from_slice(&(path.len() as u16).to_le_bytes());
+        slot.extend_from_slice(path.as_bytes());
+    }
+    debug_assert!(slot.len() <= CHECKPOINT_SLOT_BYTES);
+    slot.resize(CHECKPOINT_SLOT_BYTES, 0);
+    let checksum = crc32(&slot[4..]);
+    slot[..4].copy_from_slice(&checksum.to_le_bytes());
+    slot
+}
+
+fn decode_slot(slot: &[u8]) -> Option<CheckpointState> {
+    if slot.len() != CHECKPOINT_SLOT_BYTES
+        || u32::from_le_bytes(slot[..4].try_into().ok()?) != crc32(&slot[4..])
+    {
+        return None;
+    }
+    let mut offset = 4;
+    let mut take = |len: usize| -> Option<&[u8]> {
+        let bytes = slot.get(offset..offset + len)?;
+        offset += len;
+        Some(bytes)
+    };
+    if u64::from_le_bytes(take(8)?.try_into().ok()?) != CHECKPOINT_MAGIC
+        || u32::from_le_bytes(take(4)?.try_into().ok()?) != CHECKPOINT_FORMAT_VERSION
+    {
+        return None;
+    }
+    let sequence = u64::from_le_bytes(take(8)?.try_into().ok()?);
+    let checkpoint_lsn = u64::from_le_bytes(take(8)?.try_into().ok()?);
+    let count = usize::from(u16::from_le_bytes(take(2)?.try_into().ok()?));
+    if count > MAX_ATTACHED_DATABASES {
+        return None;
+    }
+    let mut attached = Vec::with_capacity(count);
+    for _ in 0..count {
+        let file = FileId(u32::from_le_bytes(take(4)?.try_into().ok()?));
+        let len = usize::from(u16::from_le_bytes(take(2)?.try_into().ok()?));
+        let path = String::from_utf8(take(len)?.to_vec()).ok()?;
+        attached.push((file, path));
+    }
+    Some(CheckpointState {
+        sequence,
+        checkpoint_lsn,
+        attached,
+    })
+}
+
+/// The open checkpoint file and the newest checkpoint in it.
+pub struct CheckpointFile {
+    file: Box<dyn IoFile>,
+    last: Option<CheckpointState>,
+}
+
+impl CheckpointFile {
+    /// Opens `path`, or creates it empty (no checkpoint yet). An existing non-empty file
+    /// with no valid slot is `DatabaseCorrupted`.
+    pub fn open(io: &dyn Io, path: &str) -> JetResult<CheckpointFile> {
+        if !io.exists(path) {
+            let file = io.create(path).map_err(|e| JetError::from_io(&e))?;
+            return Ok(CheckpointFile { file, last: None });
+        }
+        let file = io.open(path).map_err(|e| JetError::from_io(&e))?;
+        let len = file.len().map_err(|e| JetError::from_io(&e))?;
+        let len = usize::try_from(len)
+            .unwrap_or(usize::MAX)
+            .min(2 * CHECKPOINT_SLOT_BYTES);
+        let mut bytes = vec![0u8; len];
+        file.read_at(0, &mut bytes)
+            .map_err(|e| JetError::from_io(&e))?;
+        let last = bytes
+            .chunks(CHECKPOINT_SLOT_BYTES)
+            .filter_map(decode_slot)
+            .max_by_key(|state| state.sequence);
+        if last.is_none() && !bytes.is_empty() {
+            return Err(JetError::DatabaseCorrupted);
+        }
+        Ok(CheckpointFile { file, last })
+    }
+
+    pub fn last(&self) -> Option<&CheckpointState> {
+        self.last.as_ref()
+    }
+
+    /// Persists a new checkpoint into the older slot and syncs it.
+    pub fn write(&mut self, checkpoint_lsn: Lsn, attached: Vec<(FileId, String)>) -> JetResult<()> {
+        // No monotonicity assert on the LSN: a log deleted by an operator restarts LSNs.
+        let state = CheckpointState {
+            sequence: self.last.as_ref().map_or(1, |state| state.sequence + 1),
+            checkpoint_lsn,
+            attached,
+        };
+        let slot_offset_bytes = (state.sequence % 2) * CHECKPOINT_SLOT_BYTES as u64;
+        self.file
+            .write_at(slot_offset_bytes, &encode_slot(&state))
+            .map_err(|e| JetError::from_io(&e))?;
+        self.file.sync().map_err(|e| JetError::from_io(&e))?;
+        self.last = Some(state);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::io::MemIo;
+
+    #[test]
+    fn newest_valid_slot_wins_and_a_torn_slot_falls_back() {
+        // Goal: two alternating slots; damaging the newest leaves the previous checkpoint.
+        let io = MemIo::new();
+        let mut chk = CheckpointFile::open(&io, "jet.chk").expect("create");
+        assert!(chk.last().is_none());
+        chk.write(100, vec![(FileId(1), "a.edb".into())])
+            .expect("write");
+        chk.write(200, vec![(FileId(1), "a.edb".into()), (FileId(2), "b.edb".into())])
+            .expect("write");
+        let reopened = CheckpointFile::open(&io, "jet.chk").expect("reopen");
+        let last = reopened.last().expect("checkpoint");
+        assert_eq!((last.sequence, last.checkpoint_lsn), (2, 200));
+        assert_eq!(last.attached.len(), 2);
+
+        // Sequence 2 lives in slot 0; tear it.
+        let file = io.open("jet.chk").expect("open");
+        file.write_at(10, &[0xFF; 8]).expect("tear");
+        let reopened = CheckpointFile::open(&io, "jet.chk").expect("reopen");
+        assert_eq!(reopened.last().map(|s| s.checkpoint_lsn), Some(100));
+
+        file.write_at(CHECKPOINT_SLOT_BYTES as u64 + 10, &[0xFF; 8])
+            .expect("tear");
+        assert!(matches!(
+            CheckpointFile::open(&io, "jet.chk"),
+            Err(JetError::DatabaseCorrupted)
+        ));
+    }
+}

@@ -1,0 +1,305 @@
+//! One database file: the header page, the free list, the catalog, and [`Pager`], the view
+//! of one attached file through the buffer manager and the log that every tree operation
+//! uses.
+//!
+//! Layout: page 0 is the header ([`DbHeader`]); page 1 is the catalog root, a B+tree from
+//! table name (UTF-8) to the table's root page number (u32 LE). Table roots never move, so
+//! the catalog changes only on create/delete table. Freed pages form a singly linked list
+//! threaded through the free pages themselves; allocation pops it before growing the file.
+//!
+//! Every page change is logged first: [`Pager::write`] appends a full `PageImage` record,
+//! stamps the image with that record's LSN and installs it as a dirty frame.
+
+use super::btree;
+use super::buffer_manager::BufferManager;
+use super::log::{Log, LogRecord};
+use super::page::{decode_page, encode_page, DbHeader, Node, PageContent};
+use super::{FileId, PageNumber};
+use crate::error::{JetError, JetResult};
+
+/// The header page.
+pub const HEADER_PAGE: PageNumber = 0;
+/// The catalog's root page (fixed, like every tree root).
+pub const CATALOG_ROOT_PAGE: PageNumber = 1;
+/// The catalog's name in defrag reports (ESE's catalog table is MSysObjects).
+pub const CATALOG_NAME: &str = "MSysObjects";
+
+/// One attached file seen through the cache and the log, for the length of one operation.
+/// It caches the header for that operation and writes it through on every change.
+pub struct Pager<'a> {
+    buffers: &'a mut BufferManager,
+    log: &'a mut Log,
+    file: FileId,
+    header: DbHeader,
+}
+
+impl<'a> Pager<'a> {
+    /// Reads and verifies the header of an attached file.
+    pub fn open(buffers: &'a mut BufferManager, log: &'a mut Log, file: FileId) -> JetResult<Self> {
+        let bytes = buffers.read(file, HEADER_PAGE, log)?;
+        let header = match decode_page(bytes)?.1 {
+            PageContent::Header(header) => header,
+            _ => return Err(JetError::DatabaseCorrupted),
+        };
+        if header.catalog_root != CATALOG_ROOT_PAGE
+            || header.page_count <= CATALOG_ROOT_PAGE
+            || header.free_page_count >= header.page_count
+        {
+            return Err(JetError::DatabaseCorrupted);
+        }
+        Ok(Pager {
+            buffers,
+            log,
+            file,
+            header,
+        })
+    }
+
+    /// Formats a new, empty database into a file the buffer manager already knows: header
+    /// and an empty catalog root, both logged.
+    pub fn format(buffers: &'a mut BufferManager, log: &'a mut Log, file: FileId) -> JetResult<()> {
+        let header = DbHeader {
+            page_count: CATALOG_ROOT_PAGE + 1,
+            free_list_head: 0,
+            free_page_count: 0,
+            catalog_root: CATALOG_ROOT_PAGE,
+        };
+        let mut pager = Pager {
+            buffers,
+            log,
+            file,
+            header,
+        };
+        pager.write(HEADER_PAGE, &PageContent::Header(header))?;
+        pager.write_node(CATALOG_ROOT_PAGE, Node::empty_leaf())
+    }
+
+    pub fn header(&self) -> DbHeader {
+        self.header
+    }
+
+    /// Reads and decodes a page inside the file.
+    pub fn read(&mut self, page: PageNumber) -> JetResult<PageContent> {
+        if page >= self.header.page_count {
+            return Err(JetError::DatabaseCorrupted);
+        }
+        let bytes = self.buffers.read(self.file, page, self.log)?;
+        Ok(decode_page(bytes)?.1)
+    }
+
+    /// Reads a page that must be a tree node (any other kind is a broken pointer).
+    pub fn read_node(&mut self, page: PageNumber) -> JetResult<Node> {
+        if page <= HEADER_PAGE {
+            return Err(JetError::DatabaseCorrupted);
+        }
+        match self.read(page)? {
+            PageContent::Node(node) => Ok(node),
+            _ => Err(JetError::DatabaseCorrupted),
+        }
+    }
+
+    /// Reads a tree root handed in by a caller: a page that is not a tree root (out of range,
+    /// freed, the header) is `ObjectNotFound`, not corruption, because the caller chose it.
+    pub fn read_root(&mut self, root: PageNumber) -> JetResult<Node> {
+        if root <= HEADER_PAGE || root >= self.header.page_count {
+            return Err(JetError::ObjectNotFound);
+        }
+        match self.read(root)? {
+            PageContent::Node(node) => Ok(node),
+            _ => Err(JetError::ObjectNotFound),
+        }
+    }
+
+    /// Logs a page's new content and installs it as a dirty frame.
+    pub fn write(&mut self, page: PageNumber, content: &PageContent) -> JetResult<()> {
+        assert!(page < self.header.page_count, "write inside the file");
+        // The image carries the LSN of the record that logs it, so the LSN is taken first.
+        let page_lsn = self.log.tip_lsn();
+        let image = encode_page(content, page_lsn);
+        let logged_lsn = self.log.append(&LogRecord::PageImage {
+            file: self.file,
+            page,
+            image: image.clone(),
+        })?;
+        assert_eq!(logged_lsn, page_lsn);
+        self.buffers.write(self.file, page, image, page_lsn, self.log)
+    }
+
+    pub fn write_node(&mut self, page: PageNumber, node: Node) -> JetResult<()> {
+        debug_assert!(page != HEADER_PAGE);
+        self.write(page, &PageContent::Node(node))
+    }
+
+    fn write_header(&mut self) -> JetResult<()> {
+        let header = self.header;
+        self.write(HEADER_PAGE, &PageContent::Header(header))
+    }
+
+    /// A page for a new node: the head of the free list, or a new page at the end of the
+    /// file. The caller writes it before the operation ends.
+    pub fn allocate(&mut self) -> JetResult<PageNumber> {
+        let page = if self.header.free_list_head != 0 {
+            let page = self.header.free_list_head;
+            let next_free = match self.read(page)? {
+                PageContent::Free { next_free } => next_free,
+                _ => return Err(JetError::DatabaseCorrupted),
+            };
+            if self.header.free_page_count == 0 || next_free == page {
+                return Err(JetError::DatabaseCorrupted);
+            }
+            self.header.free_list_head = next_free;
+            self.header.free_page_count -= 1;
+            page
+        } else {
+            let page = self.header.page_count;
+            self.header.page_count = page.checked_add(1).ok_or(JetError::DatabaseCorrupted)?;
+            page
+        };
+        self.write_header()?;
+        debug_assert!(page > CATALOG_ROOT_PAGE && page < self.header.page_count);
+        Ok(page)
+    }
+
+    /// Puts a page on the free list.
+    pub fn free(&mut self, page: PageNumber) -> JetResult<()> {
+        assert!(page > CATALOG_ROOT_PAGE && page < self.header.page_count);
+        let next_free = self.header.free_list_head;
+        self.write(page, &PageContent::Free { next_free })?;
+        self.header.free_list_head = page;
+        self.header.free_page_count += 1;
+        self.write_header()
+    }
+
+    /// Pages on the free list, by walking it (bounded by the page count, so a cycle in a
+    /// corrupt file is reported rather than followed forever).
+    pub fn walk_free_list(&mut self) -> JetResult<Vec<PageNumber>> {
+        let mut pages = Vec::new();
+        let mut page = self.header.free_list_head;
+        while page != 0 {
+            if pages.len() >= self.header.page_count as usize {
+                return Err(JetError::DatabaseCorrupted);
+            }
+            pages.push(page);
+            page = match self.read(page)? {
+                PageContent::Free { next_free } => next_free,
+                _ => return Err(JetError::DatabaseCorrupted),
+            };
+        }
+        Ok(pages)
+    }
+
+    /// Checks page accounting: every page is the header, in exactly one tree (the catalog
+    /// or a table), or on the free list; the free count matches the list.
+    pub fn verify(&mut self) -> JetResult<()> {
+        let page_count = self.header.page_count as usize;
+        let mut owners = vec![0u32; page_count];
+        owners[HEADER_PAGE as usize] += 1;
+        let mut pages = btree::collect_pages(self, CATALOG_ROOT_PAGE)?;
+        for (_, root) in self.tables()? {
+            pages.extend(btree::collect_pages(self, root)?);
+        }
+        let free = self.walk_free_list()?;
+        if free.len() != self.header.free_page_count as usize {
+            return Err(JetError::DatabaseCorrupted);
+        }
+        pages.extend(free);
+        for page in pages {
+            let owner = owners
+                .get_mut(page as usize)
+                .ok_or(JetError::DatabaseCorrupted)?;
+            *owner += 1;
+        }
+        if owners.iter().any(|&owner| owner != 1) {
+            return Err(JetError::DatabaseCorrupted);
+        }
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Catalog
+
+    /// The root of table `name`, if the catalog has it.
+    pub fn table_root(&mut self, name: &str) -> JetResult<Option<PageNumber>> {
+        match btree::get(self, CATALOG_ROOT_PAGE, name.as_bytes())? {
+            None => Ok(None),
+            Some(value) => decode_root(&value).map(Some),
+        }
+    }
+
+    /// Creates an empty table and records it in the catalog.
+    pub fn create_table(&mut self, name: &str) -> JetResult<PageNumber> {
+        if self.table_root(name)?.is_some() {
+            return Err(JetError::TableDuplicate);
+        }
+        let root = self.allocate()?;
+        self.write_node(root, Node::empty_leaf())?;
+        let previous = btree::put(self, CATALOG_ROOT_PAGE, name.as_bytes(), &root.to_le_bytes())?;
+        debug_assert!(previous.is_none());
+        Ok(root)
+    }
+
+    /// Removes table `name` from the catalog and frees every page of its tree.
+    pub fn delete_table(&mut self, name: &str) -> JetResult<()> {
+        let root = self.table_root(name)?.ok_or(JetError::ObjectNotFound)?;
+        // Collect first: a failure while walking leaves the table whole.
+        let pages = btree::collect_pages(self, root)?;
+        debug_assert_eq!(pages.first(), Some(&root));
+        btree::remove(self, CATALOG_ROOT_PAGE, name.as_bytes())?;
+        for page in pages {
+            self.free(page)?;
+        }
+        Ok(())
+    }
+
+    /// Every table as (name, root), in name order.
+    pub fn tables(&mut self) -> JetResult<Vec<(String, PageNumber)>> {
+        btree::scan(self, CATALOG_ROOT_PAGE)?
+            .into_iter()
+            .map(|(name, root)| {
+                let name = String::from_utf8(name).map_err(|_| JetError::DatabaseCorrupted)?;
+                Ok((name, decode_root(&root)?))
+            })
+            .collect()
+    }
+
+    /// One online-defrag step over the whole database: the first mergeable pair of sibling
+    /// nodes, walking tables in name order and the catalog last.
+    pub fn defrag_step(&mut self) -> JetResult<Option<DefragReport>> {
+        let mut trees = self.tables()?;
+        trees.push((CATALOG_NAME.to_owned(), CATALOG_ROOT_PAGE));
+        let free_before = self.header.free_page_count;
+        for (table, root) in trees {
+            if let Some(merge) = btree::defrag_step(self, root)? {
+                debug_assert_eq!(
+                    u64::from(self.header.free_page_count - free_before),
+                    merge.pages_freed
+                );
+                return Ok(Some(DefragReport {
+                    table,
+                    pages_freed: merge.pages_freed,
+                    entries_moved: merge.entries_moved,
+                }));
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn decode_root(value: &[u8]) -> JetResult<PageNumber> {
+    let bytes: [u8; 4] = value.try_into().map_err(|_| JetError::DatabaseCorrupted)?;
+    let root = PageNumber::from_le_bytes(bytes);
+    if root <= CATALOG_ROOT_PAGE {
+        return Err(JetError::DatabaseCorrupted);
+    }
+    Ok(root)
+}
+
+/// What one defrag step did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefragReport {
+    /// The table whose tree was compacted ([`CATALOG_NAME`] for the catalog).
+    pub table: String,
+    pub pages_freed: u64,
+    /// Leaf entries, or internal keys, moved from the right node into the left.
+    pub entries_moved: u64,
+}

@@ -1,0 +1,593 @@
+//! The write-ahead log: the record codec and the append-only log file.
+//!
+//! File layout: a 16-byte header (magic "JETSIMLG", format version u32, reserved u32), then
+//! records back to back. A record's LSN is the byte offset of its start, so the first LSN is
+//! [`LOG_HEADER_BYTES`] and 0 never names a record.
+//!
+//! Record framing: `payload_len u32 LE, crc32(payload_len bytes ++ payload) u32 LE, payload`.
+//! The checksum covers the length so a torn or zero-filled tail is detected: decoding stops
+//! at the first record whose length runs past the end, whose checksum fails, or whose payload
+//! does not parse, and everything before it is the valid prefix. Recovery (a later layer)
+//! replays that prefix; [`Log::open`] truncates the file to it so new records never sit
+//! behind garbage.
+
+use super::page::crc32;
+use super::{FileId, Lsn, PageNumber, PAGE_SIZE_BYTES};
+use crate::env::io::{Io, IoFile};
+use crate::error::{JetError, JetResult};
+
+/// Bytes of the log file header; also the first LSN.
+pub const LOG_HEADER_BYTES: u64 = 16;
+const LOG_MAGIC: u64 = u64::from_le_bytes(*b"JETSIMLG");
+const LOG_FORMAT_VERSION: u32 = 1;
+const RECORD_FRAME_BYTES: usize = 8;
+/// Largest payload a record may have: a page image plus slack for its fields. Anything
+/// longer in a file is garbage, which keeps a corrupt length from allocating gigabytes.
+pub const MAX_LOG_RECORD_PAYLOAD_BYTES: usize = 64 * 1024;
+
+/// One log record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogRecord {
+    /// `file` now names the database at `path` (written before any page of it is logged).
+    AttachDatabase { file: FileId, path: String },
+    /// `file` is detached; its pages were flushed first.
+    DetachDatabase { file: FileId },
+    /// Full after-image of a page: physical redo. The image carries the record's own LSN.
+    PageImage {
+        file: FileId,
+        page: PageNumber,
+        image: Vec<u8>,
+    },
+    Begin {
+        txn: u64,
+    },
+    /// Logical undo information for one record change, written by the layer above first.
+    Undo {
+        txn: u64,
+        file: FileId,
+        table_root: PageNumber,
+        key: Vec<u8>,
+        before: Option<Vec<u8>>,
+    },
+    Commit {
+        txn: u64,
+        commit_ts: u64,
+    },
+    Rollback {
+        txn: u64,
+        level: u8,
+    },
+    Checkpoint {
+        checkpoint_lsn: Lsn,
+    },
+    CleanShutdown,
+}
+
+mod tag {
+    pub const ATTACH_DATABASE: u8 = 1;
+    pub const DETACH_DATABASE: u8 = 2;
+    pub const PAGE_IMAGE: u8 = 3;
+    pub const BEGIN: u8 = 4;
+    pub const UNDO: u8 = 5;
+    pub const COMMIT: u8 = 6;
+    pub const ROLLBACK: u8 = 7;
+    pub const CHECKPOINT: u8 = 8;
+    pub const CLEAN_SHUTDOWN: u8 = 9;
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    // Lengths are bounded by MAX_LOG_RECORD_PAYLOAD_BYTES, checked after encoding.
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+impl LogRecord {
+    /// The record's payload (tag and fields, without the frame).
+    pub fn encode_payload(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            LogRecord::AttachDatabase { file, path } => {
+                out.push(tag::ATTACH_DATABASE);
+                out.extend_from_slice(&file.0.to_le_bytes());
+                put_bytes(&mut out, path.as_bytes());
+            }
+            LogRecord::DetachDatabase { file } => {
+                out.push(tag::DETACH_DATABASE);
+                out.extend_from_slice(&file.0.to_le_bytes());
+            }
+            LogRecord::PageImage { file, page, image } => {
+                out.push(tag::PAGE_IMAGE);
+                out.extend_from_slice(&file.0.to_le_bytes());
+                out.extend_from_slice(&page.to_le_bytes());
+                put_bytes(&mut out, image);
+            }
+            LogRecord::Begin { txn } => {
+                out.push(tag::BEGIN);
+                out.extend_from_slice(&txn.to_le_bytes());
+            }
+            LogRecord::Undo {
+                txn,
+                file,
+                table_root,
+                key,
+                before,
+            } => {
+                out.push(tag::UNDO);
+                out.extend_from_slice(&txn.to_le_bytes());
+                out.extend_from_slice(&file.0.to_le_bytes());
+                out.extend_from_slice(&table_root.to_le_bytes());
+                put_bytes(&mut out, key);
+                match before {
+                    None => out.push(0),
+                    Some(before) => {
+                        out.push(1);
+                        put_bytes(&mut out, before);
+                    }
+                }
+            }
+            LogRecord::Commit { txn, commit_ts } => {
+                out.push(tag::COMMIT);
+                out.extend_from_slice(&txn.to_le_bytes());
+                out.extend_from_slice(&commit_ts.to_le_bytes());
+            }
+            LogRecord::Rollback { txn, level } => {
+                out.push(tag::ROLLBACK);
+                out.extend_from_slice(&txn.to_le_bytes());
+                out.push(*level);
+            }
+            LogRecord::Checkpoint { checkpoint_lsn } => {
+                out.push(tag::CHECKPOINT);
+                out.extend_from_slice(&checkpoint_lsn.to_le_bytes());
+            }
+            LogRecord::CleanShutdown => out.push(tag::CLEAN_SHUTDOWN),
+        }
+        out
+    }
+
+    /// Parses a payload; `None` if it is not exactly one well-formed record.
+    pub fn decode_payload(payload: &[u8]) -> Option<LogRecord> {
+        let mut reader = Reader {
+            bytes: payload,
+            offset: 0,
+        };
+        let record = match reader.u8()? {
+            tag::ATTACH_DATABASE => LogRecord::AttachDatabase {
+                file: FileId(reader.u32()?),
+                path: String::from_utf8(reader.bytes()?.to_vec()).ok()?,
+            },
+            tag::DETACH_DATABASE => LogRecord::DetachDatabase {
+                file: FileId(reader.u32()?),
+            },
+            tag::PAGE_IMAGE => {
+                let file = FileId(reader.u32()?);
+                let page = reader.u32()?;
+                let image = reader.bytes()?.to_vec();
+                if image.len() != PAGE_SIZE_BYTES {
+                    return None;
+                }
+                LogRecord::PageImage { file, page, image }
+            }
+            tag::BEGIN => LogRecord::Begin { txn: reader.u64()? },
+            tag::UNDO => LogRecord::Undo {
+                txn: reader.u64()?,
+                file: FileId(reader.u32()?),
+                table_root: reader.u32()?,
+                key: reader.bytes()?.to_vec(),
+                before: match reader.u8()? {
+                    0 => None,
+                    1 => Some(reader.bytes()?.to_vec()),
+                    _ => return None,
+                },
+            },
+            tag::COMMIT => LogRecord::Commit {
+                txn: reader.u64()?,
+                commit_ts: reader.u64()?,
+            },
+            tag::ROLLBACK => LogRecord::Rollback {
+                txn: reader.u64()?,
+                level: reader.u8()?,
+            },
+            tag::CHECKPOINT => LogRecord::Checkpoint {
+                checkpoint_lsn: reader.u64()?,
+            },
+            tag::CLEAN_SHUTDOWN => LogRecord::CleanShutdown,
+            _ => return None,
+        };
+        // Trailing bytes mean the payload is not what the writer produced.
+        (reader.offset == payload.len()).then_some(record)
+    }
+
+    /// The framed record: length, checksum, payload. `RecordTooBig` past the payload limit.
+    pub fn encode_framed(&self) -> JetResult<Vec<u8>> {
+        let payload = self.encode_payload();
+        if payload.len() > MAX_LOG_RECORD_PAYLOAD_BYTES {
+            return Err(JetError::RecordTooBig);
+        }
+        let len = (payload.len() as u32).to_le_bytes();
+        let mut checked = Vec::with_capacity(4 + payload.len());
+        checked.extend_from_slice(&len);
+        checked.extend_from_slice(&payload);
+        let mut framed = Vec::with_capacity(RECORD_FRAME_BYTES + payload.len());
+        framed.extend_from_slice(&len);
+        framed.extend_from_slice(&crc32(&checked).to_le_bytes());
+        framed.extend_from_slice(&payload);
+        Ok(framed)
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, len: usize) -> Option<&'a [u8]> {
+        let end = self.offset.checked_add(len)?;
+        let slice = self.bytes.get(self.offset..end)?;
+        self.offset = end;
+        Some(slice)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let len = usize::try_from(self.u32()?).ok()?;
+        self.take(len)
+    }
+}
+
+fn encode_log_header() -> [u8; LOG_HEADER_BYTES as usize] {
+    let mut header = [0u8; LOG_HEADER_BYTES as usize];
+    header[..8].copy_from_slice(&LOG_MAGIC.to_le_bytes());
+    header[8..12].copy_from_slice(&LOG_FORMAT_VERSION.to_le_bytes());
+    header
+}
+
+fn log_header_is_valid(bytes: &[u8]) -> bool {
+    bytes.len() >= LOG_HEADER_BYTES as usize
+        && bytes[..LOG_HEADER_BYTES as usize] == encode_log_header()
+}
+
+/// Decodes a whole log file: every record of the valid prefix with its LSN, and the length
+/// of that prefix in bytes (header included). A missing or bad header yields `([], 0)`.
+pub fn decode_all(bytes: &[u8]) -> (Vec<(Lsn, LogRecord)>, u64) {
+    if !log_header_is_valid(bytes) {
+        return (Vec::new(), 0);
+    }
+    let mut records = Vec::new();
+    let mut offset = LOG_HEADER_BYTES as usize;
+    // Each iteration consumes at least RECORD_FRAME_BYTES, so the loop is bounded.
+    while let Some(frame) = bytes.get(offset..offset + RECORD_FRAME_BYTES) {
+        let len_bytes: [u8; 4] = frame[..4].try_into().expect("4 bytes");
+        let payload_len = u32::from_le_bytes(len_bytes) as usize;
+        if payload_len == 0 || payload_len > MAX_LOG_RECORD_PAYLOAD_BYTES {
+            break;
+        }
+        let stored_crc = u32::from_le_bytes(frame[4..8].try_into().expect("4 bytes"));
+        let start = offset + RECORD_FRAME_BYTES;
+        let Some(payload) = bytes.get(start..start + payload_len) else {
+            break; // torn: the record runs past the end
+        };
+        let mut checked = Vec::with_capacity(4 + payload_len);
+        checked.extend_from_slice(&len_bytes);
+        checked.extend_from_slice(payload);
+        if crc32(&checked) != stored_crc {
+            break;
+        }
+        let Some(record) = LogRecord::decode_payload(payload) else {
+            break;
+        };
+        records.push((offset as Lsn, record));
+        offset = start + payload_len;
+    }
+    (records, offset as u64)
+}
+
+/// Counters of log I/O.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogStats {
+    pub bytes_written: u64,
+    pub flushes: u64,
+}
+
+/// The append-only log: an in-memory tail over a file.
+pub struct Log {
+    file: Box<dyn IoFile>,
+    /// Appended but not yet written bytes; they start at `flushed_lsn`.
+    unflushed: Vec<u8>,
+    flushed_lsn: Lsn,
+    stats: LogStats,
+}
+
+impl Log {
+    /// Opens `path`, or creates it with a fresh header. An existing log continues after its
+    /// valid prefix (a torn tail is cut off). Returns the records of that prefix too, so the
+    /// caller can learn what earlier runs did. A bad header is `DatabaseCorrupted`.
+    pub fn open(io: &dyn Io, path: &str) -> JetResult<(Log, Vec<(Lsn, LogRecord)>)> {
+        if !io.exists(path) {
+            let file = io.create(path).map_err(|e| JetError::from_io(&e))?;
+            file.write_at(0, &encode_log_header())
+                .map_err(|e| JetError::from_io(&e))?;
+            file.sync().map_err(|e| JetError::from_io(&e))?;
+            let log = Log {
+                file,
+                unflushed: Vec::new(),
+                flushed_lsn: LOG_HEADER_BYTES,
+                stats: LogStats::default(),
+            };
+            return Ok((log, Vec::new()));
+        }
+        let file = io.open(path).map_err(|e| JetError::from_io(&e))?;
+        let len = file.len().map_err(|e| JetError::from_io(&e))?;
+        let len = usize::try_from(len).map_err(|_| JetError::DatabaseCorrupted)?;
+        let mut bytes = vec![0u8; len];
+        file.read_at(0, &mut bytes)
+            .map_err(|e| JetError::from_io(&e))?;
+        if !log_header_is_valid(&bytes) {
+            return Err(JetError::DatabaseCorrupted);
+        }
+        let (records, valid_len) = decode_all(&bytes);
+        assert!(valid_len >= LOG_HEADER_BYTES);
+        if valid_len < len as u64 {
+            file.set_len(valid_len).map_err(|e| JetError::from_io(&e))?;
+            file.sync().map_err(|e| JetError::from_io(&e))?;
+        }
+        let log = Log {
+            file,
+            unflushed: Vec::new(),
+            flushed_lsn: valid_len,
+            stats: LogStats::default(),
+        };
+        Ok((log, records))
+    }
+
+    /// Appends a record to the in-memory tail and returns its LSN. Nothing is written until
+    /// [`Log::flush`].
+    pub fn append(&mut self, record: &LogRecord) -> JetResult<Lsn> {
+        let framed = record.encode_framed()?;
+        let lsn = self.tip_lsn();
+        self.unflushed.extend_from_slice(&framed);
+        debug_assert!(lsn >= LOG_HEADER_BYTES);
+        Ok(lsn)
+    }
+
+    /// Writes the unflushed tail and syncs the file. On failure the tail stays buffered.
+    pub fn flush(&mut self) -> JetResult<()> {
+        if self.unflushed.is_empty() {
+            return Ok(());
+        }
+        self.file
+            .write_at(self.flushed_lsn, &self.unflushed)
+            .map_err(|e| JetError::from_io(&e))?;
+        self.file.sync().map_err(|e| JetError::from_io(&e))?;
+        self.stats.bytes_written += self.unflushed.len() as u64;
+        self.stats.flushes += 1;
+        self.flushed_lsn += self.unflushed.len() as u64;
+        self.unflushed.clear();
+        debug_assert_eq!(self.flushed_lsn, self.tip_lsn());
+        Ok(())
+    }
+
+    /// The LSN the next record will get: the end of the appended log.
+    pub fn tip_lsn(&self) -> Lsn {
+        self.flushed_lsn + self.unflushed.len() as u64
+    }
+
+    /// Everything below this LSN is on disk and synced.
+    pub fn flushed_lsn(&self) -> Lsn {
+        self.flushed_lsn
+    }
+
+    pub fn stats(&self) -> LogStats {
+        self.stats
+    }
+
+    /// Syncs and drops the file handle.
+    pub fn close(mut self) -> JetResult<()> {
+        self.flush()?;
+        self.file.sync().map_err(|e| JetError::from_io(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::io::MemIo;
+    use quickcheck::{Arbitrary, Gen, QuickCheck};
+
+    fn small_bytes(g: &mut Gen, max: usize) -> Vec<u8> {
+        let len = usize::arbitrary(g) % (max + 1);
+        (0..len).map(|_| u8::arbitrary(g)).collect()
+    }
+
+    impl Arbitrary for LogRecord {
+        fn arbitrary(g: &mut Gen) -> Self {
+            let file = FileId(u32::arbitrary(g));
+            match u8::arbitrary(g) % 9 {
+                0 => LogRecord::AttachDatabase {
+                    file,
+                    path: String::arbitrary(g),
+                },
+                1 => LogRecord::DetachDatabase { file },
+                2 => LogRecord::PageImage {
+                    file,
+                    page: u32::arbitrary(g),
+                    image: (0..PAGE_SIZE_BYTES).map(|_| u8::arbitrary(g)).collect(),
+                },
+                3 => LogRecord::Begin {
+                    txn: u64::arbitrary(g),
+                },
+                4 => LogRecord::Undo {
+                    txn: u64::arbitrary(g),
+                    file,
+                    table_root: u32::arbitrary(g),
+                    key: small_bytes(g, 128),
+                    before: Option::<()>::arbitrary(g).map(|_| small_bytes(g, 512)),
+                },
+                5 => LogRecord::Commit {
+                    txn: u64::arbitrary(g),
+                    commit_ts: u64::arbitrary(g),
+                },
+                6 => LogRecord::Rollback {
+                    txn: u64::arbitrary(g),
+                    level: u8::arbitrary(g),
+                },
+                7 => LogRecord::Checkpoint {
+                    checkpoint_lsn: u64::arbitrary(g),
+                },
+                _ => LogRecord::CleanShutdown,
+            }
+        }
+    }
+
+    fn log_bytes(records: &[LogRecord]) -> (Vec<u8>, Vec<Lsn>) {
+        let mut bytes = encode_log_header().to_vec();
+        let mut lsns = Vec::new();
+        for record in records {
+            lsns.push(bytes.len() as Lsn);
+            bytes.extend_from_slice(&record.encode_framed().expect("fits"));
+        }
+        (bytes, lsns)
+    }
+
+    fn records_round_trip(records: Vec<LogRecord>) -> bool {
+        let (bytes, lsns) = log_bytes(&records);
+        let (decoded, valid_len) = decode_all(&bytes);
+        let expected: Vec<(Lsn, LogRecord)> = lsns.into_iter().zip(records).collect();
+        decoded == expected && valid_len == bytes.len() as u64
+    }
+
+    #[test]
+    fn quickcheck_records_round_trip() {
+        QuickCheck::new()
+            .tests(200)
+            .quickcheck(records_round_trip as fn(Vec<LogRecord>) -> bool);
+    }
+
+    fn garbage_never_panics(bytes: Vec<u8>) -> bool {
+        let mut with_header = encode_log_header().to_vec();
+        with_header.extend_from_slice(&bytes);
+        let (_, valid_len) = decode_all(&with_header);
+        valid_len >= LOG_HEADER_BYTES && valid_len <= with_header.len() as u64
+    }
+
+    #[test]
+    fn quickcheck_garbage_never_panics() {
+        QuickCheck::new()
+            .tests(200)
+            .quickcheck(garbage_never_panics as fn(Vec<u8>) -> bool);
+    }
+
+    #[test]
+    fn truncation_at_every_byte_yields_a_valid_prefix() {
+        // Goal: a torn tail at any offset decodes to exactly the records wholly before it.
+        let records = vec![
+            LogRecord::Begin { txn: 1 },
+            LogRecord::AttachDatabase {
+                file: FileId(3),
+                path: "db/a.edb".into(),
+            },
+            LogRecord::Undo {
+                txn: 1,
+                file: FileId(3),
+                table_root: 2,
+                key: b"k".to_vec(),
+                before: Some(b"old".to_vec()),
+            },
+            LogRecord::Commit {
+                txn: 1,
+                commit_ts: 9,
+            },
+            LogRecord::CleanShutdown,
+        ];
+        let (bytes, lsns) = log_bytes(&records);
+        let ends: Vec<u64> = lsns[1..]
+            .iter()
+            .copied()
+            .chain([bytes.len() as u64])
+            .collect();
+        for cut in 0..=bytes.len() {
+            let (decoded, valid_len) = decode_all(&bytes[..cut]);
+            if cut < LOG_HEADER_BYTES as usize {
+                assert_eq!((decoded.len(), valid_len), (0, 0));
+                continue;
+            }
+            let whole = ends.iter().filter(|&&end| end <= cut as u64).count();
+            assert_eq!(decoded.len(), whole, "cut at {cut}");
+            let expected_len = if whole == 0 { LOG_HEADER_BYTES } else { ends[whole - 1] };
+            assert_eq!(valid_len, expected_len);
+            assert!(decoded.iter().zip(&records).all(|((_, d), r)| d == r));
+        }
+    }
+
+    #[test]
+    fn flipped_byte_ends_the_valid_prefix() {
+        let records = vec![LogRecord::Begin { txn: 1 }, LogRecord::Begin { txn: 2 }];
+        let (mut bytes, lsns) = log_bytes(&records);
+        bytes[lsns[1] as usize + 9] ^= 0x40;
+        let (decoded, valid_len) = decode_all(&bytes);
+        assert_eq!(decoded.len(), 1);
+        assert_eq!(valid_len, lsns[1]);
+    }
+
+    #[test]
+    fn log_appends_flushes_and_reopens_after_a_torn_tail() {
+        // Goal: LSNs start after the header, flush persists, reopen cuts a torn tail and
+        // continues exactly at the end of the valid prefix.
+        let io = MemIo::new();
+        let (mut log, records) = Log::open(&io, "log/jet.log").expect("create");
+        assert!(records.is_empty());
+        let first = log.append(&LogRecord::Begin { txn: 7 }).expect("append");
+        assert_eq!(first, LOG_HEADER_BYTES);
+        let second = log.append(&LogRecord::CleanShutdown).expect("append");
+        assert!(second > first);
+        assert_eq!(log.flushed_lsn(), LOG_HEADER_BYTES);
+        log.flush().expect("flush");
+        assert_eq!(log.flushed_lsn(), log.tip_lsn());
+        let tip = log.tip_lsn();
+        assert_eq!(log.stats().flushes, 1);
+        drop(log);
+
+        // Tear the tail: half a record of garbage after the valid prefix.
+        let file = io.open("log/jet.log").expect("open");
+        file.write_at(tip, &[5, 0, 0, 0, 1, 2]).expect("write");
+        let (mut log, records) = Log::open(&io, "log/jet.log").expect("reopen");
+        assert_eq!(records.len(), 2);
+        assert_eq!(log.tip_lsn(), tip);
+        assert_eq!(file.len().expect("len"), tip);
+        let third = log.append(&LogRecord::Begin { txn: 8 }).expect("append");
+        assert_eq!(third, tip);
+        log.close().expect("close");
+        let (_, records) = Log::open(&io, "log/jet.log").expect("reopen");
+        assert_eq!(records.last(), Some(&(tip, LogRecord::Begin { txn: 8 })));
+    }
+
+    #[test]
+    fn bad_log_header_is_corruption() {
+        let io = MemIo::new();
+        let file = io.create("bad.log").expect("create");
+        file.write_at(0, b"not a log file at all").expect("write");
+        assert!(matches!(
+            Log::open(&io, "bad.log"),
+            Err(JetError::DatabaseCorrupted)
+        ));
+    }
+
+    #[test]
+    fn oversize_record_is_refused() {
+        let record = LogRecord::Undo {
+            txn: 1,
+            file: FileId(1),
+            table_root: 2,
+            key: vec![0; MAX_LOG_RECORD_PAYLOAD_BYTES],
+            before: None,
+        };
+        assert_eq!(record.encode_framed(), Err(JetError::RecordTooBig));
+    }
+}

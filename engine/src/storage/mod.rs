@@ -1,0 +1,470 @@
+//! The storage layer: the [`Storage`] facade the engine calls, and the types it shares.
+//!
+//! The stack, top to bottom (each module owns one layer):
+//! - `mod.rs`: [`Storage`]: attached files by [`FileId`], argument validation, checkpoints.
+//! - `database.rs`: one database file: header, free list, catalog, defrag over its trees.
+//! - `btree.rs`: B+tree operations over pages.
+//! - `page.rs`: page layout, checksum, node codec.
+//! - `buffer_manager.rs`: the bounded page cache, write-back, the WAL rule.
+//! - `log.rs`: the write-ahead log and its record codec.
+//! - `checkpoint.rs`: the checkpoint (`.chk`) file.
+//!
+//! Everything here is single-threaded: the caller holds the instance lock around every call.
+//! All state lives in ordered maps so behaviour is deterministic. Every page change is logged
+//! as a full page image before it reaches the cache; recovery (replaying the log after the
+//! checkpoint) is a later layer, which the log and checkpoint formats are designed for.
+
+pub mod btree;
+pub mod buffer_manager;
+pub mod checkpoint;
+pub mod database;
+pub mod log;
+pub mod page;
+
+use std::collections::BTreeMap;
+
+use crate::env::io::Io;
+use crate::error::{JetError, JetResult};
+use buffer_manager::BufferManager;
+use checkpoint::{CheckpointFile, CheckpointState};
+use database::Pager;
+
+pub use buffer_manager::MIN_CACHE_SIZE_PAGES;
+pub use database::DefragReport;
+pub use log::LogRecord;
+
+/// Bytes per page, in files and in the cache.
+pub const PAGE_SIZE_BYTES: usize = 2048;
+/// Longest key (and table name); chosen with [`MAX_VALUE_BYTES`] so at least three max-size
+/// entries fit in a leaf.
+pub const MAX_KEY_BYTES: usize = 128;
+/// Longest value.
+pub const MAX_VALUE_BYTES: usize = 512;
+/// Databases one Storage can have attached at once (bounded so the checkpoint file, which
+/// lists them, has a fixed size).
+pub const MAX_ATTACHED_DATABASES: usize = 8;
+/// Longest database path.
+pub const MAX_DATABASE_PATH_BYTES: usize = 255;
+
+/// A log sequence number: the byte offset of a record in the log. 0 means "none".
+pub type Lsn = u64;
+/// A page's index in its database file.
+pub type PageNumber = u32;
+
+/// Identifies an attached database file within one [`Storage`]. Never reused within a log:
+/// a reopened Storage continues after the highest id its log and checkpoint mention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FileId(pub u32);
+
+/// What [`Storage::flush_to_depth`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushReport {
+    pub pages_written: u64,
+    pub checkpoint_lsn_before: Lsn,
+    pub checkpoint_lsn_after: Lsn,
+    pub checkpoint_depth_bytes_before: u64,
+    pub checkpoint_depth_bytes_after: u64,
+}
+
+/// Cumulative I/O counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StorageStats {
+    pub pages_read: u64,
+    pub pages_written: u64,
+    pub log_bytes_written: u64,
+    pub log_flushes: u64,
+    pub evictions: u64,
+    pub checkpoints_written: u64,
+}
+
+/// The storage engine: the log, the page cache and the attached database files.
+pub struct Storage {
+    buffers: BufferManager,
+    log: log::Log,
+    checkpoint: CheckpointFile,
+    /// Attached databases: id → path.
+    databases: BTreeMap<FileId, String>,
+    next_file_id: u32,
+    checkpoints_written: u64,
+}
+
+fn check_key(key: &[u8]) -> JetResult<()> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(JetError::RecordTooBig);
+    }
+    Ok(())
+}
+
+fn check_table_name(name: &str) -> JetResult<()> {
+    if name.is_empty() || name.len() > MAX_KEY_BYTES {
+        return Err(JetError::InvalidName);
+    }
+    Ok(())
+}
+
+fn check_database_path(path: &str) -> JetResult<()> {
+    if path.is_empty() || path.len() > MAX_DATABASE_PATH_BYTES {
+        return Err(JetError::InvalidParameter);
+    }
+    Ok(())
+}
+
+impl Storage {
+    /// Creates or reopens the log `log_path` and checkpoint file `checkpoint_path` through `io`.
+    pub fn open(
+        io: &dyn Io,
+        log_path: &str,
+        checkpoint_path: &str,
+        cache_size_pages: usize,
+    ) -> JetResult<Storage> {
+        let (log, records) = log::Log::open(io, log_path)?;
+        let checkpoint = CheckpointFile::open(io, checkpoint_path)?;
+        // FileIds stay unique across runs sharing a log, so a later replay is unambiguous.
+        let logged_ids = records.iter().filter_map(|(_, record)| match record {
+            LogRecord::AttachDatabase { file, .. }
+            | LogRecord::DetachDatabase { file }
+            | LogRecord::PageImage { file, .. } => Some(file.0),
+            _ => None,
+        });
+        let checkpointed_ids = checkpoint
+            .last()
+            .into_iter()
+            .flat_map(|state| state.attached.iter().map(|(file, _)| file.0));
+        let highest_id = logged_ids.chain(checkpointed_ids).max().unwrap_or(0);
+        Ok(Storage {
+            buffers: BufferManager::new(cache_size_pages),
+            log,
+            checkpoint,
+            databases: BTreeMap::new(),
+            next_file_id: highest_id.saturating_add(1),
+            checkpoints_written: 0,
+        })
+    }
+
+    /// Changes the cache size (at least [`MIN_CACHE_SIZE_PAGES`]); shrinking writes back and
+    /// evicts at once, so it can fail with an I/O error.
+    pub fn set_cache_size_pages(&mut self, pages: usize) -> JetResult<()> {
+        self.buffers.set_cache_size_pages(pages, &mut self.log)
+    }
+
+    pub fn cache_size_pages(&self) -> usize {
+        self.buffers.cache_size_pages()
+    }
+
+    fn check_can_attach(&self, path: &str) -> JetResult<()> {
+        check_database_path(path)?;
+        if self.databases.values().any(|attached| attached == path) {
+            return Err(JetError::DatabaseDuplicate);
+        }
+        if self.databases.len() >= MAX_ATTACHED_DATABASES {
+            return Err(JetError::TooManyAttachedDatabases);
+        }
+        Ok(())
+    }
+
+    fn allocate_file_id(&mut self) -> JetResult<FileId> {
+        let file = FileId(self.next_file_id);
+        self.next_file_id = self
+            .next_file_id
+            .checked_add(1)
+            .ok_or(JetError::TooManyAttachedDatabases)?;
+        debug_assert!(!self.buffers.has_file(file));
+        Ok(file)
+    }
+
+    /// Creates a new, empty database at `path` and attaches it. `DatabaseDuplicate` if the
+    /// path is attached or already exists (nothing on disk is overwritten).
+    pub fn create_database(&mut self, io: &dyn Io, path: &str) -> JetResult<FileId> {
+        self.check_can_attach(path)?;
+        if io.exists(path) {
+            return Err(JetError::DatabaseDuplicate);
+        }
+        let file = self.allocate_file_id()?;
+        let handle = io.create(path).map_err(|e| JetError::from_io(&e))?;
+        self.buffers.add_file(file, handle);
+        let formatted = self.format_new_database(file, path);
+        if let Err(error) = formatted {
+            self.buffers.forget_file(file);
+            // Best effort: a half-formatted file must not block a retry of the create.
+            let _ = io.remove(path);
+            return Err(error);
+        }
+        self.databases.insert(file, path.to_owned());
+        Ok(file)
+    }
+
+    fn format_new_database(&mut self, file: FileId, path: &str) -> JetResult<()> {
+        self.log.append(&LogRecord::AttachDatabase {
+            file,
+            path: path.to_owned(),
+        })?;
+        Pager::format(&mut self.buffers, &mut self.log, file)?;
+        // Make the new file usable on its own at once (and keep the creation out of the
+        // checkpoint depth): header and catalog reach disk now.
+        self.buffers.flush_file(file, &mut self.log)?;
+        Ok(())
+    }
+
+    /// Attaches an existing database. `FileNotFound` if there is no file, `DatabaseCorrupted`
+    /// if it is not a valid database, `DatabaseDuplicate` if it is attached already.
+    pub fn attach_database(&mut self, io: &dyn Io, path: &str) -> JetResult<FileId> {
+        self.check_can_attach(path)?;
+        let handle = io.open(path).map_err(|e| JetError::from_io(&e))?;
+        let len_bytes = handle.len().map_err(|e| JetError::from_io(&e))?;
+        let page_size_bytes = PAGE_SIZE_BYTES as u64;
+        if len_bytes < 2 * page_size_bytes || len_bytes % page_size_bytes != 0 {
+            return Err(JetError::DatabaseCorrupted);
+        }
+        let file = self.allocate_file_id()?;
+        self.buffers.add_file(file, handle);
+        let validated = Pager::open(&mut self.buffers, &mut self.log, file)
+            .and_then(|mut pager| pager.read_node(database::CATALOG_ROOT_PAGE).map(|_| ()));
+        if let Err(error) = validated {
+            self.buffers.forget_file(file);
+            return Err(error);
+        }
+        self.log.append(&LogRecord::AttachDatabase {
+            file,
+            path: path.to_owned(),
+        })?;
+        self.databases.insert(file, path.to_owned());
+        Ok(file)
+    }
+
+    /// Writes back the database's dirty pages, syncs and closes it.
+    pub fn detach_database(&mut self, file: FileId) -> JetResult<()> {
+        self.check_file(file)?;
+        self.buffers.remove_file(file, &mut self.log)?;
+        self.databases.remove(&file);
+        self.log.append(&LogRecord::DetachDatabase { file })?;
+        Ok(())
+    }
+
+    pub fn database_path(&self, file: FileId) -> Option<&str> {
+        self.databases.get(&file).map(String::as_str)
+    }
+
+    /// Attached databases, sorted by FileId.
+    pub fn attached(&self) -> Vec<(FileId, String)> {
+        self.databases
+            .iter()
+            .map(|(file, path)| (*file, path.clone()))
+            .collect()
+    }
+
+    fn check_file(&self, file: FileId) -> JetResult<()> {
+        if !self.databases.contains_key(&file) {
+            return Err(JetError::InvalidDatabaseId);
+        }
+        debug_assert!(self.buffers.has_file(file));
+        Ok(())
+    }
+
+    fn pager(&mut self, file: FileId) -> JetResult<Pager<'_>> {
+        self.check_file(file)?;
+        Pager::open(&mut self.buffers, &mut self.log, file)
+    }
+
+    /// Creates an empty table; returns its root page, which never changes.
+    pub fn create_table(&mut self, file: FileId, name: &str) -> JetResult<PageNumber> {
+        check_table_name(name)?;
+        self.pager(file)?.create_table(name)
+    }
+
+    pub fn table_root(&mut self, file: FileId, name: &str) -> JetResult<Option<PageNumber>> {
+        check_table_name(name)?;
+        self.pager(file)?.table_root(name)
+    }
+
+    /// Deletes a table and frees all its pages. `ObjectNotFound` if there is no such table.
+    pub fn delete_table(&mut self, file: FileId, name: &str) -> JetResult<()> {
+        check_table_name(name)?;
+        self.pager(file)?.delete_table(name)
+    }
+
+    /// Table names, sorted.
+    pub fn table_names(&mut self, file: FileId) -> JetResult<Vec<String>> {
+        let tables = self.pager(file)?.tables()?;
+        Ok(tables.into_iter().map(|(name, _)| name).collect())
+    }
+
+    pub fn get(&mut self, file: FileId, root: PageNumber, key: &[u8]) -> JetResult<Option<Vec<u8>>> {
+        check_key(key)?;
+        btree::get(&mut self.pager(file)?, root, key)
+    }
+
+    /// Inserts or overwrites; returns the previous value.
+    pub fn put(
+        &mut self,
+        file: FileId,
+        root: PageNumber,
+        key: &[u8],
+        value: &[u8],
+    ) -> JetResult<Option<Vec<u8>>> {
+        check_key(key)?;
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(JetError::RecordTooBig);
+        }
+        btree::put(&mut self.pager(file)?, root, key, value)
+    }
+
+    /// Removes a key; returns the previous value.
+    pub fn remove(
+        &mut self,
+        file: FileId,
+        root: PageNumber,
+        key: &[u8],
+    ) -> JetResult<Option<Vec<u8>>> {
+        check_key(key)?;
+        btree::remove(&mut self.pager(file)?, root, key)
+    }
+
+    /// The smallest entry with key strictly greater than `key`; `None` = the first entry.
+    pub fn next_after(
+        &mut self,
+        file: FileId,
+        root: PageNumber,
+        key: Option<&[u8]>,
+    ) -> JetResult<Option<(Vec<u8>, Vec<u8>)>> {
+        key.map_or(Ok(()), check_key)?;
+        btree::next_after(&mut self.pager(file)?, root, key)
+    }
+
+    /// The greatest entry with key strictly less than `key`; `None` = the last entry.
+    pub fn prev_before(
+        &mut self,
+        file: FileId,
+        root: PageNumber,
+        key: Option<&[u8]>,
+    ) -> JetResult<Option<(Vec<u8>, Vec<u8>)>> {
+        key.map_or(Ok(()), check_key)?;
+        btree::prev_before(&mut self.pager(file)?, root, key)
+    }
+
+    /// All entries in key order.
+    pub fn scan(&mut self, file: FileId, root: PageNumber) -> JetResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        btree::scan(&mut self.pager(file)?, root)
+    }
+
+    /// Appends a record for the layer above (transactions, undo). `PageImage` records are the
+    /// storage layer's own and are refused with `InvalidParameter`.
+    pub fn append_log(&mut self, record: LogRecord) -> JetResult<Lsn> {
+        if matches!(record, LogRecord::PageImage { .. }) {
+            return Err(JetError::InvalidParameter);
+        }
+        self.log.append(&record)
+    }
+
+    /// Writes and syncs every appended log record.
+    pub fn flush_log(&mut self) -> JetResult<()> {
+        self.log.flush()
+    }
+
+    /// The end of the appended log: the LSN the next record gets.
+    pub fn tip_lsn(&self) -> Lsn {
+        self.log.tip_lsn()
+    }
+
+    /// Everything below this LSN is durable in the log file.
+    pub fn flushed_lsn(&self) -> Lsn {
+        self.log.flushed_lsn()
+    }
+
+    /// The oldest first-dirty LSN over dirty pages, or the log tip when nothing is dirty.
+    pub fn checkpoint_lsn(&self) -> Lsn {
+        self.buffers.checkpoint_lsn(self.log.tip_lsn())
+    }
+
+    pub fn checkpoint_depth_bytes(&self) -> u64 {
+        self.log.tip_lsn() - self.checkpoint_lsn()
+    }
+
+    /// The checkpoint last persisted in the checkpoint file (by this run or an earlier one).
+    pub fn persisted_checkpoint(&self) -> Option<&CheckpointState> {
+        self.checkpoint.last()
+    }
+
+    pub fn dirty_page_count(&self) -> u64 {
+        self.buffers.dirty_page_count()
+    }
+
+    /// Writes back dirty pages oldest-first until the checkpoint depth is at most
+    /// `max_depth_bytes` (0: every dirty page), then persists the checkpoint.
+    pub fn flush_to_depth(&mut self, max_depth_bytes: u64) -> JetResult<FlushReport> {
+        let checkpoint_lsn_before = self.checkpoint_lsn();
+        let checkpoint_depth_bytes_before = self.checkpoint_depth_bytes();
+        let pages_written = self
+            .buffers
+            .flush_to_depth(max_depth_bytes, &mut self.log)?;
+        let checkpoint_lsn_after = self.checkpoint_lsn();
+        assert!(self.checkpoint_depth_bytes() <= max_depth_bytes);
+        self.persist_checkpoint(checkpoint_lsn_after)?;
+        Ok(FlushReport {
+            pages_written,
+            checkpoint_lsn_before,
+            checkpoint_lsn_after,
+            checkpoint_depth_bytes_before,
+            checkpoint_depth_bytes_after: self.checkpoint_depth_bytes(),
+        })
+    }
+
+    fn persist_checkpoint(&mut self, checkpoint_lsn: Lsn) -> JetResult<()> {
+        // A checkpoint must never point past the durable log.
+        if self.log.flushed_lsn() < checkpoint_lsn {
+            self.log.flush()?;
+        }
+        assert!(self.log.flushed_lsn() >= checkpoint_lsn);
+        self.checkpoint.write(checkpoint_lsn, self.attached())?;
+        self.checkpoints_written += 1;
+        Ok(())
+    }
+
+    /// One small online-defrag step in `file`: merges one pair of under-full sibling pages.
+    /// `None` when there is nothing left to merge.
+    pub fn defrag_step(&mut self, file: FileId) -> JetResult<Option<DefragReport>> {
+        self.pager(file)?.defrag_step()
+    }
+
+    /// Pages in the file, including the header, the catalog and free pages.
+    pub fn page_count(&mut self, file: FileId) -> JetResult<u64> {
+        Ok(u64::from(self.pager(file)?.header().page_count))
+    }
+
+    pub fn free_page_count(&mut self, file: FileId) -> JetResult<u64> {
+        Ok(u64::from(self.pager(file)?.header().free_page_count))
+    }
+
+    /// Checks the file's page accounting: every page is the header, in exactly one tree, or
+    /// on the free list, and the free count matches the list. `DatabaseCorrupted` if not.
+    pub fn verify_database(&mut self, file: FileId) -> JetResult<()> {
+        self.pager(file)?.verify()
+    }
+
+    pub fn stats(&self) -> StorageStats {
+        let buffers = self.buffers.stats();
+        let log = self.log.stats();
+        StorageStats {
+            pages_read: buffers.pages_read,
+            pages_written: buffers.pages_written,
+            log_bytes_written: log.bytes_written,
+            log_flushes: log.flushes,
+            evictions: buffers.evictions,
+            checkpoints_written: self.checkpoints_written,
+        }
+    }
+
+    /// Clean shutdown: flush everything, write CleanShutdown + checkpoint, sync all files,
+    /// close them.
+    pub fn shutdown_clean(mut self) -> JetResult<()> {
+        self.buffers.flush_all(&mut self.log)?;
+        self.log.append(&LogRecord::CleanShutdown)?;
+        self.log.flush()?;
+        let tip_lsn = self.log.tip_lsn();
+        self.persist_checkpoint(tip_lsn)?;
+        self.buffers.close_all();
+        self.log.close()
+    }
+}
+
+#[cfg(test)]
+mod tests;
