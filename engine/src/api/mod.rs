@@ -58,6 +58,7 @@ pub(crate) struct WakeOrders {
     pub deleted: bool,
     checkpoint_depth_bytes: u64,
     checkpoint_depth_max_bytes: u64,
+    version_store_half_full: bool,
 }
 
 impl<R: Runtime> Jet<R> {
@@ -131,6 +132,10 @@ impl<R: Runtime> Jet<R> {
                     .as_ref()
                     .map_or(0, |storage| storage.checkpoint_depth_bytes());
                 orders.checkpoint_depth_max_bytes = state.params.checkpoint_depth_max_bytes;
+                // ESE cleans versions in the background as the store fills; so do we, from
+                // half full, so a writer rarely has to clean inline.
+                orders.version_store_half_full =
+                    state.version_store.stats().versions * 2 >= state.params.version_store_max_versions;
             }
             result
         };
@@ -174,6 +179,9 @@ impl<R: Runtime> Jet<R> {
             }
             if orders.deleted {
                 worker.defrag_work_pending = true;
+            }
+            if orders.version_store_half_full {
+                worker.cleanup_requested = true;
             }
         });
     }

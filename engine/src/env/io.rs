@@ -2,8 +2,10 @@
 //! implementation and an in-memory one.
 //!
 //! In-memory fault model (the basis the durability work extends): each [`MemIo`] file keeps
-//! its current bytes and the bytes as of its last `sync`. Nothing here loses data yet; the
-//! synced image exists so a simulated crash can revert to it.
+//! its current bytes and an undo list of what every write since the last `sync` overwrote, so
+//! [`MemIo::crash`] can put every file back to its last synced state (all unsynced writes
+//! lost). Syncing costs nothing but dropping the undo list, so a log synced at every commit
+//! stays cheap.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -36,7 +38,24 @@ pub trait IoFile: Send + Sync {
 #[derive(Debug, Default)]
 struct MemFileData {
     current: Vec<u8>,
-    synced: Vec<u8>,
+    /// Length at the last sync.
+    synced_len: usize,
+    /// `(offset, bytes overwritten)` for every write since the last sync, oldest first.
+    undo: Vec<(usize, Vec<u8>)>,
+}
+
+impl MemFileData {
+    fn revert_to_synced(&mut self) {
+        while let Some((offset, old)) = self.undo.pop() {
+            let end = offset + old.len();
+            if end > self.current.len() {
+                // A later truncation cut these bytes off; bring them back.
+                self.current.resize(end, 0);
+            }
+            self.current[offset..end].copy_from_slice(&old);
+        }
+        self.current.resize(self.synced_len, 0);
+    }
 }
 
 /// In-memory files. Deterministic: the file table is a `BTreeMap`, and no call blocks.
@@ -55,6 +74,13 @@ impl MemIo {
     /// Names of all files, sorted.
     pub fn file_names(&self) -> Vec<String> {
         lock(&self.files).keys().cloned().collect()
+    }
+
+    /// A simulated crash: every file loses all writes since its last sync.
+    pub fn crash(&self) {
+        for file in lock(&self.files).values() {
+            lock(file).revert_to_synced();
+        }
     }
 
     /// Total bytes stored across all files.
@@ -122,6 +148,11 @@ impl IoFile for MemFile {
     fn write_at(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
         let mut data = lock(&self.data);
         let (start, end) = range(offset, bytes.len())?;
+        let overwritten_end = end.min(data.current.len());
+        if start < overwritten_end {
+            let old = data.current[start..overwritten_end].to_vec();
+            data.undo.push((start, old));
+        }
         if end > data.current.len() {
             data.current.resize(end, 0);
         }
@@ -130,7 +161,8 @@ impl IoFile for MemFile {
     }
     fn sync(&self) -> io::Result<()> {
         let mut data = lock(&self.data);
-        data.synced = data.current.clone();
+        data.undo.clear();
+        data.synced_len = data.current.len();
         Ok(())
     }
     fn len(&self) -> io::Result<u64> {
@@ -138,7 +170,12 @@ impl IoFile for MemFile {
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         let (_, end) = range(len, 0)?;
-        lock(&self.data).current.resize(end, 0);
+        let mut data = lock(&self.data);
+        if end < data.current.len() {
+            let old = data.current[end..].to_vec();
+            data.undo.push((end, old));
+        }
+        data.current.resize(end, 0);
         Ok(())
     }
 }
@@ -219,5 +256,37 @@ impl IoFile for DiskFile {
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.file.set_len(len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crash_keeps_exactly_the_synced_bytes() {
+        let io = MemIo::new();
+        let file = io.create("f").unwrap();
+        file.write_at(0, b"hello world").unwrap();
+        file.sync().unwrap();
+        file.write_at(6, b"WORLD and more").unwrap();
+        file.write_at(0, b"J").unwrap();
+        file.set_len(3).unwrap();
+        io.crash();
+        let mut buf = vec![0; 11];
+        file.read_at(0, &mut buf).unwrap();
+        assert_eq!(&buf, b"hello world");
+        assert_eq!(file.len().unwrap(), 11);
+    }
+
+    #[test]
+    fn reads_past_the_end_fail() {
+        let io = MemIo::new();
+        let file = io.create("f").unwrap();
+        file.write_at(0, b"ab").unwrap();
+        let mut buf = [0; 3];
+        assert_eq!(file.read_at(0, &mut buf).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert!(io.open("missing").is_err());
+        assert!(FileIo::new("/tmp").open("../etc/passwd").is_err(), "escapes the root");
     }
 }

@@ -219,7 +219,18 @@ pub fn run_round<R: Runtime>(core: &InstanceCore<R>) -> bool {
             }
         }
     }
+    // Defrag dirties pages; if that pushed the checkpoint past its target, flush next round.
+    let flush_next = steps > 0 && {
+        let quiesced = core.worker.state.lock().caches_quiesced;
+        let state = core.state.lock();
+        let target = if quiesced { 0 } else { state.params.checkpoint_depth_max_bytes };
+        state
+            .storage
+            .as_ref()
+            .is_some_and(|storage| storage.checkpoint_depth_bytes() > target)
+    };
     let mut state = core.worker.state.lock();
+    state.flush_requested |= flush_next;
     state.cleanup_runs += u64::from(cleanup);
     if defrag_finished {
         state.defrag_work_pending = false;

@@ -13,14 +13,14 @@
 //! in pages visited, so a corrupt file with a pointer cycle yields `DatabaseCorrupted`.
 
 use super::database::Pager;
-use super::page::{split_internal, split_leaf, Node, PAGE_BODY_BYTES};
+use super::page::{
+    internal_fits, leaf_fits, split_internal, split_leaf, Entry, Node, PAGE_BODY_BYTES,
+};
 use super::PageNumber;
 use crate::error::{JetError, JetResult};
 
 /// Deeper than any tree the page sizes allow for a 2^32-page file.
 pub const MAX_TREE_HEIGHT_LEVELS: usize = 16;
-
-type Entry = (Vec<u8>, Vec<u8>);
 
 /// Which child of an internal node may hold `key`.
 fn child_index(keys: &[Vec<u8>], key: &[u8]) -> usize {
@@ -111,14 +111,10 @@ pub fn put(
             None
         }
     };
-    let leaf = Node::Leaf { entries };
-    if leaf.fits() {
-        pager.write_node(leaf_page, leaf)?;
+    if leaf_fits(&entries) {
+        pager.write_node(leaf_page, Node::Leaf { entries })?;
         return Ok(previous);
     }
-    let Node::Leaf { entries } = leaf else {
-        unreachable!("built as a leaf above")
-    };
     let (left, right) = split_leaf(entries);
     let separator = right[0].0.clone();
     let split = Split {
@@ -164,17 +160,15 @@ fn insert_split(
         let right_page = pager.allocate()?;
         pager.write_node(page, split.left)?;
         pager.write_node(right_page, split.right)?;
-        let step = path.pop().expect("a non-root node has a parent on the path");
+        let step = path
+            .pop()
+            .expect("a non-root node has a parent on the path");
         let (mut keys, mut children) = (step.keys, step.children);
         keys.insert(step.index, split.separator);
         children.insert(step.index + 1, right_page);
-        let parent = Node::Internal { keys, children };
-        if parent.fits() {
-            return pager.write_node(step.page, parent);
+        if internal_fits(&keys) {
+            return pager.write_node(step.page, Node::Internal { keys, children });
         }
-        let Node::Internal { keys, children } = parent else {
-            unreachable!("built as an internal node above")
-        };
         let halves = split_internal(keys, children);
         page = step.page;
         split = Split {
@@ -364,7 +358,11 @@ pub fn defrag_step(pager: &mut Pager<'_>, root: PageNumber) -> JetResult<Option<
 }
 
 /// Copies the root's only child into the root and frees the child: one level less.
-fn collapse_into_root(pager: &mut Pager<'_>, root: PageNumber, child: PageNumber) -> JetResult<u64> {
+fn collapse_into_root(
+    pager: &mut Pager<'_>,
+    root: PageNumber,
+    child: PageNumber,
+) -> JetResult<u64> {
     let child_node = pager.read_node(child)?;
     let moved = child_node.entry_count() as u64;
     pager.write_node(root, child_node)?;
@@ -382,7 +380,11 @@ fn defrag_in(
 ) -> JetResult<Option<Merge>> {
     check_depth(depth)?;
     budget.spend()?;
-    let Node::Internal { mut keys, mut children } = node else {
+    let Node::Internal {
+        mut keys,
+        mut children,
+    } = node
+    else {
         return Ok(None);
     };
     let child_nodes = children
@@ -391,7 +393,8 @@ fn defrag_in(
         .collect::<JetResult<Vec<Node>>>()?;
     // Deeper levels first: merging leaves is what empties internal nodes.
     for (&child, child_node) in children.iter().zip(&child_nodes) {
-        if let Some(merge) = defrag_in(pager, child, child_node.clone(), false, depth + 1, budget)? {
+        if let Some(merge) = defrag_in(pager, child, child_node.clone(), false, depth + 1, budget)?
+        {
             return Ok(Some(merge));
         }
     }
@@ -446,7 +449,11 @@ fn try_merge(left: &Node, separator: &[u8], right: &Node) -> JetResult<Option<No
                 .chain([separator.to_vec()])
                 .chain(right_keys.iter().cloned())
                 .collect(),
-            children: left_children.iter().chain(right_children).copied().collect(),
+            children: left_children
+                .iter()
+                .chain(right_children)
+                .copied()
+                .collect(),
         },
         // Siblings are always at the same level of a balanced tree.
         _ => return Err(JetError::DatabaseCorrupted),

@@ -145,7 +145,10 @@ impl BufferManager {
     ) -> JetResult<()> {
         assert_eq!(bytes.len(), PAGE_SIZE_BYTES);
         // The record describing this image must already be in the log.
-        assert!(page_lsn < log.tip_lsn(), "a page image is logged before it is cached");
+        assert!(
+            page_lsn < log.tip_lsn(),
+            "a page image is logged before it is cached"
+        );
         if !self.files.contains_key(&file) {
             return Err(JetError::InvalidDatabaseId);
         }
@@ -357,7 +360,9 @@ mod tests {
         buffers.add_file(file, io.create("t.edb").expect("create"));
         for page in 0..MIN_CACHE_SIZE_PAGES as PageNumber {
             let (image, lsn) = logged_image(&mut log, file, page, page as u8);
-            buffers.write(file, page, image, lsn, &mut log).expect("write");
+            buffers
+                .write(file, page, image, lsn, &mut log)
+                .expect("write");
         }
         assert_eq!(buffers.dirty_page_count(), MIN_CACHE_SIZE_PAGES as u64);
         assert_eq!(log.flushed_lsn(), crate::storage::log::LOG_HEADER_BYTES);
@@ -365,10 +370,15 @@ mod tests {
 
         // One more page: every frame is dirty, so page 0 (LRU) is written back.
         let (image, lsn) = logged_image(&mut log, file, 100, 100);
-        buffers.write(file, 100, image, lsn, &mut log).expect("write");
+        buffers
+            .write(file, 100, image, lsn, &mut log)
+            .expect("write");
         assert_eq!(buffers.stats().evictions, 1);
         assert_eq!(buffers.stats().pages_written, 1);
-        assert!(log.flushed_lsn() > first_lsn, "WAL: log flushed before the page");
+        assert!(
+            log.flushed_lsn() > first_lsn,
+            "WAL: log flushed before the page"
+        );
         let on_disk = io.open("t.edb").expect("open");
         let mut bytes = vec![0; PAGE_SIZE_BYTES];
         on_disk.read_at(0, &mut bytes).expect("read");
@@ -395,7 +405,9 @@ mod tests {
         let mut lsns = Vec::new();
         for page in 0..4 {
             let (image, lsn) = logged_image(&mut log, file, page, 1);
-            buffers.write(file, page, image, lsn, &mut log).expect("write");
+            buffers
+                .write(file, page, image, lsn, &mut log)
+                .expect("write");
             lsns.push(lsn);
         }
         // Rewriting page 0 keeps its first-dirty LSN.
@@ -404,13 +416,27 @@ mod tests {
         assert_eq!(buffers.checkpoint_lsn(log.tip_lsn()), lsns[0]);
 
         let depth_bytes = log.tip_lsn() - lsns[2];
-        let written = buffers.flush_to_depth(depth_bytes, &mut log).expect("flush");
+        let written = buffers
+            .flush_to_depth(depth_bytes, &mut log)
+            .expect("flush");
         assert_eq!(written, 2);
         assert_eq!(buffers.checkpoint_lsn(log.tip_lsn()), lsns[2]);
         let written = buffers.flush_to_depth(0, &mut log).expect("flush");
         assert_eq!(written, 2);
         assert_eq!(buffers.dirty_page_count(), 0);
         assert_eq!(buffers.checkpoint_lsn(log.tip_lsn()), log.tip_lsn());
+    }
+
+    #[test]
+    #[should_panic(expected = "a page image is logged before it is cached")]
+    fn caching_an_unlogged_image_is_caught() {
+        // Goal: the WAL assertion fires when a page image is cached without a log record.
+        let io = MemIo::new();
+        let (mut log, _) = Log::open(&io, "t.log").expect("log");
+        let mut buffers = BufferManager::new(8);
+        buffers.add_file(FileId(1), io.create("t.edb").expect("create"));
+        let image = encode_page(&PageContent::Node(Node::empty_leaf()), log.tip_lsn());
+        let _ = buffers.write(FileId(1), 2, image, log.tip_lsn(), &mut log);
     }
 
     #[test]
@@ -422,7 +448,9 @@ mod tests {
         buffers.add_file(file, io.create("t.edb").expect("create"));
         for page in 0..20 {
             let (image, lsn) = logged_image(&mut log, file, page, 1);
-            buffers.write(file, page, image, lsn, &mut log).expect("write");
+            buffers
+                .write(file, page, image, lsn, &mut log)
+                .expect("write");
         }
         buffers.set_cache_size_pages(8, &mut log).expect("shrink");
         assert_eq!(buffers.cached_page_count(), 8);

@@ -162,8 +162,11 @@ mod tests {
         assert!(chk.last().is_none());
         chk.write(100, vec![(FileId(1), "a.edb".into())])
             .expect("write");
-        chk.write(200, vec![(FileId(1), "a.edb".into()), (FileId(2), "b.edb".into())])
-            .expect("write");
+        chk.write(
+            200,
+            vec![(FileId(1), "a.edb".into()), (FileId(2), "b.edb".into())],
+        )
+        .expect("write");
         let reopened = CheckpointFile::open(&io, "jet.chk").expect("reopen");
         let last = reopened.last().expect("checkpoint");
         assert_eq!((last.sequence, last.checkpoint_lsn), (2, 200));

@@ -89,7 +89,7 @@ impl<'a> Pager<'a> {
 
     /// Reads a page that must be a tree node (any other kind is a broken pointer).
     pub fn read_node(&mut self, page: PageNumber) -> JetResult<Node> {
-        if page <= HEADER_PAGE {
+        if page == HEADER_PAGE {
             return Err(JetError::DatabaseCorrupted);
         }
         match self.read(page)? {
@@ -101,7 +101,7 @@ impl<'a> Pager<'a> {
     /// Reads a tree root handed in by a caller: a page that is not a tree root (out of range,
     /// freed, the header) is `ObjectNotFound`, not corruption, because the caller chose it.
     pub fn read_root(&mut self, root: PageNumber) -> JetResult<Node> {
-        if root <= HEADER_PAGE || root >= self.header.page_count {
+        if root == HEADER_PAGE || root >= self.header.page_count {
             return Err(JetError::ObjectNotFound);
         }
         match self.read(root)? {
@@ -122,7 +122,8 @@ impl<'a> Pager<'a> {
             image: image.clone(),
         })?;
         assert_eq!(logged_lsn, page_lsn);
-        self.buffers.write(self.file, page, image, page_lsn, self.log)
+        self.buffers
+            .write(self.file, page, image, page_lsn, self.log)
     }
 
     pub fn write_node(&mut self, page: PageNumber, node: Node) -> JetResult<()> {
@@ -233,7 +234,12 @@ impl<'a> Pager<'a> {
         }
         let root = self.allocate()?;
         self.write_node(root, Node::empty_leaf())?;
-        let previous = btree::put(self, CATALOG_ROOT_PAGE, name.as_bytes(), &root.to_le_bytes())?;
+        let previous = btree::put(
+            self,
+            CATALOG_ROOT_PAGE,
+            name.as_bytes(),
+            &root.to_le_bytes(),
+        )?;
         debug_assert!(previous.is_none());
         Ok(root)
     }

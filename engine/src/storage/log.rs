@@ -29,9 +29,14 @@ pub const MAX_LOG_RECORD_PAYLOAD_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogRecord {
     /// `file` now names the database at `path` (written before any page of it is logged).
-    AttachDatabase { file: FileId, path: String },
+    AttachDatabase {
+        file: FileId,
+        path: String,
+    },
     /// `file` is detached; its pages were flushed first.
-    DetachDatabase { file: FileId },
+    DetachDatabase {
+        file: FileId,
+    },
     /// Full after-image of a page: physical redo. The image carries the record's own LSN.
     PageImage {
         file: FileId,
@@ -310,7 +315,14 @@ impl Log {
     /// valid prefix (a torn tail is cut off). Returns the records of that prefix too, so the
     /// caller can learn what earlier runs did. A bad header is `DatabaseCorrupted`.
     pub fn open(io: &dyn Io, path: &str) -> JetResult<(Log, Vec<(Lsn, LogRecord)>)> {
-        if !io.exists(path) {
+        let empty_file = io.exists(path)
+            && io
+                .open(path)
+                .and_then(|file| file.len())
+                .map_err(|e| JetError::from_io(&e))?
+                == 0;
+        // An empty file is a creation that crashed before its header: start it afresh.
+        if !io.exists(path) || empty_file {
             let file = io.create(path).map_err(|e| JetError::from_io(&e))?;
             file.write_at(0, &encode_log_header())
                 .map_err(|e| JetError::from_io(&e))?;
@@ -520,7 +532,11 @@ mod tests {
             }
             let whole = ends.iter().filter(|&&end| end <= cut as u64).count();
             assert_eq!(decoded.len(), whole, "cut at {cut}");
-            let expected_len = if whole == 0 { LOG_HEADER_BYTES } else { ends[whole - 1] };
+            let expected_len = if whole == 0 {
+                LOG_HEADER_BYTES
+            } else {
+                ends[whole - 1]
+            };
             assert_eq!(valid_len, expected_len);
             assert!(decoded.iter().zip(&records).all(|((_, d), r)| d == r));
         }
@@ -571,6 +587,9 @@ mod tests {
     #[test]
     fn bad_log_header_is_corruption() {
         let io = MemIo::new();
+        io.create("empty.log").expect("create");
+        let (log, records) = Log::open(&io, "empty.log").expect("an empty file starts afresh");
+        assert_eq!((log.tip_lsn(), records.len()), (LOG_HEADER_BYTES, 0));
         let file = io.create("bad.log").expect("create");
         file.write_at(0, b"not a log file at all").expect("write");
         assert!(matches!(

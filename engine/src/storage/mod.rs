@@ -95,6 +95,14 @@ fn check_key(key: &[u8]) -> JetResult<()> {
     Ok(())
 }
 
+/// The catalog is the storage layer's own tree; a caller's root must be a table's.
+fn check_table_root(root: PageNumber) -> JetResult<()> {
+    if root <= database::CATALOG_ROOT_PAGE {
+        return Err(JetError::ObjectNotFound);
+    }
+    Ok(())
+}
+
 fn check_table_name(name: &str) -> JetResult<()> {
     if name.is_empty() || name.len() > MAX_KEY_BYTES {
         return Err(JetError::InvalidName);
@@ -288,8 +296,14 @@ impl Storage {
         Ok(tables.into_iter().map(|(name, _)| name).collect())
     }
 
-    pub fn get(&mut self, file: FileId, root: PageNumber, key: &[u8]) -> JetResult<Option<Vec<u8>>> {
+    pub fn get(
+        &mut self,
+        file: FileId,
+        root: PageNumber,
+        key: &[u8],
+    ) -> JetResult<Option<Vec<u8>>> {
         check_key(key)?;
+        check_table_root(root)?;
         btree::get(&mut self.pager(file)?, root, key)
     }
 
@@ -305,6 +319,7 @@ impl Storage {
         if value.len() > MAX_VALUE_BYTES {
             return Err(JetError::RecordTooBig);
         }
+        check_table_root(root)?;
         btree::put(&mut self.pager(file)?, root, key, value)
     }
 
@@ -316,6 +331,7 @@ impl Storage {
         key: &[u8],
     ) -> JetResult<Option<Vec<u8>>> {
         check_key(key)?;
+        check_table_root(root)?;
         btree::remove(&mut self.pager(file)?, root, key)
     }
 
@@ -327,6 +343,7 @@ impl Storage {
         key: Option<&[u8]>,
     ) -> JetResult<Option<(Vec<u8>, Vec<u8>)>> {
         key.map_or(Ok(()), check_key)?;
+        check_table_root(root)?;
         btree::next_after(&mut self.pager(file)?, root, key)
     }
 
@@ -338,11 +355,13 @@ impl Storage {
         key: Option<&[u8]>,
     ) -> JetResult<Option<(Vec<u8>, Vec<u8>)>> {
         key.map_or(Ok(()), check_key)?;
+        check_table_root(root)?;
         btree::prev_before(&mut self.pager(file)?, root, key)
     }
 
     /// All entries in key order.
     pub fn scan(&mut self, file: FileId, root: PageNumber) -> JetResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        check_table_root(root)?;
         btree::scan(&mut self.pager(file)?, root)
     }
 

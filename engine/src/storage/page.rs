@@ -40,9 +40,8 @@ const INTERNAL_FIRST_CHILD_BYTES: usize = 4;
 
 // A leaf must hold at least three max-size entries, so a split of an overfull leaf always
 // leaves both halves non-empty and an internal node always has room for a separator.
-const _: () = assert!(
-    3 * (LEAF_ENTRY_OVERHEAD_BYTES + MAX_KEY_BYTES + MAX_VALUE_BYTES) <= PAGE_BODY_BYTES
-);
+const _: () =
+    assert!(3 * (LEAF_ENTRY_OVERHEAD_BYTES + MAX_KEY_BYTES + MAX_VALUE_BYTES) <= PAGE_BODY_BYTES);
 const _: () = assert!(
     INTERNAL_FIRST_CHILD_BYTES + 3 * (INTERNAL_KEY_OVERHEAD_BYTES + MAX_KEY_BYTES)
         <= PAGE_BODY_BYTES
@@ -80,11 +79,14 @@ pub struct DbHeader {
     pub catalog_root: PageNumber,
 }
 
+/// A leaf entry: key and value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// A B+tree node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
     Leaf {
-        entries: Vec<(Vec<u8>, Vec<u8>)>,
+        entries: Vec<Entry>,
     },
     Internal {
         keys: Vec<Vec<u8>>,
@@ -102,10 +104,16 @@ impl Node {
     /// Bytes the node's body takes on a page.
     pub fn body_size_bytes(&self) -> usize {
         match self {
-            Node::Leaf { entries } => entries.iter().map(|(k, v)| leaf_entry_size_bytes(k, v)).sum(),
+            Node::Leaf { entries } => entries
+                .iter()
+                .map(|(k, v)| leaf_entry_size_bytes(k, v))
+                .sum(),
             Node::Internal { keys, .. } => {
                 INTERNAL_FIRST_CHILD_BYTES
-                    + keys.iter().map(|k| internal_key_size_bytes(k)).sum::<usize>()
+                    + keys
+                        .iter()
+                        .map(|k| internal_key_size_bytes(k))
+                        .sum::<usize>()
             }
         }
     }
@@ -125,6 +133,25 @@ impl Node {
     pub fn is_leaf(&self) -> bool {
         matches!(self, Node::Leaf { .. })
     }
+}
+
+/// Whether a leaf with these entries fits in a page.
+pub fn leaf_fits(entries: &[Entry]) -> bool {
+    entries
+        .iter()
+        .map(|(key, value)| leaf_entry_size_bytes(key, value))
+        .sum::<usize>()
+        <= PAGE_BODY_BYTES
+}
+
+/// Whether an internal node with these keys fits in a page.
+pub fn internal_fits(keys: &[Vec<u8>]) -> bool {
+    INTERNAL_FIRST_CHILD_BYTES
+        + keys
+            .iter()
+            .map(|key| internal_key_size_bytes(key))
+            .sum::<usize>()
+        <= PAGE_BODY_BYTES
 }
 
 pub fn leaf_entry_size_bytes(key: &[u8], value: &[u8]) -> usize {
@@ -189,9 +216,7 @@ pub fn encode_page(content: &PageContent, page_lsn: Lsn) -> Vec<u8> {
     let (kind, count) = match content {
         PageContent::Header(_) => (PageKind::Header, 0),
         PageContent::Node(node @ Node::Leaf { .. }) => (PageKind::Leaf, node.entry_count()),
-        PageContent::Node(node @ Node::Internal { .. }) => {
-            (PageKind::Internal, node.entry_count())
-        }
+        PageContent::Node(node @ Node::Internal { .. }) => (PageKind::Internal, node.entry_count()),
         PageContent::Free { .. } => (PageKind::Free, 0),
     };
     page.push(kind as u8);
@@ -274,13 +299,19 @@ impl<'a> Reader<'a> {
         Ok(slice)
     }
     fn u16(&mut self) -> JetResult<u16> {
-        Ok(u16::from_le_bytes(self.take(2)?.try_into().expect("2 bytes")))
+        Ok(u16::from_le_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
     }
     fn u32(&mut self) -> JetResult<u32> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn u64(&mut self) -> JetResult<u64> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
 }
 
@@ -315,7 +346,7 @@ pub fn decode_page(page: &[u8]) -> JetResult<(Lsn, PageContent)> {
             })
         }
         PageKind::Leaf => {
-            let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(count);
+            let mut entries: Vec<Entry> = Vec::with_capacity(count);
             for _ in 0..count {
                 let key_len = usize::from(reader.u16()?);
                 let value_len = usize::from(reader.u16()?);
@@ -361,9 +392,7 @@ pub fn decode_page(page: &[u8]) -> JetResult<(Lsn, PageContent)> {
 
 /// Splits an overfull leaf's entries into two non-empty halves that each fit, as even in
 /// bytes as possible. Returns `(left, right)`; the separator is `right[0].0`.
-pub fn split_leaf(
-    entries: Vec<(Vec<u8>, Vec<u8>)>,
-) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<(Vec<u8>, Vec<u8>)>) {
+pub fn split_leaf(entries: Vec<Entry>) -> (Vec<Entry>, Vec<Entry>) {
     assert!(entries.len() >= 2, "a leaf with one entry always fits");
     let sizes: Vec<usize> = entries
         .iter()
@@ -390,7 +419,10 @@ pub struct InternalSplit {
 /// Splits an overfull internal node: `keys[at]` moves up, keys left of it stay left.
 pub fn split_internal(keys: Vec<Vec<u8>>, children: Vec<PageNumber>) -> InternalSplit {
     assert_eq!(children.len(), keys.len() + 1);
-    assert!(keys.len() >= 3, "an internal node with two keys always fits");
+    assert!(
+        keys.len() >= 3,
+        "an internal node with two keys always fits"
+    );
     let sizes: Vec<usize> = keys.iter().map(|k| internal_key_size_bytes(k)).collect();
     // Candidate `at` puts keys[..at] left and keys[at+1..] right: the left size counts the
     // prefix, the right size is total - prefix - the separator itself.
@@ -433,7 +465,8 @@ fn best_split(sizes: &[usize], consumed: usize, fits: impl Fn(usize, usize) -> b
             }
         }
     }
-    best.expect("an overfull node by at most one item always has a valid split").1
+    best.expect("an overfull node by at most one item always has a valid split")
+        .1
 }
 
 #[cfg(test)]
@@ -479,7 +512,10 @@ mod tests {
         let entries: Vec<_> = (0u8..4)
             .map(|i| (vec![i; MAX_KEY_BYTES], vec![i; MAX_VALUE_BYTES]))
             .collect();
-        assert!(!Node::Leaf { entries: entries.clone() }.fits());
+        assert!(!Node::Leaf {
+            entries: entries.clone()
+        }
+        .fits());
         let (left, right) = split_leaf(entries);
         assert_eq!((left.len(), right.len()), (2, 2));
     }
@@ -499,7 +535,10 @@ mod tests {
         };
         assert!(left.fits() && right.fits());
         assert_eq!(split.left_keys.len() + split.right_keys.len(), 19);
-        assert_eq!(split.separator, vec![split.left_keys.len() as u8; MAX_KEY_BYTES]);
+        assert_eq!(
+            split.separator,
+            vec![split.left_keys.len() as u8; MAX_KEY_BYTES]
+        );
     }
 
     /// An arbitrary node that fits in a page: sorted unique keys, bounded sizes.

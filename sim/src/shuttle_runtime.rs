@@ -1,0 +1,72 @@
+//! [`Runtime`] on shuttle's controlled threads and primitives: every lock, wait, notify, atomic
+//! access and yield is a scheduling point shuttle's scheduler decides, so a seed names one
+//! interleaving of the engine's own code and replays it exactly.
+//!
+//! Only usable inside a shuttle execution (`shuttle::Runner::run`, `shuttle::check_*`): outside
+//! one, shuttle's primitives panic.
+
+use jetsim_engine::Runtime;
+use shuttle::sync::atomic::{AtomicU64, Ordering};
+use shuttle::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use shuttle::thread::{JoinHandle, ThreadId};
+
+/// Shuttle's threads and `shuttle::sync`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ShuttleRuntime;
+
+impl Runtime for ShuttleRuntime {
+    type Mutex<T: Send + 'static> = Mutex<T>;
+    type MutexGuard<'a, T: Send + 'static> = MutexGuard<'a, T>;
+    type Condvar = Condvar;
+    type AtomicU64 = AtomicU64;
+    type JoinHandle<T: Send + 'static> = JoinHandle<T>;
+    type ThreadId = ThreadId;
+
+    fn mutex_new<T: Send + 'static>(value: T) -> Mutex<T> {
+        Mutex::new(value)
+    }
+    // Poisoning is absorbed, as in `StdRuntime`: a panicking engine thread already fails the
+    // shuttle execution, which reports it with its schedule.
+    fn mutex_lock<T: Send + 'static>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+        mutex.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+    fn condvar_new() -> Condvar {
+        Condvar::new()
+    }
+    // `Self::MutexGuard` rather than `MutexGuard`: keeps `'a` early-bound as in the trait
+    // (E0195 otherwise).
+    fn condvar_wait<'a, T: Send + 'static>(
+        condvar: &Condvar,
+        guard: Self::MutexGuard<'a, T>,
+    ) -> Self::MutexGuard<'a, T> {
+        condvar.wait(guard).unwrap_or_else(PoisonError::into_inner)
+    }
+    fn condvar_notify_all(condvar: &Condvar) {
+        condvar.notify_all();
+    }
+    fn atomic_u64_new(value: u64) -> AtomicU64 {
+        AtomicU64::new(value)
+    }
+    fn atomic_u64_load(atomic: &AtomicU64) -> u64 {
+        atomic.load(Ordering::SeqCst)
+    }
+    fn atomic_u64_fetch_add(atomic: &AtomicU64, delta: u64) -> u64 {
+        atomic.fetch_add(delta, Ordering::SeqCst)
+    }
+    fn spawn<F, T>(body: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        shuttle::thread::spawn(body)
+    }
+    fn join<T: Send + 'static>(handle: JoinHandle<T>) -> std::thread::Result<T> {
+        handle.join()
+    }
+    fn current_thread_id() -> ThreadId {
+        shuttle::thread::current().id()
+    }
+    fn yield_now() {
+        shuttle::thread::yield_now();
+    }
+}

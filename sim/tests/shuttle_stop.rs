@@ -1,0 +1,837 @@
+//! The stop protocol under shuttle: the engine's own code (gate, stop, worker, storage) on
+//! shuttle's controlled threads, with explicit seeds and both the random and the PCT scheduler,
+//! at sizes loom cannot explore exhaustively (4–6 threads, several calls each).
+//!
+//! Every shuttle run happens on a fresh OS thread: shuttle installs a panic hook per process and
+//! a failing run panics, which the teeth tests catch on the join.
+//!
+//! Iterations per seed default to values that keep `cargo test -p jetsim` well under a minute;
+//! `JETSIM_SHUTTLE_ITERATIONS` overrides them (and `JETSIM_SHUTTLE_TEETH_SEEDS` the number of
+//! seeds the teeth tests measure detection over). No sleeps, no wall clock.
+
+use jetsim::ShuttleRuntime;
+use jetsim_engine::{
+    stop_grbit, Admission, CleanupStatus, DatabaseHandle, DefragStatus, Environment, InstanceHandle,
+    InstanceOptions, InstanceStatus, Jet, JetCall, JetError, JetResult, MoveTo, Mutant, Mutations,
+    Phase, SessionHandle, StopStep, SystemParameter, TermOutcome,
+};
+use shuttle::rand::{thread_rng, Rng};
+use shuttle::scheduler::{PctScheduler, RandomScheduler};
+use shuttle::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
+use std::sync::{Arc, Mutex as StdMutex};
+
+type SimJet = Jet<ShuttleRuntime>;
+
+const DB: &str = "db/main.edb";
+const TABLE: &str = "t";
+
+// ---------------------------------------------------------------------------------------------
+// Running shuttle
+// ---------------------------------------------------------------------------------------------
+
+/// Which shuttle scheduler drives a run.
+#[derive(Debug, Clone, Copy)]
+enum Sched {
+    Random,
+    /// PCT with this bug depth (preemptions).
+    Pct(usize),
+}
+
+/// `JETSIM_SHUTTLE_ITERATIONS`, or `default`.
+fn iterations(default: usize) -> usize {
+    env_usize("JETSIM_SHUTTLE_ITERATIONS").unwrap_or(default)
+}
+
+fn env_usize(name: &str) -> Option<usize> {
+    std::env::var(name).ok().map(|v| {
+        v.parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}"))
+    })
+}
+
+/// Outcome of one shuttle run.
+#[derive(Debug)]
+enum RunOutcome {
+    /// Every execution passed; this many ran.
+    Passed(usize),
+    /// Execution number `at` (1-based) failed with `message`.
+    Failed { at: usize, message: String },
+}
+
+/// Runs `body` under `sched` with `seed` for up to `iterations` executions, on a fresh OS
+/// thread. `quiet` drops shuttle's schedule printout (for runs expected to fail).
+fn run_shuttle<F>(sched: Sched, seed: u64, iterations: usize, quiet: bool, body: F) -> RunOutcome
+where
+    F: Fn() + Send + Sync + 'static,
+{
+    let started = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&started);
+    let joined = std::thread::spawn(move || {
+        let mut config = shuttle::Config::new();
+        // The engine is not optimised in dev builds and recurses in its B+tree: shuttle's
+        // default 60 KiB continuation stacks are too small.
+        config.stack_size = 1 << 20;
+        if quiet {
+            config.failure_persistence = shuttle::FailurePersistence::None;
+        }
+        let body = move || {
+            counter.fetch_add(1, StdOrdering::Relaxed);
+            body();
+        };
+        match sched {
+            Sched::Random => shuttle::Runner::new(RandomScheduler::new_from_seed(seed, iterations), config).run(body),
+            Sched::Pct(depth) => {
+                shuttle::Runner::new(PctScheduler::new_from_seed(seed, depth, iterations), config).run(body)
+            }
+        }
+    })
+    .join();
+    match joined {
+        Ok(ran) => RunOutcome::Passed(ran),
+        Err(payload) => RunOutcome::Failed {
+            at: started.load(StdOrdering::Relaxed),
+            message: panic_message(payload.as_ref()),
+        },
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "<non-string panic>".to_owned()
+    }
+}
+
+/// Runs `body` for every seed and scheduler; panics with the seed and message on a failure.
+fn must_pass<F>(name: &str, scheds: &[Sched], seeds: &[u64], iterations: usize, body: F)
+where
+    F: Fn() + Send + Sync + Clone + 'static,
+{
+    for &sched in scheds {
+        for &seed in seeds {
+            match run_shuttle(sched, seed, iterations, false, body.clone()) {
+                RunOutcome::Passed(ran) => assert_eq!(ran, iterations, "{name}: {sched:?} seed {seed}"),
+                RunOutcome::Failed { at, message } => {
+                    panic!("{name}: {sched:?} seed {seed} failed at execution {at}: {message}")
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recording calls against a global sequence
+// ---------------------------------------------------------------------------------------------
+
+/// One Jet call as a worker saw it: stamps from the global sequence just before the call and
+/// just after it returned.
+#[derive(Debug, Clone)]
+struct CallRecord {
+    thread: usize,
+    call: JetCall,
+    invoked: u64,
+    returned: u64,
+    result: Result<(), JetError>,
+}
+
+/// A worker's call log; every stamp is a `fetch_add` on the shared shuttle atomic, so stamps of
+/// all threads are totally ordered consistently with the engine's own synchronisation.
+struct Recorder {
+    thread: usize,
+    seq: Arc<AtomicU64>,
+    log: Vec<CallRecord>,
+}
+
+impl Recorder {
+    fn new(thread: usize, seq: &Arc<AtomicU64>) -> Self {
+        Recorder {
+            thread,
+            seq: Arc::clone(seq),
+            log: Vec::new(),
+        }
+    }
+
+    fn call<T>(&mut self, call: JetCall, body: impl FnOnce() -> JetResult<T>) -> JetResult<T> {
+        let invoked = self.seq.fetch_add(1, Ordering::SeqCst);
+        let result = body();
+        let returned = self.seq.fetch_add(1, Ordering::SeqCst);
+        self.log.push(CallRecord {
+            thread: self.thread,
+            call,
+            invoked,
+            returned,
+            result: result.as_ref().map(|_| ()).map_err(|e| *e),
+        });
+        result
+    }
+}
+
+/// What the stopping thread saw.
+#[derive(Debug, Clone)]
+struct StopSeen {
+    invoked: u64,
+    returned: u64,
+    result: JetResult<()>,
+    /// Status read right after a successful return.
+    status_at_return: Option<InstanceStatus>,
+    /// Committed records (database → table → key → value) right after a successful return.
+    committed_at_return: Option<Committed>,
+}
+
+type Committed = BTreeMap<String, BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>>;
+
+/// Calls `stop_service_instance` after a random number of yields (a random point among the
+/// workers' calls), stamping invocation and return.
+fn stop_at_random_point(jet: &SimJet, instance: InstanceHandle, seq: &AtomicU64, max_yields: u32) -> StopSeen {
+    let yields = thread_rng().gen_range(0..=max_yields);
+    for _ in 0..yields {
+        shuttle::thread::yield_now();
+    }
+    let invoked = seq.fetch_add(1, Ordering::SeqCst);
+    let result = jet.stop_service_instance(instance);
+    let returned = seq.fetch_add(1, Ordering::SeqCst);
+    let (status_at_return, committed_at_return) = if result.is_ok() {
+        let status = jet.instance_status(instance).expect("instance alive after its stop");
+        let committed = jet.observe(instance).expect("observe after stop").committed;
+        (Some(status), Some(committed))
+    } else {
+        (None, None)
+    };
+    StopSeen {
+        invoked,
+        returned,
+        result,
+        status_at_return,
+        committed_at_return,
+    }
+}
+
+fn gated(call: JetCall) -> bool {
+    // The true classification, whatever mutant is planted.
+    call.admission(Mutations::NONE) == Admission::Gated
+}
+
+/// The stop rule on the call log, given a stop that returned success.
+fn check_stop_rule(stop: &StopSeen, calls: &[CallRecord]) {
+    assert_eq!(stop.result, Ok(()), "stop failed: {stop:?}");
+    let status = stop.status_at_return.as_ref().expect("read at return");
+    assert_eq!(status.phase, Phase::Stopped, "stop returned before the instance was stopped");
+    assert_eq!(
+        status.gated_calls_in_flight, 0,
+        "a gated call was still running when the stop returned: {status:?}"
+    );
+    for record in calls {
+        let refused = record.result == Err(JetError::ClientRequestToStopJetService);
+        if gated(record.call) && record.invoked > stop.returned {
+            assert!(refused, "gated call invoked after the stop returned was not refused: {record:?}");
+        }
+        if JetCall::ALLOWED_AFTER_STOP.contains(&record.call) {
+            assert!(!refused, "allowlisted call refused: {record:?}");
+        }
+        if record.returned < stop.invoked {
+            assert!(!refused, "call refused before the stop began: {record:?}");
+        }
+    }
+}
+
+/// The full stop's record: every step, the checkpoint at the log tip.
+fn check_stop_record(jet: &SimJet, instance: InstanceHandle) {
+    let record = jet
+        .last_stop_record(instance)
+        .expect("instance alive")
+        .expect("a successful stop records what it did");
+    assert_eq!(record.grbit, stop_grbit::ALL);
+    let steps = &record.steps;
+    assert!(
+        matches!(steps.first(), Some(StopStep::GateClosed { .. })),
+        "gate not closed first: {steps:?}"
+    );
+    assert!(
+        steps.iter().any(|s| matches!(
+            s,
+            StopStep::DefragParked {
+                after: DefragStatus::Parked,
+                ..
+            }
+        )),
+        "defrag not parked: {steps:?}"
+    );
+    assert!(
+        steps.iter().any(|s| matches!(
+            s,
+            StopStep::VersionCleanupSignalled {
+                after: CleanupStatus::Signalled,
+                ..
+            }
+        )),
+        "version cleanup not signalled: {steps:?}"
+    );
+    assert!(
+        steps.iter().any(|s| matches!(
+            s,
+            StopStep::CheckpointQuiesced {
+                dirty_pages_after: 0,
+                checkpoint_depth_after_bytes: 0,
+                ..
+            }
+        )),
+        "checkpoint not quiesced: {steps:?}"
+    );
+}
+
+/// Rolls back every open transaction of `sessions` (term refuses open transactions by design).
+fn roll_back_all(jet: &SimJet, sessions: &[SessionHandle]) {
+    for &sesid in sessions {
+        while jet.get_session_info(sesid).expect("allowlisted").transaction_level > 0 {
+            jet.rollback(sesid).expect("rollback is allowlisted");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The stop rule with many sessions
+// ---------------------------------------------------------------------------------------------
+
+/// Shape of the stop-rule workload.
+#[derive(Debug, Clone, Copy)]
+struct Workload {
+    sessions: usize,
+    rounds: usize,
+    background_thread: bool,
+    mutations: Mutations,
+}
+
+/// One session's rounds: open the table, begin, insert, commit or roll back, close the table.
+fn session_worker(jet: &SimJet, sesid: SessionHandle, dbid: DatabaseHandle, rec: &mut Recorder, rounds: usize) {
+    for round in 0..rounds {
+        let table = rec.call(JetCall::OpenTable, || jet.open_table(sesid, dbid, TABLE)).ok();
+        let began = rec.call(JetCall::BeginTransaction, || jet.begin_transaction(sesid)).is_ok();
+        if let Some(table) = table {
+            let key = format!("w{}r{round}", rec.thread);
+            let _ = rec.call(JetCall::Insert, || jet.insert(sesid, table, key.as_bytes(), b"value"));
+        }
+        if began {
+            if thread_rng().gen_bool(0.5) {
+                let _ = rec.call(JetCall::CommitTransaction, || jet.commit_transaction(sesid));
+            } else {
+                let _ = rec.call(JetCall::Rollback, || jet.rollback(sesid));
+            }
+        }
+        if let Some(table) = table {
+            let _ = rec.call(JetCall::CloseTable, || jet.close_table(sesid, table));
+        }
+    }
+}
+
+/// The stop-rule execution: `sessions` workers and one stopper race; then everything the stop
+/// promises is checked and the instance terminated.
+fn stop_rule_execution(w: Workload) {
+    let jet = Arc::new(SimJet::new(Environment::in_memory()));
+    let instance = jet
+        .create_instance_with(
+            "stoprule",
+            InstanceOptions {
+                background_thread: w.background_thread,
+                mutations: w.mutations,
+            },
+        )
+        .unwrap();
+    jet.init(instance).unwrap();
+    let first = jet.begin_session(instance).unwrap();
+    let first_db = jet.create_database(first, DB).unwrap();
+    let table = jet.create_table(first, first_db, TABLE).unwrap();
+    jet.close_table(first, table).unwrap();
+    let mut sessions = vec![(first, first_db)];
+    for _ in 1..w.sessions {
+        let sesid = jet.begin_session(instance).unwrap();
+        let dbid = jet.open_database(sesid, DB).unwrap();
+        sessions.push((sesid, dbid));
+    }
+
+    let seq = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = sessions
+        .iter()
+        .enumerate()
+        .map(|(thread, &(sesid, dbid))| {
+            let (jet, seq) = (Arc::clone(&jet), Arc::clone(&seq));
+            shuttle::thread::spawn(move || {
+                let mut rec = Recorder::new(thread, &seq);
+                session_worker(&jet, sesid, dbid, &mut rec, w.rounds);
+                rec.log
+            })
+        })
+        .collect();
+    let stopper = {
+        let (jet, seq) = (Arc::clone(&jet), Arc::clone(&seq));
+        let max_yields = (w.sessions * w.rounds * 4) as u32;
+        shuttle::thread::spawn(move || stop_at_random_point(&jet, instance, &seq, max_yields))
+    };
+    let calls: Vec<CallRecord> = workers
+        .into_iter()
+        .flat_map(|h| h.join().expect("worker panicked"))
+        .collect();
+    let stop = stopper.join().expect("stopper panicked");
+
+    let threads: std::collections::BTreeSet<usize> = calls.iter().map(|c| c.thread).collect();
+    assert_eq!(threads.len(), w.sessions, "every worker made calls");
+    check_stop_rule(&stop, &calls);
+    // Nothing a gated call does is visible after the stop returned: the committed data then is
+    // the committed data now (rollbacks after the stop change no committed record).
+    let committed_now = jet.observe(instance).unwrap().committed;
+    assert_eq!(
+        stop.committed_at_return.as_ref(),
+        Some(&committed_now),
+        "committed data changed after the stop returned"
+    );
+    let status = jet.instance_status(instance).unwrap();
+    assert_eq!(status.phase, Phase::Stopped);
+    assert_eq!(status.gated_calls_in_flight, 0);
+    assert_eq!(status.defrag, DefragStatus::Parked);
+    assert!(
+        status.version_cleanup == CleanupStatus::Signalled || status.version_cleanup_runs > 0,
+        "version cleanup neither signalled nor run: {status:?}"
+    );
+    // Only an allowlisted rollback running during or after the stop may write after the
+    // quiesce.
+    let wrote_after = calls
+        .iter()
+        .any(|c| c.call == JetCall::Rollback && c.result.is_ok() && c.returned > stop.invoked);
+    if !wrote_after {
+        assert_eq!(status.dirty_pages, 0, "pages dirtied after the stop: {status:?}");
+        assert_eq!(status.checkpoint_depth_bytes, 0, "log written after the stop: {status:?}");
+    }
+    check_stop_record(&jet, instance);
+
+    let handles: Vec<SessionHandle> = sessions.iter().map(|&(s, _)| s).collect();
+    roll_back_all(&jet, &handles);
+    assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
+    assert_eq!(jet.instance_status(instance), Err(JetError::InvalidParameter));
+}
+
+const STOP_RULE: Workload = Workload {
+    sessions: 4,
+    rounds: 2,
+    background_thread: true,
+    mutations: Mutations::NONE,
+};
+
+const STOP_RULE_SEEDS: &[u64] = &[0x5eed_0001, 0x5eed_0002];
+
+#[test]
+fn stop_rule_four_sessions_random() {
+    let n = iterations(150);
+    must_pass("stop rule", &[Sched::Random], STOP_RULE_SEEDS, n, || {
+        stop_rule_execution(STOP_RULE)
+    });
+}
+
+#[test]
+fn stop_rule_four_sessions_pct() {
+    let n = iterations(150);
+    must_pass("stop rule", &[Sched::Pct(3)], STOP_RULE_SEEDS, n, || {
+        stop_rule_execution(STOP_RULE)
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Teeth: the same property catches the planted stop bugs
+// ---------------------------------------------------------------------------------------------
+
+/// Runs the stop-rule workload with `mutant` planted over `seeds` seeds of `sched`; every seed
+/// must fail within `budget` executions. Returns the executions to first detection per seed.
+fn detections(mutant: Mutant, sched: Sched, seeds: usize, budget: usize) -> Vec<usize> {
+    let workload = Workload {
+        mutations: Mutations::NONE.with(mutant),
+        ..STOP_RULE
+    };
+    (0..seeds as u64)
+        .map(|i| {
+            let seed = 0x7ee7_0000 + i;
+            match run_shuttle(sched, seed, budget, true, move || stop_rule_execution(workload)) {
+                RunOutcome::Failed { at, .. } => at,
+                RunOutcome::Passed(ran) => {
+                    panic!("{mutant:?} not caught by {sched:?} seed {seed:#x} in {ran} executions")
+                }
+            }
+        })
+        .collect()
+}
+
+fn report(mutant: Mutant, sched: Sched, mut found: Vec<usize>) {
+    found.sort_unstable();
+    let median = found[found.len() / 2];
+    let max = found[found.len() - 1];
+    eprintln!(
+        "{mutant:?} under {sched:?}: caught on all {} seeds; executions to first detection: median {median}, max {max} ({found:?})",
+        found.len()
+    );
+}
+
+fn teeth(mutant: Mutant, sched: Sched) {
+    let seeds = env_usize("JETSIM_SHUTTLE_TEETH_SEEDS").unwrap_or(4);
+    let budget = iterations(150);
+    let found = detections(mutant, sched, seeds, budget);
+    report(mutant, sched, found);
+}
+
+#[test]
+fn stop_flag_last_is_caught_random() {
+    teeth(Mutant::StopFlagLast, Sched::Random);
+}
+
+#[test]
+fn stop_flag_last_is_caught_pct() {
+    teeth(Mutant::StopFlagLast, Sched::Pct(3));
+}
+
+#[test]
+fn check_then_act_gate_is_caught_random() {
+    teeth(Mutant::CheckThenActGate, Sched::Random);
+}
+
+#[test]
+fn check_then_act_gate_is_caught_pct() {
+    teeth(Mutant::CheckThenActGate, Sched::Pct(3));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Online defrag on the background thread
+// ---------------------------------------------------------------------------------------------
+
+/// Executions (over a run) whose defrag had freed pages before the stop returned, and whose
+/// stop found defrag running: coverage that the race with a live pass happened.
+static DEFRAG_RAN_BEFORE_STOP: AtomicUsize = AtomicUsize::new(0);
+
+fn defrag_execution() {
+    let jet = Arc::new(SimJet::new(Environment::in_memory()));
+    let instance = jet.create_instance_with("defrag", InstanceOptions::default()).unwrap();
+    jet.set_system_parameter(instance, SystemParameter::OnlineDefrag, 1).unwrap();
+    jet.init(instance).unwrap();
+    let loader = jet.begin_session(instance).unwrap();
+    let dbid = jet.create_database(loader, DB).unwrap();
+    let table = jet.create_table(loader, dbid, TABLE).unwrap();
+    // Enough records for several leaves, so deleting most of them leaves pages to merge.
+    jet.begin_transaction(loader).unwrap();
+    for i in 0..48u32 {
+        jet.insert(loader, table, format!("k{i:03}").as_bytes(), &[b'v'; 200]).unwrap();
+    }
+    jet.commit_transaction(loader).unwrap();
+    jet.close_table(loader, table).unwrap();
+
+    let seq = Arc::new(AtomicU64::new(0));
+    // Two deleters, each removing its half of the records in one transaction.
+    let mut sessions = vec![loader];
+    let deleters: Vec<_> = (0..2u32)
+        .map(|half| {
+            let sesid = if half == 0 { loader } else { jet.begin_session(instance).unwrap() };
+            if half != 0 {
+                sessions.push(sesid);
+            }
+            let dbid = if half == 0 { dbid } else { jet.open_database(sesid, DB).unwrap() };
+            let (jet, seq) = (Arc::clone(&jet), Arc::clone(&seq));
+            shuttle::thread::spawn(move || {
+                let mut rec = Recorder::new(half as usize, &seq);
+                let Ok(table) = rec.call(JetCall::OpenTable, || jet.open_table(sesid, dbid, TABLE)) else {
+                    return rec.log;
+                };
+                if rec.call(JetCall::BeginTransaction, || jet.begin_transaction(sesid)).is_ok() {
+                    for i in (half * 24)..(half * 24 + 22) {
+                        let key = format!("k{i:03}");
+                        let sought = rec.call(JetCall::Seek, || {
+                            jet.seek(sesid, table, key.as_bytes(), jetsim_engine::SeekMode::Equal)
+                        });
+                        if sought.is_err() || rec.call(JetCall::Delete, || jet.delete(sesid, table)).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = rec.call(JetCall::CommitTransaction, || jet.commit_transaction(sesid));
+                }
+                let _ = rec.call(JetCall::Move, || jet.move_cursor(sesid, table, MoveTo::First));
+                let _ = rec.call(JetCall::CloseTable, || jet.close_table(sesid, table));
+                rec.log
+            })
+        })
+        .collect();
+    let stopper = {
+        let (jet, seq) = (Arc::clone(&jet), Arc::clone(&seq));
+        shuttle::thread::spawn(move || stop_at_random_point(&jet, instance, &seq, 60))
+    };
+    let calls: Vec<CallRecord> = deleters
+        .into_iter()
+        .flat_map(|h| h.join().expect("deleter panicked"))
+        .collect();
+    let stop = stopper.join().expect("stopper panicked");
+    check_stop_rule(&stop, &calls);
+    let at_return = stop.status_at_return.clone().expect("stop succeeded");
+    assert_eq!(at_return.defrag, DefragStatus::Parked, "defrag not parked at return");
+
+    let status = jet.instance_status(instance).unwrap();
+    assert_eq!(status.defrag, DefragStatus::Parked);
+    // A pass still active when the stop returned would free pages afterwards.
+    assert_eq!(
+        status.defrag_pages_freed, at_return.defrag_pages_freed,
+        "defrag freed pages after the stop returned"
+    );
+    check_stop_record(&jet, instance);
+    if at_return.defrag_pages_freed > 0 {
+        DEFRAG_RAN_BEFORE_STOP.fetch_add(1, StdOrdering::Relaxed);
+    }
+    roll_back_all(&jet, &sessions);
+    assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
+}
+
+#[test]
+fn stop_parks_online_defrag_on_the_background_thread() {
+    let n = iterations(60);
+    must_pass(
+        "defrag",
+        &[Sched::Random, Sched::Pct(3)],
+        &[0xdef0_0001],
+        n,
+        defrag_execution,
+    );
+    let covered = DEFRAG_RAN_BEFORE_STOP.load(StdOrdering::Relaxed);
+    eprintln!("defrag: {covered} of {} executions freed pages before the stop", 2 * n);
+    assert!(covered > 0, "defrag never ran before the stop: the race was not exercised");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stop racing term, stop racing stop, stop before init
+// ---------------------------------------------------------------------------------------------
+
+/// Outcomes of the stop in `stop_racing_term`, over all its executions.
+static STOP_VS_TERM: StdMutex<BTreeMap<String, usize>> = StdMutex::new(BTreeMap::new());
+
+fn stop_racing_term_execution() {
+    let jet = Arc::new(SimJet::new(Environment::in_memory()));
+    let instance = jet.create_instance_with("race", InstanceOptions::default()).unwrap();
+    jet.init(instance).unwrap();
+    let sesid = jet.begin_session(instance).unwrap();
+    let dbid = jet.create_database(sesid, DB).unwrap();
+    let table = jet.create_table(sesid, dbid, TABLE).unwrap();
+    jet.close_table(sesid, table).unwrap();
+
+    let seq = Arc::new(AtomicU64::new(0));
+    // A session doing calls outside transactions, so term never meets an open transaction.
+    let worker = {
+        let (jet, seq) = (Arc::clone(&jet), Arc::clone(&seq));
+        shuttle::thread::spawn(move || {
+            let mut rec = Recorder::new(0, &seq);
+            for _ in 0..2 {
+                if let Ok(t) = rec.call(JetCall::OpenTable, || jet.open_table(sesid, dbid, TABLE)) {
+                    let _ = rec.call(JetCall::Move, || jet.move_cursor(sesid, t, MoveTo::First));
+                    let _ = rec.call(JetCall::CloseTable, || jet.close_table(sesid, t));
+                }
+                let _ = rec.call(JetCall::GetSessionInfo, || jet.get_session_info(sesid));
+            }
+            rec.log
+        })
+    };
+    let stopper = {
+        let (jet, seq) = (Arc::clone(&jet), Arc::clone(&seq));
+        shuttle::thread::spawn(move || {
+            let invoked = seq.fetch_add(1, Ordering::SeqCst);
+            let result = jet.stop_service_instance(instance);
+            let returned = seq.fetch_add(1, Ordering::SeqCst);
+            (invoked, returned, result)
+        })
+    };
+    let terminator = {
+        let jet = Arc::clone(&jet);
+        shuttle::thread::spawn(move || jet.term(instance))
+    };
+    let calls = worker.join().unwrap();
+    let (_, stop_returned, stop) = stopper.join().unwrap();
+    let term = terminator.join().unwrap();
+
+    assert_eq!(term, Ok(TermOutcome::Clean), "term must win or wait, never fail");
+    assert!(
+        matches!(
+            stop,
+            Ok(()) | Err(JetError::InvalidParameter) | Err(JetError::TermInProgress)
+        ),
+        "stop racing term: {stop:?}"
+    );
+    for c in &calls {
+        // Once the instance is going or gone, calls fail cleanly; never a stop error on an
+        // allowlisted call, and no gated call admitted after a successful stop.
+        if let Err(e) = c.result {
+            assert!(
+                matches!(
+                    e,
+                    JetError::ClientRequestToStopJetService
+                        | JetError::TermInProgress
+                        | JetError::InvalidSesid
+                        | JetError::InvalidTableId
+                        | JetError::NoCurrentRecord
+                ),
+                "unexpected error {c:?}"
+            );
+            if JetCall::ALLOWED_AFTER_STOP.contains(&c.call) {
+                assert_ne!(e, JetError::ClientRequestToStopJetService, "{c:?}");
+            }
+        }
+        if stop.is_ok() && gated(c.call) && c.invoked > stop_returned {
+            assert!(c.result.is_err(), "gated call admitted after the stop returned: {c:?}");
+        }
+    }
+    assert_eq!(jet.instance_status(instance), Err(JetError::InvalidParameter));
+    assert_eq!(jet.stop_service_instance(instance), Err(JetError::InvalidParameter));
+    assert_eq!(jet.term(instance), Err(JetError::InvalidParameter));
+    *STOP_VS_TERM
+        .lock()
+        .unwrap()
+        .entry(format!("{stop:?}"))
+        .or_default() += 1;
+}
+
+#[test]
+fn stop_racing_term() {
+    let n = iterations(200);
+    must_pass(
+        "stop vs term",
+        &[Sched::Random, Sched::Pct(2)],
+        &[0x7e12_0001],
+        n,
+        stop_racing_term_execution,
+    );
+    let outcomes = STOP_VS_TERM.lock().unwrap().clone();
+    eprintln!("stop racing term, stop outcomes: {outcomes:?}");
+    assert!(outcomes.contains_key("Ok(())"), "stop never won: {outcomes:?}");
+    assert!(outcomes.len() > 1, "stop never lost to term: {outcomes:?}");
+}
+
+fn stop_racing_stop_execution() {
+    let jet = Arc::new(SimJet::new(Environment::in_memory()));
+    let instance = jet.create_instance_with("twostops", InstanceOptions::default()).unwrap();
+    jet.init(instance).unwrap();
+    let first = jet.begin_session(instance).unwrap();
+    let first_db = jet.create_database(first, DB).unwrap();
+    let table = jet.create_table(first, first_db, TABLE).unwrap();
+    jet.close_table(first, table).unwrap();
+    let second = jet.begin_session(instance).unwrap();
+    let second_db = jet.open_database(second, DB).unwrap();
+    let sessions = [(first, first_db), (second, second_db)];
+
+    let seq = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = sessions
+        .iter()
+        .enumerate()
+        .map(|(thread, &(sesid, dbid))| {
+            let (jet, seq) = (Arc::clone(&jet), Arc::clone(&seq));
+            shuttle::thread::spawn(move || {
+                let mut rec = Recorder::new(thread, &seq);
+                session_worker(&jet, sesid, dbid, &mut rec, 2);
+                rec.log
+            })
+        })
+        .collect();
+    let stoppers: Vec<_> = (0..2)
+        .map(|_| {
+            let (jet, seq) = (Arc::clone(&jet), Arc::clone(&seq));
+            shuttle::thread::spawn(move || stop_at_random_point(&jet, instance, &seq, 16))
+        })
+        .collect();
+    let calls: Vec<CallRecord> = workers.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let stops: Vec<StopSeen> = stoppers.into_iter().map(|h| h.join().unwrap()).collect();
+    // Both succeed, and each holds the whole stop rule from its own return on: a second stop
+    // does not return while the first is still draining or preparing.
+    for stop in &stops {
+        check_stop_rule(stop, &calls);
+    }
+    let status = jet.instance_status(instance).unwrap();
+    assert_eq!(status.phase, Phase::Stopped);
+    assert_eq!(status.defrag, DefragStatus::Parked);
+    check_stop_record(&jet, instance);
+    roll_back_all(&jet, &[first, second]);
+    assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
+}
+
+#[test]
+fn stop_racing_second_stop() {
+    let n = iterations(150);
+    must_pass(
+        "stop vs stop",
+        &[Sched::Random, Sched::Pct(3)],
+        &[0x5705_0001],
+        n,
+        stop_racing_stop_execution,
+    );
+}
+
+/// Stops of every form on a created-but-never-initialized instance, racing each other and a
+/// parameter read: all refused with InvalidParameter, nothing observable changes, and the
+/// instance still initializes, stops and terminates afterwards.
+fn stop_before_init_execution(mutations: Mutations) {
+    let jet = Arc::new(SimJet::new(Environment::in_memory()));
+    let instance = jet
+        .create_instance_with(
+            "uninit",
+            InstanceOptions {
+                background_thread: true,
+                mutations,
+            },
+        )
+        .unwrap();
+    let before = jet.observe(instance).unwrap();
+    let grbits = [
+        stop_grbit::ALL,
+        stop_grbit::BACKGROUND_USER_TASKS | stop_grbit::QUIESCE_CACHES,
+        stop_grbit::RESUME,
+    ];
+    let stoppers: Vec<_> = grbits
+        .iter()
+        .map(|&grbit| {
+            let jet = Arc::clone(&jet);
+            shuttle::thread::spawn(move || (grbit, jet.stop_service_instance2(instance, grbit)))
+        })
+        .collect();
+    let reader = {
+        let jet = Arc::clone(&jet);
+        shuttle::thread::spawn(move || jet.get_system_parameter(instance, SystemParameter::OnlineDefrag))
+    };
+    for h in stoppers {
+        let (grbit, result) = h.join().unwrap();
+        assert_eq!(result, Err(JetError::InvalidParameter), "stop {grbit:#x} before init");
+    }
+    assert_eq!(reader.join().unwrap(), Ok(0));
+    assert_eq!(jet.observe(instance).unwrap(), before, "a refused stop changed the instance");
+    let status = jet.instance_status(instance).unwrap();
+    assert_eq!(status.phase, Phase::Created);
+    assert_eq!(jet.last_stop_record(instance), Ok(None));
+    jet.init(instance).unwrap();
+    jet.stop_service_instance(instance).unwrap();
+    check_stop_record(&jet, instance);
+    assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
+}
+
+#[test]
+fn stop_before_init_is_refused_and_changes_nothing() {
+    let n = iterations(100);
+    must_pass(
+        "stop before init",
+        &[Sched::Random, Sched::Pct(2)],
+        &[0x0417_0001],
+        n,
+        || stop_before_init_execution(Mutations::NONE),
+    );
+}
+
+#[test]
+fn defrag_stopped_before_validation_is_caught() {
+    let mutations = Mutations::NONE.with(Mutant::DefragStoppedBeforeValidation);
+    match run_shuttle(Sched::Random, 0x0417_0002, iterations(100), true, move || {
+        stop_before_init_execution(mutations)
+    }) {
+        RunOutcome::Failed { at, message } => {
+            assert!(message.contains("changed the instance"), "{message}");
+            eprintln!("DefragStoppedBeforeValidation caught at execution {at}");
+        }
+        RunOutcome::Passed(ran) => panic!("DefragStoppedBeforeValidation not caught in {ran} executions"),
+    }
+}
