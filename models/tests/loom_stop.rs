@@ -359,3 +359,419 @@ fn gate_main_stops() {
     let executions = explore(None, || gate_main_stops_model(Mutations::NONE));
     assert_eq!(executions, 265);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Model 2: an allowlisted call racing a full stop.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Allowlisted {
+    /// `rollback` of an open transaction.
+    Rollback,
+    /// `end_session` of a session with an open transaction.
+    EndSession,
+}
+
+/// 3 loom threads: main, the caller, the stopper. Both calls must succeed in every order.
+fn allowlist_model(call: Allowlisted, mutations: Mutations) {
+    let (jet, instance) = engine(options(mutations));
+    let session = jet.begin_session(instance).expect("begin_session");
+    jet.begin_transaction(session).expect("begin_transaction");
+    let caller = {
+        let jet = Arc::clone(&jet);
+        loom::thread::spawn(move || match call {
+            Allowlisted::Rollback => jet.rollback(session),
+            Allowlisted::EndSession => jet.end_session(session),
+        })
+    };
+    let stopper = {
+        let jet = Arc::clone(&jet);
+        loom::thread::spawn(move || jet.stop_service_instance(instance))
+    };
+    let result = caller.join().expect("caller");
+    let stopped = stopper.join().expect("stopper");
+    assert!(result.is_ok(), "{P_ALLOWLIST}: {call:?} returned {result:?}");
+    assert_eq!(stopped, Ok(()));
+    let after = status(&jet, instance);
+    assert_eq!(after.phase, Phase::Stopped);
+    assert_eq!(after.gated_calls_in_flight + after.ungated_calls_in_flight, 0);
+    assert_eq!(after.open_transactions, 0);
+    match call {
+        Allowlisted::Rollback => {
+            let info = jet.get_session_info(session).expect("session lives");
+            assert_eq!(info.transaction_level, 0);
+            assert_eq!(jet.end_session(session), Ok(()));
+        }
+        Allowlisted::EndSession => {
+            assert_eq!(after.sessions, 0);
+            assert_eq!(jet.get_session_info(session).err(), Some(JetError::InvalidSesid));
+        }
+    }
+}
+
+#[test]
+fn allowlist_rollback_vs_stop() {
+    let executions = explore(None, || allowlist_model(Allowlisted::Rollback, Mutations::NONE));
+    assert_eq!(executions, 0);
+}
+
+#[test]
+fn allowlist_end_session_vs_stop() {
+    let executions = explore(None, || allowlist_model(Allowlisted::EndSession, Mutations::NONE));
+    assert_eq!(executions, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model 3: term racing a stop, and term racing calls.
+
+fn is_stop_refused_by_term(result: &JetResult<()>) -> bool {
+    matches!(
+        result,
+        Err(JetError::TermInProgress | JetError::InvalidParameter)
+    )
+}
+
+/// 3 loom threads: main, stopper, terminator. Whichever wins, term ends Clean, nothing
+/// panics or hangs, and the handle is stale afterwards. A stop that loses to term fails with
+/// `TermInProgress` (term running) or `InvalidParameter` (instance gone) and did nothing.
+fn stop_term_model(mutations: Mutations) {
+    let (jet, instance) = engine(options(mutations));
+    let stopper = {
+        let jet = Arc::clone(&jet);
+        loom::thread::spawn(move || jet.stop_service_instance(instance))
+    };
+    let terminator = {
+        let jet = Arc::clone(&jet);
+        loom::thread::spawn(move || jet.term(instance))
+    };
+    let stopped = stopper.join().expect("stopper");
+    let termed = terminator.join().expect("terminator");
+    assert_eq!(termed, Ok(TermOutcome::Clean));
+    assert!(
+        stopped.is_ok() || is_stop_refused_by_term(&stopped),
+        "stop racing term returned {stopped:?}"
+    );
+    assert_stale(&jet, instance, None);
+}
+
+/// 3 loom threads: main, a caller opening a transaction, the terminator. Term waits for the
+/// call: either the call is refused (term got there first) and term ends Clean, or the call
+/// finished first and term sees its transaction and refuses with `TooManyActiveUsers`. Both
+/// succeeding means term looked before the call had finished.
+fn term_waits_model(mutations: Mutations) {
+    let (jet, instance) = engine(options(mutations));
+    let session = jet.begin_session(instance).expect("begin_session");
+    let caller = {
+        let jet = Arc::clone(&jet);
+        loom::thread::spawn(move || jet.begin_transaction(session))
+    };
+    let terminator = {
+        let jet = Arc::clone(&jet);
+        loom::thread::spawn(move || jet.term(instance))
+    };
+    let began = caller.join().expect("caller");
+    let termed = terminator.join().expect("terminator");
+    check_call_and_term(&jet, instance, session, began, termed);
+}
+
+/// A `begin_transaction` racing `term`: exactly one of them wins; then clean up and check the
+/// handles are stale.
+fn check_call_and_term(
+    jet: &Engine,
+    instance: InstanceHandle,
+    session: SessionHandle,
+    began: JetResult<()>,
+    termed: JetResult<TermOutcome>,
+) {
+    match began {
+        Ok(()) => {
+            assert!(
+                termed == Err(JetError::TooManyActiveUsers),
+                "{P_TERM_WAITS}: begin_transaction succeeded, term returned {termed:?}"
+            );
+            let alive = status(jet, instance);
+            assert!(matches!(alive.phase, Phase::Running | Phase::Stopped));
+            assert_eq!(alive.open_transactions, 1);
+            assert_eq!(jet.rollback(session), Ok(()));
+            assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
+        }
+        Err(error) => {
+            assert!(
+                matches!(
+                    error,
+                    JetError::ClientRequestToStopJetService
+                        | JetError::TermInProgress
+                        | JetError::InvalidSesid
+                ),
+                "begin_transaction racing term returned {error:?}"
+            );
+            assert_eq!(termed, Ok(TermOutcome::Clean));
+        }
+    }
+    assert_stale(jet, instance, Some(session));
+}
+
+/// 4 loom threads: main, a caller opening a transaction, the stopper, the terminator. The
+/// gate properties hold for the stop, and term's for the call.
+fn call_stop_term_model(mutations: Mutations) {
+    let (jet, instance) = engine(options(mutations));
+    let session = jet.begin_session(instance).expect("begin_session");
+    let sequence = Sequence::new();
+    let caller = {
+        let (jet, sequence) = (Arc::clone(&jet), sequence.clone());
+        loom::thread::spawn(move || {
+            let invoked_at = sequence.stamp();
+            (invoked_at, jet.begin_transaction(session))
+        })
+    };
+    let stopper = {
+        let (jet, sequence) = (Arc::clone(&jet), sequence.clone());
+        loom::thread::spawn(move || {
+            let result = jet.stop_service_instance(instance);
+            let returned_at = sequence.stamp();
+            // Term may have removed the instance by now.
+            (result, returned_at, jet.instance_status(instance).ok())
+        })
+    };
+    let terminator = {
+        let jet = Arc::clone(&jet);
+        loom::thread::spawn(move || jet.term(instance))
+    };
+    let (invoked_at, began) = caller.join().expect("caller");
+    let (stopped, stop_returned_at, at_stop) = stopper.join().expect("stopper");
+    let termed = terminator.join().expect("terminator");
+    assert!(
+        stopped.is_ok() || is_stop_refused_by_term(&stopped),
+        "stop racing term returned {stopped:?}"
+    );
+    if stopped.is_ok() {
+        if stop_returned_at < invoked_at {
+            assert!(began.is_err(), "{P_ADMITTED_AFTER_STOP}: {began:?}");
+        }
+        if let Some(at_stop) = at_stop {
+            assert!(
+                at_stop.gated_calls_in_flight == 0,
+                "{P_IN_FLIGHT_AT_STOP}: {at_stop:?}"
+            );
+            assert!(matches!(at_stop.phase, Phase::Stopped | Phase::Terminating));
+            if began.is_ok() {
+                assert!(
+                    at_stop.open_transactions == 1,
+                    "{P_FINISHED_AFTER_STOP}: {at_stop:?}"
+                );
+            }
+        }
+    }
+    check_call_and_term(&jet, instance, session, began, termed);
+}
+
+#[test]
+fn stop_vs_term() {
+    let executions = explore(None, || stop_term_model(Mutations::NONE));
+    assert_eq!(executions, 0);
+}
+
+#[test]
+fn term_waits_for_calls() {
+    let executions = explore(None, || term_waits_model(Mutations::NONE));
+    assert_eq!(executions, 0);
+}
+
+#[test]
+fn call_vs_stop_vs_term_unbounded() {
+    let executions = explore(None, || call_stop_term_model(Mutations::NONE));
+    assert_eq!(executions, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model 4: two concurrent full stops.
+
+/// 3 loom threads: main and two stoppers. Both succeed; the preparation ran once: the record
+/// left is the one of the stop that parked a *running* defrag and signalled an *idle* cleanup.
+fn two_stops_model(mutations: Mutations) {
+    let (jet, instance) = engine(options(mutations));
+    jet.set_system_parameter(instance, SystemParameter::OnlineDefrag, 1)
+        .expect("online defrag on");
+    let stoppers: Vec<_> = (0..2)
+        .map(|_| {
+            let jet = Arc::clone(&jet);
+            loom::thread::spawn(move || {
+                let result = jet.stop_service_instance(instance);
+                (result, status(&jet, instance).phase)
+            })
+        })
+        .collect();
+    for stopper in stoppers {
+        let (result, phase) = stopper.join().expect("stopper");
+        assert_eq!(result, Ok(()));
+        assert_eq!(phase, Phase::Stopped, "a stop returned before the instance was stopped");
+    }
+    let record = jet
+        .last_stop_record(instance)
+        .expect("live")
+        .expect("a stop record");
+    assert_eq!(record.grbit, stop_grbit::ALL);
+    let shape: Vec<&str> = record
+        .steps
+        .iter()
+        .map(|step| match step {
+            StopStep::GateClosed { calls_drained: 0 } => "gate",
+            StopStep::DefragParked {
+                before: DefragStatus::Running,
+                after: DefragStatus::Parked,
+            } => "defrag",
+            StopStep::VersionCleanupSignalled { before, after }
+                if before != after => "cleanup",
+            StopStep::CheckpointQuiesced {
+                dirty_pages_after: 0,
+                checkpoint_depth_after_bytes: 0,
+                ..
+            } => "quiesce",
+            _ => "unexpected",
+        })
+        .collect();
+    assert!(
+        shape == ["gate", "defrag", "cleanup", "quiesce"],
+        "{P_ONE_STOP_RECORD}: {record:?}"
+    );
+}
+
+#[test]
+fn two_concurrent_stops() {
+    let executions = explore(None, || two_stops_model(Mutations::NONE));
+    assert_eq!(executions, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model 5: session contexts across threads.
+
+/// 3 loom threads: main; A sets a context on a shared session and resets it; B tries to reset
+/// it, open a transaction on it, and end it. B never owns the context, so its reset always
+/// fails; while A's context is set, B's transaction fails with `SessionSharingViolation` and
+/// its end with `SessionInUse`; the context A set, A can always reset.
+fn context_model(mutations: Mutations) {
+    let (jet, instance) = engine(options(mutations));
+    let session = jet.begin_session(instance).expect("begin_session");
+    let owner = {
+        let jet = Arc::clone(&jet);
+        loom::thread::spawn(move || {
+            let set = jet.set_session_context(session, 7);
+            let reset = set.map(|()| jet.reset_session_context(session));
+            (set, reset)
+        })
+    };
+    let other = {
+        let jet = Arc::clone(&jet);
+        loom::thread::spawn(move || {
+            let reset = jet.reset_session_context(session);
+            let begin = jet.begin_transaction(session);
+            let end = jet.end_session(session);
+            (reset, begin, end)
+        })
+    };
+    let (set, owner_reset) = owner.join().expect("owner");
+    let (other_reset, begin, end) = other.join().expect("other");
+    assert!(
+        other_reset == Err(JetError::SessionContextNotSetByThisThread),
+        "{P_CONTEXT}: a thread that set no context reset it: {other_reset:?}"
+    );
+    assert!(
+        matches!(begin, Ok(()) | Err(JetError::SessionSharingViolation)),
+        "begin_transaction returned {begin:?}"
+    );
+    assert!(
+        matches!(end, Ok(()) | Err(JetError::SessionInUse)),
+        "end_session returned {end:?}"
+    );
+    match set {
+        Ok(()) => assert!(
+            owner_reset == Ok(Ok(())),
+            "{P_CONTEXT}: the thread that set the context could not reset it: {owner_reset:?}"
+        ),
+        // B ended the session before A could set a context.
+        Err(error) => assert!(
+            error == JetError::InvalidSesid && end == Ok(()),
+            "set_session_context returned {error:?} (end_session: {end:?})"
+        ),
+    }
+    if end.is_err() {
+        // A's context was set when B tried; A has reset it since.
+        assert_eq!(jet.end_session(session), Ok(()));
+    }
+    let after = status(&jet, instance);
+    assert_eq!(after.sessions, 0);
+    assert_eq!(after.open_transactions, 0);
+}
+
+#[test]
+fn session_context_across_threads() {
+    let executions = explore(None, || context_model(Mutations::NONE));
+    assert_eq!(executions, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model 6: partial stop and resume racing a full stop.
+
+/// 4 loom threads: main; a `BackgroundUserTasks` partial stop; a `Resume`; a full stop. After
+/// the full stop returned, defrag stays parked and a resume is refused.
+fn partial_model(mutations: Mutations) {
+    let (jet, instance) = engine(options(mutations));
+    jet.set_system_parameter(instance, SystemParameter::OnlineDefrag, 1)
+        .expect("online defrag on");
+    let sequence = Sequence::new();
+    let partial = {
+        let jet = Arc::clone(&jet);
+        loom::thread::spawn(move || {
+            jet.stop_service_instance2(instance, stop_grbit::BACKGROUND_USER_TASKS)
+        })
+    };
+    let resumer = {
+        let (jet, sequence) = (Arc::clone(&jet), sequence.clone());
+        loom::thread::spawn(move || {
+            let invoked_at = sequence.stamp();
+            (invoked_at, jet.stop_service_instance2(instance, stop_grbit::RESUME))
+        })
+    };
+    let full = {
+        let (jet, sequence) = (Arc::clone(&jet), sequence.clone());
+        loom::thread::spawn(move || stop_and_look(&jet, instance, &sequence))
+    };
+    let partial = partial.join().expect("partial");
+    let (resume_invoked_at, resumed) = resumer.join().expect("resumer");
+    let full = full.join().expect("full");
+    assert_eq!(full.result, Ok(()));
+    assert_eq!(full.status.phase, Phase::Stopped);
+    assert!(
+        full.status.defrag == DefragStatus::Parked,
+        "{P_RESUME_AFTER_STOP}: defrag not parked at stop return: {:?}",
+        full.status
+    );
+    // A partial stop is a configuration-level call: still admitted after a full stop.
+    assert_eq!(partial, Ok(()));
+    assert!(
+        matches!(resumed, Ok(()) | Err(JetError::ClientRequestToStopJetService)),
+        "resume returned {resumed:?}"
+    );
+    if full.returned_at < resume_invoked_at {
+        assert!(
+            resumed == Err(JetError::ClientRequestToStopJetService),
+            "{P_RESUME_AFTER_STOP}: resume after the full stop returned {resumed:?}"
+        );
+    }
+    let after = status(&jet, instance);
+    assert!(
+        after.defrag == DefragStatus::Parked,
+        "{P_RESUME_AFTER_STOP}: defrag unparked after the stop: {after:?}"
+    );
+    assert_eq!(
+        jet.stop_service_instance2(instance, stop_grbit::RESUME),
+        Err(JetError::ClientRequestToStopJetService)
+    );
+    assert_eq!(status(&jet, instance).defrag, DefragStatus::Parked);
+    assert!(jet.observe(instance).expect("observe").defrag_parked);
+}
+
+#[test]
+fn partial_stop_resume_vs_full_stop() {
+    let executions = explore(None, || partial_model(Mutations::NONE));
+    assert_eq!(executions, 0);
+}

@@ -12,7 +12,7 @@
 use jetsim::ShuttleRuntime;
 use jetsim_engine::{
     stop_grbit, Admission, CleanupStatus, DatabaseHandle, DefragStatus, Environment, InstanceHandle,
-    InstanceOptions, InstanceStatus, Jet, JetCall, JetError, JetResult, MoveTo, Mutant, Mutations,
+    InstanceOptions, InstanceStatus, Jet, JetCall, JetError, JetResult, MoveTo, Mutant, Mutations, Observation,
     Phase, SessionHandle, StopStep, SystemParameter, TermOutcome,
 };
 use shuttle::rand::{thread_rng, Rng};
@@ -179,11 +179,9 @@ struct StopSeen {
     result: JetResult<()>,
     /// Status read right after a successful return.
     status_at_return: Option<InstanceStatus>,
-    /// Committed records (database → table → key → value) right after a successful return.
-    committed_at_return: Option<Committed>,
+    /// The instance's observable state right after a successful return.
+    observed_at_return: Option<Observation>,
 }
-
-type Committed = BTreeMap<String, BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>>;
 
 /// Calls `stop_service_instance` after a random number of yields (a random point among the
 /// workers' calls), stamping invocation and return.
@@ -195,10 +193,10 @@ fn stop_at_random_point(jet: &SimJet, instance: InstanceHandle, seq: &AtomicU64,
     let invoked = seq.fetch_add(1, Ordering::SeqCst);
     let result = jet.stop_service_instance(instance);
     let returned = seq.fetch_add(1, Ordering::SeqCst);
-    let (status_at_return, committed_at_return) = if result.is_ok() {
+    let (status_at_return, observed_at_return) = if result.is_ok() {
         let status = jet.instance_status(instance).expect("instance alive after its stop");
-        let committed = jet.observe(instance).expect("observe after stop").committed;
-        (Some(status), Some(committed))
+        let observed = jet.observe(instance).expect("observe after stop");
+        (Some(status), Some(observed))
     } else {
         (None, None)
     };
@@ -207,8 +205,51 @@ fn stop_at_random_point(jet: &SimJet, instance: InstanceHandle, seq: &AtomicU64,
         returned,
         result,
         status_at_return,
-        committed_at_return,
+        observed_at_return,
     }
+}
+
+/// Nothing only a gated call can do happened after the stop returned: compared with the
+/// observation at the stop's return, no committed record changed, no session went deeper into
+/// a transaction, no cursor appeared, moved or changed level. Allowlisted calls only shrink
+/// these (rollback lowers levels and closes cursors; close_table closes one).
+fn check_no_gated_effect_since(at_return: &Observation, now: &Observation) {
+    assert_eq!(
+        at_return.committed, now.committed,
+        "committed data changed after the stop returned"
+    );
+    for (sesid, session) in &now.sessions {
+        let then = at_return
+            .sessions
+            .get(sesid)
+            .unwrap_or_else(|| panic!("session {sesid:#x} began after the stop returned"));
+        assert!(
+            session.transaction_level <= then.transaction_level,
+            "session {sesid:#x} began a transaction after the stop returned: {} -> {}",
+            then.transaction_level,
+            session.transaction_level
+        );
+    }
+    for (tableid, cursor) in &now.cursors {
+        assert_eq!(
+            at_return.cursors.get(tableid),
+            Some(cursor),
+            "cursor {tableid:#x} opened or moved after the stop returned"
+        );
+    }
+}
+
+/// Yields until `done` holds for the instance's status (the background thread finishing a
+/// round it had started); bounded, so a lost wake-up fails instead of spinning.
+fn yield_until(jet: &SimJet, instance: InstanceHandle, what: &str, done: impl Fn(&InstanceStatus) -> bool) -> InstanceStatus {
+    for _ in 0..10_000 {
+        let status = jet.instance_status(instance).expect("instance alive");
+        if done(&status) {
+            return status;
+        }
+        shuttle::thread::yield_now();
+    }
+    panic!("{what}: never happened: {:?}", jet.instance_status(instance));
 }
 
 fn gated(call: JetCall) -> bool {
@@ -216,8 +257,9 @@ fn gated(call: JetCall) -> bool {
     call.admission(Mutations::NONE) == Admission::Gated
 }
 
-/// The stop rule on the call log, given a stop that returned success.
-fn check_stop_rule(stop: &StopSeen, calls: &[CallRecord]) {
+/// The stop rule on the call log, given a stop that returned success. `first_stop_invoked`: the
+/// earliest invocation stamp of any full stop in the execution.
+fn check_stop_rule(stop: &StopSeen, calls: &[CallRecord], first_stop_invoked: u64) {
     assert_eq!(stop.result, Ok(()), "stop failed: {stop:?}");
     let status = stop.status_at_return.as_ref().expect("read at return");
     assert_eq!(status.phase, Phase::Stopped, "stop returned before the instance was stopped");
@@ -233,7 +275,7 @@ fn check_stop_rule(stop: &StopSeen, calls: &[CallRecord]) {
         if JetCall::ALLOWED_AFTER_STOP.contains(&record.call) {
             assert!(!refused, "allowlisted call refused: {record:?}");
         }
-        if record.returned < stop.invoked {
+        if record.returned < first_stop_invoked {
             assert!(!refused, "call refused before the stop began: {record:?}");
         }
     }
@@ -379,23 +421,20 @@ fn stop_rule_execution(w: Workload) {
 
     let threads: std::collections::BTreeSet<usize> = calls.iter().map(|c| c.thread).collect();
     assert_eq!(threads.len(), w.sessions, "every worker made calls");
-    check_stop_rule(&stop, &calls);
-    // Nothing a gated call does is visible after the stop returned: the committed data then is
-    // the committed data now (rollbacks after the stop change no committed record).
-    let committed_now = jet.observe(instance).unwrap().committed;
-    assert_eq!(
-        stop.committed_at_return.as_ref(),
-        Some(&committed_now),
-        "committed data changed after the stop returned"
+    check_stop_rule(&stop, &calls, stop.invoked);
+    check_no_gated_effect_since(
+        stop.observed_at_return.as_ref().expect("stop succeeded"),
+        &jet.observe(instance).unwrap(),
     );
     let status = jet.instance_status(instance).unwrap();
     assert_eq!(status.phase, Phase::Stopped);
     assert_eq!(status.gated_calls_in_flight, 0);
     assert_eq!(status.defrag, DefragStatus::Parked);
-    assert!(
-        status.version_cleanup == CleanupStatus::Signalled || status.version_cleanup_runs > 0,
-        "version cleanup neither signalled nor run: {status:?}"
-    );
+    // Signalled, or taken by the background thread: a round that took the order shows neither
+    // until it ends (the status has no "cleanup running"), so wait for that round.
+    yield_until(&jet, instance, "version cleanup signalled or run", |s| {
+        s.version_cleanup == CleanupStatus::Signalled || s.version_cleanup_runs > 0
+    });
     // Only an allowlisted rollback running during or after the stop may write after the
     // quiesce.
     let wrote_after = calls
@@ -442,41 +481,54 @@ fn stop_rule_four_sessions_pct() {
 // Teeth: the same property catches the planted stop bugs
 // ---------------------------------------------------------------------------------------------
 
-/// Runs the stop-rule workload with `mutant` planted over `seeds` seeds of `sched`; every seed
-/// must fail within `budget` executions. Returns the executions to first detection per seed.
-fn detections(mutant: Mutant, sched: Sched, seeds: usize, budget: usize) -> Vec<usize> {
+/// Runs the stop-rule workload with `mutant` planted over `seeds` seeds of `sched`, up to
+/// `budget` executions each. Per seed: the execution that first failed, and why (`None`: the
+/// mutant survived the budget).
+fn detections(mutant: Mutant, sched: Sched, seeds: usize, budget: usize) -> Vec<Option<(usize, String)>> {
     let workload = Workload {
         mutations: Mutations::NONE.with(mutant),
         ..STOP_RULE
     };
     (0..seeds as u64)
         .map(|i| {
-            let seed = 0x7ee7_0000 + i;
+            let seed = TEETH_SEED_BASE + i;
             match run_shuttle(sched, seed, budget, true, move || stop_rule_execution(workload)) {
-                RunOutcome::Failed { at, .. } => at,
-                RunOutcome::Passed(ran) => {
-                    panic!("{mutant:?} not caught by {sched:?} seed {seed:#x} in {ran} executions")
-                }
+                RunOutcome::Failed { at, message } => Some((at, message)),
+                RunOutcome::Passed(_) => None,
             }
         })
         .collect()
 }
 
-fn report(mutant: Mutant, sched: Sched, mut found: Vec<usize>) {
-    found.sort_unstable();
-    let median = found[found.len() / 2];
-    let max = found[found.len() - 1];
-    eprintln!(
-        "{mutant:?} under {sched:?}: caught on all {} seeds; executions to first detection: median {median}, max {max} ({found:?})",
-        found.len()
-    );
-}
+const TEETH_SEED_BASE: u64 = 0x7ee7_0000;
 
+/// Teeth: every seed of `sched` catches `mutant` within the iteration budget; prints the
+/// executions to first detection (median, max) and which check fired.
 fn teeth(mutant: Mutant, sched: Sched) {
     let seeds = env_usize("JETSIM_SHUTTLE_TEETH_SEEDS").unwrap_or(4);
     let budget = iterations(150);
     let found = detections(mutant, sched, seeds, budget);
-    report(mutant, sched, found);
+    let mut at: Vec<usize> = found.iter().flatten().map(|(at, _)| *at).collect();
+    at.sort_unstable();
+    let mut why: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, message) in found.iter().flatten() {
+        let check = message.split(':').next().unwrap_or(message).trim().to_owned();
+        *why.entry(check).or_default() += 1;
+    }
+    let missed: Vec<u64> = found
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.is_none())
+        .map(|(i, _)| TEETH_SEED_BASE + i as u64)
+        .collect();
+    eprintln!(
+        "{mutant:?} under {sched:?}: caught on {}/{seeds} seeds within {budget} executions; \
+         to first detection: median {:?}, max {:?}; all {at:?}; checks {why:?}",
+        at.len(),
+        at.get(at.len() / 2),
+        at.last(),
+    );
+    assert!(missed.is_empty(), "{mutant:?} survived {sched:?} seeds {missed:#x?} ({budget} executions each)");
 }
 
 #[test]
@@ -566,7 +618,7 @@ fn defrag_execution() {
         .flat_map(|h| h.join().expect("deleter panicked"))
         .collect();
     let stop = stopper.join().expect("stopper panicked");
-    check_stop_rule(&stop, &calls);
+    check_stop_rule(&stop, &calls, stop.invoked);
     let at_return = stop.status_at_return.clone().expect("stop succeeded");
     assert_eq!(at_return.defrag, DefragStatus::Parked, "defrag not parked at return");
 
@@ -741,8 +793,9 @@ fn stop_racing_stop_execution() {
     let stops: Vec<StopSeen> = stoppers.into_iter().map(|h| h.join().unwrap()).collect();
     // Both succeed, and each holds the whole stop rule from its own return on: a second stop
     // does not return while the first is still draining or preparing.
+    let first_invoked = stops.iter().map(|s| s.invoked).min().expect("two stops");
     for stop in &stops {
-        check_stop_rule(stop, &calls);
+        check_stop_rule(stop, &calls, first_invoked);
     }
     let status = jet.instance_status(instance).unwrap();
     assert_eq!(status.phase, Phase::Stopped);
