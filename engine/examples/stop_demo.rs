@@ -13,7 +13,10 @@ const DB: &str = "demo.edb";
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (dir, remove_after) = match std::env::args().nth(1) {
         Some(dir) => (std::path::PathBuf::from(dir), false),
-        None => (std::env::temp_dir().join(format!("jetsim-demo-{}", std::process::id())), true),
+        None => (
+            std::env::temp_dir().join(format!("jetsim-demo-{}", std::process::id())),
+            true,
+        ),
     };
     std::fs::create_dir_all(&dir)?;
     println!("jetsim stop demo: files under {}", dir.display());
@@ -28,7 +31,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let table = jet.create_table(sesid, dbid, "orders")?;
     jet.begin_transaction(sesid)?;
     for i in 0..3000u32 {
-        jet.insert(sesid, table, format!("order{i:06}").as_bytes(), format!("{{\"qty\":{i}}}").as_bytes())?;
+        jet.insert(
+            sesid,
+            table,
+            format!("order{i:06}").as_bytes(),
+            format!("{{\"qty\":{i}}}").as_bytes(),
+        )?;
     }
     jet.commit_transaction(sesid)?;
     // Delete most of them so online defrag has under-full pages to merge.
@@ -53,10 +61,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let violations = AtomicU64::new(0);
     std::thread::scope(|scope| {
         for worker in 0..4u32 {
-            let (jet, stopped, committed, refused, violations) = (&jet, &stopped, &committed, &refused, &violations);
+            let (jet, stopped, committed, refused, violations) =
+                (&jet, &stopped, &committed, &refused, &violations);
             scope.spawn(move || {
-                let Ok(s) = jet.begin_session(instance) else { return };
-                let t = jet.open_database(s, DB).and_then(|d| jet.open_table(s, d, "orders"));
+                let Ok(s) = jet.begin_session(instance) else {
+                    return;
+                };
+                let t = jet
+                    .open_database(s, DB)
+                    .and_then(|d| jet.open_table(s, d, "orders"));
                 for i in 0..500u32 {
                     let after_stop = stopped.load(Ordering::SeqCst);
                     let result = jet.begin_transaction(s).and_then(|()| {
@@ -136,9 +149,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn print_status(title: &str, status: &InstanceStatus) {
     println!("\n{title}:");
     println!("  phase                  {:?}", status.phase);
-    println!("  defrag                 {} ({} pages freed so far)", status.defrag, status.defrag_pages_freed);
-    println!("  version cleanup        {} ({} runs, {} versions)", status.version_cleanup, status.version_cleanup_runs, status.versions);
+    println!(
+        "  defrag                 {} ({} pages freed so far)",
+        status.defrag, status.defrag_pages_freed
+    );
+    println!(
+        "  version cleanup        {} ({} runs, {} versions)",
+        status.version_cleanup, status.version_cleanup_runs, status.versions
+    );
     println!("  dirty pages            {}", status.dirty_pages);
-    println!("  checkpoint depth       {} bytes", status.checkpoint_depth_bytes);
+    println!(
+        "  checkpoint depth       {} bytes",
+        status.checkpoint_depth_bytes
+    );
     println!("  gated calls in flight  {}", status.gated_calls_in_flight);
 }

@@ -145,7 +145,10 @@ mod tests {
         assert_eq!(JetError::ClientRequestToStopJetService.code(), -1329);
         assert_eq!(JetError::InvalidParameter.code(), -1003);
         assert_eq!(JetError::InvalidGrbit.code(), -900);
-        assert_eq!(JetError::ClientRequestToStopJetService.name(), "ClientRequestToStopJetService");
+        assert_eq!(
+            JetError::ClientRequestToStopJetService.name(),
+            "ClientRequestToStopJetService"
+        );
     }
 
     quickcheck! {

@@ -62,7 +62,15 @@ fn pick() -> impl Strategy<Value = Pick> {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let stop_grbits = prop_oneof![Just(0u32), Just(2), Just(4), Just(6), Just(0x8000_0000), Just(1), Just(0x40)];
+    let stop_grbits = prop_oneof![
+        Just(0u32),
+        Just(2),
+        Just(4),
+        Just(6),
+        Just(0x8000_0000),
+        Just(1),
+        Just(0x40)
+    ];
     prop_oneof![
         3 => Just(Op::BeginSession),
         1 => pick().prop_map(Op::EndSession),
@@ -104,7 +112,9 @@ struct Pools {
 impl Pools {
     fn session(&self, pick: Pick) -> SessionHandle {
         match pick {
-            Pick::Nth(n) if !self.sessions.is_empty() => self.sessions[usize::from(n) % self.sessions.len()],
+            Pick::Nth(n) if !self.sessions.is_empty() => {
+                self.sessions[usize::from(n) % self.sessions.len()]
+            }
             Pick::Nth(_) | Pick::Nil => SessionHandle::NIL,
             Pick::Foreign => self.foreign_session,
             Pick::WrongKind => SessionHandle(self.tables.first().map_or(1, |t| t.0)),
@@ -112,7 +122,9 @@ impl Pools {
     }
     fn database(&self, pick: Pick) -> DatabaseHandle {
         match pick {
-            Pick::Nth(n) if !self.databases.is_empty() => self.databases[usize::from(n) % self.databases.len()],
+            Pick::Nth(n) if !self.databases.is_empty() => {
+                self.databases[usize::from(n) % self.databases.len()]
+            }
             Pick::Nth(_) | Pick::Nil => DatabaseHandle::NIL,
             Pick::Foreign => self.foreign_database,
             Pick::WrongKind => DatabaseHandle(self.sessions.first().map_or(1, |s| s.0)),
@@ -120,7 +132,9 @@ impl Pools {
     }
     fn table(&self, pick: Pick) -> TableHandle {
         match pick {
-            Pick::Nth(n) if !self.tables.is_empty() => self.tables[usize::from(n) % self.tables.len()],
+            Pick::Nth(n) if !self.tables.is_empty() => {
+                self.tables[usize::from(n) % self.tables.len()]
+            }
             Pick::Nth(_) | Pick::Nil => TableHandle::NIL,
             Pick::Foreign => self.foreign_table,
             Pick::WrongKind => TableHandle(self.databases.first().map_or(1, |d| d.0)),
@@ -148,11 +162,17 @@ fn run(ops: &[Op], mutations: Mutations) -> Result<(), TestCaseError> {
     let db = jet.create_database(setup, DB).unwrap();
     jet.create_table(setup, db, "a").unwrap();
     jet.end_session(setup).unwrap();
-    let other = jet.create_instance_with("other", InstanceOptions::manual()).unwrap();
+    let other = jet
+        .create_instance_with("other", InstanceOptions::manual())
+        .unwrap();
     jet.init(other).unwrap();
     let foreign_session = jet.begin_session(other).unwrap();
-    let foreign_database = jet.create_database(foreign_session, "db/other.edb").unwrap();
-    let foreign_table = jet.create_table(foreign_session, foreign_database, "a").unwrap();
+    let foreign_database = jet
+        .create_database(foreign_session, "db/other.edb")
+        .unwrap();
+    let foreign_table = jet
+        .create_table(foreign_session, foreign_database, "a")
+        .unwrap();
     let mut pools = Pools {
         sessions: vec![setup],
         databases: vec![db],
@@ -175,7 +195,9 @@ fn run(ops: &[Op], mutations: Mutations) -> Result<(), TestCaseError> {
             Op::BeginTransaction(s) => jet.begin_transaction(session_of(s)),
             Op::Commit(s) => jet.commit_transaction(session_of(s)),
             Op::Rollback(s) => jet.rollback(session_of(s)),
-            Op::OpenDatabase(s) => jet.open_database(session_of(s), DB).map(|d| new_database = Some(d)),
+            Op::OpenDatabase(s) => jet
+                .open_database(session_of(s), DB)
+                .map(|d| new_database = Some(d)),
             Op::CloseDatabase(s, d) => jet.close_database(session_of(s), pools.database(d)),
             Op::DetachDatabase(s) => jet.detach_database(session_of(s), DB),
             Op::AttachDatabase(s) => jet.attach_database(session_of(s), DB).map(|_| ()),
@@ -185,37 +207,65 @@ fn run(ops: &[Op], mutations: Mutations) -> Result<(), TestCaseError> {
             Op::CreateTable(s, d, n) => jet
                 .create_table(session_of(s), pools.database(d), if n { "a" } else { "b" })
                 .map(|t| new_table = Some(t)),
-            Op::DeleteTable(s, d, n) => jet.delete_table(session_of(s), pools.database(d), if n { "a" } else { "b" }),
+            Op::DeleteTable(s, d, n) => {
+                jet.delete_table(session_of(s), pools.database(d), if n { "a" } else { "b" })
+            }
             Op::CloseTable(s, t) => jet.close_table(session_of(s), pools.table(t)),
             Op::Insert(s, t, k) => jet.insert(session_of(s), pools.table(t), &[b'k', k], &[k; 40]),
             Op::Replace(s, t) => jet.replace(session_of(s), pools.table(t), b"replaced"),
             Op::Delete(s, t) => jet.delete(session_of(s), pools.table(t)),
-            Op::Seek(s, t, k) => jet.seek(session_of(s), pools.table(t), &[b'k', k], SeekMode::GreaterOrEqual),
+            Op::Seek(s, t, k) => jet.seek(
+                session_of(s),
+                pools.table(t),
+                &[b'k', k],
+                SeekMode::GreaterOrEqual,
+            ),
             Op::Move(s, t, m) => {
-                let to = [MoveTo::First, MoveTo::Next, MoveTo::Previous, MoveTo::Last][usize::from(m)];
+                let to =
+                    [MoveTo::First, MoveTo::Next, MoveTo::Previous, MoveTo::Last][usize::from(m)];
                 jet.move_cursor(session_of(s), pools.table(t), to)
             }
             Op::Retrieve(s, t) => jet.retrieve(session_of(s), pools.table(t)).map(|_| ()),
-            Op::Count(s, t) => jet.index_record_count(session_of(s), pools.table(t), 0).map(|_| ()),
+            Op::Count(s, t) => jet
+                .index_record_count(session_of(s), pools.table(t), 0)
+                .map(|_| ()),
             Op::Stop(grbit) => jet.stop_service_instance2(instance, grbit),
-            Op::SetParameter(p, v) => jet.set_system_parameter(instance, SystemParameter::ALL[usize::from(p)], v),
+            Op::SetParameter(p, v) => {
+                jet.set_system_parameter(instance, SystemParameter::ALL[usize::from(p)], v)
+            }
         };
         if let Some(s) = new_session {
             pools.sessions.push(s);
-            model.insert(s, ModelSession { alive: true, ..Default::default() });
+            model.insert(
+                s,
+                ModelSession {
+                    alive: true,
+                    ..Default::default()
+                },
+            );
         }
         pools.databases.extend(new_database);
         pools.tables.extend(new_table);
         let session_of = |p: Pick| pools.session(p);
         let after = jet.observe(instance).unwrap();
         if result.is_err() {
-            prop_assert_eq!(&after, &before, "step {}: {:?} failed with {:?} but changed the instance", step, op, result);
+            prop_assert_eq!(
+                &after,
+                &before,
+                "step {}: {:?} failed with {:?} but changed the instance",
+                step,
+                op,
+                result
+            );
         }
         // The model of sessions and levels, for the calls whose outcome it can predict.
         let target = match *op {
-            Op::EndSession(s) | Op::BeginTransaction(s) | Op::Commit(s) | Op::Rollback(s) | Op::SetContext(s, _) | Op::ResetContext(s) => {
-                Some(session_of(s))
-            }
+            Op::EndSession(s)
+            | Op::BeginTransaction(s)
+            | Op::Commit(s)
+            | Op::Rollback(s)
+            | Op::SetContext(s, _)
+            | Op::ResetContext(s) => Some(session_of(s)),
             _ => None,
         };
         if let Some(sesid) = target {
@@ -223,17 +273,48 @@ fn run(ops: &[Op], mutations: Mutations) -> Result<(), TestCaseError> {
             let expected: Option<JetResult<()>> = match (op, known) {
                 (_, None) if sesid.parts().is_none() => Some(Err(JetError::InvalidSesid)),
                 (_, Some(m)) if !m.alive => None, // stale: gate or handle error, checked by atomicity
-                (Op::BeginTransaction(_), Some(m)) if !stopped => Some(if m.level == 7 { Err(JetError::TransTooDeep) } else { Ok(()) }),
-                (Op::BeginTransaction(_), Some(_)) => Some(Err(JetError::ClientRequestToStopJetService)),
-                (Op::Commit(_), Some(_)) if stopped => Some(Err(JetError::ClientRequestToStopJetService)),
-                (Op::Commit(_), Some(m)) => Some(if m.level == 0 { Err(JetError::NotInTransaction) } else { Ok(()) }),
-                (Op::Rollback(_), Some(m)) => Some(if m.level == 0 { Err(JetError::NotInTransaction) } else { Ok(()) }),
-                (Op::EndSession(_), Some(m)) => Some(if m.context { Err(JetError::SessionInUse) } else { Ok(()) }),
-                (Op::ResetContext(_), Some(m)) => Some(if m.context { Ok(()) } else { Err(JetError::SessionContextNotSetByThisThread) }),
+                (Op::BeginTransaction(_), Some(m)) if !stopped => Some(if m.level == 7 {
+                    Err(JetError::TransTooDeep)
+                } else {
+                    Ok(())
+                }),
+                (Op::BeginTransaction(_), Some(_)) => {
+                    Some(Err(JetError::ClientRequestToStopJetService))
+                }
+                (Op::Commit(_), Some(_)) if stopped => {
+                    Some(Err(JetError::ClientRequestToStopJetService))
+                }
+                (Op::Commit(_), Some(m)) => Some(if m.level == 0 {
+                    Err(JetError::NotInTransaction)
+                } else {
+                    Ok(())
+                }),
+                (Op::Rollback(_), Some(m)) => Some(if m.level == 0 {
+                    Err(JetError::NotInTransaction)
+                } else {
+                    Ok(())
+                }),
+                (Op::EndSession(_), Some(m)) => Some(if m.context {
+                    Err(JetError::SessionInUse)
+                } else {
+                    Ok(())
+                }),
+                (Op::ResetContext(_), Some(m)) => Some(if m.context {
+                    Ok(())
+                } else {
+                    Err(JetError::SessionContextNotSetByThisThread)
+                }),
                 _ => None,
             };
             if let Some(expected) = expected {
-                prop_assert_eq!(result, expected, "step {}: {:?} (model: {:?})", step, op, model.get(&sesid));
+                prop_assert_eq!(
+                    result,
+                    expected,
+                    "step {}: {:?} (model: {:?})",
+                    step,
+                    op,
+                    model.get(&sesid)
+                );
             }
             if result.is_ok() {
                 if let Some(m) = model.get_mut(&sesid) {
@@ -256,8 +337,17 @@ fn run(ops: &[Op], mutations: Mutations) -> Result<(), TestCaseError> {
         if stopped {
             prop_assert_eq!(after.phase, Phase::Stopped);
             if let Op::Insert(s, _, _) | Op::BeginTransaction(s) = *op {
-                if session_of(s).parts().is_some_and(|p| p.instance_slot == instance.parts().unwrap().instance_slot) {
-                    prop_assert_eq!(result, Err(JetError::ClientRequestToStopJetService), "step {}: {:?}", step, op);
+                if session_of(s)
+                    .parts()
+                    .is_some_and(|p| p.instance_slot == instance.parts().unwrap().instance_slot)
+                {
+                    prop_assert_eq!(
+                        result,
+                        Err(JetError::ClientRequestToStopJetService),
+                        "step {}: {:?}",
+                        step,
+                        op
+                    );
                 }
             }
         }
@@ -289,7 +379,11 @@ proptest! {
 /// Runs the property with `mutant` planted and returns the minimal failing sequence found.
 fn find_failure(mutant: Mutant) -> Option<Vec<Op>> {
     use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-    let config = Config { cases: 512, failure_persistence: None, ..Config::default() };
+    let config = Config {
+        cases: 512,
+        failure_persistence: None,
+        ..Config::default()
+    };
     let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]);
     let mut runner = TestRunner::new_with_rng(config, rng);
     let strategy = proptest::collection::vec(op(), 1..60);
@@ -310,9 +404,17 @@ fn the_model_catches_end_session_ignoring_its_context() {
 #[test]
 fn the_model_catches_rollback_missing_from_the_allowlist() {
     let minimal = find_failure(Mutant::AllowlistMissingRollback).expect("planted bug not caught");
-    assert!(minimal.iter().any(|op| matches!(op, Op::Stop(0))), "{minimal:?}");
+    assert!(
+        minimal.iter().any(|op| matches!(op, Op::Stop(0))),
+        "{minimal:?}"
+    );
     // Caught either by the model (a rollback after the stop refused) or by the wind-down
     // (rollback refused, so term finds a transaction open): both need a transaction begun.
-    assert!(minimal.iter().any(|op| matches!(op, Op::BeginTransaction(_))), "{minimal:?}");
+    assert!(
+        minimal
+            .iter()
+            .any(|op| matches!(op, Op::BeginTransaction(_))),
+        "{minimal:?}"
+    );
     assert!(minimal.len() <= 4, "shrunk to {minimal:?}");
 }

@@ -28,14 +28,21 @@ fn committed_records_survive_term_and_init_on_disk() {
     {
         let jet = Jet::<StdRuntime>::new(Environment::on_disk(&dir.0));
         let instance = jet.create_instance("disk").unwrap();
-        jet.set_system_parameter(instance, SystemParameter::CacheSizePages, 16).unwrap();
+        jet.set_system_parameter(instance, SystemParameter::CacheSizePages, 16)
+            .unwrap();
         jet.init(instance).unwrap();
         let s = jet.begin_session(instance).unwrap();
         let d = jet.create_database(s, DB).unwrap();
         let t = jet.create_table(s, d, "t").unwrap();
         jet.begin_transaction(s).unwrap();
         for i in 0..500u32 {
-            jet.insert(s, t, format!("key{i:05}").as_bytes(), format!("value{i}").as_bytes()).unwrap();
+            jet.insert(
+                s,
+                t,
+                format!("key{i:05}").as_bytes(),
+                format!("value{i}").as_bytes(),
+            )
+            .unwrap();
         }
         jet.commit_transaction(s).unwrap();
         jet.begin_transaction(s).unwrap();
@@ -55,7 +62,10 @@ fn committed_records_survive_term_and_init_on_disk() {
     assert_eq!(jet.index_record_count(s, t, 0), Ok(500));
     jet.seek(s, t, b"key00421", SeekMode::Equal).unwrap();
     assert_eq!(jet.retrieve(s, t).unwrap().1, b"value421");
-    assert_eq!(jet.seek(s, t, b"uncommitted", SeekMode::Equal), Err(JetError::RecordNotFound));
+    assert_eq!(
+        jet.seek(s, t, b"uncommitted", SeekMode::Equal),
+        Err(JetError::RecordNotFound)
+    );
     jet.end_session(s).unwrap();
     jet.term(instance).unwrap();
 }

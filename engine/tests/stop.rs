@@ -11,7 +11,9 @@ use jetsim_engine::*;
 fn busy_fixture() -> Fixture {
     let f = fixture();
     f.load(100);
-    f.jet.defragment(f.sesid, f.dbid, defrag_grbit::BATCH_START).unwrap();
+    f.jet
+        .defragment(f.sesid, f.dbid, defrag_grbit::BATCH_START)
+        .unwrap();
     let status = f.status();
     assert!(status.dirty_pages > 0 && status.checkpoint_depth_bytes > 0);
     assert_eq!(status.defrag, DefragStatus::Running);
@@ -23,7 +25,11 @@ fn stop_runs_every_preparation_step_in_order() {
     let f = busy_fixture();
     let dirty_before = f.status().dirty_pages;
     f.jet.stop_service_instance(f.instance).unwrap();
-    let record = f.jet.last_stop_record(f.instance).unwrap().expect("recorded");
+    let record = f
+        .jet
+        .last_stop_record(f.instance)
+        .unwrap()
+        .expect("recorded");
     assert_eq!(record.grbit, stop_grbit::ALL);
     assert_eq!(record.steps.len(), 4);
     assert_eq!(record.steps[0], StopStep::GateClosed { calls_drained: 0 });
@@ -56,7 +62,10 @@ fn stop_runs_every_preparation_step_in_order() {
     assert_eq!(dirty_pages_before, dirty_before);
     assert_eq!(dirty_pages_after, 0);
     assert_eq!(checkpoint_depth_after_bytes, 0);
-    assert_eq!(checkpoint_lsn_after, log_tip_lsn, "checkpoint at the log tip");
+    assert_eq!(
+        checkpoint_lsn_after, log_tip_lsn,
+        "checkpoint at the log tip"
+    );
     assert!(pages_written >= dirty_before);
     let status = f.status();
     assert_eq!(status.phase, Phase::Stopped);
@@ -84,7 +93,9 @@ fn gated_calls_of_every_family_are_refused_after_the_stop_and_change_nothing() {
     assert_refused_unchanged(&f, refused, || f.jet.create_database(s, "db/other.edb"));
     assert_refused_unchanged(&f, refused, || f.jet.attach_database(s, "db/other.edb"));
     assert_refused_unchanged(&f, refused, || f.jet.open_database(s, DB));
-    assert_refused_unchanged(&f, refused, || f.jet.defragment(s, d, defrag_grbit::BATCH_START));
+    assert_refused_unchanged(&f, refused, || {
+        f.jet.defragment(s, d, defrag_grbit::BATCH_START)
+    });
     assert_refused_unchanged(&f, refused, || f.jet.create_table(s, d, "t2"));
     assert_refused_unchanged(&f, refused, || f.jet.open_table(s, d, "t"));
     assert_refused_unchanged(&f, refused, || f.jet.delete_table(s, d, "t"));
@@ -111,21 +122,44 @@ fn allowlisted_calls_still_work_after_the_stop() {
     f.jet.stop_service_instance(f.instance).unwrap();
     // get_session_info, rollback (closing the level's table), reset_session_context,
     // close_table, close_database, end_session, detach_database, parameters.
-    assert_eq!(f.jet.get_session_info(f.sesid).unwrap().transaction_level, 2);
+    assert_eq!(
+        f.jet.get_session_info(f.sesid).unwrap().transaction_level,
+        2
+    );
     f.jet.rollback(f.sesid).unwrap();
-    assert_eq!(f.jet.close_table(f.sesid, inner), Err(JetError::InvalidTableId), "rollback closed it");
+    assert_eq!(
+        f.jet.close_table(f.sesid, inner),
+        Err(JetError::InvalidTableId),
+        "rollback closed it"
+    );
     f.jet.rollback(f.sesid).unwrap();
-    assert_eq!(f.jet.rollback(f.sesid), Err(JetError::NotInTransaction), "allowlisted, model errors still apply");
+    assert_eq!(
+        f.jet.rollback(f.sesid),
+        Err(JetError::NotInTransaction),
+        "allowlisted, model errors still apply"
+    );
     assert_eq!(f.jet.end_session(f.sesid), Err(JetError::SessionInUse));
     f.jet.reset_session_context(f.sesid).unwrap();
     f.jet.close_table(f.sesid, f.table).unwrap();
-    assert_eq!(f.jet.detach_database(f.sesid, DB), Err(JetError::DatabaseInUse), "still open");
+    assert_eq!(
+        f.jet.detach_database(f.sesid, DB),
+        Err(JetError::DatabaseInUse),
+        "still open"
+    );
     f.jet.close_database(f.sesid, f.dbid).unwrap();
     f.jet.detach_database(f.sesid, DB).unwrap();
     f.jet.end_session(f.sesid).unwrap();
-    f.jet.set_system_parameter(f.instance, SystemParameter::CheckpointDepthMaxBytes, 1).unwrap();
-    f.jet.set_system_parameter(f.instance, SystemParameter::OnlineDefrag, 1).unwrap();
-    assert_eq!(f.status().defrag, DefragStatus::Parked, "a parameter does not unpark a stopped instance");
+    f.jet
+        .set_system_parameter(f.instance, SystemParameter::CheckpointDepthMaxBytes, 1)
+        .unwrap();
+    f.jet
+        .set_system_parameter(f.instance, SystemParameter::OnlineDefrag, 1)
+        .unwrap();
+    assert_eq!(
+        f.status().defrag,
+        DefragStatus::Parked,
+        "a parameter does not unpark a stopped instance"
+    );
     assert_eq!(f.jet.term(f.instance), Ok(TermOutcome::Clean));
 }
 
@@ -134,23 +168,48 @@ fn failed_stops_change_nothing() {
     let f = busy_fixture();
     let before = f.observe();
     let status_before = f.status();
-    assert_eq!(f.jet.stop_service_instance(InstanceHandle::NIL), Err(JetError::InvalidParameter));
-    assert_eq!(f.jet.stop_service_instance(InstanceHandle(f.sesid.0)), Err(JetError::InvalidParameter));
-    assert_eq!(f.jet.stop_service_instance2(f.instance, 0x1), Err(JetError::InvalidGrbit));
-    assert_eq!(f.jet.stop_service_instance2(f.instance, 0x10), Err(JetError::InvalidGrbit));
+    assert_eq!(
+        f.jet.stop_service_instance(InstanceHandle::NIL),
+        Err(JetError::InvalidParameter)
+    );
+    assert_eq!(
+        f.jet.stop_service_instance(InstanceHandle(f.sesid.0)),
+        Err(JetError::InvalidParameter)
+    );
+    assert_eq!(
+        f.jet.stop_service_instance2(f.instance, 0x1),
+        Err(JetError::InvalidGrbit)
+    );
+    assert_eq!(
+        f.jet.stop_service_instance2(f.instance, 0x10),
+        Err(JetError::InvalidGrbit)
+    );
     assert_eq!(f.observe(), before);
-    assert_eq!(f.status(), status_before, "defrag, dirty pages, checkpoint: all as before");
+    assert_eq!(
+        f.status(),
+        status_before,
+        "defrag, dirty pages, checkpoint: all as before"
+    );
     assert_eq!(f.jet.last_stop_record(f.instance).unwrap(), None);
     // Created but never initialized: ESE dereferences a null version store here.
-    let idle = f.jet.create_instance_with("idle", InstanceOptions::manual()).unwrap();
+    let idle = f
+        .jet
+        .create_instance_with("idle", InstanceOptions::manual())
+        .unwrap();
     let idle_before = f.jet.observe(idle).unwrap();
-    assert_eq!(f.jet.stop_service_instance(idle), Err(JetError::InvalidParameter));
+    assert_eq!(
+        f.jet.stop_service_instance(idle),
+        Err(JetError::InvalidParameter)
+    );
     assert_eq!(f.jet.observe(idle).unwrap(), idle_before);
     f.jet.init(idle).unwrap();
     f.jet.begin_session(idle).unwrap();
     // Terminated: the handle is stale.
     f.jet.term(idle).unwrap();
-    assert_eq!(f.jet.stop_service_instance(idle), Err(JetError::InvalidParameter));
+    assert_eq!(
+        f.jet.stop_service_instance(idle),
+        Err(JetError::InvalidParameter)
+    );
 }
 
 #[test]
@@ -171,15 +230,26 @@ fn partial_stops_and_resume() {
         .stop_service_instance2(f.instance, stop_grbit::BACKGROUND_USER_TASKS)
         .unwrap();
     assert_eq!(f.status().defrag, DefragStatus::Parked);
-    assert!(f.status().dirty_pages > 0, "BackgroundUserTasks does not flush");
+    assert!(
+        f.status().dirty_pages > 0,
+        "BackgroundUserTasks does not flush"
+    );
     let s = f.jet.begin_session(f.instance).unwrap();
     f.jet.end_session(s).unwrap();
-    f.jet.stop_service_instance2(f.instance, stop_grbit::QUIESCE_CACHES).unwrap();
+    f.jet
+        .stop_service_instance2(f.instance, stop_grbit::QUIESCE_CACHES)
+        .unwrap();
     assert_eq!(f.status().dirty_pages, 0);
     assert_eq!(f.status().checkpoint_depth_bytes, 0);
     assert!(f.status().caches_quiesced);
-    assert_eq!(f.status().phase, Phase::Running, "partial stops admit calls");
-    f.jet.stop_service_instance2(f.instance, stop_grbit::RESUME).unwrap();
+    assert_eq!(
+        f.status().phase,
+        Phase::Running,
+        "partial stops admit calls"
+    );
+    f.jet
+        .stop_service_instance2(f.instance, stop_grbit::RESUME)
+        .unwrap();
     let record = f.jet.last_stop_record(f.instance).unwrap().unwrap();
     assert_eq!(
         record.steps,
@@ -192,7 +262,10 @@ fn partial_stops_and_resume() {
     assert!(!f.status().caches_quiesced);
     // Resume of one named partial stop only.
     f.jet
-        .stop_service_instance2(f.instance, stop_grbit::BACKGROUND_USER_TASKS | stop_grbit::QUIESCE_CACHES)
+        .stop_service_instance2(
+            f.instance,
+            stop_grbit::BACKGROUND_USER_TASKS | stop_grbit::QUIESCE_CACHES,
+        )
         .unwrap();
     f.jet
         .stop_service_instance2(f.instance, stop_grbit::RESUME | stop_grbit::QUIESCE_CACHES)
@@ -214,7 +287,9 @@ fn resume_after_a_full_stop_is_refused_and_undoes_nothing() {
     assert_eq!(f.observe(), before);
     assert_eq!(f.status(), status);
     // A partial stop after the full one has nothing left to do but succeeds.
-    f.jet.stop_service_instance2(f.instance, stop_grbit::QUIESCE_CACHES).unwrap();
+    f.jet
+        .stop_service_instance2(f.instance, stop_grbit::QUIESCE_CACHES)
+        .unwrap();
     assert_eq!(f.status().phase, Phase::Stopped);
 }
 
@@ -226,7 +301,9 @@ fn term_after_stop_is_clean_and_data_survives() {
         io: io.clone(),
     };
     let jet = StdJet::new(environment.clone());
-    let instance = jet.create_instance_with("inst", InstanceOptions::manual()).unwrap();
+    let instance = jet
+        .create_instance_with("inst", InstanceOptions::manual())
+        .unwrap();
     jet.init(instance).unwrap();
     let s = jet.begin_session(instance).unwrap();
     let d = jet.create_database(s, DB).unwrap();
@@ -237,7 +314,9 @@ fn term_after_stop_is_clean_and_data_survives() {
     jet.stop_service_instance(instance).unwrap();
     assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
     let jet = StdJet::new(environment);
-    let instance = jet.create_instance_with("inst", InstanceOptions::manual()).unwrap();
+    let instance = jet
+        .create_instance_with("inst", InstanceOptions::manual())
+        .unwrap();
     jet.init(instance).unwrap();
     let s = jet.begin_session(instance).unwrap();
     jet.attach_database(s, DB).unwrap();
@@ -253,7 +332,9 @@ fn stop_waits_for_a_gated_call_in_flight() {
     let gate: Gate<StdRuntime> = Gate::new(Mutations::NONE);
     gate.begin_init().unwrap();
     gate.finish_init(true);
-    let pass = gate.enter(Admission::Gated, JetError::InvalidParameter).unwrap();
+    let pass = gate
+        .enter(Admission::Gated, JetError::InvalidParameter)
+        .unwrap();
     std::thread::scope(|scope| {
         let stopper = scope.spawn(|| {
             let entry = gate.begin_stop().unwrap();
@@ -269,15 +350,27 @@ fn stop_waits_for_a_gated_call_in_flight() {
             std::thread::yield_now();
         }
         assert_eq!(
-            gate.enter(Admission::Gated, JetError::InvalidParameter).err(),
+            gate.enter(Admission::Gated, JetError::InvalidParameter)
+                .err(),
             Some(JetError::ClientRequestToStopJetService),
             "closed gate refuses new gated calls"
         );
-        assert!(gate.enter(Admission::Allowlisted, JetError::InvalidParameter).is_ok());
+        assert!(gate
+            .enter(Admission::Allowlisted, JetError::InvalidParameter)
+            .is_ok());
         assert_eq!(gate.status().gated_in_flight, 1);
-        assert_eq!(gate.phase(), Phase::Stopping, "stop still waiting for the call");
+        assert_eq!(
+            gate.phase(),
+            Phase::Stopping,
+            "stop still waiting for the call"
+        );
         drop(pass);
-        assert_eq!(stopper.join().unwrap(), StopEntry::Proceed { waited_for_calls: 1 });
+        assert_eq!(
+            stopper.join().unwrap(),
+            StopEntry::Proceed {
+                waited_for_calls: 1
+            }
+        );
     });
     assert_eq!(gate.phase(), Phase::Stopped);
     assert_eq!(gate.status().stops_that_waited, 1);
@@ -295,10 +388,16 @@ fn stop_racing_term_on_os_threads_is_safe() {
             let term = term.join().unwrap();
             assert_eq!(term, Ok(TermOutcome::Clean), "round {round}");
             assert!(
-                matches!(stop, Ok(()) | Err(JetError::InvalidParameter) | Err(JetError::TermInProgress)),
+                matches!(
+                    stop,
+                    Ok(()) | Err(JetError::InvalidParameter) | Err(JetError::TermInProgress)
+                ),
                 "round {round}: {stop:?}"
             );
         });
-        assert_eq!(f.jet.instance_status(f.instance), Err(JetError::InvalidParameter));
+        assert_eq!(
+            f.jet.instance_status(f.instance),
+            Err(JetError::InvalidParameter)
+        );
     }
 }

@@ -21,7 +21,13 @@ fn rounds() -> u64 {
 
 /// One worker's loop: every call is classified as gated or allowlisted and checked against
 /// whether the stop had returned before the call began.
-fn hammer(jet: &StdJet, instance: InstanceHandle, worker: u64, stopped: &AtomicBool, violations: &AtomicU64) -> u64 {
+fn hammer(
+    jet: &StdJet,
+    instance: InstanceHandle,
+    worker: u64,
+    stopped: &AtomicBool,
+    violations: &AtomicU64,
+) -> u64 {
     let mut calls = 0u64;
     let check = |call: JetCall, stopped_before: bool, result: Result<(), JetError>| {
         let refused = result == Err(JetError::ClientRequestToStopJetService);
@@ -50,8 +56,14 @@ fn hammer(jet: &StdJet, instance: InstanceHandle, worker: u64, stopped: &AtomicB
         }
         let Ok(table) = table else { break };
         let began = call!(JetCall::BeginTransaction, jet.begin_transaction(sesid));
-        let _ = call!(JetCall::Insert, jet.insert(sesid, table, key.as_bytes(), b"value"));
-        let _ = call!(JetCall::Seek, jet.seek(sesid, table, key.as_bytes(), SeekMode::Equal));
+        let _ = call!(
+            JetCall::Insert,
+            jet.insert(sesid, table, key.as_bytes(), b"value")
+        );
+        let _ = call!(
+            JetCall::Seek,
+            jet.seek(sesid, table, key.as_bytes(), SeekMode::Equal)
+        );
         let _ = call!(JetCall::Retrieve, jet.retrieve(sesid, table));
         if i % 3 == 0 {
             let _ = call!(JetCall::Delete, jet.delete(sesid, table));
@@ -61,7 +73,11 @@ fn hammer(jet: &StdJet, instance: InstanceHandle, worker: u64, stopped: &AtomicB
                 let _ = call!(JetCall::CommitTransaction, jet.commit_transaction(sesid));
             }
             // Whatever commit did, leave no transaction open (rollback is allowlisted).
-            while jet.get_session_info(sesid).map(|info| info.transaction_level > 0) == Ok(true) {
+            while jet
+                .get_session_info(sesid)
+                .map(|info| info.transaction_level > 0)
+                == Ok(true)
+            {
                 let _ = call!(JetCall::Rollback, jet.rollback(sesid));
             }
         }
@@ -76,15 +92,20 @@ fn no_gated_call_succeeds_after_the_stop_returned() {
     let mut total_calls = 0;
     for round in 0..rounds() {
         let f = fixture_with(InstanceOptions::default());
-        f.jet.set_system_parameter(f.instance, SystemParameter::CheckpointDepthMaxBytes, 4096).unwrap();
-        f.jet.defragment(f.sesid, f.dbid, defrag_grbit::BATCH_START).unwrap();
+        f.jet
+            .set_system_parameter(f.instance, SystemParameter::CheckpointDepthMaxBytes, 4096)
+            .unwrap();
+        f.jet
+            .defragment(f.sesid, f.dbid, defrag_grbit::BATCH_START)
+            .unwrap();
         let stopped = AtomicBool::new(false);
         let violations = AtomicU64::new(0);
         let progress = AtomicU64::new(0);
         std::thread::scope(|scope| {
             let workers: Vec<_> = (0..4)
                 .map(|w| {
-                    let (jet, stopped, violations, progress) = (&f.jet, &stopped, &violations, &progress);
+                    let (jet, stopped, violations, progress) =
+                        (&f.jet, &stopped, &violations, &progress);
                     scope.spawn(move || {
                         let calls = hammer(jet, f.instance, w, stopped, violations);
                         progress.fetch_add(1, Ordering::SeqCst);
@@ -101,20 +122,34 @@ fn no_gated_call_succeeds_after_the_stop_returned() {
             stopped.store(true, Ordering::SeqCst);
             let status = f.status();
             assert_eq!(status.phase, Phase::Stopped);
-            assert_eq!(status.gated_calls_in_flight, 0, "a gated call is still running after the stop returned");
+            assert_eq!(
+                status.gated_calls_in_flight, 0,
+                "a gated call is still running after the stop returned"
+            );
             assert_eq!(status.defrag, DefragStatus::Parked);
             for worker in workers {
                 total_calls += worker.join().unwrap();
             }
         });
-        assert_eq!(violations.load(Ordering::SeqCst), 0, "round {round}: stop rule broken (see stderr)");
+        assert_eq!(
+            violations.load(Ordering::SeqCst),
+            0,
+            "round {round}: stop rule broken (see stderr)"
+        );
         let record = f.jet.last_stop_record(f.instance).unwrap().unwrap();
         assert!(matches!(
             record.quiesce(),
-            Some(StopStep::CheckpointQuiesced { checkpoint_depth_after_bytes: 0, .. })
+            Some(StopStep::CheckpointQuiesced {
+                checkpoint_depth_after_bytes: 0,
+                ..
+            })
         ));
         f.jet.end_session(f.sesid).unwrap();
-        assert_eq!(f.jet.term(f.instance), Ok(TermOutcome::Clean), "round {round}");
+        assert_eq!(
+            f.jet.term(f.instance),
+            Ok(TermOutcome::Clean),
+            "round {round}"
+        );
     }
     assert!(total_calls > 0, "workers made no calls");
 }

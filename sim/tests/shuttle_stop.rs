@@ -346,6 +346,9 @@ struct Workload {
     rounds: usize,
     background_thread: bool,
     mutations: Mutations,
+    /// The stopper yields a random number of times up to this before stopping. Under PCT each
+    /// yield lowers the stopper's priority, so PCT runs use few.
+    stopper_max_yields: u32,
 }
 
 /// One session's rounds: open the table, begin, insert, commit or roll back, close the table.
@@ -410,8 +413,7 @@ fn stop_rule_execution(w: Workload) {
         .collect();
     let stopper = {
         let (jet, seq) = (Arc::clone(&jet), Arc::clone(&seq));
-        let max_yields = (w.sessions * w.rounds * 4) as u32;
-        shuttle::thread::spawn(move || stop_at_random_point(&jet, instance, &seq, max_yields))
+        shuttle::thread::spawn(move || stop_at_random_point(&jet, instance, &seq, w.stopper_max_yields))
     };
     let calls: Vec<CallRecord> = workers
         .into_iter()
@@ -457,6 +459,7 @@ const STOP_RULE: Workload = Workload {
     rounds: 2,
     background_thread: true,
     mutations: Mutations::NONE,
+    stopper_max_yields: 32,
 };
 
 const STOP_RULE_SEEDS: &[u64] = &[0x5eed_0001, 0x5eed_0002];
@@ -487,6 +490,8 @@ fn stop_rule_four_sessions_pct() {
 fn detections(mutant: Mutant, sched: Sched, seeds: usize, budget: usize) -> Vec<Option<(usize, String)>> {
     let workload = Workload {
         mutations: Mutations::NONE.with(mutant),
+        stopper_max_yields: std::env::var("EXP_YIELDS").ok().map_or(32, |v| v.parse().unwrap()),
+        sessions: std::env::var("EXP_SESSIONS").ok().map_or(4, |v| v.parse().unwrap()),
         ..STOP_RULE
     };
     (0..seeds as u64)
@@ -512,7 +517,8 @@ fn teeth(mutant: Mutant, sched: Sched) {
     at.sort_unstable();
     let mut why: BTreeMap<String, usize> = BTreeMap::new();
     for (_, message) in found.iter().flatten() {
-        let check = message.split(':').next().unwrap_or(message).trim().to_owned();
+        let message = message.split_once("failed: ").map_or(message.as_str(), |(_, m)| m);
+        let check = message.split([':', '\n']).next().unwrap_or(message).trim().to_owned();
         *why.entry(check).or_default() += 1;
     }
     let missed: Vec<u64> = found
@@ -548,7 +554,7 @@ fn check_then_act_gate_is_caught_random() {
 
 #[test]
 fn check_then_act_gate_is_caught_pct() {
-    teeth(Mutant::CheckThenActGate, Sched::Pct(3));
+    teeth(Mutant::CheckThenActGate, Sched::Pct(std::env::var("EXP_DEPTH").ok().map_or(3, |v| v.parse().unwrap())));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -30,38 +30,59 @@ pub enum AttachOutcome {
 pub const TABLE_NAME_BYTES_MAX: usize = 64;
 
 fn valid_table_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= TABLE_NAME_BYTES_MAX && !name.bytes().any(|b| b.is_ascii_control())
+    !name.is_empty()
+        && name.len() <= TABLE_NAME_BYTES_MAX
+        && !name.bytes().any(|b| b.is_ascii_control())
 }
 
 fn valid_database_path(path: &str) -> bool {
-    !path.is_empty() && path.len() <= 255 && !path.split('/').any(|part| part.is_empty() || part == "..")
+    !path.is_empty()
+        && path.len() <= 255
+        && !path.split('/').any(|part| part.is_empty() || part == "..")
 }
 
 impl<R: Runtime> Jet<R> {
     /// `JetCreateDatabase`: creates, attaches and opens a database (not inside a transaction).
     pub fn create_database(&self, sesid: SessionHandle, path: &str) -> JetResult<DatabaseHandle> {
         let generation = self.next_generation();
-        self.with_session(sesid, JetCall::CreateDatabase, |core, state, session, orders| {
-            if !valid_database_path(path) {
-                return Err(JetError::InvalidParameter);
-            }
-            no_transaction(state, session)?;
-            if find_attached(state, path).is_some() {
-                return Err(JetError::DatabaseDuplicate);
-            }
-            if state.databases.next_free_slot().is_none() {
-                return Err(JetError::TooManyAttachedDatabases);
-            }
-            let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
-            let file = storage.create_database(core.env.io.as_ref(), path)?;
-            let slot = state
-                .databases
-                .insert(generation, AttachedDatabase { file, path: path.to_owned() })
-                .expect("free slot checked");
-            *session_entry_mut(state, session).open_databases.entry(slot).or_insert(0) += 1;
-            orders.wrote = true;
-            Ok(DatabaseHandle::new(core.handle.parts().expect("live").instance_slot, slot, generation))
-        })
+        self.with_session(
+            sesid,
+            JetCall::CreateDatabase,
+            |core, state, session, orders| {
+                if !valid_database_path(path) {
+                    return Err(JetError::InvalidParameter);
+                }
+                no_transaction(state, session)?;
+                if find_attached(state, path).is_some() {
+                    return Err(JetError::DatabaseDuplicate);
+                }
+                if state.databases.next_free_slot().is_none() {
+                    return Err(JetError::TooManyAttachedDatabases);
+                }
+                let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+                let file = storage.create_database(core.env.io.as_ref(), path)?;
+                let slot = state
+                    .databases
+                    .insert(
+                        generation,
+                        AttachedDatabase {
+                            file,
+                            path: path.to_owned(),
+                        },
+                    )
+                    .expect("free slot checked");
+                *session_entry_mut(state, session)
+                    .open_databases
+                    .entry(slot)
+                    .or_insert(0) += 1;
+                orders.wrote = true;
+                Ok(DatabaseHandle::new(
+                    core.handle.parts().expect("live").instance_slot,
+                    slot,
+                    generation,
+                ))
+            },
+        )
     }
 
     /// `JetAttachDatabase` (not inside a transaction).
@@ -82,7 +103,13 @@ impl<R: Runtime> Jet<R> {
             let file = storage.attach_database(core.env.io.as_ref(), path)?;
             state
                 .databases
-                .insert(generation, AttachedDatabase { file, path: path.to_owned() })
+                .insert(
+                    generation,
+                    AttachedDatabase {
+                        file,
+                        path: path.to_owned(),
+                    },
+                )
                 .expect("free slot checked");
             Ok(AttachOutcome::Attached)
         })
@@ -90,28 +117,30 @@ impl<R: Runtime> Jet<R> {
 
     /// `JetDetachDatabase`: refused inside a transaction and while any session has it open.
     pub fn detach_database(&self, sesid: SessionHandle, path: &str) -> JetResult<()> {
-        let detached = self.with_session(sesid, JetCall::DetachDatabase, |_, state, session, _| {
-            no_transaction(state, session)?;
-            let (slot, generation, file) = find_attached(state, path).ok_or(JetError::DatabaseNotFound)?;
-            let open_anywhere = state
-                .sessions
-                .iter()
-                .any(|(_, _, s)| s.open_databases.contains_key(&slot));
-            if open_anywhere {
-                return Err(JetError::DatabaseInUse);
-            }
-            if state
-                .cursors
-                .iter()
-                .any(|(_, _, c)| c.database_slot == slot)
-            {
-                return Err(JetError::DatabaseInUse);
-            }
-            let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
-            storage.detach_database(file)?;
-            state.databases.remove(slot, generation);
-            Ok(file)
-        })?;
+        let detached =
+            self.with_session(sesid, JetCall::DetachDatabase, |_, state, session, _| {
+                no_transaction(state, session)?;
+                let (slot, generation, file) =
+                    find_attached(state, path).ok_or(JetError::DatabaseNotFound)?;
+                let open_anywhere = state
+                    .sessions
+                    .iter()
+                    .any(|(_, _, s)| s.open_databases.contains_key(&slot));
+                if open_anywhere {
+                    return Err(JetError::DatabaseInUse);
+                }
+                if state
+                    .cursors
+                    .iter()
+                    .any(|(_, _, c)| c.database_slot == slot)
+                {
+                    return Err(JetError::DatabaseInUse);
+                }
+                let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+                storage.detach_database(file)?;
+                state.databases.remove(slot, generation);
+                Ok(file)
+            })?;
         // A detached database is no longer a defrag target.
         let sesid_parts = sesid.parts().expect("validated");
         if let Some(core) = self.core_by_slot(sesid_parts.instance_slot) {
@@ -125,9 +154,17 @@ impl<R: Runtime> Jet<R> {
     /// `JetOpenDatabase`: the database must be attached.
     pub fn open_database(&self, sesid: SessionHandle, path: &str) -> JetResult<DatabaseHandle> {
         self.with_session(sesid, JetCall::OpenDatabase, |core, state, session, _| {
-            let (slot, generation, _) = find_attached(state, path).ok_or(JetError::DatabaseNotFound)?;
-            *session_entry_mut(state, session).open_databases.entry(slot).or_insert(0) += 1;
-            Ok(DatabaseHandle::new(core.handle.parts().expect("live").instance_slot, slot, generation))
+            let (slot, generation, _) =
+                find_attached(state, path).ok_or(JetError::DatabaseNotFound)?;
+            *session_entry_mut(state, session)
+                .open_databases
+                .entry(slot)
+                .or_insert(0) += 1;
+            Ok(DatabaseHandle::new(
+                core.handle.parts().expect("live").instance_slot,
+                slot,
+                generation,
+            ))
         })
     }
 
@@ -148,7 +185,12 @@ impl<R: Runtime> Jet<R> {
     }
 
     /// `JetDefragment`: starts or stops online defragmentation of one database.
-    pub fn defragment(&self, sesid: SessionHandle, dbid: DatabaseHandle, grbit: u32) -> JetResult<()> {
+    pub fn defragment(
+        &self,
+        sesid: SessionHandle,
+        dbid: DatabaseHandle,
+        grbit: u32,
+    ) -> JetResult<()> {
         let file = self.with_session(sesid, JetCall::Defragment, |_, state, session, _| {
             if grbit != defrag_grbit::BATCH_START && grbit != defrag_grbit::BATCH_STOP {
                 return Err(JetError::InvalidGrbit);
@@ -173,25 +215,47 @@ impl<R: Runtime> Jet<R> {
     /// `JetCreateTable`: creates the table and returns it open. DDL is not versioned: a
     /// rollback does not drop a table created inside the transaction (a simplification of
     /// ESE, which does).
-    pub fn create_table(&self, sesid: SessionHandle, dbid: DatabaseHandle, name: &str) -> JetResult<TableHandle> {
+    pub fn create_table(
+        &self,
+        sesid: SessionHandle,
+        dbid: DatabaseHandle,
+        name: &str,
+    ) -> JetResult<TableHandle> {
         let generation = self.next_generation();
-        self.with_session(sesid, JetCall::CreateTable, |core, state, session, orders| {
-            let (slot, file) = opened_database(state, session, dbid)?;
-            if !valid_table_name(name) {
-                return Err(JetError::InvalidName);
-            }
-            if state.cursors.next_free_slot().is_none() {
-                return Err(JetError::TooManyOpenTables);
-            }
-            let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
-            let root = storage.create_table(file, name)?;
-            orders.wrote = true;
-            open_cursor(core.handle.parts().expect("live").instance_slot, state, session, slot, name, root, generation)
-        })
+        self.with_session(
+            sesid,
+            JetCall::CreateTable,
+            |core, state, session, orders| {
+                let (slot, file) = opened_database(state, session, dbid)?;
+                if !valid_table_name(name) {
+                    return Err(JetError::InvalidName);
+                }
+                if state.cursors.next_free_slot().is_none() {
+                    return Err(JetError::TooManyOpenTables);
+                }
+                let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+                let root = storage.create_table(file, name)?;
+                orders.wrote = true;
+                open_cursor(
+                    core.handle.parts().expect("live").instance_slot,
+                    state,
+                    session,
+                    slot,
+                    name,
+                    root,
+                    generation,
+                )
+            },
+        )
     }
 
     /// `JetOpenTable`.
-    pub fn open_table(&self, sesid: SessionHandle, dbid: DatabaseHandle, name: &str) -> JetResult<TableHandle> {
+    pub fn open_table(
+        &self,
+        sesid: SessionHandle,
+        dbid: DatabaseHandle,
+        name: &str,
+    ) -> JetResult<TableHandle> {
         let generation = self.next_generation();
         self.with_session(sesid, JetCall::OpenTable, |core, state, session, _| {
             let (slot, file) = opened_database(state, session, dbid)?;
@@ -202,8 +266,18 @@ impl<R: Runtime> Jet<R> {
                 return Err(JetError::TooManyOpenTables);
             }
             let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
-            let root = storage.table_root(file, name)?.ok_or(JetError::ObjectNotFound)?;
-            open_cursor(core.handle.parts().expect("live").instance_slot, state, session, slot, name, root, generation)
+            let root = storage
+                .table_root(file, name)?
+                .ok_or(JetError::ObjectNotFound)?;
+            open_cursor(
+                core.handle.parts().expect("live").instance_slot,
+                state,
+                session,
+                slot,
+                name,
+                root,
+                generation,
+            )
         })
     }
 
@@ -217,14 +291,21 @@ impl<R: Runtime> Jet<R> {
     }
 
     /// `JetDeleteTable`: refused while any cursor has it open or versions still refer to it.
-    pub fn delete_table(&self, sesid: SessionHandle, dbid: DatabaseHandle, name: &str) -> JetResult<()> {
+    pub fn delete_table(
+        &self,
+        sesid: SessionHandle,
+        dbid: DatabaseHandle,
+        name: &str,
+    ) -> JetResult<()> {
         self.with_session(sesid, JetCall::DeleteTable, |_, state, session, orders| {
             let (slot, file) = opened_database(state, session, dbid)?;
             if !valid_table_name(name) {
                 return Err(JetError::InvalidName);
             }
             let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
-            let root = storage.table_root(file, name)?.ok_or(JetError::ObjectNotFound)?;
+            let root = storage
+                .table_root(file, name)?
+                .ok_or(JetError::ObjectNotFound)?;
             let open = state
                 .cursors
                 .iter()
@@ -273,7 +354,10 @@ pub(crate) fn opened_database<R: Runtime>(
         .databases
         .get(parts.object_slot, parts.generation)
         .ok_or(JetError::InvalidDatabaseId)?;
-    if !session_entry(state, session).open_databases.contains_key(&parts.object_slot) {
+    if !session_entry(state, session)
+        .open_databases
+        .contains_key(&parts.object_slot)
+    {
         return Err(JetError::InvalidDatabaseId);
     }
     Ok((parts.object_slot, db.file))
@@ -305,7 +389,9 @@ fn open_cursor<R: Runtime>(
     table_root: crate::storage::PageNumber,
     generation: u32,
 ) -> JetResult<TableHandle> {
-    let level = session_entry(state, session).transaction.map_or(0, |t| t.level);
+    let level = session_entry(state, session)
+        .transaction
+        .map_or(0, |t| t.level);
     let slot = state
         .cursors
         .insert(

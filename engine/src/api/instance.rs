@@ -7,8 +7,8 @@ use super::Jet;
 use crate::error::{JetError, JetResult};
 use crate::instance::gate::Phase;
 use crate::instance::params::{InstanceOptions, SystemParameter};
-use crate::instance::status::{InstanceStatus, StopRecord};
 use crate::instance::slots::Slots;
+use crate::instance::status::{InstanceStatus, StopRecord};
 use crate::instance::{worker, InstanceCore};
 use crate::runtime::sync::Thread;
 use crate::runtime::Runtime;
@@ -69,7 +69,11 @@ impl<R: Runtime> Jet<R> {
     }
 
     /// `JetCreateInstance` with explicit options.
-    pub fn create_instance_with(&self, name: &str, options: InstanceOptions) -> JetResult<InstanceHandle> {
+    pub fn create_instance_with(
+        &self,
+        name: &str,
+        options: InstanceOptions,
+    ) -> JetResult<InstanceHandle> {
         if !valid_instance_name(name) {
             return Err(JetError::InvalidName);
         }
@@ -79,13 +83,20 @@ impl<R: Runtime> Jet<R> {
         }
         let generation = self.next_generation();
         // The handle needs the slot before the core exists: reserve, then fill.
-        let probe = instances.next_free_slot().ok_or(JetError::TooManyInstances)?;
+        let probe = instances
+            .next_free_slot()
+            .ok_or(JetError::TooManyInstances)?;
         let handle = InstanceHandle::new(
             u8::try_from(probe).map_err(|_| JetError::TooManyInstances)?,
             0,
             generation,
         );
-        let core = Arc::new(InstanceCore::new(name.to_owned(), handle, options, self.env.clone()));
+        let core = Arc::new(InstanceCore::new(
+            name.to_owned(),
+            handle,
+            options,
+            self.env.clone(),
+        ));
         let slot = instances
             .insert(generation, core)
             .ok_or(JetError::TooManyInstances)?;
@@ -100,7 +111,8 @@ impl<R: Runtime> Jet<R> {
         core.gate.begin_init()?;
         let opened = {
             let mut state = core.state.lock();
-            let cache_size_pages = usize::try_from(state.params.cache_size_pages).unwrap_or(usize::MAX);
+            let cache_size_pages =
+                usize::try_from(state.params.cache_size_pages).unwrap_or(usize::MAX);
             match Storage::open(
                 core.env.io.as_ref(),
                 &core.log_path(),
@@ -109,7 +121,8 @@ impl<R: Runtime> Jet<R> {
             ) {
                 Ok(storage) => {
                     state.storage = Some(storage);
-                    state.version_store = VersionStore::new(state.params.version_store_max_versions);
+                    state.version_store =
+                        VersionStore::new(state.params.version_store_max_versions);
                     Ok(())
                 }
                 Err(error) => Err(error),
@@ -148,7 +161,10 @@ impl<R: Runtime> Jet<R> {
         let previous = core.gate.begin_term()?;
         if previous != Phase::Created && !dirty {
             let state = core.state.lock();
-            let open = state.sessions.iter().any(|(_, _, s)| s.transaction.is_some());
+            let open = state
+                .sessions
+                .iter()
+                .any(|(_, _, s)| s.transaction.is_some());
             drop(state);
             if open {
                 core.gate.abort_term(previous);
@@ -181,7 +197,11 @@ impl<R: Runtime> Jet<R> {
     }
 
     /// `JetGetSystemParameter`.
-    pub fn get_system_parameter(&self, instance: InstanceHandle, parameter: SystemParameter) -> JetResult<u64> {
+    pub fn get_system_parameter(
+        &self,
+        instance: InstanceHandle,
+        parameter: SystemParameter,
+    ) -> JetResult<u64> {
         let core = self.core(instance)?;
         let _pass = Self::enter_instance(&core, JetCall::GetSystemParameter)?;
         let value = core.state.lock().params.get(parameter);
@@ -190,7 +210,12 @@ impl<R: Runtime> Jet<R> {
 
     /// `JetSetSystemParameter`. Still allowed after a stop, as in ESE; setting `OnlineDefrag`
     /// then does not unpark defragmentation.
-    pub fn set_system_parameter(&self, instance: InstanceHandle, parameter: SystemParameter, value: u64) -> JetResult<()> {
+    pub fn set_system_parameter(
+        &self,
+        instance: InstanceHandle,
+        parameter: SystemParameter,
+        value: u64,
+    ) -> JetResult<()> {
         let core = self.core(instance)?;
         let _pass = Self::enter_instance(&core, JetCall::SetSystemParameter)?;
         let initialized = core.gate.phase() != Phase::Created;
@@ -284,4 +309,3 @@ pub(crate) fn status_of<R: Runtime>(core: &InstanceCore<R>) -> InstanceStatus {
         background_errors: worker.background_errors,
     }
 }
-

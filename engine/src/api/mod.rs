@@ -108,15 +108,21 @@ impl<R: Runtime> Jet<R> {
         &self,
         sesid: SessionHandle,
         call: JetCall,
-        body: impl FnOnce(&InstanceCore<R>, &mut InstanceState<R>, SessionRef, &mut WakeOrders) -> JetResult<T>,
+        body: impl FnOnce(
+            &InstanceCore<R>,
+            &mut InstanceState<R>,
+            SessionRef,
+            &mut WakeOrders,
+        ) -> JetResult<T>,
     ) -> JetResult<T> {
         let parts = sesid.parts().ok_or(JetError::InvalidSesid)?;
         let core = self
             .core_by_slot(parts.instance_slot)
             .ok_or(JetError::InvalidSesid)?;
-        let pass = core
-            .gate
-            .enter(call.admission(core.options.mutations), JetError::InvalidSesid)?;
+        let pass = core.gate.enter(
+            call.admission(core.options.mutations),
+            JetError::InvalidSesid,
+        )?;
         let mut orders = WakeOrders::default();
         let result = {
             let mut state = core.state.lock();
@@ -134,8 +140,8 @@ impl<R: Runtime> Jet<R> {
                 orders.checkpoint_depth_max_bytes = state.params.checkpoint_depth_max_bytes;
                 // ESE cleans versions in the background as the store fills; so do we, from
                 // half full, so a writer rarely has to clean inline.
-                orders.version_store_half_full =
-                    state.version_store.stats().versions * 2 >= state.params.version_store_max_versions;
+                orders.version_store_half_full = state.version_store.stats().versions * 2
+                    >= state.params.version_store_max_versions;
             }
             result
         };
@@ -147,7 +153,11 @@ impl<R: Runtime> Jet<R> {
     /// The session exists, and no other thread holds its context. `end_session`,
     /// `set_session_context`, `reset_session_context` and `get_session_info` have their own
     /// context rules and skip the thread check.
-    fn check_session(state: &InstanceState<R>, session: SessionRef, call: JetCall) -> JetResult<()> {
+    fn check_session(
+        state: &InstanceState<R>,
+        session: SessionRef,
+        call: JetCall,
+    ) -> JetResult<()> {
         let entry = state
             .sessions
             .get(session.slot, session.generation)
@@ -172,9 +182,14 @@ impl<R: Runtime> Jet<R> {
         if !orders.wrote && !orders.deleted {
             return;
         }
-        let (depth_bytes, max_bytes) = (orders.checkpoint_depth_bytes, orders.checkpoint_depth_max_bytes);
+        let (depth_bytes, max_bytes) = (
+            orders.checkpoint_depth_bytes,
+            orders.checkpoint_depth_max_bytes,
+        );
         core.worker.signal(|worker| {
-            if orders.wrote && (depth_bytes > max_bytes || (worker.caches_quiesced && depth_bytes > 0)) {
+            if orders.wrote
+                && (depth_bytes > max_bytes || (worker.caches_quiesced && depth_bytes > 0))
+            {
                 worker.flush_requested = true;
             }
             if orders.deleted {
@@ -191,8 +206,10 @@ impl<R: Runtime> Jet<R> {
         core: &'a InstanceCore<R>,
         call: JetCall,
     ) -> JetResult<GatePass<'a, R>> {
-        core.gate
-            .enter(call.admission(core.options.mutations), JetError::InvalidParameter)
+        core.gate.enter(
+            call.admission(core.options.mutations),
+            JetError::InvalidParameter,
+        )
     }
 }
 

@@ -11,6 +11,11 @@ use crate::instance::Position;
 use crate::runtime::Runtime;
 use std::collections::BTreeMap;
 
+/// Committed records of one table, in key order.
+pub type TableContents = BTreeMap<Vec<u8>, Vec<u8>>;
+/// Database path → table name → contents.
+pub type CommittedData = BTreeMap<String, BTreeMap<String, TableContents>>;
+
 /// One session as seen from outside.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObservedSession {
@@ -41,7 +46,7 @@ pub struct Observation {
     pub cursors: BTreeMap<u64, ObservedCursor>,
     /// Database path → table name → committed records (as a reader outside any transaction
     /// sees them).
-    pub committed: BTreeMap<String, BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>>,
+    pub committed: CommittedData,
     pub defrag_parked: bool,
     pub caches_quiesced: bool,
 }
@@ -85,7 +90,12 @@ impl<R: Runtime> Jet<R> {
             .iter()
             .map(|(slot, generation, c)| {
                 let handle = super::handles::TableHandle::new(instance_slot, slot, generation).0;
-                let session = super::handles::SessionHandle::new(instance_slot, c.session_slot, c.session_generation).0;
+                let session = super::handles::SessionHandle::new(
+                    instance_slot,
+                    c.session_slot,
+                    c.session_generation,
+                )
+                .0;
                 (
                     handle,
                     ObservedCursor {
@@ -99,8 +109,11 @@ impl<R: Runtime> Jet<R> {
             })
             .collect();
         let reader = state.version_store.reader_outside_transaction();
-        let files: Vec<(crate::storage::FileId, String)> =
-            state.databases.iter().map(|(_, _, db)| (db.file, db.path.clone())).collect();
+        let files: Vec<(crate::storage::FileId, String)> = state
+            .databases
+            .iter()
+            .map(|(_, _, db)| (db.file, db.path.clone()))
+            .collect();
         let mut committed = BTreeMap::new();
         let state = &mut *state;
         let version_store = &state.version_store;
@@ -108,9 +121,15 @@ impl<R: Runtime> Jet<R> {
             for (file, path) in files {
                 let mut tables = BTreeMap::new();
                 for name in storage.table_names(file)? {
-                    let root = storage.table_root(file, &name)?.expect("listed table exists");
+                    let root = storage
+                        .table_root(file, &name)?
+                        .expect("listed table exists");
                     let mut records = BTreeMap::new();
-                    let mut keys: Vec<Vec<u8>> = storage.scan(file, root)?.into_iter().map(|(k, _)| k).collect();
+                    let mut keys: Vec<Vec<u8>> = storage
+                        .scan(file, root)?
+                        .into_iter()
+                        .map(|(k, _)| k)
+                        .collect();
                     let mut at = None;
                     while let Some(key) = version_store.chain_key_after(file, root, at.as_deref()) {
                         keys.push(key.clone());

@@ -56,10 +56,16 @@ impl TableView {
         }
     }
 
-    fn get<R: Runtime>(&self, state: &mut InstanceState<R>, key: &[u8]) -> JetResult<Option<Vec<u8>>> {
+    fn get<R: Runtime>(
+        &self,
+        state: &mut InstanceState<R>,
+        key: &[u8],
+    ) -> JetResult<Option<Vec<u8>>> {
         let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
         let tree_value = storage.get(self.file, self.root, key)?;
-        Ok(state.version_store.visible(&self.record(key), tree_value, self.reader))
+        Ok(state
+            .version_store
+            .visible(&self.record(key), tree_value, self.reader))
     }
 
     /// The nearest visible record strictly after (`forward`) or before `from`.
@@ -80,9 +86,13 @@ impl TableView {
                 storage.prev_before(self.file, self.root, at.as_deref())?
             };
             let in_versions = if forward {
-                state.version_store.chain_key_after(self.file, self.root, at.as_deref())
+                state
+                    .version_store
+                    .chain_key_after(self.file, self.root, at.as_deref())
             } else {
-                state.version_store.chain_key_before(self.file, self.root, at.as_deref())
+                state
+                    .version_store
+                    .chain_key_before(self.file, self.root, at.as_deref())
             };
             let key = match (&in_tree, in_versions) {
                 (None, None) => return Ok(None),
@@ -104,7 +114,11 @@ impl TableView {
                     .ok_or(JetError::NotInitialized)?
                     .get(self.file, self.root, &key)?,
             };
-            if let Some(value) = state.version_store.visible(&self.record(&key), tree_value, self.reader) {
+            if let Some(value) =
+                state
+                    .version_store
+                    .visible(&self.record(&key), tree_value, self.reader)
+            {
                 return Ok(Some((key, value)));
             }
             at = Some(key);
@@ -112,8 +126,16 @@ impl TableView {
     }
 }
 
-fn view<R: Runtime>(state: &InstanceState<R>, session: SessionRef, slot: u16, generation: u32) -> JetResult<TableView> {
-    let cursor = state.cursors.get(slot, generation).expect("cursor validated");
+fn view<R: Runtime>(
+    state: &InstanceState<R>,
+    session: SessionRef,
+    slot: u16,
+    generation: u32,
+) -> JetResult<TableView> {
+    let cursor = state
+        .cursors
+        .get(slot, generation)
+        .expect("cursor validated");
     let database = state
         .databases
         .iter()
@@ -131,7 +153,12 @@ fn view<R: Runtime>(state: &InstanceState<R>, session: SessionRef, slot: u16, ge
     })
 }
 
-fn set_position<R: Runtime>(state: &mut InstanceState<R>, slot: u16, generation: u32, position: Position) {
+fn set_position<R: Runtime>(
+    state: &mut InstanceState<R>,
+    slot: u16,
+    generation: u32,
+    position: Position,
+) {
     state
         .cursors
         .get_mut(slot, generation)
@@ -139,8 +166,17 @@ fn set_position<R: Runtime>(state: &mut InstanceState<R>, slot: u16, generation:
         .position = position;
 }
 
-fn current_key<R: Runtime>(state: &InstanceState<R>, slot: u16, generation: u32) -> JetResult<Vec<u8>> {
-    match &state.cursors.get(slot, generation).expect("cursor validated").position {
+fn current_key<R: Runtime>(
+    state: &InstanceState<R>,
+    slot: u16,
+    generation: u32,
+) -> JetResult<Vec<u8>> {
+    match &state
+        .cursors
+        .get(slot, generation)
+        .expect("cursor validated")
+        .position
+    {
         Position::On(key) => Ok(key.clone()),
         Position::BeforeFirst | Position::AfterLast => Err(JetError::NoCurrentRecord),
     }
@@ -148,7 +184,13 @@ fn current_key<R: Runtime>(state: &InstanceState<R>, slot: u16, generation: u32)
 
 impl<R: Runtime> Jet<R> {
     /// `JetSeek` (with the key given directly instead of `JetMakeKey`).
-    pub fn seek(&self, sesid: SessionHandle, tableid: TableHandle, key: &[u8], mode: SeekMode) -> JetResult<()> {
+    pub fn seek(
+        &self,
+        sesid: SessionHandle,
+        tableid: TableHandle,
+        key: &[u8],
+        mode: SeekMode,
+    ) -> JetResult<()> {
         self.with_session(sesid, JetCall::Seek, |_, state, session, _| {
             let (slot, generation) = owned_cursor(state, session, tableid)?;
             if key.len() > MAX_KEY_BYTES {
@@ -170,17 +212,33 @@ impl<R: Runtime> Jet<R> {
     }
 
     /// `JetMove`. At either end returns `NoCurrentRecord` and leaves the cursor where it was.
-    pub fn move_cursor(&self, sesid: SessionHandle, tableid: TableHandle, to: MoveTo) -> JetResult<()> {
+    pub fn move_cursor(
+        &self,
+        sesid: SessionHandle,
+        tableid: TableHandle,
+        to: MoveTo,
+    ) -> JetResult<()> {
         self.with_session(sesid, JetCall::Move, |_, state, session, _| {
             let (slot, generation) = owned_cursor(state, session, tableid)?;
             let table = view(state, session, slot, generation)?;
-            let position = state.cursors.get(slot, generation).expect("validated").position.clone();
+            let position = state
+                .cursors
+                .get(slot, generation)
+                .expect("validated")
+                .position
+                .clone();
             let found = match (to, &position) {
-                (MoveTo::First, _) | (MoveTo::Next, Position::BeforeFirst) => table.step(state, None, true)?,
-                (MoveTo::Last, _) | (MoveTo::Previous, Position::AfterLast) => table.step(state, None, false)?,
+                (MoveTo::First, _) | (MoveTo::Next, Position::BeforeFirst) => {
+                    table.step(state, None, true)?
+                }
+                (MoveTo::Last, _) | (MoveTo::Previous, Position::AfterLast) => {
+                    table.step(state, None, false)?
+                }
                 (MoveTo::Next, Position::On(key)) => table.step(state, Some(key), true)?,
                 (MoveTo::Previous, Position::On(key)) => table.step(state, Some(key), false)?,
-                (MoveTo::Next, Position::AfterLast) | (MoveTo::Previous, Position::BeforeFirst) => None,
+                (MoveTo::Next, Position::AfterLast) | (MoveTo::Previous, Position::BeforeFirst) => {
+                    None
+                }
             };
             let (key, _) = found.ok_or(JetError::NoCurrentRecord)?;
             set_position(state, slot, generation, Position::On(key));
@@ -189,7 +247,11 @@ impl<R: Runtime> Jet<R> {
     }
 
     /// `JetRetrieveColumn` on the whole record: `(key, value)` under the cursor.
-    pub fn retrieve(&self, sesid: SessionHandle, tableid: TableHandle) -> JetResult<(Vec<u8>, Vec<u8>)> {
+    pub fn retrieve(
+        &self,
+        sesid: SessionHandle,
+        tableid: TableHandle,
+    ) -> JetResult<(Vec<u8>, Vec<u8>)> {
         self.with_session(sesid, JetCall::Retrieve, |_, state, session, _| {
             let (slot, generation) = owned_cursor(state, session, tableid)?;
             let key = current_key(state, slot, generation)?;
@@ -200,7 +262,13 @@ impl<R: Runtime> Jet<R> {
     }
 
     /// `JetUpdate` of a new record; the cursor moves onto it.
-    pub fn insert(&self, sesid: SessionHandle, tableid: TableHandle, key: &[u8], value: &[u8]) -> JetResult<()> {
+    pub fn insert(
+        &self,
+        sesid: SessionHandle,
+        tableid: TableHandle,
+        key: &[u8],
+        value: &[u8],
+    ) -> JetResult<()> {
         self.with_session(sesid, JetCall::Insert, |_, state, session, orders| {
             let (slot, generation) = owned_cursor(state, session, tableid)?;
             check_sizes(key, value)?;
@@ -217,7 +285,12 @@ impl<R: Runtime> Jet<R> {
     }
 
     /// `JetUpdate` after `JET_prepReplace`: a new value for the record under the cursor.
-    pub fn replace(&self, sesid: SessionHandle, tableid: TableHandle, value: &[u8]) -> JetResult<()> {
+    pub fn replace(
+        &self,
+        sesid: SessionHandle,
+        tableid: TableHandle,
+        value: &[u8],
+    ) -> JetResult<()> {
         self.with_session(sesid, JetCall::Replace, |_, state, session, orders| {
             let (slot, generation) = owned_cursor(state, session, tableid)?;
             let key = current_key(state, slot, generation)?;
@@ -250,17 +323,29 @@ impl<R: Runtime> Jet<R> {
     /// (0: no limit). Long-running: every [`RECORD_COUNT_STEP_RECORDS`] records it lets go of
     /// the instance lock and, if a stop has begun, aborts with
     /// `ClientRequestToStopJetService` so the stop need not wait for it.
-    pub fn index_record_count(&self, sesid: SessionHandle, tableid: TableHandle, max_records: u64) -> JetResult<u64> {
+    pub fn index_record_count(
+        &self,
+        sesid: SessionHandle,
+        tableid: TableHandle,
+        max_records: u64,
+    ) -> JetResult<u64> {
         let parts = sesid.parts().ok_or(JetError::InvalidSesid)?;
-        let core = self.core_by_slot(parts.instance_slot).ok_or(JetError::InvalidSesid)?;
-        let _pass = core
-            .gate
-            .enter(JetCall::IndexRecordCount.admission(core.options.mutations), JetError::InvalidSesid)?;
+        let core = self
+            .core_by_slot(parts.instance_slot)
+            .ok_or(JetError::InvalidSesid)?;
+        let _pass = core.gate.enter(
+            JetCall::IndexRecordCount.admission(core.options.mutations),
+            JetError::InvalidSesid,
+        )?;
         let session = SessionRef {
             slot: parts.object_slot,
             generation: parts.generation,
         };
-        let limit = if max_records == 0 { u64::MAX } else { max_records };
+        let limit = if max_records == 0 {
+            u64::MAX
+        } else {
+            max_records
+        };
         let mut count = 0u64;
         let mut at: Option<Vec<u8>> = None;
         loop {
@@ -299,11 +384,18 @@ fn check_sizes(key: &[u8], value: &[u8]) -> JetResult<()> {
 }
 
 /// Everything that can refuse a write, checked before anything changes.
-fn write_checks<R: Runtime>(state: &mut InstanceState<R>, session: SessionRef, table: &TableView, key: &[u8]) -> JetResult<()> {
+fn write_checks<R: Runtime>(
+    state: &mut InstanceState<R>,
+    session: SessionRef,
+    table: &TableView,
+    key: &[u8],
+) -> JetResult<()> {
     let open = session_entry(state, session)
         .transaction
         .ok_or(JetError::NotInTransaction)?;
-    state.version_store.check_write(open.txn, &table.record(key))?;
+    state
+        .version_store
+        .check_write(open.txn, &table.record(key))?;
     state.version_store.reserve()
 }
 

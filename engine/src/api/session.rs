@@ -5,7 +5,9 @@ use super::handles::{InstanceHandle, SessionHandle};
 use super::{Jet, SessionRef};
 use crate::error::{JetError, JetResult};
 use crate::instance::mutations::Mutant;
-use crate::instance::{InstanceState, OpenTransaction, Session, SessionContext, TRANSACTION_LEVEL_MAX};
+use crate::instance::{
+    InstanceState, OpenTransaction, Session, SessionContext, TRANSACTION_LEVEL_MAX,
+};
 use crate::runtime::Runtime;
 use crate::storage::LogRecord;
 use std::collections::BTreeMap;
@@ -48,7 +50,12 @@ impl<R: Runtime> Jet<R> {
     pub fn end_session(&self, sesid: SessionHandle) -> JetResult<()> {
         self.with_session(sesid, JetCall::EndSession, |core, state, session, _| {
             let entry = session_entry(state, session);
-            if entry.context.is_some() && !core.options.mutations.is_active(Mutant::EndSessionIgnoresContext) {
+            if entry.context.is_some()
+                && !core
+                    .options
+                    .mutations
+                    .is_active(Mutant::EndSessionIgnoresContext)
+            {
                 return Err(JetError::SessionInUse);
             }
             while let Some(open) = session_entry(state, session).transaction {
@@ -80,17 +87,24 @@ impl<R: Runtime> Jet<R> {
 
     /// `JetResetSessionContext`: only the thread that set the context may reset it.
     pub fn reset_session_context(&self, sesid: SessionHandle) -> JetResult<()> {
-        self.with_session(sesid, JetCall::ResetSessionContext, |core, state, session, _| {
-            let any_thread = core.options.mutations.is_active(Mutant::ResetContextFromAnyThread);
-            let entry = session_entry_mut(state, session);
-            match entry.context {
-                Some(context) if any_thread || context.thread == R::current_thread_id() => {
-                    entry.context = None;
-                    Ok(())
+        self.with_session(
+            sesid,
+            JetCall::ResetSessionContext,
+            |core, state, session, _| {
+                let any_thread = core
+                    .options
+                    .mutations
+                    .is_active(Mutant::ResetContextFromAnyThread);
+                let entry = session_entry_mut(state, session);
+                match entry.context {
+                    Some(context) if any_thread || context.thread == R::current_thread_id() => {
+                        entry.context = None;
+                        Ok(())
+                    }
+                    _ => Err(JetError::SessionContextNotSetByThisThread),
                 }
-                _ => Err(JetError::SessionContextNotSetByThisThread),
-            }
-        })
+            },
+        )
     }
 
     /// `JetGetSessionInfo` (ESE lets it through after a stop).
@@ -100,7 +114,9 @@ impl<R: Runtime> Jet<R> {
             let open_tables = state
                 .cursors
                 .iter()
-                .filter(|(_, _, c)| c.session_slot == session.slot && c.session_generation == session.generation)
+                .filter(|(_, _, c)| {
+                    c.session_slot == session.slot && c.session_generation == session.generation
+                })
                 .count();
             Ok(SessionInfo {
                 transaction_level: entry.transaction.map_or(0, |t| t.level),
@@ -120,7 +136,9 @@ impl<R: Runtime> Jet<R> {
                     txn: state.version_store.begin(),
                     level: 1,
                 },
-                Some(open) if open.level >= TRANSACTION_LEVEL_MAX => return Err(JetError::TransTooDeep),
+                Some(open) if open.level >= TRANSACTION_LEVEL_MAX => {
+                    return Err(JetError::TransTooDeep)
+                }
                 Some(open) => OpenTransaction {
                     level: open.level + 1,
                     ..open
@@ -134,37 +152,41 @@ impl<R: Runtime> Jet<R> {
     /// `JetCommitTransaction`: commits the innermost level. Level 1 gets a commit timestamp and
     /// its log records are flushed before the call returns.
     pub fn commit_transaction(&self, sesid: SessionHandle) -> JetResult<()> {
-        self.with_session(sesid, JetCall::CommitTransaction, |_, state, session, orders| {
-            let open = session_entry(state, session)
-                .transaction
-                .ok_or(JetError::NotInTransaction)?;
-            if open.level == 1 {
-                let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
-                // Log first: if the log cannot be made durable, the transaction stays open and
-                // nothing changed.
-                storage.append_log(LogRecord::Commit {
-                    txn: open.txn,
-                    commit_ts: state.version_store.next_commit_ts(),
-                })?;
-                storage.flush_log()?;
-                let committed = state.version_store.commit_level(open.txn, 1);
-                debug_assert!(committed.is_some());
-                session_entry_mut(state, session).transaction = None;
-                orders.wrote = true;
-            } else {
-                state.version_store.commit_level(open.txn, open.level);
-                session_entry_mut(state, session).transaction = Some(OpenTransaction {
-                    level: open.level - 1,
-                    ..open
+        self.with_session(
+            sesid,
+            JetCall::CommitTransaction,
+            |_, state, session, orders| {
+                let open = session_entry(state, session)
+                    .transaction
+                    .ok_or(JetError::NotInTransaction)?;
+                if open.level == 1 {
+                    let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+                    // Log first: if the log cannot be made durable, the transaction stays open and
+                    // nothing changed.
+                    storage.append_log(LogRecord::Commit {
+                        txn: open.txn,
+                        commit_ts: state.version_store.next_commit_ts(),
+                    })?;
+                    storage.flush_log()?;
+                    let committed = state.version_store.commit_level(open.txn, 1);
+                    debug_assert!(committed.is_some());
+                    session_entry_mut(state, session).transaction = None;
+                    orders.wrote = true;
+                } else {
+                    state.version_store.commit_level(open.txn, open.level);
+                    session_entry_mut(state, session).transaction = Some(OpenTransaction {
+                        level: open.level - 1,
+                        ..open
+                    });
+                }
+                // Tables opened inside the committed level now belong to the enclosing one.
+                let new_level = open.level - 1;
+                for_each_cursor_of(state, session, |cursor| {
+                    cursor.opened_at_level = cursor.opened_at_level.min(new_level);
                 });
-            }
-            // Tables opened inside the committed level now belong to the enclosing one.
-            let new_level = open.level - 1;
-            for_each_cursor_of(state, session, |cursor| {
-                cursor.opened_at_level = cursor.opened_at_level.min(new_level);
-            });
-            Ok(())
-        })
+                Ok(())
+            },
+        )
     }
 
     /// `JetRollback`: undoes the innermost level and closes the tables opened in it.
@@ -173,7 +195,10 @@ impl<R: Runtime> Jet<R> {
             let open = session_entry(state, session)
                 .transaction
                 .ok_or(JetError::NotInTransaction)?;
-            let keep_tables = core.options.mutations.is_active(Mutant::RollbackLeavesTablesOpen);
+            let keep_tables = core
+                .options
+                .mutations
+                .is_active(Mutant::RollbackLeavesTablesOpen);
             rollback_level(state, session, open, keep_tables)?;
             orders.wrote = true;
             orders.deleted = true;
@@ -182,14 +207,20 @@ impl<R: Runtime> Jet<R> {
     }
 }
 
-pub(crate) fn session_entry<R: Runtime>(state: &InstanceState<R>, session: SessionRef) -> &Session<R> {
+pub(crate) fn session_entry<R: Runtime>(
+    state: &InstanceState<R>,
+    session: SessionRef,
+) -> &Session<R> {
     state
         .sessions
         .get(session.slot, session.generation)
         .expect("session validated at entry")
 }
 
-pub(crate) fn session_entry_mut<R: Runtime>(state: &mut InstanceState<R>, session: SessionRef) -> &mut Session<R> {
+pub(crate) fn session_entry_mut<R: Runtime>(
+    state: &mut InstanceState<R>,
+    session: SessionRef,
+) -> &mut Session<R> {
     state
         .sessions
         .get_mut(session.slot, session.generation)
@@ -205,7 +236,9 @@ fn for_each_cursor_of<R: Runtime>(
     let owned: Vec<(u16, u32)> = state
         .cursors
         .iter()
-        .filter(|(_, _, c)| c.session_slot == session.slot && c.session_generation == session.generation)
+        .filter(|(_, _, c)| {
+            c.session_slot == session.slot && c.session_generation == session.generation
+        })
         .map(|(slot, generation, _)| (slot, generation))
         .collect();
     for (slot, generation) in owned {
@@ -258,7 +291,9 @@ fn rollback_level<R: Runtime>(
         ..open
     });
     if !keep_tables {
-        close_cursors(state, session, |cursor| cursor.opened_at_level >= open.level);
+        close_cursors(state, session, |cursor| {
+            cursor.opened_at_level >= open.level
+        });
     }
     Ok(())
 }

@@ -42,7 +42,11 @@ impl<R: Runtime> Jet<R> {
     /// `JetStopServiceInstance2`.
     pub fn stop_service_instance2(&self, instance: InstanceHandle, grbit: u32) -> JetResult<()> {
         let core = self.core(instance)?;
-        if core.options.mutations.is_active(Mutant::DefragStoppedBeforeValidation) {
+        if core
+            .options
+            .mutations
+            .is_active(Mutant::DefragStoppedBeforeValidation)
+        {
             // Planted bug: a side effect before validation.
             core.worker.park_defrag();
         }
@@ -84,10 +88,18 @@ fn full_stop<R: Runtime>(core: &InstanceCore<R>) -> JetResult<Option<Vec<StopSte
     let mut steps = vec![StopStep::GateClosed { calls_drained }];
     let (before, after) = core.worker.park_defrag();
     steps.push(StopStep::DefragParked { before, after });
-    if !core.options.mutations.is_active(Mutant::VersionCleanupNotSignalled) {
+    if !core
+        .options
+        .mutations
+        .is_active(Mutant::VersionCleanupNotSignalled)
+    {
         steps.push(signal_version_cleanup(core));
     }
-    let quiesced = if core.options.mutations.is_active(Mutant::CheckpointQuiesceSkipped) {
+    let quiesced = if core
+        .options
+        .mutations
+        .is_active(Mutant::CheckpointQuiesceSkipped)
+    {
         Ok(None)
     } else {
         quiesce_checkpoint(core).map(Some)
@@ -166,7 +178,12 @@ fn resume<R: Runtime>(core: &InstanceCore<R>, grbit: u32) -> JetResult<Vec<StopS
     match core.gate.phase() {
         Phase::Running => {}
         Phase::Stopping | Phase::Stopped => return Err(JetError::ClientRequestToStopJetService),
-        _ => return Err(core.gate.stop_refusal().unwrap_or(JetError::InvalidParameter)),
+        _ => {
+            return Err(core
+                .gate
+                .stop_refusal()
+                .unwrap_or(JetError::InvalidParameter))
+        }
     }
     let named = grbit & (stop_grbit::BACKGROUND_USER_TASKS | stop_grbit::QUIESCE_CACHES);
     let resume_defrag = named == 0 || named & stop_grbit::BACKGROUND_USER_TASKS != 0;

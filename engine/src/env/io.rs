@@ -24,6 +24,8 @@ pub trait Io: Send + Sync {
 }
 
 /// One open file. Reads past the end fail with `UnexpectedEof`.
+// `len` is fallible (it asks the backend), so an `is_empty` would only restate `len() == 0`.
+#[allow(clippy::len_without_is_empty)]
 pub trait IoFile: Send + Sync {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
     fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()>;
@@ -140,7 +142,10 @@ impl IoFile for MemFile {
         let data = lock(&self.data);
         let (start, end) = range(offset, buf.len())?;
         if end > data.current.len() {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "read past end"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "read past end",
+            ));
         }
         buf.copy_from_slice(&data.current[start..end]);
         Ok(())
@@ -285,8 +290,14 @@ mod tests {
         let file = io.create("f").unwrap();
         file.write_at(0, b"ab").unwrap();
         let mut buf = [0; 3];
-        assert_eq!(file.read_at(0, &mut buf).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(
+            file.read_at(0, &mut buf).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
         assert!(io.open("missing").is_err());
-        assert!(FileIo::new("/tmp").open("../etc/passwd").is_err(), "escapes the root");
+        assert!(
+            FileIo::new("/tmp").open("../etc/passwd").is_err(),
+            "escapes the root"
+        );
     }
 }

@@ -155,13 +155,17 @@ impl<R: Runtime> Gate<R> {
             {
                 let mut state = self.state.lock();
                 if let Some(error) = Self::refusal(state.phase, admission, gone) {
-                    state.refused_after_stop += u64::from(error == JetError::ClientRequestToStopJetService);
+                    state.refused_after_stop +=
+                        u64::from(error == JetError::ClientRequestToStopJetService);
                     return Err(error);
                 }
             }
             let mut state = self.state.lock();
             Self::count_in(&mut state, admission);
-            return Ok(GatePass { gate: self, admission });
+            return Ok(GatePass {
+                gate: self,
+                admission,
+            });
         }
         let mut state = self.state.lock();
         if let Some(error) = Self::refusal(state.phase, admission, gone) {
@@ -169,7 +173,10 @@ impl<R: Runtime> Gate<R> {
             return Err(error);
         }
         Self::count_in(&mut state, admission);
-        Ok(GatePass { gate: self, admission })
+        Ok(GatePass {
+            gate: self,
+            admission,
+        })
     }
 
     fn count_in(state: &mut GateState, admission: Admission) {
@@ -216,7 +223,11 @@ impl<R: Runtime> Gate<R> {
     pub fn finish_init(&self, succeeded: bool) {
         let mut state = self.state.lock();
         assert_eq!(state.phase, Phase::Initializing);
-        state.phase = if succeeded { Phase::Running } else { Phase::Created };
+        state.phase = if succeeded {
+            Phase::Running
+        } else {
+            Phase::Created
+        };
         drop(state);
         self.changed.notify_all();
     }
@@ -278,8 +289,15 @@ impl<R: Runtime> Gate<R> {
                 state.phase = Phase::Stopped;
             }
         } else {
-            assert_eq!(state.phase, Phase::Stopping, "finish_stop without begin_stop");
-            assert_eq!(state.gated_in_flight, 0, "a gated call entered a closed gate");
+            assert_eq!(
+                state.phase,
+                Phase::Stopping,
+                "finish_stop without begin_stop"
+            );
+            assert_eq!(
+                state.gated_in_flight, 0,
+                "a gated call entered a closed gate"
+            );
             state.phase = Phase::Stopped;
         }
         drop(state);

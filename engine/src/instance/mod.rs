@@ -112,7 +112,12 @@ pub struct InstanceCore<R: Runtime> {
 }
 
 impl<R: Runtime> InstanceCore<R> {
-    pub fn new(name: String, handle: InstanceHandle, options: InstanceOptions, env: Environment) -> Self {
+    pub fn new(
+        name: String,
+        handle: InstanceHandle,
+        options: InstanceOptions,
+        env: Environment,
+    ) -> Self {
         let params = SystemParameters::default();
         InstanceCore {
             name,

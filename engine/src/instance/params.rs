@@ -64,7 +64,12 @@ impl SystemParameters {
 
     /// The parameters with `parameter` set to `value`, or why not. `initialized`: whether the
     /// instance is past init (some parameters are fixed then, as in ESE).
-    pub fn with(&self, parameter: SystemParameter, value: u64, initialized: bool) -> JetResult<Self> {
+    pub fn with(
+        &self,
+        parameter: SystemParameter,
+        value: u64,
+        initialized: bool,
+    ) -> JetResult<Self> {
         let mut next = *self;
         match parameter {
             SystemParameter::CheckpointDepthMaxBytes => next.checkpoint_depth_max_bytes = value,

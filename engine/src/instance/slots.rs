@@ -74,6 +74,18 @@ impl<T> Slots<T> {
     }
 }
 
+impl<T> Slots<T> {
+    /// The slot the next `insert` would use, if any.
+    pub fn next_free_slot(&self) -> Option<u16> {
+        let slot = match self.entries.iter().position(Option::is_none) {
+            Some(free) => free,
+            None if self.entries.len() < self.capacity => self.entries.len(),
+            None => return None,
+        };
+        u16::try_from(slot).ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,17 +107,5 @@ mod tests {
         let mut slots = Slots::new(1);
         assert!(slots.insert(1, ()).is_some());
         assert!(slots.insert(2, ()).is_none());
-    }
-}
-
-impl<T> Slots<T> {
-    /// The slot the next `insert` would use, if any.
-    pub fn next_free_slot(&self) -> Option<u16> {
-        let slot = match self.entries.iter().position(Option::is_none) {
-            Some(free) => free,
-            None if self.entries.len() < self.capacity => self.entries.len(),
-            None => return None,
-        };
-        u16::try_from(slot).ok()
     }
 }

@@ -149,7 +149,11 @@ pub fn run_round<R: Runtime>(core: &InstanceCore<R>) -> bool {
             // One round at a time: the thread and a manual tick never overlap.
             return false;
         }
-        let orders = (state.cleanup_requested, state.flush_requested, state.defrag_has_work());
+        let orders = (
+            state.cleanup_requested,
+            state.flush_requested,
+            state.defrag_has_work(),
+        );
         // Take the orders now, so a request that arrives during the round is kept for the
         // next one rather than cleared at the end of this one.
         state.cleanup_requested = false;
@@ -223,7 +227,11 @@ pub fn run_round<R: Runtime>(core: &InstanceCore<R>) -> bool {
     let flush_next = steps > 0 && {
         let quiesced = core.worker.state.lock().caches_quiesced;
         let state = core.state.lock();
-        let target = if quiesced { 0 } else { state.params.checkpoint_depth_max_bytes };
+        let target = if quiesced {
+            0
+        } else {
+            state.params.checkpoint_depth_max_bytes
+        };
         state
             .storage
             .as_ref()

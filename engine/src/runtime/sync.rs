@@ -37,10 +37,7 @@ impl<R: Runtime> Condvar<R> {
     pub fn new() -> Self {
         Self::default()
     }
-    pub fn wait<'a, T: Send + 'static>(
-        &self,
-        guard: R::MutexGuard<'a, T>,
-    ) -> R::MutexGuard<'a, T> {
+    pub fn wait<'a, T: Send + 'static>(&self, guard: R::MutexGuard<'a, T>) -> R::MutexGuard<'a, T> {
         R::condvar_wait(&self.inner, guard)
     }
     /// Waits until `condition` is false. Every caller loops on its predicate, so spurious

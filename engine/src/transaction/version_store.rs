@@ -118,7 +118,10 @@ impl VersionStore {
     }
 
     pub fn reader_for(&self, txn: TxnId) -> Reader {
-        let active = self.active.get(&txn).expect("reader for an unknown transaction");
+        let active = self
+            .active
+            .get(&txn)
+            .expect("reader for an unknown transaction");
         Reader {
             txn: Some(txn),
             snapshot_ts: active.snapshot_ts,
@@ -164,7 +167,12 @@ impl VersionStore {
 
     /// Records with a chain in `table`, strictly after / before `key`, nearest first: the
     /// keys a snapshot may see that the B+tree no longer has.
-    pub fn chain_key_after(&self, file: FileId, table_root: PageNumber, key: Option<&[u8]>) -> Option<Vec<u8>> {
+    pub fn chain_key_after(
+        &self,
+        file: FileId,
+        table_root: PageNumber,
+        key: Option<&[u8]>,
+    ) -> Option<Vec<u8>> {
         use std::ops::Bound;
         let start = RecordId {
             file,
@@ -182,7 +190,12 @@ impl VersionStore {
             .map(|(id, _)| id.key.clone())
     }
 
-    pub fn chain_key_before(&self, file: FileId, table_root: PageNumber, key: Option<&[u8]>) -> Option<Vec<u8>> {
+    pub fn chain_key_before(
+        &self,
+        file: FileId,
+        table_root: PageNumber,
+        key: Option<&[u8]>,
+    ) -> Option<Vec<u8>> {
         use std::ops::Bound;
         let upper = match key {
             Some(key) => Bound::Excluded(RecordId {
@@ -213,12 +226,13 @@ impl VersionStore {
 
     /// Checks that `txn` may write `record` now, without changing anything.
     pub fn check_write(&self, txn: TxnId, record: &RecordId) -> JetResult<()> {
-        let active = self.active.get(&txn).expect("write by an unknown transaction");
+        let active = self
+            .active
+            .get(&txn)
+            .expect("write by an unknown transaction");
         if let Some(newest) = self.chains.get(record).and_then(|chain| chain.last()) {
-            let conflicts = newest.txn != txn
-                && newest
-                    .commit_ts
-                    .is_none_or(|ts| ts > active.snapshot_ts);
+            let conflicts =
+                newest.txn != txn && newest.commit_ts.is_none_or(|ts| ts > active.snapshot_ts);
             if conflicts {
                 return Err(JetError::WriteConflict);
             }
@@ -241,10 +255,19 @@ impl VersionStore {
 
     /// Records that `txn` at `level` replaced `before` in `record`. The caller checked the
     /// write ([`Self::check_write`]) and reserved room ([`Self::reserve`]).
-    pub fn record_write(&mut self, txn: TxnId, level: u8, record: RecordId, before: Option<Vec<u8>>) {
+    pub fn record_write(
+        &mut self,
+        txn: TxnId,
+        level: u8,
+        record: RecordId,
+        before: Option<Vec<u8>>,
+    ) {
         debug_assert!(self.check_write(txn, &record).is_ok());
         assert!(level >= 1);
-        let active = self.active.get_mut(&txn).expect("write by an unknown transaction");
+        let active = self
+            .active
+            .get_mut(&txn)
+            .expect("write by an unknown transaction");
         active.writes.push((record.clone(), level));
         self.chains.entry(record).or_default().push(Version {
             txn,
@@ -258,13 +281,23 @@ impl VersionStore {
     /// Removes and returns, newest first, the writes `txn` made at `level`: the caller puts
     /// each `before` value back into the B+tree.
     pub fn rollback_level(&mut self, txn: TxnId, level: u8) -> Vec<(RecordId, Option<Vec<u8>>)> {
-        let active = self.active.get_mut(&txn).expect("rollback of an unknown transaction");
+        let active = self
+            .active
+            .get_mut(&txn)
+            .expect("rollback of an unknown transaction");
         let mut undone = Vec::new();
-        while active.writes.last().is_some_and(|(_, write_level)| *write_level == level) {
+        while active
+            .writes
+            .last()
+            .is_some_and(|(_, write_level)| *write_level == level)
+        {
             let (record, _) = active.writes.pop().expect("checked non-empty");
             let chain = self.chains.get_mut(&record).expect("write without a chain");
             let version = chain.pop().expect("empty chain");
-            assert_eq!(version.txn, txn, "rollback found another transaction's version on top");
+            assert_eq!(
+                version.txn, txn,
+                "rollback found another transaction's version on top"
+            );
             assert_eq!(version.level, level);
             if chain.is_empty() {
                 self.chains.remove(&record);
@@ -272,7 +305,10 @@ impl VersionStore {
             self.versions -= 1;
             undone.push((record, version.before));
         }
-        debug_assert!(active.writes.iter().all(|(_, l)| *l < level), "writes out of level order");
+        debug_assert!(
+            active.writes.iter().all(|(_, l)| *l < level),
+            "writes out of level order"
+        );
         if level == 1 {
             assert!(active.writes.is_empty());
             self.active.remove(&txn);
@@ -285,17 +321,26 @@ impl VersionStore {
     pub fn commit_level(&mut self, txn: TxnId, level: u8) -> Option<CommitTs> {
         assert!(level >= 1);
         if level > 1 {
-            let active = self.active.get_mut(&txn).expect("commit of an unknown transaction");
+            let active = self
+                .active
+                .get_mut(&txn)
+                .expect("commit of an unknown transaction");
             for (record, write_level) in active.writes.iter_mut().filter(|(_, l)| *l == level) {
                 *write_level = level - 1;
                 let chain = self.chains.get_mut(record).expect("write without a chain");
-                for version in chain.iter_mut().filter(|v| v.txn == txn && v.level == level) {
+                for version in chain
+                    .iter_mut()
+                    .filter(|v| v.txn == txn && v.level == level)
+                {
                     version.level = level - 1;
                 }
             }
             return None;
         }
-        let active = self.active.remove(&txn).expect("commit of an unknown transaction");
+        let active = self
+            .active
+            .remove(&txn)
+            .expect("commit of an unknown transaction");
         self.last_commit_ts += 1;
         let commit_ts = self.last_commit_ts;
         for (record, _) in &active.writes {
@@ -354,12 +399,18 @@ mod tests {
         let reader = vs.begin();
         vs.record_write(writer, 1, record("k"), Some(b"old".to_vec()));
         let tree = Some(b"new".to_vec());
-        assert_eq!(vs.visible(&record("k"), tree.clone(), vs.reader_for(writer)), tree);
+        assert_eq!(
+            vs.visible(&record("k"), tree.clone(), vs.reader_for(writer)),
+            tree
+        );
         assert_eq!(
             vs.visible(&record("k"), tree.clone(), vs.reader_for(reader)),
             Some(b"old".to_vec())
         );
-        assert_eq!(vs.check_write(reader, &record("k")), Err(JetError::WriteConflict));
+        assert_eq!(
+            vs.check_write(reader, &record("k")),
+            Err(JetError::WriteConflict)
+        );
     }
 
     #[test]
@@ -370,9 +421,18 @@ mod tests {
         vs.record_write(writer, 1, record("k"), None);
         assert_eq!(vs.commit_level(writer, 1), Some(1));
         let tree = Some(b"v".to_vec());
-        assert_eq!(vs.visible(&record("k"), tree.clone(), vs.reader_for(old_reader)), None);
-        assert_eq!(vs.visible(&record("k"), tree.clone(), vs.reader_outside_transaction()), tree);
-        assert_eq!(vs.check_write(old_reader, &record("k")), Err(JetError::WriteConflict));
+        assert_eq!(
+            vs.visible(&record("k"), tree.clone(), vs.reader_for(old_reader)),
+            None
+        );
+        assert_eq!(
+            vs.visible(&record("k"), tree.clone(), vs.reader_outside_transaction()),
+            tree
+        );
+        assert_eq!(
+            vs.check_write(old_reader, &record("k")),
+            Err(JetError::WriteConflict)
+        );
         let new_txn = vs.begin();
         assert_eq!(vs.check_write(new_txn, &record("k")), Ok(()));
     }
@@ -387,7 +447,10 @@ mod tests {
         let undone = vs.rollback_level(txn, 2);
         assert_eq!(
             undone,
-            vec![(record("b"), Some(b"b1".to_vec())), (record("b"), Some(b"b0".to_vec()))]
+            vec![
+                (record("b"), Some(b"b1".to_vec())),
+                (record("b"), Some(b"b0".to_vec()))
+            ]
         );
         assert_eq!(vs.stats().versions, 1);
         assert_eq!(vs.rollback_level(txn, 1), vec![(record("a"), None)]);
@@ -416,7 +479,11 @@ mod tests {
         vs.record_write(txn, 1, record("a"), None);
         assert_eq!(vs.reserve(), Err(JetError::VersionStoreOutOfMemory));
         vs.commit_level(txn, 1);
-        assert_eq!(vs.reserve(), Ok(()), "cleanup inside reserve frees the committed version");
+        assert_eq!(
+            vs.reserve(),
+            Ok(()),
+            "cleanup inside reserve frees the committed version"
+        );
     }
 
     #[test]
@@ -424,7 +491,16 @@ mod tests {
         let mut vs = VersionStore::new(16);
         let txn = vs.begin();
         vs.record_write(txn, 1, record("m"), None);
-        vs.record_write(txn, 1, RecordId { file: FileId(1), table_root: 4, key: b"a".to_vec() }, None);
+        vs.record_write(
+            txn,
+            1,
+            RecordId {
+                file: FileId(1),
+                table_root: 4,
+                key: b"a".to_vec(),
+            },
+            None,
+        );
         assert_eq!(vs.chain_key_after(FileId(1), 3, None), Some(b"m".to_vec()));
         assert_eq!(vs.chain_key_after(FileId(1), 3, Some(b"m")), None);
         assert_eq!(vs.chain_key_before(FileId(1), 3, None), Some(b"m".to_vec()));

@@ -44,7 +44,12 @@ impl Fixture {
         self.jet.begin_transaction(self.sesid).unwrap();
         for i in 0..n {
             self.jet
-                .insert(self.sesid, self.table, format!("k{i:04}").as_bytes(), &[b'v'; 64])
+                .insert(
+                    self.sesid,
+                    self.table,
+                    format!("k{i:04}").as_bytes(),
+                    &[b'v'; 64],
+                )
                 .unwrap();
         }
         self.jet.commit_transaction(self.sesid).unwrap();
@@ -68,7 +73,11 @@ impl Fixture {
 
 /// Asserts `result` failed with `error` and the instance looks exactly as before.
 #[track_caller]
-pub fn assert_refused_unchanged<T: std::fmt::Debug>(f: &Fixture, error: JetError, call: impl FnOnce() -> JetResult<T>) {
+pub fn assert_refused_unchanged<T: std::fmt::Debug>(
+    f: &Fixture,
+    error: JetError,
+    call: impl FnOnce() -> JetResult<T>,
+) {
     let before = f.observe();
     let result = call();
     assert_eq!(result.unwrap_err(), error);
