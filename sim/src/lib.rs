@@ -11,6 +11,14 @@
 //! A later issue grows this crate into a seeded campaign: generated call sequences checked
 //! against a reference model of the Jet API.
 
+pub mod campaign;
+pub mod check;
+pub mod config;
+pub mod harness;
+pub mod history;
+pub mod model;
 pub mod shuttle_runtime;
+pub mod simulation;
+pub mod workload;
 
 pub use shuttle_runtime::ShuttleRuntime;

@@ -11,9 +11,10 @@
 
 use jetsim::ShuttleRuntime;
 use jetsim_engine::{
-    stop_grbit, Admission, CleanupStatus, DatabaseHandle, DefragStatus, Environment, InstanceHandle,
-    InstanceOptions, InstanceStatus, Jet, JetCall, JetError, JetResult, MoveTo, Mutant, Mutations, Observation,
-    Phase, SessionHandle, StopStep, SystemParameter, TermOutcome,
+    stop_grbit, Admission, CleanupStatus, DatabaseHandle, DefragStatus, Environment,
+    InstanceHandle, InstanceOptions, InstanceStatus, Jet, JetCall, JetError, JetResult, MoveTo,
+    Mutant, Mutations, Observation, Phase, SeekMode, SessionHandle, StopStep, SystemParameter,
+    TermOutcome,
 };
 use shuttle::rand::{thread_rng, Rng};
 use shuttle::scheduler::{PctScheduler, RandomScheduler};
@@ -37,6 +38,18 @@ enum Sched {
     Random,
     /// PCT with this bug depth (preemptions).
     Pct(usize),
+}
+
+impl Sched {
+    /// Most yields a stopper makes before stopping, to land at a random point among the
+    /// workers' calls. Under PCT every yield drops the yielding thread to the lowest priority,
+    /// so many yields would push the stop past all the work: PCT gets few.
+    fn stopper_max_yields(self) -> u32 {
+        match self {
+            Sched::Random => 32,
+            Sched::Pct(_) => 4,
+        }
+    }
 }
 
 /// `JETSIM_SHUTTLE_ITERATIONS`, or `default`.
@@ -70,8 +83,8 @@ where
     let counter = Arc::clone(&started);
     let joined = std::thread::spawn(move || {
         let mut config = shuttle::Config::new();
-        // The engine is not optimised in dev builds and recurses in its B+tree: shuttle's
-        // default 60 KiB continuation stacks are too small.
+        // Headroom: the engine is not optimised in dev builds and recurses in its B+tree;
+        // shuttle's default continuation stack is 60 KiB (enough today, with little margin).
         config.stack_size = 1 << 20;
         if quiet {
             config.failure_persistence = shuttle::FailurePersistence::None;
@@ -81,9 +94,13 @@ where
             body();
         };
         match sched {
-            Sched::Random => shuttle::Runner::new(RandomScheduler::new_from_seed(seed, iterations), config).run(body),
+            Sched::Random => {
+                shuttle::Runner::new(RandomScheduler::new_from_seed(seed, iterations), config)
+                    .run(body)
+            }
             Sched::Pct(depth) => {
-                shuttle::Runner::new(PctScheduler::new_from_seed(seed, depth, iterations), config).run(body)
+                shuttle::Runner::new(PctScheduler::new_from_seed(seed, depth, iterations), config)
+                    .run(body)
             }
         }
     })
@@ -107,17 +124,25 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// Runs `body` for every seed and scheduler; panics with the seed and message on a failure.
-fn must_pass<F>(name: &str, scheds: &[Sched], seeds: &[u64], iterations: usize, body: F)
-where
-    F: Fn() + Send + Sync + Clone + 'static,
+/// Runs the execution `make(sched)` for every scheduler and seed; panics with the seed and
+/// message on a failure.
+fn must_pass<F>(
+    name: &str,
+    scheds: &[Sched],
+    seeds: &[u64],
+    iterations: usize,
+    make: impl Fn(Sched) -> F,
+) where
+    F: Fn() + Send + Sync + 'static,
 {
     for &sched in scheds {
         for &seed in seeds {
-            match run_shuttle(sched, seed, iterations, false, body.clone()) {
-                RunOutcome::Passed(ran) => assert_eq!(ran, iterations, "{name}: {sched:?} seed {seed}"),
+            match run_shuttle(sched, seed, iterations, false, make(sched)) {
+                RunOutcome::Passed(ran) => {
+                    assert_eq!(ran, iterations, "{name}: {sched:?} seed {seed}")
+                }
                 RunOutcome::Failed { at, message } => {
-                    panic!("{name}: {sched:?} seed {seed} failed at execution {at}: {message}")
+                    panic!("{name}: {sched:?} seed {seed:#x} failed at execution {at}: {message}")
                 }
             }
         }
@@ -185,7 +210,12 @@ struct StopSeen {
 
 /// Calls `stop_service_instance` after a random number of yields (a random point among the
 /// workers' calls), stamping invocation and return.
-fn stop_at_random_point(jet: &SimJet, instance: InstanceHandle, seq: &AtomicU64, max_yields: u32) -> StopSeen {
+fn stop_at_random_point(
+    jet: &SimJet,
+    instance: InstanceHandle,
+    seq: &AtomicU64,
+    max_yields: u32,
+) -> StopSeen {
     let yields = thread_rng().gen_range(0..=max_yields);
     for _ in 0..yields {
         shuttle::thread::yield_now();
@@ -194,7 +224,9 @@ fn stop_at_random_point(jet: &SimJet, instance: InstanceHandle, seq: &AtomicU64,
     let result = jet.stop_service_instance(instance);
     let returned = seq.fetch_add(1, Ordering::SeqCst);
     let (status_at_return, observed_at_return) = if result.is_ok() {
-        let status = jet.instance_status(instance).expect("instance alive after its stop");
+        let status = jet
+            .instance_status(instance)
+            .expect("instance alive after its stop");
         let observed = jet.observe(instance).expect("observe after stop");
         (Some(status), Some(observed))
     } else {
@@ -222,10 +254,10 @@ fn check_no_gated_effect_since(at_return: &Observation, now: &Observation) {
         let then = at_return
             .sessions
             .get(sesid)
-            .unwrap_or_else(|| panic!("session {sesid:#x} began after the stop returned"));
+            .unwrap_or_else(|| panic!("a session began after the stop returned: {sesid:#x}"));
         assert!(
             session.transaction_level <= then.transaction_level,
-            "session {sesid:#x} began a transaction after the stop returned: {} -> {}",
+            "a transaction began after the stop returned: session {sesid:#x}, level {} -> {}",
             then.transaction_level,
             session.transaction_level
         );
@@ -234,14 +266,19 @@ fn check_no_gated_effect_since(at_return: &Observation, now: &Observation) {
         assert_eq!(
             at_return.cursors.get(tableid),
             Some(cursor),
-            "cursor {tableid:#x} opened or moved after the stop returned"
+            "a cursor opened or moved after the stop returned: {tableid:#x}"
         );
     }
 }
 
 /// Yields until `done` holds for the instance's status (the background thread finishing a
 /// round it had started); bounded, so a lost wake-up fails instead of spinning.
-fn yield_until(jet: &SimJet, instance: InstanceHandle, what: &str, done: impl Fn(&InstanceStatus) -> bool) -> InstanceStatus {
+fn yield_until(
+    jet: &SimJet,
+    instance: InstanceHandle,
+    what: &str,
+    done: impl Fn(&InstanceStatus) -> bool,
+) -> InstanceStatus {
     for _ in 0..10_000 {
         let status = jet.instance_status(instance).expect("instance alive");
         if done(&status) {
@@ -249,7 +286,10 @@ fn yield_until(jet: &SimJet, instance: InstanceHandle, what: &str, done: impl Fn
         }
         shuttle::thread::yield_now();
     }
-    panic!("{what}: never happened: {:?}", jet.instance_status(instance));
+    panic!(
+        "{what}: never happened: {:?}",
+        jet.instance_status(instance)
+    );
 }
 
 fn gated(call: JetCall) -> bool {
@@ -262,7 +302,11 @@ fn gated(call: JetCall) -> bool {
 fn check_stop_rule(stop: &StopSeen, calls: &[CallRecord], first_stop_invoked: u64) {
     assert_eq!(stop.result, Ok(()), "stop failed: {stop:?}");
     let status = stop.status_at_return.as_ref().expect("read at return");
-    assert_eq!(status.phase, Phase::Stopped, "stop returned before the instance was stopped");
+    assert_eq!(
+        status.phase,
+        Phase::Stopped,
+        "stop returned before the instance was stopped"
+    );
     assert_eq!(
         status.gated_calls_in_flight, 0,
         "a gated call was still running when the stop returned: {status:?}"
@@ -270,7 +314,10 @@ fn check_stop_rule(stop: &StopSeen, calls: &[CallRecord], first_stop_invoked: u6
     for record in calls {
         let refused = record.result == Err(JetError::ClientRequestToStopJetService);
         if gated(record.call) && record.invoked > stop.returned {
-            assert!(refused, "gated call invoked after the stop returned was not refused: {record:?}");
+            assert!(
+                refused,
+                "gated call invoked after the stop returned was not refused: {record:?}"
+            );
         }
         if JetCall::ALLOWED_AFTER_STOP.contains(&record.call) {
             assert!(!refused, "allowlisted call refused: {record:?}");
@@ -329,7 +376,12 @@ fn check_stop_record(jet: &SimJet, instance: InstanceHandle) {
 /// Rolls back every open transaction of `sessions` (term refuses open transactions by design).
 fn roll_back_all(jet: &SimJet, sessions: &[SessionHandle]) {
     for &sesid in sessions {
-        while jet.get_session_info(sesid).expect("allowlisted").transaction_level > 0 {
+        while jet
+            .get_session_info(sesid)
+            .expect("allowlisted")
+            .transaction_level
+            > 0
+        {
             jet.rollback(sesid).expect("rollback is allowlisted");
         }
     }
@@ -351,14 +403,42 @@ struct Workload {
     stopper_max_yields: u32,
 }
 
+impl Workload {
+    fn under(self, sched: Sched) -> Workload {
+        Workload {
+            stopper_max_yields: sched.stopper_max_yields(),
+            ..self
+        }
+    }
+
+    fn with_mutant(self, mutant: Mutant) -> Workload {
+        Workload {
+            mutations: Mutations::NONE.with(mutant),
+            ..self
+        }
+    }
+}
+
 /// One session's rounds: open the table, begin, insert, commit or roll back, close the table.
-fn session_worker(jet: &SimJet, sesid: SessionHandle, dbid: DatabaseHandle, rec: &mut Recorder, rounds: usize) {
+fn session_worker(
+    jet: &SimJet,
+    sesid: SessionHandle,
+    dbid: DatabaseHandle,
+    rec: &mut Recorder,
+    rounds: usize,
+) {
     for round in 0..rounds {
-        let table = rec.call(JetCall::OpenTable, || jet.open_table(sesid, dbid, TABLE)).ok();
-        let began = rec.call(JetCall::BeginTransaction, || jet.begin_transaction(sesid)).is_ok();
+        let table = rec
+            .call(JetCall::OpenTable, || jet.open_table(sesid, dbid, TABLE))
+            .ok();
+        let began = rec
+            .call(JetCall::BeginTransaction, || jet.begin_transaction(sesid))
+            .is_ok();
         if let Some(table) = table {
             let key = format!("w{}r{round}", rec.thread);
-            let _ = rec.call(JetCall::Insert, || jet.insert(sesid, table, key.as_bytes(), b"value"));
+            let _ = rec.call(JetCall::Insert, || {
+                jet.insert(sesid, table, key.as_bytes(), b"value")
+            });
         }
         if began {
             if thread_rng().gen_bool(0.5) {
@@ -413,7 +493,9 @@ fn stop_rule_execution(w: Workload) {
         .collect();
     let stopper = {
         let (jet, seq) = (Arc::clone(&jet), Arc::clone(&seq));
-        shuttle::thread::spawn(move || stop_at_random_point(&jet, instance, &seq, w.stopper_max_yields))
+        shuttle::thread::spawn(move || {
+            stop_at_random_point(&jet, instance, &seq, w.stopper_max_yields)
+        })
     };
     let calls: Vec<CallRecord> = workers
         .into_iter()
@@ -443,15 +525,24 @@ fn stop_rule_execution(w: Workload) {
         .iter()
         .any(|c| c.call == JetCall::Rollback && c.result.is_ok() && c.returned > stop.invoked);
     if !wrote_after {
-        assert_eq!(status.dirty_pages, 0, "pages dirtied after the stop: {status:?}");
-        assert_eq!(status.checkpoint_depth_bytes, 0, "log written after the stop: {status:?}");
+        assert_eq!(
+            status.dirty_pages, 0,
+            "pages dirtied after the stop: {status:?}"
+        );
+        assert_eq!(
+            status.checkpoint_depth_bytes, 0,
+            "log written after the stop: {status:?}"
+        );
     }
     check_stop_record(&jet, instance);
 
     let handles: Vec<SessionHandle> = sessions.iter().map(|&(s, _)| s).collect();
     roll_back_all(&jet, &handles);
     assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
-    assert_eq!(jet.instance_status(instance), Err(JetError::InvalidParameter));
+    assert_eq!(
+        jet.instance_status(instance),
+        Err(JetError::InvalidParameter)
+    );
 }
 
 const STOP_RULE: Workload = Workload {
@@ -459,24 +550,26 @@ const STOP_RULE: Workload = Workload {
     rounds: 2,
     background_thread: true,
     mutations: Mutations::NONE,
-    stopper_max_yields: 32,
+    stopper_max_yields: 0,
 };
 
-const STOP_RULE_SEEDS: &[u64] = &[0x5eed_0001, 0x5eed_0002];
+const STOP_RULE_SEEDS: &[u64] = &[0x5eed_0001, 0x5eed_0002, 0x5eed_0003];
 
 #[test]
 fn stop_rule_four_sessions_random() {
-    let n = iterations(150);
-    must_pass("stop rule", &[Sched::Random], STOP_RULE_SEEDS, n, || {
-        stop_rule_execution(STOP_RULE)
+    let n = iterations(400);
+    must_pass("stop rule", &[Sched::Random], STOP_RULE_SEEDS, n, |sched| {
+        let w = STOP_RULE.under(sched);
+        move || stop_rule_execution(w)
     });
 }
 
 #[test]
 fn stop_rule_four_sessions_pct() {
-    let n = iterations(150);
-    must_pass("stop rule", &[Sched::Pct(3)], STOP_RULE_SEEDS, n, || {
-        stop_rule_execution(STOP_RULE)
+    let n = iterations(400);
+    must_pass("stop rule", &[Sched::Pct(3)], STOP_RULE_SEEDS, n, |sched| {
+        let w = STOP_RULE.under(sched);
+        move || stop_rule_execution(w)
     });
 }
 
@@ -484,49 +577,59 @@ fn stop_rule_four_sessions_pct() {
 // Teeth: the same property catches the planted stop bugs
 // ---------------------------------------------------------------------------------------------
 
-/// Runs the stop-rule workload with `mutant` planted over `seeds` seeds of `sched`, up to
-/// `budget` executions each. Per seed: the execution that first failed, and why (`None`: the
-/// mutant survived the budget).
-fn detections(mutant: Mutant, sched: Sched, seeds: usize, budget: usize) -> Vec<Option<(usize, String)>> {
-    let workload = Workload {
-        mutations: Mutations::NONE.with(mutant),
-        stopper_max_yields: std::env::var("EXP_YIELDS").ok().map_or(32, |v| v.parse().unwrap()),
-        sessions: std::env::var("EXP_SESSIONS").ok().map_or(4, |v| v.parse().unwrap()),
-        ..STOP_RULE
-    };
-    (0..seeds as u64)
-        .map(|i| {
-            let seed = TEETH_SEED_BASE + i;
-            match run_shuttle(sched, seed, budget, true, move || stop_rule_execution(workload)) {
-                RunOutcome::Failed { at, message } => Some((at, message)),
-                RunOutcome::Passed(_) => None,
-            }
-        })
-        .collect()
-}
-
 const TEETH_SEED_BASE: u64 = 0x7ee7_0000;
 
-/// Teeth: every seed of `sched` catches `mutant` within the iteration budget; prints the
-/// executions to first detection (median, max) and which check fired.
-fn teeth(mutant: Mutant, sched: Sched) {
-    let seeds = env_usize("JETSIM_SHUTTLE_TEETH_SEEDS").unwrap_or(4);
-    let budget = iterations(150);
-    let found = detections(mutant, sched, seeds, budget);
-    let mut at: Vec<usize> = found.iter().flatten().map(|(at, _)| *at).collect();
-    at.sort_unstable();
-    let mut why: BTreeMap<String, usize> = BTreeMap::new();
-    for (_, message) in found.iter().flatten() {
-        let message = message.split_once("failed: ").map_or(message.as_str(), |(_, m)| m);
-        let check = message.split([':', '\n']).next().unwrap_or(message).trim().to_owned();
-        *why.entry(check).or_default() += 1;
+/// One teeth seed: the execution that first failed with `mutant` planted and why, or `None`
+/// if the mutant survived `budget` executions.
+fn detect(mutant: Mutant, sched: Sched, seed: u64, budget: usize) -> Option<(usize, String)> {
+    let workload = STOP_RULE.under(sched).with_mutant(mutant);
+    match run_shuttle(sched, seed, budget, true, move || {
+        stop_rule_execution(workload)
+    }) {
+        RunOutcome::Failed { at, message } => Some((at, message)),
+        RunOutcome::Passed(_) => None,
     }
-    let missed: Vec<u64> = found
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.is_none())
-        .map(|(i, _)| TEETH_SEED_BASE + i as u64)
-        .collect();
+}
+
+/// The check that fired, without handles and details: the assertion's own message.
+fn check_name(message: &str) -> String {
+    let message = message.split_once("failed: ").map_or(message, |(_, m)| m);
+    message
+        .split([':', '\n'])
+        .next()
+        .unwrap_or(message)
+        .trim()
+        .to_owned()
+}
+
+/// Teeth: the stop-rule property catches `mutant` on every seed of `sched` within the
+/// iteration budget, and the real engine passes the same seed for as many executions.
+/// Prints executions to first detection (median, max) and which checks fired.
+fn teeth(mutant: Mutant, sched: Sched) {
+    let seeds = env_usize("JETSIM_SHUTTLE_TEETH_SEEDS").unwrap_or(4) as u64;
+    let budget = iterations(1000);
+    let mut at = Vec::new();
+    let mut why: BTreeMap<String, usize> = BTreeMap::new();
+    let mut missed = Vec::new();
+    for seed in (0..seeds).map(|i| TEETH_SEED_BASE + i) {
+        let Some((first, message)) = detect(mutant, sched, seed, budget) else {
+            missed.push(seed);
+            continue;
+        };
+        at.push(first);
+        *why.entry(check_name(&message)).or_default() += 1;
+        // Control: the unmutated engine, same seed, same number of executions.
+        match run_shuttle(sched, seed, first, false, {
+            let w = STOP_RULE.under(sched);
+            move || stop_rule_execution(w)
+        }) {
+            RunOutcome::Passed(ran) => assert_eq!(ran, first),
+            RunOutcome::Failed { at, message } => {
+                panic!("real engine failed {sched:?} seed {seed:#x} at execution {at}: {message}")
+            }
+        }
+    }
+    at.sort_unstable();
     eprintln!(
         "{mutant:?} under {sched:?}: caught on {}/{seeds} seeds within {budget} executions; \
          to first detection: median {:?}, max {:?}; all {at:?}; checks {why:?}",
@@ -534,7 +637,10 @@ fn teeth(mutant: Mutant, sched: Sched) {
         at.get(at.len() / 2),
         at.last(),
     );
-    assert!(missed.is_empty(), "{mutant:?} survived {sched:?} seeds {missed:#x?} ({budget} executions each)");
+    assert!(
+        missed.is_empty(),
+        "{mutant:?} survived {sched:?} seeds {missed:#x?} ({budget} executions each)"
+    );
 }
 
 #[test]
@@ -554,21 +660,60 @@ fn check_then_act_gate_is_caught_random() {
 
 #[test]
 fn check_then_act_gate_is_caught_pct() {
-    teeth(Mutant::CheckThenActGate, Sched::Pct(std::env::var("EXP_DEPTH").ok().map_or(3, |v| v.parse().unwrap())));
+    teeth(Mutant::CheckThenActGate, Sched::Pct(3));
 }
 
 // ---------------------------------------------------------------------------------------------
 // Online defrag on the background thread
 // ---------------------------------------------------------------------------------------------
 
-/// Executions (over a run) whose defrag had freed pages before the stop returned, and whose
-/// stop found defrag running: coverage that the race with a live pass happened.
+/// Executions (over a run) in which the background defrag had freed pages before the stop
+/// returned: coverage that stops landed while defrag was doing work, not only before it.
 static DEFRAG_RAN_BEFORE_STOP: AtomicUsize = AtomicUsize::new(0);
 
-fn defrag_execution() {
+/// Deletes records `k{half*24}`..`k{half*24+21}` in one transaction, then moves and closes.
+fn delete_half(
+    jet: &SimJet,
+    sesid: SessionHandle,
+    dbid: DatabaseHandle,
+    rec: &mut Recorder,
+    half: u32,
+) {
+    let Ok(table) = rec.call(JetCall::OpenTable, || jet.open_table(sesid, dbid, TABLE)) else {
+        return;
+    };
+    if rec
+        .call(JetCall::BeginTransaction, || jet.begin_transaction(sesid))
+        .is_ok()
+    {
+        for i in (half * 24)..(half * 24 + 22) {
+            let key = format!("k{i:03}");
+            let sought = rec.call(JetCall::Seek, || {
+                jet.seek(sesid, table, key.as_bytes(), SeekMode::Equal)
+            });
+            if sought.is_err()
+                || rec
+                    .call(JetCall::Delete, || jet.delete(sesid, table))
+                    .is_err()
+            {
+                break;
+            }
+        }
+        let _ = rec.call(JetCall::CommitTransaction, || jet.commit_transaction(sesid));
+    }
+    let _ = rec.call(JetCall::Move, || {
+        jet.move_cursor(sesid, table, MoveTo::First)
+    });
+    let _ = rec.call(JetCall::CloseTable, || jet.close_table(sesid, table));
+}
+
+fn defrag_execution(stopper_max_yields: u32) {
     let jet = Arc::new(SimJet::new(Environment::in_memory()));
-    let instance = jet.create_instance_with("defrag", InstanceOptions::default()).unwrap();
-    jet.set_system_parameter(instance, SystemParameter::OnlineDefrag, 1).unwrap();
+    let instance = jet
+        .create_instance_with("defrag", InstanceOptions::default())
+        .unwrap();
+    jet.set_system_parameter(instance, SystemParameter::OnlineDefrag, 1)
+        .unwrap();
     jet.init(instance).unwrap();
     let loader = jet.begin_session(instance).unwrap();
     let dbid = jet.create_database(loader, DB).unwrap();
@@ -576,48 +721,35 @@ fn defrag_execution() {
     // Enough records for several leaves, so deleting most of them leaves pages to merge.
     jet.begin_transaction(loader).unwrap();
     for i in 0..48u32 {
-        jet.insert(loader, table, format!("k{i:03}").as_bytes(), &[b'v'; 200]).unwrap();
+        jet.insert(loader, table, format!("k{i:03}").as_bytes(), &[b'v'; 200])
+            .unwrap();
     }
     jet.commit_transaction(loader).unwrap();
     jet.close_table(loader, table).unwrap();
 
+    let other = jet.begin_session(instance).unwrap();
+    let other_db = jet.open_database(other, DB).unwrap();
+    let sessions = [(loader, dbid), (other, other_db)];
+
     let seq = Arc::new(AtomicU64::new(0));
-    // Two deleters, each removing its half of the records in one transaction.
-    let mut sessions = vec![loader];
-    let deleters: Vec<_> = (0..2u32)
-        .map(|half| {
-            let sesid = if half == 0 { loader } else { jet.begin_session(instance).unwrap() };
-            if half != 0 {
-                sessions.push(sesid);
-            }
-            let dbid = if half == 0 { dbid } else { jet.open_database(sesid, DB).unwrap() };
+    // Two deleters, each removing most of its half of the records in one transaction.
+    let deleters: Vec<_> = sessions
+        .iter()
+        .enumerate()
+        .map(|(half, &(sesid, dbid))| {
             let (jet, seq) = (Arc::clone(&jet), Arc::clone(&seq));
             shuttle::thread::spawn(move || {
-                let mut rec = Recorder::new(half as usize, &seq);
-                let Ok(table) = rec.call(JetCall::OpenTable, || jet.open_table(sesid, dbid, TABLE)) else {
-                    return rec.log;
-                };
-                if rec.call(JetCall::BeginTransaction, || jet.begin_transaction(sesid)).is_ok() {
-                    for i in (half * 24)..(half * 24 + 22) {
-                        let key = format!("k{i:03}");
-                        let sought = rec.call(JetCall::Seek, || {
-                            jet.seek(sesid, table, key.as_bytes(), jetsim_engine::SeekMode::Equal)
-                        });
-                        if sought.is_err() || rec.call(JetCall::Delete, || jet.delete(sesid, table)).is_err() {
-                            break;
-                        }
-                    }
-                    let _ = rec.call(JetCall::CommitTransaction, || jet.commit_transaction(sesid));
-                }
-                let _ = rec.call(JetCall::Move, || jet.move_cursor(sesid, table, MoveTo::First));
-                let _ = rec.call(JetCall::CloseTable, || jet.close_table(sesid, table));
+                let mut rec = Recorder::new(half, &seq);
+                delete_half(&jet, sesid, dbid, &mut rec, half as u32);
                 rec.log
             })
         })
         .collect();
     let stopper = {
         let (jet, seq) = (Arc::clone(&jet), Arc::clone(&seq));
-        shuttle::thread::spawn(move || stop_at_random_point(&jet, instance, &seq, 60))
+        shuttle::thread::spawn(move || {
+            stop_at_random_point(&jet, instance, &seq, stopper_max_yields)
+        })
     };
     let calls: Vec<CallRecord> = deleters
         .into_iter()
@@ -626,20 +758,37 @@ fn defrag_execution() {
     let stop = stopper.join().expect("stopper panicked");
     check_stop_rule(&stop, &calls, stop.invoked);
     let at_return = stop.status_at_return.clone().expect("stop succeeded");
-    assert_eq!(at_return.defrag, DefragStatus::Parked, "defrag not parked at return");
+    assert_eq!(
+        at_return.defrag,
+        DefragStatus::Parked,
+        "defrag not parked at return"
+    );
 
+    check_no_gated_effect_since(
+        stop.observed_at_return.as_ref().expect("stop succeeded"),
+        &jet.observe(instance).unwrap(),
+    );
     let status = jet.instance_status(instance).unwrap();
     assert_eq!(status.defrag, DefragStatus::Parked);
-    // A pass still active when the stop returned would free pages afterwards.
+    // A pass still active when the stop returned would free pages, and dirty them after the
+    // quiesce (nothing here rolls back before these checks, so nothing else writes).
     assert_eq!(
         status.defrag_pages_freed, at_return.defrag_pages_freed,
         "defrag freed pages after the stop returned"
+    );
+    assert_eq!(
+        status.dirty_pages, 0,
+        "pages dirtied after the stop: {status:?}"
+    );
+    assert_eq!(
+        status.checkpoint_depth_bytes, 0,
+        "log written after the stop: {status:?}"
     );
     check_stop_record(&jet, instance);
     if at_return.defrag_pages_freed > 0 {
         DEFRAG_RAN_BEFORE_STOP.fetch_add(1, StdOrdering::Relaxed);
     }
-    roll_back_all(&jet, &sessions);
+    roll_back_all(&jet, &[loader, other]);
     assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
 }
 
@@ -651,11 +800,17 @@ fn stop_parks_online_defrag_on_the_background_thread() {
         &[Sched::Random, Sched::Pct(3)],
         &[0xdef0_0001],
         n,
-        defrag_execution,
+        |sched| move || defrag_execution(sched.stopper_max_yields()),
     );
     let covered = DEFRAG_RAN_BEFORE_STOP.load(StdOrdering::Relaxed);
-    eprintln!("defrag: {covered} of {} executions freed pages before the stop", 2 * n);
-    assert!(covered > 0, "defrag never ran before the stop: the race was not exercised");
+    eprintln!(
+        "defrag: {covered} of {} executions freed pages before the stop",
+        2 * n
+    );
+    assert!(
+        covered > 0,
+        "defrag never ran before the stop: the race was not exercised"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -667,7 +822,9 @@ static STOP_VS_TERM: StdMutex<BTreeMap<String, usize>> = StdMutex::new(BTreeMap:
 
 fn stop_racing_term_execution() {
     let jet = Arc::new(SimJet::new(Environment::in_memory()));
-    let instance = jet.create_instance_with("race", InstanceOptions::default()).unwrap();
+    let instance = jet
+        .create_instance_with("race", InstanceOptions::default())
+        .unwrap();
     jet.init(instance).unwrap();
     let sesid = jet.begin_session(instance).unwrap();
     let dbid = jet.create_database(sesid, DB).unwrap();
@@ -707,7 +864,11 @@ fn stop_racing_term_execution() {
     let (_, stop_returned, stop) = stopper.join().unwrap();
     let term = terminator.join().unwrap();
 
-    assert_eq!(term, Ok(TermOutcome::Clean), "term must win or wait, never fail");
+    assert_eq!(
+        term,
+        Ok(TermOutcome::Clean),
+        "term must win or wait, never fail"
+    );
     assert!(
         matches!(
             stop,
@@ -735,11 +896,20 @@ fn stop_racing_term_execution() {
             }
         }
         if stop.is_ok() && gated(c.call) && c.invoked > stop_returned {
-            assert!(c.result.is_err(), "gated call admitted after the stop returned: {c:?}");
+            assert!(
+                c.result.is_err(),
+                "gated call admitted after the stop returned: {c:?}"
+            );
         }
     }
-    assert_eq!(jet.instance_status(instance), Err(JetError::InvalidParameter));
-    assert_eq!(jet.stop_service_instance(instance), Err(JetError::InvalidParameter));
+    assert_eq!(
+        jet.instance_status(instance),
+        Err(JetError::InvalidParameter)
+    );
+    assert_eq!(
+        jet.stop_service_instance(instance),
+        Err(JetError::InvalidParameter)
+    );
     assert_eq!(jet.term(instance), Err(JetError::InvalidParameter));
     *STOP_VS_TERM
         .lock()
@@ -756,17 +926,22 @@ fn stop_racing_term() {
         &[Sched::Random, Sched::Pct(2)],
         &[0x7e12_0001],
         n,
-        stop_racing_term_execution,
+        |_| stop_racing_term_execution,
     );
     let outcomes = STOP_VS_TERM.lock().unwrap().clone();
     eprintln!("stop racing term, stop outcomes: {outcomes:?}");
-    assert!(outcomes.contains_key("Ok(())"), "stop never won: {outcomes:?}");
+    assert!(
+        outcomes.contains_key("Ok(())"),
+        "stop never won: {outcomes:?}"
+    );
     assert!(outcomes.len() > 1, "stop never lost to term: {outcomes:?}");
 }
 
-fn stop_racing_stop_execution() {
+fn stop_racing_stop_execution(max_yields: u32) {
     let jet = Arc::new(SimJet::new(Environment::in_memory()));
-    let instance = jet.create_instance_with("twostops", InstanceOptions::default()).unwrap();
+    let instance = jet
+        .create_instance_with("twostops", InstanceOptions::default())
+        .unwrap();
     jet.init(instance).unwrap();
     let first = jet.begin_session(instance).unwrap();
     let first_db = jet.create_database(first, DB).unwrap();
@@ -792,16 +967,21 @@ fn stop_racing_stop_execution() {
     let stoppers: Vec<_> = (0..2)
         .map(|_| {
             let (jet, seq) = (Arc::clone(&jet), Arc::clone(&seq));
-            shuttle::thread::spawn(move || stop_at_random_point(&jet, instance, &seq, 16))
+            shuttle::thread::spawn(move || stop_at_random_point(&jet, instance, &seq, max_yields))
         })
         .collect();
-    let calls: Vec<CallRecord> = workers.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let calls: Vec<CallRecord> = workers
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     let stops: Vec<StopSeen> = stoppers.into_iter().map(|h| h.join().unwrap()).collect();
     // Both succeed, and each holds the whole stop rule from its own return on: a second stop
     // does not return while the first is still draining or preparing.
     let first_invoked = stops.iter().map(|s| s.invoked).min().expect("two stops");
+    let now = jet.observe(instance).unwrap();
     for stop in &stops {
         check_stop_rule(stop, &calls, first_invoked);
+        check_no_gated_effect_since(stop.observed_at_return.as_ref().expect("succeeded"), &now);
     }
     let status = jet.instance_status(instance).unwrap();
     assert_eq!(status.phase, Phase::Stopped);
@@ -819,7 +999,7 @@ fn stop_racing_second_stop() {
         &[Sched::Random, Sched::Pct(3)],
         &[0x5705_0001],
         n,
-        stop_racing_stop_execution,
+        |sched| move || stop_racing_stop_execution(sched.stopper_max_yields()),
     );
 }
 
@@ -852,14 +1032,24 @@ fn stop_before_init_execution(mutations: Mutations) {
         .collect();
     let reader = {
         let jet = Arc::clone(&jet);
-        shuttle::thread::spawn(move || jet.get_system_parameter(instance, SystemParameter::OnlineDefrag))
+        shuttle::thread::spawn(move || {
+            jet.get_system_parameter(instance, SystemParameter::OnlineDefrag)
+        })
     };
     for h in stoppers {
         let (grbit, result) = h.join().unwrap();
-        assert_eq!(result, Err(JetError::InvalidParameter), "stop {grbit:#x} before init");
+        assert_eq!(
+            result,
+            Err(JetError::InvalidParameter),
+            "stop {grbit:#x} before init"
+        );
     }
     assert_eq!(reader.join().unwrap(), Ok(0));
-    assert_eq!(jet.observe(instance).unwrap(), before, "a refused stop changed the instance");
+    assert_eq!(
+        jet.observe(instance).unwrap(),
+        before,
+        "a refused stop changed the instance"
+    );
     let status = jet.instance_status(instance).unwrap();
     assert_eq!(status.phase, Phase::Created);
     assert_eq!(jet.last_stop_record(instance), Ok(None));
@@ -877,20 +1067,26 @@ fn stop_before_init_is_refused_and_changes_nothing() {
         &[Sched::Random, Sched::Pct(2)],
         &[0x0417_0001],
         n,
-        || stop_before_init_execution(Mutations::NONE),
+        |_| || stop_before_init_execution(Mutations::NONE),
     );
 }
 
 #[test]
 fn defrag_stopped_before_validation_is_caught() {
     let mutations = Mutations::NONE.with(Mutant::DefragStoppedBeforeValidation);
-    match run_shuttle(Sched::Random, 0x0417_0002, iterations(100), true, move || {
-        stop_before_init_execution(mutations)
-    }) {
+    match run_shuttle(
+        Sched::Random,
+        0x0417_0002,
+        iterations(100),
+        true,
+        move || stop_before_init_execution(mutations),
+    ) {
         RunOutcome::Failed { at, message } => {
             assert!(message.contains("changed the instance"), "{message}");
             eprintln!("DefragStoppedBeforeValidation caught at execution {at}");
         }
-        RunOutcome::Passed(ran) => panic!("DefragStoppedBeforeValidation not caught in {ran} executions"),
+        RunOutcome::Passed(ran) => {
+            panic!("DefragStoppedBeforeValidation not caught in {ran} executions")
+        }
     }
 }

@@ -341,6 +341,11 @@ impl<R: Runtime> Gate<R> {
     pub fn finish_term(&self) {
         let mut state = self.state.lock();
         assert_eq!(state.phase, Phase::Terminating);
+        assert_eq!(
+            state.gated_in_flight + state.ungated_in_flight,
+            0,
+            "term finished with calls still in flight"
+        );
         state.phase = Phase::Terminated;
         drop(state);
         self.changed.notify_all();

@@ -1,0 +1,304 @@
+//! Linearizability of a history against the reference model: a Wing–Gong search with Lowe's
+//! memoization (as Porcupine does). At each point only the calls that could come next in real
+//! time are tried (invoked before every pending call's response); a (calls done, model state)
+//! pair already explored is not explored again.
+//!
+//! The search must also end in a model state the engine's observed end state matches, so a
+//! linearization that reaches the same results by a different path to a different state does
+//! not count. It is bounded: past `states_max` explored states the verdict is "unknown", unless
+//! some linearization explained every result but none explored reached the engine's end state,
+//! which is reported as an end-state mismatch (within the bound).
+//!
+//! Calls refused with TermInProgress while a term overlapped them are no-ops the model cannot
+//! place (term is atomic in the model, two-phase in the engine); they are accepted anywhere in
+//! their interval, and the end-state check still sees any effect they had.
+
+use crate::history::Event;
+use crate::model::{step, ModelState, Outcome};
+use crate::workload::Call;
+use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
+
+/// Deterministic hashing for the memo (membership only; nothing iterates it).
+type Memo = HashSet<(Vec<u64>, ModelState), BuildHasherDefault<std::hash::DefaultHasher>>;
+
+/// The search's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Linearizable {
+        /// The model state after the whole linearization.
+        end: Box<ModelState>,
+        states_explored: u64,
+    },
+    /// No linearization. `stuck` describes the deepest point the search reached: the calls
+    /// that could have come next, with what the model would have returned for each.
+    Violation {
+        states_explored: u64,
+        linearized_prefix: usize,
+        stuck: Vec<Stuck>,
+    },
+    /// Results alone linearize, but no linearization ends in the engine's end state.
+    EndStateMismatch {
+        end: Box<ModelState>,
+        states_explored: u64,
+    },
+    Unknown {
+        states_explored: u64,
+    },
+}
+
+/// A call the search could not place at its deepest point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stuck {
+    pub event: Event,
+    pub model_expected: Outcome,
+}
+
+struct Search<'a> {
+    events: Vec<&'a Event>,
+    noop: Vec<bool>,
+    memo: Memo,
+    explored: u64,
+    states_max: u64,
+    deepest: usize,
+    stuck: Vec<Stuck>,
+    end_matches: &'a dyn Fn(&ModelState) -> bool,
+    results_only_end: Option<ModelState>,
+    explored_at_first_end: u64,
+    bound_hit: bool,
+}
+
+/// States explored after the first results-only linearization, looking for one that also
+/// matches the end state.
+const END_SEARCH_STATES_MAX: u64 = u64::MAX / 2;
+
+fn word(done: &[u64], i: usize) -> bool {
+    done[i / 64] & (1 << (i % 64)) != 0
+}
+
+impl Search<'_> {
+    fn run(&mut self, state: &ModelState, done: &mut Vec<u64>, count: usize) -> Option<ModelState> {
+        if count == self.events.len() {
+            if (self.end_matches)(state) {
+                return Some(state.clone());
+            }
+            if self.results_only_end.is_none() {
+                self.results_only_end = Some(state.clone());
+                self.explored_at_first_end = self.explored;
+            }
+            return None;
+        }
+        // Once some order explains every result, only a little more search is spent looking for
+        // one that also reaches the observed end state: a mismatch is then reported quickly.
+        let budget = match self.results_only_end {
+            Some(_) => self
+                .states_max
+                .min(self.explored_at_first_end + END_SEARCH_STATES_MAX),
+            None => self.states_max,
+        };
+        if self.explored >= budget {
+            self.bound_hit = true;
+            return None;
+        }
+        self.explored += 1;
+        let horizon = (0..self.events.len())
+            .filter(|&i| !word(done, i))
+            .map(|i| self.events[i].returned)
+            .min()
+            .expect("some call pending");
+        let mut stuck_here = Vec::new();
+        for i in 0..self.events.len() {
+            if word(done, i) || self.events[i].invoked > horizon {
+                continue;
+            }
+            let event = self.events[i];
+            let (expected, next) = if self.noop[i] {
+                (event.outcome.clone(), state.clone())
+            } else {
+                step(state, event.thread, &event.call)
+            };
+            if expected != event.outcome {
+                stuck_here.push(Stuck {
+                    event: event.clone(),
+                    model_expected: expected,
+                });
+                continue;
+            }
+            done[i / 64] |= 1 << (i % 64);
+            let fresh = self.memo.insert((done.clone(), next.clone()));
+            if fresh {
+                if let Some(end) = self.run(&next, done, count + 1) {
+                    return Some(end);
+                }
+            }
+            done[i / 64] &= !(1 << (i % 64));
+        }
+        if count >= self.deepest && !stuck_here.is_empty() {
+            self.deepest = count;
+            self.stuck = stuck_here;
+        }
+        None
+    }
+}
+
+/// Checks `events` (any order) from `initial`; `end_matches` says whether a final model state
+/// agrees with the engine's observed end state.
+pub fn check(
+    events: &[Event],
+    initial: &ModelState,
+    end_matches: &dyn Fn(&ModelState) -> bool,
+    states_max: u64,
+) -> Verdict {
+    let mut sorted: Vec<&Event> = events.iter().collect();
+    sorted.sort_by_key(|e| e.invoked);
+    let terms: Vec<(u64, u64)> = sorted
+        .iter()
+        .filter(|e| matches!(e.call, Call::Term { .. }))
+        .map(|e| (e.invoked, e.returned))
+        .collect();
+    let noop = sorted
+        .iter()
+        .map(|e| {
+            e.outcome
+                .is_err_named(jetsim_engine::JetError::TermInProgress)
+                && terms.iter().any(|&(i, r)| i < e.returned && e.invoked < r)
+        })
+        .collect();
+    let mut search = Search {
+        events: sorted,
+        noop,
+        memo: Memo::default(),
+        explored: 0,
+        states_max,
+        deepest: 0,
+        stuck: Vec::new(),
+        end_matches,
+        results_only_end: None,
+        explored_at_first_end: 0,
+        bound_hit: false,
+    };
+    let mut done = vec![0u64; search.events.len().div_ceil(64).max(1)];
+    match search.run(initial, &mut done, 0) {
+        Some(end) => Verdict::Linearizable {
+            end: Box::new(end),
+            states_explored: search.explored,
+        },
+        None => match search.results_only_end {
+            Some(end) => Verdict::EndStateMismatch {
+                end: Box::new(end),
+                states_explored: search.explored,
+            },
+            None if search.bound_hit => Verdict::Unknown {
+                states_explored: search.explored,
+            },
+            None => Verdict::Violation {
+                states_explored: search.explored,
+                linearized_prefix: search.deepest,
+                stuck: search.stuck,
+            },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::Ref;
+
+    fn event(thread: usize, call: Call, invoked: u64, returned: u64, outcome: Outcome) -> Event {
+        Event {
+            thread,
+            call,
+            invoked,
+            returned,
+            outcome,
+        }
+    }
+
+    fn any_end(_: &ModelState) -> bool {
+        true
+    }
+
+    #[test]
+    fn overlapping_calls_may_take_either_order() {
+        // Thread 1's begin_session overlaps thread 0's stop; it succeeded, so it must be placed
+        // before the stop, which real time allows.
+        let events = vec![
+            event(
+                0,
+                Call::StopService {
+                    instance: crate::workload::InstanceRef::Main,
+                    grbit: 0,
+                },
+                0,
+                3,
+                Outcome::Ok,
+            ),
+            event(1, Call::BeginSession { bind: 0 }, 1, 2, Outcome::Ok),
+        ];
+        let verdict = check(&events, &ModelState::initial(&[]), &any_end, 1000);
+        assert!(
+            matches!(verdict, Verdict::Linearizable { .. }),
+            "{verdict:?}"
+        );
+    }
+
+    #[test]
+    fn a_success_after_the_stop_in_real_time_is_a_violation() {
+        let events = vec![
+            event(
+                0,
+                Call::StopService {
+                    instance: crate::workload::InstanceRef::Main,
+                    grbit: 0,
+                },
+                0,
+                1,
+                Outcome::Ok,
+            ),
+            event(1, Call::BeginSession { bind: 0 }, 2, 3, Outcome::Ok),
+        ];
+        let Verdict::Violation {
+            stuck,
+            linearized_prefix,
+            ..
+        } = check(&events, &ModelState::initial(&[]), &any_end, 1000)
+        else {
+            panic!("not caught");
+        };
+        assert_eq!(linearized_prefix, 1);
+        assert_eq!(
+            stuck[0].model_expected,
+            Outcome::err(jetsim_engine::JetError::ClientRequestToStopJetService)
+        );
+    }
+
+    #[test]
+    fn the_end_state_must_match() {
+        let events = vec![event(0, Call::BeginSession { bind: 0 }, 0, 1, Outcome::Ok)];
+        let no_sessions = |s: &ModelState| s.sessions.is_empty();
+        assert!(matches!(
+            check(&events, &ModelState::initial(&[]), &no_sessions, 1000),
+            Verdict::EndStateMismatch { .. }
+        ));
+    }
+
+    #[test]
+    fn the_bound_gives_no_verdict() {
+        let events: Vec<Event> = (0..6)
+            .map(|t| {
+                event(
+                    t,
+                    Call::GetSessionInfo { ses: Ref::Nil },
+                    0,
+                    100,
+                    Outcome::err(jetsim_engine::JetError::InvalidSesid),
+                )
+            })
+            .collect();
+        assert!(matches!(
+            check(&events, &ModelState::initial(&[]), &any_end, 3),
+            Verdict::Unknown { .. }
+        ));
+    }
+}

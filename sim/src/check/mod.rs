@@ -1,0 +1,79 @@
+//! The checkers a run's history must pass. Each violation names its rule and says, in words,
+//! what happened and what should have.
+
+pub mod linearizability;
+pub mod rules;
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The rules, in the order they are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Rule {
+    /// The engine panicked, deadlocked, or a thread did not finish.
+    NoPanic,
+    /// No order of the calls, consistent with their real-time order, makes the reference model
+    /// return what the engine returned.
+    Linearizability,
+    /// The engine's state after all threads joined differs from the model's at the end of the
+    /// linearization (a failed call changed something, or a success did the wrong thing).
+    FailureAtomicity,
+    /// A gated call invoked after a successful stop returned succeeded, or an allowlisted call
+    /// was refused with ClientRequestToStopJetService.
+    StopRule,
+    /// When the stop returned, gated calls were still in flight or the phase was not Stopped.
+    StopDrained,
+    /// The stop's record lacks a preparation step: defrag parked, version cleanup signalled,
+    /// dirty pages flushed with the checkpoint at the log tip.
+    Preparation,
+    /// The final term did not succeed.
+    FinalTerm,
+    /// The linearizability search hit its bound: no verdict.
+    SearchBound,
+}
+
+impl Rule {
+    pub const ALL: &'static [Rule] = &[
+        Rule::NoPanic,
+        Rule::Linearizability,
+        Rule::FailureAtomicity,
+        Rule::StopRule,
+        Rule::StopDrained,
+        Rule::Preparation,
+        Rule::FinalTerm,
+        Rule::SearchBound,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::NoPanic => "no-panic",
+            Rule::Linearizability => "linearizability",
+            Rule::FailureAtomicity => "failure-atomicity",
+            Rule::StopRule => "stop-rule",
+            Rule::StopDrained => "stop-drained",
+            Rule::Preparation => "preparation",
+            Rule::FinalTerm => "final-term",
+            Rule::SearchBound => "search-bound",
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One broken rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    pub rule: Rule,
+    /// What happened, in words.
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] {}", self.rule, self.message)
+    }
+}

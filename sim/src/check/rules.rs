@@ -1,0 +1,323 @@
+//! The rules besides linearizability, and [`check_run`], which applies every checker to one
+//! run's history.
+
+use super::linearizability::{self, Verdict};
+use super::{Rule, Violation};
+use crate::history::{EndState, History, SessionEnd};
+use crate::model::{step, ModelPhase, ModelState, Outcome};
+use crate::workload::{Call, InstanceRef};
+use jetsim_engine::JetError;
+
+/// States the linearizability search may explore per run before giving up.
+pub const SEARCH_STATES_MAX: u64 = 50_000;
+
+/// Where a successful full stop landed relative to the other calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StopLanding {
+    /// Calls that returned before the stop was invoked.
+    pub before: u64,
+    /// Calls whose interval overlapped the stop's.
+    pub during: u64,
+    /// Calls invoked after the stop returned.
+    pub after: u64,
+}
+
+/// What checking one run found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunVerdict {
+    pub violations: Vec<Violation>,
+    pub states_explored: u64,
+    pub landing: Option<StopLanding>,
+}
+
+/// The first successful full stop of the main instance: (invoked, returned).
+fn first_stop(history: &History) -> Option<(u64, u64)> {
+    history
+        .events
+        .iter()
+        .filter(|e| e.call.is_full_stop_of_main() && e.outcome == Outcome::Ok)
+        .map(|e| (e.invoked, e.returned))
+        .min()
+}
+
+/// Gated calls invoked after a successful stop returned must not succeed; allowlisted calls
+/// are never refused with ClientRequestToStopJetService.
+pub fn stop_rule(history: &History) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    let stop_returned = first_stop(history).map(|(_, returned)| returned);
+    for event in &history.events {
+        let refused = event
+            .outcome
+            .is_err_named(JetError::ClientRequestToStopJetService);
+        let lifecycle = matches!(event.call, Call::StopService { .. } | Call::Term { .. });
+        if !lifecycle && !event.call.is_gated() && refused {
+            violations.push(Violation {
+                rule: Rule::StopRule,
+                message: format!(
+                    "thread {} {:?} is allowlisted but was refused with ClientRequestToStopJetService",
+                    event.thread, event.call
+                ),
+            });
+        }
+        if let Some(returned) = stop_returned {
+            if event.call.is_gated() && event.invoked > returned && event.outcome.is_ok() {
+                violations.push(Violation {
+                    rule: Rule::StopRule,
+                    message: format!(
+                        "thread {} {:?} was invoked at step {} after the stop returned at step {}, and succeeded \
+                         with {:?}; it must be refused with ClientRequestToStopJetService",
+                        event.thread, event.call, event.invoked, returned, event.outcome
+                    ),
+                });
+            }
+        }
+    }
+    violations
+}
+
+/// Right after each successful full stop: drained (no gated call in flight, phase Stopped) and
+/// prepared (defrag parked, cleanup signalled, checkpoint quiesced to the log tip).
+pub fn stop_effects(history: &History) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    for after in &history.after_stops {
+        // A term racing the stop may already have run by the time the stopper looks.
+        let terminated_since = after.phase == "Terminating" || after.phase == "Terminated";
+        if after.gated_calls_in_flight != 0 || !(after.phase == "Stopped" || terminated_since) {
+            violations.push(Violation {
+                rule: Rule::StopDrained,
+                message: format!(
+                    "when the stop returned (step {}), {} gated calls were still in flight and the phase was {}; \
+                     expected 0 and Stopped (or a racing term's phase)",
+                    after.stop_returned, after.gated_calls_in_flight, after.phase
+                ),
+            });
+        }
+        if terminated_since && after.steps.is_empty() {
+            // The instance was gone before its record could be read.
+            continue;
+        }
+        let mut missing = Vec::new();
+        if !after.defrag_parked || (after.defrag != "parked" && !terminated_since) {
+            missing.push(format!("defrag parked (status says {})", after.defrag));
+        }
+        if !after.cleanup_signalled {
+            missing.push("version cleanup signalled".to_owned());
+        }
+        match (after.dirty_pages_after, after.checkpoint_depth_after_bytes) {
+            (Some(0), Some(0)) if after.checkpoint_at_log_tip => {}
+            (dirty, depth) => missing.push(format!(
+                "checkpoint quiesced (dirty pages after {dirty:?}, depth after {depth:?} bytes, at log tip {})",
+                after.checkpoint_at_log_tip
+            )),
+        }
+        if !missing.is_empty() {
+            violations.push(Violation {
+                rule: Rule::Preparation,
+                message: format!(
+                    "the stop returned success (step {}) without: {}. Its record: [{}]",
+                    after.stop_returned,
+                    missing.join("; "),
+                    after.steps.join("; ")
+                ),
+            });
+        }
+    }
+    violations
+}
+
+/// Whether a model state agrees with the engine's observed end state.
+pub fn end_state_matches(model: &ModelState, end: &EndState) -> bool {
+    let phase = match model.phase {
+        ModelPhase::Running => "Running",
+        ModelPhase::Stopped => "Stopped",
+        ModelPhase::Terminated => return end.phase == "Terminated",
+    };
+    if end.phase != phase
+        || end.defrag_parked != model.defrag_parked
+        || end.caches_quiesced != model.caches_quiesced
+    {
+        return false;
+    }
+    let committed = model.attached.then(|| {
+        (0..crate::workload::TABLES)
+            .map(|t| {
+                model
+                    .committed_as_of(t, model.last_commit_ts)
+                    .into_iter()
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    });
+    if committed != end.committed {
+        return false;
+    }
+    let mut sessions = model_sessions(model);
+    sessions.sort();
+    let mut observed = end.sessions.clone();
+    observed.sort();
+    sessions == observed
+}
+
+/// The model's live sessions in the end state's terms.
+fn model_sessions(model: &ModelState) -> Vec<SessionEnd> {
+    model
+        .created
+        .iter()
+        .filter_map(|(&key, id)| {
+            let s = &model.sessions[id];
+            s.alive.then(|| {
+                let level = s.transaction.as_ref().map_or(0, |t| t.levels.len() as u8);
+                let open_tables = model
+                    .cursors
+                    .values()
+                    .filter(|c| c.alive && c.session == *id)
+                    .count() as u32;
+                SessionEnd {
+                    created_by: key,
+                    transaction_level: level,
+                    context: s.context.map(|(c, _)| c),
+                    open_tables,
+                }
+            })
+        })
+        .collect()
+}
+
+fn describe_end(end: &EndState) -> String {
+    format!(
+        "phase {}, defrag parked {}, caches quiesced {}, sessions {:?}, committed {:?}",
+        end.phase, end.defrag_parked, end.caches_quiesced, end.sessions, end.committed
+    )
+}
+
+/// Applies every checker to one completed run.
+pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
+    let mut verdict = RunVerdict::default();
+    let (body, final_term): (Vec<_>, Vec<_>) = history.events.iter().cloned().partition(|e| {
+        !(e.call
+            == Call::Term {
+                instance: InstanceRef::Main,
+                grbit: 2,
+            }
+            && e.thread == final_thread(history))
+    });
+    let end = history.end_state.clone();
+    let matches = |model: &ModelState| match &end {
+        Some(end) => end_state_matches(model, end),
+        // The engine could not be observed: only a terminated instance explains that.
+        None => model.phase == ModelPhase::Terminated,
+    };
+    let lin = linearizability::check(&body, initial, &matches, SEARCH_STATES_MAX);
+    let end_model = match lin {
+        Verdict::Linearizable {
+            end,
+            states_explored,
+        } => {
+            verdict.states_explored = states_explored;
+            Some(*end)
+        }
+        Verdict::Violation {
+            states_explored,
+            linearized_prefix,
+            stuck,
+        } => {
+            verdict.states_explored = states_explored;
+            let detail: Vec<String> = stuck
+                .iter()
+                .map(|s| {
+                    format!(
+                        "thread {} {:?} (steps {}..{}): the engine returned {:?}, the model expected {:?}",
+                        s.event.thread, s.event.call, s.event.invoked, s.event.returned, s.event.outcome, s.model_expected
+                    )
+                })
+                .collect();
+            verdict.violations.push(Violation {
+                rule: Rule::Linearizability,
+                message: format!(
+                    "no order of the calls explains the results; after linearizing {linearized_prefix} of {} calls, \
+                     every candidate disagrees: {}",
+                    body.len(),
+                    detail.join(" | ")
+                ),
+            });
+            None
+        }
+        Verdict::EndStateMismatch {
+            end: model_end,
+            states_explored,
+        } => {
+            verdict.states_explored = states_explored;
+            verdict.violations.push(Violation {
+                rule: Rule::FailureAtomicity,
+                message: format!(
+                    "every result linearizes, but the engine ended in [{}] while the model ended in phase {:?}, \
+                     defrag parked {}, caches quiesced {}, sessions {:?}, committed {:?}",
+                    end.as_ref().map_or_else(|| "unobservable".to_owned(), describe_end),
+                    model_end.phase,
+                    model_end.defrag_parked,
+                    model_end.caches_quiesced,
+                    model_sessions(&model_end),
+                    (0..crate::workload::TABLES)
+                        .map(|t| model_end.committed_as_of(t, model_end.last_commit_ts))
+                        .collect::<Vec<_>>()
+                ),
+            });
+            None
+        }
+        Verdict::Unknown { states_explored } => {
+            verdict.states_explored = states_explored;
+            verdict.violations.push(Violation {
+                rule: Rule::SearchBound,
+                message: format!(
+                    "the linearizability search gave up after {states_explored} states"
+                ),
+            });
+            None
+        }
+    };
+    if let (Some(model_end), Some(term)) = (end_model, final_term.first()) {
+        let (expected, _) = step(&model_end, term.thread, &term.call);
+        let succeeded = matches!(term.outcome, Outcome::Terminated { dirty: false });
+        let already_gone = model_end.phase == ModelPhase::Terminated;
+        if term.outcome != expected || !(succeeded || already_gone) {
+            verdict.violations.push(Violation {
+                rule: Rule::FinalTerm,
+                message: format!(
+                    "the final term returned {:?}; the model expected {:?}, and a term after the wind-down must succeed",
+                    term.outcome, expected
+                ),
+            });
+        }
+    }
+    for effect in &history.failed_stop_effects {
+        verdict.violations.push(Violation {
+            rule: Rule::FailureAtomicity,
+            message: effect.clone(),
+        });
+    }
+    verdict.violations.extend(stop_rule(history));
+    verdict.violations.extend(stop_effects(history));
+    verdict.landing = first_stop(history).map(|(invoked, returned)| {
+        let mut landing = StopLanding::default();
+        for e in history
+            .events
+            .iter()
+            .filter(|e| !e.call.is_full_stop_of_main())
+        {
+            if e.returned < invoked {
+                landing.before += 1;
+            } else if e.invoked > returned {
+                landing.after += 1;
+            } else {
+                landing.during += 1;
+            }
+        }
+        landing
+    });
+    verdict
+}
+
+/// The harness's final term is made by the thread numbered after the workers.
+fn final_thread(history: &History) -> usize {
+    history.events.iter().map(|e| e.thread).max().unwrap_or(0)
+}

@@ -1,0 +1,199 @@
+//! Everything a run is, derived from one `u64` seed ("swarm testing", as TigerBeetle's VOPR):
+//! engine parameters, workload shape, scheduler, then the workload itself through proptest
+//! strategies driven by a generator seeded from the same number.
+
+use crate::workload::{self, StopPlan, Workload, WorkloadShape};
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{Config as ProptestConfig, RngAlgorithm, TestRng, TestRunner};
+use serde::{Deserialize, Serialize};
+
+/// SplitMix64: a tiny, well-known generator. The simulator owns its randomness so a seed means
+/// the same run whatever the dependencies' versions do to theirs.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..n` (n > 0); the modulo bias is irrelevant at these sizes.
+    pub fn below(&mut self, n: u64) -> u64 {
+        assert!(n > 0);
+        self.next_u64() % n
+    }
+    pub fn chance(&mut self, numerator: u64, denominator: u64) -> bool {
+        self.below(denominator) < numerator
+    }
+}
+
+/// How shuttle picks the interleaving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Schedule {
+    /// Uniformly random thread choice at every step.
+    Random,
+    /// Probabilistic concurrency testing with this bug depth.
+    Pct { depth: usize },
+}
+
+/// Which schedulers a campaign draws from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Scheduling {
+    /// shuttle's random scheduler only.
+    Random,
+    /// shuttle's PCT scheduler only.
+    Pct,
+    /// Each seed draws one of the two.
+    Mix,
+}
+
+/// Engine parameters drawn from the seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineParameters {
+    pub cache_size_pages: u64,
+    pub checkpoint_depth_max_bytes: u64,
+    /// Large enough that the workload never fills it: the model does not model cleanup timing.
+    pub version_store_max_versions: u64,
+    pub online_defrag: bool,
+    pub background_thread: bool,
+}
+
+/// A whole run, derived from its seed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub seed: u64,
+    pub schedule: Schedule,
+    pub engine: EngineParameters,
+    pub shape: WorkloadShape,
+    /// Records committed in table t0 before the threads start: (key, value).
+    pub initial_records: Vec<(u8, u8)>,
+    /// Shuttle's own seed for the schedule.
+    pub schedule_seed: u64,
+}
+
+impl RunConfig {
+    /// Derives the configuration of run `seed` under `strategy`.
+    pub fn derive(seed: u64, strategy: Scheduling) -> RunConfig {
+        let mut rng = SplitMix64::new(seed);
+        let pct = match strategy {
+            Scheduling::Random => false,
+            Scheduling::Pct => true,
+            Scheduling::Mix => rng.chance(1, 2),
+        };
+        let schedule = if pct {
+            Schedule::Pct {
+                depth: 1 + rng.below(3) as usize,
+            }
+        } else {
+            Schedule::Random
+        };
+        let engine = EngineParameters {
+            cache_size_pages: [8, 16, 64, 256][rng.below(4) as usize],
+            checkpoint_depth_max_bytes: [0, 4 << 10, 64 << 10, 1 << 20][rng.below(4) as usize],
+            version_store_max_versions: 1 << 16,
+            online_defrag: rng.chance(1, 2),
+            background_thread: rng.chance(2, 3),
+        };
+        let stop_plan = match rng.below(10) {
+            0..=3 => StopPlan::Once,
+            4 => StopPlan::Twice,
+            5 => StopPlan::BadHandleFirst,
+            6 => StopPlan::UninitializedFirst,
+            7 => StopPlan::RacingTerm,
+            _ => StopPlan::PartialThenFull,
+        };
+        let shape = WorkloadShape {
+            threads: 2 + rng.below(5) as usize,
+            calls_per_thread_max: 4 + rng.below(9) as usize,
+            stop_plan,
+        };
+        let mut initial_records = Vec::new();
+        for key in 0..workload::KEYS {
+            if rng.chance(1, 2) {
+                initial_records.push((key, rng.below(10) as u8));
+            }
+        }
+        RunConfig {
+            seed,
+            schedule,
+            engine,
+            shape,
+            initial_records,
+            schedule_seed: rng.next_u64(),
+        }
+    }
+
+    /// The workload of this run: proptest's strategy, driven by a generator seeded from the
+    /// run's seed (so the same seed gives the same programs, and a failure can shrink).
+    pub fn workload_tree(&self) -> impl ValueTree<Value = Workload> {
+        let mut seed_bytes = [0u8; 32];
+        let mut rng = SplitMix64::new(self.seed ^ 0x5EED_0F3A_1100);
+        for chunk in seed_bytes.chunks_mut(8) {
+            chunk.copy_from_slice(&rng.next_u64().to_le_bytes());
+        }
+        let test_rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes);
+        let mut runner = TestRunner::new_with_rng(ProptestConfig::default(), test_rng);
+        workload::workload(self.shape)
+            .new_tree(&mut runner)
+            .expect("workload strategies never reject")
+    }
+
+    pub fn workload(&self) -> Workload {
+        self.workload_tree().current()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_derives_the_same_run_every_time() {
+        for seed in [0, 1, 42, u64::MAX] {
+            let a = RunConfig::derive(seed, Scheduling::Mix);
+            let b = RunConfig::derive(seed, Scheduling::Mix);
+            assert_eq!(a, b);
+            assert_eq!(a.workload(), b.workload());
+        }
+        assert_ne!(
+            RunConfig::derive(1, Scheduling::Mix).workload(),
+            RunConfig::derive(2, Scheduling::Mix).workload()
+        );
+    }
+
+    #[test]
+    fn the_swarm_covers_every_stop_plan_and_thread_count() {
+        let configs: Vec<RunConfig> = (0..400)
+            .map(|seed| RunConfig::derive(seed, Scheduling::Mix))
+            .collect();
+        for plan in [
+            StopPlan::Once,
+            StopPlan::Twice,
+            StopPlan::BadHandleFirst,
+            StopPlan::UninitializedFirst,
+            StopPlan::RacingTerm,
+            StopPlan::PartialThenFull,
+        ] {
+            assert!(
+                configs.iter().any(|c| c.shape.stop_plan == plan),
+                "{plan:?} never drawn"
+            );
+        }
+        for threads in 2..=6 {
+            assert!(
+                configs.iter().any(|c| c.shape.threads == threads),
+                "{threads} threads never drawn"
+            );
+        }
+        assert!(configs
+            .iter()
+            .any(|c| matches!(c.schedule, Schedule::Pct { .. })));
+        assert!(configs.iter().any(|c| c.schedule == Schedule::Random));
+    }
+}

@@ -1,0 +1,705 @@
+//! Runs one workload on the engine under shuttle and records its history.
+//!
+//! Setup (main simulated thread): the instance under test with the run's parameters, a
+//! database with tables `t0` and `t1` and the initial records; a second instance whose
+//! handles serve as foreign ones; an instance never initialized; one already terminated.
+//! Then one simulated thread per program, each followed by a wind-down (reset its contexts,
+//! roll back its transactions) so the instance can be terminated; then, after all joined, the
+//! end state is read and the final term is made. Every call, the wind-down's and the term's
+//! included, is recorded with global invocation and response sequence numbers.
+
+use crate::config::{RunConfig, Schedule};
+use crate::history::{AfterStop, EndState, Event, History, SessionEnd};
+use crate::model::Outcome;
+use crate::workload::{self, Call, InstanceRef, Move, Ref, Seek, Workload};
+use crate::ShuttleRuntime;
+use jetsim_engine::env::{ManualClock, MemIo};
+use jetsim_engine::{
+    DatabaseHandle, Environment, InstanceHandle, InstanceOptions, Jet, JetResult, Mutations,
+    SessionHandle, SystemParameter, TableHandle, TermOutcome,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// The database every run uses.
+pub const DATABASE_PATH: &str = "db/main.edb";
+
+/// Handles of the setup, shared by all threads.
+#[derive(Clone, Copy)]
+struct World {
+    main: InstanceHandle,
+    uninitialized: InstanceHandle,
+    terminated: InstanceHandle,
+    foreign_session: SessionHandle,
+    foreign_database: DatabaseHandle,
+    foreign_table: TableHandle,
+}
+
+/// Every thread's sessions, shared so a thread can name another's ([`Ref::Peer`]).
+#[derive(Default)]
+struct SessionTable {
+    /// Per thread: sessions in creation order.
+    created: Vec<Vec<SessionHandle>>,
+    /// Per thread: variable → index into `created`.
+    vars: Vec<[Option<u8>; workload::VARS_PER_KIND as usize]>,
+}
+
+/// A thread's symbolic variables bound to real handles.
+#[derive(Default)]
+struct Bindings {
+    thread: usize,
+    databases: [Option<DatabaseHandle>; workload::VARS_PER_KIND as usize],
+    tables: [Option<TableHandle>; workload::VARS_PER_KIND as usize],
+    sessions: Arc<Mutex<SessionTable>>,
+    /// Sessions this thread set a context on (resolved references), for the wind-down.
+    contexts_set: Vec<Ref>,
+}
+
+impl Bindings {
+    fn session(&self, world: &World, r: Ref) -> SessionHandle {
+        let table = lock(&self.sessions);
+        let created = |thread: usize, n: u8| {
+            table
+                .created
+                .get(thread)
+                .and_then(|c| c.get(usize::from(n)))
+                .copied()
+                .unwrap_or(SessionHandle::NIL)
+        };
+        match r {
+            Ref::Var(v) => match table
+                .vars
+                .get(self.thread)
+                .and_then(|vars| vars[usize::from(v)])
+            {
+                Some(n) => created(self.thread, n),
+                None => SessionHandle::NIL,
+            },
+            Ref::Created(n) => created(self.thread, n),
+            Ref::PeerCreated { thread, n } => created(usize::from(thread), n),
+            Ref::Nil | Ref::Peer(_) => SessionHandle::NIL,
+            Ref::Foreign => world.foreign_session,
+        }
+    }
+
+    /// Replaces a [`Ref::Peer`] by the peer's session as of now, so the recorded call names
+    /// exactly the session used.
+    fn resolve_peer(&self, threads: usize, r: Ref) -> Ref {
+        let Ref::Peer(v) = r else { return r };
+        let peer = (self.thread + 1) % threads;
+        let table = lock(&self.sessions);
+        match table.vars.get(peer).and_then(|vars| vars[usize::from(v)]) {
+            Some(n) => Ref::PeerCreated {
+                thread: u8::try_from(peer).expect("few threads"),
+                n,
+            },
+            None => Ref::Nil,
+        }
+    }
+
+    fn bind_session(&self, var: u8, handle: SessionHandle) {
+        let mut table = lock(&self.sessions);
+        let thread = self.thread;
+        if table.created.len() <= thread {
+            table.created.resize_with(thread + 1, Vec::new);
+            table.vars.resize_with(thread + 1, Default::default);
+        }
+        let n = u8::try_from(table.created[thread].len()).unwrap_or(u8::MAX);
+        table.created[thread].push(handle);
+        table.vars[thread][usize::from(var)] = Some(n);
+    }
+
+    fn created_count(&self, thread: usize) -> usize {
+        lock(&self.sessions).created.get(thread).map_or(0, Vec::len)
+    }
+    fn database(&self, world: &World, r: Ref) -> DatabaseHandle {
+        match r {
+            Ref::Var(v) => self.databases[usize::from(v)].unwrap_or(DatabaseHandle::NIL),
+            Ref::Nil | Ref::Created(_) | Ref::Peer(_) | Ref::PeerCreated { .. } => {
+                DatabaseHandle::NIL
+            }
+            Ref::Foreign => world.foreign_database,
+        }
+    }
+    fn table(&self, world: &World, r: Ref) -> TableHandle {
+        match r {
+            Ref::Var(v) => self.tables[usize::from(v)].unwrap_or(TableHandle::NIL),
+            Ref::Nil | Ref::Created(_) | Ref::Peer(_) | Ref::PeerCreated { .. } => TableHandle::NIL,
+            Ref::Foreign => world.foreign_table,
+        }
+    }
+}
+
+fn instance(world: &World, r: InstanceRef) -> InstanceHandle {
+    match r {
+        InstanceRef::Main => world.main,
+        InstanceRef::Nil => InstanceHandle::NIL,
+        InstanceRef::Uninitialized => world.uninitialized,
+        InstanceRef::Terminated => world.terminated,
+    }
+}
+
+fn outcome<T>(result: JetResult<T>, ok: impl FnOnce(T) -> Outcome) -> Outcome {
+    match result {
+        Ok(value) => ok(value),
+        Err(error) => Outcome::err(error),
+    }
+}
+
+fn unit(result: JetResult<()>) -> Outcome {
+    outcome(result, |()| Outcome::Ok)
+}
+
+/// Single-byte suffix of `k<digit>` / `v<number>` back to numbers, for records.
+fn record_outcome((key, value): (Vec<u8>, Vec<u8>)) -> Outcome {
+    let key = key.get(1).map_or(u8::MAX, |k| k.wrapping_sub(b'0'));
+    let value = std::str::from_utf8(&value[1..])
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u8::MAX);
+    Outcome::Record { key, value }
+}
+
+/// Makes one call on the engine.
+fn execute(jet: &Jet<ShuttleRuntime>, world: &World, b: &mut Bindings, call: &Call) -> Outcome {
+    use jetsim_engine::{MoveTo, SeekMode};
+    match *call {
+        Call::BeginSession { bind } => outcome(jet.begin_session(world.main), |s| {
+            b.bind_session(bind, s);
+            Outcome::Ok
+        }),
+        Call::EndSession { ses } => unit(jet.end_session(b.session(world, ses))),
+        Call::SetSessionContext { ses, context } => {
+            let result = unit(jet.set_session_context(b.session(world, ses), context));
+            if result.is_ok() {
+                let named = match ses {
+                    Ref::Var(v) => {
+                        lock(&b.sessions).vars[b.thread][usize::from(v)].map(Ref::Created)
+                    }
+                    other => Some(other),
+                };
+                b.contexts_set.extend(named);
+            }
+            result
+        }
+        Call::ResetSessionContext { ses } => unit(jet.reset_session_context(b.session(world, ses))),
+        Call::GetSessionInfo { ses } => outcome(jet.get_session_info(b.session(world, ses)), |i| {
+            Outcome::SessionInfo {
+                level: i.transaction_level,
+                context: i.context,
+                open_tables: i.open_tables,
+                open_databases: i.open_databases,
+            }
+        }),
+        Call::OpenDatabase { ses, bind } => outcome(
+            jet.open_database(b.session(world, ses), DATABASE_PATH),
+            |d| {
+                b.databases[usize::from(bind)] = Some(d);
+                Outcome::Ok
+            },
+        ),
+        Call::CloseDatabase { ses, db } => {
+            unit(jet.close_database(b.session(world, ses), b.database(world, db)))
+        }
+        Call::AttachDatabase { ses } => outcome(
+            jet.attach_database(b.session(world, ses), DATABASE_PATH),
+            |a| Outcome::Attached {
+                already: a == jetsim_engine::AttachOutcome::AlreadyAttached,
+            },
+        ),
+        Call::DetachDatabase { ses } => {
+            unit(jet.detach_database(b.session(world, ses), DATABASE_PATH))
+        }
+        Call::Defragment { ses, db, grbit } => {
+            unit(jet.defragment(b.session(world, ses), b.database(world, db), grbit))
+        }
+        Call::OpenTable {
+            ses,
+            db,
+            table,
+            bind,
+        } => outcome(
+            jet.open_table(
+                b.session(world, ses),
+                b.database(world, db),
+                &workload::table_name(table),
+            ),
+            |t| {
+                b.tables[usize::from(bind)] = Some(t);
+                Outcome::Ok
+            },
+        ),
+        Call::CloseTable { ses, table } => {
+            unit(jet.close_table(b.session(world, ses), b.table(world, table)))
+        }
+        Call::BeginTransaction { ses } => unit(jet.begin_transaction(b.session(world, ses))),
+        Call::CommitTransaction { ses } => unit(jet.commit_transaction(b.session(world, ses))),
+        Call::Rollback { ses } => unit(jet.rollback(b.session(world, ses))),
+        Call::Insert {
+            ses,
+            table,
+            key,
+            value,
+        } => unit(jet.insert(
+            b.session(world, ses),
+            b.table(world, table),
+            &workload::key_bytes(key),
+            &workload::value_bytes(value),
+        )),
+        Call::Replace { ses, table, value } => unit(jet.replace(
+            b.session(world, ses),
+            b.table(world, table),
+            &workload::value_bytes(value),
+        )),
+        Call::Delete { ses, table } => {
+            unit(jet.delete(b.session(world, ses), b.table(world, table)))
+        }
+        Call::Seek {
+            ses,
+            table,
+            key,
+            mode,
+        } => {
+            let mode = match mode {
+                Seek::Equal => SeekMode::Equal,
+                Seek::GreaterOrEqual => SeekMode::GreaterOrEqual,
+                Seek::LessOrEqual => SeekMode::LessOrEqual,
+            };
+            unit(jet.seek(
+                b.session(world, ses),
+                b.table(world, table),
+                &workload::key_bytes(key),
+                mode,
+            ))
+        }
+        Call::Move { ses, table, to } => {
+            let to = match to {
+                Move::First => MoveTo::First,
+                Move::Previous => MoveTo::Previous,
+                Move::Next => MoveTo::Next,
+                Move::Last => MoveTo::Last,
+            };
+            unit(jet.move_cursor(b.session(world, ses), b.table(world, table), to))
+        }
+        Call::Retrieve { ses, table } => outcome(
+            jet.retrieve(b.session(world, ses), b.table(world, table)),
+            record_outcome,
+        ),
+        Call::IndexRecordCount { ses, table } => outcome(
+            jet.index_record_count(b.session(world, ses), b.table(world, table), 0),
+            Outcome::Count,
+        ),
+        Call::StopService {
+            instance: target,
+            grbit,
+        } => unit(jet.stop_service_instance2(instance(world, target), grbit)),
+        Call::Term {
+            instance: target,
+            grbit,
+        } => outcome(jet.term2(instance(world, target), grbit), |t| {
+            Outcome::Terminated {
+                dirty: t == TermOutcome::DirtyShutdown,
+            }
+        }),
+    }
+}
+
+/// The call with every [`Ref::Peer`] resolved.
+fn resolve_peers(bindings: &Bindings, threads: usize, call: &Call) -> Call {
+    let mut call = call.clone();
+    match &mut call {
+        Call::EndSession { ses }
+        | Call::SetSessionContext { ses, .. }
+        | Call::ResetSessionContext { ses }
+        | Call::GetSessionInfo { ses }
+        | Call::OpenDatabase { ses, .. }
+        | Call::CloseDatabase { ses, .. }
+        | Call::AttachDatabase { ses }
+        | Call::DetachDatabase { ses }
+        | Call::Defragment { ses, .. }
+        | Call::OpenTable { ses, .. }
+        | Call::CloseTable { ses, .. }
+        | Call::BeginTransaction { ses }
+        | Call::CommitTransaction { ses }
+        | Call::Rollback { ses }
+        | Call::Insert { ses, .. }
+        | Call::Replace { ses, .. }
+        | Call::Delete { ses, .. }
+        | Call::Seek { ses, .. }
+        | Call::Move { ses, .. }
+        | Call::Retrieve { ses, .. }
+        | Call::IndexRecordCount { ses, .. } => *ses = bindings.resolve_peer(threads, *ses),
+        Call::BeginSession { .. } | Call::StopService { .. } | Call::Term { .. } => {}
+    }
+    call
+}
+
+/// Shared recording state of one execution.
+struct Recorder {
+    threads: usize,
+    sequence: AtomicU64,
+    history: Mutex<History>,
+    clock: Arc<ManualClock>,
+}
+
+impl Recorder {
+    fn stamp(&self) -> u64 {
+        self.sequence.fetch_add(1, Ordering::SeqCst)
+    }
+
+    fn record(&self, event: Event) {
+        lock(&self.history).events.push(event);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Makes and records one call; after a successful full stop of the main instance, also
+/// records what the stop left behind.
+fn call_and_record(
+    jet: &Jet<ShuttleRuntime>,
+    world: &World,
+    recorder: &Recorder,
+    bindings: &mut Bindings,
+    thread: usize,
+    call: &Call,
+) -> Outcome {
+    let call = &resolve_peers(bindings, recorder.threads, call);
+    // Simulated time moves only here, by a fixed step: deterministic under any schedule.
+    recorder.clock.advance_micros(10);
+    // Only stops change these two flags, and only one thread stops: a failed stop that
+    // changes them broke failure atomicity, whatever the other threads do meanwhile.
+    let stop_flags = |jet: &Jet<ShuttleRuntime>| {
+        jet.instance_status(world.main).ok().map(|s| {
+            (
+                s.defrag == jetsim_engine::DefragStatus::Parked,
+                s.caches_quiesced,
+            )
+        })
+    };
+    let flags_before = matches!(call, Call::StopService { .. })
+        .then(|| stop_flags(jet))
+        .flatten();
+    let invoked = recorder.stamp();
+    let result = execute(jet, world, bindings, call);
+    let returned = recorder.stamp();
+    if let (Some(before), false) = (flags_before, result.is_ok()) {
+        if let Some(after) = stop_flags(jet) {
+            if after != before {
+                lock(&recorder.history).failed_stop_effects.push(format!(
+                    "thread {thread} {call:?} failed with {result:?} but changed (defrag parked, caches quiesced) \
+                     from {before:?} to {after:?}"
+                ));
+            }
+        }
+    }
+    if call.is_full_stop_of_main() && result == Outcome::Ok {
+        if let Ok(status) = jet.instance_status(world.main) {
+            let record = jet.last_stop_record(world.main).ok().flatten();
+            lock(&recorder.history).after_stops.push(AfterStop::new(
+                returned,
+                &status,
+                record.as_ref(),
+            ));
+        }
+    }
+    recorder.record(Event {
+        thread,
+        call: call.clone(),
+        invoked,
+        returned,
+        outcome: result.clone(),
+    });
+    result
+}
+
+/// Retries a wind-down call while a racing term is in progress (it will finish, one way or
+/// the other); bounded, with a yield so the term can run.
+const WIND_DOWN_RETRIES_MAX: usize = 64;
+
+/// The setup; see the module comment.
+fn set_up(jet: &Jet<ShuttleRuntime>, config: &RunConfig, mutations: Mutations) -> JetResult<World> {
+    let options = InstanceOptions {
+        background_thread: config.engine.background_thread,
+        mutations,
+    };
+    let main = jet.create_instance_with("main", options)?;
+    jet.set_system_parameter(
+        main,
+        SystemParameter::CacheSizePages,
+        config.engine.cache_size_pages,
+    )?;
+    jet.set_system_parameter(
+        main,
+        SystemParameter::CheckpointDepthMaxBytes,
+        config.engine.checkpoint_depth_max_bytes,
+    )?;
+    jet.set_system_parameter(
+        main,
+        SystemParameter::VersionStoreMaxVersions,
+        config.engine.version_store_max_versions,
+    )?;
+    jet.set_system_parameter(
+        main,
+        SystemParameter::OnlineDefrag,
+        u64::from(config.engine.online_defrag),
+    )?;
+    jet.init(main)?;
+    let setup = jet.begin_session(main)?;
+    let db = jet.create_database(setup, DATABASE_PATH)?;
+    for table in 0..workload::TABLES {
+        let t = jet.create_table(setup, db, &workload::table_name(table))?;
+        if table == 0 && !config.initial_records.is_empty() {
+            jet.begin_transaction(setup)?;
+            for &(key, value) in &config.initial_records {
+                jet.insert(
+                    setup,
+                    t,
+                    &workload::key_bytes(key),
+                    &workload::value_bytes(value),
+                )?;
+            }
+            jet.commit_transaction(setup)?;
+        }
+        jet.close_table(setup, t)?;
+    }
+    jet.close_database(setup, db)?;
+    jet.end_session(setup)?;
+
+    let other = jet.create_instance_with("other", InstanceOptions::manual())?;
+    jet.init(other)?;
+    let holder = jet.begin_session(other)?;
+    let foreign_database = jet.create_database(holder, "db/other.edb")?;
+    let foreign_table = jet.create_table(holder, foreign_database, "t0")?;
+    let foreign_session = jet.begin_session(other)?;
+    jet.end_session(foreign_session)?;
+
+    let uninitialized = jet.create_instance_with("uninitialized", InstanceOptions::manual())?;
+    let terminated = jet.create_instance_with("terminated", InstanceOptions::manual())?;
+    jet.init(terminated)?;
+    jet.term(terminated)?;
+    Ok(World {
+        main,
+        uninitialized,
+        terminated,
+        foreign_session,
+        foreign_database,
+        foreign_table,
+    })
+}
+
+/// Reads the engine's end state in the model's terms.
+fn end_state(jet: &Jet<ShuttleRuntime>, world: &World, table: &SessionTable) -> Option<EndState> {
+    let observation = jet.observe(world.main).ok()?;
+    let committed = observation.committed.get(DATABASE_PATH).map(|tables| {
+        (0..workload::TABLES)
+            .map(|t| {
+                tables
+                    .get(&workload::table_name(t))
+                    .map(|records| {
+                        records
+                            .iter()
+                            .map(|(k, v)| match record_outcome((k.clone(), v.clone())) {
+                                Outcome::Record { key, value } => (key, value),
+                                _ => unreachable!(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .collect()
+    });
+    let mut sessions = Vec::new();
+    for (thread, created) in table.created.iter().enumerate() {
+        for (n, handle) in created.iter().enumerate() {
+            if let Some(s) = observation.sessions.get(&handle.0) {
+                let open_tables = observation
+                    .cursors
+                    .values()
+                    .filter(|c| c.session == handle.0)
+                    .count() as u32;
+                sessions.push(SessionEnd {
+                    created_by: (thread, u8::try_from(n).unwrap_or(u8::MAX)),
+                    transaction_level: s.transaction_level,
+                    context: s.context,
+                    open_tables,
+                });
+            }
+        }
+    }
+    Some(EndState {
+        phase: format!("{:?}", observation.phase),
+        committed,
+        sessions,
+        defrag_parked: observation.defrag_parked,
+        caches_quiesced: observation.caches_quiesced,
+    })
+}
+
+/// One execution's body, run on shuttle's main thread.
+fn execution(
+    config: &RunConfig,
+    workload: &Workload,
+    mutations: Mutations,
+    out: &Mutex<Option<History>>,
+) {
+    let clock = Arc::new(ManualClock::new(0));
+    let env = Environment {
+        clock: clock.clone(),
+        io: Arc::new(MemIo::new()),
+    };
+    let jet = Arc::new(Jet::<ShuttleRuntime>::new(env));
+    let world = set_up(&jet, config, mutations).expect("setup of a fresh engine cannot fail");
+    let recorder = Arc::new(Recorder {
+        threads: workload.threads.len(),
+        sequence: AtomicU64::new(0),
+        history: Mutex::new(History::default()),
+        clock,
+    });
+    let threads = workload.threads.len();
+    let sessions = Arc::new(Mutex::new(SessionTable::default()));
+    let handles: Vec<_> = workload
+        .threads
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(thread, program)| {
+            let (jet, recorder) = (Arc::clone(&jet), Arc::clone(&recorder));
+            let mut bindings = Bindings {
+                thread,
+                sessions: Arc::clone(&sessions),
+                ..Bindings::default()
+            };
+            shuttle::thread::spawn(move || {
+                for call in &program {
+                    call_and_record(&jet, &world, &recorder, &mut bindings, thread, call);
+                }
+                // Wind-down, part one: this thread drops every context it set (only the
+                // setter may), retrying while a racing term is in progress.
+                let contexts = std::mem::take(&mut bindings.contexts_set);
+                for ses in contexts {
+                    for _ in 0..WIND_DOWN_RETRIES_MAX {
+                        let result = call_and_record(
+                            &jet,
+                            &world,
+                            &recorder,
+                            &mut bindings,
+                            thread,
+                            &Call::ResetSessionContext { ses },
+                        );
+                        if result != Outcome::err(jetsim_engine::JetError::TermInProgress) {
+                            break;
+                        }
+                        shuttle::thread::yield_now();
+                    }
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().expect("a simulated thread panicked");
+    }
+    // Wind-down, part two, alone: roll back every level of every session any thread made.
+    let mut main_bindings = Bindings {
+        thread: threads,
+        sessions: Arc::clone(&sessions),
+        ..Bindings::default()
+    };
+    for thread in 0..threads {
+        for n in 0..main_bindings.created_count(thread) {
+            let ses = Ref::PeerCreated {
+                thread: u8::try_from(thread).expect("few threads"),
+                n: u8::try_from(n).unwrap_or(u8::MAX),
+            };
+            for _ in 0..=jetsim_engine::instance::TRANSACTION_LEVEL_MAX {
+                if !call_and_record(
+                    &jet,
+                    &world,
+                    &recorder,
+                    &mut main_bindings,
+                    threads,
+                    &Call::Rollback { ses },
+                )
+                .is_ok()
+                {
+                    break;
+                }
+            }
+        }
+    }
+    let end = end_state(&jet, &world, &lock(&sessions));
+    call_and_record(
+        &jet,
+        &world,
+        &recorder,
+        &mut main_bindings,
+        threads,
+        &Call::Term {
+            instance: InstanceRef::Main,
+            grbit: jetsim_engine::term_grbit::ABRUPT,
+        },
+    );
+    // Whatever happened, leave no background thread waiting (a failed term is reported by the
+    // checkers; this keeps shuttle from also calling it a deadlock).
+    let _ = jet.term2(world.main, jetsim_engine::term_grbit::DIRTY);
+    let mut history = lock(&recorder.history).clone();
+    history.end_state = end;
+    *lock(out) = Some(history);
+}
+
+/// How one run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    Completed(History),
+    /// The engine or the harness panicked, or shuttle found a deadlock.
+    Panicked(String),
+}
+
+/// Runs `workload` once under the run's schedule, on a fresh OS thread (shuttle keeps
+/// per-thread state and installs a panic hook).
+pub fn run(config: &RunConfig, workload: &Workload, mutations: Mutations) -> RunEnd {
+    let config = config.clone();
+    let workload = workload.clone();
+    std::thread::spawn(move || {
+        let out = Arc::new(Mutex::new(None));
+        let result = {
+            let out = Arc::clone(&out);
+            let run_config = config.clone();
+            let body = move || execution(&run_config, &workload, mutations, &out);
+            let mut shuttle_config = shuttle::Config::new();
+            shuttle_config.failure_persistence = shuttle::FailurePersistence::None;
+            shuttle_config.max_steps = shuttle::MaxSteps::FailAfter(2_000_000);
+            let (seed, schedule) = (config.schedule_seed, config.schedule);
+            let body = move || body();
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || match schedule {
+                Schedule::Random => {
+                    let scheduler = shuttle::scheduler::RandomScheduler::new_from_seed(seed, 1);
+                    shuttle::Runner::new(scheduler, shuttle_config).run(body)
+                }
+                Schedule::Pct { depth } => {
+                    let scheduler = shuttle::scheduler::PctScheduler::new_from_seed(seed, depth, 1);
+                    shuttle::Runner::new(scheduler, shuttle_config).run(body)
+                }
+            }))
+        };
+        match result {
+            Ok(_) => match lock(&out).take() {
+                Some(history) => RunEnd::Completed(history),
+                None => RunEnd::Panicked("execution produced no history".into()),
+            },
+            Err(payload) => RunEnd::Panicked(panic_message(&payload)),
+        }
+    })
+    .join()
+    .unwrap_or_else(|payload| RunEnd::Panicked(panic_message(&payload)))
+}
+
+pub fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "panic with a non-string payload".to_owned())
+}

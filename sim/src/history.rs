@@ -1,0 +1,120 @@
+//! What a run did: every call's invocation and response, in order, and what the stopper saw
+//! right after each successful stop. Serializable, so a run can be saved, diffed and hashed.
+
+use crate::model::Outcome;
+use crate::workload::Call;
+use jetsim_engine::{InstanceStatus, StopRecord};
+use serde::{Deserialize, Serialize};
+
+/// One call: who made it, what, when it was invoked and when it returned (a global sequence
+/// shared by all threads), and what it returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub thread: usize,
+    pub call: Call,
+    pub invoked: u64,
+    pub returned: u64,
+    pub outcome: Outcome,
+}
+
+/// Observed by the stopping thread immediately after a full stop returned success.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AfterStop {
+    /// Sequence number when the stop returned.
+    pub stop_returned: u64,
+    pub gated_calls_in_flight: u32,
+    pub phase: String,
+    pub defrag: String,
+    /// The stop record's steps, printed.
+    pub steps: Vec<String>,
+    pub defrag_parked: bool,
+    pub cleanup_signalled: bool,
+    pub dirty_pages_after: Option<u64>,
+    pub checkpoint_depth_after_bytes: Option<u64>,
+    pub checkpoint_at_log_tip: bool,
+}
+
+impl AfterStop {
+    pub fn new(stop_returned: u64, status: &InstanceStatus, record: Option<&StopRecord>) -> Self {
+        use jetsim_engine::{CleanupStatus, DefragStatus, StopStep};
+        let steps = record.map(|r| r.steps.clone()).unwrap_or_default();
+        let mut after = AfterStop {
+            stop_returned,
+            gated_calls_in_flight: status.gated_calls_in_flight,
+            phase: format!("{:?}", status.phase),
+            defrag: status.defrag.to_string(),
+            steps: steps.iter().map(ToString::to_string).collect(),
+            defrag_parked: false,
+            cleanup_signalled: false,
+            dirty_pages_after: None,
+            checkpoint_depth_after_bytes: None,
+            checkpoint_at_log_tip: false,
+        };
+        for step in &steps {
+            match step {
+                StopStep::DefragParked { after: a, .. } => {
+                    after.defrag_parked = *a == DefragStatus::Parked
+                }
+                StopStep::VersionCleanupSignalled { after: a, .. } => {
+                    after.cleanup_signalled = *a == CleanupStatus::Signalled
+                }
+                StopStep::CheckpointQuiesced {
+                    dirty_pages_after,
+                    checkpoint_depth_after_bytes,
+                    log_tip_lsn,
+                    checkpoint_lsn_after,
+                    ..
+                } => {
+                    after.dirty_pages_after = Some(*dirty_pages_after);
+                    after.checkpoint_depth_after_bytes = Some(*checkpoint_depth_after_bytes);
+                    after.checkpoint_at_log_tip = log_tip_lsn == checkpoint_lsn_after;
+                }
+                _ => {}
+            }
+        }
+        after
+    }
+}
+
+/// The abstract end state of the engine, in the model's terms, read after all threads joined
+/// and before the final term.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndState {
+    pub phase: String,
+    /// table → committed (key, value), when the database is attached.
+    pub committed: Option<Vec<Vec<(u8, u8)>>>,
+    /// Live sessions, ordered.
+    pub sessions: Vec<SessionEnd>,
+    pub defrag_parked: bool,
+    pub caches_quiesced: bool,
+}
+
+/// One live session at the end of a run.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SessionEnd {
+    /// Thread that created it, and its creation index in that thread.
+    pub created_by: (usize, u8),
+    pub transaction_level: u8,
+    pub context: Option<u64>,
+    pub open_tables: u32,
+}
+
+/// Everything recorded in one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct History {
+    pub events: Vec<Event>,
+    pub after_stops: Vec<AfterStop>,
+    /// Failed stops that changed the defrag or cache flags anyway.
+    pub failed_stop_effects: Vec<String>,
+    pub end_state: Option<EndState>,
+}
+
+impl History {
+    /// FNV-1a over the canonical JSON: equal histories hash equal on every machine.
+    pub fn trace_hash(&self) -> u64 {
+        let json = serde_json::to_vec(self).expect("history serializes");
+        json.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, &byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+}

@@ -1,0 +1,914 @@
+//! The reference model: an independent, sequential, deliberately simple implementation of the
+//! Jet semantics the simulator checks the engine against. No engine code is reused; it shares
+//! only the symbolic call language ([`crate::workload`]) and error names.
+//!
+//! `step(state, thread, call) -> (result, state')`. For every error result the state is
+//! returned unchanged (a property test below holds the model to that).
+//!
+//! Order of checks, mirroring the engine's documented order: the handle must name a live
+//! instance, then the instance phase (the gate), then the handles inside the instance, then
+//! the arguments, then the operation.
+
+use crate::workload::{Call, InstanceRef, Move, Ref, Seek, KEYS, TABLES};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A result as the checkers compare it: the success value, or the JET error's name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Outcome {
+    Ok,
+    Record {
+        key: u8,
+        value: u8,
+    },
+    Count(u64),
+    SessionInfo {
+        level: u8,
+        context: Option<u64>,
+        open_tables: u32,
+        open_databases: u32,
+    },
+    Attached {
+        already: bool,
+    },
+    Terminated {
+        dirty: bool,
+    },
+    Err(String),
+}
+
+impl Outcome {
+    pub fn err(error: jetsim_engine::JetError) -> Outcome {
+        Outcome::Err(error.name().to_owned())
+    }
+    pub fn is_ok(&self) -> bool {
+        !matches!(self, Outcome::Err(_))
+    }
+    pub fn is_err_named(&self, error: jetsim_engine::JetError) -> bool {
+        matches!(self, Outcome::Err(name) if name == error.name())
+    }
+}
+
+use jetsim_engine::JetError as E;
+
+type Res = Result<Outcome, E>;
+
+/// Lifecycle of the instance under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ModelPhase {
+    Running,
+    Stopped,
+    Terminated,
+}
+
+/// Which kind of object a variable names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    Session,
+    Database,
+    Table,
+}
+
+/// An object's identity in the model.
+pub type ObjectId = u32;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ModelTransaction {
+    pub snapshot_ts: u64,
+    /// Writes per level (index 0 = level 1): (table, key) → value (`None`: deleted).
+    pub levels: Vec<BTreeMap<(u8, u8), Option<u8>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ModelSession {
+    pub alive: bool,
+    /// (context value, thread that set it).
+    pub context: Option<(u64, usize)>,
+    pub transaction: Option<ModelTransaction>,
+    /// Opens of the attached database (0 = not open).
+    pub database_opens: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Position {
+    BeforeFirst,
+    On(u8),
+    AfterLast,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ModelCursor {
+    pub alive: bool,
+    pub session: ObjectId,
+    pub table: u8,
+    pub opened_at_level: u8,
+    pub position: Position,
+}
+
+/// The whole model state.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ModelState {
+    pub phase: ModelPhase,
+    pub uninitialized_alive: bool,
+    pub defrag_parked: bool,
+    pub caches_quiesced: bool,
+    pub attached: bool,
+    /// Bumped at every attach: database handles from an earlier attachment are stale.
+    pub database_epoch: u32,
+    pub bindings: BTreeMap<(usize, Kind, u8), ObjectId>,
+    /// Sessions in creation order per thread: (thread, n) → session.
+    pub created: BTreeMap<(usize, u8), ObjectId>,
+    /// Database variables bind an epoch.
+    pub database_bindings: BTreeMap<(usize, u8), u32>,
+    pub sessions: BTreeMap<ObjectId, ModelSession>,
+    pub cursors: BTreeMap<ObjectId, ModelCursor>,
+    pub next_object: ObjectId,
+    pub last_commit_ts: u64,
+    /// Every committed write, in commit order: (commit_ts, table, key, value).
+    pub commits: Vec<(u64, u8, u8, Option<u8>)>,
+}
+
+impl ModelState {
+    /// The state right after the harness's setup: instance running, database attached with
+    /// tables `t0`/`t1`, `initial` records committed in `t0`.
+    pub fn initial(initial: &[(u8, u8)]) -> ModelState {
+        ModelState {
+            phase: ModelPhase::Running,
+            uninitialized_alive: true,
+            defrag_parked: false,
+            caches_quiesced: false,
+            attached: true,
+            database_epoch: 1,
+            bindings: BTreeMap::new(),
+            created: BTreeMap::new(),
+            database_bindings: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            cursors: BTreeMap::new(),
+            next_object: 1,
+            last_commit_ts: u64::from(!initial.is_empty()),
+            commits: initial
+                .iter()
+                .map(|&(key, value)| (1, 0, key, Some(value)))
+                .collect(),
+        }
+    }
+
+    /// Committed contents of `table` as of `ts`.
+    pub fn committed_as_of(&self, table: u8, ts: u64) -> BTreeMap<u8, u8> {
+        let mut contents = BTreeMap::new();
+        for &(commit_ts, t, key, value) in &self.commits {
+            if t == table && commit_ts <= ts {
+                match value {
+                    Some(value) => contents.insert(key, value),
+                    None => contents.remove(&key),
+                };
+            }
+        }
+        contents
+    }
+
+    /// What `session` sees of `table`: its snapshot (or the latest commits), then its own
+    /// writes, inner levels last.
+    fn visible(&self, session: ObjectId, table: u8) -> BTreeMap<u8, u8> {
+        let entry = &self.sessions[&session];
+        match &entry.transaction {
+            None => self.committed_as_of(table, self.last_commit_ts),
+            Some(txn) => {
+                let mut contents = self.committed_as_of(table, txn.snapshot_ts);
+                for level in &txn.levels {
+                    for (&(t, key), &value) in level {
+                        if t == table {
+                            match value {
+                                Some(value) => contents.insert(key, value),
+                                None => contents.remove(&key),
+                            };
+                        }
+                    }
+                }
+                contents
+            }
+        }
+    }
+
+    fn bound(&self, thread: usize, kind: Kind, var: u8) -> Option<ObjectId> {
+        self.bindings.get(&(thread, kind, var)).copied()
+    }
+
+    fn bind(&mut self, thread: usize, kind: Kind, var: u8) -> ObjectId {
+        let id = self.next_object;
+        self.next_object += 1;
+        self.bindings.insert((thread, kind, var), id);
+        id
+    }
+
+    fn cursors_of(&self, session: ObjectId) -> impl Iterator<Item = (&ObjectId, &ModelCursor)> {
+        self.cursors
+            .iter()
+            .filter(move |(_, c)| c.alive && c.session == session)
+    }
+
+    fn close_cursors_where(&mut self, session: ObjectId, close: impl Fn(&ModelCursor) -> bool) {
+        for cursor in self.cursors.values_mut() {
+            if cursor.alive && cursor.session == session && close(cursor) {
+                cursor.alive = false;
+            }
+        }
+    }
+}
+
+/// Steps the model: the result of `call` made by `thread`, and the next state. Errors leave
+/// `state` untouched.
+pub fn step(state: &ModelState, thread: usize, call: &Call) -> (Outcome, ModelState) {
+    let mut next = state.clone();
+    match apply(&mut next, thread, call) {
+        Ok(outcome) => (outcome, next),
+        Err(error) => (Outcome::err(error), state.clone()),
+    }
+}
+
+fn apply(s: &mut ModelState, thread: usize, call: &Call) -> Res {
+    match call {
+        Call::StopService { instance, grbit } => stop(s, *instance, *grbit),
+        Call::Term { instance, grbit } => term(s, *instance, *grbit),
+        Call::BeginSession { bind } => {
+            gate(s, call)?;
+            let id = s.bind(thread, Kind::Session, *bind);
+            let n = s.created.range((thread, 0)..=(thread, u8::MAX)).count();
+            s.created
+                .insert((thread, u8::try_from(n).unwrap_or(u8::MAX)), id);
+            s.sessions.insert(
+                id,
+                ModelSession {
+                    alive: true,
+                    context: None,
+                    transaction: None,
+                    database_opens: 0,
+                },
+            );
+            Ok(Outcome::Ok)
+        }
+        _ => session_call(s, thread, call),
+    }
+}
+
+/// The gate, for a call on the main instance.
+fn gate(s: &ModelState, call: &Call) -> Result<(), E> {
+    match s.phase {
+        ModelPhase::Running => Ok(()),
+        ModelPhase::Stopped if call.is_gated() => Err(E::ClientRequestToStopJetService),
+        ModelPhase::Stopped => Ok(()),
+        ModelPhase::Terminated => Err(match call {
+            Call::BeginSession { .. } => E::InvalidParameter,
+            _ => E::InvalidSesid,
+        }),
+    }
+}
+
+fn stop(s: &mut ModelState, instance: InstanceRef, grbit: u32) -> Res {
+    const KNOWN: u32 = 0x2 | 0x4 | 0x8000_0000;
+    match instance {
+        InstanceRef::Nil | InstanceRef::Terminated => return Err(E::InvalidParameter),
+        InstanceRef::Uninitialized => {
+            if !s.uninitialized_alive {
+                return Err(E::InvalidParameter);
+            }
+            if grbit & !KNOWN != 0 {
+                return Err(E::InvalidGrbit);
+            }
+            // Created, never initialized: "not a running instance".
+            return Err(E::InvalidParameter);
+        }
+        InstanceRef::Main => {}
+    }
+    if s.phase == ModelPhase::Terminated {
+        return Err(E::InvalidParameter);
+    }
+    if grbit & !KNOWN != 0 {
+        return Err(E::InvalidGrbit);
+    }
+    if grbit & 0x8000_0000 != 0 {
+        if s.phase == ModelPhase::Stopped {
+            return Err(E::ClientRequestToStopJetService);
+        }
+        let named = grbit & 0x6;
+        if named == 0 || named & 0x2 != 0 {
+            s.defrag_parked = false;
+        }
+        if named == 0 || named & 0x4 != 0 {
+            s.caches_quiesced = false;
+        }
+        return Ok(Outcome::Ok);
+    }
+    if grbit == 0 {
+        s.phase = ModelPhase::Stopped;
+        s.defrag_parked = true;
+        s.caches_quiesced = true;
+        return Ok(Outcome::Ok);
+    }
+    if s.phase == ModelPhase::Running {
+        if grbit & 0x2 != 0 {
+            s.defrag_parked = true;
+        }
+        if grbit & 0x4 != 0 {
+            s.caches_quiesced = true;
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+fn term(s: &mut ModelState, instance: InstanceRef, grbit: u32) -> Res {
+    match instance {
+        InstanceRef::Nil | InstanceRef::Terminated => return Err(E::InvalidParameter),
+        InstanceRef::Uninitialized => {
+            if !s.uninitialized_alive {
+                return Err(E::InvalidParameter);
+            }
+            if grbit & !0xF != 0 {
+                return Err(E::InvalidGrbit);
+            }
+            s.uninitialized_alive = false;
+            return Ok(Outcome::Terminated {
+                dirty: grbit & 0x8 != 0,
+            });
+        }
+        InstanceRef::Main => {}
+    }
+    if s.phase == ModelPhase::Terminated {
+        return Err(E::InvalidParameter);
+    }
+    if grbit & !0xF != 0 {
+        return Err(E::InvalidGrbit);
+    }
+    let dirty = grbit & 0x8 != 0;
+    if !dirty
+        && s.sessions
+            .values()
+            .any(|x| x.alive && x.transaction.is_some())
+    {
+        return Err(E::TooManyActiveUsers);
+    }
+    s.phase = ModelPhase::Terminated;
+    for session in s.sessions.values_mut() {
+        session.alive = false;
+    }
+    for cursor in s.cursors.values_mut() {
+        cursor.alive = false;
+    }
+    Ok(Outcome::Terminated { dirty })
+}
+
+fn ses_ref(call: &Call) -> Ref {
+    match call {
+        Call::EndSession { ses }
+        | Call::SetSessionContext { ses, .. }
+        | Call::ResetSessionContext { ses }
+        | Call::GetSessionInfo { ses }
+        | Call::OpenDatabase { ses, .. }
+        | Call::CloseDatabase { ses, .. }
+        | Call::AttachDatabase { ses }
+        | Call::DetachDatabase { ses }
+        | Call::Defragment { ses, .. }
+        | Call::OpenTable { ses, .. }
+        | Call::CloseTable { ses, .. }
+        | Call::BeginTransaction { ses }
+        | Call::CommitTransaction { ses }
+        | Call::Rollback { ses }
+        | Call::Insert { ses, .. }
+        | Call::Replace { ses, .. }
+        | Call::Delete { ses, .. }
+        | Call::Seek { ses, .. }
+        | Call::Move { ses, .. }
+        | Call::Retrieve { ses, .. }
+        | Call::IndexRecordCount { ses, .. } => *ses,
+        Call::BeginSession { .. } | Call::StopService { .. } | Call::Term { .. } => {
+            unreachable!("not a session call")
+        }
+    }
+}
+
+fn session_call(s: &mut ModelState, thread: usize, call: &Call) -> Res {
+    // The handle must decode and name a live instance.
+    let session = match ses_ref(call) {
+        Ref::Nil => return Err(E::InvalidSesid),
+        Ref::Var(var) => match s.bound(thread, Kind::Session, var) {
+            Some(id) => Some(id),
+            None => return Err(E::InvalidSesid),
+        },
+        Ref::Created(n) => match s.created.get(&(thread, n)) {
+            Some(&id) => Some(id),
+            None => return Err(E::InvalidSesid),
+        },
+        Ref::PeerCreated { thread: peer, n } => match s.created.get(&(usize::from(peer), n)) {
+            Some(&id) => Some(id),
+            None => return Err(E::InvalidSesid),
+        },
+        // The harness resolves peers before recording; an unresolved one is nil.
+        Ref::Peer(_) => return Err(E::InvalidSesid),
+        // A stale session of the other, running instance: its gate admits, its lookup fails.
+        Ref::Foreign => return Err(E::InvalidSesid),
+    };
+    if s.phase == ModelPhase::Terminated {
+        return Err(E::InvalidSesid);
+    }
+    gate(s, call)?;
+    let session = session.expect("bound");
+    let entry = &s.sessions[&session];
+    if !entry.alive {
+        return Err(E::InvalidSesid);
+    }
+    let exempt = matches!(
+        call,
+        Call::EndSession { .. }
+            | Call::SetSessionContext { .. }
+            | Call::ResetSessionContext { .. }
+            | Call::GetSessionInfo { .. }
+    );
+    if let (false, Some((_, owner))) = (exempt, entry.context) {
+        if owner != thread {
+            return Err(E::SessionSharingViolation);
+        }
+    }
+    session_body(s, thread, session, call)
+}
+
+fn level_of(s: &ModelState, session: ObjectId) -> u8 {
+    s.sessions[&session]
+        .transaction
+        .as_ref()
+        .map_or(0, |t| u8::try_from(t.levels.len()).expect("at most 7"))
+}
+
+/// The database a `db` argument names, which the session must have open.
+fn opened_database(s: &ModelState, thread: usize, session: ObjectId, db: Ref) -> Result<(), E> {
+    let epoch = match db {
+        Ref::Var(var) => s.database_bindings.get(&(thread, var)).copied(),
+        Ref::Nil | Ref::Foreign | Ref::Created(_) | Ref::Peer(_) | Ref::PeerCreated { .. } => None,
+    };
+    match epoch {
+        Some(epoch)
+            if s.attached
+                && epoch == s.database_epoch
+                && s.sessions[&session].database_opens > 0 =>
+        {
+            Ok(())
+        }
+        _ => Err(E::InvalidDatabaseId),
+    }
+}
+
+/// The cursor a `table` argument names, which must belong to the session.
+fn owned_cursor(
+    s: &ModelState,
+    thread: usize,
+    session: ObjectId,
+    table: Ref,
+) -> Result<ObjectId, E> {
+    let id = match table {
+        Ref::Var(var) => s.bound(thread, Kind::Table, var),
+        Ref::Nil | Ref::Foreign | Ref::Created(_) | Ref::Peer(_) | Ref::PeerCreated { .. } => None,
+    }
+    .ok_or(E::InvalidTableId)?;
+    let cursor = &s.cursors[&id];
+    if !cursor.alive {
+        return Err(E::InvalidTableId);
+    }
+    if cursor.session != session {
+        return Err(E::SesidTableIdMismatch);
+    }
+    Ok(id)
+}
+
+fn rollback_level(s: &mut ModelState, session: ObjectId) {
+    let level = level_of(s, session);
+    debug_assert!(level > 0);
+    let entry = s.sessions.get_mut(&session).expect("alive");
+    let txn = entry.transaction.as_mut().expect("level > 0");
+    txn.levels.pop();
+    if txn.levels.is_empty() {
+        entry.transaction = None;
+    }
+    s.close_cursors_where(session, |c| c.opened_at_level >= level);
+}
+
+/// Would `session` writing `(table, key)` conflict?
+fn conflicts(s: &ModelState, session: ObjectId, table: u8, key: u8) -> bool {
+    let txn = s.sessions[&session]
+        .transaction
+        .as_ref()
+        .expect("in a transaction");
+    let written_by_other = s.sessions.iter().any(|(&id, other)| {
+        id != session
+            && other.alive
+            && other
+                .transaction
+                .as_ref()
+                .is_some_and(|t| t.levels.iter().any(|l| l.contains_key(&(table, key))))
+    });
+    let committed_since = s
+        .commits
+        .iter()
+        .any(|&(ts, t, k, _)| t == table && k == key && ts > txn.snapshot_ts);
+    written_by_other || committed_since
+}
+
+fn write(s: &mut ModelState, session: ObjectId, table: u8, key: u8, value: Option<u8>) {
+    let txn = s
+        .sessions
+        .get_mut(&session)
+        .and_then(|e| e.transaction.as_mut())
+        .expect("in a transaction");
+    txn.levels
+        .last_mut()
+        .expect("level")
+        .insert((table, key), value);
+}
+
+fn write_checks(s: &ModelState, session: ObjectId, table: u8, key: u8) -> Result<(), E> {
+    if s.sessions[&session].transaction.is_none() {
+        return Err(E::NotInTransaction);
+    }
+    if conflicts(s, session, table, key) {
+        return Err(E::WriteConflict);
+    }
+    Ok(())
+}
+
+fn current_key(s: &ModelState, cursor: ObjectId) -> Result<u8, E> {
+    match s.cursors[&cursor].position {
+        Position::On(key) => Ok(key),
+        Position::BeforeFirst | Position::AfterLast => Err(E::NoCurrentRecord),
+    }
+}
+
+fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Call) -> Res {
+    match *call {
+        Call::EndSession { .. } => {
+            if s.sessions[&session].context.is_some() {
+                return Err(E::SessionInUse);
+            }
+            while level_of(s, session) > 0 {
+                rollback_level(s, session);
+            }
+            s.close_cursors_where(session, |_| true);
+            let entry = s.sessions.get_mut(&session).expect("alive");
+            entry.alive = false;
+            entry.database_opens = 0;
+            Ok(Outcome::Ok)
+        }
+        Call::SetSessionContext { context, .. } => {
+            if context == 0 || context == u64::MAX {
+                return Err(E::InvalidParameter);
+            }
+            let entry = s.sessions.get_mut(&session).expect("alive");
+            if entry.context.is_some() {
+                return Err(E::SessionContextAlreadySet);
+            }
+            entry.context = Some((context, thread));
+            Ok(Outcome::Ok)
+        }
+        Call::ResetSessionContext { .. } => {
+            let entry = s.sessions.get_mut(&session).expect("alive");
+            match entry.context {
+                Some((_, owner)) if owner == thread => {
+                    entry.context = None;
+                    Ok(Outcome::Ok)
+                }
+                _ => Err(E::SessionContextNotSetByThisThread),
+            }
+        }
+        Call::GetSessionInfo { .. } => {
+            let entry = &s.sessions[&session];
+            Ok(Outcome::SessionInfo {
+                level: level_of(s, session),
+                context: entry.context.map(|(c, _)| c),
+                open_tables: u32::try_from(s.cursors_of(session).count()).expect("small"),
+                open_databases: u32::from(entry.database_opens > 0),
+            })
+        }
+        Call::BeginTransaction { .. } => {
+            let level = level_of(s, session);
+            if level >= 7 {
+                return Err(E::TransTooDeep);
+            }
+            let snapshot_ts = s.last_commit_ts;
+            let entry = s.sessions.get_mut(&session).expect("alive");
+            entry
+                .transaction
+                .get_or_insert_with(|| ModelTransaction {
+                    snapshot_ts,
+                    levels: Vec::new(),
+                })
+                .levels
+                .push(BTreeMap::new());
+            Ok(Outcome::Ok)
+        }
+        Call::CommitTransaction { .. } => {
+            let level = level_of(s, session);
+            if level == 0 {
+                return Err(E::NotInTransaction);
+            }
+            let entry = s.sessions.get_mut(&session).expect("alive");
+            let txn = entry.transaction.as_mut().expect("level > 0");
+            let top = txn.levels.pop().expect("level > 0");
+            if level == 1 {
+                entry.transaction = None;
+                s.last_commit_ts += 1;
+                let ts = s.last_commit_ts;
+                for ((table, key), value) in top {
+                    s.commits.push((ts, table, key, value));
+                }
+            } else {
+                txn.levels.last_mut().expect("outer level").extend(top);
+            }
+            for cursor in s.cursors.values_mut() {
+                if cursor.alive && cursor.session == session {
+                    cursor.opened_at_level = cursor.opened_at_level.min(level - 1);
+                }
+            }
+            Ok(Outcome::Ok)
+        }
+        Call::Rollback { .. } => {
+            if level_of(s, session) == 0 {
+                return Err(E::NotInTransaction);
+            }
+            rollback_level(s, session);
+            Ok(Outcome::Ok)
+        }
+        Call::OpenDatabase { bind, .. } => {
+            if !s.attached {
+                return Err(E::DatabaseNotFound);
+            }
+            s.sessions.get_mut(&session).expect("alive").database_opens += 1;
+            s.database_bindings.insert((thread, bind), s.database_epoch);
+            Ok(Outcome::Ok)
+        }
+        Call::CloseDatabase { db, .. } => {
+            opened_database(s, thread, session, db)?;
+            let entry = s.sessions.get_mut(&session).expect("alive");
+            entry.database_opens -= 1;
+            if entry.database_opens == 0 {
+                s.close_cursors_where(session, |_| true);
+            }
+            Ok(Outcome::Ok)
+        }
+        Call::AttachDatabase { .. } => {
+            if level_of(s, session) > 0 {
+                return Err(E::InTransaction);
+            }
+            if s.attached {
+                return Ok(Outcome::Attached { already: true });
+            }
+            s.attached = true;
+            s.database_epoch += 1;
+            Ok(Outcome::Attached { already: false })
+        }
+        Call::DetachDatabase { .. } => {
+            if level_of(s, session) > 0 {
+                return Err(E::InTransaction);
+            }
+            if !s.attached {
+                return Err(E::DatabaseNotFound);
+            }
+            let open = s.sessions.values().any(|x| x.alive && x.database_opens > 0);
+            let cursors = s.cursors.values().any(|c| c.alive);
+            if open || cursors {
+                return Err(E::DatabaseInUse);
+            }
+            s.attached = false;
+            Ok(Outcome::Ok)
+        }
+        Call::Defragment { db, grbit, .. } => {
+            if grbit != 1 && grbit != 2 {
+                return Err(E::InvalidGrbit);
+            }
+            opened_database(s, thread, session, db)?;
+            Ok(Outcome::Ok)
+        }
+        Call::OpenTable {
+            db, table, bind, ..
+        } => {
+            opened_database(s, thread, session, db)?;
+            if table >= TABLES {
+                return Err(E::ObjectNotFound);
+            }
+            let opened_at_level = level_of(s, session);
+            let id = s.bind(thread, Kind::Table, bind);
+            s.cursors.insert(
+                id,
+                ModelCursor {
+                    alive: true,
+                    session,
+                    table,
+                    opened_at_level,
+                    position: Position::BeforeFirst,
+                },
+            );
+            Ok(Outcome::Ok)
+        }
+        Call::CloseTable { table, .. } => {
+            let cursor = owned_cursor(s, thread, session, table)?;
+            s.cursors.get_mut(&cursor).expect("alive").alive = false;
+            Ok(Outcome::Ok)
+        }
+        Call::Insert {
+            table, key, value, ..
+        } => {
+            let cursor = owned_cursor(s, thread, session, table)?;
+            let t = s.cursors[&cursor].table;
+            write_checks(s, session, t, key)?;
+            if s.visible(session, t).contains_key(&key) {
+                return Err(E::KeyDuplicate);
+            }
+            write(s, session, t, key, Some(value));
+            s.cursors.get_mut(&cursor).expect("alive").position = Position::On(key);
+            Ok(Outcome::Ok)
+        }
+        Call::Replace { table, value, .. } => {
+            let cursor = owned_cursor(s, thread, session, table)?;
+            let key = current_key(s, cursor)?;
+            let t = s.cursors[&cursor].table;
+            write_checks(s, session, t, key)?;
+            if !s.visible(session, t).contains_key(&key) {
+                return Err(E::RecordDeleted);
+            }
+            write(s, session, t, key, Some(value));
+            Ok(Outcome::Ok)
+        }
+        Call::Delete { table, .. } => {
+            let cursor = owned_cursor(s, thread, session, table)?;
+            let key = current_key(s, cursor)?;
+            let t = s.cursors[&cursor].table;
+            write_checks(s, session, t, key)?;
+            if !s.visible(session, t).contains_key(&key) {
+                return Err(E::RecordDeleted);
+            }
+            write(s, session, t, key, None);
+            Ok(Outcome::Ok)
+        }
+        Call::Seek {
+            table, key, mode, ..
+        } => {
+            let cursor = owned_cursor(s, thread, session, table)?;
+            let visible = s.visible(session, s.cursors[&cursor].table);
+            let found = if visible.contains_key(&key) {
+                Some(key)
+            } else {
+                match mode {
+                    Seek::Equal => None,
+                    Seek::GreaterOrEqual => visible.range(key..).next().map(|(k, _)| *k),
+                    Seek::LessOrEqual => visible.range(..key).next_back().map(|(k, _)| *k),
+                }
+            };
+            let found = found.ok_or(E::RecordNotFound)?;
+            s.cursors.get_mut(&cursor).expect("alive").position = Position::On(found);
+            Ok(Outcome::Ok)
+        }
+        Call::Move { table, to, .. } => {
+            let cursor = owned_cursor(s, thread, session, table)?;
+            let visible = s.visible(session, s.cursors[&cursor].table);
+            let keys: Vec<u8> = visible.keys().copied().collect();
+            let found = match (to, s.cursors[&cursor].position) {
+                (Move::First, _) | (Move::Next, Position::BeforeFirst) => keys.first().copied(),
+                (Move::Last, _) | (Move::Previous, Position::AfterLast) => keys.last().copied(),
+                (Move::Next, Position::On(k)) => keys.iter().copied().find(|&x| x > k),
+                (Move::Previous, Position::On(k)) => keys.iter().rev().copied().find(|&x| x < k),
+                (Move::Next, Position::AfterLast) | (Move::Previous, Position::BeforeFirst) => None,
+            };
+            let found = found.ok_or(E::NoCurrentRecord)?;
+            s.cursors.get_mut(&cursor).expect("alive").position = Position::On(found);
+            Ok(Outcome::Ok)
+        }
+        Call::Retrieve { table, .. } => {
+            let cursor = owned_cursor(s, thread, session, table)?;
+            let key = current_key(s, cursor)?;
+            let visible = s.visible(session, s.cursors[&cursor].table);
+            let value = *visible.get(&key).ok_or(E::RecordDeleted)?;
+            Ok(Outcome::Record { key, value })
+        }
+        Call::IndexRecordCount { table, .. } => {
+            let cursor = owned_cursor(s, thread, session, table)?;
+            let visible = s.visible(session, s.cursors[&cursor].table);
+            Ok(Outcome::Count(visible.len() as u64))
+        }
+        Call::BeginSession { .. } | Call::StopService { .. } | Call::Term { .. } => {
+            unreachable!("handled before")
+        }
+    }
+}
+
+/// Keys stay in a range the engine counts in one step (`index_record_count` releases the
+/// instance lock between steps, so it is one atomic read only below that size).
+const _: () = assert!((KEYS as u64) < jetsim_engine::api::records::RECORD_COUNT_STEP_RECORDS);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::worker_call;
+    use proptest::prelude::*;
+
+    fn any_call() -> impl Strategy<Value = Call> {
+        prop_oneof![
+            8 => worker_call(),
+            1 => (prop_oneof![Just(InstanceRef::Main), Just(InstanceRef::Nil), Just(InstanceRef::Uninitialized)],
+                  prop_oneof![Just(0u32), Just(2), Just(4), Just(0x8000_0000), Just(1)])
+                .prop_map(|(instance, grbit)| Call::StopService { instance, grbit }),
+            1 => (prop_oneof![Just(InstanceRef::Main), Just(InstanceRef::Uninitialized)], prop_oneof![Just(2u32), Just(8), Just(0x20)])
+                .prop_map(|(instance, grbit)| Call::Term { instance, grbit }),
+        ]
+    }
+
+    proptest! {
+        /// The model's own contract: an error result leaves the state unchanged, and a
+        /// success is deterministic.
+        #[test]
+        fn errors_leave_the_state_unchanged(calls in proptest::collection::vec((0usize..3, any_call()), 1..80)) {
+            let mut state = ModelState::initial(&[(0, 1), (3, 4)]);
+            for (thread, call) in &calls {
+                let (outcome, next) = step(&state, *thread, call);
+                if !outcome.is_ok() {
+                    prop_assert_eq!(&next, &state, "{:?} failed with {:?} but changed the state", call, outcome);
+                }
+                let (again, next_again) = step(&state, *thread, call);
+                prop_assert_eq!(&again, &outcome);
+                prop_assert_eq!(&next_again, &next);
+                state = next;
+            }
+        }
+    }
+
+    #[test]
+    fn snapshot_isolation_in_the_model() {
+        let s = ModelState::initial(&[(0, 1)]);
+        let script = [
+            (0, Call::BeginSession { bind: 0 }),
+            (
+                0,
+                Call::OpenDatabase {
+                    ses: Ref::Var(0),
+                    bind: 0,
+                },
+            ),
+            (
+                0,
+                Call::OpenTable {
+                    ses: Ref::Var(0),
+                    db: Ref::Var(0),
+                    table: 0,
+                    bind: 0,
+                },
+            ),
+            (1, Call::BeginSession { bind: 0 }),
+            (
+                1,
+                Call::OpenDatabase {
+                    ses: Ref::Var(0),
+                    bind: 0,
+                },
+            ),
+            (
+                1,
+                Call::OpenTable {
+                    ses: Ref::Var(0),
+                    db: Ref::Var(0),
+                    table: 0,
+                    bind: 0,
+                },
+            ),
+            (1, Call::BeginTransaction { ses: Ref::Var(0) }),
+            (0, Call::BeginTransaction { ses: Ref::Var(0) }),
+            (
+                0,
+                Call::Insert {
+                    ses: Ref::Var(0),
+                    table: Ref::Var(0),
+                    key: 2,
+                    value: 9,
+                },
+            ),
+            (0, Call::CommitTransaction { ses: Ref::Var(0) }),
+        ];
+        let mut state = s;
+        for (thread, call) in &script {
+            let (outcome, next) = step(&state, *thread, call);
+            assert_eq!(outcome, Outcome::Ok, "{call:?}");
+            state = next;
+        }
+        let count = Call::IndexRecordCount {
+            ses: Ref::Var(0),
+            table: Ref::Var(0),
+        };
+        assert_eq!(
+            step(&state, 1, &count).0,
+            Outcome::Count(1),
+            "snapshot predates the insert"
+        );
+        assert_eq!(step(&state, 0, &count).0, Outcome::Count(2));
+        let conflict = Call::Insert {
+            ses: Ref::Var(0),
+            table: Ref::Var(0),
+            key: 2,
+            value: 1,
+        };
+        assert_eq!(step(&state, 1, &conflict).0, Outcome::err(E::WriteConflict));
+    }
+}

@@ -1,0 +1,94 @@
+//! One seed, end to end: derive the configuration, generate the workload, run it under
+//! shuttle, check it. What `explore` runs thousands of times and `replay` runs once.
+
+use crate::check::rules::{check_run, RunVerdict};
+use crate::check::{Rule, Violation};
+use crate::config::{RunConfig, Scheduling};
+use crate::harness::{self, RunEnd};
+use crate::history::History;
+use crate::model::ModelState;
+use crate::workload::Workload;
+use jetsim_engine::Mutations;
+
+/// Everything about one run.
+#[derive(Debug, Clone)]
+pub struct SeedReport {
+    pub config: RunConfig,
+    pub workload: Workload,
+    pub history: Option<History>,
+    pub verdict: RunVerdict,
+    /// Hash of the recorded history (0 when the run panicked): equal for equal runs.
+    pub trace_hash: u64,
+    /// Time spent in the checkers, in microseconds of wall time (reporting only: never part
+    /// of a run's behaviour).
+    pub check_micros: u64,
+}
+
+impl SeedReport {
+    pub fn passed(&self) -> bool {
+        self.verdict.violations.is_empty()
+    }
+    pub fn calls(&self) -> usize {
+        self.history.as_ref().map_or(0, |h| h.events.len())
+    }
+}
+
+/// Runs `workload` as run `config` describes and checks it.
+pub fn run_workload(config: &RunConfig, workload: &Workload, mutations: Mutations) -> SeedReport {
+    let end = harness::run(config, workload, mutations);
+    let check_start = std::time::Instant::now();
+    let (history, verdict, trace_hash) = match end {
+        RunEnd::Completed(history) => {
+            let initial = ModelState::initial(&config.initial_records);
+            let verdict = check_run(&history, &initial);
+            let hash = history.trace_hash();
+            (Some(history), verdict, hash)
+        }
+        RunEnd::Panicked(message) => (
+            None,
+            RunVerdict {
+                violations: vec![Violation {
+                    rule: Rule::NoPanic,
+                    message: format!("the run panicked or deadlocked: {message}"),
+                }],
+                ..RunVerdict::default()
+            },
+            0,
+        ),
+    };
+    SeedReport {
+        config: config.clone(),
+        workload: workload.clone(),
+        history,
+        verdict,
+        trace_hash,
+        check_micros: u64::try_from(check_start.elapsed().as_micros()).unwrap_or(u64::MAX),
+    }
+}
+
+/// Runs and checks seed `seed`.
+pub fn run_seed(seed: u64, scheduling: Scheduling, mutations: Mutations) -> SeedReport {
+    let config = RunConfig::derive(seed, scheduling);
+    let workload = config.workload();
+    run_workload(&config, &workload, mutations)
+}
+
+/// The command that reproduces a seed exactly.
+pub fn replay_command(seed: u64, scheduling: Scheduling, mutant: Option<&str>) -> String {
+    let mut command = format!("cargo run --release -p jetsim -- replay {seed}");
+    if scheduling != Scheduling::Mix {
+        command.push_str(&format!(" --strategy {}", scheduling_name(scheduling)));
+    }
+    if let Some(mutant) = mutant {
+        command.push_str(&format!(" --mutant {mutant}"));
+    }
+    command
+}
+
+pub fn scheduling_name(scheduling: Scheduling) -> &'static str {
+    match scheduling {
+        Scheduling::Random => "random",
+        Scheduling::Pct => "pct",
+        Scheduling::Mix => "mix",
+    }
+}
