@@ -536,3 +536,35 @@ fn background_round_cleans_versions_flushes_and_defragments() {
         Err(JetError::InvalidGrbit)
     );
 }
+
+#[test]
+fn a_database_moves_to_another_instance() {
+    // Regression (found by the loom models): pages written under instance "a"'s log carry
+    // LSNs beyond instance "b"'s young log; writing them under "b" tripped the buffer
+    // manager's "page LSNs only grow" assertion.
+    let jet = StdJet::new(Environment::in_memory());
+    let a = jet.create_instance_with("a", InstanceOptions::manual()).unwrap();
+    jet.init(a).unwrap();
+    let s = jet.begin_session(a).unwrap();
+    let d = jet.create_database(s, DB).unwrap();
+    let t = jet.create_table(s, d, "t").unwrap();
+    jet.begin_transaction(s).unwrap();
+    for i in 0..24u8 {
+        jet.insert(s, t, &[b'k', i], &[i; 100]).unwrap();
+    }
+    jet.commit_transaction(s).unwrap();
+    jet.end_session(s).unwrap();
+    jet.term(a).unwrap();
+    let b = jet.create_instance_with("b", InstanceOptions::manual()).unwrap();
+    jet.init(b).unwrap();
+    let s = jet.begin_session(b).unwrap();
+    jet.attach_database(s, DB).unwrap();
+    let d = jet.open_database(s, DB).unwrap();
+    let t = jet.open_table(s, d, "t").unwrap();
+    jet.begin_transaction(s).unwrap();
+    jet.insert(s, t, b"new", b"row").unwrap();
+    jet.commit_transaction(s).unwrap();
+    assert_eq!(jet.index_record_count(s, t, 0), Ok(25));
+    jet.stop_service_instance(b).unwrap();
+    assert_eq!(jet.instance_status(b).unwrap().dirty_pages, 0);
+}

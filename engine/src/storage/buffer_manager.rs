@@ -116,7 +116,13 @@ impl BufferManager {
                 .map_err(|e| JetError::from_io(&e))?;
             self.stats.pages_read += 1;
             self.make_room(log)?;
-            let page_lsn = page_lsn_of(&bytes);
+            // A page on disk is durable. Its LSN only orders it against *this* log's records;
+            // a database last written under another instance's log carries LSNs from that log,
+            // which may lie beyond our tip. No record of ours describes such a page, so it needs
+            // no log flush before write-back: treat it as LSN 0 (found by the loom models:
+            // attach to a second instance, then write).
+            let stored_lsn = page_lsn_of(&bytes);
+            let page_lsn = if stored_lsn < log.tip_lsn() { stored_lsn } else { 0 };
             self.frames.insert(
                 key,
                 Frame {
