@@ -543,7 +543,9 @@ fn a_database_moves_to_another_instance() {
     // LSNs beyond instance "b"'s young log; writing them under "b" tripped the buffer
     // manager's "page LSNs only grow" assertion.
     let jet = StdJet::new(Environment::in_memory());
-    let a = jet.create_instance_with("a", InstanceOptions::manual()).unwrap();
+    let a = jet
+        .create_instance_with("a", InstanceOptions::manual())
+        .unwrap();
     jet.init(a).unwrap();
     let s = jet.begin_session(a).unwrap();
     let d = jet.create_database(s, DB).unwrap();
@@ -555,7 +557,9 @@ fn a_database_moves_to_another_instance() {
     jet.commit_transaction(s).unwrap();
     jet.end_session(s).unwrap();
     jet.term(a).unwrap();
-    let b = jet.create_instance_with("b", InstanceOptions::manual()).unwrap();
+    let b = jet
+        .create_instance_with("b", InstanceOptions::manual())
+        .unwrap();
     jet.init(b).unwrap();
     let s = jet.begin_session(b).unwrap();
     jet.attach_database(s, DB).unwrap();

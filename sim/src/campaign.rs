@@ -3,7 +3,7 @@
 
 use crate::check::Rule;
 use crate::config::Scheduling;
-use crate::simulation::{replay_command, run_seed, scheduling_name, SeedReport};
+use crate::simulation::{replay_command, run_seed, run_seed_here, scheduling_name, SeedReport};
 use jetsim_engine::{Mutant, Mutations};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -309,4 +309,37 @@ pub fn replay(
         println!("reproduce: {}", replay_command(seed, scheduling, mutant));
     }
     Ok(report.passed())
+}
+
+/// Where a planted bug was first caught.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detection {
+    pub seed: u64,
+    /// Seeds run up to and including the detecting one.
+    pub runs: u64,
+    pub rules: Vec<Rule>,
+}
+
+/// Runs seeds `start..start + max_seeds` in order with `mutations` until one fails; `None` if
+/// none did. Single-threaded and deterministic: the answer is a function of the arguments.
+pub fn first_detection(
+    mutations: Mutations,
+    scheduling: Scheduling,
+    start: u64,
+    max_seeds: u64,
+) -> Option<Detection> {
+    (0..max_seeds).find_map(|index| {
+        let seed = start.wrapping_add(index);
+        let report = run_seed(seed, scheduling, mutations);
+        (!report.passed()).then(|| {
+            let mut rules: Vec<Rule> = report.verdict.violations.iter().map(|v| v.rule).collect();
+            rules.sort();
+            rules.dedup();
+            Detection {
+                seed,
+                runs: index + 1,
+                rules,
+            }
+        })
+    })
 }

@@ -477,8 +477,8 @@ fn set_up(jet: &Jet<ShuttleRuntime>, config: &RunConfig, mutations: Mutations) -
     jet.end_session(foreign_session)?;
 
     let uninitialized = jet.create_instance_with("uninitialized", InstanceOptions::manual())?;
+    // Created and terminated (no init needed): its handle is stale.
     let terminated = jet.create_instance_with("terminated", InstanceOptions::manual())?;
-    jet.init(terminated)?;
     jet.term(terminated)?;
     Ok(World {
         main,
@@ -662,38 +662,53 @@ pub enum RunEnd {
 pub fn run(config: &RunConfig, workload: &Workload, mutations: Mutations) -> RunEnd {
     let config = config.clone();
     let workload = workload.clone();
-    std::thread::spawn(move || {
-        let out = Arc::new(Mutex::new(None));
-        let result = {
-            let out = Arc::clone(&out);
-            let run_config = config.clone();
-            let body = move || execution(&run_config, &workload, mutations, &out);
-            let mut shuttle_config = shuttle::Config::new();
-            shuttle_config.failure_persistence = shuttle::FailurePersistence::None;
-            shuttle_config.max_steps = shuttle::MaxSteps::FailAfter(2_000_000);
-            let (seed, schedule) = (config.schedule_seed, config.schedule);
-            let body = move || body();
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || match schedule {
-                Schedule::Random => {
-                    let scheduler = shuttle::scheduler::RandomScheduler::new_from_seed(seed, 1);
-                    shuttle::Runner::new(scheduler, shuttle_config).run(body)
-                }
-                Schedule::Pct { depth } => {
-                    let scheduler = shuttle::scheduler::PctScheduler::new_from_seed(seed, depth, 1);
-                    shuttle::Runner::new(scheduler, shuttle_config).run(body)
-                }
-            }))
-        };
-        match result {
-            Ok(_) => match lock(&out).take() {
-                Some(history) => RunEnd::Completed(history),
-                None => RunEnd::Panicked("execution produced no history".into()),
-            },
-            Err(payload) => RunEnd::Panicked(panic_message(&payload)),
-        }
-    })
-    .join()
-    .unwrap_or_else(|payload| RunEnd::Panicked(panic_message(&payload)))
+    std::thread::spawn(move || run_here(&config, &workload, mutations))
+        .join()
+        .unwrap_or_else(|payload| RunEnd::Panicked(panic_message(&payload)))
+}
+
+/// Runs `workload` on the calling thread. The caller owns the thread's hygiene: after a run
+/// that panicked, shuttle's per-thread state may be left behind, so the campaign retires that
+/// OS thread and continues on a fresh one.
+pub fn run_here(config: &RunConfig, workload: &Workload, mutations: Mutations) -> RunEnd {
+    if std::env::var_os("SHUTTLE_RANDOM_SEED").is_some() {
+        // shuttle's schedulers replace every explicit seed with this variable's value, which
+        // would make a jetsim seed mean something else.
+        return RunEnd::Panicked(
+            "SHUTTLE_RANDOM_SEED is set; unset it so jetsim's seed decides the schedule".into(),
+        );
+    }
+    let out = Arc::new(Mutex::new(None));
+    let result = {
+        let out = Arc::clone(&out);
+        let run_config = config.clone();
+        let workload = workload.clone();
+        let body = move || execution(&run_config, &workload, mutations, &out);
+        let mut shuttle_config = shuttle::Config::new();
+        shuttle_config.failure_persistence = shuttle::FailurePersistence::None;
+        shuttle_config.max_steps = shuttle::MaxSteps::FailAfter(2_000_000);
+        let (seed, schedule) = (config.schedule_seed, config.schedule);
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || match schedule {
+            Schedule::Random => {
+                let scheduler = shuttle::scheduler::RandomScheduler::new_from_seed(seed, 1);
+                shuttle::Runner::new(scheduler, shuttle_config).run(body)
+            }
+            Schedule::Pct { depth } => {
+                // shuttle's PCT learns the execution's length in its first iteration and
+                // only places its priority change points from the second on: run two and
+                // keep the second's history (the first is a deterministic calibration).
+                let scheduler = shuttle::scheduler::PctScheduler::new_from_seed(seed, depth, 2);
+                shuttle::Runner::new(scheduler, shuttle_config).run(body)
+            }
+        }))
+    };
+    match result {
+        Ok(_) => match lock(&out).take() {
+            Some(history) => RunEnd::Completed(history),
+            None => RunEnd::Panicked("execution produced no history".into()),
+        },
+        Err(payload) => RunEnd::Panicked(panic_message(&payload)),
+    }
 }
 
 pub fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {

@@ -32,6 +32,8 @@ pub struct AfterStop {
     pub dirty_pages_after: Option<u64>,
     pub checkpoint_depth_after_bytes: Option<u64>,
     pub checkpoint_at_log_tip: bool,
+    /// The stop record could not be read (the instance was terminated in between).
+    pub record_missing: bool,
 }
 
 impl AfterStop {
@@ -49,6 +51,7 @@ impl AfterStop {
             dirty_pages_after: None,
             checkpoint_depth_after_bytes: None,
             checkpoint_at_log_tip: false,
+            record_missing: record.is_none(),
         };
         for step in &steps {
             match step {
@@ -110,11 +113,26 @@ pub struct History {
 }
 
 impl History {
-    /// FNV-1a over the canonical JSON: equal histories hash equal on every machine.
+    /// FNV-1a over the canonical JSON (streamed, never built as a string): equal histories
+    /// hash equal on every machine.
     pub fn trace_hash(&self) -> u64 {
-        let json = serde_json::to_vec(self).expect("history serializes");
-        json.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, &byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-        })
+        let mut hasher = Fnv1a(0xcbf2_9ce4_8422_2325);
+        serde_json::to_writer(&mut hasher, self).expect("history serializes");
+        hasher.0
+    }
+}
+
+/// FNV-1a as an `io::Write` sink.
+struct Fnv1a(u64);
+
+impl std::io::Write for Fnv1a {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

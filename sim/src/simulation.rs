@@ -35,7 +35,24 @@ impl SeedReport {
 
 /// Runs `workload` as run `config` describes and checks it.
 pub fn run_workload(config: &RunConfig, workload: &Workload, mutations: Mutations) -> SeedReport {
-    let end = harness::run(config, workload, mutations);
+    check_end(config, workload, harness::run(config, workload, mutations))
+}
+
+/// Like [`run_workload`], on the calling thread (see [`harness::run_here`]).
+pub fn run_workload_here(
+    config: &RunConfig,
+    workload: &Workload,
+    mutations: Mutations,
+) -> SeedReport {
+    check_end(
+        config,
+        workload,
+        harness::run_here(config, workload, mutations),
+    )
+}
+
+/// Checks how a run ended.
+fn check_end(config: &RunConfig, workload: &Workload, end: RunEnd) -> SeedReport {
     let check_start = std::time::Instant::now();
     let (history, verdict, trace_hash) = match end {
         RunEnd::Completed(history) => {
@@ -64,6 +81,13 @@ pub fn run_workload(config: &RunConfig, workload: &Workload, mutations: Mutation
         trace_hash,
         check_micros: u64::try_from(check_start.elapsed().as_micros()).unwrap_or(u64::MAX),
     }
+}
+
+/// Runs and checks seed `seed` on the calling thread.
+pub fn run_seed_here(seed: u64, scheduling: Scheduling, mutations: Mutations) -> SeedReport {
+    let config = RunConfig::derive(seed, scheduling);
+    let workload = config.workload();
+    run_workload_here(&config, &workload, mutations)
 }
 
 /// Runs and checks seed `seed`.

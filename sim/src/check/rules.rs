@@ -92,8 +92,26 @@ pub fn stop_effects(history: &History) -> Vec<Violation> {
                 ),
             });
         }
-        if terminated_since && after.steps.is_empty() {
-            // The instance was gone before its record could be read.
+        if after.record_missing {
+            // Only a term that succeeded in between explains a missing record.
+            let terminated = history.events.iter().any(|e| {
+                matches!(
+                    e.call,
+                    Call::Term {
+                        instance: InstanceRef::Main,
+                        ..
+                    }
+                ) && e.outcome.is_ok()
+            });
+            if !terminated {
+                violations.push(Violation {
+                    rule: Rule::Preparation,
+                    message: format!(
+                        "the stop returned success (step {}) but left no stop record",
+                        after.stop_returned
+                    ),
+                });
+            }
             continue;
         }
         let mut missing = Vec::new();
