@@ -70,8 +70,8 @@ jet_errors! {
     TooManyActiveUsers = -1059, "too many active database users";
     /// The version store is full and cleanup freed nothing.
     VersionStoreOutOfMemory = -1069, "version store out of memory";
-    /// The instance hit a fatal error (I/O) and is fail-stop until terminated.
     InstanceNameInUse = -1086, "instance name already in use";
+    /// The instance hit a fatal error (I/O) and is fail-stop until terminated.
     InstanceUnavailable = -1090, "instance unavailable";
     OutOfSessions = -1101, "out of sessions";
     /// Another transaction changed this record after this transaction's snapshot.

@@ -6,13 +6,14 @@ use super::handles::InstanceHandle;
 use super::Jet;
 use crate::error::{JetError, JetResult};
 use crate::instance::gate::Phase;
+use crate::instance::mutations::Mutant;
 use crate::instance::params::{InstanceOptions, SystemParameter};
 use crate::instance::slots::Slots;
 use crate::instance::status::{InstanceStatus, StopRecord};
 use crate::instance::{worker, InstanceCore};
 use crate::runtime::sync::Thread;
 use crate::runtime::Runtime;
-use crate::storage::Storage;
+use crate::storage::{RecoveryReport, Storage};
 use crate::transaction::VersionStore;
 use std::sync::Arc;
 
@@ -104,8 +105,11 @@ impl<R: Runtime> Jet<R> {
         Ok(handle)
     }
 
-    /// `JetInit`: opens (or creates) the instance's log and checkpoint and starts its
-    /// background worker. On failure the instance is still created-but-not-initialized.
+    /// `JetInit`: opens (or creates) the instance's log and checkpoint, recovers the databases
+    /// the log names (redo from the checkpoint, undo of transactions that never committed;
+    /// see [`crate::storage::recovery`]), and starts the background worker. On failure
+    /// (e.g. `DiskIO` during recovery) the instance is still created-but-not-initialized and
+    /// init may be retried: recovery is restartable.
     pub fn init(&self, instance: InstanceHandle) -> JetResult<()> {
         let core = self.core(instance)?;
         core.gate.begin_init()?;
@@ -113,13 +117,17 @@ impl<R: Runtime> Jet<R> {
             let mut state = core.state.lock();
             let cache_size_pages =
                 usize::try_from(state.params.cache_size_pages).unwrap_or(usize::MAX);
-            match Storage::open(
+            match Storage::open_salted(
                 core.env.io.as_ref(),
                 &core.log_path(),
                 &core.checkpoint_path(),
                 cache_size_pages,
+                core.env.clock.now_micros(),
             ) {
-                Ok(storage) => {
+                Ok(mut storage) => {
+                    storage.set_wal_flush_skipped(
+                        core.options.mutations.is_active(Mutant::PageBeforeLog),
+                    );
                     state.storage = Some(storage);
                     state.version_store =
                         VersionStore::new(state.params.version_store_max_versions);
@@ -151,7 +159,9 @@ impl<R: Runtime> Jet<R> {
 
     /// `JetTerm2`. Waits for a stop in progress and for every call in flight; with
     /// transactions open (and no `Dirty`) returns `TooManyActiveUsers` and the instance lives
-    /// on unchanged. Otherwise the instance is gone and its handles are stale.
+    /// on unchanged. Otherwise the instance is gone and its handles are stale. A fail-stop
+    /// instance (after an I/O error) terminates without writing anything, open transactions
+    /// or not, with `DirtyShutdown`: recovery at the next init finishes the job.
     pub fn term2(&self, instance: InstanceHandle, grbit: u32) -> JetResult<TermOutcome> {
         let core = self.core(instance)?;
         if grbit & !term_grbit::ALL != 0 {
@@ -161,10 +171,12 @@ impl<R: Runtime> Jet<R> {
         let previous = core.gate.begin_term()?;
         if previous != Phase::Created && !dirty {
             let state = core.state.lock();
-            let open = state
-                .sessions
-                .iter()
-                .any(|(_, _, s)| s.transaction.is_some());
+            let failed = Self::check_available(&state).is_err();
+            let open = !failed
+                && state
+                    .sessions
+                    .iter()
+                    .any(|(_, _, s)| s.transaction.is_some());
             drop(state);
             if open {
                 core.gate.abort_term(previous);
@@ -172,12 +184,18 @@ impl<R: Runtime> Jet<R> {
             }
         }
         stop_worker(&core);
+        let mut failed = false;
         let shutdown = {
             let mut state = core.state.lock();
             state.cursors = Slots::new(crate::instance::CURSORS_MAX);
             state.sessions = Slots::new(crate::instance::SESSIONS_MAX);
             state.databases = Slots::new(crate::instance::DATABASES_MAX);
             match state.storage.take() {
+                // Fail-stop: write nothing more; the next init recovers.
+                Some(storage) if storage.failure().is_some() => {
+                    failed = true;
+                    Ok(())
+                }
                 Some(storage) if !dirty => storage.shutdown_clean(),
                 Some(mut storage) => storage.flush_log(),
                 None => Ok(()),
@@ -189,7 +207,7 @@ impl<R: Runtime> Jet<R> {
             .lock()
             .remove(u16::from(parts.instance_slot), parts.generation);
         shutdown?;
-        Ok(if dirty {
+        Ok(if dirty || failed {
             TermOutcome::DirtyShutdown
         } else {
             TermOutcome::Clean
@@ -204,8 +222,9 @@ impl<R: Runtime> Jet<R> {
     ) -> JetResult<u64> {
         let core = self.core(instance)?;
         let _pass = Self::enter_instance(&core, JetCall::GetSystemParameter)?;
-        let value = core.state.lock().params.get(parameter);
-        Ok(value)
+        let state = core.state.lock();
+        Self::check_available(&state)?;
+        Ok(state.params.get(parameter))
     }
 
     /// `JetSetSystemParameter`. Still allowed after a stop, as in ESE; setting `OnlineDefrag`
@@ -221,6 +240,7 @@ impl<R: Runtime> Jet<R> {
         let initialized = core.gate.phase() != Phase::Created;
         {
             let mut state = core.state.lock();
+            Self::check_available(&state)?;
             let next = state.params.with(parameter, value, initialized)?;
             if parameter == SystemParameter::CacheSizePages {
                 if let Some(storage) = state.storage.as_mut() {
@@ -245,6 +265,32 @@ impl<R: Runtime> Jet<R> {
     pub fn instance_status(&self, instance: InstanceHandle) -> JetResult<InstanceStatus> {
         let core = self.core(instance)?;
         Ok(status_of(&core))
+    }
+
+    /// What recovery did at this instance's init (`None` before init). A clean previous
+    /// shutdown gives a report with `clean` set and nothing replayed.
+    pub fn last_recovery_report(
+        &self,
+        instance: InstanceHandle,
+    ) -> JetResult<Option<RecoveryReport>> {
+        let core = self.core(instance)?;
+        let state = core.state.lock();
+        Ok(state
+            .storage
+            .as_ref()
+            .map(|storage| storage.recovery_report().clone()))
+    }
+
+    /// The I/O error that made the instance fail-stop, if any. Not a Jet call: never gated.
+    pub fn instance_failure(&self, instance: InstanceHandle) -> JetResult<Option<JetError>> {
+        let core = self.core(instance)?;
+        let failure = core
+            .state
+            .lock()
+            .storage
+            .as_ref()
+            .and_then(|storage| storage.failure());
+        Ok(failure)
     }
 
     /// What the last successful stop (or partial stop, or resume) did.

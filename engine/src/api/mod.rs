@@ -3,8 +3,11 @@
 //! Every call resolves its handle, passes the instance's gate (see
 //! [`crate::instance::gate`]), validates everything it can before changing anything, and
 //! returns `Result<_, JetError>`. A failed call leaves the instance's observable state
-//! unchanged; the few exceptions are I/O errors (which the durability work makes fail-stop)
-//! and are documented where they can happen.
+//! unchanged; the exception is an I/O error (`DiskIO`, `LogWriteFail`), after which the
+//! instance is fail-stop: every later call except term returns `InstanceUnavailable` until
+//! term and a new create_instance + init, which recovers. The flag is the storage's own
+//! ([`crate::storage::Storage::failure`]), read under the instance lock each call already
+//! takes: no extra lock or atomic in the gate.
 //!
 //! Order of checks, which the simulator's reference model mirrors: the handle must decode and
 //! name a live instance (else the handle kind's invalid error), then the gate (phase), then
@@ -130,7 +133,8 @@ impl<R: Runtime> Jet<R> {
                 slot: parts.object_slot,
                 generation: parts.generation,
             };
-            let result = Self::check_session(&state, session, call)
+            let result = Self::check_available(&state)
+                .and_then(|()| Self::check_session(&state, session, call))
                 .and_then(|()| body(&core, &mut state, session, &mut orders));
             if orders.wrote {
                 orders.checkpoint_depth_bytes = state
@@ -148,6 +152,14 @@ impl<R: Runtime> Jet<R> {
         Self::pass_on(&core, orders);
         drop(pass);
         result
+    }
+
+    /// `InstanceUnavailable` once an I/O error made the instance fail-stop.
+    pub(crate) fn check_available(state: &InstanceState<R>) -> JetResult<()> {
+        match state.storage.as_ref().and_then(|storage| storage.failure()) {
+            Some(_) => Err(JetError::InstanceUnavailable),
+            None => Ok(()),
+        }
     }
 
     /// The session exists, and no other thread holds its context. `end_session`,

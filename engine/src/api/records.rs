@@ -351,6 +351,7 @@ impl<R: Runtime> Jet<R> {
         loop {
             {
                 let mut state = core.state.lock();
+                Self::check_available(&state)?;
                 // Handles are re-validated each step: another thread may have ended the session.
                 Self::check_session(&state, session, JetCall::IndexRecordCount)?;
                 let (slot, generation) = owned_cursor(&state, session, tableid)?;

@@ -30,6 +30,7 @@ impl<R: Runtime> Jet<R> {
         let parts = instance.parts().expect("resolved above");
         let generation = self.next_generation();
         let mut state = core.state.lock();
+        Self::check_available(&state)?;
         let slot = state
             .sessions
             .insert(
@@ -155,7 +156,7 @@ impl<R: Runtime> Jet<R> {
         self.with_session(
             sesid,
             JetCall::CommitTransaction,
-            |_, state, session, orders| {
+            |core, state, session, orders| {
                 let open = session_entry(state, session)
                     .transaction
                     .ok_or(JetError::NotInTransaction)?;
@@ -167,7 +168,13 @@ impl<R: Runtime> Jet<R> {
                         txn: open.txn,
                         commit_ts: state.version_store.next_commit_ts(),
                     })?;
-                    storage.flush_log()?;
+                    if !core
+                        .options
+                        .mutations
+                        .is_active(Mutant::CommitAckBeforeLogSync)
+                    {
+                        storage.flush_log()?;
+                    }
                     let committed = state.version_store.commit_level(open.txn, 1);
                     debug_assert!(committed.is_some());
                     session_entry_mut(state, session).transaction = None;
@@ -275,6 +282,7 @@ fn rollback_level<R: Runtime>(
     keep_tables: bool,
 ) -> JetResult<()> {
     let undone = state.version_store.rollback_level(open.txn, open.level);
+    let undone_count = u32::try_from(undone.len()).expect("bounded by the version store");
     let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
     for (record, before) in undone {
         match before {
@@ -285,6 +293,7 @@ fn rollback_level<R: Runtime>(
     storage.append_log(LogRecord::Rollback {
         txn: open.txn,
         level: open.level,
+        undone: undone_count,
     })?;
     session_entry_mut(state, session).transaction = (open.level > 1).then_some(OpenTransaction {
         level: open.level - 1,

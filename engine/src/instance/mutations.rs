@@ -32,6 +32,13 @@ pub enum Mutant {
     ResetContextFromAnyThread,
     /// `term` does not wait for calls in flight to leave the engine.
     TermDoesNotWait,
+    /// The buffer manager writes a dirty page back without first flushing the log up to the
+    /// page's LSN (the write-ahead rule broken): after a crash the disk can hold a change the
+    /// log never recorded, so recovery can neither redo nor undo it.
+    PageBeforeLog,
+    /// `commit_transaction` returns success before the commit record is synced: a crash right
+    /// after the acknowledgement loses the commit.
+    CommitAckBeforeLogSync,
 }
 
 impl Mutant {
@@ -48,6 +55,8 @@ impl Mutant {
         Mutant::RollbackLeavesTablesOpen,
         Mutant::ResetContextFromAnyThread,
         Mutant::TermDoesNotWait,
+        Mutant::PageBeforeLog,
+        Mutant::CommitAckBeforeLogSync,
     ];
 
     const fn bit(self) -> u32 {

@@ -6,8 +6,15 @@
 //! number and CRC-32; the valid slot with the higher sequence wins. A torn write therefore
 //! damages only the slot being written and the previous checkpoint survives.
 //!
+//! Besides the redo point (the checkpoint LSN) a slot records the undo point: the LSN of the
+//! first Undo record of the oldest transaction still open when the checkpoint was taken.
+//! Transactions span checkpoints, so the undo information recovery needs for a transaction
+//! that never committed can lie before the redo point; recovery scans from the older of the
+//! two (see `recovery.rs` for why the checkpoint itself is not held back instead).
+//!
 //! Slot layout (LE): crc32 of bytes 4..slot end u32, magic u64 "JETSIMCK", version u32,
-//! sequence u64, checkpoint LSN u64, attached count u16, then per database
+//! sequence u64, log signature u64, checkpoint LSN u64, undo LSN u64, attached count u16,
+//! then per database
 //! `file id u32, path len u16, path`, zero padding.
 
 use super::page::crc32;
@@ -18,8 +25,8 @@ use crate::error::{JetError, JetResult};
 /// Bytes of one slot; the file holds two.
 pub const CHECKPOINT_SLOT_BYTES: usize = 4096;
 const CHECKPOINT_MAGIC: u64 = u64::from_le_bytes(*b"JETSIMCK");
-const CHECKPOINT_FORMAT_VERSION: u32 = 1;
-const SLOT_FIXED_BYTES: usize = 4 + 8 + 4 + 8 + 8 + 2;
+const CHECKPOINT_FORMAT_VERSION: u32 = 2;
+const SLOT_FIXED_BYTES: usize = 4 + 8 + 4 + 8 + 8 + 8 + 8 + 2;
 
 // Every allowed attachment list fits in one slot.
 const _: () = assert!(
@@ -31,8 +38,13 @@ const _: () = assert!(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointState {
     pub sequence: u64,
+    /// The log the LSNs refer to (a checkpoint of another log, e.g. one an operator deleted,
+    /// is ignored).
+    pub log_signature: u64,
     /// Redo would start here: no page change before it is missing from the database files.
     pub checkpoint_lsn: Lsn,
+    /// Every Undo record of a transaction open at the checkpoint is at or after this LSN.
+    pub undo_lsn: Lsn,
     /// Databases attached when the checkpoint was taken, by FileId.
     pub attached: Vec<(FileId, String)>,
 }
@@ -43,7 +55,9 @@ fn encode_slot(state: &CheckpointState) -> Vec<u8> {
     slot.extend_from_slice(&CHECKPOINT_MAGIC.to_le_bytes());
     slot.extend_from_slice(&CHECKPOINT_FORMAT_VERSION.to_le_bytes());
     slot.extend_from_slice(&state.sequence.to_le_bytes());
+    slot.extend_from_slice(&state.log_signature.to_le_bytes());
     slot.extend_from_slice(&state.checkpoint_lsn.to_le_bytes());
+    slot.extend_from_slice(&state.undo_lsn.to_le_bytes());
     slot.extend_from_slice(&(state.attached.len() as u16).to_le_bytes());
     for (file, path) in &state.attached {
         assert!(path.len() <= MAX_DATABASE_PATH_BYTES);
@@ -76,7 +90,9 @@ fn decode_slot(slot: &[u8]) -> Option<CheckpointState> {
         return None;
     }
     let sequence = u64::from_le_bytes(take(8)?.try_into().ok()?);
+    let log_signature = u64::from_le_bytes(take(8)?.try_into().ok()?);
     let checkpoint_lsn = u64::from_le_bytes(take(8)?.try_into().ok()?);
+    let undo_lsn = u64::from_le_bytes(take(8)?.try_into().ok()?);
     let count = usize::from(u16::from_le_bytes(take(2)?.try_into().ok()?));
     if count > MAX_ATTACHED_DATABASES {
         return None;
@@ -90,7 +106,9 @@ fn decode_slot(slot: &[u8]) -> Option<CheckpointState> {
     }
     Some(CheckpointState {
         sequence,
+        log_signature,
         checkpoint_lsn,
+        undo_lsn,
         attached,
     })
 }
@@ -132,11 +150,19 @@ impl CheckpointFile {
     }
 
     /// Persists a new checkpoint into the older slot and syncs it.
-    pub fn write(&mut self, checkpoint_lsn: Lsn, attached: Vec<(FileId, String)>) -> JetResult<()> {
+    pub fn write(
+        &mut self,
+        log_signature: u64,
+        checkpoint_lsn: Lsn,
+        undo_lsn: Lsn,
+        attached: Vec<(FileId, String)>,
+    ) -> JetResult<()> {
         // No monotonicity assert on the LSN: a log deleted by an operator restarts LSNs.
         let state = CheckpointState {
             sequence: self.last.as_ref().map_or(1, |state| state.sequence + 1),
+            log_signature,
             checkpoint_lsn,
+            undo_lsn,
             attached,
         };
         let slot_offset_bytes = (state.sequence % 2) * CHECKPOINT_SLOT_BYTES as u64;
@@ -160,9 +186,11 @@ mod tests {
         let io = MemIo::new();
         let mut chk = CheckpointFile::open(&io, "jet.chk").expect("create");
         assert!(chk.last().is_none());
-        chk.write(100, vec![(FileId(1), "a.edb".into())])
+        chk.write(7, 100, 90, vec![(FileId(1), "a.edb".into())])
             .expect("write");
         chk.write(
+            7,
+            200,
             200,
             vec![(FileId(1), "a.edb".into()), (FileId(2), "b.edb".into())],
         )

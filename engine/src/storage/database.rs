@@ -63,6 +63,7 @@ impl<'a> Pager<'a> {
             free_list_head: 0,
             free_page_count: 0,
             catalog_root: CATALOG_ROOT_PAGE,
+            log_signature: log.signature(),
         };
         let mut pager = Pager {
             buffers,
@@ -76,6 +77,18 @@ impl<'a> Pager<'a> {
 
     pub fn header(&self) -> DbHeader {
         self.header
+    }
+
+    /// Records in the header that the database now belongs to this pager's log (a logged
+    /// header write; the caller makes it durable). Returns whether the owner changed.
+    pub fn stamp_owner(&mut self) -> JetResult<bool> {
+        let signature = self.log.signature();
+        if self.header.log_signature == signature {
+            return Ok(false);
+        }
+        self.header.log_signature = signature;
+        self.write_header()?;
+        Ok(true)
     }
 
     /// Reads and decodes a page inside the file.

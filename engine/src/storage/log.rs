@@ -1,7 +1,9 @@
 //! The write-ahead log: the record codec and the append-only log file.
 //!
-//! File layout: a 16-byte header (magic "JETSIMLG", format version u32, reserved u32), then
-//! records back to back. A record's LSN is the byte offset of its start, so the first LSN is
+//! File layout: a 24-byte header (magic "JETSIMLG", format version u32, reserved u32, log
+//! signature u64), then records back to back. The signature names this log among all logs
+//! (ESE's log signature): database headers record the signature of the log they belong to,
+//! so recovery never replays one log's page images into a database another log now owns. A record's LSN is the byte offset of its start, so the first LSN is
 //! [`LOG_HEADER_BYTES`] and 0 never names a record.
 //!
 //! Record framing: `payload_len u32 LE, crc32(payload_len bytes ++ payload) u32 LE, payload`.
@@ -17,9 +19,9 @@ use crate::env::io::{Io, IoFile};
 use crate::error::{JetError, JetResult};
 
 /// Bytes of the log file header; also the first LSN.
-pub const LOG_HEADER_BYTES: u64 = 16;
+pub const LOG_HEADER_BYTES: u64 = 24;
 const LOG_MAGIC: u64 = u64::from_le_bytes(*b"JETSIMLG");
-const LOG_FORMAT_VERSION: u32 = 1;
+const LOG_FORMAT_VERSION: u32 = 2;
 const RECORD_FRAME_BYTES: usize = 8;
 /// Largest payload a record may have: a page image plus slack for its fields. Anything
 /// longer in a file is garbage, which keeps a corrupt length from allocating gigabytes.
@@ -58,14 +60,21 @@ pub enum LogRecord {
         txn: u64,
         commit_ts: u64,
     },
+    /// `level` of `txn` was rolled back: its newest `undone` Undo records were compensated
+    /// (their before-images are back, logged as page images before this record). Level 1
+    /// ends the transaction.
     Rollback {
         txn: u64,
         level: u8,
+        undone: u32,
     },
     Checkpoint {
         checkpoint_lsn: Lsn,
     },
     CleanShutdown,
+    /// Written at the end of every recovery: every transaction logged before it is resolved
+    /// (committed, rolled back, or undone by recovery). Transaction ids restart after it.
+    RecoveryComplete,
 }
 
 mod tag {
@@ -78,6 +87,7 @@ mod tag {
     pub const ROLLBACK: u8 = 7;
     pub const CHECKPOINT: u8 = 8;
     pub const CLEAN_SHUTDOWN: u8 = 9;
+    pub const RECOVERY_COMPLETE: u8 = 10;
 }
 
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -135,16 +145,18 @@ impl LogRecord {
                 out.extend_from_slice(&txn.to_le_bytes());
                 out.extend_from_slice(&commit_ts.to_le_bytes());
             }
-            LogRecord::Rollback { txn, level } => {
+            LogRecord::Rollback { txn, level, undone } => {
                 out.push(tag::ROLLBACK);
                 out.extend_from_slice(&txn.to_le_bytes());
                 out.push(*level);
+                out.extend_from_slice(&undone.to_le_bytes());
             }
             LogRecord::Checkpoint { checkpoint_lsn } => {
                 out.push(tag::CHECKPOINT);
                 out.extend_from_slice(&checkpoint_lsn.to_le_bytes());
             }
             LogRecord::CleanShutdown => out.push(tag::CLEAN_SHUTDOWN),
+            LogRecord::RecoveryComplete => out.push(tag::RECOVERY_COMPLETE),
         }
         out
     }
@@ -191,11 +203,13 @@ impl LogRecord {
             tag::ROLLBACK => LogRecord::Rollback {
                 txn: reader.u64()?,
                 level: reader.u8()?,
+                undone: reader.u32()?,
             },
             tag::CHECKPOINT => LogRecord::Checkpoint {
                 checkpoint_lsn: reader.u64()?,
             },
             tag::CLEAN_SHUTDOWN => LogRecord::CleanShutdown,
+            tag::RECOVERY_COMPLETE => LogRecord::RecoveryComplete,
             _ => return None,
         };
         // Trailing bytes mean the payload is not what the writer produced.
@@ -247,22 +261,39 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn encode_log_header() -> [u8; LOG_HEADER_BYTES as usize] {
+fn encode_log_header(signature: u64) -> [u8; LOG_HEADER_BYTES as usize] {
     let mut header = [0u8; LOG_HEADER_BYTES as usize];
     header[..8].copy_from_slice(&LOG_MAGIC.to_le_bytes());
     header[8..12].copy_from_slice(&LOG_FORMAT_VERSION.to_le_bytes());
+    header[16..24].copy_from_slice(&signature.to_le_bytes());
     header
 }
 
-fn log_header_is_valid(bytes: &[u8]) -> bool {
-    bytes.len() >= LOG_HEADER_BYTES as usize
-        && bytes[..LOG_HEADER_BYTES as usize] == encode_log_header()
+/// The signature of a valid log header, or `None`.
+fn log_header_signature(bytes: &[u8]) -> Option<u64> {
+    let header = bytes.get(..LOG_HEADER_BYTES as usize)?;
+    let signature = u64::from_le_bytes(header[16..24].try_into().ok()?);
+    (signature != 0 && *header == encode_log_header(signature)).then_some(signature)
+}
+
+/// A new log's signature: its path and a caller's salt (the clock at creation), mixed. Never
+/// 0, which databases use for "no log".
+pub fn new_log_signature(path: &str, salt: u64) -> u64 {
+    // FNV-1a over the path, then SplitMix64's finaliser over path hash and salt.
+    let mut hash = 0xCBF2_9CE4_8422_2325u64;
+    for byte in path.bytes() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01B3);
+    }
+    let mut z = (hash ^ salt.rotate_left(32)).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)).max(1)
 }
 
 /// Decodes a whole log file: every record of the valid prefix with its LSN, and the length
 /// of that prefix in bytes (header included). A missing or bad header yields `([], 0)`.
 pub fn decode_all(bytes: &[u8]) -> (Vec<(Lsn, LogRecord)>, u64) {
-    if !log_header_is_valid(bytes) {
+    if log_header_signature(bytes).is_none() {
         return (Vec::new(), 0);
     }
     let mut records = Vec::new();
@@ -308,6 +339,9 @@ pub struct Log {
     unflushed: Vec<u8>,
     flushed_lsn: Lsn,
     stats: LogStats,
+    signature: u64,
+    /// Bytes cut off the end of the file at open: a torn or garbage tail.
+    torn_tail_bytes: u64,
 }
 
 impl Log {
@@ -315,6 +349,15 @@ impl Log {
     /// valid prefix (a torn tail is cut off). Returns the records of that prefix too, so the
     /// caller can learn what earlier runs did. A bad header is `DatabaseCorrupted`.
     pub fn open(io: &dyn Io, path: &str) -> JetResult<(Log, Vec<(Lsn, LogRecord)>)> {
+        Self::open_salted(io, path, 0)
+    }
+
+    /// [`Log::open`]; a newly created log's signature mixes the path with `salt`.
+    pub fn open_salted(
+        io: &dyn Io,
+        path: &str,
+        salt: u64,
+    ) -> JetResult<(Log, Vec<(Lsn, LogRecord)>)> {
         let empty_file = io.exists(path)
             && io
                 .open(path)
@@ -323,8 +366,9 @@ impl Log {
                 == 0;
         // An empty file is a creation that crashed before its header: start it afresh.
         if !io.exists(path) || empty_file {
+            let signature = new_log_signature(path, salt);
             let file = io.create(path).map_err(|e| JetError::from_io(&e))?;
-            file.write_at(0, &encode_log_header())
+            file.write_at(0, &encode_log_header(signature))
                 .map_err(|e| JetError::from_io(&e))?;
             file.sync().map_err(|e| JetError::from_io(&e))?;
             let log = Log {
@@ -332,6 +376,8 @@ impl Log {
                 unflushed: Vec::new(),
                 flushed_lsn: LOG_HEADER_BYTES,
                 stats: LogStats::default(),
+                signature,
+                torn_tail_bytes: 0,
             };
             return Ok((log, Vec::new()));
         }
@@ -341,9 +387,9 @@ impl Log {
         let mut bytes = vec![0u8; len];
         file.read_at(0, &mut bytes)
             .map_err(|e| JetError::from_io(&e))?;
-        if !log_header_is_valid(&bytes) {
+        let Some(signature) = log_header_signature(&bytes) else {
             return Err(JetError::DatabaseCorrupted);
-        }
+        };
         let (records, valid_len) = decode_all(&bytes);
         assert!(valid_len >= LOG_HEADER_BYTES);
         if valid_len < len as u64 {
@@ -355,6 +401,8 @@ impl Log {
             unflushed: Vec::new(),
             flushed_lsn: valid_len,
             stats: LogStats::default(),
+            signature,
+            torn_tail_bytes: len as u64 - valid_len,
         };
         Ok((log, records))
     }
@@ -369,15 +417,16 @@ impl Log {
         Ok(lsn)
     }
 
-    /// Writes the unflushed tail and syncs the file. On failure the tail stays buffered.
+    /// Writes the unflushed tail and syncs the file. On failure the tail stays buffered and
+    /// the error is `LogWriteFail` (whether the bytes reached the disk is unknown).
     pub fn flush(&mut self) -> JetResult<()> {
         if self.unflushed.is_empty() {
             return Ok(());
         }
         self.file
             .write_at(self.flushed_lsn, &self.unflushed)
-            .map_err(|e| JetError::from_io(&e))?;
-        self.file.sync().map_err(|e| JetError::from_io(&e))?;
+            .map_err(|_| JetError::LogWriteFail)?;
+        self.file.sync().map_err(|_| JetError::LogWriteFail)?;
         self.stats.bytes_written += self.unflushed.len() as u64;
         self.stats.flushes += 1;
         self.flushed_lsn += self.unflushed.len() as u64;
@@ -398,6 +447,16 @@ impl Log {
 
     pub fn stats(&self) -> LogStats {
         self.stats
+    }
+
+    /// This log's identity (see the module documentation).
+    pub fn signature(&self) -> u64 {
+        self.signature
+    }
+
+    /// Bytes of torn or garbage tail [`Log::open`] cut off.
+    pub fn torn_tail_bytes(&self) -> u64 {
+        self.torn_tail_bytes
     }
 
     /// Syncs and drops the file handle.
@@ -421,7 +480,7 @@ mod tests {
     impl Arbitrary for LogRecord {
         fn arbitrary(g: &mut Gen) -> Self {
             let file = FileId(u32::arbitrary(g));
-            match u8::arbitrary(g) % 9 {
+            match u8::arbitrary(g) % 10 {
                 0 => LogRecord::AttachDatabase {
                     file,
                     path: String::arbitrary(g),
@@ -449,17 +508,19 @@ mod tests {
                 6 => LogRecord::Rollback {
                     txn: u64::arbitrary(g),
                     level: u8::arbitrary(g),
+                    undone: u32::arbitrary(g),
                 },
                 7 => LogRecord::Checkpoint {
                     checkpoint_lsn: u64::arbitrary(g),
                 },
+                8 => LogRecord::RecoveryComplete,
                 _ => LogRecord::CleanShutdown,
             }
         }
     }
 
     fn log_bytes(records: &[LogRecord]) -> (Vec<u8>, Vec<Lsn>) {
-        let mut bytes = encode_log_header().to_vec();
+        let mut bytes = encode_log_header(42).to_vec();
         let mut lsns = Vec::new();
         for record in records {
             lsns.push(bytes.len() as Lsn);
@@ -483,7 +544,7 @@ mod tests {
     }
 
     fn garbage_never_panics(bytes: Vec<u8>) -> bool {
-        let mut with_header = encode_log_header().to_vec();
+        let mut with_header = encode_log_header(42).to_vec();
         with_header.extend_from_slice(&bytes);
         let (_, valid_len) = decode_all(&with_header);
         valid_len >= LOG_HEADER_BYTES && valid_len <= with_header.len() as u64

@@ -8,11 +8,17 @@
 //! - `buffer_manager.rs`: the bounded page cache, write-back, the WAL rule.
 //! - `log.rs`: the write-ahead log and its record codec.
 //! - `checkpoint.rs`: the checkpoint (`.chk`) file.
+//! - `recovery.rs`: crash recovery at open: redo from the checkpoint, undo of transactions
+//!   that never committed.
 //!
 //! Everything here is single-threaded: the caller holds the instance lock around every call.
 //! All state lives in ordered maps so behaviour is deterministic. Every page change is logged
-//! as a full page image before it reaches the cache; recovery (replaying the log after the
-//! checkpoint) is a later layer, which the log and checkpoint formats are designed for.
+//! as a full page image before it reaches the cache.
+//!
+//! Fail-stop: the first I/O error (`DiskIO`, `LogWriteFail`) of any operation is remembered
+//! ([`Storage::failure`]) and every later operation is refused with `InstanceUnavailable`:
+//! after an I/O error the cache and the log tail may disagree with the disk in ways only
+//! recovery can sort out, so nothing more is written or served until a fresh open recovers.
 
 pub mod btree;
 pub mod buffer_manager;
@@ -20,6 +26,7 @@ pub mod checkpoint;
 pub mod database;
 pub mod log;
 pub mod page;
+pub mod recovery;
 
 use std::collections::BTreeMap;
 
@@ -32,6 +39,7 @@ use database::Pager;
 pub use buffer_manager::MIN_CACHE_SIZE_PAGES;
 pub use database::DefragReport;
 pub use log::LogRecord;
+pub use recovery::RecoveryReport;
 
 /// Bytes per page, in files and in the cache.
 pub const PAGE_SIZE_BYTES: usize = 2048;
@@ -86,6 +94,18 @@ pub struct Storage {
     databases: BTreeMap<FileId, String>,
     next_file_id: u32,
     checkpoints_written: u64,
+    /// Transactions with Undo records and no end yet: id → LSN of the first Undo record. The
+    /// oldest is the checkpoint's undo point.
+    open_transactions: BTreeMap<u64, Lsn>,
+    /// The I/O error that made this storage fail-stop.
+    failure: Option<JetError>,
+    /// What recovery did when this storage was opened.
+    recovery: RecoveryReport,
+}
+
+/// Errors after which the storage is fail-stop.
+fn is_fatal(error: JetError) -> bool {
+    matches!(error, JetError::DiskIO | JetError::LogWriteFail)
 }
 
 fn check_key(key: &[u8]) -> JetResult<()> {
@@ -118,14 +138,27 @@ fn check_database_path(path: &str) -> JetResult<()> {
 }
 
 impl Storage {
-    /// Creates or reopens the log `log_path` and checkpoint file `checkpoint_path` through `io`.
+    /// Creates or reopens the log `log_path` and checkpoint file `checkpoint_path` through `io`,
+    /// and recovers the databases the log names (see [`recovery`]).
     pub fn open(
         io: &dyn Io,
         log_path: &str,
         checkpoint_path: &str,
         cache_size_pages: usize,
     ) -> JetResult<Storage> {
-        let (log, records) = log::Log::open(io, log_path)?;
+        Self::open_salted(io, log_path, checkpoint_path, cache_size_pages, 0)
+    }
+
+    /// [`Storage::open`]; a newly created log's signature mixes its path with `log_salt`
+    /// (the engine passes the clock), so logs stay distinguishable.
+    pub fn open_salted(
+        io: &dyn Io,
+        log_path: &str,
+        checkpoint_path: &str,
+        cache_size_pages: usize,
+        log_salt: u64,
+    ) -> JetResult<Storage> {
+        let (log, records) = log::Log::open_salted(io, log_path, log_salt)?;
         let checkpoint = CheckpointFile::open(io, checkpoint_path)?;
         // FileIds stay unique across runs sharing a log, so a later replay is unambiguous.
         let logged_ids = records.iter().filter_map(|(_, record)| match record {
@@ -139,20 +172,59 @@ impl Storage {
             .into_iter()
             .flat_map(|state| state.attached.iter().map(|(file, _)| file.0));
         let highest_id = logged_ids.chain(checkpointed_ids).max().unwrap_or(0);
-        Ok(Storage {
+        let mut storage = Storage {
             buffers: BufferManager::new(cache_size_pages),
             log,
             checkpoint,
             databases: BTreeMap::new(),
             next_file_id: highest_id.saturating_add(1),
             checkpoints_written: 0,
-        })
+            open_transactions: BTreeMap::new(),
+            failure: None,
+            recovery: RecoveryReport::default(),
+        };
+        storage.recovery = storage.recover(io, &records)?;
+        Ok(storage)
+    }
+
+    /// What recovery did when this storage was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// The I/O error that made this storage fail-stop, if one did.
+    pub fn failure(&self) -> Option<JetError> {
+        self.failure
+    }
+
+    /// Planted bug `PageBeforeLog` (tests only): write pages back without the WAL flush.
+    pub fn set_wal_flush_skipped(&mut self, skipped: bool) {
+        self.buffers.skip_wal_flush = skipped;
+    }
+
+    fn alive(&self) -> JetResult<()> {
+        match self.failure {
+            Some(_) => Err(JetError::InstanceUnavailable),
+            None => Ok(()),
+        }
+    }
+
+    /// Passes `result` through, remembering a fatal error.
+    fn note<T>(&mut self, result: JetResult<T>) -> JetResult<T> {
+        if let Err(error) = &result {
+            if is_fatal(*error) && self.failure.is_none() {
+                self.failure = Some(*error);
+            }
+        }
+        result
     }
 
     /// Changes the cache size (at least [`MIN_CACHE_SIZE_PAGES`]); shrinking writes back and
     /// evicts at once, so it can fail with an I/O error.
     pub fn set_cache_size_pages(&mut self, pages: usize) -> JetResult<()> {
-        self.buffers.set_cache_size_pages(pages, &mut self.log)
+        self.alive()?;
+        let result = self.buffers.set_cache_size_pages(pages, &mut self.log);
+        self.note(result)
     }
 
     pub fn cache_size_pages(&self) -> usize {
@@ -183,6 +255,12 @@ impl Storage {
     /// Creates a new, empty database at `path` and attaches it. `DatabaseDuplicate` if the
     /// path is attached or already exists (nothing on disk is overwritten).
     pub fn create_database(&mut self, io: &dyn Io, path: &str) -> JetResult<FileId> {
+        self.alive()?;
+        let result = self.create_database_inner(io, path);
+        self.note(result)
+    }
+
+    fn create_database_inner(&mut self, io: &dyn Io, path: &str) -> JetResult<FileId> {
         self.check_can_attach(path)?;
         if io.exists(path) {
             return Err(JetError::DatabaseDuplicate);
@@ -216,6 +294,12 @@ impl Storage {
     /// Attaches an existing database. `FileNotFound` if there is no file, `DatabaseCorrupted`
     /// if it is not a valid database, `DatabaseDuplicate` if it is attached already.
     pub fn attach_database(&mut self, io: &dyn Io, path: &str) -> JetResult<FileId> {
+        self.alive()?;
+        let result = self.attach_database_inner(io, path);
+        self.note(result)
+    }
+
+    fn attach_database_inner(&mut self, io: &dyn Io, path: &str) -> JetResult<FileId> {
         self.check_can_attach(path)?;
         let handle = io.open(path).map_err(|e| JetError::from_io(&e))?;
         let len_bytes = handle.len().map_err(|e| JetError::from_io(&e))?;
@@ -236,13 +320,21 @@ impl Storage {
             path: path.to_owned(),
         })?;
         self.databases.insert(file, path.to_owned());
+        // The header names the log the database now belongs to, durably before attach
+        // returns: recovery of any other log that once owned it then leaves it alone.
+        let stamped = Pager::open(&mut self.buffers, &mut self.log, file)?.stamp_owner()?;
+        if stamped {
+            self.buffers.flush_file(file, &mut self.log)?;
+        }
         Ok(file)
     }
 
     /// Writes back the database's dirty pages, syncs and closes it.
     pub fn detach_database(&mut self, file: FileId) -> JetResult<()> {
+        self.alive()?;
         self.check_file(file)?;
-        self.buffers.remove_file(file, &mut self.log)?;
+        let removed = self.buffers.remove_file(file, &mut self.log);
+        self.note(removed)?;
         self.databases.remove(&file);
         self.log.append(&LogRecord::DetachDatabase { file })?;
         Ok(())
@@ -269,6 +361,7 @@ impl Storage {
     }
 
     fn pager(&mut self, file: FileId) -> JetResult<Pager<'_>> {
+        self.alive()?;
         self.check_file(file)?;
         Pager::open(&mut self.buffers, &mut self.log, file)
     }
@@ -276,23 +369,27 @@ impl Storage {
     /// Creates an empty table; returns its root page, which never changes.
     pub fn create_table(&mut self, file: FileId, name: &str) -> JetResult<PageNumber> {
         check_table_name(name)?;
-        self.pager(file)?.create_table(name)
+        let result = self.pager(file).and_then(|mut p| p.create_table(name));
+        self.note(result)
     }
 
     pub fn table_root(&mut self, file: FileId, name: &str) -> JetResult<Option<PageNumber>> {
         check_table_name(name)?;
-        self.pager(file)?.table_root(name)
+        let result = self.pager(file).and_then(|mut p| p.table_root(name));
+        self.note(result)
     }
 
     /// Deletes a table and frees all its pages. `ObjectNotFound` if there is no such table.
     pub fn delete_table(&mut self, file: FileId, name: &str) -> JetResult<()> {
         check_table_name(name)?;
-        self.pager(file)?.delete_table(name)
+        let result = self.pager(file).and_then(|mut p| p.delete_table(name));
+        self.note(result)
     }
 
     /// Table names, sorted.
     pub fn table_names(&mut self, file: FileId) -> JetResult<Vec<String>> {
-        let tables = self.pager(file)?.tables()?;
+        let result = self.pager(file).and_then(|mut p| p.tables());
+        let tables = self.note(result)?;
         Ok(tables.into_iter().map(|(name, _)| name).collect())
     }
 
@@ -304,7 +401,10 @@ impl Storage {
     ) -> JetResult<Option<Vec<u8>>> {
         check_key(key)?;
         check_table_root(root)?;
-        btree::get(&mut self.pager(file)?, root, key)
+        let result = self
+            .pager(file)
+            .and_then(|mut p| btree::get(&mut p, root, key));
+        self.note(result)
     }
 
     /// Inserts or overwrites; returns the previous value.
@@ -320,7 +420,10 @@ impl Storage {
             return Err(JetError::RecordTooBig);
         }
         check_table_root(root)?;
-        btree::put(&mut self.pager(file)?, root, key, value)
+        let result = self
+            .pager(file)
+            .and_then(|mut p| btree::put(&mut p, root, key, value));
+        self.note(result)
     }
 
     /// Removes a key; returns the previous value.
@@ -332,7 +435,10 @@ impl Storage {
     ) -> JetResult<Option<Vec<u8>>> {
         check_key(key)?;
         check_table_root(root)?;
-        btree::remove(&mut self.pager(file)?, root, key)
+        let result = self
+            .pager(file)
+            .and_then(|mut p| btree::remove(&mut p, root, key));
+        self.note(result)
     }
 
     /// The smallest entry with key strictly greater than `key`; `None` = the first entry.
@@ -344,7 +450,10 @@ impl Storage {
     ) -> JetResult<Option<(Vec<u8>, Vec<u8>)>> {
         key.map_or(Ok(()), check_key)?;
         check_table_root(root)?;
-        btree::next_after(&mut self.pager(file)?, root, key)
+        let result = self
+            .pager(file)
+            .and_then(|mut p| btree::next_after(&mut p, root, key));
+        self.note(result)
     }
 
     /// The greatest entry with key strictly less than `key`; `None` = the last entry.
@@ -356,13 +465,17 @@ impl Storage {
     ) -> JetResult<Option<(Vec<u8>, Vec<u8>)>> {
         key.map_or(Ok(()), check_key)?;
         check_table_root(root)?;
-        btree::prev_before(&mut self.pager(file)?, root, key)
+        let result = self
+            .pager(file)
+            .and_then(|mut p| btree::prev_before(&mut p, root, key));
+        self.note(result)
     }
 
     /// All entries in key order.
     pub fn scan(&mut self, file: FileId, root: PageNumber) -> JetResult<Vec<(Vec<u8>, Vec<u8>)>> {
         check_table_root(root)?;
-        btree::scan(&mut self.pager(file)?, root)
+        let result = self.pager(file).and_then(|mut p| btree::scan(&mut p, root));
+        self.note(result)
     }
 
     /// Appends a record for the layer above (transactions, undo). `PageImage` records are the
@@ -371,12 +484,41 @@ impl Storage {
         if matches!(record, LogRecord::PageImage { .. }) {
             return Err(JetError::InvalidParameter);
         }
-        self.log.append(&record)
+        self.alive()?;
+        let lsn = self.log.append(&record)?;
+        self.track_transaction(lsn, &record);
+        Ok(lsn)
+    }
+
+    /// Keeps [`Storage::open_transactions`] current: a transaction opens at its first Undo
+    /// record and ends at its commit or its level-1 rollback.
+    fn track_transaction(&mut self, lsn: Lsn, record: &LogRecord) {
+        match record {
+            LogRecord::Undo { txn, .. } => {
+                self.open_transactions.entry(*txn).or_insert(lsn);
+            }
+            LogRecord::Commit { txn, .. } | LogRecord::Rollback { txn, level: 1, .. } => {
+                self.open_transactions.remove(txn);
+            }
+            _ => {}
+        }
+    }
+
+    /// The undo point: the first Undo record of the oldest transaction still open, or the
+    /// log tip when none is.
+    pub fn undo_lsn(&self) -> Lsn {
+        self.open_transactions
+            .values()
+            .min()
+            .copied()
+            .unwrap_or(self.log.tip_lsn())
     }
 
     /// Writes and syncs every appended log record.
     pub fn flush_log(&mut self) -> JetResult<()> {
-        self.log.flush()
+        self.alive()?;
+        let result = self.log.flush();
+        self.note(result)
     }
 
     /// The end of the appended log: the LSN the next record gets.
@@ -410,6 +552,12 @@ impl Storage {
     /// Writes back dirty pages oldest-first until the checkpoint depth is at most
     /// `max_depth_bytes` (0: every dirty page), then persists the checkpoint.
     pub fn flush_to_depth(&mut self, max_depth_bytes: u64) -> JetResult<FlushReport> {
+        self.alive()?;
+        let result = self.flush_to_depth_inner(max_depth_bytes);
+        self.note(result)
+    }
+
+    fn flush_to_depth_inner(&mut self, max_depth_bytes: u64) -> JetResult<FlushReport> {
         let checkpoint_lsn_before = self.checkpoint_lsn();
         let checkpoint_depth_bytes_before = self.checkpoint_depth_bytes();
         let pages_written = self
@@ -428,12 +576,17 @@ impl Storage {
     }
 
     fn persist_checkpoint(&mut self, checkpoint_lsn: Lsn) -> JetResult<()> {
+        // Every page write before the checkpoint must be durable, evictions included.
+        self.buffers.sync_written_files()?;
         // A checkpoint must never point past the durable log.
         if self.log.flushed_lsn() < checkpoint_lsn {
             self.log.flush()?;
         }
         assert!(self.log.flushed_lsn() >= checkpoint_lsn);
-        self.checkpoint.write(checkpoint_lsn, self.attached())?;
+        let undo_lsn = self.undo_lsn();
+        let signature = self.log.signature();
+        self.checkpoint
+            .write(signature, checkpoint_lsn, undo_lsn, self.attached())?;
         self.checkpoints_written += 1;
         Ok(())
     }
@@ -441,22 +594,28 @@ impl Storage {
     /// One small online-defrag step in `file`: merges one pair of under-full sibling pages.
     /// `None` when there is nothing left to merge.
     pub fn defrag_step(&mut self, file: FileId) -> JetResult<Option<DefragReport>> {
-        self.pager(file)?.defrag_step()
+        let result = self.pager(file).and_then(|mut p| p.defrag_step());
+        self.note(result)
     }
 
     /// Pages in the file, including the header, the catalog and free pages.
     pub fn page_count(&mut self, file: FileId) -> JetResult<u64> {
-        Ok(u64::from(self.pager(file)?.header().page_count))
+        let result = self.pager(file).map(|p| u64::from(p.header().page_count));
+        self.note(result)
     }
 
     pub fn free_page_count(&mut self, file: FileId) -> JetResult<u64> {
-        Ok(u64::from(self.pager(file)?.header().free_page_count))
+        let result = self
+            .pager(file)
+            .map(|p| u64::from(p.header().free_page_count));
+        self.note(result)
     }
 
     /// Checks the file's page accounting: every page is the header, in exactly one tree, or
     /// on the free list, and the free count matches the list. `DatabaseCorrupted` if not.
     pub fn verify_database(&mut self, file: FileId) -> JetResult<()> {
-        self.pager(file)?.verify()
+        let result = self.pager(file).and_then(|mut p| p.verify());
+        self.note(result)
     }
 
     pub fn stats(&self) -> StorageStats {
@@ -475,6 +634,7 @@ impl Storage {
     /// Clean shutdown: flush everything, write CleanShutdown + checkpoint, sync all files,
     /// close them.
     pub fn shutdown_clean(mut self) -> JetResult<()> {
+        self.alive()?;
         self.buffers.flush_all(&mut self.log)?;
         self.log.append(&LogRecord::CleanShutdown)?;
         self.log.flush()?;

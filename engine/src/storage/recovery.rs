@@ -1,0 +1,355 @@
+//! Crash recovery, run by [`Storage::open`] before anything else touches the databases.
+//!
+//! 1. **Log.** [`super::log::Log::open`] keeps the valid prefix of the log: decoding stops at
+//!    the first record whose length or CRC is wrong, and the torn tail is cut off
+//!    ([`RecoveryReport::torn_tail_bytes`]). Nothing in a torn tail was ever synced, so no
+//!    acknowledged commit and (by the WAL rule) no page on disk depends on it.
+//! 2. **Databases.** The files the log names (`AttachDatabase`, the checkpoint's attached
+//!    list, minus `DetachDatabase`, which flushed them) are opened through the same `Io`. One
+//!    is recovered only if it belongs to this log: its header carries this log's signature
+//!    (stamped durably at create and attach). A database whose header names another log has
+//!    been attached elsewhere since and is left alone, whatever this log says about it. This
+//!    is what makes page LSNs safe to compare at all: LSNs of another log mean nothing here.
+//! 3. **Redo** from the checkpoint LSN: every page with a `PageImage` record after the
+//!    checkpoint gets its newest image, unless the page on disk already is that image byte for
+//!    byte (then its LSN equals the image's and nothing is written). Images are full
+//!    after-images, so writing the newest one is the same as replaying them all in order, and
+//!    comparing contents rather than only LSNs also covers a page that still carries a
+//!    foreign LSN from before the attach. A page whose checksum fails (a torn write) is
+//!    repaired this way ([`RecoveryReport::pages_repaired`]); the checkpoint is only
+//!    persisted after every earlier page write is synced, so a torn page always has an image
+//!    after the checkpoint. A damaged header with no image to repair it, in a database that
+//!    needs recovery work, is `DatabaseCorrupted`; recovery never reads through a bad page.
+//! 4. **Undo.** Transactions with `Undo` records and no `Commit` (nor level-1 `Rollback`) are
+//!    losers: their before-images are put back, newest first across all of them, through the
+//!    ordinary B+tree code, so every compensation is logged as page images (a crash during
+//!    recovery redoes them and undoes again: applying before-images newest-first is
+//!    idempotent). A nested `Rollback` names how many of the newest Undo records it
+//!    compensated, so those are not undone twice (another transaction may have rewritten the
+//!    record since). Each loser then gets a level-1 `Rollback` record.
+//! 5. **Checkpoint.** Pages are flushed and synced, every recovered database is detached
+//!    (`DetachDatabase`: the application attaches it again, as ESE's API flow has it), a
+//!    `RecoveryComplete` record ends the run's transactions (ids restart after it), and a
+//!    checkpoint at the log tip is persisted. After recovery the databases are consistent on
+//!    disk on their own.
+//!
+//! **Transactions span checkpoints.** An open transaction's Undo records can precede the
+//! checkpoint LSN. ESE holds its checkpoint back to the oldest begin-transaction; jetsim
+//! instead records a second point in the checkpoint, the *undo LSN* (the first Undo record of
+//! the oldest transaction still open), and scans for losers from the older of the two. The
+//! checkpoint (the redo point, and so the checkpoint depth the stop quiesces to 0) keeps
+//! meaning "pages before this are on disk", and a long-running transaction does not make
+//! every crash redo the whole log since it began; it only makes the (cheap) analysis scan
+//! longer. The log is never truncated, so both points always lie inside it; a future log
+//! truncation must keep everything from `min(checkpoint LSN, undo LSN)`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::log::{LogRecord, LOG_HEADER_BYTES};
+use super::page::{decode_page, PageContent};
+use super::{FileId, Lsn, PageNumber, Storage, PAGE_SIZE_BYTES};
+use crate::env::io::{Io, IoFile};
+use crate::error::{JetError, JetResult};
+
+/// What recovery did when a [`Storage`] was opened (`Jet::last_recovery_report`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The log ended with a clean shutdown: nothing was replayed, nothing written.
+    pub clean: bool,
+    /// End of the valid log.
+    pub log_end_lsn: Lsn,
+    /// Redo started here (the persisted checkpoint).
+    pub redo_start_lsn: Lsn,
+    /// The loser scan started here (the older of the checkpoint and undo LSNs).
+    pub analysis_start_lsn: Lsn,
+    /// Log bytes from the checkpoint to the end: the redo work the checkpoint bounds.
+    pub log_bytes_replayed: u64,
+    /// Log bytes the loser scan read (at least `log_bytes_replayed`).
+    pub log_bytes_scanned: u64,
+    /// Page images after the checkpoint, for databases this log owns.
+    pub page_images_replayed: u64,
+    /// Pages written by redo (the page on disk differed from its newest image).
+    pub pages_redone: u64,
+    /// Of those, pages whose checksum had failed (torn writes repaired from the log).
+    pub pages_repaired: u64,
+    /// Transactions that never committed and were undone.
+    pub transactions_undone: u64,
+    pub undo_records_applied: u64,
+    /// Undo records for databases that were not recovered (missing, or owned by another log).
+    pub undo_records_skipped: u64,
+    /// Bytes of torn or garbage log tail that were cut off.
+    pub torn_tail_bytes: u64,
+    /// Databases recovered (by path).
+    pub databases_recovered: Vec<String>,
+    /// Databases the log names whose header now names another log: left alone.
+    pub databases_owned_elsewhere: Vec<String>,
+    /// Databases the log names that no longer exist.
+    pub databases_missing: Vec<String>,
+    /// Databases whose header is damaged and which needed no recovery work (a create that
+    /// crashed before anything reached the disk): left alone; attaching them reports
+    /// `DatabaseCorrupted`.
+    pub databases_unusable: Vec<String>,
+}
+
+/// One database the log names, as recovery sees it.
+struct Candidate {
+    path: String,
+    handle: Box<dyn IoFile>,
+}
+
+fn page_offset_bytes(page: PageNumber) -> u64 {
+    u64::from(page) * PAGE_SIZE_BYTES as u64
+}
+
+/// Reads one page; `None` if it lies (partly) past the end of the file.
+fn read_page(handle: &dyn IoFile, page: PageNumber) -> JetResult<Option<Vec<u8>>> {
+    let mut bytes = vec![0u8; PAGE_SIZE_BYTES];
+    match handle.read_at(page_offset_bytes(page), &mut bytes) {
+        Ok(()) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(JetError::from_io(&e)),
+    }
+}
+
+impl Storage {
+    /// Recovers the databases this log names. `records` is the valid log, oldest first.
+    pub(super) fn recover(
+        &mut self,
+        io: &dyn Io,
+        records: &[(Lsn, LogRecord)],
+    ) -> JetResult<RecoveryReport> {
+        assert!(self.databases.is_empty() && self.open_transactions.is_empty());
+        let log_end_lsn = self.log.tip_lsn();
+        let signature = self.log.signature();
+        let mut report = RecoveryReport {
+            log_end_lsn,
+            torn_tail_bytes: self.log.torn_tail_bytes(),
+            ..RecoveryReport::default()
+        };
+        // A checkpoint of another log (or past this one's end) says nothing about this log.
+        let checkpoint = self.checkpoint.last().filter(|c| {
+            c.log_signature == signature
+                && c.checkpoint_lsn >= LOG_HEADER_BYTES
+                && c.checkpoint_lsn <= log_end_lsn
+        });
+        let redo_start_lsn = checkpoint.map_or(LOG_HEADER_BYTES, |c| c.checkpoint_lsn);
+        let analysis_start_lsn = checkpoint.map_or(LOG_HEADER_BYTES, |c| {
+            c.undo_lsn.clamp(LOG_HEADER_BYTES, c.checkpoint_lsn)
+        });
+        report.redo_start_lsn = redo_start_lsn;
+        report.analysis_start_lsn = analysis_start_lsn;
+        report.log_bytes_replayed = log_end_lsn - redo_start_lsn;
+        report.log_bytes_scanned = log_end_lsn - analysis_start_lsn;
+        let ended_clean = matches!(records.last(), Some((_, LogRecord::CleanShutdown)));
+        if records.is_empty() || (ended_clean && redo_start_lsn == log_end_lsn) {
+            report.clean = true;
+            return Ok(report);
+        }
+
+        // Which databases were attached when the log ended.
+        let mut attached: BTreeMap<FileId, String> = checkpoint
+            .map(|c| c.attached.iter().cloned().collect())
+            .unwrap_or_default();
+        for (_, record) in records {
+            match record {
+                LogRecord::AttachDatabase { file, path } => {
+                    attached.insert(*file, path.clone());
+                }
+                LogRecord::DetachDatabase { file } => {
+                    attached.remove(file);
+                }
+                _ => {}
+            }
+        }
+
+        // Redo set: the newest image of every page after the checkpoint.
+        let mut newest: BTreeMap<(FileId, PageNumber), &[u8]> = BTreeMap::new();
+        for (_, record) in records.iter().filter(|(lsn, _)| *lsn >= redo_start_lsn) {
+            if let LogRecord::PageImage { file, page, image } = record {
+                if attached.contains_key(file) {
+                    newest.insert((*file, *page), image);
+                    report.page_images_replayed += 1;
+                }
+            }
+        }
+
+        // Losers: Undo records of transactions that never ended, oldest first.
+        let mut pending: BTreeMap<u64, Vec<(Lsn, &LogRecord)>> = BTreeMap::new();
+        for (lsn, record) in records.iter().filter(|(lsn, _)| *lsn >= analysis_start_lsn) {
+            match record {
+                LogRecord::Undo { txn, .. } => {
+                    pending.entry(*txn).or_default().push((*lsn, record))
+                }
+                LogRecord::Commit { txn, .. } => {
+                    pending.remove(txn);
+                }
+                LogRecord::Rollback { txn, level, undone } => {
+                    if let Some(undo) = pending.get_mut(txn) {
+                        let keep = undo.len().saturating_sub(*undone as usize);
+                        undo.truncate(keep);
+                    }
+                    if *level == 1 {
+                        pending.remove(txn);
+                    }
+                }
+                LogRecord::CleanShutdown | LogRecord::RecoveryComplete => pending.clear(),
+                _ => {}
+            }
+        }
+        pending.retain(|_, undo| !undo.is_empty());
+        let loser_files: BTreeSet<FileId> = pending
+            .values()
+            .flatten()
+            .filter_map(|(_, record)| match record {
+                LogRecord::Undo { file, .. } => Some(*file),
+                _ => None,
+            })
+            .collect();
+
+        // Open the databases and decide which belong to this log.
+        let mut owned: BTreeMap<FileId, Candidate> = BTreeMap::new();
+        for (file, path) in &attached {
+            let has_work = loser_files.contains(file)
+                || newest
+                    .range((*file, 0)..=(*file, PageNumber::MAX))
+                    .next()
+                    .is_some();
+            if !io.exists(path) {
+                report.databases_missing.push(path.clone());
+                continue;
+            }
+            let handle = io.open(path).map_err(|e| JetError::from_io(&e))?;
+            let header =
+                read_page(handle.as_ref(), super::database::HEADER_PAGE)?.and_then(|bytes| {
+                    match decode_page(&bytes) {
+                        Ok((_, PageContent::Header(header))) => Some(header),
+                        _ => None,
+                    }
+                });
+            match header {
+                Some(header) if header.log_signature != signature => {
+                    report.databases_owned_elsewhere.push(path.clone());
+                }
+                Some(_) => {
+                    owned.insert(
+                        *file,
+                        Candidate {
+                            path: path.clone(),
+                            handle,
+                        },
+                    );
+                }
+                None if newest.contains_key(&(*file, super::database::HEADER_PAGE)) => {
+                    owned.insert(
+                        *file,
+                        Candidate {
+                            path: path.clone(),
+                            handle,
+                        },
+                    );
+                }
+                None if has_work => return Err(JetError::DatabaseCorrupted),
+                None => report.databases_unusable.push(path.clone()),
+            }
+        }
+
+        // Redo.
+        for ((file, page), image) in &newest {
+            let Some(candidate) = owned.get(file) else {
+                continue;
+            };
+            let on_disk = read_page(candidate.handle.as_ref(), *page)?;
+            if on_disk.as_deref() == Some(*image) {
+                continue;
+            }
+            if on_disk.is_some_and(|bytes| decode_page(&bytes).is_err()) {
+                report.pages_repaired += 1;
+            }
+            candidate
+                .handle
+                .write_at(page_offset_bytes(*page), image)
+                .map_err(|e| JetError::from_io(&e))?;
+            report.pages_redone += 1;
+        }
+        for candidate in owned.values() {
+            // A torn extension can leave a partial page at the end; no page lives there.
+            let len = candidate.handle.len().map_err(|e| JetError::from_io(&e))?;
+            let page_bytes = PAGE_SIZE_BYTES as u64;
+            if len % page_bytes != 0 {
+                candidate
+                    .handle
+                    .set_len(len.div_ceil(page_bytes) * page_bytes)
+                    .map_err(|e| JetError::from_io(&e))?;
+            }
+            candidate.handle.sync().map_err(|e| JetError::from_io(&e))?;
+        }
+
+        // Undo, through the ordinary (logged) B+tree code.
+        for (file, candidate) in std::mem::take(&mut owned) {
+            self.buffers.add_file(file, candidate.handle);
+            self.databases.insert(file, candidate.path);
+        }
+        let mut undo: Vec<(Lsn, &LogRecord)> = pending.values().flatten().copied().collect();
+        undo.sort_by_key(|(lsn, _)| std::cmp::Reverse(*lsn));
+        for (_, record) in undo {
+            let LogRecord::Undo {
+                file,
+                table_root,
+                key,
+                before,
+                ..
+            } = record
+            else {
+                unreachable!("only Undo records are pending");
+            };
+            if !self.databases.contains_key(file) {
+                report.undo_records_skipped += 1;
+                continue;
+            }
+            let undone = match before {
+                Some(value) => self.put(*file, *table_root, key, value),
+                None => self.remove(*file, *table_root, key),
+            };
+            match undone {
+                Ok(_) => report.undo_records_applied += 1,
+                Err(error) if error == JetError::DiskIO || error == JetError::LogWriteFail => {
+                    return Err(error)
+                }
+                // A before-image that does not fit the tree it names: the database is not
+                // what the log describes.
+                Err(_) => return Err(JetError::DatabaseCorrupted),
+            }
+        }
+        for (txn, undo) in &pending {
+            self.log.append(&LogRecord::Rollback {
+                txn: *txn,
+                level: 1,
+                undone: u32::try_from(undo.len()).unwrap_or(u32::MAX),
+            })?;
+        }
+        report.transactions_undone = pending.len() as u64;
+        if let Some(error) = self.failure {
+            return Err(error);
+        }
+
+        // Flush, detach, end the run, checkpoint at the tip.
+        self.buffers.flush_all(&mut self.log)?;
+        let recovered: Vec<FileId> = self.databases.keys().copied().collect();
+        for file in recovered {
+            self.buffers.remove_file(file, &mut self.log)?;
+            let path = self.databases.remove(&file).expect("recovered");
+            report.databases_recovered.push(path);
+        }
+        for file in attached.keys() {
+            self.log
+                .append(&LogRecord::DetachDatabase { file: *file })?;
+        }
+        self.log.append(&LogRecord::RecoveryComplete)?;
+        self.log.flush()?;
+        let tip_lsn = self.log.tip_lsn();
+        self.persist_checkpoint(tip_lsn)?;
+        debug_assert!(self.open_transactions.is_empty());
+        debug_assert_eq!(self.dirty_page_count(), 0);
+        Ok(report)
+    }
+}
