@@ -280,18 +280,25 @@ impl BufferManager {
     /// Returns the number of pages written.
     pub fn flush_to_depth(&mut self, max_depth_bytes: u64, log: &mut Log) -> JetResult<u64> {
         let mut pages_written = 0u64;
-        // Each iteration cleans one dirty frame, so it runs at most `dirty_count` times.
-        while log.tip_lsn() - self.checkpoint_lsn(log.tip_lsn()) > max_depth_bytes {
-            let oldest = self
-                .frames
-                .iter()
-                .filter(|(_, frame)| frame.dirty)
-                .min_by_key(|(key, frame)| (frame.first_dirty_lsn, **key))
-                .map(|(key, _)| *key)
-                .expect("a nonzero depth means a dirty frame");
-            self.write_back(oldest, log)?;
+        // Oldest first-dirty LSN first. Sorted once: writing a page back dirties nothing else,
+        // so the order stays right, and the checkpoint after cleaning the i-th page is the
+        // (i+1)-th page's LSN. (Rescanning the frames for the oldest at every step made a
+        // 10,000-page stop quadratic: 1.5 s.)
+        let mut dirty: Vec<(Lsn, FrameKey)> = self
+            .frames
+            .iter()
+            .filter(|(_, frame)| frame.dirty)
+            .map(|(key, frame)| (frame.first_dirty_lsn, *key))
+            .collect();
+        dirty.sort_unstable();
+        for &(first_dirty_lsn, key) in &dirty {
+            if log.tip_lsn() - first_dirty_lsn <= max_depth_bytes {
+                break;
+            }
+            self.write_back(key, log)?;
             pages_written += 1;
         }
+        debug_assert!(log.tip_lsn() - self.checkpoint_lsn(log.tip_lsn()) <= max_depth_bytes);
         // Pages must be durable before a checkpoint past them is recorded: those written now
         // and those evicted earlier without a sync (which a checkpoint no longer counts).
         self.sync_written_files()?;
