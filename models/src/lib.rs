@@ -1,4 +1,5 @@
-//! jetsim-models: exhaustive (loom) models of the jetsim engine's stop protocol.
+//! jetsim-models: exhaustive (loom) models of the jetsim engine's stop protocol, and the
+//! mutation catalogue.
 //!
 //! The engine takes its locks, condition variables, atomics and threads from a
 //! [`jetsim_engine::Runtime`]. This crate provides [`LoomRuntime`], which maps every one of
@@ -7,14 +8,22 @@
 //! which explores every interleaving of the model's threads (up to a preemption bound where
 //! the full space is too large).
 //!
-//! The models themselves live in `tests/loom_stop.rs`. Each creates its engine inside the
-//! `loom::model` closure, races Jet calls against `stop_service_instance`, and asserts the
-//! protocol's properties: a call admitted by the gate finishes before the stop returns, a call
-//! made after it is refused with `ClientRequestToStopJetService`, the allowlisted calls keep
-//! working, term and stop never deadlock. The same models are run against planted bugs
-//! ([`jetsim_engine::Mutant`], enabled by the engine's `mutants` feature, which this crate
-//! turns on) to show that loom finds each of them.
+//! The models live in [`stop_models`]. Each creates its engine inside the `loom::model`
+//! closure, races Jet calls against `stop_service_instance`, and asserts the protocol's
+//! properties: a call admitted by the gate finishes before the stop returns, a call made after
+//! it is refused with `ClientRequestToStopJetService`, the allowlisted calls keep working, term
+//! and stop never deadlock. [`stop_models::StopModel::check`] runs one with a set of planted
+//! bugs ([`jetsim_engine::Mutant`], enabled by the engine's `mutants` feature, which this crate
+//! turns on) and returns the executions explored or the first failing one;
+//! `tests/loom_stop.rs` pins those numbers.
+//!
+//! [`catalogue`] names, for every planted bug, the checker that catches it (a loom model, a
+//! rule of the `jetsim` simulator, or the engine's crash tests); `tests/catalogue.rs` holds
+//! it to that, and `cargo run --release -p jetsim-models --bin mutants` prints the table with
+//! runs to first detection.
 
+pub mod catalogue;
 pub mod loom_runtime;
+pub mod stop_models;
 
 pub use loom_runtime::LoomRuntime;

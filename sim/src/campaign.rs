@@ -71,26 +71,45 @@ pub fn run_campaign(options: &CampaignOptions) -> Result<CampaignSummary, String
     let started = std::time::Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..options.jobs.max(1) {
-            scope.spawn(|| loop {
-                let index = next.fetch_add(1, Ordering::SeqCst);
-                if index >= options.seeds {
-                    return;
+            scope.spawn(|| {
+                // Seeds run on a worker OS thread rather than a fresh thread each (50 us a
+                // seed); a run that panicked retires its thread, since shuttle may leave
+                // per-thread state behind, and a fresh one carries on.
+                let mut finished = false;
+                while !finished {
+                    finished = std::thread::scope(|inner| {
+                        inner
+                            .spawn(|| loop {
+                                let index = next.fetch_add(1, Ordering::SeqCst);
+                                if index >= options.seeds {
+                                    return true;
+                                }
+                                let seed = options.start.wrapping_add(index);
+                                let report = run_seed_here(seed, options.scheduling, mutations);
+                                let panicked = report.history.is_none();
+                                let deterministic = !options.check_determinism || {
+                                    let again = run_seed(seed, options.scheduling, mutations);
+                                    again.trace_hash == report.trace_hash
+                                        && again.verdict == report.verdict
+                                };
+                                if !report.passed() || !deterministic {
+                                    let count = failed.fetch_add(1, Ordering::SeqCst) + 1;
+                                    bar.set_message(format!("{count} failing"));
+                                }
+                                results.lock().expect("results lock").push((
+                                    seed,
+                                    report,
+                                    deterministic,
+                                ));
+                                bar.inc(1);
+                                if panicked {
+                                    return false;
+                                }
+                            })
+                            .join()
+                            .unwrap_or(false)
+                    });
                 }
-                let seed = options.start.wrapping_add(index);
-                let report = run_seed(seed, options.scheduling, mutations);
-                let deterministic = !options.check_determinism || {
-                    let again = run_seed(seed, options.scheduling, mutations);
-                    again.trace_hash == report.trace_hash && again.verdict == report.verdict
-                };
-                if !report.passed() || !deterministic {
-                    let count = failed.fetch_add(1, Ordering::SeqCst) + 1;
-                    bar.set_message(format!("{count} failing"));
-                }
-                results
-                    .lock()
-                    .expect("results lock")
-                    .push((seed, report, deterministic));
-                bar.inc(1);
             });
         }
     });
@@ -248,15 +267,34 @@ pub fn explore(options: &CampaignOptions) -> Result<bool, String> {
     Ok(summary.seeds_failed == 0 && summary.nondeterministic.is_empty())
 }
 
-/// `replay`: one seed, its configuration, its history, its verdict.
+/// `replay`: one seed, its configuration, its history, its verdict; with `html`, also the
+/// run's timeline as one self-contained HTML file.
 pub fn replay(
     seed: u64,
     scheduling: Scheduling,
     trace: bool,
     mutant: Option<&str>,
+    html: Option<&std::path::Path>,
 ) -> Result<bool, String> {
     let mutations = mutations_named(mutant)?;
     let report = run_seed(seed, scheduling, mutations);
+    if let Some(path) = html {
+        let details = vec![
+            format!(
+                "seed {seed}, {} strategy, mutant {}",
+                scheduling_name(scheduling),
+                mutant.unwrap_or("none")
+            ),
+            format!("reproduce: {}", replay_command(seed, scheduling, mutant)),
+        ];
+        crate::timeline::write_report_html(
+            &format!("jetsim replay {seed}"),
+            details,
+            &report,
+            path,
+        )?;
+        println!("timeline written to {}", path.display());
+    }
     println!(
         "jetsim replay {seed} ({} strategy)",
         scheduling_name(scheduling)

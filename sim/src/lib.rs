@@ -10,6 +10,11 @@
 //!
 //! A later issue grows this crate into a seeded campaign: generated call sequences checked
 //! against a reference model of the Jet API.
+//!
+//! Named scenarios ([`scenario`], files in the top-level `scenarios/`), their state
+//! transitions as text ([`transitions`], snapshotted in `snapshots/`), the shrinker that turns
+//! a failing seed into a regression scenario ([`shrink`]) and the HTML timeline of a run
+//! ([`timeline`]) make failures small, named and readable.
 
 pub mod campaign;
 pub mod check;
@@ -17,8 +22,12 @@ pub mod config;
 pub mod harness;
 pub mod history;
 pub mod model;
+pub mod scenario;
+pub mod shrink;
 pub mod shuttle_runtime;
 pub mod simulation;
+pub mod timeline;
+pub mod transitions;
 pub mod workload;
 
 pub use shuttle_runtime::ShuttleRuntime;

@@ -1,13 +1,19 @@
 //! `jetsim`: the simulation campaign's command line.
 //!
 //! - `explore --seeds N [--start S] [--strategy random|pct|mix] [--json PATH] [--check-determinism]`
-//! - `replay SEED [--trace] [--strategy ...]`
+//! - `replay SEED [--trace] [--strategy ...] [--html PATH]`
+//! - `shrink SEED [--strategy ...] [--mutant NAME] [--out DIR]`: shrink a failing seed to a
+//!   regression scenario under `scenarios/regressions/`
+//! - `scenario FILE [--html PATH] [--find-seed N]`: run a scenario file, print its transitions
 //!
 //! Every failure is reported with its seed and the exact command that replays it.
 
 use clap::{Parser, Subcommand};
 use jetsim::campaign::{self, CampaignOptions};
 use jetsim::config::Scheduling;
+use jetsim::scenario::Scenario;
+use jetsim::shrink::{self, ShrinkLimits};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -45,6 +51,9 @@ enum Command {
         /// Worker threads (default: the machine's cores).
         #[arg(long)]
         jobs: Option<usize>,
+        /// Shrink the first failing seed to a regression scenario (see `shrink`).
+        #[arg(long)]
+        shrink: bool,
     },
     /// Re-run one seed exactly, printing its configuration and history.
     Replay {
@@ -56,9 +65,133 @@ enum Command {
         trace: bool,
         #[arg(long)]
         mutant: Option<String>,
+        /// Also write the run's timeline as one self-contained HTML file.
+        #[arg(long)]
+        html: Option<PathBuf>,
+    },
+    /// Shrink a failing seed's workload (same schedule) and write it as a regression scenario.
+    Shrink {
+        seed: u64,
+        #[arg(long, value_enum, default_value_t = Scheduling::Mix)]
+        strategy: Scheduling,
+        #[arg(long)]
+        mutant: Option<String>,
+        /// Where the scenario file goes.
+        #[arg(long, default_value = "scenarios/regressions")]
+        out: PathBuf,
+        /// Candidate runs spent in proptest's value tree.
+        #[arg(long, default_value_t = ShrinkLimits::default().tree_runs_max)]
+        tree_runs: u64,
+    },
+    /// Run one scenario file: print its state transitions and check its expectations.
+    Scenario {
+        file: PathBuf,
+        /// Also write the run's timeline as one self-contained HTML file.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// Instead, search this many schedule seeds (from the file's) for one that meets every
+        /// expectation, and print it.
+        #[arg(long)]
+        find_seed: Option<u64>,
     },
     /// List the planted bugs.
     Mutants,
+}
+
+/// `explore`, and with `--shrink` the first failure shrunk to a regression scenario.
+fn explore(options: &CampaignOptions, shrink: bool) -> Result<bool, String> {
+    let summary = campaign::run_campaign(options)?;
+    campaign::print_summary(options, &summary);
+    if let (true, Some(first)) = (shrink, summary.failures.first()) {
+        println!();
+        shrink_seed(
+            first.config.seed,
+            options.scheduling,
+            options.mutant.as_deref(),
+            Path::new("scenarios/regressions"),
+            ShrinkLimits::default().tree_runs_max,
+        )?;
+    }
+    Ok(summary.seeds_failed == 0 && summary.nondeterministic.is_empty())
+}
+
+/// `shrink`: prints the story and writes the scenario. Succeeds when it wrote one.
+fn shrink_seed(
+    seed: u64,
+    strategy: Scheduling,
+    mutant: Option<&str>,
+    out: &Path,
+    tree_runs_max: u64,
+) -> Result<bool, String> {
+    println!(
+        "jetsim shrink {seed}: shrinking the failing workload (this runs it a few hundred times)"
+    );
+    let limits = ShrinkLimits {
+        tree_runs_max,
+        ..ShrinkLimits::default()
+    };
+    let shrunk = shrink::shrink_seed(seed, strategy, mutant, limits)?;
+    println!(
+        "rule {}: {} calls in {} threads -> {} calls after the value tree ({} runs) -> {} calls in {} threads after dropping ({} runs)",
+        shrunk.rule,
+        shrunk.original.call_count(),
+        shrunk.original.threads.len(),
+        shrunk.after_tree.call_count(),
+        shrunk.tree_runs,
+        shrunk.minimal.call_count(),
+        shrunk.minimal.threads.len(),
+        shrunk.drop_runs
+    );
+    let path = shrink::write_regression(&shrunk.scenario(), out)?;
+    println!("regression scenario written to {}", path.display());
+    println!("it runs in `cargo test -p jetsim --test scenarios` from now on; accept its snapshot with `cargo insta review` (or INSTA_UPDATE=always)");
+    Ok(true)
+}
+
+/// `scenario`: run one file, print its transitions, say what it missed.
+fn run_scenario(file: &Path, html: Option<&Path>, find_seed: Option<u64>) -> Result<bool, String> {
+    let scenario = Scenario::load(file)?;
+    if let Some(count) = find_seed {
+        let start = scenario.schedule.schedule_seed;
+        return match jetsim::scenario::find_schedule_seed(&scenario, start, count) {
+            Some((seed, runs)) => {
+                println!("schedule_seed {seed} meets every expectation (found after {runs} runs)");
+                Ok(true)
+            }
+            None => {
+                println!(
+                    "no schedule seed in {start}..{} meets every expectation",
+                    start + count
+                );
+                Ok(false)
+            }
+        };
+    }
+    let run = scenario.run()?;
+    print!("{}", run.render());
+    if let Some(path) = html {
+        jetsim::timeline::write_report_html(
+            &format!("jetsim scenario {}", scenario.name),
+            vec![
+                scenario.description.clone(),
+                format!("file: {}", file.display()),
+            ],
+            &run.report,
+            path,
+        )?;
+        println!("timeline written to {}", path.display());
+    }
+    let missed = run.missed_expectations();
+    if missed.is_empty() {
+        println!("\nexpectations: all met");
+        Ok(true)
+    } else {
+        println!("\nexpectations MISSED:");
+        for m in &missed {
+            println!("  {m}");
+        }
+        Ok(false)
+    }
 }
 
 fn main() -> ExitCode {
@@ -72,23 +205,40 @@ fn main() -> ExitCode {
             check_determinism,
             mutant,
             jobs,
-        } => campaign::explore(&CampaignOptions {
-            seeds,
-            start,
-            scheduling: strategy,
-            json,
-            check_determinism,
-            mutant,
-            jobs: jobs
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-            progress: true,
-        }),
+            shrink,
+        } => explore(
+            &CampaignOptions {
+                seeds,
+                start,
+                scheduling: strategy,
+                json,
+                check_determinism,
+                mutant,
+                jobs: jobs
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                progress: true,
+            },
+            shrink,
+        ),
         Command::Replay {
             seed,
             strategy,
             trace,
             mutant,
-        } => campaign::replay(seed, strategy, trace, mutant.as_deref()),
+            html,
+        } => campaign::replay(seed, strategy, trace, mutant.as_deref(), html.as_deref()),
+        Command::Shrink {
+            seed,
+            strategy,
+            mutant,
+            out,
+            tree_runs,
+        } => shrink_seed(seed, strategy, mutant.as_deref(), &out, tree_runs),
+        Command::Scenario {
+            file,
+            html,
+            find_seed,
+        } => run_scenario(&file, html.as_deref(), find_seed),
         Command::Mutants => {
             for mutant in jetsim_engine::Mutant::ALL {
                 println!("{mutant:?}");

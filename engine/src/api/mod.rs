@@ -122,13 +122,24 @@ impl<R: Runtime> Jet<R> {
         let core = self
             .core_by_slot(parts.instance_slot)
             .ok_or(JetError::InvalidSesid)?;
-        let pass = core.gate.enter(
-            call.admission(core.options.mutations),
-            JetError::InvalidSesid,
-        )?;
         let mut orders = WakeOrders::default();
         let result = {
+            // Admission and body under one hold of the instance lock: a gated call that was
+            // admitted runs its whole body before any call that comes after the stop closed
+            // the gate (those need this lock too), so the stop is atomic to every observer.
+            // Admitting outside the lock let an allowlisted end_session slip between a
+            // gated open_table's admission and its body (found by the simulator, PCT seed
+            // 431). Lock order: state, then gate; nothing takes them the other way round.
+            let admission = call.admission(core.options.mutations);
+            let early = match Self::admits_outside_lock(&core) {
+                true => Some(core.gate.enter(admission, JetError::InvalidSesid)?),
+                false => None,
+            };
             let mut state = core.state.lock();
+            let pass = match early {
+                Some(pass) => pass,
+                None => core.gate.enter(admission, JetError::InvalidSesid)?,
+            };
             let session = SessionRef {
                 slot: parts.object_slot,
                 generation: parts.generation,
@@ -147,11 +158,24 @@ impl<R: Runtime> Jet<R> {
                 orders.version_store_half_full = state.version_store.stats().versions * 2
                     >= state.params.version_store_max_versions;
             }
+            // Leave the engine before letting go of the lock: a stop waiting for in-flight
+            // calls then sees this call gone exactly when its effects are all in place.
+            drop(pass);
             result
         };
         Self::pass_on(&core, orders);
-        drop(pass);
         result
+    }
+
+    /// The planted gate bugs (`StopFlagLast`, `CheckThenActGate`, `TermDoesNotWait`) are about
+    /// a gate that is separate from the work it guards, as ESE's is: with one planted, calls
+    /// are admitted before taking the instance lock, as this engine did before the simulator
+    /// showed why not (admission under the lock also masks those three bugs).
+    pub(crate) fn admits_outside_lock(core: &InstanceCore<R>) -> bool {
+        let mutations = core.options.mutations;
+        mutations.is_active(crate::Mutant::StopFlagLast)
+            || mutations.is_active(crate::Mutant::CheckThenActGate)
+            || mutations.is_active(crate::Mutant::TermDoesNotWait)
     }
 
     /// `InstanceUnavailable` once an I/O error made the instance fail-stop.

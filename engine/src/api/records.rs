@@ -333,10 +333,19 @@ impl<R: Runtime> Jet<R> {
         let core = self
             .core_by_slot(parts.instance_slot)
             .ok_or(JetError::InvalidSesid)?;
-        let _pass = core.gate.enter(
-            JetCall::IndexRecordCount.admission(core.options.mutations),
-            JetError::InvalidSesid,
-        )?;
+        // Admitted under the instance lock with the first step, as in `with_session`; the pass
+        // is then held across steps, each of which re-takes the lock.
+        let admission = JetCall::IndexRecordCount.admission(core.options.mutations);
+        let early = match Self::admits_outside_lock(&core) {
+            true => Some(core.gate.enter(admission, JetError::InvalidSesid)?),
+            false => None,
+        };
+        let first_step_lock = core.state.lock();
+        let _pass = match early {
+            Some(pass) => pass,
+            None => core.gate.enter(admission, JetError::InvalidSesid)?,
+        };
+        let mut held = Some(first_step_lock);
         let session = SessionRef {
             slot: parts.object_slot,
             generation: parts.generation,
@@ -350,7 +359,10 @@ impl<R: Runtime> Jet<R> {
         let mut at: Option<Vec<u8>> = None;
         loop {
             {
-                let mut state = core.state.lock();
+                let mut state = match held.take() {
+                    Some(state) => state,
+                    None => core.state.lock(),
+                };
                 Self::check_available(&state)?;
                 // Handles are re-validated each step: another thread may have ended the session.
                 Self::check_session(&state, session, JetCall::IndexRecordCount)?;

@@ -26,10 +26,18 @@ impl<R: Runtime> Jet<R> {
     /// `JetBeginSession`.
     pub fn begin_session(&self, instance: InstanceHandle) -> JetResult<SessionHandle> {
         let core = self.core(instance)?;
-        let _pass = Self::enter_instance(&core, JetCall::BeginSession)?;
         let parts = instance.parts().expect("resolved above");
         let generation = self.next_generation();
+        // Admission under the instance lock, as in `with_session`.
+        let early = match Self::admits_outside_lock(&core) {
+            true => Some(Self::enter_instance(&core, JetCall::BeginSession)?),
+            false => None,
+        };
         let mut state = core.state.lock();
+        let _pass = match early {
+            Some(pass) => pass,
+            None => Self::enter_instance(&core, JetCall::BeginSession)?,
+        };
         Self::check_available(&state)?;
         let slot = state
             .sessions

@@ -9,6 +9,10 @@
 //! some linearization explained every result but none explored reached the engine's end state,
 //! which is reported as an end-state mismatch (within the bound).
 //!
+//! [`linearize`] also returns the order it found (or, without one, the deepest prefix it
+//! reached), so a run's transitions can be replayed on the model call by call (the snapshots
+//! of `crate::transitions`); [`check`] is the verdict alone.
+//!
 //! Calls refused with TermInProgress while a term overlapped them are no-ops the model cannot
 //! place (term is atomic in the model, two-phase in the engine); they are accepted anywhere in
 //! their interval, and the end-state check still sees any effect they had.
@@ -94,8 +98,14 @@ struct Search<'a> {
     stuck: Vec<Stuck>,
     end_matches: &'a dyn Fn(&ModelState) -> bool,
     results_only_end: Option<ModelState>,
+    /// The order of `results_only_end`'s linearization (indices into `events`).
+    results_only_order: Vec<usize>,
     explored_at_first_end: u64,
     bound_hit: bool,
+    /// The calls placed so far on the current path, in order (indices into `events`).
+    path: Vec<usize>,
+    /// The path at the deepest point where some candidate disagreed.
+    deepest_path: Vec<usize>,
 }
 
 /// States explored after the first results-only linearization, looking for one that also
@@ -114,6 +124,7 @@ impl Search<'_> {
             }
             if self.results_only_end.is_none() {
                 self.results_only_end = Some(state.clone());
+                self.results_only_order = self.path.clone();
                 self.explored_at_first_end = self.explored;
             }
             return None;
@@ -157,18 +168,32 @@ impl Search<'_> {
             done[i / 64] |= 1 << (i % 64);
             let fresh = self.memo.insert(fingerprint(done, &next));
             if fresh {
+                self.path.push(i);
                 if let Some(end) = self.run(&next, done, count + 1) {
+                    // `path` now holds the whole linearization: leave it for the caller.
                     return Some(end);
                 }
+                self.path.pop();
             }
             done[i / 64] &= !(1 << (i % 64));
         }
         if count >= self.deepest && !stuck_here.is_empty() {
             self.deepest = count;
             self.stuck = stuck_here;
+            self.deepest_path = self.path.clone();
         }
         None
     }
+}
+
+/// A verdict and the order behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Linearization {
+    pub verdict: Verdict,
+    /// `Linearizable`: every call, in the order found. `EndStateMismatch`: every call, in the
+    /// first order that explained every result. `Violation`: the deepest prefix the search
+    /// placed (`linearized_prefix` calls) before every candidate disagreed. `Unknown`: empty.
+    pub order: Vec<Event>,
 }
 
 /// Checks `events` (any order) from `initial`; `end_matches` says whether a final model state
@@ -179,6 +204,16 @@ pub fn check(
     end_matches: &dyn Fn(&ModelState) -> bool,
     states_max: u64,
 ) -> Verdict {
+    linearize(events, initial, end_matches, states_max).verdict
+}
+
+/// [`check`], also returning the order (see [`Linearization::order`]).
+pub fn linearize(
+    events: &[Event],
+    initial: &ModelState,
+    end_matches: &dyn Fn(&ModelState) -> bool,
+    states_max: u64,
+) -> Linearization {
     let mut sorted: Vec<&Event> = events.iter().collect();
     sorted.sort_by_key(|e| e.invoked);
     let terms: Vec<(u64, u64)> = sorted
@@ -204,30 +239,51 @@ pub fn check(
         stuck: Vec::new(),
         end_matches,
         results_only_end: None,
+        results_only_order: Vec::new(),
         explored_at_first_end: 0,
         bound_hit: false,
+        path: Vec::new(),
+        deepest_path: Vec::new(),
     };
     let mut done = vec![0u64; search.events.len().div_ceil(64).max(1)];
-    match search.run(initial, &mut done, 0) {
-        Some(end) => Verdict::Linearizable {
-            end: Box::new(end),
-            states_explored: search.explored,
-        },
-        None => match search.results_only_end {
-            Some(end) => Verdict::EndStateMismatch {
+    let found = search.run(initial, &mut done, 0);
+    let (verdict, order) = match found {
+        Some(end) => (
+            Verdict::Linearizable {
                 end: Box::new(end),
                 states_explored: search.explored,
             },
-            None if search.bound_hit => Verdict::Unknown {
-                states_explored: search.explored,
-            },
-            None => Verdict::Violation {
-                states_explored: search.explored,
-                linearized_prefix: search.deepest,
-                stuck: search.stuck,
-            },
+            std::mem::take(&mut search.path),
+        ),
+        None => match search.results_only_end {
+            Some(end) => (
+                Verdict::EndStateMismatch {
+                    end: Box::new(end),
+                    states_explored: search.explored,
+                },
+                std::mem::take(&mut search.results_only_order),
+            ),
+            None if search.bound_hit => (
+                Verdict::Unknown {
+                    states_explored: search.explored,
+                },
+                Vec::new(),
+            ),
+            None => (
+                Verdict::Violation {
+                    states_explored: search.explored,
+                    linearized_prefix: search.deepest,
+                    stuck: search.stuck,
+                },
+                std::mem::take(&mut search.deepest_path),
+            ),
         },
-    }
+    };
+    let order = order
+        .into_iter()
+        .map(|i| search.events[i].clone())
+        .collect();
+    Linearization { verdict, order }
 }
 
 #[cfg(test)]
@@ -301,6 +357,41 @@ mod tests {
             stuck[0].model_expected,
             Outcome::err(jetsim_engine::JetError::ClientRequestToStopJetService)
         );
+    }
+
+    #[test]
+    fn the_order_found_is_returned() {
+        // Thread 1's begin_session overlaps the stop and succeeded: it must come first.
+        let stop = event(
+            0,
+            Call::StopService {
+                instance: crate::workload::InstanceRef::Main,
+                grbit: 0,
+            },
+            0,
+            3,
+            Outcome::Ok,
+        );
+        let begin = event(1, Call::BeginSession { bind: 0 }, 1, 2, Outcome::Ok);
+        let found = linearize(
+            &[stop.clone(), begin.clone()],
+            &ModelState::initial(&[]),
+            &any_end,
+            1000,
+        );
+        assert!(matches!(found.verdict, Verdict::Linearizable { .. }));
+        assert_eq!(found.order, vec![begin, stop.clone()]);
+
+        // Without a linearization, the order is the deepest prefix placed: the stop alone.
+        let late = event(1, Call::BeginSession { bind: 0 }, 4, 5, Outcome::Ok);
+        let stuck = linearize(
+            &[stop.clone(), late],
+            &ModelState::initial(&[]),
+            &any_end,
+            1000,
+        );
+        assert!(matches!(stuck.verdict, Verdict::Violation { .. }));
+        assert_eq!(stuck.order, vec![stop]);
     }
 
     #[test]

@@ -1,0 +1,242 @@
+//! The mutation catalogue: for every planted bug ([`Mutant::ALL`]), the checker that catches
+//! it.
+//!
+//! - **loom**: a model of [`crate::stop_models`], its bound, the property it reports and the
+//!   execution at which loom first fails (deterministic, pinned here).
+//! - **sim**: a rule of the seeded simulator (`jetsim`), the shuttle scheduler and the most
+//!   seeds `first_detection` may take from start 0 (a generous multiple of what was measured;
+//!   `cargo run --release -p jetsim-models --bin mutants` measures it over 20 starts).
+//! - **engine crash tests**: durability bugs (a page written before its log record, a commit
+//!   acknowledged before the log sync) that no concurrency checker can see: they only show
+//!   after a crash and a recovery, which the engine's own crash tests do.
+//!
+//! Entries are keyed by the mutant's name (its `Debug` form) rather than matched on the enum,
+//! so the catalogue keeps compiling while the engine gains a mutant; `tests/catalogue.rs` then
+//! fails until the new mutant is listed here.
+
+use crate::stop_models::{Property, StopModel};
+use jetsim::check::Rule;
+use jetsim::config::Scheduling;
+use jetsim_engine::{Mutant, Mutations};
+
+/// A loom model that catches a mutant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoomTeeth {
+    pub model: StopModel,
+    /// The preemption bound it is explored with (the model's own bound).
+    pub bound: Option<usize>,
+    /// The property loom reports first.
+    pub property: Property,
+    /// The execution at which loom first fails (pinned: loom's search order is fixed).
+    pub execution: usize,
+}
+
+/// A simulator rule that catches a mutant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimTeeth {
+    /// The rules the detecting seed may break to count (it must break at least one of them;
+    /// it may break others too). The first is the one that usually catches it.
+    pub rules: &'static [Rule],
+    /// The scheduler `first_detection` runs with.
+    pub scheduling: Scheduling,
+    /// Most seeds from start 0 before the rule must have caught it.
+    pub max_seeds: u64,
+}
+
+/// One catalogued mutant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// The mutant's name, as `format!("{mutant:?}")` prints it.
+    pub mutant: &'static str,
+    pub loom: Option<LoomTeeth>,
+    pub sim: Option<SimTeeth>,
+    /// Caught by the engine's crash/recovery test of this name in [`CRASH_TESTS`], not by
+    /// loom or the sim.
+    pub crash_tests: Option<&'static str>,
+}
+
+impl Entry {
+    /// The mutant this entry names, if the engine has it.
+    pub fn resolve(&self) -> Option<Mutant> {
+        Mutant::ALL
+            .iter()
+            .copied()
+            .find(|m| mutant_name(*m) == self.mutant)
+    }
+
+    /// Whether the entry names at least one checker.
+    pub fn has_checker(&self) -> bool {
+        self.loom.is_some() || self.sim.is_some() || self.crash_tests.is_some()
+    }
+
+    /// A durability mutant: only the engine's crash tests see it.
+    pub fn is_durability(&self) -> bool {
+        self.crash_tests.is_some() && self.loom.is_none() && self.sim.is_none()
+    }
+}
+
+/// The name entries use for `mutant`.
+pub fn mutant_name(mutant: Mutant) -> String {
+    format!("{mutant:?}")
+}
+
+/// `mutant` alone, planted.
+pub fn planted(mutant: Mutant) -> Mutations {
+    Mutations::NONE.with(mutant)
+}
+
+/// Installs the two panic hooks a process running both loom and shuttle gets, in the order
+/// that keeps stderr readable. loom's coroutines (the `generator` crate) unwind every loom
+/// thread still suspended when an execution ends with a `Cancel` panic, and filter those out
+/// of the panic hook they wrap; shuttle wraps the hook to report failing tasks. Whichever is
+/// installed last runs first: with shuttle's outermost, every cancelled loom thread is printed
+/// as a failed shuttle task (hundreds of thousands of lines). Call this before the first loom
+/// model in a process that also runs the simulator; it runs one simulator seed, then one tiny
+/// loom model, once.
+pub fn order_panic_hooks() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = jetsim::simulation::run_seed(0, Scheduling::Random, Mutations::NONE);
+        let _ = StopModel::GateMainStops.check(Mutations::NONE, Some(0));
+    });
+}
+
+/// The catalogue entry of `mutant`, if it has one.
+pub fn entry(mutant: Mutant) -> Option<&'static Entry> {
+    let name = mutant_name(mutant);
+    CATALOGUE.iter().find(|e| e.mutant == name)
+}
+
+const fn loom(
+    model: StopModel,
+    bound: Option<usize>,
+    property: Property,
+    execution: usize,
+) -> Option<LoomTeeth> {
+    Some(LoomTeeth {
+        model,
+        bound,
+        property,
+        execution,
+    })
+}
+
+const fn sim(rules: &'static [Rule], scheduling: Scheduling, max_seeds: u64) -> Option<SimTeeth> {
+    Some(SimTeeth {
+        rules,
+        scheduling,
+        max_seeds,
+    })
+}
+
+/// Where the engine's crash tests live (relative to the workspace root).
+pub const CRASH_TESTS: &str = "engine/tests/recovery.rs";
+
+/// Every mutant and its checkers. loom executions are exact; sim bounds are generous
+/// multiples of the first detection from start 0 (which `cargo test -p jetsim-models --test
+/// catalogue -- --nocapture` prints; the same bounds as the TEETH table in
+/// `sim/tests/campaign.rs`).
+pub const CATALOGUE: &[Entry] = &[
+    Entry {
+        mutant: "StopFlagLast",
+        loom: loom(
+            StopModel::GateBeginSession,
+            None,
+            Property::InFlightAtStop,
+            16,
+        ),
+        sim: sim(&[Rule::StopDrained], Scheduling::Pct, 200),
+        crash_tests: None,
+    },
+    Entry {
+        mutant: "CheckThenActGate",
+        loom: loom(
+            StopModel::GateBeginSession,
+            None,
+            Property::FinishedAfterStop,
+            16,
+        ),
+        sim: sim(&[Rule::NoPanic], Scheduling::Random, 3000),
+        crash_tests: None,
+    },
+    Entry {
+        mutant: "DefragStoppedBeforeValidation",
+        loom: loom(
+            StopModel::PartialStopResume,
+            Some(3),
+            Property::Validation,
+            1,
+        ),
+        sim: sim(&[Rule::FailureAtomicity], Scheduling::Pct, 100),
+        crash_tests: None,
+    },
+    Entry {
+        mutant: "AllowlistMissingRollback",
+        loom: loom(StopModel::AllowlistRollback, None, Property::Allowlist, 664),
+        sim: sim(&[Rule::StopRule], Scheduling::Pct, 50),
+        crash_tests: None,
+    },
+    Entry {
+        mutant: "AllowlistExtraCommit",
+        loom: loom(
+            StopModel::GateCommit,
+            None,
+            Property::FinishedAfterStop,
+            3892,
+        ),
+        sim: sim(&[Rule::Linearizability], Scheduling::Pct, 100),
+        crash_tests: None,
+    },
+    Entry {
+        mutant: "VersionCleanupNotSignalled",
+        loom: loom(StopModel::TwoStops, None, Property::OneStopRecord, 1),
+        sim: sim(&[Rule::Preparation], Scheduling::Random, 50),
+        crash_tests: None,
+    },
+    Entry {
+        mutant: "CheckpointQuiesceSkipped",
+        loom: loom(StopModel::GateCommit, None, Property::NotQuiesced, 1),
+        sim: sim(&[Rule::Preparation], Scheduling::Pct, 50),
+        crash_tests: None,
+    },
+    Entry {
+        mutant: "EndSessionIgnoresContext",
+        loom: loom(StopModel::SessionContext, Some(4), Property::Context, 10),
+        sim: sim(&[Rule::Linearizability], Scheduling::Random, 400),
+        crash_tests: None,
+    },
+    Entry {
+        mutant: "RollbackLeavesTablesOpen",
+        loom: None,
+        sim: sim(&[Rule::FailureAtomicity], Scheduling::Random, 600),
+        crash_tests: None,
+    },
+    Entry {
+        mutant: "ResetContextFromAnyThread",
+        loom: loom(StopModel::SessionContext, Some(4), Property::Context, 10),
+        sim: None,
+        crash_tests: None,
+    },
+    Entry {
+        mutant: "TermDoesNotWait",
+        // The engine's own assertion in `Gate::finish_term` fires before the model's property.
+        loom: loom(StopModel::TermWaits, None, Property::EngineTermInFlight, 16),
+        // The sim sees it too (mostly the engine's assertion: no-panic; see the mutants
+        // table), but the first failing PCT seed from start 0 (431) fails without the mutant
+        // as well, so `first_detection` from 0 cannot name it: loom is its checker.
+        sim: None,
+        crash_tests: None,
+    },
+    Entry {
+        mutant: "PageBeforeLog",
+        loom: None,
+        sim: None,
+        crash_tests: Some("planted_page_before_log_is_caught"),
+    },
+    Entry {
+        mutant: "CommitAckBeforeLogSync",
+        loom: None,
+        sim: None,
+        crash_tests: Some("planted_commit_ack_before_log_sync_is_caught"),
+    },
+];

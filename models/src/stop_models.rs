@@ -1,0 +1,1323 @@
+//! loom models of the stop protocol, run on the engine's own code (`Jet<LoomRuntime>`).
+//!
+//! Every model builds its engine inside the `loom::model` closure (a fresh in-memory
+//! environment per execution; nothing loom-visible is created outside), does its
+//! single-threaded set-up on the model's main thread, spawns the racing threads, joins them and
+//! checks the properties. Properties are asserted with a message that starts with one of the
+//! [`Property`] messages, so a failure names the property loom found violated.
+//!
+//! [`StopModel::check`] runs one model with a set of planted bugs ([`Mutations`]) and a
+//! preemption bound, and returns either the number of executions loom explored ([`Explored`])
+//! or the execution at which a property first failed ([`Failure`]). loom's search order is
+//! fixed, so both numbers are deterministic: `tests/loom_stop.rs` pins them, and the mutation
+//! catalogue ([`crate::catalogue`]) reports them.
+//!
+//! Preemption bounds: `None` means the full interleaving space (DPOR-reduced) was explored.
+//! Where a bound is used, the reason is written beside the model ([`StopModel::bound`]).
+//!
+//! Models (loom threads counted with main; "racing" excludes main):
+//! - gate: `begin_session` / `begin_transaction` / `commit_transaction` vs a full stop
+//!   (unbounded); the same with the stop on main (unbounded); two calls vs stop (bound 3).
+//! - allowlist: `rollback` / `end_session` vs stop, both must succeed (unbounded).
+//! - term: stop vs term, `begin_transaction` vs term (unbounded); call vs stop vs term and two
+//!   stops vs term (bound 3).
+//! - two concurrent stops (unbounded); session contexts across threads (bound 4); partial
+//!   stop and resume vs a full stop (bound 3); the stop parking the engine's own background
+//!   defrag thread (bound 2).
+
+use crate::LoomRuntime;
+use jetsim_engine::{
+    stop_grbit, DefragStatus, Environment, InstanceHandle, InstanceOptions, InstanceStatus, Jet,
+    JetError, JetResult, Mutations, Phase, SessionHandle, StopStep, SystemParameter, TermOutcome,
+};
+use loom::sync::atomic::{AtomicU64, Ordering};
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
+use std::sync::Arc;
+
+type Engine = Jet<LoomRuntime>;
+
+// ---------------------------------------------------------------------------------------------
+// Properties (panic messages start with these).
+
+/// A gated call invoked after `stop_service_instance` returned was admitted.
+const P_ADMITTED_AFTER_STOP: &str =
+    "GATE: a gated call invoked after the stop returned was admitted";
+/// When the stop returned, a gated call was still inside the engine.
+const P_IN_FLIGHT_AT_STOP: &str = "GATE: a gated call was in flight when the stop returned";
+/// A gated call succeeded, but its effect was not there when the stop returned: it finished
+/// after the stop.
+const P_FINISHED_AFTER_STOP: &str =
+    "GATE: a gated call that succeeded finished after the stop returned";
+/// After a full stop returned, dirty pages remained or the checkpoint was behind the log tip.
+const P_NOT_QUIESCED: &str =
+    "QUIESCE: the checkpoint was not at the log tip when the stop returned";
+/// An allowlisted call failed because of a concurrent stop.
+const P_ALLOWLIST: &str = "ALLOWLIST: an allowlisted call was refused across a stop";
+/// A concurrent stop re-ran the preparation, or a stop record lacks a step.
+const P_ONE_STOP_RECORD: &str = "STOP: two concurrent stops did not leave exactly one stop's steps";
+/// A thread reset (or lost) a session context it did not own / own.
+const P_CONTEXT: &str = "CONTEXT: session context ownership was violated";
+/// `term` ended an instance while a call it had to wait for was still inside.
+const P_TERM_WAITS: &str = "TERM: term finished while an admitted call was still in flight";
+/// After a full stop, resume undid something or defrag was not parked.
+const P_RESUME_AFTER_STOP: &str = "PARTIAL: a resume undid a full stop";
+/// The engine's own assertion in `Gate::finish_term` (engine/src/instance/gate.rs).
+const E_TERM_IN_FLIGHT: &str = "term finished with calls still in flight";
+/// A stop that failed validation changed something.
+const P_VALIDATION: &str = "VALIDATE: a stop that failed validation changed the instance";
+/// When the stop returned, online defrag was not parked.
+const P_DEFRAG_NOT_PARKED: &str = "DEFRAG: not parked when the stop returned";
+/// A defrag pass freed pages after the stop returned.
+const P_DEFRAG_RAN: &str = "DEFRAG: a defrag pass ran after the stop returned";
+
+/// A property a model asserts, recognised in the panic message of a failing execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Property {
+    /// A gated call invoked after `stop_service_instance` returned was admitted.
+    AdmittedAfterStop,
+    /// When the stop returned, a gated call was still inside the engine.
+    InFlightAtStop,
+    /// A gated call succeeded, but its effect was not there when the stop returned.
+    FinishedAfterStop,
+    /// After a full stop returned, the checkpoint was behind the log tip.
+    NotQuiesced,
+    /// An allowlisted call was refused across a stop.
+    Allowlist,
+    /// Two concurrent stops did not leave exactly one stop's preparation steps.
+    OneStopRecord,
+    /// Session context ownership was violated.
+    Context,
+    /// `term` finished while an admitted call was still in flight (the model's check).
+    TermWaits,
+    /// The engine's own assertion in `Gate::finish_term`: term finished with calls in flight.
+    EngineTermInFlight,
+    /// A resume undid a full stop.
+    ResumeAfterStop,
+    /// A stop that failed validation changed the instance.
+    Validation,
+    /// Online defrag was not parked when the stop returned.
+    DefragNotParked,
+    /// A defrag pass ran after the stop returned.
+    DefragRan,
+}
+
+impl Property {
+    pub const ALL: &'static [Property] = &[
+        Property::AdmittedAfterStop,
+        Property::InFlightAtStop,
+        Property::FinishedAfterStop,
+        Property::NotQuiesced,
+        Property::Allowlist,
+        Property::OneStopRecord,
+        Property::Context,
+        Property::TermWaits,
+        Property::EngineTermInFlight,
+        Property::ResumeAfterStop,
+        Property::Validation,
+        Property::DefragNotParked,
+        Property::DefragRan,
+    ];
+
+    /// A short name for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Property::AdmittedAfterStop => "admitted-after-stop",
+            Property::InFlightAtStop => "in-flight-at-stop",
+            Property::FinishedAfterStop => "finished-after-stop",
+            Property::NotQuiesced => "not-quiesced",
+            Property::Allowlist => "allowlist",
+            Property::OneStopRecord => "one-stop-record",
+            Property::Context => "context-owner",
+            Property::TermWaits => "term-waits",
+            Property::EngineTermInFlight => "engine-term-assert",
+            Property::ResumeAfterStop => "resume-after-stop",
+            Property::Validation => "validate-first",
+            Property::DefragNotParked => "defrag-parked",
+            Property::DefragRan => "defrag-ran",
+        }
+    }
+
+    /// The text a violation's panic message contains.
+    pub fn message(self) -> &'static str {
+        match self {
+            Property::AdmittedAfterStop => P_ADMITTED_AFTER_STOP,
+            Property::InFlightAtStop => P_IN_FLIGHT_AT_STOP,
+            Property::FinishedAfterStop => P_FINISHED_AFTER_STOP,
+            Property::NotQuiesced => P_NOT_QUIESCED,
+            Property::Allowlist => P_ALLOWLIST,
+            Property::OneStopRecord => P_ONE_STOP_RECORD,
+            Property::Context => P_CONTEXT,
+            Property::TermWaits => P_TERM_WAITS,
+            Property::EngineTermInFlight => E_TERM_IN_FLIGHT,
+            Property::ResumeAfterStop => P_RESUME_AFTER_STOP,
+            Property::Validation => P_VALIDATION,
+            Property::DefragNotParked => P_DEFRAG_NOT_PARKED,
+            Property::DefragRan => P_DEFRAG_RAN,
+        }
+    }
+
+    /// The property a panic message reports, if it is one of the named ones.
+    pub fn of_message(message: &str) -> Option<Property> {
+        Property::ALL
+            .iter()
+            .copied()
+            .find(|p| message.contains(p.message()))
+    }
+}
+
+impl fmt::Display for Property {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Harness.
+
+/// Whether `JETSIM_LOOM_HEAVY=1` asks for the heavy variants (bounds lifted).
+pub fn heavy() -> bool {
+    std::env::var("JETSIM_LOOM_HEAVY").is_ok_and(|v| v == "1")
+}
+
+/// A loom builder independent of the `LOOM_*` environment variables, so pinned counts cannot
+/// be changed from outside.
+fn builder(preemption_bound: Option<usize>) -> loom::model::Builder {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = preemption_bound;
+    builder.max_permutations = None;
+    builder.max_duration = None;
+    builder.checkpoint_file = None;
+    builder.max_branches = 100_000;
+    builder.log = false;
+    builder.location = false;
+    builder
+}
+
+/// A model loom explored completely (up to its bound) without a failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explored {
+    /// Executions loom ran (counted by the harness: `Builder::check` does not report it).
+    pub executions: usize,
+    /// The model's coverage counters (how often it reached each interleaving class it is
+    /// about); empty for models without any. See [`StopModel::coverage_classes`].
+    pub coverage: Vec<usize>,
+}
+
+/// The first execution of a model that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Executions run up to and including the failing one.
+    pub execution: usize,
+    /// The property the panic message names; `None` for any other panic (an `expect`, an
+    /// unnamed `assert_eq!`, a loom deadlock report).
+    pub property: Option<Property>,
+    /// The panic message.
+    pub message: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.property {
+            Some(property) => write!(
+                f,
+                "{property} at execution {}: {}",
+                self.execution, self.message
+            ),
+            None => write!(f, "execution {}: {}", self.execution, self.message),
+        }
+    }
+}
+
+/// What one loom run of a model gave.
+pub type Outcome = Result<Explored, Failure>;
+
+/// Runs `model` under loom with `preemption_bound`, on a fresh OS thread (loom keeps
+/// per-thread state that a panicking execution may leave behind), and returns the executions
+/// explored, or the first failing execution. loom's `Builder::check` panics on a failing
+/// execution; the panic is caught here (the panic hook still prints it).
+pub fn explore(
+    preemption_bound: Option<usize>,
+    model: impl Fn() + Sync + Send + 'static,
+) -> Outcome {
+    let executions = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&executions);
+    let outcome = std::thread::spawn(move || {
+        catch_unwind(AssertUnwindSafe(|| {
+            builder(preemption_bound).check(move || {
+                counter.fetch_add(1, StdOrdering::SeqCst);
+                model();
+            })
+        }))
+    })
+    .join()
+    .unwrap_or_else(Err);
+    let executions = executions.load(StdOrdering::SeqCst);
+    match outcome {
+        Ok(()) => Ok(Explored {
+            executions,
+            coverage: Vec::new(),
+        }),
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "<non-string panic payload>".to_owned());
+            Err(Failure {
+                execution: executions,
+                property: Property::of_message(&message),
+                message,
+            })
+        }
+    }
+}
+
+/// [`explore`], then read the model's coverage counters (shared with the model through
+/// `Arc`s of std atomics: outside loom) into the result.
+fn explore_covered<C: Send + Sync + 'static>(
+    preemption_bound: Option<usize>,
+    counters: C,
+    read: impl Fn(&C) -> Vec<usize>,
+    model: impl Fn(&C) + Sync + Send + 'static,
+) -> Outcome {
+    let counters = Arc::new(counters);
+    let seen = Arc::clone(&counters);
+    explore(preemption_bound, move || model(&seen)).map(|explored| Explored {
+        coverage: read(&counters),
+        ..explored
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The models, by name.
+
+/// One loom model of the stop protocol. Each runs the engine's own code; see the model
+/// functions below for the threads and properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StopModel {
+    /// `begin_session` vs a full stop (3 loom threads). Coverage: [refused, admitted and
+    /// drained by the stop, admitted and done before the stop].
+    GateBeginSession,
+    /// `begin_transaction` on a prepared session vs a full stop. Coverage as above.
+    GateBeginTransaction,
+    /// `commit_transaction` of a transaction that inserted a record vs a full stop. Coverage as
+    /// above.
+    GateCommit,
+    /// `begin_session` vs a full stop made by main (2 loom threads).
+    GateMainStops,
+    /// Two `begin_transaction`s vs a full stop (4 loom threads).
+    GateTwoCalls,
+    /// `rollback` vs a full stop: both succeed.
+    AllowlistRollback,
+    /// `end_session` vs a full stop: both succeed.
+    AllowlistEndSession,
+    /// A full stop vs term.
+    StopVsTerm,
+    /// `begin_transaction` vs term: term waits for the call.
+    TermWaits,
+    /// `begin_transaction` vs a full stop vs term.
+    CallVsStopVsTerm,
+    /// Two concurrent full stops: the preparation runs once.
+    TwoStops,
+    /// Two full stops vs term.
+    TwoStopsVsTerm,
+    /// Session contexts set, reset and ended from two threads.
+    SessionContext,
+    /// A partial stop and a resume vs a full stop.
+    PartialStopResume,
+    /// The stop parking online defrag run by the engine's own background thread. Coverage:
+    /// [pages freed before the stop, none freed before the stop].
+    DefragPark,
+}
+
+impl StopModel {
+    pub const ALL: &'static [StopModel] = &[
+        StopModel::GateBeginSession,
+        StopModel::GateBeginTransaction,
+        StopModel::GateCommit,
+        StopModel::GateMainStops,
+        StopModel::GateTwoCalls,
+        StopModel::AllowlistRollback,
+        StopModel::AllowlistEndSession,
+        StopModel::StopVsTerm,
+        StopModel::TermWaits,
+        StopModel::CallVsStopVsTerm,
+        StopModel::TwoStops,
+        StopModel::TwoStopsVsTerm,
+        StopModel::SessionContext,
+        StopModel::PartialStopResume,
+        StopModel::DefragPark,
+    ];
+
+    /// The model's name in tables and test names.
+    pub fn name(self) -> &'static str {
+        match self {
+            StopModel::GateBeginSession => "gate_begin_session_vs_stop",
+            StopModel::GateBeginTransaction => "gate_begin_transaction_vs_stop",
+            StopModel::GateCommit => "gate_commit_vs_stop",
+            StopModel::GateMainStops => "gate_main_stops",
+            StopModel::GateTwoCalls => "gate_two_calls_vs_stop",
+            StopModel::AllowlistRollback => "allowlist_rollback_vs_stop",
+            StopModel::AllowlistEndSession => "allowlist_end_session_vs_stop",
+            StopModel::StopVsTerm => "stop_vs_term",
+            StopModel::TermWaits => "term_waits_for_calls",
+            StopModel::CallVsStopVsTerm => "call_vs_stop_vs_term",
+            StopModel::TwoStops => "two_concurrent_stops",
+            StopModel::TwoStopsVsTerm => "two_stops_vs_term",
+            StopModel::SessionContext => "session_context_across_threads",
+            StopModel::PartialStopResume => "partial_stop_resume_vs_full_stop",
+            StopModel::DefragPark => "stop_parks_background_defrag",
+        }
+    }
+
+    /// The preemption bound the model is explored with by default (`None`: unbounded). The
+    /// reason for each bound is written beside its constant.
+    pub fn bound(self) -> Option<usize> {
+        match self {
+            StopModel::GateBeginSession
+            | StopModel::GateBeginTransaction
+            | StopModel::GateCommit
+            | StopModel::GateMainStops
+            | StopModel::AllowlistRollback
+            | StopModel::AllowlistEndSession
+            | StopModel::StopVsTerm
+            | StopModel::TermWaits
+            | StopModel::TwoStops => None,
+            StopModel::GateTwoCalls => TWO_CALLS_BOUND,
+            StopModel::CallVsStopVsTerm => CALL_STOP_TERM_BOUND,
+            StopModel::TwoStopsVsTerm => STOPS_TERM_BOUND,
+            StopModel::SessionContext => CONTEXT_BOUND,
+            StopModel::PartialStopResume => PARTIAL_BOUND,
+            StopModel::DefragPark => DEFRAG_BOUND,
+        }
+    }
+
+    /// The bound of the heavy variant (`JETSIM_LOOM_HEAVY=1`): the model's own bound lifted
+    /// by one or more (executions measured there are noted beside the heavy tests in
+    /// `tests/loom_stop.rs`); unbounded models keep `None`.
+    pub fn heavy_bound(self) -> Option<usize> {
+        match self {
+            StopModel::GateTwoCalls => Some(4),
+            StopModel::CallVsStopVsTerm => Some(4),
+            StopModel::TwoStopsVsTerm => Some(5),
+            StopModel::SessionContext => Some(6),
+            StopModel::PartialStopResume => Some(4),
+            StopModel::DefragPark => Some(3),
+            _ => self.bound(),
+        }
+    }
+
+    /// What the entries of [`Explored::coverage`] count, for the models that count anything.
+    pub fn coverage_classes(self) -> &'static [&'static str] {
+        match self {
+            StopModel::GateBeginSession
+            | StopModel::GateBeginTransaction
+            | StopModel::GateCommit => &["refused", "drained", "before"],
+            StopModel::DefragPark => &["freed before stop", "none freed before stop"],
+            _ => &[],
+        }
+    }
+
+    /// Runs the model under loom with `mutations` planted and `preemption_bound`.
+    pub fn check(self, mutations: Mutations, preemption_bound: Option<usize>) -> Outcome {
+        let gate = |call: Gated| {
+            explore_covered(
+                preemption_bound,
+                GateCoverage::default(),
+                |coverage: &GateCoverage| coverage.counts().to_vec(),
+                move |coverage| gate_model_covered(call, mutations, coverage),
+            )
+        };
+        match self {
+            StopModel::GateBeginSession => gate(Gated::BeginSession),
+            StopModel::GateBeginTransaction => gate(Gated::BeginTransaction),
+            StopModel::GateCommit => gate(Gated::Commit),
+            StopModel::GateMainStops => {
+                explore(preemption_bound, move || gate_main_stops_model(mutations))
+            }
+            StopModel::GateTwoCalls => {
+                explore(preemption_bound, move || two_calls_model(mutations))
+            }
+            StopModel::AllowlistRollback => explore(preemption_bound, move || {
+                allowlist_model(Allowlisted::Rollback, mutations)
+            }),
+            StopModel::AllowlistEndSession => explore(preemption_bound, move || {
+                allowlist_model(Allowlisted::EndSession, mutations)
+            }),
+            StopModel::StopVsTerm => explore(preemption_bound, move || stop_term_model(mutations)),
+            StopModel::TermWaits => explore(preemption_bound, move || term_waits_model(mutations)),
+            StopModel::CallVsStopVsTerm => {
+                explore(preemption_bound, move || call_stop_term_model(mutations))
+            }
+            StopModel::TwoStops => explore(preemption_bound, move || two_stops_model(mutations)),
+            StopModel::TwoStopsVsTerm => {
+                explore(preemption_bound, move || stops_term_model(mutations))
+            }
+            StopModel::SessionContext => {
+                explore(preemption_bound, move || context_model(mutations))
+            }
+            StopModel::PartialStopResume => {
+                explore(preemption_bound, move || partial_model(mutations))
+            }
+            StopModel::DefragPark => explore_covered(
+                preemption_bound,
+                [AtomicUsize::new(0), AtomicUsize::new(0)],
+                |[some, none]| [some, none].map(|c| c.load(StdOrdering::SeqCst)).to_vec(),
+                move |[some, none]| defrag_park_model(mutations, some, none),
+            ),
+        }
+    }
+
+    /// [`StopModel::check`] at the model's own bound.
+    pub fn check_default(self, mutations: Mutations) -> Outcome {
+        self.check(mutations, self.bound())
+    }
+}
+
+impl fmt::Display for StopModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared pieces of the models.
+
+fn options(mutations: Mutations) -> InstanceOptions {
+    InstanceOptions {
+        mutations,
+        ..InstanceOptions::manual()
+    }
+}
+
+/// A fresh engine with one initialized instance (no background thread unless asked).
+fn engine(options: InstanceOptions) -> (Arc<Engine>, InstanceHandle) {
+    let jet = Arc::new(Engine::new(Environment::in_memory()));
+    let instance = jet
+        .create_instance_with("model", options)
+        .expect("create_instance");
+    jet.init(instance).expect("init");
+    (jet, instance)
+}
+
+fn status(jet: &Engine, instance: InstanceHandle) -> InstanceStatus {
+    jet.instance_status(instance).expect("live instance")
+}
+
+/// The handle names nothing any more.
+fn assert_stale(jet: &Engine, instance: InstanceHandle, session: Option<SessionHandle>) {
+    assert_eq!(
+        jet.instance_status(instance).err(),
+        Some(JetError::InvalidParameter)
+    );
+    assert_eq!(
+        jet.begin_session(instance).err(),
+        Some(JetError::InvalidParameter)
+    );
+    assert_eq!(
+        jet.stop_service_instance(instance),
+        Err(JetError::InvalidParameter)
+    );
+    assert_eq!(jet.term(instance), Err(JetError::InvalidParameter));
+    if let Some(session) = session {
+        assert_eq!(
+            jet.get_session_info(session).err(),
+            Some(JetError::InvalidSesid)
+        );
+    }
+}
+
+/// Ticks of a sequence counter the model's threads share: `stamp()` before a call means "the
+/// call was invoked at", after a return "returned at". Only the order matters.
+#[derive(Clone)]
+struct Sequence(Arc<AtomicU64>);
+
+impl Sequence {
+    fn new() -> Self {
+        Sequence(Arc::new(AtomicU64::new(0)))
+    }
+    fn stamp(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::SeqCst)
+    }
+}
+
+/// The stopping side of a gate model: stop, stamp the return, then look at the instance.
+struct StopSide {
+    result: JetResult<()>,
+    returned_at: u64,
+    status: InstanceStatus,
+}
+
+fn stop_and_look(jet: &Engine, instance: InstanceHandle, sequence: &Sequence) -> StopSide {
+    let result = jet.stop_service_instance(instance);
+    let returned_at = sequence.stamp();
+    StopSide {
+        result,
+        returned_at,
+        status: status(jet, instance),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model 1: a gated call racing a full stop.
+
+/// Which gated call races the stop, on what prepared state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gated {
+    /// `begin_session` on the instance; its effect is one more session.
+    BeginSession,
+    /// `begin_transaction` on a prepared session; its effect is an open transaction.
+    BeginTransaction,
+    /// `commit_transaction` of a transaction that inserted a record (dirty pages before the
+    /// stop); its effect is no open transaction.
+    Commit,
+}
+
+struct Prepared {
+    session: Option<SessionHandle>,
+}
+
+fn prepare(jet: &Engine, instance: InstanceHandle, call: Gated) -> Prepared {
+    match call {
+        Gated::BeginSession => Prepared { session: None },
+        Gated::BeginTransaction => Prepared {
+            session: Some(jet.begin_session(instance).expect("begin_session")),
+        },
+        Gated::Commit => {
+            let session = jet.begin_session(instance).expect("begin_session");
+            let db = jet.create_database(session, "db").expect("create_database");
+            let table = jet.create_table(session, db, "t").expect("create_table");
+            jet.begin_transaction(session).expect("begin_transaction");
+            jet.insert(session, table, b"key", b"value")
+                .expect("insert");
+            Prepared {
+                session: Some(session),
+            }
+        }
+    }
+}
+
+fn invoke(
+    jet: &Engine,
+    instance: InstanceHandle,
+    prepared: &Prepared,
+    call: Gated,
+) -> JetResult<()> {
+    match call {
+        Gated::BeginSession => jet.begin_session(instance).map(drop),
+        Gated::BeginTransaction => jet.begin_transaction(prepared.session.expect("prepared")),
+        Gated::Commit => jet.commit_transaction(prepared.session.expect("prepared")),
+    }
+}
+
+/// Whether the call's effect shows in `status`.
+fn effect_visible(status: &InstanceStatus, call: Gated) -> bool {
+    match call {
+        Gated::BeginSession => status.sessions == 1,
+        Gated::BeginTransaction => status.open_transactions == 1,
+        Gated::Commit => status.open_transactions == 0,
+    }
+}
+
+/// The gate properties, given when the call was invoked, what it returned, and whether its
+/// effect showed in the status read just after the stop returned.
+fn check_gate_common(
+    invoked_at: u64,
+    result: &JetResult<()>,
+    effect_at_stop: bool,
+    stop: &StopSide,
+) {
+    assert_eq!(stop.result, Ok(()), "a stop on a running instance succeeds");
+    if stop.returned_at < invoked_at {
+        assert!(
+            *result == Err(JetError::ClientRequestToStopJetService),
+            "{P_ADMITTED_AFTER_STOP}: the call returned {result:?}"
+        );
+    }
+    assert!(
+        stop.status.gated_calls_in_flight == 0,
+        "{P_IN_FLIGHT_AT_STOP}: status {:?}",
+        stop.status
+    );
+    match result {
+        Ok(()) => assert!(
+            effect_at_stop,
+            "{P_FINISHED_AFTER_STOP}: status at stop return {:?}",
+            stop.status
+        ),
+        Err(error) => assert_eq!(*error, JetError::ClientRequestToStopJetService),
+    }
+    assert_eq!(stop.status.phase, Phase::Stopped);
+    assert!(
+        stop.status.dirty_pages == 0 && stop.status.checkpoint_depth_bytes == 0,
+        "{P_NOT_QUIESCED}: {:?}",
+        stop.status
+    );
+}
+
+fn check_gate(call: Gated, invoked_at: u64, result: JetResult<()>, stop: &StopSide) {
+    let effect = effect_visible(&stop.status, call);
+    check_gate_common(invoked_at, &result, effect, stop);
+}
+
+/// How often a model reached the interleavings it is about (std atomics: outside loom).
+#[derive(Default)]
+struct GateCoverage {
+    /// The call was refused by the closed gate.
+    refused: AtomicUsize,
+    /// The call was admitted and the stop had to wait for it to leave.
+    drained: AtomicUsize,
+    /// The call was admitted and left before the stop closed the gate.
+    before: AtomicUsize,
+}
+
+impl GateCoverage {
+    fn counts(&self) -> [usize; 3] {
+        [&self.refused, &self.drained, &self.before].map(|c| c.load(StdOrdering::SeqCst))
+    }
+}
+
+/// 3 loom threads: main (set-up, then blocked in `join`), the caller, the stopper.
+fn gate_model_covered(call: Gated, mutations: Mutations, coverage: &GateCoverage) {
+    let (jet, instance) = engine(options(mutations));
+    let prepared = prepare(&jet, instance, call);
+    let sequence = Sequence::new();
+    let caller = {
+        let (jet, sequence) = (Arc::clone(&jet), sequence.clone());
+        loom::thread::spawn(move || {
+            let invoked_at = sequence.stamp();
+            (invoked_at, invoke(&jet, instance, &prepared, call))
+        })
+    };
+    let stopper = {
+        let (jet, sequence) = (Arc::clone(&jet), sequence.clone());
+        loom::thread::spawn(move || stop_and_look(&jet, instance, &sequence))
+    };
+    let (invoked_at, result) = caller.join().expect("caller");
+    let stop = stopper.join().expect("stopper");
+    check_gate(call, invoked_at, result, &stop);
+    let reached = match (result, stop.status.stops_that_waited) {
+        (Err(_), _) => &coverage.refused,
+        (Ok(()), 0) => &coverage.before,
+        (Ok(()), _) => &coverage.drained,
+    };
+    reached.fetch_add(1, StdOrdering::SeqCst);
+    let after = status(&jet, instance);
+    assert_eq!(after.gated_calls_in_flight, 0);
+    assert_eq!(after.phase, Phase::Stopped);
+    // Nothing ran after the stop: the instance is as the stop left it.
+    assert!(
+        after.dirty_pages == 0 && after.log_tip_lsn == stop.status.log_tip_lsn,
+        "{P_NOT_QUIESCED}: written after the stop: {after:?}"
+    );
+}
+
+/// The same race with the stop on the model's main thread: 2 loom threads. Here main is
+/// runnable while the caller runs, so every switch between them is a preemption: slipping the
+/// whole stop between the caller's check and its count takes two (into the caller, back out
+/// of it).
+fn gate_main_stops_model(mutations: Mutations) {
+    let (jet, instance) = engine(options(mutations));
+    let sequence = Sequence::new();
+    let caller = {
+        let (jet, sequence) = (Arc::clone(&jet), sequence.clone());
+        loom::thread::spawn(move || {
+            let invoked_at = sequence.stamp();
+            (invoked_at, jet.begin_session(instance).map(drop))
+        })
+    };
+    let stop = stop_and_look(&jet, instance, &sequence);
+    let (invoked_at, result) = caller.join().expect("caller");
+    check_gate(Gated::BeginSession, invoked_at, result, &stop);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model 2: an allowlisted call racing a full stop.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Allowlisted {
+    /// `rollback` of an open transaction.
+    Rollback,
+    /// `end_session` of a session with an open transaction.
+    EndSession,
+}
+
+/// 3 loom threads: main, the caller, the stopper. Both calls must succeed in every order.
+fn allowlist_model(call: Allowlisted, mutations: Mutations) {
+    let (jet, instance) = engine(options(mutations));
+    let session = jet.begin_session(instance).expect("begin_session");
+    jet.begin_transaction(session).expect("begin_transaction");
+    let caller = {
+        let jet = Arc::clone(&jet);
+        loom::thread::spawn(move || match call {
+            Allowlisted::Rollback => jet.rollback(session),
+            Allowlisted::EndSession => jet.end_session(session),
+        })
+    };
+    let stopper = {
+        let jet = Arc::clone(&jet);
+        loom::thread::spawn(move || jet.stop_service_instance(instance))
+    };
+    let result = caller.join().expect("caller");
+    let stopped = stopper.join().expect("stopper");
+    assert!(
+        result.is_ok(),
+        "{P_ALLOWLIST}: {call:?} returned {result:?}"
+    );
+    assert_eq!(stopped, Ok(()));
+    let after = status(&jet, instance);
+    assert_eq!(after.phase, Phase::Stopped);
+    assert_eq!(
+        after.gated_calls_in_flight + after.ungated_calls_in_flight,
+        0
+    );
+    assert_eq!(after.open_transactions, 0);
+    match call {
+        Allowlisted::Rollback => {
+            let info = jet.get_session_info(session).expect("session lives");
+            assert_eq!(info.transaction_level, 0);
+            assert_eq!(jet.end_session(session), Ok(()));
+        }
+        Allowlisted::EndSession => {
+            assert_eq!(after.sessions, 0);
+            assert_eq!(
+                jet.get_session_info(session).err(),
+                Some(JetError::InvalidSesid)
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model 3: term racing a stop, and term racing calls.
+
+fn is_stop_refused_by_term(result: &JetResult<()>) -> bool {
+    matches!(
+        result,
+        Err(JetError::TermInProgress | JetError::InvalidParameter)
+    )
+}
+
+/// 3 loom threads: main, stopper, terminator. Whichever wins, term ends Clean, nothing
+/// panics or hangs, and the handle is stale afterwards. A stop that loses to term fails with
+/// `TermInProgress` (term running) or `InvalidParameter` (instance gone) and did nothing.
+fn stop_term_model(mutations: Mutations) {
+    let (jet, instance) = engine(options(mutations));
+    let stopper = {
+        let jet = Arc::clone(&jet);
+        loom::thread::spawn(move || jet.stop_service_instance(instance))
+    };
+    let terminator = {
+        let jet = Arc::clone(&jet);
+        loom::thread::spawn(move || jet.term(instance))
+    };
+    let stopped = stopper.join().expect("stopper");
+    let termed = terminator.join().expect("terminator");
+    assert_eq!(termed, Ok(TermOutcome::Clean));
+    assert!(
+        stopped.is_ok() || is_stop_refused_by_term(&stopped),
+        "stop racing term returned {stopped:?}"
+    );
+    assert_stale(&jet, instance, None);
+}
+
+/// 3 loom threads: main, a caller opening a transaction, the terminator. Term waits for the
+/// call: either the call is refused (term got there first) and term ends Clean, or the call
+/// finished first and term sees its transaction and refuses with `TooManyActiveUsers`. Both
+/// succeeding means term looked before the call had finished.
+fn term_waits_model(mutations: Mutations) {
+    let (jet, instance) = engine(options(mutations));
+    let session = jet.begin_session(instance).expect("begin_session");
+    let caller = {
+        let jet = Arc::clone(&jet);
+        loom::thread::spawn(move || jet.begin_transaction(session))
+    };
+    let terminator = {
+        let jet = Arc::clone(&jet);
+        loom::thread::spawn(move || jet.term(instance))
+    };
+    let began = caller.join().expect("caller");
+    let termed = terminator.join().expect("terminator");
+    check_call_and_term(&jet, instance, session, began, termed);
+}
+
+/// A `begin_transaction` racing `term`: exactly one of them wins; then clean up and check the
+/// handles are stale.
+fn check_call_and_term(
+    jet: &Engine,
+    instance: InstanceHandle,
+    session: SessionHandle,
+    began: JetResult<()>,
+    termed: JetResult<TermOutcome>,
+) {
+    match began {
+        Ok(()) => {
+            assert!(
+                termed == Err(JetError::TooManyActiveUsers),
+                "{P_TERM_WAITS}: begin_transaction succeeded, term returned {termed:?}"
+            );
+            let alive = status(jet, instance);
+            assert!(matches!(alive.phase, Phase::Running | Phase::Stopped));
+            assert_eq!(alive.open_transactions, 1);
+            assert_eq!(jet.rollback(session), Ok(()));
+            assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
+        }
+        Err(error) => {
+            assert!(
+                matches!(
+                    error,
+                    JetError::ClientRequestToStopJetService
+                        | JetError::TermInProgress
+                        | JetError::InvalidSesid
+                ),
+                "begin_transaction racing term returned {error:?}"
+            );
+            assert_eq!(termed, Ok(TermOutcome::Clean));
+        }
+    }
+    assert_stale(jet, instance, Some(session));
+}
+
+/// 4 loom threads: main, a caller opening a transaction, the stopper, the terminator. The
+/// gate properties hold for the stop, and term's for the call.
+fn call_stop_term_model(mutations: Mutations) {
+    let (jet, instance) = engine(options(mutations));
+    let session = jet.begin_session(instance).expect("begin_session");
+    let sequence = Sequence::new();
+    let caller = {
+        let (jet, sequence) = (Arc::clone(&jet), sequence.clone());
+        loom::thread::spawn(move || {
+            let invoked_at = sequence.stamp();
+            (invoked_at, jet.begin_transaction(session))
+        })
+    };
+    let stopper = {
+        let (jet, sequence) = (Arc::clone(&jet), sequence.clone());
+        loom::thread::spawn(move || {
+            let result = jet.stop_service_instance(instance);
+            let returned_at = sequence.stamp();
+            // Term may have removed the instance by now.
+            (result, returned_at, jet.instance_status(instance).ok())
+        })
+    };
+    let terminator = {
+        let jet = Arc::clone(&jet);
+        loom::thread::spawn(move || jet.term(instance))
+    };
+    let (invoked_at, began) = caller.join().expect("caller");
+    let (stopped, stop_returned_at, at_stop) = stopper.join().expect("stopper");
+    let termed = terminator.join().expect("terminator");
+    assert!(
+        stopped.is_ok() || is_stop_refused_by_term(&stopped),
+        "stop racing term returned {stopped:?}"
+    );
+    if stopped.is_ok() {
+        if stop_returned_at < invoked_at {
+            assert!(began.is_err(), "{P_ADMITTED_AFTER_STOP}: {began:?}");
+        }
+        if let Some(at_stop) = at_stop {
+            assert!(
+                at_stop.gated_calls_in_flight == 0,
+                "{P_IN_FLIGHT_AT_STOP}: {at_stop:?}"
+            );
+            // Term may be running or just finished (the handle is removed last).
+            assert!(matches!(
+                at_stop.phase,
+                Phase::Stopped | Phase::Terminating | Phase::Terminated
+            ));
+            if began.is_ok() {
+                assert!(
+                    at_stop.open_transactions == 1,
+                    "{P_FINISHED_AFTER_STOP}: {at_stop:?}"
+                );
+            }
+        }
+    }
+    check_call_and_term(&jet, instance, session, began, termed);
+}
+
+/// Bound 3: three racing threads; unbounded it runs past 600,000 executions (150 s) without
+/// finishing. Bound 3 (22,328 executions) covers every order of the three calls with one
+/// preemption inside a call to spare. `heavy_call_vs_stop_vs_term` lifts it to 4.
+const CALL_STOP_TERM_BOUND: Option<usize> = Some(3);
+
+// ---------------------------------------------------------------------------------------------
+// Model 4: two concurrent full stops.
+
+/// 3 loom threads: main and two stoppers. Both succeed; the preparation ran once: the record
+/// left is the one of the stop that parked a *running* defrag and signalled an *idle* cleanup.
+fn two_stops_model(mutations: Mutations) {
+    let (jet, instance) = engine(options(mutations));
+    jet.set_system_parameter(instance, SystemParameter::OnlineDefrag, 1)
+        .expect("online defrag on");
+    let stoppers: Vec<_> = (0..2)
+        .map(|_| {
+            let jet = Arc::clone(&jet);
+            loom::thread::spawn(move || {
+                let result = jet.stop_service_instance(instance);
+                (result, status(&jet, instance).phase)
+            })
+        })
+        .collect();
+    for stopper in stoppers {
+        let (result, phase) = stopper.join().expect("stopper");
+        assert_eq!(result, Ok(()));
+        assert_eq!(
+            phase,
+            Phase::Stopped,
+            "a stop returned before the instance was stopped"
+        );
+    }
+    let record = jet
+        .last_stop_record(instance)
+        .expect("live")
+        .expect("a stop record");
+    assert_eq!(record.grbit, stop_grbit::ALL);
+    let shape: Vec<&str> = record
+        .steps
+        .iter()
+        .map(|step| match step {
+            StopStep::GateClosed { calls_drained: 0 } => "gate",
+            StopStep::DefragParked {
+                before: DefragStatus::Running,
+                after: DefragStatus::Parked,
+            } => "defrag",
+            StopStep::VersionCleanupSignalled { before, after } if before != after => "cleanup",
+            StopStep::CheckpointQuiesced {
+                dirty_pages_after: 0,
+                checkpoint_depth_after_bytes: 0,
+                ..
+            } => "quiesce",
+            _ => "unexpected",
+        })
+        .collect();
+    assert!(
+        shape == ["gate", "defrag", "cleanup", "quiesce"],
+        "{P_ONE_STOP_RECORD}: {record:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model 5: session contexts across threads.
+
+/// 3 loom threads: main; A sets a context on a shared session and resets it; B tries to reset
+/// it, open a transaction on it, and end it. B never owns the context, so its reset always
+/// fails; while A's context is set, B's transaction fails with `SessionSharingViolation` and
+/// its end with `SessionInUse`; the context A set, A can always reset.
+fn context_model(mutations: Mutations) {
+    let (jet, instance) = engine(options(mutations));
+    let session = jet.begin_session(instance).expect("begin_session");
+    let owner = {
+        let jet = Arc::clone(&jet);
+        loom::thread::spawn(move || {
+            let set = jet.set_session_context(session, 7);
+            let reset = set.map(|()| jet.reset_session_context(session));
+            (set, reset)
+        })
+    };
+    let other = {
+        let jet = Arc::clone(&jet);
+        loom::thread::spawn(move || {
+            let reset = jet.reset_session_context(session);
+            let begin = jet.begin_transaction(session);
+            let end = jet.end_session(session);
+            (reset, begin, end)
+        })
+    };
+    let (set, owner_reset) = owner.join().expect("owner");
+    let (other_reset, begin, end) = other.join().expect("other");
+    assert!(
+        other_reset == Err(JetError::SessionContextNotSetByThisThread),
+        "{P_CONTEXT}: a thread that set no context reset it: {other_reset:?}"
+    );
+    assert!(
+        matches!(begin, Ok(()) | Err(JetError::SessionSharingViolation)),
+        "begin_transaction returned {begin:?}"
+    );
+    assert!(
+        matches!(end, Ok(()) | Err(JetError::SessionInUse)),
+        "end_session returned {end:?}"
+    );
+    match set {
+        Ok(()) => assert!(
+            owner_reset == Ok(Ok(())),
+            "{P_CONTEXT}: the thread that set the context could not reset it: {owner_reset:?}"
+        ),
+        // B ended the session before A could set a context.
+        Err(error) => assert!(
+            error == JetError::InvalidSesid && end == Ok(()),
+            "set_session_context returned {error:?} (end_session: {end:?})"
+        ),
+    }
+    if end.is_err() {
+        // A's context was set when B tried; A has reset it since.
+        assert_eq!(jet.end_session(session), Ok(()));
+    }
+    let after = status(&jet, instance);
+    assert_eq!(after.sessions, 0);
+    assert_eq!(after.open_transactions, 0);
+}
+
+/// Bound 4: two racing threads making five calls between them; the full space is beyond
+/// 120,000 executions (bound 6 alone: 118,384, still growing). Every context race here needs
+/// at most two preemptions (a call of one thread between two of the other's).
+const CONTEXT_BOUND: Option<usize> = Some(4);
+
+// ---------------------------------------------------------------------------------------------
+// Model 6: partial stop and resume racing a full stop.
+
+/// 4 loom threads: main; a `BackgroundUserTasks` partial stop; a `Resume`; a full stop. After
+/// the full stop returned, defrag stays parked and a resume is refused.
+fn partial_model(mutations: Mutations) {
+    let (jet, instance) = engine(options(mutations));
+    jet.set_system_parameter(instance, SystemParameter::OnlineDefrag, 1)
+        .expect("online defrag on");
+    // Set-up, single-threaded: an unknown grbit is refused before anything is done.
+    assert_eq!(
+        jet.stop_service_instance2(instance, 0x1),
+        Err(JetError::InvalidGrbit)
+    );
+    let untouched = status(&jet, instance);
+    assert!(
+        untouched.defrag == DefragStatus::Running,
+        "{P_VALIDATION}: {untouched:?}"
+    );
+    let sequence = Sequence::new();
+    let partial = {
+        let jet = Arc::clone(&jet);
+        loom::thread::spawn(move || {
+            jet.stop_service_instance2(instance, stop_grbit::BACKGROUND_USER_TASKS)
+        })
+    };
+    let resumer = {
+        let (jet, sequence) = (Arc::clone(&jet), sequence.clone());
+        loom::thread::spawn(move || {
+            let invoked_at = sequence.stamp();
+            (
+                invoked_at,
+                jet.stop_service_instance2(instance, stop_grbit::RESUME),
+            )
+        })
+    };
+    let full = {
+        let (jet, sequence) = (Arc::clone(&jet), sequence.clone());
+        loom::thread::spawn(move || stop_and_look(&jet, instance, &sequence))
+    };
+    let partial = partial.join().expect("partial");
+    let (resume_invoked_at, resumed) = resumer.join().expect("resumer");
+    let full = full.join().expect("full");
+    assert_eq!(full.result, Ok(()));
+    assert_eq!(full.status.phase, Phase::Stopped);
+    assert!(
+        full.status.defrag == DefragStatus::Parked,
+        "{P_RESUME_AFTER_STOP}: defrag not parked at stop return: {:?}",
+        full.status
+    );
+    // A partial stop is a configuration-level call: still admitted after a full stop.
+    assert_eq!(partial, Ok(()));
+    assert!(
+        matches!(
+            resumed,
+            Ok(()) | Err(JetError::ClientRequestToStopJetService)
+        ),
+        "resume returned {resumed:?}"
+    );
+    if full.returned_at < resume_invoked_at {
+        assert!(
+            resumed == Err(JetError::ClientRequestToStopJetService),
+            "{P_RESUME_AFTER_STOP}: resume after the full stop returned {resumed:?}"
+        );
+    }
+    let after = status(&jet, instance);
+    assert!(
+        after.defrag == DefragStatus::Parked,
+        "{P_RESUME_AFTER_STOP}: defrag unparked after the stop: {after:?}"
+    );
+    assert_eq!(
+        jet.stop_service_instance2(instance, stop_grbit::RESUME),
+        Err(JetError::ClientRequestToStopJetService)
+    );
+    assert_eq!(status(&jet, instance).defrag, DefragStatus::Parked);
+    assert!(jet.observe(instance).expect("observe").defrag_parked);
+}
+
+/// Bound 3: three racing threads (partial stop, resume, full stop), all serialised on the
+/// stop lock; bound 2 gives 1,657 executions, bound 3 16,153 (~2 s), the full space is far
+/// larger. Three preemptions allow any order of the three calls plus a preemption inside one.
+const PARTIAL_BOUND: Option<usize> = Some(3);
+
+// ---------------------------------------------------------------------------------------------
+// Model 7: the stop parking online defrag run by the engine's own background thread.
+
+/// Records in the seeded table, and how many of them are deleted again (leaving sparse leaves
+/// for defrag to merge).
+const SEED_RECORDS: u8 = 24;
+const SEED_KEPT: u8 = 2;
+
+/// Leaves a fragmented database "db" in `jet`'s environment, written by a first, manual run
+/// of the instance "model" (single-threaded: adds no interleavings). The model's instance then
+/// reopens the same log, so its LSNs continue from where this run left the database's pages.
+fn seed_fragmented_database(jet: &Engine) {
+    let seed = jet
+        .create_instance_with("model", InstanceOptions::manual())
+        .expect("create seed");
+    jet.init(seed).expect("init seed");
+    let session = jet.begin_session(seed).expect("begin_session");
+    let db = jet.create_database(session, "db").expect("create_database");
+    let table = jet.create_table(session, db, "t").expect("create_table");
+    let value = [0x5a_u8; 400];
+    jet.begin_transaction(session).expect("begin_transaction");
+    for key in 0..SEED_RECORDS {
+        jet.insert(session, table, &[key], &value).expect("insert");
+    }
+    jet.commit_transaction(session).expect("commit");
+    jet.begin_transaction(session).expect("begin_transaction");
+    for key in SEED_KEPT..SEED_RECORDS {
+        jet.seek(session, table, &[key], jetsim_engine::SeekMode::Equal)
+            .expect("seek");
+        jet.delete(session, table).expect("delete");
+    }
+    jet.commit_transaction(session).expect("commit");
+    jet.close_table(session, table).expect("close_table");
+    jet.end_session(session).expect("end_session");
+    assert_eq!(jet.term(seed), Ok(TermOutcome::Clean));
+}
+
+/// 2 loom threads: main and the instance's own background worker (started by `init`). Main
+/// attaches the fragmented database, turns online defrag on (which wakes the worker into a
+/// defrag pass) and stops at once, racing the pass; then terms, which joins the worker.
+/// After the stop returned: defrag is parked and no pass runs any more (the pages freed do not
+/// change until term).
+fn defrag_park_model(
+    mutations: Mutations,
+    freed_before_stop: &AtomicUsize,
+    freed_after_stop: &AtomicUsize,
+) {
+    let jet = Arc::new(Engine::new(Environment::in_memory()));
+    seed_fragmented_database(&jet);
+    let options = InstanceOptions {
+        mutations,
+        ..InstanceOptions::default()
+    };
+    let instance = jet
+        .create_instance_with("model", options)
+        .expect("create_instance");
+    jet.init(instance).expect("init");
+    let session = jet.begin_session(instance).expect("begin_session");
+    jet.attach_database(session, "db").expect("attach");
+    jet.set_system_parameter(instance, SystemParameter::OnlineDefrag, 1)
+        .expect("online defrag on");
+    assert_eq!(jet.stop_service_instance(instance), Ok(()));
+    let at_stop = status(&jet, instance);
+    assert_eq!(at_stop.phase, Phase::Stopped);
+    assert!(
+        at_stop.defrag == DefragStatus::Parked,
+        "{P_DEFRAG_NOT_PARKED}: {at_stop:?}"
+    );
+    let record = jet
+        .last_stop_record(instance)
+        .expect("live")
+        .expect("record");
+    assert!(record.steps.contains(&StopStep::DefragParked {
+        before: DefragStatus::Running,
+        after: DefragStatus::Parked,
+    }));
+    // Give the worker every chance to run (loom explores all interleavings of these reads
+    // with whatever the worker still does).
+    let later = status(&jet, instance);
+    let end_session = jet.end_session(session);
+    let last = status(&jet, instance);
+    assert_eq!(end_session, Ok(()));
+    assert!(
+        later.defrag_pages_freed == at_stop.defrag_pages_freed
+            && last.defrag_pages_freed == at_stop.defrag_pages_freed,
+        "{P_DEFRAG_RAN}: {at_stop:?} then {last:?}"
+    );
+    assert_eq!(last.defrag, DefragStatus::Parked);
+    // Coverage: did the pass get anything done before the park?
+    if at_stop.defrag_pages_freed > 0 {
+        freed_before_stop.fetch_add(1, StdOrdering::SeqCst);
+    } else {
+        freed_after_stop.fetch_add(1, StdOrdering::SeqCst);
+    }
+    // Term joins the worker thread: loom requires every thread to finish.
+    assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
+    assert_stale(&jet, instance, Some(session));
+}
+
+/// Bound 2: every execution replays the seeding (~5 ms of B+tree work), and the worker's pass
+/// interleaves with each of main's calls; bound 2 is 249 executions (~1.5 s), bound 3 2,045
+/// (~10 s, `heavy_stop_parks_background_defrag`). Two preemptions let the stop land before,
+/// inside, or after the pass's steps.
+const DEFRAG_BOUND: Option<usize> = Some(2);
+
+/// 4 loom threads: main, two callers (each opening a transaction on its own session), the
+/// stopper. The gate properties hold for each call.
+fn two_calls_model(mutations: Mutations) {
+    let (jet, instance) = engine(options(mutations));
+    let sessions = [
+        jet.begin_session(instance).expect("begin_session"),
+        jet.begin_session(instance).expect("begin_session"),
+    ];
+    let sequence = Sequence::new();
+    let callers: Vec<_> = sessions
+        .iter()
+        .map(|&session| {
+            let (jet, sequence) = (Arc::clone(&jet), sequence.clone());
+            loom::thread::spawn(move || {
+                let invoked_at = sequence.stamp();
+                (invoked_at, jet.begin_transaction(session))
+            })
+        })
+        .collect();
+    let stop = {
+        let (jet, sequence) = (Arc::clone(&jet), sequence.clone());
+        loom::thread::spawn(move || stop_and_look(&jet, instance, &sequence))
+    };
+    let calls: Vec<_> = callers
+        .into_iter()
+        .map(|c| c.join().expect("caller"))
+        .collect();
+    let stop = stop.join().expect("stopper");
+    let admitted = calls.iter().filter(|(_, result)| result.is_ok()).count();
+    let effect = stop.status.open_transactions == admitted as u64;
+    for (invoked_at, result) in calls {
+        check_gate_common(invoked_at, &result, effect, &stop);
+    }
+}
+
+/// 4 loom threads: main, two stoppers, the terminator.
+fn stops_term_model(mutations: Mutations) {
+    let (jet, instance) = engine(options(mutations));
+    let stoppers: Vec<_> = (0..2)
+        .map(|_| {
+            let jet = Arc::clone(&jet);
+            loom::thread::spawn(move || jet.stop_service_instance(instance))
+        })
+        .collect();
+    let terminator = {
+        let jet = Arc::clone(&jet);
+        loom::thread::spawn(move || jet.term(instance))
+    };
+    for stopper in stoppers {
+        let stopped = stopper.join().expect("stopper");
+        assert!(
+            stopped.is_ok() || is_stop_refused_by_term(&stopped),
+            "stop racing term returned {stopped:?}"
+        );
+    }
+    assert_eq!(
+        terminator.join().expect("terminator"),
+        Ok(TermOutcome::Clean)
+    );
+    assert_stale(&jet, instance, None);
+}
+
+/// Bound 3: three racing threads; unbounded it runs past 1,500,000 executions (200 s) without
+/// finishing. Bound 3 is 11,204 executions.
+const TWO_CALLS_BOUND: Option<usize> = Some(3);
+
+/// Bound 3: three racing threads (5,894 executions); bound 4 is 30,471, bound 5 117,740.
+const STOPS_TERM_BOUND: Option<usize> = Some(3);
