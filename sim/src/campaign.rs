@@ -3,7 +3,9 @@
 
 use crate::check::Rule;
 use crate::config::Scheduling;
-use crate::simulation::{replay_command, run_seed, run_seed_here, scheduling_name, SeedReport};
+use crate::simulation::{
+    replay_command_with, run_seed, run_seed_with, scheduling_name, SeedReport,
+};
 use jetsim_engine::{Mutant, Mutations};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +22,8 @@ pub struct CampaignOptions {
     pub mutant: Option<String>,
     pub jobs: usize,
     pub progress: bool,
+    /// Disk faults and a crash with recovery in every run.
+    pub faults: bool,
 }
 
 /// The planted bug named `name`, as `Mutations`.
@@ -85,10 +89,20 @@ pub fn run_campaign(options: &CampaignOptions) -> Result<CampaignSummary, String
                                     return true;
                                 }
                                 let seed = options.start.wrapping_add(index);
-                                let report = run_seed_here(seed, options.scheduling, mutations);
+                                let report = run_seed_with(
+                                    seed,
+                                    options.scheduling,
+                                    options.faults,
+                                    mutations,
+                                );
                                 let panicked = report.history.is_none();
                                 let deterministic = !options.check_determinism || {
-                                    let again = run_seed(seed, options.scheduling, mutations);
+                                    let again = run_seed_with(
+                                        seed,
+                                        options.scheduling,
+                                        options.faults,
+                                        mutations,
+                                    );
                                     again.trace_hash == report.trace_hash
                                         && again.verdict == report.verdict
                                 };
@@ -133,7 +147,7 @@ pub fn run_campaign(options: &CampaignOptions) -> Result<CampaignSummary, String
                     "calls": report.calls(),
                     "violations": report.verdict.violations,
                     "config": report.config,
-                    "replay": replay_command(*seed, options.scheduling, options.mutant.as_deref()),
+                    "replay": replay_command_with(*seed, options.scheduling, options.mutant.as_deref(), options.faults),
                 })
             })
             .collect();
@@ -235,7 +249,12 @@ pub fn print_summary(options: &CampaignOptions, summary: &CampaignSummary) {
         println!("\nseed {seed} is NOT deterministic: two runs gave different traces.");
         println!(
             "  reproduce: {}",
-            replay_command(*seed, options.scheduling, options.mutant.as_deref())
+            replay_command_with(
+                *seed,
+                options.scheduling,
+                options.mutant.as_deref(),
+                options.faults
+            )
         );
     }
     for report in summary.failures.iter().take(5) {
@@ -245,10 +264,11 @@ pub fn print_summary(options: &CampaignOptions, summary: &CampaignSummary) {
         }
         println!(
             "  reproduce: {}",
-            replay_command(
+            replay_command_with(
                 report.config.seed,
                 options.scheduling,
-                options.mutant.as_deref()
+                options.mutant.as_deref(),
+                options.faults
             )
         );
     }
@@ -275,9 +295,10 @@ pub fn replay(
     trace: bool,
     mutant: Option<&str>,
     html: Option<&std::path::Path>,
+    faults: bool,
 ) -> Result<bool, String> {
     let mutations = mutations_named(mutant)?;
-    let report = run_seed(seed, scheduling, mutations);
+    let report = run_seed_with(seed, scheduling, faults, mutations);
     if let Some(path) = html {
         let details = vec![
             format!(
@@ -285,7 +306,10 @@ pub fn replay(
                 scheduling_name(scheduling),
                 mutant.unwrap_or("none")
             ),
-            format!("reproduce: {}", replay_command(seed, scheduling, mutant)),
+            format!(
+                "reproduce: {}",
+                replay_command_with(seed, scheduling, mutant, faults)
+            ),
         ];
         crate::timeline::write_report_html(
             &format!("jetsim replay {seed}"),
@@ -344,7 +368,10 @@ pub fn replay(
         for violation in &report.verdict.violations {
             println!("  {violation}");
         }
-        println!("reproduce: {}", replay_command(seed, scheduling, mutant));
+        println!(
+            "reproduce: {}",
+            replay_command_with(seed, scheduling, mutant, faults)
+        );
     }
     Ok(report.passed())
 }

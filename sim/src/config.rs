@@ -75,6 +75,21 @@ pub struct RunConfig {
     pub initial_records: Vec<(u8, u8)>,
     /// Shuttle's own seed for the schedule.
     pub schedule_seed: u64,
+    /// Disk faults and a crash (`explore --faults`); `None` for a run on a perfect disk.
+    #[serde(default)]
+    pub faults: Option<FaultSettings>,
+}
+
+/// The disk faults of a run: `engine::env::FaultPlan::swarm(fault_seed)` (I/O error rates,
+/// what a crash loses or tears), and where the power is cut, counted in mutating disk
+/// operations after setup. The run always ends in a crash and a recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultSettings {
+    pub fault_seed: u64,
+    pub power_cut_after_ops: Option<u64>,
+    /// Crash as soon as the threads are done, with no final term (nothing flushed).
+    #[serde(default)]
+    pub crash_before_term: bool,
 }
 
 impl RunConfig {
@@ -126,7 +141,21 @@ impl RunConfig {
             shape,
             initial_records,
             schedule_seed: rng.next_u64(),
+            faults: None,
         }
+    }
+
+    /// [`Self::derive`] with disk faults drawn from the same seed (a separate stream, so the
+    /// rest of the run is the same as without faults).
+    pub fn derive_with_faults(seed: u64, strategy: Scheduling) -> RunConfig {
+        let mut config = Self::derive(seed, strategy);
+        let mut rng = SplitMix64::new(seed ^ 0xFA17_FA17_FA17_FA17);
+        config.faults = Some(FaultSettings {
+            fault_seed: rng.next_u64(),
+            power_cut_after_ops: rng.chance(1, 2).then(|| rng.below(200)),
+            crash_before_term: rng.chance(1, 2),
+        });
+        config
     }
 
     /// The workload of this run: proptest's strategy, driven by a generator seeded from the

@@ -385,7 +385,12 @@ fn call_and_record(
     let invoked = recorder.stamp();
     let result = execute(jet, world, bindings, call);
     let returned = recorder.stamp();
-    if let (Some(before), false) = (flags_before, result.is_ok()) {
+    // An I/O error in the middle of a stop is fail-stop, not a validation failure: the stop
+    // is not undone (documented in engine/src/api/stop.rs), so only other failures count.
+    let io_error = result.is_err_named(jetsim_engine::JetError::DiskIO)
+        || result.is_err_named(jetsim_engine::JetError::LogWriteFail)
+        || result.is_err_named(jetsim_engine::JetError::InstanceUnavailable);
+    if let (Some(before), false, false) = (flags_before, result.is_ok(), io_error) {
         if let Some(after) = stop_flags(jet) {
             if after != before {
                 lock(&recorder.history).failed_stop_effects.push(format!(
@@ -465,6 +470,10 @@ fn set_up(jet: &Jet<ShuttleRuntime>, config: &RunConfig, mutations: Mutations) -
         }
         jet.close_table(setup, t)?;
     }
+    // DDL is not made durable by itself (see the note in the README): an empty commit
+    // flushes the log so the tables survive a crash like the records do.
+    jet.begin_transaction(setup)?;
+    jet.commit_transaction(setup)?;
     jet.close_database(setup, db)?;
     jet.end_session(setup)?;
 
@@ -546,16 +555,31 @@ fn execution(
     out: &Mutex<Option<History>>,
 ) {
     let clock = Arc::new(ManualClock::new(0));
+    let io = Arc::new(match config.faults {
+        Some(faults) => MemIo::with_faults(jetsim_engine::FaultPlan::swarm(faults.fault_seed)),
+        None => MemIo::new(),
+    });
+    // Setup runs on a perfect disk; the faults start with the workload.
+    io.set_faults_enabled(false);
     let env = Environment {
         clock: clock.clone(),
-        io: Arc::new(MemIo::new()),
+        io: io.clone(),
     };
     let jet = Arc::new(Jet::<ShuttleRuntime>::new(env));
     let world = set_up(&jet, config, mutations).expect("setup of a fresh engine cannot fail");
+    if let Some(faults) = config.faults {
+        io.set_faults_enabled(true);
+        if let Some(ops) = faults.power_cut_after_ops {
+            io.cut_power_after_ops(Some(io.mutating_ops() + ops));
+        }
+    }
     let recorder = Arc::new(Recorder {
         threads: workload.threads.len(),
         sequence: AtomicU64::new(0),
-        history: Mutex::new(History::default()),
+        history: Mutex::new(History {
+            workers: workload.threads.len(),
+            ..History::default()
+        }),
         clock,
     });
     let threads = workload.threads.len();
@@ -630,6 +654,16 @@ fn execution(
         }
     }
     let end = end_state(&jet, &world, &lock(&sessions));
+    if config.faults.is_some_and(|f| f.crash_before_term) {
+        // The machine dies here: no final term, nothing more reaches the disk.
+        io.cut_power_after_ops(Some(io.mutating_ops()));
+        drop(jet);
+        let mut history = lock(&recorder.history).clone();
+        history.end_state = end;
+        crash_and_recover(&io, &mut history);
+        *lock(out) = Some(history);
+        return;
+    }
     call_and_record(
         &jet,
         &world,
@@ -646,7 +680,67 @@ fn execution(
     let _ = jet.term2(world.main, jetsim_engine::term_grbit::DIRTY);
     let mut history = lock(&recorder.history).clone();
     history.end_state = end;
+    if config.faults.is_some() {
+        drop(jet);
+        crash_and_recover(&io, &mut history);
+    }
     *lock(out) = Some(history);
+}
+
+/// The crash: faults off (the reboot), then what the disk keeps of unsynced writes is decided
+/// by the plan's seeded loss and tears; then recovery on the same disk.
+fn crash_and_recover(io: &Arc<MemIo>, history: &mut History) {
+    io.set_faults_enabled(false);
+    io.cut_power_after_ops(None);
+    io.crash_seeded();
+    history.io_faults = true;
+    history.injected_faults = io
+        .injected_faults()
+        .iter()
+        .map(|fault| format!("[injected] {fault:?}"))
+        .collect();
+    history.recovered = Some(recover(Arc::clone(io), Arc::new(ManualClock::new(0))));
+}
+
+/// A fresh engine on the crashed disk: init recovers; returns the committed records it finds.
+fn recover(io: Arc<MemIo>, clock: Arc<ManualClock>) -> Result<crate::history::Tables, String> {
+    let jet = Jet::<ShuttleRuntime>::new(Environment { clock, io });
+    let instance = jet
+        .create_instance_with("main", InstanceOptions::manual())
+        .map_err(|e| format!("create_instance: {e:?}"))?;
+    jet.init(instance)
+        .map_err(|e| format!("init (recovery): {e:?}"))?;
+    let session = jet
+        .begin_session(instance)
+        .map_err(|e| format!("begin_session: {e:?}"))?;
+    jet.attach_database(session, DATABASE_PATH)
+        .map_err(|e| format!("attach_database after recovery: {e:?}"))?;
+    let observation = jet
+        .observe(instance)
+        .map_err(|e| format!("observe: {e:?}"))?;
+    let tables = observation
+        .committed
+        .get(DATABASE_PATH)
+        .ok_or("the database is not attached after recovery")?;
+    let mut recovered = Vec::new();
+    for t in 0..workload::TABLES {
+        let records = tables
+            .get(&workload::table_name(t))
+            .ok_or_else(|| format!("table t{t} is missing after recovery"))?;
+        let mut rows = Vec::new();
+        for (k, v) in records {
+            match record_outcome((k.clone(), v.clone())) {
+                Outcome::Record { key, value } => rows.push((key, value)),
+                other => return Err(format!("unreadable record {other:?}")),
+            }
+        }
+        recovered.push(rows);
+    }
+    jet.end_session(session)
+        .map_err(|e| format!("end_session: {e:?}"))?;
+    jet.term(instance)
+        .map_err(|e| format!("term after recovery: {e:?}"))?;
+    Ok(recovered)
 }
 
 /// How one run ended.

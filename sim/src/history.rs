@@ -92,6 +92,9 @@ pub struct EndState {
     pub caches_quiesced: bool,
 }
 
+/// Committed records per table (index = table number), as (key, value) in key order.
+pub type Tables = Vec<Vec<(u8, u8)>>;
+
 /// One live session at the end of a run.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SessionEnd {
@@ -109,6 +112,16 @@ pub struct History {
     pub after_stops: Vec<AfterStop>,
     /// Failed stops that changed the defrag or cache flags anyway.
     pub failed_stop_effects: Vec<String>,
+    /// The run had disk faults (`explore --faults`).
+    pub io_faults: bool,
+    /// Worker threads; the harness's own calls (wind-down, final term) are made as thread
+    /// number `workers`.
+    pub workers: usize,
+    /// Faults the disk injected, printed, each marked as injected.
+    pub injected_faults: Vec<String>,
+    /// After the final crash: recovery's outcome and what it found, per table, or why it
+    /// failed.
+    pub recovered: Option<Result<Tables, String>>,
     pub end_state: Option<EndState>,
 }
 

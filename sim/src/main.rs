@@ -54,6 +54,10 @@ enum Command {
         /// Shrink the first failing seed to a regression scenario (see `shrink`).
         #[arg(long)]
         shrink: bool,
+        /// Inject seeded disk faults (I/O errors, a power cut) and end every run in a crash
+        /// and a recovery that must find exactly the committed data.
+        #[arg(long)]
+        faults: bool,
     },
     /// Re-run one seed exactly, printing its configuration and history.
     Replay {
@@ -68,6 +72,9 @@ enum Command {
         /// Also write the run's timeline as one self-contained HTML file.
         #[arg(long)]
         html: Option<PathBuf>,
+        /// The run had disk faults (`explore --faults`).
+        #[arg(long)]
+        faults: bool,
     },
     /// Shrink a failing seed's workload (same schedule) and write it as a regression scenario.
     Shrink {
@@ -206,6 +213,7 @@ fn main() -> ExitCode {
             mutant,
             jobs,
             shrink,
+            faults,
         } => explore(
             &CampaignOptions {
                 seeds,
@@ -217,6 +225,7 @@ fn main() -> ExitCode {
                 jobs: jobs
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
                 progress: true,
+                faults,
             },
             shrink,
         ),
@@ -226,7 +235,15 @@ fn main() -> ExitCode {
             trace,
             mutant,
             html,
-        } => campaign::replay(seed, strategy, trace, mutant.as_deref(), html.as_deref()),
+            faults,
+        } => campaign::replay(
+            seed,
+            strategy,
+            trace,
+            mutant.as_deref(),
+            html.as_deref(),
+            faults,
+        ),
         Command::Shrink {
             seed,
             strategy,

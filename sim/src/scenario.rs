@@ -236,6 +236,7 @@ impl Scenario {
             },
             initial_records: self.initial_records.clone(),
             schedule_seed: self.schedule.schedule_seed,
+            faults: None,
         }
     }
 

@@ -97,9 +97,43 @@ pub fn run_seed(seed: u64, scheduling: Scheduling, mutations: Mutations) -> Seed
     run_workload(&config, &workload, mutations)
 }
 
+/// The configuration of run `seed`, with disk faults and a crash when `faults` is set.
+pub fn derive_config(seed: u64, scheduling: Scheduling, faults: bool) -> RunConfig {
+    if faults {
+        RunConfig::derive_with_faults(seed, scheduling)
+    } else {
+        RunConfig::derive(seed, scheduling)
+    }
+}
+
+/// Runs and checks seed `seed` on the calling thread, with faults if asked.
+pub fn run_seed_with(
+    seed: u64,
+    scheduling: Scheduling,
+    faults: bool,
+    mutations: Mutations,
+) -> SeedReport {
+    let config = derive_config(seed, scheduling, faults);
+    let workload = config.workload();
+    run_workload_here(&config, &workload, mutations)
+}
+
 /// The command that reproduces a seed exactly.
 pub fn replay_command(seed: u64, scheduling: Scheduling, mutant: Option<&str>) -> String {
+    replay_command_with(seed, scheduling, mutant, false)
+}
+
+/// [`replay_command`] for a run with disk faults when `faults` is set.
+pub fn replay_command_with(
+    seed: u64,
+    scheduling: Scheduling,
+    mutant: Option<&str>,
+    faults: bool,
+) -> String {
     let mut command = format!("cargo run --release -p jetsim -- replay {seed}");
+    if faults {
+        command.push_str(" --faults");
+    }
     if scheduling != Scheduling::Mix {
         command.push_str(&format!(" --strategy {}", scheduling_name(scheduling)));
     }

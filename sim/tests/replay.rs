@@ -20,6 +20,7 @@ fn a_failure_found_by_explore_is_reproduced_by_the_printed_replay_command() {
         mutant: Some("StopFlagLast".into()),
         jobs: 2,
         progress: false,
+        faults: false,
     };
     let summary = run_campaign(&options).unwrap();
     let failure = summary.failures.first().expect("the planted bug was found");

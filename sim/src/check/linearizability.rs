@@ -90,7 +90,7 @@ pub struct Stuck {
 
 struct Search<'a> {
     events: Vec<&'a Event>,
-    noop: Vec<bool>,
+    placements: Vec<Placement>,
     memo: Memo,
     explored: u64,
     states_max: u64,
@@ -153,29 +153,43 @@ impl Search<'_> {
                 continue;
             }
             let event = self.events[i];
-            let (expected, next) = if self.noop[i] {
-                (event.outcome.clone(), state.clone())
-            } else {
-                step(state, event.thread, &event.call)
-            };
-            if expected != event.outcome {
-                stuck_here.push(Stuck {
-                    event: event.clone(),
-                    model_expected: expected,
-                });
-                continue;
-            }
-            done[i / 64] |= 1 << (i % 64);
-            let fresh = self.memo.insert(fingerprint(done, &next));
-            if fresh {
-                self.path.push(i);
-                if let Some(end) = self.run(&next, done, count + 1) {
-                    // `path` now holds the whole linearization: leave it for the caller.
-                    return Some(end);
+            let modelled = || step(state, event.thread, &event.call);
+            let unchanged = || (event.outcome.clone(), state.clone());
+            let options: Vec<(Outcome, ModelState)> = match self.placements[i] {
+                Placement::Model => vec![modelled()],
+                Placement::NoOp => vec![unchanged()],
+                // An I/O error's effect is unknown (a commit whose log sync failed may be
+                // durable or not): either nothing happened, or what the model would do did.
+                Placement::InDoubt => {
+                    let (model_outcome, next) = modelled();
+                    let mut options = vec![unchanged()];
+                    if model_outcome.is_ok() {
+                        options.push((event.outcome.clone(), next));
+                    }
+                    options
                 }
-                self.path.pop();
+                Placement::ForcedTerm => vec![(event.outcome.clone(), forced_term(state))],
+            };
+            for (expected, next) in options {
+                if expected != event.outcome {
+                    stuck_here.push(Stuck {
+                        event: event.clone(),
+                        model_expected: expected,
+                    });
+                    continue;
+                }
+                done[i / 64] |= 1 << (i % 64);
+                let fresh = self.memo.insert(fingerprint(done, &next));
+                if fresh {
+                    self.path.push(i);
+                    if let Some(end) = self.run(&next, done, count + 1) {
+                        // `path` now holds the whole linearization: leave it for the caller.
+                        return Some(end);
+                    }
+                    self.path.pop();
+                }
+                done[i / 64] &= !(1 << (i % 64));
             }
-            done[i / 64] &= !(1 << (i % 64));
         }
         if count >= self.deepest && !stuck_here.is_empty() {
             self.deepest = count;
@@ -207,12 +221,52 @@ pub fn check(
     linearize(events, initial, end_matches, states_max).verdict
 }
 
+/// How the search may place one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// As the model says.
+    Model,
+    /// As a call with no effect (it returned an error the model cannot place).
+    NoOp,
+    /// Either with no effect or with the model's effect (an injected I/O error).
+    InDoubt,
+    /// A term that succeeded dirty on a fail-stop instance: the instance is gone.
+    ForcedTerm,
+}
+
+/// The model after a term that could not be refused (fail-stop instance).
+fn forced_term(state: &ModelState) -> ModelState {
+    let mut next = state.clone();
+    next.phase = crate::model::ModelPhase::Terminated;
+    for session in next.sessions.values_mut() {
+        session.alive = false;
+        session.transaction = None;
+    }
+    for cursor in next.cursors.values_mut() {
+        cursor.alive = false;
+    }
+    next
+}
+
 /// [`check`], also returning the order (see [`Linearization::order`]).
 pub fn linearize(
     events: &[Event],
     initial: &ModelState,
     end_matches: &dyn Fn(&ModelState) -> bool,
     states_max: u64,
+) -> Linearization {
+    linearize_with(events, initial, end_matches, states_max, false)
+}
+
+/// [`linearize`] for a run with injected disk faults (`io_faults`): calls that failed with
+/// `DiskIO` or `LogWriteFail` are in doubt, calls refused with `InstanceUnavailable` had no
+/// effect, and a dirty term of a fail-stop instance terminates it whatever the model says.
+pub fn linearize_with(
+    events: &[Event],
+    initial: &ModelState,
+    end_matches: &dyn Fn(&ModelState) -> bool,
+    states_max: u64,
+    io_faults: bool,
 ) -> Linearization {
     let mut sorted: Vec<&Event> = events.iter().collect();
     sorted.sort_by_key(|e| e.invoked);
@@ -221,17 +275,46 @@ pub fn linearize(
         .filter(|e| matches!(e.call, Call::Term { .. }))
         .map(|e| (e.invoked, e.returned))
         .collect();
-    let noop = sorted
+    use jetsim_engine::JetError;
+    let placements = sorted
         .iter()
         .map(|e| {
-            e.outcome
-                .is_err_named(jetsim_engine::JetError::TermInProgress)
-                && terms.iter().any(|&(i, r)| i < e.returned && e.invoked < r)
+            let overlaps_term = terms.iter().any(|&(i, r)| i < e.returned && e.invoked < r);
+            if e.outcome.is_err_named(JetError::TermInProgress) && overlaps_term {
+                Placement::NoOp
+            } else if io_faults
+                && e.outcome.is_err_named(JetError::InstanceUnavailable)
+                && matches!(e.call, Call::StopService { .. })
+            {
+                // A stop whose flush found the instance failed has closed the gate already.
+                Placement::InDoubt
+            } else if io_faults && e.outcome.is_err_named(JetError::InstanceUnavailable) {
+                Placement::NoOp
+            } else if io_faults
+                && matches!(e.call, Call::Term { instance: crate::workload::InstanceRef::Main, .. })
+                && (e.outcome.is_err_named(JetError::DiskIO)
+                    || e.outcome.is_err_named(JetError::LogWriteFail))
+            {
+                // Term finishes terminating before it reports its shutdown's I/O error.
+                Placement::ForcedTerm
+            } else if io_faults
+                && (e.outcome.is_err_named(JetError::DiskIO)
+                    || e.outcome.is_err_named(JetError::LogWriteFail))
+            {
+                Placement::InDoubt
+            } else if io_faults
+                && matches!(e.call, Call::Term { instance: crate::workload::InstanceRef::Main, grbit } if grbit & 0x8 == 0)
+                && e.outcome == (Outcome::Terminated { dirty: true })
+            {
+                Placement::ForcedTerm
+            } else {
+                Placement::Model
+            }
         })
         .collect();
     let mut search = Search {
         events: sorted,
-        noop,
+        placements,
         memo: Memo::default(),
         explored: 0,
         states_max,

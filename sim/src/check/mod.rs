@@ -30,6 +30,9 @@ pub enum Rule {
     FinalTerm,
     /// The linearizability search hit its bound: no verdict.
     SearchBound,
+    /// After a crash (`--faults`), recovery failed, or found other than the committed data
+    /// (the latter is reported as failure-atomicity's end-state mismatch).
+    Durability,
 }
 
 impl Rule {
@@ -42,6 +45,7 @@ impl Rule {
         Rule::Preparation,
         Rule::FinalTerm,
         Rule::SearchBound,
+        Rule::Durability,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +58,7 @@ impl Rule {
             Rule::Preparation => "preparation",
             Rule::FinalTerm => "final-term",
             Rule::SearchBound => "search-bound",
+            Rule::Durability => "durability",
         }
     }
 }

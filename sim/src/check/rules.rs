@@ -93,16 +93,24 @@ pub fn stop_effects(history: &History) -> Vec<Violation> {
             });
         }
         if after.record_missing {
-            // Only a term that succeeded in between explains a missing record.
-            let terminated = history.events.iter().any(|e| {
-                matches!(
-                    e.call,
-                    Call::Term {
-                        instance: InstanceRef::Main,
-                        ..
-                    }
-                ) && e.outcome.is_ok()
-            });
+            // Only a term that succeeded in between explains a missing record, or (with disk
+            // faults) an earlier stop that hit an I/O error after closing the gate: the stop
+            // that returned success then found the instance stopped and had nothing to record.
+            let interrupted_stop = history.io_faults
+                && history.events.iter().any(|e| {
+                    matches!(e.call, Call::StopService { .. })
+                        && (e.outcome.is_err_named(JetError::DiskIO)
+                            || e.outcome.is_err_named(JetError::LogWriteFail)
+                            || e.outcome.is_err_named(JetError::InstanceUnavailable))
+                });
+            let terminated = interrupted_stop
+                || history.events.iter().any(|e| {
+                    let io_error = e.outcome.is_err_named(JetError::DiskIO)
+                        || e.outcome.is_err_named(JetError::LogWriteFail);
+                    matches!(e.call, Call::Term { instance: InstanceRef::Main, .. })
+                        // A term whose shutdown hit an I/O error still ended the instance.
+                        && (e.outcome.is_ok() || (history.io_faults && io_error))
+                });
             if !terminated {
                 violations.push(Violation {
                     rule: Rule::Preparation,
@@ -208,6 +216,18 @@ fn describe_end(end: &EndState) -> String {
     )
 }
 
+/// The model's committed records per table, in the recovered data's form.
+fn committed_tables(model: &ModelState) -> Vec<Vec<(u8, u8)>> {
+    (0..crate::workload::TABLES)
+        .map(|t| {
+            model
+                .committed_as_of(t, model.last_commit_ts)
+                .into_iter()
+                .collect()
+        })
+        .collect()
+}
+
 /// Applies every checker to one completed run.
 pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
     let mut verdict = RunVerdict::default();
@@ -220,12 +240,34 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
             && e.thread == final_thread(history))
     });
     let end = history.end_state.clone();
-    let matches = |model: &ModelState| match &end {
-        Some(end) => end_state_matches(model, end),
-        // The engine could not be observed: only a terminated instance explains that.
-        None => model.phase == ModelPhase::Terminated,
+    let matches = |model: &ModelState| {
+        if history.io_faults {
+            // After the crash, only committed data survives: recovery must find exactly it.
+            return match &history.recovered {
+                Some(Ok(tables)) => committed_tables(model) == *tables,
+                _ => true,
+            };
+        }
+        match &end {
+            Some(end) => end_state_matches(model, end),
+            // The engine could not be observed: only a terminated instance explains that.
+            None => model.phase == ModelPhase::Terminated,
+        }
     };
-    let lin = linearizability::check(&body, initial, &matches, SEARCH_STATES_MAX);
+    if let Some(Err(why)) = &history.recovered {
+        verdict.violations.push(Violation {
+            rule: Rule::Durability,
+            message: format!("recovery after the crash failed: {why}"),
+        });
+    }
+    let lin = linearizability::linearize_with(
+        &body,
+        initial,
+        &matches,
+        SEARCH_STATES_MAX,
+        history.io_faults,
+    )
+    .verdict;
     let end_model = match lin {
         Verdict::Linearizable {
             end,
@@ -266,11 +308,12 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
         } => {
             verdict.states_explored = states_explored;
             verdict.violations.push(Violation {
-                rule: Rule::FailureAtomicity,
+                rule: if history.io_faults { Rule::Durability } else { Rule::FailureAtomicity },
                 message: format!(
-                    "every result linearizes, but the engine ended in [{}] while the model ended in phase {:?}, \
+                    "every result linearizes, but the engine ended in [{}] (recovered after the crash: {:?}) while the model ended in phase {:?}, \
                      defrag parked {}, caches quiesced {}, sessions {:?}, committed {:?}",
                     end.as_ref().map_or_else(|| "unobservable".to_owned(), describe_end),
+                    history.recovered,
                     model_end.phase,
                     model_end.defrag_parked,
                     model_end.caches_quiesced,
@@ -297,7 +340,14 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
         let (expected, _) = step(&model_end, term.thread, &term.call);
         let succeeded = matches!(term.outcome, Outcome::Terminated { dirty: false });
         let already_gone = model_end.phase == ModelPhase::Terminated;
-        if term.outcome != expected || !(succeeded || already_gone) {
+        // With disk faults, a fail-stop instance terminates dirty (and may already be gone).
+        let fail_stop_term = history.io_faults
+            && (matches!(term.outcome, Outcome::Terminated { .. })
+                || term.outcome.is_err_named(jetsim_engine::JetError::DiskIO)
+                || term
+                    .outcome
+                    .is_err_named(jetsim_engine::JetError::LogWriteFail));
+        if !fail_stop_term && (term.outcome != expected || !(succeeded || already_gone)) {
             verdict.violations.push(Violation {
                 rule: Rule::FinalTerm,
                 message: format!(
@@ -337,5 +387,5 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
 
 /// The harness's final term is made by the thread numbered after the workers.
 fn final_thread(history: &History) -> usize {
-    history.events.iter().map(|e| e.thread).max().unwrap_or(0)
+    history.workers
 }
