@@ -357,6 +357,17 @@ pub fn replay(
                 );
             }
         }
+        if history.io_faults {
+            println!("disk faults: {} injected", history.injected_faults.len());
+            for fault in &history.injected_faults {
+                println!("  {fault}");
+            }
+            match &history.recovered {
+                Some(Ok(tables)) => println!("recovered after the crash: {tables:?}"),
+                Some(Err(why)) => println!("recovery after the crash failed: {why}"),
+                None => {}
+            }
+        }
     }
     if report.passed() {
         println!(
