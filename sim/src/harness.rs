@@ -307,29 +307,8 @@ fn execute(jet: &Jet<ShuttleRuntime>, world: &World, b: &mut Bindings, call: &Ca
 /// The call with every [`Ref::Peer`] resolved.
 fn resolve_peers(bindings: &Bindings, threads: usize, call: &Call) -> Call {
     let mut call = call.clone();
-    match &mut call {
-        Call::EndSession { ses }
-        | Call::SetSessionContext { ses, .. }
-        | Call::ResetSessionContext { ses }
-        | Call::GetSessionInfo { ses }
-        | Call::OpenDatabase { ses, .. }
-        | Call::CloseDatabase { ses, .. }
-        | Call::AttachDatabase { ses }
-        | Call::DetachDatabase { ses }
-        | Call::Defragment { ses, .. }
-        | Call::OpenTable { ses, .. }
-        | Call::CloseTable { ses, .. }
-        | Call::BeginTransaction { ses }
-        | Call::CommitTransaction { ses }
-        | Call::Rollback { ses }
-        | Call::Insert { ses, .. }
-        | Call::Replace { ses, .. }
-        | Call::Delete { ses, .. }
-        | Call::Seek { ses, .. }
-        | Call::Move { ses, .. }
-        | Call::Retrieve { ses, .. }
-        | Call::IndexRecordCount { ses, .. } => *ses = bindings.resolve_peer(threads, *ses),
-        Call::BeginSession { .. } | Call::StopService { .. } | Call::Term { .. } => {}
+    if let Some(ses) = call.session_mut() {
+        *ses = bindings.resolve_peer(threads, *ses);
     }
     call
 }

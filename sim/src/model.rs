@@ -358,32 +358,7 @@ fn term(s: &mut ModelState, instance: InstanceRef, grbit: u32) -> Res {
 }
 
 fn ses_ref(call: &Call) -> Ref {
-    match call {
-        Call::EndSession { ses }
-        | Call::SetSessionContext { ses, .. }
-        | Call::ResetSessionContext { ses }
-        | Call::GetSessionInfo { ses }
-        | Call::OpenDatabase { ses, .. }
-        | Call::CloseDatabase { ses, .. }
-        | Call::AttachDatabase { ses }
-        | Call::DetachDatabase { ses }
-        | Call::Defragment { ses, .. }
-        | Call::OpenTable { ses, .. }
-        | Call::CloseTable { ses, .. }
-        | Call::BeginTransaction { ses }
-        | Call::CommitTransaction { ses }
-        | Call::Rollback { ses }
-        | Call::Insert { ses, .. }
-        | Call::Replace { ses, .. }
-        | Call::Delete { ses, .. }
-        | Call::Seek { ses, .. }
-        | Call::Move { ses, .. }
-        | Call::Retrieve { ses, .. }
-        | Call::IndexRecordCount { ses, .. } => *ses,
-        Call::BeginSession { .. } | Call::StopService { .. } | Call::Term { .. } => {
-            unreachable!("not a session call")
-        }
-    }
+    call.session().expect("not a session call")
 }
 
 fn session_call(s: &mut ModelState, thread: usize, call: &Call) -> Res {

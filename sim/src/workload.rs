@@ -165,6 +165,41 @@ pub enum Call {
 }
 
 impl Call {
+    /// The session argument, for the calls that take one (all but begin_session, stop and
+    /// term). The one list of which field that is: the harness and the model both use it.
+    pub fn session(&self) -> Option<Ref> {
+        let mut call = self.clone();
+        call.session_mut().map(|ses| *ses)
+    }
+
+    /// [`Self::session`], mutable (the harness resolves [`Ref::Peer`] through it).
+    pub fn session_mut(&mut self) -> Option<&mut Ref> {
+        match self {
+            Call::EndSession { ses }
+            | Call::SetSessionContext { ses, .. }
+            | Call::ResetSessionContext { ses }
+            | Call::GetSessionInfo { ses }
+            | Call::OpenDatabase { ses, .. }
+            | Call::CloseDatabase { ses, .. }
+            | Call::AttachDatabase { ses }
+            | Call::DetachDatabase { ses }
+            | Call::Defragment { ses, .. }
+            | Call::OpenTable { ses, .. }
+            | Call::CloseTable { ses, .. }
+            | Call::BeginTransaction { ses }
+            | Call::CommitTransaction { ses }
+            | Call::Rollback { ses }
+            | Call::Insert { ses, .. }
+            | Call::Replace { ses, .. }
+            | Call::Delete { ses, .. }
+            | Call::Seek { ses, .. }
+            | Call::Move { ses, .. }
+            | Call::Retrieve { ses, .. }
+            | Call::IndexRecordCount { ses, .. } => Some(ses),
+            Call::BeginSession { .. } | Call::StopService { .. } | Call::Term { .. } => None,
+        }
+    }
+
     /// The engine's name for this call (for the allowlist and reports).
     pub fn jet_call(&self) -> jetsim_engine::JetCall {
         use jetsim_engine::JetCall as J;
