@@ -6,6 +6,14 @@
 //! number and CRC-32; the valid slot with the higher sequence wins. A torn write therefore
 //! damages only the slot being written and the previous checkpoint survives.
 //!
+//! The one write with no previous checkpoint behind it is the first (sequence 1, slot 1):
+//! if it is lost or torn, slot 0 is still blank (never written) and slot 1 is blank too or
+//! fails its CRC. That file reads as "no checkpoint yet", which is true (the write never
+//! became durable), and
+//! recovery replays from the start of the log, which is never truncated. Two damaged slots
+//! cannot come from torn writes (each write is synced before the next one starts), so that
+//! file is `DatabaseCorrupted`.
+//!
 //! Besides the redo point (the checkpoint LSN) a slot records the undo point: the LSN of the
 //! first Undo record of the oldest transaction still open when the checkpoint was taken.
 //! Transactions span checkpoints, so the undo information recovery needs for a transaction
@@ -113,10 +121,28 @@ fn decode_slot(slot: &[u8]) -> Option<CheckpointState> {
     })
 }
 
+/// What one slot of the file holds.
+enum Slot {
+    /// Never written: past the end of the file, or all zero bytes.
+    Blank,
+    /// Written, but its CRC, magic or layout is wrong (a torn or damaged write).
+    Damaged,
+    Valid(CheckpointState),
+}
+
+fn classify_slot(bytes: &[u8]) -> Slot {
+    if bytes.iter().all(|&b| b == 0) {
+        return Slot::Blank;
+    }
+    decode_slot(bytes).map_or(Slot::Damaged, Slot::Valid)
+}
+
 /// The open checkpoint file and the newest checkpoint in it.
 pub struct CheckpointFile {
     file: Box<dyn IoFile>,
     last: Option<CheckpointState>,
+    /// Slots that failed their check when the file was opened (0, or 1: a torn write).
+    damaged_slots_at_open: u32,
 }
 
 impl CheckpointFile {
@@ -125,7 +151,11 @@ impl CheckpointFile {
     pub fn open(io: &dyn Io, path: &str) -> JetResult<CheckpointFile> {
         if !io.exists(path) {
             let file = io.create(path).map_err(|e| JetError::from_io(&e))?;
-            return Ok(CheckpointFile { file, last: None });
+            return Ok(CheckpointFile {
+                file,
+                last: None,
+                damaged_slots_at_open: 0,
+            });
         }
         let file = io.open(path).map_err(|e| JetError::from_io(&e))?;
         let len = file.len().map_err(|e| JetError::from_io(&e))?;
@@ -135,18 +165,40 @@ impl CheckpointFile {
         let mut bytes = vec![0u8; len];
         file.read_at(0, &mut bytes)
             .map_err(|e| JetError::from_io(&e))?;
-        let last = bytes
+        // A slot past the end of the file reads as zeros: blank.
+        bytes.resize(2 * CHECKPOINT_SLOT_BYTES, 0);
+        let slots: Vec<Slot> = bytes
             .chunks(CHECKPOINT_SLOT_BYTES)
-            .filter_map(decode_slot)
-            .max_by_key(|state| state.sequence);
-        if last.is_none() && !bytes.is_empty() {
+            .map(classify_slot)
+            .collect();
+        let damaged_slots_at_open = slots
+            .iter()
+            .filter(|slot| matches!(slot, Slot::Damaged))
+            .count() as u32;
+        if damaged_slots_at_open == 2 {
             return Err(JetError::DatabaseCorrupted);
         }
-        Ok(CheckpointFile { file, last })
+        let last = slots
+            .into_iter()
+            .filter_map(|slot| match slot {
+                Slot::Valid(state) => Some(state),
+                Slot::Blank | Slot::Damaged => None,
+            })
+            .max_by_key(|state| state.sequence);
+        Ok(CheckpointFile {
+            file,
+            last,
+            damaged_slots_at_open,
+        })
     }
 
     pub fn last(&self) -> Option<&CheckpointState> {
         self.last.as_ref()
+    }
+
+    /// Slots that failed their check at open: a checkpoint write that tore at a crash.
+    pub fn damaged_slots_at_open(&self) -> u32 {
+        self.damaged_slots_at_open
     }
 
     /// Persists a new checkpoint into the older slot and syncs it.
@@ -212,5 +264,41 @@ mod tests {
             CheckpointFile::open(&io, "jet.chk"),
             Err(JetError::DatabaseCorrupted)
         ));
+    }
+
+    #[test]
+    fn a_torn_first_checkpoint_reads_as_no_checkpoint() {
+        // Goal: the first write (slot 1) not surviving the crash while slot 0 was never
+        // written is "no checkpoint yet", not corruption (found by `jetsim replay 9467
+        // --faults`: the tear kept a padding sector and lost the one with the header).
+        let io = MemIo::new();
+        let mut chk = CheckpointFile::open(&io, "jet.chk").expect("create");
+        chk.write(7, 100, 90, Vec::new()).expect("write");
+        let file = io.open("jet.chk").expect("open");
+        file.write_at(CHECKPOINT_SLOT_BYTES as u64, &[0; 512])
+            .expect("lose the first sector");
+        let reopened = CheckpointFile::open(&io, "jet.chk").expect("reopen");
+        assert!(reopened.last().is_none());
+        assert_eq!(reopened.damaged_slots_at_open(), 0);
+
+        // Damage rather than loss (a header sector half old, half new): still no checkpoint,
+        // and the damaged slot is counted for the recovery report.
+        file.write_at(CHECKPOINT_SLOT_BYTES as u64 + 20, &[0xAB; 8])
+            .expect("damage");
+        let reopened = CheckpointFile::open(&io, "jet.chk").expect("reopen");
+        assert!(reopened.last().is_none());
+        assert_eq!(reopened.damaged_slots_at_open(), 1);
+
+        // The same damage once slot 0 holds a checkpoint falls back to it instead.
+        let mut chk = CheckpointFile::open(&io, "other.chk").expect("create");
+        chk.write(7, 100, 90, Vec::new()).expect("write");
+        chk.write(7, 200, 200, Vec::new()).expect("write");
+        chk.write(7, 300, 300, Vec::new()).expect("write");
+        let file = io.open("other.chk").expect("open");
+        file.write_at(CHECKPOINT_SLOT_BYTES as u64 + 20, &[0xAB; 8])
+            .expect("damage");
+        let reopened = CheckpointFile::open(&io, "other.chk").expect("reopen");
+        assert_eq!(reopened.last().map(|s| s.checkpoint_lsn), Some(200));
+        assert_eq!(reopened.damaged_slots_at_open(), 1);
     }
 }

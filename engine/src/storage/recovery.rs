@@ -79,6 +79,9 @@ pub struct RecoveryReport {
     pub undo_records_skipped: u64,
     /// Bytes of torn or garbage log tail that were cut off.
     pub torn_tail_bytes: u64,
+    /// Checkpoint file slots that failed their check (a checkpoint write torn at the crash;
+    /// the other slot, or the start of the log, was used).
+    pub checkpoint_slots_damaged: u32,
     /// Databases recovered (by path).
     pub databases_recovered: Vec<String>,
     /// Databases the log names whose header now names another log: left alone.
@@ -124,6 +127,7 @@ impl Storage {
         let mut report = RecoveryReport {
             log_end_lsn,
             torn_tail_bytes: self.log.torn_tail_bytes(),
+            checkpoint_slots_damaged: self.checkpoint.damaged_slots_at_open(),
             ..RecoveryReport::default()
         };
         // A checkpoint of another log (or past this one's end) says nothing about this log.
