@@ -883,3 +883,17 @@ fn planted_page_before_log_is_caught() {
     );
     assert!(!sweep.violations.is_empty());
 }
+
+#[test]
+fn planted_operation_logged_per_page_is_caught() {
+    // Goal: a split logged page by page can reach the log half done (an eviction in the middle
+    // of it flushes the log); the crash sweep then recovers a broken tree or loses records.
+    let sweep = crash_sweep(Mutations::NONE.with(Mutant::OperationLoggedPerPage));
+    println!(
+        "OperationLoggedPerPage: {} violations of {} recoveries; first: {:?}",
+        sweep.violations.len(),
+        sweep.recoveries,
+        sweep.violations.first()
+    );
+    assert!(!sweep.violations.is_empty());
+}

@@ -239,4 +239,10 @@ pub const CATALOGUE: &[Entry] = &[
         sim: None,
         crash_tests: Some("planted_commit_ack_before_log_sync_is_caught"),
     },
+    Entry {
+        mutant: "OperationLoggedPerPage",
+        loom: None,
+        sim: None,
+        crash_tests: Some("planted_operation_logged_per_page_is_caught"),
+    },
 ];

@@ -449,10 +449,6 @@ fn set_up(jet: &Jet<ShuttleRuntime>, config: &RunConfig, mutations: Mutations) -
         }
         jet.close_table(setup, t)?;
     }
-    // DDL is not made durable by itself (see the note in the README): an empty commit
-    // flushes the log so the tables survive a crash like the records do.
-    jet.begin_transaction(setup)?;
-    jet.commit_transaction(setup)?;
     jet.close_database(setup, db)?;
     jet.end_session(setup)?;
 

@@ -128,6 +128,11 @@ impl<R: Runtime> Jet<R> {
                     storage.set_wal_flush_skipped(
                         core.options.mutations.is_active(Mutant::PageBeforeLog),
                     );
+                    storage.set_operations_logged_per_page(
+                        core.options
+                            .mutations
+                            .is_active(Mutant::OperationLoggedPerPage),
+                    );
                     state.storage = Some(storage);
                     state.version_store =
                         VersionStore::new(state.params.version_store_max_versions);

@@ -39,6 +39,11 @@ pub enum Mutant {
     /// `commit_transaction` returns success before the commit record is synced: a crash right
     /// after the acknowledgement loses the commit.
     CommitAckBeforeLogSync,
+    /// Every page change of a tree operation is logged as its own record and cached at once,
+    /// instead of the operation's pages being logged as one record at its end: an eviction in
+    /// the middle of a split flushes the log up to half of it, and a crash leaves recovery a
+    /// tree with keys out of order or pages lost.
+    OperationLoggedPerPage,
 }
 
 impl Mutant {
@@ -57,6 +62,7 @@ impl Mutant {
         Mutant::TermDoesNotWait,
         Mutant::PageBeforeLog,
         Mutant::CommitAckBeforeLogSync,
+        Mutant::OperationLoggedPerPage,
     ];
 
     const fn bit(self) -> u32 {

@@ -374,10 +374,9 @@ mod tests {
         });
         let image = encode_page(&content, lsn);
         let logged = log
-            .append(&LogRecord::PageImage {
+            .append(&LogRecord::PageImages {
                 file,
-                page,
-                image: image.clone(),
+                images: vec![(page, image.clone())],
             })
             .expect("append");
         assert_eq!(logged, lsn);

@@ -1,5 +1,5 @@
 //! The checkpoint file (ESE's `.chk`): where log replay would start, and which databases were
-//! attached under which [`FileId`] at that point, so recovery can map the `PageImage`
+//! attached under which [`FileId`] at that point, so recovery can map the `PageImages`
 //! records after the checkpoint to files without reading the log from its start.
 //!
 //! The file holds two fixed-size slots written alternately, each with its own sequence

@@ -7,8 +7,18 @@
 //! the catalog changes only on create/delete table. Freed pages form a singly linked list
 //! threaded through the free pages themselves; allocation pops it before growing the file.
 //!
-//! Every page change is logged first: [`Pager::write`] appends a full `PageImage` record,
-//! stamps the image with that record's LSN and installs it as a dirty frame.
+//! Every page change is logged first, and one tree operation is one log record: during an
+//! operation [`Pager::write`] only stages the new page content (later reads in the same
+//! operation see it); [`Pager::commit`] appends every staged page as one `PageImages` record,
+//! stamps the images with that record's LSN and installs them as dirty frames. Staged pages
+//! are not in the cache, so no eviction can write half an operation to disk, and the log
+//! holds the operation whole or not at all. Without this, an eviction in the middle of a
+//! split flushed the log up to the first half of it, and a crash left recovery a tree with
+//! keys out of order (the engine's crash sweep found it once table creation synced the
+//! log). An operation that fails is dropped uncommitted: it leaves nothing in the cache or
+//! the log.
+
+use std::collections::BTreeMap;
 
 use super::btree;
 use super::buffer_manager::BufferManager;
@@ -25,12 +35,17 @@ pub const CATALOG_ROOT_PAGE: PageNumber = 1;
 pub const CATALOG_NAME: &str = "MSysObjects";
 
 /// One attached file seen through the cache and the log, for the length of one operation.
-/// It caches the header for that operation and writes it through on every change.
+/// It caches the header for that operation and stages it on every change; nothing it
+/// writes reaches the log or the cache before [`Pager::commit`].
 pub struct Pager<'a> {
     buffers: &'a mut BufferManager,
     log: &'a mut Log,
     file: FileId,
     header: DbHeader,
+    /// Pages this operation changed, newest content, by page number.
+    staged: BTreeMap<PageNumber, PageContent>,
+    /// Planted bug `OperationLoggedPerPage`: log and cache every write at once.
+    pub(super) log_each_page_at_once: bool,
 }
 
 impl<'a> Pager<'a> {
@@ -52,6 +67,8 @@ impl<'a> Pager<'a> {
             log,
             file,
             header,
+            staged: BTreeMap::new(),
+            log_each_page_at_once: false,
         })
     }
 
@@ -70,9 +87,12 @@ impl<'a> Pager<'a> {
             log,
             file,
             header,
+            staged: BTreeMap::new(),
+            log_each_page_at_once: false,
         };
         pager.write(HEADER_PAGE, &PageContent::Header(header))?;
-        pager.write_node(CATALOG_ROOT_PAGE, Node::empty_leaf())
+        pager.write_node(CATALOG_ROOT_PAGE, Node::empty_leaf())?;
+        pager.commit()
     }
 
     pub fn header(&self) -> DbHeader {
@@ -80,21 +100,26 @@ impl<'a> Pager<'a> {
     }
 
     /// Records in the header that the database now belongs to this pager's log (a logged
-    /// header write; the caller makes it durable). Returns whether the owner changed.
-    pub fn stamp_owner(&mut self) -> JetResult<bool> {
+    /// header write, committed; the caller makes it durable). Returns whether the owner
+    /// changed.
+    pub fn stamp_owner(mut self) -> JetResult<bool> {
         let signature = self.log.signature();
         if self.header.log_signature == signature {
             return Ok(false);
         }
         self.header.log_signature = signature;
         self.write_header()?;
+        self.commit()?;
         Ok(true)
     }
 
-    /// Reads and decodes a page inside the file.
+    /// Reads and decodes a page inside the file (as this operation left it, if it changed it).
     pub fn read(&mut self, page: PageNumber) -> JetResult<PageContent> {
         if page >= self.header.page_count {
             return Err(JetError::DatabaseCorrupted);
+        }
+        if let Some(content) = self.staged.get(&page) {
+            return Ok(content.clone());
         }
         let bytes = self.buffers.read(self.file, page, self.log)?;
         Ok(decode_page(bytes)?.1)
@@ -123,20 +148,47 @@ impl<'a> Pager<'a> {
         }
     }
 
-    /// Logs a page's new content and installs it as a dirty frame.
+    /// Stages a page's new content for [`Pager::commit`].
     pub fn write(&mut self, page: PageNumber, content: &PageContent) -> JetResult<()> {
         assert!(page < self.header.page_count, "write inside the file");
-        // The image carries the LSN of the record that logs it, so the LSN is taken first.
+        self.staged.insert(page, content.clone());
+        if self.log_each_page_at_once {
+            return self.commit_staged();
+        }
+        Ok(())
+    }
+
+    /// Ends the operation: logs every staged page as one `PageImages` record, then installs
+    /// the images as dirty frames. A no-op for an operation that only read.
+    pub fn commit(mut self) -> JetResult<()> {
+        self.commit_staged()
+    }
+
+    fn commit_staged(&mut self) -> JetResult<()> {
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        // The images carry the LSN of the record that logs them, so the LSN is taken first.
         let page_lsn = self.log.tip_lsn();
-        let image = encode_page(content, page_lsn);
-        let logged_lsn = self.log.append(&LogRecord::PageImage {
+        let images: Vec<(PageNumber, Vec<u8>)> = std::mem::take(&mut self.staged)
+            .into_iter()
+            .map(|(page, content)| (page, encode_page(&content, page_lsn)))
+            .collect();
+        let record = LogRecord::PageImages {
             file: self.file,
-            page,
-            image: image.clone(),
-        })?;
+            images,
+        };
+        let logged_lsn = self.log.append(&record)?;
         assert_eq!(logged_lsn, page_lsn);
-        self.buffers
-            .write(self.file, page, image, page_lsn, self.log)
+        let LogRecord::PageImages { images, .. } = record else {
+            unreachable!("built above")
+        };
+        for (page, image) in images {
+            // Installing may evict and flush the log; the record is whole by now.
+            self.buffers
+                .write(self.file, page, image, page_lsn, self.log)?;
+        }
+        Ok(())
     }
 
     pub fn write_node(&mut self, page: PageNumber, node: Node) -> JetResult<()> {

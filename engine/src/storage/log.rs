@@ -21,11 +21,13 @@ use crate::error::{JetError, JetResult};
 /// Bytes of the log file header; also the first LSN.
 pub const LOG_HEADER_BYTES: u64 = 24;
 const LOG_MAGIC: u64 = u64::from_le_bytes(*b"JETSIMLG");
-const LOG_FORMAT_VERSION: u32 = 2;
+// 3: one `PageImages` record per tree operation (was one `PageImage` record per page).
+const LOG_FORMAT_VERSION: u32 = 3;
 const RECORD_FRAME_BYTES: usize = 8;
-/// Largest payload a record may have: a page image plus slack for its fields. Anything
-/// longer in a file is garbage, which keeps a corrupt length from allocating gigabytes.
-pub const MAX_LOG_RECORD_PAYLOAD_BYTES: usize = 64 * 1024;
+/// Largest payload a record may have: the page images of one operation (deleting a table of
+/// about 8,000 pages) plus slack for their fields. Anything longer in a file is garbage,
+/// which keeps a corrupt length from allocating gigabytes.
+pub const MAX_LOG_RECORD_PAYLOAD_BYTES: usize = 16 * 1024 * 1024;
 
 /// One log record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,11 +41,14 @@ pub enum LogRecord {
     DetachDatabase {
         file: FileId,
     },
-    /// Full after-image of a page: physical redo. The image carries the record's own LSN.
-    PageImage {
+    /// Full after-images of every page one tree operation changed (a split touches the leaf,
+    /// its new sibling, the parent and the header): physical redo. One record, one checksum,
+    /// so the operation is in the log whole or not at all, and recovery never rebuilds half
+    /// a split (ESE's macro log records serve the same purpose). Each image carries the
+    /// record's own LSN. Pages are distinct and ascending.
+    PageImages {
         file: FileId,
-        page: PageNumber,
-        image: Vec<u8>,
+        images: Vec<(PageNumber, Vec<u8>)>,
     },
     Begin {
         txn: u64,
@@ -80,7 +85,7 @@ pub enum LogRecord {
 mod tag {
     pub const ATTACH_DATABASE: u8 = 1;
     pub const DETACH_DATABASE: u8 = 2;
-    pub const PAGE_IMAGE: u8 = 3;
+    pub const PAGE_IMAGES: u8 = 3;
     pub const BEGIN: u8 = 4;
     pub const UNDO: u8 = 5;
     pub const COMMIT: u8 = 6;
@@ -110,11 +115,14 @@ impl LogRecord {
                 out.push(tag::DETACH_DATABASE);
                 out.extend_from_slice(&file.0.to_le_bytes());
             }
-            LogRecord::PageImage { file, page, image } => {
-                out.push(tag::PAGE_IMAGE);
+            LogRecord::PageImages { file, images } => {
+                out.push(tag::PAGE_IMAGES);
                 out.extend_from_slice(&file.0.to_le_bytes());
-                out.extend_from_slice(&page.to_le_bytes());
-                put_bytes(&mut out, image);
+                out.extend_from_slice(&(images.len() as u32).to_le_bytes());
+                for (page, image) in images {
+                    out.extend_from_slice(&page.to_le_bytes());
+                    put_bytes(&mut out, image);
+                }
             }
             LogRecord::Begin { txn } => {
                 out.push(tag::BEGIN);
@@ -175,14 +183,24 @@ impl LogRecord {
             tag::DETACH_DATABASE => LogRecord::DetachDatabase {
                 file: FileId(reader.u32()?),
             },
-            tag::PAGE_IMAGE => {
+            tag::PAGE_IMAGES => {
                 let file = FileId(reader.u32()?);
-                let page = reader.u32()?;
-                let image = reader.bytes()?.to_vec();
-                if image.len() != PAGE_SIZE_BYTES {
+                let count = usize::try_from(reader.u32()?).ok()?;
+                // Bounded by the payload: each image takes more than a page of it.
+                if count == 0 || count > payload.len() / PAGE_SIZE_BYTES {
                     return None;
                 }
-                LogRecord::PageImage { file, page, image }
+                let mut images: Vec<(PageNumber, Vec<u8>)> = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let page = reader.u32()?;
+                    let image = reader.bytes()?.to_vec();
+                    let ascending = images.last().is_none_or(|(last, _)| *last < page);
+                    if image.len() != PAGE_SIZE_BYTES || !ascending {
+                        return None;
+                    }
+                    images.push((page, image));
+                }
+                LogRecord::PageImages { file, images }
             }
             tag::BEGIN => LogRecord::Begin { txn: reader.u64()? },
             tag::UNDO => LogRecord::Undo {
@@ -486,11 +504,21 @@ mod tests {
                     path: String::arbitrary(g),
                 },
                 1 => LogRecord::DetachDatabase { file },
-                2 => LogRecord::PageImage {
-                    file,
-                    page: u32::arbitrary(g),
-                    image: (0..PAGE_SIZE_BYTES).map(|_| u8::arbitrary(g)).collect(),
-                },
+                2 => {
+                    let mut pages: Vec<PageNumber> = Vec::arbitrary(g);
+                    pages.push(u32::arbitrary(g));
+                    pages.sort_unstable();
+                    pages.dedup();
+                    pages.truncate(4);
+                    let images = pages
+                        .into_iter()
+                        .map(|page| {
+                            let image = (0..PAGE_SIZE_BYTES).map(|_| u8::arbitrary(g)).collect();
+                            (page, image)
+                        })
+                        .collect();
+                    LogRecord::PageImages { file, images }
+                }
                 3 => LogRecord::Begin {
                     txn: u64::arbitrary(g),
                 },

@@ -101,6 +101,8 @@ pub struct Storage {
     failure: Option<JetError>,
     /// What recovery did when this storage was opened.
     recovery: RecoveryReport,
+    /// Planted bug `OperationLoggedPerPage`.
+    operations_logged_per_page: bool,
 }
 
 /// Errors after which the storage is fail-stop.
@@ -164,7 +166,7 @@ impl Storage {
         let logged_ids = records.iter().filter_map(|(_, record)| match record {
             LogRecord::AttachDatabase { file, .. }
             | LogRecord::DetachDatabase { file }
-            | LogRecord::PageImage { file, .. } => Some(file.0),
+            | LogRecord::PageImages { file, .. } => Some(file.0),
             _ => None,
         });
         let checkpointed_ids = checkpoint
@@ -182,6 +184,7 @@ impl Storage {
             open_transactions: BTreeMap::new(),
             failure: None,
             recovery: RecoveryReport::default(),
+            operations_logged_per_page: false,
         };
         storage.recovery = storage.recover(io, &records)?;
         Ok(storage)
@@ -200,6 +203,12 @@ impl Storage {
     /// Planted bug `PageBeforeLog` (tests only): write pages back without the WAL flush.
     pub fn set_wal_flush_skipped(&mut self, skipped: bool) {
         self.buffers.skip_wal_flush = skipped;
+    }
+
+    /// Planted bug `OperationLoggedPerPage` (tests only): log and cache each page change of a
+    /// tree operation at once instead of the whole operation as one record.
+    pub fn set_operations_logged_per_page(&mut self, per_page: bool) {
+        self.operations_logged_per_page = per_page;
     }
 
     fn alive(&self) -> JetResult<()> {
@@ -360,35 +369,50 @@ impl Storage {
         Ok(())
     }
 
-    fn pager(&mut self, file: FileId) -> JetResult<Pager<'_>> {
+    /// Runs one tree operation on `file` and commits it: its page images reach the log as one
+    /// record. An operation that fails is dropped uncommitted and leaves no trace.
+    pub(crate) fn with_pager<T>(
+        &mut self,
+        file: FileId,
+        operation: impl FnOnce(&mut Pager<'_>) -> JetResult<T>,
+    ) -> JetResult<T> {
         self.alive()?;
         self.check_file(file)?;
-        Pager::open(&mut self.buffers, &mut self.log, file)
+        let mut pager = Pager::open(&mut self.buffers, &mut self.log, file)?;
+        pager.log_each_page_at_once = self.operations_logged_per_page;
+        let value = operation(&mut pager)?;
+        pager.commit()?;
+        Ok(value)
     }
 
     /// Creates an empty table; returns its root page, which never changes.
     pub fn create_table(&mut self, file: FileId, name: &str) -> JetResult<PageNumber> {
         check_table_name(name)?;
-        let result = self.pager(file).and_then(|mut p| p.create_table(name));
+        let result = self.with_pager(file, |p| p.create_table(name));
+        // DDL is not transactional here (see the README), so it is durable when it returns,
+        // like a commit: a table an application was told exists survives a crash.
+        let result = result.and_then(|root| self.log.flush().map(|()| root));
         self.note(result)
     }
 
     pub fn table_root(&mut self, file: FileId, name: &str) -> JetResult<Option<PageNumber>> {
         check_table_name(name)?;
-        let result = self.pager(file).and_then(|mut p| p.table_root(name));
+        let result = self.with_pager(file, |p| p.table_root(name));
         self.note(result)
     }
 
     /// Deletes a table and frees all its pages. `ObjectNotFound` if there is no such table.
     pub fn delete_table(&mut self, file: FileId, name: &str) -> JetResult<()> {
         check_table_name(name)?;
-        let result = self.pager(file).and_then(|mut p| p.delete_table(name));
+        let result = self.with_pager(file, |p| p.delete_table(name));
+        // Durable when it returns, like create_table.
+        let result = result.and_then(|()| self.log.flush());
         self.note(result)
     }
 
     /// Table names, sorted.
     pub fn table_names(&mut self, file: FileId) -> JetResult<Vec<String>> {
-        let result = self.pager(file).and_then(|mut p| p.tables());
+        let result = self.with_pager(file, |p| p.tables());
         let tables = self.note(result)?;
         Ok(tables.into_iter().map(|(name, _)| name).collect())
     }
@@ -401,9 +425,7 @@ impl Storage {
     ) -> JetResult<Option<Vec<u8>>> {
         check_key(key)?;
         check_table_root(root)?;
-        let result = self
-            .pager(file)
-            .and_then(|mut p| btree::get(&mut p, root, key));
+        let result = self.with_pager(file, |p| btree::get(p, root, key));
         self.note(result)
     }
 
@@ -420,9 +442,7 @@ impl Storage {
             return Err(JetError::RecordTooBig);
         }
         check_table_root(root)?;
-        let result = self
-            .pager(file)
-            .and_then(|mut p| btree::put(&mut p, root, key, value));
+        let result = self.with_pager(file, |p| btree::put(p, root, key, value));
         self.note(result)
     }
 
@@ -435,9 +455,7 @@ impl Storage {
     ) -> JetResult<Option<Vec<u8>>> {
         check_key(key)?;
         check_table_root(root)?;
-        let result = self
-            .pager(file)
-            .and_then(|mut p| btree::remove(&mut p, root, key));
+        let result = self.with_pager(file, |p| btree::remove(p, root, key));
         self.note(result)
     }
 
@@ -450,9 +468,7 @@ impl Storage {
     ) -> JetResult<Option<(Vec<u8>, Vec<u8>)>> {
         key.map_or(Ok(()), check_key)?;
         check_table_root(root)?;
-        let result = self
-            .pager(file)
-            .and_then(|mut p| btree::next_after(&mut p, root, key));
+        let result = self.with_pager(file, |p| btree::next_after(p, root, key));
         self.note(result)
     }
 
@@ -465,23 +481,21 @@ impl Storage {
     ) -> JetResult<Option<(Vec<u8>, Vec<u8>)>> {
         key.map_or(Ok(()), check_key)?;
         check_table_root(root)?;
-        let result = self
-            .pager(file)
-            .and_then(|mut p| btree::prev_before(&mut p, root, key));
+        let result = self.with_pager(file, |p| btree::prev_before(p, root, key));
         self.note(result)
     }
 
     /// All entries in key order.
     pub fn scan(&mut self, file: FileId, root: PageNumber) -> JetResult<Vec<(Vec<u8>, Vec<u8>)>> {
         check_table_root(root)?;
-        let result = self.pager(file).and_then(|mut p| btree::scan(&mut p, root));
+        let result = self.with_pager(file, |p| btree::scan(p, root));
         self.note(result)
     }
 
-    /// Appends a record for the layer above (transactions, undo). `PageImage` records are the
+    /// Appends a record for the layer above (transactions, undo). `PageImages` records are the
     /// storage layer's own and are refused with `InvalidParameter`.
     pub fn append_log(&mut self, record: LogRecord) -> JetResult<Lsn> {
-        if matches!(record, LogRecord::PageImage { .. }) {
+        if matches!(record, LogRecord::PageImages { .. }) {
             return Err(JetError::InvalidParameter);
         }
         self.alive()?;
@@ -594,27 +608,25 @@ impl Storage {
     /// One small online-defrag step in `file`: merges one pair of under-full sibling pages.
     /// `None` when there is nothing left to merge.
     pub fn defrag_step(&mut self, file: FileId) -> JetResult<Option<DefragReport>> {
-        let result = self.pager(file).and_then(|mut p| p.defrag_step());
+        let result = self.with_pager(file, |p| p.defrag_step());
         self.note(result)
     }
 
     /// Pages in the file, including the header, the catalog and free pages.
     pub fn page_count(&mut self, file: FileId) -> JetResult<u64> {
-        let result = self.pager(file).map(|p| u64::from(p.header().page_count));
+        let result = self.with_pager(file, |p| Ok(u64::from(p.header().page_count)));
         self.note(result)
     }
 
     pub fn free_page_count(&mut self, file: FileId) -> JetResult<u64> {
-        let result = self
-            .pager(file)
-            .map(|p| u64::from(p.header().free_page_count));
+        let result = self.with_pager(file, |p| Ok(u64::from(p.header().free_page_count)));
         self.note(result)
     }
 
     /// Checks the file's page accounting: every page is the header, in exactly one tree, or
     /// on the free list, and the free count matches the list. `DatabaseCorrupted` if not.
     pub fn verify_database(&mut self, file: FileId) -> JetResult<()> {
-        let result = self.pager(file).and_then(|mut p| p.verify());
+        let result = self.with_pager(file, |p| p.verify());
         self.note(result)
     }
 

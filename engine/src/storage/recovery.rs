@@ -10,7 +10,7 @@
 //!    (stamped durably at create and attach). A database whose header names another log has
 //!    been attached elsewhere since and is left alone, whatever this log says about it. This
 //!    is what makes page LSNs safe to compare at all: LSNs of another log mean nothing here.
-//! 3. **Redo** from the checkpoint LSN: every page with a `PageImage` record after the
+//! 3. **Redo** from the checkpoint LSN: every page with an image in a `PageImages` record after the
 //!    checkpoint gets its newest image, unless the page on disk already is that image byte for
 //!    byte (then its LSN equals the image's and nothing is written). Images are full
 //!    after-images, so writing the newest one is the same as replaying them all in order, and
@@ -169,10 +169,12 @@ impl Storage {
         // Redo set: the newest image of every page after the checkpoint.
         let mut newest: BTreeMap<(FileId, PageNumber), &[u8]> = BTreeMap::new();
         for (_, record) in records.iter().filter(|(lsn, _)| *lsn >= redo_start_lsn) {
-            if let LogRecord::PageImage { file, page, image } = record {
+            if let LogRecord::PageImages { file, images } = record {
                 if attached.contains_key(file) {
-                    newest.insert((*file, *page), image);
-                    report.page_images_replayed += 1;
+                    for (page, image) in images {
+                        newest.insert((*file, *page), image);
+                    }
+                    report.page_images_replayed += images.len() as u64;
                 }
             }
         }

@@ -156,10 +156,9 @@ fn create_table_put_get_remove_and_errors() {
         Err(JetError::ObjectNotFound)
     );
     assert_eq!(
-        storage.append_log(LogRecord::PageImage {
+        storage.append_log(LogRecord::PageImages {
             file,
-            page: 1,
-            image: vec![0; PAGE_SIZE_BYTES]
+            images: vec![(1, vec![0; PAGE_SIZE_BYTES])],
         }),
         Err(JetError::InvalidParameter)
     );
@@ -192,13 +191,17 @@ fn deep_tree_matches_btreemap_with_a_tiny_cache() {
     }
     assert_matches_model(&mut storage, file, root, &model);
     // Height: root -> internal -> internal -> leaf.
-    let mut pager = storage.pager(file).expect("pager");
-    let mut node = pager.read_root(root).expect("root");
-    let mut height_levels = 1;
-    while let page::Node::Internal { children, .. } = node {
-        node = pager.read_node(children[0]).expect("child");
-        height_levels += 1;
-    }
+    let height_levels = storage
+        .with_pager(file, |pager| {
+            let mut node = pager.read_root(root)?;
+            let mut height_levels = 1;
+            while let page::Node::Internal { children, .. } = node {
+                node = pager.read_node(children[0])?;
+                height_levels += 1;
+            }
+            Ok(height_levels)
+        })
+        .expect("walk the leftmost path");
     assert!(height_levels >= 3, "height {height_levels}");
     assert!(storage.stats().evictions > 0);
     assert!(storage.stats().pages_read > 0);
@@ -389,7 +392,7 @@ proptest! {
 fn every_page_on_disk_is_a_logged_image() {
     // Goal: the WAL rule, checked on the files themselves: after heavy eviction, each page in
     // the database file carries a page LSN below the durable log's end, and the log holds a
-    // PageImage record at exactly that LSN with the same bytes.
+    // PageImages record at exactly that LSN with the same bytes for that page.
     let io = MemIo::new();
     let mut storage = open(&io, MIN_CACHE_SIZE_PAGES);
     let file = storage.create_database(&io, DB).expect("create");
@@ -419,13 +422,13 @@ fn every_page_on_disk_is_a_logged_image() {
         let (page_lsn, _) = decode_page(page_bytes).expect("valid page on disk");
         assert!(page_lsn < flushed_lsn, "page {index} is ahead of the log");
         match by_lsn.get(&page_lsn) {
-            Some(LogRecord::PageImage {
+            Some(LogRecord::PageImages {
                 file: logged_file,
-                page,
-                image,
+                images,
             }) => {
-                assert_eq!((*logged_file, *page as usize), (file, index));
-                assert_eq!(image.as_slice(), page_bytes);
+                assert_eq!(*logged_file, file);
+                let image = images.iter().find(|(page, _)| *page as usize == index);
+                assert_eq!(image.map(|(_, image)| image.as_slice()), Some(page_bytes));
             }
             other => panic!("page {index}: no image at LSN {page_lsn}: {other:?}"),
         }
