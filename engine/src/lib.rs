@@ -36,4 +36,4 @@ pub use instance::params::{InstanceOptions, SystemParameter, SystemParameters};
 pub use instance::status::{CleanupStatus, DefragStatus, InstanceStatus, StopRecord, StopStep};
 pub use instance::Position;
 pub use runtime::{Runtime, StdRuntime};
-pub use storage::RecoveryReport;
+pub use storage::{Activity, Failure, RecoveryReport};

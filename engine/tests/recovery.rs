@@ -275,7 +275,9 @@ fn crash_mid_defrag_at_every_write() {
     // free pages); recovery always yields the committed data.
     let setup = || {
         let io = MemIo::new();
-        let run = start(&io);
+        // A small cache: defrag's own reads evict (and write back), so the power cut can meet
+        // a defrag pass as well as the checkpoint flush.
+        let run = start_with(&io, Mutations::NONE, 8).unwrap();
         let mut expected = run.load(0..300, "a");
         run.jet.begin_transaction(run.s).unwrap();
         for i in 0..300 {
@@ -307,6 +309,7 @@ fn crash_mid_defrag_at_every_write() {
     );
     drop(run);
     assert!(round_ops > 0);
+    let mut failed_during = std::collections::BTreeSet::new();
     for cut in 0..round_ops {
         let (io, run, expected) = setup();
         io.cut_power_after_ops(Some(io.mutating_ops() + cut));
@@ -315,10 +318,17 @@ fn crash_mid_defrag_at_every_write() {
                 break;
             }
         }
+        // Nobody called: the background task that met the power cut is on record.
+        let failure = run.jet.instance_failure(run.instance).unwrap();
+        failed_during.insert(failure.expect("the cut failed the round").during);
         let recovered = crash_and_recover(run, &io);
         assert_eq!(recovered.contents, Some(expected), "cut at defrag op {cut}");
     }
-    println!("mid-defrag crash points: {round_ops}");
+    println!("mid-defrag crash points: {round_ops}, failed during {failed_during:?}");
+    assert_eq!(
+        failed_during,
+        [Activity::CheckpointFlush, Activity::DefragPass].into()
+    );
 }
 
 #[test]
@@ -487,7 +497,10 @@ fn an_io_error_makes_the_instance_fail_stop_until_term_and_reinit() {
     io.set_faults_enabled(false);
     assert_eq!(
         run.jet.instance_failure(run.instance),
-        Ok(Some(JetError::LogWriteFail))
+        Ok(Some(Failure {
+            error: JetError::LogWriteFail,
+            during: Activity::Call
+        }))
     );
     let unavailable = Err(JetError::InstanceUnavailable);
     assert_eq!(run.jet.commit_transaction(run.s), unavailable);

@@ -13,7 +13,7 @@ use crate::instance::status::{InstanceStatus, StopRecord};
 use crate::instance::{worker, InstanceCore};
 use crate::runtime::sync::Thread;
 use crate::runtime::Runtime;
-use crate::storage::{RecoveryReport, Storage};
+use crate::storage::{Failure, RecoveryReport, Storage};
 use crate::transaction::VersionStore;
 use std::sync::Arc;
 
@@ -286,8 +286,9 @@ impl<R: Runtime> Jet<R> {
             .map(|storage| storage.recovery_report().clone()))
     }
 
-    /// The I/O error that made the instance fail-stop, if any. Not a Jet call: never gated.
-    pub fn instance_failure(&self, instance: InstanceHandle) -> JetResult<Option<JetError>> {
+    /// The I/O error that made the instance fail-stop, if any, and whether a call or a
+    /// background task (which has no caller to tell) met it. Not a Jet call: never gated.
+    pub fn instance_failure(&self, instance: InstanceHandle) -> JetResult<Option<Failure>> {
         let core = self.core(instance)?;
         let failure = core
             .state

@@ -182,8 +182,11 @@ pub enum InjectedFault {
         path: String,
     },
     /// Power was cut at this mutating operation (0-based); it and everything after failed.
+    /// `operation` names it (`"write main/jet.log"`, `"sync db/main.edb"`), or is `None` when
+    /// the cut was set at an index already passed (the power fails between operations).
     PowerCut {
         op_index: u64,
+        operation: Option<String>,
     },
     /// At a crash, an unsynced write (or truncation, `len` = new length) was lost whole.
     LostWrite {
@@ -253,8 +256,16 @@ impl FaultState {
             self.ops += 1;
             if !self.power_cut && self.cut_after_ops.is_some_and(|cut| index >= cut) {
                 self.power_cut = true;
-                self.injected
-                    .push(InjectedFault::PowerCut { op_index: index });
+                let verb = match op {
+                    Op::Write => "write",
+                    Op::Sync => "sync",
+                    Op::SetLen => "set_len",
+                    Op::Read => unreachable!("reads are not mutating operations"),
+                };
+                self.injected.push(InjectedFault::PowerCut {
+                    op_index: index,
+                    operation: Some(format!("{verb} {path}")),
+                });
             }
         }
         if self.power_cut {
@@ -457,7 +468,10 @@ impl MemIo {
             if faults.ops > index && !faults.power_cut {
                 faults.power_cut = true;
                 let op_index = faults.ops;
-                faults.injected.push(InjectedFault::PowerCut { op_index });
+                faults.injected.push(InjectedFault::PowerCut {
+                    op_index,
+                    operation: None,
+                });
             }
         }
     }
@@ -833,9 +847,10 @@ mod tests {
         io.crash();
         assert!(!io.power_is_cut());
         assert_eq!(contents(&io, "f"), b"a");
-        assert!(io
-            .injected_faults()
-            .contains(&InjectedFault::PowerCut { op_index: 202 }));
+        assert!(io.injected_faults().contains(&InjectedFault::PowerCut {
+            op_index: 202,
+            operation: Some("write f".to_owned())
+        }));
     }
 
     #[test]

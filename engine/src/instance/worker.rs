@@ -13,7 +13,7 @@ use crate::instance::status::{CleanupStatus, DefragStatus};
 use crate::instance::InstanceCore;
 use crate::runtime::sync::{Condvar, Mutex};
 use crate::runtime::Runtime;
-use crate::storage::FileId;
+use crate::storage::{Activity, FileId};
 use std::collections::BTreeSet;
 
 /// Upper bound on defrag steps in one round, so a round always ends and a shutdown or park is
@@ -175,7 +175,9 @@ pub fn run_round<R: Runtime>(core: &InstanceCore<R>) -> bool {
             state.params.checkpoint_depth_max_bytes
         };
         if let Some(storage) = state.storage.as_mut() {
+            storage.set_activity(Activity::CheckpointFlush);
             errors += u64::from(storage.flush_to_depth(target).is_err());
+            storage.set_activity(Activity::Call);
         }
     }
     let mut pages_freed = 0u64;
@@ -205,6 +207,7 @@ pub fn run_round<R: Runtime>(core: &InstanceCore<R>) -> bool {
                 break;
             };
             let mut progressed = false;
+            storage.set_activity(Activity::DefragPass);
             for file in files {
                 match storage.defrag_step(file) {
                     Ok(Some(report)) => {
@@ -217,6 +220,7 @@ pub fn run_round<R: Runtime>(core: &InstanceCore<R>) -> bool {
                     Err(_) => errors += 1,
                 }
             }
+            storage.set_activity(Activity::Call);
             if !progressed {
                 defrag_finished = true;
                 break;

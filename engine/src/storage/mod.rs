@@ -98,11 +98,32 @@ pub struct Storage {
     /// oldest is the checkpoint's undo point.
     open_transactions: BTreeMap<u64, Lsn>,
     /// The I/O error that made this storage fail-stop.
-    failure: Option<JetError>,
+    failure: Option<Failure>,
+    /// What the storage is doing now, recorded with a failure.
+    activity: Activity,
     /// What recovery did when this storage was opened.
     recovery: RecoveryReport,
     /// Planted bug `OperationLoggedPerPage`.
     operations_logged_per_page: bool,
+}
+
+/// What the storage was doing when an I/O error made it fail-stop: a caller's Jet call, or
+/// one of the background worker's tasks, which have no caller to return the error to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Activity {
+    /// Work for a Jet call (the call itself reports the error).
+    Call,
+    /// The background checkpoint flush (writing dirty pages back, persisting the checkpoint).
+    CheckpointFlush,
+    /// A background online-defragmentation pass.
+    DefragPass,
+}
+
+/// The I/O error that made a storage fail-stop, and what it was doing then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    pub error: JetError,
+    pub during: Activity,
 }
 
 /// Errors after which the storage is fail-stop.
@@ -183,6 +204,7 @@ impl Storage {
             checkpoints_written: 0,
             open_transactions: BTreeMap::new(),
             failure: None,
+            activity: Activity::Call,
             recovery: RecoveryReport::default(),
             operations_logged_per_page: false,
         };
@@ -195,9 +217,15 @@ impl Storage {
         &self.recovery
     }
 
-    /// The I/O error that made this storage fail-stop, if one did.
-    pub fn failure(&self) -> Option<JetError> {
+    /// The I/O error that made this storage fail-stop, if one did, and what it was doing.
+    pub fn failure(&self) -> Option<Failure> {
         self.failure
+    }
+
+    /// Says what the following operations are for (the background worker sets its task and
+    /// returns to [`Activity::Call`]); only reported with a failure.
+    pub fn set_activity(&mut self, activity: Activity) {
+        self.activity = activity;
     }
 
     /// Planted bug `PageBeforeLog` (tests only): write pages back without the WAL flush.
@@ -222,7 +250,10 @@ impl Storage {
     fn note<T>(&mut self, result: JetResult<T>) -> JetResult<T> {
         if let Err(error) = &result {
             if is_fatal(*error) && self.failure.is_none() {
-                self.failure = Some(*error);
+                self.failure = Some(Failure {
+                    error: *error,
+                    during: self.activity,
+                });
             }
         }
         result

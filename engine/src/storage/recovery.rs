@@ -334,8 +334,8 @@ impl Storage {
             })?;
         }
         report.transactions_undone = pending.len() as u64;
-        if let Some(error) = self.failure {
-            return Err(error);
+        if let Some(failure) = self.failure {
+            return Err(failure.error);
         }
 
         // Flush, detach, end the run, checkpoint at the tip.
