@@ -7,8 +7,10 @@
 //!   seeds `first_detection` may take from start 0 (a generous multiple of what was measured;
 //!   `cargo run --release -p jetsim-models --bin mutants` measures it over 20 starts).
 //! - **engine crash tests**: durability bugs (a page written before its log record, a commit
-//!   acknowledged before the log sync) that no concurrency checker can see: they only show
-//!   after a crash and a recovery, which the engine's own crash tests do.
+//!   acknowledged before the log sync, a split logged page by page) that no concurrency
+//!   checker can see: they only show after a crash and a recovery, which the engine's own
+//!   crash tests do, and (the first two) the simulator's crash-point sweep (`jetsim sweep`).
+//!   The sim's tables stay within one leaf, so a split is never in flight at its crashes.
 //!
 //! Entries are keyed by the mutant's name (its `Debug` form) rather than matched on the enum,
 //! so the catalogue keeps compiling while the engine gains a mutant; `tests/catalogue.rs` then
@@ -51,8 +53,11 @@ pub struct Entry {
     pub loom: Option<LoomTeeth>,
     pub sim: Option<SimTeeth>,
     /// Caught by the engine's crash/recovery test of this name in [`CRASH_TESTS`], not by
-    /// loom or the sim.
+    /// loom or the sim's concurrency rules.
     pub crash_tests: Option<&'static str>,
+    /// Also caught by the simulator's crash-point sweep: the test of this name in
+    /// [`SWEEP_TESTS`] finds a failing (seed, disk operation) and replays it.
+    pub sweep_test: Option<&'static str>,
 }
 
 impl Entry {
@@ -131,6 +136,8 @@ const fn sim(rules: &'static [Rule], scheduling: Scheduling, max_seeds: u64) -> 
 
 /// Where the engine's crash tests live (relative to the workspace root).
 pub const CRASH_TESTS: &str = "engine/tests/recovery.rs";
+/// Where the simulator's crash-point sweep tests live (relative to the workspace root).
+pub const SWEEP_TESTS: &str = "sim/tests/crash_sweep.rs";
 
 /// Every mutant and its checkers. loom executions are exact; sim bounds are generous
 /// multiples of the first detection from start 0 (which `cargo test -p jetsim-models --test
@@ -147,6 +154,7 @@ pub const CATALOGUE: &[Entry] = &[
         ),
         sim: sim(&[Rule::StopDrained], Scheduling::Pct, 200),
         crash_tests: None,
+        sweep_test: None,
     },
     Entry {
         mutant: "CheckThenActGate",
@@ -158,6 +166,7 @@ pub const CATALOGUE: &[Entry] = &[
         ),
         sim: sim(&[Rule::NoPanic], Scheduling::Random, 3000),
         crash_tests: None,
+        sweep_test: None,
     },
     Entry {
         mutant: "DefragStoppedBeforeValidation",
@@ -169,12 +178,14 @@ pub const CATALOGUE: &[Entry] = &[
         ),
         sim: sim(&[Rule::FailureAtomicity], Scheduling::Pct, 100),
         crash_tests: None,
+        sweep_test: None,
     },
     Entry {
         mutant: "AllowlistMissingRollback",
         loom: loom(StopModel::AllowlistRollback, None, Property::Allowlist, 664),
         sim: sim(&[Rule::StopRule], Scheduling::Pct, 50),
         crash_tests: None,
+        sweep_test: None,
     },
     Entry {
         mutant: "AllowlistExtraCommit",
@@ -186,36 +197,42 @@ pub const CATALOGUE: &[Entry] = &[
         ),
         sim: sim(&[Rule::Linearizability], Scheduling::Pct, 100),
         crash_tests: None,
+        sweep_test: None,
     },
     Entry {
         mutant: "VersionCleanupNotSignalled",
         loom: loom(StopModel::TwoStops, None, Property::OneStopRecord, 1),
         sim: sim(&[Rule::Preparation], Scheduling::Random, 50),
         crash_tests: None,
+        sweep_test: None,
     },
     Entry {
         mutant: "CheckpointQuiesceSkipped",
         loom: loom(StopModel::GateCommit, None, Property::NotQuiesced, 1),
         sim: sim(&[Rule::Preparation], Scheduling::Pct, 50),
         crash_tests: None,
+        sweep_test: None,
     },
     Entry {
         mutant: "EndSessionIgnoresContext",
         loom: loom(StopModel::SessionContext, Some(4), Property::Context, 10),
         sim: sim(&[Rule::Linearizability], Scheduling::Random, 400),
         crash_tests: None,
+        sweep_test: None,
     },
     Entry {
         mutant: "RollbackLeavesTablesOpen",
         loom: None,
         sim: sim(&[Rule::FailureAtomicity], Scheduling::Random, 600),
         crash_tests: None,
+        sweep_test: None,
     },
     Entry {
         mutant: "ResetContextFromAnyThread",
         loom: loom(StopModel::SessionContext, Some(4), Property::Context, 10),
         sim: None,
         crash_tests: None,
+        sweep_test: None,
     },
     Entry {
         mutant: "TermDoesNotWait",
@@ -226,23 +243,27 @@ pub const CATALOGUE: &[Entry] = &[
         // as well, so `first_detection` from 0 cannot name it: loom is its checker.
         sim: None,
         crash_tests: None,
+        sweep_test: None,
     },
     Entry {
         mutant: "PageBeforeLog",
         loom: None,
         sim: None,
         crash_tests: Some("planted_page_before_log_is_caught"),
+        sweep_test: Some("the_sweep_catches_a_page_written_before_its_log"),
     },
     Entry {
         mutant: "CommitAckBeforeLogSync",
         loom: None,
         sim: None,
         crash_tests: Some("planted_commit_ack_before_log_sync_is_caught"),
+        sweep_test: Some("the_sweep_catches_a_commit_acknowledged_before_its_log_sync"),
     },
     Entry {
         mutant: "OperationLoggedPerPage",
         loom: None,
         sim: None,
         crash_tests: Some("planted_operation_logged_per_page_is_caught"),
+        sweep_test: None,
     },
 ];

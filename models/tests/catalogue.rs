@@ -14,7 +14,7 @@
 use jetsim::campaign::first_detection;
 use jetsim::simulation::{replay_command, run_seed, scheduling_name};
 use jetsim_engine::{Mutant, Mutations};
-use jetsim_models::catalogue::{self, mutant_name, planted, CATALOGUE, CRASH_TESTS};
+use jetsim_models::catalogue::{self, mutant_name, planted, CATALOGUE, CRASH_TESTS, SWEEP_TESTS};
 use jetsim_models::stop_models::StopModel;
 use std::collections::BTreeSet;
 
@@ -70,6 +70,33 @@ fn durability_mutants_are_planted_by_the_engines_crash_tests() {
         assert!(
             body.contains(&format!("Mutant::{}", entry.mutant)),
             "{CRASH_TESTS}: `{test}` does not plant {}",
+            entry.mutant
+        );
+    }
+}
+
+#[test]
+fn sweep_tests_named_by_the_catalogue_exist_and_plant_their_mutant() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(SWEEP_TESTS);
+    let source = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let named: Vec<_> = CATALOGUE
+        .iter()
+        .filter(|e| e.sweep_test.is_some())
+        .collect();
+    assert!(!named.is_empty());
+    for entry in named {
+        let test = entry.sweep_test.expect("filtered");
+        let start = source
+            .find(&format!("fn {test}()"))
+            .unwrap_or_else(|| panic!("{}: no test `{test}` in {SWEEP_TESTS}", entry.mutant));
+        let body = &source[start..];
+        let body = &body[..body.find("\n}\n").unwrap_or(body.len())];
+        assert!(
+            body.contains(&format!("Mutant::{}", entry.mutant)),
+            "{SWEEP_TESTS}: `{test}` does not plant {}",
             entry.mutant
         );
     }

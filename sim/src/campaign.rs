@@ -2,7 +2,7 @@
 //! reported with the command that replays them; and `replay` of one seed.
 
 use crate::check::Rule;
-use crate::config::Scheduling;
+use crate::config::{FaultMode, Scheduling};
 use crate::simulation::{
     replay_command_with, run_seed, run_seed_with, scheduling_name, SeedReport,
 };
@@ -24,6 +24,16 @@ pub struct CampaignOptions {
     pub progress: bool,
     /// Disk faults and a crash with recovery in every run.
     pub faults: bool,
+}
+
+impl CampaignOptions {
+    fn fault_mode(&self) -> FaultMode {
+        if self.faults {
+            FaultMode::Seeded
+        } else {
+            FaultMode::Off
+        }
+    }
 }
 
 /// The planted bug named `name`, as `Mutations`.
@@ -49,74 +59,37 @@ pub struct CampaignSummary {
     pub check_micros: u64,
     pub stops_landed: [u64; 3],
     pub runs_without_stop: u64,
+    /// Fault runs: where the power cuts landed, by what met them and by file kind.
+    pub power_cuts_met_by: BTreeMap<String, u64>,
+    pub power_cuts_by_file: BTreeMap<&'static str, u64>,
+    /// Fault runs whose crash came at the end (no power cut met during the run).
+    pub crashes_at_end: u64,
+    /// Mutating disk operations of all fault runs (after setup).
+    pub disk_ops: u64,
     pub nondeterministic: Vec<u64>,
     /// Failing seeds, lowest first.
     pub failures: Vec<SeedReport>,
 }
 
-/// Runs the campaign; returns the summary (for tests) and prints it when `progress` is set.
-pub fn run_campaign(options: &CampaignOptions) -> Result<CampaignSummary, String> {
-    let mutations = mutations_named(options.mutant.as_deref())?;
+/// Runs `work(0..items)` on `jobs` worker OS threads, each item once, in no fixed order
+/// (callers sort their results). Items run on a worker thread rather than a fresh thread each
+/// (50 us an item); `work` returns true when its run panicked, which retires the thread
+/// (shuttle may leave per-thread state behind) and a fresh one carries on.
+pub fn run_pool(jobs: usize, items: u64, work: impl Fn(u64) -> bool + Sync) {
     let next = AtomicU64::new(0);
-    let results: Mutex<Vec<(u64, SeedReport, bool)>> = Mutex::new(Vec::new());
-    let bar = if options.progress {
-        let bar = indicatif::ProgressBar::new(options.seeds);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} seeds  {per_sec}  eta {eta}  {msg}",
-            )
-            .expect("valid template"),
-        );
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    let failed = AtomicU64::new(0);
-    let started = std::time::Instant::now();
     std::thread::scope(|scope| {
-        for _ in 0..options.jobs.max(1) {
+        for _ in 0..jobs.max(1) {
             scope.spawn(|| {
-                // Seeds run on a worker OS thread rather than a fresh thread each (50 us a
-                // seed); a run that panicked retires its thread, since shuttle may leave
-                // per-thread state behind, and a fresh one carries on.
                 let mut finished = false;
                 while !finished {
                     finished = std::thread::scope(|inner| {
                         inner
                             .spawn(|| loop {
                                 let index = next.fetch_add(1, Ordering::SeqCst);
-                                if index >= options.seeds {
+                                if index >= items {
                                     return true;
                                 }
-                                let seed = options.start.wrapping_add(index);
-                                let report = run_seed_with(
-                                    seed,
-                                    options.scheduling,
-                                    options.faults,
-                                    mutations,
-                                );
-                                let panicked = report.history.is_none();
-                                let deterministic = !options.check_determinism || {
-                                    let again = run_seed_with(
-                                        seed,
-                                        options.scheduling,
-                                        options.faults,
-                                        mutations,
-                                    );
-                                    again.trace_hash == report.trace_hash
-                                        && again.verdict == report.verdict
-                                };
-                                if !report.passed() || !deterministic {
-                                    let count = failed.fetch_add(1, Ordering::SeqCst) + 1;
-                                    bar.set_message(format!("{count} failing"));
-                                }
-                                results.lock().expect("results lock").push((
-                                    seed,
-                                    report,
-                                    deterministic,
-                                ));
-                                bar.inc(1);
-                                if panicked {
+                                if work(index) {
                                     return false;
                                 }
                             })
@@ -126,6 +99,49 @@ pub fn run_campaign(options: &CampaignOptions) -> Result<CampaignSummary, String
                 }
             });
         }
+    });
+}
+
+/// A progress bar over `len` items (hidden unless `shown`).
+pub fn progress_bar(shown: bool, len: u64, unit: &str) -> indicatif::ProgressBar {
+    if !shown {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{bar:40}} {{pos}}/{{len}} {unit}  {{per_sec}}  eta {{eta}}  {{msg}}"
+        ))
+        .expect("valid template"),
+    );
+    bar
+}
+
+/// Runs the campaign; returns the summary (for tests) and prints it when `progress` is set.
+pub fn run_campaign(options: &CampaignOptions) -> Result<CampaignSummary, String> {
+    let mutations = mutations_named(options.mutant.as_deref())?;
+    let results: Mutex<Vec<(u64, SeedReport, bool)>> = Mutex::new(Vec::new());
+    let bar = progress_bar(options.progress, options.seeds, "seeds");
+    let failed = AtomicU64::new(0);
+    let started = std::time::Instant::now();
+    run_pool(options.jobs, options.seeds, |index| {
+        let seed = options.start.wrapping_add(index);
+        let report = run_seed_with(seed, options.scheduling, options.fault_mode(), mutations);
+        let panicked = report.history.is_none();
+        let deterministic = !options.check_determinism || {
+            let again = run_seed_with(seed, options.scheduling, options.fault_mode(), mutations);
+            again.trace_hash == report.trace_hash && again.verdict == report.verdict
+        };
+        if !report.passed() || !deterministic {
+            let count = failed.fetch_add(1, Ordering::SeqCst) + 1;
+            bar.set_message(format!("{count} failing"));
+        }
+        results
+            .lock()
+            .expect("results lock")
+            .push((seed, report, deterministic));
+        bar.inc(1);
+        panicked
     });
     bar.finish_and_clear();
     let wall_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -147,7 +163,9 @@ pub fn run_campaign(options: &CampaignOptions) -> Result<CampaignSummary, String
                     "calls": report.calls(),
                     "violations": report.verdict.violations,
                     "config": report.config,
-                    "replay": replay_command_with(*seed, options.scheduling, options.mutant.as_deref(), options.faults),
+                    "disk_ops": report.history.as_ref().map(|h| h.disk_ops),
+                    "crash_point": report.history.as_ref().and_then(|h| h.crash_point.clone()),
+                    "replay": replay_command_with(*seed, options.scheduling, options.mutant.as_deref(), options.fault_mode()),
                 })
             })
             .collect();
@@ -172,6 +190,22 @@ pub fn run_campaign(options: &CampaignOptions) -> Result<CampaignSummary, String
             }
             None => summary.runs_without_stop += 1,
         }
+        if let Some(history) = report.history.as_ref().filter(|h| h.io_faults) {
+            summary.disk_ops += history.disk_ops;
+            match &history.crash_point {
+                Some(point) => {
+                    *summary
+                        .power_cuts_met_by
+                        .entry(point.met_by.clone())
+                        .or_insert(0) += 1;
+                    *summary
+                        .power_cuts_by_file
+                        .entry(point.file_kind())
+                        .or_insert(0) += 1;
+                }
+                None => summary.crashes_at_end += 1,
+            }
+        }
         if !deterministic {
             summary.nondeterministic.push(seed);
         }
@@ -193,6 +227,18 @@ fn per_second(count: u64, micros: u64) -> f64 {
         0.0
     } else {
         count as f64 * 1e6 / micros as f64
+    }
+}
+
+/// `a 3, b 1`, largest first (ties by name).
+pub fn counts_line<K: std::fmt::Display + Ord>(counts: &BTreeMap<K, u64>) -> String {
+    let mut sorted: Vec<(&K, &u64)> = counts.iter().collect();
+    sorted.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let parts: Vec<String> = sorted.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    if parts.is_empty() {
+        "-".to_owned()
+    } else {
+        parts.join(", ")
     }
 }
 
@@ -245,6 +291,23 @@ pub fn print_summary(options: &CampaignOptions, summary: &CampaignSummary) {
         "  stop landed            {:>10} before other calls, {} during, {} after; {} runs without a successful stop",
         summary.stops_landed[0], summary.stops_landed[1], summary.stops_landed[2], summary.runs_without_stop
     );
+    if options.faults {
+        let power_cuts: u64 = summary.power_cuts_met_by.values().sum();
+        println!(
+            "  crashes                {:>10} power cuts during the run, {} at its end; {:.1} disk operations a run",
+            power_cuts,
+            summary.crashes_at_end,
+            summary.disk_ops as f64 / summary.seeds_run.max(1) as f64
+        );
+        println!(
+            "    power cut met by     {}",
+            counts_line(&summary.power_cuts_met_by)
+        );
+        println!(
+            "    power cut at         {}",
+            counts_line(&summary.power_cuts_by_file)
+        );
+    }
     for seed in &summary.nondeterministic {
         println!("\nseed {seed} is NOT deterministic: two runs gave different traces.");
         println!(
@@ -253,7 +316,7 @@ pub fn print_summary(options: &CampaignOptions, summary: &CampaignSummary) {
                 *seed,
                 options.scheduling,
                 options.mutant.as_deref(),
-                options.faults
+                options.fault_mode()
             )
         );
     }
@@ -268,7 +331,7 @@ pub fn print_summary(options: &CampaignOptions, summary: &CampaignSummary) {
                 report.config.seed,
                 options.scheduling,
                 options.mutant.as_deref(),
-                options.faults
+                options.fault_mode()
             )
         );
     }
@@ -295,7 +358,7 @@ pub fn replay(
     trace: bool,
     mutant: Option<&str>,
     html: Option<&std::path::Path>,
-    faults: bool,
+    faults: FaultMode,
 ) -> Result<bool, String> {
     let mutations = mutations_named(mutant)?;
     let report = run_seed_with(seed, scheduling, faults, mutations);
@@ -358,6 +421,19 @@ pub fn replay(
             }
         }
         if history.io_faults {
+            println!(
+                "disk operations after setup: {} (a crash-point sweep of this run tries each: `jetsim sweep --start {seed} --seeds 1`)",
+                history.disk_ops
+            );
+            match &history.crash_point {
+                Some(point) => println!(
+                    "power cut at disk operation {} ({}), met by {}",
+                    point.op_index,
+                    point.operation.as_deref().unwrap_or("between operations"),
+                    point.met_by
+                ),
+                None => println!("no power cut during the run: the crash came at its end"),
+            }
             println!("disk faults: {} injected", history.injected_faults.len());
             for fault in &history.injected_faults {
                 println!("  {fault}");

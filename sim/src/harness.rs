@@ -9,7 +9,7 @@
 //! included, is recorded with global invocation and response sequence numbers.
 
 use crate::config::{RunConfig, Schedule};
-use crate::history::{AfterStop, EndState, Event, History, SessionEnd};
+use crate::history::{AfterStop, CrashPoint, EndState, Event, History, SessionEnd};
 use crate::model::Outcome;
 use crate::workload::{self, Call, InstanceRef, Move, Ref, Seek, Workload};
 use crate::ShuttleRuntime;
@@ -531,7 +531,15 @@ fn execution(
 ) {
     let clock = Arc::new(ManualClock::new(0));
     let io = Arc::new(match config.faults {
-        Some(faults) => MemIo::with_faults(jetsim_engine::FaultPlan::swarm(faults.fault_seed)),
+        Some(faults) => {
+            let mut plan = jetsim_engine::FaultPlan::swarm(faults.fault_seed);
+            if !faults.io_errors {
+                plan.read_error_ppm = 0;
+                plan.write_error_ppm = 0;
+                plan.sync_error_ppm = 0;
+            }
+            MemIo::with_faults(plan)
+        }
         None => MemIo::new(),
     });
     // Setup runs on a perfect disk; the faults start with the workload.
@@ -542,6 +550,7 @@ fn execution(
     };
     let jet = Arc::new(Jet::<ShuttleRuntime>::new(env));
     let world = set_up(&jet, config, mutations).expect("setup of a fresh engine cannot fail");
+    let ops_at_start = io.mutating_ops();
     if let Some(faults) = config.faults {
         io.set_faults_enabled(true);
         if let Some(ops) = faults.power_cut_after_ops {
@@ -629,13 +638,22 @@ fn execution(
         }
     }
     let end = end_state(&jet, &world, &lock(&sessions));
+    let failure = jet.instance_failure(world.main).ok().flatten();
+    let mut crash = Crash {
+        io: &io,
+        ops_at_start,
+        ops_at_death: None,
+        failure,
+    };
     if config.faults.is_some_and(|f| f.crash_before_term) {
-        // The machine dies here: no final term, nothing more reaches the disk.
-        io.cut_power_after_ops(Some(io.mutating_ops()));
+        // The machine dies here: no final term, nothing more reaches the disk (dropping the
+        // engine below may still try: its background thread, the instances' teardown).
+        crash.ops_at_death = Some(io.mutating_ops());
+        io.cut_power_after_ops(crash.ops_at_death);
         drop(jet);
         let mut history = lock(&recorder.history).clone();
         history.end_state = end;
-        crash_and_recover(&io, &mut history);
+        crash.crash_and_recover(&mut history);
         *lock(out) = Some(history);
         return;
     }
@@ -657,24 +675,83 @@ fn execution(
     history.end_state = end;
     if config.faults.is_some() {
         drop(jet);
-        crash_and_recover(&io, &mut history);
+        crash.crash_and_recover(&mut history);
     }
     *lock(out) = Some(history);
 }
 
-/// The crash: faults off (the reboot), then what the disk keeps of unsynced writes is decided
-/// by the plan's seeded loss and tears; then recovery on the same disk.
-fn crash_and_recover(io: &Arc<MemIo>, history: &mut History) {
-    io.set_faults_enabled(false);
-    io.cut_power_after_ops(None);
-    io.crash_seeded();
-    history.io_faults = true;
-    history.injected_faults = io
-        .injected_faults()
-        .iter()
-        .map(|fault| format!("[injected] {fault:?}"))
-        .collect();
-    history.recovered = Some(recover(Arc::clone(io), Arc::new(ManualClock::new(0))));
+/// The end of a run with disk faults: the disk, where the workload's disk operations began,
+/// and the instance's fail-stop failure (read before the final term).
+struct Crash<'a> {
+    io: &'a Arc<MemIo>,
+    ops_at_start: u64,
+    /// When the machine died before the final term: the operations made up to then. The
+    /// power "cut" that fails anything after is the crash itself, not a crash point.
+    ops_at_death: Option<u64>,
+    failure: Option<jetsim_engine::Failure>,
+}
+
+impl Crash<'_> {
+    /// The crash: faults off (the reboot), then what the disk keeps of unsynced writes is
+    /// decided by the plan's seeded loss and tears; then recovery on the same disk.
+    fn crash_and_recover(&self, history: &mut History) {
+        let io = self.io;
+        let ops_at_end = self.ops_at_death.unwrap_or_else(|| io.mutating_ops());
+        history.disk_ops = ops_at_end - self.ops_at_start;
+        history.crash_point = self.locate_power_cut(history, &io.injected_faults());
+        io.set_faults_enabled(false);
+        io.cut_power_after_ops(None);
+        io.crash_seeded();
+        history.io_faults = true;
+        history.injected_faults = io
+            .injected_faults()
+            .iter()
+            .map(|fault| format!("[injected] {fault:?}"))
+            .collect();
+        history.recovered = Some(recover(Arc::clone(io), Arc::new(ManualClock::new(0))));
+    }
+
+    /// Where the power cut landed and what met it: a background task the engine names, else
+    /// the first call (by response) that got an I/O error, else a background task.
+    fn locate_power_cut(
+        &self,
+        history: &History,
+        injected: &[jetsim_engine::InjectedFault],
+    ) -> Option<CrashPoint> {
+        let (op_index, operation) = injected.iter().find_map(|fault| match fault {
+            jetsim_engine::InjectedFault::PowerCut {
+                op_index,
+                operation,
+            } => Some((*op_index, operation.clone())),
+            _ => None,
+        })?;
+        if self.ops_at_death.is_some_and(|death| op_index >= death) {
+            return None;
+        }
+        use jetsim_engine::JetError;
+        let first_with = |errors: &[JetError]| {
+            history
+                .events
+                .iter()
+                .filter(|e| errors.iter().any(|&error| e.outcome.is_err_named(error)))
+                .min_by_key(|e| e.returned)
+        };
+        let met_by = match self.failure.map(|f| f.during) {
+            Some(jetsim_engine::Activity::CheckpointFlush) => "checkpoint flush".to_owned(),
+            Some(jetsim_engine::Activity::DefragPass) => "defrag pass".to_owned(),
+            // No call got the I/O error: a background task met the cut, and a term removed
+            // the instance before its failure could be read.
+            _ => first_with(&[JetError::DiskIO, JetError::LogWriteFail]).map_or_else(
+                || "background task".to_owned(),
+                |event| format!("Jet{:?}", event.call.jet_call()),
+            ),
+        };
+        Some(CrashPoint {
+            op_index: op_index.saturating_sub(self.ops_at_start),
+            operation,
+            met_by,
+        })
+    }
 }
 
 /// A fresh engine on the crashed disk: init recovers; returns the committed records it finds.
@@ -721,7 +798,7 @@ fn recover(io: Arc<MemIo>, clock: Arc<ManualClock>) -> Result<crate::history::Ta
 /// How one run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunEnd {
-    Completed(History),
+    Completed(Box<History>),
     /// The engine or the harness panicked, or shuttle found a deadlock.
     Panicked(String),
 }
@@ -773,7 +850,7 @@ pub fn run_here(config: &RunConfig, workload: &Workload, mutations: Mutations) -
     };
     match result {
         Ok(_) => match lock(&out).take() {
-            Some(history) => RunEnd::Completed(history),
+            Some(history) => RunEnd::Completed(Box::new(history)),
             None => RunEnd::Panicked("execution produced no history".into()),
         },
         Err(payload) => RunEnd::Panicked(panic_message(&payload)),

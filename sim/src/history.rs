@@ -123,6 +123,40 @@ pub struct History {
     /// failed.
     pub recovered: Option<Result<Tables, String>>,
     pub end_state: Option<EndState>,
+    /// Mutating disk operations (writes, syncs, truncations) the run made after setup, up to
+    /// the crash: the crash points a sweep of this run tries. 0 without faults.
+    #[serde(default)]
+    pub disk_ops: u64,
+    /// Where the power cut landed, when it did.
+    #[serde(default)]
+    pub crash_point: Option<CrashPoint>,
+}
+
+/// Where a run's power cut landed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrashPoint {
+    /// The mutating disk operation the power failed at, counted from the end of setup.
+    pub op_index: u64,
+    /// The operation it cut, e.g. `write main/jet.log` (`None`: between two operations).
+    pub operation: Option<String>,
+    /// What met the cut: the Jet call that got the I/O error (`JetCommitTransaction`,
+    /// `JetStopServiceInstance`, `JetTerm`, ...), or a background task (`checkpoint flush`,
+    /// `defrag pass`, or `background task` when a term removed the instance before its
+    /// failure could be read).
+    pub met_by: String,
+}
+
+impl CrashPoint {
+    /// The file kind the cut operation touched: `log`, `checkpoint`, `database`.
+    pub fn file_kind(&self) -> &'static str {
+        match self.operation.as_deref() {
+            Some(op) if op.ends_with(".log") => "log",
+            Some(op) if op.ends_with(".chk") => "checkpoint file",
+            Some(op) if op.ends_with(".edb") => "database file",
+            Some(_) => "other file",
+            None => "between operations",
+        }
+    }
 }
 
 impl History {

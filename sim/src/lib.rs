@@ -14,7 +14,8 @@
 //! Named scenarios ([`scenario`], files in the top-level `scenarios/`), their state
 //! transitions as text ([`transitions`], snapshotted in `snapshots/`), the shrinker that turns
 //! a failing seed into a regression scenario ([`shrink`]) and the HTML timeline of a run
-//! ([`timeline`]) make failures small, named and readable.
+//! ([`timeline`]) make failures small, named and readable. [`sweep`] crashes each seed's run
+//! at every one of its disk operations in turn.
 
 pub mod campaign;
 pub mod check;
@@ -26,6 +27,7 @@ pub mod scenario;
 pub mod shrink;
 pub mod shuttle_runtime;
 pub mod simulation;
+pub mod sweep;
 pub mod timeline;
 pub mod transitions;
 pub mod workload;

@@ -1,7 +1,8 @@
 //! `jetsim`: the simulation campaign's command line.
 //!
 //! - `explore --seeds N [--start S] [--strategy random|pct|mix] [--json PATH] [--check-determinism]`
-//! - `replay SEED [--trace] [--strategy ...] [--html PATH]`
+//! - `replay SEED [--trace] [--strategy ...] [--html PATH] [--faults | --crash-at OP]`
+//! - `sweep --seeds N [--start S] [--mutant NAME]`: crash every run at each disk operation
 //! - `shrink SEED [--strategy ...] [--mutant NAME] [--out DIR]`: shrink a failing seed to a
 //!   regression scenario under `scenarios/regressions/`
 //! - `scenario FILE [--html PATH] [--find-seed N]`: run a scenario file, print its transitions
@@ -10,7 +11,7 @@
 
 use clap::{Parser, Subcommand};
 use jetsim::campaign::{self, CampaignOptions};
-use jetsim::config::Scheduling;
+use jetsim::config::{FaultMode, Scheduling};
 use jetsim::scenario::Scenario;
 use jetsim::shrink::{self, ShrinkLimits};
 use std::path::{Path, PathBuf};
@@ -59,6 +60,25 @@ enum Command {
         #[arg(long)]
         faults: bool,
     },
+    /// Crash each seed's run at every one of its disk operations in turn (no I/O errors,
+    /// the power cut exactly there), recover, and check that exactly the committed data
+    /// survived.
+    Sweep {
+        /// How many seeds (workloads) to sweep.
+        #[arg(long, default_value_t = 100)]
+        seeds: u64,
+        /// The first seed.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        #[arg(long, value_enum, default_value_t = Scheduling::Mix)]
+        strategy: Scheduling,
+        /// Plant a bug (see `jetsim mutants`), e.g. CommitAckBeforeLogSync.
+        #[arg(long)]
+        mutant: Option<String>,
+        /// Worker threads (default: the machine's cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
     /// Re-run one seed exactly, printing its configuration and history.
     Replay {
         seed: u64,
@@ -73,8 +93,12 @@ enum Command {
         #[arg(long)]
         html: Option<PathBuf>,
         /// The run had disk faults (`explore --faults`).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "crash_at")]
         faults: bool,
+        /// The run is one point of a crash-point sweep (`sweep`): the power fails at this
+        /// mutating disk operation after setup, or `end` (after the final term).
+        #[arg(long)]
+        crash_at: Option<CrashAt>,
     },
     /// Shrink a failing seed's workload (same schedule) and write it as a regression scenario.
     Shrink {
@@ -103,6 +127,22 @@ enum Command {
     },
     /// List the planted bugs.
     Mutants,
+}
+
+/// `--crash-at N` or `--crash-at end`.
+#[derive(Debug, Clone, Copy)]
+struct CrashAt(Option<u64>);
+
+impl std::str::FromStr for CrashAt {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text == "end" {
+            return Ok(CrashAt(None));
+        }
+        text.parse()
+            .map(|op| CrashAt(Some(op)))
+            .map_err(|_| format!("expected a disk operation index or `end`, got {text:?}"))
+    }
 }
 
 /// `explore`, and with `--shrink` the first failure shrunk to a regression scenario.
@@ -229,6 +269,24 @@ fn main() -> ExitCode {
             },
             shrink,
         ),
+        Command::Sweep {
+            seeds,
+            start,
+            strategy,
+            mutant,
+            jobs,
+        } => jetsim::sweep::sweep(&CampaignOptions {
+            seeds,
+            start,
+            scheduling: strategy,
+            json: None,
+            check_determinism: false,
+            mutant,
+            jobs: jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            progress: true,
+            faults: true,
+        }),
         Command::Replay {
             seed,
             strategy,
@@ -236,13 +294,18 @@ fn main() -> ExitCode {
             mutant,
             html,
             faults,
+            crash_at,
         } => campaign::replay(
             seed,
             strategy,
             trace,
             mutant.as_deref(),
             html.as_deref(),
-            faults,
+            match (faults, crash_at) {
+                (_, Some(CrashAt(op))) => FaultMode::CrashAt(op),
+                (true, None) => FaultMode::Seeded,
+                (false, None) => FaultMode::Off,
+            },
         ),
         Command::Shrink {
             seed,

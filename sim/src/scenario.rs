@@ -233,6 +233,7 @@ impl Scenario {
                 threads: self.threads.len(),
                 calls_per_thread_max: self.threads.iter().map(Vec::len).max().unwrap_or(0),
                 stop_plan: StopPlan::Once,
+                committed_writes: false,
             },
             initial_records: self.initial_records.clone(),
             schedule_seed: self.schedule.schedule_seed,

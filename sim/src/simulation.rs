@@ -3,7 +3,7 @@
 
 use crate::check::rules::{check_run, RunVerdict};
 use crate::check::{Rule, Violation};
-use crate::config::{RunConfig, Scheduling};
+use crate::config::{FaultMode, RunConfig, Scheduling};
 use crate::harness::{self, RunEnd};
 use crate::history::History;
 use crate::model::ModelState;
@@ -59,7 +59,7 @@ fn check_end(config: &RunConfig, workload: &Workload, end: RunEnd) -> SeedReport
             let initial = ModelState::initial(&config.initial_records);
             let verdict = check_run(&history, &initial);
             let hash = history.trace_hash();
-            (Some(history), verdict, hash)
+            (Some(*history), verdict, hash)
         }
         RunEnd::Panicked(message) => (
             None,
@@ -97,42 +97,36 @@ pub fn run_seed(seed: u64, scheduling: Scheduling, mutations: Mutations) -> Seed
     run_workload(&config, &workload, mutations)
 }
 
-/// The configuration of run `seed`, with disk faults and a crash when `faults` is set.
-pub fn derive_config(seed: u64, scheduling: Scheduling, faults: bool) -> RunConfig {
-    if faults {
-        RunConfig::derive_with_faults(seed, scheduling)
-    } else {
-        RunConfig::derive(seed, scheduling)
-    }
-}
-
-/// Runs and checks seed `seed` on the calling thread, with faults if asked.
+/// Runs and checks seed `seed` on the calling thread, with the disk faults `faults` asks for.
 pub fn run_seed_with(
     seed: u64,
     scheduling: Scheduling,
-    faults: bool,
+    faults: FaultMode,
     mutations: Mutations,
 ) -> SeedReport {
-    let config = derive_config(seed, scheduling, faults);
+    let config = RunConfig::derive_with(seed, scheduling, faults);
     let workload = config.workload();
     run_workload_here(&config, &workload, mutations)
 }
 
 /// The command that reproduces a seed exactly.
 pub fn replay_command(seed: u64, scheduling: Scheduling, mutant: Option<&str>) -> String {
-    replay_command_with(seed, scheduling, mutant, false)
+    replay_command_with(seed, scheduling, mutant, FaultMode::Off)
 }
 
-/// [`replay_command`] for a run with disk faults when `faults` is set.
+/// [`replay_command`] for a run with the disk faults `faults`.
 pub fn replay_command_with(
     seed: u64,
     scheduling: Scheduling,
     mutant: Option<&str>,
-    faults: bool,
+    faults: FaultMode,
 ) -> String {
     let mut command = format!("cargo run --release -p jetsim -- replay {seed}");
-    if faults {
-        command.push_str(" --faults");
+    match faults {
+        FaultMode::Off => {}
+        FaultMode::Seeded => command.push_str(" --faults"),
+        FaultMode::CrashAt(Some(op)) => command.push_str(&format!(" --crash-at {op}")),
+        FaultMode::CrashAt(None) => command.push_str(" --crash-at end"),
     }
     if scheduling != Scheduling::Mix {
         command.push_str(&format!(" --strategy {}", scheduling_name(scheduling)));

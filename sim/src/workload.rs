@@ -286,6 +286,11 @@ pub struct WorkloadShape {
     pub calls_per_thread_max: usize,
     /// How the stop is placed: see [`StopPlan`].
     pub stop_plan: StopPlan,
+    /// Mix whole transactions on the warm-up's session and table (begin, one to three
+    /// writes, commit) into the programs: runs with disk faults need acknowledged commits for
+    /// a crash to lose. Random calls alone rarely line up into one.
+    #[serde(default)]
+    pub committed_writes: bool,
 }
 
 /// Where and how the stop thread calls the stop.
@@ -347,6 +352,38 @@ pub fn worker_call() -> impl Strategy<Value = Call> {
         2 => (ses(), any_ref()).prop_map(|(ses, table)| Call::Retrieve { ses, table }),
         1 => (ses(), any_ref()).prop_map(|(ses, table)| Call::IndexRecordCount { ses, table }),
     ]
+}
+
+/// A transaction on the warm-up's session and table that commits one to three writes.
+fn committed_transaction() -> impl Strategy<Value = Vec<Call>> {
+    let (ses, table) = (Ref::Var(0), Ref::Var(0));
+    let write = prop_oneof![
+        3 => (0..KEYS, 0u8..10).prop_map(move |(key, value)| Call::Insert { ses, table, key, value }),
+        1 => (0u8..10).prop_map(move |value| Call::Replace { ses, table, value }),
+        1 => Just(Call::Delete { ses, table }),
+    ];
+    proptest::collection::vec(write, 1..=3).prop_map(move |writes| {
+        let mut calls = vec![Call::BeginTransaction { ses }];
+        calls.extend(writes);
+        calls.push(Call::CommitTransaction { ses });
+        calls
+    })
+}
+
+/// A thread's calls after its warm-up: random calls, and with `committed_writes` whole
+/// committed transactions among them.
+fn program_body(shape: WorkloadShape) -> BoxedStrategy<Vec<Call>> {
+    let calls = 0..=shape.calls_per_thread_max;
+    if !shape.committed_writes {
+        return proptest::collection::vec(worker_call(), calls).boxed();
+    }
+    let piece = prop_oneof![
+        4 => worker_call().prop_map(|call| vec![call]),
+        1 => committed_transaction(),
+    ];
+    proptest::collection::vec(piece, calls)
+        .prop_map(|pieces| pieces.into_iter().flatten().collect())
+        .boxed()
 }
 
 /// A realistic prefix: begin a session, open the database and a table, so that most runs get
@@ -420,13 +457,7 @@ fn stop_calls(plan: StopPlan, partial_grbit: u32, resume: bool) -> Vec<Call> {
 /// `RacingTerm` a term at a random point of another's.
 pub fn workload(shape: WorkloadShape) -> impl Strategy<Value = Workload> {
     assert!(shape.threads >= 2);
-    let programs = proptest::collection::vec(
-        (
-            0..TABLES,
-            proptest::collection::vec(worker_call(), 0..=shape.calls_per_thread_max),
-        ),
-        shape.threads,
-    );
+    let programs = proptest::collection::vec((0..TABLES, program_body(shape)), shape.threads);
     let placement = (
         0..shape.threads,
         any::<prop::sample::Index>(),

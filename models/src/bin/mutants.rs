@@ -15,7 +15,7 @@ use jetsim::check::Rule;
 use jetsim::config::Scheduling;
 use jetsim::simulation::{run_seed, scheduling_name};
 use jetsim_engine::{Mutant, Mutations};
-use jetsim_models::catalogue::{self, Entry, CRASH_TESTS};
+use jetsim_models::catalogue::{self, Entry, CRASH_TESTS, SWEEP_TESTS};
 use jetsim_models::stop_models::Outcome;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -329,9 +329,13 @@ fn table_row(row: &Row, options: &Options) -> [String; 8] {
     };
     if entry.is_durability() {
         let test = entry.crash_tests.unwrap_or_default();
+        let sweep = entry
+            .sweep_test
+            .map(|sweep| format!("; sim crash sweep ({SWEEP_TESTS}: {sweep})"))
+            .unwrap_or_default();
         return [
             name,
-            format!("engine crash tests ({CRASH_TESTS}: {test})"),
+            format!("engine crash tests ({CRASH_TESTS}: {test}){sweep}"),
             dash(),
             dash(),
             dash(),
