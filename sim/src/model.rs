@@ -122,7 +122,11 @@ pub struct ModelState {
     pub database_bindings: BTreeMap<(usize, u8), u32>,
     pub sessions: BTreeMap<ObjectId, ModelSession>,
     pub cursors: BTreeMap<ObjectId, ModelCursor>,
-    pub next_object: ObjectId,
+    /// Objects (sessions, cursors) each thread has created so far. An object's id is its
+    /// creating thread and its number in that thread, never a global counter: two orders of
+    /// independent calls then reach the same state, which the linearizability search's memo
+    /// merges (a global counter made every order distinct and the end-state search explode).
+    pub objects_created: BTreeMap<usize, ObjectId>,
     pub last_commit_ts: u64,
     /// Every committed write, in commit order: (commit_ts, table, key, value).
     pub commits: Vec<(u64, u8, u8, Option<u8>)>,
@@ -144,7 +148,7 @@ impl ModelState {
             database_bindings: BTreeMap::new(),
             sessions: BTreeMap::new(),
             cursors: BTreeMap::new(),
-            next_object: 1,
+            objects_created: BTreeMap::new(),
             last_commit_ts: u64::from(!initial.is_empty()),
             commits: initial
                 .iter()
@@ -195,8 +199,10 @@ impl ModelState {
     }
 
     fn bind(&mut self, thread: usize, kind: Kind, var: u8) -> ObjectId {
-        let id = self.next_object;
-        self.next_object += 1;
+        let created = self.objects_created.entry(thread).or_insert(0);
+        *created += 1;
+        assert!(*created < 1 << 16 && thread < 1 << 15, "ids fit");
+        let id = (u32::try_from(thread).expect("few threads") << 16) | *created;
         self.bindings.insert((thread, kind, var), id);
         id
     }

@@ -338,21 +338,25 @@ pub fn linearize_with(
             },
             std::mem::take(&mut search.path),
         ),
-        None => match search.results_only_end {
-            Some(end) => (
+        None => match (search.results_only_end, search.bound_hit) {
+            // A mismatch is a verdict only when every order was tried: a search cut off by the
+            // bound after the first results-only order proves nothing (PCT seed 2002837 was
+            // reported as a failure-atomicity violation that way; it linearizes at 151,803
+            // states).
+            (Some(end), false) => (
                 Verdict::EndStateMismatch {
                     end: Box::new(end),
                     states_explored: search.explored,
                 },
                 std::mem::take(&mut search.results_only_order),
             ),
-            None if search.bound_hit => (
+            (_, true) => (
                 Verdict::Unknown {
                     states_explored: search.explored,
                 },
                 Vec::new(),
             ),
-            None => (
+            (None, false) => (
                 Verdict::Violation {
                     states_explored: search.explored,
                     linearized_prefix: search.deepest,
@@ -483,6 +487,26 @@ mod tests {
         let no_sessions = |s: &ModelState| s.sessions.is_empty();
         assert!(matches!(
             check(&events, &ModelState::initial(&[]), &no_sessions, 1000),
+            Verdict::EndStateMismatch { .. }
+        ));
+    }
+
+    #[test]
+    fn a_mismatch_found_before_the_bound_cut_the_search_is_no_verdict() {
+        // Four overlapping begin_sessions: the first order explains every result at once;
+        // the end state never matches, and the bound stops the search among the other 23
+        // orders. That is "unknown", not a mismatch.
+        let events: Vec<Event> = (0..4)
+            .map(|t| event(t, Call::BeginSession { bind: 0 }, 0, 100, Outcome::Ok))
+            .collect();
+        let never = |_: &ModelState| false;
+        assert!(matches!(
+            check(&events, &ModelState::initial(&[]), &never, 8),
+            Verdict::Unknown { .. }
+        ));
+        // With room for every order, the mismatch is a verdict.
+        assert!(matches!(
+            check(&events, &ModelState::initial(&[]), &never, 10_000),
             Verdict::EndStateMismatch { .. }
         ));
     }
