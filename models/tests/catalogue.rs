@@ -49,57 +49,50 @@ fn every_mutant_is_catalogued_with_a_checker() {
     }
 }
 
-#[test]
-fn durability_mutants_are_planted_by_the_engines_crash_tests() {
+/// Every (mutant, test) pair names a test in `file` (relative to the workspace root) whose
+/// body plants that mutant.
+fn assert_tests_plant_their_mutants(file: &str, named: &[(&str, &str)]) {
+    assert!(!named.is_empty(), "{file}: no entries");
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
-        .join(CRASH_TESTS);
+        .join(file);
     let source = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let durability: Vec<_> = CATALOGUE.iter().filter(|e| e.is_durability()).collect();
-    assert!(!durability.is_empty());
-    for entry in durability {
-        let test = entry
-            .crash_tests
-            .expect("durability entries name their test");
+    for (mutant, test) in named {
         let start = source
             .find(&format!("fn {test}()"))
-            .unwrap_or_else(|| panic!("{}: no test `{test}` in {CRASH_TESTS}", entry.mutant));
+            .unwrap_or_else(|| panic!("{mutant}: no test `{test}` in {file}"));
         let body = &source[start..];
         let body = &body[..body.find("\n}\n").unwrap_or(body.len())];
         assert!(
-            body.contains(&format!("Mutant::{}", entry.mutant)),
-            "{CRASH_TESTS}: `{test}` does not plant {}",
-            entry.mutant
+            body.contains(&format!("Mutant::{mutant}")),
+            "{file}: `{test}` does not plant {mutant}"
         );
     }
 }
 
 #[test]
-fn sweep_tests_named_by_the_catalogue_exist_and_plant_their_mutant() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(SWEEP_TESTS);
-    let source = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let named: Vec<_> = CATALOGUE
+fn durability_mutants_are_planted_by_the_engines_crash_tests() {
+    let named: Vec<(&str, &str)> = CATALOGUE
         .iter()
-        .filter(|e| e.sweep_test.is_some())
+        .filter(|e| e.is_durability())
+        .map(|e| {
+            (
+                e.mutant,
+                e.crash_tests.expect("durability entries name their test"),
+            )
+        })
         .collect();
-    assert!(!named.is_empty());
-    for entry in named {
-        let test = entry.sweep_test.expect("filtered");
-        let start = source
-            .find(&format!("fn {test}()"))
-            .unwrap_or_else(|| panic!("{}: no test `{test}` in {SWEEP_TESTS}", entry.mutant));
-        let body = &source[start..];
-        let body = &body[..body.find("\n}\n").unwrap_or(body.len())];
-        assert!(
-            body.contains(&format!("Mutant::{}", entry.mutant)),
-            "{SWEEP_TESTS}: `{test}` does not plant {}",
-            entry.mutant
-        );
-    }
+    assert_tests_plant_their_mutants(CRASH_TESTS, &named);
+}
+
+#[test]
+fn sweep_tests_named_by_the_catalogue_exist_and_plant_their_mutant() {
+    let named: Vec<(&str, &str)> = CATALOGUE
+        .iter()
+        .filter_map(|e| Some((e.mutant, e.sweep_test?)))
+        .collect();
+    assert_tests_plant_their_mutants(SWEEP_TESTS, &named);
 }
 
 #[test]

@@ -321,18 +321,15 @@ pub fn print_summary(options: &CampaignOptions, summary: &CampaignSummary) {
         );
     }
     for report in summary.failures.iter().take(5) {
-        println!("\nFAILED seed {}:", report.config.seed);
-        for violation in &report.verdict.violations {
-            println!("  {violation}");
-        }
-        println!(
-            "  reproduce: {}",
-            replay_command_with(
+        print_failure(
+            &format!("seed {}", report.config.seed),
+            &report.verdict.violations,
+            &replay_command_with(
                 report.config.seed,
                 options.scheduling,
                 options.mutant.as_deref(),
-                options.fault_mode()
-            )
+                options.fault_mode(),
+            ),
         );
     }
     if summary.failures.len() > 5 {
@@ -341,6 +338,15 @@ pub fn print_summary(options: &CampaignOptions, summary: &CampaignSummary) {
             summary.failures.len() - 5
         );
     }
+}
+
+/// One failure: what failed, every violation, and the command that replays it.
+pub fn print_failure(what: &str, violations: &[crate::check::Violation], command: &str) {
+    println!("\nFAILED {what}:");
+    for violation in violations {
+        println!("  {violation}");
+    }
+    println!("  reproduce: {command}");
 }
 
 /// `explore`: run, print, and say whether everything passed.

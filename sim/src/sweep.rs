@@ -176,19 +176,13 @@ pub fn print_sweep(options: &SweepOptions, summary: &SweepSummary) {
         summary.wall_micros as f64 / 1e6
     );
     for failure in summary.failures.iter().take(5) {
-        println!(
-            "\nFAILED seed {}, crash at {}:",
-            failure.seed,
-            failure
-                .crash_at
-                .map_or_else(|| "the end".to_owned(), |op| format!("disk operation {op}"))
-        );
-        for violation in &failure.violations {
-            println!("  {violation}");
-        }
-        println!(
-            "  reproduce: {}",
-            replay_point_command(options, failure.seed, failure.crash_at)
+        let point = failure
+            .crash_at
+            .map_or_else(|| "the end".to_owned(), |op| format!("disk operation {op}"));
+        crate::campaign::print_failure(
+            &format!("seed {}, crash at {point}", failure.seed),
+            &failure.violations,
+            &replay_point_command(options, failure.seed, failure.crash_at),
         );
     }
     if summary.failures.len() > 5 {

@@ -213,10 +213,19 @@ fn the_durability_rule_catches_lost_or_unrecoverable_data() {
         verdict
             .violations
             .iter()
-            .any(|v| v.rule == Rule::Durability),
+            .any(|v| v.rule == Rule::Durability && v.message.contains("t0.k0=v1 committed, lost")),
         "{:?}",
         verdict.violations
     );
+    let invented = History {
+        io_faults: true,
+        recovered: Some(Ok(vec![vec![(0, 1)], vec![(3, 3)]])),
+        ..History::default()
+    };
+    assert!(check_run(&invented, &initial)
+        .violations
+        .iter()
+        .any(|v| v.message.contains("t1.k3=v3 recovered, never committed")));
     let kept = History {
         io_faults: true,
         recovered: Some(Ok(vec![vec![(0, 1)], vec![]])),

@@ -3,10 +3,12 @@
 
 use super::linearizability::{self, Verdict};
 use super::{Rule, Violation};
-use crate::history::{EndState, History, SessionEnd};
+
+use crate::history::{EndState, History, SessionEnd, Tables};
 use crate::model::{step, ModelPhase, ModelState, Outcome};
 use crate::workload::{Call, InstanceRef};
 use jetsim_engine::JetError;
+use std::collections::BTreeMap;
 
 /// States the linearizability search may explore per run before giving up.
 pub const SEARCH_STATES_MAX: u64 = 50_000;
@@ -216,6 +218,37 @@ fn describe_end(end: &EndState) -> String {
     )
 }
 
+/// A durability failure in words: per table, the committed records recovery lost or changed
+/// and the records it found that were never committed, against one order of the calls that
+/// explains every result (no order explains the recovered data).
+fn describe_lost_data(recovered: &Tables, committed: &Tables) -> String {
+    let mut differences = Vec::new();
+    for (table, (found, expected)) in recovered.iter().zip(committed).enumerate() {
+        let found: BTreeMap<u8, u8> = found.iter().copied().collect();
+        let expected: BTreeMap<u8, u8> = expected.iter().copied().collect();
+        for (key, value) in &expected {
+            match found.get(key) {
+                None => differences.push(format!("t{table}.k{key}=v{value} committed, lost")),
+                Some(got) if got != value => differences.push(format!(
+                    "t{table}.k{key}=v{value} committed, recovered as v{got}"
+                )),
+                Some(_) => {}
+            }
+        }
+        for (key, value) in &found {
+            if !expected.contains_key(key) {
+                differences.push(format!(
+                    "t{table}.k{key}=v{value} recovered, never committed"
+                ));
+            }
+        }
+    }
+    format!(
+        "after the crash, recovery found data no order of the calls commits: {} (recovered {recovered:?}, committed {committed:?})",
+        differences.join(", ")
+    )
+}
+
 /// The model's committed records per table, in the recovered data's form.
 fn committed_tables(model: &ModelState) -> Vec<Vec<(u8, u8)>> {
     (0..crate::workload::TABLES)
@@ -307,22 +340,29 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
             states_explored,
         } => {
             verdict.states_explored = states_explored;
-            verdict.violations.push(Violation {
-                rule: if history.io_faults { Rule::Durability } else { Rule::FailureAtomicity },
-                message: format!(
-                    "every result linearizes, but the engine ended in [{}] (recovered after the crash: {:?}) while the model ended in phase {:?}, \
-                     defrag parked {}, caches quiesced {}, sessions {:?}, committed {:?}",
-                    end.as_ref().map_or_else(|| "unobservable".to_owned(), describe_end),
-                    history.recovered,
-                    model_end.phase,
-                    model_end.defrag_parked,
-                    model_end.caches_quiesced,
-                    model_sessions(&model_end),
-                    (0..crate::workload::TABLES)
-                        .map(|t| model_end.committed_as_of(t, model_end.last_commit_ts))
-                        .collect::<Vec<_>>()
-                ),
-            });
+            let violation = match (history.io_faults, &history.recovered) {
+                (true, Some(Ok(recovered))) => Violation {
+                    rule: Rule::Durability,
+                    message: describe_lost_data(recovered, &committed_tables(&model_end)),
+                },
+                _ => Violation {
+                    rule: if history.io_faults { Rule::Durability } else { Rule::FailureAtomicity },
+                    message: format!(
+                        "every result linearizes, but the engine ended in [{}] (recovered after the crash: {:?}) while the model ended in phase {:?}, \
+                         defrag parked {}, caches quiesced {}, sessions {:?}, committed {:?}",
+                        end.as_ref().map_or_else(|| "unobservable".to_owned(), describe_end),
+                        history.recovered,
+                        model_end.phase,
+                        model_end.defrag_parked,
+                        model_end.caches_quiesced,
+                        model_sessions(&model_end),
+                        (0..crate::workload::TABLES)
+                            .map(|t| model_end.committed_as_of(t, model_end.last_commit_ts))
+                            .collect::<Vec<_>>()
+                    ),
+                },
+            };
+            verdict.violations.push(violation);
             None
         }
         Verdict::Unknown { states_explored } => {
