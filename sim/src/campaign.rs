@@ -27,7 +27,7 @@ pub struct CampaignOptions {
 }
 
 impl CampaignOptions {
-    fn fault_mode(&self) -> FaultMode {
+    pub fn fault_mode(&self) -> FaultMode {
         if self.faults {
             FaultMode::Seeded
         } else {

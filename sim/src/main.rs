@@ -3,7 +3,8 @@
 //! - `explore --seeds N [--start S] [--strategy random|pct|mix] [--json PATH] [--check-determinism]`
 //! - `replay SEED [--trace] [--strategy ...] [--html PATH] [--faults | --crash-at OP]`
 //! - `sweep --seeds N [--start S] [--mutant NAME]`: crash every run at each disk operation
-//! - `shrink SEED [--strategy ...] [--mutant NAME] [--out DIR]`: shrink a failing seed to a
+//! - `shrink SEED [--strategy ...] [--mutant NAME] [--faults | --crash-at OP] [--out DIR]`:
+//!   shrink a failing seed to a
 //!   regression scenario under `scenarios/regressions/`
 //! - `scenario FILE [--html PATH] [--find-seed N]`: run a scenario file, print its transitions
 //!
@@ -113,6 +114,12 @@ enum Command {
         /// Candidate runs spent in proptest's value tree.
         #[arg(long, default_value_t = ShrinkLimits::default().tree_runs_max)]
         tree_runs: u64,
+        /// The run had disk faults (`explore --faults`).
+        #[arg(long, conflicts_with = "crash_at")]
+        faults: bool,
+        /// The run is a crash-point sweep's point (`sweep`, `replay --crash-at`).
+        #[arg(long)]
+        crash_at: Option<CrashAt>,
     },
     /// Run one scenario file: print its state transitions and check its expectations.
     Scenario {
@@ -132,6 +139,15 @@ enum Command {
 /// `--crash-at N` or `--crash-at end`.
 #[derive(Debug, Clone, Copy)]
 struct CrashAt(Option<u64>);
+
+/// The fault mode `--faults` / `--crash-at` name.
+fn fault_mode(faults: bool, crash_at: Option<CrashAt>) -> FaultMode {
+    match (faults, crash_at) {
+        (_, Some(CrashAt(op))) => FaultMode::CrashAt(op),
+        (true, None) => FaultMode::Seeded,
+        (false, None) => FaultMode::Off,
+    }
+}
 
 impl std::str::FromStr for CrashAt {
     type Err = String;
@@ -154,6 +170,7 @@ fn explore(options: &CampaignOptions, shrink: bool) -> Result<bool, String> {
         shrink_seed(
             first.config.seed,
             options.scheduling,
+            options.fault_mode(),
             options.mutant.as_deref(),
             Path::new("scenarios/regressions"),
             ShrinkLimits::default().tree_runs_max,
@@ -166,6 +183,7 @@ fn explore(options: &CampaignOptions, shrink: bool) -> Result<bool, String> {
 fn shrink_seed(
     seed: u64,
     strategy: Scheduling,
+    faults: FaultMode,
     mutant: Option<&str>,
     out: &Path,
     tree_runs_max: u64,
@@ -177,7 +195,7 @@ fn shrink_seed(
         tree_runs_max,
         ..ShrinkLimits::default()
     };
-    let shrunk = shrink::shrink_seed(seed, strategy, mutant, limits)?;
+    let shrunk = shrink::shrink_seed(seed, strategy, faults, mutant, limits)?;
     println!(
         "rule {}: {} calls in {} threads -> {} calls after the value tree ({} runs) -> {} calls in {} threads after dropping ({} runs)",
         shrunk.rule,
@@ -301,11 +319,7 @@ fn main() -> ExitCode {
             trace,
             mutant.as_deref(),
             html.as_deref(),
-            match (faults, crash_at) {
-                (_, Some(CrashAt(op))) => FaultMode::CrashAt(op),
-                (true, None) => FaultMode::Seeded,
-                (false, None) => FaultMode::Off,
-            },
+            fault_mode(faults, crash_at),
         ),
         Command::Shrink {
             seed,
@@ -313,7 +327,16 @@ fn main() -> ExitCode {
             mutant,
             out,
             tree_runs,
-        } => shrink_seed(seed, strategy, mutant.as_deref(), &out, tree_runs),
+            faults,
+            crash_at,
+        } => shrink_seed(
+            seed,
+            strategy,
+            fault_mode(faults, crash_at),
+            mutant.as_deref(),
+            &out,
+            tree_runs,
+        ),
         Command::Scenario {
             file,
             html,

@@ -78,7 +78,7 @@
 
 use crate::campaign::mutations_named;
 use crate::check::Rule;
-use crate::config::{EngineParameters, RunConfig, Schedule};
+use crate::config::{EngineParameters, FaultSettings, RunConfig, Schedule};
 use crate::history::History;
 use crate::model::{ModelState, Outcome};
 use crate::simulation::{run_workload, SeedReport};
@@ -105,6 +105,10 @@ pub struct Scenario {
     pub mutant: Option<String>,
     #[serde(default)]
     pub expect: Expectations,
+    /// Disk faults and the final crash (a shrunk `explore --faults` or `sweep` failure);
+    /// absent for a run on a perfect disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<FaultSettings>,
 }
 
 /// How the interleaving is fixed.
@@ -237,7 +241,7 @@ impl Scenario {
             },
             initial_records: self.initial_records.clone(),
             schedule_seed: self.schedule.schedule_seed,
-            faults: None,
+            faults: self.faults,
         }
     }
 
@@ -272,6 +276,9 @@ impl Scenario {
         out.push_str("  ],\n");
         let _ = writeln!(out, "  \"schedule\": {},", compact(&self.schedule)?);
         let _ = writeln!(out, "  \"mutant\": {},", compact(&self.mutant)?);
+        if let Some(faults) = &self.faults {
+            let _ = writeln!(out, "  \"faults\": {},", compact(faults)?);
+        }
         let _ = writeln!(out, "  \"expect\": {}", compact(&self.expect)?);
         out.push_str("}\n");
         Ok(out)
@@ -419,6 +426,9 @@ impl ScenarioRun {
                 let _ = writeln!(out, "-- the run did not complete; no history");
             }
         }
+        if let Some(history) = self.report.history.as_ref().filter(|h| h.io_faults) {
+            out.push_str(&crash_text(history));
+        }
         if !self.report.verdict.violations.is_empty() {
             let _ = writeln!(out);
             for v in &self.report.verdict.violations {
@@ -427,6 +437,53 @@ impl ScenarioRun {
         }
         out
     }
+}
+
+/// A run with disk faults: where the power was cut, what the disk injected, what recovery
+/// found after the crash.
+fn crash_text(history: &History) -> String {
+    let mut out = String::from("\n");
+    match &history.crash_point {
+        Some(point) => {
+            let _ = writeln!(
+                out,
+                "crash: power cut at disk operation {} of {} ({}), met by {}",
+                point.op_index,
+                history.disk_ops,
+                point.operation.as_deref().unwrap_or("between operations"),
+                point.met_by
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "crash: at the end of the run, after {} disk operations",
+                history.disk_ops
+            );
+        }
+    }
+    for fault in &history.injected_faults {
+        let _ = writeln!(out, "  {fault}");
+    }
+    match &history.recovered {
+        Some(Ok(tables)) => {
+            let contents: Vec<String> = tables
+                .iter()
+                .enumerate()
+                .map(|(t, rows)| {
+                    let rows: Vec<String> =
+                        rows.iter().map(|(k, v)| format!("k{k}=v{v}")).collect();
+                    format!("t{t} {{{}}}", rows.join(", "))
+                })
+                .collect();
+            let _ = writeln!(out, "recovered: {}", contents.join(", "));
+        }
+        Some(Err(why)) => {
+            let _ = writeln!(out, "recovery failed: {why}");
+        }
+        None => {}
+    }
+    out
 }
 
 /// A workload call of the instance under test that is a full stop and succeeded.

@@ -14,9 +14,9 @@
 
 use crate::campaign::mutations_named;
 use crate::check::Rule;
-use crate::config::{RunConfig, Scheduling};
+use crate::config::{FaultMode, RunConfig, Scheduling};
 use crate::scenario::{Expectations, Scenario, ScenarioSchedule};
-use crate::simulation::{replay_command, run_workload, scheduling_name};
+use crate::simulation::{replay_command_with, run_workload, scheduling_name};
 use crate::workload::Workload;
 use jetsim_engine::Mutations;
 use proptest::strategy::ValueTree;
@@ -45,6 +45,8 @@ impl Default for ShrinkLimits {
 pub struct Shrunk {
     pub seed: u64,
     pub scheduling: Scheduling,
+    /// The disk faults of the run (a `sweep` point or an `explore --faults` seed).
+    pub faults: FaultMode,
     pub mutant: Option<String>,
     pub config: RunConfig,
     /// The rule the original run broke first, which every kept candidate also breaks.
@@ -134,18 +136,22 @@ pub fn drop_calls(
 pub fn shrink_seed(
     seed: u64,
     scheduling: Scheduling,
+    faults: FaultMode,
     mutant: Option<&str>,
     limits: ShrinkLimits,
 ) -> Result<Shrunk, String> {
     let mutations = mutations_named(mutant)?;
-    let config = RunConfig::derive(seed, scheduling);
+    // The fault settings stay as the seed derived them while the workload shrinks: a power
+    // cut at operation N then lands wherever the smaller run's N-th operation is, and a
+    // candidate is kept if it still breaks the rule, wherever the cut landed.
+    let config = RunConfig::derive_with(seed, scheduling, faults);
     let mut tree = config.workload_tree();
     let original = tree.current();
     let report = run_workload(&config, &original, mutations);
     let Some(first) = report.verdict.violations.first() else {
         return Err(format!(
             "seed {seed} passes every rule ({}): nothing to shrink",
-            replay_command(seed, scheduling, mutant)
+            replay_command_with(seed, scheduling, mutant, faults)
         ));
     };
     let rule = first.rule;
@@ -171,6 +177,7 @@ pub fn shrink_seed(
     Ok(Shrunk {
         seed,
         scheduling,
+        faults,
         mutant: mutant.map(str::to_owned),
         config,
         rule,
@@ -185,16 +192,33 @@ pub fn shrink_seed(
 }
 
 impl Shrunk {
-    /// The scenario's name: `<mutant>-<strategy>-seed-<seed>`.
+    /// The scenario's name: `<mutant>-<strategy>-seed-<seed>`, then `-faults` or
+    /// `-crash-at-<op>` for a run with disk faults.
     pub fn name(&self) -> String {
+        let faults = match self.faults {
+            FaultMode::Off => String::new(),
+            FaultMode::Seeded => "-faults".to_owned(),
+            FaultMode::CrashAt(Some(op)) => format!("-crash-at-{op}"),
+            FaultMode::CrashAt(None) => "-crash-at-end".to_owned(),
+        };
         format!(
-            "{}-{}-seed-{}",
+            "{}-{}-seed-{}{faults}",
             self.mutant
                 .as_deref()
                 .map_or_else(|| "no-mutant".to_owned(), str::to_ascii_lowercase),
             scheduling_name(self.scheduling),
             self.seed
         )
+    }
+
+    /// The flags that name this run's faults on the command line (` --faults`, ...).
+    fn fault_flags(&self) -> String {
+        match self.faults {
+            FaultMode::Off => String::new(),
+            FaultMode::Seeded => " --faults".to_owned(),
+            FaultMode::CrashAt(Some(op)) => format!(" --crash-at {op}"),
+            FaultMode::CrashAt(None) => " --crash-at end".to_owned(),
+        }
     }
 
     /// The regression scenario, with its story.
@@ -209,17 +233,27 @@ impl Shrunk {
             Some(false) => " Without the mutant the same calls still fail: look at the engine.",
             None => "",
         };
+        let found_by = match self.faults {
+            FaultMode::CrashAt(_) => "sweep",
+            FaultMode::Off | FaultMode::Seeded => "explore",
+        };
+        let fault_flags = self.fault_flags();
         let description = format!(
-            "Found by `jetsim explore --strategy {strategy}{mutant_text}` at seed {seed} \
+            "Found by `jetsim {found_by} --strategy {strategy}{mutant_text}` at seed {seed} \
              (replay: `{replay}`): rule {rule} failed. Shrunk by `jetsim shrink {seed} \
-             --strategy {strategy}{mutant_text}` from {original} calls in {original_threads} \
+             --strategy {strategy}{fault_flags}{mutant_text}` from {original} calls in {original_threads} \
              threads to {minimal} calls in {minimal_threads} threads ({after_tree} calls after \
              proptest's simplify/complicate in {tree_runs} runs, then greedy call dropping in \
              {drop_runs} runs), keeping the seed's schedule (schedule seed {schedule_seed}) and \
              engine parameters. With the mutant, rule {rule} must fail: {message}.{without}",
             strategy = scheduling_name(self.scheduling),
             seed = self.seed,
-            replay = replay_command(self.seed, self.scheduling, self.mutant.as_deref()),
+            replay = replay_command_with(
+                self.seed,
+                self.scheduling,
+                self.mutant.as_deref(),
+                self.faults
+            ),
             rule = self.rule,
             original = self.original.call_count(),
             original_threads = self.original.threads.len(),
@@ -247,6 +281,7 @@ impl Shrunk {
                 fail: vec![self.rule],
                 marks: Vec::new(),
             },
+            faults: self.config.faults,
         }
     }
 }

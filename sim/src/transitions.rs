@@ -11,7 +11,7 @@
 //! `[ 12.. 15] t2 commit_transaction(s0) -> ClientRequestToStopJetService   state unchanged`.
 
 use crate::check::linearizability::{self, Stuck, Verdict};
-use crate::check::rules::{end_state_matches, SEARCH_STATES_MAX};
+use crate::check::rules::{end_matcher, SEARCH_STATES_MAX};
 use crate::history::{AfterStop, Event, History};
 use crate::model::{step, ModelPhase, ModelState, ObjectId, Outcome, Position};
 use crate::workload::{Call, InstanceRef, Move, Ref, Seek};
@@ -53,6 +53,9 @@ pub struct Replay {
     pub unplaced: Vec<Event>,
     /// Full stops' records, by the step the stop returned at.
     pub after_stops: Vec<AfterStop>,
+    /// The run ended in a crash and a recovery (disk faults): the end state to explain is the
+    /// recovered data.
+    pub crashed: bool,
     /// The number of workload threads (the harness's own thread, which winds down and terms,
     /// is numbered after them).
     pub threads: usize,
@@ -81,12 +84,14 @@ pub fn replay(history: &History, initial: &ModelState, threads: usize) -> Replay
         .iter()
         .cloned()
         .partition(|e| !is_final_term(e));
-    let end = history.end_state.clone();
-    let matches = |model: &ModelState| match &end {
-        Some(end) => end_state_matches(model, end),
-        None => model.phase == ModelPhase::Terminated,
-    };
-    let found = linearizability::linearize(&body, initial, &matches, SEARCH_STATES_MAX);
+    let matches = end_matcher(history);
+    let found = linearizability::linearize_with(
+        &body,
+        initial,
+        &matches,
+        SEARCH_STATES_MAX,
+        history.io_faults,
+    );
     let placement = match found.verdict {
         Verdict::Linearizable { .. } => Placement::Complete,
         Verdict::EndStateMismatch { .. } => Placement::EndStateMismatch,
@@ -95,8 +100,7 @@ pub fn replay(history: &History, initial: &ModelState, threads: usize) -> Replay
     };
     let mut transitions = Vec::new();
     let mut state = initial.clone();
-    for event in &found.order {
-        let (_, next) = step(&state, event.thread, &event.call);
+    for (event, next) in found.order.iter().zip(found.states) {
         transitions.push(Transition {
             event: event.clone(),
             changes: describe_changes(&state, &next),
@@ -136,6 +140,7 @@ pub fn replay(history: &History, initial: &ModelState, threads: usize) -> Replay
         placement,
         unplaced,
         after_stops: history.after_stops.clone(),
+        crashed: history.io_faults,
         threads,
     }
 }
@@ -544,6 +549,12 @@ impl Replay {
         }
         match &self.placement {
             Placement::Complete => {}
+            Placement::EndStateMismatch if self.crashed => {
+                let _ = writeln!(
+                    out,
+                    "-- every result is explained, but no order of the calls commits the data recovery found"
+                );
+            }
             Placement::EndStateMismatch => {
                 let _ = writeln!(
                     out,

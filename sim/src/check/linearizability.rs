@@ -99,13 +99,14 @@ struct Search<'a> {
     end_matches: &'a dyn Fn(&ModelState) -> bool,
     results_only_end: Option<ModelState>,
     /// The order of `results_only_end`'s linearization (indices into `events`).
-    results_only_order: Vec<usize>,
+    results_only_order: Vec<(usize, u8)>,
     explored_at_first_end: u64,
     bound_hit: bool,
-    /// The calls placed so far on the current path, in order (indices into `events`).
-    path: Vec<usize>,
+    /// The calls placed so far on the current path, in order: index into `events`, and which
+    /// of its [`options`] was taken.
+    path: Vec<(usize, u8)>,
     /// The path at the deepest point where some candidate disagreed.
-    deepest_path: Vec<usize>,
+    deepest_path: Vec<(usize, u8)>,
 }
 
 /// States explored after the first results-only linearization, looking for one that also
@@ -153,24 +154,10 @@ impl Search<'_> {
                 continue;
             }
             let event = self.events[i];
-            let modelled = || step(state, event.thread, &event.call);
-            let unchanged = || (event.outcome.clone(), state.clone());
-            let options: Vec<(Outcome, ModelState)> = match self.placements[i] {
-                Placement::Model => vec![modelled()],
-                Placement::NoOp => vec![unchanged()],
-                // An I/O error's effect is unknown (a commit whose log sync failed may be
-                // durable or not): either nothing happened, or what the model would do did.
-                Placement::InDoubt => {
-                    let (model_outcome, next) = modelled();
-                    let mut options = vec![unchanged()];
-                    if model_outcome.is_ok() {
-                        options.push((event.outcome.clone(), next));
-                    }
-                    options
-                }
-                Placement::ForcedTerm => vec![(event.outcome.clone(), forced_term(state))],
-            };
-            for (expected, next) in options {
+            for (choice, (expected, next)) in options(self.placements[i], state, event)
+                .into_iter()
+                .enumerate()
+            {
                 if expected != event.outcome {
                     stuck_here.push(Stuck {
                         event: event.clone(),
@@ -181,7 +168,8 @@ impl Search<'_> {
                 done[i / 64] |= 1 << (i % 64);
                 let fresh = self.memo.insert(fingerprint(done, &next));
                 if fresh {
-                    self.path.push(i);
+                    self.path
+                        .push((i, u8::try_from(choice).expect("at most two options")));
                     if let Some(end) = self.run(&next, done, count + 1) {
                         // `path` now holds the whole linearization: leave it for the caller.
                         return Some(end);
@@ -200,6 +188,28 @@ impl Search<'_> {
     }
 }
 
+/// The ways the search may place `event` after `state`: each the outcome it would return and
+/// the state after it.
+fn options(placement: Placement, state: &ModelState, event: &Event) -> Vec<(Outcome, ModelState)> {
+    let modelled = || step(state, event.thread, &event.call);
+    let unchanged = || (event.outcome.clone(), state.clone());
+    match placement {
+        Placement::Model => vec![modelled()],
+        Placement::NoOp => vec![unchanged()],
+        // An I/O error's effect is unknown (a commit whose log sync failed may be durable or
+        // not): either nothing happened, or what the model would do did.
+        Placement::InDoubt => {
+            let (model_outcome, next) = modelled();
+            let mut options = vec![unchanged()];
+            if model_outcome.is_ok() {
+                options.push((event.outcome.clone(), next));
+            }
+            options
+        }
+        Placement::ForcedTerm => vec![(event.outcome.clone(), forced_term(state))],
+    }
+}
+
 /// A verdict and the order behind it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Linearization {
@@ -208,6 +218,9 @@ pub struct Linearization {
     /// first order that explained every result. `Violation`: the deepest prefix the search
     /// placed (`linearized_prefix` calls) before every candidate disagreed. `Unknown`: empty.
     pub order: Vec<Event>,
+    /// The model state after each call of `order`, as the search placed it (a call whose I/O
+    /// error left its effect in doubt may have had it or not).
+    pub states: Vec<ModelState>,
 }
 
 /// Checks `events` (any order) from `initial`; `end_matches` says whether a final model state
@@ -366,11 +379,24 @@ pub fn linearize_with(
             ),
         },
     };
+    let mut states = Vec::with_capacity(order.len());
+    let mut state = initial.clone();
+    for &(i, choice) in &order {
+        let event = search.events[i];
+        let (_, next) =
+            options(search.placements[i], &state, event).swap_remove(usize::from(choice));
+        states.push(next.clone());
+        state = next;
+    }
     let order = order
         .into_iter()
-        .map(|i| search.events[i].clone())
+        .map(|(i, _)| search.events[i].clone())
         .collect();
-    Linearization { verdict, order }
+    Linearization {
+        verdict,
+        order,
+        states,
+    }
 }
 
 #[cfg(test)]

@@ -261,6 +261,25 @@ fn committed_tables(model: &ModelState) -> Vec<Vec<(u8, u8)>> {
         .collect()
 }
 
+/// Whether a model end state agrees with what the run observed: the engine's end state, or
+/// after a crash the data recovery found.
+pub fn end_matcher(history: &History) -> impl Fn(&ModelState) -> bool + '_ {
+    move |model: &ModelState| {
+        if history.io_faults {
+            // After the crash, only committed data survives: recovery must find exactly it.
+            return match &history.recovered {
+                Some(Ok(tables)) => committed_tables(model) == *tables,
+                _ => true,
+            };
+        }
+        match &history.end_state {
+            Some(end) => end_state_matches(model, end),
+            // The engine could not be observed: only a terminated instance explains that.
+            None => model.phase == ModelPhase::Terminated,
+        }
+    }
+}
+
 /// Applies every checker to one completed run.
 pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
     let mut verdict = RunVerdict::default();
@@ -273,20 +292,7 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
             && e.thread == final_thread(history))
     });
     let end = history.end_state.clone();
-    let matches = |model: &ModelState| {
-        if history.io_faults {
-            // After the crash, only committed data survives: recovery must find exactly it.
-            return match &history.recovered {
-                Some(Ok(tables)) => committed_tables(model) == *tables,
-                _ => true,
-            };
-        }
-        match &end {
-            Some(end) => end_state_matches(model, end),
-            // The engine could not be observed: only a terminated instance explains that.
-            None => model.phase == ModelPhase::Terminated,
-        }
-    };
+    let matches = end_matcher(history);
     if let Some(Err(why)) = &history.recovered {
         verdict.violations.push(Violation {
             rule: Rule::Durability,
