@@ -66,6 +66,8 @@ pub struct CampaignSummary {
     pub crashes_at_end: u64,
     /// Mutating disk operations of all fault runs (after setup).
     pub disk_ops: u64,
+    /// What recovery did, over all fault runs.
+    pub recovery: RecoveryTotals,
     pub nondeterministic: Vec<u64>,
     /// Failing seeds, lowest first.
     pub failures: Vec<SeedReport>,
@@ -192,6 +194,7 @@ pub fn run_campaign(options: &CampaignOptions) -> Result<CampaignSummary, String
         }
         if let Some(history) = report.history.as_ref().filter(|h| h.io_faults) {
             summary.disk_ops += history.disk_ops;
+            summary.recovery.add(history.recovery_work.as_ref());
             match &history.crash_point {
                 Some(point) => {
                     *summary
@@ -227,6 +230,45 @@ fn per_second(count: u64, micros: u64) -> f64 {
         0.0
     } else {
         count as f64 * 1e6 / micros as f64
+    }
+}
+
+/// Recovery's work summed over the runs of a campaign or sweep: evidence that redo, torn-page
+/// repair, undo, torn-tail cutting and the checkpoint's fallback slot were all exercised.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecoveryTotals {
+    pub recoveries: u64,
+    pub pages_redone: u64,
+    pub pages_repaired: u64,
+    pub transactions_undone: u64,
+    pub runs_with_torn_log_tail: u64,
+    pub runs_with_damaged_checkpoint: u64,
+}
+
+impl RecoveryTotals {
+    pub fn add(&mut self, work: Option<&crate::history::RecoveryWork>) {
+        let Some(work) = work else { return };
+        self.recoveries += 1;
+        self.pages_redone += work.pages_redone;
+        self.pages_repaired += work.pages_repaired;
+        self.transactions_undone += work.transactions_undone;
+        self.runs_with_torn_log_tail += u64::from(work.torn_tail_bytes > 0);
+        self.runs_with_damaged_checkpoint += u64::from(work.checkpoint_slots_damaged > 0);
+    }
+}
+
+impl std::fmt::Display for RecoveryTotals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} recoveries: {} pages redone ({} torn pages repaired), {} transactions undone, torn log tail cut in {}, damaged checkpoint slot in {}",
+            self.recoveries,
+            self.pages_redone,
+            self.pages_repaired,
+            self.transactions_undone,
+            self.runs_with_torn_log_tail,
+            self.runs_with_damaged_checkpoint
+        )
     }
 }
 
@@ -307,6 +349,7 @@ pub fn print_summary(options: &CampaignOptions, summary: &CampaignSummary) {
             "    power cut at         {}",
             counts_line(&summary.power_cuts_by_file)
         );
+        println!("  recovery               {}", summary.recovery);
     }
     for seed in &summary.nondeterministic {
         println!("\nseed {seed} is NOT deterministic: two runs gave different traces.");
@@ -443,6 +486,9 @@ pub fn replay(
             println!("disk faults: {} injected", history.injected_faults.len());
             for fault in &history.injected_faults {
                 println!("  {fault}");
+            }
+            if let Some(work) = &history.recovery_work {
+                println!("recovery: {work}");
             }
             match &history.recovered {
                 Some(Ok(tables)) => println!("recovered after the crash: {tables:?}"),

@@ -9,7 +9,7 @@
 //! included, is recorded with global invocation and response sequence numbers.
 
 use crate::config::{RunConfig, Schedule};
-use crate::history::{AfterStop, CrashPoint, EndState, Event, History, SessionEnd};
+use crate::history::{AfterStop, CrashPoint, EndState, Event, History, RecoveryWork, SessionEnd};
 use crate::model::Outcome;
 use crate::workload::{self, Call, InstanceRef, Move, Ref, Seek, Workload};
 use crate::ShuttleRuntime;
@@ -708,7 +708,9 @@ impl Crash<'_> {
             .iter()
             .map(|fault| format!("[injected] {fault:?}"))
             .collect();
-        history.recovered = Some(recover(Arc::clone(io), Arc::new(ManualClock::new(0))));
+        let (recovered, work) = recover(Arc::clone(io), Arc::new(ManualClock::new(0)));
+        history.recovered = Some(recovered);
+        history.recovery_work = work;
     }
 
     /// Where the power cut landed and what met it: a background task the engine names, else
@@ -754,14 +756,38 @@ impl Crash<'_> {
     }
 }
 
-/// A fresh engine on the crashed disk: init recovers; returns the committed records it finds.
-fn recover(io: Arc<MemIo>, clock: Arc<ManualClock>) -> Result<crate::history::Tables, String> {
+/// A fresh engine on the crashed disk: init recovers; returns the committed records it finds
+/// (or why it could not) and the work recovery reported.
+fn recover(
+    io: Arc<MemIo>,
+    clock: Arc<ManualClock>,
+) -> (Result<crate::history::Tables, String>, Option<RecoveryWork>) {
     let jet = Jet::<ShuttleRuntime>::new(Environment { clock, io });
-    let instance = jet
+    let recovered = jet
         .create_instance_with("main", InstanceOptions::manual())
-        .map_err(|e| format!("create_instance: {e:?}"))?;
-    jet.init(instance)
-        .map_err(|e| format!("init (recovery): {e:?}"))?;
+        .map_err(|e| format!("create_instance: {e:?}"))
+        .and_then(|instance| {
+            jet.init(instance)
+                .map_err(|e| format!("init (recovery): {e:?}"))?;
+            Ok(instance)
+        });
+    let work = recovered.as_ref().ok().and_then(|&instance| {
+        jet.last_recovery_report(instance)
+            .ok()
+            .flatten()
+            .map(|report| RecoveryWork::from_report(&report))
+    });
+    (
+        recovered.and_then(|instance| read_recovered(&jet, instance)),
+        work,
+    )
+}
+
+/// The committed records of the recovered database, read through a session.
+fn read_recovered(
+    jet: &Jet<ShuttleRuntime>,
+    instance: jetsim_engine::InstanceHandle,
+) -> Result<crate::history::Tables, String> {
     let session = jet
         .begin_session(instance)
         .map_err(|e| format!("begin_session: {e:?}"))?;

@@ -130,6 +130,50 @@ pub struct History {
     /// Where the power cut landed, when it did.
     #[serde(default)]
     pub crash_point: Option<CrashPoint>,
+    /// What recovery did after the crash (when init got that far).
+    #[serde(default)]
+    pub recovery_work: Option<RecoveryWork>,
+}
+
+/// The work recovery reported after a run's crash (`jetsim_engine::RecoveryReport`, the
+/// parts that vary from run to run).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryWork {
+    pub log_bytes_replayed: u64,
+    pub pages_redone: u64,
+    /// Torn pages rewritten from their log images.
+    pub pages_repaired: u64,
+    pub transactions_undone: u64,
+    pub torn_tail_bytes: u64,
+    pub checkpoint_slots_damaged: u32,
+}
+
+impl RecoveryWork {
+    pub fn from_report(report: &jetsim_engine::RecoveryReport) -> Self {
+        RecoveryWork {
+            log_bytes_replayed: report.log_bytes_replayed,
+            pages_redone: report.pages_redone,
+            pages_repaired: report.pages_repaired,
+            transactions_undone: report.transactions_undone,
+            torn_tail_bytes: report.torn_tail_bytes,
+            checkpoint_slots_damaged: report.checkpoint_slots_damaged,
+        }
+    }
+}
+
+impl std::fmt::Display for RecoveryWork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "replayed {} log bytes, redid {} pages ({} torn pages repaired), undid {} transactions, cut a {}-byte torn log tail, {} damaged checkpoint slots",
+            self.log_bytes_replayed,
+            self.pages_redone,
+            self.pages_repaired,
+            self.transactions_undone,
+            self.torn_tail_bytes,
+            self.checkpoint_slots_damaged
+        )
+    }
 }
 
 /// Where a run's power cut landed.

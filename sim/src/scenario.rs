@@ -465,6 +465,9 @@ fn crash_text(history: &History) -> String {
     for fault in &history.injected_faults {
         let _ = writeln!(out, "  {fault}");
     }
+    if let Some(work) = &history.recovery_work {
+        let _ = writeln!(out, "recovery: {work}");
+    }
     match &history.recovered {
         Some(Ok(tables)) => {
             let contents: Vec<String> = tables

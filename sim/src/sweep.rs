@@ -40,6 +40,7 @@ pub struct SweepSummary {
     /// Where the power cuts landed: what met them, which file they cut.
     pub met_by: BTreeMap<String, u64>,
     pub by_file: BTreeMap<&'static str, u64>,
+    pub recovery: crate::campaign::RecoveryTotals,
     pub wall_micros: u64,
 }
 
@@ -107,6 +108,12 @@ pub fn run_sweep(options: &SweepOptions) -> Result<SweepSummary, String> {
         );
     for (seed, crash_at, report) in all {
         summary.crash_points += 1;
+        summary.recovery.add(
+            report
+                .history
+                .as_ref()
+                .and_then(|h| h.recovery_work.as_ref()),
+        );
         if let Some(point) = report.history.as_ref().and_then(|h| h.crash_point.as_ref()) {
             *summary.met_by.entry(point.met_by.clone()).or_insert(0) += 1;
             *summary.by_file.entry(point.file_kind()).or_insert(0) += 1;
@@ -171,6 +178,7 @@ pub fn print_sweep(options: &SweepOptions, summary: &SweepSummary) {
         "  power cut at           {}",
         crate::campaign::counts_line(&summary.by_file)
     );
+    println!("  recovery               {}", summary.recovery);
     println!(
         "  wall time              {:>9.2}s",
         summary.wall_micros as f64 / 1e6
