@@ -27,6 +27,20 @@ pub struct CampaignOptions {
 }
 
 impl CampaignOptions {
+    /// `seeds 0..1000 (mix strategy, mutant X)`, for summaries.
+    pub fn heading(&self) -> String {
+        format!(
+            "seeds {}..{} ({} strategy{})",
+            self.start,
+            self.start + self.seeds,
+            scheduling_name(self.scheduling),
+            self.mutant
+                .as_ref()
+                .map(|m| format!(", mutant {m}"))
+                .unwrap_or_default()
+        )
+    }
+
     pub fn fault_mode(&self) -> FaultMode {
         if self.faults {
             FaultMode::Seeded
@@ -287,17 +301,7 @@ pub fn counts_line<K: std::fmt::Display + Ord>(counts: &BTreeMap<K, u64>) -> Str
 /// Prints the summary table and the first failures with their replay commands.
 pub fn print_summary(options: &CampaignOptions, summary: &CampaignSummary) {
     let seconds = summary.wall_micros as f64 / 1e6;
-    println!(
-        "jetsim explore: seeds {}..{} ({} strategy{})",
-        options.start,
-        options.start + options.seeds,
-        scheduling_name(options.scheduling),
-        options
-            .mutant
-            .as_ref()
-            .map(|m| format!(", mutant {m}"))
-            .unwrap_or_default()
-    );
+    println!("jetsim explore: {}", options.heading());
     println!();
     println!("  seeds run              {:>10}", summary.seeds_run);
     println!("  seeds failed           {:>10}", summary.seeds_failed);

@@ -13,7 +13,7 @@
 use crate::campaign::{mutations_named, progress_bar, run_pool, CampaignOptions};
 use crate::check::{Rule, Violation};
 use crate::config::FaultMode;
-use crate::simulation::{replay_command_with, run_seed_with, scheduling_name};
+use crate::simulation::{replay_command_with, run_seed_with};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -148,15 +148,8 @@ pub fn replay_point_command(options: &SweepOptions, seed: u64, crash_at: Option<
 /// Prints the summary and the first failures with the commands that replay them.
 pub fn print_sweep(options: &SweepOptions, summary: &SweepSummary) {
     println!(
-        "jetsim sweep: seeds {}..{} ({} strategy{}): a crash at every disk operation of each run",
-        options.start,
-        options.start + options.seeds,
-        scheduling_name(options.scheduling),
-        options
-            .mutant
-            .as_ref()
-            .map(|m| format!(", mutant {m}"))
-            .unwrap_or_default()
+        "jetsim sweep: {}: a crash at every disk operation of each run",
+        options.heading()
     );
     println!();
     println!("  workloads              {:>10}", summary.workloads);
