@@ -874,13 +874,11 @@ fn planted_commit_ack_before_log_sync_is_caught() {
     // Goal: the crash sweep's teeth: a commit acknowledged before its log is synced loses
     // commits when the power fails right after the acknowledgement.
     let sweep = crash_sweep(Mutations::NONE.with(Mutant::CommitAckBeforeLogSync));
-    println!(
-        "CommitAckBeforeLogSync: {} violations of {} recoveries; first: {:?}",
-        sweep.violations.len(),
+    assert_caught(
+        "CommitAckBeforeLogSync",
+        &sweep.violations,
         sweep.recoveries,
-        sweep.violations.first()
     );
-    assert!(!sweep.violations.is_empty());
 }
 
 #[test]
@@ -888,13 +886,17 @@ fn planted_page_before_log_is_caught() {
     // Goal: pages written before their log records (no WAL flush) leave changes on disk that
     // the log never recorded: uncommitted data survives, or the tree breaks.
     let sweep = crash_sweep(Mutations::NONE.with(Mutant::PageBeforeLog));
+    assert_caught("PageBeforeLog", &sweep.violations, sweep.recoveries);
+}
+
+/// A planted bug's sweep found at least one violation; prints how many and the first.
+fn assert_caught(mutant: &str, violations: &[String], recoveries: u64) {
     println!(
-        "PageBeforeLog: {} violations of {} recoveries; first: {:?}",
-        sweep.violations.len(),
-        sweep.recoveries,
-        sweep.violations.first()
+        "{mutant}: {} violations in {recoveries} recoveries; first: {:?}",
+        violations.len(),
+        violations.first()
     );
-    assert!(!sweep.violations.is_empty());
+    assert!(!violations.is_empty(), "{mutant} was not caught");
 }
 
 /// Power cut at every disk operation while one big uncommitted transaction splits leaves in
@@ -980,11 +982,5 @@ fn planted_operation_logged_per_page_is_caught() {
     // Goal: a split logged page by page reaches the log half done when an eviction in the
     // middle of it flushes the log; a crash then leaves recovery a broken tree or lost records.
     let (points, violations) = split_sweep(Mutations::NONE.with(Mutant::OperationLoggedPerPage));
-    println!(
-        "OperationLoggedPerPage: {} violations in {} recoveries; first: {:?}",
-        violations.len(),
-        2 * points,
-        violations.first()
-    );
-    assert!(!violations.is_empty());
+    assert_caught("OperationLoggedPerPage", &violations, 2 * points);
 }
