@@ -401,7 +401,8 @@ impl Storage {
     }
 
     /// Runs one tree operation on `file` and commits it: its page images reach the log as one
-    /// record. An operation that fails is dropped uncommitted and leaves no trace.
+    /// record. An operation that fails is dropped uncommitted and leaves no trace; an I/O
+    /// error makes the storage fail-stop ([`Storage::note`]).
     pub(crate) fn with_pager<T>(
         &mut self,
         file: FileId,
@@ -409,11 +410,14 @@ impl Storage {
     ) -> JetResult<T> {
         self.alive()?;
         self.check_file(file)?;
-        let mut pager = Pager::open(&mut self.buffers, &mut self.log, file)?;
-        pager.log_each_page_at_once = self.operations_logged_per_page;
-        let value = operation(&mut pager)?;
-        pager.commit()?;
-        Ok(value)
+        let per_page = self.operations_logged_per_page;
+        let result = Pager::open(&mut self.buffers, &mut self.log, file).and_then(|mut pager| {
+            pager.log_each_page_at_once = per_page;
+            let value = operation(&mut pager)?;
+            pager.commit()?;
+            Ok(value)
+        });
+        self.note(result)
     }
 
     /// Creates an empty table; returns its root page, which never changes.
@@ -428,8 +432,7 @@ impl Storage {
 
     pub fn table_root(&mut self, file: FileId, name: &str) -> JetResult<Option<PageNumber>> {
         check_table_name(name)?;
-        let result = self.with_pager(file, |p| p.table_root(name));
-        self.note(result)
+        self.with_pager(file, |p| p.table_root(name))
     }
 
     /// Deletes a table and frees all its pages. `ObjectNotFound` if there is no such table.
@@ -443,8 +446,7 @@ impl Storage {
 
     /// Table names, sorted.
     pub fn table_names(&mut self, file: FileId) -> JetResult<Vec<String>> {
-        let result = self.with_pager(file, |p| p.tables());
-        let tables = self.note(result)?;
+        let tables = self.with_pager(file, |p| p.tables())?;
         Ok(tables.into_iter().map(|(name, _)| name).collect())
     }
 
@@ -456,8 +458,7 @@ impl Storage {
     ) -> JetResult<Option<Vec<u8>>> {
         check_key(key)?;
         check_table_root(root)?;
-        let result = self.with_pager(file, |p| btree::get(p, root, key));
-        self.note(result)
+        self.with_pager(file, |p| btree::get(p, root, key))
     }
 
     /// Inserts or overwrites; returns the previous value.
@@ -473,8 +474,7 @@ impl Storage {
             return Err(JetError::RecordTooBig);
         }
         check_table_root(root)?;
-        let result = self.with_pager(file, |p| btree::put(p, root, key, value));
-        self.note(result)
+        self.with_pager(file, |p| btree::put(p, root, key, value))
     }
 
     /// Removes a key; returns the previous value.
@@ -486,8 +486,7 @@ impl Storage {
     ) -> JetResult<Option<Vec<u8>>> {
         check_key(key)?;
         check_table_root(root)?;
-        let result = self.with_pager(file, |p| btree::remove(p, root, key));
-        self.note(result)
+        self.with_pager(file, |p| btree::remove(p, root, key))
     }
 
     /// The smallest entry with key strictly greater than `key`; `None` = the first entry.
@@ -499,8 +498,7 @@ impl Storage {
     ) -> JetResult<Option<(Vec<u8>, Vec<u8>)>> {
         key.map_or(Ok(()), check_key)?;
         check_table_root(root)?;
-        let result = self.with_pager(file, |p| btree::next_after(p, root, key));
-        self.note(result)
+        self.with_pager(file, |p| btree::next_after(p, root, key))
     }
 
     /// The greatest entry with key strictly less than `key`; `None` = the last entry.
@@ -512,15 +510,13 @@ impl Storage {
     ) -> JetResult<Option<(Vec<u8>, Vec<u8>)>> {
         key.map_or(Ok(()), check_key)?;
         check_table_root(root)?;
-        let result = self.with_pager(file, |p| btree::prev_before(p, root, key));
-        self.note(result)
+        self.with_pager(file, |p| btree::prev_before(p, root, key))
     }
 
     /// All entries in key order.
     pub fn scan(&mut self, file: FileId, root: PageNumber) -> JetResult<Vec<(Vec<u8>, Vec<u8>)>> {
         check_table_root(root)?;
-        let result = self.with_pager(file, |p| btree::scan(p, root));
-        self.note(result)
+        self.with_pager(file, |p| btree::scan(p, root))
     }
 
     /// Appends a record for the layer above (transactions, undo). `PageImages` records are the
@@ -639,26 +635,22 @@ impl Storage {
     /// One small online-defrag step in `file`: merges one pair of under-full sibling pages.
     /// `None` when there is nothing left to merge.
     pub fn defrag_step(&mut self, file: FileId) -> JetResult<Option<DefragReport>> {
-        let result = self.with_pager(file, |p| p.defrag_step());
-        self.note(result)
+        self.with_pager(file, |p| p.defrag_step())
     }
 
     /// Pages in the file, including the header, the catalog and free pages.
     pub fn page_count(&mut self, file: FileId) -> JetResult<u64> {
-        let result = self.with_pager(file, |p| Ok(u64::from(p.header().page_count)));
-        self.note(result)
+        self.with_pager(file, |p| Ok(u64::from(p.header().page_count)))
     }
 
     pub fn free_page_count(&mut self, file: FileId) -> JetResult<u64> {
-        let result = self.with_pager(file, |p| Ok(u64::from(p.header().free_page_count)));
-        self.note(result)
+        self.with_pager(file, |p| Ok(u64::from(p.header().free_page_count)))
     }
 
     /// Checks the file's page accounting: every page is the header, in exactly one tree, or
     /// on the free list, and the free count matches the list. `DatabaseCorrupted` if not.
     pub fn verify_database(&mut self, file: FileId) -> JetResult<()> {
-        let result = self.with_pager(file, |p| p.verify());
-        self.note(result)
+        self.with_pager(file, |p| p.verify())
     }
 
     pub fn stats(&self) -> StorageStats {
