@@ -47,6 +47,9 @@ jet_errors! {
     InvalidGrbit = -900, "invalid grbit";
     /// `JetLogWrite` failed: the log could not be written (the instance becomes unavailable).
     LogWriteFail = -510, "failure writing to the log file";
+    /// ESE's internal `errLogServiceStopped`: `JET_bitStopServiceStopAndEmitLog` ended logging,
+    /// so a call that would write the log is refused and changes nothing.
+    LogServiceStopped = -624, "logging has been stopped";
     /// An I/O error from the storage backend.
     DiskIO = -1022, "disk I/O error";
     /// A record or key exceeds what a page can hold.
@@ -64,6 +67,9 @@ jet_errors! {
     NotInitialized = -1029, "instance not initialized";
     AlreadyInitialized = -1030, "instance already initialized";
     InitInProgress = -1031, "initialization in progress";
+    /// The file is locked or in use: another process (or another engine on the same store)
+    /// holds it open.
+    FileAccessDenied = -1032, "file access denied";
     NotInTransaction = -1054, "not in a transaction";
     MustRollback = -1057, "transaction must roll back";
     /// Term with transactions still open.
@@ -89,6 +95,8 @@ jet_errors! {
     DatabaseCorrupted = -1206, "database corrupted";
     DatabaseLocked = -1207, "database locked";
     TooManyInstances = -1214, "too many instances";
+    /// Attach of a database that a different instance of this engine is using.
+    DatabaseSharingViolation = -1215, "database in use by another instance";
     TableLocked = -1302, "table locked";
     TableDuplicate = -1303, "table already exists";
     TableInUse = -1304, "table in use";
