@@ -60,7 +60,10 @@ impl<R: Runtime> Jet<R> {
                     return Err(JetError::TooManyAttachedDatabases);
                 }
                 let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
-                let file = storage.create_database(core.env.io.as_ref(), path)?;
+                self.claim_database(core.handle, path)?;
+                let file = storage
+                    .create_database(core.env.io.as_ref(), path)
+                    .inspect_err(|_| self.release_database(core.handle, path))?;
                 let slot = state
                     .databases
                     .insert(
@@ -100,7 +103,10 @@ impl<R: Runtime> Jet<R> {
                 return Err(JetError::TooManyAttachedDatabases);
             }
             let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
-            let file = storage.attach_database(core.env.io.as_ref(), path)?;
+            self.claim_database(core.handle, path)?;
+            let file = storage
+                .attach_database(core.env.io.as_ref(), path)
+                .inspect_err(|_| self.release_database(core.handle, path))?;
             state
                 .databases
                 .insert(
@@ -118,7 +124,7 @@ impl<R: Runtime> Jet<R> {
     /// `JetDetachDatabase`: refused inside a transaction and while any session has it open.
     pub fn detach_database(&self, sesid: SessionHandle, path: &str) -> JetResult<()> {
         let detached =
-            self.with_session(sesid, JetCall::DetachDatabase, |_, state, session, _| {
+            self.with_session(sesid, JetCall::DetachDatabase, |core, state, session, _| {
                 no_transaction(state, session)?;
                 let (slot, generation, file) =
                     find_attached(state, path).ok_or(JetError::DatabaseNotFound)?;
@@ -136,9 +142,21 @@ impl<R: Runtime> Jet<R> {
                 {
                     return Err(JetError::DatabaseInUse);
                 }
+                // ESE (`ErrIsamDetachDatabase`, db.cxx) cleans the database's versions first and
+                // returns JET_errDatabaseInUse if any remain: a transaction of some session
+                // still touches the database (its rollback needs the pages, and its snapshot
+                // must not see them change under it). The cleanup drops only versions no
+                // transaction can see, so it changes nothing anyone observes.
+                if state.version_store.database_has_versions(file) {
+                    state.version_store.cleanup();
+                    if state.version_store.database_has_versions(file) {
+                        return Err(JetError::DatabaseInUse);
+                    }
+                }
                 let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
                 storage.detach_database(file)?;
                 state.databases.remove(slot, generation);
+                self.release_database(core.handle, path);
                 Ok(file)
             })?;
         // A detached database is no longer a defrag target.

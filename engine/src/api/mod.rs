@@ -31,6 +31,7 @@ use crate::runtime::sync::Mutex;
 use crate::runtime::Runtime;
 use calls::JetCall;
 use handles::{InstanceHandle, SessionHandle};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -45,6 +46,10 @@ pub struct Jet<R: Runtime> {
     // checkers need not see it.
     generations: AtomicU32,
     instances: Mutex<R, Slots<Arc<InstanceCore<R>>>>,
+    /// Database path → the instance that has it attached. A leaf lock: taken inside an
+    /// instance's lock, never held across I/O or while taking another lock. A std mutex, not
+    /// the runtime's: its critical sections are map lookups with no scheduling point inside.
+    database_owners: std::sync::Mutex<BTreeMap<String, InstanceHandle>>,
 }
 
 /// A session resolved inside its instance's state.
@@ -70,7 +75,45 @@ impl<R: Runtime> Jet<R> {
             env,
             generations: AtomicU32::new(1),
             instances: Mutex::new(Slots::new(INSTANCES_MAX)),
+            database_owners: std::sync::Mutex::new(BTreeMap::new()),
         }
+    }
+
+    fn database_owners(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, InstanceHandle>> {
+        // A panic while holding it left the map consistent (every update is one call).
+        self.database_owners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Claims `path` for `instance` before it attaches or creates the database there. ESE
+    /// (`FMP::ErrWriteLatchByNameWsz`, fmp.cxx) refuses a database that a different instance
+    /// is using with `JET_errDatabaseSharingViolation`; a file held by another process (or
+    /// another engine on the same store) is refused by the store itself with
+    /// `JET_errFileAccessDenied`.
+    pub(crate) fn claim_database(&self, instance: InstanceHandle, path: &str) -> JetResult<()> {
+        let mut owners = self.database_owners();
+        match owners.get(path) {
+            Some(owner) if *owner != instance => Err(JetError::DatabaseSharingViolation),
+            _ => {
+                owners.insert(path.to_owned(), instance);
+                Ok(())
+            }
+        }
+    }
+
+    /// Gives `path` up (detach, or an attach that failed).
+    pub(crate) fn release_database(&self, instance: InstanceHandle, path: &str) {
+        let mut owners = self.database_owners();
+        if owners.get(path) == Some(&instance) {
+            owners.remove(path);
+        }
+    }
+
+    /// Gives up every database `instance` holds (term).
+    pub(crate) fn release_databases_of(&self, instance: InstanceHandle) {
+        self.database_owners()
+            .retain(|_, owner| *owner != instance);
     }
 
     pub fn environment(&self) -> &Environment {

@@ -143,7 +143,7 @@ fn view<R: Runtime>(
         .map(|(_, _, db)| db.file)
         .ok_or(JetError::InvalidTableId)?;
     let reader = match session_entry(state, session).transaction {
-        Some(open) => state.version_store.reader_for(open.txn),
+        Some(open) => state.version_store.reader_for(open.txn)?,
         None => state.version_store.reader_outside_transaction(),
     };
     Ok(TableView {

@@ -183,12 +183,12 @@ impl<R: Runtime> Jet<R> {
                     {
                         storage.flush_log()?;
                     }
-                    let committed = state.version_store.commit_level(open.txn, 1);
+                    let committed = state.version_store.commit_level(open.txn, 1)?;
                     debug_assert!(committed.is_some());
                     session_entry_mut(state, session).transaction = None;
                     orders.wrote = true;
                 } else {
-                    state.version_store.commit_level(open.txn, open.level);
+                    state.version_store.commit_level(open.txn, open.level)?;
                     session_entry_mut(state, session).transaction = Some(OpenTransaction {
                         level: open.level - 1,
                         ..open
@@ -282,19 +282,22 @@ pub(crate) fn close_cursors<R: Runtime>(
     }
 }
 
-/// Undoes the innermost level of `open`: before-images back into the B+tree, newest first.
+/// Undoes the innermost level of `open`: before-images back into the B+tree, newest first,
+/// and only then drops the level's versions, so a rollback that fails (an I/O error, or a
+/// log that `StopAndEmitLog` ended) leaves the session and the version store in step.
 fn rollback_level<R: Runtime>(
     state: &mut InstanceState<R>,
     session: SessionRef,
     open: OpenTransaction,
     keep_tables: bool,
 ) -> JetResult<()> {
-    let undone = state.version_store.rollback_level(open.txn, open.level);
-    let undone_count = u32::try_from(undone.len()).expect("bounded by the version store");
+    let undo = state.version_store.undo_of_level(open.txn, open.level)?;
+    let undone_count = u32::try_from(undo.len()).expect("bounded by the version store");
     let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
-    for (record, before) in undone {
+    storage.check_log_writable()?;
+    for (record, before) in &undo {
         match before {
-            Some(value) => storage.put(record.file, record.table_root, &record.key, &value)?,
+            Some(value) => storage.put(record.file, record.table_root, &record.key, value)?,
             None => storage.remove(record.file, record.table_root, &record.key)?,
         };
     }
@@ -303,6 +306,8 @@ fn rollback_level<R: Runtime>(
         level: open.level,
         undone: undone_count,
     })?;
+    let undone = state.version_store.rollback_level(open.txn, open.level)?;
+    debug_assert_eq!(undone, undo, "the versions rolled back are the ones undone");
     session_entry_mut(state, session).transaction = (open.level > 1).then_some(OpenTransaction {
         level: open.level - 1,
         ..open

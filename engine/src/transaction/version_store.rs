@@ -117,16 +117,19 @@ impl VersionStore {
         }
     }
 
-    pub fn reader_for(&self, txn: TxnId) -> Reader {
-        let active = self
-            .active
-            .get(&txn)
-            .expect("reader for an unknown transaction");
-        Reader {
+    /// The reader of `txn`'s own snapshot.
+    pub fn reader_for(&self, txn: TxnId) -> JetResult<Reader> {
+        let active = self.active(txn)?;
+        Ok(Reader {
             txn: Some(txn),
             snapshot_ts: active.snapshot_ts,
-        }
+        })
     }
+
+    fn active(&self, txn: TxnId) -> JetResult<&ActiveTxn> {
+        self.active.get(&txn).ok_or_else(|| unknown_transaction(txn))
+    }
+
 
     /// Starts a top-level transaction with a snapshot of everything committed.
     pub fn begin(&mut self) -> TxnId {
@@ -219,6 +222,19 @@ impl VersionStore {
             .map(|(id, _)| id.key.clone())
     }
 
+    /// Whether any version (committed or not) still refers to a table of `file`.
+    pub fn database_has_versions(&self, file: FileId) -> bool {
+        let start = RecordId {
+            file,
+            table_root: 0,
+            key: Vec::new(),
+        };
+        self.chains
+            .range(start..)
+            .next()
+            .is_some_and(|(id, _)| id.file == file)
+    }
+
     /// Whether any version (committed or not) still refers to `table`.
     pub fn table_has_versions(&self, file: FileId, table_root: PageNumber) -> bool {
         self.chain_key_after(file, table_root, None).is_some()
@@ -226,10 +242,7 @@ impl VersionStore {
 
     /// Checks that `txn` may write `record` now, without changing anything.
     pub fn check_write(&self, txn: TxnId, record: &RecordId) -> JetResult<()> {
-        let active = self
-            .active
-            .get(&txn)
-            .expect("write by an unknown transaction");
+        let active = self.active(txn)?;
         if let Some(newest) = self.chains.get(record).and_then(|chain| chain.last()) {
             let conflicts =
                 newest.txn != txn && newest.commit_ts.is_none_or(|ts| ts > active.snapshot_ts);
@@ -278,13 +291,47 @@ impl VersionStore {
         self.versions += 1;
     }
 
-    /// Removes and returns, newest first, the writes `txn` made at `level`: the caller puts
-    /// each `before` value back into the B+tree.
-    pub fn rollback_level(&mut self, txn: TxnId, level: u8) -> Vec<(RecordId, Option<Vec<u8>>)> {
+    /// The writes `txn` made at `level`, newest first, with the value each replaced: what a
+    /// rollback of that level puts back into the B+tree. Changes nothing, so a rollback can
+    /// undo the tree first and drop the versions ([`Self::rollback_level`]) only once the
+    /// tree is back: a rollback that fails half-way leaves the store as it was.
+    pub fn undo_of_level(
+        &self,
+        txn: TxnId,
+        level: u8,
+    ) -> JetResult<Vec<(RecordId, Option<Vec<u8>>)>> {
+        let active = self.active(txn)?;
+        let mut undo = Vec::new();
+        let mut depth_by_record: BTreeMap<&RecordId, usize> = BTreeMap::new();
+        for (record, _) in active
+            .writes
+            .iter()
+            .rev()
+            .take_while(|(_, write_level)| *write_level == level)
+        {
+            // The n-th newest write of this transaction to `record` is the n-th newest
+            // version of its chain: only this transaction wrote the record since.
+            let depth = depth_by_record.entry(record).or_insert(0);
+            let chain = self.chains.get(record).expect("write without a chain");
+            let version = &chain[chain.len() - 1 - *depth];
+            assert_eq!(version.txn, txn, "another transaction's version on top");
+            *depth += 1;
+            undo.push((record.clone(), version.before.clone()));
+        }
+        Ok(undo)
+    }
+
+    /// Removes and returns, newest first, the writes `txn` made at `level` (the caller has
+    /// put each `before` value back into the B+tree); level 1 ends the transaction.
+    pub fn rollback_level(
+        &mut self,
+        txn: TxnId,
+        level: u8,
+    ) -> JetResult<Vec<(RecordId, Option<Vec<u8>>)>> {
         let active = self
             .active
             .get_mut(&txn)
-            .expect("rollback of an unknown transaction");
+            .ok_or_else(|| unknown_transaction(txn))?;
         let mut undone = Vec::new();
         while active
             .writes
@@ -313,18 +360,18 @@ impl VersionStore {
             assert!(active.writes.is_empty());
             self.active.remove(&txn);
         }
-        undone
+        Ok(undone)
     }
 
     /// Commits `level` of `txn`. For a nested level its writes join the enclosing level; for
     /// level 1 they get a commit timestamp, which is returned.
-    pub fn commit_level(&mut self, txn: TxnId, level: u8) -> Option<CommitTs> {
+    pub fn commit_level(&mut self, txn: TxnId, level: u8) -> JetResult<Option<CommitTs>> {
         assert!(level >= 1);
         if level > 1 {
             let active = self
                 .active
                 .get_mut(&txn)
-                .expect("commit of an unknown transaction");
+                .ok_or_else(|| unknown_transaction(txn))?;
             for (record, write_level) in active.writes.iter_mut().filter(|(_, l)| *l == level) {
                 *write_level = level - 1;
                 let chain = self.chains.get_mut(record).expect("write without a chain");
@@ -335,12 +382,12 @@ impl VersionStore {
                     version.level = level - 1;
                 }
             }
-            return None;
+            return Ok(None);
         }
         let active = self
             .active
             .remove(&txn)
-            .expect("commit of an unknown transaction");
+            .ok_or_else(|| unknown_transaction(txn))?;
         self.last_commit_ts += 1;
         let commit_ts = self.last_commit_ts;
         for (record, _) in &active.writes {
@@ -349,7 +396,7 @@ impl VersionStore {
                 version.commit_ts = Some(commit_ts);
             }
         }
-        Some(commit_ts)
+        Ok(Some(commit_ts))
     }
 
     /// Drops versions no active transaction can see past. Returns how many were removed.
@@ -380,6 +427,18 @@ impl VersionStore {
     }
 }
 
+/// A session names a transaction the store does not have. The API keeps the two in step
+/// (a rollback drops its versions only after the tree is back; detach refuses a database
+/// that still has versions), so this is an engine bug: debug builds stop at once, and the
+/// fuzzer (`examples/api_fuzz.rs`) drives every call sequence it can through that assertion.
+/// Release builds refuse the call instead of panicking.
+fn unknown_transaction(txn: TxnId) -> JetError {
+    if cfg!(debug_assertions) {
+        panic!("the version store has no transaction {txn}: a session and the store disagree");
+    }
+    JetError::NotInTransaction
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,11 +459,11 @@ mod tests {
         vs.record_write(writer, 1, record("k"), Some(b"old".to_vec()));
         let tree = Some(b"new".to_vec());
         assert_eq!(
-            vs.visible(&record("k"), tree.clone(), vs.reader_for(writer)),
+            vs.visible(&record("k"), tree.clone(), vs.reader_for(writer).unwrap()),
             tree
         );
         assert_eq!(
-            vs.visible(&record("k"), tree.clone(), vs.reader_for(reader)),
+            vs.visible(&record("k"), tree.clone(), vs.reader_for(reader).unwrap()),
             Some(b"old".to_vec())
         );
         assert_eq!(
@@ -419,10 +478,10 @@ mod tests {
         let old_reader = vs.begin();
         let writer = vs.begin();
         vs.record_write(writer, 1, record("k"), None);
-        assert_eq!(vs.commit_level(writer, 1), Some(1));
+        assert_eq!(vs.commit_level(writer, 1), Ok(Some(1)));
         let tree = Some(b"v".to_vec());
         assert_eq!(
-            vs.visible(&record("k"), tree.clone(), vs.reader_for(old_reader)),
+            vs.visible(&record("k"), tree.clone(), vs.reader_for(old_reader).unwrap()),
             None
         );
         assert_eq!(
@@ -444,7 +503,9 @@ mod tests {
         vs.record_write(txn, 1, record("a"), None);
         vs.record_write(txn, 2, record("b"), Some(b"b0".to_vec()));
         vs.record_write(txn, 2, record("b"), Some(b"b1".to_vec()));
-        let undone = vs.rollback_level(txn, 2);
+        let undo = vs.undo_of_level(txn, 2).unwrap();
+        let undone = vs.rollback_level(txn, 2).unwrap();
+        assert_eq!(undo, undone, "the undo list is what rollback removes");
         assert_eq!(
             undone,
             vec![
@@ -453,7 +514,7 @@ mod tests {
             ]
         );
         assert_eq!(vs.stats().versions, 1);
-        assert_eq!(vs.rollback_level(txn, 1), vec![(record("a"), None)]);
+        assert_eq!(vs.rollback_level(txn, 1), Ok(vec![(record("a"), None)]));
         assert_eq!(vs.stats().versions, 0);
         assert_eq!(vs.stats().active_transactions, 0);
     }
@@ -464,9 +525,9 @@ mod tests {
         let old_reader = vs.begin();
         let writer = vs.begin();
         vs.record_write(writer, 1, record("k"), Some(b"v0".to_vec()));
-        vs.commit_level(writer, 1);
+        vs.commit_level(writer, 1).unwrap();
         assert_eq!(vs.cleanup(), 0, "old reader still needs v0");
-        vs.rollback_level(old_reader, 1);
+        vs.rollback_level(old_reader, 1).unwrap();
         assert_eq!(vs.cleanup(), 1);
         assert_eq!(vs.stats().versions, 0);
     }
@@ -478,7 +539,7 @@ mod tests {
         vs.reserve().unwrap();
         vs.record_write(txn, 1, record("a"), None);
         assert_eq!(vs.reserve(), Err(JetError::VersionStoreOutOfMemory));
-        vs.commit_level(txn, 1);
+        vs.commit_level(txn, 1).unwrap();
         assert_eq!(
             vs.reserve(),
             Ok(()),
