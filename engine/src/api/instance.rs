@@ -5,7 +5,7 @@ use super::calls::JetCall;
 use super::handles::InstanceHandle;
 use super::Jet;
 use crate::error::{JetError, JetResult};
-use crate::instance::gate::Phase;
+use crate::instance::gate::{Phase, TermEntry};
 use crate::instance::mutations::Mutant;
 use crate::instance::params::{InstanceOptions, SystemParameter};
 use crate::instance::slots::Slots;
@@ -173,8 +173,15 @@ impl<R: Runtime> Jet<R> {
             return Err(JetError::InvalidGrbit);
         }
         let dirty = grbit & term_grbit::DIRTY != 0;
-        let previous = core.gate.begin_term()?;
-        if previous != Phase::Created && !dirty {
+        loop {
+            core.gate.wait_for_term_window()?;
+            // Decide under the instance lock and close the gate before letting go of it, so
+            // the decision cannot go stale: every session call is admitted under this lock
+            // (see `Jet::with_session`), so none can open a transaction between the look and
+            // the close. A term refused here changed nothing and refused no one: ESE's term
+            // with transactions open returns JET_errTooManyActiveUsers and the instance lives
+            // on. (A concurrent engine that admits calls outside this lock must count
+            // transaction openers in the gate instead.)
             let state = core.state.lock();
             let failed = Self::check_available(&state).is_err();
             let open = !failed
@@ -182,12 +189,14 @@ impl<R: Runtime> Jet<R> {
                     .sessions
                     .iter()
                     .any(|(_, _, s)| s.transaction.is_some());
+            let refusal = (open && !dirty).then_some(JetError::TooManyActiveUsers);
+            let entry = core.gate.begin_term(refusal)?;
             drop(state);
-            if open {
-                core.gate.abort_term(previous);
-                return Err(JetError::TooManyActiveUsers);
+            if entry == TermEntry::Proceed {
+                break;
             }
         }
+        core.gate.drain_for_term();
         stop_worker(&core);
         let mut failed = false;
         let shutdown = {
@@ -211,6 +220,7 @@ impl<R: Runtime> Jet<R> {
         self.instances
             .lock()
             .remove(u16::from(parts.instance_slot), parts.generation);
+        self.release_databases_of(instance);
         shutdown?;
         Ok(if dirty || failed {
             TermOutcome::DirtyShutdown

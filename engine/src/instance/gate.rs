@@ -75,6 +75,15 @@ pub enum StopEntry {
     AlreadyStopped,
 }
 
+/// What [`Gate::begin_term`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TermEntry {
+    /// The gate is closed to every call: drain, shut down, then [`Gate::finish_term`].
+    Proceed,
+    /// A stop or an init started meanwhile: wait for it and decide again.
+    Retry,
+}
+
 /// Upper bound on calls in flight per instance; a real caller cannot reach it (each call needs
 /// its own thread), so hitting it means a leaked pass.
 const IN_FLIGHT_MAX: u32 = 1 << 20;
@@ -304,38 +313,58 @@ impl<R: Runtime> Gate<R> {
         self.changed.notify_all();
     }
 
-    /// Term, first half: wait for a stop in progress to finish, close the gate to every call,
-    /// wait for all calls in flight. Returns the phase to restore if term has to give up.
-    pub fn begin_term(&self) -> JetResult<Phase> {
+    /// Term, before it decides: waits while a stop or an init is in progress (term lets them
+    /// finish first). Errors for an instance already terminating or gone. Holds nothing on
+    /// return: the caller then takes the instance lock and calls [`Gate::begin_term`].
+    pub fn wait_for_term_window(&self) -> JetResult<()> {
+        let state = self.state.lock();
+        let state = self.changed.wait_while(state, |state| {
+            matches!(state.phase, Phase::Stopping | Phase::Initializing)
+        });
+        match state.phase {
+            Phase::Terminating => Err(JetError::TermInProgress),
+            Phase::Terminated => Err(JetError::InvalidParameter),
+            _ => Ok(()),
+        }
+    }
+
+    /// Term, the decision: `refusal` is what term must return if it cannot end the instance
+    /// (transactions still open: `TooManyActiveUsers`), worked out by the caller under the
+    /// instance lock, which it still holds. A refused term changes nothing, and nobody was
+    /// refused while it decided: the gate closes only once term knows it will succeed. A
+    /// created-but-never-initialized instance has nothing to refuse for. `Retry` if a stop
+    /// or init began since [`Gate::wait_for_term_window`]: drop the instance lock and wait
+    /// again. On `Proceed` the gate refuses every call; wait with [`Gate::drain_for_term`].
+    pub fn begin_term(&self, refusal: Option<JetError>) -> JetResult<TermEntry> {
         let mut state = self.state.lock();
-        loop {
-            match state.phase {
-                Phase::Created | Phase::Running | Phase::Stopped => break,
-                // Term racing a stop or an init: let it finish first, then terminate.
-                Phase::Stopping | Phase::Initializing => state = self.changed.wait(state),
-                Phase::Terminating => return Err(JetError::TermInProgress),
-                Phase::Terminated => return Err(JetError::InvalidParameter),
+        match state.phase {
+            Phase::Stopping | Phase::Initializing => Ok(TermEntry::Retry),
+            Phase::Terminating => Err(JetError::TermInProgress),
+            Phase::Terminated => Err(JetError::InvalidParameter),
+            Phase::Created => {
+                state.phase = Phase::Terminating;
+                Ok(TermEntry::Proceed)
             }
+            Phase::Running | Phase::Stopped => match refusal {
+                Some(error) => Err(error),
+                None => {
+                    state.phase = Phase::Terminating;
+                    Ok(TermEntry::Proceed)
+                }
+            },
         }
-        let previous = state.phase;
-        state.phase = Phase::Terminating;
+    }
+
+    /// Term, after the gate closed: waits until every call in flight has left.
+    pub fn drain_for_term(&self) {
         if self.mutations.is_active(Mutant::TermDoesNotWait) {
-            return Ok(previous);
+            return;
         }
+        let state = self.state.lock();
         let state = self.changed.wait_while(state, |state| {
             state.gated_in_flight > 0 || state.ungated_in_flight > 0
         });
         debug_assert_eq!(state.phase, Phase::Terminating);
-        Ok(previous)
-    }
-
-    /// Term gave up (transactions still open): the instance is as it was.
-    pub fn abort_term(&self, previous: Phase) {
-        let mut state = self.state.lock();
-        assert_eq!(state.phase, Phase::Terminating);
-        state.phase = previous;
-        drop(state);
-        self.changed.notify_all();
     }
 
     pub fn finish_term(&self) {
