@@ -28,9 +28,12 @@ pub mod stop_grbit {
     pub const BACKGROUND_USER_TASKS: u32 = 0x2;
     /// `JET_bitStopServiceQuiesceCaches`: flush dirty pages only.
     pub const QUIESCE_CACHES: u32 = 0x4;
+    /// `JET_bitStopServiceStopAndEmitLog`: end logging and emit the end-of-log-stream
+    /// marker. Valid only on its own.
+    pub const STOP_AND_EMIT_LOG: u32 = 0x8;
     /// `JET_bitStopServiceResume`: undo a partial stop.
     pub const RESUME: u32 = 0x8000_0000;
-    pub const KNOWN: u32 = BACKGROUND_USER_TASKS | QUIESCE_CACHES | RESUME;
+    pub const KNOWN: u32 = BACKGROUND_USER_TASKS | QUIESCE_CACHES | STOP_AND_EMIT_LOG | RESUME;
 }
 
 impl<R: Runtime> Jet<R> {
@@ -50,13 +53,19 @@ impl<R: Runtime> Jet<R> {
             // Planted bug: a side effect before validation.
             core.worker.park_defrag();
         }
-        if grbit & !stop_grbit::KNOWN != 0 {
+        // ESE (`JetStopServiceInstanceEx`): unknown bits are InvalidGrbit, and so is
+        // StopAndEmitLog with any other bit (Resume included: it cannot be undone).
+        let emit_log = grbit & stop_grbit::STOP_AND_EMIT_LOG != 0;
+        if grbit & !stop_grbit::KNOWN != 0 || (emit_log && grbit != stop_grbit::STOP_AND_EMIT_LOG)
+        {
             return Err(JetError::InvalidGrbit);
         }
         let _serial = core.stop_lock.lock();
         let started_at_micros = core.env.clock.now_micros();
         let steps = if grbit & stop_grbit::RESUME != 0 {
             resume(&core, grbit)?
+        } else if emit_log {
+            vec![stop_and_emit_log(&core)?]
         } else if grbit == stop_grbit::ALL {
             match full_stop(&core)? {
                 Some(steps) => steps,
@@ -169,6 +178,25 @@ fn partial_stop<R: Runtime>(core: &InstanceCore<R>, grbit: u32) -> JetResult<Vec
         steps.push(quiesce_checkpoint(core)?);
     }
     Ok(steps)
+}
+
+/// `StopAndEmitLog` (ESE's `LOG::ErrLGStopAndEmitLog`): no call logs anything from now on
+/// (each that would fails with `errLogServiceStopped` and changes nothing); what was logged
+/// is made durable, then the end-of-log-stream marker. Calls stay admitted: the gate is not
+/// the stop's here, the log is. A full stop or term may follow.
+fn stop_and_emit_log<R: Runtime>(core: &InstanceCore<R>) -> JetResult<StopStep> {
+    let _pass = Jet::<R>::enter_instance(core, JetCall::SetSystemParameter)?;
+    if core.gate.phase() == Phase::Created {
+        return Err(JetError::InvalidParameter);
+    }
+    let mut state = core.state.lock();
+    Jet::<R>::check_available(&state)?;
+    let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+    let emitted = storage.stop_and_emit_log()?;
+    Ok(StopStep::LogStreamEnded {
+        emitted,
+        durable_lsn: storage.flushed_lsn(),
+    })
 }
 
 /// `Resume`: undoes partial stops (all of them, or those named with it). After a full stop it

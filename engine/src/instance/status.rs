@@ -99,6 +99,10 @@ pub enum StopStep {
         defrag_unparked: bool,
         caches_unquiesced: bool,
     },
+    /// `StopAndEmitLog`: logging ended; everything logged is durable up to `durable_lsn`, the
+    /// end-of-log-stream marker included. `emitted` is false when an earlier call had already
+    /// ended the stream.
+    LogStreamEnded { emitted: bool, durable_lsn: Lsn },
 }
 
 impl fmt::Display for StopStep {
@@ -128,6 +132,13 @@ impl fmt::Display for StopStep {
             } => write!(
                 f,
                 "resumed (defrag unparked: {defrag_unparked}, caches unquiesced: {caches_unquiesced})"
+            ),
+            StopStep::LogStreamEnded {
+                emitted,
+                durable_lsn,
+            } => write!(
+                f,
+                "log stream ended (marker written now: {emitted}), durable to LSN {durable_lsn}"
             ),
         }
     }

@@ -206,6 +206,10 @@ pub fn run_round<R: Runtime>(core: &InstanceCore<R>) -> bool {
             let Some(storage) = state.storage.as_mut() else {
                 break;
             };
+            // A page move must be logged; after StopAndEmitLog nothing is.
+            if storage.log_is_stopped() {
+                break;
+            }
             let mut progressed = false;
             storage.set_activity(Activity::DefragPass);
             for file in files {

@@ -80,6 +80,10 @@ pub enum LogRecord {
     /// Written at the end of every recovery: every transaction logged before it is resolved
     /// (committed, rolled back, or undone by recovery). Transaction ids restart after it.
     RecoveryComplete,
+    /// `JetStopServiceInstance2(JET_bitStopServiceStopAndEmitLog)`: the run logged nothing
+    /// after this (ESE's end-of-log-stream signal). Everything before it was durable when it
+    /// was written. It resolves no transaction: one still open here is a loser.
+    EndOfLogStream,
 }
 
 mod tag {
@@ -93,6 +97,7 @@ mod tag {
     pub const CHECKPOINT: u8 = 8;
     pub const CLEAN_SHUTDOWN: u8 = 9;
     pub const RECOVERY_COMPLETE: u8 = 10;
+    pub const END_OF_LOG_STREAM: u8 = 11;
 }
 
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -165,6 +170,7 @@ impl LogRecord {
             }
             LogRecord::CleanShutdown => out.push(tag::CLEAN_SHUTDOWN),
             LogRecord::RecoveryComplete => out.push(tag::RECOVERY_COMPLETE),
+            LogRecord::EndOfLogStream => out.push(tag::END_OF_LOG_STREAM),
         }
         out
     }
@@ -228,6 +234,7 @@ impl LogRecord {
             },
             tag::CLEAN_SHUTDOWN => LogRecord::CleanShutdown,
             tag::RECOVERY_COMPLETE => LogRecord::RecoveryComplete,
+            tag::END_OF_LOG_STREAM => LogRecord::EndOfLogStream,
             _ => return None,
         };
         // Trailing bytes mean the payload is not what the writer produced.
@@ -360,6 +367,8 @@ pub struct Log {
     signature: u64,
     /// Bytes cut off the end of the file at open: a torn or garbage tail.
     torn_tail_bytes: u64,
+    /// Set by [`Log::stop_and_emit`]: appends are refused from then on.
+    stopped: bool,
 }
 
 impl Log {
@@ -396,6 +405,7 @@ impl Log {
                 stats: LogStats::default(),
                 signature,
                 torn_tail_bytes: 0,
+                stopped: false,
             };
             return Ok((log, Vec::new()));
         }
@@ -421,6 +431,7 @@ impl Log {
             stats: LogStats::default(),
             signature,
             torn_tail_bytes: len as u64 - valid_len,
+            stopped: false,
         };
         Ok((log, records))
     }
@@ -428,6 +439,7 @@ impl Log {
     /// Appends a record to the in-memory tail and returns its LSN. Nothing is written until
     /// [`Log::flush`].
     pub fn append(&mut self, record: &LogRecord) -> JetResult<Lsn> {
+        self.check_writable()?;
         let framed = record.encode_framed()?;
         let lsn = self.tip_lsn();
         self.unflushed.extend_from_slice(&framed);
@@ -451,6 +463,35 @@ impl Log {
         self.unflushed.clear();
         debug_assert_eq!(self.flushed_lsn, self.tip_lsn());
         Ok(())
+    }
+
+    /// `LogServiceStopped` once [`Log::stop_and_emit`] ended logging: the error ESE's log
+    /// returns after `ErrLGStopAndEmitLog` (`SetNoMoreLogWrite(errLogServiceStopped)`).
+    pub fn check_writable(&self) -> JetResult<()> {
+        match self.stopped {
+            true => Err(JetError::LogServiceStopped),
+            false => Ok(()),
+        }
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// ESE's `LOG::ErrLGStopAndEmitLog`: refuse every later append, write out everything
+    /// already appended, then the end-of-log-stream marker, durably. Returns whether this call
+    /// ended the stream (`false`: an earlier one did; nothing is written twice). If a write
+    /// fails the log is stopped all the same (ESE sets no-more-log-write first) and the error
+    /// is `LogWriteFail`.
+    pub fn stop_and_emit(&mut self) -> JetResult<bool> {
+        if self.stopped {
+            return Ok(false);
+        }
+        let marker = LogRecord::EndOfLogStream.encode_framed()?;
+        self.unflushed.extend_from_slice(&marker);
+        self.stopped = true;
+        self.flush()?;
+        Ok(true)
     }
 
     /// The LSN the next record will get: the end of the appended log.
@@ -498,7 +539,7 @@ mod tests {
     impl Arbitrary for LogRecord {
         fn arbitrary(g: &mut Gen) -> Self {
             let file = FileId(u32::arbitrary(g));
-            match u8::arbitrary(g) % 10 {
+            match u8::arbitrary(g) % 11 {
                 0 => LogRecord::AttachDatabase {
                     file,
                     path: String::arbitrary(g),
@@ -542,6 +583,7 @@ mod tests {
                     checkpoint_lsn: u64::arbitrary(g),
                 },
                 8 => LogRecord::RecoveryComplete,
+                9 => LogRecord::EndOfLogStream,
                 _ => LogRecord::CleanShutdown,
             }
         }

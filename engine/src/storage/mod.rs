@@ -302,6 +302,7 @@ impl Storage {
 
     fn create_database_inner(&mut self, io: &dyn Io, path: &str) -> JetResult<FileId> {
         self.check_can_attach(path)?;
+        self.log.check_writable()?;
         if io.exists(path) {
             return Err(JetError::DatabaseDuplicate);
         }
@@ -341,6 +342,7 @@ impl Storage {
 
     fn attach_database_inner(&mut self, io: &dyn Io, path: &str) -> JetResult<FileId> {
         self.check_can_attach(path)?;
+        self.log.check_writable()?;
         let handle = io.open(path).map_err(|e| JetError::from_io(&e))?;
         let len_bytes = handle.len().map_err(|e| JetError::from_io(&e))?;
         let page_size_bytes = PAGE_SIZE_BYTES as u64;
@@ -373,6 +375,7 @@ impl Storage {
     pub fn detach_database(&mut self, file: FileId) -> JetResult<()> {
         self.alive()?;
         self.check_file(file)?;
+        self.log.check_writable()?;
         let removed = self.buffers.remove_file(file, &mut self.log);
         self.note(removed)?;
         self.databases.remove(&file);
@@ -555,6 +558,25 @@ impl Storage {
             .unwrap_or(self.log.tip_lsn())
     }
 
+    /// `LogServiceStopped` once [`Storage::stop_and_emit_log`] ended logging. Calls that would
+    /// write the log ask first, before they change anything.
+    pub fn check_log_writable(&self) -> JetResult<()> {
+        self.log.check_writable()
+    }
+
+    pub fn log_is_stopped(&self) -> bool {
+        self.log.is_stopped()
+    }
+
+    /// `JET_bitStopServiceStopAndEmitLog`: no more logging, everything logged made durable,
+    /// then the end-of-log-stream marker (see [`log::Log::stop_and_emit`]). Returns whether
+    /// this call ended the stream.
+    pub fn stop_and_emit_log(&mut self) -> JetResult<bool> {
+        self.alive()?;
+        let result = self.log.stop_and_emit();
+        self.note(result)
+    }
+
     /// Writes and syncs every appended log record.
     pub fn flush_log(&mut self) -> JetResult<()> {
         self.alive()?;
@@ -667,11 +689,14 @@ impl Storage {
     }
 
     /// Clean shutdown: flush everything, write CleanShutdown + checkpoint, sync all files,
-    /// close them.
+    /// close them. After `StopAndEmitLog` the end-of-stream marker already closes the log
+    /// and nothing more is logged: the checkpoint at the tip makes the shutdown clean.
     pub fn shutdown_clean(mut self) -> JetResult<()> {
         self.alive()?;
         self.buffers.flush_all(&mut self.log)?;
-        self.log.append(&LogRecord::CleanShutdown)?;
+        if !self.log.is_stopped() {
+            self.log.append(&LogRecord::CleanShutdown)?;
+        }
         self.log.flush()?;
         let tip_lsn = self.log.tip_lsn();
         self.persist_checkpoint(tip_lsn)?;

@@ -56,6 +56,8 @@ use crate::error::{JetError, JetResult};
 pub struct RecoveryReport {
     /// The log ended with a clean shutdown: nothing was replayed, nothing written.
     pub clean: bool,
+    /// End-of-log-stream markers (`StopAndEmitLog`) found in the log.
+    pub log_stream_ends: u64,
     /// End of the valid log.
     pub log_end_lsn: Lsn,
     /// Redo started here (the persisted checkpoint).
@@ -144,7 +146,19 @@ impl Storage {
         report.analysis_start_lsn = analysis_start_lsn;
         report.log_bytes_replayed = log_end_lsn - redo_start_lsn;
         report.log_bytes_scanned = log_end_lsn - analysis_start_lsn;
-        let ended_clean = matches!(records.last(), Some((_, LogRecord::CleanShutdown)));
+        report.log_stream_ends = records
+            .iter()
+            .filter(|(_, record)| matches!(record, LogRecord::EndOfLogStream))
+            .count() as u64;
+        // A log that ends in its end-of-stream marker ended as cleanly as a clean shutdown
+        // when the checkpoint reached it with no transaction open (term after
+        // StopAndEmitLog); with one open, the marker resolves nothing and recovery undoes it.
+        let nothing_open = checkpoint.is_some_and(|c| c.undo_lsn >= c.checkpoint_lsn);
+        let ended_clean = match records.last() {
+            Some((_, LogRecord::CleanShutdown)) => true,
+            Some((_, LogRecord::EndOfLogStream)) => nothing_open,
+            _ => false,
+        };
         if records.is_empty() || (ended_clean && redo_start_lsn == log_end_lsn) {
             report.clean = true;
             return Ok(report);
