@@ -3,35 +3,12 @@
 //! strategies driven by a generator seeded from the same number.
 
 use crate::workload::{self, StopPlan, Workload, WorkloadShape};
+// The engine's generator, so a seed means the same run whatever the dependencies' versions do
+// to theirs, and the workspace has one SplitMix64.
+use jetsim_engine::SplitMix64;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config as ProptestConfig, RngAlgorithm, TestRng, TestRunner};
 use serde::{Deserialize, Serialize};
-
-/// SplitMix64: a tiny, well-known generator. The simulator owns its randomness so a seed means
-/// the same run whatever the dependencies' versions do to theirs.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `0..n` (n > 0); the modulo bias is irrelevant at these sizes.
-    pub fn below(&mut self, n: u64) -> u64 {
-        assert!(n > 0);
-        self.next_u64() % n
-    }
-    pub fn chance(&mut self, numerator: u64, denominator: u64) -> bool {
-        self.below(denominator) < numerator
-    }
-}
 
 /// How shuttle picks the interleaving.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -35,6 +35,11 @@ impl SplitMix64 {
         self.next_u64() % bound
     }
 
+    /// True with probability `numerator` / `denominator` (`denominator > 0`); always draws.
+    pub fn chance(&mut self, numerator: u64, denominator: u64) -> bool {
+        self.below(denominator) < numerator
+    }
+
     /// True with probability `ppm` / 1,000,000.
     pub fn chance_ppm(&mut self, ppm: u32) -> bool {
         ppm > 0 && self.below(u64::from(PPM)) < u64::from(ppm)
