@@ -18,6 +18,7 @@ pub const TABLES: u8 = 2;
 
 /// A handle argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum Ref {
     /// The thread's variable (nil if never bound).
     Var(u8),
@@ -65,6 +66,7 @@ pub enum Move {
 
 /// One Jet call with symbolic arguments.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum Call {
     BeginSession {
         bind: u8,

@@ -28,6 +28,7 @@ fn a_bounded_campaign_passes_every_checker() {
         jobs: 2,
         progress: false,
         faults: false,
+        ..CampaignOptions::default()
     };
     let summary = run_campaign(&options).unwrap();
     let failures: Vec<String> = summary
@@ -181,6 +182,7 @@ fn a_bounded_fault_campaign_recovers_exactly_the_committed_data() {
         jobs: 2,
         progress: false,
         faults: true,
+        ..CampaignOptions::default()
     };
     let summary = run_campaign(&options).unwrap();
     let failures: Vec<String> = summary
