@@ -237,7 +237,7 @@ pub const CATALOGUE: &[Entry] = &[
     Entry {
         mutant: "TermDoesNotWait",
         // The engine's own assertion in `Gate::finish_term` fires before the model's property.
-        loom: loom(StopModel::TermWaits, None, Property::EngineTermInFlight, 16),
+        loom: loom(StopModel::TermWaits, None, Property::EngineTermInFlight, 10),
         // The sim sees it too (mostly the engine's assertion: no-panic; see the mutants
         // table), but the first failing PCT seed from start 0 (431) fails without the mutant
         // as well, so `first_detection` from 0 cannot name it: loom is its checker.
