@@ -696,21 +696,22 @@ pub fn replay_text(
             "reproduce: {}",
             replay_command_with(seed, scheduling, mutant, faults)
         );
-        let _ = writeln!(
-            out,
-            "in cargo test: {}",
-            cargo_test_replay_command(seed, scheduling, mutant)
-        );
+        if let Some(command) = cargo_test_replay_command(seed, scheduling, mutant, faults) {
+            let _ = writeln!(out, "in cargo test: {command}");
+        }
     }
     Ok(out)
 }
 
-/// The `cargo test` line that replays one seed inside the campaign test (faults aside).
+/// The `cargo test` line that replays one seed inside the campaign test (`JETSIM_SEED`,
+/// `JETSIM_STRATEGY`, `JETSIM_MUTANT`, `JETSIM_FAULTS`). A crash-point sweep's point has no
+/// such line (`None`): replay it with its `jetsim replay --crash-at` command.
 pub fn cargo_test_replay_command(
     seed: u64,
     scheduling: Scheduling,
     mutant: Option<&str>,
-) -> String {
+    faults: FaultMode,
+) -> Option<String> {
     let mut command = format!("JETSIM_SEED={seed}");
     if scheduling != Scheduling::Mix {
         command.push_str(&format!(" JETSIM_STRATEGY={}", scheduling_name(scheduling)));
@@ -718,8 +719,13 @@ pub fn cargo_test_replay_command(
     if let Some(mutant) = mutant {
         command.push_str(&format!(" JETSIM_MUTANT={mutant}"));
     }
+    match faults {
+        FaultMode::Off => {}
+        FaultMode::Seeded => command.push_str(" JETSIM_FAULTS=1"),
+        FaultMode::CrashAt(_) => return None,
+    }
     command.push_str(" cargo test -p jetsim --test campaign -- --nocapture");
-    command
+    Some(command)
 }
 
 /// `1 call`, `2 calls`.
