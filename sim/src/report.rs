@@ -295,6 +295,17 @@ impl Report {
     }
 }
 
+/// Writes `text` to a temporary name beside `path`, then renames it into place: whoever
+/// waits for a shard's report (a merge job polling a shared volume) never reads half of one.
+fn write_whole(path: &std::path::Path, text: &str) -> Result<(), String> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".partial");
+    let temporary = std::path::PathBuf::from(temporary);
+    std::fs::write(&temporary, text)
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
 /// Escapes text for XML content and attribute values. Characters XML 1.0 cannot carry at all
 /// (controls other than tab, newline and carriage return) become `\u{..}` text, so a message
 /// with a stray control byte still gives a file every JUnit reader parses.
