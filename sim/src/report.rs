@@ -199,11 +199,11 @@ impl Report {
 
     pub fn write_json(&self, path: &std::path::Path) -> Result<(), String> {
         let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
-        std::fs::write(path, text + "\n").map_err(|e| format!("writing {}: {e}", path.display()))
+        write_whole(path, &(text + "\n"))
     }
 
     pub fn write_junit(&self, path: &std::path::Path) -> Result<(), String> {
-        std::fs::write(path, self.junit()).map_err(|e| format!("writing {}: {e}", path.display()))
+        write_whole(path, &self.junit())
     }
 
     /// JUnit XML: one test suite, one test case per seed; a failing seed's case holds a
