@@ -282,16 +282,24 @@ pub fn linearize_with(
     states_max: u64,
     io_faults: bool,
 ) -> Linearization {
+    use jetsim_engine::JetError;
     let mut sorted: Vec<&Event> = events.iter().collect();
     sorted.sort_by_key(|e| e.invoked);
     let terms: Vec<(u64, u64)> = sorted
         .iter()
-        // Only a term that succeeded may have refused others on its way: a refused term
-        // (TooManyActiveUsers) decides before it changes the gate, so it refuses no one.
-        .filter(|e| matches!(e.call, Call::Term { .. }) && e.outcome.is_ok())
+        // Only a term that got past its decision may have refused others on its way: one
+        // that succeeded, or (with disk faults) one whose shutdown met an I/O error. A
+        // refused term (TooManyActiveUsers) decides before it changes the gate, so it
+        // refuses no one.
+        .filter(|e| {
+            matches!(e.call, Call::Term { .. })
+                && (e.outcome.is_ok()
+                    || (io_faults
+                        && (e.outcome.is_err_named(JetError::DiskIO)
+                            || e.outcome.is_err_named(JetError::LogWriteFail))))
+        })
         .map(|e| (e.invoked, e.returned))
         .collect();
-    use jetsim_engine::JetError;
     let placements = sorted
         .iter()
         .map(|e| {
