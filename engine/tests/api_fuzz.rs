@@ -30,7 +30,10 @@ fn fuzz_on_the_simulated_disk_breaks_no_rule() {
     let report = fuzzer::run(&options);
     assert_passed(&options, &report);
     // The run must have reached what it exists to reach, or passing means nothing.
-    assert!(report.stops > 0 && report.terms > 0 && report.restarts > 0, "{report:?}");
+    assert!(
+        report.stops > 0 && report.terms > 0 && report.restarts > 0,
+        "{report:?}"
+    );
     assert!(report.failed_calls_compared > 1_000, "{report:?}");
     assert!(report.gated_calls_after_stop > 0, "{report:?}");
     assert!(report.succeeded > report.calls / 10, "{report:?}");

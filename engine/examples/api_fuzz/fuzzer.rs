@@ -159,7 +159,11 @@ impl FuzzReport {
             let _ = writeln!(out, "  {count:>9}  {name} ({code})");
         }
         if self.deadlocked {
-            let _ = writeln!(out, "DEADLOCK: no call completed for {} s", options.watchdog_secs);
+            let _ = writeln!(
+                out,
+                "DEADLOCK: no call completed for {} s",
+                options.watchdog_secs
+            );
         }
         let _ = writeln!(
             out,
@@ -173,7 +177,11 @@ impl FuzzReport {
                 "  [{}] thread {} call #{}: {}\n    {}",
                 v.rule, v.thread, v.call_index, v.call, v.detail
             );
-            let _ = writeln!(out, "    reproduce: {}", replay_command(options, v.call_index));
+            let _ = writeln!(
+                out,
+                "    reproduce: {}",
+                replay_command(options, v.call_index)
+            );
         }
         out
     }
@@ -475,8 +483,14 @@ impl Call {
     }
 }
 
-/// Draws a call. `lifecycle` lets this thread stop, term, create and restart.
-fn draw(rng: &mut Rng, pools: &Pools, lifecycle: bool, can_restart: bool) -> (Call, Option<InstanceHandle>) {
+/// Draws a call. Every thread creates and initializes instances; only a `stopper` thread
+/// stops, terms and restarts them.
+fn draw(
+    rng: &mut Rng,
+    pools: &Pools,
+    stopper: bool,
+    can_restart: bool,
+) -> (Call, Option<InstanceHandle>) {
     let instance = |rng: &mut Rng| -> (InstanceHandle, Option<InstanceHandle>) {
         let live: Vec<&(InstanceHandle, String, bool)> =
             pools.instances.iter().filter(|i| i.2).collect();
@@ -498,11 +512,9 @@ fn draw(rng: &mut Rng, pools: &Pools, lifecycle: bool, can_restart: bool) -> (Ca
         (h, owner)
     };
     // A table or database call: the handle's own session mostly, another one sometimes.
-    let paired = |rng: &mut Rng, own: Option<SessionHandle>| {
-        match own {
-            Some(s) if rng.chance(85, 100) => s,
-            _ => session(rng).0,
-        }
+    let paired = |rng: &mut Rng, own: Option<SessionHandle>| match own {
+        Some(s) if rng.chance(85, 100) => s,
+        _ => session(rng).0,
     };
     let table = |rng: &mut Rng| {
         let other = pools.sessions.first().map(|s| s.handle.0);
@@ -518,26 +530,37 @@ fn draw(rng: &mut Rng, pools: &Pools, lifecycle: bool, can_restart: bool) -> (Ca
     };
     let parameter = |rng: &mut Rng| SystemParameter::ALL[rng.index(SystemParameter::ALL.len())];
     let value = |rng: &mut Rng| -> u64 {
-        [0, 1, 7, 8, 64, 512, 4096, 1 << 20, (1 << 20) + 1, 1 << 24, u64::MAX][rng.index(11)]
+        [
+            0,
+            1,
+            7,
+            8,
+            64,
+            512,
+            4096,
+            1 << 20,
+            (1 << 20) + 1,
+            1 << 24,
+            u64::MAX,
+        ][rng.index(11)]
     };
     loop {
         // Lifecycle calls are rare (about 3% in all), so instances live long enough for the
         // data calls to reach deep states; then 1000 slots share out the rest.
         let live_instances = pools.instances.iter().filter(|i| i.2).count();
         let live_sessions = pools.sessions.iter().filter(|k| k.live).count();
-        let roll = if lifecycle && live_instances == 0 && rng.chance(1, 2) {
+        let roll = if live_instances == 0 && rng.chance(1, 2) {
             0
-        } else if lifecycle && pools.running.is_empty() && rng.chance(1, 2) {
+        } else if pools.running.is_empty() && rng.chance(1, 2) {
             20
         } else if !pools.running.is_empty() && live_sessions < 2 && rng.chance(1, 3) {
             125
-        } else if live_sessions > 0 && !pools.databases.iter().any(|k| k.live) && rng.chance(1, 3)
-        {
+        } else if live_sessions > 0 && !pools.databases.iter().any(|k| k.live) && rng.chance(1, 3) {
             // Attach, create or open a database (in that order of the slots below).
             [345, 325, 380, 380][rng.index(4)]
         } else if live_sessions > 0 && !pools.tables.iter().any(|k| k.live) && rng.chance(1, 3) {
             [430, 455, 455][rng.index(3)]
-        } else if lifecycle && !pools.stopped_at.is_empty() && rng.chance(1, 15) {
+        } else if stopper && !pools.stopped_at.is_empty() && rng.chance(1, 15) {
             // A stopped instance is there to be terminated; the calls in between are the
             // interesting ones, a few dozen of them are enough. Half the terms are dirty, so
             // open transactions do not keep it alive for ever.
@@ -549,41 +572,45 @@ fn draw(rng: &mut Rng, pools: &Pools, lifecycle: bool, can_restart: bool) -> (Ca
                 Call::Term2(i, term_grbit::DIRTY)
             };
             return (call, Some(i));
-        } else if lifecycle && rng.chance(25, 1000) {
-            [0, 20, 20, 40, 48, 54, 61, 61][rng.index(8)]
-        } else if lifecycle && can_restart && rng.chance(1, 2000) {
+        } else if rng.chance(25, 1000) {
+            let roll = [0, 20, 20, 40, 48, 54, 61, 61][rng.index(8)];
+            if !stopper && roll >= 40 {
+                continue;
+            }
+            roll
+        } else if stopper && can_restart && rng.chance(1, 2000) {
             71
         } else {
             72 + rng.below(928)
         };
         let call = match roll {
-            0..=19 if lifecycle => {
+            0..=19 => {
                 let name = rng.name(INSTANCE_NAMES);
                 (Call::CreateInstance(name), None)
             }
-            20..=39 if lifecycle => {
+            20..=39 => {
                 let (i, o) = instance(rng);
                 (Call::Init(i), o)
             }
-            40..=47 if lifecycle => {
+            40..=47 if stopper => {
                 let (i, o) = instance(rng);
                 (Call::Term(i), o)
             }
-            48..=53 if lifecycle => {
+            48..=53 if stopper => {
                 let (i, o) = instance(rng);
                 let g = rng.grbit(&[0, 1, 2, 4, 8, 3, 9]);
                 (Call::Term2(i, g), o)
             }
-            54..=60 if lifecycle => {
+            54..=60 if stopper => {
                 let (i, o) = instance(rng);
                 (Call::Stop(i), o)
             }
-            61..=70 if lifecycle => {
+            61..=70 if stopper => {
                 let (i, o) = instance(rng);
                 let g = rng.grbit(&[0, 2, 4, 6, 8, 10, 0x8000_0000, 0x8000_0002, 0x8000_0008, 1]);
                 (Call::Stop2(i, g), o)
             }
-            71 if lifecycle && can_restart => (Call::Restart, None),
+            71 if stopper && can_restart => (Call::Restart, None),
             72..=85 => {
                 let (i, o) = instance(rng);
                 (Call::GetParameter(i, parameter(rng)), o)
@@ -677,14 +704,17 @@ fn draw(rng: &mut Rng, pools: &Pools, lifecycle: bool, can_restart: bool) -> (Ca
             }
             520..=579 => {
                 let (s, t, o) = table(rng);
-                let mode = [SeekMode::Equal, SeekMode::GreaterOrEqual, SeekMode::LessOrEqual]
-                    [rng.index(3)];
+                let mode = [
+                    SeekMode::Equal,
+                    SeekMode::GreaterOrEqual,
+                    SeekMode::LessOrEqual,
+                ][rng.index(3)];
                 (Call::Seek(s, t, rng.bytes(MAX_KEY_BYTES_LIMIT), mode), o)
             }
             580..=639 => {
                 let (s, t, o) = table(rng);
-                let to = [MoveTo::First, MoveTo::Next, MoveTo::Previous, MoveTo::Last]
-                    [rng.index(4)];
+                let to =
+                    [MoveTo::First, MoveTo::Next, MoveTo::Previous, MoveTo::Last][rng.index(4)];
                 (Call::Move(s, t, to), o)
             }
             640..=689 => {
@@ -826,7 +856,13 @@ fn table_outcome(result: JetResult<TableHandle>) -> Outcome {
 }
 
 /// Books the handles a successful call created or ended.
-fn book(pools: &mut Pools, call: &Call, outcome: &Outcome, owner: Option<InstanceHandle>, session: Option<SessionHandle>) {
+fn book(
+    pools: &mut Pools,
+    call: &Call,
+    outcome: &Outcome,
+    owner: Option<InstanceHandle>,
+    session: Option<SessionHandle>,
+) {
     if outcome.result.is_err() {
         return;
     }
@@ -836,19 +872,34 @@ fn book(pools: &mut Pools, call: &Call, outcome: &Outcome, owner: Option<Instanc
         }
         Created::Session(s) => {
             if let Some(instance) = owner {
-                let k = Known { handle: s, instance, session: s, live: true };
+                let k = Known {
+                    handle: s,
+                    instance,
+                    session: s,
+                    live: true,
+                };
                 push_bounded(&mut pools.sessions, k, |k| k.live);
             }
         }
         Created::Database(d) => {
             if let (Some(instance), Some(session)) = (owner, session) {
-                let k = Known { handle: d, instance, session, live: true };
+                let k = Known {
+                    handle: d,
+                    instance,
+                    session,
+                    live: true,
+                };
                 push_bounded(&mut pools.databases, k, |k| k.live);
             }
         }
         Created::Table(t) => {
             if let (Some(instance), Some(session)) = (owner, session) {
-                let k = Known { handle: t, instance, session, live: true };
+                let k = Known {
+                    handle: t,
+                    instance,
+                    session,
+                    live: true,
+                };
                 push_bounded(&mut pools.tables, k, |k| k.live);
             }
         }
@@ -861,8 +912,14 @@ fn book(pools: &mut Pools, call: &Call, outcome: &Outcome, owner: Option<Instanc
             }
             let dead = |k: &mut Known<_>| k.live &= k.instance != *i;
             pools.sessions.iter_mut().for_each(dead);
-            pools.databases.iter_mut().for_each(|k| k.live &= k.instance != *i);
-            pools.tables.iter_mut().for_each(|k| k.live &= k.instance != *i);
+            pools
+                .databases
+                .iter_mut()
+                .for_each(|k| k.live &= k.instance != *i);
+            pools
+                .tables
+                .iter_mut()
+                .for_each(|k| k.live &= k.instance != *i);
             pools.stopped_at.remove(&i.0);
             pools.running.remove(&i.0);
         }
@@ -870,14 +927,27 @@ fn book(pools: &mut Pools, call: &Call, outcome: &Outcome, owner: Option<Instanc
             pools.running.insert(i.0);
         }
         Call::EndSession(s) => {
-            pools.sessions.iter_mut().for_each(|k| k.live &= k.handle != *s);
-            pools.databases.iter_mut().for_each(|k| k.live &= k.session != *s);
-            pools.tables.iter_mut().for_each(|k| k.live &= k.session != *s);
+            pools
+                .sessions
+                .iter_mut()
+                .for_each(|k| k.live &= k.handle != *s);
+            pools
+                .databases
+                .iter_mut()
+                .for_each(|k| k.live &= k.session != *s);
+            pools
+                .tables
+                .iter_mut()
+                .for_each(|k| k.live &= k.session != *s);
         }
-        Call::CloseTable(_, t) => pools.tables.iter_mut().for_each(|k| k.live &= k.handle != *t),
-        Call::CloseDatabase(_, d) => {
-            pools.databases.iter_mut().for_each(|k| k.live &= k.handle != *d)
-        }
+        Call::CloseTable(_, t) => pools
+            .tables
+            .iter_mut()
+            .for_each(|k| k.live &= k.handle != *t),
+        Call::CloseDatabase(_, d) => pools
+            .databases
+            .iter_mut()
+            .for_each(|k| k.live &= k.handle != *d),
         _ => {}
     }
 }
@@ -1233,7 +1303,12 @@ fn run_threads(options: &FuzzOptions) -> FuzzReport {
             if jet.init(instance).is_ok() {
                 for _ in 0..options.threads {
                     if let Ok(s) = jet.begin_session(instance) {
-                        pools.sessions.push(Known { handle: s, instance, session: s, live: true });
+                        pools.sessions.push(Known {
+                            handle: s,
+                            instance,
+                            session: s,
+                            live: true,
+                        });
                     }
                 }
             }

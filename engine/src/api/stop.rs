@@ -56,8 +56,7 @@ impl<R: Runtime> Jet<R> {
         // ESE (`JetStopServiceInstanceEx`): unknown bits are InvalidGrbit, and so is
         // StopAndEmitLog with any other bit (Resume included: it cannot be undone).
         let emit_log = grbit & stop_grbit::STOP_AND_EMIT_LOG != 0;
-        if grbit & !stop_grbit::KNOWN != 0 || (emit_log && grbit != stop_grbit::STOP_AND_EMIT_LOG)
-        {
+        if grbit & !stop_grbit::KNOWN != 0 || (emit_log && grbit != stop_grbit::STOP_AND_EMIT_LOG) {
             return Err(JetError::InvalidGrbit);
         }
         let _serial = core.stop_lock.lock();
