@@ -62,7 +62,9 @@ fn detach_waits_for_snapshots_that_still_need_the_databases_versions() {
     let reader = f.jet.begin_session(f.instance).unwrap();
     f.jet.begin_transaction(reader).unwrap();
     f.jet.begin_transaction(f.sesid).unwrap();
-    f.jet.seek(f.sesid, f.table, b"k0000", SeekMode::Equal).unwrap();
+    f.jet
+        .seek(f.sesid, f.table, b"k0000", SeekMode::Equal)
+        .unwrap();
     f.jet.replace(f.sesid, f.table, b"after").unwrap();
     f.jet.commit_transaction(f.sesid).unwrap();
     f.jet.close_table(f.sesid, f.table).unwrap();
@@ -90,8 +92,13 @@ fn a_failed_rollback_leaves_the_session_and_the_version_store_in_step() {
         f.jet.end_session(f.sesid)
     });
     assert_eq!(f.status().open_transactions, 1);
-    assert_eq!(f.jet.get_session_info(f.sesid).unwrap().transaction_level, 1);
-    f.jet.seek(f.sesid, f.table, b"k1", SeekMode::Equal).unwrap();
+    assert_eq!(
+        f.jet.get_session_info(f.sesid).unwrap().transaction_level,
+        1
+    );
+    f.jet
+        .seek(f.sesid, f.table, b"k1", SeekMode::Equal)
+        .unwrap();
     assert_eq!(f.jet.retrieve(f.sesid, f.table).unwrap().1, b"mine");
     assert_eq!(
         f.jet.term(f.instance),
@@ -111,7 +118,10 @@ fn a_failed_rollback_leaves_the_session_and_the_version_store_in_step() {
 fn a_database_belongs_to_one_instance_at_a_time() {
     let f = fixture();
     f.load(40);
-    let b = f.jet.create_instance_with("other", InstanceOptions::manual()).unwrap();
+    let b = f
+        .jet
+        .create_instance_with("other", InstanceOptions::manual())
+        .unwrap();
     f.jet.init(b).unwrap();
     let sb = f.jet.begin_session(b).unwrap();
     let b_before = f.jet.observe(b).unwrap();
@@ -134,7 +144,10 @@ fn a_database_belongs_to_one_instance_at_a_time() {
     // And after b's term, a may have it back.
     f.jet.end_session(sb).unwrap();
     assert_eq!(f.jet.term(b), Ok(TermOutcome::Clean));
-    assert_eq!(f.jet.attach_database(f.sesid, DB), Ok(AttachOutcome::Attached));
+    assert_eq!(
+        f.jet.attach_database(f.sesid, DB),
+        Ok(AttachOutcome::Attached)
+    );
 }
 
 /// While term was refused with TooManyActiveUsers, calls on other threads failed with
@@ -157,8 +170,13 @@ fn a_refused_term_refuses_no_other_call() {
             for i in 0..iterations {
                 let info = f.jet.get_session_info(observer);
                 assert!(info.is_ok(), "call {i} beside a refused term: {info:?}");
-                let parameter = f.jet.get_system_parameter(f.instance, SystemParameter::CacheSizePages);
-                assert!(parameter.is_ok(), "call {i} beside a refused term: {parameter:?}");
+                let parameter = f
+                    .jet
+                    .get_system_parameter(f.instance, SystemParameter::CacheSizePages);
+                assert!(
+                    parameter.is_ok(),
+                    "call {i} beside a refused term: {parameter:?}"
+                );
             }
         });
         terms.join().unwrap();
@@ -194,7 +212,9 @@ fn stop_and_emit_log_is_valid_only_alone() {
 fn after_stop_and_emit_log_nothing_is_logged_and_term_is_clean() {
     let io = MemIo::new();
     let jet = Jet::<StdRuntime>::new(env_on(&io));
-    let instance = jet.create_instance_with("inst", InstanceOptions::manual()).unwrap();
+    let instance = jet
+        .create_instance_with("inst", InstanceOptions::manual())
+        .unwrap();
     jet.init(instance).unwrap();
     let s = jet.begin_session(instance).unwrap();
     let d = jet.create_database(s, DB).unwrap();
@@ -216,7 +236,10 @@ fn after_stop_and_emit_log_nothing_is_logged_and_term_is_clean() {
     else {
         panic!("unexpected stop record {record:?}");
     };
-    assert!(durable_lsn > tip_before, "the marker is written and durable");
+    assert!(
+        durable_lsn > tip_before,
+        "the marker is written and durable"
+    );
     assert_eq!(
         jet.instance_status(instance).unwrap().log_tip_lsn,
         durable_lsn,
@@ -258,7 +281,9 @@ fn after_stop_and_emit_log_nothing_is_logged_and_term_is_clean() {
 
     // Recovery recognises the marker, and undoes nothing that was committed.
     let jet = Jet::<StdRuntime>::new(env_on(&io));
-    let instance = jet.create_instance_with("inst", InstanceOptions::manual()).unwrap();
+    let instance = jet
+        .create_instance_with("inst", InstanceOptions::manual())
+        .unwrap();
     jet.init(instance).unwrap();
     let report = jet.last_recovery_report(instance).unwrap().unwrap();
     assert_eq!(report.log_stream_ends, 1);
@@ -268,7 +293,10 @@ fn after_stop_and_emit_log_nothing_is_logged_and_term_is_clean() {
     let t = jet.open_table(s, d, "t").unwrap();
     jet.seek(s, t, b"k", SeekMode::Equal).unwrap();
     assert_eq!(jet.retrieve(s, t).unwrap().1, b"committed");
-    assert_eq!(jet.seek(s, t, b"k2", SeekMode::Equal), Err(JetError::RecordNotFound));
+    assert_eq!(
+        jet.seek(s, t, b"k2", SeekMode::Equal),
+        Err(JetError::RecordNotFound)
+    );
 }
 
 /// With no transaction open, term after StopAndEmitLog flushes the pages and checkpoints at
@@ -277,7 +305,9 @@ fn after_stop_and_emit_log_nothing_is_logged_and_term_is_clean() {
 fn term_after_stop_and_emit_log_leaves_a_clean_log() {
     let io = MemIo::new();
     let jet = Jet::<StdRuntime>::new(env_on(&io));
-    let instance = jet.create_instance_with("inst", InstanceOptions::manual()).unwrap();
+    let instance = jet
+        .create_instance_with("inst", InstanceOptions::manual())
+        .unwrap();
     jet.init(instance).unwrap();
     let s = jet.begin_session(instance).unwrap();
     let d = jet.create_database(s, DB).unwrap();
@@ -290,7 +320,9 @@ fn term_after_stop_and_emit_log_leaves_a_clean_log() {
     jet.end_session(s).unwrap();
     assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
     let jet = Jet::<StdRuntime>::new(env_on(&io));
-    let instance = jet.create_instance_with("inst", InstanceOptions::manual()).unwrap();
+    let instance = jet
+        .create_instance_with("inst", InstanceOptions::manual())
+        .unwrap();
     jet.init(instance).unwrap();
     let report = jet.last_recovery_report(instance).unwrap().unwrap();
     assert!(report.clean, "{report:?}");
@@ -304,14 +336,17 @@ fn term_after_stop_and_emit_log_leaves_a_clean_log() {
 fn a_crash_after_stop_and_emit_log_loses_no_commit() {
     let io = MemIo::new();
     let jet = Jet::<StdRuntime>::new(env_on(&io));
-    let instance = jet.create_instance_with("inst", InstanceOptions::manual()).unwrap();
+    let instance = jet
+        .create_instance_with("inst", InstanceOptions::manual())
+        .unwrap();
     jet.init(instance).unwrap();
     let s = jet.begin_session(instance).unwrap();
     let d = jet.create_database(s, DB).unwrap();
     let t = jet.create_table(s, d, "t").unwrap();
     for i in 0..20u32 {
         jet.begin_transaction(s).unwrap();
-        jet.insert(s, t, format!("k{i:02}").as_bytes(), &[b'v'; 100]).unwrap();
+        jet.insert(s, t, format!("k{i:02}").as_bytes(), &[b'v'; 100])
+            .unwrap();
         jet.commit_transaction(s).unwrap();
     }
     jet.stop_service_instance2(instance, stop_grbit::STOP_AND_EMIT_LOG)
@@ -319,10 +354,15 @@ fn a_crash_after_stop_and_emit_log_loses_no_commit() {
     drop(jet);
     io.crash();
     let jet = Jet::<StdRuntime>::new(env_on(&io));
-    let instance = jet.create_instance_with("inst", InstanceOptions::manual()).unwrap();
+    let instance = jet
+        .create_instance_with("inst", InstanceOptions::manual())
+        .unwrap();
     jet.init(instance).unwrap();
     assert_eq!(
-        jet.last_recovery_report(instance).unwrap().unwrap().log_stream_ends,
+        jet.last_recovery_report(instance)
+            .unwrap()
+            .unwrap()
+            .log_stream_ends,
         1
     );
     let s = jet.begin_session(instance).unwrap();
@@ -330,4 +370,74 @@ fn a_crash_after_stop_and_emit_log_loses_no_commit() {
     let d = jet.open_database(s, DB).unwrap();
     let t = jet.open_table(s, d, "t").unwrap();
     assert_eq!(jet.index_record_count(s, t, 0), Ok(20));
+}
+
+/// Found by our own fuzzer (`api_fuzz --seed 5`): instance gamma deleted table t (the delete
+/// was logged and flushed, its page writes were not) and the power failed; instance alpha then
+/// attached the database, which stamped it as alpha's, so gamma's recovery left it alone and
+/// the file kept a catalog naming pages the delete had already freed: the next delete_table
+/// answered DatabaseCorrupted. ESE refuses to attach a database in dirty-shutdown state with
+/// JET_errDatabaseDirtyShutdown until the instance whose log owns it has recovered it.
+#[test]
+fn a_database_left_dirty_by_another_instance_waits_for_its_recovery() {
+    let io = MemIo::new();
+    let jet = Jet::<StdRuntime>::new(env_on(&io));
+    let gamma = jet
+        .create_instance_with("gamma", InstanceOptions::manual())
+        .unwrap();
+    jet.init(gamma).unwrap();
+    let s = jet.begin_session(gamma).unwrap();
+    let db = jet.create_database(s, "two.edb").unwrap();
+    let t = jet.create_table(s, db, "t").unwrap();
+    jet.begin_transaction(s).unwrap();
+    for i in 0..50u32 {
+        jet.insert(s, t, format!("k{i:03}").as_bytes(), b"v")
+            .unwrap();
+    }
+    jet.commit_transaction(s).unwrap();
+    jet.close_table(s, t).unwrap();
+    jet.delete_table(s, db, "t").unwrap();
+    // The process dies: nothing unsynced reaches the disk.
+    io.cut_power_after_ops(Some(io.mutating_ops()));
+    drop(jet);
+    io.crash();
+
+    let jet = Jet::<StdRuntime>::new(env_on(&io));
+    let alpha = jet
+        .create_instance_with("alpha", InstanceOptions::manual())
+        .unwrap();
+    jet.init(alpha).unwrap();
+    let sa = jet.begin_session(alpha).unwrap();
+    let before = jet.observe(alpha).unwrap();
+    assert_eq!(
+        jet.attach_database(sa, "two.edb"),
+        Err(JetError::DatabaseDirtyShutdown)
+    );
+    assert_eq!(
+        jet.observe(alpha).unwrap(),
+        before,
+        "the refusal changed alpha"
+    );
+
+    // gamma's init replays its log into the file and marks it clean; then alpha may have it,
+    // with the delete done.
+    let gamma = jet
+        .create_instance_with("gamma", InstanceOptions::manual())
+        .unwrap();
+    jet.init(gamma).unwrap();
+    assert_eq!(jet.term(gamma), Ok(TermOutcome::Clean));
+    assert_eq!(
+        jet.attach_database(sa, "two.edb"),
+        Ok(AttachOutcome::Attached)
+    );
+    let db = jet.open_database(sa, "two.edb").unwrap();
+    assert_eq!(jet.open_table(sa, db, "t"), Err(JetError::ObjectNotFound));
+    let t = jet.create_table(sa, db, "t").unwrap();
+    jet.begin_transaction(sa).unwrap();
+    jet.insert(sa, t, b"again", b"v").unwrap();
+    jet.commit_transaction(sa).unwrap();
+    jet.close_table(sa, t).unwrap();
+    assert_eq!(jet.delete_table(sa, db, "t"), Ok(()));
+    jet.end_session(sa).unwrap();
+    assert_eq!(jet.term(alpha), Ok(TermOutcome::Clean));
 }

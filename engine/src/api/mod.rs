@@ -112,8 +112,7 @@ impl<R: Runtime> Jet<R> {
 
     /// Gives up every database `instance` holds (term).
     pub(crate) fn release_databases_of(&self, instance: InstanceHandle) {
-        self.database_owners()
-            .retain(|_, owner| *owner != instance);
+        self.database_owners().retain(|_, owner| *owner != instance);
     }
 
     pub fn environment(&self) -> &Environment {

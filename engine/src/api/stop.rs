@@ -56,8 +56,7 @@ impl<R: Runtime> Jet<R> {
         // ESE (`JetStopServiceInstanceEx`): unknown bits are InvalidGrbit, and so is
         // StopAndEmitLog with any other bit (Resume included: it cannot be undone).
         let emit_log = grbit & stop_grbit::STOP_AND_EMIT_LOG != 0;
-        if grbit & !stop_grbit::KNOWN != 0 || (emit_log && grbit != stop_grbit::STOP_AND_EMIT_LOG)
-        {
+        if grbit & !stop_grbit::KNOWN != 0 || (emit_log && grbit != stop_grbit::STOP_AND_EMIT_LOG) {
             return Err(JetError::InvalidGrbit);
         }
         let _serial = core.stop_lock.lock();
@@ -90,6 +89,10 @@ impl<R: Runtime> Jet<R> {
 
 /// The full stop. `None` when an earlier stop already completed.
 fn full_stop<R: Runtime>(core: &InstanceCore<R>) -> JetResult<Option<Vec<StopStep>>> {
+    // A fail-stop instance cannot quiesce: refuse before closing the gate or parking defrag,
+    // so the failed stop changes nothing (an I/O error during the flush itself still leaves
+    // the gate closed: a stop that got that far is not undone).
+    Jet::<R>::check_available(&core.state.lock())?;
     let calls_drained = match core.gate.begin_stop()? {
         StopEntry::AlreadyStopped => return Ok(None),
         StopEntry::Proceed { waited_for_calls } => waited_for_calls,
@@ -168,6 +171,10 @@ fn partial_stop<R: Runtime>(core: &InstanceCore<R>, grbit: u32) -> JetResult<Vec
     }
     if core.gate.phase() == Phase::Created {
         return Err(JetError::InvalidParameter);
+    }
+    if grbit & stop_grbit::QUIESCE_CACHES != 0 {
+        // As the full stop: a flush that cannot work must not leave defrag parked.
+        Jet::<R>::check_available(&core.state.lock())?;
     }
     let mut steps = Vec::new();
     if grbit & stop_grbit::BACKGROUND_USER_TASKS != 0 {

@@ -127,9 +127,10 @@ impl VersionStore {
     }
 
     fn active(&self, txn: TxnId) -> JetResult<&ActiveTxn> {
-        self.active.get(&txn).ok_or_else(|| unknown_transaction(txn))
+        self.active
+            .get(&txn)
+            .ok_or_else(|| unknown_transaction(txn))
     }
-
 
     /// Starts a top-level transaction with a snapshot of everything committed.
     pub fn begin(&mut self) -> TxnId {
@@ -481,7 +482,11 @@ mod tests {
         assert_eq!(vs.commit_level(writer, 1), Ok(Some(1)));
         let tree = Some(b"v".to_vec());
         assert_eq!(
-            vs.visible(&record("k"), tree.clone(), vs.reader_for(old_reader).unwrap()),
+            vs.visible(
+                &record("k"),
+                tree.clone(),
+                vs.reader_for(old_reader).unwrap()
+            ),
             None
         );
         assert_eq!(
