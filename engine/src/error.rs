@@ -52,6 +52,11 @@ jet_errors! {
     LogServiceStopped = -624, "logging has been stopped";
     /// An I/O error from the storage backend.
     DiskIO = -1022, "disk I/O error";
+    /// `JET_errDatabaseDirtyShutdown`: the database was not shut down cleanly; the instance
+    /// whose log owns it must run recovery (init) before another instance may attach it.
+    DatabaseDirtyShutdown = -550, "database was not shut down cleanly; recovery must run first";
+    /// `JET_errInvalidPath`: a database path that is not a relative name in the file store.
+    InvalidPath = -1023, "invalid file path";
     /// A record or key exceeds what a page can hold.
     RecordTooBig = -1026, "record or key too large";
     /// Termination is in progress; the instance admits no call.

@@ -371,3 +371,73 @@ fn a_crash_after_stop_and_emit_log_loses_no_commit() {
     let t = jet.open_table(s, d, "t").unwrap();
     assert_eq!(jet.index_record_count(s, t, 0), Ok(20));
 }
+
+/// Found by our own fuzzer (`api_fuzz --seed 5`): instance gamma deleted table t (the delete
+/// was logged and flushed, its page writes were not) and the power failed; instance alpha then
+/// attached the database, which stamped it as alpha's, so gamma's recovery left it alone and
+/// the file kept a catalog naming pages the delete had already freed: the next delete_table
+/// answered DatabaseCorrupted. ESE refuses to attach a database in dirty-shutdown state with
+/// JET_errDatabaseDirtyShutdown until the instance whose log owns it has recovered it.
+#[test]
+fn a_database_left_dirty_by_another_instance_waits_for_its_recovery() {
+    let io = MemIo::new();
+    let jet = Jet::<StdRuntime>::new(env_on(&io));
+    let gamma = jet
+        .create_instance_with("gamma", InstanceOptions::manual())
+        .unwrap();
+    jet.init(gamma).unwrap();
+    let s = jet.begin_session(gamma).unwrap();
+    let db = jet.create_database(s, "two.edb").unwrap();
+    let t = jet.create_table(s, db, "t").unwrap();
+    jet.begin_transaction(s).unwrap();
+    for i in 0..50u32 {
+        jet.insert(s, t, format!("k{i:03}").as_bytes(), b"v")
+            .unwrap();
+    }
+    jet.commit_transaction(s).unwrap();
+    jet.close_table(s, t).unwrap();
+    jet.delete_table(s, db, "t").unwrap();
+    // The process dies: nothing unsynced reaches the disk.
+    io.cut_power_after_ops(Some(io.mutating_ops()));
+    drop(jet);
+    io.crash();
+
+    let jet = Jet::<StdRuntime>::new(env_on(&io));
+    let alpha = jet
+        .create_instance_with("alpha", InstanceOptions::manual())
+        .unwrap();
+    jet.init(alpha).unwrap();
+    let sa = jet.begin_session(alpha).unwrap();
+    let before = jet.observe(alpha).unwrap();
+    assert_eq!(
+        jet.attach_database(sa, "two.edb"),
+        Err(JetError::DatabaseDirtyShutdown)
+    );
+    assert_eq!(
+        jet.observe(alpha).unwrap(),
+        before,
+        "the refusal changed alpha"
+    );
+
+    // gamma's init replays its log into the file and marks it clean; then alpha may have it,
+    // with the delete done.
+    let gamma = jet
+        .create_instance_with("gamma", InstanceOptions::manual())
+        .unwrap();
+    jet.init(gamma).unwrap();
+    assert_eq!(jet.term(gamma), Ok(TermOutcome::Clean));
+    assert_eq!(
+        jet.attach_database(sa, "two.edb"),
+        Ok(AttachOutcome::Attached)
+    );
+    let db = jet.open_database(sa, "two.edb").unwrap();
+    assert_eq!(jet.open_table(sa, db, "t"), Err(JetError::ObjectNotFound));
+    let t = jet.create_table(sa, db, "t").unwrap();
+    jet.begin_transaction(sa).unwrap();
+    jet.insert(sa, t, b"again", b"v").unwrap();
+    jet.commit_transaction(sa).unwrap();
+    jet.close_table(sa, t).unwrap();
+    assert_eq!(jet.delete_table(sa, db, "t"), Ok(()));
+    jet.end_session(sa).unwrap();
+    assert_eq!(jet.term(alpha), Ok(TermOutcome::Clean));
+}

@@ -629,14 +629,47 @@ fn seeded_io_errors_then_a_clean_phase_lose_no_commit() {
 // The log's identity
 
 #[test]
+fn a_database_another_log_left_dirty_waits_for_that_logs_recovery() {
+    // Instance A crashes with changes to DB only in its log. Instance B (another log) may not
+    // attach DB: its header says A's log still owns changes it lacks (ESE:
+    // JET_errDatabaseDirtyShutdown). Once A's recovery has replayed them and marked the file
+    // clean, B may have it, with A's data.
+    let io = MemIo::new();
+    let run = start(&io);
+    let a_data = run.load(0..100, "a");
+    run.flush_log();
+    drop(run);
+    io.crash();
+    let jet = StdJet::new(env_on(&io));
+    let b = jet.create_instance("other").unwrap();
+    jet.init(b).unwrap();
+    let s = jet.begin_session(b).unwrap();
+    assert_eq!(
+        jet.attach_database(s, DB),
+        Err(JetError::DatabaseDirtyShutdown)
+    );
+    let recovered = recover(&io).unwrap();
+    assert_eq!(recovered.contents.as_ref(), Some(&a_data));
+    assert_eq!(jet.attach_database(s, DB), Ok(AttachOutcome::Attached));
+    assert_eq!(jet.observe(b).unwrap().committed[DB]["t"], a_data);
+    jet.end_session(s).unwrap();
+    assert_eq!(jet.term(b), Ok(TermOutcome::Clean));
+}
+
+#[test]
 fn a_database_attached_under_another_log_is_left_alone() {
-    // Goal: instance A crashes with changes to DB in its log; DB is then attached to instance
-    // B (another log), changed and cleanly detached. A's recovery must not replay its old page
-    // images over B's data: the header names B's log.
+    // Instance A detaches DB cleanly, but its DetachDatabase record is still in the log
+    // buffer when the power fails, so A's log still names DB as attached, with page images
+    // after its checkpoint. DB is then attached to instance B (another log), changed and
+    // detached. A's recovery must not replay its old page images over B's data: the header
+    // names B's log.
     let io = MemIo::new();
     let run = start(&io);
     run.load(0..100, "a");
-    run.flush_log();
+    run.jet.close_table(run.s, run.t).unwrap();
+    run.jet.close_database(run.s, run.d).unwrap();
+    run.jet.detach_database(run.s, DB).unwrap();
+    io.cut_power_after_ops(Some(io.mutating_ops()));
     drop(run);
     io.crash();
     let b_data = {
@@ -646,9 +679,7 @@ fn a_database_attached_under_another_log_is_left_alone() {
         let s = jet.begin_session(b).unwrap();
         jet.attach_database(s, DB).unwrap();
         let d = jet.open_database(s, DB).unwrap();
-        // A's table never reached the disk (only A's log has it): B starts its own.
-        assert_eq!(jet.open_table(s, d, "t"), Err(JetError::ObjectNotFound));
-        let t = jet.create_table(s, d, "t").unwrap();
+        let t = jet.open_table(s, d, "t").unwrap();
         jet.begin_transaction(s).unwrap();
         for i in 0..300u32 {
             jet.insert(s, t, &key(1000 + i), b"from B").unwrap();
@@ -669,6 +700,7 @@ fn a_database_attached_under_another_log_is_left_alone() {
         jet.term(b).unwrap();
         data
     };
+    assert_eq!(b_data.len(), 400, "B saw A's 100 records and added 300");
     let recovered = recover(&io).unwrap();
     assert_eq!(
         recovered.report.databases_owned_elsewhere,

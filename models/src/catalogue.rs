@@ -150,7 +150,7 @@ pub const CATALOGUE: &[Entry] = &[
             StopModel::GateBeginSession,
             None,
             Property::InFlightAtStop,
-            16,
+            10,
         ),
         sim: sim(&[Rule::StopDrained], Scheduling::Pct, 200),
         crash_tests: None,
@@ -162,7 +162,7 @@ pub const CATALOGUE: &[Entry] = &[
             StopModel::GateBeginSession,
             None,
             Property::FinishedAfterStop,
-            16,
+            28,
         ),
         sim: sim(&[Rule::NoPanic], Scheduling::Random, 3000),
         crash_tests: None,
@@ -182,7 +182,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         mutant: "AllowlistMissingRollback",
-        loom: loom(StopModel::AllowlistRollback, None, Property::Allowlist, 664),
+        loom: loom(StopModel::AllowlistRollback, None, Property::Allowlist, 244),
         sim: sim(&[Rule::StopRule], Scheduling::Pct, 50),
         crash_tests: None,
         sweep_test: None,
@@ -193,7 +193,7 @@ pub const CATALOGUE: &[Entry] = &[
             StopModel::GateCommit,
             None,
             Property::FinishedAfterStop,
-            3892,
+            253,
         ),
         sim: sim(&[Rule::Linearizability], Scheduling::Pct, 100),
         crash_tests: None,
@@ -237,7 +237,7 @@ pub const CATALOGUE: &[Entry] = &[
     Entry {
         mutant: "TermDoesNotWait",
         // The engine's own assertion in `Gate::finish_term` fires before the model's property.
-        loom: loom(StopModel::TermWaits, None, Property::EngineTermInFlight, 16),
+        loom: loom(StopModel::TermWaits, None, Property::EngineTermInFlight, 10),
         // The sim sees it too (mostly the engine's assertion: no-panic; see the mutants
         // table), but the first failing PCT seed from start 0 (431) fails without the mutant
         // as well, so `first_detection` from 0 cannot name it: loom is its checker.

@@ -3,11 +3,13 @@
 
 use crate::check::Rule;
 use crate::config::{FaultMode, Scheduling};
+use crate::report::{CommandInfo, Report, RunRecord, Shard, Summary};
 use crate::simulation::{
     replay_command_with, run_seed, run_seed_with, scheduling_name, SeedReport,
 };
 use jetsim_engine::{Mutant, Mutations};
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -17,26 +19,55 @@ pub struct CampaignOptions {
     pub seeds: u64,
     pub start: u64,
     pub scheduling: Scheduling,
+    /// Also write the report (`crate::report::Report`) as JSON here.
     pub json: Option<std::path::PathBuf>,
+    /// Also write the runs as JUnit XML here.
+    pub junit: Option<std::path::PathBuf>,
     pub check_determinism: bool,
     pub mutant: Option<String>,
     pub jobs: usize,
     pub progress: bool,
     /// Disk faults and a crash with recovery in every run.
     pub faults: bool,
+    /// Run only this share of `start..start + seeds`.
+    pub shard: Option<Shard>,
+    /// The command line, recorded in the report.
+    pub command_line: String,
+}
+
+impl Default for CampaignOptions {
+    fn default() -> Self {
+        CampaignOptions {
+            seeds: 1000,
+            start: 0,
+            scheduling: Scheduling::Mix,
+            json: None,
+            junit: None,
+            check_determinism: false,
+            mutant: None,
+            jobs: 1,
+            progress: false,
+            faults: false,
+            shard: None,
+            command_line: String::new(),
+        }
+    }
 }
 
 impl CampaignOptions {
     /// `seeds 0..1000 (mix strategy, mutant X)`, for summaries.
     pub fn heading(&self) -> String {
         format!(
-            "seeds {}..{} ({} strategy{})",
+            "seeds {}..{} ({} strategy{}{})",
             self.start,
-            self.start + self.seeds,
+            self.start.saturating_add(self.seeds),
             scheduling_name(self.scheduling),
             self.mutant
                 .as_ref()
                 .map(|m| format!(", mutant {m}"))
+                .unwrap_or_default(),
+            self.shard
+                .map(|s| format!(", shard {s}: {} of the seeds", s.len(self.seeds)))
                 .unwrap_or_default()
         )
     }
@@ -46,6 +77,69 @@ impl CampaignOptions {
             FaultMode::Seeded
         } else {
             FaultMode::Off
+        }
+    }
+
+    /// Refuses a campaign that would run nothing, a range past the last seed, no worker
+    /// threads, or an unknown mutant: a CI job must not pass a campaign that never ran.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.seeds == 0 {
+            return Err("--seeds 0 runs nothing; give at least 1".into());
+        }
+        if self.start.checked_add(self.seeds).is_none() {
+            return Err(format!(
+                "--start {} --seeds {} goes past the last seed ({}); the range must end by then",
+                self.start,
+                self.seeds,
+                u64::MAX
+            ));
+        }
+        if self.jobs == 0 {
+            return Err("--jobs 0 gives no worker thread; give at least 1".into());
+        }
+        if let Some(shard) = self.shard {
+            if shard.len(self.seeds) == 0 {
+                return Err(format!(
+                    "shard {shard} of {} seeds is empty: use at most {} shards",
+                    self.seeds, self.seeds
+                ));
+            }
+        }
+        mutations_named(self.mutant.as_deref()).map(|_| ())
+    }
+
+    /// The seeds this campaign (or its shard) runs, in order.
+    pub fn seed_list(&self) -> Vec<u64> {
+        let shard = self.shard.unwrap_or(Shard { index: 1, count: 1 });
+        shard
+            .offsets(self.seeds)
+            .map(|offset| self.start + offset)
+            .collect()
+    }
+
+    /// The report of `summary`'s runs.
+    pub fn report(&self, summary: &CampaignSummary) -> Report {
+        Report {
+            schema_version: crate::report::SCHEMA_VERSION,
+            jetsim_version: crate::report::JETSIM_VERSION.to_owned(),
+            command: CommandInfo {
+                name: "explore".into(),
+                line: self.command_line.clone(),
+                start: self.start,
+                seeds: self.seeds,
+                strategy: scheduling_name(self.scheduling).into(),
+                mutant: self.mutant.clone(),
+                faults: self.faults,
+                check_determinism: self.check_determinism,
+                shard: self.shard,
+                merged_from: Vec::new(),
+            },
+            summary: Summary::of_runs(
+                &summary.runs,
+                summary.wall_micros as f64 / 1e6,
+                self.check_determinism,
+            ),
+            runs: summary.runs.clone(),
         }
     }
 }
@@ -85,6 +179,8 @@ pub struct CampaignSummary {
     pub nondeterministic: Vec<u64>,
     /// Failing seeds, lowest first.
     pub failures: Vec<SeedReport>,
+    /// Every run, in seed order, as the report records it.
+    pub runs: Vec<RunRecord>,
 }
 
 /// Runs `work(0..items)` on `jobs` worker OS threads, each item once, in no fixed order
@@ -134,14 +230,17 @@ pub fn progress_bar(shown: bool, len: u64, unit: &str) -> indicatif::ProgressBar
 }
 
 /// Runs the campaign; returns the summary (for tests) and prints it when `progress` is set.
+/// Writes the JSON report and the JUnit file when asked to.
 pub fn run_campaign(options: &CampaignOptions) -> Result<CampaignSummary, String> {
+    options.validate()?;
     let mutations = mutations_named(options.mutant.as_deref())?;
+    let seeds = options.seed_list();
     let results: Mutex<Vec<(u64, SeedReport, bool)>> = Mutex::new(Vec::new());
-    let bar = progress_bar(options.progress, options.seeds, "seeds");
+    let bar = progress_bar(options.progress, seeds.len() as u64, "seeds");
     let failed = AtomicU64::new(0);
     let started = std::time::Instant::now();
-    run_pool(options.jobs, options.seeds, |index| {
-        let seed = options.start.wrapping_add(index);
+    run_pool(options.jobs, seeds.len() as u64, |index| {
+        let seed = seeds[usize::try_from(index).expect("seed index fits")];
         let report = run_seed_with(seed, options.scheduling, options.fault_mode(), mutations);
         let panicked = report.history.is_none();
         let deterministic = !options.check_determinism || {
@@ -167,27 +266,26 @@ pub fn run_campaign(options: &CampaignOptions) -> Result<CampaignSummary, String
         wall_micros,
         ..CampaignSummary::default()
     };
-    if let Some(path) = &options.json {
-        let runs: Vec<serde_json::Value> = results
-            .iter()
-            .map(|(seed, report, deterministic)| {
-                serde_json::json!({
-                    "seed": seed,
-                    "passed": report.passed(),
-                    "deterministic": deterministic,
-                    "trace_hash": format!("{:016x}", report.trace_hash),
-                    "calls": report.calls(),
-                    "violations": report.verdict.violations,
-                    "config": report.config,
-                    "disk_ops": report.history.as_ref().map(|h| h.disk_ops),
-                    "crash_point": report.history.as_ref().and_then(|h| h.crash_point.clone()),
-                    "replay": replay_command_with(*seed, options.scheduling, options.mutant.as_deref(), options.fault_mode()),
-                })
-            })
-            .collect();
-        let text = serde_json::to_string_pretty(&runs).map_err(|e| e.to_string())?;
-        std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
-    }
+    summary.runs = results
+        .iter()
+        .map(|(seed, report, deterministic)| RunRecord {
+            seed: *seed,
+            passed: report.passed(),
+            deterministic: options.check_determinism.then_some(*deterministic),
+            trace_hash: format!("{:016x}", report.trace_hash),
+            calls: report.calls() as u64,
+            violations: report.verdict.violations.clone(),
+            config: report.config.clone(),
+            disk_ops: report.history.as_ref().map(|h| h.disk_ops),
+            crash_point: report.history.as_ref().and_then(|h| h.crash_point.clone()),
+            replay: replay_command_with(
+                *seed,
+                options.scheduling,
+                options.mutant.as_deref(),
+                options.fault_mode(),
+            ),
+        })
+        .collect();
     for (seed, report, deterministic) in results {
         summary.seeds_run += 1;
         summary.calls += report.calls() as u64;
@@ -234,6 +332,15 @@ pub fn run_campaign(options: &CampaignOptions) -> Result<CampaignSummary, String
                 *summary.failures_by_rule.entry(rule).or_insert(0) += 1;
             }
             summary.failures.push(report);
+        }
+    }
+    if options.json.is_some() || options.junit.is_some() {
+        let report = options.report(&summary);
+        if let Some(path) = &options.json {
+            report.write_json(path)?;
+        }
+        if let Some(path) = &options.junit {
+            report.write_junit(path)?;
         }
     }
     Ok(summary)
@@ -334,8 +441,11 @@ pub fn print_summary(options: &CampaignOptions, summary: &CampaignSummary) {
             / (summary.wall_micros as f64 * options.jobs.max(1) as f64).max(1.0)
     );
     println!(
-        "  stop landed            {:>10} before other calls, {} during, {} after; {} runs without a successful stop",
-        summary.stops_landed[0], summary.stops_landed[1], summary.stops_landed[2], summary.runs_without_stop
+        "  stop landed            {:>10} before other calls, {} during, {} after; {} without a successful stop",
+        summary.stops_landed[0],
+        summary.stops_landed[1],
+        summary.stops_landed[2],
+        plural(summary.runs_without_stop as usize, "run", "runs")
     );
     if options.faults {
         let power_cuts: u64 = summary.power_cuts_met_by.values().sum();
@@ -435,88 +545,196 @@ pub fn replay(
         )?;
         println!("timeline written to {}", path.display());
     }
-    println!(
-        "jetsim replay {seed} ({} strategy)",
-        scheduling_name(scheduling)
+    print!(
+        "{}",
+        replay_text(&report, scheduling, trace, mutant, faults)?
     );
-    println!(
+    Ok(report.passed())
+}
+
+/// What `replay` prints for `report`'s run: configuration, workload, history (every call
+/// with `trace`, or when the run failed), disk faults and recovery, the verdict and the
+/// command that reproduces it. Also what `JETSIM_SEED=N cargo test` prints.
+pub fn replay_text(
+    report: &SeedReport,
+    scheduling: Scheduling,
+    trace: bool,
+    mutant: Option<&str>,
+    faults: FaultMode,
+) -> Result<String, String> {
+    let seed = report.config.seed;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "jetsim replay {seed} ({} strategy{})",
+        scheduling_name(scheduling),
+        mutant.map(|m| format!(", mutant {m}")).unwrap_or_default()
+    );
+    let _ = writeln!(
+        out,
         "configuration: {}",
         serde_json::to_string_pretty(&report.config).map_err(|e| e.to_string())?
     );
-    println!("workload:");
+    let threads = report.workload.threads.len();
+    let _ = writeln!(
+        out,
+        "workload: {} in {}",
+        plural(report.workload.call_count(), "call", "calls"),
+        plural(threads, "thread", "threads")
+    );
     for (thread, program) in report.workload.threads.iter().enumerate() {
-        println!("  thread {thread}: {} calls", program.len());
+        let _ = writeln!(
+            out,
+            "  {}: {}",
+            crate::transitions::thread_label(thread, threads),
+            plural(program.len(), "call", "calls")
+        );
         for call in program {
-            println!("    {call:?}");
+            let _ = writeln!(out, "    {call:?}");
         }
     }
     if let Some(history) = &report.history {
-        println!(
-            "history: {} calls, trace hash {:016x}",
-            history.events.len(),
+        let harness = history
+            .events
+            .iter()
+            .filter(|e| e.thread >= history.workers)
+            .count();
+        let _ = writeln!(
+            out,
+            "history: {} ({} by the workload threads, {} by the harness's wd lane: wind-down and final term), trace hash {:016x}",
+            plural(history.events.len(), "call", "calls"),
+            history.events.len() - harness,
+            harness,
             report.trace_hash
         );
-        if trace {
+        if trace || !report.passed() {
             let mut events = history.events.clone();
             events.sort_by_key(|e| e.invoked);
             for e in &events {
-                println!(
-                    "  [{:>4}..{:>4}] t{} {:?} -> {:?}",
-                    e.invoked, e.returned, e.thread, e.call, e.outcome
+                let _ = writeln!(
+                    out,
+                    "  [{:>4}..{:>4}] {:<3} {:?} -> {:?}",
+                    e.invoked,
+                    e.returned,
+                    crate::transitions::thread_label(e.thread, history.workers),
+                    e.call,
+                    e.outcome
                 );
             }
             for after in &history.after_stops {
-                println!(
+                let _ = writeln!(
+                    out,
                     "  after the stop at step {}: {}",
                     after.stop_returned,
                     after.steps.join("; ")
                 );
             }
+        } else {
+            let _ = writeln!(
+                out,
+                "  (add --trace to print every call with its invocation and response steps)"
+            );
         }
         if history.io_faults {
-            println!(
+            let _ = writeln!(
+                out,
                 "disk operations after setup: {} (a crash-point sweep of this run tries each: `jetsim sweep --start {seed} --seeds 1`)",
                 history.disk_ops
             );
             match &history.crash_point {
-                Some(point) => println!(
-                    "power cut at disk operation {} ({}), met by {}",
-                    point.op_index,
-                    point.operation.as_deref().unwrap_or("between operations"),
-                    point.met_by
-                ),
-                None => println!("no power cut during the run: the crash came at its end"),
+                Some(point) => {
+                    let _ = writeln!(
+                        out,
+                        "power cut at disk operation {} ({}), met by {}",
+                        point.op_index,
+                        point.operation.as_deref().unwrap_or("between operations"),
+                        point.met_by
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "no power cut during the run: the crash came at its end"
+                    );
+                }
             }
-            println!("disk faults: {} injected", history.injected_faults.len());
+            let _ = writeln!(
+                out,
+                "disk faults: {} injected",
+                history.injected_faults.len()
+            );
             for fault in &history.injected_faults {
-                println!("  {fault}");
+                let _ = writeln!(out, "  {fault}");
             }
             if let Some(work) = &history.recovery_work {
-                println!("recovery: {work}");
+                let _ = writeln!(out, "recovery: {work}");
             }
             match &history.recovered {
-                Some(Ok(tables)) => println!("recovered after the crash: {tables:?}"),
-                Some(Err(why)) => println!("recovery after the crash failed: {why}"),
+                Some(Ok(tables)) => {
+                    let _ = writeln!(out, "recovered after the crash: {tables:?}");
+                }
+                Some(Err(why)) => {
+                    let _ = writeln!(out, "recovery after the crash failed: {why}");
+                }
                 None => {}
             }
         }
     }
     if report.passed() {
-        println!(
+        let _ = writeln!(
+            out,
             "verdict: passed ({} model states explored)",
             report.verdict.states_explored
         );
     } else {
-        println!("verdict: FAILED");
+        let _ = writeln!(out, "verdict: FAILED");
         for violation in &report.verdict.violations {
-            println!("  {violation}");
+            let _ = writeln!(out, "  {violation}");
         }
-        println!(
+        let _ = writeln!(
+            out,
             "reproduce: {}",
             replay_command_with(seed, scheduling, mutant, faults)
         );
+        if let Some(command) = cargo_test_replay_command(seed, scheduling, mutant, faults) {
+            let _ = writeln!(out, "in cargo test: {command}");
+        }
     }
-    Ok(report.passed())
+    Ok(out)
+}
+
+/// The `cargo test` line that replays one seed inside the campaign test (`JETSIM_SEED`,
+/// `JETSIM_STRATEGY`, `JETSIM_MUTANT`, `JETSIM_FAULTS`). A crash-point sweep's point has no
+/// such line (`None`): replay it with its `jetsim replay --crash-at` command.
+pub fn cargo_test_replay_command(
+    seed: u64,
+    scheduling: Scheduling,
+    mutant: Option<&str>,
+    faults: FaultMode,
+) -> Option<String> {
+    let mut command = format!("JETSIM_SEED={seed}");
+    if scheduling != Scheduling::Mix {
+        command.push_str(&format!(" JETSIM_STRATEGY={}", scheduling_name(scheduling)));
+    }
+    if let Some(mutant) = mutant {
+        command.push_str(&format!(" JETSIM_MUTANT={mutant}"));
+    }
+    match faults {
+        FaultMode::Off => {}
+        FaultMode::Seeded => command.push_str(" JETSIM_FAULTS=1"),
+        FaultMode::CrashAt(_) => return None,
+    }
+    command.push_str(" cargo test -p jetsim --test campaign -- --nocapture");
+    Some(command)
+}
+
+/// `1 call`, `2 calls`.
+pub fn plural(count: usize, one: &str, many: &str) -> String {
+    if count == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{count} {many}")
+    }
 }
 
 /// Where a planted bug was first caught.

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// How shuttle picks the interleaving.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum Schedule {
     /// Uniformly random thread choice at every step.
     Random,
@@ -32,6 +33,7 @@ pub enum Scheduling {
 
 /// Engine parameters drawn from the seed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EngineParameters {
     pub cache_size_pages: u64,
     pub checkpoint_depth_max_bytes: u64,
@@ -67,6 +69,7 @@ pub struct RunConfig {
 /// what a crash loses or tears), and where the power is cut, counted in mutating disk
 /// operations after setup. The run always ends in a crash and a recovery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FaultSettings {
     pub fault_seed: u64,
     pub power_cut_after_ops: Option<u64>,

@@ -860,18 +860,20 @@ pub fn run_here(config: &RunConfig, workload: &Workload, mutations: Mutations) -
         shuttle_config.failure_persistence = shuttle::FailurePersistence::None;
         shuttle_config.max_steps = shuttle::MaxSteps::FailAfter(2_000_000);
         let (seed, schedule) = (config.schedule_seed, config.schedule);
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || match schedule {
-            Schedule::Random => {
-                let scheduler = shuttle::scheduler::RandomScheduler::new_from_seed(seed, 1);
-                shuttle::Runner::new(scheduler, shuttle_config).run(body)
-            }
-            Schedule::Pct { depth } => {
-                // shuttle's PCT learns the execution's length in its first iteration and
-                // only places its priority change points from the second on: run two and
-                // keep the second's history (the first is a deterministic calibration).
-                let scheduler = shuttle::scheduler::PctScheduler::new_from_seed(seed, depth, 2);
-                shuttle::Runner::new(scheduler, shuttle_config).run(body)
-            }
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            crate::panic_hook::in_run(|| match schedule {
+                Schedule::Random => {
+                    let scheduler = shuttle::scheduler::RandomScheduler::new_from_seed(seed, 1);
+                    shuttle::Runner::new(scheduler, shuttle_config).run(body)
+                }
+                Schedule::Pct { depth } => {
+                    // shuttle's PCT learns the execution's length in its first iteration and
+                    // only places its priority change points from the second on: run two and
+                    // keep the second's history (the first is a deterministic calibration).
+                    let scheduler = shuttle::scheduler::PctScheduler::new_from_seed(seed, depth, 2);
+                    shuttle::Runner::new(scheduler, shuttle_config).run(body)
+                }
+            })
         }))
     };
     match result {

@@ -23,6 +23,8 @@ pub mod config;
 pub mod harness;
 pub mod history;
 pub mod model;
+pub mod panic_hook;
+pub mod report;
 pub mod scenario;
 pub mod shrink;
 pub mod shuttle_runtime;

@@ -112,6 +112,10 @@ pub struct ModelState {
     pub uninitialized_alive: bool,
     pub defrag_parked: bool,
     pub caches_quiesced: bool,
+    /// `JET_bitStopServiceStopAndEmitLog` ended the log stream: every call that would write
+    /// the log fails with `errLogServiceStopped` after its own checks, and changes nothing.
+    #[serde(default)]
+    pub log_stopped: bool,
     pub attached: bool,
     /// Bumped at every attach: database handles from an earlier attachment are stale.
     pub database_epoch: u32,
@@ -141,6 +145,7 @@ impl ModelState {
             uninitialized_alive: true,
             defrag_parked: false,
             caches_quiesced: false,
+            log_stopped: false,
             attached: true,
             database_epoch: 1,
             bindings: BTreeMap::new(),
@@ -271,14 +276,18 @@ fn gate(s: &ModelState, call: &Call) -> Result<(), E> {
 }
 
 fn stop(s: &mut ModelState, instance: InstanceRef, grbit: u32) -> Res {
-    const KNOWN: u32 = 0x2 | 0x4 | 0x8000_0000;
+    const KNOWN: u32 = 0x2 | 0x4 | 0x8 | 0x8000_0000;
+    const STOP_AND_EMIT_LOG: u32 = 0x8;
+    // StopAndEmitLog is valid only on its own (with Resume too: it cannot be undone).
+    let bad_grbit =
+        grbit & !KNOWN != 0 || (grbit & STOP_AND_EMIT_LOG != 0 && grbit != STOP_AND_EMIT_LOG);
     match instance {
         InstanceRef::Nil | InstanceRef::Terminated => return Err(E::InvalidParameter),
         InstanceRef::Uninitialized => {
             if !s.uninitialized_alive {
                 return Err(E::InvalidParameter);
             }
-            if grbit & !KNOWN != 0 {
+            if bad_grbit {
                 return Err(E::InvalidGrbit);
             }
             // Created, never initialized: "not a running instance".
@@ -289,8 +298,13 @@ fn stop(s: &mut ModelState, instance: InstanceRef, grbit: u32) -> Res {
     if s.phase == ModelPhase::Terminated {
         return Err(E::InvalidParameter);
     }
-    if grbit & !KNOWN != 0 {
+    if bad_grbit {
         return Err(E::InvalidGrbit);
+    }
+    if grbit == STOP_AND_EMIT_LOG {
+        // Admitted like a parameter call, after a full stop too; a second one is a no-op.
+        s.log_stopped = true;
+        return Ok(Outcome::Ok);
     }
     if grbit & 0x8000_0000 != 0 {
         if s.phase == ModelPhase::Stopped {
@@ -492,7 +506,18 @@ fn conflicts(s: &ModelState, session: ObjectId, table: u8, key: u8) -> bool {
     written_by_other || committed_since
 }
 
-fn write(s: &mut ModelState, session: ObjectId, table: u8, key: u8, value: Option<u8>) {
+/// A write, after every check of its call: it logs its undo record first, so a stopped log
+/// refuses it here.
+fn write(
+    s: &mut ModelState,
+    session: ObjectId,
+    table: u8,
+    key: u8,
+    value: Option<u8>,
+) -> Result<(), E> {
+    if s.log_stopped {
+        return Err(E::LogServiceStopped);
+    }
     let txn = s
         .sessions
         .get_mut(&session)
@@ -502,6 +527,7 @@ fn write(s: &mut ModelState, session: ObjectId, table: u8, key: u8, value: Optio
         .last_mut()
         .expect("level")
         .insert((table, key), value);
+    Ok(())
 }
 
 fn write_checks(s: &ModelState, session: ObjectId, table: u8, key: u8) -> Result<(), E> {
@@ -526,6 +552,10 @@ fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Cal
         Call::EndSession { .. } => {
             if s.sessions[&session].context.is_some() {
                 return Err(E::SessionInUse);
+            }
+            if level_of(s, session) > 0 && s.log_stopped {
+                // Its rollback cannot log its compensation.
+                return Err(E::LogServiceStopped);
             }
             while level_of(s, session) > 0 {
                 rollback_level(s, session);
@@ -588,6 +618,10 @@ fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Cal
             if level == 0 {
                 return Err(E::NotInTransaction);
             }
+            if level == 1 && s.log_stopped {
+                // The outermost commit logs its commit record; a nested one logs nothing.
+                return Err(E::LogServiceStopped);
+            }
             let entry = s.sessions.get_mut(&session).expect("alive");
             let txn = entry.transaction.as_mut().expect("level > 0");
             let top = txn.levels.pop().expect("level > 0");
@@ -611,6 +645,9 @@ fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Cal
         Call::Rollback { .. } => {
             if level_of(s, session) == 0 {
                 return Err(E::NotInTransaction);
+            }
+            if s.log_stopped {
+                return Err(E::LogServiceStopped);
             }
             rollback_level(s, session);
             Ok(Outcome::Ok)
@@ -639,6 +676,9 @@ fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Cal
             if s.attached {
                 return Ok(Outcome::Attached { already: true });
             }
+            if s.log_stopped {
+                return Err(E::LogServiceStopped);
+            }
             s.attached = true;
             s.database_epoch += 1;
             Ok(Outcome::Attached { already: false })
@@ -654,6 +694,24 @@ fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Cal
             let cursors = s.cursors.values().any(|c| c.alive);
             if open || cursors {
                 return Err(E::DatabaseInUse);
+            }
+            // ESE's detach cleans the version store and refuses while the database still has
+            // versions: uncommitted writes of any session, or committed ones an open
+            // transaction's snapshot predates (its reads need them).
+            let alive_transactions = || {
+                s.sessions
+                    .values()
+                    .filter(|x| x.alive)
+                    .filter_map(|x| x.transaction.as_ref())
+            };
+            let uncommitted = alive_transactions().any(|t| t.levels.iter().any(|l| !l.is_empty()));
+            let oldest_snapshot = alive_transactions().map(|t| t.snapshot_ts).min();
+            let needed = oldest_snapshot.is_some_and(|ts| s.commits.iter().any(|c| c.0 > ts));
+            if uncommitted || needed {
+                return Err(E::DatabaseInUse);
+            }
+            if s.log_stopped {
+                return Err(E::LogServiceStopped);
             }
             s.attached = false;
             Ok(Outcome::Ok)
@@ -700,7 +758,7 @@ fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Cal
             if s.visible(session, t).contains_key(&key) {
                 return Err(E::KeyDuplicate);
             }
-            write(s, session, t, key, Some(value));
+            write(s, session, t, key, Some(value))?;
             s.cursors.get_mut(&cursor).expect("alive").position = Position::On(key);
             Ok(Outcome::Ok)
         }
@@ -712,7 +770,7 @@ fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Cal
             if !s.visible(session, t).contains_key(&key) {
                 return Err(E::RecordDeleted);
             }
-            write(s, session, t, key, Some(value));
+            write(s, session, t, key, Some(value))?;
             Ok(Outcome::Ok)
         }
         Call::Delete { table, .. } => {
@@ -723,7 +781,7 @@ fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Cal
             if !s.visible(session, t).contains_key(&key) {
                 return Err(E::RecordDeleted);
             }
-            write(s, session, t, key, None);
+            write(s, session, t, key, None)?;
             Ok(Outcome::Ok)
         }
         Call::Seek {

@@ -39,7 +39,7 @@
 //! - `mutant` (default none): a planted bug (`jetsim mutants` lists them) switched on for the
 //!   instance under test.
 //! - `expect`:
-//!   - `fail` (default empty): rules ([`Rule`], e.g. `"StopRule"`) that must be violated; a
+//!   - `fail` (default empty): rules ([`Rule`], by the names the summary prints, e.g. `"stop-rule"`) that must be violated; a
 //!     regression scenario names the rule its planted bug breaks.
 //!   - `hold` (default: every rule when `fail` is empty, none otherwise): rules that must not
 //!     be violated.
@@ -661,7 +661,7 @@ mod tests {
                        "background_thread": false},
             "threads": [[{"StopService": {"instance": "Main", "grbit": 0}}]],
             "schedule": {"scheduler": {"Pct": {"depth": 2}}, "schedule_seed": 3},
-            "expect": {"marks": ["stop_succeeded"], "fail": ["StopRule"]}
+            "expect": {"marks": ["stop_succeeded"], "fail": ["stop-rule"]}
         }"#;
         let scenario: Scenario = serde_json::from_str(text).unwrap();
         assert_eq!(scenario.schedule.scheduler, Schedule::Pct { depth: 2 });
@@ -670,6 +670,21 @@ mod tests {
         assert!(scenario.validate().is_ok());
         let typo = text.replace("\"marks\"", "\"markz\"");
         assert!(serde_json::from_str::<Scenario>(&typo).is_err());
+        // Inside a call, an engine block or a schedule too: a misspelt argument is refused
+        // rather than defaulted.
+        for (from, to) in [
+            ("\"grbit\": 0", "\"grbit\": 0, \"grbits\": 1"),
+            (
+                "\"online_defrag\"",
+                "\"online_defrag_x\": 1, \"online_defrag\"",
+            ),
+            ("\"depth\": 2", "\"depth\": 2, \"width\": 1"),
+        ] {
+            let typo = text.replace(from, to);
+            assert_ne!(typo, text);
+            let error = serde_json::from_str::<Scenario>(&typo).unwrap_err();
+            assert!(error.to_string().contains("unknown field"), "{error}");
+        }
         let bad_mutant = Scenario {
             mutant: Some("NoSuchBug".into()),
             ..scenario

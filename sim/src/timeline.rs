@@ -57,9 +57,14 @@ pub fn write_report_html(
         threads,
     );
     details.push(format!(
-        "{} workload calls in {threads} threads; {} events with the harness's wind-down and term",
-        report.workload.call_count(),
-        history.events.len()
+        "{} in {}; {} with the harness's wind-down and final term (lane wd)",
+        crate::campaign::plural(
+            report.workload.call_count(),
+            "workload call",
+            "workload calls"
+        ),
+        crate::campaign::plural(threads, "thread", "threads"),
+        crate::campaign::plural(history.events.len(), "call", "calls")
     ));
     let html = render_html(&TimelineInput {
         title: title.to_owned(),
@@ -191,26 +196,32 @@ fn offending(input: &TimelineInput) -> BTreeMap<Key, Vec<Note>> {
             .iter()
             .filter(|a| a.gated_calls_in_flight > 0)
         {
-            for e in &history.events {
-                if e.call.is_gated()
-                    && e.invoked < after.stop_returned
-                    && e.returned > after.stop_returned
-                {
-                    notes.entry(key(e)).or_default().push(Note {
-                        long: format!(
-                            "still in flight when the stop returned (step {}); the stop must wait \
-                             for it",
-                            after.stop_returned
-                        ),
-                        short: "in flight after the stop returned".to_owned(),
-                    });
-                }
+            // The same calls the failure text names: the likeliest of those overlapping the
+            // stop's return, as many as the engine counted in flight.
+            let in_flight = crate::check::rules::in_flight_at_stop(history, after);
+            for e in in_flight
+                .into_iter()
+                .take(after.gated_calls_in_flight as usize)
+            {
+                notes.entry(key(e)).or_default().push(Note {
+                    long: format!(
+                        "still in flight when the stop returned (step {}); the stop must wait \
+                         for it",
+                        after.stop_returned
+                    ),
+                    short: "in flight after the stop returned".to_owned(),
+                });
             }
             if let Some(stop) = stops.iter().find(|s| s.returned == after.stop_returned) {
                 notes.entry(key(stop)).or_default().push(Note {
                     long: format!(
-                        "returned with {} gated calls in flight (phase {}); expected 0",
-                        after.gated_calls_in_flight, after.phase
+                        "returned with {} in flight (phase {}); expected 0",
+                        crate::campaign::plural(
+                            after.gated_calls_in_flight as usize,
+                            "gated call",
+                            "gated calls"
+                        ),
+                        after.phase
                     ),
                     short: format!("returned with {} in flight", after.gated_calls_in_flight),
                 });

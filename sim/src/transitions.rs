@@ -398,6 +398,12 @@ pub fn describe_changes(before: &ModelState, after: &ModelState) -> Vec<String> 
             "database attached",
             "database detached",
         ),
+        (
+            before.log_stopped,
+            after.log_stopped,
+            "log stream ended",
+            "log stream resumed",
+        ),
     ] {
         if flag_before != flag_after {
             changes.push(if flag_after { on } else { off }.to_owned());

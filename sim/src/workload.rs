@@ -18,6 +18,7 @@ pub const TABLES: u8 = 2;
 
 /// A handle argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum Ref {
     /// The thread's variable (nil if never bound).
     Var(u8),
@@ -65,6 +66,7 @@ pub enum Move {
 
 /// One Jet call with symbolic arguments.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum Call {
     BeginSession {
         bind: u8,
@@ -426,6 +428,11 @@ fn stop_calls(plan: StopPlan, partial_grbit: u32, resume: bool) -> Vec<Call> {
                 instance: InstanceRef::Main,
                 grbit: 0x10,
             },
+            // StopAndEmitLog with another bit: InvalidGrbit, nothing changed.
+            Call::StopService {
+                instance: InstanceRef::Main,
+                grbit: 0x8 | 0x2,
+            },
             full,
         ],
         StopPlan::UninitializedFirst => vec![
@@ -462,7 +469,8 @@ pub fn workload(shape: WorkloadShape) -> impl Strategy<Value = Workload> {
         0..shape.threads,
         any::<prop::sample::Index>(),
         any::<prop::sample::Index>(),
-        prop_oneof![Just(0x2u32), Just(0x4), Just(0x6)],
+        // Partial stops, and JET_bitStopServiceStopAndEmitLog (valid only on its own).
+        prop_oneof![Just(0x2u32), Just(0x4), Just(0x6), Just(0x8)],
         any::<bool>(),
     );
     (programs, placement).prop_map(

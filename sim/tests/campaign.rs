@@ -2,12 +2,159 @@
 //! same seed must give the same trace, and every checker must be seen catching a planted bug.
 //!
 //! `JETSIM_SEEDS` raises the campaign (default 300); `JETSIM_START` moves it.
+//!
+//! `JETSIM_SEED=N` replays exactly seed N instead (as madsim's `MADSIM_TEST_SEED` does), under
+//! `JETSIM_STRATEGY` (random, pct, mix; default mix), `JETSIM_MUTANT` and `JETSIM_FAULTS=1`,
+//! printing its configuration and trace; the other tests then skip. Every failure here prints
+//! that line for its seed:
+//! `JETSIM_SEED=16 JETSIM_MUTANT=StopFlagLast cargo test -p jetsim --test campaign -- --nocapture`.
 
-use jetsim::campaign::{first_detection, run_campaign, CampaignOptions};
+use clap::ValueEnum;
+use jetsim::campaign::{
+    cargo_test_replay_command, first_detection, mutations_named, replay_text, run_campaign,
+    CampaignOptions,
+};
 use jetsim::check::Rule;
-use jetsim::config::Scheduling;
-use jetsim::simulation::{replay_command, run_seed};
+use jetsim::config::{FaultMode, Scheduling};
+use jetsim::simulation::{replay_command_with, run_seed, run_seed_with};
 use jetsim_engine::{Mutant, Mutations};
+
+/// The seed `JETSIM_SEED` names, with `JETSIM_STRATEGY`, `JETSIM_MUTANT`, `JETSIM_FAULTS`.
+struct SeedFromEnv {
+    seed: u64,
+    scheduling: Scheduling,
+    mutant: Option<String>,
+    faults: FaultMode,
+}
+
+fn seed_from_env() -> Option<SeedFromEnv> {
+    let seed = std::env::var("JETSIM_SEED").ok()?;
+    let seed = seed
+        .parse()
+        .unwrap_or_else(|_| panic!("JETSIM_SEED={seed:?} is not a seed (a u64)"));
+    let scheduling = match std::env::var("JETSIM_STRATEGY") {
+        Ok(name) => Scheduling::from_str(&name, true)
+            .unwrap_or_else(|_| panic!("JETSIM_STRATEGY={name:?}: expected random, pct or mix")),
+        Err(_) => Scheduling::Mix,
+    };
+    let faults = match std::env::var("JETSIM_FAULTS").as_deref() {
+        Ok("1") | Ok("true") => FaultMode::Seeded,
+        _ => FaultMode::Off,
+    };
+    Some(SeedFromEnv {
+        seed,
+        scheduling,
+        mutant: std::env::var("JETSIM_MUTANT")
+            .ok()
+            .filter(|m| !m.is_empty()),
+        faults,
+    })
+}
+
+/// True (after saying so) when `JETSIM_SEED` asks for one seed only: the other tests skip.
+fn replaying_one_seed(test: &str) -> bool {
+    let replaying = std::env::var_os("JETSIM_SEED").is_some();
+    if replaying {
+        eprintln!("{test}: skipped, JETSIM_SEED replays one seed");
+    }
+    replaying
+}
+
+/// A failing seed's two replay lines: the command line and `cargo test`.
+fn replay_lines(
+    seed: u64,
+    scheduling: Scheduling,
+    mutant: Option<&str>,
+    faults: FaultMode,
+) -> String {
+    let mut lines = format!(
+        "  reproduce: {}",
+        replay_command_with(seed, scheduling, mutant, faults)
+    );
+    if let Some(command) = cargo_test_replay_command(seed, scheduling, mutant, faults) {
+        lines.push_str(&format!("\n  in cargo test: {command}"));
+    }
+    lines
+}
+
+#[test]
+fn jetsim_seed_replays_exactly_that_seed() {
+    if let Some(wanted) = seed_from_env() {
+        let mutations = mutations_named(wanted.mutant.as_deref()).unwrap();
+        let report = run_seed_with(wanted.seed, wanted.scheduling, wanted.faults, mutations);
+        let text = replay_text(
+            &report,
+            wanted.scheduling,
+            true,
+            wanted.mutant.as_deref(),
+            wanted.faults,
+        )
+        .unwrap();
+        println!("{text}");
+        assert!(
+            report.passed(),
+            "seed {} failed (trace above):\n{}",
+            wanted.seed,
+            replay_lines(
+                wanted.seed,
+                wanted.scheduling,
+                wanted.mutant.as_deref(),
+                wanted.faults
+            )
+        );
+        return;
+    }
+    // Without JETSIM_SEED: this very test, run with it as a child process, replays the seed
+    // a failing run names, with its trace and the hash the campaign saw.
+    let mutant = "StopFlagLast";
+    let mutations = Mutations::NONE.with(Mutant::StopFlagLast);
+    let seed = first_detection(mutations, Scheduling::Pct, 0, 200)
+        .expect("StopFlagLast is caught within 200 PCT seeds")
+        .seed;
+    let expected = run_seed(seed, Scheduling::Pct, mutations);
+    let line =
+        cargo_test_replay_command(seed, Scheduling::Pct, Some(mutant), FaultMode::Off).unwrap();
+    assert_eq!(
+        line,
+        format!("JETSIM_SEED={seed} JETSIM_STRATEGY=pct JETSIM_MUTANT={mutant} cargo test -p jetsim --test campaign -- --nocapture")
+    );
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "jetsim_seed_replays_exactly_that_seed",
+            "--nocapture",
+        ])
+        .env("JETSIM_SEED", seed.to_string())
+        .env("JETSIM_STRATEGY", "pct")
+        .env("JETSIM_MUTANT", mutant)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "the failing seed fails:\n{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "jetsim replay {seed} (pct strategy, mutant {mutant})"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("trace hash {:016x}", expected.trace_hash)),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("] wd  "),
+        "the trace names the wd lane:\n{stdout}"
+    );
+    assert!(stdout.contains("[stop-drained]"), "{stdout}");
+    assert!(
+        stderr.contains(&line),
+        "the failure prints its own line:\n{stderr}"
+    );
+}
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -18,6 +165,9 @@ fn env_u64(name: &str, default: u64) -> u64 {
 
 #[test]
 fn a_bounded_campaign_passes_every_checker() {
+    if replaying_one_seed("a_bounded_campaign_passes_every_checker") {
+        return;
+    }
     let options = CampaignOptions {
         seeds: env_u64("JETSIM_SEEDS", 300),
         start: env_u64("JETSIM_START", 0),
@@ -28,6 +178,7 @@ fn a_bounded_campaign_passes_every_checker() {
         jobs: 2,
         progress: false,
         faults: false,
+        ..CampaignOptions::default()
     };
     let summary = run_campaign(&options).unwrap();
     let failures: Vec<String> = summary
@@ -35,10 +186,10 @@ fn a_bounded_campaign_passes_every_checker() {
         .iter()
         .map(|r| {
             format!(
-                "seed {}: {:?}\n  reproduce: {}",
+                "seed {}: {:?}\n{}",
                 r.config.seed,
                 r.verdict.violations,
-                replay_command(r.config.seed, Scheduling::Mix, None)
+                replay_lines(r.config.seed, Scheduling::Mix, None, FaultMode::Off)
             )
         })
         .collect();
@@ -59,14 +210,19 @@ fn a_bounded_campaign_passes_every_checker() {
 
 #[test]
 fn the_same_seed_gives_the_same_trace() {
+    if replaying_one_seed("the_same_seed_gives_the_same_trace") {
+        return;
+    }
     for seed in 0..env_u64("JETSIM_DETERMINISM_SEEDS", 40) {
         for scheduling in [Scheduling::Random, Scheduling::Pct] {
             let a = run_seed(seed, scheduling, Mutations::NONE);
             let b = run_seed(seed, scheduling, Mutations::NONE);
             assert_ne!(a.trace_hash, 0, "seed {seed} recorded nothing");
             assert_eq!(
-                a.trace_hash, b.trace_hash,
-                "seed {seed} ({scheduling:?}) is not deterministic"
+                a.trace_hash,
+                b.trace_hash,
+                "seed {seed} ({scheduling:?}) is not deterministic\n{}",
+                replay_lines(seed, scheduling, None, FaultMode::Off)
             );
             assert_eq!(a.history, b.history);
         }
@@ -75,6 +231,9 @@ fn the_same_seed_gives_the_same_trace() {
 
 #[test]
 fn different_seeds_give_different_runs() {
+    if replaying_one_seed("different_seeds_give_different_runs") {
+        return;
+    }
     let hashes: std::collections::BTreeSet<u64> = (0..20)
         .map(|s| run_seed(s, Scheduling::Mix, Mutations::NONE).trace_hash)
         .collect();
@@ -146,6 +305,9 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
 
 #[test]
 fn every_checker_catches_its_planted_bug() {
+    if replaying_one_seed("every_checker_catches_its_planted_bug") {
+        return;
+    }
     for &(rule, mutant, scheduling, max_seeds) in TEETH {
         let detection = first_detection(Mutations::NONE.with(mutant), scheduling, 0, max_seeds)
             .unwrap_or_else(|| {
@@ -153,23 +315,33 @@ fn every_checker_catches_its_planted_bug() {
             });
         assert!(
             detection.rules.contains(&rule),
-            "{mutant:?} was caught at seed {} by {:?}, not by {rule:?}",
+            "{mutant:?} was caught at seed {} by {:?}, not by {rule:?}\n{}",
             detection.seed,
-            detection.rules
+            detection.rules,
+            replay_lines(
+                detection.seed,
+                scheduling,
+                Some(&format!("{mutant:?}")),
+                FaultMode::Off
+            )
         );
         // The unmutated engine passes the very seed that caught the bug.
         let clean = run_seed(detection.seed, scheduling, Mutations::NONE);
         assert!(
             clean.passed(),
-            "seed {} fails without the mutant: {:?}",
+            "seed {} fails without the mutant: {:?}\n{}",
             detection.seed,
-            clean.verdict.violations
+            clean.verdict.violations,
+            replay_lines(detection.seed, scheduling, None, FaultMode::Off)
         );
     }
 }
 
 #[test]
 fn a_bounded_fault_campaign_recovers_exactly_the_committed_data() {
+    if replaying_one_seed("a_bounded_fault_campaign_recovers_exactly_the_committed_data") {
+        return;
+    }
     // Seeded I/O errors, power cuts, a crash with lost and torn unsynced writes, recovery.
     let options = CampaignOptions {
         seeds: env_u64("JETSIM_FAULT_SEEDS", 200),
@@ -181,6 +353,7 @@ fn a_bounded_fault_campaign_recovers_exactly_the_committed_data() {
         jobs: 2,
         progress: false,
         faults: true,
+        ..CampaignOptions::default()
     };
     let summary = run_campaign(&options).unwrap();
     let failures: Vec<String> = summary
@@ -188,8 +361,10 @@ fn a_bounded_fault_campaign_recovers_exactly_the_committed_data() {
         .iter()
         .map(|r| {
             format!(
-                "seed {}: {:?}\n  reproduce: cargo run --release -p jetsim -- replay {} --faults",
-                r.config.seed, r.verdict.violations, r.config.seed
+                "seed {}: {:?}\n{}",
+                r.config.seed,
+                r.verdict.violations,
+                replay_lines(r.config.seed, Scheduling::Mix, None, FaultMode::Seeded)
             )
         })
         .collect();

@@ -23,6 +23,7 @@ fn options(seeds: u64, start: u64, mutant: Option<&str>) -> SweepOptions {
         jobs: 2,
         progress: false,
         faults: true,
+        ..CampaignOptions::default()
     }
 }
 

@@ -21,6 +21,7 @@ fn a_failure_found_by_explore_is_reproduced_by_the_printed_replay_command() {
         jobs: 2,
         progress: false,
         faults: false,
+        ..CampaignOptions::default()
     };
     let summary = run_campaign(&options).unwrap();
     let failure = summary.failures.first().expect("the planted bug was found");
@@ -114,9 +115,18 @@ fn a_clean_explore_with_the_determinism_check_passes_and_writes_json() {
         stdout.contains("nondeterministic seeds          0"),
         "{stdout}"
     );
-    let runs: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     std::fs::remove_file(&json).unwrap();
-    let runs = runs.as_array().expect("an array of runs");
+    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["jetsim_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(report["command"]["name"], "explore");
+    assert_eq!(report["summary"]["seeds_run"], 30);
+    assert_eq!(report["summary"]["exit_code"], 0);
+    assert_eq!(
+        report["summary"]["nondeterministic_seeds"],
+        serde_json::json!([])
+    );
+    let runs = report["runs"].as_array().expect("an array of runs");
     assert_eq!(runs.len(), 30);
     assert!(runs
         .iter()

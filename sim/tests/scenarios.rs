@@ -12,6 +12,7 @@
 
 use jetsim::model::ModelState;
 use jetsim::scenario::{Mark, Scenario};
+use jetsim::shrink::REGRESSION_CALLS_MAX;
 use jetsim::timeline::{render_html, TimelineInput};
 use jetsim::transitions;
 use std::collections::BTreeSet;
@@ -161,7 +162,11 @@ fn regressions_are_small_and_fail_under_their_mutant() {
     assert!(!regressions.is_empty(), "no regression scenario");
     for r in &regressions {
         let calls: usize = r.threads.iter().map(Vec::len).sum();
-        assert!(calls <= 10, "{} has {calls} calls", r.name);
+        assert!(
+            calls <= REGRESSION_CALLS_MAX,
+            "{} has {calls} calls; a regression has at most {REGRESSION_CALLS_MAX} (the limit `jetsim shrink` works to)",
+            r.name
+        );
         assert!(r.mutant.is_some(), "{} names no mutant", r.name);
         assert!(!r.expect.fail.is_empty(), "{} expects no failure", r.name);
         assert!(

@@ -35,10 +35,23 @@ fn valid_table_name(name: &str) -> bool {
         && !name.bytes().any(|b| b.is_ascii_control())
 }
 
-fn valid_database_path(path: &str) -> bool {
-    !path.is_empty()
-        && path.len() <= 255
-        && !path.split('/').any(|part| part.is_empty() || part == "..")
+/// A database path is a relative, `/`-separated name in the instance's file store, judged
+/// the same on every backend: empty or over 255 bytes is `InvalidParameter`; a control byte
+/// (NUL included), a backslash, a leading `/` or an empty, `.` or `..` component is ESE's
+/// `JET_errInvalidPath`. Decided here, before any I/O: a file system would reject some of
+/// these with an I/O error, which fail-stops the instance.
+fn check_database_path(path: &str) -> JetResult<()> {
+    if path.is_empty() || path.len() > 255 {
+        return Err(JetError::InvalidParameter);
+    }
+    let bad_byte = path.bytes().any(|b| b.is_ascii_control() || b == b'\\');
+    let bad_component = path
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..");
+    if bad_byte || bad_component {
+        return Err(JetError::InvalidPath);
+    }
+    Ok(())
 }
 
 impl<R: Runtime> Jet<R> {
@@ -49,9 +62,7 @@ impl<R: Runtime> Jet<R> {
             sesid,
             JetCall::CreateDatabase,
             |core, state, session, orders| {
-                if !valid_database_path(path) {
-                    return Err(JetError::InvalidParameter);
-                }
+                check_database_path(path)?;
                 no_transaction(state, session)?;
                 if find_attached(state, path).is_some() {
                     return Err(JetError::DatabaseDuplicate);
@@ -92,9 +103,7 @@ impl<R: Runtime> Jet<R> {
     pub fn attach_database(&self, sesid: SessionHandle, path: &str) -> JetResult<AttachOutcome> {
         let generation = self.next_generation();
         self.with_session(sesid, JetCall::AttachDatabase, |core, state, session, _| {
-            if !valid_database_path(path) {
-                return Err(JetError::InvalidParameter);
-            }
+            check_database_path(path)?;
             no_transaction(state, session)?;
             if find_attached(state, path).is_some() {
                 return Ok(AttachOutcome::AlreadyAttached);

@@ -89,6 +89,10 @@ impl<R: Runtime> Jet<R> {
 
 /// The full stop. `None` when an earlier stop already completed.
 fn full_stop<R: Runtime>(core: &InstanceCore<R>) -> JetResult<Option<Vec<StopStep>>> {
+    // A fail-stop instance cannot quiesce: refuse before closing the gate or parking defrag,
+    // so the failed stop changes nothing (an I/O error during the flush itself still leaves
+    // the gate closed: a stop that got that far is not undone).
+    Jet::<R>::check_available(&core.state.lock())?;
     let calls_drained = match core.gate.begin_stop()? {
         StopEntry::AlreadyStopped => return Ok(None),
         StopEntry::Proceed { waited_for_calls } => waited_for_calls,
@@ -167,6 +171,10 @@ fn partial_stop<R: Runtime>(core: &InstanceCore<R>, grbit: u32) -> JetResult<Vec
     }
     if core.gate.phase() == Phase::Created {
         return Err(JetError::InvalidParameter);
+    }
+    if grbit & stop_grbit::QUIESCE_CACHES != 0 {
+        // As the full stop: a flush that cannot work must not leave defrag parked.
+        Jet::<R>::check_available(&core.state.lock())?;
     }
     let mut steps = Vec::new();
     if grbit & stop_grbit::BACKGROUND_USER_TASKS != 0 {

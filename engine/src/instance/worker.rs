@@ -206,8 +206,10 @@ pub fn run_round<R: Runtime>(core: &InstanceCore<R>) -> bool {
             let Some(storage) = state.storage.as_mut() else {
                 break;
             };
-            // A page move must be logged; after StopAndEmitLog nothing is.
+            // A page move must be logged; after StopAndEmitLog nothing is, for good: the
+            // pass is over (left pending, the thread would spin on it for ever).
             if storage.log_is_stopped() {
+                defrag_finished = true;
                 break;
             }
             let mut progressed = false;

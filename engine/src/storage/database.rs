@@ -81,6 +81,7 @@ impl<'a> Pager<'a> {
             free_page_count: 0,
             catalog_root: CATALOG_ROOT_PAGE,
             log_signature: log.signature(),
+            clean_shutdown: false,
         };
         let mut pager = Pager {
             buffers,
@@ -99,18 +100,30 @@ impl<'a> Pager<'a> {
         self.header
     }
 
-    /// Records in the header that the database now belongs to this pager's log (a logged
-    /// header write, committed; the caller makes it durable). Returns whether the owner
-    /// changed.
+    /// Records in the header that the database now belongs to this pager's log and is in
+    /// use (not clean) until it is detached or shut down cleanly (a logged header write,
+    /// committed; the caller makes it durable). Returns whether the header changed.
     pub fn stamp_owner(mut self) -> JetResult<bool> {
         let signature = self.log.signature();
-        if self.header.log_signature == signature {
+        if self.header.log_signature == signature && !self.header.clean_shutdown {
             return Ok(false);
         }
         self.header.log_signature = signature;
+        self.header.clean_shutdown = false;
         self.write_header()?;
         self.commit()?;
         Ok(true)
+    }
+
+    /// Records that the file is consistent on its own: every change is (about to be) flushed
+    /// and no log needs replaying into it, so another instance may attach it. Part of the
+    /// caller's operation; the caller flushes and syncs the file after it.
+    pub fn mark_clean(&mut self) -> JetResult<()> {
+        if self.header.clean_shutdown {
+            return Ok(());
+        }
+        self.header.clean_shutdown = true;
+        self.write_header()
     }
 
     /// Reads and decodes a page inside the file (as this operation left it, if it changed it).

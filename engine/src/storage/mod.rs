@@ -353,6 +353,19 @@ impl Storage {
         self.buffers.add_file(file, handle);
         let validated = Pager::open(&mut self.buffers, &mut self.log, file)
             .and_then(|mut pager| pager.read_node(database::CATALOG_ROOT_PAGE).map(|_| ()));
+        // ESE's attach refuses a database in dirty-shutdown state with
+        // JET_errDatabaseDirtyShutdown: the log that owns it may hold changes it lacks, and
+        // once this instance stamped it, that log's recovery would leave it alone for ever
+        // (a crash between a flushed delete_table and its page writes then left a catalog
+        // naming freed pages). The owning instance's init recovers it and marks it clean.
+        let signature = self.log.signature();
+        let validated = validated.and_then(|()| {
+            let header = Pager::open(&mut self.buffers, &mut self.log, file)?.header();
+            if !header.clean_shutdown && header.log_signature != signature {
+                return Err(JetError::DatabaseDirtyShutdown);
+            }
+            Ok(())
+        });
         if let Err(error) = validated {
             self.buffers.forget_file(file);
             return Err(error);
@@ -376,11 +389,18 @@ impl Storage {
         self.alive()?;
         self.check_file(file)?;
         self.log.check_writable()?;
+        // Clean before the flush, so the flush makes the clean state durable with the pages.
+        self.mark_clean(file)?;
         let removed = self.buffers.remove_file(file, &mut self.log);
         self.note(removed)?;
         self.databases.remove(&file);
         self.log.append(&LogRecord::DetachDatabase { file })?;
         Ok(())
+    }
+
+    /// Marks `file` consistent on its own (see [`database::Pager::mark_clean`]).
+    fn mark_clean(&mut self, file: FileId) -> JetResult<()> {
+        self.with_pager(file, |p| p.mark_clean())
     }
 
     pub fn database_path(&self, file: FileId) -> Option<&str> {
@@ -693,6 +713,14 @@ impl Storage {
     /// and nothing more is logged: the checkpoint at the tip makes the shutdown clean.
     pub fn shutdown_clean(mut self) -> JetResult<()> {
         self.alive()?;
+        // After StopAndEmitLog nothing may be logged, not even the clean marks: the databases
+        // stay in use by this log, and the next init's recovery marks them clean.
+        if !self.log.is_stopped() {
+            let files: Vec<FileId> = self.databases.keys().copied().collect();
+            for file in files {
+                self.mark_clean(file)?;
+            }
+        }
         self.buffers.flush_all(&mut self.log)?;
         if !self.log.is_stopped() {
             self.log.append(&LogRecord::CleanShutdown)?;

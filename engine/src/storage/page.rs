@@ -14,7 +14,8 @@
 //! Bodies (all integers little-endian):
 //! - database header: magic u64, format version u32, page count u32, free-list head u32,
 //!   free page count u32, catalog root u32, log signature u64 (the log this database belongs
-//!   to, ESE's `signLog`; stamped durably at create and attach).
+//!   to, ESE's `signLog`; stamped durably at create and attach), clean-shutdown flag u8
+//!   (ESE's `dbstate`: 1 once detached or shut down cleanly, 0 while attached).
 //! - leaf: per entry `key_len u16, value_len u16, key, value`, keys strictly ascending.
 //! - internal: `child0 u32`, then per key `key_len u16, key, child u32`, keys strictly
 //!   ascending. `children[i]` holds keys `< keys[i]`, `children[i+1]` keys `>= keys[i]`.
@@ -33,7 +34,7 @@ pub const PAGE_BODY_BYTES: usize = PAGE_SIZE_BYTES - PAGE_HEADER_BYTES;
 /// Identifies a jetsim database file ("JETSIMDB").
 pub const DATABASE_MAGIC: u64 = u64::from_le_bytes(*b"JETSIMDB");
 /// Bumped whenever the on-disk layout changes.
-pub const DATABASE_FORMAT_VERSION: u32 = 2;
+pub const DATABASE_FORMAT_VERSION: u32 = 3;
 
 const LEAF_ENTRY_OVERHEAD_BYTES: usize = 4;
 const INTERNAL_KEY_OVERHEAD_BYTES: usize = 6;
@@ -80,6 +81,10 @@ pub struct DbHeader {
     pub catalog_root: PageNumber,
     /// Signature of the log that owns the database (0: none yet).
     pub log_signature: u64,
+    /// ESE's `dbstate`: true when the file is consistent on its own (detached, or the
+    /// instance shut down cleanly), false while a log may hold changes it lacks. Another
+    /// instance may attach it only when true.
+    pub clean_shutdown: bool,
 }
 
 /// A leaf entry: key and value.
@@ -214,6 +219,7 @@ pub fn encode_page(content: &PageContent, page_lsn: Lsn) -> Vec<u8> {
             page.extend_from_slice(&header.free_page_count.to_le_bytes());
             page.extend_from_slice(&header.catalog_root.to_le_bytes());
             page.extend_from_slice(&header.log_signature.to_le_bytes());
+            page.push(u8::from(header.clean_shutdown));
         }
         PageContent::Node(node) => {
             assert!(node.fits(), "node must be split before it is encoded");
@@ -324,6 +330,11 @@ pub fn decode_page(page: &[u8]) -> JetResult<(Lsn, PageContent)> {
                 free_page_count: reader.u32()?,
                 catalog_root: reader.u32()?,
                 log_signature: reader.u64()?,
+                clean_shutdown: match reader.take(1)?[0] {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(JetError::DatabaseCorrupted),
+                },
             })
         }
         PageKind::Leaf => {
@@ -480,6 +491,7 @@ mod tests {
             free_page_count: 2,
             catalog_root: 1,
             log_signature: 0xABCD,
+            clean_shutdown: true,
         });
         let bytes = encode_page(&header, 99);
         assert_eq!(decode_page(&bytes), Ok((99, header)));

@@ -352,9 +352,12 @@ impl Storage {
             return Err(failure.error);
         }
 
-        // Flush, detach, end the run, checkpoint at the tip.
-        self.buffers.flush_all(&mut self.log)?;
+        // Mark clean, flush, detach, end the run, checkpoint at the tip.
         let recovered: Vec<FileId> = self.databases.keys().copied().collect();
+        for &file in &recovered {
+            self.mark_clean(file)?;
+        }
+        self.buffers.flush_all(&mut self.log)?;
         for file in recovered {
             self.buffers.remove_file(file, &mut self.log)?;
             let path = self.databases.remove(&file).expect("recovered");

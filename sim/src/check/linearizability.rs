@@ -13,9 +13,10 @@
 //! reached), so a run's transitions can be replayed on the model call by call (the snapshots
 //! of `crate::transitions`); [`check`] is the verdict alone.
 //!
-//! Calls refused with TermInProgress while a term overlapped them are no-ops the model cannot
-//! place (term is atomic in the model, two-phase in the engine); they are accepted anywhere in
-//! their interval, and the end-state check still sees any effect they had.
+//! Calls refused with TermInProgress while a term that succeeded overlapped them are no-ops
+//! the model cannot place (term is atomic in the model, two-phase in the engine); they are
+//! accepted anywhere in their interval, and the end-state check still sees any effect they
+//! had. A term that failed overlaps nothing: it must refuse no one.
 
 use crate::history::Event;
 use crate::model::{step, ModelState, Outcome};
@@ -281,14 +282,24 @@ pub fn linearize_with(
     states_max: u64,
     io_faults: bool,
 ) -> Linearization {
+    use jetsim_engine::JetError;
     let mut sorted: Vec<&Event> = events.iter().collect();
     sorted.sort_by_key(|e| e.invoked);
     let terms: Vec<(u64, u64)> = sorted
         .iter()
-        .filter(|e| matches!(e.call, Call::Term { .. }))
+        // Only a term that got past its decision may have refused others on its way: one
+        // that succeeded, or (with disk faults) one whose shutdown met an I/O error. A
+        // refused term (TooManyActiveUsers) decides before it changes the gate, so it
+        // refuses no one.
+        .filter(|e| {
+            matches!(e.call, Call::Term { .. })
+                && (e.outcome.is_ok()
+                    || (io_faults
+                        && (e.outcome.is_err_named(JetError::DiskIO)
+                            || e.outcome.is_err_named(JetError::LogWriteFail))))
+        })
         .map(|e| (e.invoked, e.returned))
         .collect();
-    use jetsim_engine::JetError;
     let placements = sorted
         .iter()
         .map(|e| {

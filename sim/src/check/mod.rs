@@ -7,8 +7,10 @@ pub mod rules;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// The rules, in the order they are checked.
+/// The rules, in the order they are checked. Serialized by the same kebab-case name the text
+/// output prints (`stop-drained`), so JSON reports, scenario files and summaries agree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Rule {
     /// The engine panicked, deadlocked, or a thread did not finish.
     NoPanic,

@@ -1,0 +1,139 @@
+//! Seeds keep their meaning: a handful of seeds (mix, random, PCT, disk faults) must derive
+//! the same configuration and workload (proptest's draws) and give the same trace (shuttle's
+//! schedule and the engine's behaviour) as when this table was last blessed. A `cargo
+//! update` of proptest or shuttle, a change to the generators or to the engine's behaviour
+//! fails here, so a published seed ("replay 431 --strategy pct") changes what it means only
+//! on purpose.
+//!
+//! The first hash covers the derived configuration and workload, the second the recorded
+//! history: when only the second moved, the schedule or the engine changed, not the draws.
+//!
+//! To change what seeds mean on purpose: `JETSIM_BLESS_SEEDS=1 cargo test -p jetsim --test
+//! seed_meaning -- --nocapture` prints the new table (a failing run prints it too); paste it
+//! over `GOLDEN` below and say in the commit why seeds changed meaning.
+
+use jetsim::config::{FaultMode, Scheduling};
+use jetsim::simulation::{run_seed_with, scheduling_name};
+use jetsim_engine::Mutations;
+
+/// (seed, strategy, faults, configuration-and-workload hash, trace hash).
+const GOLDEN: &[(u64, &str, bool, &str, &str)] = &[
+    (0, "mix", false, "566c112385245a23", "f0c139c814f59fb5"),
+    (1, "mix", false, "19d403dc27a476e7", "f2398420fac09b05"),
+    (2, "mix", false, "661aa9bb31545146", "d2a977785887626c"),
+    (431, "mix", false, "cdbbcf37fc4e47a6", "ee3b389cf31f7b07"),
+    (3, "random", false, "3c123b049658f721", "bc5036ea145948c8"),
+    (4, "random", false, "08229111422abbc2", "e6a640b1379635a2"),
+    (5, "pct", false, "308e7e4b7954cc49", "d90c1a6561b19f4e"),
+    (6, "pct", false, "6b3fc9bf1a0bf634", "1b1ec24e42fcf74a"),
+    (7, "mix", true, "0f3c5ba195764d0e", "b8ae10f528056823"),
+    (8, "pct", true, "b13e54bab2627909", "9a93fe266c2f31b6"),
+];
+
+/// The seeds the table pins.
+const PINNED: &[(u64, Scheduling, bool)] = &[
+    (0, Scheduling::Mix, false),
+    (1, Scheduling::Mix, false),
+    (2, Scheduling::Mix, false),
+    (431, Scheduling::Mix, false),
+    (3, Scheduling::Random, false),
+    (4, Scheduling::Random, false),
+    (5, Scheduling::Pct, false),
+    (6, Scheduling::Pct, false),
+    (7, Scheduling::Mix, true),
+    (8, Scheduling::Pct, true),
+];
+
+/// FNV-1a over the canonical JSON: the same on every machine.
+fn fnv(value: &impl serde::Serialize) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in serde_json::to_vec(value).unwrap() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+fn observe() -> Vec<(u64, &'static str, bool, String, String)> {
+    PINNED
+        .iter()
+        .map(|&(seed, scheduling, faults)| {
+            let mode = if faults {
+                FaultMode::Seeded
+            } else {
+                FaultMode::Off
+            };
+            let report = run_seed_with(seed, scheduling, mode, Mutations::NONE);
+            (
+                seed,
+                scheduling_name(scheduling),
+                faults,
+                fnv(&(&report.config, &report.workload)),
+                format!("{:016x}", report.trace_hash),
+            )
+        })
+        .collect()
+}
+
+fn table(rows: &[(u64, &str, bool, String, String)]) -> String {
+    let mut text = String::from("const GOLDEN: &[(u64, &str, bool, &str, &str)] = &[\n");
+    for (seed, strategy, faults, drawn, trace) in rows {
+        text.push_str(&format!(
+            "    ({seed}, \"{strategy}\", {faults}, \"{drawn}\", \"{trace}\"),\n"
+        ));
+    }
+    text.push_str("];\n");
+    text
+}
+
+#[test]
+fn pinned_seeds_derive_the_same_workloads_and_traces() {
+    let observed = observe();
+    // Every pinned seed ran to the end and passed: a golden hash of a panic means nothing.
+    for (seed, strategy, faults, _, trace) in &observed {
+        assert_ne!(
+            trace, "0000000000000000",
+            "seed {seed} ({strategy}, faults {faults}) panicked"
+        );
+    }
+    if std::env::var_os("JETSIM_BLESS_SEEDS").is_some() {
+        println!(
+            "JETSIM_BLESS_SEEDS: the table for sim/tests/seed_meaning.rs:\n{}",
+            table(&observed)
+        );
+        return;
+    }
+    let golden: Vec<(u64, &str, bool, String, String)> = GOLDEN
+        .iter()
+        .map(|&(seed, strategy, faults, drawn, trace)| {
+            (seed, strategy, faults, drawn.to_owned(), trace.to_owned())
+        })
+        .collect();
+    let mut changed = Vec::new();
+    for (now, then) in observed.iter().zip(&golden) {
+        if now != then {
+            let what = if now.3 != then.3 {
+                "its configuration or workload (proptest's draws, the generators)"
+            } else {
+                "its trace (shuttle's schedule or the engine's behaviour)"
+            };
+            changed.push(format!(
+                "seed {} ({}, faults {}): {what} changed",
+                now.0, now.1, now.2
+            ));
+        }
+    }
+    if golden.len() != observed.len() {
+        changed.push(format!(
+            "the table has {} rows for {} pinned seeds",
+            golden.len(),
+            observed.len()
+        ));
+    }
+    assert!(
+        changed.is_empty(),
+        "seeds changed meaning:\n  {}\n\nIf that is on purpose (say why in the commit), paste this over GOLDEN in \
+         sim/tests/seed_meaning.rs:\n\n{}",
+        changed.join("\n  "),
+        table(&observed)
+    );
+}
