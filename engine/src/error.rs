@@ -82,6 +82,11 @@ jet_errors! {
     /// The version store is full and cleanup freed nothing.
     VersionStoreOutOfMemory = -1069, "version store out of memory";
     InstanceNameInUse = -1086, "instance name already in use";
+    /// `JET_errOutOfBuffers`. Inside jetsim it is the buffer manager's signal that an
+    /// operation needs a page that is not cached: the call scope reads the page with no lock
+    /// held and runs the call again (`storage/buffer_manager.rs`, `MissPolicy::Defer`). No
+    /// Jet call returns it (asserted in the call scope).
+    OutOfBuffers = -1014, "out of database page buffers";
     /// The instance hit a fatal error (I/O) and is fail-stop until terminated.
     InstanceUnavailable = -1090, "instance unavailable";
     OutOfSessions = -1101, "out of sessions";

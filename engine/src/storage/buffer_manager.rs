@@ -9,8 +9,16 @@
 //!
 //! Replacement is LRU by a deterministic use counter: the least recently used clean frame
 //! goes first; when every frame is dirty the least recently used one is written back.
+//!
+//! Reads outside the instance lock: under [`MissPolicy::Defer`] a read that misses the cache
+//! does no I/O; it records the page ([`BufferManager::take_deferred_read`]) and fails with
+//! `OutOfBuffers`, and the API's call scope drops the instance lock, reads the page
+//! ([`DeferredRead`]), installs it ([`BufferManager::finish_deferred_read`]) and runs the call
+//! again. A deferred read that a write-back of the same page overtook is discarded (the disk
+//! may have changed under it), and so is one whose page got cached meanwhile.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::log::Log;
 use super::page::page_lsn_of;
@@ -21,7 +29,40 @@ use crate::error::{JetError, JetResult};
 /// The smallest cache: enough for a root-to-leaf path during a split plus the header page.
 pub const MIN_CACHE_SIZE_PAGES: usize = 8;
 
-type FrameKey = (FileId, PageNumber);
+pub(crate) type FrameKey = (FileId, PageNumber);
+
+/// What a read that misses the cache does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissPolicy {
+    /// Read the page at once (the caller holds the instance lock across the I/O).
+    ReadUnderLock,
+    /// Record the page and fail with `OutOfBuffers`: the caller reads it with no lock held
+    /// and retries (only for operations that have changed nothing yet).
+    Defer,
+}
+
+/// A page read taken out of the instance lock (see the module documentation).
+pub struct DeferredRead {
+    pub key: FrameKey,
+    file: Arc<dyn IoFile>,
+}
+
+impl DeferredRead {
+    /// Reads the page. Called with no lock held.
+    pub fn read(&self) -> std::io::Result<Vec<u8>> {
+        let mut bytes = vec![0u8; PAGE_SIZE_BYTES];
+        self.file
+            .read_at(page_offset_bytes(self.key.1), &mut bytes)?;
+        Ok(bytes)
+    }
+}
+
+/// Deferred reads of one page in flight, and whether a write-back overtook them.
+#[derive(Debug, Clone, Copy, Default)]
+struct ReadsInFlight {
+    readers: u32,
+    overtaken: bool,
+}
 
 struct Frame {
     bytes: Vec<u8>,
@@ -43,7 +84,7 @@ pub struct BufferStats {
 
 pub struct BufferManager {
     frames: BTreeMap<FrameKey, Frame>,
-    files: BTreeMap<FileId, Box<dyn IoFile>>,
+    files: BTreeMap<FileId, Arc<dyn IoFile>>,
     cache_size_pages: usize,
     /// Deterministic LRU clock: bumped on every frame access.
     use_counter: u64,
@@ -54,6 +95,10 @@ pub struct BufferManager {
     unsynced_files: BTreeSet<FileId>,
     /// Planted bug `PageBeforeLog`: write pages back without flushing the log first.
     pub(crate) skip_wal_flush: bool,
+    miss_policy: MissPolicy,
+    /// The page a read under [`MissPolicy::Defer`] missed.
+    deferred_read: Option<FrameKey>,
+    reads_in_flight: BTreeMap<FrameKey, ReadsInFlight>,
 }
 
 fn page_offset_bytes(page: PageNumber) -> u64 {
@@ -70,6 +115,9 @@ impl BufferManager {
             stats: BufferStats::default(),
             unsynced_files: BTreeSet::new(),
             skip_wal_flush: false,
+            miss_policy: MissPolicy::ReadUnderLock,
+            deferred_read: None,
+            reads_in_flight: BTreeMap::new(),
         }
     }
 
@@ -82,7 +130,7 @@ impl BufferManager {
     }
 
     pub fn add_file(&mut self, file: FileId, handle: Box<dyn IoFile>) {
-        let previous = self.files.insert(file, handle);
+        let previous = self.files.insert(file, Arc::from(handle));
         assert!(previous.is_none(), "a FileId is registered once");
     }
 
@@ -113,6 +161,46 @@ impl BufferManager {
         self.use_counter
     }
 
+    pub fn set_miss_policy(&mut self, policy: MissPolicy) {
+        self.miss_policy = policy;
+    }
+
+    /// The page a read under [`MissPolicy::Defer`] missed, if one did; registers the read as
+    /// in flight, so [`BufferManager::finish_deferred_read`] must follow.
+    pub fn take_deferred_read(&mut self) -> Option<DeferredRead> {
+        let key = self.deferred_read.take()?;
+        let file = Arc::clone(self.files.get(&key.0)?);
+        self.reads_in_flight.entry(key).or_default().readers += 1;
+        Some(DeferredRead { key, file })
+    }
+
+    /// Installs what a [`DeferredRead`] read, unless the page got cached meanwhile, its file
+    /// was closed, or a write-back of the page overtook the read. An I/O error is the read's.
+    pub fn finish_deferred_read(
+        &mut self,
+        read: &DeferredRead,
+        bytes: std::io::Result<Vec<u8>>,
+        log: &mut Log,
+    ) -> JetResult<()> {
+        let key = read.key;
+        let in_flight = self
+            .reads_in_flight
+            .get_mut(&key)
+            .expect("take_deferred_read registered it");
+        let overtaken = in_flight.overtaken;
+        in_flight.readers -= 1;
+        if in_flight.readers == 0 {
+            self.reads_in_flight.remove(&key);
+        }
+        let bytes = bytes.map_err(|e| JetError::from_io(&e))?;
+        self.stats.pages_read += 1;
+        if overtaken || self.frames.contains_key(&key) || !self.files.contains_key(&key.0) {
+            return Ok(());
+        }
+        let stamp = self.next_stamp();
+        self.install_read(key, bytes, stamp, log)
+    }
+
     /// The page's bytes, from the cache or read from its file (possibly evicting a frame).
     /// The bytes are not verified here; the page codec checks the checksum on decode.
     pub fn read(&mut self, file: FileId, page: PageNumber, log: &mut Log) -> JetResult<&[u8]> {
@@ -120,11 +208,32 @@ impl BufferManager {
         let stamp = self.next_stamp();
         if !self.frames.contains_key(&key) {
             let handle = self.files.get(&file).ok_or(JetError::InvalidDatabaseId)?;
+            if self.miss_policy == MissPolicy::Defer {
+                self.deferred_read = Some(key);
+                return Err(JetError::OutOfBuffers);
+            }
             let mut bytes = vec![0u8; PAGE_SIZE_BYTES];
             handle
                 .read_at(page_offset_bytes(page), &mut bytes)
                 .map_err(|e| JetError::from_io(&e))?;
             self.stats.pages_read += 1;
+            self.install_read(key, bytes, stamp, log)?;
+        }
+        let frame = self.frames.get_mut(&key).expect("present or just inserted");
+        frame.last_used_stamp = stamp;
+        debug_assert!(self.frames.len() <= self.cache_size_pages);
+        Ok(&self.frames[&key].bytes)
+    }
+
+    /// Caches a page just read from disk as a clean frame.
+    fn install_read(
+        &mut self,
+        key: FrameKey,
+        bytes: Vec<u8>,
+        stamp: u64,
+        log: &mut Log,
+    ) -> JetResult<()> {
+        {
             self.make_room(log)?;
             // A page on disk is durable. Its LSN only orders it against *this* log's records;
             // a database last written under another instance's log carries LSNs from that log,
@@ -148,10 +257,7 @@ impl BufferManager {
                 },
             );
         }
-        let frame = self.frames.get_mut(&key).expect("present or just inserted");
-        frame.last_used_stamp = stamp;
-        debug_assert!(self.frames.len() <= self.cache_size_pages);
-        Ok(&self.frames[&key].bytes)
+        Ok(())
     }
 
     /// Installs a new image of a page, already logged at `page_lsn`, as a dirty frame.
@@ -237,6 +343,11 @@ impl BufferManager {
         }
         let handle = self.files.get(&key.0).expect("frames belong to open files");
         self.unsynced_files.insert(key.0);
+        // A deferred read of this page that started before this write may return the old
+        // bytes: it must not be installed.
+        if let Some(in_flight) = self.reads_in_flight.get_mut(&key) {
+            in_flight.overtaken = true;
+        }
         handle
             .write_at(page_offset_bytes(key.1), &frame.bytes)
             .map_err(|e| JetError::from_io(&e))?;

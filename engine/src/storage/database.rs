@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 
 use super::btree;
-use super::buffer_manager::BufferManager;
+use super::buffer_manager::{BufferManager, MissPolicy};
 use super::log::{Log, LogRecord};
 use super::page::{decode_page, encode_page, DbHeader, Node, PageContent};
 use super::{FileId, PageNumber};
@@ -181,6 +181,9 @@ impl<'a> Pager<'a> {
         if self.staged.is_empty() {
             return Ok(());
         }
+        // From the first logged change on, the operation cannot be run again: later misses
+        // read under the lock.
+        self.buffers.set_miss_policy(MissPolicy::ReadUnderLock);
         // The images carry the LSN of the record that logs them, so the LSN is taken first.
         let page_lsn = self.log.tip_lsn();
         let images: Vec<(PageNumber, Vec<u8>)> = std::mem::take(&mut self.staged)

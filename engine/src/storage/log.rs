@@ -15,6 +15,8 @@
 
 use super::page::crc32;
 use super::{FileId, Lsn, PageNumber, PAGE_SIZE_BYTES};
+use std::sync::Arc;
+
 use crate::env::io::{Io, IoFile};
 use crate::error::{JetError, JetResult};
 
@@ -359,7 +361,8 @@ pub struct LogStats {
 
 /// The append-only log: an in-memory tail over a file.
 pub struct Log {
-    file: Box<dyn IoFile>,
+    /// Shared so a group-commit flush can write it with no lock held (see [`LogFlush`]).
+    file: Arc<dyn IoFile>,
     /// Appended but not yet written bytes; they start at `flushed_lsn`.
     unflushed: Vec<u8>,
     flushed_lsn: Lsn,
@@ -369,6 +372,46 @@ pub struct Log {
     torn_tail_bytes: u64,
     /// Set by [`Log::stop_and_emit`]: appends are refused from then on.
     stopped: bool,
+    /// A [`LogFlush`] is being written outside the instance lock.
+    flush_in_flight: bool,
+}
+
+/// A group-commit flush: the log's unflushed bytes, taken under the instance lock by
+/// [`Log::begin_flush`], written and synced by [`LogFlush::write_and_sync`] with no lock held
+/// (so other sessions keep running and appending meanwhile), and accounted by
+/// [`Log::finish_flush`] under the lock again. Every record appended before the flush began
+/// is covered: committers that appended while another flush was in flight share the next one.
+///
+/// A flush the buffer manager makes under the lock (the WAL rule before a write-back) may
+/// write the same range meanwhile: both write identical bytes at identical offsets, so the
+/// file's content does not depend on their order.
+pub struct LogFlush {
+    file: Arc<dyn IoFile>,
+    offset: Lsn,
+    bytes: Vec<u8>,
+}
+
+impl LogFlush {
+    /// The LSN this flush makes durable: every record before it.
+    pub fn end_lsn(&self) -> Lsn {
+        self.offset + self.bytes.len() as u64
+    }
+
+    /// Writes and syncs the bytes. Called with no lock held.
+    pub fn write_and_sync(&self) -> std::io::Result<()> {
+        self.file.write_at(self.offset, &self.bytes)?;
+        self.file.sync()
+    }
+}
+
+/// What [`Log::begin_flush`] found.
+pub enum FlushStart {
+    /// Everything appended is already durable.
+    Durable,
+    /// Another flush is being written: wait for it, then look again.
+    InFlight,
+    /// This caller writes the flush.
+    Started(LogFlush),
 }
 
 impl Log {
@@ -399,13 +442,14 @@ impl Log {
                 .map_err(|e| JetError::from_io(&e))?;
             file.sync().map_err(|e| JetError::from_io(&e))?;
             let log = Log {
-                file,
+                file: Arc::from(file),
                 unflushed: Vec::new(),
                 flushed_lsn: LOG_HEADER_BYTES,
                 stats: LogStats::default(),
                 signature,
                 torn_tail_bytes: 0,
                 stopped: false,
+                flush_in_flight: false,
             };
             return Ok((log, Vec::new()));
         }
@@ -425,13 +469,14 @@ impl Log {
             file.sync().map_err(|e| JetError::from_io(&e))?;
         }
         let log = Log {
-            file,
+            file: Arc::from(file),
             unflushed: Vec::new(),
             flushed_lsn: valid_len,
             stats: LogStats::default(),
             signature,
             torn_tail_bytes: len as u64 - valid_len,
             stopped: false,
+            flush_in_flight: false,
         };
         Ok((log, records))
     }
@@ -462,6 +507,41 @@ impl Log {
         self.flushed_lsn += self.unflushed.len() as u64;
         self.unflushed.clear();
         debug_assert_eq!(self.flushed_lsn, self.tip_lsn());
+        Ok(())
+    }
+
+    /// Starts a group-commit flush of everything appended so far (see [`LogFlush`]). At most
+    /// one is in flight; the caller must pass it to [`Log::finish_flush`].
+    pub fn begin_flush(&mut self) -> FlushStart {
+        if self.unflushed.is_empty() {
+            return FlushStart::Durable;
+        }
+        if self.flush_in_flight {
+            return FlushStart::InFlight;
+        }
+        self.flush_in_flight = true;
+        FlushStart::Started(LogFlush {
+            file: Arc::clone(&self.file),
+            offset: self.flushed_lsn,
+            bytes: self.unflushed.clone(),
+        })
+    }
+
+    /// Accounts a flush begun by [`Log::begin_flush`]. On failure nothing is marked durable
+    /// and the error is `LogWriteFail`, as for [`Log::flush`].
+    pub fn finish_flush(&mut self, flush: &LogFlush, result: std::io::Result<()>) -> JetResult<()> {
+        assert!(self.flush_in_flight, "finish_flush without begin_flush");
+        self.flush_in_flight = false;
+        result.map_err(|_| JetError::LogWriteFail)?;
+        let end = flush.end_lsn();
+        // A flush under the lock may have made the range durable meanwhile.
+        if end > self.flushed_lsn {
+            let newly = usize::try_from(end - self.flushed_lsn).expect("in memory");
+            self.unflushed.drain(..newly);
+            self.stats.bytes_written += newly as u64;
+            self.stats.flushes += 1;
+            self.flushed_lsn = end;
+        }
         Ok(())
     }
 

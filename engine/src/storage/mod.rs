@@ -33,8 +33,10 @@ use std::collections::BTreeMap;
 use crate::env::io::Io;
 use crate::error::{JetError, JetResult};
 use buffer_manager::BufferManager;
+pub use buffer_manager::{DeferredRead, MissPolicy};
 use checkpoint::{CheckpointFile, CheckpointState};
 use database::Pager;
+pub use log::{FlushStart, LogFlush};
 
 pub use buffer_manager::MIN_CACHE_SIZE_PAGES;
 pub use database::DefragReport;
@@ -549,9 +551,49 @@ impl Storage {
             return Err(JetError::InvalidParameter);
         }
         self.alive()?;
+        // A logged change cannot be made twice: the operation is not restartable from here.
+        self.buffers.set_miss_policy(MissPolicy::ReadUnderLock);
         let lsn = self.log.append(&record)?;
         self.track_transaction(lsn, &record);
         Ok(lsn)
+    }
+
+    /// How reads that miss the cache behave from now on (see [`buffer_manager`]).
+    pub fn set_miss_policy(&mut self, policy: MissPolicy) {
+        self.buffers.set_miss_policy(policy);
+    }
+
+    /// The page the operation just run missed under [`MissPolicy::Defer`], if any.
+    pub fn take_deferred_read(&mut self) -> Option<DeferredRead> {
+        self.buffers.take_deferred_read()
+    }
+
+    /// Installs a deferred read's bytes (an I/O error makes the storage fail-stop).
+    pub fn finish_deferred_read(
+        &mut self,
+        read: &DeferredRead,
+        bytes: std::io::Result<Vec<u8>>,
+    ) -> JetResult<()> {
+        let result = self
+            .buffers
+            .finish_deferred_read(read, bytes, &mut self.log);
+        self.note(result)
+    }
+
+    /// Starts a group-commit flush of the log (see [`log::LogFlush`]).
+    pub fn begin_log_flush(&mut self) -> JetResult<FlushStart> {
+        self.alive()?;
+        Ok(self.log.begin_flush())
+    }
+
+    /// Accounts a group-commit flush (an I/O error makes the storage fail-stop).
+    pub fn finish_log_flush(
+        &mut self,
+        flush: &LogFlush,
+        result: std::io::Result<()>,
+    ) -> JetResult<()> {
+        let result = self.log.finish_flush(flush, result);
+        self.note(result)
     }
 
     /// Keeps [`Storage::open_transactions`] current: a transaction opens at its first Undo
