@@ -355,10 +355,18 @@ fn stop_waits_for_a_gated_call_in_flight() {
             Some(JetError::ClientRequestToStopJetService),
             "closed gate refuses new gated calls"
         );
-        assert!(gate
-            .enter(Admission::Allowlisted, JetError::InvalidParameter)
-            .is_ok());
+        // An allowlisted call is admitted, but only once the drained call has left: it
+        // linearizes after the stop, so it must not run among the calls before it.
+        let allowlisted = scope.spawn(|| {
+            gate.enter(Admission::Allowlisted, JetError::InvalidParameter)
+                .map(drop)
+        });
         assert_eq!(gate.status().gated_in_flight, 1);
+        assert_eq!(
+            gate.status().ungated_in_flight,
+            0,
+            "admitted before the drain"
+        );
         assert_eq!(
             gate.phase(),
             Phase::Stopping,
@@ -371,6 +379,7 @@ fn stop_waits_for_a_gated_call_in_flight() {
                 waited_for_calls: 1
             }
         );
+        assert_eq!(allowlisted.join().unwrap(), Ok(()));
     });
     assert_eq!(gate.phase(), Phase::Stopped);
     assert_eq!(gate.status().stops_that_waited, 1);

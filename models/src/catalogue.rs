@@ -162,9 +162,13 @@ pub const CATALOGUE: &[Entry] = &[
             StopModel::GateBeginSession,
             None,
             Property::FinishedAfterStop,
-            28,
+            61,
         ),
-        sim: sim(&[Rule::NoPanic], Scheduling::Random, 3000),
+        sim: sim(
+            &[Rule::NoPanic, Rule::Linearizability],
+            Scheduling::Random,
+            3000,
+        ),
         crash_tests: None,
         sweep_test: None,
     },
@@ -182,7 +186,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         mutant: "AllowlistMissingRollback",
-        loom: loom(StopModel::AllowlistRollback, None, Property::Allowlist, 244),
+        loom: loom(StopModel::AllowlistRollback, None, Property::Allowlist, 859),
         sim: sim(&[Rule::StopRule], Scheduling::Pct, 50),
         crash_tests: None,
         sweep_test: None,
@@ -215,7 +219,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         mutant: "EndSessionIgnoresContext",
-        loom: loom(StopModel::SessionContext, Some(4), Property::Context, 10),
+        loom: loom(StopModel::SessionContext, Some(4), Property::Context, 15),
         sim: sim(&[Rule::Linearizability], Scheduling::Random, 400),
         crash_tests: None,
         sweep_test: None,
@@ -229,7 +233,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         mutant: "ResetContextFromAnyThread",
-        loom: loom(StopModel::SessionContext, Some(4), Property::Context, 10),
+        loom: loom(StopModel::SessionContext, Some(4), Property::Context, 15),
         sim: None,
         crash_tests: None,
         sweep_test: None,
@@ -237,11 +241,9 @@ pub const CATALOGUE: &[Entry] = &[
     Entry {
         mutant: "TermDoesNotWait",
         // The engine's own assertion in `Gate::finish_term` fires before the model's property.
-        loom: loom(StopModel::TermWaits, None, Property::EngineTermInFlight, 10),
-        // The sim sees it too (mostly the engine's assertion: no-panic; see the mutants
-        // table), but the first failing PCT seed from start 0 (431) fails without the mutant
-        // as well, so `first_detection` from 0 cannot name it: loom is its checker.
-        sim: None,
+        loom: loom(StopModel::TermWaits, None, Property::EngineTermInFlight, 22),
+        // The sim sees it too: the engine's assertion fires (no-panic).
+        sim: sim(&[Rule::NoPanic], Scheduling::Pct, 1500),
         crash_tests: None,
         sweep_test: None,
     },

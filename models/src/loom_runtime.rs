@@ -3,6 +3,7 @@
 //!
 //! Only usable inside `loom::model` (loom's primitives panic outside an execution).
 
+use jetsim_engine::runtime::sync::LockRank;
 use jetsim_engine::Runtime;
 use loom::sync::atomic::{AtomicU64, Ordering};
 use loom::sync::{Condvar, Mutex, MutexGuard};
@@ -68,4 +69,12 @@ impl Runtime for LoomRuntime {
     fn yield_now() {
         loom::thread::yield_now();
     }
+    fn with_held_lock_ranks<T>(f: impl FnOnce(&mut Vec<LockRank>) -> T) -> T {
+        HELD_LOCK_RANKS.with(|held| f(&mut held.borrow_mut()))
+    }
+}
+
+loom::thread_local! {
+    // Per loom thread: the engine's lock-order bookkeeping (debug assertions only).
+    static HELD_LOCK_RANKS: std::cell::RefCell<Vec<LockRank>> = std::cell::RefCell::new(Vec::new());
 }

@@ -73,31 +73,31 @@ fn gate_begin_session_vs_stop() {
     // Unbounded: 3 loom threads (main blocked in join), small space.
     let (executions, coverage) = passes(StopModel::GateBeginSession);
     // Pinned: a change in the count means the search changed and must be reviewed.
-    assert_eq!(executions, 1176);
+    assert_eq!(executions, 813);
     // [refused, admitted and drained by the stop, admitted and done before the stop]
-    assert_eq!(coverage, [1041, 30, 105]);
+    assert_eq!(coverage, [279, 147, 387]);
 }
 
 #[test]
 fn gate_begin_transaction_vs_stop() {
     // Unbounded: 3 loom threads (main blocked in join), small space.
     let (executions, coverage) = passes(StopModel::GateBeginTransaction);
-    assert_eq!(executions, 1176);
-    assert_eq!(coverage, [1041, 30, 105]);
+    assert_eq!(executions, 558);
+    assert_eq!(coverage, [279, 111, 168]);
 }
 
 #[test]
 fn gate_commit_vs_stop() {
     // Unbounded: 3 loom threads (main blocked in join), small space.
     let (executions, coverage) = passes(StopModel::GateCommit);
-    assert_eq!(executions, 6351);
-    assert_eq!(coverage, [1041, 840, 4470]);
+    assert_eq!(executions, 18126);
+    assert_eq!(coverage, [279, 6132, 11715]);
 }
 
 #[test]
 fn gate_main_stops() {
     assert_eq!(StopModel::GateMainStops.bound(), None);
-    assert_eq!(executions(StopModel::GateMainStops), 1821);
+    assert_eq!(executions(StopModel::GateMainStops), 535);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -105,12 +105,12 @@ fn gate_main_stops() {
 
 #[test]
 fn allowlist_rollback_vs_stop() {
-    assert_eq!(executions(StopModel::AllowlistRollback), 16584);
+    assert_eq!(executions(StopModel::AllowlistRollback), 35949);
 }
 
 #[test]
 fn allowlist_end_session_vs_stop() {
-    assert_eq!(executions(StopModel::AllowlistEndSession), 345);
+    assert_eq!(executions(StopModel::AllowlistEndSession), 903);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -118,19 +118,19 @@ fn allowlist_end_session_vs_stop() {
 
 #[test]
 fn stop_vs_term() {
-    assert_eq!(executions(StopModel::StopVsTerm), 2652);
+    assert_eq!(executions(StopModel::StopVsTerm), 2265);
 }
 
 #[test]
 fn term_waits_for_calls() {
-    assert_eq!(executions(StopModel::TermWaits), 207);
+    assert_eq!(executions(StopModel::TermWaits), 279);
 }
 
 #[test]
 fn call_vs_stop_vs_term() {
     // Bound 3 (unbounded it runs past 600,000 executions without finishing).
     assert_eq!(StopModel::CallVsStopVsTerm.bound(), Some(3));
-    assert_eq!(executions(StopModel::CallVsStopVsTerm), 34689);
+    assert_eq!(executions(StopModel::CallVsStopVsTerm), 36758);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ fn two_concurrent_stops() {
 #[test]
 fn session_context_across_threads() {
     assert_eq!(StopModel::SessionContext.bound(), Some(4));
-    assert_eq!(executions(StopModel::SessionContext), 1517);
+    assert_eq!(executions(StopModel::SessionContext), 5956);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -178,13 +178,13 @@ fn stop_parks_background_defrag() {
 #[test]
 fn gate_two_calls_vs_stop() {
     assert_eq!(StopModel::GateTwoCalls.bound(), Some(3));
-    assert_eq!(executions(StopModel::GateTwoCalls), 18515);
+    assert_eq!(executions(StopModel::GateTwoCalls), 13905);
 }
 
 #[test]
 fn two_stops_vs_term() {
     assert_eq!(StopModel::TwoStopsVsTerm.bound(), Some(3));
-    assert_eq!(executions(StopModel::TwoStopsVsTerm), 14744);
+    assert_eq!(executions(StopModel::TwoStopsVsTerm), 17551);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -209,7 +209,7 @@ fn catches_check_then_act_gate() {
         StopModel::GateBeginSession,
         Property::FinishedAfterStop,
     );
-    assert_eq!(failure.execution, 28);
+    assert_eq!(failure.execution, 61);
 }
 
 /// The check-then-act race needs two preemptions when the stopper is runnable throughout (the
@@ -239,8 +239,8 @@ fn check_then_act_needs_preemption_bound_2() {
     assert_eq!(failure.execution, 23);
     // The unmutated engine passes at both bounds (and unbounded: `gate_main_stops`).
     let clean = |bound| passes_at(StopModel::GateMainStops, Mutations::NONE, bound).0;
-    assert_eq!(clean(Some(1)), 11);
-    assert_eq!(clean(Some(2)), 55);
+    assert_eq!(clean(Some(1)), 8);
+    assert_eq!(clean(Some(2)), 41);
 }
 
 #[test]
@@ -272,7 +272,7 @@ fn catches_allowlist_missing_rollback() {
         StopModel::AllowlistRollback,
         Property::Allowlist,
     );
-    assert_eq!(failure.execution, 244);
+    assert_eq!(failure.execution, 859);
 }
 
 #[test]
@@ -285,7 +285,7 @@ fn catches_term_does_not_wait() {
         StopModel::TermWaits,
         Property::EngineTermInFlight,
     );
-    assert_eq!(failure.execution, 10);
+    assert_eq!(failure.execution, 22);
 }
 
 #[test]
@@ -305,7 +305,7 @@ fn catches_reset_context_from_any_thread() {
         StopModel::SessionContext,
         Property::Context,
     );
-    assert_eq!(failure.execution, 10);
+    assert_eq!(failure.execution, 15);
 }
 
 #[test]
@@ -315,7 +315,7 @@ fn catches_end_session_ignores_context() {
         StopModel::SessionContext,
         Property::Context,
     );
-    assert_eq!(failure.execution, 10);
+    assert_eq!(failure.execution, 15);
 }
 
 #[test]

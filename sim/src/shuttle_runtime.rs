@@ -5,6 +5,7 @@
 //! Only usable inside a shuttle execution (`shuttle::Runner::run`, `shuttle::check_*`): outside
 //! one, shuttle's primitives panic.
 
+use jetsim_engine::runtime::sync::LockRank;
 use jetsim_engine::Runtime;
 use shuttle::sync::atomic::{AtomicU64, Ordering};
 use shuttle::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -69,4 +70,12 @@ impl Runtime for ShuttleRuntime {
     fn yield_now() {
         shuttle::thread::yield_now();
     }
+    fn with_held_lock_ranks<T>(f: impl FnOnce(&mut Vec<LockRank>) -> T) -> T {
+        HELD_LOCK_RANKS.with(|held| f(&mut held.borrow_mut()))
+    }
+}
+
+shuttle::thread_local! {
+    // Per shuttle thread: the engine's lock-order bookkeeping (debug assertions only).
+    static HELD_LOCK_RANKS: std::cell::RefCell<Vec<LockRank>> = std::cell::RefCell::new(Vec::new());
 }

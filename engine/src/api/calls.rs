@@ -54,6 +54,24 @@ impl JetCall {
         JetCall::GetSessionInfo,
     ];
 
+    /// Calls whose page reads happen outside the instance lock: their bodies change nothing
+    /// before their last read, so a read that misses the cache can drop the call's work, read
+    /// with no lock held, and run the call again (`api::SessionCall::run`). Reads made after
+    /// a call's first logged change are made under the lock.
+    pub fn reads_outside_lock(self) -> bool {
+        matches!(
+            self,
+            JetCall::OpenTable
+                | JetCall::Seek
+                | JetCall::Move
+                | JetCall::Retrieve
+                | JetCall::Insert
+                | JetCall::Replace
+                | JetCall::Delete
+                | JetCall::IndexRecordCount
+        )
+    }
+
     /// How the gate admits this call.
     pub fn admission(self, mutations: Mutations) -> Admission {
         if self == JetCall::Rollback && mutations.is_active(Mutant::AllowlistMissingRollback) {

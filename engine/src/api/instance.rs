@@ -175,25 +175,26 @@ impl<R: Runtime> Jet<R> {
         let dirty = grbit & term_grbit::DIRTY != 0;
         loop {
             core.gate.wait_for_term_window()?;
-            // Decide under the instance lock and close the gate before letting go of it, so
-            // the decision cannot go stale: every session call is admitted under this lock
-            // (see `Jet::with_session`), so none can open a transaction between the look and
-            // the close. A term refused here changed nothing and refused no one: ESE's term
-            // with transactions open returns JET_errTooManyActiveUsers and the instance lives
-            // on. (A concurrent engine that admits calls outside this lock must count
-            // transaction openers in the gate instead.)
-            let state = core.state.lock();
-            let failed = Self::check_available(&state).is_err();
-            let open = !failed
-                && state
-                    .sessions
-                    .iter()
-                    .any(|(_, _, s)| s.transaction.is_some());
-            let refusal = (open && !dirty).then_some(JetError::TooManyActiveUsers);
-            let entry = core.gate.begin_term(refusal)?;
-            drop(state);
-            if entry == TermEntry::Proceed {
-                break;
+            match core.gate.begin_term()? {
+                TermEntry::Retry => continue,
+                TermEntry::Proceed => break,
+                TermEntry::Decide => {
+                    // Nothing is in flight and new calls wait at the gate, so what term sees
+                    // here cannot go stale before the gate closes. ESE's term with
+                    // transactions open returns JET_errTooManyActiveUsers and the instance
+                    // lives on.
+                    let state = core.state.lock();
+                    let failed = Self::check_available(&state).is_err();
+                    let open = !failed
+                        && state
+                            .sessions
+                            .iter()
+                            .any(|(_, _, s)| s.transaction.is_some());
+                    drop(state);
+                    let refusal = (open && !dirty).then_some(JetError::TooManyActiveUsers);
+                    core.gate.decide_term(refusal)?;
+                    break;
+                }
             }
         }
         core.gate.drain_for_term();

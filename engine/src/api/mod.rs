@@ -27,8 +27,9 @@ use crate::error::{JetError, JetResult};
 use crate::instance::gate::GatePass;
 use crate::instance::slots::Slots;
 use crate::instance::{InstanceCore, InstanceState};
-use crate::runtime::sync::Mutex;
+use crate::runtime::sync::{LockRank, Mutex, MutexGuard};
 use crate::runtime::Runtime;
+use crate::storage::{FlushStart, Lsn, MissPolicy};
 use calls::JetCall;
 use handles::{InstanceHandle, SessionHandle};
 use std::collections::BTreeMap;
@@ -74,7 +75,7 @@ impl<R: Runtime> Jet<R> {
         Jet {
             env,
             generations: AtomicU32::new(1),
-            instances: Mutex::new(Slots::new(INSTANCES_MAX)),
+            instances: Mutex::new(LockRank::InstanceTable, Slots::new(INSTANCES_MAX)),
             database_owners: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
@@ -147,77 +148,51 @@ impl<R: Runtime> Jet<R> {
             .map(|(_, _, core)| Arc::clone(core))
     }
 
-    /// Runs a session-level call: resolve, gate, validate the session, run `body` under the
-    /// instance lock, then pass on any background work it found.
+    /// Runs a session-level call whose body needs no I/O wait of its own: see
+    /// [`Jet::with_session_call`]; the body may run more than once (page reads outside the
+    /// lock), so it must change nothing before its storage reads.
     pub(crate) fn with_session<T>(
         &self,
         sesid: SessionHandle,
         call: JetCall,
-        body: impl FnOnce(
+        mut body: impl FnMut(
             &InstanceCore<R>,
             &mut InstanceState<R>,
             SessionRef,
             &mut WakeOrders,
         ) -> JetResult<T>,
     ) -> JetResult<T> {
+        self.with_session_call(sesid, call, |scope| scope.run(&mut body))
+    }
+
+    /// Runs a session-level call: resolve the handle, pass the gate, take the instance lock,
+    /// validate the session and hold it (see [`SessionCall`]), run `work`, then pass on any
+    /// background work it found.
+    pub(crate) fn with_session_call<T>(
+        &self,
+        sesid: SessionHandle,
+        call: JetCall,
+        work: impl FnOnce(&mut SessionCall<'_, R>) -> JetResult<T>,
+    ) -> JetResult<T> {
         let parts = sesid.parts().ok_or(JetError::InvalidSesid)?;
         let core = self
             .core_by_slot(parts.instance_slot)
             .ok_or(JetError::InvalidSesid)?;
-        let mut orders = WakeOrders::default();
-        let result = {
-            // Admission and body under one hold of the instance lock: a gated call that was
-            // admitted runs its whole body before any call that comes after the stop closed
-            // the gate (those need this lock too), so the stop is atomic to every observer.
-            // Admitting outside the lock let an allowlisted end_session slip between a
-            // gated open_table's admission and its body (found by the simulator, PCT seed
-            // 431). Lock order: state, then gate; nothing takes them the other way round.
-            let admission = call.admission(core.options.mutations);
-            let early = match Self::admits_outside_lock(&core) {
-                true => Some(core.gate.enter(admission, JetError::InvalidSesid)?),
-                false => None,
-            };
-            let mut state = core.state.lock();
-            let pass = match early {
-                Some(pass) => pass,
-                None => core.gate.enter(admission, JetError::InvalidSesid)?,
-            };
-            let session = SessionRef {
-                slot: parts.object_slot,
-                generation: parts.generation,
-            };
-            let result = Self::check_available(&state)
-                .and_then(|()| Self::check_session(&state, session, call))
-                .and_then(|()| body(&core, &mut state, session, &mut orders));
-            if orders.wrote {
-                orders.checkpoint_depth_bytes = state
-                    .storage
-                    .as_ref()
-                    .map_or(0, |storage| storage.checkpoint_depth_bytes());
-                orders.checkpoint_depth_max_bytes = state.params.checkpoint_depth_max_bytes;
-                // ESE cleans versions in the background as the store fills; so do we, from
-                // half full, so a writer rarely has to clean inline.
-                orders.version_store_half_full = state.version_store.stats().versions * 2
-                    >= state.params.version_store_max_versions;
-            }
-            // Leave the engine before letting go of the lock: a stop waiting for in-flight
-            // calls then sees this call gone exactly when its effects are all in place.
-            drop(pass);
-            result
+        let session = SessionRef {
+            slot: parts.object_slot,
+            generation: parts.generation,
         };
+        let mut scope = SessionCall::begin(&core, session, call)?;
+        let result = work(&mut scope);
+        debug_assert_ne!(
+            result.as_ref().err(),
+            Some(&JetError::OutOfBuffers),
+            "a deferred page read escaped its call scope"
+        );
+        let orders = scope.finish();
+        drop(scope);
         Self::pass_on(&core, orders);
         result
-    }
-
-    /// The planted gate bugs (`StopFlagLast`, `CheckThenActGate`, `TermDoesNotWait`) are about
-    /// a gate that is separate from the work it guards, as ESE's is: with one planted, calls
-    /// are admitted before taking the instance lock, as this engine did before the simulator
-    /// showed why not (admission under the lock also masks those three bugs).
-    pub(crate) fn admits_outside_lock(core: &InstanceCore<R>) -> bool {
-        let mutations = core.options.mutations;
-        mutations.is_active(crate::Mutant::StopFlagLast)
-            || mutations.is_active(crate::Mutant::CheckThenActGate)
-            || mutations.is_active(crate::Mutant::TermDoesNotWait)
     }
 
     /// `InstanceUnavailable` once an I/O error made the instance fail-stop.
@@ -231,7 +206,7 @@ impl<R: Runtime> Jet<R> {
     /// The session exists, and no other thread holds its context. `end_session`,
     /// `set_session_context`, `reset_session_context` and `get_session_info` have their own
     /// context rules and skip the thread check.
-    fn check_session(
+    pub(crate) fn check_session(
         state: &InstanceState<R>,
         session: SessionRef,
         call: JetCall,
@@ -256,7 +231,7 @@ impl<R: Runtime> Jet<R> {
         Ok(())
     }
 
-    fn pass_on(core: &InstanceCore<R>, orders: WakeOrders) {
+    pub(crate) fn pass_on(core: &InstanceCore<R>, orders: WakeOrders) {
         if !orders.wrote && !orders.deleted {
             return;
         }
@@ -288,6 +263,218 @@ impl<R: Runtime> Jet<R> {
             call.admission(core.options.mutations),
             JetError::InvalidParameter,
         )
+    }
+}
+
+/// How many times a call is run again for pages read outside the lock before its misses are
+/// read under the lock: a bound, so a call whose pages keep being evicted still ends.
+pub(crate) const CALL_RESTARTS_MAX: u32 = 8;
+
+/// A session call in progress. It holds a gate pass, the session (no other call on the same
+/// session runs until this one ends: ESE counts one call in the API per session), and the
+/// instance lock, except while it waits for I/O:
+/// - a page that is not cached is read with no lock held, then the call runs again
+///   ([`SessionCall::run`]; only calls that changed nothing yet, see
+///   [`crate::storage::MissPolicy`]);
+/// - a commit waits for the log with no lock held, sharing one sync with every commit
+///   appended meanwhile ([`SessionCall::wait_durable`]).
+///
+/// So a session waiting for the disk stops no other session, and a gated call really is in
+/// flight while a stop waits for it.
+pub(crate) struct SessionCall<'c, R: Runtime> {
+    core: &'c InstanceCore<R>,
+    session: SessionRef,
+    call: JetCall,
+    orders: WakeOrders,
+    // Given back by `drop` in this order: the pass under the lock, so a stop waiting for
+    // in-flight calls sees this one gone only with its effects in place.
+    pass: Option<GatePass<'c, R>>,
+    state: Option<MutexGuard<'c, R, InstanceState<R>>>,
+}
+
+impl<'c, R: Runtime> SessionCall<'c, R> {
+    fn begin(core: &'c InstanceCore<R>, session: SessionRef, call: JetCall) -> JetResult<Self> {
+        // Admission first, holding no other lock: the gate is the stop's mechanism and its
+        // counts are of calls really inside the engine.
+        let pass = core.gate.enter(
+            call.admission(core.options.mutations),
+            JetError::InvalidSesid,
+        )?;
+        let mut state = core.state.lock();
+        loop {
+            Jet::<R>::check_available(&state)?;
+            Jet::<R>::check_session(&state, session, call)?;
+            let entry = state
+                .sessions
+                .get_mut(session.slot, session.generation)
+                .expect("checked above");
+            if !entry.in_call {
+                entry.in_call = true;
+                break;
+            }
+            // Another thread's call on this session is waiting for I/O: wait for it to end.
+            state.session_waiters += 1;
+            state = core.session_released.wait(state);
+            state.session_waiters -= 1;
+        }
+        Ok(SessionCall {
+            core,
+            session,
+            call,
+            orders: WakeOrders::default(),
+            pass: Some(pass),
+            state: Some(state),
+        })
+    }
+
+    pub(crate) fn core(&self) -> &'c InstanceCore<R> {
+        self.core
+    }
+
+    fn state(&mut self) -> &mut InstanceState<R> {
+        self.state
+            .as_mut()
+            .expect("the call holds the instance lock")
+    }
+
+    /// Runs `f` with the instance lock released (for I/O, or to let other calls run between
+    /// the steps of a long call), then takes the lock again.
+    pub(crate) fn unlocked<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        drop(self.state.take());
+        let value = f();
+        self.state = Some(self.core.state.lock());
+        value
+    }
+
+    /// Runs `body` under the instance lock. If it needed a page that is not cached before it
+    /// changed anything, the page is read with no lock held and `body` runs again.
+    pub(crate) fn run<T>(
+        &mut self,
+        body: &mut impl FnMut(
+            &InstanceCore<R>,
+            &mut InstanceState<R>,
+            SessionRef,
+            &mut WakeOrders,
+        ) -> JetResult<T>,
+    ) -> JetResult<T> {
+        let mut restarts = 0;
+        loop {
+            let restartable = self.call.reads_outside_lock() && restarts < CALL_RESTARTS_MAX;
+            let (core, session) = (self.core, self.session);
+            let mut orders = self.orders;
+            let state = self.state();
+            let policy = match restartable {
+                true => MissPolicy::Defer,
+                false => MissPolicy::ReadUnderLock,
+            };
+            if let Some(storage) = state.storage.as_mut() {
+                storage.set_miss_policy(policy);
+            }
+            let result = body(core, state, session, &mut orders);
+            let deferred = state.storage.as_mut().and_then(|storage| {
+                storage.set_miss_policy(MissPolicy::ReadUnderLock);
+                storage.take_deferred_read()
+            });
+            let Some(read) = deferred else {
+                self.orders = orders;
+                return result;
+            };
+            // The body changed nothing (the miss came before its first logged change): drop
+            // its result, read the page with no lock held, run it again.
+            let bytes = self.unlocked(|| read.read());
+            let state = self.state();
+            let storage = state
+                .storage
+                .as_mut()
+                .expect("a call in flight keeps term from closing the storage");
+            storage.finish_deferred_read(&read, bytes)?;
+            Jet::<R>::check_available(state)?;
+            restarts += 1;
+        }
+    }
+
+    /// Waits until the log is durable past `lsn`, holding no lock while the log is written:
+    /// the first waiter writes everything appended so far (group commit), the others wait
+    /// for it and find their records covered. If the log fails meanwhile (this flush or
+    /// another's), the answer is `LogWriteFail`: the record at `lsn` may or may not have
+    /// reached the disk, exactly as when the caller's own flush fails.
+    pub(crate) fn wait_durable(&mut self, lsn: Lsn) -> JetResult<()> {
+        self.wait_durable_inner(lsn)
+            .map_err(|_| JetError::LogWriteFail)
+    }
+
+    fn wait_durable_inner(&mut self, lsn: Lsn) -> JetResult<()> {
+        loop {
+            let state = self.state();
+            let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+            if storage.flushed_lsn() > lsn {
+                return Ok(());
+            }
+            match storage.begin_log_flush()? {
+                FlushStart::Durable => return Ok(()),
+                FlushStart::InFlight => {
+                    state.log_flush_waiters += 1;
+                    let guard = self.state.take().expect("held");
+                    let mut guard = self.core.log_flushed.wait(guard);
+                    guard.log_flush_waiters -= 1;
+                    self.state = Some(guard);
+                }
+                FlushStart::Started(flush) => {
+                    let written = self.unlocked(|| flush.write_and_sync());
+                    let state = self.state();
+                    let waiters = state.log_flush_waiters > 0;
+                    let finished = state
+                        .storage
+                        .as_mut()
+                        .expect("a call in flight keeps term from closing the storage")
+                        .finish_log_flush(&flush, written);
+                    if waiters {
+                        self.core.log_flushed.notify_all();
+                    }
+                    finished?;
+                }
+            }
+        }
+    }
+
+    /// The background work the call found, with what the worker needs to decide on it.
+    fn finish(&mut self) -> WakeOrders {
+        let mut orders = self.orders;
+        let state = self.state();
+        if orders.wrote {
+            orders.checkpoint_depth_bytes = state
+                .storage
+                .as_ref()
+                .map_or(0, |storage| storage.checkpoint_depth_bytes());
+            orders.checkpoint_depth_max_bytes = state.params.checkpoint_depth_max_bytes;
+            // ESE cleans versions in the background as the store fills; so do we, from half
+            // full, so a writer rarely has to clean inline.
+            orders.version_store_half_full =
+                state.version_store.stats().versions * 2 >= state.params.version_store_max_versions;
+        }
+        orders
+    }
+}
+
+impl<R: Runtime> Drop for SessionCall<'_, R> {
+    /// Releases the session and leaves the gate, whatever way the call ended.
+    fn drop(&mut self) {
+        let mut state = match self.state.take() {
+            Some(state) => state,
+            None => self.core.state.lock(),
+        };
+        // end_session removes the entry it held.
+        if let Some(entry) = state
+            .sessions
+            .get_mut(self.session.slot, self.session.generation)
+        {
+            entry.in_call = false;
+        }
+        if state.session_waiters > 0 {
+            self.core.session_released.notify_all();
+        }
+        drop(self.pass.take());
+        drop(state);
     }
 }
 

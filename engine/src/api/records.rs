@@ -329,63 +329,50 @@ impl<R: Runtime> Jet<R> {
         tableid: TableHandle,
         max_records: u64,
     ) -> JetResult<u64> {
-        let parts = sesid.parts().ok_or(JetError::InvalidSesid)?;
-        let core = self
-            .core_by_slot(parts.instance_slot)
-            .ok_or(JetError::InvalidSesid)?;
-        // Admitted under the instance lock with the first step, as in `with_session`; the pass
-        // is then held across steps, each of which re-takes the lock.
-        let admission = JetCall::IndexRecordCount.admission(core.options.mutations);
-        let early = match Self::admits_outside_lock(&core) {
-            true => Some(core.gate.enter(admission, JetError::InvalidSesid)?),
-            false => None,
-        };
-        let first_step_lock = core.state.lock();
-        let _pass = match early {
-            Some(pass) => pass,
-            None => core.gate.enter(admission, JetError::InvalidSesid)?,
-        };
-        let mut held = Some(first_step_lock);
-        let session = SessionRef {
-            slot: parts.object_slot,
-            generation: parts.generation,
-        };
         let limit = if max_records == 0 {
             u64::MAX
         } else {
             max_records
         };
-        let mut count = 0u64;
-        let mut at: Option<Vec<u8>> = None;
-        loop {
-            {
-                let mut state = match held.take() {
-                    Some(state) => state,
-                    None => core.state.lock(),
-                };
-                Self::check_available(&state)?;
-                // Handles are re-validated each step: another thread may have ended the session.
-                Self::check_session(&state, session, JetCall::IndexRecordCount)?;
-                let (slot, generation) = owned_cursor(&state, session, tableid)?;
-                let table = view(&state, session, slot, generation)?;
-                for _ in 0..RECORD_COUNT_STEP_RECORDS {
-                    if count >= limit {
-                        return Ok(count);
-                    }
-                    match table.step(&mut state, at.as_deref(), true)? {
-                        Some((key, _)) => {
-                            count += 1;
-                            at = Some(key);
+        self.with_session_call(sesid, JetCall::IndexRecordCount, |call| {
+            let mut count = 0u64;
+            let mut at: Option<Vec<u8>> = None;
+            loop {
+                // One step: up to RECORD_COUNT_STEP_RECORDS records past `at`. It changes
+                // nothing but its own result, so it can run again after a page read.
+                let (step_count, step_at, done) = call.run(&mut |_, state, session, _| {
+                    Self::check_available(state)?;
+                    let (slot, generation) = owned_cursor(state, session, tableid)?;
+                    let table = view(state, session, slot, generation)?;
+                    let (mut step_count, mut step_at) = (count, at.clone());
+                    for _ in 0..RECORD_COUNT_STEP_RECORDS {
+                        if step_count >= limit {
+                            return Ok((step_count, step_at, true));
                         }
-                        None => return Ok(count),
+                        match table.step(state, step_at.as_deref(), true)? {
+                            Some((key, _)) => {
+                                step_count += 1;
+                                step_at = Some(key);
+                            }
+                            None => return Ok((step_count, step_at, true)),
+                        }
                     }
+                    Ok((step_count, step_at, false))
+                })?;
+                if done {
+                    return Ok(step_count);
+                }
+                (count, at) = (step_count, step_at);
+                let core = call.core();
+                let stopping = call.unlocked(|| {
+                    R::yield_now();
+                    matches!(core.gate.phase(), Phase::Stopping | Phase::Stopped)
+                });
+                if stopping {
+                    return Err(JetError::ClientRequestToStopJetService);
                 }
             }
-            if matches!(core.gate.phase(), Phase::Stopping | Phase::Stopped) {
-                return Err(JetError::ClientRequestToStopJetService);
-            }
-            R::yield_now();
-        }
+        })
     }
 }
 

@@ -28,16 +28,8 @@ impl<R: Runtime> Jet<R> {
         let core = self.core(instance)?;
         let parts = instance.parts().expect("resolved above");
         let generation = self.next_generation();
-        // Admission under the instance lock, as in `with_session`.
-        let early = match Self::admits_outside_lock(&core) {
-            true => Some(Self::enter_instance(&core, JetCall::BeginSession)?),
-            false => None,
-        };
+        let _pass = Self::enter_instance(&core, JetCall::BeginSession)?;
         let mut state = core.state.lock();
-        let _pass = match early {
-            Some(pass) => pass,
-            None => Self::enter_instance(&core, JetCall::BeginSession)?,
-        };
         Self::check_available(&state)?;
         let slot = state
             .sessions
@@ -47,6 +39,7 @@ impl<R: Runtime> Jet<R> {
                     context: None,
                     transaction: None,
                     open_databases: BTreeMap::new(),
+                    in_call: false,
                 },
             )
             .ok_or(JetError::OutOfSessions)?;
@@ -158,31 +151,42 @@ impl<R: Runtime> Jet<R> {
         })
     }
 
-    /// `JetCommitTransaction`: commits the innermost level. Level 1 gets a commit timestamp and
-    /// its log records are flushed before the call returns.
+    /// `JetCommitTransaction`: commits the innermost level. Level 1 gets a commit timestamp;
+    /// its commit record is made durable before the commit takes effect and the call returns.
+    /// The call waits for the log with no lock held, and commits appended meanwhile share
+    /// the same sync (group commit); until the sync, the transaction's writes stay invisible
+    /// to others, so nobody reads a commit a crash could still undo.
     pub fn commit_transaction(&self, sesid: SessionHandle) -> JetResult<()> {
-        self.with_session(
-            sesid,
-            JetCall::CommitTransaction,
-            |core, state, session, orders| {
+        self.with_session_call(sesid, JetCall::CommitTransaction, |call| {
+            let logged = call.run(&mut |_, state, session, _| {
                 let open = session_entry(state, session)
                     .transaction
                     .ok_or(JetError::NotInTransaction)?;
+                if open.level > 1 {
+                    return Ok(None);
+                }
+                let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+                // Log first: if the log cannot be made durable, the transaction stays open and
+                // nothing changed.
+                let lsn = storage.append_log(LogRecord::Commit {
+                    txn: open.txn,
+                    commit_ts: state.version_store.next_commit_ts(),
+                })?;
+                Ok(Some(lsn))
+            })?;
+            let acknowledged_early = call
+                .core()
+                .options
+                .mutations
+                .is_active(Mutant::CommitAckBeforeLogSync);
+            if let (Some(lsn), false) = (logged, acknowledged_early) {
+                call.wait_durable(lsn)?;
+            }
+            call.run(&mut |_, state, session, orders| {
+                let open = session_entry(state, session)
+                    .transaction
+                    .expect("the session is held: nothing ended its transaction");
                 if open.level == 1 {
-                    let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
-                    // Log first: if the log cannot be made durable, the transaction stays open and
-                    // nothing changed.
-                    storage.append_log(LogRecord::Commit {
-                        txn: open.txn,
-                        commit_ts: state.version_store.next_commit_ts(),
-                    })?;
-                    if !core
-                        .options
-                        .mutations
-                        .is_active(Mutant::CommitAckBeforeLogSync)
-                    {
-                        storage.flush_log()?;
-                    }
                     let committed = state.version_store.commit_level(open.txn, 1)?;
                     debug_assert!(committed.is_some());
                     session_entry_mut(state, session).transaction = None;
@@ -200,8 +204,8 @@ impl<R: Runtime> Jet<R> {
                     cursor.opened_at_level = cursor.opened_at_level.min(new_level);
                 });
                 Ok(())
-            },
-        )
+            })
+        })
     }
 
     /// `JetRollback`: undoes the innermost level and closes the tables opened in it.

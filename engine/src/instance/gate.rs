@@ -9,7 +9,7 @@
 
 use crate::error::{JetError, JetResult};
 use crate::instance::mutations::{Mutant, Mutations};
-use crate::runtime::sync::{Condvar, Mutex};
+use crate::runtime::sync::{Condvar, LockRank, Mutex};
 use crate::runtime::Runtime;
 
 /// Lifecycle phase of an instance.
@@ -60,6 +60,9 @@ pub struct GateStatus {
 
 struct GateState {
     phase: Phase,
+    /// A term is deciding whether it can end the instance: calls wait at the gate (neither
+    /// admitted nor refused) until it has decided.
+    term_deciding: bool,
     gated_in_flight: u32,
     ungated_in_flight: u32,
     stops_that_waited: u64,
@@ -75,12 +78,14 @@ pub enum StopEntry {
     AlreadyStopped,
 }
 
-/// What [`Gate::begin_term`] decided.
+/// What [`Gate::begin_term`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TermEntry {
     /// The gate is closed to every call: drain, shut down, then [`Gate::finish_term`].
     Proceed,
-    /// A stop or an init started meanwhile: wait for it and decide again.
+    /// Every call in flight has left and new ones wait: decide, then [`Gate::decide_term`].
+    Decide,
+    /// A stop, an init or another term's decision started meanwhile: wait and look again.
     Retry,
 }
 
@@ -111,13 +116,17 @@ impl<R: Runtime> Drop for GatePass<'_, R> {
 impl<R: Runtime> Gate<R> {
     pub fn new(mutations: Mutations) -> Self {
         Gate {
-            state: Mutex::new(GateState {
-                phase: Phase::Created,
-                gated_in_flight: 0,
-                ungated_in_flight: 0,
-                stops_that_waited: 0,
-                refused_after_stop: 0,
-            }),
+            state: Mutex::new(
+                LockRank::Gate,
+                GateState {
+                    phase: Phase::Created,
+                    term_deciding: false,
+                    gated_in_flight: 0,
+                    ungated_in_flight: 0,
+                    stops_that_waited: 0,
+                    refused_after_stop: 0,
+                },
+            ),
             changed: Condvar::new(),
             mutations,
         }
@@ -176,7 +185,19 @@ impl<R: Runtime> Gate<R> {
                 admission,
             });
         }
-        let mut state = self.state.lock();
+        let state = self.state.lock();
+        // A call the closed gate still admits waits until the calls admitted before it closed
+        // have left: they linearize before the stop, this one after it, so it must not run
+        // among them (an end_session slipping in before a drained call's body made the stop
+        // non-atomic to observers; the simulator found it, PCT seed 431).
+        // And every call waits while a term decides: a term that is then refused must leave
+        // no trace, so it may not refuse anyone meanwhile.
+        let mut state = self.changed.wait_while(state, |state| {
+            state.term_deciding
+                || (state.phase == Phase::Stopping
+                    && admission != Admission::Gated
+                    && state.gated_in_flight > 0)
+        });
         if let Some(error) = Self::refusal(state.phase, admission, gone) {
             state.refused_after_stop += u64::from(error == JetError::ClientRequestToStopJetService);
             return Err(error);
@@ -262,6 +283,10 @@ impl<R: Runtime> Gate<R> {
     pub fn begin_stop(&self) -> JetResult<StopEntry> {
         let mut state = self.state.lock();
         loop {
+            if state.term_deciding {
+                state = self.changed.wait(state);
+                continue;
+            }
             if let Some(error) = Self::stop_refusal_in(state.phase) {
                 return Err(error);
             }
@@ -319,7 +344,7 @@ impl<R: Runtime> Gate<R> {
     pub fn wait_for_term_window(&self) -> JetResult<()> {
         let state = self.state.lock();
         let state = self.changed.wait_while(state, |state| {
-            matches!(state.phase, Phase::Stopping | Phase::Initializing)
+            state.term_deciding || matches!(state.phase, Phase::Stopping | Phase::Initializing)
         });
         match state.phase {
             Phase::Terminating => Err(JetError::TermInProgress),
@@ -328,15 +353,18 @@ impl<R: Runtime> Gate<R> {
         }
     }
 
-    /// Term, the decision: `refusal` is what term must return if it cannot end the instance
-    /// (transactions still open: `TooManyActiveUsers`), worked out by the caller under the
-    /// instance lock, which it still holds. A refused term changes nothing, and nobody was
-    /// refused while it decided: the gate closes only once term knows it will succeed. A
-    /// created-but-never-initialized instance has nothing to refuse for. `Retry` if a stop
-    /// or init began since [`Gate::wait_for_term_window`]: drop the instance lock and wait
-    /// again. On `Proceed` the gate refuses every call; wait with [`Gate::drain_for_term`].
-    pub fn begin_term(&self, refusal: Option<JetError>) -> JetResult<TermEntry> {
+    /// Term, before it decides. A created-but-never-initialized instance has nothing to
+    /// refuse for: the gate closes at once (`Proceed`). A running or stopped one holds new
+    /// calls at the gate and waits until every call in flight has left (`Decide`): only then
+    /// can term see every transaction that will ever be open, decide with
+    /// [`Gate::decide_term`], and either close the gate or let the held calls in as if it had
+    /// never come. `Retry` if a stop, an init or another term's decision began since
+    /// [`Gate::wait_for_term_window`].
+    pub fn begin_term(&self) -> JetResult<TermEntry> {
         let mut state = self.state.lock();
+        if state.term_deciding {
+            return Ok(TermEntry::Retry);
+        }
         match state.phase {
             Phase::Stopping | Phase::Initializing => Ok(TermEntry::Retry),
             Phase::Terminating => Err(JetError::TermInProgress),
@@ -345,13 +373,35 @@ impl<R: Runtime> Gate<R> {
                 state.phase = Phase::Terminating;
                 Ok(TermEntry::Proceed)
             }
-            Phase::Running | Phase::Stopped => match refusal {
-                Some(error) => Err(error),
-                None => {
-                    state.phase = Phase::Terminating;
-                    Ok(TermEntry::Proceed)
+            Phase::Running | Phase::Stopped => {
+                state.term_deciding = true;
+                if !self.mutations.is_active(Mutant::TermDoesNotWait) {
+                    state = self.changed.wait_while(state, |state| {
+                        state.gated_in_flight > 0 || state.ungated_in_flight > 0
+                    });
                 }
-            },
+                debug_assert!(state.term_deciding);
+                Ok(TermEntry::Decide)
+            }
+        }
+    }
+
+    /// Term, the decision after [`TermEntry::Decide`]: `refusal` is what term returns if it
+    /// cannot end the instance (transactions open: `TooManyActiveUsers`). A refused term
+    /// changed nothing and refused no one; the calls it held go on. Otherwise the gate now
+    /// refuses every call; wait with [`Gate::drain_for_term`].
+    pub fn decide_term(&self, refusal: Option<JetError>) -> JetResult<()> {
+        let mut state = self.state.lock();
+        assert!(state.term_deciding, "decide_term without begin_term");
+        state.term_deciding = false;
+        if refusal.is_none() {
+            state.phase = Phase::Terminating;
+        }
+        drop(state);
+        self.changed.notify_all();
+        match refusal {
+            Some(error) => Err(error),
+            None => Ok(()),
         }
     }
 

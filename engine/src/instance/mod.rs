@@ -1,8 +1,11 @@
 //! One ESE instance: its gate, its background worker, and the state behind one lock.
 //!
-//! Locking: [`InstanceCore::stop_lock`] serialises stop, partial stop and resume. The gate,
-//! the worker and the state each have their own mutex and are never held together, except
-//! that the stop lock is held across the others. So there is no lock-order cycle to get wrong.
+//! Locking, outermost first (a thread holding one may only take those after it):
+//! [`InstanceCore::stop_lock`] (serialises stop, partial stop and resume), then the instance
+//! lock [`InstanceCore::state`], then the gate's and the worker's own mutexes, which are
+//! leaves. A Jet call passes the gate holding no lock, then takes the instance lock; it lets
+//! go of the instance lock while it waits for a page read or a log sync (see
+//! `api::SessionCall`).
 
 pub mod gate;
 pub mod mutations;
@@ -13,7 +16,7 @@ pub mod worker;
 
 use crate::api::handles::InstanceHandle;
 use crate::env::Environment;
-use crate::runtime::sync::Mutex;
+use crate::runtime::sync::{Condvar, LockRank, Mutex};
 use crate::runtime::Runtime;
 use crate::storage::{FileId, PageNumber, Storage};
 use crate::transaction::{TxnId, VersionStore};
@@ -55,6 +58,9 @@ pub struct Session<R: Runtime> {
     pub transaction: Option<OpenTransaction>,
     /// Database slot → how many times this session has it open.
     pub open_databases: BTreeMap<u16, u32>,
+    /// A call on this session is in the engine (it may be waiting for I/O with the instance
+    /// lock released); other threads' calls on the session wait for it to end.
+    pub in_call: bool,
 }
 
 /// Where a cursor stands.
@@ -97,6 +103,10 @@ pub struct InstanceState<R: Runtime> {
     pub version_store: VersionStore,
     pub last_stop: Option<StopRecord>,
     pub stops_completed: u64,
+    /// Calls waiting on [`InstanceCore::session_released`].
+    pub session_waiters: u32,
+    /// Commits waiting on [`InstanceCore::log_flushed`].
+    pub log_flush_waiters: u32,
 }
 
 /// The shared core of one instance; API calls and the background thread hold an `Arc` of it.
@@ -109,6 +119,10 @@ pub struct InstanceCore<R: Runtime> {
     pub stop_lock: Mutex<R, ()>,
     pub worker: Worker<R>,
     pub state: Mutex<R, InstanceState<R>>,
+    /// Signalled (with `state`) when a call that held a session ends.
+    pub session_released: Condvar<R>,
+    /// Signalled (with `state`) when a group-commit log flush ends.
+    pub log_flushed: Condvar<R>,
 }
 
 impl<R: Runtime> InstanceCore<R> {
@@ -125,18 +139,25 @@ impl<R: Runtime> InstanceCore<R> {
             options,
             env,
             gate: Gate::new(options.mutations),
-            stop_lock: Mutex::new(()),
+            stop_lock: Mutex::new(LockRank::StopSerial, ()),
             worker: Worker::new(),
-            state: Mutex::new(InstanceState {
-                params,
-                storage: None,
-                sessions: Slots::new(SESSIONS_MAX),
-                cursors: Slots::new(CURSORS_MAX),
-                databases: Slots::new(DATABASES_MAX),
-                version_store: VersionStore::new(params.version_store_max_versions),
-                last_stop: None,
-                stops_completed: 0,
-            }),
+            state: Mutex::new(
+                LockRank::Instance,
+                InstanceState {
+                    params,
+                    storage: None,
+                    sessions: Slots::new(SESSIONS_MAX),
+                    cursors: Slots::new(CURSORS_MAX),
+                    databases: Slots::new(DATABASES_MAX),
+                    version_store: VersionStore::new(params.version_store_max_versions),
+                    last_stop: None,
+                    stops_completed: 0,
+                    session_waiters: 0,
+                    log_flush_waiters: 0,
+                },
+            ),
+            session_released: Condvar::new(),
+            log_flushed: Condvar::new(),
         }
     }
 

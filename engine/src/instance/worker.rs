@@ -11,7 +11,7 @@
 
 use crate::instance::status::{CleanupStatus, DefragStatus};
 use crate::instance::InstanceCore;
-use crate::runtime::sync::{Condvar, Mutex};
+use crate::runtime::sync::{Condvar, LockRank, Mutex};
 use crate::runtime::Runtime;
 use crate::storage::{Activity, FileId};
 use std::collections::BTreeSet;
@@ -84,9 +84,9 @@ pub struct Worker<R: Runtime> {
 impl<R: Runtime> Worker<R> {
     pub fn new() -> Self {
         Worker {
-            state: Mutex::new(WorkerState::default()),
+            state: Mutex::new(LockRank::WorkerState, WorkerState::default()),
             wake: Condvar::new(),
-            thread: Mutex::new(None),
+            thread: Mutex::new(LockRank::WorkerThread, None),
         }
     }
 

@@ -60,4 +60,10 @@ pub trait Runtime: Sized + Send + Sync + 'static {
     fn current_thread_id() -> Self::ThreadId;
     /// A scheduling point with no other effect (lets model checkers preempt here).
     fn yield_now();
+
+    /// Runs `f` on the calling thread's stack of held lock ranks. Per runtime thread (a loom
+    /// or shuttle thread has its own, though they share one OS thread), so each runtime
+    /// keeps it in its own thread-local storage. Debug builds use it to assert lock order
+    /// ([`sync::LockRank`]); it is bookkeeping that never changes what the engine does.
+    fn with_held_lock_ranks<T>(f: impl FnOnce(&mut Vec<sync::LockRank>) -> T) -> T;
 }

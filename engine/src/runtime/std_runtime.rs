@@ -1,6 +1,7 @@
 //! [`Runtime`] on the operating system's threads and `std::sync`: what a real deployment and the
 //! std stress tests use.
 
+use super::sync::LockRank;
 use super::Runtime;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -62,4 +63,13 @@ impl Runtime for StdRuntime {
     fn yield_now() {
         std::thread::yield_now();
     }
+    fn with_held_lock_ranks<T>(f: impl FnOnce(&mut Vec<LockRank>) -> T) -> T {
+        HELD_LOCK_RANKS.with(|held| f(&mut held.borrow_mut()))
+    }
+}
+
+std::thread_local! {
+    // The runtime boundary is the one place a thread-local may live: lock-order bookkeeping
+    // for debug assertions, never read by engine logic.
+    static HELD_LOCK_RANKS: std::cell::RefCell<Vec<LockRank>> = const { std::cell::RefCell::new(Vec::new()) };
 }

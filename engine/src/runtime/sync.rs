@@ -4,19 +4,102 @@
 use super::Runtime;
 use std::marker::PhantomData;
 
-/// A mutex from runtime `R`.
+/// Every lock of the engine has a rank; a thread may only take a lock whose rank is greater
+/// than every rank it already holds, so no two threads can wait for each other in a cycle.
+/// Debug builds assert it at every acquisition (under std, loom and shuttle alike), so an
+/// inversion fails at once instead of deadlocking only when the timing is unlucky; ESE's
+/// critical sections carry ranks for the same reason (`dev/ese/src/inc/sync.hxx`).
+///
+/// Ranks, outermost first (the README's lock table says what each guards):
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LockRank {
+    /// `InstanceCore::stop_lock`: serialises stop, partial stop and resume; held across the
+    /// stop's drain and preparation.
+    StopSerial = 10,
+    /// `InstanceCore::state`, the instance lock: sessions, cursors, databases, the version
+    /// store and the storage. A call holds it except while it waits for a page read or a log
+    /// sync (`api::SessionCall`).
+    Instance = 20,
+    /// `Worker::state`: what the background worker is asked to do.
+    WorkerState = 30,
+    /// `Gate::state`: phase and calls in flight. A leaf but for the worker's thread handle.
+    Gate = 40,
+    /// `Worker::thread`: the background thread's join handle.
+    WorkerThread = 50,
+    /// `Jet::instances`: the instance table; taken holding nothing else in practice.
+    InstanceTable = 60,
+}
+
+fn acquire<R: Runtime>(rank: LockRank) {
+    if cfg!(debug_assertions) {
+        R::with_held_lock_ranks(|held| {
+            if let Some(&inner) = held.iter().find(|&&held_rank| held_rank >= rank) {
+                panic!("lock rank: taking {rank:?} while holding {inner:?} (held: {held:?})");
+            }
+            held.push(rank);
+        });
+    }
+}
+
+fn release<R: Runtime>(rank: LockRank) {
+    if cfg!(debug_assertions) {
+        R::with_held_lock_ranks(|held| {
+            let at = held
+                .iter()
+                .rposition(|&held_rank| held_rank == rank)
+                .expect("a released lock was held");
+            held.remove(at);
+        });
+    }
+}
+
+/// A mutex from runtime `R`, with its [`LockRank`].
 pub struct Mutex<R: Runtime, T: Send + 'static> {
     inner: R::Mutex<T>,
+    rank: LockRank,
 }
 
 impl<R: Runtime, T: Send + 'static> Mutex<R, T> {
-    pub fn new(value: T) -> Self {
+    pub fn new(rank: LockRank, value: T) -> Self {
         Mutex {
             inner: R::mutex_new(value),
+            rank,
         }
     }
-    pub fn lock(&self) -> R::MutexGuard<'_, T> {
-        R::mutex_lock(&self.inner)
+    pub fn lock(&self) -> MutexGuard<'_, R, T> {
+        acquire::<R>(self.rank);
+        MutexGuard {
+            inner: Some(R::mutex_lock(&self.inner)),
+            rank: self.rank,
+        }
+    }
+}
+
+/// Proof of holding a [`Mutex`]; releasing it (drop) gives the rank back.
+pub struct MutexGuard<'a, R: Runtime, T: Send + 'static> {
+    inner: Option<R::MutexGuard<'a, T>>,
+    rank: LockRank,
+}
+
+impl<R: Runtime, T: Send + 'static> std::ops::Deref for MutexGuard<'_, R, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.inner.as_ref().expect("held until dropped")
+    }
+}
+
+impl<R: Runtime, T: Send + 'static> std::ops::DerefMut for MutexGuard<'_, R, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.inner.as_mut().expect("held until dropped")
+    }
+}
+
+impl<R: Runtime, T: Send + 'static> Drop for MutexGuard<'_, R, T> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            drop(inner);
+            release::<R>(self.rank);
+        }
     }
 }
 
@@ -37,16 +120,27 @@ impl<R: Runtime> Condvar<R> {
     pub fn new() -> Self {
         Self::default()
     }
-    pub fn wait<'a, T: Send + 'static>(&self, guard: R::MutexGuard<'a, T>) -> R::MutexGuard<'a, T> {
-        R::condvar_wait(&self.inner, guard)
+    /// Waits, letting go of the lock meanwhile (and of its rank: a waiting thread holds it
+    /// not), then takes it again under the same rank rule as [`Mutex::lock`].
+    pub fn wait<'a, T: Send + 'static>(
+        &self,
+        mut guard: MutexGuard<'a, R, T>,
+    ) -> MutexGuard<'a, R, T> {
+        let rank = guard.rank;
+        let inner = guard.inner.take().expect("held until dropped");
+        release::<R>(rank);
+        let inner = R::condvar_wait(&self.inner, inner);
+        acquire::<R>(rank);
+        guard.inner = Some(inner);
+        guard
     }
     /// Waits until `condition` is false. Every caller loops on its predicate, so spurious
     /// wake-ups (which loom and shuttle both model) are harmless.
     pub fn wait_while<'a, T: Send + 'static>(
         &self,
-        mut guard: R::MutexGuard<'a, T>,
+        mut guard: MutexGuard<'a, R, T>,
         mut condition: impl FnMut(&mut T) -> bool,
-    ) -> R::MutexGuard<'a, T> {
+    ) -> MutexGuard<'a, R, T> {
         while condition(&mut guard) {
             guard = self.wait(guard);
         }
@@ -89,5 +183,46 @@ impl<R: Runtime> Thread<R> {
     }
     pub fn current_id() -> R::ThreadId {
         R::current_thread_id()
+    }
+}
+
+#[cfg(all(test, debug_assertions))]
+mod tests {
+    use super::*;
+    use crate::runtime::StdRuntime;
+
+    #[test]
+    fn locks_taken_in_rank_order_are_fine() {
+        let instance = Mutex::<StdRuntime, _>::new(LockRank::Instance, 0);
+        let gate = Mutex::<StdRuntime, _>::new(LockRank::Gate, 0);
+        let _instance = instance.lock();
+        let _gate = gate.lock();
+    }
+
+    #[test]
+    #[should_panic(expected = "lock rank: taking Instance while holding Gate")]
+    fn a_lock_taken_against_its_rank_panics() {
+        let instance = Mutex::<StdRuntime, _>::new(LockRank::Instance, 0);
+        let gate = Mutex::<StdRuntime, _>::new(LockRank::Gate, 0);
+        let _gate = gate.lock();
+        let _instance = instance.lock();
+    }
+
+    #[test]
+    #[should_panic(expected = "lock rank: taking Instance while holding Instance")]
+    fn two_locks_of_one_rank_are_an_inversion_waiting_to_happen() {
+        let a = Mutex::<StdRuntime, _>::new(LockRank::Instance, 0);
+        let b = Mutex::<StdRuntime, _>::new(LockRank::Instance, 0);
+        let _a = a.lock();
+        let _b = b.lock();
+    }
+
+    #[test]
+    fn a_released_lock_gives_its_rank_back() {
+        let instance = Mutex::<StdRuntime, _>::new(LockRank::Instance, 0);
+        let gate = Mutex::<StdRuntime, _>::new(LockRank::Gate, 0);
+        drop(gate.lock());
+        let _instance = instance.lock();
+        StdRuntime::with_held_lock_ranks(|held| assert_eq!(held, &[LockRank::Instance]));
     }
 }

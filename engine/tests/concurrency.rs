@@ -1,0 +1,299 @@
+//! Sessions run in parallel: a session waiting for the disk stops no other session.
+//!
+//! A blocking `Io` wrapper holds one chosen I/O of one chosen thread (a page read of one
+//! database, or a sync of the log) until the test lets it go. While it is held, another
+//! session makes calls on another database whose pages are cached; every one of them must
+//! finish. With a call body that holds the instance lock across its I/O, none would: the
+//! test then fails through its deadlock watchdog (a bounded wait for a result, not a sleep).
+
+mod common;
+
+use common::StdJet;
+use jetsim_engine::env::{Io, IoFile, ManualClock, MemIo};
+use jetsim_engine::*;
+use std::io;
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::ThreadId;
+use std::time::Duration;
+
+const DB_A: &str = "db/a.edb";
+const DB_B: &str = "db/b.edb";
+const CALLS_WHILE_BLOCKED: u32 = 300;
+/// How long the watchdog waits for the other session's calls before it calls the engine
+/// stuck. Generous: the calls take milliseconds; only a deadlock comes near it.
+const WATCHDOG: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trapped {
+    Read,
+    Sync,
+}
+
+/// Which I/O to hold, and the hand-shake with the test.
+#[derive(Default)]
+struct TrapState {
+    armed: Option<(ThreadId, String, Trapped)>,
+    holding: bool,
+    released: bool,
+}
+
+#[derive(Default)]
+struct Trap {
+    state: Mutex<TrapState>,
+    changed: Condvar,
+}
+
+impl Trap {
+    fn arm(&self, thread: ThreadId, path: &str, kind: Trapped) {
+        let mut state = self.state.lock().unwrap();
+        *state = TrapState {
+            armed: Some((thread, path.to_owned(), kind)),
+            holding: false,
+            released: false,
+        };
+    }
+
+    /// Called by the wrapped file before each I/O: holds the armed one until released.
+    fn pass(&self, path: &str, kind: Trapped) {
+        let mut state = self.state.lock().unwrap();
+        let me = std::thread::current().id();
+        let hit = matches!(&state.armed, Some((t, p, k)) if *t == me && p == path && *k == kind);
+        if !hit {
+            return;
+        }
+        state.armed = None;
+        state.holding = true;
+        self.changed.notify_all();
+        let state = self
+            .changed
+            .wait_while(state, |state| !state.released)
+            .unwrap();
+        drop(state);
+    }
+
+    fn wait_until_holding(&self) {
+        let state = self.state.lock().unwrap();
+        let (state, timeout) = self
+            .changed
+            .wait_timeout_while(state, WATCHDOG, |state| !state.holding)
+            .unwrap();
+        assert!(
+            !timeout.timed_out(),
+            "the armed I/O never happened: {:?}",
+            state.armed
+        );
+    }
+
+    fn release(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.released = true;
+        state.armed = None;
+        self.changed.notify_all();
+    }
+}
+
+struct BlockingIo {
+    inner: MemIo,
+    trap: Arc<Trap>,
+}
+
+struct BlockingFile {
+    inner: Box<dyn IoFile>,
+    path: String,
+    trap: Arc<Trap>,
+}
+
+impl Io for BlockingIo {
+    fn create(&self, path: &str) -> io::Result<Box<dyn IoFile>> {
+        let inner = self.inner.create(path)?;
+        Ok(self.wrap(path, inner))
+    }
+    fn open(&self, path: &str) -> io::Result<Box<dyn IoFile>> {
+        let inner = self.inner.open(path)?;
+        Ok(self.wrap(path, inner))
+    }
+    fn remove(&self, path: &str) -> io::Result<()> {
+        self.inner.remove(path)
+    }
+    fn exists(&self, path: &str) -> bool {
+        self.inner.exists(path)
+    }
+}
+
+impl BlockingIo {
+    fn wrap(&self, path: &str, inner: Box<dyn IoFile>) -> Box<dyn IoFile> {
+        Box::new(BlockingFile {
+            inner,
+            path: path.to_owned(),
+            trap: Arc::clone(&self.trap),
+        })
+    }
+}
+
+impl IoFile for BlockingFile {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.trap.pass(&self.path, Trapped::Read);
+        self.inner.read_at(offset, buf)
+    }
+    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.inner.write_at(offset, data)
+    }
+    fn sync(&self) -> io::Result<()> {
+        self.trap.pass(&self.path, Trapped::Sync);
+        self.inner.sync()
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+}
+
+fn key(i: u32) -> Vec<u8> {
+    format!("k{i:04}").into_bytes()
+}
+
+/// Two databases with a table each, written and cleanly terminated, then attached again by a
+/// fresh instance so that nothing of them is cached.
+fn two_databases(trap: &Arc<Trap>) -> (Arc<StdJet>, InstanceHandle) {
+    let env = Environment {
+        clock: Arc::new(ManualClock::new(0)),
+        io: Arc::new(BlockingIo {
+            inner: MemIo::new(),
+            trap: Arc::clone(trap),
+        }),
+    };
+    let jet = Arc::new(StdJet::new(env));
+    let first = jet
+        .create_instance_with("inst", InstanceOptions::manual())
+        .unwrap();
+    jet.init(first).unwrap();
+    let sesid = jet.begin_session(first).unwrap();
+    for (path, records) in [(DB_A, 200), (DB_B, 50)] {
+        let dbid = jet.create_database(sesid, path).unwrap();
+        let table = jet.create_table(sesid, dbid, "t").unwrap();
+        jet.begin_transaction(sesid).unwrap();
+        for i in 0..records {
+            jet.insert(sesid, table, &key(i), &[b'v'; 64]).unwrap();
+        }
+        jet.commit_transaction(sesid).unwrap();
+        jet.close_table(sesid, table).unwrap();
+    }
+    jet.end_session(sesid).unwrap();
+    jet.term(first).unwrap();
+
+    let instance = jet
+        .create_instance_with("inst", InstanceOptions::manual())
+        .unwrap();
+    jet.init(instance).unwrap();
+    let sesid = jet.begin_session(instance).unwrap();
+    jet.attach_database(sesid, DB_A).unwrap();
+    jet.attach_database(sesid, DB_B).unwrap();
+    jet.end_session(sesid).unwrap();
+    (jet, instance)
+}
+
+/// A session on database B whose pages are all cached.
+fn cached_session_on_b(jet: &StdJet, instance: InstanceHandle) -> (SessionHandle, TableHandle) {
+    let sesid = jet.begin_session(instance).unwrap();
+    let dbid = jet.open_database(sesid, DB_B).unwrap();
+    let table = jet.open_table(sesid, dbid, "t").unwrap();
+    for i in 0..50 {
+        jet.seek(sesid, table, &key(i), SeekMode::Equal).unwrap();
+        jet.retrieve(sesid, table).unwrap();
+    }
+    (sesid, table)
+}
+
+/// Seeks, retrieves and moves on B; returns how many succeeded.
+fn calls_on_b(jet: &StdJet, sesid: SessionHandle, table: TableHandle) -> u32 {
+    let mut succeeded = 0;
+    for i in 0..CALLS_WHILE_BLOCKED {
+        let result = match i % 3 {
+            0 => jet.seek(sesid, table, &key(i % 50), SeekMode::Equal),
+            1 => jet.retrieve(sesid, table).map(|_| ()),
+            _ => jet.move_cursor(sesid, table, MoveTo::First),
+        };
+        succeeded += u32::from(result.is_ok());
+    }
+    succeeded
+}
+
+/// Runs `blocked` on its own thread with `kind` I/O on `path` trapped, waits until it is
+/// held, then makes the calls on B; returns (calls on B that finished while the I/O was
+/// held, the blocked call's result).
+fn while_one_session_waits(
+    kind: Trapped,
+    path: &str,
+    blocked: impl FnOnce(&StdJet, InstanceHandle) -> JetResult<()> + Send + 'static,
+    prepare: impl FnOnce(&StdJet, InstanceHandle) -> Box<dyn FnOnce() + Send>,
+) -> (u32, JetResult<()>) {
+    let trap = Arc::new(Trap::default());
+    let (jet, instance) = two_databases(&trap);
+    let (sesid_b, table_b) = cached_session_on_b(&jet, instance);
+    let _keep = prepare(&jet, instance);
+    let (armed_tx, armed_rx) = mpsc::channel();
+    let blocked_thread = {
+        let jet = Arc::clone(&jet);
+        let trap = Arc::clone(&trap);
+        let path = path.to_owned();
+        std::thread::spawn(move || {
+            trap.arm(std::thread::current().id(), &path, kind);
+            armed_tx.send(()).unwrap();
+            blocked(&jet, instance)
+        })
+    };
+    armed_rx.recv().unwrap();
+    trap.wait_until_holding();
+    let (done_tx, done_rx) = mpsc::channel();
+    let caller = {
+        let jet = Arc::clone(&jet);
+        std::thread::spawn(move || done_tx.send(calls_on_b(&jet, sesid_b, table_b)).unwrap())
+    };
+    let finished = done_rx.recv_timeout(WATCHDOG);
+    trap.release();
+    let blocked_result = blocked_thread.join().unwrap();
+    caller.join().unwrap();
+    let finished = finished.unwrap_or_else(|_| {
+        panic!("deadlock watchdog: another session's calls did not finish while one waited for I/O")
+    });
+    (finished, blocked_result)
+}
+
+#[test]
+fn a_session_waiting_for_a_page_read_stops_no_other_session() {
+    let (finished, blocked) = while_one_session_waits(
+        Trapped::Read,
+        DB_A,
+        |jet, instance| {
+            let sesid = jet.begin_session(instance)?;
+            let dbid = jet.open_database(sesid, DB_A)?;
+            let table = jet.open_table(sesid, dbid, "t")?;
+            jet.seek(sesid, table, &key(150), SeekMode::Equal)
+        },
+        |_, _| Box::new(|| ()),
+    );
+    assert_eq!(finished, CALLS_WHILE_BLOCKED);
+    assert_eq!(blocked, Ok(()));
+}
+
+#[test]
+fn a_session_waiting_for_its_commit_log_sync_stops_no_other_session() {
+    let (finished, blocked) = while_one_session_waits(
+        Trapped::Sync,
+        "inst/jet.log",
+        |jet, instance| {
+            let sesid = jet.begin_session(instance)?;
+            let dbid = jet.open_database(sesid, DB_A)?;
+            let table = jet.open_table(sesid, dbid, "t")?;
+            jet.begin_transaction(sesid)?;
+            jet.insert(sesid, table, b"new", b"value")?;
+            jet.commit_transaction(sesid)
+        },
+        |_, _| Box::new(|| ()),
+    );
+    assert_eq!(finished, CALLS_WHILE_BLOCKED);
+    assert_eq!(blocked, Ok(()));
+}
