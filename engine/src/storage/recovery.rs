@@ -33,6 +33,18 @@
 //!    checkpoint at the log tip is persisted. After recovery the databases are consistent on
 //!    disk on their own.
 //!
+//! **Files that vanished, files held elsewhere.** A create or remove is durable once it
+//! returns (the store syncs the directory), so only a failed init or create can lose its
+//! file at a crash (the simulated disk's fault 5). An empty or missing log is a fresh start
+//! (nothing was ever logged in it); a missing checkpoint file is no checkpoint (redo and the
+//! loser scan start at the head of the log, which is never truncated); a database the log
+//! names that no longer exists is reported in [`RecoveryReport::databases_missing`], its
+//! images and undo records are skipped (counted), and attaching it is `FileNotFound`. A
+//! database file another process or engine holds open (the store's lock) is never read under
+//! its holder: recovery stops with `JET_errFileAccessDenied` before writing anything, and
+//! [`Storage::open`] removes the log or checkpoint file this attempt created, so init can
+//! simply be retried once the file is free.
+//!
 //! **Transactions span checkpoints.** An open transaction's Undo records can precede the
 //! checkpoint LSN. ESE holds its checkpoint back to the oldest begin-transaction; jetsim
 //! instead records a second point in the checkpoint, the *undo LSN* (the first Undo record of
