@@ -636,3 +636,88 @@ fn recovery_refuses_a_database_another_process_holds() {
     jet.end_session(s).unwrap();
     assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
 }
+
+/// Recovery reads the header of every database its log still names, even one it has no
+/// work for (e.g. attached in an earlier run that ended cleanly). With the files locked, a
+/// database another process had since attached made that init fail with FileAccessDenied
+/// for as long as the other process held it. The holder attached it, which a file this log
+/// still needed would have refused (DatabaseDirtyShutdown), so recovery now leaves it alone.
+#[test]
+fn recovery_leaves_alone_a_database_another_process_holds_that_it_has_no_work_for() {
+    let dir = TempDir::new("recovery-no-work");
+    {
+        let (jet, instance, s) = on_disk(&dir, "beta");
+        let created = jet.create_database(s, DB).unwrap();
+        jet.close_database(s, created).unwrap();
+        commit_one(&jet, s, b"first run");
+        jet.end_session(s).unwrap();
+        assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
+        // A second run of the same log touches another database and the process dies.
+        let instance = jet
+            .create_instance_with("beta", InstanceOptions::manual())
+            .unwrap();
+        jet.init(instance).unwrap();
+        let s = jet.begin_session(instance).unwrap();
+        let other = jet.create_database(s, "other.edb").unwrap();
+        let t = jet.create_table(s, other, "t").unwrap();
+        jet.begin_transaction(s).unwrap();
+        jet.insert(s, t, b"k", b"v").unwrap();
+        jet.commit_transaction(s).unwrap();
+    }
+    let (jet_a, a, sa) = on_disk(&dir, "alpha");
+    assert_eq!(
+        jet_a.attach_database(sa, DB),
+        Ok(AttachOutcome::Attached),
+        "clean after the first run"
+    );
+
+    let jet_b = StdJet::new(Environment::on_disk(&dir.0));
+    let b = jet_b
+        .create_instance_with("beta", InstanceOptions::manual())
+        .unwrap();
+    assert_eq!(jet_b.init(b), Ok(()));
+    let report = jet_b.last_recovery_report(b).unwrap().unwrap();
+    assert_eq!(report.databases_held_elsewhere, vec![DB.to_owned()]);
+    assert_eq!(report.databases_recovered, vec!["other.edb".to_owned()]);
+    let sb = jet_b.begin_session(b).unwrap();
+    assert_eq!(
+        jet_b.attach_database(sb, DB),
+        Err(JetError::FileAccessDenied)
+    );
+    assert!(jet_a.observe(a).unwrap().committed[DB]["t"].contains_key(&b"first run"[..]));
+}
+
+/// A log that names one database under two FileIds (attached in a run that ended cleanly,
+/// which logs no detach, and again in a later run that crashed) made recovery open the file
+/// twice; with files locked, its second open was refused by its own first and init failed
+/// with FileAccessDenied with no other holder at all (found by api_fuzz --file, seed 1).
+#[test]
+fn recovery_opens_a_database_the_log_names_twice_once() {
+    let dir = TempDir::new("recovery-named-twice");
+    {
+        let (jet, instance, s) = on_disk(&dir, "main");
+        let created = jet.create_database(s, DB).unwrap();
+        jet.close_database(s, created).unwrap();
+        commit_one(&jet, s, b"first run");
+        jet.end_session(s).unwrap();
+        assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
+        let instance = jet
+            .create_instance_with("main", InstanceOptions::manual())
+            .unwrap();
+        jet.init(instance).unwrap();
+        let s = jet.begin_session(instance).unwrap();
+        jet.attach_database(s, DB).unwrap();
+        commit_one(&jet, s, b"second run");
+        // The process dies.
+    }
+    let jet = StdJet::new(Environment::on_disk(&dir.0));
+    let instance = jet
+        .create_instance_with("main", InstanceOptions::manual())
+        .unwrap();
+    assert_eq!(jet.init(instance), Ok(()));
+    let report = jet.last_recovery_report(instance).unwrap().unwrap();
+    assert_eq!(report.databases_recovered, vec![DB.to_owned()]);
+    let s = jet.begin_session(instance).unwrap();
+    jet.attach_database(s, DB).unwrap();
+    assert_eq!(jet.observe(instance).unwrap().committed[DB]["t"].len(), 2);
+}
