@@ -128,11 +128,14 @@ jet_errors! {
 }
 
 impl JetError {
-    /// Maps a storage backend failure. Not-found is a user error; everything else is a disk
-    /// error, which makes the instance fail-stop.
+    /// Maps a storage backend failure. Not-found and a file another process or engine holds
+    /// (`ResourceBusy`, the store's lock refusal; ESE maps sharing and lock violations to
+    /// `JET_errFileAccessDenied`) are user errors; everything else is a disk error, which
+    /// makes the instance fail-stop.
     pub fn from_io(error: &std::io::Error) -> JetError {
         match error.kind() {
             std::io::ErrorKind::NotFound => JetError::FileNotFound,
+            std::io::ErrorKind::ResourceBusy => JetError::FileAccessDenied,
             _ => JetError::DiskIO,
         }
     }

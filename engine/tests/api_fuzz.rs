@@ -60,6 +60,8 @@ fn fuzz_on_real_files_breaks_no_rule() {
     let report = fuzzer::run(&options);
     let _ = std::fs::remove_dir_all(&dir);
     assert_passed(&options, &report);
+    // Another process visited and was refused files this one held (the OS lock path).
+    assert!(report.neighbour_refusals > 0, "{report:?}");
 }
 
 /// Four OS threads sharing handles, one of them stopping and terming.

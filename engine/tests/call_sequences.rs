@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use jetsim_engine::env::{ManualClock, MemIo};
+use jetsim_engine::env::{FileIo, Io, ManualClock, MemIo};
 use jetsim_engine::*;
 use std::sync::Arc;
 
@@ -440,4 +440,284 @@ fn a_database_left_dirty_by_another_instance_waits_for_its_recovery() {
     assert_eq!(jet.delete_table(sa, db, "t"), Ok(()));
     jet.end_session(sa).unwrap();
     assert_eq!(jet.term(alpha), Ok(TermOutcome::Clean));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files another process holds (FileIo's advisory locks). A second `Jet` on the same folder is
+// another process as far as the locks go: flock locks belong to the open file description.
+
+/// A fresh folder for real files, removed at the end.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("jetsim-seq-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// An initialized instance `name` on real files, with one session.
+fn on_disk(dir: &TempDir, name: &str) -> (StdJet, InstanceHandle, SessionHandle) {
+    let jet = StdJet::new(Environment::on_disk(&dir.0));
+    let instance = jet
+        .create_instance_with(name, InstanceOptions::manual())
+        .unwrap();
+    jet.init(instance).unwrap();
+    let s = jet.begin_session(instance).unwrap();
+    (jet, instance, s)
+}
+
+fn commit_one(jet: &StdJet, s: SessionHandle, key: &[u8]) {
+    let d = jet.open_database(s, DB).unwrap();
+    let t = match jet.open_table(s, d, "t") {
+        Ok(t) => t,
+        Err(JetError::ObjectNotFound) => jet.create_table(s, d, "t").unwrap(),
+        Err(e) => panic!("open_table: {e:?}"),
+    };
+    jet.begin_transaction(s).unwrap();
+    jet.insert(s, t, key, b"v").unwrap();
+    jet.commit_transaction(s).unwrap();
+    jet.close_table(s, t).unwrap();
+    jet.close_database(s, d).unwrap();
+}
+
+/// Two processes ran instance "main" on one folder, and both wrote `main/jet.log`: nothing
+/// refused the second init. Within one `Jet` the name is refused (InstanceNameInUse); across
+/// processes the log is now locked and the second init is JET_errFileAccessDenied, after which
+/// that instance is as it was (created, initializable once the file is free).
+#[test]
+fn a_log_another_process_holds_is_refused_and_init_changes_nothing() {
+    let dir = TempDir::new("log-held");
+    let (jet_a, a, sa) = on_disk(&dir, "main");
+    assert_eq!(
+        jet_a.create_instance("main"),
+        Err(JetError::InstanceNameInUse),
+        "one engine never has two instances on one log"
+    );
+    jet_a.create_database(sa, DB).unwrap();
+    commit_one(&jet_a, sa, b"a's");
+
+    let jet_b = StdJet::new(Environment::on_disk(&dir.0));
+    let b = jet_b
+        .create_instance_with("main", InstanceOptions::manual())
+        .unwrap();
+    let before = jet_b.observe(b).unwrap();
+    assert_eq!(jet_b.init(b), Err(JetError::FileAccessDenied));
+    assert_eq!(jet_b.observe(b).unwrap(), before, "the refusal changed b");
+    assert_eq!(jet_b.begin_session(b), Err(JetError::NotInitialized));
+
+    jet_a.end_session(sa).unwrap();
+    assert_eq!(jet_a.term(a), Ok(TermOutcome::Clean));
+    jet_b.init(b).unwrap();
+    let sb = jet_b.begin_session(b).unwrap();
+    jet_b.attach_database(sb, DB).unwrap();
+    assert_eq!(
+        jet_b.observe(b).unwrap().committed[DB]["t"]
+            .keys()
+            .collect::<Vec<_>>(),
+        vec![&b"a's".to_vec()]
+    );
+    jet_b.end_session(sb).unwrap();
+    assert_eq!(jet_b.term(b), Ok(TermOutcome::Clean));
+}
+
+/// A refused init must not leave behind a file it created. The first process holds
+/// `main/jet.chk`; its log's name was unlinked (it keeps the file open). The second init
+/// creates a new `main/jet.log`, is refused at the checkpoint, and removes the log it made.
+#[test]
+fn a_refused_init_leaves_no_file_it_created() {
+    let dir = TempDir::new("init-leaves-nothing");
+    let (jet_a, a, sa) = on_disk(&dir, "main");
+    let log = dir.0.join("main/jet.log");
+    std::fs::remove_file(&log).unwrap();
+
+    let jet_b = StdJet::new(Environment::on_disk(&dir.0));
+    let b = jet_b
+        .create_instance_with("main", InstanceOptions::manual())
+        .unwrap();
+    assert_eq!(jet_b.init(b), Err(JetError::FileAccessDenied));
+    assert!(!log.exists(), "the refused init left the log it created");
+    assert!(
+        dir.0.join("main/jet.chk").is_file(),
+        "the holder's file stays"
+    );
+
+    jet_a.end_session(sa).unwrap();
+    jet_a.term(a).unwrap();
+    jet_b.init(b).unwrap();
+    assert!(log.is_file());
+    assert_eq!(jet_b.term(b), Ok(TermOutcome::Clean));
+}
+
+/// Two processes attached one database file and both wrote it (issue 10's second defect,
+/// across processes). Now the second attach is JET_errFileAccessDenied, changes nothing and
+/// claims nothing; create of the same path is DatabaseDuplicate; once the holder detaches,
+/// the attach succeeds and sees the holder's commits.
+#[test]
+fn a_database_another_process_holds_is_refused_and_attach_changes_nothing() {
+    let dir = TempDir::new("db-held");
+    let (jet_a, _a, sa) = on_disk(&dir, "a");
+    let created = jet_a.create_database(sa, DB).unwrap();
+    jet_a.close_database(sa, created).unwrap();
+    commit_one(&jet_a, sa, b"a's");
+
+    let (jet_b, b, sb) = on_disk(&dir, "b");
+    let before = jet_b.observe(b).unwrap();
+    assert_eq!(
+        jet_b.attach_database(sb, DB),
+        Err(JetError::FileAccessDenied)
+    );
+    assert_eq!(
+        jet_b.create_database(sb, DB),
+        Err(JetError::DatabaseDuplicate)
+    );
+    assert_eq!(jet_b.observe(b).unwrap(), before, "the refusal changed b");
+    assert_eq!(jet_b.instance_status(b).unwrap().attached_databases, 0);
+
+    jet_a.detach_database(sa, DB).unwrap();
+    assert_eq!(
+        jet_b.attach_database(sb, DB),
+        Ok(AttachOutcome::Attached),
+        "the refusal claimed nothing"
+    );
+    commit_one(&jet_b, sb, b"b's");
+    assert_eq!(
+        jet_a.attach_database(sa, DB),
+        Err(JetError::FileAccessDenied),
+        "and now the other way round"
+    );
+    assert_eq!(
+        jet_b.observe(b).unwrap().committed[DB]["t"].len(),
+        2,
+        "both commits, one writer at a time"
+    );
+}
+
+/// Recovery opened the database files its log names even while another process held one,
+/// reading (and, with work to do, writing) a file under its holder. Now init is refused with
+/// JET_errFileAccessDenied, changes nothing, and recovers once the file is free.
+#[test]
+fn recovery_refuses_a_database_another_process_holds() {
+    let dir = TempDir::new("recovery-held");
+    {
+        let (jet, _instance, s) = on_disk(&dir, "main");
+        jet.create_database(s, DB).unwrap();
+        commit_one(&jet, s, b"committed");
+        // The process dies: no term, the log names the database, its pages may be unwritten.
+    }
+    let other_process = FileIo::new(&dir.0);
+    let held = other_process.open(DB).expect("nothing holds the file");
+    let jet = StdJet::new(Environment::on_disk(&dir.0));
+    let instance = jet
+        .create_instance_with("main", InstanceOptions::manual())
+        .unwrap();
+    let log_bytes = std::fs::read(dir.0.join("main/jet.log")).unwrap();
+    assert_eq!(jet.init(instance), Err(JetError::FileAccessDenied));
+    assert_eq!(
+        std::fs::read(dir.0.join("main/jet.log")).unwrap(),
+        log_bytes,
+        "the refused recovery wrote nothing to the log"
+    );
+    drop(held);
+    jet.init(instance).unwrap();
+    let report = jet.last_recovery_report(instance).unwrap().unwrap();
+    assert_eq!(report.databases_recovered, vec![DB.to_owned()]);
+    let s = jet.begin_session(instance).unwrap();
+    jet.attach_database(s, DB).unwrap();
+    assert!(jet.observe(instance).unwrap().committed[DB]["t"].contains_key(&b"committed"[..]));
+    jet.end_session(s).unwrap();
+    assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
+}
+
+/// Recovery reads the header of every database its log still names, even one it has no
+/// work for (e.g. attached in an earlier run that ended cleanly). With the files locked, a
+/// database another process had since attached made that init fail with FileAccessDenied
+/// for as long as the other process held it. The holder attached it, which a file this log
+/// still needed would have refused (DatabaseDirtyShutdown), so recovery now leaves it alone.
+#[test]
+fn recovery_leaves_alone_a_database_another_process_holds_that_it_has_no_work_for() {
+    let dir = TempDir::new("recovery-no-work");
+    {
+        let (jet, instance, s) = on_disk(&dir, "beta");
+        let created = jet.create_database(s, DB).unwrap();
+        jet.close_database(s, created).unwrap();
+        commit_one(&jet, s, b"first run");
+        jet.end_session(s).unwrap();
+        assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
+        // A second run of the same log touches another database and the process dies.
+        let instance = jet
+            .create_instance_with("beta", InstanceOptions::manual())
+            .unwrap();
+        jet.init(instance).unwrap();
+        let s = jet.begin_session(instance).unwrap();
+        let other = jet.create_database(s, "other.edb").unwrap();
+        let t = jet.create_table(s, other, "t").unwrap();
+        jet.begin_transaction(s).unwrap();
+        jet.insert(s, t, b"k", b"v").unwrap();
+        jet.commit_transaction(s).unwrap();
+    }
+    let (jet_a, a, sa) = on_disk(&dir, "alpha");
+    assert_eq!(
+        jet_a.attach_database(sa, DB),
+        Ok(AttachOutcome::Attached),
+        "clean after the first run"
+    );
+
+    let jet_b = StdJet::new(Environment::on_disk(&dir.0));
+    let b = jet_b
+        .create_instance_with("beta", InstanceOptions::manual())
+        .unwrap();
+    assert_eq!(jet_b.init(b), Ok(()));
+    let report = jet_b.last_recovery_report(b).unwrap().unwrap();
+    assert_eq!(report.databases_held_elsewhere, vec![DB.to_owned()]);
+    assert_eq!(report.databases_recovered, vec!["other.edb".to_owned()]);
+    let sb = jet_b.begin_session(b).unwrap();
+    assert_eq!(
+        jet_b.attach_database(sb, DB),
+        Err(JetError::FileAccessDenied)
+    );
+    assert!(jet_a.observe(a).unwrap().committed[DB]["t"].contains_key(&b"first run"[..]));
+}
+
+/// A log that names one database under two FileIds (attached in a run that ended cleanly,
+/// which logs no detach, and again in a later run that crashed) made recovery open the file
+/// twice; with files locked, its second open was refused by its own first and init failed
+/// with FileAccessDenied with no other holder at all (found by api_fuzz --file, seed 1).
+#[test]
+fn recovery_opens_a_database_the_log_names_twice_once() {
+    let dir = TempDir::new("recovery-named-twice");
+    {
+        let (jet, instance, s) = on_disk(&dir, "main");
+        let created = jet.create_database(s, DB).unwrap();
+        jet.close_database(s, created).unwrap();
+        commit_one(&jet, s, b"first run");
+        jet.end_session(s).unwrap();
+        assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
+        let instance = jet
+            .create_instance_with("main", InstanceOptions::manual())
+            .unwrap();
+        jet.init(instance).unwrap();
+        let s = jet.begin_session(instance).unwrap();
+        jet.attach_database(s, DB).unwrap();
+        commit_one(&jet, s, b"second run");
+        // The process dies.
+    }
+    let jet = StdJet::new(Environment::on_disk(&dir.0));
+    let instance = jet
+        .create_instance_with("main", InstanceOptions::manual())
+        .unwrap();
+    assert_eq!(jet.init(instance), Ok(()));
+    let report = jet.last_recovery_report(instance).unwrap().unwrap();
+    assert_eq!(report.databases_recovered, vec![DB.to_owned()]);
+    let s = jet.begin_session(instance).unwrap();
+    jet.attach_database(s, DB).unwrap();
+    assert_eq!(jet.observe(instance).unwrap().committed[DB]["t"].len(), 2);
 }

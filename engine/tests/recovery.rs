@@ -473,6 +473,130 @@ fn a_torn_log_tail_is_cut_off_and_ignored() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Files that vanished at a crash (the disk's fault 5: directory entries not yet synced)
+
+#[test]
+fn a_file_whose_creation_never_reached_the_disk_is_a_fresh_start() {
+    // Goal: init creates the log and the checkpoint file; with the power cut at each of its
+    // disk operations (the directory syncs that make those files exist included), the crash
+    // loses the files' entries or keeps them (all, none, a seeded mix), and the next init is
+    // a clean start every time, never a panic or an error; the instance then works.
+    let ops_of_init = {
+        let io = MemIo::new();
+        let jet = StdJet::new(env_on(&io));
+        let instance = jet
+            .create_instance_with("inst", InstanceOptions::manual())
+            .unwrap();
+        jet.init(instance).unwrap();
+        io.mutating_ops()
+    };
+    let mut lost_creates = 0;
+    for cut in 0..ops_of_init {
+        for variant in 0..3u64 {
+            let io = MemIo::new();
+            io.cut_power_after_ops(Some(cut));
+            let jet = StdJet::new(env_on(&io));
+            let instance = jet
+                .create_instance_with("inst", InstanceOptions::manual())
+                .unwrap();
+            assert_eq!(jet.init(instance), Err(JetError::DiskIO), "cut at op {cut}");
+            drop(jet);
+            match variant {
+                0 => io.crash(),
+                1 => io.crash_with(&mut SplitMix64::new(0), CrashFaults::default()),
+                _ => io.crash_with(
+                    &mut SplitMix64::new(cut),
+                    CrashFaults {
+                        lost_write_ppm: 500_000,
+                        torn_write_ppm: 500_000,
+                    },
+                ),
+            }
+            lost_creates += io
+                .injected_faults()
+                .iter()
+                .filter(|f| matches!(f, InjectedFault::LostCreate { .. }))
+                .count();
+            let recovered = recover(&io)
+                .unwrap_or_else(|e| panic!("cut at op {cut}, variant {variant}: {e:?}"));
+            assert!(recovered.report.clean, "cut at op {cut}, variant {variant}");
+            assert_eq!(recovered.contents, None);
+            let run = start(&io);
+            run.load(0..3, "after");
+        }
+    }
+    assert!(
+        ops_of_init >= 4,
+        "log and checkpoint creation, header write and sync"
+    );
+    assert!(lost_creates > 0, "a created file vanished at some crash");
+}
+
+/// Commits 0..40, checkpoints, commits 40..80 and opens a transaction whose writes reach
+/// the log; the process dies and the disk loses what was never synced.
+fn committed_then_crashed(io: &MemIo) -> Contents {
+    let run = start(io);
+    let mut expected = run.load(0..40, "a");
+    run.jet.run_background_tasks(run.instance).unwrap();
+    expected.extend(run.load(40..80, "b"));
+    run.jet.begin_transaction(run.s).unwrap();
+    run.set(3, Some(b"never committed")).unwrap();
+    run.flush_log();
+    drop(run);
+    io.crash();
+    expected
+}
+
+#[test]
+fn a_missing_checkpoint_file_means_redo_from_the_head_of_the_log() {
+    // Goal: without the checkpoint file, recovery does not fail or guess: it redoes and
+    // scans from the first record of the log, and every commit is back.
+    let with_checkpoint = MemIo::new();
+    committed_then_crashed(&with_checkpoint);
+    let checkpointed = recover(&with_checkpoint).unwrap().report;
+    assert!(checkpointed.redo_start_lsn > 0);
+
+    let io = MemIo::new();
+    let expected = committed_then_crashed(&io);
+    {
+        use jetsim_engine::env::Io;
+        io.remove("inst/jet.chk").unwrap();
+    }
+    let recovered = recover(&io).unwrap();
+    assert_eq!(recovered.contents, Some(expected));
+    assert!(recovered.report.redo_start_lsn < checkpointed.redo_start_lsn);
+    assert_eq!(recovered.report.transactions_undone, 1);
+}
+
+#[test]
+fn a_missing_database_file_is_reported_and_attach_says_file_not_found() {
+    // Goal: a database the log names that no longer exists is reported missing, its redo and
+    // undo are skipped (counted), recovery finishes, attach is FileNotFound, and the path can
+    // be created again.
+    let io = MemIo::new();
+    committed_then_crashed(&io);
+    {
+        use jetsim_engine::env::Io;
+        io.remove(DB).unwrap();
+    }
+    let recovered = recover(&io).unwrap();
+    assert_eq!(recovered.report.databases_missing, vec![DB.to_owned()]);
+    assert!(recovered.report.undo_records_skipped > 0);
+    assert_eq!(recovered.report.databases_recovered, Vec::<String>::new());
+    assert_eq!(recovered.contents, None);
+    let jet = StdJet::new(env_on(&io));
+    let instance = jet
+        .create_instance_with("inst", InstanceOptions::manual())
+        .unwrap();
+    jet.init(instance).unwrap();
+    let s = jet.begin_session(instance).unwrap();
+    assert_eq!(jet.attach_database(s, DB), Err(JetError::FileNotFound));
+    jet.create_database(s, DB).unwrap();
+    jet.end_session(s).unwrap();
+    assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
+}
+
+// ---------------------------------------------------------------------------------------------
 // I/O errors: fail-stop
 
 #[test]

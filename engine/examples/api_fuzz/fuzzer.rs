@@ -18,7 +18,12 @@
 //!   documentation, not the engine's table);
 //! - **no-corruption**: no call answers `DatabaseCorrupted`: the disks never corrupt synced
 //!   data (MemIo's crashes lose or tear only unsynced writes), so corruption is the engine's;
-//! - **no-deadlock** (threads): the calls keep completing.
+//! - **no-deadlock** (threads): the calls keep completing;
+//! - **held-file-refused** (files): now and then another process (a second [`Jet`] on the
+//!   same folder) starts one of the instance names and attaches one of the database paths,
+//!   then terminates. A log or database file this process holds must be refused to it with
+//!   `FileAccessDenied` (the store's OS lock), and its visit must change nothing this
+//!   process observes (**neighbour-changes-nothing**).
 //!
 //! Single-threaded runs are deterministic on MemIo: one seed, one trace (its hash is in the
 //! report), so `--seed S --trace A-B` shows calls A..=B of a failing run. Multi-threaded runs
@@ -94,6 +99,10 @@ pub struct FuzzReport {
     /// in silence.
     pub failed_calls_not_compared: u64,
     pub gated_calls_after_stop: u64,
+    /// Visits of another process on the same folder (files), and how many of its inits and
+    /// attaches were refused because this process held the file.
+    pub neighbour_visits: u64,
+    pub neighbour_refusals: u64,
     pub restarts: u64,
     pub stops: u64,
     pub terms: u64,
@@ -145,6 +154,14 @@ impl FuzzReport {
             "gated calls made after a stop returned: {}",
             self.gated_calls_after_stop
         );
+        if let Backend::Files(_) = options.backend {
+            let _ = writeln!(
+                out,
+                "another process's visits: {}, its inits and attaches refused with \
+                 FileAccessDenied: {}",
+                self.neighbour_visits, self.neighbour_refusals
+            );
+        }
         if options.threads == 1 {
             let _ = writeln!(out, "trace hash: {:016x}", self.trace_hash);
         }
@@ -1110,6 +1127,26 @@ fn run_single(options: &FuzzOptions) -> FuzzReport {
     let mut ticket = 0u64;
     let mut before = see_all(&jet, &pools);
     for index in 0..options.calls {
+        if let Backend::Files(dir) = &options.backend {
+            if rng.chance(1, NEIGHBOUR_VISIT_ONE_IN) {
+                let line = neighbour_visit(dir, &mut rng, &pools, &before, index, &mut report);
+                fnv(&mut report.trace_hash, &line);
+                if options.trace.as_ref().is_some_and(|r| r.contains(&index)) {
+                    println!("{line}");
+                }
+                let after = see_all(&jet, &pools);
+                if after != before {
+                    report.violations.push(Violation {
+                        rule: "neighbour-changes-nothing",
+                        thread: 0,
+                        call_index: index,
+                        call: line,
+                        detail: "another process's visit changed what this one observes".to_owned(),
+                    });
+                }
+                before = after;
+            }
+        }
         let (call, owner) = draw(&mut rng, &pools, true, true);
         ticket += 1;
         report.calls += 1;
@@ -1227,6 +1264,102 @@ fn run_single(options: &FuzzOptions) -> FuzzReport {
         }
     }
     report
+}
+
+/// About one call in this many is preceded by another process's visit (files only).
+const NEIGHBOUR_VISIT_ONE_IN: u64 = 100;
+
+/// Another process on the same folder: a second [`Jet`] starts one of the instance names,
+/// attaches one of the database paths and terminates. Checks held-file-refused against what
+/// this process observed before the visit (`world`); returns the visit's trace line.
+fn neighbour_visit(
+    dir: &std::path::Path,
+    rng: &mut Rng,
+    pools: &Pools,
+    world: &World,
+    index: u64,
+    report: &mut FuzzReport,
+) -> String {
+    let name = rng.pick(INSTANCE_NAMES);
+    let path = rng.pick(DATABASE_PATHS);
+    // Files this process holds for certain: the log of every instance observed initialized,
+    // and every database such an instance has attached. An instance that cannot be observed
+    // may hold files too; the rule is only checked where the holding is known.
+    let mut held_logs = std::collections::BTreeSet::new();
+    let mut held_databases = std::collections::BTreeSet::new();
+    // Only live entries: a handle of a process that restarted may equal a new one's.
+    for (handle, instance_name, _) in pools.instances.iter().filter(|i| i.2) {
+        if let Some(Ok(seen)) = world.get(&handle.0) {
+            if matches!(
+                seen.phase,
+                Phase::Running | Phase::Stopping | Phase::Stopped
+            ) {
+                held_logs.insert(instance_name.as_str());
+                held_databases.extend(seen.observation.committed.keys().cloned());
+            }
+        }
+    }
+    report.neighbour_visits += 1;
+    let mut violation = |rule: &'static str, call: String, detail: String| {
+        report.violations.push(Violation {
+            rule,
+            thread: 0,
+            call_index: index,
+            call,
+            detail,
+        })
+    };
+    let neighbour = Jet::<StdRuntime>::new(Environment::on_disk(dir));
+    let Ok(instance) = neighbour.create_instance_with(name, InstanceOptions::manual()) else {
+        return format!("#{index} <another process: create_instance({name:?}) failed>");
+    };
+    let init = neighbour.init(instance);
+    let mut line = format!("#{index} <another process: init({name:?}) -> {init:?}");
+    let mut refusals = u64::from(init == Err(JetError::FileAccessDenied));
+    if held_logs.contains(name) && init != Err(JetError::FileAccessDenied) {
+        violation(
+            "held-file-refused",
+            format!("another process's init({name:?})"),
+            format!("returned {init:?} while this process holds {name}/jet.log"),
+        );
+    }
+    if init == Err(JetError::DatabaseCorrupted) {
+        violation(
+            "no-corruption",
+            format!("another process's init({name:?})"),
+            "recovery answered DatabaseCorrupted".to_owned(),
+        );
+    }
+    if init.is_ok() {
+        if let Ok(session) = neighbour.begin_session(instance) {
+            let attach = neighbour.attach_database(session, path);
+            let _ = write!(line, ", attach_database({path:?}) -> {attach:?}");
+            refusals += u64::from(attach == Err(JetError::FileAccessDenied));
+            if held_databases.contains(path) && attach != Err(JetError::FileAccessDenied) {
+                violation(
+                    "held-file-refused",
+                    format!("another process's attach_database({path:?})"),
+                    format!("returned {attach:?} while this process has it attached"),
+                );
+            }
+            if attach == Err(JetError::DatabaseCorrupted) {
+                violation(
+                    "no-corruption",
+                    format!("another process's attach_database({path:?})"),
+                    "DatabaseCorrupted".to_owned(),
+                );
+            }
+            let _ = neighbour.end_session(session);
+        }
+        let term = neighbour.term(instance);
+        let _ = write!(line, ", term -> {term:?}");
+        if term.is_err() {
+            let _ = neighbour.term2(instance, term_grbit::DIRTY);
+        }
+    }
+    report.neighbour_refusals += refusals;
+    line.push('>');
+    line
 }
 
 fn is_full_stop(call: &Call) -> bool {
@@ -1383,6 +1516,8 @@ fn merge(into: &mut FuzzReport, from: FuzzReport) {
     into.failed_calls_compared += from.failed_calls_compared;
     into.failed_calls_not_compared += from.failed_calls_not_compared;
     into.gated_calls_after_stop += from.gated_calls_after_stop;
+    into.neighbour_visits += from.neighbour_visits;
+    into.neighbour_refusals += from.neighbour_refusals;
     into.restarts += from.restarts;
     into.stops += from.stops;
     into.terms += from.terms;

@@ -183,6 +183,31 @@ impl Storage {
         cache_size_pages: usize,
         log_salt: u64,
     ) -> JetResult<Storage> {
+        let existed = [log_path, checkpoint_path].map(|path| io.exists(path));
+        let opened =
+            Self::open_and_recover(io, log_path, checkpoint_path, cache_size_pages, log_salt);
+        if opened
+            .as_ref()
+            .is_err_and(|e| *e == JetError::FileAccessDenied)
+        {
+            // Refused because another process or engine holds one of the files: leave no
+            // file behind that this attempt created (the storage, and its locks, are gone).
+            for (path, existed) in [log_path, checkpoint_path].into_iter().zip(existed) {
+                if !existed {
+                    let _ = io.remove(path);
+                }
+            }
+        }
+        opened
+    }
+
+    fn open_and_recover(
+        io: &dyn Io,
+        log_path: &str,
+        checkpoint_path: &str,
+        cache_size_pages: usize,
+        log_salt: u64,
+    ) -> JetResult<Storage> {
         let (log, records) = log::Log::open_salted(io, log_path, log_salt)?;
         let checkpoint = CheckpointFile::open(io, checkpoint_path)?;
         // FileIds stay unique across runs sharing a log, so a later replay is unambiguous.

@@ -33,6 +33,21 @@
 //!    checkpoint at the log tip is persisted. After recovery the databases are consistent on
 //!    disk on their own.
 //!
+//! **Files that vanished, files held elsewhere.** A create or remove is durable once it
+//! returns (the store syncs the directory), so only a failed init or create can lose its
+//! file at a crash (the simulated disk's fault 5). An empty or missing log is a fresh start
+//! (nothing was ever logged in it); a missing checkpoint file is no checkpoint (redo and the
+//! loser scan start at the head of the log, which is never truncated); a database the log
+//! names that no longer exists is reported in [`RecoveryReport::databases_missing`], its
+//! images and undo records are skipped (counted), and attaching it is `FileNotFound`. A
+//! database file another process or engine holds open (the store's lock) is never read under
+//! its holder. The holder attached it, which only a clean file or one its own log owns
+//! allows, so when this log has no work for it recovery leaves it alone
+//! ([`RecoveryReport::databases_held_elsewhere`]); when it has (only a holder that is not a
+//! jetsim instance can cause that), recovery stops with `JET_errFileAccessDenied` before
+//! writing anything, and [`Storage::open`] removes the log or checkpoint file this attempt
+//! created, so init can simply be retried once the file is free.
+//!
 //! **Transactions span checkpoints.** An open transaction's Undo records can precede the
 //! checkpoint LSN. ESE holds its checkpoint back to the oldest begin-transaction; jetsim
 //! instead records a second point in the checkpoint, the *undo LSN* (the first Undo record of
@@ -90,6 +105,9 @@ pub struct RecoveryReport {
     pub databases_owned_elsewhere: Vec<String>,
     /// Databases the log names that no longer exist.
     pub databases_missing: Vec<String>,
+    /// Databases the log names, with no recovery work for them, that another process or
+    /// engine holds open: left alone, unread.
+    pub databases_held_elsewhere: Vec<String>,
     /// Databases whose header is damaged and which needed no recovery work (a create that
     /// crashed before anything reached the disk): left alone; attaching them reports
     /// `DatabaseCorrupted`.
@@ -171,6 +189,11 @@ impl Storage {
         for (_, record) in records {
             match record {
                 LogRecord::AttachDatabase { file, path } => {
+                    // One path is never attached twice at once: an earlier FileId for it
+                    // ended at a clean shutdown, which logs no DetachDatabase. Keeping both
+                    // opened the file twice, and with files locked the second open was
+                    // refused by the first (init failed with FileAccessDenied for ever).
+                    attached.retain(|_, attached_path| attached_path != path);
                     attached.insert(*file, path.clone());
                 }
                 LogRecord::DetachDatabase { file } => {
@@ -238,7 +261,17 @@ impl Storage {
                 report.databases_missing.push(path.clone());
                 continue;
             }
-            let handle = io.open(path).map_err(|e| JetError::from_io(&e))?;
+            let handle = match io.open(path).map_err(|e| JetError::from_io(&e)) {
+                Ok(handle) => handle,
+                // Another process or engine holds it, so it attached it, which only a clean
+                // file or one its own log owns allows: this log has nothing to do there
+                // unless it logged work for it (then the refusal stands).
+                Err(JetError::FileAccessDenied) if !has_work => {
+                    report.databases_held_elsewhere.push(path.clone());
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
             let header =
                 read_page(handle.as_ref(), super::database::HEADER_PAGE)?.and_then(|bytes| {
                     match decode_page(&bytes) {

@@ -123,6 +123,16 @@ pub enum InjectedFault {
         offset: u64,
         len: u64,
     },
+    /// At a crash, a file created (or truncated by a create) since its directory's last
+    /// sync was gone: its entry never reached the disk (a file the same path named before,
+    /// if any, is back).
+    LostCreate {
+        path: String,
+    },
+    /// At a crash, a file removed since its directory's last sync was back.
+    LostRemove {
+        path: String,
+    },
     /// At a crash, an unsynced write kept only `sectors_kept` of its `sectors_total` sectors.
     TornWrite {
         path: String,
@@ -145,7 +155,7 @@ pub(super) struct FaultState {
     pub(super) enabled: bool,
     pub(super) rng: SplitMix64,
     pub(super) injected: Vec<InjectedFault>,
-    /// Mutating operations (write, sync, set_len) attempted so far.
+    /// Mutating operations (write, sync, set_len, directory sync) attempted so far.
     pub(super) ops: u64,
     pub(super) cut_after_ops: Option<u64>,
     pub(super) power_cut: bool,
@@ -171,6 +181,8 @@ pub(super) enum Op {
     Write,
     Sync,
     SetLen,
+    /// The sync of a directory after an entry changed in it (`path` names the directory).
+    SyncDirectory,
 }
 
 pub(super) fn injected_error(what: &str) -> io::Error {
@@ -178,6 +190,15 @@ pub(super) fn injected_error(what: &str) -> io::Error {
 }
 
 impl FaultState {
+    /// Fails while the power is cut: for the directory entry changes, which are not counted
+    /// operations of their own (their directory's sync is).
+    pub(super) fn check_power(&self) -> io::Result<()> {
+        match self.power_cut {
+            true => Err(injected_error("power cut")),
+            false => Ok(()),
+        }
+    }
+
     /// Decides whether an operation fails, recording the fault if it does.
     pub(super) fn check(&mut self, op: Op, path: &str, offset: u64, len: u64) -> io::Result<()> {
         if !matches!(op, Op::Read) {
@@ -189,6 +210,7 @@ impl FaultState {
                     Op::Write => "write",
                     Op::Sync => "sync",
                     Op::SetLen => "set_len",
+                    Op::SyncDirectory => "sync directory",
                     Op::Read => unreachable!("reads are not mutating operations"),
                 };
                 self.injected.push(InjectedFault::PowerCut {
@@ -220,7 +242,7 @@ impl FaultState {
                     len,
                 },
             ),
-            Op::Sync => (
+            Op::Sync | Op::SyncDirectory => (
                 self.plan.sync_error_ppm,
                 InjectedFault::SyncError {
                     path: path.to_owned(),

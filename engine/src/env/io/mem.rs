@@ -23,12 +23,27 @@
 //!    nothing (its data is not written; after a failed sync the earlier unsynced writes stay
 //!    unsynced, so a crash may still lose them).
 //! 4. **Power can be cut after the n-th mutating operation** ([`MemIo::cut_power_after_ops`]):
-//!    that operation and every later read, write and sync fail, as if the machine died
-//!    there. A crash (any of the `crash` calls) restores power, as a reboot does.
+//!    that operation and every later read, write, sync, create and remove fail, as if the
+//!    machine died there. A crash (any of the `crash` calls) restores power, as a reboot does.
+//! 5. **Directory entries are durable only once their directory is synced**, as on a real
+//!    file system, where a file's `fsync` makes its bytes durable, not its name. The disk
+//!    mirrors [`super::FileIo`], which syncs the parent directory inside `create` and
+//!    `remove`: each is the entry change (refused only while the power is cut; not counted),
+//!    then the directory's sync, a counted mutating operation that can fail
+//!    (`sync_error_ppm`, recorded as a `SyncError` on `dir/`) or meet the power cut. A failed
+//!    directory sync is an error the caller sees, and leaves the entry change made but not
+//!    durable: at a crash each such change is undone with probability `lost_write_ppm`
+//!    ([`MemIo::crash`]: always), so a created file is gone ([`InjectedFault::LostCreate`])
+//!    or a removed one is back ([`InjectedFault::LostRemove`]), with its bytes as point 1
+//!    leaves them. A directory sync makes every entry change in that directory durable, not
+//!    only the caller's. A create of an existing file keeps the file and truncates it, and
+//!    the truncation is an unsynced change of its bytes (point 1), as `O_TRUNC` is.
+//!    Directories themselves are implicit in the paths and never lost.
 //!
-//! Faults 3 and 4 are switchable at run time ([`MemIo::set_faults_enabled`]), so a simulator
-//! can run a fault phase and then a clean phase; the operation counter
-//! ([`MemIo::mutating_ops`]) always counts, for crash-point sweeps.
+//! Faults 3 and 4 (and 5's failed directory syncs) are switchable at run time
+//! ([`MemIo::set_faults_enabled`]), so a simulator can run a fault phase and then a clean
+//! phase; the operation counter ([`MemIo::mutating_ops`]) always counts, for crash-point
+//! sweeps.
 //!
 //! What the engine must survive, and how:
 //! - Lost, reordered or torn unsynced writes (1, 2): recovery at the next `init` replays the
@@ -46,6 +61,12 @@
 //!   initialized again, which recovers. The engine never retries a failed sync (its outcome
 //!   is unknown) and never serves a page it could not read and verify. A commit whose call
 //!   failed has an unknown outcome: recovery may find it committed or not, never half.
+//! - Lost entries (5): a create or remove that returned is durable, so only a call that
+//!   failed (init, create_database) can lose its file. A log or checkpoint that vanished is
+//!   a fresh start (an empty log was never written to, so nothing depended on it; without a
+//!   checkpoint, redo starts at the head of the log); a database the log names that vanished
+//!   is reported in [`crate::storage::RecoveryReport::databases_missing`] and attaching it is
+//!   `FileNotFound`.
 
 use super::faults::{FaultState, Op};
 use super::{CrashFaults, FaultPlan, InjectedFault, Io, IoFile, SplitMix64, SECTOR_BYTES};
@@ -153,6 +174,99 @@ impl MemFileData {
     }
 }
 
+/// One file's bytes; a directory entry names it.
+type Inode = Arc<Mutex<MemFileData>>;
+
+/// The directory tree, flattened: paths to files, as the running system sees them and as the
+/// disk has them (fault 5).
+#[derive(Debug, Default)]
+struct Directories {
+    entries: BTreeMap<String, Inode>,
+    /// The entries as of each directory's last sync: what a crash keeps for sure.
+    durable: BTreeMap<String, Inode>,
+}
+
+/// The directory a path's entry lives in (`""`: the root).
+fn directory_of(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(dir, _)| dir)
+}
+
+/// How a directory is named in faults and power cuts: with a trailing `/` (`./` the root).
+fn directory_label(dir: &str) -> String {
+    if dir.is_empty() {
+        "./".to_owned()
+    } else {
+        format!("{dir}/")
+    }
+}
+
+fn same_inode(a: Option<&Inode>, b: Option<&Inode>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+impl Directories {
+    /// Paths whose entry changed since their directory's last sync, sorted.
+    fn unsynced(&self, dir: Option<&str>) -> Vec<String> {
+        let mut paths: Vec<&String> = self.entries.keys().chain(self.durable.keys()).collect();
+        paths.sort_unstable();
+        paths.dedup();
+        paths
+            .into_iter()
+            .filter(|path| dir.is_none_or(|dir| directory_of(path) == dir))
+            .filter(|path| !same_inode(self.entries.get(*path), self.durable.get(*path)))
+            .cloned()
+            .collect()
+    }
+
+    /// A directory's sync: every entry change in it becomes durable.
+    fn sync(&mut self, dir: &str) {
+        for path in self.unsynced(Some(dir)) {
+            match self.entries.get(&path) {
+                Some(inode) => self.durable.insert(path, Arc::clone(inode)),
+                None => self.durable.remove(&path),
+            };
+        }
+    }
+
+    /// A crash: each unsynced entry change is undone (always when `rng` is `None`) or kept.
+    fn crash(
+        &mut self,
+        rng: &mut Option<(&mut SplitMix64, CrashFaults)>,
+        injected: &mut Vec<InjectedFault>,
+    ) {
+        for path in self.unsynced(None) {
+            let lost = match rng.as_mut() {
+                Some((rng, faults)) => rng.chance_ppm(faults.lost_write_ppm),
+                None => true,
+            };
+            if !lost {
+                match self.entries.get(&path) {
+                    Some(inode) => self.durable.insert(path, Arc::clone(inode)),
+                    None => self.durable.remove(&path),
+                };
+                continue;
+            }
+            match self.durable.get(&path) {
+                Some(inode) => {
+                    let created = self.entries.insert(path.clone(), Arc::clone(inode));
+                    injected.push(match created {
+                        Some(_) => InjectedFault::LostCreate { path },
+                        None => InjectedFault::LostRemove { path },
+                    });
+                }
+                None => {
+                    self.entries.remove(&path);
+                    injected.push(InjectedFault::LostCreate { path });
+                }
+            }
+        }
+    }
+}
+
 /// In-memory files on a simulated disk with the fault model above. Deterministic: the file
 /// table is a `BTreeMap`, no call blocks, and faults come from the plan's seed.
 #[derive(Debug, Default, Clone)]
@@ -160,7 +274,7 @@ pub struct MemIo {
     // std Mutex, not a runtime one: every critical section is a memcpy with no scheduling point
     // inside, so it can never be held across a model checker's preemption. Lock order: the
     // file table, then a file, then the fault state.
-    files: Arc<Mutex<BTreeMap<String, Arc<Mutex<MemFileData>>>>>,
+    files: Arc<Mutex<Directories>>,
     faults: Arc<Mutex<FaultState>>,
 }
 
@@ -198,7 +312,8 @@ impl MemIo {
         lock(&self.faults).injected.clone()
     }
 
-    /// Mutating operations (write, sync, set_len) attempted so far, across all files.
+    /// Mutating operations (write, sync, set_len, directory sync) attempted so far, across
+    /// all files.
     pub fn mutating_ops(&self) -> u64 {
         lock(&self.faults).ops
     }
@@ -226,24 +341,31 @@ impl MemIo {
 
     /// Names of all files, sorted.
     pub fn file_names(&self) -> Vec<String> {
-        lock(&self.files).keys().cloned().collect()
+        lock(&self.files).entries.keys().cloned().collect()
     }
 
-    /// A simulated crash: every file loses all writes since its last sync. Power returns.
+    /// A simulated crash: every entry change since its directory's last sync is undone and
+    /// every file loses all writes since its last sync. Power returns.
     pub fn crash(&self) {
-        let mut injected = Vec::new();
-        for (path, file) in lock(&self.files).iter() {
-            lock(file).crash(path, None, &mut injected);
-        }
-        self.reboot(injected);
+        self.crash_inner(None);
     }
 
-    /// A simulated crash with partial loss: each unsynced write is lost or torn as `crash`
-    /// says, drawing from `rng`. Power returns.
+    /// A simulated crash with partial loss: each unsynced entry change is undone, and each
+    /// unsynced write lost or torn, as `crash` says, drawing from `rng` (entries first, then
+    /// the files' bytes, each in path order). Power returns.
     pub fn crash_with(&self, rng: &mut SplitMix64, crash: CrashFaults) {
+        self.crash_inner(Some((rng, crash)));
+    }
+
+    fn crash_inner(&self, mut rng: Option<(&mut SplitMix64, CrashFaults)>) {
         let mut injected = Vec::new();
-        for (path, file) in lock(&self.files).iter() {
-            lock(file).crash(path, Some((&mut *rng, crash)), &mut injected);
+        {
+            let mut directories = lock(&self.files);
+            directories.crash(&mut rng, &mut injected);
+            for (path, file) in directories.entries.iter() {
+                let rng = rng.as_mut().map(|(rng, crash)| (&mut **rng, *crash));
+                lock(file).crash(path, rng, &mut injected);
+            }
         }
         self.reboot(injected);
     }
@@ -268,6 +390,7 @@ impl MemIo {
     /// Total bytes stored across all files.
     pub fn total_bytes(&self) -> u64 {
         lock(&self.files)
+            .entries
             .values()
             .map(|file| lock(file).current.len() as u64)
             .sum()
@@ -278,6 +401,7 @@ impl MemIo {
     pub fn corrupt(&self, path: &str, offset: u64, bytes: &[u8]) -> io::Result<()> {
         let files = lock(&self.files);
         let file = files
+            .entries
             .get(path)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, path.to_owned()))?;
         let mut data = lock(file);
@@ -304,10 +428,38 @@ impl MemFile {
     }
 }
 
+impl MemIo {
+    /// The sync of `path`'s directory after its entry changed (fault 5): a counted operation
+    /// that may fail; on success every entry change in the directory is durable.
+    fn sync_directory_of(&self, directories: &mut Directories, path: &str) -> io::Result<()> {
+        let dir = directory_of(path);
+        lock(&self.faults).check(Op::SyncDirectory, &directory_label(dir), 0, 0)?;
+        directories.sync(dir);
+        Ok(())
+    }
+}
+
 impl Io for MemIo {
     fn create(&self, path: &str) -> io::Result<Box<dyn IoFile>> {
-        let data = Arc::new(Mutex::new(MemFileData::default()));
-        lock(&self.files).insert(path.to_owned(), Arc::clone(&data));
+        let mut directories = lock(&self.files);
+        lock(&self.faults).check_power()?;
+        let data = match directories.entries.get(path) {
+            Some(existing) => {
+                let mut file = lock(existing);
+                file.current.clear();
+                file.pending.push(PendingOp::SetLen { len: 0 });
+                drop(file);
+                Arc::clone(existing)
+            }
+            None => {
+                let data = Inode::default();
+                directories
+                    .entries
+                    .insert(path.to_owned(), Arc::clone(&data));
+                data
+            }
+        };
+        self.sync_directory_of(&mut directories, path)?;
         Ok(Box::new(MemFile {
             path: path.to_owned(),
             data,
@@ -317,6 +469,7 @@ impl Io for MemIo {
     fn open(&self, path: &str) -> io::Result<Box<dyn IoFile>> {
         let files = lock(&self.files);
         let data = files
+            .entries
             .get(path)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, path.to_owned()))?;
         Ok(Box::new(MemFile {
@@ -326,13 +479,16 @@ impl Io for MemIo {
         }))
     }
     fn remove(&self, path: &str) -> io::Result<()> {
-        lock(&self.files)
+        let mut directories = lock(&self.files);
+        lock(&self.faults).check_power()?;
+        directories
+            .entries
             .remove(path)
-            .map(|_| ())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, path.to_owned()))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, path.to_owned()))?;
+        self.sync_directory_of(&mut directories, path)
     }
     fn exists(&self, path: &str) -> bool {
-        lock(&self.files).contains_key(path)
+        lock(&self.files).entries.contains_key(path)
     }
 }
 
@@ -391,6 +547,7 @@ impl IoFile for MemFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::env::io::PPM;
 
     #[test]
     fn crash_keeps_exactly_the_synced_bytes() {
@@ -495,9 +652,13 @@ mod tests {
         assert_eq!(io.injected_faults().len(), failures);
         io.set_faults_enabled(false);
         assert!((0..100).all(|_| file.write_at(0, b"x").is_ok()));
-        assert_eq!(io.mutating_ops(), 200);
+        assert_eq!(
+            io.mutating_ops(),
+            201,
+            "200 writes and the create's directory sync"
+        );
 
-        io.cut_power_after_ops(Some(202));
+        io.cut_power_after_ops(Some(203));
         file.write_at(0, b"a").unwrap();
         file.sync().unwrap();
         assert!(file.write_at(1, b"b").is_err());
@@ -509,9 +670,125 @@ mod tests {
         assert!(!io.power_is_cut());
         assert_eq!(contents(&io, "f"), b"a");
         assert!(io.injected_faults().contains(&InjectedFault::PowerCut {
-            op_index: 202,
+            op_index: 203,
             operation: Some("write f".to_owned())
         }));
+    }
+
+    #[test]
+    fn an_entry_change_is_durable_only_once_its_directory_is_synced() {
+        // Goal: fault 5. A create or remove whose directory sync met the power cut returned
+        // an error and is undone by a crash (the file gone, the removed file back with its
+        // synced bytes); one that returned survives any crash; the cut names the directory.
+        let io = MemIo::new();
+        let kept = io.create("d/kept").unwrap();
+        kept.write_at(0, b"synced").unwrap();
+        kept.sync().unwrap();
+        io.cut_power_after_ops(Some(io.mutating_ops()));
+        assert!(
+            io.create("d/new").is_err(),
+            "the directory sync met the cut"
+        );
+        assert!(io.exists("d/new"), "the entry changed; it is not durable");
+        assert!(
+            io.remove("d/kept").is_err(),
+            "refused while the power is cut"
+        );
+        io.crash();
+        assert!(!io.exists("d/new"));
+        assert!(io.injected_faults().contains(&InjectedFault::PowerCut {
+            op_index: 3,
+            operation: Some("sync directory d/".to_owned())
+        }));
+        assert!(io.injected_faults().contains(&InjectedFault::LostCreate {
+            path: "d/new".to_owned()
+        }));
+
+        io.cut_power_after_ops(Some(io.mutating_ops() + 1));
+        io.create("e/f").unwrap();
+        assert!(
+            io.remove("d/kept").is_err(),
+            "its directory sync met the cut"
+        );
+        assert!(!io.exists("d/kept"));
+        io.crash();
+        assert_eq!(
+            contents(&io, "d/kept"),
+            b"synced",
+            "the removed file is back"
+        );
+        assert!(io.exists("e/f"), "a create that returned is durable");
+        assert!(io.injected_faults().contains(&InjectedFault::LostRemove {
+            path: "d/kept".to_owned()
+        }));
+        io.remove("d/kept").unwrap();
+        io.crash();
+        assert!(!io.exists("d/kept"), "a remove that returned is durable");
+    }
+
+    #[test]
+    fn a_failed_directory_sync_is_an_error_and_a_later_sync_covers_it() {
+        // Goal: a directory sync fails at the plan's sync error rate, as an error the caller
+        // sees, recorded against the directory; the next successful sync of the same
+        // directory makes the earlier entry durable too (a directory's fsync covers all of
+        // its entries), while another directory's does not.
+        let io = MemIo::with_faults(FaultPlan {
+            seed: 1,
+            sync_error_ppm: PPM,
+            ..FaultPlan::default()
+        });
+        assert!(io.create("d/a").is_err());
+        assert!(io.create("e/a").is_err());
+        assert!(io.injected_faults().contains(&InjectedFault::SyncError {
+            path: "d/".to_owned()
+        }));
+        io.set_faults_enabled(false);
+        io.create("d/b").unwrap();
+        io.crash();
+        assert!(
+            io.exists("d/a") && io.exists("d/b"),
+            "d/'s sync covered d/a"
+        );
+        assert!(!io.exists("e/a"), "e/ was never synced");
+        assert_eq!(io.file_names(), vec!["d/a".to_owned(), "d/b".to_owned()]);
+    }
+
+    #[test]
+    fn unsynced_entries_are_lost_or_kept_by_seed() {
+        // Goal: a seeded crash undoes each unsynced entry change with probability
+        // lost_write_ppm, the same way for the same seed, and both outcomes are reachable.
+        let run = |seed: u64| {
+            let io = MemIo::new();
+            io.cut_power_after_ops(Some(0));
+            for name in ["a", "b", "c", "d"] {
+                assert!(io.create(name).is_err());
+            }
+            let crash = CrashFaults {
+                lost_write_ppm: 500_000,
+                torn_write_ppm: 0,
+            };
+            io.crash_with(&mut SplitMix64::new(seed), crash);
+            io.file_names()
+        };
+        assert_eq!(run(3), run(3), "deterministic");
+        let outcomes: Vec<usize> = (0..32).map(|seed| run(seed).len()).collect();
+        assert!(outcomes.iter().any(|&n| n < 4) && outcomes.iter().any(|&n| n > 0));
+    }
+
+    #[test]
+    fn create_of_an_existing_file_truncates_it_unsynced() {
+        let io = MemIo::new();
+        let file = io.create("f").unwrap();
+        file.write_at(0, b"old").unwrap();
+        file.sync().unwrap();
+        let again = io.create("f").unwrap();
+        assert_eq!(again.len().unwrap(), 0);
+        io.crash();
+        assert_eq!(
+            contents(&io, "f"),
+            b"old",
+            "the truncation was never synced"
+        );
     }
 
     #[test]
