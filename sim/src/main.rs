@@ -269,7 +269,20 @@ fn merge(reports: &[PathBuf], json: &Path, junit: Option<&Path>) -> Result<bool,
     println!();
     println!("  seeds run              {:>10}", s.seeds_run);
     println!("  seeds failed           {:>10}", s.seeds_failed);
-    for (rule, count) in &s.failures_by_rule {
+    // In the order `explore` prints them (the report's map is alphabetical).
+    let mut by_rule: Vec<(&str, u64)> = jetsim::check::Rule::ALL
+        .iter()
+        .filter_map(|rule| {
+            let name = rule.name();
+            s.failures_by_rule.get(name).map(|&count| (name, count))
+        })
+        .collect();
+    for (name, &count) in &s.failures_by_rule {
+        if !by_rule.iter().any(|(known, _)| known == name) {
+            by_rule.push((name, count));
+        }
+    }
+    for (rule, count) in by_rule {
         println!("    {rule:<20} {count:>10}");
     }
     if let Some(seeds) = &s.nondeterministic_seeds {

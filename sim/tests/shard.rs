@@ -145,6 +145,16 @@ fn four_shards_merged_are_the_unsharded_campaign_seed_by_seed() {
             "summary.{field}"
         );
     }
+    // The merge prints the same per-rule table as the unsharded run, in the same order.
+    let rule_lines = |output: &std::process::Output| -> Vec<String> {
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|l| l.starts_with("    ") && !l.starts_with("     "))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert!(rule_lines(&whole_run).len() >= 9, "{}", said(&whole_run));
+    assert_eq!(rule_lines(&merge), rule_lines(&whole_run));
     assert_eq!(merged_report["command"]["name"], "merge");
     assert_eq!(
         merged_report["command"]["merged_from"]
