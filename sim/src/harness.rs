@@ -201,8 +201,8 @@ impl DiskTap {
     /// Completes the run's stop observations from the end of the run: the step of the first
     /// disk failure, and for each full stop the log records only gated calls write that the
     /// log gained after the stop returned. The log is read whole only when a clean term
-    /// flushed its tail; otherwise those records may never have left the engine's memory, and
-    /// the observation stays `None` (counted as unobservable, not as a pass).
+    /// flushed its tail; otherwise records may never have left the engine's memory, so what
+    /// was found still counts, but finding none is no pass (see `log_read_whole`).
     fn finish(&self, history: &mut History) {
         history.first_disk_failure_at = *lock(&self.first_failure_at);
         let flushed_by_clean_term = history.events.iter().any(|e| {
@@ -214,7 +214,7 @@ impl DiskTap {
                 }
             ) && e.outcome == (Outcome::Terminated { dirty: false })
         });
-        if !flushed_by_clean_term || history.stop_observations.is_empty() {
+        if history.stop_observations.is_empty() {
             return;
         }
         use jetsim_engine::storage::LogRecord;
@@ -238,6 +238,7 @@ impl DiskTap {
                 })
                 .collect();
             observation.gated_records_after = Some(gated);
+            observation.log_read_whole = flushed_by_clean_term;
         }
     }
 
@@ -748,6 +749,7 @@ fn call_and_record(
                     disk,
                     first_write_at: stop_first_write_at,
                     gated_records_after: None,
+                    log_read_whole: false,
                 });
         }
     }

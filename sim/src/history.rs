@@ -37,10 +37,13 @@ pub struct StopObservation {
     pub first_write_at: Option<u64>,
     /// Filled at the end of the run, for full stops: the log records only gated calls write
     /// (`Undo` of a record change, `Commit`, `AttachDatabase`) found at or after
-    /// [`DiskAtStop::log_end_lsn`], as `Kind@lsn`. `None` when the log's end could not be
-    /// read whole (no clean term flushed its tail before the run ended).
+    /// [`DiskAtStop::log_end_lsn`] in the log as written, as `Kind@lsn`.
     #[serde(default)]
     pub gated_records_after: Option<Vec<String>>,
+    /// A clean term flushed the log's tail before it was read: finding no such record then
+    /// means there was none. Otherwise some may never have left the engine's memory.
+    #[serde(default)]
+    pub log_read_whole: bool,
 }
 
 /// The simulated disk at one instant, as the harness reads it (durable bytes only: what a

@@ -558,6 +558,7 @@ fn observed_stop(
         },
         first_write_at: Some(10),
         gated_records_after,
+        log_read_whole: true,
     }
 }
 
@@ -612,6 +613,19 @@ fn stop_checks_decide_from_the_disk_and_count_what_they_cannot_see() {
     assert_eq!(violations.len(), 1, "{violations:?}");
     assert_eq!(violations[0].rule, Rule::StopDrained);
     assert!(seen.unobservable.is_empty());
+    // A log read before its tail was flushed: what it holds still counts, its silence not.
+    history.events.clear();
+    let mut partial = observed_stop(true, Some(vec!["Undo@640".into()]));
+    partial.log_read_whole = false;
+    history.stop_observations = vec![partial.clone()];
+    let mut seen = Observability::default();
+    assert_eq!(stop_effects(&history, &mut seen).len(), 1);
+    partial.gated_records_after = Some(Vec::new());
+    history.stop_observations = vec![partial];
+    let mut seen = Observability::default();
+    assert!(stop_effects(&history, &mut seen).is_empty());
+    assert_eq!(seen.unobservable.len(), 1);
+    assert_eq!(seen.unobservable[0].rule, Rule::StopDrained);
 }
 
 #[test]

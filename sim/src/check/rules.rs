@@ -374,13 +374,22 @@ pub fn stop_effects(history: &History, seen: &mut Observability) -> Vec<Violatio
             }
         }
         match &observation.gated_records_after {
+            Some(records) if records.is_empty() && !observation.log_read_whole => seen
+                .unobservable(
+                    Rule::StopDrained,
+                    observation.stop_returned,
+                    (
+                        unobservable_reason::LOG_TAIL_UNREAD,
+                        "no clean term flushed the log's tail, so the log could not be read whole"
+                            .to_owned(),
+                    ),
+                ),
             None => seen.unobservable(
                 Rule::StopDrained,
                 observation.stop_returned,
                 (
                     unobservable_reason::LOG_TAIL_UNREAD,
-                    "no clean term flushed the log's tail, so the log could not be read whole"
-                        .to_owned(),
+                    "the log was not read at the end of the run".to_owned(),
                 ),
             ),
             Some(records) => {
