@@ -87,27 +87,6 @@ pub fn stop_rule(history: &History) -> Vec<Violation> {
     violations
 }
 
-/// The gated calls that overlap the instant a stop returned (invoked before, returned after),
-/// most likely culprits first: the engine counts the calls inside its gate but does not say
-/// which they were, and a call's recorded interval is wider than its time inside the gate.
-/// Calls that went on to succeed were certainly admitted, so they come first; then other
-/// outcomes; ties by invocation. The first `gated_calls_in_flight` of them are the ones the
-/// failure text and the timeline name.
-pub fn in_flight_at_stop<'h>(
-    history: &'h History,
-    after: &crate::history::AfterStop,
-) -> Vec<&'h Event> {
-    let mut overlapping: Vec<&Event> = history
-        .events
-        .iter()
-        .filter(|e| {
-            e.call.is_gated() && e.invoked < after.stop_returned && e.returned > after.stop_returned
-        })
-        .collect();
-    overlapping.sort_by_key(|e| (!e.outcome.is_ok(), e.invoked, e.thread));
-    overlapping
-}
-
 /// A check the harness could not make for one stop, and why: counted and printed, never a
 /// silent pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
