@@ -176,6 +176,10 @@ pub struct CampaignSummary {
     pub disk_ops: u64,
     /// What recovery did, over all fault runs.
     pub recovery: RecoveryTotals,
+    /// Stop checks made from the harness's own observations, per rule: stops observed, and
+    /// stops the check could not be made for, by reason.
+    pub stops_observed: BTreeMap<Rule, u64>,
+    pub stops_unobservable: BTreeMap<Rule, BTreeMap<&'static str, u64>>,
     pub nondeterministic: Vec<u64>,
     /// Failing seeds, lowest first.
     pub failures: Vec<SeedReport>,
@@ -290,6 +294,18 @@ pub fn run_campaign(options: &CampaignOptions) -> Result<CampaignSummary, String
         summary.seeds_run += 1;
         summary.calls += report.calls() as u64;
         summary.check_micros += report.check_micros;
+        let seen = &report.verdict.observability;
+        for (rule, stops) in &seen.observed {
+            *summary.stops_observed.entry(*rule).or_insert(0) += stops;
+        }
+        for unobservable in &seen.unobservable {
+            *summary
+                .stops_unobservable
+                .entry(unobservable.rule)
+                .or_default()
+                .entry(unobservable.reason)
+                .or_insert(0) += 1;
+        }
         match report.verdict.landing {
             Some(landing) => {
                 // Classify the run by where most other calls fell relative to the stop.
@@ -447,6 +463,16 @@ pub fn print_summary(options: &CampaignOptions, summary: &CampaignSummary) {
         summary.stops_landed[2],
         plural(summary.runs_without_stop as usize, "run", "runs")
     );
+    for rule in [Rule::Preparation, Rule::StopDrained] {
+        let unobservable = summary.stops_unobservable.get(&rule);
+        println!(
+            "  {:<22} {:>10} stops checked, {} unobservable ({})",
+            format!("{} observed", rule.name()),
+            summary.stops_observed.get(&rule).copied().unwrap_or(0),
+            unobservable.map_or(0, |u| u.values().sum::<u64>()),
+            unobservable.map_or_else(|| "-".to_owned(), counts_line)
+        );
+    }
     if options.faults {
         let power_cuts: u64 = summary.power_cuts_met_by.values().sum();
         println!(
@@ -678,6 +704,27 @@ pub fn replay_text(
                 }
                 None => {}
             }
+        }
+    }
+    let seen = &report.verdict.observability;
+    if !seen.observed.is_empty() || !seen.unobservable.is_empty() {
+        let observed: BTreeMap<String, u64> = seen
+            .observed
+            .iter()
+            .map(|(rule, n)| (rule.name().to_owned(), *n))
+            .collect();
+        let _ = writeln!(
+            out,
+            "stop checks observed: {}; unobservable: {}",
+            counts_line(&observed),
+            seen.unobservable.len()
+        );
+        for unobservable in &seen.unobservable {
+            let _ = writeln!(
+                out,
+                "  {} for the stop that returned at step {}: unobservable, {}",
+                unobservable.rule, unobservable.stop_returned, unobservable.detail
+            );
         }
     }
     if report.passed() {

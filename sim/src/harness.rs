@@ -9,20 +9,375 @@
 //! included, is recorded with global invocation and response sequence numbers.
 
 use crate::config::{RunConfig, Schedule};
-use crate::history::{AfterStop, CrashPoint, EndState, Event, History, RecoveryWork, SessionEnd};
+use crate::history::{
+    AfterStop, CrashPoint, DiskAtStop, EndState, Event, History, RecoveryWork, SessionEnd,
+    StopObservation,
+};
 use crate::model::Outcome;
 use crate::workload::{self, Call, InstanceRef, Move, Ref, Seek, Workload};
 use crate::ShuttleRuntime;
-use jetsim_engine::env::{ManualClock, MemIo};
+use jetsim_engine::env::{Io, IoFile, ManualClock, MemIo};
 use jetsim_engine::{
     DatabaseHandle, Environment, InstanceHandle, InstanceOptions, Jet, JetResult, Mutations,
     SessionHandle, SystemParameter, TableHandle, TermOutcome,
 };
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// The database every run uses.
 pub const DATABASE_PATH: &str = "db/main.edb";
+/// The main instance's log and checkpoint files (the engine names them after the instance).
+const MAIN_LOG_PATH: &str = "main/jet.log";
+const MAIN_CHECKPOINT_PATH: &str = "main/jet.chk";
+
+/// One unsynced operation, as the tap mirrors it.
+#[derive(Debug, Clone)]
+enum TapPending {
+    Write { offset: usize, bytes: Vec<u8> },
+    SetLen { len: usize },
+}
+
+/// The tap's copy of one file: the bytes as of its last successful sync (what any crash
+/// keeps) and the operations since.
+#[derive(Debug, Default)]
+struct TapFileData {
+    synced: Vec<u8>,
+    pending: Vec<TapPending>,
+}
+
+fn tap_write(image: &mut Vec<u8>, offset: usize, bytes: &[u8]) {
+    let end = offset + bytes.len();
+    if end > image.len() {
+        image.resize(end, 0);
+    }
+    image[offset..end].copy_from_slice(bytes);
+}
+
+/// The harness's own view of the simulated disk: every file operation the engine makes goes
+/// through here to the [`MemIo`] below, and the tap mirrors each one that succeeded, so at any
+/// instant it knows what the disk durably holds and what is still unsynced, without asking
+/// the engine. It also notes the step at which the disk first failed an operation. Each
+/// operation is the disk's and the tap's critical sections back to back, with no scheduling
+/// point, so under shuttle the mirror never lags the disk.
+struct DiskTap {
+    disk: Arc<MemIo>,
+    files: Mutex<BTreeMap<String, Arc<Mutex<TapFileData>>>>,
+    /// The run's step counter (shared with the recorder), read, never advanced.
+    steps: Arc<AtomicU64>,
+    first_failure_at: Arc<Mutex<Option<u64>>>,
+    stoppers: Arc<Mutex<Stoppers>>,
+}
+
+/// Threads inside a full stop, each with the step at which it first wrote to the disk.
+type Stoppers = Vec<(shuttle::thread::ThreadId, Option<u64>)>;
+
+/// Notes a successful mutating operation: if the calling thread is inside a full stop, the
+/// first such step is when the stop began preparing. Never while unwinding: a run that
+/// panicked is torn down outside shuttle's execution, where a thread has no identity.
+fn note_stopper_write(stoppers: &Mutex<Stoppers>, steps: &AtomicU64) {
+    let mut stoppers = lock(stoppers);
+    if stoppers.is_empty() || std::thread::panicking() {
+        return;
+    }
+    let me = shuttle::thread::current().id();
+    if let Some((_, first)) = stoppers.iter_mut().find(|(id, _)| *id == me) {
+        first.get_or_insert(steps.load(Ordering::SeqCst));
+    }
+}
+
+/// A thread's watch over its own full stop; dropping it (also when the stop panics) ends the
+/// watch, so no watch outlives its run.
+struct StopWatch<'a> {
+    tap: &'a DiskTap,
+    thread: shuttle::thread::ThreadId,
+}
+
+impl StopWatch<'_> {
+    /// The step at which the watched stop first wrote, ending the watch.
+    fn first_write_at(self) -> Option<u64> {
+        let stoppers = lock(&self.tap.stoppers);
+        stoppers
+            .iter()
+            .find(|(id, _)| *id == self.thread)
+            .and_then(|(_, first)| *first)
+    }
+}
+
+impl Drop for StopWatch<'_> {
+    fn drop(&mut self) {
+        let mut stoppers = lock(&self.tap.stoppers);
+        if let Some(index) = stoppers.iter().position(|(id, _)| *id == self.thread) {
+            stoppers.remove(index);
+        }
+    }
+}
+
+impl DiskTap {
+    fn new(disk: Arc<MemIo>, steps: Arc<AtomicU64>) -> DiskTap {
+        DiskTap {
+            disk,
+            files: Mutex::new(BTreeMap::new()),
+            steps,
+            first_failure_at: Arc::new(Mutex::new(None)),
+            stoppers: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// The calling thread is about to make a full stop: watch its disk writes.
+    fn watch_stop(&self) -> StopWatch<'_> {
+        let thread = shuttle::thread::current().id();
+        lock(&self.stoppers).push((thread, None));
+        StopWatch { tap: self, thread }
+    }
+
+    /// The durable bytes of `path` and whether it has unsynced operations.
+    fn durable(&self, path: &str) -> Option<(Vec<u8>, bool)> {
+        let files = lock(&self.files);
+        let file = lock(files.get(path)?);
+        Some((file.synced.clone(), !file.pending.is_empty()))
+    }
+
+    /// Reads the main instance's files as a crash at this instant would leave them and
+    /// recovers a copy (see [`DiskAtStop`]).
+    fn at_stop(&self) -> DiskAtStop {
+        let paths = [MAIN_LOG_PATH, MAIN_CHECKPOINT_PATH, DATABASE_PATH];
+        let copy = MemIo::new();
+        let mut unsynced_files = Vec::new();
+        for path in paths {
+            let Some((bytes, unsynced)) = self.durable(path) else {
+                continue;
+            };
+            if unsynced {
+                unsynced_files.push(path.to_owned());
+            }
+            let copied = copy.create(path).and_then(|file| {
+                file.write_at(0, &bytes)?;
+                file.sync()
+            });
+            copied.expect("a fault-free in-memory copy cannot fail");
+        }
+        let log = self
+            .durable(MAIN_LOG_PATH)
+            .map(|(b, _)| b)
+            .unwrap_or_default();
+        let (_, log_end_lsn) = jetsim_engine::storage::log::decode_all(&log);
+        let checkpoint_lsn = copy
+            .exists(MAIN_CHECKPOINT_PATH)
+            .then(|| {
+                jetsim_engine::storage::checkpoint::CheckpointFile::open(
+                    &copy,
+                    MAIN_CHECKPOINT_PATH,
+                )
+                .ok()
+                .and_then(|file| file.last().map(|c| c.checkpoint_lsn))
+            })
+            .flatten();
+        DiskAtStop {
+            checkpoint_lsn,
+            log_end_lsn,
+            unsynced_files,
+            crash_copy_pages_redone: recover_copy(copy),
+        }
+    }
+
+    /// The bytes of `path` as written so far, synced or not.
+    fn written(&self, path: &str) -> Vec<u8> {
+        let files = lock(&self.files);
+        let Some(file) = files.get(path) else {
+            return Vec::new();
+        };
+        let file = lock(file);
+        let mut image = file.synced.clone();
+        for op in &file.pending {
+            match op {
+                TapPending::Write { offset, bytes } => tap_write(&mut image, *offset, bytes),
+                TapPending::SetLen { len } => image.resize(*len, 0),
+            }
+        }
+        image
+    }
+
+    /// Completes the run's stop observations from the end of the run: the step of the first
+    /// disk failure, and for each full stop the log records only gated calls write that the
+    /// log gained after the stop returned. The log is read whole only when a clean term
+    /// flushed its tail; otherwise records may never have left the engine's memory, so what
+    /// was found still counts, but finding none is no pass (see `log_read_whole`).
+    fn finish(&self, history: &mut History) {
+        history.first_disk_failure_at = *lock(&self.first_failure_at);
+        let flushed_by_clean_term = history.events.iter().any(|e| {
+            matches!(
+                e.call,
+                Call::Term {
+                    instance: InstanceRef::Main,
+                    ..
+                }
+            ) && e.outcome == (Outcome::Terminated { dirty: false })
+        });
+        if history.stop_observations.is_empty() {
+            return;
+        }
+        use jetsim_engine::storage::LogRecord;
+        let (records, _) = jetsim_engine::storage::log::decode_all(&self.written(MAIN_LOG_PATH));
+        for observation in history
+            .stop_observations
+            .iter_mut()
+            .filter(|o| o.grbit == 0)
+        {
+            let gated = records
+                .iter()
+                .filter(|(lsn, _)| *lsn >= observation.disk.log_end_lsn)
+                .filter_map(|(lsn, record)| {
+                    let kind = match record {
+                        LogRecord::Undo { .. } => "Undo",
+                        LogRecord::Commit { .. } => "Commit",
+                        LogRecord::AttachDatabase { .. } => "AttachDatabase",
+                        _ => return None,
+                    };
+                    Some(format!("{kind}@{lsn}"))
+                })
+                .collect();
+            observation.gated_records_after = Some(gated);
+            observation.log_read_whole = flushed_by_clean_term;
+        }
+    }
+
+    fn note_failure<T>(&self, result: std::io::Result<T>) -> std::io::Result<T> {
+        if result.is_err() {
+            lock(&self.first_failure_at).get_or_insert(self.steps.load(Ordering::SeqCst));
+        }
+        result
+    }
+}
+
+/// Recovery on `copy` (a crashed disk), with OS-thread primitives and no background thread:
+/// no scheduling point of the run's, so taking it never changes the schedule.
+fn recover_copy(copy: MemIo) -> Result<u64, String> {
+    let jet = Jet::<jetsim_engine::StdRuntime>::new(Environment {
+        clock: Arc::new(ManualClock::new(0)),
+        io: Arc::new(copy),
+    });
+    let instance = jet
+        .create_instance_with("main", InstanceOptions::manual())
+        .map_err(|e| format!("create_instance: {e:?}"))?;
+    jet.init(instance)
+        .map_err(|e| format!("init (recovery): {e:?}"))?;
+    let report = jet
+        .last_recovery_report(instance)
+        .map_err(|e| format!("last_recovery_report: {e:?}"))?
+        .ok_or("init reported no recovery")?;
+    Ok(report.pages_redone)
+}
+
+impl Io for DiskTap {
+    fn create(&self, path: &str) -> std::io::Result<Box<dyn IoFile>> {
+        let inner = self.disk.create(path);
+        let inner = self.note_failure(inner)?;
+        let data = Arc::new(Mutex::new(TapFileData::default()));
+        lock(&self.files).insert(path.to_owned(), Arc::clone(&data));
+        Ok(Box::new(TapFile {
+            inner,
+            data,
+            steps: Arc::clone(&self.steps),
+            first_failure_at: Arc::clone(&self.first_failure_at),
+            stoppers: Arc::clone(&self.stoppers),
+        }))
+    }
+    fn open(&self, path: &str) -> std::io::Result<Box<dyn IoFile>> {
+        let inner = self.disk.open(path);
+        let inner = self.note_failure(inner)?;
+        let data = Arc::clone(lock(&self.files).entry(path.to_owned()).or_default());
+        Ok(Box::new(TapFile {
+            inner,
+            data,
+            steps: Arc::clone(&self.steps),
+            first_failure_at: Arc::clone(&self.first_failure_at),
+            stoppers: Arc::clone(&self.stoppers),
+        }))
+    }
+    fn remove(&self, path: &str) -> std::io::Result<()> {
+        let removed = self.disk.remove(path);
+        self.note_failure(removed)?;
+        lock(&self.files).remove(path);
+        Ok(())
+    }
+    fn exists(&self, path: &str) -> bool {
+        self.disk.exists(path)
+    }
+}
+
+/// One open file through the tap.
+struct TapFile {
+    inner: Box<dyn IoFile>,
+    data: Arc<Mutex<TapFileData>>,
+    steps: Arc<AtomicU64>,
+    first_failure_at: Arc<Mutex<Option<u64>>>,
+    stoppers: Arc<Mutex<Stoppers>>,
+}
+
+impl TapFile {
+    fn note<T>(&self, result: std::io::Result<T>) -> std::io::Result<T> {
+        if result.is_err() {
+            lock(&self.first_failure_at).get_or_insert(self.steps.load(Ordering::SeqCst));
+        }
+        result
+    }
+
+    /// [`Self::note`] for a mutating operation, which may be a stop's first.
+    fn note_mutation(&self, result: std::io::Result<()>) -> std::io::Result<()> {
+        self.note(result)?;
+        note_stopper_write(&self.stoppers, &self.steps);
+        Ok(())
+    }
+}
+
+impl IoFile for TapFile {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let read = self.inner.read_at(offset, buf);
+        // A read past the end is the engine probing a file, not a disk failure.
+        if read
+            .as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::UnexpectedEof)
+        {
+            return read;
+        }
+        self.note(read)
+    }
+    fn write_at(&self, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
+        let written = self.inner.write_at(offset, bytes);
+        self.note_mutation(written)?;
+        let offset = usize::try_from(offset).expect("the disk accepted the offset");
+        lock(&self.data).pending.push(TapPending::Write {
+            offset,
+            bytes: bytes.to_vec(),
+        });
+        Ok(())
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        let synced = self.inner.sync();
+        self.note_mutation(synced)?;
+        let mut data = lock(&self.data);
+        let TapFileData { synced, pending } = &mut *data;
+        for op in pending.drain(..) {
+            match op {
+                TapPending::Write { offset, bytes } => tap_write(synced, offset, &bytes),
+                TapPending::SetLen { len } => synced.resize(len, 0),
+            }
+        }
+        Ok(())
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        let len = self.inner.len();
+        self.note(len)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        let set = self.inner.set_len(len);
+        self.note_mutation(set)?;
+        let len = usize::try_from(len).expect("the disk accepted the length");
+        lock(&self.data).pending.push(TapPending::SetLen { len });
+        Ok(())
+    }
+}
 
 /// Handles of the setup, shared by all threads.
 #[derive(Clone, Copy)]
@@ -316,9 +671,10 @@ fn resolve_peers(bindings: &Bindings, threads: usize, call: &Call) -> Call {
 /// Shared recording state of one execution.
 struct Recorder {
     threads: usize,
-    sequence: AtomicU64,
+    sequence: Arc<AtomicU64>,
     history: Mutex<History>,
     clock: Arc<ManualClock>,
+    disk: Arc<DiskTap>,
 }
 
 impl Recorder {
@@ -361,9 +717,42 @@ fn call_and_record(
     let flags_before = matches!(call, Call::StopService { .. })
         .then(|| stop_flags(jet))
         .flatten();
+    let watch = call
+        .is_full_stop_of_main()
+        .then(|| recorder.disk.watch_stop());
     let invoked = recorder.stamp();
     let result = execute(jet, world, bindings, call);
     let returned = recorder.stamp();
+    let stop_first_write_at = watch.and_then(StopWatch::first_write_at);
+    // The harness's own look at the disk, before anything else can run (no scheduling point
+    // between the response step and this read).
+    if let (
+        Call::StopService {
+            instance: InstanceRef::Main,
+            grbit,
+        },
+        Outcome::Ok,
+    ) = (call, &result)
+    {
+        let quiescing = *grbit == 0
+            || (*grbit & jetsim_engine::stop_grbit::QUIESCE_CACHES != 0
+                && *grbit & jetsim_engine::stop_grbit::RESUME == 0);
+        if quiescing {
+            let disk = recorder.disk.at_stop();
+            lock(&recorder.history)
+                .stop_observations
+                .push(StopObservation {
+                    thread,
+                    grbit: *grbit,
+                    stop_invoked: invoked,
+                    stop_returned: returned,
+                    disk,
+                    first_write_at: stop_first_write_at,
+                    gated_records_after: None,
+                    log_read_whole: false,
+                });
+        }
+    }
     // An I/O error in the middle of a stop is fail-stop, not a validation failure: the stop
     // is not undone (documented in engine/src/api/stop.rs), so only other failures count.
     let io_error = result.is_err_named(jetsim_engine::JetError::DiskIO)
@@ -530,6 +919,7 @@ fn execution(
     out: &Mutex<Option<History>>,
 ) {
     let clock = Arc::new(ManualClock::new(0));
+    let sequence = Arc::new(AtomicU64::new(0));
     let io = Arc::new(match config.faults {
         Some(faults) => {
             let mut plan = jetsim_engine::FaultPlan::swarm(faults.fault_seed);
@@ -544,9 +934,10 @@ fn execution(
     });
     // Setup runs on a perfect disk; the faults start with the workload.
     io.set_faults_enabled(false);
+    let tap = Arc::new(DiskTap::new(Arc::clone(&io), Arc::clone(&sequence)));
     let env = Environment {
         clock: clock.clone(),
-        io: io.clone(),
+        io: tap.clone(),
     };
     let jet = Arc::new(Jet::<ShuttleRuntime>::new(env));
     let world = set_up(&jet, config, mutations).expect("setup of a fresh engine cannot fail");
@@ -559,12 +950,14 @@ fn execution(
     }
     let recorder = Arc::new(Recorder {
         threads: workload.threads.len(),
-        sequence: AtomicU64::new(0),
+        sequence,
         history: Mutex::new(History {
             workers: workload.threads.len(),
+            online_defrag: config.engine.online_defrag,
             ..History::default()
         }),
         clock,
+        disk: Arc::clone(&tap),
     });
     let threads = workload.threads.len();
     let sessions = Arc::new(Mutex::new(SessionTable::default()));
@@ -653,6 +1046,7 @@ fn execution(
         drop(jet);
         let mut history = lock(&recorder.history).clone();
         history.end_state = end;
+        tap.finish(&mut history);
         crash.crash_and_recover(&mut history);
         *lock(out) = Some(history);
         return;
@@ -673,6 +1067,7 @@ fn execution(
     let _ = jet.term2(world.main, jetsim_engine::term_grbit::DIRTY);
     let mut history = lock(&recorder.history).clone();
     history.end_state = end;
+    tap.finish(&mut history);
     if config.faults.is_some() {
         drop(jet);
         crash.crash_and_recover(&mut history);

@@ -17,7 +17,86 @@ pub struct Event {
     pub outcome: Outcome,
 }
 
-/// Observed by the stopping thread immediately after a full stop returned success.
+/// What the harness itself read from the simulated disk at the instant a successful full stop
+/// or `QuiesceCaches` stop of the main instance returned: the harness's own observation, so
+/// the preparation and stop-drained rules never take the engine's word (its stop record or
+/// its gate counter) for what the stop did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopObservation {
+    pub thread: usize,
+    pub grbit: u32,
+    pub stop_invoked: u64,
+    /// The stop's response step. The disk was read right after this step was taken, with no
+    /// scheduling point in between: no other simulated thread ran between the two.
+    pub stop_returned: u64,
+    pub disk: DiskAtStop,
+    /// Full stops: the step at which the stopping thread first wrote to the disk, inside the
+    /// stop (`None`: it wrote nothing, e.g. a second stop). A correct stop closes the gate
+    /// and drains before it prepares, so no gated call invoked from then on is admitted.
+    #[serde(default)]
+    pub first_write_at: Option<u64>,
+    /// Filled at the end of the run, for full stops: the log records only gated calls write
+    /// (`Undo` of a record change, `Commit`, `AttachDatabase`) found at or after
+    /// [`DiskAtStop::log_end_lsn`] in the log as written, as `Kind@lsn`.
+    #[serde(default)]
+    pub gated_records_after: Option<Vec<String>>,
+    /// A clean term flushed the log's tail before it was read: finding no such record then
+    /// means there was none. Otherwise some may never have left the engine's memory.
+    #[serde(default)]
+    pub log_read_whole: bool,
+}
+
+/// The simulated disk at one instant, as the harness reads it (durable bytes only: what a
+/// crash at that instant would keep).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskAtStop {
+    /// The checkpoint LSN the checkpoint file durably holds (`None`: no valid slot).
+    pub checkpoint_lsn: Option<u64>,
+    /// End of the valid prefix of the durable log (0: no valid log header).
+    pub log_end_lsn: u64,
+    /// The main instance's files (log, checkpoint, database) with writes not yet synced.
+    pub unsynced_files: Vec<String>,
+    /// Recovery on a copy of the disk crashed at that instant: pages it redid (the page on
+    /// disk differed from its newest logged image), or why it could not run.
+    pub crash_copy_pages_redone: Result<u64, String>,
+}
+
+impl DiskAtStop {
+    /// What a quiesced stop leaves, in words, when this disk is not it (`None`: it is).
+    pub fn unprepared(&self) -> Option<String> {
+        let mut missing = Vec::new();
+        if self.checkpoint_lsn != Some(self.log_end_lsn) {
+            missing.push(format!(
+                "the durable checkpoint is at {} but the durable log ends at LSN {}",
+                self.checkpoint_lsn.map_or_else(
+                    || "no LSN (no valid slot)".to_owned(),
+                    |l| format!("LSN {l}")
+                ),
+                self.log_end_lsn
+            ));
+        }
+        if !self.unsynced_files.is_empty() {
+            missing.push(format!(
+                "writes not yet synced to {}",
+                self.unsynced_files.join(", ")
+            ));
+        }
+        match &self.crash_copy_pages_redone {
+            Ok(0) => {}
+            Ok(pages) => missing.push(format!(
+                "recovery on a copy of the disk crashed then redid {pages} pages"
+            )),
+            Err(why) => missing.push(format!(
+                "recovery on a copy of the disk crashed then failed: {why}"
+            )),
+        }
+        (!missing.is_empty()).then(|| missing.join("; "))
+    }
+}
+
+/// Observed by the stopping thread immediately after a full stop returned success: the
+/// engine's own account (status and stop record), for descriptions, snapshots and the
+/// timeline only. No rule decides from it (see [`StopObservation`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AfterStop {
     /// Sequence number when the stop returned.
@@ -110,6 +189,18 @@ pub struct SessionEnd {
 pub struct History {
     pub events: Vec<Event>,
     pub after_stops: Vec<AfterStop>,
+    /// The harness's own look at the disk after each successful full or quiescing stop.
+    #[serde(default)]
+    pub stop_observations: Vec<StopObservation>,
+    /// The step count when the disk first failed an operation the engine asked for (an
+    /// injected I/O error or a power cut, whichever the engine met first, in a call or in a
+    /// background task): no `InstanceUnavailable` can be explained before it.
+    #[serde(default)]
+    pub first_disk_failure_at: Option<u64>,
+    /// Online defragmentation was switched on (a pass may move pages whenever it is not
+    /// parked).
+    #[serde(default)]
+    pub online_defrag: bool,
     /// Failed stops that changed the defrag or cache flags anyway.
     pub failed_stop_effects: Vec<String>,
     /// The run had disk faults (`explore --faults`).

@@ -262,11 +262,59 @@ fn apply(s: &mut ModelState, thread: usize, call: &Call) -> Res {
     }
 }
 
+/// The model's own allowlist: the Jet calls that still work after a full stop, each with the
+/// source that says so. Written from the documentation, never read from the engine's table
+/// (`JetCall::admission`), so an allowlist bug in the engine makes engine and model disagree.
+/// `JetCall` is only the vocabulary of call names here.
+pub const ALLOWED_AFTER_STOP: &[(jetsim_engine::JetCall, &str)] = {
+    use jetsim_engine::JetCall as J;
+    const DOCUMENTED: &str = "JetStopServiceInstance, Remarks: \"Las funciones que todavía se \
+                              permiten después de esta llamada son\" (../shared/seed/)";
+    &[
+        (J::Rollback, DOCUMENTED),
+        (J::CloseTable, DOCUMENTED),
+        (J::EndSession, DOCUMENTED),
+        (J::CloseDatabase, DOCUMENTED),
+        (J::DetachDatabase, DOCUMENTED),
+        (J::ResetSessionContext, DOCUMENTED),
+        (
+            J::GetSessionInfo,
+            "ESE's source passes the \"ignore stop\" flag (../shared/ESE_FACTS.md, step 5: \
+             undocumented); README \"What the stop guarantees\", 4",
+        ),
+        (
+            J::Term,
+            "../shared/ESE_FACTS.md, step 5: JetTerm/JetTerm2 still allowed; README, 4 (term/term2)",
+        ),
+        (
+            J::GetSystemParameter,
+            "../shared/ESE_FACTS.md, step 5: JetGet/SetSystemParameter still allowed; README, 4",
+        ),
+        (
+            J::SetSystemParameter,
+            "../shared/ESE_FACTS.md, step 5: JetGet/SetSystemParameter still allowed; README, 4",
+        ),
+    ]
+};
+
+/// Whether a full stop refuses `call` (`ClientRequestToStopJetService`): every call but the
+/// model's allowlist ([`ALLOWED_AFTER_STOP`]) and the stop itself, whose lifecycle rules are
+/// its own (a second stop succeeds, Resume is refused: see `stop` below). The one answer to
+/// "is this call gated" in the simulator: the model, the rules, the scenario marks and the
+/// timeline all come here (through [`Call::is_gated`]).
+pub fn is_gated(call: &Call) -> bool {
+    let name = call.jet_call();
+    !matches!(call, Call::StopService { .. })
+        && !ALLOWED_AFTER_STOP
+            .iter()
+            .any(|&(allowed, _)| allowed == name)
+}
+
 /// The gate, for a call on the main instance.
 fn gate(s: &ModelState, call: &Call) -> Result<(), E> {
     match s.phase {
         ModelPhase::Running => Ok(()),
-        ModelPhase::Stopped if call.is_gated() => Err(E::ClientRequestToStopJetService),
+        ModelPhase::Stopped if is_gated(call) => Err(E::ClientRequestToStopJetService),
         ModelPhase::Stopped => Ok(()),
         ModelPhase::Terminated => Err(match call {
             Call::BeginSession { .. } => E::InvalidParameter,

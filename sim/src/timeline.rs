@@ -205,40 +205,42 @@ fn offending(input: &TimelineInput) -> BTreeMap<Key, Vec<Note>> {
         }
     }
     if rules.contains(&Rule::StopDrained) {
-        for after in history
-            .after_stops
-            .iter()
-            .filter(|a| a.gated_calls_in_flight > 0)
-        {
-            // The same calls the failure text names: the likeliest of those overlapping the
-            // stop's return, as many as the engine counted in flight.
-            let in_flight = crate::check::rules::in_flight_at_stop(history, after);
-            for e in in_flight
-                .into_iter()
-                .take(after.gated_calls_in_flight as usize)
-            {
-                notes.entry(key(e)).or_default().push(Note {
-                    long: format!(
-                        "still in flight when the stop returned (step {}); the stop must wait \
-                         for it",
-                        after.stop_returned
-                    ),
-                    short: "in flight after the stop returned".to_owned(),
-                    culprit: true,
-                });
+        // The same observations the rule decides from (`check::rules::stop_effects`).
+        for observation in history.stop_observations.iter().filter(|o| o.grbit == 0) {
+            if let Some(first_write_at) = observation.first_write_at {
+                for e in history.events.iter().filter(|e| {
+                    e.call.is_gated()
+                        && e.outcome.is_ok()
+                        && e.invoked >= first_write_at
+                        && e.invoked < observation.stop_returned
+                }) {
+                    notes.entry(key(e)).or_default().push(Note {
+                        long: format!(
+                            "invoked after the stop began preparing (its first disk write, step \
+                             {first_write_at}) and admitted; the stop must close the gate first"
+                        ),
+                        short: "admitted after the stop began preparing".to_owned(),
+                        culprit: true,
+                    });
+                }
             }
-            if let Some(stop) = stops.iter().find(|s| s.returned == after.stop_returned) {
+            let records = observation
+                .gated_records_after
+                .as_deref()
+                .unwrap_or_default();
+            if records.is_empty() {
+                continue;
+            }
+            if let Some(stop) = stops
+                .iter()
+                .find(|s| s.returned == observation.stop_returned)
+            {
                 notes.entry(key(stop)).or_default().push(Note {
                     long: format!(
-                        "returned with {} in flight (phase {}); expected 0",
-                        crate::campaign::plural(
-                            after.gated_calls_in_flight as usize,
-                            "gated call",
-                            "gated calls"
-                        ),
-                        after.phase
+                        "the log gained records of gated calls after it returned: {}",
+                        records.join(", ")
                     ),
-                    short: format!("returned with {} in flight", after.gated_calls_in_flight),
+                    short: "gated calls wrote after it returned".to_owned(),
                     culprit: false,
                 });
             }

@@ -90,7 +90,7 @@ pub fn replay(history: &History, initial: &ModelState, threads: usize) -> Replay
         initial,
         &matches,
         SEARCH_STATES_MAX,
-        history.io_faults,
+        linearizability::DiskFaults::of(history),
     );
     let placement = match found.verdict {
         Verdict::Linearizable { .. } => Placement::Complete,

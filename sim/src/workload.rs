@@ -233,12 +233,10 @@ impl Call {
         }
     }
 
-    /// Refused once a full stop has begun (everything but the allowlist and the instance
-    /// lifecycle calls).
+    /// Refused once a full stop has begun: the reference model's own allowlist decides
+    /// ([`crate::model::is_gated`]), never the engine's table.
     pub fn is_gated(&self) -> bool {
-        !matches!(self, Call::StopService { .. } | Call::Term { .. })
-            && self.jet_call().admission(jetsim_engine::Mutations::NONE)
-                == jetsim_engine::Admission::Gated
+        crate::model::is_gated(self)
     }
 
     /// A full, successful-if-valid stop of the main instance.

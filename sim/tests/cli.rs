@@ -266,7 +266,7 @@ fn a_failing_campaign_writes_a_report_its_schema_describes_and_a_junit_file() {
         "--strategy",
         "pct",
         "--mutant",
-        "VersionCleanupNotSignalled",
+        "StopCheckpointNotPersisted",
         "--jobs",
         "2",
         "--json",

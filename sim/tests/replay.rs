@@ -12,7 +12,7 @@ use std::process::Command;
 fn a_failure_found_by_explore_is_reproduced_by_the_printed_replay_command() {
     // Explore with a planted bug until it fails.
     let options = CampaignOptions {
-        seeds: 60,
+        seeds: 200,
         start: 0,
         scheduling: Scheduling::Pct,
         json: None,
@@ -80,7 +80,7 @@ fn explore_reports_failures_with_their_seed_and_command() {
             "--strategy",
             "pct",
             "--mutant",
-            "VersionCleanupNotSignalled",
+            "StopCheckpointNotPersisted",
             "--jobs",
             "1",
         ])
@@ -92,7 +92,7 @@ fn explore_reports_failures_with_their_seed_and_command() {
     assert!(stdout.contains("FAILED seed "), "{stdout}");
     assert!(
         stdout.contains("reproduce: cargo run --release -p jetsim -- replay ")
-            && stdout.contains("--mutant VersionCleanupNotSignalled"),
+            && stdout.contains("--mutant StopCheckpointNotPersisted"),
         "{stdout}"
     );
 }

@@ -307,7 +307,7 @@ fn the_timeline_of_a_failing_regression_is_well_formed_and_highlights_the_violat
 #[test]
 fn the_scenario_command_writes_the_timeline() {
     let out = std::env::temp_dir().join(format!("jetsim-timeline-{}.html", std::process::id()));
-    let file = scenarios_dir().join("regressions/stopflaglast-pct-seed-14.json");
+    let file = scenarios_dir().join("regressions/stopflaglast-pct-seed-148.json");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_jetsim"))
         .args([
             "scenario",
@@ -323,9 +323,11 @@ fn the_scenario_command_writes_the_timeline() {
     let html = std::fs::read_to_string(&out).unwrap();
     std::fs::remove_file(&out).unwrap();
     assert_balanced(&html);
-    // StopFlagLast: the stop returned with a call in flight; both are highlighted.
-    assert!(html.contains("in flight after the stop returned"), "{html}");
-    assert!(html.contains("returned with 1 in flight"));
+    // StopFlagLast: a call was admitted after the stop began preparing; it is highlighted.
+    assert!(
+        html.contains("admitted after the stop began preparing"),
+        "{html}"
+    );
 }
 
 #[test]
@@ -334,11 +336,11 @@ fn replay_writes_the_timeline_of_a_seed() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_jetsim"))
         .args([
             "replay",
-            "34",
+            "0",
             "--strategy",
             "pct",
             "--mutant",
-            "StopFlagLast",
+            "StopCheckpointNotPersisted",
             "--html",
             out.to_str().unwrap(),
         ])
@@ -354,7 +356,7 @@ fn replay_writes_the_timeline_of_a_seed() {
     let html = std::fs::read_to_string(&out).unwrap();
     std::fs::remove_file(&out).unwrap();
     assert_balanced(&html);
-    assert!(html.contains("jetsim replay 34"));
+    assert!(html.contains("jetsim replay 0"));
     assert!(
         html.contains("class=\"call ok lifecycle offending\""),
         "the stop is highlighted"

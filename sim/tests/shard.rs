@@ -15,7 +15,7 @@ const CAMPAIGN: &[&str] = &[
     "--strategy",
     "pct",
     "--mutant",
-    "StopFlagLast",
+    "StopCheckpointNotPersisted",
     "--jobs",
     "1",
 ];

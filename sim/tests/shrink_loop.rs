@@ -1,4 +1,4 @@
-//! The README's shrink loop, as a user runs it: `explore --mutant StopFlagLast --shrink
+//! The README's shrink loop, as a user runs it: `explore --mutant StopCheckpointNotPersisted --shrink
 //! --out DIR` finds a failing seed and shrinks it into a regression scenario that passes the
 //! suite's own rules for regressions (at most `REGRESSION_CALLS_MAX` calls, a mutant, an
 //! expected failure, its story), says where it went, and does not claim that a file outside
@@ -17,7 +17,7 @@ fn explore_shrink_writes_a_regression_the_suite_accepts_where_out_says() {
             "--seeds",
             "100",
             "--mutant",
-            "StopFlagLast",
+            "StopCheckpointNotPersisted",
             "--jobs",
             "2",
             "--shrink",
@@ -38,7 +38,10 @@ fn explore_shrink_writes_a_regression_the_suite_accepts_where_out_says() {
     std::fs::remove_dir_all(&out).unwrap();
     let calls: usize = scenario.threads.iter().map(Vec::len).sum();
     assert!(calls <= REGRESSION_CALLS_MAX, "{calls} calls\n{stdout}");
-    assert_eq!(scenario.mutant.as_deref(), Some("StopFlagLast"));
+    assert_eq!(
+        scenario.mutant.as_deref(),
+        Some("StopCheckpointNotPersisted")
+    );
     assert!(!scenario.expect.fail.is_empty());
     assert!(scenario.description.contains("Shrunk by"));
     assert!(

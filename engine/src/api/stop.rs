@@ -149,6 +149,23 @@ fn quiesce_checkpoint<R: Runtime>(core: &InstanceCore<R>) -> JetResult<StopStep>
     let dirty_pages_before = storage.dirty_page_count();
     let checkpoint_depth_before_bytes = storage.checkpoint_depth_bytes();
     storage.flush_log()?;
+    if core
+        .options
+        .mutations
+        .is_active(Mutant::StopCheckpointNotPersisted)
+    {
+        // Planted bug: report the checkpoint at the tip, write nothing back, persist nothing.
+        let log_tip_lsn = storage.tip_lsn();
+        return Ok(StopStep::CheckpointQuiesced {
+            dirty_pages_before,
+            dirty_pages_after: 0,
+            checkpoint_depth_before_bytes,
+            checkpoint_depth_after_bytes: 0,
+            pages_written: 0,
+            log_tip_lsn,
+            checkpoint_lsn_after: log_tip_lsn,
+        });
+    }
     let report = storage.flush_to_depth(0)?;
     let step = StopStep::CheckpointQuiesced {
         dirty_pages_before,

@@ -44,6 +44,11 @@ pub enum Mutant {
     /// the middle of a split flushes the log up to half of it, and a crash leaves recovery a
     /// tree with keys out of order or pages lost.
     OperationLoggedPerPage,
+    /// The full stop (and `QuiesceCaches`) flushes the log, then records the checkpoint at the
+    /// log tip without writing the dirty pages back or persisting the checkpoint: its record
+    /// and the status say quiesced, the disk is not (a crash then redoes from the old
+    /// checkpoint). Only a checker that reads the disk sees it.
+    StopCheckpointNotPersisted,
 }
 
 impl Mutant {
@@ -63,6 +68,7 @@ impl Mutant {
         Mutant::PageBeforeLog,
         Mutant::CommitAckBeforeLogSync,
         Mutant::OperationLoggedPerPage,
+        Mutant::StopCheckpointNotPersisted,
     ];
 
     const fn bit(self) -> u32 {

@@ -269,20 +269,56 @@ pub fn linearize(
     end_matches: &dyn Fn(&ModelState) -> bool,
     states_max: u64,
 ) -> Linearization {
-    linearize_with(events, initial, end_matches, states_max, false)
+    linearize_with(
+        events,
+        initial,
+        end_matches,
+        states_max,
+        DiskFaults::default(),
+    )
 }
 
-/// [`linearize`] for a run with injected disk faults (`io_faults`): calls that failed with
-/// `DiskIO` or `LogWriteFail` are in doubt, calls refused with `InstanceUnavailable` had no
-/// effect, and a dirty term of a fail-stop instance terminates it whatever the model says.
+/// What the harness saw of the disk's faults in a run: whether it injected any
+/// (`explore --faults`), and the step at which the disk first failed an operation the engine
+/// asked for ([`crate::history::History::first_disk_failure_at`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskFaults {
+    pub io_faults: bool,
+    pub first_failure_at: Option<u64>,
+}
+
+impl DiskFaults {
+    pub fn of(history: &crate::history::History) -> DiskFaults {
+        DiskFaults {
+            io_faults: history.io_faults,
+            first_failure_at: history.first_disk_failure_at,
+        }
+    }
+
+    /// A fail-stop refusal (`InstanceUnavailable`) is explained only by a disk failure the
+    /// harness itself saw before the call returned; otherwise the model decides (and never
+    /// returns it).
+    fn explains_unavailable(self, event: &Event) -> bool {
+        self.io_faults
+            && self
+                .first_failure_at
+                .is_some_and(|step| step <= event.returned)
+    }
+}
+
+/// [`linearize`] for a run with injected disk faults: calls that failed with `DiskIO` or
+/// `LogWriteFail` are in doubt, calls refused with `InstanceUnavailable` after the disk failed
+/// had no effect, and a dirty term of a fail-stop instance terminates it whatever the model
+/// says.
 pub fn linearize_with(
     events: &[Event],
     initial: &ModelState,
     end_matches: &dyn Fn(&ModelState) -> bool,
     states_max: u64,
-    io_faults: bool,
+    faults: DiskFaults,
 ) -> Linearization {
     use jetsim_engine::JetError;
+    let io_faults = faults.io_faults;
     let mut sorted: Vec<&Event> = events.iter().collect();
     sorted.sort_by_key(|e| e.invoked);
     let terms: Vec<(u64, u64)> = sorted
@@ -306,13 +342,15 @@ pub fn linearize_with(
             let overlaps_term = terms.iter().any(|&(i, r)| i < e.returned && e.invoked < r);
             if e.outcome.is_err_named(JetError::TermInProgress) && overlaps_term {
                 Placement::NoOp
-            } else if io_faults
+            } else if faults.explains_unavailable(e)
                 && e.outcome.is_err_named(JetError::InstanceUnavailable)
                 && matches!(e.call, Call::StopService { .. })
             {
                 // A stop whose flush found the instance failed has closed the gate already.
                 Placement::InDoubt
-            } else if io_faults && e.outcome.is_err_named(JetError::InstanceUnavailable) {
+            } else if faults.explains_unavailable(e)
+                && e.outcome.is_err_named(JetError::InstanceUnavailable)
+            {
                 Placement::NoOp
             } else if io_faults
                 && matches!(e.call, Call::Term { instance: crate::workload::InstanceRef::Main, .. })

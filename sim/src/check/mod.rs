@@ -23,10 +23,13 @@ pub enum Rule {
     /// A gated call invoked after a successful stop returned succeeded, or an allowlisted call
     /// was refused with ClientRequestToStopJetService.
     StopRule,
-    /// When the stop returned, gated calls were still in flight or the phase was not Stopped.
+    /// A gated call did work after the stop began preparing, as the harness saw it: admitted
+    /// though invoked after the stop's first disk write, or log records only gated calls
+    /// write appeared after the stop returned.
     StopDrained,
-    /// The stop's record lacks a preparation step: defrag parked, version cleanup signalled,
-    /// dirty pages flushed with the checkpoint at the log tip.
+    /// The disk the harness read when a full or quiescing stop returned was not prepared:
+    /// the durable checkpoint short of the durable log's end, unsynced writes, or pages a
+    /// recovery of a copy crashed then would redo.
     Preparation,
     /// The final term did not succeed.
     FinalTerm,

@@ -4,7 +4,7 @@
 use super::linearizability::{self, Verdict};
 use super::{Rule, Violation};
 
-use crate::history::{EndState, Event, History, SessionEnd, Tables};
+use crate::history::{EndState, Event, History, SessionEnd, StopObservation, Tables};
 use crate::model::{step, ModelPhase, ModelState, Outcome};
 use crate::transitions::thread_label;
 use crate::workload::{Call, InstanceRef};
@@ -31,6 +31,8 @@ pub struct RunVerdict {
     pub violations: Vec<Violation>,
     pub states_explored: u64,
     pub landing: Option<StopLanding>,
+    /// Which stop checks were made and which could not be.
+    pub observability: Observability,
 }
 
 /// The first successful full stop of the main instance: (invoked, returned).
@@ -85,168 +87,302 @@ pub fn stop_rule(history: &History) -> Vec<Violation> {
     violations
 }
 
-/// The successful full stop of the main instance that returned at `returned`.
-fn stop_returning_at(history: &History, returned: u64) -> Option<&Event> {
-    history
-        .events
-        .iter()
-        .find(|e| e.call.is_full_stop_of_main() && e.returned == returned)
+/// A check the harness could not make for one stop, and why: counted and printed, never a
+/// silent pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unobservable {
+    pub rule: Rule,
+    pub stop_returned: u64,
+    /// The kind of reason, short, for summaries.
+    pub reason: &'static str,
+    /// The reason in full (which calls, which step).
+    pub detail: String,
 }
 
-/// The gated calls that overlap the instant a stop returned (invoked before, returned after),
-/// most likely culprits first: the engine counts the calls inside its gate but does not say
-/// which they were, and a call's recorded interval is wider than its time inside the gate.
-/// Calls that went on to succeed were certainly admitted, so they come first; then other
-/// outcomes; ties by invocation. The first `gated_calls_in_flight` of them are the ones the
-/// failure text and the timeline name.
-pub fn in_flight_at_stop<'h>(
-    history: &'h History,
-    after: &crate::history::AfterStop,
-) -> Vec<&'h Event> {
-    let mut overlapping: Vec<&Event> = history
+/// How many stops each disk-and-history check observed, and the ones it could not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observability {
+    /// Rule → stops the rule was decided for (passed or violated).
+    pub observed: BTreeMap<Rule, u64>,
+    pub unobservable: Vec<Unobservable>,
+}
+
+impl Observability {
+    fn observed(&mut self, rule: Rule) {
+        *self.observed.entry(rule).or_insert(0) += 1;
+    }
+
+    fn unobservable(&mut self, rule: Rule, stop_returned: u64, (reason, detail): Why) {
+        self.unobservable.push(Unobservable {
+            rule,
+            stop_returned,
+            reason,
+            detail,
+        });
+    }
+}
+
+/// A reason a check could not be made: its kind and its details.
+type Why = (&'static str, String);
+
+/// Reasons, by kind (the short names summaries print).
+pub mod unobservable_reason {
+    pub const WRITER_OVERLAPPED: &str = "a writing call or term overlapped";
+    pub const DEFRAG_UNPARKED: &str = "online defrag not parked";
+    pub const DISK_FAILED: &str = "the disk failed an operation";
+    pub const LOG_TAIL_UNREAD: &str = "no clean term flushed the log";
+}
+
+/// Calls that may change the disk after a full stop returned without breaking it: the
+/// allowlisted calls that write (rollback, end_session's rollback, detach), set_system_parameter
+/// (a smaller cache evicts), StopAndEmitLog and term. Only when they did something: a success,
+/// or an I/O error (its write may have happened).
+fn may_write_after_stop(event: &Event) -> bool {
+    use jetsim_engine::JetCall as J;
+    let writes = match event.call {
+        Call::Term { instance, .. } | Call::StopService { instance, .. }
+            if instance != InstanceRef::Main =>
+        {
+            false
+        }
+        Call::StopService { grbit, .. } => {
+            grbit & jetsim_engine::stop_grbit::STOP_AND_EMIT_LOG != 0
+        }
+        Call::Term { .. } => true,
+        _ => matches!(
+            event.call.jet_call(),
+            J::Rollback | J::EndSession | J::DetachDatabase | J::SetSystemParameter
+        ),
+    };
+    let did_something = event.outcome.is_ok()
+        || event.outcome.is_err_named(JetError::DiskIO)
+        || event.outcome.is_err_named(JetError::LogWriteFail);
+    writes && did_something
+}
+
+/// Why the disk the harness read after `observation`'s stop cannot be held to a quiesced
+/// stop's state, if it cannot: another call that may write the disk overlapped the stop (or,
+/// for a second stop, anything since the first), online defrag may have moved pages during a
+/// partial stop, or the disk failed an operation in between. Decided from the history and
+/// the harness's own fault log only.
+fn preparation_unobservable(history: &History, observation: &StopObservation) -> Option<Why> {
+    use unobservable_reason as reason;
+    let full = observation.grbit == 0;
+    // Since the earliest full stop up to this one: a second stop has nothing to do, so the
+    // disk it is checked on is the first one's plus whatever ran since.
+    let since = history
+        .stop_observations
+        .iter()
+        .filter(|o| o.grbit == 0 && o.stop_returned <= observation.stop_returned)
+        .map(|o| o.stop_invoked)
+        .min()
+        .unwrap_or(observation.stop_invoked);
+    let after_full_stop = since < observation.stop_invoked || full;
+    let lane = |e: &Event| thread_label(e.thread, history.workers);
+    let disturbers: Vec<String> = history
         .events
         .iter()
         .filter(|e| {
-            e.call.is_gated() && e.invoked < after.stop_returned && e.returned > after.stop_returned
+            e.invoked != observation.stop_invoked
+                && e.invoked < observation.stop_returned
+                && e.returned > since
         })
+        // Calls that could not be admitted change nothing.
+        .filter(|e| !e.outcome.is_err_named(JetError::ClientRequestToStopJetService))
+        .filter(|e| {
+            if after_full_stop {
+                may_write_after_stop(e)
+            } else {
+                // A partial stop keeps the gate open: any call may dirty and evict pages.
+                !matches!(e.call, Call::StopService { instance, .. } | Call::Term { instance, .. } if instance != InstanceRef::Main)
+            }
+        })
+        .map(|e| format!("{} {:?} (steps {}..{})", lane(e), e.call, e.invoked, e.returned))
         .collect();
-    overlapping.sort_by_key(|e| (!e.outcome.is_ok(), e.invoked, e.thread));
-    overlapping
+    if !disturbers.is_empty() {
+        return Some((
+            reason::WRITER_OVERLAPPED,
+            format!(
+                "calls that may write the disk overlapped it: {}",
+                disturbers.join("; ")
+            ),
+        ));
+    }
+    if !after_full_stop && observation.grbit & jetsim_engine::stop_grbit::BACKGROUND_USER_TASKS == 0
+    {
+        let defrag_started = history.events.iter().any(|e| {
+            matches!(e.call, Call::Defragment { .. })
+                && e.outcome.is_ok()
+                && e.invoked < observation.stop_returned
+        });
+        if history.online_defrag || defrag_started {
+            return Some((
+                reason::DEFRAG_UNPARKED,
+                "online defrag was not parked and may move pages".to_owned(),
+            ));
+        }
+    }
+    if let Some(step) = history
+        .first_disk_failure_at
+        .filter(|&step| step <= observation.stop_returned)
+    {
+        return Some((
+            reason::DISK_FAILED,
+            format!("the disk failed an operation (injected) by step {step}"),
+        ));
+    }
+    None
 }
 
-/// stop-drained in words: the call still in flight first, then the stop and what it should
-/// have done.
-fn stop_drained_message(history: &History, after: &crate::history::AfterStop) -> String {
-    let lane = |thread: usize| thread_label(thread, history.workers);
-    let describe = |e: &Event| {
-        format!(
-            "{} {:?} (steps {}..{}, returned {:?})",
-            lane(e.thread),
-            e.call,
-            e.invoked,
-            e.returned,
-            e.outcome
-        )
-    };
-    let stop = stop_returning_at(history, after.stop_returned)
-        .map(|s| {
-            format!(
-                "{} {:?} (steps {}..{})",
-                lane(s.thread),
-                s.call,
-                s.invoked,
-                s.returned
-            )
-        })
-        .unwrap_or_else(|| "the stop".to_owned());
-    let in_flight = after.gated_calls_in_flight as usize;
-    let candidates = in_flight_at_stop(history, after);
-    let count = crate::campaign::plural(in_flight, "gated call", "gated calls");
-    let culprit = match candidates.split_at(in_flight.min(candidates.len())) {
-        ([], _) => String::new(),
-        (named, rest) => {
-            let named: Vec<String> = named.iter().map(|e| describe(e)).collect();
-            let also = if rest.is_empty() {
-                String::new()
-            } else {
-                let rest: Vec<String> = rest.iter().map(|e| describe(e)).collect();
-                format!(" (also overlapping the stop's return: {})", rest.join("; "))
-            };
-            format!(
-                "{} {} still in flight{also}: ",
-                named.join("; "),
-                if named.len() == 1 { "was" } else { "were" }
-            )
-        }
-    };
+/// The stop that `observation` saw, by lane and call, and when it returned (the timeline
+/// finds the stop by that `(step N)`).
+fn observed_stop_name(history: &History, observation: &StopObservation) -> String {
     format!(
-        "{culprit}{stop} returned at step {} with {count} in flight and the phase {}; \
-         a stop must wait until no gated call is in flight (expected 0 and Stopped, or a \
-         racing term's phase)",
-        after.stop_returned, after.phase
+        "{} {:?}, invoked at step {}, returned success (step {})",
+        thread_label(observation.thread, history.workers),
+        Call::StopService {
+            instance: InstanceRef::Main,
+            grbit: observation.grbit
+        },
+        observation.stop_invoked,
+        observation.stop_returned
     )
 }
 
-/// Right after each successful full stop: drained (no gated call in flight, phase Stopped) and
-/// prepared (defrag parked, cleanup signalled, checkpoint quiesced to the log tip).
-pub fn stop_effects(history: &History) -> Vec<Violation> {
+/// stop-drained in words: the gated calls the harness saw in flight when the stop returned,
+/// and the log records gated calls wrote after it.
+fn stop_drained_message(
+    history: &History,
+    observation: &StopObservation,
+    records: &[String],
+) -> String {
+    let in_flight: Vec<String> = history
+        .events
+        .iter()
+        .filter(|e| {
+            e.call.is_gated()
+                && e.invoked < observation.stop_returned
+                && e.returned > observation.stop_returned
+        })
+        .map(|e| {
+            format!(
+                "{} {:?} (steps {}..{}, returned {:?})",
+                thread_label(e.thread, history.workers),
+                e.call,
+                e.invoked,
+                e.returned,
+                e.outcome
+            )
+        })
+        .collect();
+    let in_flight = if in_flight.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " Gated calls the harness saw in flight when it returned: {}.",
+            in_flight.join("; ")
+        )
+    };
+    format!(
+        "{}, and the log gained records only gated calls write after it: {} \
+         (the durable log ended at LSN {} when the stop returned).{in_flight} A gated call did \
+         work after the stop returned, or the stop left its log unflushed; a stop must wait \
+         until no gated call is in flight and flush the log",
+        observed_stop_name(history, observation),
+        records.join(", "),
+        observation.disk.log_end_lsn
+    )
+}
+
+/// Each successful full or quiescing stop, checked by its own effects on what the harness
+/// observed (the disk it read at the stop's response, the log at the end of the run, the
+/// history), never by the engine's record or counters; a second stop is checked the same
+/// way. A check that cannot be made is counted in `seen` with its reason.
+///
+/// - preparation: the disk as a crash right then would leave it is quiesced: the durable
+///   checkpoint at the durable log's end, nothing unsynced, and recovery of a copy redoes no
+///   page;
+/// - stop-drained (full stops): the log gains no record only a gated call writes after the
+///   stop returned.
+pub fn stop_effects(history: &History, seen: &mut Observability) -> Vec<Violation> {
     let mut violations = Vec::new();
-    for after in &history.after_stops {
-        // A term racing the stop may already have run by the time the stopper looks.
-        let terminated_since = after.phase == "Terminating" || after.phase == "Terminated";
-        if after.gated_calls_in_flight != 0 || !(after.phase == "Stopped" || terminated_since) {
-            violations.push(Violation {
-                rule: Rule::StopDrained,
-                message: stop_drained_message(history, after),
-            });
+    for observation in &history.stop_observations {
+        match preparation_unobservable(history, observation) {
+            Some(why) => seen.unobservable(Rule::Preparation, observation.stop_returned, why),
+            None => {
+                seen.observed(Rule::Preparation);
+                if let Some(missing) = observation.disk.unprepared() {
+                    violations.push(Violation {
+                        rule: Rule::Preparation,
+                        message: format!(
+                            "{}, but the disk the harness read then was not \
+                             prepared for termination: {missing}. A quiesced stop leaves the \
+                             checkpoint at the durable log's end, every write synced, and \
+                             nothing for recovery to redo",
+                            observed_stop_name(history, observation)
+                        ),
+                    });
+                }
+            }
         }
-        if after.record_missing {
-            // Only a term that succeeded in between explains a missing record, or (with disk
-            // faults) an earlier stop that hit an I/O error after closing the gate: the stop
-            // that returned success then found the instance stopped and had nothing to record.
-            let interrupted_stop = history.io_faults
-                && history.events.iter().any(|e| {
-                    matches!(e.call, Call::StopService { .. })
-                        && (e.outcome.is_err_named(JetError::DiskIO)
-                            || e.outcome.is_err_named(JetError::LogWriteFail)
-                            || e.outcome.is_err_named(JetError::InstanceUnavailable))
-                });
-            let terminated = interrupted_stop
-                || history.events.iter().any(|e| {
-                    let io_error = e.outcome.is_err_named(JetError::DiskIO)
-                        || e.outcome.is_err_named(JetError::LogWriteFail);
-                    matches!(e.call, Call::Term { instance: InstanceRef::Main, .. })
-                        // A term whose shutdown hit an I/O error still ended the instance.
-                        && (e.outcome.is_ok() || (history.io_faults && io_error))
-                });
-            if !terminated {
+        if observation.grbit != 0 {
+            continue;
+        }
+        if let Some(first_write_at) = observation.first_write_at {
+            for e in history.events.iter().filter(|e| {
+                e.call.is_gated()
+                    && e.outcome.is_ok()
+                    && e.invoked >= first_write_at
+                    && e.invoked < observation.stop_returned
+            }) {
                 violations.push(Violation {
-                    rule: Rule::Preparation,
+                    rule: Rule::StopDrained,
                     message: format!(
-                        "{} returned success (step {}) but left no stop record",
-                        stop_name(history, after.stop_returned),
-                        after.stop_returned
+                        "{} {:?} (steps {}..{}) was invoked after {} had begun preparing (its \
+                         first disk write, at step {first_write_at}), and succeeded with {:?}: \
+                         a stop closes the gate and drains before it prepares, so the call \
+                         must be refused with ClientRequestToStopJetService",
+                        thread_label(e.thread, history.workers),
+                        e.call,
+                        e.invoked,
+                        e.returned,
+                        observed_stop_name(history, observation),
+                        e.outcome
                     ),
                 });
             }
-            continue;
         }
-        let mut missing = Vec::new();
-        if !after.defrag_parked || (after.defrag != "parked" && !terminated_since) {
-            missing.push(format!("defrag parked (status says {})", after.defrag));
-        }
-        if !after.cleanup_signalled {
-            missing.push("version cleanup signalled".to_owned());
-        }
-        match (after.dirty_pages_after, after.checkpoint_depth_after_bytes) {
-            (Some(0), Some(0)) if after.checkpoint_at_log_tip => {}
-            (dirty, depth) => missing.push(format!(
-                "checkpoint quiesced (dirty pages after {dirty:?}, depth after {depth:?} bytes, at log tip {})",
-                after.checkpoint_at_log_tip
-            )),
-        }
-        if !missing.is_empty() {
-            violations.push(Violation {
-                rule: Rule::Preparation,
-                message: format!(
-                    "{} returned success (step {}) without: {}. Its record: [{}]",
-                    stop_name(history, after.stop_returned),
-                    after.stop_returned,
-                    missing.join("; "),
-                    after.steps.join("; ")
+        match &observation.gated_records_after {
+            Some(records) if records.is_empty() && !observation.log_read_whole => seen
+                .unobservable(
+                    Rule::StopDrained,
+                    observation.stop_returned,
+                    (
+                        unobservable_reason::LOG_TAIL_UNREAD,
+                        "no clean term flushed the log's tail, so the log could not be read whole"
+                            .to_owned(),
+                    ),
                 ),
-            });
+            None => seen.unobservable(
+                Rule::StopDrained,
+                observation.stop_returned,
+                (
+                    unobservable_reason::LOG_TAIL_UNREAD,
+                    "the log was not read at the end of the run".to_owned(),
+                ),
+            ),
+            Some(records) => {
+                seen.observed(Rule::StopDrained);
+                if !records.is_empty() {
+                    violations.push(Violation {
+                        rule: Rule::StopDrained,
+                        message: stop_drained_message(history, observation, records),
+                    });
+                }
+            }
         }
     }
     violations
-}
-
-/// `t0 StopService { .. }`: the stop that returned at `returned`, by lane and call.
-fn stop_name(history: &History, returned: u64) -> String {
-    stop_returning_at(history, returned).map_or_else(
-        || "the stop".to_owned(),
-        |s| format!("{} {:?}", thread_label(s.thread, history.workers), s.call),
-    )
 }
 
 /// Whether a model state agrees with the engine's observed end state.
@@ -400,7 +536,7 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
         initial,
         &matches,
         SEARCH_STATES_MAX,
-        history.io_faults,
+        linearizability::DiskFaults::of(history),
     )
     .verdict;
     let end_model = match lin {
@@ -530,7 +666,8 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
         });
     }
     verdict.violations.extend(stop_rule(history));
-    verdict.violations.extend(stop_effects(history));
+    let effects = stop_effects(history, &mut verdict.observability);
+    verdict.violations.extend(effects);
     verdict.landing = first_stop(history).map(|(invoked, returned)| {
         let mut landing = StopLanding::default();
         for e in history
