@@ -133,6 +133,7 @@ impl<R: Runtime> Jet<R> {
                             .mutations
                             .is_active(Mutant::OperationLoggedPerPage),
                     );
+                    storage.set_marks(core.marks.clone());
                     state.storage = Some(storage);
                     state.version_store =
                         VersionStore::new(state.params.version_store_max_versions);
@@ -190,7 +191,9 @@ impl<R: Runtime> Jet<R> {
                     .iter()
                     .any(|(_, _, s)| s.transaction.is_some());
             let refusal = (open && !dirty).then_some(JetError::TooManyActiveUsers);
+            crate::mark!(core.marks, TermRefusedActiveUsers if refusal.is_some());
             let entry = core.gate.begin_term(refusal)?;
+            crate::mark!(core.marks, TermRacedStop if entry == TermEntry::Retry);
             drop(state);
             if entry == TermEntry::Proceed {
                 break;
@@ -227,6 +230,12 @@ impl<R: Runtime> Jet<R> {
         } else {
             TermOutcome::Clean
         })
+    }
+
+    /// The instance's coverage marks (a shared handle: it keeps counting, and stays readable
+    /// after term). Not a Jet call. Empty without the `marks` feature.
+    pub fn marks(&self, instance: InstanceHandle) -> JetResult<crate::marks::Marks> {
+        Ok(self.core(instance)?.marks.clone())
     }
 
     /// `JetGetSystemParameter`.

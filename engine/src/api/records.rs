@@ -381,7 +381,9 @@ impl<R: Runtime> Jet<R> {
                     }
                 }
             }
+            crate::mark!(core.marks, RecordCountSpannedSteps);
             if matches!(core.gate.phase(), Phase::Stopping | Phase::Stopped) {
+                crate::mark!(core.marks, RecordCountAbortedByStop);
                 return Err(JetError::ClientRequestToStopJetService);
             }
             R::yield_now();

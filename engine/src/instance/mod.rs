@@ -109,6 +109,8 @@ pub struct InstanceCore<R: Runtime> {
     pub stop_lock: Mutex<R, ()>,
     pub worker: Worker<R>,
     pub state: Mutex<R, InstanceState<R>>,
+    /// Coverage marks, shared with the storage at init (see [`crate::marks`]).
+    pub marks: crate::marks::Marks,
 }
 
 impl<R: Runtime> InstanceCore<R> {
@@ -137,6 +139,7 @@ impl<R: Runtime> InstanceCore<R> {
                 last_stop: None,
                 stops_completed: 0,
             }),
+            marks: crate::marks::Marks::default(),
         }
     }
 

@@ -54,6 +54,8 @@ pub struct BufferManager {
     unsynced_files: BTreeSet<FileId>,
     /// Planted bug `PageBeforeLog`: write pages back without flushing the log first.
     pub(crate) skip_wal_flush: bool,
+    /// Coverage marks of the owning instance.
+    pub(crate) marks: crate::marks::Marks,
 }
 
 fn page_offset_bytes(page: PageNumber) -> u64 {
@@ -70,6 +72,7 @@ impl BufferManager {
             stats: BufferStats::default(),
             unsynced_files: BTreeSet::new(),
             skip_wal_flush: false,
+            marks: crate::marks::Marks::default(),
         }
     }
 
@@ -204,6 +207,7 @@ impl BufferManager {
                 .or_else(|| self.lru_frame(|_| true))
                 .expect("a full cache has frames");
             if self.frames[&victim].dirty {
+                crate::mark!(self.marks, EvictionWroteDirtyPage);
                 self.write_back(victim, log)?;
             }
             let evicted = self.frames.remove(&victim).expect("victim exists");
