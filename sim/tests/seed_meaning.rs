@@ -18,16 +18,16 @@ use jetsim_engine::Mutations;
 
 /// (seed, strategy, faults, configuration-and-workload hash, trace hash).
 const GOLDEN: &[(u64, &str, bool, &str, &str)] = &[
-    (0, "mix", false, "566c112385245a23", "83c003a0f03eb5ed"),
-    (1, "mix", false, "19d403dc27a476e7", "f2398420fac09b05"),
-    (2, "mix", false, "661aa9bb31545146", "d2a977785887626c"),
-    (431, "mix", false, "cdbbcf37fc4e47a6", "ee3b389cf31f7b07"),
-    (3, "random", false, "3c123b049658f721", "bc5036ea145948c8"),
-    (4, "random", false, "08229111422abbc2", "e6a640b1379635a2"),
-    (5, "pct", false, "308e7e4b7954cc49", "d90c1a6561b19f4e"),
-    (6, "pct", false, "6b3fc9bf1a0bf634", "1b1ec24e42fcf74a"),
-    (7, "mix", true, "0253b304c46d988c", "8c96a240ae8993df"),
-    (8, "pct", true, "b13e54bab2627909", "9a93fe266c2f31b6"),
+    (0, "mix", false, "ccb555f1805eb6bc", "b69cc004f6d5767b"),
+    (1, "mix", false, "02d9b21edf919de2", "61d2b4e32cc2b6f4"),
+    (2, "mix", false, "59d42758dbab611f", "b817f45737791ce9"),
+    (431, "mix", false, "c5c629bd00538ef3", "87eb34232842d6a5"),
+    (3, "random", false, "69e5eb885f28c14a", "999c2aee9f920576"),
+    (4, "random", false, "69f190cc3811e8c5", "3448b224efc89cca"),
+    (5, "pct", false, "1f222a94728be191", "12deae44039bf79a"),
+    (6, "pct", false, "0243942a7acc9241", "c6d3ea8f5b7a9e2c"),
+    (7, "mix", true, "821aa67618040d35", "7fa5547003a06f91"),
+    (8, "pct", true, "94459fa48293df01", "74cc68bf78d45db7"),
 ];
 
 /// The seeds the table pins.
