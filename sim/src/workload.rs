@@ -726,6 +726,45 @@ fn bulk_transaction(reach: Reach) -> impl Strategy<Value = Vec<Call>> {
     })
 }
 
+/// A table opened inside a transaction (bound to the second variable), used, then the
+/// transaction rolled back or committed: rolling back the level that opened it closes it.
+fn table_opened_in_transaction(reach: Reach) -> impl Strategy<Value = Vec<Call>> {
+    let (ses, db, table) = (Ref::Var(0), Ref::Var(0), Ref::Var(1));
+    (
+        0..=TABLES,
+        0..reach.key_range,
+        reach.values(),
+        any::<bool>(),
+    )
+        .prop_map(move |(number, key, value, commit)| {
+            vec![
+                Call::BeginTransaction { ses },
+                Call::OpenTable {
+                    ses,
+                    db,
+                    table: number,
+                    bind: 1,
+                },
+                Call::Insert {
+                    ses,
+                    table,
+                    key,
+                    value,
+                },
+                if commit {
+                    Call::CommitTransaction { ses }
+                } else {
+                    Call::Rollback { ses }
+                },
+                Call::Move {
+                    ses,
+                    table,
+                    to: Move::First,
+                },
+            ]
+        })
+}
+
 /// [`Reach::detach_race`]'s end of a thread's program.
 fn detach_tail(write: bool, key: u8) -> Vec<Call> {
     let (ses, table, db) = (Ref::Var(0), Ref::Var(0), Ref::Var(0));
@@ -789,20 +828,22 @@ fn program_pieces(
     calls: std::ops::RangeInclusive<usize>,
 ) -> BoxedStrategy<Vec<Call>> {
     let reach = shape.reach;
-    if !shape.committed_writes && !reach.wide() {
-        return proptest::collection::vec(worker_call_in(reach), calls).boxed();
-    }
-    let mut pieces: Vec<(u32, BoxedStrategy<Vec<Call>>)> =
-        vec![(6, worker_call_in(reach).prop_map(|call| vec![call]).boxed())];
+    let mut pieces: Vec<(u32, BoxedStrategy<Vec<Call>>)> = vec![
+        (
+            12,
+            worker_call_in(reach).prop_map(|call| vec![call]).boxed(),
+        ),
+        (1, table_opened_in_transaction(reach).boxed()),
+    ];
     if shape.committed_writes {
-        pieces.push((2, committed_transaction(reach).boxed()));
+        pieces.push((4, committed_transaction(reach).boxed()));
     }
     if reach.wide() {
-        pieces.push((1, counted_in_transaction().boxed()));
+        pieces.push((2, counted_in_transaction().boxed()));
         let bulk_weight = if reach.key_range == KEY_RANGE_MAX {
-            4
+            8
         } else {
-            2
+            4
         };
         pieces.push((bulk_weight, bulk_transaction(reach).boxed()));
     }
