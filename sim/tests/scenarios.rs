@@ -328,7 +328,7 @@ fn replay_writes_the_timeline_of_a_seed() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_jetsim"))
         .args([
             "replay",
-            "26",
+            "9",
             "--strategy",
             "pct",
             "--mutant",
@@ -348,7 +348,7 @@ fn replay_writes_the_timeline_of_a_seed() {
     let html = std::fs::read_to_string(&out).unwrap();
     std::fs::remove_file(&out).unwrap();
     assert_balanced(&html);
-    assert!(html.contains("jetsim replay 26"));
+    assert!(html.contains("jetsim replay 9"));
     assert!(
         html.contains("class=\"call ok lifecycle offending\""),
         "the stop is highlighted"
