@@ -2,12 +2,12 @@
 //! reported with the command that replays them; and `replay` of one seed.
 
 use crate::check::Rule;
-use crate::config::{FaultMode, Scheduling};
+use crate::config::{FaultMode, RunConfig, Scheduling, WorkloadSize};
 use crate::report::{CommandInfo, Report, RunRecord, Shard, Summary};
 use crate::simulation::{
-    replay_command_with, run_seed, run_seed_with, scheduling_name, SeedReport,
+    replay_command_with, run_seed, run_workload_here, scheduling_name, SeedReport,
 };
-use jetsim_engine::{Mutant, Mutations};
+use jetsim_engine::{Mark, Mutant, Mutations};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +33,8 @@ pub struct CampaignOptions {
     pub shard: Option<Shard>,
     /// The command line, recorded in the report.
     pub command_line: String,
+    /// `--threads N --calls M`: a workload size replacing the seeds' draws.
+    pub size: WorkloadSize,
 }
 
 impl Default for CampaignOptions {
@@ -50,6 +52,7 @@ impl Default for CampaignOptions {
             faults: false,
             shard: None,
             command_line: String::new(),
+            size: WorkloadSize::default(),
         }
     }
 }
@@ -94,6 +97,20 @@ impl CampaignOptions {
                 u64::MAX
             ));
         }
+        if let Some(threads) = self.size.threads {
+            if !(2..=THREADS_MAX).contains(&threads) {
+                return Err(format!(
+                    "--threads {threads}: a run has 2 to {THREADS_MAX} threads (one stops, others race it)"
+                ));
+            }
+        }
+        if self
+            .size
+            .calls_per_thread_max
+            .is_some_and(|calls| calls > CALLS_MAX)
+        {
+            return Err(format!("--calls: at most {CALLS_MAX} calls a thread"));
+        }
         if self.jobs == 0 {
             return Err("--jobs 0 gives no worker thread; give at least 1".into());
         }
@@ -115,6 +132,16 @@ impl CampaignOptions {
             .offsets(self.seeds)
             .map(|offset| self.start + offset)
             .collect()
+    }
+
+    /// The command that replays `seed` of this campaign exactly.
+    pub fn replay_command(&self, seed: u64) -> String {
+        replay_command_with(
+            seed,
+            self.scheduling,
+            self.mutant.as_deref(),
+            self.fault_mode(),
+        ) + &self.size.arguments()
     }
 
     /// The report of `summary`'s runs.
@@ -142,6 +169,26 @@ impl CampaignOptions {
             runs: summary.runs.clone(),
         }
     }
+}
+
+/// Most threads `--threads` accepts (the model names objects by thread in 15 bits, sessions'
+/// creators in a byte).
+pub const THREADS_MAX: usize = 64;
+/// Most calls a thread `--calls` accepts (a thread's objects are numbered in 16 bits).
+pub const CALLS_MAX: usize = 1000;
+
+/// Runs and checks seed `seed` on the calling thread, with the disk faults `faults` asks for
+/// and the workload size `size` (the seed's own draw where `size` says nothing).
+pub fn run_seed_sized(
+    seed: u64,
+    scheduling: Scheduling,
+    faults: FaultMode,
+    mutations: Mutations,
+    size: WorkloadSize,
+) -> SeedReport {
+    let config = RunConfig::derive_with(seed, scheduling, faults).resized(size);
+    let workload = config.workload();
+    run_workload_here(&config, &workload, mutations)
 }
 
 /// The planted bug named `name`, as `Mutations`.
@@ -185,6 +232,10 @@ pub struct CampaignSummary {
     pub failures: Vec<SeedReport>,
     /// Every run, in seed order, as the report records it.
     pub runs: Vec<RunRecord>,
+    /// Coverage: for each engine mark hit, the runs that hit it.
+    pub runs_by_mark: BTreeMap<String, u64>,
+    /// Checks that could not be made, by why (see `History::unobservable`).
+    pub unobservable: BTreeMap<String, u64>,
 }
 
 /// Runs `work(0..items)` on `jobs` worker OS threads, each item once, in no fixed order
@@ -245,10 +296,19 @@ pub fn run_campaign(options: &CampaignOptions) -> Result<CampaignSummary, String
     let started = std::time::Instant::now();
     run_pool(options.jobs, seeds.len() as u64, |index| {
         let seed = seeds[usize::try_from(index).expect("seed index fits")];
-        let report = run_seed_with(seed, options.scheduling, options.fault_mode(), mutations);
+        let run = || {
+            run_seed_sized(
+                seed,
+                options.scheduling,
+                options.fault_mode(),
+                mutations,
+                options.size,
+            )
+        };
+        let report = run();
         let panicked = report.history.is_none();
         let deterministic = !options.check_determinism || {
-            let again = run_seed_with(seed, options.scheduling, options.fault_mode(), mutations);
+            let again = run();
             again.trace_hash == report.trace_hash && again.verdict == report.verdict
         };
         if !report.passed() || !deterministic {
@@ -282,12 +342,7 @@ pub fn run_campaign(options: &CampaignOptions) -> Result<CampaignSummary, String
             config: report.config.clone(),
             disk_ops: report.history.as_ref().map(|h| h.disk_ops),
             crash_point: report.history.as_ref().and_then(|h| h.crash_point.clone()),
-            replay: replay_command_with(
-                *seed,
-                options.scheduling,
-                options.mutant.as_deref(),
-                options.fault_mode(),
-            ),
+            replay: options.replay_command(*seed),
         })
         .collect();
     for (seed, report, deterministic) in results {
@@ -305,6 +360,14 @@ pub fn run_campaign(options: &CampaignOptions) -> Result<CampaignSummary, String
                 .or_default()
                 .entry(unobservable.reason)
                 .or_insert(0) += 1;
+        }
+        if let Some(history) = &report.history {
+            for mark in history.marks.keys() {
+                *summary.runs_by_mark.entry(mark.clone()).or_insert(0) += 1;
+            }
+            for (check, count) in &history.unobservable {
+                *summary.unobservable.entry(check.clone()).or_insert(0) += count;
+            }
         }
         match report.verdict.landing {
             Some(landing) => {
@@ -491,28 +554,20 @@ pub fn print_summary(options: &CampaignOptions, summary: &CampaignSummary) {
         );
         println!("  recovery               {}", summary.recovery);
     }
+    println!(
+        "  checks unobservable    {}",
+        counts_line(&summary.unobservable)
+    );
+    print!("{}", coverage_table(summary));
     for seed in &summary.nondeterministic {
         println!("\nseed {seed} is NOT deterministic: two runs gave different traces.");
-        println!(
-            "  reproduce: {}",
-            replay_command_with(
-                *seed,
-                options.scheduling,
-                options.mutant.as_deref(),
-                options.fault_mode()
-            )
-        );
+        println!("  reproduce: {}", options.replay_command(*seed));
     }
     for report in summary.failures.iter().take(5) {
         print_failure(
             &format!("seed {}", report.config.seed),
             &report.verdict.violations,
-            &replay_command_with(
-                report.config.seed,
-                options.scheduling,
-                options.mutant.as_deref(),
-                options.fault_mode(),
-            ),
+            &options.replay_command(report.config.seed),
         );
     }
     if summary.failures.len() > 5 {
@@ -521,6 +576,25 @@ pub fn print_summary(options: &CampaignOptions, summary: &CampaignSummary) {
             summary.failures.len() - 5
         );
     }
+}
+
+/// The coverage table: every engine mark, the runs that hit it and their share. Marks are
+/// compiled in only with the engine's `marks` feature (jetsim enables it).
+pub fn coverage_table(summary: &CampaignSummary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "  coverage marks (runs that hit each):");
+    for mark in Mark::ALL {
+        let runs = summary.runs_by_mark.get(mark.name()).copied().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "    {:<32} {:>8}  {:>6.2}%{}",
+            mark.name(),
+            runs,
+            100.0 * runs as f64 / summary.seeds_run.max(1) as f64,
+            if runs == 0 { "  NOT HIT" } else { "" }
+        );
+    }
+    out
 }
 
 /// One failure: what failed, every violation, and the command that replays it.
@@ -549,8 +623,29 @@ pub fn replay(
     html: Option<&std::path::Path>,
     faults: FaultMode,
 ) -> Result<bool, String> {
+    replay_sized(
+        seed,
+        scheduling,
+        trace,
+        mutant,
+        html,
+        faults,
+        WorkloadSize::default(),
+    )
+}
+
+/// [`replay`] of a seed run with `explore --threads N --calls M`.
+pub fn replay_sized(
+    seed: u64,
+    scheduling: Scheduling,
+    trace: bool,
+    mutant: Option<&str>,
+    html: Option<&std::path::Path>,
+    faults: FaultMode,
+    size: WorkloadSize,
+) -> Result<bool, String> {
     let mutations = mutations_named(mutant)?;
-    let report = run_seed_with(seed, scheduling, faults, mutations);
+    let report = run_seed_sized(seed, scheduling, faults, mutations, size);
     if let Some(path) = html {
         let details = vec![
             format!(
@@ -560,7 +655,7 @@ pub fn replay(
             ),
             format!(
                 "reproduce: {}",
-                replay_command_with(seed, scheduling, mutant, faults)
+                replay_command_with(seed, scheduling, mutant, faults) + &size.arguments()
             ),
         ];
         crate::timeline::write_report_html(

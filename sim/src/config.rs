@@ -2,7 +2,7 @@
 //! engine parameters, workload shape, scheduler, then the workload itself through proptest
 //! strategies driven by a generator seeded from the same number.
 
-use crate::workload::{self, StopPlan, Workload, WorkloadShape};
+use crate::workload::{self, Reach, StopPlan, Workload, WorkloadShape};
 // The engine's generator, so a seed means the same run whatever the dependencies' versions do
 // to theirs, and the workspace has one SplitMix64.
 use jetsim_engine::SplitMix64;
@@ -56,7 +56,8 @@ pub struct RunConfig {
     pub schedule: Schedule,
     pub engine: EngineParameters,
     pub shape: WorkloadShape,
-    /// Records committed in table t0 before the threads start: (key, value).
+    /// Records committed in table t0 before the threads start: (key, value). A few hundred
+    /// in runs with the widest key range.
     pub initial_records: Vec<(u8, u8)>,
     /// Shuttle's own seed for the schedule.
     pub schedule_seed: u64,
@@ -84,6 +85,29 @@ pub struct FaultSettings {
 
 fn io_errors_default() -> bool {
     true
+}
+
+/// A workload size that replaces the seed's draw (`explore --threads N --calls M`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkloadSize {
+    /// Threads (at least 2).
+    pub threads: Option<usize>,
+    /// Most random calls a thread makes after its warm-up.
+    pub calls_per_thread_max: Option<usize>,
+}
+
+impl WorkloadSize {
+    /// ` --threads N --calls M` for the options that are set, for replay commands.
+    pub fn arguments(&self) -> String {
+        let mut arguments = String::new();
+        if let Some(threads) = self.threads {
+            arguments.push_str(&format!(" --threads {threads}"));
+        }
+        if let Some(calls) = self.calls_per_thread_max {
+            arguments.push_str(&format!(" --calls {calls}"));
+        }
+        arguments
+    }
 }
 
 /// Which disk faults a run has.
@@ -121,24 +145,57 @@ impl RunConfig {
             online_defrag: rng.chance(1, 2),
             background_thread: rng.chance(2, 3),
         };
-        let stop_plan = match rng.below(10) {
+        let stop_plan = match rng.below(11) {
             0..=3 => StopPlan::Once,
             4 => StopPlan::Twice,
             5 => StopPlan::BadHandleFirst,
             6 => StopPlan::UninitializedFirst,
             7 => StopPlan::RacingTerm,
-            _ => StopPlan::PartialThenFull,
+            8 | 9 => StopPlan::PartialThenFull,
+            _ => StopPlan::FullThenResumeAndPartial,
+        };
+        let threads = 2 + rng.below(5) as usize;
+        let calls_per_thread_max = 4 + rng.below(9) as usize;
+        // The swarm's switches. Wide key ranges cost the most (a few hundred records set up,
+        // bigger model states), so they are a fraction of the runs.
+        let key_range = match rng.below(20) {
+            0..=13 => workload::KEYS,
+            14..=16 => workload::WIDE_KEY_RANGE + rng.below(48) as u8,
+            _ => workload::KEY_RANGE_MAX,
+        };
+        let wide = key_range >= workload::WIDE_KEY_RANGE;
+        let reach = Reach {
+            key_range,
+            // Wide key ranges mostly with large values: together they make deep trees.
+            large_values: if wide {
+                rng.chance(3, 4)
+            } else {
+                rng.chance(1, 4)
+            },
+            extra_stops: rng.chance(1, 3),
+            racing_terms: rng.chance(1, 3),
+            parameters: rng.chance(1, 4),
+            detach_race: rng.chance(1, 8),
+            ddl: rng.chance(1, 4),
         };
         let shape = WorkloadShape {
-            threads: 2 + rng.below(5) as usize,
-            calls_per_thread_max: 4 + rng.below(9) as usize,
+            threads,
+            calls_per_thread_max,
             stop_plan,
-            committed_writes: false,
+            committed_writes: rng.chance(1, 2),
+            reach,
         };
         let mut initial_records = Vec::new();
-        for key in 0..workload::KEYS {
-            if rng.chance(1, 2) {
-                initial_records.push((key, rng.below(10) as u8));
+        let (filled, of, keys) = if key_range == workload::KEY_RANGE_MAX {
+            (3, 4, workload::BIG_TABLE_KEYS)
+        } else {
+            (1, 2, key_range)
+        };
+        let values = reach.values();
+        for key in 0..keys {
+            if rng.chance(filled, of) {
+                let value = values.start + rng.below(u64::from(values.end - values.start)) as u8;
+                initial_records.push((key, value));
             }
         }
         RunConfig {
@@ -184,6 +241,18 @@ impl RunConfig {
                 config
             }
         }
+    }
+
+    /// Raises the workload's size (`explore --threads N --calls M`): the seed's other draws
+    /// stay as they are.
+    pub fn resized(mut self, size: WorkloadSize) -> RunConfig {
+        if let Some(threads) = size.threads {
+            self.shape.threads = threads;
+        }
+        if let Some(calls) = size.calls_per_thread_max {
+            self.shape.calls_per_thread_max = calls;
+        }
+        self
     }
 
     /// The workload of this run: proptest's strategy, driven by a generator seeded from the
@@ -236,6 +305,7 @@ mod tests {
             StopPlan::UninitializedFirst,
             StopPlan::RacingTerm,
             StopPlan::PartialThenFull,
+            StopPlan::FullThenResumeAndPartial,
         ] {
             assert!(
                 configs.iter().any(|c| c.shape.stop_plan == plan),

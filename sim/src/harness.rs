@@ -505,13 +505,9 @@ fn unit(result: JetResult<()>) -> Outcome {
     outcome(result, |()| Outcome::Ok)
 }
 
-/// Single-byte suffix of `k<digit>` / `v<number>` back to numbers, for records.
+/// Record bytes back to the workload's key and value numbers.
 fn record_outcome((key, value): (Vec<u8>, Vec<u8>)) -> Outcome {
-    let key = key.get(1).map_or(u8::MAX, |k| k.wrapping_sub(b'0'));
-    let value = std::str::from_utf8(&value[1..])
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(u8::MAX);
+    let (key, value) = workload::record_numbers(&key, &value);
     Outcome::Record { key, value }
 }
 
@@ -584,6 +580,27 @@ fn execute(jet: &Jet<ShuttleRuntime>, world: &World, b: &mut Bindings, call: &Ca
                 Outcome::Ok
             },
         ),
+        Call::CreateTable {
+            ses,
+            db,
+            table,
+            bind,
+        } => outcome(
+            jet.create_table(
+                b.session(world, ses),
+                b.database(world, db),
+                &workload::table_name(table),
+            ),
+            |t| {
+                b.tables[usize::from(bind)] = Some(t);
+                Outcome::Ok
+            },
+        ),
+        Call::DeleteTable { ses, db, table } => unit(jet.delete_table(
+            b.session(world, ses),
+            b.database(world, db),
+            &workload::table_name(table),
+        )),
         Call::CloseTable { ses, table } => {
             unit(jet.close_table(b.session(world, ses), b.table(world, table)))
         }
@@ -656,6 +673,18 @@ fn execute(jet: &Jet<ShuttleRuntime>, world: &World, b: &mut Bindings, call: &Ca
                 dirty: t == TermOutcome::DirtyShutdown,
             }
         }),
+        Call::GetSystemParameter {
+            instance: target,
+            parameter,
+        } => outcome(
+            jet.get_system_parameter(instance(world, target), parameter.engine()),
+            Outcome::Parameter,
+        ),
+        Call::SetSystemParameter {
+            instance: target,
+            parameter,
+            value,
+        } => unit(jet.set_system_parameter(instance(world, target), parameter.engine(), value)),
     }
 }
 
@@ -675,6 +704,11 @@ struct Recorder {
     history: Mutex<History>,
     clock: Arc<ManualClock>,
     disk: Arc<DiskTap>,
+    /// Calls that may change the stop flags (stops and terms of the main instance): how many
+    /// are in flight, and how many have begun or ended so far. A failed stop's flags are
+    /// compared before and after only when no other such call overlapped it.
+    flag_changers_in_flight: AtomicU64,
+    flag_changer_events: AtomicU64,
 }
 
 impl Recorder {
@@ -714,6 +748,23 @@ fn call_and_record(
             )
         })
     };
+    // Several threads may stop, resume and term at once: a failed stop's flags are its alone
+    // to change only when no other stop or term is in flight or begins or ends meanwhile.
+    let changes_flags = matches!(
+        call,
+        Call::StopService { .. }
+            | Call::Term {
+                instance: InstanceRef::Main,
+                ..
+            }
+    );
+    let others_before = changes_flags.then(|| {
+        let others = recorder
+            .flag_changers_in_flight
+            .fetch_add(1, Ordering::SeqCst);
+        let events = recorder.flag_changer_events.fetch_add(1, Ordering::SeqCst) + 1;
+        (others, events)
+    });
     let flags_before = matches!(call, Call::StopService { .. })
         .then(|| stop_flags(jet))
         .flatten();
@@ -722,6 +773,8 @@ fn call_and_record(
         .then(|| recorder.disk.watch_stop());
     let invoked = recorder.stamp();
     let result = execute(jet, world, bindings, call);
+    // Read before this call leaves the set of flag changers, so "alone" covers the read.
+    let flags_after = flags_before.and_then(|_| stop_flags(jet));
     let returned = recorder.stamp();
     let stop_first_write_at = watch.and_then(StopWatch::first_write_at);
     // The harness's own look at the disk, before anything else can run (no scheduling point
@@ -753,13 +806,31 @@ fn call_and_record(
                 });
         }
     }
+    let flags_alone = match others_before {
+        Some((others, events)) => {
+            let alone = others == 0
+                && recorder.flag_changer_events.load(Ordering::SeqCst) == events
+                && recorder.flag_changers_in_flight.load(Ordering::SeqCst) == 1;
+            recorder
+                .flag_changers_in_flight
+                .fetch_sub(1, Ordering::SeqCst);
+            recorder.flag_changer_events.fetch_add(1, Ordering::SeqCst);
+            alone
+        }
+        None => true,
+    };
     // An I/O error in the middle of a stop is fail-stop, not a validation failure: the stop
     // is not undone (documented in engine/src/api/stop.rs), so only other failures count.
     let io_error = result.is_err_named(jetsim_engine::JetError::DiskIO)
         || result.is_err_named(jetsim_engine::JetError::LogWriteFail)
         || result.is_err_named(jetsim_engine::JetError::InstanceUnavailable);
     if let (Some(before), false, false) = (flags_before, result.is_ok(), io_error) {
-        if let Some(after) = stop_flags(jet) {
+        if !flags_alone {
+            *lock(&recorder.history)
+                .unobservable
+                .entry("failed stop changed nothing".to_owned())
+                .or_insert(0) += 1;
+        } else if let Some(after) = flags_after {
             if after != before {
                 lock(&recorder.history).failed_stop_effects.push(format!(
                     "thread {thread} {call:?} failed with {result:?} but changed (defrag parked, caches quiesced) \
@@ -771,11 +842,18 @@ fn call_and_record(
     if call.is_full_stop_of_main() && result == Outcome::Ok {
         if let Ok(status) = jet.instance_status(world.main) {
             let record = jet.last_stop_record(world.main).ok().flatten();
-            lock(&recorder.history).after_stops.push(AfterStop::new(
-                returned,
-                &status,
-                record.as_ref(),
-            ));
+            let mut history = lock(&recorder.history);
+            if record.as_ref().is_some_and(|r| r.grbit != 0) {
+                // Another thread's partial stop or StopAndEmitLog, after this full stop.
+                *history
+                    .unobservable
+                    .entry("stop record overwritten".to_owned())
+                    .or_insert(0) += 1;
+            } else {
+                history
+                    .after_stops
+                    .push(AfterStop::new(returned, &status, record.as_ref()));
+            }
         }
     }
     recorder.record(Event {
@@ -941,6 +1019,11 @@ fn execution(
     };
     let jet = Arc::new(Jet::<ShuttleRuntime>::new(env));
     let world = set_up(&jet, config, mutations).expect("setup of a fresh engine cannot fail");
+    // Coverage marks count the workload's paths, not the setup's.
+    let marks = jet
+        .marks(world.main)
+        .expect("the instance under test exists");
+    let marks_at_start = marks.counts();
     let ops_at_start = io.mutating_ops();
     if let Some(faults) = config.faults {
         io.set_faults_enabled(true);
@@ -958,6 +1041,8 @@ fn execution(
         }),
         clock,
         disk: Arc::clone(&tap),
+        flag_changers_in_flight: AtomicU64::new(0),
+        flag_changer_events: AtomicU64::new(0),
     });
     let threads = workload.threads.len();
     let sessions = Arc::new(Mutex::new(SessionTable::default()));
@@ -1047,6 +1132,7 @@ fn execution(
         let mut history = lock(&recorder.history).clone();
         history.end_state = end;
         tap.finish(&mut history);
+        history.marks = marks_hit(&marks, &marks_at_start);
         crash.crash_and_recover(&mut history);
         *lock(out) = Some(history);
         return;
@@ -1068,11 +1154,26 @@ fn execution(
     let mut history = lock(&recorder.history).clone();
     history.end_state = end;
     tap.finish(&mut history);
+    history.marks = marks_hit(&marks, &marks_at_start);
     if config.faults.is_some() {
         drop(jet);
         crash.crash_and_recover(&mut history);
     }
     *lock(out) = Some(history);
+}
+
+/// The coverage marks the workload hit (counts since `at_start`), by name.
+fn marks_hit(
+    marks: &jetsim_engine::Marks,
+    at_start: &[(jetsim_engine::Mark, u64)],
+) -> std::collections::BTreeMap<String, u64> {
+    marks
+        .counts()
+        .into_iter()
+        .zip(at_start)
+        .filter(|((_, now), (_, then))| now > then)
+        .map(|((mark, now), (_, then))| (mark.name().to_owned(), now - then))
+        .collect()
 }
 
 /// The end of a run with disk faults: the disk, where the workload's disk operations began,

@@ -224,6 +224,16 @@ pub struct History {
     /// What recovery did after the crash (when init got that far).
     #[serde(default)]
     pub recovery_work: Option<RecoveryWork>,
+    /// The engine's coverage marks the workload hit (setup excluded): name → hits.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub marks: std::collections::BTreeMap<String, u64>,
+    /// Checks the harness could not make, by why: `failed stop changed nothing` (another
+    /// stop, resume or term overlapped the failed stop, so the flags were not its alone to
+    /// change); `stop record overwritten` (a partial stop or StopAndEmitLog after the full
+    /// stop recorded its own steps before the full stop's could be read: preparation and
+    /// drain are then not checked for that stop).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub unobservable: std::collections::BTreeMap<String, u64>,
 }
 
 /// The work recovery reported after a run's crash (`jetsim_engine::RecoveryReport`, the

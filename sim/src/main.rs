@@ -14,7 +14,7 @@
 
 use clap::{Parser, Subcommand};
 use jetsim::campaign::{self, CampaignOptions};
-use jetsim::config::{FaultMode, Scheduling};
+use jetsim::config::{FaultMode, Scheduling, WorkloadSize};
 use jetsim::report::{Report, Shard};
 use jetsim::scenario::Scenario;
 use jetsim::shrink::{self, ShrinkLimits, REGRESSION_CALLS_MAX};
@@ -93,6 +93,13 @@ enum Command {
         /// and a recovery that must find exactly the committed data.
         #[arg(long)]
         faults: bool,
+        /// Threads per run (2 to 64), replacing each seed's draw (2-6): bigger workloads.
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+        /// Most random calls per thread after its warm-up (up to 1000), replacing each seed's
+        /// draw (4-12).
+        #[arg(long, value_name = "M")]
+        calls: Option<usize>,
     },
     /// Join the --json reports of `explore --shard` runs into one report of the whole range;
     /// fails when shards overlap or a seed is missing.
@@ -152,6 +159,12 @@ enum Command {
         /// mutating disk operation after setup, or `end` (after the final term).
         #[arg(long, value_name = "OP|end")]
         crash_at: Option<CrashAt>,
+        /// The run's `explore --threads N`.
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+        /// The run's `explore --calls M`.
+        #[arg(long, value_name = "M")]
+        calls: Option<usize>,
     },
     /// Shrink a failing seed's workload (same schedule) and write it as a regression scenario
     /// of at most REGRESSION_CALLS_MAX calls, or say that it could not.
@@ -440,6 +453,8 @@ fn main() -> ExitCode {
             shrink,
             out,
             faults,
+            threads,
+            calls,
         } => {
             let options = CampaignOptions {
                 seeds,
@@ -454,6 +469,10 @@ fn main() -> ExitCode {
                 faults,
                 shard,
                 command_line: command_line(),
+                size: WorkloadSize {
+                    threads,
+                    calls_per_thread_max: calls,
+                },
             };
             options
                 .validate()
@@ -494,13 +513,19 @@ fn main() -> ExitCode {
             html,
             faults,
             crash_at,
-        } => campaign::replay(
+            threads,
+            calls,
+        } => campaign::replay_sized(
             seed,
             strategy,
             trace,
             mutant.as_deref(),
             html.as_deref(),
             fault_mode(faults, crash_at),
+            WorkloadSize {
+                threads,
+                calls_per_thread_max: calls,
+            },
         ),
         Command::Shrink {
             seed,

@@ -238,6 +238,7 @@ impl Scenario {
                 calls_per_thread_max: self.threads.iter().map(Vec::len).max().unwrap_or(0),
                 stop_plan: StopPlan::Once,
                 committed_writes: false,
+                reach: crate::workload::Reach::default(),
             },
             initial_records: self.initial_records.clone(),
             schedule_seed: self.schedule.schedule_seed,
@@ -305,11 +306,7 @@ impl Scenario {
         let config = self.run_config();
         let report = run_workload(&config, &self.workload(), mutations);
         let replay = report.history.as_ref().map(|history| {
-            transitions::replay(
-                history,
-                &ModelState::initial(&self.initial_records),
-                self.threads.len(),
-            )
+            transitions::replay(history, &ModelState::for_run(&config), self.threads.len())
         });
         let marks = match (&report.history, &replay) {
             (Some(history), Some(replay)) => marks_hit(history, replay, self.threads.len()),

@@ -56,7 +56,7 @@ fn check_end(config: &RunConfig, workload: &Workload, end: RunEnd) -> SeedReport
     let check_start = std::time::Instant::now();
     let (history, verdict, trace_hash) = match end {
         RunEnd::Completed(history) => {
-            let initial = ModelState::initial(&config.initial_records);
+            let initial = ModelState::for_run(config);
             let verdict = check_run(&history, &initial);
             let hash = history.trace_hash();
             (Some(*history), verdict, hash)

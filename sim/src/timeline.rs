@@ -63,11 +63,7 @@ pub fn write_report_html(
         .as_ref()
         .ok_or("the run did not complete (it panicked or deadlocked): no timeline to draw")?;
     let threads = report.workload.threads.len();
-    let replay = transitions::replay(
-        history,
-        &ModelState::initial(&report.config.initial_records),
-        threads,
-    );
+    let replay = transitions::replay(history, &ModelState::for_run(&report.config), threads);
     details.push(format!(
         "{} in {}; {} with the harness's wind-down and final term (lane wd)",
         crate::campaign::plural(

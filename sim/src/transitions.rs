@@ -246,6 +246,19 @@ pub fn call_text(call: &Call, thread: usize) -> String {
         Call::Defragment { ses, db: d, grbit } => {
             format!("defragment({}, {}, {grbit:#x})", s(ses), db(d))
         }
+        Call::CreateTable {
+            ses,
+            db: d,
+            table,
+            bind,
+        } => format!(
+            "create_table({}, {}, \"t{table}\", ->tab{bind})",
+            s(ses),
+            db(d)
+        ),
+        Call::DeleteTable { ses, db: d, table } => {
+            format!("delete_table({}, {}, \"t{table}\")", s(ses), db(d))
+        }
         Call::OpenTable {
             ses,
             db: d,
@@ -307,6 +320,21 @@ pub fn call_text(call: &Call, thread: usize) -> String {
         Call::Term { instance, grbit } => {
             format!("term2({}, {})", instance_ref(instance), term_grbit(grbit))
         }
+        Call::GetSystemParameter {
+            instance,
+            parameter,
+        } => format!(
+            "get_system_parameter({}, {parameter:?})",
+            instance_ref(instance)
+        ),
+        Call::SetSystemParameter {
+            instance,
+            parameter,
+            value,
+        } => format!(
+            "set_system_parameter({}, {parameter:?}, {value})",
+            instance_ref(instance)
+        ),
     }
 }
 
@@ -329,6 +357,7 @@ pub fn outcome_text(outcome: &Outcome) -> String {
         Outcome::Attached { already: false } => "attached".to_owned(),
         Outcome::Terminated { dirty: true } => "terminated (dirty)".to_owned(),
         Outcome::Terminated { dirty: false } => "terminated".to_owned(),
+        Outcome::Parameter(value) => format!("parameter {value}"),
         Outcome::Err(name) => name.clone(),
     }
 }

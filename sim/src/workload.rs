@@ -11,10 +11,24 @@ use serde::{Deserialize, Serialize};
 
 /// Variables per kind a thread can bind.
 pub const VARS_PER_KIND: u8 = 2;
-/// Record keys are `k0`..`k{KEYS-1}`: few, so transactions collide.
+/// Record keys are `0..KEYS` in most runs: few, so transactions collide. Runs with a wide key
+/// range ([`Reach::key_range`]) use up to [`KEY_RANGE_MAX`] keys.
 pub const KEYS: u8 = 6;
-/// Tables created in setup: `t0`, `t1`; `t2` never exists.
+/// The widest key range a run draws: with long keys and values, enough records for B+trees of
+/// three levels.
+pub const KEY_RANGE_MAX: u8 = 240;
+/// Runs with the widest key range start with about three in four of the keys below this in
+/// table `t0` (about 150 records); the keys above are room to grow.
+pub const BIG_TABLE_KEYS: u8 = 200;
+/// From this key range on, a table may hold more records than `index_record_count` reads in
+/// one step under the instance lock, so a count is no longer one atomic read: such runs count
+/// only inside the counting session's own transaction (a stable snapshot), and no thread
+/// names another's sessions. The engine's step is `RECORD_COUNT_STEP_RECORDS` (16).
+pub const WIDE_KEY_RANGE: u8 = 16;
+/// Tables created in setup: `t0`, `t1`; `t2` exists only when a run's DDL creates it.
 pub const TABLES: u8 = 2;
+/// The table DDL creates and deletes (the end state and recovery compare `t0` and `t1`).
+pub const DDL_TABLE: u8 = TABLES;
 
 /// A handle argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -113,6 +127,18 @@ pub enum Call {
         ses: Ref,
         table: Ref,
     },
+    /// `JetCreateTable` of table number `table`; the new table is open as `bind`.
+    CreateTable {
+        ses: Ref,
+        db: Ref,
+        table: u8,
+        bind: u8,
+    },
+    DeleteTable {
+        ses: Ref,
+        db: Ref,
+        table: u8,
+    },
     BeginTransaction {
         ses: Ref,
     },
@@ -164,6 +190,36 @@ pub enum Call {
         instance: InstanceRef,
         grbit: u32,
     },
+    GetSystemParameter {
+        instance: InstanceRef,
+        parameter: Parameter,
+    },
+    SetSystemParameter {
+        instance: InstanceRef,
+        parameter: Parameter,
+        value: u64,
+    },
+}
+
+/// The system parameters the workload reads and sets (`JET_param*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Parameter {
+    CheckpointDepthMaxBytes,
+    CacheSizePages,
+    VersionStoreMaxVersions,
+    OnlineDefrag,
+}
+
+impl Parameter {
+    pub fn engine(self) -> jetsim_engine::SystemParameter {
+        use jetsim_engine::SystemParameter as P;
+        match self {
+            Parameter::CheckpointDepthMaxBytes => P::CheckpointDepthMaxBytes,
+            Parameter::CacheSizePages => P::CacheSizePages,
+            Parameter::VersionStoreMaxVersions => P::VersionStoreMaxVersions,
+            Parameter::OnlineDefrag => P::OnlineDefrag,
+        }
+    }
 }
 
 impl Call {
@@ -188,6 +244,8 @@ impl Call {
             | Call::Defragment { ses, .. }
             | Call::OpenTable { ses, .. }
             | Call::CloseTable { ses, .. }
+            | Call::CreateTable { ses, .. }
+            | Call::DeleteTable { ses, .. }
             | Call::BeginTransaction { ses }
             | Call::CommitTransaction { ses }
             | Call::Rollback { ses }
@@ -198,7 +256,11 @@ impl Call {
             | Call::Move { ses, .. }
             | Call::Retrieve { ses, .. }
             | Call::IndexRecordCount { ses, .. } => Some(ses),
-            Call::BeginSession { .. } | Call::StopService { .. } | Call::Term { .. } => None,
+            Call::BeginSession { .. }
+            | Call::StopService { .. }
+            | Call::Term { .. }
+            | Call::GetSystemParameter { .. }
+            | Call::SetSystemParameter { .. } => None,
         }
     }
 
@@ -218,6 +280,8 @@ impl Call {
             Call::Defragment { .. } => J::Defragment,
             Call::OpenTable { .. } => J::OpenTable,
             Call::CloseTable { .. } => J::CloseTable,
+            Call::CreateTable { .. } => J::CreateTable,
+            Call::DeleteTable { .. } => J::DeleteTable,
             Call::BeginTransaction { .. } => J::BeginTransaction,
             Call::CommitTransaction { .. } => J::CommitTransaction,
             Call::Rollback { .. } => J::Rollback,
@@ -230,6 +294,8 @@ impl Call {
             Call::IndexRecordCount { .. } => J::IndexRecordCount,
             Call::StopService { .. } => J::StopServiceInstance,
             Call::Term { .. } => J::Term,
+            Call::GetSystemParameter { .. } => J::GetSystemParameter,
+            Call::SetSystemParameter { .. } => J::SetSystemParameter,
         }
     }
 
@@ -251,14 +317,73 @@ impl Call {
     }
 }
 
-/// Record key bytes for key number `key`.
+/// Record key bytes for key number `key`, in number order: `k0`..`k9`, then `k9` and one byte
+/// `key - 9`; keys of wide ranges then take filler up to 100 to 127 bytes in all: long keys
+/// make internal nodes hold about 16 children, so trees reach three levels with a hundred
+/// records and internal nodes split.
 pub fn key_bytes(key: u8) -> Vec<u8> {
-    vec![b'k', b'0' + key]
+    let mut bytes = match key {
+        0..=9 => vec![b'k', b'0' + key],
+        _ => vec![b'k', b'9', key - 9],
+    };
+    if key >= WIDE_KEY_RANGE {
+        bytes.resize(100 + usize::from(key) * 29 % 28, b'-');
+    }
+    bytes
 }
 
-/// Record value bytes for value number `value`.
+/// Record value bytes for value number `value`: `v` and the number, then, for values from 10
+/// on, 200 to 499 filler bytes (up to a quarter page), so leaves hold a few records and
+/// split often.
 pub fn value_bytes(value: u8) -> Vec<u8> {
-    format!("v{value}").into_bytes()
+    let mut bytes = format!("v{value}").into_bytes();
+    if value >= 10 {
+        bytes.resize(bytes.len() + 200 + usize::from(value - 10) * 37 % 300, b'.');
+    }
+    bytes
+}
+
+/// The key and value numbers back from record bytes ([`key_bytes`], [`value_bytes`]);
+/// `u8::MAX` for bytes that are not one.
+pub fn record_numbers(key: &[u8], value: &[u8]) -> (u8, u8) {
+    let key = match key {
+        [b'k', digit @ b'0'..=b'9'] => digit - b'0',
+        [b'k', b'9', above, ..] => above.saturating_add(9),
+        _ => u8::MAX,
+    };
+    let number = |bytes: &[u8]| {
+        let digits: Vec<u8> = bytes
+            .iter()
+            .skip(1)
+            .copied()
+            .take_while(u8::is_ascii_digit)
+            .collect();
+        std::str::from_utf8(&digits)
+            .ok()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(u8::MAX)
+    };
+    (key, number(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_bytes_sort_as_their_numbers_and_decode_back() {
+        for key in 0..u8::MAX {
+            assert!(key_bytes(key) < key_bytes(key + 1), "{key}");
+            for value in [0, 9, 10, 200, 254] {
+                assert_eq!(
+                    record_numbers(&key_bytes(key), &value_bytes(value)),
+                    (key, value)
+                );
+            }
+        }
+        assert!(value_bytes(254).len() <= jetsim_engine::storage::MAX_VALUE_BYTES);
+        assert!(key_bytes(254).len() <= jetsim_engine::storage::MAX_KEY_BYTES);
+    }
 }
 
 /// Table name for table number `table`.
@@ -288,9 +413,72 @@ pub struct WorkloadShape {
     pub stop_plan: StopPlan,
     /// Mix whole transactions on the warm-up's session and table (begin, one to three
     /// writes, commit) into the programs: runs with disk faults need acknowledged commits for
-    /// a crash to lose. Random calls alone rarely line up into one.
+    /// a crash to lose, and committed transactions racing each other are what makes
+    /// `WriteConflict`. Random calls alone rarely line up into one.
     #[serde(default)]
     pub committed_writes: bool,
+    /// The swarm's other switches (each run turns some on).
+    #[serde(default)]
+    pub reach: Reach,
+}
+
+/// Features a run switches on or off (swarm testing, FoundationDB's BUGGIFY knobs): each
+/// takes the workload somewhere the default one never goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reach {
+    /// Record keys are `0..key_range`. From [`WIDE_KEY_RANGE`] on, keys are long and the
+    /// initial table holds up to a few hundred records: B+trees of three levels that split
+    /// (and, with deletes and defrag, merge), and `index_record_count` calls long enough to
+    /// be in flight when the gate closes.
+    pub key_range: u8,
+    /// Values up to about a quarter page (`value_bytes` of numbers from 10 on).
+    pub large_values: bool,
+    /// Threads besides the stop plan's make stop and stop2 calls (every grbit, unknown bits
+    /// among known ones, Resume), so several threads stop, partially stop and resume at once.
+    pub extra_stops: bool,
+    /// Terms with every grbit (valid or not) from any thread, racing the stop.
+    pub racing_terms: bool,
+    /// `get/set_system_parameter` calls (cache size, checkpoint depth, online defrag, version
+    /// store size) racing the stop; shrinking the cache forces evictions.
+    pub parameters: bool,
+    /// Every thread ends by closing its table and database, one in two inside a transaction
+    /// with a write, then detaches and re-attaches: detach races the others' transactions.
+    #[serde(default)]
+    pub detach_race: bool,
+    /// `JetCreateTable`/`JetDeleteTable` of table `t2` racing the stop and each other.
+    #[serde(default)]
+    pub ddl: bool,
+}
+
+impl Default for Reach {
+    fn default() -> Self {
+        Reach {
+            key_range: KEYS,
+            large_values: false,
+            extra_stops: false,
+            racing_terms: false,
+            parameters: false,
+            detach_race: false,
+            ddl: false,
+        }
+    }
+}
+
+impl Reach {
+    /// See [`WIDE_KEY_RANGE`].
+    pub fn wide(&self) -> bool {
+        self.key_range >= WIDE_KEY_RANGE
+    }
+
+    /// Value numbers a write draws from.
+    pub fn values(&self) -> std::ops::Range<u8> {
+        if self.large_values {
+            0..u8::MAX
+        } else {
+            0..10
+        }
+    }
 }
 
 /// Where and how the stop thread calls the stop.
@@ -308,59 +496,174 @@ pub enum StopPlan {
     RacingTerm,
     /// `stop_service_instance2` with a partial grbit (and maybe resume), then a full stop.
     PartialThenFull,
+    /// A full stop, then Resume (refused) and a partial stop (no change).
+    FullThenResumeAndPartial,
 }
 
-fn ses() -> impl Strategy<Value = Ref> {
+fn ses(reach: Reach) -> BoxedStrategy<Ref> {
+    if reach.wide() {
+        // No thread names another's sessions: see WIDE_KEY_RANGE.
+        return prop_oneof![
+            12 => (0..VARS_PER_KIND).prop_map(Ref::Var),
+            1 => Just(Ref::Nil),
+            1 => Just(Ref::Foreign),
+        ]
+        .boxed();
+    }
     prop_oneof![
         12 => (0..VARS_PER_KIND).prop_map(Ref::Var),
         1 => Just(Ref::Nil),
         1 => Just(Ref::Foreign),
         2 => (0..VARS_PER_KIND).prop_map(Ref::Peer),
     ]
+    .boxed()
 }
 
 fn any_ref() -> impl Strategy<Value = Ref> {
     prop_oneof![12 => (0..VARS_PER_KIND).prop_map(Ref::Var), 1 => Just(Ref::Nil), 1 => Just(Ref::Foreign)]
 }
 
-/// A call a worker thread makes (no stop, no term).
+/// A call a worker thread makes in a default run (no stop, no term).
 pub fn worker_call() -> impl Strategy<Value = Call> {
-    let bind = 0..VARS_PER_KIND;
+    worker_call_in(Reach::default())
+}
+
+/// Every `stop_service_instance2` grbit worth trying: none (full), each partial, both,
+/// StopAndEmitLog, Resume alone and with each partial, and unknown bits alone and mixed with
+/// known ones.
+const STOP_GRBITS: [u32; 14] = [
+    0,
+    0x2,
+    0x4,
+    0x6,
+    0x8,
+    0x8000_0000,
+    0x8000_0002,
+    0x8000_0004,
+    0x8000_0006,
+    0x8000_0008,
+    0x1,
+    0x10,
+    0x20 | 0x2,
+    0x4000_0000 | 0x8000_0000,
+];
+
+/// Every `term2` grbit worth trying: each known bit, some together, and unknown bits.
+const TERM_GRBITS: [u32; 9] = [0, 0x1, 0x2, 0x4, 0x8, 0x2 | 0x8, 0xF, 0x10, 0x20 | 0x2];
+
+fn instance_ref() -> impl Strategy<Value = InstanceRef> {
     prop_oneof![
-        4 => bind.clone().prop_map(|bind| Call::BeginSession { bind }),
-        2 => ses().prop_map(|ses| Call::EndSession { ses }),
-        2 => (ses(), prop_oneof![1 => Just(0u64), 3 => Just(7), 3 => Just(8)]).prop_map(|(ses, context)| Call::SetSessionContext { ses, context }),
-        1 => ses().prop_map(|ses| Call::ResetSessionContext { ses }),
-        1 => ses().prop_map(|ses| Call::GetSessionInfo { ses }),
-        3 => (ses(), bind.clone()).prop_map(|(ses, bind)| Call::OpenDatabase { ses, bind }),
-        1 => (ses(), any_ref()).prop_map(|(ses, db)| Call::CloseDatabase { ses, db }),
-        1 => ses().prop_map(|ses| Call::AttachDatabase { ses }),
-        1 => ses().prop_map(|ses| Call::DetachDatabase { ses }),
-        1 => (ses(), any_ref(), prop_oneof![Just(1u32), Just(2), Just(4)]).prop_map(|(ses, db, grbit)| Call::Defragment { ses, db, grbit }),
-        4 => (ses(), any_ref(), 0..=TABLES, bind.clone()).prop_map(|(ses, db, table, bind)| Call::OpenTable { ses, db, table, bind }),
-        1 => (ses(), any_ref()).prop_map(|(ses, table)| Call::CloseTable { ses, table }),
-        5 => ses().prop_map(|ses| Call::BeginTransaction { ses }),
-        3 => ses().prop_map(|ses| Call::CommitTransaction { ses }),
-        2 => ses().prop_map(|ses| Call::Rollback { ses }),
-        6 => (ses(), any_ref(), 0..KEYS, 0u8..10).prop_map(|(ses, table, key, value)| Call::Insert { ses, table, key, value }),
-        2 => (ses(), any_ref(), 0u8..10).prop_map(|(ses, table, value)| Call::Replace { ses, table, value }),
-        2 => (ses(), any_ref()).prop_map(|(ses, table)| Call::Delete { ses, table }),
-        3 => (ses(), any_ref(), 0..KEYS, prop_oneof![Just(Seek::Equal), Just(Seek::GreaterOrEqual), Just(Seek::LessOrEqual)])
-            .prop_map(|(ses, table, key, mode)| Call::Seek { ses, table, key, mode }),
-        3 => (ses(), any_ref(), prop_oneof![Just(Move::First), Just(Move::Next), Just(Move::Previous), Just(Move::Last)])
-            .prop_map(|(ses, table, to)| Call::Move { ses, table, to }),
-        2 => (ses(), any_ref()).prop_map(|(ses, table)| Call::Retrieve { ses, table }),
-        1 => (ses(), any_ref()).prop_map(|(ses, table)| Call::IndexRecordCount { ses, table }),
+        12 => Just(InstanceRef::Main),
+        1 => Just(InstanceRef::Nil),
+        1 => Just(InstanceRef::Terminated),
     ]
 }
 
+fn parameter_call() -> impl Strategy<Value = Call> {
+    let parameter = prop_oneof![
+        Just(Parameter::CheckpointDepthMaxBytes),
+        Just(Parameter::CacheSizePages),
+        Just(Parameter::VersionStoreMaxVersions),
+        Just(Parameter::OnlineDefrag),
+    ];
+    let value = |parameter: Parameter| -> BoxedStrategy<u64> {
+        match parameter {
+            Parameter::CheckpointDepthMaxBytes => {
+                prop_oneof![Just(0u64), Just(4 << 10), Just(1 << 20)].boxed()
+            }
+            // The smallest caches force evictions; 0 and 7 are refused.
+            Parameter::CacheSizePages => {
+                prop_oneof![Just(8u64), Just(9), Just(64), Just(0), Just(7)].boxed()
+            }
+            Parameter::VersionStoreMaxVersions => Just(1u64 << 16).boxed(),
+            Parameter::OnlineDefrag => prop_oneof![Just(0u64), Just(1), Just(2)].boxed(),
+        }
+    };
+    prop_oneof![
+        1 => (instance_ref(), parameter.clone()).prop_map(|(instance, parameter)| Call::GetSystemParameter { instance, parameter }),
+        2 => (instance_ref(), parameter.prop_flat_map(move |p| (Just(p), value(p))))
+            .prop_map(|(instance, (parameter, value))| Call::SetSystemParameter { instance, parameter, value }),
+    ]
+}
+
+/// A call a worker thread makes in a run with these switches (no stop, no term: those are
+/// placed by [`workload`]).
+pub fn worker_call_in(reach: Reach) -> impl Strategy<Value = Call> {
+    let bind = 0..VARS_PER_KIND;
+    let keys = 0..reach.key_range;
+    let values = reach.values();
+    let mut arms: Vec<(u32, BoxedStrategy<Call>)> = Vec::new();
+    // Counting outside a transaction is one atomic read only over few records.
+    if !reach.wide() {
+        arms.push((
+            1,
+            (ses(reach), any_ref())
+                .prop_map(|(ses, table)| Call::IndexRecordCount { ses, table })
+                .boxed(),
+        ));
+    }
+    if reach.parameters {
+        arms.push((2, parameter_call().boxed()));
+    }
+    if reach.ddl {
+        let table = DDL_TABLE;
+        arms.push((
+            2,
+            (ses(reach), any_ref(), 0..VARS_PER_KIND)
+                .prop_map(move |(ses, db, bind)| Call::CreateTable {
+                    ses,
+                    db,
+                    table,
+                    bind,
+                })
+                .boxed(),
+        ));
+        arms.push((
+            1,
+            (ses(reach), any_ref())
+                .prop_map(move |(ses, db)| Call::DeleteTable { ses, db, table })
+                .boxed(),
+        ));
+    }
+    let common = prop_oneof![
+        4 => bind.clone().prop_map(|bind| Call::BeginSession { bind }),
+        2 => ses(reach).prop_map(|ses| Call::EndSession { ses }),
+        2 => (ses(reach), prop_oneof![1 => Just(0u64), 3 => Just(7), 3 => Just(8)]).prop_map(|(ses, context)| Call::SetSessionContext { ses, context }),
+        1 => ses(reach).prop_map(|ses| Call::ResetSessionContext { ses }),
+        1 => ses(reach).prop_map(|ses| Call::GetSessionInfo { ses }),
+        3 => (ses(reach), bind.clone()).prop_map(|(ses, bind)| Call::OpenDatabase { ses, bind }),
+        1 => (ses(reach), any_ref()).prop_map(|(ses, db)| Call::CloseDatabase { ses, db }),
+        1 => ses(reach).prop_map(|ses| Call::AttachDatabase { ses }),
+        1 => ses(reach).prop_map(|ses| Call::DetachDatabase { ses }),
+        1 => (ses(reach), any_ref(), prop_oneof![Just(1u32), Just(2), Just(4)]).prop_map(|(ses, db, grbit)| Call::Defragment { ses, db, grbit }),
+        4 => (ses(reach), any_ref(), 0..=TABLES, bind.clone()).prop_map(|(ses, db, table, bind)| Call::OpenTable { ses, db, table, bind }),
+        1 => (ses(reach), any_ref()).prop_map(|(ses, table)| Call::CloseTable { ses, table }),
+        5 => ses(reach).prop_map(|ses| Call::BeginTransaction { ses }),
+        3 => ses(reach).prop_map(|ses| Call::CommitTransaction { ses }),
+        2 => ses(reach).prop_map(|ses| Call::Rollback { ses }),
+        6 => (ses(reach), any_ref(), keys.clone(), values.clone()).prop_map(|(ses, table, key, value)| Call::Insert { ses, table, key, value }),
+        2 => (ses(reach), any_ref(), values).prop_map(|(ses, table, value)| Call::Replace { ses, table, value }),
+        2 => (ses(reach), any_ref()).prop_map(|(ses, table)| Call::Delete { ses, table }),
+        3 => (ses(reach), any_ref(), keys, prop_oneof![Just(Seek::Equal), Just(Seek::GreaterOrEqual), Just(Seek::LessOrEqual)])
+            .prop_map(|(ses, table, key, mode)| Call::Seek { ses, table, key, mode }),
+        3 => (ses(reach), any_ref(), prop_oneof![Just(Move::First), Just(Move::Next), Just(Move::Previous), Just(Move::Last)])
+            .prop_map(|(ses, table, to)| Call::Move { ses, table, to }),
+        2 => (ses(reach), any_ref()).prop_map(|(ses, table)| Call::Retrieve { ses, table }),
+    ];
+    // The common calls' weights sum to 61.
+    arms.insert(0, (61, common.boxed()));
+    proptest::strategy::Union::new_weighted(arms)
+}
+
 /// A transaction on the warm-up's session and table that commits one to three writes.
-fn committed_transaction() -> impl Strategy<Value = Vec<Call>> {
+fn committed_transaction(reach: Reach) -> impl Strategy<Value = Vec<Call>> {
     let (ses, table) = (Ref::Var(0), Ref::Var(0));
     let write = prop_oneof![
-        3 => (0..KEYS, 0u8..10).prop_map(move |(key, value)| Call::Insert { ses, table, key, value }),
-        1 => (0u8..10).prop_map(move |value| Call::Replace { ses, table, value }),
+        3 => (0..reach.key_range, reach.values()).prop_map(move |(key, value)| Call::Insert { ses, table, key, value }),
+        1 => reach.values().prop_map(move |value| Call::Replace { ses, table, value }),
         1 => Just(Call::Delete { ses, table }),
+        // Position the cursor, so the next replace or delete has a record.
+        1 => (0..reach.key_range).prop_map(move |key| Call::Seek { ses, table, key, mode: Seek::GreaterOrEqual }),
     ];
     proptest::collection::vec(write, 1..=3).prop_map(move |writes| {
         let mut calls = vec![Call::BeginTransaction { ses }];
@@ -370,22 +673,183 @@ fn committed_transaction() -> impl Strategy<Value = Vec<Call>> {
     })
 }
 
+/// In runs with wide key ranges: a transaction that inserts several records (leaves split,
+/// and with three levels internal nodes too) or deletes a run of neighbours (leaves empty, so
+/// defrag has siblings to merge).
+fn bulk_transaction(reach: Reach) -> impl Strategy<Value = Vec<Call>> {
+    let (ses, table) = (Ref::Var(0), Ref::Var(0));
+    // Neighbouring keys, so the splits pile up under one internal node.
+    let range = reach.key_range;
+    // In the big table, mostly past its initial keys: the tree grows at its right edge.
+    let first = if range == KEY_RANGE_MAX {
+        prop_oneof![1 => 0..range, 3 => BIG_TABLE_KEYS..range].boxed()
+    } else {
+        (0..range).boxed()
+    };
+    let inserts = (first, proptest::collection::vec(reach.values(), 3..=10)).prop_map(
+        move |(first, values)| {
+            (first..range)
+                .zip(values)
+                .map(|(key, value)| Call::Insert {
+                    ses,
+                    table,
+                    key,
+                    value,
+                })
+                .collect::<Vec<Call>>()
+        },
+    );
+    let deletes = (0..reach.key_range, 3..=8usize).prop_map(move |(key, count)| {
+        let mut calls = vec![Call::Seek {
+            ses,
+            table,
+            key,
+            mode: Seek::GreaterOrEqual,
+        }];
+        for _ in 0..count {
+            calls.push(Call::Delete { ses, table });
+            calls.push(Call::Move {
+                ses,
+                table,
+                to: Move::Next,
+            });
+        }
+        calls
+    });
+    prop_oneof![inserts, deletes].prop_map(move |writes| {
+        let mut calls = vec![Call::BeginTransaction { ses }];
+        calls.extend(writes);
+        calls.push(Call::CommitTransaction { ses });
+        calls
+    })
+}
+
+/// A table opened inside a transaction (bound to the second variable), used, then the
+/// transaction rolled back or committed: rolling back the level that opened it closes it.
+fn table_opened_in_transaction(reach: Reach) -> impl Strategy<Value = Vec<Call>> {
+    let (ses, db, table) = (Ref::Var(0), Ref::Var(0), Ref::Var(1));
+    (
+        0..=TABLES,
+        0..reach.key_range,
+        reach.values(),
+        any::<bool>(),
+    )
+        .prop_map(move |(number, key, value, commit)| {
+            vec![
+                Call::BeginTransaction { ses },
+                Call::OpenTable {
+                    ses,
+                    db,
+                    table: number,
+                    bind: 1,
+                },
+                Call::Insert {
+                    ses,
+                    table,
+                    key,
+                    value,
+                },
+                if commit {
+                    Call::CommitTransaction { ses }
+                } else {
+                    Call::Rollback { ses }
+                },
+                Call::Move {
+                    ses,
+                    table,
+                    to: Move::First,
+                },
+            ]
+        })
+}
+
+/// [`Reach::detach_race`]'s end of a thread's program.
+fn detach_tail(write: bool, key: u8) -> Vec<Call> {
+    let (ses, table, db) = (Ref::Var(0), Ref::Var(0), Ref::Var(0));
+    let mut calls = Vec::new();
+    if write {
+        calls.push(Call::BeginTransaction { ses });
+        calls.push(Call::Insert {
+            ses,
+            table,
+            key,
+            value: 1,
+        });
+    }
+    calls.push(Call::CloseTable { ses, table });
+    calls.push(Call::CloseDatabase { ses, db });
+    calls.push(Call::DetachDatabase { ses });
+    if write {
+        calls.push(Call::CommitTransaction { ses });
+    }
+    calls.push(Call::DetachDatabase { ses });
+    calls.push(Call::AttachDatabase { ses });
+    calls
+}
+
+/// A count of the warm-up's table inside the session's own transaction (a stable snapshot,
+/// however many steps the count takes), then the transaction's end.
+fn counted_in_transaction() -> impl Strategy<Value = Vec<Call>> {
+    let (ses, table) = (Ref::Var(0), Ref::Var(0));
+    any::<bool>().prop_map(move |commit| {
+        vec![
+            Call::BeginTransaction { ses },
+            Call::IndexRecordCount { ses, table },
+            if commit {
+                Call::CommitTransaction { ses }
+            } else {
+                Call::Rollback { ses }
+            },
+        ]
+    })
+}
+
 /// A thread's calls after its warm-up: random calls, and with `committed_writes` whole
-/// committed transactions among them.
+/// committed transactions among them; in runs with wide key ranges, counts in transactions.
 fn program_body(shape: WorkloadShape) -> BoxedStrategy<Vec<Call>> {
     let calls = 0..=shape.calls_per_thread_max;
-    if !shape.committed_writes {
-        return proptest::collection::vec(worker_call(), calls).boxed();
+    let reach = shape.reach;
+    let body = program_pieces(shape, calls);
+    if !reach.detach_race {
+        return body;
     }
-    let piece = prop_oneof![
-        4 => worker_call().prop_map(|call| vec![call]),
-        1 => committed_transaction(),
+    (body, any::<bool>(), 0..reach.key_range)
+        .prop_map(|(mut body, write, key)| {
+            body.extend(detach_tail(write, key));
+            body
+        })
+        .boxed()
+}
+
+fn program_pieces(
+    shape: WorkloadShape,
+    calls: std::ops::RangeInclusive<usize>,
+) -> BoxedStrategy<Vec<Call>> {
+    let reach = shape.reach;
+    let mut pieces: Vec<(u32, BoxedStrategy<Vec<Call>>)> = vec![
+        (
+            12,
+            worker_call_in(reach).prop_map(|call| vec![call]).boxed(),
+        ),
+        (1, table_opened_in_transaction(reach).boxed()),
     ];
+    if shape.committed_writes {
+        pieces.push((4, committed_transaction(reach).boxed()));
+    }
+    if reach.wide() {
+        pieces.push((2, counted_in_transaction().boxed()));
+        let bulk_weight = if reach.key_range == KEY_RANGE_MAX {
+            8
+        } else {
+            4
+        };
+        pieces.push((bulk_weight, bulk_transaction(reach).boxed()));
+    }
+    let piece = proptest::strategy::Union::new_weighted(pieces);
     proptest::collection::vec(piece, calls)
         .prop_map(|pieces| pieces.into_iter().flatten().collect())
         .boxed()
 }
-
 /// A realistic prefix: begin a session, open the database and a table, so that most runs get
 /// past handle errors into transactions.
 fn warm_up(table: u8) -> Vec<Call> {
@@ -440,6 +904,19 @@ fn stop_calls(plan: StopPlan, partial_grbit: u32, resume: bool) -> Vec<Call> {
             },
             full,
         ],
+        StopPlan::FullThenResumeAndPartial => vec![
+            full,
+            // Refused with ClientRequestToStopJetService: Resume cannot undo a full stop.
+            Call::StopService {
+                instance: InstanceRef::Main,
+                grbit: 0x8000_0000 | (partial_grbit & 0x6),
+            },
+            // A partial stop after the full one: nothing more to do.
+            Call::StopService {
+                instance: InstanceRef::Main,
+                grbit: partial_grbit,
+            },
+        ],
         StopPlan::PartialThenFull => {
             let mut calls = vec![Call::StopService {
                 instance: InstanceRef::Main,
@@ -457,9 +934,50 @@ fn stop_calls(plan: StopPlan, partial_grbit: u32, resume: bool) -> Vec<Call> {
     }
 }
 
+/// A stop, stop2 or term call another thread adds ([`Reach::extra_stops`],
+/// [`Reach::racing_terms`]).
+fn extra_lifecycle_call(reach: Reach) -> impl Strategy<Value = Call> {
+    let mut arms: Vec<(u32, BoxedStrategy<Call>)> = Vec::new();
+    if reach.extra_stops {
+        arms.push((
+            3,
+            proptest::sample::select(STOP_GRBITS.to_vec())
+                .prop_map(|grbit| Call::StopService {
+                    instance: InstanceRef::Main,
+                    grbit,
+                })
+                .boxed(),
+        ));
+    }
+    if reach.racing_terms {
+        arms.push((
+            1,
+            proptest::sample::select(TERM_GRBITS.to_vec())
+                .prop_map(|grbit| Call::Term {
+                    instance: InstanceRef::Main,
+                    grbit,
+                })
+                .boxed(),
+        ));
+    }
+    if arms.is_empty() {
+        // Never drawn from (no extra calls without either switch); a strategy all the same.
+        arms.push((
+            1,
+            Just(Call::StopService {
+                instance: InstanceRef::Main,
+                grbit: 0,
+            })
+            .boxed(),
+        ));
+    }
+    proptest::strategy::Union::new_weighted(arms)
+}
+
 /// Generates a whole workload of the given shape: worker programs (a warm-up then random
-/// calls), the stop calls inserted at a random point of one thread's program, and for
-/// `RacingTerm` a term at a random point of another's.
+/// calls), the stop calls inserted at a random point of one thread's program, for
+/// `RacingTerm` a term at a random point of another's, and the [`Reach`] switches' stops,
+/// stop2s, resumes and terms at random points of random threads.
 pub fn workload(shape: WorkloadShape) -> impl Strategy<Value = Workload> {
     assert!(shape.threads >= 2);
     let programs = proptest::collection::vec((0..TABLES, program_body(shape)), shape.threads);
@@ -471,8 +989,22 @@ pub fn workload(shape: WorkloadShape) -> impl Strategy<Value = Workload> {
         prop_oneof![Just(0x2u32), Just(0x4), Just(0x6), Just(0x8)],
         any::<bool>(),
     );
-    (programs, placement).prop_map(
-        move |(programs, (stopper, stop_at, term_at, partial_grbit, resume))| {
+    let reach = shape.reach;
+    let extra_count = if reach.extra_stops || reach.racing_terms {
+        1..=3usize
+    } else {
+        0..=0
+    };
+    let extras = proptest::collection::vec(
+        (
+            any::<prop::sample::Index>(),
+            any::<prop::sample::Index>(),
+            extra_lifecycle_call(reach),
+        ),
+        extra_count,
+    );
+    (programs, placement, extras).prop_map(
+        move |(programs, (stopper, stop_at, term_at, partial_grbit, resume), extras)| {
             let mut threads: Vec<Vec<Call>> = programs
                 .into_iter()
                 .map(|(table, body)| {
@@ -500,6 +1032,11 @@ pub fn workload(shape: WorkloadShape) -> impl Strategy<Value = Workload> {
                         grbit: 0x2,
                     },
                 );
+            }
+            for (thread, at, call) in extras {
+                let program = &mut threads[thread.index(shape.threads)];
+                let at = at.index(program.len() + 1);
+                program.insert(at, call);
             }
             Workload { threads }
         },

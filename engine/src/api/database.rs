@@ -159,6 +159,7 @@ impl<R: Runtime> Jet<R> {
                 if state.version_store.database_has_versions(file) {
                     state.version_store.cleanup();
                     if state.version_store.database_has_versions(file) {
+                        crate::mark!(core.marks, DetachRefusedVersions);
                         return Err(JetError::DatabaseInUse);
                     }
                 }

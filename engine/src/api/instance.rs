@@ -133,6 +133,7 @@ impl<R: Runtime> Jet<R> {
                             .mutations
                             .is_active(Mutant::OperationLoggedPerPage),
                     );
+                    storage.set_marks(core.marks.clone());
                     state.storage = Some(storage);
                     state.version_store =
                         VersionStore::new(state.params.version_store_max_versions);
@@ -176,7 +177,10 @@ impl<R: Runtime> Jet<R> {
         loop {
             core.gate.wait_for_term_window()?;
             match core.gate.begin_term()? {
-                TermEntry::Retry => continue,
+                TermEntry::Retry => {
+                    crate::mark!(core.marks, TermRacedStop);
+                    continue;
+                }
                 TermEntry::Proceed => break,
                 TermEntry::Decide => {
                     // Nothing is in flight and new calls wait at the gate, so what term sees
@@ -192,6 +196,7 @@ impl<R: Runtime> Jet<R> {
                             .any(|(_, _, s)| s.transaction.is_some());
                     drop(state);
                     let refusal = (open && !dirty).then_some(JetError::TooManyActiveUsers);
+                    crate::mark!(core.marks, TermRefusedActiveUsers if refusal.is_some());
                     core.gate.decide_term(refusal)?;
                     break;
                 }
@@ -228,6 +233,12 @@ impl<R: Runtime> Jet<R> {
         } else {
             TermOutcome::Clean
         })
+    }
+
+    /// The instance's coverage marks (a shared handle: it keeps counting, and stays readable
+    /// after term). Not a Jet call. Empty without the `marks` feature.
+    pub fn marks(&self, instance: InstanceHandle) -> JetResult<crate::marks::Marks> {
+        Ok(self.core(instance)?.marks.clone())
     }
 
     /// `JetGetSystemParameter`.

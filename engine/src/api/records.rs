@@ -364,11 +364,13 @@ impl<R: Runtime> Jet<R> {
                 }
                 (count, at) = (step_count, step_at);
                 let core = call.core();
+                crate::mark!(core.marks, RecordCountSpannedSteps);
                 let stopping = call.unlocked(|| {
                     R::yield_now();
                     matches!(core.gate.phase(), Phase::Stopping | Phase::Stopped)
                 });
                 if stopping {
+                    crate::mark!(core.marks, RecordCountAbortedByStop);
                     return Err(JetError::ClientRequestToStopJetService);
                 }
             }

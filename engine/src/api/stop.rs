@@ -94,9 +94,13 @@ fn full_stop<R: Runtime>(core: &InstanceCore<R>) -> JetResult<Option<Vec<StopSte
     // the gate closed: a stop that got that far is not undone).
     Jet::<R>::check_available(&core.state.lock())?;
     let calls_drained = match core.gate.begin_stop()? {
-        StopEntry::AlreadyStopped => return Ok(None),
+        StopEntry::AlreadyStopped => {
+            crate::mark!(core.marks, SecondStopNothingToDo);
+            return Ok(None);
+        }
         StopEntry::Proceed { waited_for_calls } => waited_for_calls,
     };
+    crate::mark!(core.marks, StopDrainWaited if calls_drained > 0);
     let mut steps = vec![StopStep::GateClosed { calls_drained }];
     let (before, after) = core.worker.park_defrag();
     steps.push(StopStep::DefragParked { before, after });
@@ -167,6 +171,7 @@ fn quiesce_checkpoint<R: Runtime>(core: &InstanceCore<R>) -> JetResult<StopStep>
         });
     }
     let report = storage.flush_to_depth(0)?;
+    crate::mark!(core.marks, StopFlushWrotePages if report.pages_written > 0);
     let step = StopStep::CheckpointQuiesced {
         dirty_pages_before,
         dirty_pages_after: storage.dirty_page_count(),
@@ -186,13 +191,16 @@ fn partial_stop<R: Runtime>(core: &InstanceCore<R>, grbit: u32) -> JetResult<Vec
     if let Some(error) = core.gate.stop_refusal() {
         return Err(error);
     }
-    if core.gate.phase() == Phase::Created {
+    let phase = core.gate.phase();
+    if phase == Phase::Created {
         return Err(JetError::InvalidParameter);
     }
     if grbit & stop_grbit::QUIESCE_CACHES != 0 {
         // As the full stop: a flush that cannot work must not leave defrag parked.
         Jet::<R>::check_available(&core.state.lock())?;
     }
+    // Marks read only what the code already has: a mark must add no lock or scheduling point.
+    crate::mark!(core.marks, PartialStopAfterFullStop if phase == Phase::Stopped);
     let mut steps = Vec::new();
     if grbit & stop_grbit::BACKGROUND_USER_TASKS != 0 {
         let (before, after) = core.worker.park_defrag();
@@ -229,7 +237,10 @@ fn resume<R: Runtime>(core: &InstanceCore<R>, grbit: u32) -> JetResult<Vec<StopS
     let _pass = Jet::<R>::enter_instance(core, JetCall::SetSystemParameter)?;
     match core.gate.phase() {
         Phase::Running => {}
-        Phase::Stopping | Phase::Stopped => return Err(JetError::ClientRequestToStopJetService),
+        Phase::Stopping | Phase::Stopped => {
+            crate::mark!(core.marks, ResumeRefusedAfterFullStop);
+            return Err(JetError::ClientRequestToStopJetService);
+        }
         _ => {
             return Err(core
                 .gate
@@ -259,5 +270,6 @@ fn resume<R: Runtime>(core: &InstanceCore<R>, grbit: u32) -> JetResult<Vec<StopS
             caches_unquiesced,
         };
     });
+    crate::mark!(core.marks, ResumeUndidPartialStop if step != StopStep::Resumed { defrag_unparked: false, caches_unquiesced: false });
     Ok(vec![step])
 }

@@ -123,6 +123,8 @@ pub struct InstanceCore<R: Runtime> {
     pub session_released: Condvar<R>,
     /// Signalled (with `state`) when a group-commit log flush ends.
     pub log_flushed: Condvar<R>,
+    /// Coverage marks, shared with the storage at init (see [`crate::marks`]).
+    pub marks: crate::marks::Marks,
 }
 
 impl<R: Runtime> InstanceCore<R> {
@@ -158,6 +160,7 @@ impl<R: Runtime> InstanceCore<R> {
             ),
             session_released: Condvar::new(),
             log_flushed: Condvar::new(),
+            marks: crate::marks::Marks::default(),
         }
     }
 

@@ -115,6 +115,7 @@ pub fn put(
         pager.write_node(leaf_page, Node::Leaf { entries })?;
         return Ok(previous);
     }
+    crate::mark!(pager.marks(), BtreeLeafSplit);
     let (left, right) = split_leaf(entries);
     let separator = right[0].0.clone();
     let split = Split {
@@ -147,6 +148,7 @@ fn insert_split(
         debug_assert!(split.left.fits() && split.right.fits());
         if page == root {
             debug_assert!(path.is_empty());
+            crate::mark!(pager.marks(), BtreeRootSplit);
             let left_page = pager.allocate()?;
             let right_page = pager.allocate()?;
             pager.write_node(left_page, split.left)?;
@@ -169,6 +171,7 @@ fn insert_split(
         if internal_fits(&keys) {
             return pager.write_node(step.page, Node::Internal { keys, children });
         }
+        crate::mark!(pager.marks(), BtreeInternalSplit);
         let halves = split_internal(keys, children);
         page = step.page;
         split = Split {
@@ -409,6 +412,7 @@ fn defrag_in(
         };
         let entries_moved = right.entry_count() as u64 + u64::from(!right.is_leaf());
         let (left_page, right_page) = (children[index], children[index + 1]);
+        crate::mark!(pager.marks(), DefragMergedPages);
         pager.write_node(left_page, merged)?;
         keys.remove(index);
         children.remove(index + 1);

@@ -99,6 +99,8 @@ pub struct BufferManager {
     /// The page a read under [`MissPolicy::Defer`] missed.
     deferred_read: Option<FrameKey>,
     reads_in_flight: BTreeMap<FrameKey, ReadsInFlight>,
+    /// Coverage marks of the owning instance.
+    pub(crate) marks: crate::marks::Marks,
 }
 
 fn page_offset_bytes(page: PageNumber) -> u64 {
@@ -118,6 +120,7 @@ impl BufferManager {
             miss_policy: MissPolicy::ReadUnderLock,
             deferred_read: None,
             reads_in_flight: BTreeMap::new(),
+            marks: crate::marks::Marks::default(),
         }
     }
 
@@ -310,6 +313,7 @@ impl BufferManager {
                 .or_else(|| self.lru_frame(|_| true))
                 .expect("a full cache has frames");
             if self.frames[&victim].dirty {
+                crate::mark!(self.marks, EvictionWroteDirtyPage);
                 self.write_back(victim, log)?;
             }
             let evicted = self.frames.remove(&victim).expect("victim exists");

@@ -49,6 +49,11 @@ pub struct Pager<'a> {
 }
 
 impl<'a> Pager<'a> {
+    /// The coverage marks of the instance this pager works for.
+    pub fn marks(&self) -> &crate::marks::Marks {
+        &self.buffers.marks
+    }
+
     /// Reads and verifies the header of an attached file.
     pub fn open(buffers: &'a mut BufferManager, log: &'a mut Log, file: FileId) -> JetResult<Self> {
         let bytes = buffers.read(file, HEADER_PAGE, log)?;

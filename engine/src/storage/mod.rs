@@ -260,6 +260,16 @@ impl Storage {
         self.buffers.skip_wal_flush = skipped;
     }
 
+    /// Counts this storage's coverage marks into the instance's (see [`crate::marks`]).
+    pub fn set_marks(&mut self, marks: crate::marks::Marks) {
+        self.buffers.marks = marks;
+    }
+
+    /// The coverage marks this storage counts into.
+    pub fn marks(&self) -> &crate::marks::Marks {
+        &self.buffers.marks
+    }
+
     /// Planted bug `OperationLoggedPerPage` (tests only): log and cache each page change of a
     /// tree operation at once instead of the whole operation as one record.
     pub fn set_operations_logged_per_page(&mut self, per_page: bool) {
@@ -713,6 +723,7 @@ impl Storage {
         let pages_written = self
             .buffers
             .flush_to_depth(max_depth_bytes, &mut self.log)?;
+        crate::mark!(self.buffers.marks, BackgroundFlushWrotePages if pages_written > 0 && self.activity == Activity::CheckpointFlush);
         let checkpoint_lsn_after = self.checkpoint_lsn();
         assert!(self.checkpoint_depth_bytes() <= max_depth_bytes);
         self.persist_checkpoint(checkpoint_lsn_after)?;

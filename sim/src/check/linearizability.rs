@@ -340,7 +340,11 @@ pub fn linearize_with(
         .iter()
         .map(|e| {
             let overlaps_term = terms.iter().any(|&(i, r)| i < e.returned && e.invoked < r);
-            if e.outcome.is_err_named(JetError::TermInProgress) && overlaps_term {
+            // A stop or term with unknown grbits is refused on a handle that still names the
+            // instance, as it does while a racing term is finishing: no effect either way.
+            let bad_grbit = matches!(e.call, Call::StopService { .. } | Call::Term { .. })
+                && e.outcome.is_err_named(JetError::InvalidGrbit);
+            if (e.outcome.is_err_named(JetError::TermInProgress) || bad_grbit) && overlaps_term {
                 Placement::NoOp
             } else if faults.explains_unavailable(e)
                 && e.outcome.is_err_named(JetError::InstanceUnavailable)
