@@ -280,4 +280,11 @@ pub const CATALOGUE: &[Entry] = &[
         crash_tests: None,
         sweep_test: None,
     },
+    Entry {
+        mutant: "GroupCommitTrustsFlushInFlight",
+        loom: loom(StopModel::GroupCommit, Some(3), Property::CommitDurable, 43),
+        sim: None,
+        crash_tests: None,
+        sweep_test: None,
+    },
 ];

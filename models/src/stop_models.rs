@@ -26,9 +26,11 @@
 //!   defrag thread (bound 2).
 
 use crate::LoomRuntime;
+use jetsim_engine::env::{Io, ManualClock, MemIo};
 use jetsim_engine::{
     stop_grbit, DefragStatus, Environment, InstanceHandle, InstanceOptions, InstanceStatus, Jet,
-    JetError, JetResult, Mutations, Phase, SessionHandle, StopStep, SystemParameter, TermOutcome,
+    JetError, JetResult, Mutations, Phase, SeekMode, SessionHandle, StopStep, SystemParameter,
+    TermOutcome,
 };
 use loom::sync::atomic::{AtomicU64, Ordering};
 use std::fmt;
@@ -72,6 +74,9 @@ const P_DEFRAG_NOT_PARKED: &str = "DEFRAG: not parked when the stop returned";
 /// A defrag pass freed pages after the stop returned.
 const P_DEFRAG_RAN: &str = "DEFRAG: a defrag pass ran after the stop returned";
 
+/// A commit returned success, yet after a crash recovery did not find it.
+const P_COMMIT_DURABLE: &str = "DURABLE: an acknowledged commit was lost by a crash";
+
 /// A property a model asserts, recognised in the panic message of a failing execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Property {
@@ -101,6 +106,8 @@ pub enum Property {
     DefragNotParked,
     /// A defrag pass ran after the stop returned.
     DefragRan,
+    /// An acknowledged commit was not durable.
+    CommitDurable,
 }
 
 impl Property {
@@ -118,6 +125,7 @@ impl Property {
         Property::Validation,
         Property::DefragNotParked,
         Property::DefragRan,
+        Property::CommitDurable,
     ];
 
     /// A short name for tables.
@@ -136,6 +144,7 @@ impl Property {
             Property::Validation => "validate-first",
             Property::DefragNotParked => "defrag-parked",
             Property::DefragRan => "defrag-ran",
+            Property::CommitDurable => "commit-durable",
         }
     }
 
@@ -155,6 +164,7 @@ impl Property {
             Property::Validation => P_VALIDATION,
             Property::DefragNotParked => P_DEFRAG_NOT_PARKED,
             Property::DefragRan => P_DEFRAG_RAN,
+            Property::CommitDurable => P_COMMIT_DURABLE,
         }
     }
 
@@ -330,6 +340,11 @@ pub enum StopModel {
     /// The stop parking online defrag run by the engine's own background thread. Coverage:
     /// [pages freed before the stop, none freed before the stop].
     DefragPark,
+    /// Two sessions commit at once (group commit: one writes the log with the instance lock
+    /// released, the other waits for it or writes the next flush); after both returned, a
+    /// crash and recovery must find both commits. Coverage: [the commits overlapped, they
+    /// ran one after the other].
+    GroupCommit,
 }
 
 impl StopModel {
@@ -349,6 +364,7 @@ impl StopModel {
         StopModel::SessionContext,
         StopModel::PartialStopResume,
         StopModel::DefragPark,
+        StopModel::GroupCommit,
     ];
 
     /// The model's name in tables and test names.
@@ -369,6 +385,7 @@ impl StopModel {
             StopModel::SessionContext => "session_context_across_threads",
             StopModel::PartialStopResume => "partial_stop_resume_vs_full_stop",
             StopModel::DefragPark => "stop_parks_background_defrag",
+            StopModel::GroupCommit => "group_commit_two_committers",
         }
     }
 
@@ -385,6 +402,7 @@ impl StopModel {
             | StopModel::StopVsTerm
             | StopModel::TermWaits
             | StopModel::TwoStops => None,
+            StopModel::GroupCommit => GROUP_COMMIT_BOUND,
             StopModel::GateTwoCalls => TWO_CALLS_BOUND,
             StopModel::CallVsStopVsTerm => CALL_STOP_TERM_BOUND,
             StopModel::TwoStopsVsTerm => STOPS_TERM_BOUND,
@@ -405,6 +423,7 @@ impl StopModel {
             StopModel::SessionContext => Some(6),
             StopModel::PartialStopResume => Some(4),
             StopModel::DefragPark => Some(3),
+            StopModel::GroupCommit => Some(4),
             _ => self.bound(),
         }
     }
@@ -416,6 +435,7 @@ impl StopModel {
             | StopModel::GateBeginTransaction
             | StopModel::GateCommit => &["refused", "drained", "before"],
             StopModel::DefragPark => &["freed before stop", "none freed before stop"],
+            StopModel::GroupCommit => &["overlapped", "one after the other"],
             _ => &[],
         }
     }
@@ -461,6 +481,16 @@ impl StopModel {
             StopModel::PartialStopResume => {
                 explore(preemption_bound, move || partial_model(mutations))
             }
+            StopModel::GroupCommit => explore_covered(
+                preemption_bound,
+                [AtomicUsize::new(0), AtomicUsize::new(0)],
+                |[overlapped, apart]| {
+                    [overlapped, apart]
+                        .map(|c| c.load(StdOrdering::SeqCst))
+                        .to_vec()
+                },
+                move |[overlapped, apart]| group_commit_model(mutations, overlapped, apart),
+            ),
             StopModel::DefragPark => explore_covered(
                 preemption_bound,
                 [AtomicUsize::new(0), AtomicUsize::new(0)],
@@ -1321,3 +1351,88 @@ const TWO_CALLS_BOUND: Option<usize> = Some(3);
 
 /// Bound 3: three racing threads (5,894 executions); bound 4 is 30,471, bound 5 117,740.
 const STOPS_TERM_BOUND: Option<usize> = Some(3);
+
+// ---------------------------------------------------------------------------------------------
+// Group commit: two committers and the flush they share.
+
+/// Bound 3: each commit is dozens of loom operations (the gate, the session, the instance
+/// lock released and taken again around the log write), and unbounded the model runs for many
+/// minutes. Two preemptions already reach the orders that matter (the second commit appending
+/// while the first writes, finding the flush in flight and waiting, or writing its own flush
+/// after it: 555 executions); three cost 2 s.
+const GROUP_COMMIT_BOUND: Option<usize> = Some(3);
+
+/// 3 loom threads: main and two committers, each with a transaction that inserted its own
+/// record into its own table. Both commits succeed; then the disk loses every unsynced write
+/// (a power cut), a fresh engine recovers it, and both records must be there: a commit may
+/// only return once a flush that began after its record was appended has synced.
+fn group_commit_model(mutations: Mutations, overlapped: &AtomicUsize, apart: &AtomicUsize) {
+    let disk = Arc::new(MemIo::new());
+    let environment = || Environment {
+        clock: Arc::new(ManualClock::new(0)),
+        io: Arc::clone(&disk) as Arc<dyn Io>,
+    };
+    let jet = Arc::new(Engine::new(environment()));
+    let instance = jet
+        .create_instance_with("model", options(mutations))
+        .expect("create_instance");
+    jet.init(instance).expect("init");
+    let setup = jet.begin_session(instance).expect("begin_session");
+    let db = jet.create_database(setup, "db").expect("create_database");
+    // Commits inside the engine right now, and whether two ever were (harness bookkeeping:
+    // loom runs one thread at a time, so plain atomics see its order).
+    let in_commit = Arc::new(AtomicUsize::new(0));
+    let met = Arc::new(AtomicUsize::new(0));
+    let committers: Vec<_> = ["t0", "t1"]
+        .into_iter()
+        .map(|name| {
+            jet.create_table(setup, db, name).expect("create_table");
+            let session = jet.begin_session(instance).expect("begin_session");
+            let db = jet.open_database(session, "db").expect("open_database");
+            let table = jet.open_table(session, db, name).expect("open_table");
+            jet.begin_transaction(session).expect("begin_transaction");
+            jet.insert(session, table, name.as_bytes(), b"committed")
+                .expect("insert");
+            let (jet, in_commit, met) =
+                (Arc::clone(&jet), Arc::clone(&in_commit), Arc::clone(&met));
+            loom::thread::spawn(move || {
+                if in_commit.fetch_add(1, StdOrdering::SeqCst) > 0 {
+                    met.store(1, StdOrdering::SeqCst);
+                }
+                let committed = jet.commit_transaction(session);
+                if in_commit.fetch_sub(1, StdOrdering::SeqCst) > 1 {
+                    met.store(1, StdOrdering::SeqCst);
+                }
+                committed
+            })
+        })
+        .collect();
+    for committer in committers {
+        assert_eq!(committer.join().expect("committer"), Ok(()));
+    }
+    match met.load(StdOrdering::SeqCst) {
+        0 => apart.fetch_add(1, StdOrdering::SeqCst),
+        _ => overlapped.fetch_add(1, StdOrdering::SeqCst),
+    };
+    disk.crash();
+    let recovered = Engine::new(environment());
+    let instance = recovered
+        .create_instance_with("model", InstanceOptions::manual())
+        .expect("create_instance");
+    recovered.init(instance).expect("recovery");
+    let session = recovered.begin_session(instance).expect("begin_session");
+    recovered
+        .attach_database(session, "db")
+        .expect("attach_database");
+    let db = recovered
+        .open_database(session, "db")
+        .expect("open_database");
+    for name in ["t0", "t1"] {
+        let table = recovered.open_table(session, db, name).expect("open_table");
+        let found = recovered.seek(session, table, name.as_bytes(), SeekMode::Equal);
+        assert!(
+            found.is_ok(),
+            "{P_COMMIT_DURABLE}: the commit of {name} returned Ok, then recovery found {found:?}"
+        );
+    }
+}

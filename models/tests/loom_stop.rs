@@ -383,3 +383,33 @@ fn heavy_stop_parks_background_defrag() {
     assert_eq!(StopModel::DefragPark.heavy_bound(), Some(3));
     heavy_run(StopModel::DefragPark);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Group commit: two committers, one flush written with the instance lock released.
+
+#[test]
+fn group_commit_two_committers() {
+    assert_eq!(StopModel::GroupCommit.bound(), Some(3));
+    let (executions, coverage) = passes(StopModel::GroupCommit);
+    assert_eq!(executions, 5272);
+    // [the commits overlapped inside the engine, they ran one after the other]
+    assert_eq!(coverage, [2718, 2554]);
+}
+
+#[test]
+fn catches_group_commit_trusting_a_flush_in_flight() {
+    // The second committer finds the first one's flush in flight, returns at once, and the
+    // crash loses its record: that flush began before the record was appended.
+    let failure = caught(
+        Mutant::GroupCommitTrustsFlushInFlight,
+        StopModel::GroupCommit,
+        Property::CommitDurable,
+    );
+    assert_eq!(failure.execution, 43);
+}
+
+#[test]
+fn heavy_group_commit_two_committers() {
+    assert_eq!(StopModel::GroupCommit.heavy_bound(), Some(4));
+    heavy_run(StopModel::GroupCommit);
+}

@@ -358,7 +358,7 @@ fn replay_writes_the_timeline_of_a_seed() {
     assert_balanced(&html);
     assert!(html.contains("jetsim replay 0"));
     assert!(
-        html.contains("class=\"call ok lifecycle offending\""),
+        html.contains("class=\"call ok lifecycle offending culprit\""),
         "the stop is highlighted"
     );
 }

@@ -210,7 +210,7 @@ fn assert_culprit_marked(what: &str, html: &str) {
 #[test]
 fn three_call_regressions_draw_without_overlapping_labels() {
     for name in [
-        "stopflaglast-pct-seed-14",
+        "stopflaglast-pct-seed-148",
         "allowlistextracommit-pct-seed-11",
     ] {
         let scenario =

@@ -49,6 +49,10 @@ pub enum Mutant {
     /// and the status say quiesced, the disk is not (a crash then redoes from the old
     /// checkpoint). Only a checker that reads the disk sees it.
     StopCheckpointNotPersisted,
+    /// A committer that finds another commit's log flush in flight takes its own record as
+    /// covered and returns at once. The flush in flight began before the record was appended,
+    /// so a crash can lose an acknowledged commit (group commit's classic lost write).
+    GroupCommitTrustsFlushInFlight,
 }
 
 impl Mutant {
@@ -69,6 +73,7 @@ impl Mutant {
         Mutant::CommitAckBeforeLogSync,
         Mutant::OperationLoggedPerPage,
         Mutant::StopCheckpointNotPersisted,
+        Mutant::GroupCommitTrustsFlushInFlight,
     ];
 
     const fn bit(self) -> u32 {
