@@ -221,10 +221,17 @@ fn stop_and_emit_log<R: Runtime>(core: &InstanceCore<R>) -> JetResult<StopStep> 
     if core.gate.phase() == Phase::Created {
         return Err(JetError::InvalidParameter);
     }
+    // A full stop or QuiesceCaches promised a checkpoint depth of 0 from then on; the marker
+    // is a log record past the checkpoint, so move the checkpoint over it again (nothing is
+    // dirty, so this writes only the checkpoint file).
+    let quiesced = core.worker.state.lock().caches_quiesced;
     let mut state = core.state.lock();
     Jet::<R>::check_available(&state)?;
     let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
     let emitted = storage.stop_and_emit_log()?;
+    if emitted && quiesced {
+        storage.flush_to_depth(0)?;
+    }
     Ok(StopStep::LogStreamEnded {
         emitted,
         durable_lsn: storage.flushed_lsn(),
