@@ -118,7 +118,7 @@ pub struct ModelParameters {
 
 impl ModelParameters {
     /// What a run's setup set on the instance under test.
-    pub fn of_run(engine: &crate::config::EngineParameters) -> ModelParameters {
+    pub fn of_run(engine: &crate::workload::config::EngineParameters) -> ModelParameters {
         ModelParameters {
             checkpoint_depth_max_bytes: engine.checkpoint_depth_max_bytes,
             cache_size_pages: engine.cache_size_pages,
@@ -212,7 +212,7 @@ impl ModelState {
     }
 
     /// The state right after the setup of run `config` (its records and parameters).
-    pub fn for_run(config: &crate::config::RunConfig) -> ModelState {
+    pub fn for_run(config: &crate::workload::config::RunConfig) -> ModelState {
         ModelState {
             parameters: Some(ModelParameters::of_run(&config.engine)),
             ..ModelState::initial(&config.initial_records)

@@ -11,7 +11,7 @@
 //!
 //! [`linearize`] also returns the order it found (or, without one, the deepest prefix it
 //! reached), so a run's transitions can be replayed on the model call by call (the snapshots
-//! of `crate::transitions`); [`check`] is the verdict alone.
+//! of `crate::report::transitions`); [`check`] is the verdict alone.
 //!
 //! Calls refused with TermInProgress while a term that succeeded overlapped them are no-ops
 //! the model cannot place (term is atomic in the model, two-phase in the engine); they are

@@ -6,7 +6,7 @@ use super::{Rule, Violation};
 
 use crate::history::{EndState, Event, History, SessionEnd, StopObservation, Tables};
 use crate::model::{step, ModelPhase, ModelState, Outcome};
-use crate::transitions::thread_label;
+use crate::report::transitions::thread_label;
 use crate::workload::{Call, InstanceRef};
 use jetsim_engine::JetError;
 use std::collections::BTreeMap;

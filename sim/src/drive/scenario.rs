@@ -76,13 +76,13 @@
 //! | `detach_refused_in_use` | `detach_database` returned DatabaseInUse |
 //! | `long_call_aborted_by_stop` | `index_record_count` overlapping a stop returned ClientRequestToStopJetService |
 
-use crate::campaign::mutations_named;
 use crate::check::Rule;
-use crate::config::{EngineParameters, FaultSettings, RunConfig, Schedule};
+use crate::drive::campaign::mutations_named;
+use crate::drive::simulation::{run_workload, SeedReport};
 use crate::history::History;
 use crate::model::{ModelState, Outcome};
-use crate::simulation::{run_workload, SeedReport};
-use crate::transitions::{self, Replay};
+use crate::report::transitions::{self, Replay};
+use crate::workload::config::{EngineParameters, FaultSettings, RunConfig, Schedule};
 use crate::workload::{Call, InstanceRef, StopPlan, Workload, WorkloadShape};
 use jetsim_engine::JetError;
 use serde::{Deserialize, Serialize};

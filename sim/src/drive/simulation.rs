@@ -3,11 +3,11 @@
 
 use crate::check::rules::{check_run, RunVerdict};
 use crate::check::{Rule, Violation};
-use crate::config::{FaultMode, RunConfig, Scheduling};
-use crate::harness::{self, RunEnd};
 use crate::history::History;
 use crate::model::ModelState;
+use crate::workload::config::{FaultMode, RunConfig, Scheduling};
 use crate::workload::Workload;
+use crate::world::harness::{self, RunEnd};
 use jetsim_engine::Mutations;
 
 /// Everything about one run.

@@ -8,12 +8,12 @@
 //! end state is read and the final term is made. Every call, the wind-down's and the term's
 //! included, is recorded with global invocation and response sequence numbers.
 
-use crate::config::{RunConfig, Schedule};
 use crate::history::{
     AfterStop, CrashPoint, DiskAtStop, EndState, Event, History, RecoveryWork, SessionEnd,
     StopObservation,
 };
 use crate::model::Outcome;
+use crate::workload::config::{RunConfig, Schedule};
 use crate::workload::{self, Call, InstanceRef, Move, Ref, Seek, Workload};
 use crate::ShuttleRuntime;
 use jetsim_engine::env::{Io, IoFile, ManualClock, MemIo};
@@ -1357,7 +1357,7 @@ pub fn run_here(config: &RunConfig, workload: &Workload, mutations: Mutations) -
         shuttle_config.max_steps = shuttle::MaxSteps::FailAfter(2_000_000);
         let (seed, schedule) = (config.schedule_seed, config.schedule);
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-            crate::panic_hook::in_run(|| match schedule {
+            crate::world::panic_hook::in_run(|| match schedule {
                 Schedule::Random => {
                     let scheduler = shuttle::scheduler::RandomScheduler::new_from_seed(seed, 1);
                     shuttle::Runner::new(scheduler, shuttle_config).run(body)
