@@ -1,7 +1,7 @@
 //! One seed, end to end: derive the configuration, generate the workload, run it under
 //! shuttle, check it. What `explore` runs thousands of times and `replay` runs once.
 
-use crate::check::rules::{check_run, RunVerdict};
+use crate::check::{check_run, RunVerdict};
 use crate::check::{Rule, Violation};
 use crate::history::History;
 use crate::model::ModelState;

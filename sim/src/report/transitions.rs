@@ -11,7 +11,8 @@
 //! `[ 12.. 15] t2 commit_transaction(s0) -> ClientRequestToStopJetService   state unchanged`.
 
 use crate::check::linearizability::{self, Stuck, Verdict};
-use crate::check::rules::{end_matcher, SEARCH_STATES_MAX};
+use crate::check::rules::end_matcher;
+use crate::check::SEARCH_STATES_MAX;
 use crate::history::{AfterStop, Event, History};
 use crate::model::{step, ModelPhase, ModelState, ObjectId, Outcome, Position};
 use crate::workload::{Call, InstanceRef, Move, Ref, Seek};
