@@ -49,6 +49,14 @@ impl Outcome {
     pub fn is_err_named(&self, error: jetsim_engine::JetError) -> bool {
         matches!(self, Outcome::Err(name) if name == error.name())
     }
+
+    /// The call met a disk failure (`DiskIO`, or `LogWriteFail` from a commit whose log write
+    /// or sync failed): what it did may or may not have reached the disk, so the checkers
+    /// place it in doubt rather than compare it.
+    pub fn is_io_error(&self) -> bool {
+        self.is_err_named(jetsim_engine::JetError::DiskIO)
+            || self.is_err_named(jetsim_engine::JetError::LogWriteFail)
+    }
 }
 
 use jetsim_engine::JetError as E;

@@ -329,10 +329,7 @@ pub fn linearize_with(
         // refuses no one.
         .filter(|e| {
             matches!(e.call, Call::Term { .. })
-                && (e.outcome.is_ok()
-                    || (io_faults
-                        && (e.outcome.is_err_named(JetError::DiskIO)
-                            || e.outcome.is_err_named(JetError::LogWriteFail))))
+                && (e.outcome.is_ok() || (io_faults && (e.outcome.is_io_error())))
         })
         .map(|e| (e.invoked, e.returned))
         .collect();
@@ -358,14 +355,12 @@ pub fn linearize_with(
                 Placement::NoOp
             } else if io_faults
                 && matches!(e.call, Call::Term { instance: crate::workload::InstanceRef::Main, .. })
-                && (e.outcome.is_err_named(JetError::DiskIO)
-                    || e.outcome.is_err_named(JetError::LogWriteFail))
+                && (e.outcome.is_io_error())
             {
                 // Term finishes terminating before it reports its shutdown's I/O error.
                 Placement::ForcedTerm
             } else if io_faults
-                && (e.outcome.is_err_named(JetError::DiskIO)
-                    || e.outcome.is_err_named(JetError::LogWriteFail))
+                && (e.outcome.is_io_error())
             {
                 Placement::InDoubt
             } else if io_faults

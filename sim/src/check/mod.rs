@@ -246,11 +246,7 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
         let already_gone = model_end.phase == ModelPhase::Terminated;
         // With disk faults, a fail-stop instance terminates dirty (and may already be gone).
         let fail_stop_term = history.io_faults
-            && (matches!(term.outcome, Outcome::Terminated { .. })
-                || term.outcome.is_err_named(jetsim_engine::JetError::DiskIO)
-                || term
-                    .outcome
-                    .is_err_named(jetsim_engine::JetError::LogWriteFail));
+            && (matches!(term.outcome, Outcome::Terminated { .. }) || term.outcome.is_io_error());
         // After StopAndEmitLog a transaction cannot be rolled back (its compensation cannot
         // be logged), so the wind-down may leave one open and the model expects the term to
         // be refused: that is the documented outcome, not a failure.

@@ -133,9 +133,7 @@ fn may_write_after_stop(event: &Event) -> bool {
             J::Rollback | J::EndSession | J::DetachDatabase | J::SetSystemParameter
         ),
     };
-    let did_something = event.outcome.is_ok()
-        || event.outcome.is_err_named(JetError::DiskIO)
-        || event.outcome.is_err_named(JetError::LogWriteFail);
+    let did_something = event.outcome.is_ok() || event.outcome.is_io_error();
     writes && did_something
 }
 

@@ -821,9 +821,8 @@ fn call_and_record(
     };
     // An I/O error in the middle of a stop is fail-stop, not a validation failure: the stop
     // is not undone (documented in engine/src/api/stop.rs), so only other failures count.
-    let io_error = result.is_err_named(jetsim_engine::JetError::DiskIO)
-        || result.is_err_named(jetsim_engine::JetError::LogWriteFail)
-        || result.is_err_named(jetsim_engine::JetError::InstanceUnavailable);
+    let io_error =
+        result.is_io_error() || result.is_err_named(jetsim_engine::JetError::InstanceUnavailable);
     if let (Some(before), false, false) = (flags_before, result.is_ok(), io_error) {
         if !flags_alone {
             *lock(&recorder.history)
@@ -1226,12 +1225,11 @@ impl Crash<'_> {
         if self.ops_at_death.is_some_and(|death| op_index >= death) {
             return None;
         }
-        use jetsim_engine::JetError;
-        let first_with = |errors: &[JetError]| {
+        let first_io_error = || {
             history
                 .events
                 .iter()
-                .filter(|e| errors.iter().any(|&error| e.outcome.is_err_named(error)))
+                .filter(|e| e.outcome.is_io_error())
                 .min_by_key(|e| e.returned)
         };
         let met_by = match self.failure.map(|f| f.during) {
@@ -1239,7 +1237,7 @@ impl Crash<'_> {
             Some(jetsim_engine::Activity::DefragPass) => "defrag pass".to_owned(),
             // No call got the I/O error: a background task met the cut, and a term removed
             // the instance before its failure could be read.
-            _ => first_with(&[JetError::DiskIO, JetError::LogWriteFail]).map_or_else(
+            _ => first_io_error().map_or_else(
                 || "background task".to_owned(),
                 |event| format!("Jet{:?}", event.call.jet_call()),
             ),
