@@ -741,6 +741,8 @@ fn current_key(s: &ModelState, cursor: ObjectId) -> Result<u8, E> {
     }
 }
 
+/// What one call on a session does to the model. Long on purpose: one arm per session call,
+/// so each call's semantics are written in one place and read beside their neighbours'.
 fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Call) -> Res {
     match *call {
         Call::EndSession { .. } => {

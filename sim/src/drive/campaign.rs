@@ -675,7 +675,8 @@ pub fn replay_sized(
 
 /// What `replay` prints for `report`'s run: configuration, workload, history (every call
 /// with `trace`, or when the run failed), disk faults and recovery, the verdict and the
-/// command that reproduces it. Also what `JETSIM_SEED=N cargo test` prints.
+/// command that reproduces it. Also what `JETSIM_SEED=N cargo test` prints. Long on purpose:
+/// one block per section, in the order they are printed.
 pub fn replay_text(
     report: &SeedReport,
     scheduling: Scheduling,

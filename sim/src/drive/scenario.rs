@@ -500,7 +500,8 @@ fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
     a.0 < b.1 && b.0 < a.1
 }
 
-/// The coverage marks one run hit. `threads` is the number of workload threads.
+/// The coverage marks one run hit. `threads` is the number of workload threads. Long on
+/// purpose: one independent test per mark, side by side so the marks' definitions compare.
 pub fn marks_hit(history: &History, replay: &Replay, threads: usize) -> BTreeSet<Mark> {
     let mut marks = BTreeSet::new();
     let stops = successful_stops(history);

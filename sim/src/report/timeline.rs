@@ -146,7 +146,8 @@ struct Note {
     culprit: bool,
 }
 
-/// The calls to highlight, with why and what was expected instead.
+/// The calls to highlight, with why and what was expected instead. Long on purpose: one
+/// independent block per rule, each finding the calls that rule's violation names.
 fn offending(input: &TimelineInput) -> BTreeMap<Key, Vec<Note>> {
     let mut notes: BTreeMap<Key, Vec<Note>> = BTreeMap::new();
     let history = input.history;
