@@ -134,7 +134,6 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
             }
             && e.thread == final_thread(history))
     });
-    let end = history.end_state.clone();
     let matches = end_matcher(history);
     if let Some(Err(why)) = &history.recovered {
         verdict.violations.push(Violation {
@@ -164,38 +163,9 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
             stuck,
         } => {
             verdict.states_explored = states_explored;
-            let detail: Vec<String> = stuck
-                .iter()
-                .map(|s| {
-                    format!(
-                        "{} {:?} (steps {}..{}): the engine returned {:?}, the model expected {:?}",
-                        thread_label(s.event.thread, history.workers),
-                        s.event.call,
-                        s.event.invoked,
-                        s.event.returned,
-                        s.event.outcome,
-                        s.model_expected
-                    )
-                })
-                .collect();
-            let (first, others) = detail
-                .split_first()
-                .map_or(("", &[][..]), |(f, o)| (f.as_str(), o));
-            let others = if others.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; the other calls that could come next disagree too:\n      {}",
-                    others.join("\n      ")
-                )
-            };
             verdict.violations.push(Violation {
                 rule: Rule::Linearizability,
-                message: format!(
-                    "{first}; no order of the calls explains this (after linearizing {linearized_prefix} \
-                     of the {} calls before the final term){others}",
-                    body.len()
-                ),
+                message: linearizability_message(history, &stuck, linearized_prefix, body.len()),
             });
             None
         }
@@ -204,29 +174,9 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
             states_explored,
         } => {
             verdict.states_explored = states_explored;
-            let violation = match (history.io_faults, &history.recovered) {
-                (true, Some(Ok(recovered))) => Violation {
-                    rule: Rule::Durability,
-                    message: describe_lost_data(recovered, &committed_tables(&model_end)),
-                },
-                _ => Violation {
-                    rule: if history.io_faults { Rule::Durability } else { Rule::FailureAtomicity },
-                    message: format!(
-                        "every result linearizes, but the engine ended in [{}] (recovered after the crash: {:?}) while the model ended in phase {:?}, \
-                         defrag parked {}, caches quiesced {}, sessions {:?}, committed {:?}",
-                        end.as_ref().map_or_else(|| "unobservable".to_owned(), describe_end),
-                        history.recovered,
-                        model_end.phase,
-                        model_end.defrag_parked,
-                        model_end.caches_quiesced,
-                        model_sessions(&model_end),
-                        (0..crate::workload::TABLES)
-                            .map(|t| model_end.committed_as_of(t, model_end.last_commit_ts))
-                            .collect::<Vec<_>>()
-                    ),
-                },
-            };
-            verdict.violations.push(violation);
+            verdict
+                .violations
+                .push(end_state_violation(history, &model_end));
             None
         }
         Verdict::Unknown { states_explored } => {
@@ -241,30 +191,9 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
         }
     };
     if let (Some(model_end), Some(term)) = (end_model, final_term.first()) {
-        let (expected, _) = step(&model_end, term.thread, &term.call);
-        let succeeded = matches!(term.outcome, Outcome::Terminated { dirty: false });
-        let already_gone = model_end.phase == ModelPhase::Terminated;
-        // With disk faults, a fail-stop instance terminates dirty (and may already be gone).
-        let fail_stop_term = history.io_faults
-            && (matches!(term.outcome, Outcome::Terminated { .. }) || term.outcome.is_io_error());
-        // After StopAndEmitLog a transaction cannot be rolled back (its compensation cannot
-        // be logged), so the wind-down may leave one open and the model expects the term to
-        // be refused: that is the documented outcome, not a failure.
-        let refused_as_modelled = model_end.log_stopped
-            && term
-                .outcome
-                .is_err_named(jetsim_engine::JetError::TooManyActiveUsers);
-        if !fail_stop_term
-            && (term.outcome != expected || !(succeeded || already_gone || refused_as_modelled))
-        {
-            verdict.violations.push(Violation {
-                rule: Rule::FinalTerm,
-                message: format!(
-                    "the final term returned {:?}; the model expected {:?}, and a term after the wind-down must succeed",
-                    term.outcome, expected
-                ),
-            });
-        }
+        verdict
+            .violations
+            .extend(final_term_violation(history, &model_end, term));
     }
     for effect in &history.failed_stop_effects {
         verdict.violations.push(Violation {
@@ -275,7 +204,113 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
     verdict.violations.extend(stop_rule(history));
     let effects = stop_effects(history, &mut verdict.observability);
     verdict.violations.extend(effects);
-    verdict.landing = first_stop(history).map(|(invoked, returned)| {
+    verdict.landing = stop_landing(history);
+    verdict
+}
+
+/// The linearizability violation in words: the call no order explains, and the others that
+/// could have come next.
+fn linearizability_message(
+    history: &History,
+    stuck: &[linearizability::Stuck],
+    linearized_prefix: usize,
+    calls: usize,
+) -> String {
+    let detail: Vec<String> = stuck
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {:?} (steps {}..{}): the engine returned {:?}, the model expected {:?}",
+                thread_label(s.event.thread, history.workers),
+                s.event.call,
+                s.event.invoked,
+                s.event.returned,
+                s.event.outcome,
+                s.model_expected
+            )
+        })
+        .collect();
+    let (first, others) = detail
+        .split_first()
+        .map_or(("", &[][..]), |(f, o)| (f.as_str(), o));
+    let others = if others.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; the other calls that could come next disagree too:\n      {}",
+            others.join("\n      ")
+        )
+    };
+    format!(
+        "{first}; no order of the calls explains this (after linearizing {linearized_prefix} \
+         of the {calls} calls before the final term){others}"
+    )
+}
+
+/// Every result linearizes but the end differs: after a crash, data recovery lost or
+/// invented; without one, a failed call changed something or a success did the wrong thing.
+fn end_state_violation(history: &History, model_end: &ModelState) -> Violation {
+    match (history.io_faults, &history.recovered) {
+        (true, Some(Ok(recovered))) => Violation {
+            rule: Rule::Durability,
+            message: describe_lost_data(recovered, &committed_tables(model_end)),
+        },
+        _ => Violation {
+            rule: if history.io_faults { Rule::Durability } else { Rule::FailureAtomicity },
+            message: format!(
+                "every result linearizes, but the engine ended in [{}] (recovered after the crash: {:?}) while the model ended in phase {:?}, \
+                 defrag parked {}, caches quiesced {}, sessions {:?}, committed {:?}",
+                history.end_state.as_ref().map_or_else(|| "unobservable".to_owned(), describe_end),
+                history.recovered,
+                model_end.phase,
+                model_end.defrag_parked,
+                model_end.caches_quiesced,
+                model_sessions(model_end),
+                (0..crate::workload::TABLES)
+                    .map(|t| model_end.committed_as_of(t, model_end.last_commit_ts))
+                    .collect::<Vec<_>>()
+            ),
+        },
+    }
+}
+
+/// The final term (the harness's, after the wind-down) must succeed unless the model says
+/// otherwise or the instance failed on its disk.
+fn final_term_violation(
+    history: &History,
+    model_end: &ModelState,
+    term: &crate::history::Event,
+) -> Option<Violation> {
+    let (expected, _) = step(model_end, term.thread, &term.call);
+    let succeeded = matches!(term.outcome, Outcome::Terminated { dirty: false });
+    let already_gone = model_end.phase == ModelPhase::Terminated;
+    // With disk faults, a fail-stop instance terminates dirty (and may already be gone).
+    let fail_stop_term = history.io_faults
+        && (matches!(term.outcome, Outcome::Terminated { .. }) || term.outcome.is_io_error());
+    // After StopAndEmitLog a transaction cannot be rolled back (its compensation cannot
+    // be logged), so the wind-down may leave one open and the model expects the term to
+    // be refused: that is the documented outcome, not a failure.
+    let refused_as_modelled = model_end.log_stopped
+        && term
+            .outcome
+            .is_err_named(jetsim_engine::JetError::TooManyActiveUsers);
+    if !fail_stop_term
+        && (term.outcome != expected || !(succeeded || already_gone || refused_as_modelled))
+    {
+        return Some(Violation {
+            rule: Rule::FinalTerm,
+            message: format!(
+                "the final term returned {:?}; the model expected {:?}, and a term after the wind-down must succeed",
+                term.outcome, expected
+            ),
+        });
+    }
+    None
+}
+
+/// Where the first successful full stop landed relative to the other calls.
+fn stop_landing(history: &History) -> Option<StopLanding> {
+    first_stop(history).map(|(invoked, returned)| {
         let mut landing = StopLanding::default();
         for e in history
             .events
@@ -291,8 +326,7 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
             }
         }
         landing
-    });
-    verdict
+    })
 }
 
 /// The harness's final term is made by the thread numbered after the workers.
