@@ -13,11 +13,11 @@
 //! Every failure is reported with its seed and the exact command that replays it.
 
 use clap::{Parser, Subcommand};
-use jetsim::campaign::{self, CampaignOptions};
-use jetsim::config::{FaultMode, Scheduling, WorkloadSize};
+use jetsim::drive::campaign::{self, CampaignOptions};
+use jetsim::drive::scenario::Scenario;
 use jetsim::report::{Report, Shard};
-use jetsim::scenario::Scenario;
-use jetsim::shrink::{self, ShrinkLimits, REGRESSION_CALLS_MAX};
+use jetsim::workload::config::{FaultMode, Scheduling, WorkloadSize};
+use jetsim::workload::shrink::{self, ShrinkLimits, REGRESSION_CALLS_MAX};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -393,7 +393,7 @@ fn run_scenario(file: &Path, html: Option<&Path>, find_seed: Option<u64>) -> Res
     let scenario = Scenario::load(file)?;
     if let Some(count) = find_seed {
         let start = scenario.schedule.schedule_seed;
-        return match jetsim::scenario::find_schedule_seed(&scenario, start, count) {
+        return match jetsim::drive::scenario::find_schedule_seed(&scenario, start, count) {
             Some((seed, runs)) => {
                 println!("schedule_seed {seed} meets every expectation (found after {runs} runs)");
                 Ok(true)
@@ -410,7 +410,7 @@ fn run_scenario(file: &Path, html: Option<&Path>, find_seed: Option<u64>) -> Res
     let run = scenario.run()?;
     print!("{}", run.render());
     if let Some(path) = html {
-        jetsim::timeline::write_report_html(
+        jetsim::report::timeline::write_report_html(
             &format!("jetsim scenario {}", scenario.name),
             vec![
                 scenario.description.clone(),
@@ -503,7 +503,7 @@ fn main() -> ExitCode {
             };
             options
                 .validate()
-                .and_then(|()| jetsim::sweep::sweep(&options))
+                .and_then(|()| jetsim::drive::sweep::sweep(&options))
         }
         Command::Replay {
             seed,

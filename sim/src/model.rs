@@ -49,6 +49,14 @@ impl Outcome {
     pub fn is_err_named(&self, error: jetsim_engine::JetError) -> bool {
         matches!(self, Outcome::Err(name) if name == error.name())
     }
+
+    /// The call met a disk failure (`DiskIO`, or `LogWriteFail` from a commit whose log write
+    /// or sync failed): what it did may or may not have reached the disk, so the checkers
+    /// place it in doubt rather than compare it.
+    pub fn is_io_error(&self) -> bool {
+        self.is_err_named(jetsim_engine::JetError::DiskIO)
+            || self.is_err_named(jetsim_engine::JetError::LogWriteFail)
+    }
 }
 
 use jetsim_engine::JetError as E;
@@ -118,7 +126,7 @@ pub struct ModelParameters {
 
 impl ModelParameters {
     /// What a run's setup set on the instance under test.
-    pub fn of_run(engine: &crate::config::EngineParameters) -> ModelParameters {
+    pub fn of_run(engine: &crate::workload::config::EngineParameters) -> ModelParameters {
         ModelParameters {
             checkpoint_depth_max_bytes: engine.checkpoint_depth_max_bytes,
             cache_size_pages: engine.cache_size_pages,
@@ -212,7 +220,7 @@ impl ModelState {
     }
 
     /// The state right after the setup of run `config` (its records and parameters).
-    pub fn for_run(config: &crate::config::RunConfig) -> ModelState {
+    pub fn for_run(config: &crate::workload::config::RunConfig) -> ModelState {
         ModelState {
             parameters: Some(ModelParameters::of_run(&config.engine)),
             ..ModelState::initial(&config.initial_records)
@@ -733,6 +741,8 @@ fn current_key(s: &ModelState, cursor: ObjectId) -> Result<u8, E> {
     }
 }
 
+/// What one call on a session does to the model. Long on purpose: one arm per session call,
+/// so each call's semantics are written in one place and read beside their neighbours'.
 fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Call) -> Res {
     match *call {
         Call::EndSession { .. } => {

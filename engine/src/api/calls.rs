@@ -1,5 +1,7 @@
-//! The allowlist: which Jet calls still work after `JetStopServiceInstance`. One table, so the
-//! engine, the simulator's model and the docs cannot disagree about it.
+//! The allowlist: which Jet calls still work after `JetStopServiceInstance`, and how the gate
+//! admits each call. This is the engine's one table; the simulator's reference model keeps its
+//! own list on purpose (`sim/src/model.rs`, `ALLOWED_AFTER_STOP`), so an entry wrong here makes
+//! the engine and the model disagree and the campaign's stop rule catches it.
 
 use crate::instance::gate::Admission;
 use crate::instance::mutations::{Mutant, Mutations};

@@ -1,8 +1,10 @@
 //! Planted bugs ("mutants") that prove the checkers have teeth.
 //!
 //! A mutant can only be switched on when the crate is built with the additive `mutants`
-//! feature; without it [`Mutations::is_active`] is a constant `false` and the optimiser removes
-//! every mutated branch. Turning one on is per instance ([`crate::InstanceOptions`]), so the
+//! feature; without it [`Mutations::is_active`] is a constant `false`, so a build without the
+//! feature carries no mutated branch. The simulator, the loom models and the engine's own
+//! tests always build with it: there every mutated branch is one test of the instance's set,
+//! taken only by an instance created with that mutant ([`crate::InstanceOptions`]), so the
 //! mutated and the correct engine coexist in one test process.
 
 /// A named planted bug. Each says which rule it breaks.

@@ -11,7 +11,7 @@
 //!
 //! [`linearize`] also returns the order it found (or, without one, the deepest prefix it
 //! reached), so a run's transitions can be replayed on the model call by call (the snapshots
-//! of `crate::transitions`); [`check`] is the verdict alone.
+//! of `crate::report::transitions`); [`check`] is the verdict alone.
 //!
 //! Calls refused with TermInProgress while a term that succeeded overlapped them are no-ops
 //! the model cannot place (term is atomic in the model, two-phase in the engine); they are
@@ -329,10 +329,7 @@ pub fn linearize_with(
         // refuses no one.
         .filter(|e| {
             matches!(e.call, Call::Term { .. })
-                && (e.outcome.is_ok()
-                    || (io_faults
-                        && (e.outcome.is_err_named(JetError::DiskIO)
-                            || e.outcome.is_err_named(JetError::LogWriteFail))))
+                && (e.outcome.is_ok() || (io_faults && (e.outcome.is_io_error())))
         })
         .map(|e| (e.invoked, e.returned))
         .collect();
@@ -358,14 +355,12 @@ pub fn linearize_with(
                 Placement::NoOp
             } else if io_faults
                 && matches!(e.call, Call::Term { instance: crate::workload::InstanceRef::Main, .. })
-                && (e.outcome.is_err_named(JetError::DiskIO)
-                    || e.outcome.is_err_named(JetError::LogWriteFail))
+                && (e.outcome.is_io_error())
             {
                 // Term finishes terminating before it reports its shutdown's I/O error.
                 Placement::ForcedTerm
             } else if io_faults
-                && (e.outcome.is_err_named(JetError::DiskIO)
-                    || e.outcome.is_err_named(JetError::LogWriteFail))
+                && (e.outcome.is_io_error())
             {
                 Placement::InDoubt
             } else if io_faults

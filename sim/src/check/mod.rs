@@ -1,9 +1,20 @@
-//! The checkers a run's history must pass. Each violation names its rule and says, in words,
-//! what happened and what should have.
+//! The checkers a run's history must pass, and [`check_run`], which applies every one of them
+//! to a run. Each violation names its rule and says, in words, what happened and what should
+//! have. [`linearizability`] holds the search against the reference model, [`rules`] the
+//! stop's rules and the end-state and durability checks.
 
 pub mod linearizability;
 pub mod rules;
 
+use crate::history::History;
+use crate::model::{step, ModelPhase, ModelState, Outcome};
+use crate::report::transitions::thread_label;
+use crate::workload::{Call, InstanceRef};
+use linearizability::Verdict;
+use rules::{
+    committed_tables, describe_end, describe_lost_data, end_matcher, first_stop, model_sessions,
+    stop_effects, stop_rule, Observability,
+};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -86,4 +97,239 @@ impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "[{}] {}", self.rule, self.message)
     }
+}
+
+/// States the linearizability search may explore per run before giving up.
+pub const SEARCH_STATES_MAX: u64 = 50_000;
+
+/// Where a successful full stop landed relative to the other calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StopLanding {
+    /// Calls that returned before the stop was invoked.
+    pub before: u64,
+    /// Calls whose interval overlapped the stop's.
+    pub during: u64,
+    /// Calls invoked after the stop returned.
+    pub after: u64,
+}
+
+/// What checking one run found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunVerdict {
+    pub violations: Vec<Violation>,
+    pub states_explored: u64,
+    pub landing: Option<StopLanding>,
+    /// Which stop checks were made and which could not be.
+    pub observability: Observability,
+}
+
+/// Applies every checker to one completed run.
+pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
+    let mut verdict = RunVerdict::default();
+    let (body, final_term): (Vec<_>, Vec<_>) = history.events.iter().cloned().partition(|e| {
+        !(e.call
+            == Call::Term {
+                instance: InstanceRef::Main,
+                grbit: 2,
+            }
+            && e.thread == final_thread(history))
+    });
+    let matches = end_matcher(history);
+    if let Some(Err(why)) = &history.recovered {
+        verdict.violations.push(Violation {
+            rule: Rule::Durability,
+            message: format!("recovery after the crash failed: {why}"),
+        });
+    }
+    let lin = linearizability::linearize_with(
+        &body,
+        initial,
+        &matches,
+        SEARCH_STATES_MAX,
+        linearizability::DiskFaults::of(history),
+    )
+    .verdict;
+    let end_model = match lin {
+        Verdict::Linearizable {
+            end,
+            states_explored,
+        } => {
+            verdict.states_explored = states_explored;
+            Some(*end)
+        }
+        Verdict::Violation {
+            states_explored,
+            linearized_prefix,
+            stuck,
+        } => {
+            verdict.states_explored = states_explored;
+            verdict.violations.push(Violation {
+                rule: Rule::Linearizability,
+                message: linearizability_message(history, &stuck, linearized_prefix, body.len()),
+            });
+            None
+        }
+        Verdict::EndStateMismatch {
+            end: model_end,
+            states_explored,
+        } => {
+            verdict.states_explored = states_explored;
+            verdict
+                .violations
+                .push(end_state_violation(history, &model_end));
+            None
+        }
+        Verdict::Unknown { states_explored } => {
+            verdict.states_explored = states_explored;
+            verdict.violations.push(Violation {
+                rule: Rule::SearchBound,
+                message: format!(
+                    "the linearizability search gave up after {states_explored} states"
+                ),
+            });
+            None
+        }
+    };
+    if let (Some(model_end), Some(term)) = (end_model, final_term.first()) {
+        verdict
+            .violations
+            .extend(final_term_violation(history, &model_end, term));
+    }
+    for effect in &history.failed_stop_effects {
+        verdict.violations.push(Violation {
+            rule: Rule::FailureAtomicity,
+            message: effect.clone(),
+        });
+    }
+    verdict.violations.extend(stop_rule(history));
+    let effects = stop_effects(history, &mut verdict.observability);
+    verdict.violations.extend(effects);
+    verdict.landing = stop_landing(history);
+    verdict
+}
+
+/// The linearizability violation in words: the call no order explains, and the others that
+/// could have come next.
+fn linearizability_message(
+    history: &History,
+    stuck: &[linearizability::Stuck],
+    linearized_prefix: usize,
+    calls: usize,
+) -> String {
+    let detail: Vec<String> = stuck
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {:?} (steps {}..{}): the engine returned {:?}, the model expected {:?}",
+                thread_label(s.event.thread, history.workers),
+                s.event.call,
+                s.event.invoked,
+                s.event.returned,
+                s.event.outcome,
+                s.model_expected
+            )
+        })
+        .collect();
+    let (first, others) = detail
+        .split_first()
+        .map_or(("", &[][..]), |(f, o)| (f.as_str(), o));
+    let others = if others.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; the other calls that could come next disagree too:\n      {}",
+            others.join("\n      ")
+        )
+    };
+    format!(
+        "{first}; no order of the calls explains this (after linearizing {linearized_prefix} \
+         of the {calls} calls before the final term){others}"
+    )
+}
+
+/// Every result linearizes but the end differs: after a crash, data recovery lost or
+/// invented; without one, a failed call changed something or a success did the wrong thing.
+fn end_state_violation(history: &History, model_end: &ModelState) -> Violation {
+    match (history.io_faults, &history.recovered) {
+        (true, Some(Ok(recovered))) => Violation {
+            rule: Rule::Durability,
+            message: describe_lost_data(recovered, &committed_tables(model_end)),
+        },
+        _ => Violation {
+            rule: if history.io_faults { Rule::Durability } else { Rule::FailureAtomicity },
+            message: format!(
+                "every result linearizes, but the engine ended in [{}] (recovered after the crash: {:?}) while the model ended in phase {:?}, \
+                 defrag parked {}, caches quiesced {}, sessions {:?}, committed {:?}",
+                history.end_state.as_ref().map_or_else(|| "unobservable".to_owned(), describe_end),
+                history.recovered,
+                model_end.phase,
+                model_end.defrag_parked,
+                model_end.caches_quiesced,
+                model_sessions(model_end),
+                (0..crate::workload::TABLES)
+                    .map(|t| model_end.committed_as_of(t, model_end.last_commit_ts))
+                    .collect::<Vec<_>>()
+            ),
+        },
+    }
+}
+
+/// The final term (the harness's, after the wind-down) must succeed unless the model says
+/// otherwise or the instance failed on its disk.
+fn final_term_violation(
+    history: &History,
+    model_end: &ModelState,
+    term: &crate::history::Event,
+) -> Option<Violation> {
+    let (expected, _) = step(model_end, term.thread, &term.call);
+    let succeeded = matches!(term.outcome, Outcome::Terminated { dirty: false });
+    let already_gone = model_end.phase == ModelPhase::Terminated;
+    // With disk faults, a fail-stop instance terminates dirty (and may already be gone).
+    let fail_stop_term = history.io_faults
+        && (matches!(term.outcome, Outcome::Terminated { .. }) || term.outcome.is_io_error());
+    // After StopAndEmitLog a transaction cannot be rolled back (its compensation cannot
+    // be logged), so the wind-down may leave one open and the model expects the term to
+    // be refused: that is the documented outcome, not a failure.
+    let refused_as_modelled = model_end.log_stopped
+        && term
+            .outcome
+            .is_err_named(jetsim_engine::JetError::TooManyActiveUsers);
+    if !fail_stop_term
+        && (term.outcome != expected || !(succeeded || already_gone || refused_as_modelled))
+    {
+        return Some(Violation {
+            rule: Rule::FinalTerm,
+            message: format!(
+                "the final term returned {:?}; the model expected {:?}, and a term after the wind-down must succeed",
+                term.outcome, expected
+            ),
+        });
+    }
+    None
+}
+
+/// Where the first successful full stop landed relative to the other calls.
+fn stop_landing(history: &History) -> Option<StopLanding> {
+    first_stop(history).map(|(invoked, returned)| {
+        let mut landing = StopLanding::default();
+        for e in history
+            .events
+            .iter()
+            .filter(|e| !e.call.is_full_stop_of_main())
+        {
+            if e.returned < invoked {
+                landing.before += 1;
+            } else if e.invoked > returned {
+                landing.after += 1;
+            } else {
+                landing.during += 1;
+            }
+        }
+        landing
+    })
+}
+
+/// The harness's final term is made by the thread numbered after the workers.
+fn final_thread(history: &History) -> usize {
+    history.workers
 }

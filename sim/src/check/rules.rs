@@ -1,42 +1,21 @@
-//! The rules besides linearizability, and [`check_run`], which applies every checker to one
-//! run's history.
+//! The rules besides linearizability: the stop rule, stop-drained and preparation (with what
+//! could not be observed), and the end state and durability checks. [`super::check_run`]
+//! applies them to one run's history.
 
-use super::linearizability::{self, Verdict};
 use super::{Rule, Violation};
 
+// The runner's items, at the paths they had when they lived here.
+pub use super::{check_run, RunVerdict, StopLanding, SEARCH_STATES_MAX};
+
 use crate::history::{EndState, Event, History, SessionEnd, StopObservation, Tables};
-use crate::model::{step, ModelPhase, ModelState, Outcome};
-use crate::transitions::thread_label;
+use crate::model::{ModelPhase, ModelState, Outcome};
+use crate::report::transitions::thread_label;
 use crate::workload::{Call, InstanceRef};
 use jetsim_engine::JetError;
 use std::collections::BTreeMap;
 
-/// States the linearizability search may explore per run before giving up.
-pub const SEARCH_STATES_MAX: u64 = 50_000;
-
-/// Where a successful full stop landed relative to the other calls.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StopLanding {
-    /// Calls that returned before the stop was invoked.
-    pub before: u64,
-    /// Calls whose interval overlapped the stop's.
-    pub during: u64,
-    /// Calls invoked after the stop returned.
-    pub after: u64,
-}
-
-/// What checking one run found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RunVerdict {
-    pub violations: Vec<Violation>,
-    pub states_explored: u64,
-    pub landing: Option<StopLanding>,
-    /// Which stop checks were made and which could not be.
-    pub observability: Observability,
-}
-
 /// The first successful full stop of the main instance: (invoked, returned).
-fn first_stop(history: &History) -> Option<(u64, u64)> {
+pub(super) fn first_stop(history: &History) -> Option<(u64, u64)> {
     history
         .events
         .iter()
@@ -154,9 +133,7 @@ fn may_write_after_stop(event: &Event) -> bool {
             J::Rollback | J::EndSession | J::DetachDatabase | J::SetSystemParameter
         ),
     };
-    let did_something = event.outcome.is_ok()
-        || event.outcome.is_err_named(JetError::DiskIO)
-        || event.outcome.is_err_named(JetError::LogWriteFail);
+    let did_something = event.outcome.is_ok() || event.outcome.is_io_error();
     writes && did_something
 }
 
@@ -419,7 +396,7 @@ pub fn end_state_matches(model: &ModelState, end: &EndState) -> bool {
 }
 
 /// The model's live sessions in the end state's terms.
-fn model_sessions(model: &ModelState) -> Vec<SessionEnd> {
+pub(super) fn model_sessions(model: &ModelState) -> Vec<SessionEnd> {
     model
         .created
         .iter()
@@ -443,7 +420,7 @@ fn model_sessions(model: &ModelState) -> Vec<SessionEnd> {
         .collect()
 }
 
-fn describe_end(end: &EndState) -> String {
+pub(super) fn describe_end(end: &EndState) -> String {
     format!(
         "phase {}, defrag parked {}, caches quiesced {}, sessions {:?}, committed {:?}",
         end.phase, end.defrag_parked, end.caches_quiesced, end.sessions, end.committed
@@ -453,7 +430,7 @@ fn describe_end(end: &EndState) -> String {
 /// A durability failure in words: per table, the committed records recovery lost or changed
 /// and the records it found that were never committed, against one order of the calls that
 /// explains every result (no order explains the recovered data).
-fn describe_lost_data(recovered: &Tables, committed: &Tables) -> String {
+pub(super) fn describe_lost_data(recovered: &Tables, committed: &Tables) -> String {
     let mut differences = Vec::new();
     for (table, (found, expected)) in recovered.iter().zip(committed).enumerate() {
         let found: BTreeMap<u8, u8> = found.iter().copied().collect();
@@ -482,7 +459,7 @@ fn describe_lost_data(recovered: &Tables, committed: &Tables) -> String {
 }
 
 /// The model's committed records per table, in the recovered data's form.
-fn committed_tables(model: &ModelState) -> Vec<Vec<(u8, u8)>> {
+pub(super) fn committed_tables(model: &ModelState) -> Vec<Vec<(u8, u8)>> {
     (0..crate::workload::TABLES)
         .map(|t| {
             model
@@ -510,185 +487,4 @@ pub fn end_matcher(history: &History) -> impl Fn(&ModelState) -> bool + '_ {
             None => model.phase == ModelPhase::Terminated,
         }
     }
-}
-
-/// Applies every checker to one completed run.
-pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
-    let mut verdict = RunVerdict::default();
-    let (body, final_term): (Vec<_>, Vec<_>) = history.events.iter().cloned().partition(|e| {
-        !(e.call
-            == Call::Term {
-                instance: InstanceRef::Main,
-                grbit: 2,
-            }
-            && e.thread == final_thread(history))
-    });
-    let end = history.end_state.clone();
-    let matches = end_matcher(history);
-    if let Some(Err(why)) = &history.recovered {
-        verdict.violations.push(Violation {
-            rule: Rule::Durability,
-            message: format!("recovery after the crash failed: {why}"),
-        });
-    }
-    let lin = linearizability::linearize_with(
-        &body,
-        initial,
-        &matches,
-        SEARCH_STATES_MAX,
-        linearizability::DiskFaults::of(history),
-    )
-    .verdict;
-    let end_model = match lin {
-        Verdict::Linearizable {
-            end,
-            states_explored,
-        } => {
-            verdict.states_explored = states_explored;
-            Some(*end)
-        }
-        Verdict::Violation {
-            states_explored,
-            linearized_prefix,
-            stuck,
-        } => {
-            verdict.states_explored = states_explored;
-            let detail: Vec<String> = stuck
-                .iter()
-                .map(|s| {
-                    format!(
-                        "{} {:?} (steps {}..{}): the engine returned {:?}, the model expected {:?}",
-                        thread_label(s.event.thread, history.workers),
-                        s.event.call,
-                        s.event.invoked,
-                        s.event.returned,
-                        s.event.outcome,
-                        s.model_expected
-                    )
-                })
-                .collect();
-            let (first, others) = detail
-                .split_first()
-                .map_or(("", &[][..]), |(f, o)| (f.as_str(), o));
-            let others = if others.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; the other calls that could come next disagree too:\n      {}",
-                    others.join("\n      ")
-                )
-            };
-            verdict.violations.push(Violation {
-                rule: Rule::Linearizability,
-                message: format!(
-                    "{first}; no order of the calls explains this (after linearizing {linearized_prefix} \
-                     of the {} calls before the final term){others}",
-                    body.len()
-                ),
-            });
-            None
-        }
-        Verdict::EndStateMismatch {
-            end: model_end,
-            states_explored,
-        } => {
-            verdict.states_explored = states_explored;
-            let violation = match (history.io_faults, &history.recovered) {
-                (true, Some(Ok(recovered))) => Violation {
-                    rule: Rule::Durability,
-                    message: describe_lost_data(recovered, &committed_tables(&model_end)),
-                },
-                _ => Violation {
-                    rule: if history.io_faults { Rule::Durability } else { Rule::FailureAtomicity },
-                    message: format!(
-                        "every result linearizes, but the engine ended in [{}] (recovered after the crash: {:?}) while the model ended in phase {:?}, \
-                         defrag parked {}, caches quiesced {}, sessions {:?}, committed {:?}",
-                        end.as_ref().map_or_else(|| "unobservable".to_owned(), describe_end),
-                        history.recovered,
-                        model_end.phase,
-                        model_end.defrag_parked,
-                        model_end.caches_quiesced,
-                        model_sessions(&model_end),
-                        (0..crate::workload::TABLES)
-                            .map(|t| model_end.committed_as_of(t, model_end.last_commit_ts))
-                            .collect::<Vec<_>>()
-                    ),
-                },
-            };
-            verdict.violations.push(violation);
-            None
-        }
-        Verdict::Unknown { states_explored } => {
-            verdict.states_explored = states_explored;
-            verdict.violations.push(Violation {
-                rule: Rule::SearchBound,
-                message: format!(
-                    "the linearizability search gave up after {states_explored} states"
-                ),
-            });
-            None
-        }
-    };
-    if let (Some(model_end), Some(term)) = (end_model, final_term.first()) {
-        let (expected, _) = step(&model_end, term.thread, &term.call);
-        let succeeded = matches!(term.outcome, Outcome::Terminated { dirty: false });
-        let already_gone = model_end.phase == ModelPhase::Terminated;
-        // With disk faults, a fail-stop instance terminates dirty (and may already be gone).
-        let fail_stop_term = history.io_faults
-            && (matches!(term.outcome, Outcome::Terminated { .. })
-                || term.outcome.is_err_named(jetsim_engine::JetError::DiskIO)
-                || term
-                    .outcome
-                    .is_err_named(jetsim_engine::JetError::LogWriteFail));
-        // After StopAndEmitLog a transaction cannot be rolled back (its compensation cannot
-        // be logged), so the wind-down may leave one open and the model expects the term to
-        // be refused: that is the documented outcome, not a failure.
-        let refused_as_modelled = model_end.log_stopped
-            && term
-                .outcome
-                .is_err_named(jetsim_engine::JetError::TooManyActiveUsers);
-        if !fail_stop_term
-            && (term.outcome != expected || !(succeeded || already_gone || refused_as_modelled))
-        {
-            verdict.violations.push(Violation {
-                rule: Rule::FinalTerm,
-                message: format!(
-                    "the final term returned {:?}; the model expected {:?}, and a term after the wind-down must succeed",
-                    term.outcome, expected
-                ),
-            });
-        }
-    }
-    for effect in &history.failed_stop_effects {
-        verdict.violations.push(Violation {
-            rule: Rule::FailureAtomicity,
-            message: effect.clone(),
-        });
-    }
-    verdict.violations.extend(stop_rule(history));
-    let effects = stop_effects(history, &mut verdict.observability);
-    verdict.violations.extend(effects);
-    verdict.landing = first_stop(history).map(|(invoked, returned)| {
-        let mut landing = StopLanding::default();
-        for e in history
-            .events
-            .iter()
-            .filter(|e| !e.call.is_full_stop_of_main())
-        {
-            if e.returned < invoked {
-                landing.before += 1;
-            } else if e.invoked > returned {
-                landing.after += 1;
-            } else {
-                landing.during += 1;
-            }
-        }
-        landing
-    });
-    verdict
-}
-
-/// The harness's final term is made by the thread numbered after the workers.
-fn final_thread(history: &History) -> usize {
-    history.workers
 }

@@ -5,6 +5,13 @@
 //! binds a per-thread variable; later calls name the variable ([`Ref::Var`]), a nil handle, or
 //! a handle from another instance. The harness maps variables to the engine's real handles,
 //! the model to its own objects, so neither depends on handle numbering.
+//!
+//! The folder holds what else a seed decides before anything runs: [`config`] (the engine
+//! parameters, fault mode, scheduler and workload size drawn from the seed) and [`shrink`]
+//! (a failing workload made smaller, written as a regression scenario).
+
+pub mod config;
+pub mod shrink;
 
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};

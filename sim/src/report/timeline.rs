@@ -27,10 +27,10 @@
 //! tests can check it with a tag-balance parser.
 
 use crate::check::{Rule, Violation};
+use crate::drive::simulation::SeedReport;
 use crate::history::{Event, History};
 use crate::model::{ModelState, Outcome};
-use crate::simulation::SeedReport;
-use crate::transitions::{
+use crate::report::transitions::{
     self, call_text, outcome_text, stop_record_line, thread_label, Placement, Replay,
 };
 use crate::workload::Call;
@@ -66,13 +66,13 @@ pub fn write_report_html(
     let replay = transitions::replay(history, &ModelState::for_run(&report.config), threads);
     details.push(format!(
         "{} in {}; {} with the harness's wind-down and final term (lane wd)",
-        crate::campaign::plural(
+        crate::drive::campaign::plural(
             report.workload.call_count(),
             "workload call",
             "workload calls"
         ),
-        crate::campaign::plural(threads, "thread", "threads"),
-        crate::campaign::plural(history.events.len(), "call", "calls")
+        crate::drive::campaign::plural(threads, "thread", "threads"),
+        crate::drive::campaign::plural(history.events.len(), "call", "calls")
     ));
     let html = render_html(&TimelineInput {
         title: title.to_owned(),
@@ -146,7 +146,8 @@ struct Note {
     culprit: bool,
 }
 
-/// The calls to highlight, with why and what was expected instead.
+/// The calls to highlight, with why and what was expected instead. Long on purpose: one
+/// independent block per rule, each finding the calls that rule's violation names.
 fn offending(input: &TimelineInput) -> BTreeMap<Key, Vec<Note>> {
     let mut notes: BTreeMap<Key, Vec<Note>> = BTreeMap::new();
     let history = input.history;

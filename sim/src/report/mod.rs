@@ -10,10 +10,16 @@
 //! with `--check-determinism`, replayed identically), 1 when a run failed a rule (or a
 //! scenario missed an expectation, or shrinking could not reach its goal), 2 for bad input or
 //! an I/O error (clap's own usage errors also exit 2).
+//!
+//! The folder also holds what a person reads: [`transitions`] (a run's state transitions as
+//! text, the scenarios' snapshots) and [`timeline`] (the HTML timeline of a run).
+
+pub mod timeline;
+pub mod transitions;
 
 use crate::check::{Rule, Violation};
-use crate::config::RunConfig;
 use crate::history::CrashPoint;
+use crate::workload::config::RunConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

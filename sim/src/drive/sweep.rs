@@ -10,10 +10,10 @@
 //! moment of the run at which the disk was touched: inside a commit's log sync, a stop's
 //! flush, the checkpoint file's write, a background flush or defrag pass, the final term.
 
-use crate::campaign::{mutations_named, progress_bar, run_pool, CampaignOptions};
 use crate::check::{Rule, Violation};
-use crate::config::FaultMode;
-use crate::simulation::{replay_command_with, run_seed_with};
+use crate::drive::campaign::{mutations_named, progress_bar, run_pool, CampaignOptions};
+use crate::drive::simulation::{replay_command_with, run_seed_with};
+use crate::workload::config::FaultMode;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -40,7 +40,7 @@ pub struct SweepSummary {
     /// Where the power cuts landed: what met them, which file they cut.
     pub met_by: BTreeMap<String, u64>,
     pub by_file: BTreeMap<&'static str, u64>,
-    pub recovery: crate::campaign::RecoveryTotals,
+    pub recovery: crate::drive::campaign::RecoveryTotals,
     pub wall_micros: u64,
 }
 
@@ -58,7 +58,7 @@ pub fn run_sweep(options: &SweepOptions) -> Result<SweepSummary, String> {
     };
 
     // Pass 1: every seed crashed after its final term; its disk operations are its points.
-    let ends: Mutex<Vec<(u64, crate::simulation::SeedReport)>> = Mutex::new(Vec::new());
+    let ends: Mutex<Vec<(u64, crate::drive::simulation::SeedReport)>> = Mutex::new(Vec::new());
     run_pool(options.jobs, options.seeds, |index| {
         let seed = options.start.wrapping_add(index);
         let report = run_point(seed, None);
@@ -78,7 +78,7 @@ pub fn run_sweep(options: &SweepOptions) -> Result<SweepSummary, String> {
 
     // Pass 2: every (seed, operation) point.
     let bar = progress_bar(options.progress, points.len() as u64, "crash points");
-    let cuts: Mutex<Vec<(u64, u64, crate::simulation::SeedReport)>> = Mutex::new(Vec::new());
+    let cuts: Mutex<Vec<(u64, u64, crate::drive::simulation::SeedReport)>> = Mutex::new(Vec::new());
     run_pool(options.jobs, points.len() as u64, |index| {
         let (seed, op) = points[usize::try_from(index).expect("fits")];
         let report = run_point(seed, Some(op));
@@ -165,11 +165,11 @@ pub fn print_sweep(options: &SweepOptions, summary: &SweepSummary) {
     }
     println!(
         "  power cut met by       {}",
-        crate::campaign::counts_line(&summary.met_by)
+        crate::drive::campaign::counts_line(&summary.met_by)
     );
     println!(
         "  power cut at           {}",
-        crate::campaign::counts_line(&summary.by_file)
+        crate::drive::campaign::counts_line(&summary.by_file)
     );
     println!("  recovery               {}", summary.recovery);
     println!(
@@ -180,7 +180,7 @@ pub fn print_sweep(options: &SweepOptions, summary: &SweepSummary) {
         let point = failure
             .crash_at
             .map_or_else(|| "the end".to_owned(), |op| format!("disk operation {op}"));
-        crate::campaign::print_failure(
+        crate::drive::campaign::print_failure(
             &format!("seed {}, crash at {point}", failure.seed),
             &failure.violations,
             &replay_point_command(options, failure.seed, failure.crash_at),

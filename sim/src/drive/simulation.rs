@@ -1,13 +1,13 @@
 //! One seed, end to end: derive the configuration, generate the workload, run it under
 //! shuttle, check it. What `explore` runs thousands of times and `replay` runs once.
 
-use crate::check::rules::{check_run, RunVerdict};
+use crate::check::{check_run, RunVerdict};
 use crate::check::{Rule, Violation};
-use crate::config::{FaultMode, RunConfig, Scheduling};
-use crate::harness::{self, RunEnd};
 use crate::history::History;
 use crate::model::ModelState;
+use crate::workload::config::{FaultMode, RunConfig, Scheduling};
 use crate::workload::Workload;
+use crate::world::harness::{self, RunEnd};
 use jetsim_engine::Mutations;
 
 /// Everything about one run.

@@ -76,13 +76,13 @@
 //! | `detach_refused_in_use` | `detach_database` returned DatabaseInUse |
 //! | `long_call_aborted_by_stop` | `index_record_count` overlapping a stop returned ClientRequestToStopJetService |
 
-use crate::campaign::mutations_named;
 use crate::check::Rule;
-use crate::config::{EngineParameters, FaultSettings, RunConfig, Schedule};
+use crate::drive::campaign::mutations_named;
+use crate::drive::simulation::{run_workload, SeedReport};
 use crate::history::History;
 use crate::model::{ModelState, Outcome};
-use crate::simulation::{run_workload, SeedReport};
-use crate::transitions::{self, Replay};
+use crate::report::transitions::{self, Replay};
+use crate::workload::config::{EngineParameters, FaultSettings, RunConfig, Schedule};
 use crate::workload::{Call, InstanceRef, StopPlan, Workload, WorkloadShape};
 use jetsim_engine::JetError;
 use serde::{Deserialize, Serialize};
@@ -500,7 +500,8 @@ fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
     a.0 < b.1 && b.0 < a.1
 }
 
-/// The coverage marks one run hit. `threads` is the number of workload threads.
+/// The coverage marks one run hit. `threads` is the number of workload threads. Long on
+/// purpose: one independent test per mark, side by side so the marks' definitions compare.
 pub fn marks_hit(history: &History, replay: &Replay, threads: usize) -> BTreeSet<Mark> {
     let mut marks = BTreeSet::new();
     let stops = successful_stops(history);

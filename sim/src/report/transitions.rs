@@ -11,7 +11,8 @@
 //! `[ 12.. 15] t2 commit_transaction(s0) -> ClientRequestToStopJetService   state unchanged`.
 
 use crate::check::linearizability::{self, Stuck, Verdict};
-use crate::check::rules::{end_matcher, SEARCH_STATES_MAX};
+use crate::check::rules::end_matcher;
+use crate::check::SEARCH_STATES_MAX;
 use crate::history::{AfterStop, Event, History};
 use crate::model::{step, ModelPhase, ModelState, ObjectId, Outcome, Position};
 use crate::workload::{Call, InstanceRef, Move, Ref, Seek};
@@ -226,7 +227,8 @@ fn term_grbit(grbit: u32) -> String {
     }
 }
 
-/// A call in the compact form of the snapshots: `insert(s0, tab0, k2=v3)`.
+/// A call in the compact form of the snapshots: `insert(s0, tab0, k2=v3)`. Long on purpose:
+/// one arm per `Call`; the snapshots depend on every spelling, kept in one place.
 pub fn call_text(call: &Call, thread: usize) -> String {
     let s = |r: Ref| session_ref(r, thread);
     let db = |r: Ref| object_ref(r, "db");
@@ -398,7 +400,8 @@ fn position_text(position: Position) -> String {
     }
 }
 
-/// What changed from `before` to `after`, in words, in a fixed order.
+/// What changed from `before` to `after`, in words, in a fixed order. Long on purpose: one
+/// block per part of the model's state, in the order the snapshots print them.
 pub fn describe_changes(before: &ModelState, after: &ModelState) -> Vec<String> {
     let mut changes = Vec::new();
     if before.phase != after.phase {

@@ -2,11 +2,11 @@
 //! reported with the command that replays them; and `replay` of one seed.
 
 use crate::check::Rule;
-use crate::config::{FaultMode, RunConfig, Scheduling, WorkloadSize};
-use crate::report::{CommandInfo, Report, RunRecord, Shard, Summary};
-use crate::simulation::{
+use crate::drive::simulation::{
     replay_command_with, run_seed, run_workload_here, scheduling_name, SeedReport,
 };
+use crate::report::{CommandInfo, Report, RunRecord, Shard, Summary};
+use crate::workload::config::{FaultMode, RunConfig, Scheduling, WorkloadSize};
 use jetsim_engine::{Mark, Mutant, Mutations};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -658,7 +658,7 @@ pub fn replay_sized(
                 replay_command_with(seed, scheduling, mutant, faults) + &size.arguments()
             ),
         ];
-        crate::timeline::write_report_html(
+        crate::report::timeline::write_report_html(
             &format!("jetsim replay {seed}"),
             details,
             &report,
@@ -675,7 +675,8 @@ pub fn replay_sized(
 
 /// What `replay` prints for `report`'s run: configuration, workload, history (every call
 /// with `trace`, or when the run failed), disk faults and recovery, the verdict and the
-/// command that reproduces it. Also what `JETSIM_SEED=N cargo test` prints.
+/// command that reproduces it. Also what `JETSIM_SEED=N cargo test` prints. Long on purpose:
+/// one block per section, in the order they are printed.
 pub fn replay_text(
     report: &SeedReport,
     scheduling: Scheduling,
@@ -707,7 +708,7 @@ pub fn replay_text(
         let _ = writeln!(
             out,
             "  {}: {}",
-            crate::transitions::thread_label(thread, threads),
+            crate::report::transitions::thread_label(thread, threads),
             plural(program.len(), "call", "calls")
         );
         for call in program {
@@ -737,7 +738,7 @@ pub fn replay_text(
                     "  [{:>4}..{:>4}] {:<3} {:?} -> {:?}",
                     e.invoked,
                     e.returned,
-                    crate::transitions::thread_label(e.thread, history.workers),
+                    crate::report::transitions::thread_label(e.thread, history.workers),
                     e.call,
                     e.outcome
                 );

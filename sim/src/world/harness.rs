@@ -8,12 +8,12 @@
 //! end state is read and the final term is made. Every call, the wind-down's and the term's
 //! included, is recorded with global invocation and response sequence numbers.
 
-use crate::config::{RunConfig, Schedule};
 use crate::history::{
     AfterStop, CrashPoint, DiskAtStop, EndState, Event, History, RecoveryWork, SessionEnd,
     StopObservation,
 };
 use crate::model::Outcome;
+use crate::workload::config::{RunConfig, Schedule};
 use crate::workload::{self, Call, InstanceRef, Move, Ref, Seek, Workload};
 use crate::ShuttleRuntime;
 use jetsim_engine::env::{Io, IoFile, ManualClock, MemIo};
@@ -511,7 +511,8 @@ fn record_outcome((key, value): (Vec<u8>, Vec<u8>)) -> Outcome {
     Outcome::Record { key, value }
 }
 
-/// Makes one call on the engine.
+/// Makes one call on the engine. Long on purpose: one arm per `Call`, each a direct
+/// translation to the engine's API, so a new call is one arm added here.
 fn execute(jet: &Jet<ShuttleRuntime>, world: &World, b: &mut Bindings, call: &Call) -> Outcome {
     use jetsim_engine::{MoveTo, SeekMode};
     match *call {
@@ -821,9 +822,8 @@ fn call_and_record(
     };
     // An I/O error in the middle of a stop is fail-stop, not a validation failure: the stop
     // is not undone (documented in engine/src/api/stop.rs), so only other failures count.
-    let io_error = result.is_err_named(jetsim_engine::JetError::DiskIO)
-        || result.is_err_named(jetsim_engine::JetError::LogWriteFail)
-        || result.is_err_named(jetsim_engine::JetError::InstanceUnavailable);
+    let io_error =
+        result.is_io_error() || result.is_err_named(jetsim_engine::JetError::InstanceUnavailable);
     if let (Some(before), false, false) = (flags_before, result.is_ok(), io_error) {
         if !flags_alone {
             *lock(&recorder.history)
@@ -1226,12 +1226,11 @@ impl Crash<'_> {
         if self.ops_at_death.is_some_and(|death| op_index >= death) {
             return None;
         }
-        use jetsim_engine::JetError;
-        let first_with = |errors: &[JetError]| {
+        let first_io_error = || {
             history
                 .events
                 .iter()
-                .filter(|e| errors.iter().any(|&error| e.outcome.is_err_named(error)))
+                .filter(|e| e.outcome.is_io_error())
                 .min_by_key(|e| e.returned)
         };
         let met_by = match self.failure.map(|f| f.during) {
@@ -1239,7 +1238,7 @@ impl Crash<'_> {
             Some(jetsim_engine::Activity::DefragPass) => "defrag pass".to_owned(),
             // No call got the I/O error: a background task met the cut, and a term removed
             // the instance before its failure could be read.
-            _ => first_with(&[JetError::DiskIO, JetError::LogWriteFail]).map_or_else(
+            _ => first_io_error().map_or_else(
                 || "background task".to_owned(),
                 |event| format!("Jet{:?}", event.call.jet_call()),
             ),
@@ -1357,7 +1356,7 @@ pub fn run_here(config: &RunConfig, workload: &Workload, mutations: Mutations) -
         shuttle_config.max_steps = shuttle::MaxSteps::FailAfter(2_000_000);
         let (seed, schedule) = (config.schedule_seed, config.schedule);
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-            crate::panic_hook::in_run(|| match schedule {
+            crate::world::panic_hook::in_run(|| match schedule {
                 Schedule::Random => {
                     let scheduler = shuttle::scheduler::RandomScheduler::new_from_seed(seed, 1);
                     shuttle::Runner::new(scheduler, shuttle_config).run(body)

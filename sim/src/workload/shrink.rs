@@ -16,11 +16,11 @@
 //! program gives shuttle different choices to make: the interleaving is not "the same one,
 //! smaller". That is fine: each candidate is run for real and kept only if it still fails.
 
-use crate::campaign::mutations_named;
 use crate::check::Rule;
-use crate::config::{FaultMode, RunConfig, Scheduling};
-use crate::scenario::{Expectations, Scenario, ScenarioSchedule};
-use crate::simulation::{replay_command_with, run_workload, scheduling_name};
+use crate::drive::campaign::mutations_named;
+use crate::drive::scenario::{Expectations, Scenario, ScenarioSchedule};
+use crate::drive::simulation::{replay_command_with, run_workload, scheduling_name};
+use crate::workload::config::{FaultMode, RunConfig, Scheduling};
 use crate::workload::Workload;
 use jetsim_engine::Mutations;
 use proptest::strategy::ValueTree;
@@ -253,7 +253,7 @@ pub fn shrink_seed(
 impl Shrunk {
     /// One line: the rule and the sizes after each step.
     pub fn story(&self) -> String {
-        use crate::campaign::plural;
+        use crate::drive::campaign::plural;
         format!(
             "rule {}: {} in {} -> {} after the value tree ({}) -> {} in {} after dropping ({}){}",
             self.rule,
@@ -304,7 +304,7 @@ impl Shrunk {
 
     /// The regression scenario, with its story.
     pub fn scenario(&self) -> Scenario {
-        use crate::campaign::plural;
+        use crate::drive::campaign::plural;
         let mutant_text = self
             .mutant
             .as_deref()
