@@ -113,8 +113,19 @@ struct Recovered {
 }
 
 fn recover(io: &MemIo) -> JetResult<Recovered> {
+    recover_with(io, Mutations::NONE)
+}
+
+/// [`recover`] by an engine with `mutations` planted (a bug in recovery itself).
+fn recover_with(io: &MemIo, mutations: Mutations) -> JetResult<Recovered> {
     let jet = StdJet::new(env_on(io));
-    let instance = jet.create_instance_with("inst", InstanceOptions::manual())?;
+    let instance = jet.create_instance_with(
+        "inst",
+        InstanceOptions {
+            mutations,
+            ..InstanceOptions::manual()
+        },
+    )?;
     jet.init(instance)?;
     let report = jet
         .last_recovery_report(instance)?
@@ -407,6 +418,7 @@ fn torn_writes_from_the_fault_model_are_repaired() {
         let crash = CrashFaults {
             lost_write_ppm: 300_000,
             torn_write_ppm: 600_000,
+            ..CrashFaults::default()
         };
         io.crash_with(&mut SplitMix64::new(seed), crash);
         let recovered = recover(&io).unwrap();
@@ -509,6 +521,7 @@ fn a_file_whose_creation_never_reached_the_disk_is_a_fresh_start() {
                     CrashFaults {
                         lost_write_ppm: 500_000,
                         torn_write_ppm: 500_000,
+                        ..CrashFaults::default()
                     },
                 ),
             }
@@ -700,6 +713,7 @@ fn seeded_io_errors_then_a_clean_phase_lose_no_commit() {
             crash: CrashFaults {
                 lost_write_ppm: 500_000,
                 torn_write_ppm: 500_000,
+                ..CrashFaults::default()
             },
         });
         io.set_faults_enabled(true);
@@ -993,6 +1007,7 @@ fn crash_sweep(mutations: Mutations) -> Sweep {
                     CrashFaults {
                         lost_write_ppm: 400_000,
                         torn_write_ppm: 400_000,
+                        ..CrashFaults::default()
                     },
                 ),
             }
@@ -1043,6 +1058,113 @@ fn planted_page_before_log_is_caught() {
     // the log never recorded: uncommitted data survives, or the tree breaks.
     let sweep = crash_sweep(Mutations::NONE.with(Mutant::PageBeforeLog));
     assert_caught("PageBeforeLog", &sweep.violations, sweep.recoveries);
+}
+
+/// What [`damaged_tail_sweep`] saw.
+struct DamagedTails {
+    recoveries: u64,
+    violations: Vec<String>,
+    /// Recoveries whose log ended at a frame that failed its CRC (the CRC cut the tail).
+    cut_by_checksum: u64,
+    garbage_sectors: u64,
+    bit_flips: u64,
+}
+
+/// For each seed (`JETSIM_DAMAGED_TAIL_SEEDS`, default 48): committed data is synced, then a
+/// transaction's commit writes its log tail and the sync fails (never acknowledged); the
+/// crash keeps that write with seeded garbage sectors and bit flips (the disk's faults 6
+/// and 7). Recovery by an engine with `mutations` must give back the committed data, with
+/// or without the in-doubt transaction whole, and nothing else.
+fn damaged_tail_sweep(mutations: Mutations) -> DamagedTails {
+    let seeds: u64 = std::env::var("JETSIM_DAMAGED_TAIL_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(48);
+    let mut sweep = DamagedTails {
+        recoveries: 0,
+        violations: Vec::new(),
+        cut_by_checksum: 0,
+        garbage_sectors: 0,
+        bit_flips: 0,
+    };
+    for seed in 0..seeds {
+        let io = MemIo::new();
+        let run = start(&io);
+        let expected = run.load(0..40, "a");
+        io.set_fault_plan(FaultPlan {
+            seed,
+            sync_error_ppm: PPM,
+            crash: CrashFaults {
+                garbage_sector_ppm: 20_000,
+                bit_flip_ppm: 100_000,
+                ..CrashFaults::default()
+            },
+            ..FaultPlan::default()
+        });
+        io.set_faults_enabled(true);
+        let mut in_doubt = expected.clone();
+        let outcome = (|| {
+            run.jet.begin_transaction(run.s)?;
+            for i in 30..60 {
+                run.set(i, Some(&value("b", i)))?;
+                in_doubt.insert(key(i), value("b", i));
+            }
+            run.jet.commit_transaction(run.s)
+        })();
+        assert_eq!(outcome, Err(JetError::LogWriteFail), "seed {seed}");
+        io.set_faults_enabled(false);
+        drop(run);
+        io.crash_seeded();
+        for fault in io.injected_faults() {
+            match fault {
+                InjectedFault::GarbageSector { .. } => sweep.garbage_sectors += 1,
+                InjectedFault::BitFlip { .. } => sweep.bit_flips += 1,
+                _ => {}
+            }
+        }
+        sweep.recoveries += 1;
+        let command = "cargo test -p jetsim-engine --test recovery log_tail";
+        match recover_with(&io, mutations) {
+            Ok(recovered) => {
+                sweep.cut_by_checksum += u64::from(recovered.report.log_tail_checksum_failed);
+                let contents = recovered.contents;
+                if contents.as_ref() != Some(&expected) && contents.as_ref() != Some(&in_doubt) {
+                    sweep.violations.push(format!(
+                        "seed {seed}: recovered {} records, neither the committed data nor it \
+                         with the in-doubt transaction ({command})",
+                        contents.map_or(0, |c| c.len())
+                    ));
+                }
+            }
+            Err(error) => sweep.violations.push(format!(
+                "seed {seed}: recovery failed: {error:?} ({command})"
+            )),
+        }
+    }
+    sweep
+}
+
+#[test]
+fn a_garbage_or_flipped_log_tail_is_cut_by_its_checksum() {
+    // Goal: the disk's garbage sectors and bit flips in an unsynced log tail (which still
+    // parses as records often enough) are cut by the log's CRC and reported; recovery loses
+    // no committed data and replays nothing of the damaged tail.
+    let sweep = damaged_tail_sweep(Mutations::NONE);
+    println!(
+        "{} recoveries, {} garbage sectors and {} bit flips injected, {} tails cut by CRC",
+        sweep.recoveries, sweep.garbage_sectors, sweep.bit_flips, sweep.cut_by_checksum
+    );
+    assert_eq!(sweep.violations, Vec::<String>::new());
+    assert!(sweep.garbage_sectors > 0 && sweep.bit_flips > 0);
+    assert!(sweep.cut_by_checksum > 0, "the CRC never ended a log");
+}
+
+#[test]
+fn planted_log_checksum_ignored_is_caught_on_a_damaged_log_tail() {
+    // Goal: the damaged-tail sweep's teeth: a recovery that takes frames without checking
+    // their CRC replays a flipped record of a tail that was never synced.
+    let sweep = damaged_tail_sweep(Mutations::NONE.with(Mutant::LogChecksumIgnored));
+    assert_caught("LogChecksumIgnored", &sweep.violations, sweep.recoveries);
 }
 
 /// A planted bug's sweep found at least one violation; prints how many and the first.

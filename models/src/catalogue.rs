@@ -7,7 +7,8 @@
 //!   seeds `first_detection` may take from start 0 (a generous multiple of what was measured;
 //!   `cargo run --release -p jetsim-models --bin mutants` measures it over 20 starts).
 //! - **engine crash tests**: durability bugs (a page written before its log record, a commit
-//!   acknowledged before the log sync, a split logged page by page) that no concurrency
+//!   acknowledged before the log sync, a split logged page by page, a log read without its
+//!   checksums) that no concurrency
 //!   checker can see: they only show after a crash and a recovery, which the engine's own
 //!   crash tests do, and (the first two) the simulator's crash-point sweep (`jetsim sweep`).
 //!   The sim's tables stay within one leaf, so a split is never in flight at its crashes.
@@ -285,6 +286,15 @@ pub const CATALOGUE: &[Entry] = &[
         loom: loom(StopModel::GroupCommit, Some(3), Property::CommitDurable, 43),
         sim: None,
         crash_tests: None,
+        sweep_test: None,
+    },
+    Entry {
+        mutant: "LogChecksumIgnored",
+        loom: None,
+        sim: None,
+        // Only a damaged, unsynced log tail that still parses shows it: the disk's garbage
+        // sectors and bit flips at a crash, which the crash test injects on purpose.
+        crash_tests: Some("planted_log_checksum_ignored_is_caught_on_a_damaged_log_tail"),
         sweep_test: None,
     },
 ];

@@ -1392,6 +1392,7 @@ fn restart(jet: &mut Jet<StdRuntime>, backend: &Backend, memory: &MemIo, rng: &m
         let crash = CrashFaults {
             lost_write_ppm: [0, 300_000, 1_000_000][rng.index(3)],
             torn_write_ppm: [0, 200_000][rng.index(2)],
+            ..CrashFaults::default()
         };
         let mut crash_rng = SplitMix64::new(rng.0.next_u64());
         memory.crash_with(&mut crash_rng, crash);

@@ -123,6 +123,7 @@ impl<R: Runtime> Jet<R> {
                 &core.checkpoint_path(),
                 cache_size_pages,
                 core.env.clock.now_micros(),
+                !core.options.mutations.is_active(Mutant::LogChecksumIgnored),
             ) {
                 Ok(mut storage) => {
                     storage.set_wal_flush_skipped(

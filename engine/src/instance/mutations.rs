@@ -55,6 +55,10 @@ pub enum Mutant {
     /// covered and returns at once. The flush in flight began before the record was appended,
     /// so a crash can lose an acknowledged commit (group commit's classic lost write).
     GroupCommitTrustsFlushInFlight,
+    /// Recovery takes log frames on their length and payload alone, without checking their
+    /// CRC: a garbage or bit-flipped tail (a write in flight at the crash, never synced) that
+    /// still parses is replayed, so pages never written, or records never committed, appear.
+    LogChecksumIgnored,
 }
 
 impl Mutant {
@@ -76,6 +80,7 @@ impl Mutant {
         Mutant::OperationLoggedPerPage,
         Mutant::StopCheckpointNotPersisted,
         Mutant::GroupCommitTrustsFlushInFlight,
+        Mutant::LogChecksumIgnored,
     ];
 
     const fn bit(self) -> u32 {

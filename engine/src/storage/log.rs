@@ -320,10 +320,35 @@ pub fn new_log_signature(path: &str, salt: u64) -> u64 {
 /// Decodes a whole log file: every record of the valid prefix with its LSN, and the length
 /// of that prefix in bytes (header included). A missing or bad header yields `([], 0)`.
 pub fn decode_all(bytes: &[u8]) -> (Vec<(Lsn, LogRecord)>, u64) {
+    let decoded = decode_log(bytes, true);
+    (decoded.records, decoded.valid_len)
+}
+
+/// A decoded log file (see [`decode_log`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedLog {
+    /// The records of the valid prefix, with their LSNs.
+    pub records: Vec<(Lsn, LogRecord)>,
+    /// The length of the valid prefix in bytes, header included (0: no valid header).
+    pub valid_len: u64,
+    /// The prefix ended at a whole frame whose checksum failed: garbage, a flipped bit or a
+    /// torn record that only the CRC told from a record.
+    pub ended_at_bad_checksum: bool,
+}
+
+/// [`decode_all`], saying why the valid prefix ended. `verify_checksums` is `false` only for
+/// the planted bug [`crate::Mutant::LogChecksumIgnored`]: frames are then taken on their
+/// length and payload alone.
+pub fn decode_log(bytes: &[u8], verify_checksums: bool) -> DecodedLog {
+    let mut decoded = DecodedLog {
+        records: Vec::new(),
+        valid_len: 0,
+        ended_at_bad_checksum: false,
+    };
     if log_header_signature(bytes).is_none() {
-        return (Vec::new(), 0);
+        return decoded;
     }
-    let mut records = Vec::new();
+    let records = &mut decoded.records;
     let mut offset = LOG_HEADER_BYTES as usize;
     // Each iteration consumes at least RECORD_FRAME_BYTES, so the loop is bounded.
     while let Some(frame) = bytes.get(offset..offset + RECORD_FRAME_BYTES) {
@@ -340,7 +365,8 @@ pub fn decode_all(bytes: &[u8]) -> (Vec<(Lsn, LogRecord)>, u64) {
         let mut checked = Vec::with_capacity(4 + payload_len);
         checked.extend_from_slice(&len_bytes);
         checked.extend_from_slice(payload);
-        if crc32(&checked) != stored_crc {
+        if verify_checksums && crc32(&checked) != stored_crc {
+            decoded.ended_at_bad_checksum = true;
             break;
         }
         let Some(record) = LogRecord::decode_payload(payload) else {
@@ -349,7 +375,8 @@ pub fn decode_all(bytes: &[u8]) -> (Vec<(Lsn, LogRecord)>, u64) {
         records.push((offset as Lsn, record));
         offset = start + payload_len;
     }
-    (records, offset as u64)
+    decoded.valid_len = offset as u64;
+    decoded
 }
 
 /// Counters of log I/O.
@@ -370,6 +397,8 @@ pub struct Log {
     signature: u64,
     /// Bytes cut off the end of the file at open: a torn or garbage tail.
     torn_tail_bytes: u64,
+    /// The cut tail began with a whole frame whose checksum failed.
+    tail_checksum_failed: bool,
     /// Set by [`Log::stop_and_emit`]: appends are refused from then on.
     stopped: bool,
     /// A [`LogFlush`] is being written outside the instance lock.
@@ -419,23 +448,34 @@ impl Log {
     /// valid prefix (a torn tail is cut off). Returns the records of that prefix too, so the
     /// caller can learn what earlier runs did. A bad header is `DatabaseCorrupted`.
     pub fn open(io: &dyn Io, path: &str) -> JetResult<(Log, Vec<(Lsn, LogRecord)>)> {
-        Self::open_salted(io, path, 0)
+        Self::open_salted(io, path, 0, true)
     }
 
     /// [`Log::open`]; a newly created log's signature mixes the path with `salt`.
+    /// `verify_checksums` is `false` only for the planted bug
+    /// [`crate::Mutant::LogChecksumIgnored`].
     pub fn open_salted(
         io: &dyn Io,
         path: &str,
         salt: u64,
+        verify_checksums: bool,
     ) -> JetResult<(Log, Vec<(Lsn, LogRecord)>)> {
-        let empty_file = io.exists(path)
-            && io
-                .open(path)
-                .and_then(|file| file.len())
-                .map_err(|e| JetError::from_io(&e))?
-                == 0;
-        // An empty file is a creation that crashed before its header: start it afresh.
-        if !io.exists(path) || empty_file {
+        // An empty file, or one no longer than a header that is not valid, is a creation
+        // that crashed before its header was synced (lost, or garbage at the crash): start
+        // it afresh. Records are only appended after the header's sync, so nothing can
+        // depend on such a file.
+        let unfinished_creation = io.exists(path) && {
+            let file = io.open(path).map_err(|e| JetError::from_io(&e))?;
+            let len = file.len().map_err(|e| JetError::from_io(&e))?;
+            len == 0
+                || (len <= LOG_HEADER_BYTES && {
+                    let mut header = vec![0u8; len as usize];
+                    file.read_at(0, &mut header)
+                        .map_err(|e| JetError::from_io(&e))?;
+                    log_header_signature(&header).is_none()
+                })
+        };
+        if !io.exists(path) || unfinished_creation {
             let signature = new_log_signature(path, salt);
             let file = io.create(path).map_err(|e| JetError::from_io(&e))?;
             file.write_at(0, &encode_log_header(signature))
@@ -448,6 +488,7 @@ impl Log {
                 stats: LogStats::default(),
                 signature,
                 torn_tail_bytes: 0,
+                tail_checksum_failed: false,
                 stopped: false,
                 flush_in_flight: false,
             };
@@ -462,7 +503,8 @@ impl Log {
         let Some(signature) = log_header_signature(&bytes) else {
             return Err(JetError::DatabaseCorrupted);
         };
-        let (records, valid_len) = decode_all(&bytes);
+        let decoded = decode_log(&bytes, verify_checksums);
+        let (records, valid_len) = (decoded.records, decoded.valid_len);
         assert!(valid_len >= LOG_HEADER_BYTES);
         if valid_len < len as u64 {
             file.set_len(valid_len).map_err(|e| JetError::from_io(&e))?;
@@ -475,6 +517,7 @@ impl Log {
             stats: LogStats::default(),
             signature,
             torn_tail_bytes: len as u64 - valid_len,
+            tail_checksum_failed: decoded.ended_at_bad_checksum,
             stopped: false,
             flush_in_flight: false,
         };
@@ -596,6 +639,11 @@ impl Log {
     /// Bytes of torn or garbage tail [`Log::open`] cut off.
     pub fn torn_tail_bytes(&self) -> u64 {
         self.torn_tail_bytes
+    }
+
+    /// Whether the tail [`Log::open`] cut off began with a whole frame whose checksum failed.
+    pub fn tail_checksum_failed(&self) -> bool {
+        self.tail_checksum_failed
     }
 
     /// Syncs and drops the file handle.
@@ -802,11 +850,43 @@ mod tests {
         let (log, records) = Log::open(&io, "empty.log").expect("an empty file starts afresh");
         assert_eq!((log.tip_lsn(), records.len()), (LOG_HEADER_BYTES, 0));
         let file = io.create("bad.log").expect("create");
-        file.write_at(0, b"not a log file at all").expect("write");
+        file.write_at(0, b"not a log file at all, and longer than a header")
+            .expect("write");
         assert!(matches!(
             Log::open(&io, "bad.log"),
             Err(JetError::DatabaseCorrupted)
         ));
+    }
+
+    #[test]
+    fn a_garbage_header_no_longer_than_a_header_is_an_unfinished_creation() {
+        // Goal: a log whose header write was damaged at a crash before its sync (the disk's
+        // garbage sectors) starts afresh; a bad header with records after it stays corruption.
+        let io = MemIo::new();
+        let file = io.create("short.log").expect("create");
+        file.write_at(0, &[0x5A; LOG_HEADER_BYTES as usize])
+            .expect("write");
+        let (log, records) = Log::open(&io, "short.log").expect("a fresh start");
+        assert_eq!((log.tip_lsn(), records.len()), (LOG_HEADER_BYTES, 0));
+        file.write_at(0, &[0x5A; LOG_HEADER_BYTES as usize + 1])
+            .expect("write");
+        assert!(matches!(
+            Log::open(&io, "short.log"),
+            Err(JetError::DatabaseCorrupted)
+        ));
+    }
+
+    #[test]
+    fn decode_log_says_when_the_checksum_ended_it() {
+        let records = vec![LogRecord::Begin { txn: 1 }, LogRecord::Begin { txn: 2 }];
+        let (mut bytes, lsns) = log_bytes(&records);
+        assert!(!decode_log(&bytes, true).ended_at_bad_checksum);
+        bytes[lsns[1] as usize + 9] ^= 0x40;
+        let decoded = decode_log(&bytes, true);
+        assert!(decoded.ended_at_bad_checksum);
+        assert_eq!((decoded.records.len(), decoded.valid_len), (1, lsns[1]));
+        let unchecked = decode_log(&bytes, false);
+        assert_eq!(unchecked.records.len(), 2, "a flipped record parses");
     }
 
     #[test]

@@ -171,21 +171,29 @@ impl Storage {
         checkpoint_path: &str,
         cache_size_pages: usize,
     ) -> JetResult<Storage> {
-        Self::open_salted(io, log_path, checkpoint_path, cache_size_pages, 0)
+        Self::open_salted(io, log_path, checkpoint_path, cache_size_pages, 0, true)
     }
 
     /// [`Storage::open`]; a newly created log's signature mixes its path with `log_salt`
-    /// (the engine passes the clock), so logs stay distinguishable.
+    /// (the engine passes the clock), so logs stay distinguishable. `verify_log_checksums`
+    /// is `false` only for the planted bug [`crate::Mutant::LogChecksumIgnored`].
     pub fn open_salted(
         io: &dyn Io,
         log_path: &str,
         checkpoint_path: &str,
         cache_size_pages: usize,
         log_salt: u64,
+        verify_log_checksums: bool,
     ) -> JetResult<Storage> {
         let existed = [log_path, checkpoint_path].map(|path| io.exists(path));
-        let opened =
-            Self::open_and_recover(io, log_path, checkpoint_path, cache_size_pages, log_salt);
+        let opened = Self::open_and_recover(
+            io,
+            log_path,
+            checkpoint_path,
+            cache_size_pages,
+            log_salt,
+            verify_log_checksums,
+        );
         if opened
             .as_ref()
             .is_err_and(|e| *e == JetError::FileAccessDenied)
@@ -207,8 +215,9 @@ impl Storage {
         checkpoint_path: &str,
         cache_size_pages: usize,
         log_salt: u64,
+        verify_log_checksums: bool,
     ) -> JetResult<Storage> {
-        let (log, records) = log::Log::open_salted(io, log_path, log_salt)?;
+        let (log, records) = log::Log::open_salted(io, log_path, log_salt, verify_log_checksums)?;
         let checkpoint = CheckpointFile::open(io, checkpoint_path)?;
         // FileIds stay unique across runs sharing a log, so a later replay is unambiguous.
         let logged_ids = records.iter().filter_map(|(_, record)| match record {

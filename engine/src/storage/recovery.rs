@@ -2,8 +2,10 @@
 //!
 //! 1. **Log.** [`super::log::Log::open`] keeps the valid prefix of the log: decoding stops at
 //!    the first record whose length or CRC is wrong, and the torn tail is cut off
-//!    ([`RecoveryReport::torn_tail_bytes`]). Nothing in a torn tail was ever synced, so no
-//!    acknowledged commit and (by the WAL rule) no page on disk depends on it.
+//!    ([`RecoveryReport::torn_tail_bytes`]; [`RecoveryReport::log_tail_checksum_failed`] when
+//!    a whole frame failed its CRC: garbage or a flipped bit the simulated disk injects).
+//!    Nothing in a torn tail was ever synced, so no acknowledged commit and (by the WAL rule)
+//!    no page on disk depends on it.
 //! 2. **Databases.** The files the log names (`AttachDatabase`, the checkpoint's attached
 //!    list, minus `DetachDatabase`, which flushed them) are opened through the same `Io`. One
 //!    is recovered only if it belongs to this log: its header carries this log's signature
@@ -96,6 +98,9 @@ pub struct RecoveryReport {
     pub undo_records_skipped: u64,
     /// Bytes of torn or garbage log tail that were cut off.
     pub torn_tail_bytes: u64,
+    /// The cut tail began with a whole record frame whose checksum failed (garbage, a
+    /// flipped bit, or a torn record only the CRC caught): the log's CRC is what ended it.
+    pub log_tail_checksum_failed: bool,
     /// Checkpoint file slots that failed their check (a checkpoint write torn at the crash;
     /// the other slot, or the start of the log, was used).
     pub checkpoint_slots_damaged: u32,
@@ -147,6 +152,7 @@ impl Storage {
         let mut report = RecoveryReport {
             log_end_lsn,
             torn_tail_bytes: self.log.torn_tail_bytes(),
+            log_tail_checksum_failed: self.log.tail_checksum_failed(),
             checkpoint_slots_damaged: self.checkpoint.damaged_slots_at_open(),
             ..RecoveryReport::default()
         };

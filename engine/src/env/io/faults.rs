@@ -53,6 +53,12 @@ pub struct CrashFaults {
     pub lost_write_ppm: u32,
     /// Probability that a surviving unsynced write keeps only some of its sectors.
     pub torn_write_ppm: u32,
+    /// Probability that one sector an unsynced write put on the disk comes back as random
+    /// bytes (the write was in flight when the power failed).
+    pub garbage_sector_ppm: u32,
+    /// Probability that one sector an unsynced write put on the disk (and that is not
+    /// garbage) comes back with one bit flipped.
+    pub bit_flip_ppm: u32,
 }
 
 impl CrashFaults {
@@ -60,6 +66,8 @@ impl CrashFaults {
     pub const LOSE_ALL: CrashFaults = CrashFaults {
         lost_write_ppm: PPM,
         torn_write_ppm: 0,
+        garbage_sector_ppm: 0,
+        bit_flip_ppm: 0,
     };
 }
 
@@ -88,6 +96,9 @@ impl FaultPlan {
             crash: CrashFaults {
                 lost_write_ppm: rate(u64::from(PPM)),
                 torn_write_ppm: rate(500_000),
+                // Drawn after the older rates, so those keep their values for a seed.
+                garbage_sector_ppm: rate(100_000),
+                bit_flip_ppm: rate(100_000),
             },
         }
     }
@@ -140,6 +151,20 @@ pub enum InjectedFault {
         len: u64,
         sectors_kept: u32,
         sectors_total: u32,
+    },
+    /// At a crash, the `len` bytes an unsynced write put in one sector at `offset` came back
+    /// as random bytes.
+    GarbageSector {
+        path: String,
+        offset: u64,
+        len: u64,
+    },
+    /// At a crash, bit `bit` (0 = least significant) of the byte at `offset`, which an
+    /// unsynced write put there, came back flipped.
+    BitFlip {
+        path: String,
+        offset: u64,
+        bit: u8,
     },
 }
 

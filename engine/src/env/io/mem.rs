@@ -40,6 +40,47 @@
 //!    the truncation is an unsynced change of its bytes (point 1), as `O_TRUNC` is.
 //!    Directories themselves are implicit in the paths and never lost.
 //!
+//! 6. **A sector an unsynced write put on the disk may come back as garbage** (random bytes)
+//!    with probability `garbage_sector_ppm`, and
+//! 7. **with one bit flipped** (otherwise) with probability `bit_flip_ppm`: the write was in
+//!    flight when the power failed, and a drive that loses power mid-sector (or an SSD whose
+//!    page program is interrupted) returns what it returns. Each sector of each surviving
+//!    unsynced write (after tearing, point 2) draws both, in issue order; only the bytes that
+//!    write put in that sector are damaged, never a neighbour's. Recorded as
+//!    [`InjectedFault::GarbageSector`] and [`InjectedFault::BitFlip`]. For the log, whose
+//!    tail is appended, a flip in a record's payload or checksum field leaves a well-formed
+//!    frame header (a plausible length) with a wrong checksum: only the CRC tells it from a
+//!    record, which is what these faults exist to exercise.
+//!
+//! **Synced data is never damaged**, by any fault here: every fault at a crash acts on
+//! writes issued since the file's last successful sync, a synced byte is only ever replaced
+//! by a later write, and a sector's worth of an unsynced write that rewrites synced bytes
+//! with the same bytes is never damaged (6 and 7 skip it). That last case is a real hazard
+//! the model leaves out on purpose: the engine's group commit can rewrite a durable log
+//! range (a flush written outside the lock that lost the race to a flush under it), and a
+//! real disk may tear such a rewrite, as it may tear the rewrite of a log's last, partly
+//! filled sector (damage here never reaches a neighbour's bytes in the same sector). ESE
+//! writes the last log sector to alternating shadow sectors for this reason; jetsim does
+//! not yet, so the model does not claim a defence the engine lacks. The engine's durability promise (an acknowledged commit
+//! survives any crash) rests on this, as it does on a real disk's, and a disk that rotted
+//! synced sectors would need the page-level scrubbing and log replicas jetsim does not have.
+//!
+//! What is *not* modelled, and why:
+//! - **Stale sectors ("ghost" records).** A real disk may return an *older* write's content
+//!   for a sector whose newest write was lost. Here that is exactly what point 1 does (the
+//!   sector keeps the synced content, or an earlier unsynced write that survived). What is
+//!   not modelled is a file extension whose sectors come back holding what the medium held
+//!   before a truncation (stale blocks exposed by a file system without ordered data): the
+//!   log is the only file jetsim truncates and extends again (recovery cuts a torn tail, then
+//!   appends over it), so such a sector could hold a whole record, with a right checksum, of
+//!   a run that recovery had already cut. The log's per-record CRC cannot tell that record
+//!   from a new one; it would take a checksum salted with the log's incarnation (ESE's log
+//!   generation), which the format does not have yet. Hole regions (a torn extension's
+//!   missing sectors) therefore read as zeros, as a file system with ordered data
+//!   (ext4's default, NTFS) returns them.
+//! - Corruption of synced data, misdirected writes and lost directory syncs that returned
+//!   success: the engine makes no promise against them (see above).
+//!
 //! Faults 3 and 4 (and 5's failed directory syncs) are switchable at run time
 //! ([`MemIo::set_faults_enabled`]), so a simulator can run a fault phase and then a clean
 //! phase; the operation counter ([`MemIo::mutating_ops`]) always counts, for crash-point
@@ -56,6 +97,12 @@
 //!   page whose CRC fails is repaired from the log; the checkpoint is only persisted after
 //!   every page before it is synced, so a torn page always has a later image in the log —
 //!   if it does not, recovery reports `DatabaseCorrupted` and never uses the page.
+//! - Garbage and flipped sectors (6, 7) are caught by the same checks: a log tail whose
+//!   record fails its CRC ends the valid log there (reported in
+//!   [`crate::storage::RecoveryReport::log_tail_checksum_failed`]; nothing after it was
+//!   synced); a page fails its CRC and is repaired from the log; a checkpoint slot fails its
+//!   CRC and the other slot is used. A log header that is garbage in a file no longer than
+//!   the header is a creation that crashed before its sync: a fresh start, as an empty log.
 //! - I/O errors (3, 4): the failing call returns `DiskIO` (or `LogWriteFail` for the log)
 //!   and the instance becomes fail-stop (`InstanceUnavailable`) until it is terminated and
 //!   initialized again, which recovers. The engine never retries a failed sync (its outcome
@@ -118,7 +165,8 @@ impl MemFileData {
         mut rng: Option<(&mut SplitMix64, CrashFaults)>,
         injected: &mut Vec<InjectedFault>,
     ) {
-        let mut image = self.synced.clone();
+        let synced = std::mem::take(&mut self.synced);
+        let mut image = synced.clone();
         for op in self.pending.drain(..) {
             let Some((rng, faults)) = rng.as_mut() else {
                 break;
@@ -140,20 +188,16 @@ impl MemFileData {
                 }
                 PendingOp::Write { offset, bytes } => {
                     let sectors_total = bytes.len().div_ceil(SECTOR_BYTES);
+                    let mut keep = vec![true; sectors_total];
                     if sectors_total > 1 && rng.chance_ppm(faults.torn_write_ppm) {
                         // A non-empty proper subset of the sectors reaches the disk.
-                        let mut keep: Vec<bool> = (0..sectors_total)
-                            .map(|_| rng.next_u64() & 1 == 1)
-                            .collect();
+                        for kept in keep.iter_mut() {
+                            *kept = rng.next_u64() & 1 == 1;
+                        }
                         let first = rng.below(sectors_total as u64) as usize;
                         keep[first] = true;
                         if keep.iter().all(|&k| k) {
                             keep[(first + 1) % sectors_total] = false;
-                        }
-                        for (sector, _) in keep.iter().enumerate().filter(|(_, &k)| k) {
-                            let start = sector * SECTOR_BYTES;
-                            let end = (start + SECTOR_BYTES).min(bytes.len());
-                            apply_write(&mut image, offset + start, &bytes[start..end]);
                         }
                         injected.push(InjectedFault::TornWrite {
                             path: path.to_owned(),
@@ -162,8 +206,26 @@ impl MemFileData {
                             sectors_kept: keep.iter().filter(|&&k| k).count() as u32,
                             sectors_total: sectors_total as u32,
                         });
-                    } else {
-                        apply_write(&mut image, offset, &bytes);
+                    }
+                    for (sector, _) in keep.iter().enumerate().filter(|(_, &k)| k) {
+                        let start = sector * SECTOR_BYTES;
+                        let end = (start + SECTOR_BYTES).min(bytes.len());
+                        let mut content = bytes[start..end].to_vec();
+                        // A rewrite of durable bytes with the same bytes changes nothing the
+                        // disk promised; damaging it would damage synced data (see fault 7).
+                        let rewrites_synced =
+                            synced.get(offset + start..offset + end) == Some(content.as_slice());
+                        if !rewrites_synced {
+                            damage_sector(
+                                path,
+                                offset + start,
+                                &mut content,
+                                rng,
+                                faults,
+                                injected,
+                            );
+                        }
+                        apply_write(&mut image, offset + start, &content);
                     }
                 }
             }
@@ -171,6 +233,43 @@ impl MemFileData {
         self.pending.clear();
         self.current = image.clone();
         self.synced = image;
+    }
+}
+
+/// Faults 6 and 7 on one sector's worth of an unsynced write that reached the disk:
+/// `content` (at file offset `offset`) becomes random bytes, or gets one bit flipped, each at
+/// its seeded rate. No draw is made at a rate of 0, so a plan without these faults replays
+/// as it did before they existed.
+fn damage_sector(
+    path: &str,
+    offset: usize,
+    content: &mut [u8],
+    rng: &mut SplitMix64,
+    faults: &CrashFaults,
+    injected: &mut Vec<InjectedFault>,
+) {
+    if content.is_empty() {
+        return;
+    }
+    if rng.chance_ppm(faults.garbage_sector_ppm) {
+        for chunk in content.chunks_mut(8) {
+            let random = rng.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&random[..chunk.len()]);
+        }
+        injected.push(InjectedFault::GarbageSector {
+            path: path.to_owned(),
+            offset: offset as u64,
+            len: content.len() as u64,
+        });
+    } else if rng.chance_ppm(faults.bit_flip_ppm) {
+        let byte = rng.below(content.len() as u64) as usize;
+        let bit = rng.below(8) as u8;
+        content[byte] ^= 1 << bit;
+        injected.push(InjectedFault::BitFlip {
+            path: path.to_owned(),
+            offset: (offset + byte) as u64,
+            bit,
+        });
     }
 }
 
@@ -601,6 +700,7 @@ mod tests {
             let crash = CrashFaults {
                 lost_write_ppm: 300_000,
                 torn_write_ppm: 500_000,
+                ..CrashFaults::default()
             };
             io.crash_with(&mut SplitMix64::new(seed), crash);
             (contents(&io, "f"), io.injected_faults())
@@ -635,6 +735,74 @@ mod tests {
         }
         assert!(any_torn && any_lost, "both fault kinds are reachable");
         assert!(faults[0].to_string().starts_with("[injected]"));
+    }
+
+    #[test]
+    fn garbage_and_flipped_sectors_damage_only_unsynced_writes() {
+        // Goal: faults 6 and 7: at a crash, sectors of unsynced writes that reached the disk
+        // come back as random bytes or with one bit flipped, seeded and recorded; synced
+        // bytes are never touched; a plan without these rates draws as before.
+        let run = |seed: u64, crash: CrashFaults| {
+            let io = MemIo::new();
+            let file = io.create("f").unwrap();
+            file.write_at(0, &[0xAA; 4 * SECTOR_BYTES]).unwrap();
+            file.sync().unwrap();
+            file.write_at(4 * SECTOR_BYTES as u64, &[0x55; 8 * SECTOR_BYTES])
+                .unwrap();
+            io.crash_with(&mut SplitMix64::new(seed), crash);
+            (contents(&io, "f"), io.injected_faults())
+        };
+        let crash = CrashFaults {
+            garbage_sector_ppm: 200_000,
+            bit_flip_ppm: 300_000,
+            ..CrashFaults::default()
+        };
+        assert_eq!(run(5, crash), run(5, crash), "deterministic");
+        let (mut garbage, mut flips) = (0, 0);
+        for seed in 0..32 {
+            let (bytes, faults) = run(seed, crash);
+            assert!(
+                bytes[..4 * SECTOR_BYTES].iter().all(|&b| b == 0xAA),
+                "synced"
+            );
+            for fault in &faults {
+                match fault {
+                    InjectedFault::GarbageSector { offset, len, .. } => {
+                        garbage += 1;
+                        assert!(*offset >= 4 * SECTOR_BYTES as u64 && *len > 0);
+                    }
+                    InjectedFault::BitFlip { offset, bit, .. } => {
+                        flips += 1;
+                        let byte = bytes[*offset as usize];
+                        assert_eq!(byte, 0x55 ^ (1 << bit), "seed {seed}: one bit flipped");
+                    }
+                    other => panic!("unexpected {other}"),
+                }
+            }
+            let damaged = faults.len();
+            let changed = bytes[4 * SECTOR_BYTES..]
+                .chunks(SECTOR_BYTES)
+                .filter(|sector| sector.iter().any(|&b| b != 0x55))
+                .count();
+            assert!(
+                changed <= damaged,
+                "seed {seed}: only recorded sectors differ"
+            );
+        }
+        assert!(garbage > 0 && flips > 0, "both fault kinds are reachable");
+        let plain = CrashFaults {
+            lost_write_ppm: 300_000,
+            torn_write_ppm: 500_000,
+            ..CrashFaults::default()
+        };
+        let (bytes, faults) = run(9, plain);
+        assert!(faults.iter().all(|f| !matches!(
+            f,
+            InjectedFault::GarbageSector { .. } | InjectedFault::BitFlip { .. }
+        )));
+        assert!(bytes[4 * SECTOR_BYTES..]
+            .iter()
+            .all(|&b| b == 0x55 || b == 0));
     }
 
     #[test]
@@ -766,6 +934,7 @@ mod tests {
             let crash = CrashFaults {
                 lost_write_ppm: 500_000,
                 torn_write_ppm: 0,
+                ..CrashFaults::default()
             };
             io.crash_with(&mut SplitMix64::new(seed), crash);
             io.file_names()
