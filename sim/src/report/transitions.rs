@@ -184,14 +184,11 @@ fn instance_ref(r: InstanceRef) -> &'static str {
     }
 }
 
-fn stop_grbit(grbit: u32) -> String {
+/// `grbit` as `|`-joined names of its known bits, then any unknown rest in hex.
+fn grbit_names(grbit: u32, known: &[(u32, &str)]) -> Vec<String> {
     let mut names = Vec::new();
     let mut rest = grbit;
-    for (bit, name) in [
-        (0x2, "BackgroundUserTasks"),
-        (0x4, "QuiesceCaches"),
-        (0x8000_0000, "Resume"),
-    ] {
+    for &(bit, name) in known {
         if grbit & bit != 0 {
             names.push(name.to_owned());
             rest &= !bit;
@@ -200,26 +197,31 @@ fn stop_grbit(grbit: u32) -> String {
     if rest != 0 {
         names.push(format!("{rest:#x}"));
     }
-    names.join("|")
+    names
+}
+
+fn stop_grbit(grbit: u32) -> String {
+    grbit_names(
+        grbit,
+        &[
+            (0x2, "BackgroundUserTasks"),
+            (0x4, "QuiesceCaches"),
+            (0x8000_0000, "Resume"),
+        ],
+    )
+    .join("|")
 }
 
 fn term_grbit(grbit: u32) -> String {
-    let mut names = Vec::new();
-    let mut rest = grbit;
-    for (bit, name) in [
-        (0x1, "Complete"),
-        (0x2, "Abrupt"),
-        (0x4, "StopBackup"),
-        (0x8, "Dirty"),
-    ] {
-        if grbit & bit != 0 {
-            names.push(name.to_owned());
-            rest &= !bit;
-        }
-    }
-    if rest != 0 {
-        names.push(format!("{rest:#x}"));
-    }
+    let names = grbit_names(
+        grbit,
+        &[
+            (0x1, "Complete"),
+            (0x2, "Abrupt"),
+            (0x4, "StopBackup"),
+            (0x8, "Dirty"),
+        ],
+    );
     if names.is_empty() {
         "0".to_owned()
     } else {
