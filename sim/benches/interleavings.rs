@@ -1,13 +1,21 @@
 //! Interleavings per second of the full simulation (engine + recording + checkers) against
 //! bare shuttle running the same shape (same threads, one shared-mutex operation per call of
-//! the same workload, no engine, no checks), measured in one run, single-threaded.
+//! the same workload, no engine, no checks), measured in one run, single-threaded; then what
+//! each stage of a run cost, so a regression shows where it is.
 //!
-//! Both run on the bench's own thread, as `explore`'s workers do.
+//! Both run on the bench's own thread, as `explore`'s workers do. The full simulation is the
+//! steps `simulation::run_workload_here` takes, each timed: execution (`harness::run_here`:
+//! setup, the programs under shuttle, the disk oracle at each stop, wind-down, final term),
+//! checking (the model and every rule) and reporting (the trace hash). Workload generation
+//! (the seed's configuration and programs) is timed on its own and, as before, kept out of
+//! the ratio: the bare side is given the shape, not asked to draw it.
 //!
 //! Run: `cargo bench -p jetsim --bench interleavings` (`JETSIM_BENCH_SEEDS`, default 2000).
 
+use jetsim::check::check_run;
 use jetsim::config::{RunConfig, Schedule, Scheduling};
-use jetsim::simulation::run_workload_here;
+use jetsim::harness::{self, RunEnd};
+use jetsim::model::ModelState;
 use jetsim_engine::Mutations;
 use std::time::{Duration, Instant};
 
@@ -45,49 +53,107 @@ fn bare_shuttle(config: &RunConfig, calls_per_thread: Vec<usize>) {
     assert!(iterations >= 1);
 }
 
+/// Wall time per stage of a run, summed over the seeds.
+#[derive(Default)]
+struct Stages {
+    generation: Duration,
+    execution: Duration,
+    /// Part of `execution`: the disk oracle's crash copy and recovery at each stop.
+    disk_oracle: Duration,
+    checking: Duration,
+    reporting: Duration,
+}
+
+impl Stages {
+    fn full(&self) -> Duration {
+        self.execution + self.checking + self.reporting
+    }
+
+    fn print(&self, seeds: u64) {
+        let full = self.full().as_secs_f64();
+        let row = |name: &str, d: Duration, of_full: bool| {
+            let share = if of_full {
+                format!(
+                    "{:>5.1}% of the full simulation",
+                    100.0 * d.as_secs_f64() / full
+                )
+            } else {
+                "(outside the ratio)".to_owned()
+            };
+            println!(
+                "    {name:<24} {:>8.1} µs/run  {:>7.2} s  {share}",
+                d.as_secs_f64() * 1e6 / seeds as f64,
+                d.as_secs_f64(),
+            );
+        };
+        println!("  stage costs:");
+        row("workload generation", self.generation, false);
+        row("execution", self.execution, true);
+        row("  of which disk oracle", self.disk_oracle, true);
+        row("checking", self.checking, true);
+        row("reporting (trace hash)", self.reporting, true);
+    }
+}
+
+fn timed<T>(total: &mut Duration, f: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let value = f();
+    *total += started.elapsed();
+    value
+}
+
 fn main() {
     let seeds: u64 = std::env::var("JETSIM_BENCH_SEEDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
+    let mut stages = Stages::default();
     let runs: Vec<_> = (0..seeds)
         .map(|seed| {
-            let config = RunConfig::derive(seed, Scheduling::Mix);
-            let workload = config.workload();
-            (config, workload)
+            timed(&mut stages.generation, || {
+                let config = RunConfig::derive(seed, Scheduling::Mix);
+                let workload = config.workload();
+                (config, workload)
+            })
         })
         .collect();
 
     // Alternate full and bare seed by seed, so drift in the machine's speed hits both alike.
-    let mut checker = Duration::ZERO;
     let mut calls = 0usize;
-    let mut full = Duration::ZERO;
     let mut bare = Duration::ZERO;
+    harness::take_disk_oracle_time();
     for (config, workload) in &runs {
-        let started = Instant::now();
-        let report = run_workload_here(config, workload, Mutations::NONE);
-        full += started.elapsed();
+        let end = timed(&mut stages.execution, || {
+            harness::run_here(config, workload, Mutations::NONE)
+        });
+        stages.disk_oracle += harness::take_disk_oracle_time();
+        let history = match end {
+            RunEnd::Completed(history) => history,
+            RunEnd::Panicked(message) => panic!("seed {} panicked: {message}", config.seed),
+        };
+        let verdict = timed(&mut stages.checking, || {
+            check_run(&history, &ModelState::for_run(config))
+        });
         assert!(
-            report.passed(),
+            verdict.violations.is_empty(),
             "seed {} failed: {:?}",
             config.seed,
-            report.verdict.violations
+            verdict.violations
         );
-        checker += Duration::from_micros(report.check_micros);
-        calls += report.calls();
+        let hash = timed(&mut stages.reporting, || history.trace_hash());
+        std::hint::black_box(hash);
+        calls += history.events.len();
         // The bare run gets the same number of calls per thread as the simulation recorded
         // (program, wind-down and final term included).
-        let history = report.history.expect("completed");
         let threads = workload.threads.len() + 1;
         let mut per_thread = vec![0usize; threads];
         for event in &history.events {
             per_thread[event.thread.min(threads - 1)] += 1;
         }
-        let started = Instant::now();
-        bare_shuttle(config, per_thread);
-        bare += started.elapsed();
+        timed(&mut bare, || bare_shuttle(config, per_thread));
     }
 
+    let full = stages.full();
     let rate = |d: Duration| seeds as f64 / d.as_secs_f64();
     println!("jetsim bench: {seeds} seeds (mix of random and PCT), one thread");
     println!(
@@ -104,6 +170,7 @@ fn main() {
     println!("  ratio full / bare    {:>9.3}", rate(full) / rate(bare));
     println!(
         "  checker share        {:>8.1}% of the full simulation's time",
-        100.0 * checker.as_secs_f64() / full.as_secs_f64()
+        100.0 * stages.checking.as_secs_f64() / full.as_secs_f64()
     );
+    stages.print(seeds);
 }
