@@ -102,6 +102,29 @@ fn timed<T>(total: &mut Duration, f: impl FnOnce() -> T) -> T {
     value
 }
 
+/// CPU time the calling thread has used (user + system), from `/proc/thread-self/stat` in
+/// clock ticks (1/100 s, sampled by the kernel, so unbiased over many runs); `None` where the
+/// file is missing. On a machine shared with other work the wall-time rates above move with
+/// the load; this ratio does not.
+fn thread_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the command name (which is parenthesised and may hold spaces): utime and
+    // stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// [`timed`], also adding the thread's CPU time to `cpu`.
+fn timed_cpu<T>(wall: &mut Duration, cpu: &mut Option<Duration>, f: impl FnOnce() -> T) -> T {
+    let before = thread_cpu();
+    let value = timed(wall, f);
+    if let (Some(before), Some(after), Some(total)) = (before, thread_cpu(), cpu.as_mut()) {
+        *total += after.saturating_sub(before);
+    }
+    value
+}
+
 fn main() {
     let seeds: u64 = std::env::var("JETSIM_BENCH_SEEDS")
         .ok()
@@ -121,8 +144,10 @@ fn main() {
     // Alternate full and bare seed by seed, so drift in the machine's speed hits both alike.
     let mut calls = 0usize;
     let mut bare = Duration::ZERO;
+    let (mut full_cpu, mut bare_cpu) = (Some(Duration::ZERO), Some(Duration::ZERO));
     harness::take_disk_oracle_time();
     for (config, workload) in &runs {
+        let cpu_before = thread_cpu();
         let end = timed(&mut stages.execution, || {
             harness::run_here(config, workload, Mutations::NONE)
         });
@@ -142,6 +167,10 @@ fn main() {
         );
         let hash = timed(&mut stages.reporting, || history.trace_hash());
         std::hint::black_box(hash);
+        if let (Some(before), Some(after), Some(total)) = (cpu_before, thread_cpu(), &mut full_cpu)
+        {
+            *total += after.saturating_sub(before);
+        }
         calls += history.events.len();
         // The bare run gets the same number of calls per thread as the simulation recorded
         // (program, wind-down and final term included).
@@ -150,7 +179,9 @@ fn main() {
         for event in &history.events {
             per_thread[event.thread.min(threads - 1)] += 1;
         }
-        timed(&mut bare, || bare_shuttle(config, per_thread));
+        timed_cpu(&mut bare, &mut bare_cpu, || {
+            bare_shuttle(config, per_thread)
+        });
     }
 
     let full = stages.full();
@@ -168,6 +199,14 @@ fn main() {
         bare.as_secs_f64()
     );
     println!("  ratio full / bare    {:>9.3}", rate(full) / rate(bare));
+    if let (Some(full_cpu), Some(bare_cpu)) = (full_cpu, bare_cpu) {
+        println!(
+            "  ratio in CPU time    {:>9.3}  (full {:.2} s, bare {:.2} s of this thread's CPU)",
+            bare_cpu.as_secs_f64() / full_cpu.as_secs_f64().max(1e-9),
+            full_cpu.as_secs_f64(),
+            bare_cpu.as_secs_f64()
+        );
+    }
     println!(
         "  checker share        {:>8.1}% of the full simulation's time",
         100.0 * stages.checking.as_secs_f64() / full.as_secs_f64()

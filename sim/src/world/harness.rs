@@ -31,19 +31,54 @@ pub const DATABASE_PATH: &str = "db/main.edb";
 const MAIN_LOG_PATH: &str = "main/jet.log";
 const MAIN_CHECKPOINT_PATH: &str = "main/jet.chk";
 
-/// One unsynced operation, as the tap mirrors it.
-#[derive(Debug, Clone)]
-enum TapPending {
-    Write { offset: usize, bytes: Vec<u8> },
-    SetLen { len: usize },
-}
-
-/// The tap's copy of one file: the bytes as of its last successful sync (what any crash
-/// keeps) and the operations since.
+/// The tap's copy of one file: its bytes as written so far, and as of its last successful
+/// sync (what any crash keeps). Between syncs the tap notes only which byte ranges changed and
+/// how short the file became, so a write costs one copy and no allocation, and a sync copies
+/// only what changed. The synced image is shared (copy on write) with the disk oracle's crash
+/// copy, which is dropped before the run goes on.
 #[derive(Debug, Default)]
 struct TapFileData {
-    synced: Vec<u8>,
-    pending: Vec<TapPending>,
+    current: Vec<u8>,
+    synced: Arc<Vec<u8>>,
+    /// Byte ranges of `current` written since the last sync, oldest first.
+    written_since_sync: Vec<std::ops::Range<usize>>,
+    /// The shortest length the file had since the last sync, if it was truncated or
+    /// extended (bytes past it in `synced` are stale).
+    resized_to_min: Option<usize>,
+}
+
+impl TapFileData {
+    fn unsynced(&self) -> bool {
+        !self.written_since_sync.is_empty() || self.resized_to_min.is_some()
+    }
+
+    fn write(&mut self, offset: usize, bytes: &[u8]) {
+        tap_write(&mut self.current, offset, bytes);
+        self.written_since_sync.push(offset..offset + bytes.len());
+    }
+
+    fn set_len(&mut self, len: usize) {
+        self.current.resize(len, 0);
+        self.resized_to_min = Some(self.resized_to_min.map_or(len, |min| min.min(len)));
+    }
+
+    /// The synced image becomes the written one.
+    fn sync(&mut self) {
+        if !self.unsynced() {
+            return;
+        }
+        let synced = Arc::make_mut(&mut self.synced);
+        if let Some(min) = self.resized_to_min.take() {
+            synced.truncate(min);
+        }
+        let len = self.current.len();
+        synced.resize(len, 0);
+        for range in self.written_since_sync.drain(..) {
+            let range = range.start.min(len)..range.end.min(len);
+            synced[range.clone()].copy_from_slice(&self.current[range]);
+        }
+        debug_assert_eq!(*synced, self.current);
+    }
 }
 
 fn tap_write(image: &mut Vec<u8>, offset: usize, bytes: &[u8]) {
@@ -131,11 +166,12 @@ impl DiskTap {
         StopWatch { tap: self, thread }
     }
 
-    /// The durable bytes of `path` and whether it has unsynced operations.
-    fn durable(&self, path: &str) -> Option<(Vec<u8>, bool)> {
+    /// The durable bytes of `path` (shared, not copied) and whether it has unsynced
+    /// operations.
+    fn durable(&self, path: &str) -> Option<(Arc<Vec<u8>>, bool)> {
         let files = lock(&self.files);
         let file = lock(files.get(path)?);
-        Some((file.synced.clone(), !file.pending.is_empty()))
+        Some((Arc::clone(&file.synced), file.unsynced()))
     }
 
     /// Reads the main instance's files as a crash at this instant would leave them and
@@ -149,7 +185,7 @@ impl DiskTap {
 
     fn read_at_stop(&self) -> DiskAtStop {
         let paths = [MAIN_LOG_PATH, MAIN_CHECKPOINT_PATH, DATABASE_PATH];
-        let copy = MemIo::new();
+        let copy = CrashCopy::default();
         let mut unsynced_files = Vec::new();
         for path in paths {
             let Some((bytes, unsynced)) = self.durable(path) else {
@@ -158,17 +194,11 @@ impl DiskTap {
             if unsynced {
                 unsynced_files.push(path.to_owned());
             }
-            let copied = copy.create(path).and_then(|file| {
-                file.write_at(0, &bytes)?;
-                file.sync()
-            });
-            copied.expect("a fault-free in-memory copy cannot fail");
+            copy.insert(path, bytes);
         }
-        let log = self
-            .durable(MAIN_LOG_PATH)
-            .map(|(b, _)| b)
-            .unwrap_or_default();
-        let (_, log_end_lsn) = jetsim_engine::storage::log::decode_all(&log);
+        let log_end_lsn = copy.with_image(MAIN_LOG_PATH, |log| {
+            jetsim_engine::storage::log::decode_all(log).1
+        });
         let checkpoint_lsn = copy
             .exists(MAIN_CHECKPOINT_PATH)
             .then(|| {
@@ -191,18 +221,10 @@ impl DiskTap {
     /// The bytes of `path` as written so far, synced or not.
     fn written(&self, path: &str) -> Vec<u8> {
         let files = lock(&self.files);
-        let Some(file) = files.get(path) else {
-            return Vec::new();
-        };
-        let file = lock(file);
-        let mut image = file.synced.clone();
-        for op in &file.pending {
-            match op {
-                TapPending::Write { offset, bytes } => tap_write(&mut image, *offset, bytes),
-                TapPending::SetLen { len } => image.resize(*len, 0),
-            }
-        }
-        image
+        files
+            .get(path)
+            .map(|file| lock(file).current.clone())
+            .unwrap_or_default()
     }
 
     /// Completes the run's stop observations from the end of the run: the step of the first
@@ -270,9 +292,102 @@ pub fn take_disk_oracle_time() -> std::time::Duration {
     DISK_ORACLE_TIME.with(|total| total.take())
 }
 
+/// The disk oracle's crash copy: the durable images of the main instance's files as the tap
+/// holds them at a stop, for a recovery to run on. Each image is shared with the tap until
+/// recovery writes to it (then that file alone is copied), so taking the copy costs no copy.
+/// It is a plain disk, with no faults and no second crash: what it must model is the crash
+/// already taken (only synced bytes survive), and the recovery after it runs to its end.
+#[derive(Default)]
+struct CrashCopy {
+    files: Mutex<BTreeMap<String, CrashCopyImage>>,
+}
+
+/// One file's bytes in the crash copy: shared by its open handles, the bytes themselves
+/// shared with the tap until written.
+type CrashCopyImage = Arc<Mutex<Arc<Vec<u8>>>>;
+
+impl CrashCopy {
+    fn insert(&self, path: &str, image: Arc<Vec<u8>>) {
+        lock(&self.files).insert(path.to_owned(), Arc::new(Mutex::new(image)));
+    }
+
+    /// `read` over the current image of `path` (empty when there is none).
+    fn with_image<T>(&self, path: &str, read: impl FnOnce(&[u8]) -> T) -> T {
+        let file = lock(&self.files).get(path).cloned();
+        match file {
+            Some(file) => read(&lock(&file)),
+            None => read(&[]),
+        }
+    }
+}
+
+impl Io for CrashCopy {
+    fn create(&self, path: &str) -> std::io::Result<Box<dyn IoFile>> {
+        let image = Arc::new(Mutex::new(Arc::new(Vec::new())));
+        lock(&self.files).insert(path.to_owned(), Arc::clone(&image));
+        Ok(Box::new(CrashCopyFile { image }))
+    }
+    fn open(&self, path: &str) -> std::io::Result<Box<dyn IoFile>> {
+        let image = lock(&self.files)
+            .get(path)
+            .cloned()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, path.to_owned()))?;
+        Ok(Box::new(CrashCopyFile { image }))
+    }
+    fn remove(&self, path: &str) -> std::io::Result<()> {
+        lock(&self.files)
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, path.to_owned()))
+    }
+    fn exists(&self, path: &str) -> bool {
+        lock(&self.files).contains_key(path)
+    }
+}
+
+/// One open file of the crash copy.
+struct CrashCopyFile {
+    image: CrashCopyImage,
+}
+
+impl IoFile for CrashCopyFile {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let image = lock(&self.image);
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        match start.checked_add(buf.len()) {
+            Some(end) if end <= image.len() => {
+                buf.copy_from_slice(&image[start..end]);
+                Ok(())
+            }
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "read past end",
+            )),
+        }
+    }
+    fn write_at(&self, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
+        let offset = usize::try_from(offset)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "offset"))?;
+        tap_write(Arc::make_mut(&mut lock(&self.image)), offset, bytes);
+        Ok(())
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        Ok(lock(&self.image).len() as u64)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        let len = usize::try_from(len)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "length"))?;
+        Arc::make_mut(&mut lock(&self.image)).resize(len, 0);
+        Ok(())
+    }
+}
+
 /// Recovery on `copy` (a crashed disk), with OS-thread primitives and no background thread:
 /// no scheduling point of the run's, so taking it never changes the schedule.
-fn recover_copy(copy: MemIo) -> Result<u64, String> {
+fn recover_copy(copy: CrashCopy) -> Result<u64, String> {
     let jet = Jet::<jetsim_engine::StdRuntime>::new(Environment {
         clock: Arc::new(ManualClock::new(0)),
         io: Arc::new(copy),
@@ -367,23 +482,13 @@ impl IoFile for TapFile {
         let written = self.inner.write_at(offset, bytes);
         self.note_mutation(written)?;
         let offset = usize::try_from(offset).expect("the disk accepted the offset");
-        lock(&self.data).pending.push(TapPending::Write {
-            offset,
-            bytes: bytes.to_vec(),
-        });
+        lock(&self.data).write(offset, bytes);
         Ok(())
     }
     fn sync(&self) -> std::io::Result<()> {
         let synced = self.inner.sync();
         self.note_mutation(synced)?;
-        let mut data = lock(&self.data);
-        let TapFileData { synced, pending } = &mut *data;
-        for op in pending.drain(..) {
-            match op {
-                TapPending::Write { offset, bytes } => tap_write(synced, offset, &bytes),
-                TapPending::SetLen { len } => synced.resize(len, 0),
-            }
-        }
+        lock(&self.data).sync();
         Ok(())
     }
     fn len(&self) -> std::io::Result<u64> {
@@ -394,7 +499,7 @@ impl IoFile for TapFile {
         let set = self.inner.set_len(len);
         self.note_mutation(set)?;
         let len = usize::try_from(len).expect("the disk accepted the length");
-        lock(&self.data).pending.push(TapPending::SetLen { len });
+        lock(&self.data).set_len(len);
         Ok(())
     }
 }
@@ -730,6 +835,11 @@ struct Recorder {
     /// compared before and after only when no other such call overlapped it.
     flag_changers_in_flight: AtomicU64,
     flag_changer_events: AtomicU64,
+    /// Whether this execution's history is the one kept: `false` in the calibration run PCT
+    /// makes first, whose history is thrown away. The disk oracle at a stop has no scheduling
+    /// point (OS-thread primitives only), so skipping it there leaves the calibration, and so
+    /// the recorded run's schedule, exactly as they were.
+    kept: bool,
 }
 
 impl Recorder {
@@ -811,7 +921,7 @@ fn call_and_record(
         let quiescing = *grbit == 0
             || (*grbit & jetsim_engine::stop_grbit::QUIESCE_CACHES != 0
                 && *grbit & jetsim_engine::stop_grbit::RESUME == 0);
-        if quiescing {
+        if quiescing && recorder.kept {
             let disk = recorder.disk.at_stop();
             lock(&recorder.history)
                 .stop_observations
@@ -1014,6 +1124,7 @@ fn execution(
     config: &RunConfig,
     workload: &Workload,
     mutations: Mutations,
+    kept: bool,
     out: &Mutex<Option<History>>,
 ) {
     let clock = Arc::new(ManualClock::new(0));
@@ -1063,6 +1174,7 @@ fn execution(
         disk: Arc::clone(&tap),
         flag_changers_in_flight: AtomicU64::new(0),
         flag_changer_events: AtomicU64::new(0),
+        kept,
     });
     let threads = workload.threads.len();
     let sessions = Arc::new(Mutex::new(SessionTable::default()));
@@ -1370,22 +1482,33 @@ pub fn run_here(config: &RunConfig, workload: &Workload, mutations: Mutations) -
         let out = Arc::clone(&out);
         let run_config = config.clone();
         let workload = workload.clone();
-        let body = move || execution(&run_config, &workload, mutations, &out);
+        let (seed, schedule) = (config.schedule_seed, config.schedule);
+        // PCT runs twice (see below) and keeps the second; random runs once.
+        let iterations = match schedule {
+            Schedule::Random => 1,
+            Schedule::Pct { .. } => 2,
+        };
+        let started = std::sync::atomic::AtomicUsize::new(0);
+        let body = move || {
+            let kept = started.fetch_add(1, Ordering::SeqCst) + 1 == iterations;
+            execution(&run_config, &workload, mutations, kept, &out)
+        };
         let mut shuttle_config = shuttle::Config::new();
         shuttle_config.failure_persistence = shuttle::FailurePersistence::None;
         shuttle_config.max_steps = shuttle::MaxSteps::FailAfter(2_000_000);
-        let (seed, schedule) = (config.schedule_seed, config.schedule);
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
             crate::world::panic_hook::in_run(|| match schedule {
                 Schedule::Random => {
-                    let scheduler = shuttle::scheduler::RandomScheduler::new_from_seed(seed, 1);
+                    let scheduler =
+                        shuttle::scheduler::RandomScheduler::new_from_seed(seed, iterations);
                     shuttle::Runner::new(scheduler, shuttle_config).run(body)
                 }
                 Schedule::Pct { depth } => {
                     // shuttle's PCT learns the execution's length in its first iteration and
                     // only places its priority change points from the second on: run two and
                     // keep the second's history (the first is a deterministic calibration).
-                    let scheduler = shuttle::scheduler::PctScheduler::new_from_seed(seed, depth, 2);
+                    let scheduler =
+                        shuttle::scheduler::PctScheduler::new_from_seed(seed, depth, iterations);
                     shuttle::Runner::new(scheduler, shuttle_config).run(body)
                 }
             })
