@@ -36,7 +36,7 @@ const MAIN_CHECKPOINT_PATH: &str = "main/jet.chk";
 /// how short the file became, so a write costs one copy and no allocation, and a sync copies
 /// only what changed. The synced image is shared (copy on write) with the disk oracle's crash
 /// copy, which is dropped before the run goes on.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct TapFileData {
     current: Vec<u8>,
     synced: Arc<Vec<u8>>,
@@ -48,6 +48,15 @@ struct TapFileData {
 }
 
 impl TapFileData {
+    fn new() -> TapFileData {
+        TapFileData {
+            current: spare_image(),
+            synced: Arc::new(spare_image()),
+            written_since_sync: Vec::new(),
+            resized_to_min: None,
+        }
+    }
+
     fn unsynced(&self) -> bool {
         !self.written_since_sync.is_empty() || self.resized_to_min.is_some()
     }
@@ -67,7 +76,7 @@ impl TapFileData {
         if !self.unsynced() {
             return;
         }
-        let synced = Arc::make_mut(&mut self.synced);
+        let synced = owned_image(&mut self.synced);
         if let Some(min) = self.resized_to_min.take() {
             synced.truncate(min);
         }
@@ -79,6 +88,59 @@ impl TapFileData {
         }
         debug_assert_eq!(*synced, self.current);
     }
+}
+
+impl Drop for TapFileData {
+    fn drop(&mut self) {
+        keep_spare_image(std::mem::take(&mut self.current));
+        if let Ok(synced) = Arc::try_unwrap(std::mem::take(&mut self.synced)) {
+            keep_spare_image(synced);
+        }
+    }
+}
+
+thread_local! {
+    /// File images of finished runs on this OS thread, kept for the next run's tap and crash
+    /// copies: an image grown a page at a time otherwise reallocates and faults in fresh
+    /// memory in every run. Emptied before reuse, so only their capacity carries over.
+    static SPARE_IMAGES: std::cell::RefCell<Vec<Vec<u8>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Spare images kept per OS thread (a run has a handful of files).
+const SPARE_IMAGES_MAX: usize = 16;
+
+/// An empty image, with the capacity of one a finished run left if there is one.
+fn spare_image() -> Vec<u8> {
+    SPARE_IMAGES
+        .try_with(|spares| spares.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+fn keep_spare_image(mut image: Vec<u8>) {
+    if image.capacity() == 0 {
+        return;
+    }
+    image.clear();
+    // At thread exit the spares may already be gone; the image is then just freed.
+    let _ = SPARE_IMAGES.try_with(|spares| {
+        let mut spares = spares.borrow_mut();
+        if spares.len() < SPARE_IMAGES_MAX {
+            spares.push(image);
+        }
+    });
+}
+
+/// `image` to write to: copied (into a spare) first if anyone else shares it.
+fn owned_image(image: &mut Arc<Vec<u8>>) -> &mut Vec<u8> {
+    if Arc::get_mut(image).is_none() {
+        let mut copy = spare_image();
+        copy.extend_from_slice(image);
+        *image = Arc::new(copy);
+    }
+    Arc::get_mut(image).expect("just made unique")
 }
 
 fn tap_write(image: &mut Vec<u8>, offset: usize, bytes: &[u8]) {
@@ -218,13 +280,14 @@ impl DiskTap {
         }
     }
 
-    /// The bytes of `path` as written so far, synced or not.
-    fn written(&self, path: &str) -> Vec<u8> {
+    /// `read` over the bytes of `path` as written so far, synced or not (empty when there is
+    /// no such file).
+    fn with_written<T>(&self, path: &str, read: impl FnOnce(&[u8]) -> T) -> T {
         let files = lock(&self.files);
-        files
-            .get(path)
-            .map(|file| lock(file).current.clone())
-            .unwrap_or_default()
+        match files.get(path) {
+            Some(file) => read(&lock(file).current),
+            None => read(&[]),
+        }
     }
 
     /// Completes the run's stop observations from the end of the run: the step of the first
@@ -247,7 +310,8 @@ impl DiskTap {
             return;
         }
         use jetsim_engine::storage::LogRecord;
-        let (records, _) = jetsim_engine::storage::log::decode_all(&self.written(MAIN_LOG_PATH));
+        let (records, _) =
+            self.with_written(MAIN_LOG_PATH, jetsim_engine::storage::log::decode_all);
         for observation in history
             .stop_observations
             .iter_mut()
@@ -345,6 +409,19 @@ impl Io for CrashCopy {
     }
 }
 
+impl Drop for CrashCopy {
+    fn drop(&mut self) {
+        let files = std::mem::take(&mut *lock(&self.files));
+        for image in files.into_values() {
+            let image = Arc::try_unwrap(image)
+                .map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner));
+            if let Ok(Ok(image)) = image.map(Arc::try_unwrap) {
+                keep_spare_image(image);
+            }
+        }
+    }
+}
+
 /// One open file of the crash copy.
 struct CrashCopyFile {
     image: CrashCopyImage,
@@ -368,7 +445,7 @@ impl IoFile for CrashCopyFile {
     fn write_at(&self, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
         let offset = usize::try_from(offset)
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "offset"))?;
-        tap_write(Arc::make_mut(&mut lock(&self.image)), offset, bytes);
+        tap_write(owned_image(&mut lock(&self.image)), offset, bytes);
         Ok(())
     }
     fn sync(&self) -> std::io::Result<()> {
@@ -380,7 +457,7 @@ impl IoFile for CrashCopyFile {
     fn set_len(&self, len: u64) -> std::io::Result<()> {
         let len = usize::try_from(len)
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "length"))?;
-        Arc::make_mut(&mut lock(&self.image)).resize(len, 0);
+        owned_image(&mut lock(&self.image)).resize(len, 0);
         Ok(())
     }
 }
@@ -408,7 +485,7 @@ impl Io for DiskTap {
     fn create(&self, path: &str) -> std::io::Result<Box<dyn IoFile>> {
         let inner = self.disk.create(path);
         let inner = self.note_failure(inner)?;
-        let data = Arc::new(Mutex::new(TapFileData::default()));
+        let data = Arc::new(Mutex::new(TapFileData::new()));
         lock(&self.files).insert(path.to_owned(), Arc::clone(&data));
         Ok(Box::new(TapFile {
             inner,
@@ -421,7 +498,11 @@ impl Io for DiskTap {
     fn open(&self, path: &str) -> std::io::Result<Box<dyn IoFile>> {
         let inner = self.disk.open(path);
         let inner = self.note_failure(inner)?;
-        let data = Arc::clone(lock(&self.files).entry(path.to_owned()).or_default());
+        let data = Arc::clone(
+            lock(&self.files)
+                .entry(path.to_owned())
+                .or_insert_with(|| Arc::new(Mutex::new(TapFileData::new()))),
+        );
         Ok(Box::new(TapFile {
             inner,
             data,
