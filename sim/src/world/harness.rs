@@ -950,123 +950,35 @@ fn call_and_record(
     let call = &resolve_peers(bindings, recorder.threads, call);
     // Simulated time moves only here, by a fixed step: deterministic under any schedule.
     recorder.clock.advance_micros(10);
-    // Only stops change these two flags, and only one thread stops: a failed stop that
-    // changes them broke failure atomicity, whatever the other threads do meanwhile.
-    let stop_flags = |jet: &Jet<ShuttleRuntime>| {
-        jet.instance_status(world.main).ok().map(|s| {
-            (
-                s.defrag == jetsim_engine::DefragStatus::Parked,
-                s.caches_quiesced,
-            )
-        })
-    };
-    // Several threads may stop, resume and term at once: a failed stop's flags are its alone
-    // to change only when no other stop or term is in flight or begins or ends meanwhile.
-    let changes_flags = matches!(
-        call,
-        Call::StopService { .. }
-            | Call::Term {
-                instance: InstanceRef::Main,
-                ..
-            }
-    );
-    let others_before = changes_flags.then(|| {
-        let others = recorder
-            .flag_changers_in_flight
-            .fetch_add(1, Ordering::SeqCst);
-        let events = recorder.flag_changer_events.fetch_add(1, Ordering::SeqCst) + 1;
-        (others, events)
-    });
-    let flags_before = matches!(call, Call::StopService { .. })
-        .then(|| stop_flags(jet))
-        .flatten();
+    let flags = FlagWatch::begin(jet, world, recorder, call);
     let watch = call
         .is_full_stop_of_main()
         .then(|| recorder.disk.watch_stop());
     let invoked = recorder.stamp();
     let result = execute(jet, world, bindings, call);
     // Read before this call leaves the set of flag changers, so "alone" covers the read.
-    let flags_after = flags_before.and_then(|_| stop_flags(jet));
+    let flags_after = flags.before.and_then(|_| stop_flags(jet, world));
     let returned = recorder.stamp();
-    let stop_first_write_at = watch.and_then(StopWatch::first_write_at);
+    let stop = StopSpan {
+        thread,
+        invoked,
+        returned,
+        first_write_at: watch.and_then(StopWatch::first_write_at),
+    };
     // The harness's own look at the disk, before anything else can run (no scheduling point
     // between the response step and this read).
-    if let (
-        Call::StopService {
-            instance: InstanceRef::Main,
-            grbit,
-        },
-        Outcome::Ok,
-    ) = (call, &result)
-    {
-        let quiescing = *grbit == 0
-            || (*grbit & jetsim_engine::stop_grbit::QUIESCE_CACHES != 0
-                && *grbit & jetsim_engine::stop_grbit::RESUME == 0);
-        if quiescing && recorder.kept {
-            let disk = recorder.disk.at_stop();
-            lock(&recorder.history)
-                .stop_observations
-                .push(StopObservation {
-                    thread,
-                    grbit: *grbit,
-                    stop_invoked: invoked,
-                    stop_returned: returned,
-                    disk,
-                    first_write_at: stop_first_write_at,
-                    gated_records_after: None,
-                    log_read_whole: false,
-                });
-        }
-    }
-    let flags_alone = match others_before {
-        Some((others, events)) => {
-            let alone = others == 0
-                && recorder.flag_changer_events.load(Ordering::SeqCst) == events
-                && recorder.flag_changers_in_flight.load(Ordering::SeqCst) == 1;
-            recorder
-                .flag_changers_in_flight
-                .fetch_sub(1, Ordering::SeqCst);
-            recorder.flag_changer_events.fetch_add(1, Ordering::SeqCst);
-            alone
-        }
-        None => true,
-    };
-    // An I/O error in the middle of a stop is fail-stop, not a validation failure: the stop
-    // is not undone (documented in engine/src/api/stop.rs), so only other failures count.
-    let io_error =
-        result.is_io_error() || result.is_err_named(jetsim_engine::JetError::InstanceUnavailable);
-    if let (Some(before), false, false) = (flags_before, result.is_ok(), io_error) {
-        if !flags_alone {
-            *lock(&recorder.history)
-                .unobservable
-                .entry("failed stop changed nothing".to_owned())
-                .or_insert(0) += 1;
-        } else if let Some(after) = flags_after {
-            if after != before {
-                lock(&recorder.history).failed_stop_effects.push(format!(
-                    "thread {thread} {call:?} failed with {result:?} but changed (defrag parked, caches quiesced) \
-                     from {before:?} to {after:?}"
-                ));
-            }
-        }
-    }
-    if call.is_full_stop_of_main() && result == Outcome::Ok {
-        if let Ok(status) = jet.instance_status(world.main) {
-            let record = jet.last_stop_record(world.main).ok().flatten();
-            let mut history = lock(&recorder.history);
-            if record.as_ref().is_some_and(|r| r.grbit != 0) {
-                // Another thread's partial stop or StopAndEmitLog, after this full stop.
-                *history
-                    .unobservable
-                    .entry("stop record overwritten".to_owned())
-                    .or_insert(0) += 1;
-            } else {
-                history
-                    .after_stops
-                    .push(AfterStop::new(returned, &status, record.as_ref()));
-            }
-        }
-    }
+    observe_disk_at_stop(recorder, call, &result, &stop);
+    let alone = flags.end(recorder);
+    check_failed_stop_changed_nothing(
+        recorder,
+        thread,
+        call,
+        &result,
+        flags.before,
+        flags_after,
+        alone,
+    );
+    note_after_full_stop(jet, world, recorder, call, &result, returned);
     recorder.record(Event {
         thread,
         call: call.clone(),
@@ -1075,6 +987,184 @@ fn call_and_record(
         outcome: result.clone(),
     });
     result
+}
+
+/// The main instance's stop flags (defrag parked, caches quiesced), as the engine reports
+/// them; `None` when it reports nothing. Only stops change them.
+fn stop_flags(jet: &Jet<ShuttleRuntime>, world: &World) -> Option<(bool, bool)> {
+    jet.instance_status(world.main).ok().map(|s| {
+        (
+            s.defrag == jetsim_engine::DefragStatus::Parked,
+            s.caches_quiesced,
+        )
+    })
+}
+
+/// A call's watch over the stop flags: several threads may stop, resume and term at once, so
+/// a failed stop's flags are its alone to change only when no other stop or term is in
+/// flight, or begins or ends, while it runs.
+struct FlagWatch {
+    /// For a call that may change the flags (a stop, a term of the main instance): the other
+    /// such calls in flight when it began, and the count of such calls' begins and ends.
+    others_before: Option<(u64, u64)>,
+    /// For a stop: the flags before it (`None` when the engine reported none).
+    before: Option<(bool, bool)>,
+}
+
+impl FlagWatch {
+    fn begin(
+        jet: &Jet<ShuttleRuntime>,
+        world: &World,
+        recorder: &Recorder,
+        call: &Call,
+    ) -> FlagWatch {
+        let changes_flags = matches!(
+            call,
+            Call::StopService { .. }
+                | Call::Term {
+                    instance: InstanceRef::Main,
+                    ..
+                }
+        );
+        let others_before = changes_flags.then(|| {
+            let others = recorder
+                .flag_changers_in_flight
+                .fetch_add(1, Ordering::SeqCst);
+            let events = recorder.flag_changer_events.fetch_add(1, Ordering::SeqCst) + 1;
+            (others, events)
+        });
+        let before = matches!(call, Call::StopService { .. })
+            .then(|| stop_flags(jet, world))
+            .flatten();
+        FlagWatch {
+            others_before,
+            before,
+        }
+    }
+
+    /// Ends the watch: whether the call was alone among the flag changers throughout.
+    fn end(&self, recorder: &Recorder) -> bool {
+        let Some((others, events)) = self.others_before else {
+            return true;
+        };
+        let alone = others == 0
+            && recorder.flag_changer_events.load(Ordering::SeqCst) == events
+            && recorder.flag_changers_in_flight.load(Ordering::SeqCst) == 1;
+        recorder
+            .flag_changers_in_flight
+            .fetch_sub(1, Ordering::SeqCst);
+        recorder.flag_changer_events.fetch_add(1, Ordering::SeqCst);
+        alone
+    }
+}
+
+/// When a call ran, by the run's step counter, and on which thread; for a full stop, also the
+/// step of its first disk write.
+struct StopSpan {
+    thread: usize,
+    invoked: u64,
+    returned: u64,
+    first_write_at: Option<u64>,
+}
+
+/// After a successful quiescing stop of the main instance (a full stop, or `QuiesceCaches`
+/// without `Resume`), records what the disk durably holds (the disk oracle), in the run whose
+/// history is kept.
+fn observe_disk_at_stop(recorder: &Recorder, call: &Call, result: &Outcome, stop: &StopSpan) {
+    let (
+        Call::StopService {
+            instance: InstanceRef::Main,
+            grbit,
+        },
+        Outcome::Ok,
+    ) = (call, result)
+    else {
+        return;
+    };
+    let quiescing = *grbit == 0
+        || (*grbit & jetsim_engine::stop_grbit::QUIESCE_CACHES != 0
+            && *grbit & jetsim_engine::stop_grbit::RESUME == 0);
+    if !quiescing || !recorder.kept {
+        return;
+    }
+    let disk = recorder.disk.at_stop();
+    lock(&recorder.history)
+        .stop_observations
+        .push(StopObservation {
+            thread: stop.thread,
+            grbit: *grbit,
+            stop_invoked: stop.invoked,
+            stop_returned: stop.returned,
+            disk,
+            first_write_at: stop.first_write_at,
+            gated_records_after: None,
+            log_read_whole: false,
+        });
+}
+
+/// A stop that failed (other than by an I/O error) must leave the stop flags as they were;
+/// counted as unobservable when another flag changer overlapped it.
+fn check_failed_stop_changed_nothing(
+    recorder: &Recorder,
+    thread: usize,
+    call: &Call,
+    result: &Outcome,
+    before: Option<(bool, bool)>,
+    after: Option<(bool, bool)>,
+    alone: bool,
+) {
+    // An I/O error in the middle of a stop is fail-stop, not a validation failure: the stop
+    // is not undone (documented in engine/src/api/stop.rs), so only other failures count.
+    let io_error =
+        result.is_io_error() || result.is_err_named(jetsim_engine::JetError::InstanceUnavailable);
+    let Some(before) = before else { return };
+    if result.is_ok() || io_error {
+        return;
+    }
+    if !alone {
+        *lock(&recorder.history)
+            .unobservable
+            .entry("failed stop changed nothing".to_owned())
+            .or_insert(0) += 1;
+    } else if let Some(after) = after {
+        if after != before {
+            lock(&recorder.history).failed_stop_effects.push(format!(
+                "thread {thread} {call:?} failed with {result:?} but changed (defrag parked, caches quiesced) \
+                 from {before:?} to {after:?}"
+            ));
+        }
+    }
+}
+
+/// After a successful full stop of the main instance: the engine's own account of it (status
+/// and stop record), for descriptions and the timeline; no rule decides from it.
+fn note_after_full_stop(
+    jet: &Jet<ShuttleRuntime>,
+    world: &World,
+    recorder: &Recorder,
+    call: &Call,
+    result: &Outcome,
+    returned: u64,
+) {
+    if !call.is_full_stop_of_main() || *result != Outcome::Ok {
+        return;
+    }
+    let Ok(status) = jet.instance_status(world.main) else {
+        return;
+    };
+    let record = jet.last_stop_record(world.main).ok().flatten();
+    let mut history = lock(&recorder.history);
+    if record.as_ref().is_some_and(|r| r.grbit != 0) {
+        // Another thread's partial stop or StopAndEmitLog, after this full stop.
+        *history
+            .unobservable
+            .entry("stop record overwritten".to_owned())
+            .or_insert(0) += 1;
+    } else {
+        history
+            .after_stops
+            .push(AfterStop::new(returned, &status, record.as_ref()));
+    }
 }
 
 /// Retries a wind-down call while a racing term is in progress (it will finish, one way or
@@ -1200,14 +1290,23 @@ fn end_state(jet: &Jet<ShuttleRuntime>, world: &World, table: &SessionTable) -> 
     })
 }
 
-/// One execution's body, run on shuttle's main thread.
-fn execution(
-    config: &RunConfig,
-    workload: &Workload,
-    mutations: Mutations,
-    kept: bool,
-    out: &Mutex<Option<History>>,
-) {
+/// The simulated disk and the engine on it, set up and ready for the workload.
+struct Started {
+    io: Arc<MemIo>,
+    tap: Arc<DiskTap>,
+    clock: Arc<ManualClock>,
+    sequence: Arc<AtomicU64>,
+    jet: Arc<Jet<ShuttleRuntime>>,
+    world: World,
+    marks: jetsim_engine::Marks,
+    /// The marks' counts and the disk's mutating operations when the workload began.
+    marks_at_start: Vec<(jetsim_engine::Mark, u64)>,
+    ops_at_start: u64,
+}
+
+/// The disk (with the run's faults, off during setup), the tap over it, the engine and the
+/// setup; then the faults start.
+fn start(config: &RunConfig, mutations: Mutations) -> Started {
     let clock = Arc::new(ManualClock::new(0));
     let sequence = Arc::new(AtomicU64::new(0));
     let io = Arc::new(match config.faults {
@@ -1243,69 +1342,89 @@ fn execution(
             io.cut_power_after_ops(Some(io.mutating_ops() + ops));
         }
     }
-    let recorder = Arc::new(Recorder {
-        threads: workload.threads.len(),
-        sequence,
-        history: Mutex::new(History {
-            workers: workload.threads.len(),
-            online_defrag: config.engine.online_defrag,
-            ..History::default()
-        }),
+    Started {
+        io,
+        tap,
         clock,
-        disk: Arc::clone(&tap),
-        flag_changers_in_flight: AtomicU64::new(0),
-        flag_changer_events: AtomicU64::new(0),
-        kept,
-    });
-    let threads = workload.threads.len();
-    let sessions = Arc::new(Mutex::new(SessionTable::default()));
+        sequence,
+        jet,
+        world,
+        marks,
+        marks_at_start,
+        ops_at_start,
+    }
+}
+
+/// One simulated thread's life: its program, then the first part of the wind-down (it drops
+/// every context it set, which only the setter may, retrying while a racing term is in
+/// progress).
+fn run_thread(
+    jet: &Jet<ShuttleRuntime>,
+    world: &World,
+    recorder: &Recorder,
+    mut bindings: Bindings,
+    program: &[Call],
+) {
+    let thread = bindings.thread;
+    for call in program {
+        call_and_record(jet, world, recorder, &mut bindings, thread, call);
+    }
+    let contexts = std::mem::take(&mut bindings.contexts_set);
+    for ses in contexts {
+        for _ in 0..WIND_DOWN_RETRIES_MAX {
+            let result = call_and_record(
+                jet,
+                world,
+                recorder,
+                &mut bindings,
+                thread,
+                &Call::ResetSessionContext { ses },
+            );
+            if result != Outcome::err(jetsim_engine::JetError::TermInProgress) {
+                break;
+            }
+            shuttle::thread::yield_now();
+        }
+    }
+}
+
+/// One simulated thread per program, each running [`run_thread`]; returns when all joined.
+fn run_threads(
+    jet: &Arc<Jet<ShuttleRuntime>>,
+    world: World,
+    recorder: &Arc<Recorder>,
+    sessions: &Arc<Mutex<SessionTable>>,
+    workload: &Workload,
+) {
     let handles: Vec<_> = workload
         .threads
         .iter()
         .cloned()
         .enumerate()
         .map(|(thread, program)| {
-            let (jet, recorder) = (Arc::clone(&jet), Arc::clone(&recorder));
-            let mut bindings = Bindings {
+            let (jet, recorder) = (Arc::clone(jet), Arc::clone(recorder));
+            let bindings = Bindings {
                 thread,
-                sessions: Arc::clone(&sessions),
+                sessions: Arc::clone(sessions),
                 ..Bindings::default()
             };
-            shuttle::thread::spawn(move || {
-                for call in &program {
-                    call_and_record(&jet, &world, &recorder, &mut bindings, thread, call);
-                }
-                // Wind-down, part one: this thread drops every context it set (only the
-                // setter may), retrying while a racing term is in progress.
-                let contexts = std::mem::take(&mut bindings.contexts_set);
-                for ses in contexts {
-                    for _ in 0..WIND_DOWN_RETRIES_MAX {
-                        let result = call_and_record(
-                            &jet,
-                            &world,
-                            &recorder,
-                            &mut bindings,
-                            thread,
-                            &Call::ResetSessionContext { ses },
-                        );
-                        if result != Outcome::err(jetsim_engine::JetError::TermInProgress) {
-                            break;
-                        }
-                        shuttle::thread::yield_now();
-                    }
-                }
-            })
+            shuttle::thread::spawn(move || run_thread(&jet, &world, &recorder, bindings, &program))
         })
         .collect();
     for handle in handles {
         handle.join().expect("a simulated thread panicked");
     }
-    // Wind-down, part two, alone: roll back every level of every session any thread made.
-    let mut main_bindings = Bindings {
-        thread: threads,
-        sessions: Arc::clone(&sessions),
-        ..Bindings::default()
-    };
+}
+
+/// The wind-down's second part, alone on the main thread after every thread joined: roll
+/// back every level of every session any thread made.
+fn roll_back_every_session(
+    jet: &Jet<ShuttleRuntime>,
+    world: &World,
+    recorder: &Recorder,
+    main_bindings: &mut Bindings,
+) {
+    let threads = recorder.threads;
     for thread in 0..threads {
         for n in 0..main_bindings.created_count(thread) {
             let ses = Ref::PeerCreated {
@@ -1314,10 +1433,10 @@ fn execution(
             };
             for _ in 0..=jetsim_engine::instance::TRANSACTION_LEVEL_MAX {
                 if !call_and_record(
-                    &jet,
-                    &world,
-                    &recorder,
-                    &mut main_bindings,
+                    jet,
+                    world,
+                    recorder,
+                    main_bindings,
                     threads,
                     &Call::Rollback { ses },
                 )
@@ -1328,6 +1447,52 @@ fn execution(
             }
         }
     }
+}
+
+/// One execution's body, run on shuttle's main thread: start, one simulated thread per
+/// program, the wind-down, then the end (a crash before the final term, or the final term).
+/// `kept`: whether this execution's history is the one the run keeps (see [`Recorder`]).
+fn execution(
+    config: &RunConfig,
+    workload: &Workload,
+    mutations: Mutations,
+    kept: bool,
+    out: &Mutex<Option<History>>,
+) {
+    let Started {
+        clock,
+        sequence,
+        io,
+        tap,
+        jet,
+        world,
+        marks,
+        marks_at_start,
+        ops_at_start,
+    } = start(config, mutations);
+    let threads = workload.threads.len();
+    let recorder = Arc::new(Recorder {
+        threads,
+        sequence,
+        history: Mutex::new(History {
+            workers: threads,
+            online_defrag: config.engine.online_defrag,
+            ..History::default()
+        }),
+        clock,
+        disk: Arc::clone(&tap),
+        flag_changers_in_flight: AtomicU64::new(0),
+        flag_changer_events: AtomicU64::new(0),
+        kept,
+    });
+    let sessions = Arc::new(Mutex::new(SessionTable::default()));
+    run_threads(&jet, world, &recorder, &sessions, workload);
+    let mut main_bindings = Bindings {
+        thread: threads,
+        sessions: Arc::clone(&sessions),
+        ..Bindings::default()
+    };
+    roll_back_every_session(&jet, &world, &recorder, &mut main_bindings);
     let end = end_state(&jet, &world, &lock(&sessions));
     let failure = jet.instance_failure(world.main).ok().flatten();
     let mut crash = Crash {
@@ -1336,16 +1501,20 @@ fn execution(
         ops_at_death: None,
         failure,
     };
+    let history = |end| {
+        let mut history = lock(&recorder.history).clone();
+        history.end_state = end;
+        tap.finish(&mut history);
+        history.marks = marks_hit(&marks, &marks_at_start);
+        history
+    };
     if config.faults.is_some_and(|f| f.crash_before_term) {
         // The machine dies here: no final term, nothing more reaches the disk (dropping the
         // engine below may still try: its background thread, the instances' teardown).
         crash.ops_at_death = Some(io.mutating_ops());
         io.cut_power_after_ops(crash.ops_at_death);
         drop(jet);
-        let mut history = lock(&recorder.history).clone();
-        history.end_state = end;
-        tap.finish(&mut history);
-        history.marks = marks_hit(&marks, &marks_at_start);
+        let mut history = history(end);
         crash.crash_and_recover(&mut history);
         *lock(out) = Some(history);
         return;
@@ -1364,10 +1533,7 @@ fn execution(
     // Whatever happened, leave no background thread waiting (a failed term is reported by the
     // checkers; this keeps shuttle from also calling it a deadlock).
     let _ = jet.term2(world.main, jetsim_engine::term_grbit::DIRTY);
-    let mut history = lock(&recorder.history).clone();
-    history.end_state = end;
-    tap.finish(&mut history);
-    history.marks = marks_hit(&marks, &marks_at_start);
+    let mut history = history(end);
     if config.faults.is_some() {
         drop(jet);
         crash.crash_and_recover(&mut history);
