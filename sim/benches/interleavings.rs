@@ -19,8 +19,19 @@ use jetsim::model::ModelState;
 use jetsim_engine::Mutations;
 use std::time::{Duration, Instant};
 
+thread_local! {
+    /// Scheduling points of the bare runs' last executions (the kept one, as the simulation's).
+    static BARE_SCHEDULING_POINTS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 fn bare_shuttle(config: &RunConfig, calls_per_thread: Vec<usize>) {
+    let runs = match config.schedule {
+        Schedule::Random => 1,
+        Schedule::Pct { .. } => 2,
+    };
+    let started = std::sync::atomic::AtomicUsize::new(0);
     let body = move || {
+        let kept = started.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == runs;
         let shared = std::sync::Arc::new(shuttle::sync::Mutex::new(0u64));
         let handles: Vec<_> = calls_per_thread
             .iter()
@@ -35,6 +46,10 @@ fn bare_shuttle(config: &RunConfig, calls_per_thread: Vec<usize>) {
             .collect();
         for handle in handles {
             handle.join().unwrap();
+        }
+        if kept {
+            let points = shuttle::current::context_switches() as u64;
+            BARE_SCHEDULING_POINTS.with(|total| total.set(total.get() + points));
         }
     };
     let iterations = match config.schedule {
@@ -207,6 +222,11 @@ fn main() {
             bare_cpu.as_secs_f64()
         );
     }
+    println!(
+        "  scheduling points    {:>9.0} per interleaving, full; {:.0} bare",
+        harness::take_scheduling_points() as f64 / seeds as f64,
+        BARE_SCHEDULING_POINTS.with(|total| total.get()) as f64 / seeds as f64
+    );
     println!(
         "  checker share        {:>8.1}% of the full simulation's time",
         100.0 * stages.checking.as_secs_f64() / full.as_secs_f64()

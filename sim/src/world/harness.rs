@@ -356,6 +356,25 @@ pub fn take_disk_oracle_time() -> std::time::Duration {
     DISK_ORACLE_TIME.with(|total| total.take())
 }
 
+thread_local! {
+    /// Scheduling points (shuttle's possible context switches) of the kept executions run on
+    /// this OS thread, for the benchmark's like-for-like comparison. Reporting only.
+    static SCHEDULING_POINTS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The scheduling points of the kept executions the calling OS thread ran since the last call
+/// (reporting only; see [`SCHEDULING_POINTS`]).
+pub fn take_scheduling_points() -> u64 {
+    SCHEDULING_POINTS.with(|total| total.take())
+}
+
+/// Adds this execution's scheduling points so far to [`SCHEDULING_POINTS`]; reading the count
+/// is no scheduling point itself.
+fn count_scheduling_points() {
+    let points = shuttle::current::context_switches() as u64;
+    SCHEDULING_POINTS.with(|total| total.set(total.get() + points));
+}
+
 /// The disk oracle's crash copy: the durable images of the main instance's files as the tap
 /// holds them at a stop, for a recovery to run on. Each image is shared with the tap until
 /// recovery writes to it (then that file alone is copied), so taking the copy costs no copy.
@@ -1533,6 +1552,9 @@ fn execution(
     // Whatever happened, leave no background thread waiting (a failed term is reported by the
     // checkers; this keeps shuttle from also calling it a deadlock).
     let _ = jet.term2(world.main, jetsim_engine::term_grbit::DIRTY);
+    if kept {
+        count_scheduling_points();
+    }
     let mut history = history(end);
     if config.faults.is_some() {
         drop(jet);
