@@ -511,6 +511,11 @@ pub fn print_summary(options: &CampaignOptions, summary: &CampaignSummary) {
         per_second(summary.seeds_run, summary.wall_micros)
     );
     println!(
+        "    per worker           {:>10.0}  ({} workers)",
+        per_second(summary.seeds_run, summary.wall_micros) / options.jobs.max(1) as f64,
+        options.jobs.max(1)
+    );
+    println!(
         "  calls / s              {:>10.0}",
         per_second(summary.calls, summary.wall_micros)
     );

@@ -31,19 +31,116 @@ pub const DATABASE_PATH: &str = "db/main.edb";
 const MAIN_LOG_PATH: &str = "main/jet.log";
 const MAIN_CHECKPOINT_PATH: &str = "main/jet.chk";
 
-/// One unsynced operation, as the tap mirrors it.
-#[derive(Debug, Clone)]
-enum TapPending {
-    Write { offset: usize, bytes: Vec<u8> },
-    SetLen { len: usize },
+/// The tap's copy of one file: its bytes as written so far, and as of its last successful
+/// sync (what any crash keeps). Between syncs the tap notes only which byte ranges changed and
+/// how short the file became, so a write costs one copy and no allocation, and a sync copies
+/// only what changed. The synced image is shared (copy on write) with the disk oracle's crash
+/// copy, which is dropped before the run goes on.
+#[derive(Debug)]
+struct TapFileData {
+    current: Vec<u8>,
+    synced: Arc<Vec<u8>>,
+    /// Byte ranges of `current` written since the last sync, oldest first.
+    written_since_sync: Vec<std::ops::Range<usize>>,
+    /// The shortest length the file had since the last sync, if it was truncated or
+    /// extended (bytes past it in `synced` are stale).
+    resized_to_min: Option<usize>,
 }
 
-/// The tap's copy of one file: the bytes as of its last successful sync (what any crash
-/// keeps) and the operations since.
-#[derive(Debug, Default)]
-struct TapFileData {
-    synced: Vec<u8>,
-    pending: Vec<TapPending>,
+impl TapFileData {
+    fn new() -> TapFileData {
+        TapFileData {
+            current: spare_image(),
+            synced: Arc::new(spare_image()),
+            written_since_sync: Vec::new(),
+            resized_to_min: None,
+        }
+    }
+
+    fn unsynced(&self) -> bool {
+        !self.written_since_sync.is_empty() || self.resized_to_min.is_some()
+    }
+
+    fn write(&mut self, offset: usize, bytes: &[u8]) {
+        tap_write(&mut self.current, offset, bytes);
+        self.written_since_sync.push(offset..offset + bytes.len());
+    }
+
+    fn set_len(&mut self, len: usize) {
+        self.current.resize(len, 0);
+        self.resized_to_min = Some(self.resized_to_min.map_or(len, |min| min.min(len)));
+    }
+
+    /// The synced image becomes the written one.
+    fn sync(&mut self) {
+        if !self.unsynced() {
+            return;
+        }
+        let synced = owned_image(&mut self.synced);
+        if let Some(min) = self.resized_to_min.take() {
+            synced.truncate(min);
+        }
+        let len = self.current.len();
+        synced.resize(len, 0);
+        for range in self.written_since_sync.drain(..) {
+            let range = range.start.min(len)..range.end.min(len);
+            synced[range.clone()].copy_from_slice(&self.current[range]);
+        }
+        debug_assert_eq!(*synced, self.current);
+    }
+}
+
+impl Drop for TapFileData {
+    fn drop(&mut self) {
+        keep_spare_image(std::mem::take(&mut self.current));
+        if let Ok(synced) = Arc::try_unwrap(std::mem::take(&mut self.synced)) {
+            keep_spare_image(synced);
+        }
+    }
+}
+
+thread_local! {
+    /// File images of finished runs on this OS thread, kept for the next run's tap and crash
+    /// copies: an image grown a page at a time otherwise reallocates and faults in fresh
+    /// memory in every run. Emptied before reuse, so only their capacity carries over.
+    static SPARE_IMAGES: std::cell::RefCell<Vec<Vec<u8>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Spare images kept per OS thread (a run has a handful of files).
+const SPARE_IMAGES_MAX: usize = 16;
+
+/// An empty image, with the capacity of one a finished run left if there is one.
+fn spare_image() -> Vec<u8> {
+    SPARE_IMAGES
+        .try_with(|spares| spares.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+fn keep_spare_image(mut image: Vec<u8>) {
+    if image.capacity() == 0 {
+        return;
+    }
+    image.clear();
+    // At thread exit the spares may already be gone; the image is then just freed.
+    let _ = SPARE_IMAGES.try_with(|spares| {
+        let mut spares = spares.borrow_mut();
+        if spares.len() < SPARE_IMAGES_MAX {
+            spares.push(image);
+        }
+    });
+}
+
+/// `image` to write to: copied (into a spare) first if anyone else shares it.
+fn owned_image(image: &mut Arc<Vec<u8>>) -> &mut Vec<u8> {
+    if Arc::get_mut(image).is_none() {
+        let mut copy = spare_image();
+        copy.extend_from_slice(image);
+        *image = Arc::new(copy);
+    }
+    Arc::get_mut(image).expect("just made unique")
 }
 
 fn tap_write(image: &mut Vec<u8>, offset: usize, bytes: &[u8]) {
@@ -131,18 +228,26 @@ impl DiskTap {
         StopWatch { tap: self, thread }
     }
 
-    /// The durable bytes of `path` and whether it has unsynced operations.
-    fn durable(&self, path: &str) -> Option<(Vec<u8>, bool)> {
+    /// The durable bytes of `path` (shared, not copied) and whether it has unsynced
+    /// operations.
+    fn durable(&self, path: &str) -> Option<(Arc<Vec<u8>>, bool)> {
         let files = lock(&self.files);
         let file = lock(files.get(path)?);
-        Some((file.synced.clone(), !file.pending.is_empty()))
+        Some((Arc::clone(&file.synced), file.unsynced()))
     }
 
     /// Reads the main instance's files as a crash at this instant would leave them and
     /// recovers a copy (see [`DiskAtStop`]).
     fn at_stop(&self) -> DiskAtStop {
+        let started = std::time::Instant::now();
+        let disk = self.read_at_stop();
+        DISK_ORACLE_TIME.with(|total| total.set(total.get() + started.elapsed()));
+        disk
+    }
+
+    fn read_at_stop(&self) -> DiskAtStop {
         let paths = [MAIN_LOG_PATH, MAIN_CHECKPOINT_PATH, DATABASE_PATH];
-        let copy = MemIo::new();
+        let copy = CrashCopy::default();
         let mut unsynced_files = Vec::new();
         for path in paths {
             let Some((bytes, unsynced)) = self.durable(path) else {
@@ -151,17 +256,11 @@ impl DiskTap {
             if unsynced {
                 unsynced_files.push(path.to_owned());
             }
-            let copied = copy.create(path).and_then(|file| {
-                file.write_at(0, &bytes)?;
-                file.sync()
-            });
-            copied.expect("a fault-free in-memory copy cannot fail");
+            copy.insert(path, bytes);
         }
-        let log = self
-            .durable(MAIN_LOG_PATH)
-            .map(|(b, _)| b)
-            .unwrap_or_default();
-        let (_, log_end_lsn) = jetsim_engine::storage::log::decode_all(&log);
+        let log_end_lsn = copy.with_image(MAIN_LOG_PATH, |log| {
+            jetsim_engine::storage::log::decode_all(log).1
+        });
         let checkpoint_lsn = copy
             .exists(MAIN_CHECKPOINT_PATH)
             .then(|| {
@@ -181,21 +280,14 @@ impl DiskTap {
         }
     }
 
-    /// The bytes of `path` as written so far, synced or not.
-    fn written(&self, path: &str) -> Vec<u8> {
+    /// `read` over the bytes of `path` as written so far, synced or not (empty when there is
+    /// no such file).
+    fn with_written<T>(&self, path: &str, read: impl FnOnce(&[u8]) -> T) -> T {
         let files = lock(&self.files);
-        let Some(file) = files.get(path) else {
-            return Vec::new();
-        };
-        let file = lock(file);
-        let mut image = file.synced.clone();
-        for op in &file.pending {
-            match op {
-                TapPending::Write { offset, bytes } => tap_write(&mut image, *offset, bytes),
-                TapPending::SetLen { len } => image.resize(*len, 0),
-            }
+        match files.get(path) {
+            Some(file) => read(&lock(file).current),
+            None => read(&[]),
         }
-        image
     }
 
     /// Completes the run's stop observations from the end of the run: the step of the first
@@ -218,7 +310,8 @@ impl DiskTap {
             return;
         }
         use jetsim_engine::storage::LogRecord;
-        let (records, _) = jetsim_engine::storage::log::decode_all(&self.written(MAIN_LOG_PATH));
+        let (records, _) =
+            self.with_written(MAIN_LOG_PATH, jetsim_engine::storage::log::decode_all);
         for observation in history
             .stop_observations
             .iter_mut()
@@ -250,9 +343,147 @@ impl DiskTap {
     }
 }
 
+thread_local! {
+    /// Wall time this OS thread spent in [`DiskTap::at_stop`] (the disk oracle's crash copy and
+    /// recovery), for the benchmark's stage costs. Reporting only: nothing in a run reads it.
+    static DISK_ORACLE_TIME: std::cell::Cell<std::time::Duration> =
+        const { std::cell::Cell::new(std::time::Duration::ZERO) };
+}
+
+/// The wall time the calling OS thread's runs spent in the disk oracle at stops since the last
+/// call (reporting only; see [`DISK_ORACLE_TIME`]).
+pub fn take_disk_oracle_time() -> std::time::Duration {
+    DISK_ORACLE_TIME.with(|total| total.take())
+}
+
+thread_local! {
+    /// Scheduling points (shuttle's possible context switches) of the kept executions run on
+    /// this OS thread, for the benchmark's like-for-like comparison. Reporting only.
+    static SCHEDULING_POINTS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The scheduling points of the kept executions the calling OS thread ran since the last call
+/// (reporting only; see [`SCHEDULING_POINTS`]).
+pub fn take_scheduling_points() -> u64 {
+    SCHEDULING_POINTS.with(|total| total.take())
+}
+
+/// Adds this execution's scheduling points so far to [`SCHEDULING_POINTS`]; reading the count
+/// is no scheduling point itself.
+fn count_scheduling_points() {
+    let points = shuttle::current::context_switches() as u64;
+    SCHEDULING_POINTS.with(|total| total.set(total.get() + points));
+}
+
+/// The disk oracle's crash copy: the durable images of the main instance's files as the tap
+/// holds them at a stop, for a recovery to run on. Each image is shared with the tap until
+/// recovery writes to it (then that file alone is copied), so taking the copy costs no copy.
+/// It is a plain disk, with no faults and no second crash: what it must model is the crash
+/// already taken (only synced bytes survive), and the recovery after it runs to its end.
+#[derive(Default)]
+struct CrashCopy {
+    files: Mutex<BTreeMap<String, CrashCopyImage>>,
+}
+
+/// One file's bytes in the crash copy: shared by its open handles, the bytes themselves
+/// shared with the tap until written.
+type CrashCopyImage = Arc<Mutex<Arc<Vec<u8>>>>;
+
+impl CrashCopy {
+    fn insert(&self, path: &str, image: Arc<Vec<u8>>) {
+        lock(&self.files).insert(path.to_owned(), Arc::new(Mutex::new(image)));
+    }
+
+    /// `read` over the current image of `path` (empty when there is none).
+    fn with_image<T>(&self, path: &str, read: impl FnOnce(&[u8]) -> T) -> T {
+        let file = lock(&self.files).get(path).cloned();
+        match file {
+            Some(file) => read(&lock(&file)),
+            None => read(&[]),
+        }
+    }
+}
+
+impl Io for CrashCopy {
+    fn create(&self, path: &str) -> std::io::Result<Box<dyn IoFile>> {
+        let image = Arc::new(Mutex::new(Arc::new(Vec::new())));
+        lock(&self.files).insert(path.to_owned(), Arc::clone(&image));
+        Ok(Box::new(CrashCopyFile { image }))
+    }
+    fn open(&self, path: &str) -> std::io::Result<Box<dyn IoFile>> {
+        let image = lock(&self.files)
+            .get(path)
+            .cloned()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, path.to_owned()))?;
+        Ok(Box::new(CrashCopyFile { image }))
+    }
+    fn remove(&self, path: &str) -> std::io::Result<()> {
+        lock(&self.files)
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, path.to_owned()))
+    }
+    fn exists(&self, path: &str) -> bool {
+        lock(&self.files).contains_key(path)
+    }
+}
+
+impl Drop for CrashCopy {
+    fn drop(&mut self) {
+        let files = std::mem::take(&mut *lock(&self.files));
+        for image in files.into_values() {
+            let image = Arc::try_unwrap(image)
+                .map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner));
+            if let Ok(Ok(image)) = image.map(Arc::try_unwrap) {
+                keep_spare_image(image);
+            }
+        }
+    }
+}
+
+/// One open file of the crash copy.
+struct CrashCopyFile {
+    image: CrashCopyImage,
+}
+
+impl IoFile for CrashCopyFile {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let image = lock(&self.image);
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        match start.checked_add(buf.len()) {
+            Some(end) if end <= image.len() => {
+                buf.copy_from_slice(&image[start..end]);
+                Ok(())
+            }
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "read past end",
+            )),
+        }
+    }
+    fn write_at(&self, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
+        let offset = usize::try_from(offset)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "offset"))?;
+        tap_write(owned_image(&mut lock(&self.image)), offset, bytes);
+        Ok(())
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        Ok(lock(&self.image).len() as u64)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        let len = usize::try_from(len)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "length"))?;
+        owned_image(&mut lock(&self.image)).resize(len, 0);
+        Ok(())
+    }
+}
+
 /// Recovery on `copy` (a crashed disk), with OS-thread primitives and no background thread:
 /// no scheduling point of the run's, so taking it never changes the schedule.
-fn recover_copy(copy: MemIo) -> Result<u64, String> {
+fn recover_copy(copy: CrashCopy) -> Result<u64, String> {
     let jet = Jet::<jetsim_engine::StdRuntime>::new(Environment {
         clock: Arc::new(ManualClock::new(0)),
         io: Arc::new(copy),
@@ -273,7 +504,7 @@ impl Io for DiskTap {
     fn create(&self, path: &str) -> std::io::Result<Box<dyn IoFile>> {
         let inner = self.disk.create(path);
         let inner = self.note_failure(inner)?;
-        let data = Arc::new(Mutex::new(TapFileData::default()));
+        let data = Arc::new(Mutex::new(TapFileData::new()));
         lock(&self.files).insert(path.to_owned(), Arc::clone(&data));
         Ok(Box::new(TapFile {
             inner,
@@ -286,7 +517,11 @@ impl Io for DiskTap {
     fn open(&self, path: &str) -> std::io::Result<Box<dyn IoFile>> {
         let inner = self.disk.open(path);
         let inner = self.note_failure(inner)?;
-        let data = Arc::clone(lock(&self.files).entry(path.to_owned()).or_default());
+        let data = Arc::clone(
+            lock(&self.files)
+                .entry(path.to_owned())
+                .or_insert_with(|| Arc::new(Mutex::new(TapFileData::new()))),
+        );
         Ok(Box::new(TapFile {
             inner,
             data,
@@ -347,23 +582,13 @@ impl IoFile for TapFile {
         let written = self.inner.write_at(offset, bytes);
         self.note_mutation(written)?;
         let offset = usize::try_from(offset).expect("the disk accepted the offset");
-        lock(&self.data).pending.push(TapPending::Write {
-            offset,
-            bytes: bytes.to_vec(),
-        });
+        lock(&self.data).write(offset, bytes);
         Ok(())
     }
     fn sync(&self) -> std::io::Result<()> {
         let synced = self.inner.sync();
         self.note_mutation(synced)?;
-        let mut data = lock(&self.data);
-        let TapFileData { synced, pending } = &mut *data;
-        for op in pending.drain(..) {
-            match op {
-                TapPending::Write { offset, bytes } => tap_write(synced, offset, &bytes),
-                TapPending::SetLen { len } => synced.resize(len, 0),
-            }
-        }
+        lock(&self.data).sync();
         Ok(())
     }
     fn len(&self) -> std::io::Result<u64> {
@@ -374,7 +599,7 @@ impl IoFile for TapFile {
         let set = self.inner.set_len(len);
         self.note_mutation(set)?;
         let len = usize::try_from(len).expect("the disk accepted the length");
-        lock(&self.data).pending.push(TapPending::SetLen { len });
+        lock(&self.data).set_len(len);
         Ok(())
     }
 }
@@ -710,6 +935,11 @@ struct Recorder {
     /// compared before and after only when no other such call overlapped it.
     flag_changers_in_flight: AtomicU64,
     flag_changer_events: AtomicU64,
+    /// Whether this execution's history is the one kept: `false` in the calibration run PCT
+    /// makes first, whose history is thrown away. The disk oracle at a stop has no scheduling
+    /// point (OS-thread primitives only), so skipping it there leaves the calibration, and so
+    /// the recorded run's schedule, exactly as they were.
+    kept: bool,
 }
 
 impl Recorder {
@@ -739,123 +969,35 @@ fn call_and_record(
     let call = &resolve_peers(bindings, recorder.threads, call);
     // Simulated time moves only here, by a fixed step: deterministic under any schedule.
     recorder.clock.advance_micros(10);
-    // Only stops change these two flags, and only one thread stops: a failed stop that
-    // changes them broke failure atomicity, whatever the other threads do meanwhile.
-    let stop_flags = |jet: &Jet<ShuttleRuntime>| {
-        jet.instance_status(world.main).ok().map(|s| {
-            (
-                s.defrag == jetsim_engine::DefragStatus::Parked,
-                s.caches_quiesced,
-            )
-        })
-    };
-    // Several threads may stop, resume and term at once: a failed stop's flags are its alone
-    // to change only when no other stop or term is in flight or begins or ends meanwhile.
-    let changes_flags = matches!(
-        call,
-        Call::StopService { .. }
-            | Call::Term {
-                instance: InstanceRef::Main,
-                ..
-            }
-    );
-    let others_before = changes_flags.then(|| {
-        let others = recorder
-            .flag_changers_in_flight
-            .fetch_add(1, Ordering::SeqCst);
-        let events = recorder.flag_changer_events.fetch_add(1, Ordering::SeqCst) + 1;
-        (others, events)
-    });
-    let flags_before = matches!(call, Call::StopService { .. })
-        .then(|| stop_flags(jet))
-        .flatten();
+    let flags = FlagWatch::begin(jet, world, recorder, call);
     let watch = call
         .is_full_stop_of_main()
         .then(|| recorder.disk.watch_stop());
     let invoked = recorder.stamp();
     let result = execute(jet, world, bindings, call);
     // Read before this call leaves the set of flag changers, so "alone" covers the read.
-    let flags_after = flags_before.and_then(|_| stop_flags(jet));
+    let flags_after = flags.before.and_then(|_| stop_flags(jet, world));
     let returned = recorder.stamp();
-    let stop_first_write_at = watch.and_then(StopWatch::first_write_at);
+    let stop = StopSpan {
+        thread,
+        invoked,
+        returned,
+        first_write_at: watch.and_then(StopWatch::first_write_at),
+    };
     // The harness's own look at the disk, before anything else can run (no scheduling point
     // between the response step and this read).
-    if let (
-        Call::StopService {
-            instance: InstanceRef::Main,
-            grbit,
-        },
-        Outcome::Ok,
-    ) = (call, &result)
-    {
-        let quiescing = *grbit == 0
-            || (*grbit & jetsim_engine::stop_grbit::QUIESCE_CACHES != 0
-                && *grbit & jetsim_engine::stop_grbit::RESUME == 0);
-        if quiescing {
-            let disk = recorder.disk.at_stop();
-            lock(&recorder.history)
-                .stop_observations
-                .push(StopObservation {
-                    thread,
-                    grbit: *grbit,
-                    stop_invoked: invoked,
-                    stop_returned: returned,
-                    disk,
-                    first_write_at: stop_first_write_at,
-                    gated_records_after: None,
-                    log_read_whole: false,
-                });
-        }
-    }
-    let flags_alone = match others_before {
-        Some((others, events)) => {
-            let alone = others == 0
-                && recorder.flag_changer_events.load(Ordering::SeqCst) == events
-                && recorder.flag_changers_in_flight.load(Ordering::SeqCst) == 1;
-            recorder
-                .flag_changers_in_flight
-                .fetch_sub(1, Ordering::SeqCst);
-            recorder.flag_changer_events.fetch_add(1, Ordering::SeqCst);
-            alone
-        }
-        None => true,
-    };
-    // An I/O error in the middle of a stop is fail-stop, not a validation failure: the stop
-    // is not undone (documented in engine/src/api/stop.rs), so only other failures count.
-    let io_error =
-        result.is_io_error() || result.is_err_named(jetsim_engine::JetError::InstanceUnavailable);
-    if let (Some(before), false, false) = (flags_before, result.is_ok(), io_error) {
-        if !flags_alone {
-            *lock(&recorder.history)
-                .unobservable
-                .entry("failed stop changed nothing".to_owned())
-                .or_insert(0) += 1;
-        } else if let Some(after) = flags_after {
-            if after != before {
-                lock(&recorder.history).failed_stop_effects.push(format!(
-                    "thread {thread} {call:?} failed with {result:?} but changed (defrag parked, caches quiesced) \
-                     from {before:?} to {after:?}"
-                ));
-            }
-        }
-    }
-    if call.is_full_stop_of_main() && result == Outcome::Ok {
-        if let Ok(status) = jet.instance_status(world.main) {
-            let record = jet.last_stop_record(world.main).ok().flatten();
-            let mut history = lock(&recorder.history);
-            if record.as_ref().is_some_and(|r| r.grbit != 0) {
-                // Another thread's partial stop or StopAndEmitLog, after this full stop.
-                *history
-                    .unobservable
-                    .entry("stop record overwritten".to_owned())
-                    .or_insert(0) += 1;
-            } else {
-                history
-                    .after_stops
-                    .push(AfterStop::new(returned, &status, record.as_ref()));
-            }
-        }
-    }
+    observe_disk_at_stop(recorder, call, &result, &stop);
+    let alone = flags.end(recorder);
+    check_failed_stop_changed_nothing(
+        recorder,
+        thread,
+        call,
+        &result,
+        flags.before,
+        flags_after,
+        alone,
+    );
+    note_after_full_stop(jet, world, recorder, call, &result, returned);
     recorder.record(Event {
         thread,
         call: call.clone(),
@@ -864,6 +1006,184 @@ fn call_and_record(
         outcome: result.clone(),
     });
     result
+}
+
+/// The main instance's stop flags (defrag parked, caches quiesced), as the engine reports
+/// them; `None` when it reports nothing. Only stops change them.
+fn stop_flags(jet: &Jet<ShuttleRuntime>, world: &World) -> Option<(bool, bool)> {
+    jet.instance_status(world.main).ok().map(|s| {
+        (
+            s.defrag == jetsim_engine::DefragStatus::Parked,
+            s.caches_quiesced,
+        )
+    })
+}
+
+/// A call's watch over the stop flags: several threads may stop, resume and term at once, so
+/// a failed stop's flags are its alone to change only when no other stop or term is in
+/// flight, or begins or ends, while it runs.
+struct FlagWatch {
+    /// For a call that may change the flags (a stop, a term of the main instance): the other
+    /// such calls in flight when it began, and the count of such calls' begins and ends.
+    others_before: Option<(u64, u64)>,
+    /// For a stop: the flags before it (`None` when the engine reported none).
+    before: Option<(bool, bool)>,
+}
+
+impl FlagWatch {
+    fn begin(
+        jet: &Jet<ShuttleRuntime>,
+        world: &World,
+        recorder: &Recorder,
+        call: &Call,
+    ) -> FlagWatch {
+        let changes_flags = matches!(
+            call,
+            Call::StopService { .. }
+                | Call::Term {
+                    instance: InstanceRef::Main,
+                    ..
+                }
+        );
+        let others_before = changes_flags.then(|| {
+            let others = recorder
+                .flag_changers_in_flight
+                .fetch_add(1, Ordering::SeqCst);
+            let events = recorder.flag_changer_events.fetch_add(1, Ordering::SeqCst) + 1;
+            (others, events)
+        });
+        let before = matches!(call, Call::StopService { .. })
+            .then(|| stop_flags(jet, world))
+            .flatten();
+        FlagWatch {
+            others_before,
+            before,
+        }
+    }
+
+    /// Ends the watch: whether the call was alone among the flag changers throughout.
+    fn end(&self, recorder: &Recorder) -> bool {
+        let Some((others, events)) = self.others_before else {
+            return true;
+        };
+        let alone = others == 0
+            && recorder.flag_changer_events.load(Ordering::SeqCst) == events
+            && recorder.flag_changers_in_flight.load(Ordering::SeqCst) == 1;
+        recorder
+            .flag_changers_in_flight
+            .fetch_sub(1, Ordering::SeqCst);
+        recorder.flag_changer_events.fetch_add(1, Ordering::SeqCst);
+        alone
+    }
+}
+
+/// When a call ran, by the run's step counter, and on which thread; for a full stop, also the
+/// step of its first disk write.
+struct StopSpan {
+    thread: usize,
+    invoked: u64,
+    returned: u64,
+    first_write_at: Option<u64>,
+}
+
+/// After a successful quiescing stop of the main instance (a full stop, or `QuiesceCaches`
+/// without `Resume`), records what the disk durably holds (the disk oracle), in the run whose
+/// history is kept.
+fn observe_disk_at_stop(recorder: &Recorder, call: &Call, result: &Outcome, stop: &StopSpan) {
+    let (
+        Call::StopService {
+            instance: InstanceRef::Main,
+            grbit,
+        },
+        Outcome::Ok,
+    ) = (call, result)
+    else {
+        return;
+    };
+    let quiescing = *grbit == 0
+        || (*grbit & jetsim_engine::stop_grbit::QUIESCE_CACHES != 0
+            && *grbit & jetsim_engine::stop_grbit::RESUME == 0);
+    if !quiescing || !recorder.kept {
+        return;
+    }
+    let disk = recorder.disk.at_stop();
+    lock(&recorder.history)
+        .stop_observations
+        .push(StopObservation {
+            thread: stop.thread,
+            grbit: *grbit,
+            stop_invoked: stop.invoked,
+            stop_returned: stop.returned,
+            disk,
+            first_write_at: stop.first_write_at,
+            gated_records_after: None,
+            log_read_whole: false,
+        });
+}
+
+/// A stop that failed (other than by an I/O error) must leave the stop flags as they were;
+/// counted as unobservable when another flag changer overlapped it.
+fn check_failed_stop_changed_nothing(
+    recorder: &Recorder,
+    thread: usize,
+    call: &Call,
+    result: &Outcome,
+    before: Option<(bool, bool)>,
+    after: Option<(bool, bool)>,
+    alone: bool,
+) {
+    // An I/O error in the middle of a stop is fail-stop, not a validation failure: the stop
+    // is not undone (documented in engine/src/api/stop.rs), so only other failures count.
+    let io_error =
+        result.is_io_error() || result.is_err_named(jetsim_engine::JetError::InstanceUnavailable);
+    let Some(before) = before else { return };
+    if result.is_ok() || io_error {
+        return;
+    }
+    if !alone {
+        *lock(&recorder.history)
+            .unobservable
+            .entry("failed stop changed nothing".to_owned())
+            .or_insert(0) += 1;
+    } else if let Some(after) = after {
+        if after != before {
+            lock(&recorder.history).failed_stop_effects.push(format!(
+                "thread {thread} {call:?} failed with {result:?} but changed (defrag parked, caches quiesced) \
+                 from {before:?} to {after:?}"
+            ));
+        }
+    }
+}
+
+/// After a successful full stop of the main instance: the engine's own account of it (status
+/// and stop record), for descriptions and the timeline; no rule decides from it.
+fn note_after_full_stop(
+    jet: &Jet<ShuttleRuntime>,
+    world: &World,
+    recorder: &Recorder,
+    call: &Call,
+    result: &Outcome,
+    returned: u64,
+) {
+    if !call.is_full_stop_of_main() || *result != Outcome::Ok {
+        return;
+    }
+    let Ok(status) = jet.instance_status(world.main) else {
+        return;
+    };
+    let record = jet.last_stop_record(world.main).ok().flatten();
+    let mut history = lock(&recorder.history);
+    if record.as_ref().is_some_and(|r| r.grbit != 0) {
+        // Another thread's partial stop or StopAndEmitLog, after this full stop.
+        *history
+            .unobservable
+            .entry("stop record overwritten".to_owned())
+            .or_insert(0) += 1;
+    } else {
+        history
+            .after_stops
+            .push(AfterStop::new(returned, &status, record.as_ref()));
+    }
 }
 
 /// Retries a wind-down call while a racing term is in progress (it will finish, one way or
@@ -989,13 +1309,23 @@ fn end_state(jet: &Jet<ShuttleRuntime>, world: &World, table: &SessionTable) -> 
     })
 }
 
-/// One execution's body, run on shuttle's main thread.
-fn execution(
-    config: &RunConfig,
-    workload: &Workload,
-    mutations: Mutations,
-    out: &Mutex<Option<History>>,
-) {
+/// The simulated disk and the engine on it, set up and ready for the workload.
+struct Started {
+    io: Arc<MemIo>,
+    tap: Arc<DiskTap>,
+    clock: Arc<ManualClock>,
+    sequence: Arc<AtomicU64>,
+    jet: Arc<Jet<ShuttleRuntime>>,
+    world: World,
+    marks: jetsim_engine::Marks,
+    /// The marks' counts and the disk's mutating operations when the workload began.
+    marks_at_start: Vec<(jetsim_engine::Mark, u64)>,
+    ops_at_start: u64,
+}
+
+/// The disk (with the run's faults, off during setup), the tap over it, the engine and the
+/// setup; then the faults start.
+fn start(config: &RunConfig, mutations: Mutations) -> Started {
     let clock = Arc::new(ManualClock::new(0));
     let sequence = Arc::new(AtomicU64::new(0));
     let io = Arc::new(match config.faults {
@@ -1031,68 +1361,89 @@ fn execution(
             io.cut_power_after_ops(Some(io.mutating_ops() + ops));
         }
     }
-    let recorder = Arc::new(Recorder {
-        threads: workload.threads.len(),
-        sequence,
-        history: Mutex::new(History {
-            workers: workload.threads.len(),
-            online_defrag: config.engine.online_defrag,
-            ..History::default()
-        }),
+    Started {
+        io,
+        tap,
         clock,
-        disk: Arc::clone(&tap),
-        flag_changers_in_flight: AtomicU64::new(0),
-        flag_changer_events: AtomicU64::new(0),
-    });
-    let threads = workload.threads.len();
-    let sessions = Arc::new(Mutex::new(SessionTable::default()));
+        sequence,
+        jet,
+        world,
+        marks,
+        marks_at_start,
+        ops_at_start,
+    }
+}
+
+/// One simulated thread's life: its program, then the first part of the wind-down (it drops
+/// every context it set, which only the setter may, retrying while a racing term is in
+/// progress).
+fn run_thread(
+    jet: &Jet<ShuttleRuntime>,
+    world: &World,
+    recorder: &Recorder,
+    mut bindings: Bindings,
+    program: &[Call],
+) {
+    let thread = bindings.thread;
+    for call in program {
+        call_and_record(jet, world, recorder, &mut bindings, thread, call);
+    }
+    let contexts = std::mem::take(&mut bindings.contexts_set);
+    for ses in contexts {
+        for _ in 0..WIND_DOWN_RETRIES_MAX {
+            let result = call_and_record(
+                jet,
+                world,
+                recorder,
+                &mut bindings,
+                thread,
+                &Call::ResetSessionContext { ses },
+            );
+            if result != Outcome::err(jetsim_engine::JetError::TermInProgress) {
+                break;
+            }
+            shuttle::thread::yield_now();
+        }
+    }
+}
+
+/// One simulated thread per program, each running [`run_thread`]; returns when all joined.
+fn run_threads(
+    jet: &Arc<Jet<ShuttleRuntime>>,
+    world: World,
+    recorder: &Arc<Recorder>,
+    sessions: &Arc<Mutex<SessionTable>>,
+    workload: &Workload,
+) {
     let handles: Vec<_> = workload
         .threads
         .iter()
         .cloned()
         .enumerate()
         .map(|(thread, program)| {
-            let (jet, recorder) = (Arc::clone(&jet), Arc::clone(&recorder));
-            let mut bindings = Bindings {
+            let (jet, recorder) = (Arc::clone(jet), Arc::clone(recorder));
+            let bindings = Bindings {
                 thread,
-                sessions: Arc::clone(&sessions),
+                sessions: Arc::clone(sessions),
                 ..Bindings::default()
             };
-            shuttle::thread::spawn(move || {
-                for call in &program {
-                    call_and_record(&jet, &world, &recorder, &mut bindings, thread, call);
-                }
-                // Wind-down, part one: this thread drops every context it set (only the
-                // setter may), retrying while a racing term is in progress.
-                let contexts = std::mem::take(&mut bindings.contexts_set);
-                for ses in contexts {
-                    for _ in 0..WIND_DOWN_RETRIES_MAX {
-                        let result = call_and_record(
-                            &jet,
-                            &world,
-                            &recorder,
-                            &mut bindings,
-                            thread,
-                            &Call::ResetSessionContext { ses },
-                        );
-                        if result != Outcome::err(jetsim_engine::JetError::TermInProgress) {
-                            break;
-                        }
-                        shuttle::thread::yield_now();
-                    }
-                }
-            })
+            shuttle::thread::spawn(move || run_thread(&jet, &world, &recorder, bindings, &program))
         })
         .collect();
     for handle in handles {
         handle.join().expect("a simulated thread panicked");
     }
-    // Wind-down, part two, alone: roll back every level of every session any thread made.
-    let mut main_bindings = Bindings {
-        thread: threads,
-        sessions: Arc::clone(&sessions),
-        ..Bindings::default()
-    };
+}
+
+/// The wind-down's second part, alone on the main thread after every thread joined: roll
+/// back every level of every session any thread made.
+fn roll_back_every_session(
+    jet: &Jet<ShuttleRuntime>,
+    world: &World,
+    recorder: &Recorder,
+    main_bindings: &mut Bindings,
+) {
+    let threads = recorder.threads;
     for thread in 0..threads {
         for n in 0..main_bindings.created_count(thread) {
             let ses = Ref::PeerCreated {
@@ -1101,10 +1452,10 @@ fn execution(
             };
             for _ in 0..=jetsim_engine::instance::TRANSACTION_LEVEL_MAX {
                 if !call_and_record(
-                    &jet,
-                    &world,
-                    &recorder,
-                    &mut main_bindings,
+                    jet,
+                    world,
+                    recorder,
+                    main_bindings,
                     threads,
                     &Call::Rollback { ses },
                 )
@@ -1115,6 +1466,52 @@ fn execution(
             }
         }
     }
+}
+
+/// One execution's body, run on shuttle's main thread: start, one simulated thread per
+/// program, the wind-down, then the end (a crash before the final term, or the final term).
+/// `kept`: whether this execution's history is the one the run keeps (see [`Recorder`]).
+fn execution(
+    config: &RunConfig,
+    workload: &Workload,
+    mutations: Mutations,
+    kept: bool,
+    out: &Mutex<Option<History>>,
+) {
+    let Started {
+        clock,
+        sequence,
+        io,
+        tap,
+        jet,
+        world,
+        marks,
+        marks_at_start,
+        ops_at_start,
+    } = start(config, mutations);
+    let threads = workload.threads.len();
+    let recorder = Arc::new(Recorder {
+        threads,
+        sequence,
+        history: Mutex::new(History {
+            workers: threads,
+            online_defrag: config.engine.online_defrag,
+            ..History::default()
+        }),
+        clock,
+        disk: Arc::clone(&tap),
+        flag_changers_in_flight: AtomicU64::new(0),
+        flag_changer_events: AtomicU64::new(0),
+        kept,
+    });
+    let sessions = Arc::new(Mutex::new(SessionTable::default()));
+    run_threads(&jet, world, &recorder, &sessions, workload);
+    let mut main_bindings = Bindings {
+        thread: threads,
+        sessions: Arc::clone(&sessions),
+        ..Bindings::default()
+    };
+    roll_back_every_session(&jet, &world, &recorder, &mut main_bindings);
     let end = end_state(&jet, &world, &lock(&sessions));
     let failure = jet.instance_failure(world.main).ok().flatten();
     let mut crash = Crash {
@@ -1123,16 +1520,20 @@ fn execution(
         ops_at_death: None,
         failure,
     };
+    let history = |end| {
+        let mut history = lock(&recorder.history).clone();
+        history.end_state = end;
+        tap.finish(&mut history);
+        history.marks = marks_hit(&marks, &marks_at_start);
+        history
+    };
     if config.faults.is_some_and(|f| f.crash_before_term) {
         // The machine dies here: no final term, nothing more reaches the disk (dropping the
         // engine below may still try: its background thread, the instances' teardown).
         crash.ops_at_death = Some(io.mutating_ops());
         io.cut_power_after_ops(crash.ops_at_death);
         drop(jet);
-        let mut history = lock(&recorder.history).clone();
-        history.end_state = end;
-        tap.finish(&mut history);
-        history.marks = marks_hit(&marks, &marks_at_start);
+        let mut history = history(end);
         crash.crash_and_recover(&mut history);
         *lock(out) = Some(history);
         return;
@@ -1151,10 +1552,10 @@ fn execution(
     // Whatever happened, leave no background thread waiting (a failed term is reported by the
     // checkers; this keeps shuttle from also calling it a deadlock).
     let _ = jet.term2(world.main, jetsim_engine::term_grbit::DIRTY);
-    let mut history = lock(&recorder.history).clone();
-    history.end_state = end;
-    tap.finish(&mut history);
-    history.marks = marks_hit(&marks, &marks_at_start);
+    if kept {
+        count_scheduling_points();
+    }
+    let mut history = history(end);
     if config.faults.is_some() {
         drop(jet);
         crash.crash_and_recover(&mut history);
@@ -1350,22 +1751,33 @@ pub fn run_here(config: &RunConfig, workload: &Workload, mutations: Mutations) -
         let out = Arc::clone(&out);
         let run_config = config.clone();
         let workload = workload.clone();
-        let body = move || execution(&run_config, &workload, mutations, &out);
+        let (seed, schedule) = (config.schedule_seed, config.schedule);
+        // PCT runs twice (see below) and keeps the second; random runs once.
+        let iterations = match schedule {
+            Schedule::Random => 1,
+            Schedule::Pct { .. } => 2,
+        };
+        let started = std::sync::atomic::AtomicUsize::new(0);
+        let body = move || {
+            let kept = started.fetch_add(1, Ordering::SeqCst) + 1 == iterations;
+            execution(&run_config, &workload, mutations, kept, &out)
+        };
         let mut shuttle_config = shuttle::Config::new();
         shuttle_config.failure_persistence = shuttle::FailurePersistence::None;
         shuttle_config.max_steps = shuttle::MaxSteps::FailAfter(2_000_000);
-        let (seed, schedule) = (config.schedule_seed, config.schedule);
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
             crate::world::panic_hook::in_run(|| match schedule {
                 Schedule::Random => {
-                    let scheduler = shuttle::scheduler::RandomScheduler::new_from_seed(seed, 1);
+                    let scheduler =
+                        shuttle::scheduler::RandomScheduler::new_from_seed(seed, iterations);
                     shuttle::Runner::new(scheduler, shuttle_config).run(body)
                 }
                 Schedule::Pct { depth } => {
                     // shuttle's PCT learns the execution's length in its first iteration and
                     // only places its priority change points from the second on: run two and
                     // keep the second's history (the first is a deterministic calibration).
-                    let scheduler = shuttle::scheduler::PctScheduler::new_from_seed(seed, depth, 2);
+                    let scheduler =
+                        shuttle::scheduler::PctScheduler::new_from_seed(seed, depth, iterations);
                     shuttle::Runner::new(scheduler, shuttle_config).run(body)
                 }
             })
