@@ -37,5 +37,9 @@ pub use instance::params::{InstanceOptions, SystemParameter, SystemParameters};
 pub use instance::status::{CleanupStatus, DefragStatus, InstanceStatus, StopRecord, StopStep};
 pub use instance::Position;
 pub use marks::{Mark, Marks};
+#[cfg(feature = "loom")]
+pub use runtime::LoomRuntime;
+#[cfg(feature = "shuttle")]
+pub use runtime::ShuttleRuntime;
 pub use runtime::{Runtime, StdRuntime};
 pub use storage::{Activity, Failure, RecoveryReport};

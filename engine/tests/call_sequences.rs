@@ -1,20 +1,14 @@
 //! Call sequences an outside API fuzzer found to lose data, read uncommitted data or panic,
 //! one test per rule the engine now keeps, plus `JET_bitStopServiceStopAndEmitLog`. Each test
-//! opens with the sequence and says what went wrong before the rule existed.
+//! opens with the sequence and says what went wrong before the rule existed. Set-up steps
+//! shared with other tests live in `common`; what stays alike between tests (a fresh
+//! instance, a table, a commit) is spelled out so each sequence reads as it was found.
 
 mod common;
 
 use common::*;
-use jetsim_engine::env::{FileIo, Io, ManualClock, MemIo};
+use jetsim_engine::env::{FileIo, Io, MemIo};
 use jetsim_engine::*;
-use std::sync::Arc;
-
-fn env_on(io: &MemIo) -> Environment {
-    Environment {
-        clock: Arc::new(ManualClock::new(0)),
-        io: Arc::new(io.clone()),
-    }
-}
 
 /// s1 writes k1 inside a transaction, closes its table and database; s2 detaches the database.
 /// The detach used to succeed; s1's rollback then failed with InvalidDatabaseId after
@@ -40,9 +34,7 @@ fn detach_is_refused_while_a_transaction_has_versions_in_the_database() {
     assert_eq!(f.jet.get_session_info(s1).unwrap().transaction_level, 0);
     assert_eq!(f.status().open_transactions, 0);
     f.jet.detach_database(s2, DB).unwrap();
-    f.jet.attach_database(s2, DB).unwrap();
-    let d2 = f.jet.open_database(s2, DB).unwrap();
-    let t2 = f.jet.open_table(s2, d2, "t").unwrap();
+    let (_, t2) = reattach(&f.jet, s2);
     assert_eq!(
         f.jet.seek(s2, t2, b"k1", SeekMode::Equal),
         Err(JetError::RecordNotFound),
@@ -118,12 +110,7 @@ fn a_failed_rollback_leaves_the_session_and_the_version_store_in_step() {
 fn a_database_belongs_to_one_instance_at_a_time() {
     let f = fixture();
     f.load(40);
-    let b = f
-        .jet
-        .create_instance_with("other", InstanceOptions::manual())
-        .unwrap();
-    f.jet.init(b).unwrap();
-    let sb = f.jet.begin_session(b).unwrap();
+    let (b, sb) = start_session(&f.jet, "other");
     let b_before = f.jet.observe(b).unwrap();
     assert_refused_unchanged(&f, JetError::DatabaseSharingViolation, || {
         f.jet.attach_database(sb, DB)
@@ -211,17 +198,10 @@ fn stop_and_emit_log_is_valid_only_alone() {
 #[test]
 fn after_stop_and_emit_log_nothing_is_logged_and_term_is_clean() {
     let io = MemIo::new();
-    let jet = Jet::<StdRuntime>::new(env_on(&io));
-    let instance = jet
-        .create_instance_with("inst", InstanceOptions::manual())
-        .unwrap();
-    jet.init(instance).unwrap();
-    let s = jet.begin_session(instance).unwrap();
-    let d = jet.create_database(s, DB).unwrap();
-    let t = jet.create_table(s, d, "t").unwrap();
-    jet.begin_transaction(s).unwrap();
-    jet.insert(s, t, b"k", b"committed").unwrap();
-    jet.commit_transaction(s).unwrap();
+    let jet = StdJet::new(env_on(&io));
+    let (instance, s) = start_session(&jet, "inst");
+    let (d, t) = create_main_table(&jet, s);
+    insert_committed(&jet, s, t, b"k", b"committed");
     let u = jet.create_table(s, d, "u").unwrap();
     jet.close_table(s, u).unwrap();
     let tip_before = jet.instance_status(instance).unwrap().log_tip_lsn;
@@ -280,17 +260,11 @@ fn after_stop_and_emit_log_nothing_is_logged_and_term_is_clean() {
     );
 
     // Recovery recognises the marker, and undoes nothing that was committed.
-    let jet = Jet::<StdRuntime>::new(env_on(&io));
-    let instance = jet
-        .create_instance_with("inst", InstanceOptions::manual())
-        .unwrap();
-    jet.init(instance).unwrap();
+    let jet = StdJet::new(env_on(&io));
+    let (instance, s) = start_session(&jet, "inst");
     let report = jet.last_recovery_report(instance).unwrap().unwrap();
     assert_eq!(report.log_stream_ends, 1);
-    let s = jet.begin_session(instance).unwrap();
-    jet.attach_database(s, DB).unwrap();
-    let d = jet.open_database(s, DB).unwrap();
-    let t = jet.open_table(s, d, "t").unwrap();
+    let (_, t) = reattach(&jet, s);
     jet.seek(s, t, b"k", SeekMode::Equal).unwrap();
     assert_eq!(jet.retrieve(s, t).unwrap().1, b"committed");
     assert_eq!(
@@ -304,22 +278,15 @@ fn after_stop_and_emit_log_nothing_is_logged_and_term_is_clean() {
 #[test]
 fn term_after_stop_and_emit_log_leaves_a_clean_log() {
     let io = MemIo::new();
-    let jet = Jet::<StdRuntime>::new(env_on(&io));
-    let instance = jet
-        .create_instance_with("inst", InstanceOptions::manual())
-        .unwrap();
-    jet.init(instance).unwrap();
-    let s = jet.begin_session(instance).unwrap();
-    let d = jet.create_database(s, DB).unwrap();
-    let t = jet.create_table(s, d, "t").unwrap();
-    jet.begin_transaction(s).unwrap();
-    jet.insert(s, t, b"k", b"v").unwrap();
-    jet.commit_transaction(s).unwrap();
+    let jet = StdJet::new(env_on(&io));
+    let (instance, s) = start_session(&jet, "inst");
+    let (_, t) = create_main_table(&jet, s);
+    insert_committed(&jet, s, t, b"k", b"v");
     jet.stop_service_instance2(instance, stop_grbit::STOP_AND_EMIT_LOG)
         .unwrap();
     jet.end_session(s).unwrap();
     assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
-    let jet = Jet::<StdRuntime>::new(env_on(&io));
+    let jet = StdJet::new(env_on(&io));
     let instance = jet
         .create_instance_with("inst", InstanceOptions::manual())
         .unwrap();
@@ -335,14 +302,9 @@ fn term_after_stop_and_emit_log_leaves_a_clean_log() {
 #[test]
 fn a_crash_after_stop_and_emit_log_loses_no_commit() {
     let io = MemIo::new();
-    let jet = Jet::<StdRuntime>::new(env_on(&io));
-    let instance = jet
-        .create_instance_with("inst", InstanceOptions::manual())
-        .unwrap();
-    jet.init(instance).unwrap();
-    let s = jet.begin_session(instance).unwrap();
-    let d = jet.create_database(s, DB).unwrap();
-    let t = jet.create_table(s, d, "t").unwrap();
+    let jet = StdJet::new(env_on(&io));
+    let (instance, s) = start_session(&jet, "inst");
+    let (_, t) = create_main_table(&jet, s);
     for i in 0..20u32 {
         jet.begin_transaction(s).unwrap();
         jet.insert(s, t, format!("k{i:02}").as_bytes(), &[b'v'; 100])
@@ -353,11 +315,8 @@ fn a_crash_after_stop_and_emit_log_loses_no_commit() {
         .unwrap();
     drop(jet);
     io.crash();
-    let jet = Jet::<StdRuntime>::new(env_on(&io));
-    let instance = jet
-        .create_instance_with("inst", InstanceOptions::manual())
-        .unwrap();
-    jet.init(instance).unwrap();
+    let jet = StdJet::new(env_on(&io));
+    let (instance, s) = start_session(&jet, "inst");
     assert_eq!(
         jet.last_recovery_report(instance)
             .unwrap()
@@ -365,10 +324,7 @@ fn a_crash_after_stop_and_emit_log_loses_no_commit() {
             .log_stream_ends,
         1
     );
-    let s = jet.begin_session(instance).unwrap();
-    jet.attach_database(s, DB).unwrap();
-    let d = jet.open_database(s, DB).unwrap();
-    let t = jet.open_table(s, d, "t").unwrap();
+    let (_, t) = reattach(&jet, s);
     assert_eq!(jet.index_record_count(s, t, 0), Ok(20));
 }
 
@@ -381,12 +337,8 @@ fn a_crash_after_stop_and_emit_log_loses_no_commit() {
 #[test]
 fn a_database_left_dirty_by_another_instance_waits_for_its_recovery() {
     let io = MemIo::new();
-    let jet = Jet::<StdRuntime>::new(env_on(&io));
-    let gamma = jet
-        .create_instance_with("gamma", InstanceOptions::manual())
-        .unwrap();
-    jet.init(gamma).unwrap();
-    let s = jet.begin_session(gamma).unwrap();
+    let jet = StdJet::new(env_on(&io));
+    let (_, s) = start_session(&jet, "gamma");
     let db = jet.create_database(s, "two.edb").unwrap();
     let t = jet.create_table(s, db, "t").unwrap();
     jet.begin_transaction(s).unwrap();
@@ -402,12 +354,8 @@ fn a_database_left_dirty_by_another_instance_waits_for_its_recovery() {
     drop(jet);
     io.crash();
 
-    let jet = Jet::<StdRuntime>::new(env_on(&io));
-    let alpha = jet
-        .create_instance_with("alpha", InstanceOptions::manual())
-        .unwrap();
-    jet.init(alpha).unwrap();
-    let sa = jet.begin_session(alpha).unwrap();
+    let jet = StdJet::new(env_on(&io));
+    let (alpha, sa) = start_session(&jet, "alpha");
     let before = jet.observe(alpha).unwrap();
     assert_eq!(
         jet.attach_database(sa, "two.edb"),
@@ -433,9 +381,7 @@ fn a_database_left_dirty_by_another_instance_waits_for_its_recovery() {
     let db = jet.open_database(sa, "two.edb").unwrap();
     assert_eq!(jet.open_table(sa, db, "t"), Err(JetError::ObjectNotFound));
     let t = jet.create_table(sa, db, "t").unwrap();
-    jet.begin_transaction(sa).unwrap();
-    jet.insert(sa, t, b"again", b"v").unwrap();
-    jet.commit_transaction(sa).unwrap();
+    insert_committed(&jet, sa, t, b"again", b"v");
     jet.close_table(sa, t).unwrap();
     assert_eq!(jet.delete_table(sa, db, "t"), Ok(()));
     jet.end_session(sa).unwrap();
@@ -446,32 +392,10 @@ fn a_database_left_dirty_by_another_instance_waits_for_its_recovery() {
 // Files another process holds (FileIo's advisory locks). A second `Jet` on the same folder is
 // another process as far as the locks go: flock locks belong to the open file description.
 
-/// A fresh folder for real files, removed at the end.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("jetsim-seq-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// An initialized instance `name` on real files, with one session.
 fn on_disk(dir: &TempDir, name: &str) -> (StdJet, InstanceHandle, SessionHandle) {
     let jet = StdJet::new(Environment::on_disk(&dir.0));
-    let instance = jet
-        .create_instance_with(name, InstanceOptions::manual())
-        .unwrap();
-    jet.init(instance).unwrap();
-    let s = jet.begin_session(instance).unwrap();
+    let (instance, s) = start_session(&jet, name);
     (jet, instance, s)
 }
 
@@ -482,11 +406,37 @@ fn commit_one(jet: &StdJet, s: SessionHandle, key: &[u8]) {
         Err(JetError::ObjectNotFound) => jet.create_table(s, d, "t").unwrap(),
         Err(e) => panic!("open_table: {e:?}"),
     };
-    jet.begin_transaction(s).unwrap();
-    jet.insert(s, t, key, b"v").unwrap();
-    jet.commit_transaction(s).unwrap();
+    insert_committed(jet, s, t, key, b"v");
     jet.close_table(s, t).unwrap();
     jet.close_database(s, d).unwrap();
+}
+
+/// Creates `DB` and commits `key` into its table "t".
+fn create_with_one(jet: &StdJet, s: SessionHandle, key: &[u8]) {
+    let created = jet.create_database(s, DB).unwrap();
+    jet.close_database(s, created).unwrap();
+    commit_one(jet, s, key);
+}
+
+/// A first run of instance `name` on real files: creates `DB`, commits "first run" and ends
+/// with a clean term. Returns the engine, the process that goes on to a second run.
+fn clean_first_run(dir: &TempDir, name: &str) -> StdJet {
+    let (jet, instance, s) = on_disk(dir, name);
+    create_with_one(&jet, s, b"first run");
+    jet.end_session(s).unwrap();
+    assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
+    jet
+}
+
+/// Another process starts instance `name`, whose init recovers what its log names.
+fn recover_on_disk(dir: &TempDir, name: &str) -> (StdJet, InstanceHandle, RecoveryReport) {
+    let jet = StdJet::new(Environment::on_disk(&dir.0));
+    let instance = jet
+        .create_instance_with(name, InstanceOptions::manual())
+        .unwrap();
+    assert_eq!(jet.init(instance), Ok(()));
+    let report = jet.last_recovery_report(instance).unwrap().unwrap();
+    (jet, instance, report)
 }
 
 /// Two processes ran instance "main" on one folder, and both wrote `main/jet.log`: nothing
@@ -565,9 +515,7 @@ fn a_refused_init_leaves_no_file_it_created() {
 fn a_database_another_process_holds_is_refused_and_attach_changes_nothing() {
     let dir = TempDir::new("db-held");
     let (jet_a, _a, sa) = on_disk(&dir, "a");
-    let created = jet_a.create_database(sa, DB).unwrap();
-    jet_a.close_database(sa, created).unwrap();
-    commit_one(&jet_a, sa, b"a's");
+    create_with_one(&jet_a, sa, b"a's");
 
     let (jet_b, b, sb) = on_disk(&dir, "b");
     let before = jet_b.observe(b).unwrap();
@@ -646,23 +594,12 @@ fn recovery_refuses_a_database_another_process_holds() {
 fn recovery_leaves_alone_a_database_another_process_holds_that_it_has_no_work_for() {
     let dir = TempDir::new("recovery-no-work");
     {
-        let (jet, instance, s) = on_disk(&dir, "beta");
-        let created = jet.create_database(s, DB).unwrap();
-        jet.close_database(s, created).unwrap();
-        commit_one(&jet, s, b"first run");
-        jet.end_session(s).unwrap();
-        assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
+        let jet = clean_first_run(&dir, "beta");
         // A second run of the same log touches another database and the process dies.
-        let instance = jet
-            .create_instance_with("beta", InstanceOptions::manual())
-            .unwrap();
-        jet.init(instance).unwrap();
-        let s = jet.begin_session(instance).unwrap();
+        let (_, s) = start_session(&jet, "beta");
         let other = jet.create_database(s, "other.edb").unwrap();
         let t = jet.create_table(s, other, "t").unwrap();
-        jet.begin_transaction(s).unwrap();
-        jet.insert(s, t, b"k", b"v").unwrap();
-        jet.commit_transaction(s).unwrap();
+        insert_committed(&jet, s, t, b"k", b"v");
     }
     let (jet_a, a, sa) = on_disk(&dir, "alpha");
     assert_eq!(
@@ -671,12 +608,7 @@ fn recovery_leaves_alone_a_database_another_process_holds_that_it_has_no_work_fo
         "clean after the first run"
     );
 
-    let jet_b = StdJet::new(Environment::on_disk(&dir.0));
-    let b = jet_b
-        .create_instance_with("beta", InstanceOptions::manual())
-        .unwrap();
-    assert_eq!(jet_b.init(b), Ok(()));
-    let report = jet_b.last_recovery_report(b).unwrap().unwrap();
+    let (jet_b, b, report) = recover_on_disk(&dir, "beta");
     assert_eq!(report.databases_held_elsewhere, vec![DB.to_owned()]);
     assert_eq!(report.databases_recovered, vec!["other.edb".to_owned()]);
     let sb = jet_b.begin_session(b).unwrap();
@@ -695,27 +627,13 @@ fn recovery_leaves_alone_a_database_another_process_holds_that_it_has_no_work_fo
 fn recovery_opens_a_database_the_log_names_twice_once() {
     let dir = TempDir::new("recovery-named-twice");
     {
-        let (jet, instance, s) = on_disk(&dir, "main");
-        let created = jet.create_database(s, DB).unwrap();
-        jet.close_database(s, created).unwrap();
-        commit_one(&jet, s, b"first run");
-        jet.end_session(s).unwrap();
-        assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
-        let instance = jet
-            .create_instance_with("main", InstanceOptions::manual())
-            .unwrap();
-        jet.init(instance).unwrap();
-        let s = jet.begin_session(instance).unwrap();
+        let jet = clean_first_run(&dir, "main");
+        let (_, s) = start_session(&jet, "main");
         jet.attach_database(s, DB).unwrap();
         commit_one(&jet, s, b"second run");
         // The process dies.
     }
-    let jet = StdJet::new(Environment::on_disk(&dir.0));
-    let instance = jet
-        .create_instance_with("main", InstanceOptions::manual())
-        .unwrap();
-    assert_eq!(jet.init(instance), Ok(()));
-    let report = jet.last_recovery_report(instance).unwrap().unwrap();
+    let (jet, instance, report) = recover_on_disk(&dir, "main");
     assert_eq!(report.databases_recovered, vec![DB.to_owned()]);
     let s = jet.begin_session(instance).unwrap();
     jet.attach_database(s, DB).unwrap();

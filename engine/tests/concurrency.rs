@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::StdJet;
+use common::{start_session, StdJet};
 use jetsim_engine::env::{Io, IoFile, ManualClock, MemIo};
 use jetsim_engine::*;
 use std::io;
@@ -166,11 +166,7 @@ fn two_databases(trap: &Arc<Trap>) -> (Arc<StdJet>, InstanceHandle) {
         }),
     };
     let jet = Arc::new(StdJet::new(env));
-    let first = jet
-        .create_instance_with("inst", InstanceOptions::manual())
-        .unwrap();
-    jet.init(first).unwrap();
-    let sesid = jet.begin_session(first).unwrap();
+    let (first, sesid) = start_session(&jet, "inst");
     for (path, records) in [(DB_A, 200), (DB_B, 50)] {
         let dbid = jet.create_database(sesid, path).unwrap();
         let table = jet.create_table(sesid, dbid, "t").unwrap();
@@ -184,11 +180,7 @@ fn two_databases(trap: &Arc<Trap>) -> (Arc<StdJet>, InstanceHandle) {
     jet.end_session(sesid).unwrap();
     jet.term(first).unwrap();
 
-    let instance = jet
-        .create_instance_with("inst", InstanceOptions::manual())
-        .unwrap();
-    jet.init(instance).unwrap();
-    let sesid = jet.begin_session(instance).unwrap();
+    let (instance, sesid) = start_session(&jet, "inst");
     jet.attach_database(sesid, DB_A).unwrap();
     jet.attach_database(sesid, DB_B).unwrap();
     jet.end_session(sesid).unwrap();

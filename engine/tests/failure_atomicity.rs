@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::DB;
+use common::{start_session, DB};
 use jetsim_engine::*;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -109,36 +109,49 @@ struct Pools {
     foreign_table: TableHandle,
 }
 
+/// A handle of one kind as `pick` says: one of `pool`, nil, another instance's, or a handle
+/// of another kind.
+fn pick_from<H: Copy>(pick: Pick, pool: &[H], nil: H, foreign: H, wrong_kind: H) -> H {
+    match pick {
+        Pick::Nth(n) if !pool.is_empty() => pool[usize::from(n) % pool.len()],
+        Pick::Nth(_) | Pick::Nil => nil,
+        Pick::Foreign => foreign,
+        Pick::WrongKind => wrong_kind,
+    }
+}
+
+// One picker per handle kind: each names its pool and what a wrong-kind handle is (the
+// handle newtypes share no trait to write it once).
 impl Pools {
     fn session(&self, pick: Pick) -> SessionHandle {
-        match pick {
-            Pick::Nth(n) if !self.sessions.is_empty() => {
-                self.sessions[usize::from(n) % self.sessions.len()]
-            }
-            Pick::Nth(_) | Pick::Nil => SessionHandle::NIL,
-            Pick::Foreign => self.foreign_session,
-            Pick::WrongKind => SessionHandle(self.tables.first().map_or(1, |t| t.0)),
-        }
+        let wrong_kind = SessionHandle(self.tables.first().map_or(1, |t| t.0));
+        pick_from(
+            pick,
+            &self.sessions,
+            SessionHandle::NIL,
+            self.foreign_session,
+            wrong_kind,
+        )
     }
     fn database(&self, pick: Pick) -> DatabaseHandle {
-        match pick {
-            Pick::Nth(n) if !self.databases.is_empty() => {
-                self.databases[usize::from(n) % self.databases.len()]
-            }
-            Pick::Nth(_) | Pick::Nil => DatabaseHandle::NIL,
-            Pick::Foreign => self.foreign_database,
-            Pick::WrongKind => DatabaseHandle(self.sessions.first().map_or(1, |s| s.0)),
-        }
+        let wrong_kind = DatabaseHandle(self.sessions.first().map_or(1, |s| s.0));
+        pick_from(
+            pick,
+            &self.databases,
+            DatabaseHandle::NIL,
+            self.foreign_database,
+            wrong_kind,
+        )
     }
     fn table(&self, pick: Pick) -> TableHandle {
-        match pick {
-            Pick::Nth(n) if !self.tables.is_empty() => {
-                self.tables[usize::from(n) % self.tables.len()]
-            }
-            Pick::Nth(_) | Pick::Nil => TableHandle::NIL,
-            Pick::Foreign => self.foreign_table,
-            Pick::WrongKind => TableHandle(self.databases.first().map_or(1, |d| d.0)),
-        }
+        let wrong_kind = TableHandle(self.databases.first().map_or(1, |d| d.0));
+        pick_from(
+            pick,
+            &self.tables,
+            TableHandle::NIL,
+            self.foreign_table,
+            wrong_kind,
+        )
     }
 }
 
@@ -162,11 +175,7 @@ fn run(ops: &[Op], mutations: Mutations) -> Result<(), TestCaseError> {
     let db = jet.create_database(setup, DB).unwrap();
     jet.create_table(setup, db, "a").unwrap();
     jet.end_session(setup).unwrap();
-    let other = jet
-        .create_instance_with("other", InstanceOptions::manual())
-        .unwrap();
-    jet.init(other).unwrap();
-    let foreign_session = jet.begin_session(other).unwrap();
+    let (other, foreign_session) = start_session(&jet, "other");
     let foreign_database = jet
         .create_database(foreign_session, "db/other.edb")
         .unwrap();

@@ -2,25 +2,8 @@
 
 mod common;
 
-use common::DB;
+use common::{create_main_table, reattach, TempDir, DB};
 use jetsim_engine::*;
-
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("jetsim-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 #[test]
 fn committed_records_survive_term_and_init_on_disk() {
@@ -32,8 +15,7 @@ fn committed_records_survive_term_and_init_on_disk() {
             .unwrap();
         jet.init(instance).unwrap();
         let s = jet.begin_session(instance).unwrap();
-        let d = jet.create_database(s, DB).unwrap();
-        let t = jet.create_table(s, d, "t").unwrap();
+        let (_, t) = create_main_table(&jet, s);
         jet.begin_transaction(s).unwrap();
         for i in 0..500u32 {
             jet.insert(
@@ -56,9 +38,7 @@ fn committed_records_survive_term_and_init_on_disk() {
     let instance = jet.create_instance("disk").unwrap();
     jet.init(instance).unwrap();
     let s = jet.begin_session(instance).unwrap();
-    jet.attach_database(s, DB).unwrap();
-    let d = jet.open_database(s, DB).unwrap();
-    let t = jet.open_table(s, d, "t").unwrap();
+    let (_, t) = reattach(&jet, s);
     assert_eq!(jet.index_record_count(s, t, 0), Ok(500));
     jet.seek(s, t, b"key00421", SeekMode::Equal).unwrap();
     assert_eq!(jet.retrieve(s, t).unwrap().1, b"value421");

@@ -1,26 +1,22 @@
 //! Durability: crash recovery at init, the simulated disk's faults, fail-stop on I/O errors,
 //! and the planted durability bugs the crash sweep catches. Every crash here is
 //! `MemIo::crash*` on the same simulated disk, followed by a new `Jet` whose `init` recovers.
+//! Set-up lives in [`Run`] and `common`; each test still spells out its own crash story
+//! (start, load, crash, recover, attach, check, term), so the opening and closing steps
+//! look alike from test to test on purpose: a test reads as the scenario it checks.
+
+mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
+use common::{env_on, reattach, start_session, StdJet, DB};
 use jetsim_engine::env::io::{CrashFaults, FaultPlan, InjectedFault, SplitMix64, PPM};
-use jetsim_engine::env::{ManualClock, MemIo};
+use jetsim_engine::env::MemIo;
 use jetsim_engine::*;
 
-type StdJet = Jet<StdRuntime>;
 type Contents = BTreeMap<Vec<u8>, Vec<u8>>;
 
-const DB: &str = "db/main.edb";
 const PAGE_BYTES: u64 = jetsim_engine::storage::PAGE_SIZE_BYTES as u64;
-
-fn env_on(io: &MemIo) -> Environment {
-    Environment {
-        clock: Arc::new(ManualClock::new(0)),
-        io: Arc::new(io.clone()),
-    }
-}
 
 /// A running instance with `DB` created and table "t" open.
 struct Run {
@@ -444,9 +440,7 @@ fn a_corrupt_page_without_a_log_image_is_reported_never_used() {
     let instance = jet.create_instance("inst").unwrap();
     jet.init(instance).unwrap();
     let s = jet.begin_session(instance).unwrap();
-    jet.attach_database(s, DB).unwrap();
-    let d = jet.open_database(s, DB).unwrap();
-    let t = jet.open_table(s, d, "t").unwrap();
+    let (d, t) = reattach(&jet, s);
     assert_eq!(
         jet.index_record_count(s, t, 0),
         Err(JetError::DatabaseCorrupted)
@@ -598,11 +592,7 @@ fn a_missing_database_file_is_reported_and_attach_says_file_not_found() {
     assert_eq!(recovered.report.databases_recovered, Vec::<String>::new());
     assert_eq!(recovered.contents, None);
     let jet = StdJet::new(env_on(&io));
-    let instance = jet
-        .create_instance_with("inst", InstanceOptions::manual())
-        .unwrap();
-    jet.init(instance).unwrap();
-    let s = jet.begin_session(instance).unwrap();
+    let (instance, s) = start_session(&jet, "inst");
     assert_eq!(jet.attach_database(s, DB), Err(JetError::FileNotFound));
     jet.create_database(s, DB).unwrap();
     jet.end_session(s).unwrap();
@@ -677,9 +667,7 @@ fn a_read_error_is_disk_io_and_fail_stop() {
     let instance = jet.create_instance("inst").unwrap();
     jet.init(instance).unwrap();
     let s = jet.begin_session(instance).unwrap();
-    jet.attach_database(s, DB).unwrap();
-    let d = jet.open_database(s, DB).unwrap();
-    let t = jet.open_table(s, d, "t").unwrap();
+    let (_, t) = reattach(&jet, s);
     io.set_fault_plan(FaultPlan {
         seed: 9,
         read_error_ppm: PPM,
@@ -815,9 +803,7 @@ fn a_database_attached_under_another_log_is_left_alone() {
         let b = jet.create_instance("other").unwrap();
         jet.init(b).unwrap();
         let s = jet.begin_session(b).unwrap();
-        jet.attach_database(s, DB).unwrap();
-        let d = jet.open_database(s, DB).unwrap();
-        let t = jet.open_table(s, d, "t").unwrap();
+        let (d, t) = reattach(&jet, s);
         jet.begin_transaction(s).unwrap();
         for i in 0..300u32 {
             jet.insert(s, t, &key(1000 + i), b"from B").unwrap();

@@ -355,12 +355,7 @@ fn tables_create_open_delete() {
 #[test]
 fn foreign_and_stale_handles_are_refused() {
     let f = fixture();
-    let other_instance = f
-        .jet
-        .create_instance_with("other", InstanceOptions::manual())
-        .unwrap();
-    f.jet.init(other_instance).unwrap();
-    let other = f.jet.begin_session(other_instance).unwrap();
+    let (other_instance, other) = start_session(&f.jet, "other");
     // Another session's table, another instance's table and database, another kind's handle.
     let second = f.jet.begin_session(f.instance).unwrap();
     assert_refused_unchanged(&f, JetError::SesidTableIdMismatch, || {
@@ -398,12 +393,7 @@ fn foreign_and_stale_handles_are_refused() {
         "double term"
     );
     // A new instance in the same slot does not revive old handles.
-    let reborn = f
-        .jet
-        .create_instance_with("other", InstanceOptions::manual())
-        .unwrap();
-    f.jet.init(reborn).unwrap();
-    let fresh = f.jet.begin_session(reborn).unwrap();
+    let (_, fresh) = start_session(&f.jet, "other");
     assert_ne!(fresh, other);
     assert_eq!(f.jet.begin_transaction(other), Err(JetError::InvalidSesid));
 }
@@ -479,8 +469,7 @@ fn version_store_exhaustion_is_a_clear_error() {
         .unwrap();
     jet.init(instance).unwrap();
     let sesid = jet.begin_session(instance).unwrap();
-    let dbid = jet.create_database(sesid, DB).unwrap();
-    let table = jet.create_table(sesid, dbid, "t").unwrap();
+    let (_, table) = create_main_table(&jet, sesid);
     jet.begin_transaction(sesid).unwrap();
     for i in 0..4u8 {
         jet.insert(sesid, table, &[b'a' + i], b"v").unwrap();
@@ -490,9 +479,7 @@ fn version_store_exhaustion_is_a_clear_error() {
         Err(JetError::VersionStoreOutOfMemory)
     );
     jet.commit_transaction(sesid).unwrap();
-    jet.begin_transaction(sesid).unwrap();
-    jet.insert(sesid, table, b"z", b"v").unwrap();
-    jet.commit_transaction(sesid).unwrap();
+    insert_committed(&jet, sesid, table, b"z", b"v");
 }
 
 #[test]
@@ -543,13 +530,8 @@ fn a_database_moves_to_another_instance() {
     // LSNs beyond instance "b"'s young log; writing them under "b" tripped the buffer
     // manager's "page LSNs only grow" assertion.
     let jet = StdJet::new(Environment::in_memory());
-    let a = jet
-        .create_instance_with("a", InstanceOptions::manual())
-        .unwrap();
-    jet.init(a).unwrap();
-    let s = jet.begin_session(a).unwrap();
-    let d = jet.create_database(s, DB).unwrap();
-    let t = jet.create_table(s, d, "t").unwrap();
+    let (a, s) = start_session(&jet, "a");
+    let (_, t) = create_main_table(&jet, s);
     jet.begin_transaction(s).unwrap();
     for i in 0..24u8 {
         jet.insert(s, t, &[b'k', i], &[i; 100]).unwrap();
@@ -557,17 +539,9 @@ fn a_database_moves_to_another_instance() {
     jet.commit_transaction(s).unwrap();
     jet.end_session(s).unwrap();
     jet.term(a).unwrap();
-    let b = jet
-        .create_instance_with("b", InstanceOptions::manual())
-        .unwrap();
-    jet.init(b).unwrap();
-    let s = jet.begin_session(b).unwrap();
-    jet.attach_database(s, DB).unwrap();
-    let d = jet.open_database(s, DB).unwrap();
-    let t = jet.open_table(s, d, "t").unwrap();
-    jet.begin_transaction(s).unwrap();
-    jet.insert(s, t, b"new", b"row").unwrap();
-    jet.commit_transaction(s).unwrap();
+    let (b, s) = start_session(&jet, "b");
+    let (_, t) = reattach(&jet, s);
+    insert_committed(&jet, s, t, b"new", b"row");
     assert_eq!(jet.index_record_count(s, t, 0), Ok(25));
     jet.stop_service_instance(b).unwrap();
     assert_eq!(jet.instance_status(b).unwrap().dirty_pages, 0);

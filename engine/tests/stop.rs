@@ -295,33 +295,16 @@ fn resume_after_a_full_stop_is_refused_and_undoes_nothing() {
 
 #[test]
 fn term_after_stop_is_clean_and_data_survives() {
-    let io = std::sync::Arc::new(env::MemIo::new());
-    let environment = Environment {
-        clock: std::sync::Arc::new(env::ManualClock::new(0)),
-        io: io.clone(),
-    };
-    let jet = StdJet::new(environment.clone());
-    let instance = jet
-        .create_instance_with("inst", InstanceOptions::manual())
-        .unwrap();
-    jet.init(instance).unwrap();
-    let s = jet.begin_session(instance).unwrap();
-    let d = jet.create_database(s, DB).unwrap();
-    let t = jet.create_table(s, d, "t").unwrap();
-    jet.begin_transaction(s).unwrap();
-    jet.insert(s, t, b"kept", b"yes").unwrap();
-    jet.commit_transaction(s).unwrap();
+    let io = env::MemIo::new();
+    let jet = StdJet::new(env_on(&io));
+    let (instance, s) = start_session(&jet, "inst");
+    let (_, t) = create_main_table(&jet, s);
+    insert_committed(&jet, s, t, b"kept", b"yes");
     jet.stop_service_instance(instance).unwrap();
     assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
-    let jet = StdJet::new(environment);
-    let instance = jet
-        .create_instance_with("inst", InstanceOptions::manual())
-        .unwrap();
-    jet.init(instance).unwrap();
-    let s = jet.begin_session(instance).unwrap();
-    jet.attach_database(s, DB).unwrap();
-    let d = jet.open_database(s, DB).unwrap();
-    let t = jet.open_table(s, d, "t").unwrap();
+    let jet = StdJet::new(env_on(&io));
+    let (_, s) = start_session(&jet, "inst");
+    let (_, t) = reattach(&jet, s);
     jet.seek(s, t, b"kept", SeekMode::Equal).unwrap();
     assert_eq!(jet.retrieve(s, t).unwrap().1, b"yes");
 }

@@ -2,11 +2,12 @@
 //! mutation catalogue.
 //!
 //! The engine takes its locks, condition variables, atomics and threads from a
-//! [`jetsim_engine::Runtime`]. This crate provides [`LoomRuntime`], which maps every one of
-//! them onto loom 0.7's instrumented primitives, so `Jet::<LoomRuntime>` runs the engine's own
-//! code (the gate, the stop protocol, term, the background worker) under loom's scheduler,
-//! which explores every interleaving of the model's threads (up to a preemption bound where
-//! the full space is too large).
+//! [`jetsim_engine::Runtime`]. With its `loom` feature, which this crate turns on, the engine
+//! provides [`LoomRuntime`], which maps every one of them onto loom 0.7's instrumented
+//! primitives, so `Jet::<LoomRuntime>` runs the engine's own code (the gate, the stop
+//! protocol, term, the background worker) under loom's scheduler, which explores every
+//! interleaving of the model's threads (up to a preemption bound where the full space is too
+//! large).
 //!
 //! The models live in [`stop_models`]. Each creates its engine inside the `loom::model`
 //! closure, races Jet calls against `stop_service_instance`, and asserts the protocol's
@@ -23,7 +24,8 @@
 //! runs to first detection.
 
 pub mod catalogue;
-pub mod loom_runtime;
 pub mod stop_models;
 
-pub use loom_runtime::LoomRuntime;
+// The runtime lives with the other two in the engine (`jetsim_engine::runtime`, feature `loom`);
+// re-exported so the models keep naming `crate::LoomRuntime`.
+pub use jetsim_engine::LoomRuntime;

@@ -2,19 +2,19 @@
 //! `JetStopServiceInstance`.
 //!
 //! The engine (`jetsim-engine`) takes its locks, condition variables, atomics and threads from
-//! a [`jetsim_engine::Runtime`]; this crate supplies [`ShuttleRuntime`], which runs the engine's
-//! own code on shuttle's controlled scheduler, so every interleaving is chosen by a seed and
-//! replays exactly. Each seed draws a configuration and a workload, runs it on the engine and
-//! checks what the harness observed against an independent reference model.
+//! a [`jetsim_engine::Runtime`]; this crate runs it on [`ShuttleRuntime`] (the engine's, feature
+//! `shuttle`), which puts the engine's own code on shuttle's controlled scheduler, so every
+//! interleaving is chosen by a seed and replays exactly. Each seed draws a configuration and a
+//! workload, runs it on the engine and checks what the harness observed against an
+//! independent reference model.
 //!
 //! The folders follow one seed's path (`ARCHITECTURE.md` at the repository root walks it):
 //!
 //! - [`workload`]: what a seed means: the run's configuration ([`workload::config`]), the
 //!   calls each simulated thread makes, and the shrinker that turns a failing seed into a
 //!   regression scenario ([`workload::shrink`]).
-//! - [`world`]: where a workload runs: the shuttle runtime, the harness that sets up the
-//!   instance on the simulated disk, taps its writes, crashes and recovers it
-//!   ([`world::harness`]), and the panic hook that keeps shuttle's noise to shuttle's runs.
+//! - [`world`]: where a workload runs: the harness that sets up the instance on the simulated
+//!   disk, taps its writes, crashes and recovers it ([`world::harness`]), and the panic hook that keeps shuttle's noise to shuttle's runs.
 //! - [`history`]: what the harness observed, every call's invocation and response.
 //! - [`model`]: the reference model of the Jet API the checkers compare against.
 //! - [`check`]: the rules a run must keep, decided from the history, the model and the disk.
@@ -36,6 +36,8 @@ pub mod world;
 pub use drive::{campaign, scenario, simulation, sweep};
 pub use report::{timeline, transitions};
 pub use workload::{config, shrink};
-pub use world::{harness, panic_hook, shuttle_runtime};
+pub use world::{harness, panic_hook};
 
-pub use world::shuttle_runtime::ShuttleRuntime;
+// The runtime lives with the other two in the engine (`jetsim_engine::runtime`); re-exported
+// so the harness and tests keep naming `jetsim::ShuttleRuntime`.
+pub use jetsim_engine::ShuttleRuntime;

@@ -1,19 +1,32 @@
 //! The runtime boundary: every lock, condition variable, atomic and thread the engine uses comes
 //! from a [`Runtime`], so the same engine code runs on OS threads ([`StdRuntime`]), under loom
-//! (`jetsim-models`) and under shuttle (`jetsim`, the simulator).
+//! (`LoomRuntime`, feature `loom`, used by `jetsim-models`) and under shuttle (`ShuttleRuntime`,
+//! feature `shuttle`, used by `jetsim`, the simulator). All three live here and share one body
+//! (`implement.rs`).
 //!
 //! Why a trait with generic associated types instead of a `cfg`-switched facade (tokio's
 //! `src/loom/`): `cargo test` at the workspace root builds every crate once, and cargo unifies
-//! features, so a `shuttle` feature would put the engine into shuttle mode for the std tests
-//! too. With a type parameter, each harness picks its runtime at the call site and all of them
-//! coexist in one test run.
+//! features, so a feature that switched the primitives would put the engine into shuttle mode
+//! for the std tests too. Here the `loom` and `shuttle` features only add a type each, the std
+//! engine is the same with or without them, and each harness picks its runtime at the call
+//! site, so all three coexist in one test run.
 //!
 //! Engine code never names `R::Mutex` directly; it uses the wrappers in [`sync`], which read
 //! like `std::sync`.
 
+#[macro_use]
+mod implement;
+#[cfg(feature = "loom")]
+pub mod loom_runtime;
+#[cfg(feature = "shuttle")]
+pub mod shuttle_runtime;
 pub mod std_runtime;
 pub mod sync;
 
+#[cfg(feature = "loom")]
+pub use loom_runtime::LoomRuntime;
+#[cfg(feature = "shuttle")]
+pub use shuttle_runtime::ShuttleRuntime;
 pub use std_runtime::StdRuntime;
 
 use std::fmt::Debug;

@@ -62,6 +62,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::checkpoint::CheckpointState;
 use super::log::{LogRecord, LOG_HEADER_BYTES};
 use super::page::{decode_page, PageContent};
 use super::{FileId, Lsn, PageNumber, Storage, PAGE_SIZE_BYTES};
@@ -125,6 +126,12 @@ struct Candidate {
     handle: Box<dyn IoFile>,
 }
 
+/// The newest after-image of every page logged after the checkpoint (the redo set).
+type NewestImages<'log> = BTreeMap<(FileId, PageNumber), &'log [u8]>;
+
+/// The Undo records of every transaction that never ended (the losers), oldest first.
+type Losers<'log> = BTreeMap<u64, Vec<(Lsn, &'log LogRecord)>>;
+
 fn page_offset_bytes(page: PageNumber) -> u64 {
     u64::from(page) * PAGE_SIZE_BYTES as u64
 }
@@ -147,6 +154,28 @@ impl Storage {
         records: &[(Lsn, LogRecord)],
     ) -> JetResult<RecoveryReport> {
         assert!(self.databases.is_empty() && self.open_transactions.is_empty());
+        let signature = self.log.signature();
+        let (mut report, checkpoint) = self.start_points(records);
+        if report.clean {
+            return Ok(report);
+        }
+        let attached = attached_at_log_end(checkpoint, records);
+        let newest = newest_images(records, &attached, &mut report);
+        let losers = losers(records, report.analysis_start_lsn);
+        let owned = open_owned_databases(io, signature, &attached, &newest, &losers, &mut report)?;
+        redo(&newest, &owned, &mut report)?;
+        self.undo_losers(owned, &losers, &mut report)?;
+        self.finish_recovery(&attached, &mut report)?;
+        Ok(report)
+    }
+
+    /// Where redo and the loser scan start, what the log's tail looked like, and whether the
+    /// log ended clean (then `report.clean` is set and there is nothing to do). Also returns
+    /// the persisted checkpoint if it belongs to this log.
+    fn start_points(
+        &self,
+        records: &[(Lsn, LogRecord)],
+    ) -> (RecoveryReport, Option<&CheckpointState>) {
         let log_end_lsn = self.log.tip_lsn();
         let signature = self.log.signature();
         let mut report = RecoveryReport {
@@ -183,172 +212,24 @@ impl Storage {
             Some((_, LogRecord::EndOfLogStream)) => nothing_open,
             _ => false,
         };
-        if records.is_empty() || (ended_clean && redo_start_lsn == log_end_lsn) {
-            report.clean = true;
-            return Ok(report);
-        }
+        report.clean = records.is_empty() || (ended_clean && redo_start_lsn == log_end_lsn);
+        (report, checkpoint)
+    }
 
-        // Which databases were attached when the log ended.
-        let mut attached: BTreeMap<FileId, String> = checkpoint
-            .map(|c| c.attached.iter().cloned().collect())
-            .unwrap_or_default();
-        for (_, record) in records {
-            match record {
-                LogRecord::AttachDatabase { file, path } => {
-                    // One path is never attached twice at once: an earlier FileId for it
-                    // ended at a clean shutdown, which logs no DetachDatabase. Keeping both
-                    // opened the file twice, and with files locked the second open was
-                    // refused by the first (init failed with FileAccessDenied for ever).
-                    attached.retain(|_, attached_path| attached_path != path);
-                    attached.insert(*file, path.clone());
-                }
-                LogRecord::DetachDatabase { file } => {
-                    attached.remove(file);
-                }
-                _ => {}
-            }
-        }
-
-        // Redo set: the newest image of every page after the checkpoint.
-        let mut newest: BTreeMap<(FileId, PageNumber), &[u8]> = BTreeMap::new();
-        for (_, record) in records.iter().filter(|(lsn, _)| *lsn >= redo_start_lsn) {
-            if let LogRecord::PageImages { file, images } = record {
-                if attached.contains_key(file) {
-                    for (page, image) in images {
-                        newest.insert((*file, *page), image);
-                    }
-                    report.page_images_replayed += images.len() as u64;
-                }
-            }
-        }
-
-        // Losers: Undo records of transactions that never ended, oldest first.
-        let mut pending: BTreeMap<u64, Vec<(Lsn, &LogRecord)>> = BTreeMap::new();
-        for (lsn, record) in records.iter().filter(|(lsn, _)| *lsn >= analysis_start_lsn) {
-            match record {
-                LogRecord::Undo { txn, .. } => {
-                    pending.entry(*txn).or_default().push((*lsn, record))
-                }
-                LogRecord::Commit { txn, .. } => {
-                    pending.remove(txn);
-                }
-                LogRecord::Rollback { txn, level, undone } => {
-                    if let Some(undo) = pending.get_mut(txn) {
-                        let keep = undo.len().saturating_sub(*undone as usize);
-                        undo.truncate(keep);
-                    }
-                    if *level == 1 {
-                        pending.remove(txn);
-                    }
-                }
-                LogRecord::CleanShutdown | LogRecord::RecoveryComplete => pending.clear(),
-                _ => {}
-            }
-        }
-        pending.retain(|_, undo| !undo.is_empty());
-        let loser_files: BTreeSet<FileId> = pending
-            .values()
-            .flatten()
-            .filter_map(|(_, record)| match record {
-                LogRecord::Undo { file, .. } => Some(*file),
-                _ => None,
-            })
-            .collect();
-
-        // Open the databases and decide which belong to this log.
-        let mut owned: BTreeMap<FileId, Candidate> = BTreeMap::new();
-        for (file, path) in &attached {
-            let has_work = loser_files.contains(file)
-                || newest
-                    .range((*file, 0)..=(*file, PageNumber::MAX))
-                    .next()
-                    .is_some();
-            if !io.exists(path) {
-                report.databases_missing.push(path.clone());
-                continue;
-            }
-            let handle = match io.open(path).map_err(|e| JetError::from_io(&e)) {
-                Ok(handle) => handle,
-                // Another process or engine holds it, so it attached it, which only a clean
-                // file or one its own log owns allows: this log has nothing to do there
-                // unless it logged work for it (then the refusal stands).
-                Err(JetError::FileAccessDenied) if !has_work => {
-                    report.databases_held_elsewhere.push(path.clone());
-                    continue;
-                }
-                Err(error) => return Err(error),
-            };
-            let header =
-                read_page(handle.as_ref(), super::database::HEADER_PAGE)?.and_then(|bytes| {
-                    match decode_page(&bytes) {
-                        Ok((_, PageContent::Header(header))) => Some(header),
-                        _ => None,
-                    }
-                });
-            match header {
-                Some(header) if header.log_signature != signature => {
-                    report.databases_owned_elsewhere.push(path.clone());
-                }
-                Some(_) => {
-                    owned.insert(
-                        *file,
-                        Candidate {
-                            path: path.clone(),
-                            handle,
-                        },
-                    );
-                }
-                None if newest.contains_key(&(*file, super::database::HEADER_PAGE)) => {
-                    owned.insert(
-                        *file,
-                        Candidate {
-                            path: path.clone(),
-                            handle,
-                        },
-                    );
-                }
-                None if has_work => return Err(JetError::DatabaseCorrupted),
-                None => report.databases_unusable.push(path.clone()),
-            }
-        }
-
-        // Redo.
-        for ((file, page), image) in &newest {
-            let Some(candidate) = owned.get(file) else {
-                continue;
-            };
-            let on_disk = read_page(candidate.handle.as_ref(), *page)?;
-            if on_disk.as_deref() == Some(*image) {
-                continue;
-            }
-            if on_disk.is_some_and(|bytes| decode_page(&bytes).is_err()) {
-                report.pages_repaired += 1;
-            }
-            candidate
-                .handle
-                .write_at(page_offset_bytes(*page), image)
-                .map_err(|e| JetError::from_io(&e))?;
-            report.pages_redone += 1;
-        }
-        for candidate in owned.values() {
-            // A torn extension can leave a partial page at the end; no page lives there.
-            let len = candidate.handle.len().map_err(|e| JetError::from_io(&e))?;
-            let page_bytes = PAGE_SIZE_BYTES as u64;
-            if len % page_bytes != 0 {
-                candidate
-                    .handle
-                    .set_len(len.div_ceil(page_bytes) * page_bytes)
-                    .map_err(|e| JetError::from_io(&e))?;
-            }
-            candidate.handle.sync().map_err(|e| JetError::from_io(&e))?;
-        }
-
-        // Undo, through the ordinary (logged) B+tree code.
-        for (file, candidate) in std::mem::take(&mut owned) {
+    /// Undo (step 4 above): puts the losers' before-images back, newest first across all of
+    /// them, through the ordinary (logged) B+tree code, on the databases this log owns (from
+    /// here on this storage's databases), then ends each loser with a level-1 `Rollback`.
+    fn undo_losers(
+        &mut self,
+        owned: BTreeMap<FileId, Candidate>,
+        losers: &Losers<'_>,
+        report: &mut RecoveryReport,
+    ) -> JetResult<()> {
+        for (file, candidate) in owned {
             self.buffers.add_file(file, candidate.handle);
             self.databases.insert(file, candidate.path);
         }
-        let mut undo: Vec<(Lsn, &LogRecord)> = pending.values().flatten().copied().collect();
+        let mut undo: Vec<(Lsn, &LogRecord)> = losers.values().flatten().copied().collect();
         undo.sort_by_key(|(lsn, _)| std::cmp::Reverse(*lsn));
         for (_, record) in undo {
             let LogRecord::Undo {
@@ -379,19 +260,28 @@ impl Storage {
                 Err(_) => return Err(JetError::DatabaseCorrupted),
             }
         }
-        for (txn, undo) in &pending {
+        for (txn, undo) in losers {
             self.log.append(&LogRecord::Rollback {
                 txn: *txn,
                 level: 1,
                 undone: u32::try_from(undo.len()).unwrap_or(u32::MAX),
             })?;
         }
-        report.transactions_undone = pending.len() as u64;
-        if let Some(failure) = self.failure {
-            return Err(failure.error);
+        report.transactions_undone = losers.len() as u64;
+        match self.failure {
+            Some(failure) => Err(failure.error),
+            None => Ok(()),
         }
+    }
 
-        // Mark clean, flush, detach, end the run, checkpoint at the tip.
+    /// Checkpoint (step 5 above): marks the recovered databases clean, flushes, detaches
+    /// every database the log had attached, ends the run's transactions (`RecoveryComplete`)
+    /// and persists a checkpoint at the log tip.
+    fn finish_recovery(
+        &mut self,
+        attached: &BTreeMap<FileId, String>,
+        report: &mut RecoveryReport,
+    ) -> JetResult<()> {
         let recovered: Vec<FileId> = self.databases.keys().copied().collect();
         for &file in &recovered {
             self.mark_clean(file)?;
@@ -412,6 +302,191 @@ impl Storage {
         self.persist_checkpoint(tip_lsn)?;
         debug_assert!(self.open_transactions.is_empty());
         debug_assert_eq!(self.dirty_page_count(), 0);
-        Ok(report)
+        Ok(())
     }
+}
+
+/// Which databases were attached when the log ended (the checkpoint's list, then every
+/// attach and detach the log records).
+fn attached_at_log_end(
+    checkpoint: Option<&CheckpointState>,
+    records: &[(Lsn, LogRecord)],
+) -> BTreeMap<FileId, String> {
+    let mut attached: BTreeMap<FileId, String> = checkpoint
+        .map(|c| c.attached.iter().cloned().collect())
+        .unwrap_or_default();
+    for (_, record) in records {
+        match record {
+            LogRecord::AttachDatabase { file, path } => {
+                // One path is never attached twice at once: an earlier FileId for it
+                // ended at a clean shutdown, which logs no DetachDatabase. Keeping both
+                // opened the file twice, and with files locked the second open was
+                // refused by the first (init failed with FileAccessDenied for ever).
+                attached.retain(|_, attached_path| attached_path != path);
+                attached.insert(*file, path.clone());
+            }
+            LogRecord::DetachDatabase { file } => {
+                attached.remove(file);
+            }
+            _ => {}
+        }
+    }
+    attached
+}
+
+/// The redo set: the newest image of every page of an attached database logged after the
+/// checkpoint (`report.redo_start_lsn`).
+fn newest_images<'log>(
+    records: &'log [(Lsn, LogRecord)],
+    attached: &BTreeMap<FileId, String>,
+    report: &mut RecoveryReport,
+) -> NewestImages<'log> {
+    let redo_start_lsn = report.redo_start_lsn;
+    let mut newest = NewestImages::new();
+    for (_, record) in records.iter().filter(|(lsn, _)| *lsn >= redo_start_lsn) {
+        if let LogRecord::PageImages { file, images } = record {
+            if attached.contains_key(file) {
+                for (page, image) in images {
+                    newest.insert((*file, *page), image);
+                }
+                report.page_images_replayed += images.len() as u64;
+            }
+        }
+    }
+    newest
+}
+
+/// The losers, from `analysis_start_lsn` on: Undo records of transactions with no `Commit`
+/// nor level-1 `Rollback`, less those a nested `Rollback` already compensated.
+fn losers(records: &[(Lsn, LogRecord)], analysis_start_lsn: Lsn) -> Losers<'_> {
+    let mut pending = Losers::new();
+    for (lsn, record) in records.iter().filter(|(lsn, _)| *lsn >= analysis_start_lsn) {
+        match record {
+            LogRecord::Undo { txn, .. } => pending.entry(*txn).or_default().push((*lsn, record)),
+            LogRecord::Commit { txn, .. } => {
+                pending.remove(txn);
+            }
+            LogRecord::Rollback { txn, level, undone } => {
+                if let Some(undo) = pending.get_mut(txn) {
+                    let keep = undo.len().saturating_sub(*undone as usize);
+                    undo.truncate(keep);
+                }
+                if *level == 1 {
+                    pending.remove(txn);
+                }
+            }
+            LogRecord::CleanShutdown | LogRecord::RecoveryComplete => pending.clear(),
+            _ => {}
+        }
+    }
+    pending.retain(|_, undo| !undo.is_empty());
+    pending
+}
+
+/// Databases (step 2 above): opens the databases the log had attached and keeps those that
+/// belong to this log (its `signature` in their header, or a header image to redo); the
+/// others are reported as missing, held or owned elsewhere, or unusable.
+fn open_owned_databases(
+    io: &dyn Io,
+    signature: u64,
+    attached: &BTreeMap<FileId, String>,
+    newest: &NewestImages<'_>,
+    losers: &Losers<'_>,
+    report: &mut RecoveryReport,
+) -> JetResult<BTreeMap<FileId, Candidate>> {
+    let loser_files: BTreeSet<FileId> = losers
+        .values()
+        .flatten()
+        .filter_map(|(_, record)| match record {
+            LogRecord::Undo { file, .. } => Some(*file),
+            _ => None,
+        })
+        .collect();
+    let mut owned: BTreeMap<FileId, Candidate> = BTreeMap::new();
+    for (file, path) in attached {
+        let has_work = loser_files.contains(file)
+            || newest
+                .range((*file, 0)..=(*file, PageNumber::MAX))
+                .next()
+                .is_some();
+        if !io.exists(path) {
+            report.databases_missing.push(path.clone());
+            continue;
+        }
+        let handle = match io.open(path).map_err(|e| JetError::from_io(&e)) {
+            Ok(handle) => handle,
+            // Another process or engine holds it, so it attached it, which only a clean
+            // file or one its own log owns allows: this log has nothing to do there
+            // unless it logged work for it (then the refusal stands).
+            Err(JetError::FileAccessDenied) if !has_work => {
+                report.databases_held_elsewhere.push(path.clone());
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
+        let header = read_page(handle.as_ref(), super::database::HEADER_PAGE)?.and_then(|bytes| {
+            match decode_page(&bytes) {
+                Ok((_, PageContent::Header(header))) => Some(header),
+                _ => None,
+            }
+        });
+        let candidate = Candidate {
+            path: path.clone(),
+            handle,
+        };
+        match header {
+            Some(header) if header.log_signature != signature => {
+                report.databases_owned_elsewhere.push(candidate.path);
+            }
+            Some(_) => {
+                owned.insert(*file, candidate);
+            }
+            None if newest.contains_key(&(*file, super::database::HEADER_PAGE)) => {
+                owned.insert(*file, candidate);
+            }
+            None if has_work => return Err(JetError::DatabaseCorrupted),
+            None => report.databases_unusable.push(candidate.path),
+        }
+    }
+    Ok(owned)
+}
+
+/// Redo (step 3 above): writes every page's newest image where the page on disk differs
+/// (counting torn pages repaired), rounds a torn extension up to whole pages, and syncs each
+/// database.
+fn redo(
+    newest: &NewestImages<'_>,
+    owned: &BTreeMap<FileId, Candidate>,
+    report: &mut RecoveryReport,
+) -> JetResult<()> {
+    for ((file, page), image) in newest {
+        let Some(candidate) = owned.get(file) else {
+            continue;
+        };
+        let on_disk = read_page(candidate.handle.as_ref(), *page)?;
+        if on_disk.as_deref() == Some(*image) {
+            continue;
+        }
+        if on_disk.is_some_and(|bytes| decode_page(&bytes).is_err()) {
+            report.pages_repaired += 1;
+        }
+        candidate
+            .handle
+            .write_at(page_offset_bytes(*page), image)
+            .map_err(|e| JetError::from_io(&e))?;
+        report.pages_redone += 1;
+    }
+    for candidate in owned.values() {
+        // A torn extension can leave a partial page at the end; no page lives there.
+        let len = candidate.handle.len().map_err(|e| JetError::from_io(&e))?;
+        let page_bytes = PAGE_SIZE_BYTES as u64;
+        if len % page_bytes != 0 {
+            candidate
+                .handle
+                .set_len(len.div_ceil(page_bytes) * page_bytes)
+                .map_err(|e| JetError::from_io(&e))?;
+        }
+        candidate.handle.sync().map_err(|e| JetError::from_io(&e))?;
+    }
+    Ok(())
 }

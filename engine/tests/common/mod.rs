@@ -1,9 +1,12 @@
-//! Shared fixture for the engine's integration tests: an in-memory instance with no
-//! background thread, so every background step happens when the test asks.
+//! Shared fixture and setup for the engine's integration tests: an in-memory instance with
+//! no background thread, so every background step happens when the test asks; instances on a
+//! shared simulated disk (to crash and recover) or on real files in a temporary folder.
 
 #![allow(dead_code)]
 
+use jetsim_engine::env::{ManualClock, MemIo};
 use jetsim_engine::*;
+use std::sync::Arc;
 
 pub type StdJet = Jet<StdRuntime>;
 
@@ -27,8 +30,7 @@ pub fn fixture_with(options: InstanceOptions) -> Fixture {
     let instance = jet.create_instance_with("inst", options).unwrap();
     jet.init(instance).unwrap();
     let sesid = jet.begin_session(instance).unwrap();
-    let dbid = jet.create_database(sesid, DB).unwrap();
-    let table = jet.create_table(sesid, dbid, "t").unwrap();
+    let (dbid, table) = create_main_table(&jet, sesid);
     Fixture {
         jet,
         instance,
@@ -82,4 +84,71 @@ pub fn assert_refused_unchanged<T: std::fmt::Debug>(
     let result = call();
     assert_eq!(result.unwrap_err(), error);
     assert_eq!(f.observe(), before, "a failed call changed the instance");
+}
+
+/// An environment on the simulated disk `io` (shared: a test crashes it and recovers on the
+/// same disk) with a clock that only moves when told.
+pub fn env_on(io: &MemIo) -> Environment {
+    Environment {
+        clock: Arc::new(ManualClock::new(0)),
+        io: Arc::new(io.clone()),
+    }
+}
+
+/// Creates instance `name` with no background thread, initializes it (which recovers what
+/// its log names) and begins one session.
+pub fn start_session(jet: &StdJet, name: &str) -> (InstanceHandle, SessionHandle) {
+    let instance = jet
+        .create_instance_with(name, InstanceOptions::manual())
+        .unwrap();
+    jet.init(instance).unwrap();
+    let session = jet.begin_session(instance).unwrap();
+    (instance, session)
+}
+
+/// Creates `DB` and its table "t".
+pub fn create_main_table(jet: &StdJet, session: SessionHandle) -> (DatabaseHandle, TableHandle) {
+    let database = jet.create_database(session, DB).unwrap();
+    let table = jet.create_table(session, database, "t").unwrap();
+    (database, table)
+}
+
+/// Inserts one record in a transaction of its own and commits it.
+pub fn insert_committed(
+    jet: &StdJet,
+    session: SessionHandle,
+    table: TableHandle,
+    key: &[u8],
+    value: &[u8],
+) {
+    jet.begin_transaction(session).unwrap();
+    jet.insert(session, table, key, value).unwrap();
+    jet.commit_transaction(session).unwrap();
+}
+
+/// Attaches `DB`, left by an earlier instance, and opens its table "t".
+pub fn reattach(jet: &StdJet, session: SessionHandle) -> (DatabaseHandle, TableHandle) {
+    jet.attach_database(session, DB).unwrap();
+    let database = jet.open_database(session, DB).unwrap();
+    let table = jet.open_table(session, database, "t").unwrap();
+    (database, table)
+}
+
+/// A fresh folder for real files, removed at the end. `tag` names it; the process id keeps
+/// two test binaries running at once apart.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("jetsim-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

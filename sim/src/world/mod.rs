@@ -1,10 +1,9 @@
 //! Where a workload runs: the engine on shuttle's controlled scheduler, over a simulated disk.
 //!
-//! [`shuttle_runtime`] gives the engine shuttle's locks, atomics and threads; [`harness`] sets
-//! up the instance on the simulated disk, runs one program per simulated thread, taps what
-//! the disk durably holds, crashes and recovers; [`panic_hook`] keeps shuttle's panic output
-//! to shuttle's own executions.
+//! The engine's `ShuttleRuntime` (`jetsim_engine::runtime`, feature `shuttle`) gives it
+//! shuttle's locks, atomics and threads; [`harness`] sets up the instance on the simulated
+//! disk, runs one program per simulated thread, taps what the disk durably holds, crashes and
+//! recovers; [`panic_hook`] keeps shuttle's panic output to shuttle's own executions.
 
 pub mod harness;
 pub mod panic_hook;
-pub mod shuttle_runtime;
