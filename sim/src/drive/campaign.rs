@@ -606,36 +606,38 @@ pub fn print_failure(what: &str, violations: &[crate::check::Violation], command
     println!("  reproduce: {command}");
 }
 
-/// `explore`: run, print, and say whether everything passed.
-pub fn explore(options: &CampaignOptions) -> Result<bool, String> {
+/// `explore`: run, print, and say whether everything passed; with `shrink`, also shrink the
+/// first failure to a regression scenario in that folder.
+pub fn explore(
+    options: &CampaignOptions,
+    shrink: Option<&std::path::Path>,
+) -> Result<bool, String> {
     let summary = run_campaign(options)?;
     print_summary(options, &summary);
-    Ok(summary.seeds_failed == 0 && summary.nondeterministic.is_empty())
+    for (what, path) in [("report", &options.json), ("JUnit file", &options.junit)] {
+        if let Some(path) = path {
+            println!("{what} written to {}", path.display());
+        }
+    }
+    let mut passed = summary.seeds_failed == 0 && summary.nondeterministic.is_empty();
+    if let (Some(out), Some(first)) = (shrink, summary.failures.first()) {
+        println!();
+        passed &= crate::drive::regression::shrink_to_regression(
+            first.config.seed,
+            options.scheduling,
+            options.fault_mode(),
+            options.mutant.as_deref(),
+            out,
+            crate::workload::shrink::ShrinkLimits::default().tree_runs_max,
+        )?;
+    }
+    Ok(passed)
 }
 
 /// `replay`: one seed, its configuration, its history, its verdict; with `html`, also the
-/// run's timeline as one self-contained HTML file.
+/// run's timeline as one self-contained HTML file. `size` is the run's `explore --threads N
+/// --calls M` (default: the seed's own draw).
 pub fn replay(
-    seed: u64,
-    scheduling: Scheduling,
-    trace: bool,
-    mutant: Option<&str>,
-    html: Option<&std::path::Path>,
-    faults: FaultMode,
-) -> Result<bool, String> {
-    replay_sized(
-        seed,
-        scheduling,
-        trace,
-        mutant,
-        html,
-        faults,
-        WorkloadSize::default(),
-    )
-}
-
-/// [`replay`] of a seed run with `explore --threads N --calls M`.
-pub fn replay_sized(
     seed: u64,
     scheduling: Scheduling,
     trace: bool,

@@ -636,6 +636,54 @@ pub fn find_schedule_seed(scenario: &Scenario, start: u64, count: u64) -> Option
     })
 }
 
+/// The `scenario` command: run `file`, print its transitions (and write its timeline to
+/// `html`), say what it missed; with `find_seed`, instead search that many schedule seeds
+/// from the file's for one that meets every expectation.
+pub fn run_file(file: &Path, html: Option<&Path>, find_seed: Option<u64>) -> Result<bool, String> {
+    let scenario = Scenario::load(file)?;
+    if let Some(count) = find_seed {
+        let start = scenario.schedule.schedule_seed;
+        return match find_schedule_seed(&scenario, start, count) {
+            Some((seed, runs)) => {
+                println!("schedule_seed {seed} meets every expectation (found after {runs} runs)");
+                Ok(true)
+            }
+            None => {
+                println!(
+                    "no schedule seed in {start}..{} meets every expectation",
+                    start + count
+                );
+                Ok(false)
+            }
+        };
+    }
+    let run = scenario.run()?;
+    print!("{}", run.render());
+    if let Some(path) = html {
+        crate::report::timeline::write_report_html(
+            &format!("jetsim scenario {}", scenario.name),
+            vec![
+                scenario.description.clone(),
+                format!("file: {}", file.display()),
+            ],
+            &run.report,
+            path,
+        )?;
+        println!("timeline written to {}", path.display());
+    }
+    let missed = run.missed_expectations();
+    if missed.is_empty() {
+        println!("\nexpectations: all met");
+        Ok(true)
+    } else {
+        println!("\nexpectations MISSED:");
+        for m in &missed {
+            println!("  {m}");
+        }
+        Ok(false)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
