@@ -5,6 +5,7 @@ use crate::check::Rule;
 use crate::drive::simulation::{
     replay_command_with, run_seed, run_workload_here, scheduling_name, SeedReport,
 };
+use crate::history::History;
 use crate::report::{CommandInfo, Report, RunRecord, Shard, Summary};
 use crate::workload::config::{FaultMode, RunConfig, Scheduling, WorkloadSize};
 use jetsim_engine::{Mark, Mutant, Mutations};
@@ -677,8 +678,8 @@ pub fn replay(
 
 /// What `replay` prints for `report`'s run: configuration, workload, history (every call
 /// with `trace`, or when the run failed), disk faults and recovery, the verdict and the
-/// command that reproduces it. Also what `JETSIM_SEED=N cargo test` prints. Long on purpose:
-/// one block per section, in the order they are printed.
+/// command that reproduces it. Also what `JETSIM_SEED=N cargo test` prints. One step per
+/// section, in the order they are printed.
 pub fn replay_text(
     report: &SeedReport,
     scheduling: Scheduling,
@@ -686,11 +687,11 @@ pub fn replay_text(
     mutant: Option<&str>,
     faults: FaultMode,
 ) -> Result<String, String> {
-    let seed = report.config.seed;
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "jetsim replay {seed} ({} strategy{})",
+        "jetsim replay {} ({} strategy{})",
+        report.config.seed,
         scheduling_name(scheduling),
         mutant.map(|m| format!(", mutant {m}")).unwrap_or_default()
     );
@@ -699,6 +700,20 @@ pub fn replay_text(
         "configuration: {}",
         serde_json::to_string_pretty(&report.config).map_err(|e| e.to_string())?
     );
+    workload_text(&mut out, report);
+    if let Some(history) = &report.history {
+        history_text(&mut out, report, history, trace || !report.passed());
+        if history.io_faults {
+            disk_text(&mut out, history, report.config.seed);
+        }
+    }
+    observability_text(&mut out, &report.verdict.observability);
+    verdict_text(&mut out, report, scheduling, mutant, faults);
+    Ok(out)
+}
+
+/// The workload: each thread's program, call by call.
+fn workload_text(out: &mut String, report: &SeedReport) {
     let threads = report.workload.threads.len();
     let _ = writeln!(
         out,
@@ -717,135 +732,163 @@ pub fn replay_text(
             let _ = writeln!(out, "    {call:?}");
         }
     }
-    if let Some(history) = &report.history {
-        let harness = history
-            .events
-            .iter()
-            .filter(|e| e.thread >= history.workers)
-            .count();
+}
+
+/// The history's size and trace hash; with `every_call`, every call with its invocation and
+/// response steps and what each stop did after it returned.
+fn history_text(out: &mut String, report: &SeedReport, history: &History, every_call: bool) {
+    let harness = history
+        .events
+        .iter()
+        .filter(|e| e.thread >= history.workers)
+        .count();
+    let _ = writeln!(
+        out,
+        "history: {} ({} by the workload threads, {} by the harness's wd lane: wind-down and final term), trace hash {:016x}",
+        plural(history.events.len(), "call", "calls"),
+        history.events.len() - harness,
+        harness,
+        report.trace_hash
+    );
+    if !every_call {
         let _ = writeln!(
             out,
-            "history: {} ({} by the workload threads, {} by the harness's wd lane: wind-down and final term), trace hash {:016x}",
-            plural(history.events.len(), "call", "calls"),
-            history.events.len() - harness,
-            harness,
-            report.trace_hash
+            "  (add --trace to print every call with its invocation and response steps)"
         );
-        if trace || !report.passed() {
-            let mut events = history.events.clone();
-            events.sort_by_key(|e| e.invoked);
-            for e in &events {
-                let _ = writeln!(
-                    out,
-                    "  [{:>4}..{:>4}] {:<3} {:?} -> {:?}",
-                    e.invoked,
-                    e.returned,
-                    crate::report::transitions::thread_label(e.thread, history.workers),
-                    e.call,
-                    e.outcome
-                );
-            }
-            for after in &history.after_stops {
-                let _ = writeln!(
-                    out,
-                    "  after the stop at step {}: {}",
-                    after.stop_returned,
-                    after.steps.join("; ")
-                );
-            }
-        } else {
-            let _ = writeln!(
-                out,
-                "  (add --trace to print every call with its invocation and response steps)"
-            );
-        }
-        if history.io_faults {
-            let _ = writeln!(
-                out,
-                "disk operations after setup: {} (a crash-point sweep of this run tries each: `jetsim sweep --start {seed} --seeds 1`)",
-                history.disk_ops
-            );
-            match &history.crash_point {
-                Some(point) => {
-                    let _ = writeln!(
-                        out,
-                        "power cut at disk operation {} ({}), met by {}",
-                        point.op_index,
-                        point.operation.as_deref().unwrap_or("between operations"),
-                        point.met_by
-                    );
-                }
-                None => {
-                    let _ = writeln!(
-                        out,
-                        "no power cut during the run: the crash came at its end"
-                    );
-                }
-            }
-            let _ = writeln!(
-                out,
-                "disk faults: {} injected",
-                history.injected_faults.len()
-            );
-            for fault in &history.injected_faults {
-                let _ = writeln!(out, "  {fault}");
-            }
-            if let Some(work) = &history.recovery_work {
-                let _ = writeln!(out, "recovery: {work}");
-            }
-            match &history.recovered {
-                Some(Ok(tables)) => {
-                    let _ = writeln!(out, "recovered after the crash: {tables:?}");
-                }
-                Some(Err(why)) => {
-                    let _ = writeln!(out, "recovery after the crash failed: {why}");
-                }
-                None => {}
-            }
-        }
+        return;
     }
-    let seen = &report.verdict.observability;
-    if !seen.observed.is_empty() || !seen.unobservable.is_empty() {
-        let observed: BTreeMap<String, u64> = seen
-            .observed
-            .iter()
-            .map(|(rule, n)| (rule.name().to_owned(), *n))
-            .collect();
+    let mut events = history.events.clone();
+    events.sort_by_key(|e| e.invoked);
+    for e in &events {
         let _ = writeln!(
             out,
-            "stop checks observed: {}; unobservable: {}",
-            counts_line(&observed),
-            seen.unobservable.len()
+            "  [{:>4}..{:>4}] {:<3} {:?} -> {:?}",
+            e.invoked,
+            e.returned,
+            crate::report::transitions::thread_label(e.thread, history.workers),
+            e.call,
+            e.outcome
         );
-        for unobservable in &seen.unobservable {
+    }
+    for after in &history.after_stops {
+        let _ = writeln!(
+            out,
+            "  after the stop at step {}: {}",
+            after.stop_returned,
+            after.steps.join("; ")
+        );
+    }
+}
+
+/// A run with disk faults: its disk operations, the power cut, the faults injected, what
+/// recovery did and found.
+fn disk_text(out: &mut String, history: &History, seed: u64) {
+    let _ = writeln!(
+        out,
+        "disk operations after setup: {} (a crash-point sweep of this run tries each: `jetsim sweep --start {seed} --seeds 1`)",
+        history.disk_ops
+    );
+    match &history.crash_point {
+        Some(point) => {
             let _ = writeln!(
                 out,
-                "  {} for the stop that returned at step {}: unobservable, {}",
-                unobservable.rule, unobservable.stop_returned, unobservable.detail
+                "power cut at disk operation {} ({}), met by {}",
+                point.op_index,
+                point.operation.as_deref().unwrap_or("between operations"),
+                point.met_by
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "no power cut during the run: the crash came at its end"
             );
         }
     }
+    let _ = writeln!(
+        out,
+        "disk faults: {} injected",
+        history.injected_faults.len()
+    );
+    out.push_str(&faults_and_recovery_work(history));
+    match &history.recovered {
+        Some(Ok(tables)) => {
+            let _ = writeln!(out, "recovered after the crash: {tables:?}");
+        }
+        Some(Err(why)) => {
+            let _ = writeln!(out, "recovery after the crash failed: {why}");
+        }
+        None => {}
+    }
+}
+
+/// The injected faults, one a line, and the recovery's work: the lines `replay` and a
+/// scenario's text both print (each words the crash and the recovered data its own way).
+pub fn faults_and_recovery_work(history: &History) -> String {
+    let mut out = String::new();
+    for fault in &history.injected_faults {
+        let _ = writeln!(out, "  {fault}");
+    }
+    if let Some(work) = &history.recovery_work {
+        let _ = writeln!(out, "recovery: {work}");
+    }
+    out
+}
+
+/// Which stop checks could be made, and each one that could not with its reason.
+fn observability_text(out: &mut String, seen: &crate::check::rules::Observability) {
+    if seen.observed.is_empty() && seen.unobservable.is_empty() {
+        return;
+    }
+    let observed: BTreeMap<String, u64> = seen
+        .observed
+        .iter()
+        .map(|(rule, n)| (rule.name().to_owned(), *n))
+        .collect();
+    let _ = writeln!(
+        out,
+        "stop checks observed: {}; unobservable: {}",
+        counts_line(&observed),
+        seen.unobservable.len()
+    );
+    for unobservable in &seen.unobservable {
+        let _ = writeln!(
+            out,
+            "  {} for the stop that returned at step {}: unobservable, {}",
+            unobservable.rule, unobservable.stop_returned, unobservable.detail
+        );
+    }
+}
+
+/// Passed, or every violation with the commands that reproduce the run.
+fn verdict_text(
+    out: &mut String,
+    report: &SeedReport,
+    scheduling: Scheduling,
+    mutant: Option<&str>,
+    faults: FaultMode,
+) {
+    let seed = report.config.seed;
     if report.passed() {
         let _ = writeln!(
             out,
             "verdict: passed ({} model states explored)",
             report.verdict.states_explored
         );
-    } else {
-        let _ = writeln!(out, "verdict: FAILED");
-        for violation in &report.verdict.violations {
-            let _ = writeln!(out, "  {violation}");
-        }
-        let _ = writeln!(
-            out,
-            "reproduce: {}",
-            replay_command_with(seed, scheduling, mutant, faults)
-        );
-        if let Some(command) = cargo_test_replay_command(seed, scheduling, mutant, faults) {
-            let _ = writeln!(out, "in cargo test: {command}");
-        }
+        return;
     }
-    Ok(out)
+    let _ = writeln!(out, "verdict: FAILED");
+    for violation in &report.verdict.violations {
+        let _ = writeln!(out, "  {violation}");
+    }
+    let _ = writeln!(
+        out,
+        "reproduce: {}",
+        replay_command_with(seed, scheduling, mutant, faults)
+    );
+    if let Some(command) = cargo_test_replay_command(seed, scheduling, mutant, faults) {
+        let _ = writeln!(out, "in cargo test: {command}");
+    }
 }
 
 /// The `cargo test` line that replays one seed inside the campaign test (`JETSIM_SEED`,

@@ -459,12 +459,7 @@ fn crash_text(history: &History) -> String {
             );
         }
     }
-    for fault in &history.injected_faults {
-        let _ = writeln!(out, "  {fault}");
-    }
-    if let Some(work) = &history.recovery_work {
-        let _ = writeln!(out, "recovery: {work}");
-    }
+    out.push_str(&crate::drive::campaign::faults_and_recovery_work(history));
     match &history.recovered {
         Some(Ok(tables)) => {
             let contents: Vec<String> = tables
