@@ -271,6 +271,28 @@ fn stop_drained_message(
     )
 }
 
+/// The gated calls that succeeded though invoked after `observation`'s stop had begun
+/// preparing (its first disk write) and before it returned: stop-drained's violations, and
+/// the calls the timeline marks for that rule. None when the stop wrote nothing.
+pub fn admitted_while_preparing<'a>(
+    history: &'a History,
+    observation: &StopObservation,
+) -> Vec<&'a Event> {
+    let Some(first_write_at) = observation.first_write_at else {
+        return Vec::new();
+    };
+    history
+        .events
+        .iter()
+        .filter(|e| {
+            e.call.is_gated()
+                && e.outcome.is_ok()
+                && e.invoked >= first_write_at
+                && e.invoked < observation.stop_returned
+        })
+        .collect()
+}
+
 /// Each successful full or quiescing stop, checked by its own effects on what the harness
 /// observed (the disk it read at the stop's response, the log at the end of the run, the
 /// history), never by the engine's record or counters; a second stop is checked the same
@@ -306,12 +328,7 @@ pub fn stop_effects(history: &History, seen: &mut Observability) -> Vec<Violatio
             continue;
         }
         if let Some(first_write_at) = observation.first_write_at {
-            for e in history.events.iter().filter(|e| {
-                e.call.is_gated()
-                    && e.outcome.is_ok()
-                    && e.invoked >= first_write_at
-                    && e.invoked < observation.stop_returned
-            }) {
+            for e in admitted_while_preparing(history, observation) {
                 violations.push(Violation {
                     rule: Rule::StopDrained,
                     message: format!(

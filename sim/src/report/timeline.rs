@@ -85,20 +85,9 @@ pub fn write_report_html(
     std::fs::write(path, html).map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
-/// Escapes text for XML content and attribute values.
+/// Escapes text for the page's HTML content and attribute values.
 pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    super::escape_markup(text, "&#39;")
 }
 
 /// Result classes, for colour and legend.
@@ -205,12 +194,7 @@ fn offending(input: &TimelineInput) -> BTreeMap<Key, Vec<Note>> {
         // The same observations the rule decides from (`check::rules::stop_effects`).
         for observation in history.stop_observations.iter().filter(|o| o.grbit == 0) {
             if let Some(first_write_at) = observation.first_write_at {
-                for e in history.events.iter().filter(|e| {
-                    e.call.is_gated()
-                        && e.outcome.is_ok()
-                        && e.invoked >= first_write_at
-                        && e.invoked < observation.stop_returned
-                }) {
+                for e in crate::check::rules::admitted_while_preparing(history, observation) {
                     notes.entry(key(e)).or_default().push(Note {
                         long: format!(
                             "invoked after the stop began preparing (its first disk write, step \

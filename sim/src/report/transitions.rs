@@ -102,13 +102,7 @@ pub fn replay(history: &History, initial: &ModelState, threads: usize) -> Replay
     let mut transitions = Vec::new();
     let mut state = initial.clone();
     for (event, next) in found.order.iter().zip(found.states) {
-        transitions.push(Transition {
-            event: event.clone(),
-            changes: describe_changes(&state, &next),
-            before: state.clone(),
-            after: next.clone(),
-        });
-        state = next;
+        push_transition(&mut transitions, &mut state, event, next);
     }
     // Placed, or shown as a stuck candidate: not listed again as unplaced.
     let mut placed: BTreeSet<(usize, u64)> =
@@ -125,13 +119,7 @@ pub fn replay(history: &History, initial: &ModelState, threads: usize) -> Replay
     if placement == Placement::Complete || placement == Placement::EndStateMismatch {
         for event in &final_term {
             let (_, next) = step(&state, event.thread, &event.call);
-            transitions.push(Transition {
-                event: event.clone(),
-                changes: describe_changes(&state, &next),
-                before: state.clone(),
-                after: next.clone(),
-            });
-            state = next;
+            push_transition(&mut transitions, &mut state, event, next);
         }
     } else {
         unplaced.extend(final_term);
@@ -144,6 +132,22 @@ pub fn replay(history: &History, initial: &ModelState, threads: usize) -> Replay
         crashed: history.io_faults,
         threads,
     }
+}
+
+/// Appends the transition `event` makes from `state` to `next`, and moves `state` on.
+fn push_transition(
+    transitions: &mut Vec<Transition>,
+    state: &mut ModelState,
+    event: &Event,
+    next: ModelState,
+) {
+    transitions.push(Transition {
+        event: event.clone(),
+        changes: describe_changes(state, &next),
+        before: state.clone(),
+        after: next.clone(),
+    });
+    *state = next;
 }
 
 /// `t0`, `t1`, ... for workload threads; `wd` for the harness's wind-down and final term.
