@@ -290,11 +290,39 @@ pub fn progress_bar(shown: bool, len: u64, unit: &str) -> indicatif::ProgressBar
 pub fn run_campaign(options: &CampaignOptions) -> Result<CampaignSummary, String> {
     options.validate()?;
     let mutations = mutations_named(options.mutant.as_deref())?;
+    let started = std::time::Instant::now();
+    let results = run_seeds(options, mutations);
+    let wall_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let mut summary = CampaignSummary {
+        wall_micros,
+        ..CampaignSummary::default()
+    };
+    summary.runs = results
+        .iter()
+        .map(|(seed, report, deterministic)| run_record(options, *seed, report, *deterministic))
+        .collect();
+    for (seed, report, deterministic) in results {
+        summary.add(seed, report, deterministic);
+    }
+    if options.json.is_some() || options.junit.is_some() {
+        let report = options.report(&summary);
+        if let Some(path) = &options.json {
+            report.write_json(path)?;
+        }
+        if let Some(path) = &options.junit {
+            report.write_junit(path)?;
+        }
+    }
+    Ok(summary)
+}
+
+/// Runs every seed of the campaign on the worker pool (twice with `check_determinism`), with
+/// the progress bar; returns each seed's report and whether its two runs agreed, by seed.
+fn run_seeds(options: &CampaignOptions, mutations: Mutations) -> Vec<(u64, SeedReport, bool)> {
     let seeds = options.seed_list();
     let results: Mutex<Vec<(u64, SeedReport, bool)>> = Mutex::new(Vec::new());
     let bar = progress_bar(options.progress, seeds.len() as u64, "seeds");
     let failed = AtomicU64::new(0);
-    let started = std::time::Instant::now();
     run_pool(options.jobs, seeds.len() as u64, |index| {
         let seed = seeds[usize::try_from(index).expect("seed index fits")];
         let run = || {
@@ -324,38 +352,44 @@ pub fn run_campaign(options: &CampaignOptions) -> Result<CampaignSummary, String
         panicked
     });
     bar.finish_and_clear();
-    let wall_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let mut results = results.into_inner().expect("results lock");
     results.sort_by_key(|(seed, _, _)| *seed);
-    let mut summary = CampaignSummary {
-        wall_micros,
-        ..CampaignSummary::default()
-    };
-    summary.runs = results
-        .iter()
-        .map(|(seed, report, deterministic)| RunRecord {
-            seed: *seed,
-            passed: report.passed(),
-            deterministic: options.check_determinism.then_some(*deterministic),
-            trace_hash: format!("{:016x}", report.trace_hash),
-            calls: report.calls() as u64,
-            violations: report.verdict.violations.clone(),
-            config: report.config.clone(),
-            disk_ops: report.history.as_ref().map(|h| h.disk_ops),
-            crash_point: report.history.as_ref().and_then(|h| h.crash_point.clone()),
-            replay: options.replay_command(*seed),
-        })
-        .collect();
-    for (seed, report, deterministic) in results {
-        summary.seeds_run += 1;
-        summary.calls += report.calls() as u64;
-        summary.check_micros += report.check_micros;
+    results
+}
+
+/// One run as the JSON report records it.
+fn run_record(
+    options: &CampaignOptions,
+    seed: u64,
+    report: &SeedReport,
+    deterministic: bool,
+) -> RunRecord {
+    RunRecord {
+        seed,
+        passed: report.passed(),
+        deterministic: options.check_determinism.then_some(deterministic),
+        trace_hash: format!("{:016x}", report.trace_hash),
+        calls: report.calls() as u64,
+        violations: report.verdict.violations.clone(),
+        config: report.config.clone(),
+        disk_ops: report.history.as_ref().map(|h| h.disk_ops),
+        crash_point: report.history.as_ref().and_then(|h| h.crash_point.clone()),
+        replay: options.replay_command(seed),
+    }
+}
+
+impl CampaignSummary {
+    /// Counts one seed's run into the totals; a failing run is kept whole in `failures`.
+    fn add(&mut self, seed: u64, report: SeedReport, deterministic: bool) {
+        self.seeds_run += 1;
+        self.calls += report.calls() as u64;
+        self.check_micros += report.check_micros;
         let seen = &report.verdict.observability;
         for (rule, stops) in &seen.observed {
-            *summary.stops_observed.entry(*rule).or_insert(0) += stops;
+            *self.stops_observed.entry(*rule).or_insert(0) += stops;
         }
         for unobservable in &seen.unobservable {
-            *summary
+            *self
                 .stops_unobservable
                 .entry(unobservable.rule)
                 .or_default()
@@ -364,10 +398,10 @@ pub fn run_campaign(options: &CampaignOptions) -> Result<CampaignSummary, String
         }
         if let Some(history) = &report.history {
             for mark in history.marks.keys() {
-                *summary.runs_by_mark.entry(mark.clone()).or_insert(0) += 1;
+                *self.runs_by_mark.entry(mark.clone()).or_insert(0) += 1;
             }
             for (check, count) in &history.unobservable {
-                *summary.unobservable.entry(check.clone()).or_insert(0) += count;
+                *self.unobservable.entry(check.clone()).or_insert(0) += count;
             }
         }
         match report.verdict.landing {
@@ -380,50 +414,46 @@ pub fn run_campaign(options: &CampaignOptions) -> Result<CampaignSummary, String
                 } else {
                     0
                 };
-                summary.stops_landed[slot] += 1;
+                self.stops_landed[slot] += 1;
             }
-            None => summary.runs_without_stop += 1,
+            None => self.runs_without_stop += 1,
         }
         if let Some(history) = report.history.as_ref().filter(|h| h.io_faults) {
-            summary.disk_ops += history.disk_ops;
-            summary.recovery.add(history.recovery_work.as_ref());
-            match &history.crash_point {
-                Some(point) => {
-                    *summary
-                        .power_cuts_met_by
-                        .entry(point.met_by.clone())
-                        .or_insert(0) += 1;
-                    *summary
-                        .power_cuts_by_file
-                        .entry(point.file_kind())
-                        .or_insert(0) += 1;
-                }
-                None => summary.crashes_at_end += 1,
-            }
+            self.add_crash(history);
         }
         if !deterministic {
-            summary.nondeterministic.push(seed);
+            self.nondeterministic.push(seed);
         }
         if !report.passed() {
-            summary.seeds_failed += 1;
+            self.seeds_failed += 1;
             let rules: std::collections::BTreeSet<Rule> =
                 report.verdict.violations.iter().map(|v| v.rule).collect();
             for rule in rules {
-                *summary.failures_by_rule.entry(rule).or_insert(0) += 1;
+                *self.failures_by_rule.entry(rule).or_insert(0) += 1;
             }
-            summary.failures.push(report);
+            self.failures.push(report);
         }
     }
-    if options.json.is_some() || options.junit.is_some() {
-        let report = options.report(&summary);
-        if let Some(path) = &options.json {
-            report.write_json(path)?;
-        }
-        if let Some(path) = &options.junit {
-            report.write_junit(path)?;
+
+    /// Counts a run with disk faults: its disk operations, recovery's work, where the power
+    /// was cut.
+    fn add_crash(&mut self, history: &History) {
+        self.disk_ops += history.disk_ops;
+        self.recovery.add(history.recovery_work.as_ref());
+        match &history.crash_point {
+            Some(point) => {
+                *self
+                    .power_cuts_met_by
+                    .entry(point.met_by.clone())
+                    .or_insert(0) += 1;
+                *self
+                    .power_cuts_by_file
+                    .entry(point.file_kind())
+                    .or_insert(0) += 1;
+            }
+            None => self.crashes_at_end += 1,
         }
     }
-    Ok(summary)
 }
 
 fn per_second(count: u64, micros: u64) -> f64 {
