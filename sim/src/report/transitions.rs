@@ -14,7 +14,7 @@ use crate::check::linearizability::{self, Stuck, Verdict};
 use crate::check::rules::end_matcher;
 use crate::check::SEARCH_STATES_MAX;
 use crate::history::{AfterStop, Event, History};
-use crate::model::{step, ModelPhase, ModelState, ObjectId, Outcome, Position};
+use crate::model::{step, ModelPhase, ModelSession, ModelState, ObjectId, Outcome, Position};
 use crate::workload::{Call, InstanceRef, Move, Ref, Seek};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -406,10 +406,41 @@ fn position_text(position: Position) -> String {
     }
 }
 
-/// What changed from `before` to `after`, in words, in a fixed order. Long on purpose: one
-/// block per part of the model's state, in the order the snapshots print them.
+/// What changed from `before` to `after`, in words, in a fixed order: the instance, then
+/// each session, each cursor, and the commits (the order the snapshots print them).
 pub fn describe_changes(before: &ModelState, after: &ModelState) -> Vec<String> {
     let mut changes = Vec::new();
+    instance_changes(before, after, &mut changes);
+    for (&id, session) in &after.sessions {
+        session_changes(before, after, id, session, &mut changes);
+    }
+    for (&id, cursor) in &after.cursors {
+        let owner = session_label(after, cursor.session);
+        match before.cursors.get(&id) {
+            None => changes.push(format!("{owner} opened a cursor on t{}", cursor.table)),
+            Some(old) if old.alive && !cursor.alive => {
+                changes.push(format!("{owner} cursor on t{} closed", cursor.table))
+            }
+            Some(old) if cursor.alive && old.position != cursor.position => changes.push(format!(
+                "{owner} cursor on t{} {}",
+                cursor.table,
+                position_text(cursor.position)
+            )),
+            Some(_) => {}
+        }
+    }
+    if after.commits.len() > before.commits.len() {
+        let written: Vec<String> = after.commits[before.commits.len()..]
+            .iter()
+            .map(|&(_, table, key, value)| format!("t{table}.k{key}={}", value_text(value)))
+            .collect();
+        changes.push(format!("committed {}", written.join(", ")));
+    }
+    changes
+}
+
+/// The instance's phase and flags, and the uninitialized instance's end.
+fn instance_changes(before: &ModelState, after: &ModelState, changes: &mut Vec<String>) {
     if before.phase != after.phase {
         changes.push(format!(
             "phase {} -> {}",
@@ -450,77 +481,63 @@ pub fn describe_changes(before: &ModelState, after: &ModelState) -> Vec<String> 
     if before.uninitialized_alive && !after.uninitialized_alive {
         changes.push("uninitialized instance terminated".to_owned());
     }
-    for (&id, session) in &after.sessions {
-        let label = session_label(after, id);
-        let Some(old) = before.sessions.get(&id) else {
-            changes.push(format!("session {label} begun"));
-            continue;
+}
+
+/// Session `id`'s changes: begun or ended, its context, transaction level, database opens and
+/// uncommitted writes.
+fn session_changes(
+    before: &ModelState,
+    after: &ModelState,
+    id: ObjectId,
+    session: &ModelSession,
+    changes: &mut Vec<String>,
+) {
+    let label = session_label(after, id);
+    let Some(old) = before.sessions.get(&id) else {
+        changes.push(format!("session {label} begun"));
+        return;
+    };
+    if old.alive && !session.alive {
+        changes.push(format!("session {label} ended"));
+    }
+    if old.context != session.context {
+        changes.push(match session.context {
+            Some((context, by)) => format!("{label} context {context:#x} set by t{by}"),
+            None => format!("{label} context reset"),
+        });
+    }
+    let (level_before, level_after) = (level(before, id), level(after, id));
+    if level_before != level_after {
+        changes.push(format!(
+            "{label} transaction level {level_before} -> {level_after}"
+        ));
+    }
+    if old.database_opens != session.database_opens {
+        changes.push(format!(
+            "{label} database opens {} -> {}",
+            old.database_opens, session.database_opens
+        ));
+    }
+    // Uncommitted writes of the innermost level (the only one a call can change, besides
+    // rollback and commit, whose level change is reported above).
+    if level_before == level_after && level_after > 0 {
+        let writes = |s: &ModelState| {
+            s.sessions[&id]
+                .transaction
+                .as_ref()
+                .and_then(|t| t.levels.last().cloned())
+                .unwrap_or_default()
         };
-        if old.alive && !session.alive {
-            changes.push(format!("session {label} ended"));
-        }
-        if old.context != session.context {
-            changes.push(match session.context {
-                Some((context, by)) => format!("{label} context {context:#x} set by t{by}"),
-                None => format!("{label} context reset"),
-            });
-        }
-        let (level_before, level_after) = (level(before, id), level(after, id));
-        if level_before != level_after {
-            changes.push(format!(
-                "{label} transaction level {level_before} -> {level_after}"
-            ));
-        }
-        if old.database_opens != session.database_opens {
-            changes.push(format!(
-                "{label} database opens {} -> {}",
-                old.database_opens, session.database_opens
-            ));
-        }
-        // Uncommitted writes of the innermost level (the only one a call can change, besides
-        // rollback and commit, whose level change is reported above).
-        if level_before == level_after && level_after > 0 {
-            let writes = |s: &ModelState| {
-                s.sessions[&id]
-                    .transaction
-                    .as_ref()
-                    .and_then(|t| t.levels.last().cloned())
-                    .unwrap_or_default()
-            };
-            let (w_before, w_after) = (writes(before), writes(after));
-            for (&(table, key), &value) in &w_after {
-                if w_before.get(&(table, key)) != Some(&value) {
-                    changes.push(format!(
-                        "{label} writes t{table}.k{key}={} (uncommitted)",
-                        value_text(value)
-                    ));
-                }
+        let (w_before, w_after) = (writes(before), writes(after));
+        for (&(table, key), &value) in &w_after {
+            if w_before.get(&(table, key)) != Some(&value) {
+                changes.push(format!(
+                    "{label} writes t{table}.k{key}={} (uncommitted)",
+                    value_text(value)
+                ));
             }
         }
     }
-    for (&id, cursor) in &after.cursors {
-        let owner = session_label(after, cursor.session);
-        match before.cursors.get(&id) {
-            None => changes.push(format!("{owner} opened a cursor on t{}", cursor.table)),
-            Some(old) if old.alive && !cursor.alive => {
-                changes.push(format!("{owner} cursor on t{} closed", cursor.table))
-            }
-            Some(old) if cursor.alive && old.position != cursor.position => changes.push(format!(
-                "{owner} cursor on t{} {}",
-                cursor.table,
-                position_text(cursor.position)
-            )),
-            Some(_) => {}
-        }
-    }
-    if after.commits.len() > before.commits.len() {
-        let written: Vec<String> = after.commits[before.commits.len()..]
-            .iter()
-            .map(|&(_, table, key, value)| format!("t{table}.k{key}={}", value_text(value)))
-            .collect();
-        changes.push(format!("committed {}", written.join(", ")));
-    }
-    changes
 }
 
 /// Column the "what changed" text starts at (lines longer than this get three spaces).
