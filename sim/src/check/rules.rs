@@ -4,7 +4,7 @@
 
 use super::{Rule, Violation};
 
-// The runner's items, at the paths they had when they lived here.
+// The runner's items under this path too, which the tests name them by.
 pub use super::{check_run, RunVerdict, StopLanding, SEARCH_STATES_MAX};
 
 use crate::history::{EndState, Event, History, SessionEnd, StopObservation, Tables};
@@ -14,12 +14,17 @@ use crate::workload::{Call, InstanceRef};
 use jetsim_engine::JetError;
 use std::collections::BTreeMap;
 
-/// The first successful full stop of the main instance: (invoked, returned).
-pub(super) fn first_stop(history: &History) -> Option<(u64, u64)> {
+/// The successful full stops of the main instance, in history order.
+pub fn successful_full_stops(history: &History) -> impl Iterator<Item = &Event> {
     history
         .events
         .iter()
         .filter(|e| e.call.is_full_stop_of_main() && e.outcome == Outcome::Ok)
+}
+
+/// The first successful full stop of the main instance: (invoked, returned).
+pub(super) fn first_stop(history: &History) -> Option<(u64, u64)> {
+    successful_full_stops(history)
         .map(|e| (e.invoked, e.returned))
         .min()
 }

@@ -80,7 +80,7 @@ use crate::check::Rule;
 use crate::drive::campaign::mutations_named;
 use crate::drive::simulation::{run_workload, SeedReport};
 use crate::history::{Event, History};
-use crate::model::{ModelState, Outcome};
+use crate::model::ModelState;
 use crate::report::transitions::{self, Replay};
 use crate::workload::config::{EngineParameters, FaultSettings, RunConfig, Schedule};
 use crate::workload::{Call, InstanceRef, StopPlan, Workload, WorkloadShape};
@@ -439,6 +439,8 @@ impl ScenarioRun {
 /// A run with disk faults: where the power was cut, what the disk injected, what recovery
 /// found after the crash.
 fn crash_text(history: &History) -> String {
+    // Shaped like `replay`'s crash lines (`campaign::disk_text`) but worded for the snapshots,
+    // which pin these words; the lines both print are one function.
     let mut out = String::from("\n");
     match &history.crash_point {
         Some(point) => {
@@ -483,10 +485,7 @@ fn crash_text(history: &History) -> String {
 
 /// A workload call of the instance under test that is a full stop and succeeded.
 fn successful_stops(history: &History) -> Vec<(u64, u64)> {
-    history
-        .events
-        .iter()
-        .filter(|e| e.call.is_full_stop_of_main() && e.outcome == Outcome::Ok)
+    crate::check::rules::successful_full_stops(history)
         .map(|e| (e.invoked, e.returned))
         .collect()
 }

@@ -148,7 +148,7 @@ fn offending(input: &TimelineInput) -> Notes {
     if let Some(Placement::Stuck(stuck)) = input.replay.map(|r| &r.placement) {
         stuck_notes(stuck, &mut notes);
     }
-    let stops = full_stops(history);
+    let stops: Vec<&Event> = crate::check::rules::successful_full_stops(history).collect();
     if rules.contains(&Rule::StopRule) {
         stop_rule_notes(history, &stops, &mut notes);
     }
@@ -265,15 +265,6 @@ fn stop_drained_notes(history: &History, stops: &[&Event], notes: &mut Notes) {
             });
         }
     }
-}
-
-/// Successful full stops of the instance under test, in history order.
-fn full_stops(history: &History) -> Vec<&Event> {
-    history
-        .events
-        .iter()
-        .filter(|e| e.call.is_full_stop_of_main() && e.outcome == Outcome::Ok)
-        .collect()
 }
 
 /// The highlighted calls and their numbers: culprits first, each group in invocation order,

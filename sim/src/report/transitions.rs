@@ -10,9 +10,7 @@
 //! Line shape: `[invoked..returned] thread call -> result   what changed`, e.g.
 //! `[ 12.. 15] t2 commit_transaction(s0) -> ClientRequestToStopJetService   state unchanged`.
 
-use crate::check::linearizability::{self, Stuck, Verdict};
-use crate::check::rules::end_matcher;
-use crate::check::SEARCH_STATES_MAX;
+use crate::check::linearizability::{Stuck, Verdict};
 use crate::history::{AfterStop, Event, History};
 use crate::model::{step, ModelPhase, ModelSession, ModelState, ObjectId, Outcome, Position};
 use crate::workload::{Call, InstanceRef, Move, Ref, Seek};
@@ -71,28 +69,8 @@ pub fn harness_thread(history: &History) -> usize {
 /// it read the end state) is not part of the search, as in the checkers; it is stepped from
 /// the linearization's end.
 pub fn replay(history: &History, initial: &ModelState, threads: usize) -> Replay {
-    let harness = threads;
-    let is_final_term = |e: &Event| {
-        e.thread == harness
-            && e.call
-                == Call::Term {
-                    instance: InstanceRef::Main,
-                    grbit: jetsim_engine::term_grbit::ABRUPT,
-                }
-    };
-    let (body, final_term): (Vec<Event>, Vec<Event>) = history
-        .events
-        .iter()
-        .cloned()
-        .partition(|e| !is_final_term(e));
-    let matches = end_matcher(history);
-    let found = linearizability::linearize_with(
-        &body,
-        initial,
-        &matches,
-        SEARCH_STATES_MAX,
-        linearizability::DiskFaults::of(history),
-    );
+    let (body, final_term) = crate::check::split_final_term(history);
+    let found = crate::check::search(&body, initial, history);
     let placement = match found.verdict {
         Verdict::Linearizable { .. } => Placement::Complete,
         Verdict::EndStateMismatch { .. } => Placement::EndStateMismatch,
@@ -234,7 +212,8 @@ fn term_grbit(grbit: u32) -> String {
 }
 
 /// A call in the compact form of the snapshots: `insert(s0, tab0, k2=v3)`. Long on purpose:
-/// one arm per `Call`; the snapshots depend on every spelling, kept in one place.
+/// one arm per `Call`; the snapshots depend on every spelling, kept in one place (arms alike in
+/// shape, such as create_table and open_table, stay apart: each is its own spelling).
 pub fn call_text(call: &Call, thread: usize) -> String {
     let s = |r: Ref| session_ref(r, thread);
     let db = |r: Ref| object_ref(r, "db");
