@@ -304,6 +304,8 @@ impl ExploreArgs {
     }
 }
 
+// The same options as explore's, field by field: sweep's arguments are a subset with their
+// own defaults and help texts, so they are not one flattened struct.
 impl SweepArgs {
     fn run(self) -> Result<bool, String> {
         let options = CampaignOptions {

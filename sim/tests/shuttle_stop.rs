@@ -125,7 +125,9 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Runs the execution `make(sched)` for every scheduler and seed; panics with the seed and
-/// message on a failure.
+/// message on a failure. The tests that call it are alike in shape (name, schedulers, seeds,
+/// iterations, execution) and stay one `#[test]` each, so a failure names its test and each
+/// can be run alone.
 fn must_pass<F>(
     name: &str,
     scheds: &[Sched],

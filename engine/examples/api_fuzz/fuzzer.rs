@@ -605,6 +605,8 @@ fn parameter_value(rng: &mut Rng) -> u64 {
     ][rng.index(11)]
 }
 
+// The slot functions below look alike arm by arm (draw the handles, build the call); they
+// stay spelled out because each arm's draws, in their order, are what a seed means.
 impl Pick<'_> {
     fn instance(&self, rng: &mut Rng) -> (InstanceHandle, Option<InstanceHandle>) {
         let pools = self.pools;
