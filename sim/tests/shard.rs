@@ -160,33 +160,26 @@ fn four_shards_merged_are_the_unsharded_campaign_seed_by_seed() {
     assert!(merged_report["command"].get("shard").is_none());
     assert_eq!(xml.matches("<testcase ").count(), 40);
 
+    // A merge that must be refused: exit 2; returns what it said.
+    let refused = |reports: &[&PathBuf]| -> String {
+        let output = jetsim()
+            .arg("merge")
+            .args(reports)
+            .arg("--json")
+            .arg(scratch("bad.json"))
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{}", said(&output));
+        said(&output)
+    };
     // Overlap: shard 1 twice.
-    let overlap = jetsim()
-        .arg("merge")
-        .args([&shards[0], &shards[0], &shards[1], &shards[2], &shards[3]])
-        .arg("--json")
-        .arg(scratch("bad.json"))
-        .output()
-        .unwrap();
-    assert_eq!(overlap.status.code(), Some(2), "{}", said(&overlap));
-    assert!(
-        said(&overlap).contains("the shards overlap"),
-        "{}",
-        said(&overlap)
-    );
+    let overlap = refused(&[&shards[0], &shards[0], &shards[1], &shards[2], &shards[3]]);
+    assert!(overlap.contains("the shards overlap"), "{overlap}");
     // A missing shard.
-    let missing = jetsim()
-        .arg("merge")
-        .args(&shards[..3])
-        .arg("--json")
-        .arg(scratch("bad.json"))
-        .output()
-        .unwrap();
-    assert_eq!(missing.status.code(), Some(2), "{}", said(&missing));
+    let missing = refused(&[&shards[0], &shards[1], &shards[2]]);
     assert!(
-        said(&missing).contains("10 seeds of 7..47 are in no report"),
-        "{}",
-        said(&missing)
+        missing.contains("10 seeds of 7..47 are in no report"),
+        "{missing}"
     );
     assert!(
         !scratch("bad.json").exists(),
