@@ -262,6 +262,9 @@ teeth! {
 // Heavy variants: `JETSIM_LOOM_HEAVY=1`. Bounds lifted; counts printed, not pinned (measured
 // where noted).
 
+/// Runs `model` at its heavy bound when `JETSIM_LOOM_HEAVY` is set. The `heavy_*` tests that
+/// call it are alike but stay one `#[test]` each: `cargo test heavy_NAME` runs one alone, and
+/// each keeps the count measured for its model beside it.
 fn heavy_run(model: StopModel) {
     let bound = model.heavy_bound();
     if !heavy() {
