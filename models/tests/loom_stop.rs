@@ -65,6 +65,21 @@ fn caught_at(
     }
 }
 
+/// One test per planted bug, named `catches_...`: loom finds a violation of the property in
+/// the model at the model's own bound, at the pinned execution.
+macro_rules! teeth {
+    ($($(#[$doc:meta])* $name:ident: $mutant:ident in $model:ident breaks $property:ident at $execution:literal;)*) => {
+        $(
+            $(#[$doc])*
+            #[test]
+            fn $name() {
+                let failure = caught(Mutant::$mutant, StopModel::$model, Property::$property);
+                assert_eq!(failure.execution, $execution);
+            }
+        )*
+    };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Model 1: a gated call racing a full stop.
 
@@ -192,24 +207,9 @@ fn two_stops_vs_term() {
 // executions (deterministic: loom's search order is fixed). The unmutated engine passes the
 // same models above. `tests/catalogue.rs` checks the same numbers through the catalogue.
 
-#[test]
-fn catches_stop_flag_last() {
-    let failure = caught(
-        Mutant::StopFlagLast,
-        StopModel::GateBeginSession,
-        Property::InFlightAtStop,
-    );
-    assert_eq!(failure.execution, 10);
-}
-
-#[test]
-fn catches_check_then_act_gate() {
-    let failure = caught(
-        Mutant::CheckThenActGate,
-        StopModel::GateBeginSession,
-        Property::FinishedAfterStop,
-    );
-    assert_eq!(failure.execution, 61);
+teeth! {
+    catches_stop_flag_last: StopFlagLast in GateBeginSession breaks InFlightAtStop at 10;
+    catches_check_then_act_gate: CheckThenActGate in GateBeginSession breaks FinishedAfterStop at 61;
 }
 
 /// The check-then-act race needs two preemptions when the stopper is runnable throughout (the
@@ -243,95 +243,28 @@ fn check_then_act_needs_preemption_bound_2() {
     assert_eq!(clean(Some(2)), 41);
 }
 
-#[test]
-fn catches_allowlist_extra_commit() {
-    // The commit, wrongly allowlisted, is not waited for: loom first finds it finishing after
-    // the stop returned (it would also be admitted after the stop, the next property).
-    let failure = caught(
-        Mutant::AllowlistExtraCommit,
-        StopModel::GateCommit,
-        Property::FinishedAfterStop,
-    );
-    assert_eq!(failure.execution, 253);
-}
-
-#[test]
-fn catches_checkpoint_quiesce_skipped() {
-    let failure = caught(
-        Mutant::CheckpointQuiesceSkipped,
-        StopModel::GateCommit,
-        Property::NotQuiesced,
-    );
-    assert_eq!(failure.execution, 1);
-}
-
-#[test]
-fn catches_allowlist_missing_rollback() {
-    let failure = caught(
-        Mutant::AllowlistMissingRollback,
-        StopModel::AllowlistRollback,
-        Property::Allowlist,
-    );
-    assert_eq!(failure.execution, 859);
-}
-
-#[test]
-fn catches_term_does_not_wait() {
-    // The engine's `Gate::finish_term` asserts no call is in flight; loom reaches that
-    // assertion (execution 10) before this model's own property (which, before the engine had
-    // the assertion, caught the mutant at execution 64).
-    let failure = caught(
-        Mutant::TermDoesNotWait,
-        StopModel::TermWaits,
-        Property::EngineTermInFlight,
-    );
-    assert_eq!(failure.execution, 22);
-}
-
-#[test]
-fn catches_version_cleanup_not_signalled() {
-    let failure = caught(
-        Mutant::VersionCleanupNotSignalled,
-        StopModel::TwoStops,
-        Property::OneStopRecord,
-    );
-    assert_eq!(failure.execution, 1);
-}
-
-#[test]
-fn catches_reset_context_from_any_thread() {
-    let failure = caught(
-        Mutant::ResetContextFromAnyThread,
-        StopModel::SessionContext,
-        Property::Context,
-    );
-    assert_eq!(failure.execution, 15);
-}
-
-#[test]
-fn catches_end_session_ignores_context() {
-    let failure = caught(
-        Mutant::EndSessionIgnoresContext,
-        StopModel::SessionContext,
-        Property::Context,
-    );
-    assert_eq!(failure.execution, 15);
-}
-
-#[test]
-fn catches_defrag_stopped_before_validation() {
-    let failure = caught(
-        Mutant::DefragStoppedBeforeValidation,
-        StopModel::PartialStopResume,
-        Property::Validation,
-    );
-    assert_eq!(failure.execution, 1);
+teeth! {
+    /// The commit, wrongly allowlisted, is not waited for: loom first finds it finishing after
+    /// the stop returned (it would also be admitted after the stop, the next property).
+    catches_allowlist_extra_commit: AllowlistExtraCommit in GateCommit breaks FinishedAfterStop at 253;
+    catches_checkpoint_quiesce_skipped: CheckpointQuiesceSkipped in GateCommit breaks NotQuiesced at 1;
+    catches_allowlist_missing_rollback: AllowlistMissingRollback in AllowlistRollback breaks Allowlist at 859;
+    /// The engine's `Gate::finish_term` asserts no call is in flight; loom reaches that
+    /// assertion before this model's own property.
+    catches_term_does_not_wait: TermDoesNotWait in TermWaits breaks EngineTermInFlight at 22;
+    catches_version_cleanup_not_signalled: VersionCleanupNotSignalled in TwoStops breaks OneStopRecord at 1;
+    catches_reset_context_from_any_thread: ResetContextFromAnyThread in SessionContext breaks Context at 15;
+    catches_end_session_ignores_context: EndSessionIgnoresContext in SessionContext breaks Context at 15;
+    catches_defrag_stopped_before_validation: DefragStoppedBeforeValidation in PartialStopResume breaks Validation at 1;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Heavy variants: `JETSIM_LOOM_HEAVY=1`. Bounds lifted; counts printed, not pinned (measured
 // where noted).
 
+/// Runs `model` at its heavy bound when `JETSIM_LOOM_HEAVY` is set. The `heavy_*` tests that
+/// call it are alike but stay one `#[test]` each: `cargo test heavy_NAME` runs one alone, and
+/// each keeps the count measured for its model beside it.
 fn heavy_run(model: StopModel) {
     let bound = model.heavy_bound();
     if !heavy() {
@@ -396,16 +329,10 @@ fn group_commit_two_committers() {
     assert_eq!(coverage, [2718, 2554]);
 }
 
-#[test]
-fn catches_group_commit_trusting_a_flush_in_flight() {
-    // The second committer finds the first one's flush in flight, returns at once, and the
-    // crash loses its record: that flush began before the record was appended.
-    let failure = caught(
-        Mutant::GroupCommitTrustsFlushInFlight,
-        StopModel::GroupCommit,
-        Property::CommitDurable,
-    );
-    assert_eq!(failure.execution, 43);
+teeth! {
+    /// The second committer finds the first one's flush in flight, returns at once, and the
+    /// crash loses its record: that flush began before the record was appended.
+    catches_group_commit_trusting_a_flush_in_flight: GroupCommitTrustsFlushInFlight in GroupCommit breaks CommitDurable at 43;
 }
 
 #[test]

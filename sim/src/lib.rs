@@ -31,8 +31,8 @@ pub mod report;
 pub mod workload;
 pub mod world;
 
-// The paths from before the modules were grouped, kept so the tests, benches and models that
-// name them need no change.
+// Short paths (`jetsim::campaign`, `jetsim::timeline`, ...), which the tests, benches and
+// models name these modules by.
 pub use drive::{campaign, scenario, simulation, sweep};
 pub use report::{timeline, transitions};
 pub use workload::{config, shrink};

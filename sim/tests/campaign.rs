@@ -13,7 +13,7 @@
 use clap::ValueEnum;
 use jetsim::campaign::{
     cargo_test_replay_command, first_detection, mutations_named, replay_text, run_campaign,
-    CampaignOptions,
+    CampaignOptions, CampaignSummary,
 };
 use jetsim::check::Rule;
 use jetsim::config::{FaultMode, Scheduling};
@@ -164,24 +164,9 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-#[test]
-fn a_bounded_campaign_passes_every_checker() {
-    if replaying_one_seed("a_bounded_campaign_passes_every_checker") {
-        return;
-    }
-    let options = CampaignOptions {
-        seeds: env_u64("JETSIM_SEEDS", 1000),
-        start: env_u64("JETSIM_START", 0),
-        scheduling: Scheduling::Mix,
-        json: None,
-        check_determinism: false,
-        mutant: None,
-        jobs: 2,
-        progress: false,
-        faults: false,
-        ..CampaignOptions::default()
-    };
-    let summary = run_campaign(&options).unwrap();
+/// Fails with every failing seed of a Mix campaign, each with its violations and the lines
+/// that replay it.
+fn assert_no_failures(summary: &CampaignSummary, faults: FaultMode) {
     let failures: Vec<String> = summary
         .failures
         .iter()
@@ -190,11 +175,27 @@ fn a_bounded_campaign_passes_every_checker() {
                 "seed {}: {:?}\n{}",
                 r.config.seed,
                 r.verdict.violations,
-                replay_lines(r.config.seed, Scheduling::Mix, None, FaultMode::Off)
+                replay_lines(r.config.seed, Scheduling::Mix, None, faults)
             )
         })
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_bounded_campaign_passes_every_checker() {
+    if replaying_one_seed("a_bounded_campaign_passes_every_checker") {
+        return;
+    }
+    let options = CampaignOptions {
+        seeds: env_u64("JETSIM_SEEDS", 1000),
+        start: env_u64("JETSIM_START", 0),
+        jobs: 2,
+        faults: false,
+        ..CampaignOptions::default()
+    };
+    let summary = run_campaign(&options).unwrap();
+    assert_no_failures(&summary, FaultMode::Off);
     assert_eq!(summary.seeds_run, options.seeds);
     // The campaign is not vacuous: stops land before, during and after other calls.
     assert!(
@@ -404,29 +405,12 @@ fn a_bounded_fault_campaign_recovers_exactly_the_committed_data() {
     let options = CampaignOptions {
         seeds: env_u64("JETSIM_FAULT_SEEDS", 200),
         start: 0,
-        scheduling: Scheduling::Mix,
-        json: None,
-        check_determinism: false,
-        mutant: None,
         jobs: 2,
-        progress: false,
         faults: true,
         ..CampaignOptions::default()
     };
     let summary = run_campaign(&options).unwrap();
-    let failures: Vec<String> = summary
-        .failures
-        .iter()
-        .map(|r| {
-            format!(
-                "seed {}: {:?}\n{}",
-                r.config.seed,
-                r.verdict.violations,
-                replay_lines(r.config.seed, Scheduling::Mix, None, FaultMode::Seeded)
-            )
-        })
-        .collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_no_failures(&summary, FaultMode::Seeded);
 }
 
 #[test]

@@ -3,27 +3,15 @@
 //! every argument has help text, `--version` works, and `--json` / `--junit` write what
 //! `sim/report.schema.json` and JUnit readers expect, with rule names as the text prints them.
 
+#[allow(dead_code)]
+mod common;
+
+use common::{jetsim, said, FAILING_EXPLORE};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn jetsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_jetsim"))
-        .args(args)
-        .output()
-        .expect("run jetsim")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 fn scratch(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("jetsim-cli-{}-{name}", std::process::id()))
+    common::scratch("cli", name)
 }
 
 #[test]
@@ -47,7 +35,7 @@ fn bad_input_is_refused_with_a_clear_error_and_exit_code_2() {
     ];
     for (args, says) in cases {
         let output = jetsim(args);
-        let all = text(&output);
+        let all = said(&output);
         assert_eq!(output.status.code(), Some(2), "{args:?}:\n{all}");
         assert!(all.contains(says), "{args:?} should say {says:?}:\n{all}");
         assert!(
@@ -67,11 +55,11 @@ fn an_unknown_field_in_a_scenario_call_is_an_error() {
     std::fs::write(&path, typo).unwrap();
     let output = jetsim(&["scenario", path.to_str().unwrap()]);
     std::fs::remove_file(&path).unwrap();
-    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(2), "{}", said(&output));
     assert!(
-        text(&output).contains("unknown field `grbits`"),
+        said(&output).contains("unknown field `grbits`"),
         "{}",
-        text(&output)
+        said(&output)
     );
 }
 
@@ -259,23 +247,22 @@ fn xml_balanced(xml: &str) -> Result<usize, String> {
 fn a_failing_campaign_writes_a_report_its_schema_describes_and_a_junit_file() {
     let json = scratch("fail.json");
     let junit = scratch("fail.xml");
-    let output = jetsim(&[
-        "explore",
-        "--seeds",
-        "40",
-        "--strategy",
-        "pct",
-        "--mutant",
-        "StopCheckpointNotPersisted",
-        "--jobs",
-        "2",
-        "--json",
-        json.to_str().unwrap(),
-        "--junit",
-        junit.to_str().unwrap(),
-    ]);
+    let output = jetsim(
+        &[
+            &FAILING_EXPLORE[..],
+            &[
+                "--jobs",
+                "2",
+                "--json",
+                json.to_str().unwrap(),
+                "--junit",
+                junit.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(1), "{}", said(&output));
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let xml = std::fs::read_to_string(&junit).unwrap();
     std::fs::remove_file(&json).unwrap();
@@ -333,7 +320,7 @@ fn the_determinism_flag_is_what_puts_deterministic_in_the_report() {
         "--json",
         json.to_str().unwrap(),
     ]);
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", said(&output));
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     std::fs::remove_file(&json).unwrap();
     assert_matches_schema(&report);

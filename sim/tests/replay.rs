@@ -2,11 +2,14 @@
 //! because its schedule stopped being printed: don't trust the path, test it). Kept in its own
 //! test binary: shuttle installs its panic hook once per process.
 
+#[allow(dead_code)]
+mod common;
+
+use common::{jetsim, FAILING_EXPLORE};
 use jetsim::campaign::{run_campaign, CampaignOptions};
 use jetsim::config::Scheduling;
 use jetsim::simulation::{replay_command, run_seed};
 use jetsim_engine::{Mutant, Mutations};
-use std::process::Command;
 
 #[test]
 fn a_failure_found_by_explore_is_reproduced_by_the_printed_replay_command() {
@@ -49,10 +52,7 @@ fn a_failure_found_by_explore_is_reproduced_by_the_printed_replay_command() {
         .skip_while(|w| *w != "--")
         .skip(1)
         .collect();
-    let output = Command::new(env!("CARGO_BIN_EXE_jetsim"))
-        .args(&arguments)
-        .output()
-        .expect("run jetsim");
+    let output = jetsim(&arguments);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(
         output.status.code(),
@@ -72,20 +72,7 @@ fn a_failure_found_by_explore_is_reproduced_by_the_printed_replay_command() {
 
 #[test]
 fn explore_reports_failures_with_their_seed_and_command() {
-    let output = Command::new(env!("CARGO_BIN_EXE_jetsim"))
-        .args([
-            "explore",
-            "--seeds",
-            "40",
-            "--strategy",
-            "pct",
-            "--mutant",
-            "StopCheckpointNotPersisted",
-            "--jobs",
-            "1",
-        ])
-        .output()
-        .expect("run jetsim");
+    let output = jetsim(&[&FAILING_EXPLORE[..], &["--jobs", "1"]].concat());
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("preparation"), "{stdout}");
@@ -100,11 +87,14 @@ fn explore_reports_failures_with_their_seed_and_command() {
 #[test]
 fn a_clean_explore_with_the_determinism_check_passes_and_writes_json() {
     let json = std::env::temp_dir().join(format!("jetsim-explore-{}.json", std::process::id()));
-    let output = Command::new(env!("CARGO_BIN_EXE_jetsim"))
-        .args(["explore", "--seeds", "30", "--check-determinism", "--json"])
-        .arg(&json)
-        .output()
-        .expect("run jetsim");
+    let output = jetsim(&[
+        "explore",
+        "--seeds",
+        "30",
+        "--check-determinism",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),

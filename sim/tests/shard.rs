@@ -2,27 +2,22 @@
 //! joined by `jetsim merge` is the unsharded campaign, seed by seed (same trace hashes, same
 //! verdicts, same summary); `merge` refuses overlapping shards and a missing one.
 
+#[allow(dead_code)]
+mod common;
+
+use common::{said, FAILING_EXPLORE};
 use jetsim::check::Rule;
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
-const CAMPAIGN: &[&str] = &[
-    "explore",
-    "--seeds",
-    "40",
-    "--start",
-    "7",
-    "--strategy",
-    "pct",
-    "--mutant",
-    "StopCheckpointNotPersisted",
-    "--jobs",
-    "1",
-];
+/// The failing campaign of the other tests, from seed 7, on one thread.
+fn campaign() -> Vec<&'static str> {
+    [&FAILING_EXPLORE[..], &["--start", "7", "--jobs", "1"]].concat()
+}
 
 fn scratch(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("jetsim-shard-{}-{name}", std::process::id()))
+    common::scratch("shard", name)
 }
 
 fn jetsim() -> Command {
@@ -33,19 +28,11 @@ fn load(path: &PathBuf) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn said(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 #[test]
 fn four_shards_merged_are_the_unsharded_campaign_seed_by_seed() {
     let whole = scratch("whole.json");
     let whole_run = jetsim()
-        .args(CAMPAIGN)
+        .args(campaign())
         .arg("--json")
         .arg(&whole)
         .output()
@@ -61,7 +48,7 @@ fn four_shards_merged_are_the_unsharded_campaign_seed_by_seed() {
         .enumerate()
         .map(|(i, path)| {
             jetsim()
-                .args(CAMPAIGN)
+                .args(campaign())
                 .args(["--shard", &format!("{}/4", i + 1), "--json"])
                 .arg(path)
                 .spawn()
@@ -173,33 +160,26 @@ fn four_shards_merged_are_the_unsharded_campaign_seed_by_seed() {
     assert!(merged_report["command"].get("shard").is_none());
     assert_eq!(xml.matches("<testcase ").count(), 40);
 
+    // A merge that must be refused: exit 2; returns what it said.
+    let refused = |reports: &[&PathBuf]| -> String {
+        let output = jetsim()
+            .arg("merge")
+            .args(reports)
+            .arg("--json")
+            .arg(scratch("bad.json"))
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{}", said(&output));
+        said(&output)
+    };
     // Overlap: shard 1 twice.
-    let overlap = jetsim()
-        .arg("merge")
-        .args([&shards[0], &shards[0], &shards[1], &shards[2], &shards[3]])
-        .arg("--json")
-        .arg(scratch("bad.json"))
-        .output()
-        .unwrap();
-    assert_eq!(overlap.status.code(), Some(2), "{}", said(&overlap));
-    assert!(
-        said(&overlap).contains("the shards overlap"),
-        "{}",
-        said(&overlap)
-    );
+    let overlap = refused(&[&shards[0], &shards[0], &shards[1], &shards[2], &shards[3]]);
+    assert!(overlap.contains("the shards overlap"), "{overlap}");
     // A missing shard.
-    let missing = jetsim()
-        .arg("merge")
-        .args(&shards[..3])
-        .arg("--json")
-        .arg(scratch("bad.json"))
-        .output()
-        .unwrap();
-    assert_eq!(missing.status.code(), Some(2), "{}", said(&missing));
+    let missing = refused(&[&shards[0], &shards[1], &shards[2]]);
     assert!(
-        said(&missing).contains("10 seeds of 7..47 are in no report"),
-        "{}",
-        said(&missing)
+        missing.contains("10 seeds of 7..47 are in no report"),
+        "{missing}"
     );
     assert!(
         !scratch("bad.json").exists(),

@@ -125,7 +125,9 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Runs the execution `make(sched)` for every scheduler and seed; panics with the seed and
-/// message on a failure.
+/// message on a failure. The tests that call it are alike in shape (name, schedulers, seeds,
+/// iterations, execution) and stay one `#[test]` each, so a failure names its test and each
+/// can be run alone.
 fn must_pass<F>(
     name: &str,
     scheds: &[Sched],
@@ -420,6 +422,43 @@ impl Workload {
 }
 
 /// One session's rounds: open the table, begin, insert, commit or roll back, close the table.
+/// Spawns one shuttle thread per `(session, database)` of `sessions`, in order, each
+/// running `work` with its own recorder (its thread number is its index); returns each
+/// thread's handle, whose join gives the calls it recorded.
+fn spawn_recorded<F>(
+    jet: &Arc<SimJet>,
+    seq: &Arc<AtomicU64>,
+    sessions: &[(SessionHandle, DatabaseHandle)],
+    work: F,
+) -> Vec<shuttle::thread::JoinHandle<Vec<CallRecord>>>
+where
+    F: Fn(&SimJet, SessionHandle, DatabaseHandle, &mut Recorder, usize) + Copy + Send + 'static,
+{
+    sessions
+        .iter()
+        .enumerate()
+        .map(|(thread, &(sesid, dbid))| {
+            let (jet, seq) = (Arc::clone(jet), Arc::clone(seq));
+            shuttle::thread::spawn(move || {
+                let mut rec = Recorder::new(thread, &seq);
+                work(&jet, sesid, dbid, &mut rec, thread);
+                rec.log
+            })
+        })
+        .collect()
+}
+
+/// Spawns a shuttle thread that stops `instance` after up to `max_yields` yields.
+fn spawn_stopper(
+    jet: &Arc<SimJet>,
+    seq: &Arc<AtomicU64>,
+    instance: InstanceHandle,
+    max_yields: u32,
+) -> shuttle::thread::JoinHandle<StopSeen> {
+    let (jet, seq) = (Arc::clone(jet), Arc::clone(seq));
+    shuttle::thread::spawn(move || stop_at_random_point(&jet, instance, &seq, max_yields))
+}
+
 fn session_worker(
     jet: &SimJet,
     sesid: SessionHandle,
@@ -479,24 +518,11 @@ fn stop_rule_execution(w: Workload) {
     }
 
     let seq = Arc::new(AtomicU64::new(0));
-    let workers: Vec<_> = sessions
-        .iter()
-        .enumerate()
-        .map(|(thread, &(sesid, dbid))| {
-            let (jet, seq) = (Arc::clone(&jet), Arc::clone(&seq));
-            shuttle::thread::spawn(move || {
-                let mut rec = Recorder::new(thread, &seq);
-                session_worker(&jet, sesid, dbid, &mut rec, w.rounds);
-                rec.log
-            })
-        })
-        .collect();
-    let stopper = {
-        let (jet, seq) = (Arc::clone(&jet), Arc::clone(&seq));
-        shuttle::thread::spawn(move || {
-            stop_at_random_point(&jet, instance, &seq, w.stopper_max_yields)
-        })
-    };
+    let rounds = w.rounds;
+    let workers = spawn_recorded(&jet, &seq, &sessions, move |jet, sesid, dbid, rec, _| {
+        session_worker(jet, sesid, dbid, rec, rounds)
+    });
+    let stopper = spawn_stopper(&jet, &seq, instance, w.stopper_max_yields);
     let calls: Vec<CallRecord> = workers
         .into_iter()
         .flat_map(|h| h.join().expect("worker panicked"))
@@ -733,24 +759,10 @@ fn defrag_execution(stopper_max_yields: u32) {
 
     let seq = Arc::new(AtomicU64::new(0));
     // Two deleters, each removing most of its half of the records in one transaction.
-    let deleters: Vec<_> = sessions
-        .iter()
-        .enumerate()
-        .map(|(half, &(sesid, dbid))| {
-            let (jet, seq) = (Arc::clone(&jet), Arc::clone(&seq));
-            shuttle::thread::spawn(move || {
-                let mut rec = Recorder::new(half, &seq);
-                delete_half(&jet, sesid, dbid, &mut rec, half as u32);
-                rec.log
-            })
-        })
-        .collect();
-    let stopper = {
-        let (jet, seq) = (Arc::clone(&jet), Arc::clone(&seq));
-        shuttle::thread::spawn(move || {
-            stop_at_random_point(&jet, instance, &seq, stopper_max_yields)
-        })
-    };
+    let deleters = spawn_recorded(&jet, &seq, &sessions, |jet, sesid, dbid, rec, half| {
+        delete_half(jet, sesid, dbid, rec, half as u32)
+    });
+    let stopper = spawn_stopper(&jet, &seq, instance, stopper_max_yields);
     let calls: Vec<CallRecord> = deleters
         .into_iter()
         .flat_map(|h| h.join().expect("deleter panicked"))
@@ -952,23 +964,11 @@ fn stop_racing_stop_execution(max_yields: u32) {
     let sessions = [(first, first_db), (second, second_db)];
 
     let seq = Arc::new(AtomicU64::new(0));
-    let workers: Vec<_> = sessions
-        .iter()
-        .enumerate()
-        .map(|(thread, &(sesid, dbid))| {
-            let (jet, seq) = (Arc::clone(&jet), Arc::clone(&seq));
-            shuttle::thread::spawn(move || {
-                let mut rec = Recorder::new(thread, &seq);
-                session_worker(&jet, sesid, dbid, &mut rec, 2);
-                rec.log
-            })
-        })
-        .collect();
+    let workers = spawn_recorded(&jet, &seq, &sessions, |jet, sesid, dbid, rec, _| {
+        session_worker(jet, sesid, dbid, rec, 2)
+    });
     let stoppers: Vec<_> = (0..2)
-        .map(|_| {
-            let (jet, seq) = (Arc::clone(&jet), Arc::clone(&seq));
-            shuttle::thread::spawn(move || stop_at_random_point(&jet, instance, &seq, max_yields))
-        })
+        .map(|_| spawn_stopper(&jet, &seq, instance, max_yields))
         .collect();
     let calls: Vec<CallRecord> = workers
         .into_iter()

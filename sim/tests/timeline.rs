@@ -8,14 +8,13 @@
 //! glyph `GLYPH_EM` of its `font-size` wide, boxes from 0.8 of the size above the baseline
 //! to 0.25 below.
 
-use jetsim::scenario::Scenario;
-use jetsim::timeline::{render_html, TimelineInput, GLYPH_EM};
-use serde_json::json;
-use std::path::{Path, PathBuf};
+#[allow(dead_code)]
+mod common;
 
-fn scenarios_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
-}
+use common::{scenario_page, scenarios_dir};
+use jetsim::scenario::Scenario;
+use jetsim::timeline::GLYPH_EM;
+use serde_json::json;
 
 /// The value of attribute `name` in the tag text `tag`.
 fn attribute<'t>(tag: &'t str, name: &str) -> Option<&'t str> {
@@ -168,14 +167,7 @@ fn page(scenario: &Scenario) -> (String, usize) {
     let run = scenario.run().unwrap();
     let history = run.report.history.as_ref().expect("the run completed");
     let replay = run.replay.as_ref().unwrap();
-    let html = render_html(&TimelineInput {
-        title: scenario.name.clone(),
-        details: vec![scenario.description.clone()],
-        threads: scenario.threads.len(),
-        history,
-        violations: &run.report.verdict.violations,
-        replay: Some(replay),
-    });
+    let html = scenario_page(scenario, history, &run.report.verdict.violations, replay);
     (html, history.events.len())
 }
 

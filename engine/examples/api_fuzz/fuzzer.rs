@@ -501,14 +501,115 @@ impl Call {
 }
 
 /// Draws a call. Every thread creates and initializes instances; only a `stopper` thread
-/// stops, terms and restarts them.
+/// stops, terms and restarts them. A slot whose call this thread may not make is drawn again.
 fn draw(
     rng: &mut Rng,
     pools: &Pools,
     stopper: bool,
     can_restart: bool,
 ) -> (Call, Option<InstanceHandle>) {
-    let instance = |rng: &mut Rng| -> (InstanceHandle, Option<InstanceHandle>) {
+    let pick = Pick { pools };
+    loop {
+        let roll = match draw_slot(rng, pools, stopper, can_restart) {
+            Slot::Roll(roll) => roll,
+            Slot::Call(call) => return call,
+            Slot::Again => continue,
+        };
+        let call = match roll {
+            0..=124 => pick.instance_call(rng, roll, stopper, can_restart),
+            125..=324 => pick.session_call(rng, roll),
+            325..=519 => pick.database_call(rng, roll),
+            _ => pick.table_call(rng, roll),
+        };
+        if let Some(call) = call {
+            return call;
+        }
+    }
+}
+
+/// What [`draw_slot`] chose: a slot of the 1000 that [`draw`] turns into a call, a term of a
+/// stopped instance, or nothing this thread may make.
+enum Slot {
+    Roll(u64),
+    Call((Call, Option<InstanceHandle>)),
+    Again,
+}
+
+/// Chooses the slot of the next call, steering towards what the pools lack.
+fn draw_slot(rng: &mut Rng, pools: &Pools, stopper: bool, can_restart: bool) -> Slot {
+    // Lifecycle calls are rare (about 3% in all), so instances live long enough for the
+    // data calls to reach deep states; then 1000 slots share out the rest.
+    let live_instances = pools.instances.iter().filter(|i| i.2).count();
+    let live_sessions = pools.sessions.iter().filter(|k| k.live).count();
+    let roll = if live_instances == 0 && rng.chance(1, 2) {
+        0
+    } else if pools.running.is_empty() && rng.chance(1, 2) {
+        20
+    } else if !pools.running.is_empty() && live_sessions < 2 && rng.chance(1, 3) {
+        125
+    } else if live_sessions > 0 && !pools.databases.iter().any(|k| k.live) && rng.chance(1, 3) {
+        // Attach, create or open a database (in that order of the slots below).
+        [345, 325, 380, 380][rng.index(4)]
+    } else if live_sessions > 0 && !pools.tables.iter().any(|k| k.live) && rng.chance(1, 3) {
+        [430, 455, 455][rng.index(3)]
+    } else if stopper && !pools.stopped_at.is_empty() && rng.chance(1, 15) {
+        // A stopped instance is there to be terminated; the calls in between are the
+        // interesting ones, a few dozen of them are enough. Half the terms are dirty, so
+        // open transactions do not keep it alive for ever.
+        let stopped: Vec<u64> = pools.stopped_at.keys().copied().collect();
+        let i = InstanceHandle(stopped[rng.index(stopped.len())]);
+        let call = if rng.chance(1, 2) {
+            Call::Term(i)
+        } else {
+            Call::Term2(i, term_grbit::DIRTY)
+        };
+        return Slot::Call((call, Some(i)));
+    } else if rng.chance(25, 1000) {
+        let roll = [0, 20, 20, 40, 48, 54, 61, 61][rng.index(8)];
+        if !stopper && roll >= 40 {
+            return Slot::Again;
+        }
+        roll
+    } else if stopper && can_restart && rng.chance(1, 2000) {
+        71
+    } else {
+        72 + rng.below(928)
+    };
+    Slot::Roll(roll)
+}
+
+/// A call's handles, drawn from the pools (mostly live ones, sometimes stale or foreign).
+struct Pick<'a> {
+    pools: &'a Pools,
+}
+
+/// A system parameter for the get and set calls.
+fn parameter(rng: &mut Rng) -> SystemParameter {
+    SystemParameter::ALL[rng.index(SystemParameter::ALL.len())]
+}
+
+/// A value for a set call: the limits' edges and plain values.
+fn parameter_value(rng: &mut Rng) -> u64 {
+    [
+        0,
+        1,
+        7,
+        8,
+        64,
+        512,
+        4096,
+        1 << 20,
+        (1 << 20) + 1,
+        1 << 24,
+        u64::MAX,
+    ][rng.index(11)]
+}
+
+// The slot functions below look alike arm by arm (draw the handles, build the call); they
+// stay spelled out because each arm's draws, in their order, are what a seed means.
+impl Pick<'_> {
+    fn instance(&self, rng: &mut Rng) -> (InstanceHandle, Option<InstanceHandle>) {
+        let pools = self.pools;
         let live: Vec<&(InstanceHandle, String, bool)> =
             pools.instances.iter().filter(|i| i.2).collect();
         let roll = rng.below(100);
@@ -522,205 +623,186 @@ fn draw(
         }
         let raw = [0, u64::MAX, rng.below(1 << 16)][rng.index(3)];
         (InstanceHandle(raw), None)
-    };
-    let session = |rng: &mut Rng| {
-        let other = pools.tables.first().map(|t| t.handle.0);
-        let (h, owner, _) = choose(rng, &pools.sessions, SessionHandle, other);
+    }
+
+    fn session(&self, rng: &mut Rng) -> (SessionHandle, Option<InstanceHandle>) {
+        let other = self.pools.tables.first().map(|t| t.handle.0);
+        let (h, owner, _) = choose(rng, &self.pools.sessions, SessionHandle, other);
         (h, owner)
-    };
-    // A table or database call: the handle's own session mostly, another one sometimes.
-    let paired = |rng: &mut Rng, own: Option<SessionHandle>| match own {
-        Some(s) if rng.chance(85, 100) => s,
-        _ => session(rng).0,
-    };
-    let table = |rng: &mut Rng| {
-        let other = pools.sessions.first().map(|s| s.handle.0);
-        let (t, owner, own) = choose(rng, &pools.tables, TableHandle, other);
-        let s = paired(rng, own);
+    }
+
+    /// A table or database call: the handle's own session mostly, another one sometimes.
+    fn paired(&self, rng: &mut Rng, own: Option<SessionHandle>) -> SessionHandle {
+        match own {
+            Some(s) if rng.chance(85, 100) => s,
+            _ => self.session(rng).0,
+        }
+    }
+
+    fn table(&self, rng: &mut Rng) -> (SessionHandle, TableHandle, Option<InstanceHandle>) {
+        let other = self.pools.sessions.first().map(|s| s.handle.0);
+        let (t, owner, own) = choose(rng, &self.pools.tables, TableHandle, other);
+        let s = self.paired(rng, own);
         (s, t, owner)
-    };
-    let database = |rng: &mut Rng| {
-        let other = pools.tables.first().map(|t| t.handle.0);
-        let (d, owner, own) = choose(rng, &pools.databases, DatabaseHandle, other);
-        let s = paired(rng, own);
+    }
+
+    fn database(&self, rng: &mut Rng) -> (SessionHandle, DatabaseHandle, Option<InstanceHandle>) {
+        let other = self.pools.tables.first().map(|t| t.handle.0);
+        let (d, owner, own) = choose(rng, &self.pools.databases, DatabaseHandle, other);
+        let s = self.paired(rng, own);
         (s, d, owner)
-    };
-    let parameter = |rng: &mut Rng| SystemParameter::ALL[rng.index(SystemParameter::ALL.len())];
-    let value = |rng: &mut Rng| -> u64 {
-        [
-            0,
-            1,
-            7,
-            8,
-            64,
-            512,
-            4096,
-            1 << 20,
-            (1 << 20) + 1,
-            1 << 24,
-            u64::MAX,
-        ][rng.index(11)]
-    };
-    loop {
-        // Lifecycle calls are rare (about 3% in all), so instances live long enough for the
-        // data calls to reach deep states; then 1000 slots share out the rest.
-        let live_instances = pools.instances.iter().filter(|i| i.2).count();
-        let live_sessions = pools.sessions.iter().filter(|k| k.live).count();
-        let roll = if live_instances == 0 && rng.chance(1, 2) {
-            0
-        } else if pools.running.is_empty() && rng.chance(1, 2) {
-            20
-        } else if !pools.running.is_empty() && live_sessions < 2 && rng.chance(1, 3) {
-            125
-        } else if live_sessions > 0 && !pools.databases.iter().any(|k| k.live) && rng.chance(1, 3) {
-            // Attach, create or open a database (in that order of the slots below).
-            [345, 325, 380, 380][rng.index(4)]
-        } else if live_sessions > 0 && !pools.tables.iter().any(|k| k.live) && rng.chance(1, 3) {
-            [430, 455, 455][rng.index(3)]
-        } else if stopper && !pools.stopped_at.is_empty() && rng.chance(1, 15) {
-            // A stopped instance is there to be terminated; the calls in between are the
-            // interesting ones, a few dozen of them are enough. Half the terms are dirty, so
-            // open transactions do not keep it alive for ever.
-            let stopped: Vec<u64> = pools.stopped_at.keys().copied().collect();
-            let i = InstanceHandle(stopped[rng.index(stopped.len())]);
-            let call = if rng.chance(1, 2) {
-                Call::Term(i)
-            } else {
-                Call::Term2(i, term_grbit::DIRTY)
-            };
-            return (call, Some(i));
-        } else if rng.chance(25, 1000) {
-            let roll = [0, 20, 20, 40, 48, 54, 61, 61][rng.index(8)];
-            if !stopper && roll >= 40 {
-                continue;
-            }
-            roll
-        } else if stopper && can_restart && rng.chance(1, 2000) {
-            71
-        } else {
-            72 + rng.below(928)
-        };
-        let call = match roll {
+    }
+
+    /// Slots 0..=124: instance calls (lifecycle, parameters, background tasks).
+    fn instance_call(
+        &self,
+        rng: &mut Rng,
+        roll: u64,
+        stopper: bool,
+        can_restart: bool,
+    ) -> Option<(Call, Option<InstanceHandle>)> {
+        Some(match roll {
             0..=19 => {
                 let name = rng.name(INSTANCE_NAMES);
                 (Call::CreateInstance(name), None)
             }
             20..=39 => {
-                let (i, o) = instance(rng);
+                let (i, o) = self.instance(rng);
                 (Call::Init(i), o)
             }
             40..=47 if stopper => {
-                let (i, o) = instance(rng);
+                let (i, o) = self.instance(rng);
                 (Call::Term(i), o)
             }
             48..=53 if stopper => {
-                let (i, o) = instance(rng);
+                let (i, o) = self.instance(rng);
                 let g = rng.grbit(&[0, 1, 2, 4, 8, 3, 9]);
                 (Call::Term2(i, g), o)
             }
             54..=60 if stopper => {
-                let (i, o) = instance(rng);
+                let (i, o) = self.instance(rng);
                 (Call::Stop(i), o)
             }
             61..=70 if stopper => {
-                let (i, o) = instance(rng);
+                let (i, o) = self.instance(rng);
                 let g = rng.grbit(&[0, 2, 4, 6, 8, 10, 0x8000_0000, 0x8000_0002, 0x8000_0008, 1]);
                 (Call::Stop2(i, g), o)
             }
             71 if stopper && can_restart => (Call::Restart, None),
             72..=85 => {
-                let (i, o) = instance(rng);
+                let (i, o) = self.instance(rng);
                 (Call::GetParameter(i, parameter(rng)), o)
             }
             86..=99 => {
-                let (i, o) = instance(rng);
+                let (i, o) = self.instance(rng);
                 let p = parameter(rng);
-                (Call::SetParameter(i, p, value(rng)), o)
+                (Call::SetParameter(i, p, parameter_value(rng)), o)
             }
             100..=114 => {
-                let (i, o) = instance(rng);
+                let (i, o) = self.instance(rng);
                 (Call::RunBackgroundTasks(i), o)
             }
             115..=124 => {
-                let (i, o) = instance(rng);
+                let (i, o) = self.instance(rng);
                 (Call::Inspect(i), o)
             }
+            _ => return None,
+        })
+    }
+
+    /// Slots 125..=324: session and transaction calls.
+    fn session_call(&self, rng: &mut Rng, roll: u64) -> Option<(Call, Option<InstanceHandle>)> {
+        Some(match roll {
             125..=164 => {
-                let (i, o) = instance(rng);
+                let (i, o) = self.instance(rng);
                 (Call::BeginSession(i), o)
             }
             165..=179 => {
-                let (s, o) = session(rng);
+                let (s, o) = self.session(rng);
                 (Call::EndSession(s), o)
             }
             180..=189 => {
-                let (s, o) = session(rng);
+                let (s, o) = self.session(rng);
                 let c = [1, 2, 0, u64::MAX][rng.index(4)];
                 (Call::SetContext(s, c), o)
             }
             190..=199 => {
-                let (s, o) = session(rng);
+                let (s, o) = self.session(rng);
                 (Call::ResetContext(s), o)
             }
             200..=214 => {
-                let (s, o) = session(rng);
+                let (s, o) = self.session(rng);
                 (Call::GetSessionInfo(s), o)
             }
             215..=264 => {
-                let (s, o) = session(rng);
+                let (s, o) = self.session(rng);
                 (Call::BeginTransaction(s), o)
             }
             265..=299 => {
-                let (s, o) = session(rng);
+                let (s, o) = self.session(rng);
                 (Call::Commit(s), o)
             }
             300..=324 => {
-                let (s, o) = session(rng);
+                let (s, o) = self.session(rng);
                 (Call::Rollback(s), o)
             }
+            _ => return None,
+        })
+    }
+
+    /// Slots 325..=519: database calls, and table creation and deletion.
+    fn database_call(&self, rng: &mut Rng, roll: u64) -> Option<(Call, Option<InstanceHandle>)> {
+        Some(match roll {
             325..=344 => {
-                let (s, o) = session(rng);
+                let (s, o) = self.session(rng);
                 (Call::CreateDatabase(s, rng.name(DATABASE_PATHS)), o)
             }
             345..=364 => {
-                let (s, o) = session(rng);
+                let (s, o) = self.session(rng);
                 (Call::AttachDatabase(s, rng.name(DATABASE_PATHS)), o)
             }
             365..=379 => {
-                let (s, o) = session(rng);
+                let (s, o) = self.session(rng);
                 (Call::DetachDatabase(s, rng.name(DATABASE_PATHS)), o)
             }
             380..=404 => {
-                let (s, o) = session(rng);
+                let (s, o) = self.session(rng);
                 (Call::OpenDatabase(s, rng.name(DATABASE_PATHS)), o)
             }
             405..=419 => {
-                let (s, d, o) = database(rng);
+                let (s, d, o) = self.database(rng);
                 (Call::CloseDatabase(s, d), o)
             }
             420..=429 => {
-                let (s, d, o) = database(rng);
+                let (s, d, o) = self.database(rng);
                 let g = rng.grbit(&[0, 1, 2, 3]);
                 (Call::Defragment(s, d, g), o)
             }
             430..=454 => {
-                let (s, d, o) = database(rng);
+                let (s, d, o) = self.database(rng);
                 (Call::CreateTable(s, d, rng.name(TABLE_NAMES)), o)
             }
             455..=489 => {
-                let (s, d, o) = database(rng);
+                let (s, d, o) = self.database(rng);
                 (Call::OpenTable(s, d, rng.name(TABLE_NAMES)), o)
             }
             490..=509 => {
-                let (s, t, o) = table(rng);
+                let (s, t, o) = self.table(rng);
                 (Call::CloseTable(s, t), o)
             }
             510..=519 => {
-                let (s, d, o) = database(rng);
+                let (s, d, o) = self.database(rng);
                 (Call::DeleteTable(s, d, rng.name(TABLE_NAMES)), o)
             }
+            _ => return None,
+        })
+    }
+
+    /// Slots 520..=999: cursor and record calls.
+    fn table_call(&self, rng: &mut Rng, roll: u64) -> Option<(Call, Option<InstanceHandle>)> {
+        Some(match roll {
             520..=579 => {
-                let (s, t, o) = table(rng);
+                let (s, t, o) = self.table(rng);
                 let mode = [
                     SeekMode::Equal,
                     SeekMode::GreaterOrEqual,
@@ -729,37 +811,36 @@ fn draw(
                 (Call::Seek(s, t, rng.bytes(MAX_KEY_BYTES_LIMIT), mode), o)
             }
             580..=639 => {
-                let (s, t, o) = table(rng);
+                let (s, t, o) = self.table(rng);
                 let to =
                     [MoveTo::First, MoveTo::Next, MoveTo::Previous, MoveTo::Last][rng.index(4)];
                 (Call::Move(s, t, to), o)
             }
             640..=689 => {
-                let (s, t, o) = table(rng);
+                let (s, t, o) = self.table(rng);
                 (Call::Retrieve(s, t), o)
             }
             690..=829 => {
-                let (s, t, o) = table(rng);
+                let (s, t, o) = self.table(rng);
                 let k = rng.bytes(MAX_KEY_BYTES_LIMIT);
                 let v = rng.bytes(MAX_VALUE_BYTES_LIMIT);
                 (Call::Insert(s, t, k, v), o)
             }
             830..=889 => {
-                let (s, t, o) = table(rng);
+                let (s, t, o) = self.table(rng);
                 (Call::Replace(s, t, rng.bytes(MAX_VALUE_BYTES_LIMIT)), o)
             }
             890..=949 => {
-                let (s, t, o) = table(rng);
+                let (s, t, o) = self.table(rng);
                 (Call::Delete(s, t), o)
             }
             950..=999 => {
-                let (s, t, o) = table(rng);
+                let (s, t, o) = self.table(rng);
                 let m = [0, 1, 5, 100, u64::MAX][rng.index(5)];
                 (Call::IndexRecordCount(s, t, m), o)
             }
-            _ => continue,
-        };
-        return call;
+            _ => return None,
+        })
     }
 }
 
@@ -1115,6 +1196,8 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 // ---------------------------------------------------------------------------------------
 // Single-threaded: deterministic, with the before/after comparison
 
+/// The single-threaded run: each call drawn, made, traced and hashed, then checked against
+/// what the fuzzer saw of every instance before and after it.
 fn run_single(options: &FuzzOptions) -> FuzzReport {
     let mut rng = Rng(SplitMix64::new(options.seed));
     let mut memory = MemIo::new();
@@ -1127,11 +1210,12 @@ fn run_single(options: &FuzzOptions) -> FuzzReport {
     let mut ticket = 0u64;
     let mut before = see_all(&jet, &pools);
     for index in 0..options.calls {
+        let tracing = options.trace.as_ref().is_some_and(|r| r.contains(&index));
         if let Backend::Files(dir) = &options.backend {
             if rng.chance(1, NEIGHBOUR_VISIT_ONE_IN) {
                 let line = neighbour_visit(dir, &mut rng, &pools, &before, index, &mut report);
                 fnv(&mut report.trace_hash, &line);
-                if options.trace.as_ref().is_some_and(|r| r.contains(&index)) {
+                if tracing {
                     println!("{line}");
                 }
                 let after = see_all(&jet, &pools);
@@ -1150,16 +1234,10 @@ fn run_single(options: &FuzzOptions) -> FuzzReport {
         let (call, owner) = draw(&mut rng, &pools, true, true);
         ticket += 1;
         report.calls += 1;
-        let tracing = options.trace.as_ref().is_some_and(|r| r.contains(&index));
         if let Call::Restart = call {
             report.restarts += 1;
             restart(&mut jet, &options.backend, &memory, &mut rng);
-            pools.instances.iter_mut().for_each(|i| i.2 = false);
-            pools.sessions.iter_mut().for_each(|k| k.live = false);
-            pools.databases.iter_mut().for_each(|k| k.live = false);
-            pools.tables.iter_mut().for_each(|k| k.live = false);
-            pools.stopped_at.clear();
-            pools.running.clear();
+            pools.forget_all();
             fnv(&mut report.trace_hash, &call.to_string());
             if tracing {
                 println!("#{index} {call}");
@@ -1194,31 +1272,7 @@ fn run_single(options: &FuzzOptions) -> FuzzReport {
             println!("{line}");
         }
         account(&mut report, &call, &outcome);
-        if outcome.result == Err(JetError::DatabaseCorrupted) {
-            report.violations.push(Violation {
-                rule: "no-corruption",
-                thread: 0,
-                call_index: index,
-                call: call.to_string(),
-                detail: "DatabaseCorrupted, but the disk never corrupts synced data: the \
-                         engine lost or mixed up a write it had made durable"
-                    .to_owned(),
-            });
-        }
-        if call.is_gated() {
-            if let Some(stopped) = owner.and_then(|o| pools.stopped_at.get(&o.0)) {
-                report.gated_calls_after_stop += 1;
-                if outcome.result.is_ok() && *stopped < ticket {
-                    report.violations.push(Violation {
-                        rule: "no-gated-success-after-stop",
-                        thread: 0,
-                        call_index: index,
-                        call: call.to_string(),
-                        detail: format!("returned {:?} on a stopped instance", outcome.result),
-                    });
-                }
-            }
-        }
+        check_result(&mut report, &pools, index, ticket, &call, owner, &outcome);
         book(&mut pools, &call, &outcome, owner, session_of(&call));
         if outcome.result.is_ok() && is_full_stop(&call) {
             if let Some(o) = owner {
@@ -1226,44 +1280,108 @@ fn run_single(options: &FuzzOptions) -> FuzzReport {
             }
         }
         let after = see_all(&jet, &pools);
-        if outcome.result.is_err() {
-            report.failed_calls_compared += 1;
-            for (instance, now) in &after {
-                if let Some(was) = before.get(instance) {
-                    if was != now {
-                        report.violations.push(Violation {
-                            rule: "failed-call-changes-nothing",
-                            thread: 0,
-                            call_index: index,
-                            call: call.to_string(),
-                            detail: format!(
-                                "returned {:?}; instance {:?}: {}",
-                                outcome.result,
-                                InstanceHandle(*instance),
-                                difference(was, now)
-                            ),
-                        });
-                    }
-                }
-            }
-        }
-        for seen in after.values().flatten() {
-            if let Some(detail) = counter_disagreement(seen) {
-                report.violations.push(Violation {
-                    rule: "counters-agree-with-sessions",
-                    thread: 0,
-                    call_index: index,
-                    call: call.to_string(),
-                    detail,
-                });
-            }
-        }
+        check_world(&mut report, index, &call, &outcome, &before, &after);
         before = after;
         if report.violations.len() > 1000 {
             break;
         }
     }
     report
+}
+
+impl Pools {
+    /// After a restart (a power cut and a fresh engine): no handle is live, nothing is
+    /// running or stopped.
+    fn forget_all(&mut self) {
+        self.instances.iter_mut().for_each(|i| i.2 = false);
+        self.sessions.iter_mut().for_each(|k| k.live = false);
+        self.databases.iter_mut().for_each(|k| k.live = false);
+        self.tables.iter_mut().for_each(|k| k.live = false);
+        self.stopped_at.clear();
+        self.running.clear();
+    }
+}
+
+/// The rules a call's own result answers: no corruption, and no gated call succeeding on an
+/// instance whose full stop had returned before the call (`ticket`) was drawn.
+fn check_result(
+    report: &mut FuzzReport,
+    pools: &Pools,
+    index: u64,
+    ticket: u64,
+    call: &Call,
+    owner: Option<InstanceHandle>,
+    outcome: &Outcome,
+) {
+    if outcome.result == Err(JetError::DatabaseCorrupted) {
+        report.violations.push(Violation {
+            rule: "no-corruption",
+            thread: 0,
+            call_index: index,
+            call: call.to_string(),
+            detail: "DatabaseCorrupted, but the disk never corrupts synced data: the \
+                     engine lost or mixed up a write it had made durable"
+                .to_owned(),
+        });
+    }
+    if call.is_gated() {
+        if let Some(stopped) = owner.and_then(|o| pools.stopped_at.get(&o.0)) {
+            report.gated_calls_after_stop += 1;
+            if outcome.result.is_ok() && *stopped < ticket {
+                report.violations.push(Violation {
+                    rule: "no-gated-success-after-stop",
+                    thread: 0,
+                    call_index: index,
+                    call: call.to_string(),
+                    detail: format!("returned {:?} on a stopped instance", outcome.result),
+                });
+            }
+        }
+    }
+}
+
+/// The rules what the fuzzer sees of every instance answers: a failed call changed nothing
+/// (`before` against `after`), and each instance's counters agree with its sessions.
+fn check_world(
+    report: &mut FuzzReport,
+    index: u64,
+    call: &Call,
+    outcome: &Outcome,
+    before: &World,
+    after: &World,
+) {
+    if outcome.result.is_err() {
+        report.failed_calls_compared += 1;
+        for (instance, now) in after {
+            if let Some(was) = before.get(instance) {
+                if was != now {
+                    report.violations.push(Violation {
+                        rule: "failed-call-changes-nothing",
+                        thread: 0,
+                        call_index: index,
+                        call: call.to_string(),
+                        detail: format!(
+                            "returned {:?}; instance {:?}: {}",
+                            outcome.result,
+                            InstanceHandle(*instance),
+                            difference(was, now)
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    for seen in after.values().flatten() {
+        if let Some(detail) = counter_disagreement(seen) {
+            report.violations.push(Violation {
+                rule: "counters-agree-with-sessions",
+                thread: 0,
+                call_index: index,
+                call: call.to_string(),
+                detail,
+            });
+        }
+    }
 }
 
 /// About one call in this many is preceded by another process's visit (files only).

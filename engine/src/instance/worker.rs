@@ -10,7 +10,7 @@
 //! whether a stop asked it to park; a stop waits until the pass in progress has noticed.
 
 use crate::instance::status::{CleanupStatus, DefragStatus};
-use crate::instance::InstanceCore;
+use crate::instance::{InstanceCore, InstanceState};
 use crate::runtime::sync::{Condvar, LockRank, Mutex};
 use crate::runtime::Runtime;
 use crate::storage::{Activity, FileId};
@@ -143,105 +143,27 @@ pub fn thread_main<R: Runtime>(core: &InstanceCore<R>) {
 /// requested, and up to [`DEFRAG_STEPS_PER_ROUND_MAX`] defrag steps. Returns whether anything
 /// was done.
 pub fn run_round<R: Runtime>(core: &InstanceCore<R>) -> bool {
-    let (cleanup, flush, defrag) = {
-        let mut state = core.worker.state.lock();
-        if state.round_active || state.shutdown {
-            // One round at a time: the thread and a manual tick never overlap.
-            return false;
-        }
-        let orders = (
-            state.cleanup_requested,
-            state.flush_requested,
-            state.defrag_has_work(),
-        );
-        // Take the orders now, so a request that arrives during the round is kept for the
-        // next one rather than cleared at the end of this one.
-        state.cleanup_requested = false;
-        state.flush_requested = false;
-        state.round_active = true;
-        state.defrag_pass_active = orders.2;
-        orders
+    let Some(orders) = take_orders(core) else {
+        return false;
     };
     let mut errors = 0u64;
-    if cleanup {
+    if orders.cleanup {
         core.state.lock().version_store.cleanup();
     }
-    if flush {
-        let quiesced = core.worker.state.lock().caches_quiesced;
-        let mut state = core.state.lock();
-        let target = if quiesced {
-            0
-        } else {
-            state.params.checkpoint_depth_max_bytes
-        };
-        if let Some(storage) = state.storage.as_mut() {
-            storage.set_activity(Activity::CheckpointFlush);
-            errors += u64::from(storage.flush_to_depth(target).is_err());
-            storage.set_activity(Activity::Call);
-        }
+    if orders.flush {
+        errors += flush_checkpoint(core);
     }
-    let mut pages_freed = 0u64;
-    let mut steps = 0u64;
-    let mut defrag_finished = false;
-    if defrag {
-        for _ in 0..DEFRAG_STEPS_PER_ROUND_MAX {
-            let targets = {
-                let worker = core.worker.state.lock();
-                if worker.defrag_parked || worker.shutdown {
-                    break;
-                }
-                worker.defrag_started.clone()
-            };
-            let mut state = core.state.lock();
-            let files: Vec<FileId> = if state.params.online_defrag {
-                state.databases.iter().map(|(_, _, db)| db.file).collect()
-            } else {
-                state
-                    .databases
-                    .iter()
-                    .map(|(_, _, db)| db.file)
-                    .filter(|file| targets.contains(file))
-                    .collect()
-            };
-            let Some(storage) = state.storage.as_mut() else {
-                break;
-            };
-            // A page move must be logged; after StopAndEmitLog nothing is, for good: the
-            // pass is over (left pending, the thread would spin on it for ever).
-            if storage.log_is_stopped() {
-                defrag_finished = true;
-                break;
-            }
-            let mut progressed = false;
-            storage.set_activity(Activity::DefragPass);
-            for file in files {
-                match storage.defrag_step(file) {
-                    Ok(Some(report)) => {
-                        pages_freed += report.pages_freed;
-                        steps += 1;
-                        progressed = true;
-                        break;
-                    }
-                    Ok(None) => {}
-                    Err(_) => errors += 1,
-                }
-            }
-            storage.set_activity(Activity::Call);
-            if !progressed {
-                defrag_finished = true;
-                break;
-            }
-        }
-    }
+    let defrag = if orders.defrag {
+        defrag_pass(core)
+    } else {
+        DefragPass::default()
+    };
+    errors += defrag.errors;
     // Defrag dirties pages; if that pushed the checkpoint past its target, flush next round.
-    let flush_next = steps > 0 && {
+    let flush_next = defrag.steps > 0 && {
         let quiesced = core.worker.state.lock().caches_quiesced;
         let state = core.state.lock();
-        let target = if quiesced {
-            0
-        } else {
-            state.params.checkpoint_depth_max_bytes
-        };
+        let target = checkpoint_target_bytes(quiesced, &state);
         state
             .storage
             .as_ref()
@@ -249,17 +171,135 @@ pub fn run_round<R: Runtime>(core: &InstanceCore<R>) -> bool {
     };
     let mut state = core.worker.state.lock();
     state.flush_requested |= flush_next;
-    state.cleanup_runs += u64::from(cleanup);
-    if defrag_finished {
+    state.cleanup_runs += u64::from(orders.cleanup);
+    if defrag.finished {
         state.defrag_work_pending = false;
     }
-    state.defrag_pages_freed += pages_freed;
-    state.defrag_steps += steps;
+    state.defrag_pages_freed += defrag.pages_freed;
+    state.defrag_steps += defrag.steps;
     state.background_errors += errors;
     state.defrag_pass_active = false;
     state.round_active = false;
     drop(state);
     // A stop may be waiting for the pass to end; the thread may have more to do.
     core.worker.wake.notify_all();
-    cleanup || flush || steps > 0
+    orders.cleanup || orders.flush || defrag.steps > 0
+}
+
+/// What one round was asked to do.
+struct Orders {
+    cleanup: bool,
+    flush: bool,
+    defrag: bool,
+}
+
+/// Starts a round: takes the orders and marks the round (and the defrag pass, if any) active.
+/// `None` when a round is already running or the worker is shutting down.
+fn take_orders<R: Runtime>(core: &InstanceCore<R>) -> Option<Orders> {
+    let mut state = core.worker.state.lock();
+    if state.round_active || state.shutdown {
+        // One round at a time: the thread and a manual tick never overlap.
+        return None;
+    }
+    let orders = Orders {
+        cleanup: state.cleanup_requested,
+        flush: state.flush_requested,
+        defrag: state.defrag_has_work(),
+    };
+    // Take the orders now, so a request that arrives during the round is kept for the
+    // next one rather than cleared at the end of this one.
+    state.cleanup_requested = false;
+    state.flush_requested = false;
+    state.round_active = true;
+    state.defrag_pass_active = orders.defrag;
+    Some(orders)
+}
+
+/// The checkpoint depth the flusher aims at: none once a stop quiesced the caches, else the
+/// instance's `checkpoint_depth_max_bytes`.
+fn checkpoint_target_bytes<R: Runtime>(quiesced: bool, state: &InstanceState<R>) -> u64 {
+    if quiesced {
+        0
+    } else {
+        state.params.checkpoint_depth_max_bytes
+    }
+}
+
+/// Flushes dirty pages until the checkpoint is within its target. Returns the errors (0 or 1).
+fn flush_checkpoint<R: Runtime>(core: &InstanceCore<R>) -> u64 {
+    let quiesced = core.worker.state.lock().caches_quiesced;
+    let mut state = core.state.lock();
+    let target = checkpoint_target_bytes(quiesced, &state);
+    let Some(storage) = state.storage.as_mut() else {
+        return 0;
+    };
+    storage.set_activity(Activity::CheckpointFlush);
+    let errors = u64::from(storage.flush_to_depth(target).is_err());
+    storage.set_activity(Activity::Call);
+    errors
+}
+
+/// What a round's defrag steps did.
+#[derive(Default)]
+struct DefragPass {
+    pages_freed: u64,
+    steps: u64,
+    errors: u64,
+    /// Nothing is left to merge (or nothing may be logged any more): the pass is over.
+    finished: bool,
+}
+
+/// Up to [`DEFRAG_STEPS_PER_ROUND_MAX`] defrag steps, each under the instance lock, checking
+/// before each whether a stop parked defrag or the worker is shutting down.
+fn defrag_pass<R: Runtime>(core: &InstanceCore<R>) -> DefragPass {
+    let mut pass = DefragPass::default();
+    for _ in 0..DEFRAG_STEPS_PER_ROUND_MAX {
+        let targets = {
+            let worker = core.worker.state.lock();
+            if worker.defrag_parked || worker.shutdown {
+                break;
+            }
+            worker.defrag_started.clone()
+        };
+        let mut state = core.state.lock();
+        let files: Vec<FileId> = if state.params.online_defrag {
+            state.databases.iter().map(|(_, _, db)| db.file).collect()
+        } else {
+            state
+                .databases
+                .iter()
+                .map(|(_, _, db)| db.file)
+                .filter(|file| targets.contains(file))
+                .collect()
+        };
+        let Some(storage) = state.storage.as_mut() else {
+            break;
+        };
+        // A page move must be logged; after StopAndEmitLog nothing is, for good: the
+        // pass is over (left pending, the thread would spin on it for ever).
+        if storage.log_is_stopped() {
+            pass.finished = true;
+            break;
+        }
+        let mut progressed = false;
+        storage.set_activity(Activity::DefragPass);
+        for file in files {
+            match storage.defrag_step(file) {
+                Ok(Some(report)) => {
+                    pass.pages_freed += report.pages_freed;
+                    pass.steps += 1;
+                    progressed = true;
+                    break;
+                }
+                Ok(None) => {}
+                Err(_) => pass.errors += 1,
+            }
+        }
+        storage.set_activity(Activity::Call);
+        if !progressed {
+            pass.finished = true;
+            break;
+        }
+    }
+    pass
 }

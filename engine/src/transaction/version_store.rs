@@ -194,6 +194,9 @@ impl VersionStore {
             .map(|(id, _)| id.key.clone())
     }
 
+    /// The mirror of [`Self::chain_key_after`], from the other end of the range. Two
+    /// functions rather than one with a direction: each serves one cursor move, and reads as
+    /// that move.
     pub fn chain_key_before(
         &self,
         file: FileId,

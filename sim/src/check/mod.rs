@@ -6,7 +6,7 @@
 pub mod linearizability;
 pub mod rules;
 
-use crate::history::History;
+use crate::history::{Event, History};
 use crate::model::{step, ModelPhase, ModelState, Outcome};
 use crate::report::transitions::thread_label;
 use crate::workload::{Call, InstanceRef};
@@ -123,32 +123,47 @@ pub struct RunVerdict {
     pub observability: Observability,
 }
 
-/// Applies every checker to one completed run.
-pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
-    let mut verdict = RunVerdict::default();
-    let (body, final_term): (Vec<_>, Vec<_>) = history.events.iter().cloned().partition(|e| {
+/// Splits the history into the calls the linearizability search places and the harness's
+/// final term (made after it read the end state), which is checked, and replayed, from the
+/// search's end.
+pub fn split_final_term(history: &History) -> (Vec<Event>, Vec<Event>) {
+    history.events.iter().cloned().partition(|e| {
         !(e.call
             == Call::Term {
                 instance: InstanceRef::Main,
-                grbit: 2,
+                grbit: jetsim_engine::term_grbit::ABRUPT,
             }
             && e.thread == final_thread(history))
-    });
-    let matches = end_matcher(history);
+    })
+}
+
+/// The linearizability search of `body` from `initial` to the end state the harness read:
+/// the one [`check_run`] decides from, which the transitions replay repeats to show its order.
+pub fn search(
+    body: &[Event],
+    initial: &ModelState,
+    history: &History,
+) -> linearizability::Linearization {
+    linearizability::linearize_with(
+        body,
+        initial,
+        &end_matcher(history),
+        SEARCH_STATES_MAX,
+        linearizability::DiskFaults::of(history),
+    )
+}
+
+/// Applies every checker to one completed run.
+pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
+    let mut verdict = RunVerdict::default();
+    let (body, final_term) = split_final_term(history);
     if let Some(Err(why)) = &history.recovered {
         verdict.violations.push(Violation {
             rule: Rule::Durability,
             message: format!("recovery after the crash failed: {why}"),
         });
     }
-    let lin = linearizability::linearize_with(
-        &body,
-        initial,
-        &matches,
-        SEARCH_STATES_MAX,
-        linearizability::DiskFaults::of(history),
-    )
-    .verdict;
+    let lin = search(&body, initial, history).verdict;
     let end_model = match lin {
         Verdict::Linearizable {
             end,

@@ -4,7 +4,7 @@
 
 use super::{Rule, Violation};
 
-// The runner's items, at the paths they had when they lived here.
+// The runner's items under this path too, which the tests name them by.
 pub use super::{check_run, RunVerdict, StopLanding, SEARCH_STATES_MAX};
 
 use crate::history::{EndState, Event, History, SessionEnd, StopObservation, Tables};
@@ -14,12 +14,17 @@ use crate::workload::{Call, InstanceRef};
 use jetsim_engine::JetError;
 use std::collections::BTreeMap;
 
-/// The first successful full stop of the main instance: (invoked, returned).
-pub(super) fn first_stop(history: &History) -> Option<(u64, u64)> {
+/// The successful full stops of the main instance, in history order.
+pub fn successful_full_stops(history: &History) -> impl Iterator<Item = &Event> {
     history
         .events
         .iter()
         .filter(|e| e.call.is_full_stop_of_main() && e.outcome == Outcome::Ok)
+}
+
+/// The first successful full stop of the main instance: (invoked, returned).
+pub(super) fn first_stop(history: &History) -> Option<(u64, u64)> {
+    successful_full_stops(history)
         .map(|e| (e.invoked, e.returned))
         .min()
 }
@@ -271,6 +276,28 @@ fn stop_drained_message(
     )
 }
 
+/// The gated calls that succeeded though invoked after `observation`'s stop had begun
+/// preparing (its first disk write) and before it returned: stop-drained's violations, and
+/// the calls the timeline marks for that rule. None when the stop wrote nothing.
+pub fn admitted_while_preparing<'a>(
+    history: &'a History,
+    observation: &StopObservation,
+) -> Vec<&'a Event> {
+    let Some(first_write_at) = observation.first_write_at else {
+        return Vec::new();
+    };
+    history
+        .events
+        .iter()
+        .filter(|e| {
+            e.call.is_gated()
+                && e.outcome.is_ok()
+                && e.invoked >= first_write_at
+                && e.invoked < observation.stop_returned
+        })
+        .collect()
+}
+
 /// Each successful full or quiescing stop, checked by its own effects on what the harness
 /// observed (the disk it read at the stop's response, the log at the end of the run, the
 /// history), never by the engine's record or counters; a second stop is checked the same
@@ -306,12 +333,7 @@ pub fn stop_effects(history: &History, seen: &mut Observability) -> Vec<Violatio
             continue;
         }
         if let Some(first_write_at) = observation.first_write_at {
-            for e in history.events.iter().filter(|e| {
-                e.call.is_gated()
-                    && e.outcome.is_ok()
-                    && e.invoked >= first_write_at
-                    && e.invoked < observation.stop_returned
-            }) {
+            for e in admitted_while_preparing(history, observation) {
                 violations.push(Violation {
                     rule: Rule::StopDrained,
                     message: format!(

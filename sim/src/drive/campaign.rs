@@ -5,6 +5,7 @@ use crate::check::Rule;
 use crate::drive::simulation::{
     replay_command_with, run_seed, run_workload_here, scheduling_name, SeedReport,
 };
+use crate::history::History;
 use crate::report::{CommandInfo, Report, RunRecord, Shard, Summary};
 use crate::workload::config::{FaultMode, RunConfig, Scheduling, WorkloadSize};
 use jetsim_engine::{Mark, Mutant, Mutations};
@@ -289,11 +290,39 @@ pub fn progress_bar(shown: bool, len: u64, unit: &str) -> indicatif::ProgressBar
 pub fn run_campaign(options: &CampaignOptions) -> Result<CampaignSummary, String> {
     options.validate()?;
     let mutations = mutations_named(options.mutant.as_deref())?;
+    let started = std::time::Instant::now();
+    let results = run_seeds(options, mutations);
+    let wall_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let mut summary = CampaignSummary {
+        wall_micros,
+        ..CampaignSummary::default()
+    };
+    summary.runs = results
+        .iter()
+        .map(|(seed, report, deterministic)| run_record(options, *seed, report, *deterministic))
+        .collect();
+    for (seed, report, deterministic) in results {
+        summary.add(seed, report, deterministic);
+    }
+    if options.json.is_some() || options.junit.is_some() {
+        let report = options.report(&summary);
+        if let Some(path) = &options.json {
+            report.write_json(path)?;
+        }
+        if let Some(path) = &options.junit {
+            report.write_junit(path)?;
+        }
+    }
+    Ok(summary)
+}
+
+/// Runs every seed of the campaign on the worker pool (twice with `check_determinism`), with
+/// the progress bar; returns each seed's report and whether its two runs agreed, by seed.
+fn run_seeds(options: &CampaignOptions, mutations: Mutations) -> Vec<(u64, SeedReport, bool)> {
     let seeds = options.seed_list();
     let results: Mutex<Vec<(u64, SeedReport, bool)>> = Mutex::new(Vec::new());
     let bar = progress_bar(options.progress, seeds.len() as u64, "seeds");
     let failed = AtomicU64::new(0);
-    let started = std::time::Instant::now();
     run_pool(options.jobs, seeds.len() as u64, |index| {
         let seed = seeds[usize::try_from(index).expect("seed index fits")];
         let run = || {
@@ -323,38 +352,44 @@ pub fn run_campaign(options: &CampaignOptions) -> Result<CampaignSummary, String
         panicked
     });
     bar.finish_and_clear();
-    let wall_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let mut results = results.into_inner().expect("results lock");
     results.sort_by_key(|(seed, _, _)| *seed);
-    let mut summary = CampaignSummary {
-        wall_micros,
-        ..CampaignSummary::default()
-    };
-    summary.runs = results
-        .iter()
-        .map(|(seed, report, deterministic)| RunRecord {
-            seed: *seed,
-            passed: report.passed(),
-            deterministic: options.check_determinism.then_some(*deterministic),
-            trace_hash: format!("{:016x}", report.trace_hash),
-            calls: report.calls() as u64,
-            violations: report.verdict.violations.clone(),
-            config: report.config.clone(),
-            disk_ops: report.history.as_ref().map(|h| h.disk_ops),
-            crash_point: report.history.as_ref().and_then(|h| h.crash_point.clone()),
-            replay: options.replay_command(*seed),
-        })
-        .collect();
-    for (seed, report, deterministic) in results {
-        summary.seeds_run += 1;
-        summary.calls += report.calls() as u64;
-        summary.check_micros += report.check_micros;
+    results
+}
+
+/// One run as the JSON report records it.
+fn run_record(
+    options: &CampaignOptions,
+    seed: u64,
+    report: &SeedReport,
+    deterministic: bool,
+) -> RunRecord {
+    RunRecord {
+        seed,
+        passed: report.passed(),
+        deterministic: options.check_determinism.then_some(deterministic),
+        trace_hash: format!("{:016x}", report.trace_hash),
+        calls: report.calls() as u64,
+        violations: report.verdict.violations.clone(),
+        config: report.config.clone(),
+        disk_ops: report.history.as_ref().map(|h| h.disk_ops),
+        crash_point: report.history.as_ref().and_then(|h| h.crash_point.clone()),
+        replay: options.replay_command(seed),
+    }
+}
+
+impl CampaignSummary {
+    /// Counts one seed's run into the totals; a failing run is kept whole in `failures`.
+    fn add(&mut self, seed: u64, report: SeedReport, deterministic: bool) {
+        self.seeds_run += 1;
+        self.calls += report.calls() as u64;
+        self.check_micros += report.check_micros;
         let seen = &report.verdict.observability;
         for (rule, stops) in &seen.observed {
-            *summary.stops_observed.entry(*rule).or_insert(0) += stops;
+            *self.stops_observed.entry(*rule).or_insert(0) += stops;
         }
         for unobservable in &seen.unobservable {
-            *summary
+            *self
                 .stops_unobservable
                 .entry(unobservable.rule)
                 .or_default()
@@ -363,10 +398,10 @@ pub fn run_campaign(options: &CampaignOptions) -> Result<CampaignSummary, String
         }
         if let Some(history) = &report.history {
             for mark in history.marks.keys() {
-                *summary.runs_by_mark.entry(mark.clone()).or_insert(0) += 1;
+                *self.runs_by_mark.entry(mark.clone()).or_insert(0) += 1;
             }
             for (check, count) in &history.unobservable {
-                *summary.unobservable.entry(check.clone()).or_insert(0) += count;
+                *self.unobservable.entry(check.clone()).or_insert(0) += count;
             }
         }
         match report.verdict.landing {
@@ -379,50 +414,46 @@ pub fn run_campaign(options: &CampaignOptions) -> Result<CampaignSummary, String
                 } else {
                     0
                 };
-                summary.stops_landed[slot] += 1;
+                self.stops_landed[slot] += 1;
             }
-            None => summary.runs_without_stop += 1,
+            None => self.runs_without_stop += 1,
         }
         if let Some(history) = report.history.as_ref().filter(|h| h.io_faults) {
-            summary.disk_ops += history.disk_ops;
-            summary.recovery.add(history.recovery_work.as_ref());
-            match &history.crash_point {
-                Some(point) => {
-                    *summary
-                        .power_cuts_met_by
-                        .entry(point.met_by.clone())
-                        .or_insert(0) += 1;
-                    *summary
-                        .power_cuts_by_file
-                        .entry(point.file_kind())
-                        .or_insert(0) += 1;
-                }
-                None => summary.crashes_at_end += 1,
-            }
+            self.add_crash(history);
         }
         if !deterministic {
-            summary.nondeterministic.push(seed);
+            self.nondeterministic.push(seed);
         }
         if !report.passed() {
-            summary.seeds_failed += 1;
+            self.seeds_failed += 1;
             let rules: std::collections::BTreeSet<Rule> =
                 report.verdict.violations.iter().map(|v| v.rule).collect();
             for rule in rules {
-                *summary.failures_by_rule.entry(rule).or_insert(0) += 1;
+                *self.failures_by_rule.entry(rule).or_insert(0) += 1;
             }
-            summary.failures.push(report);
+            self.failures.push(report);
         }
     }
-    if options.json.is_some() || options.junit.is_some() {
-        let report = options.report(&summary);
-        if let Some(path) = &options.json {
-            report.write_json(path)?;
-        }
-        if let Some(path) = &options.junit {
-            report.write_junit(path)?;
+
+    /// Counts a run with disk faults: its disk operations, recovery's work, where the power
+    /// was cut.
+    fn add_crash(&mut self, history: &History) {
+        self.disk_ops += history.disk_ops;
+        self.recovery.add(history.recovery_work.as_ref());
+        match &history.crash_point {
+            Some(point) => {
+                *self
+                    .power_cuts_met_by
+                    .entry(point.met_by.clone())
+                    .or_insert(0) += 1;
+                *self
+                    .power_cuts_by_file
+                    .entry(point.file_kind())
+                    .or_insert(0) += 1;
+            }
+            None => self.crashes_at_end += 1,
         }
     }
-    Ok(summary)
 }
 
 fn per_second(count: u64, micros: u64) -> f64 {
@@ -611,36 +642,38 @@ pub fn print_failure(what: &str, violations: &[crate::check::Violation], command
     println!("  reproduce: {command}");
 }
 
-/// `explore`: run, print, and say whether everything passed.
-pub fn explore(options: &CampaignOptions) -> Result<bool, String> {
+/// `explore`: run, print, and say whether everything passed; with `shrink`, also shrink the
+/// first failure to a regression scenario in that folder.
+pub fn explore(
+    options: &CampaignOptions,
+    shrink: Option<&std::path::Path>,
+) -> Result<bool, String> {
     let summary = run_campaign(options)?;
     print_summary(options, &summary);
-    Ok(summary.seeds_failed == 0 && summary.nondeterministic.is_empty())
+    for (what, path) in [("report", &options.json), ("JUnit file", &options.junit)] {
+        if let Some(path) = path {
+            println!("{what} written to {}", path.display());
+        }
+    }
+    let mut passed = summary.seeds_failed == 0 && summary.nondeterministic.is_empty();
+    if let (Some(out), Some(first)) = (shrink, summary.failures.first()) {
+        println!();
+        passed &= crate::drive::regression::shrink_to_regression(
+            first.config.seed,
+            options.scheduling,
+            options.fault_mode(),
+            options.mutant.as_deref(),
+            out,
+            crate::workload::shrink::ShrinkLimits::default().tree_runs_max,
+        )?;
+    }
+    Ok(passed)
 }
 
 /// `replay`: one seed, its configuration, its history, its verdict; with `html`, also the
-/// run's timeline as one self-contained HTML file.
+/// run's timeline as one self-contained HTML file. `size` is the run's `explore --threads N
+/// --calls M` (default: the seed's own draw).
 pub fn replay(
-    seed: u64,
-    scheduling: Scheduling,
-    trace: bool,
-    mutant: Option<&str>,
-    html: Option<&std::path::Path>,
-    faults: FaultMode,
-) -> Result<bool, String> {
-    replay_sized(
-        seed,
-        scheduling,
-        trace,
-        mutant,
-        html,
-        faults,
-        WorkloadSize::default(),
-    )
-}
-
-/// [`replay`] of a seed run with `explore --threads N --calls M`.
-pub fn replay_sized(
     seed: u64,
     scheduling: Scheduling,
     trace: bool,
@@ -680,8 +713,8 @@ pub fn replay_sized(
 
 /// What `replay` prints for `report`'s run: configuration, workload, history (every call
 /// with `trace`, or when the run failed), disk faults and recovery, the verdict and the
-/// command that reproduces it. Also what `JETSIM_SEED=N cargo test` prints. Long on purpose:
-/// one block per section, in the order they are printed.
+/// command that reproduces it. Also what `JETSIM_SEED=N cargo test` prints. One step per
+/// section, in the order they are printed.
 pub fn replay_text(
     report: &SeedReport,
     scheduling: Scheduling,
@@ -689,11 +722,11 @@ pub fn replay_text(
     mutant: Option<&str>,
     faults: FaultMode,
 ) -> Result<String, String> {
-    let seed = report.config.seed;
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "jetsim replay {seed} ({} strategy{})",
+        "jetsim replay {} ({} strategy{})",
+        report.config.seed,
         scheduling_name(scheduling),
         mutant.map(|m| format!(", mutant {m}")).unwrap_or_default()
     );
@@ -702,6 +735,20 @@ pub fn replay_text(
         "configuration: {}",
         serde_json::to_string_pretty(&report.config).map_err(|e| e.to_string())?
     );
+    workload_text(&mut out, report);
+    if let Some(history) = &report.history {
+        history_text(&mut out, report, history, trace || !report.passed());
+        if history.io_faults {
+            disk_text(&mut out, history, report.config.seed);
+        }
+    }
+    observability_text(&mut out, &report.verdict.observability);
+    verdict_text(&mut out, report, scheduling, mutant, faults);
+    Ok(out)
+}
+
+/// The workload: each thread's program, call by call.
+fn workload_text(out: &mut String, report: &SeedReport) {
     let threads = report.workload.threads.len();
     let _ = writeln!(
         out,
@@ -720,135 +767,163 @@ pub fn replay_text(
             let _ = writeln!(out, "    {call:?}");
         }
     }
-    if let Some(history) = &report.history {
-        let harness = history
-            .events
-            .iter()
-            .filter(|e| e.thread >= history.workers)
-            .count();
+}
+
+/// The history's size and trace hash; with `every_call`, every call with its invocation and
+/// response steps and what each stop did after it returned.
+fn history_text(out: &mut String, report: &SeedReport, history: &History, every_call: bool) {
+    let harness = history
+        .events
+        .iter()
+        .filter(|e| e.thread >= history.workers)
+        .count();
+    let _ = writeln!(
+        out,
+        "history: {} ({} by the workload threads, {} by the harness's wd lane: wind-down and final term), trace hash {:016x}",
+        plural(history.events.len(), "call", "calls"),
+        history.events.len() - harness,
+        harness,
+        report.trace_hash
+    );
+    if !every_call {
         let _ = writeln!(
             out,
-            "history: {} ({} by the workload threads, {} by the harness's wd lane: wind-down and final term), trace hash {:016x}",
-            plural(history.events.len(), "call", "calls"),
-            history.events.len() - harness,
-            harness,
-            report.trace_hash
+            "  (add --trace to print every call with its invocation and response steps)"
         );
-        if trace || !report.passed() {
-            let mut events = history.events.clone();
-            events.sort_by_key(|e| e.invoked);
-            for e in &events {
-                let _ = writeln!(
-                    out,
-                    "  [{:>4}..{:>4}] {:<3} {:?} -> {:?}",
-                    e.invoked,
-                    e.returned,
-                    crate::report::transitions::thread_label(e.thread, history.workers),
-                    e.call,
-                    e.outcome
-                );
-            }
-            for after in &history.after_stops {
-                let _ = writeln!(
-                    out,
-                    "  after the stop at step {}: {}",
-                    after.stop_returned,
-                    after.steps.join("; ")
-                );
-            }
-        } else {
-            let _ = writeln!(
-                out,
-                "  (add --trace to print every call with its invocation and response steps)"
-            );
-        }
-        if history.io_faults {
-            let _ = writeln!(
-                out,
-                "disk operations after setup: {} (a crash-point sweep of this run tries each: `jetsim sweep --start {seed} --seeds 1`)",
-                history.disk_ops
-            );
-            match &history.crash_point {
-                Some(point) => {
-                    let _ = writeln!(
-                        out,
-                        "power cut at disk operation {} ({}), met by {}",
-                        point.op_index,
-                        point.operation.as_deref().unwrap_or("between operations"),
-                        point.met_by
-                    );
-                }
-                None => {
-                    let _ = writeln!(
-                        out,
-                        "no power cut during the run: the crash came at its end"
-                    );
-                }
-            }
-            let _ = writeln!(
-                out,
-                "disk faults: {} injected",
-                history.injected_faults.len()
-            );
-            for fault in &history.injected_faults {
-                let _ = writeln!(out, "  {fault}");
-            }
-            if let Some(work) = &history.recovery_work {
-                let _ = writeln!(out, "recovery: {work}");
-            }
-            match &history.recovered {
-                Some(Ok(tables)) => {
-                    let _ = writeln!(out, "recovered after the crash: {tables:?}");
-                }
-                Some(Err(why)) => {
-                    let _ = writeln!(out, "recovery after the crash failed: {why}");
-                }
-                None => {}
-            }
-        }
+        return;
     }
-    let seen = &report.verdict.observability;
-    if !seen.observed.is_empty() || !seen.unobservable.is_empty() {
-        let observed: BTreeMap<String, u64> = seen
-            .observed
-            .iter()
-            .map(|(rule, n)| (rule.name().to_owned(), *n))
-            .collect();
+    let mut events = history.events.clone();
+    events.sort_by_key(|e| e.invoked);
+    for e in &events {
         let _ = writeln!(
             out,
-            "stop checks observed: {}; unobservable: {}",
-            counts_line(&observed),
-            seen.unobservable.len()
+            "  [{:>4}..{:>4}] {:<3} {:?} -> {:?}",
+            e.invoked,
+            e.returned,
+            crate::report::transitions::thread_label(e.thread, history.workers),
+            e.call,
+            e.outcome
         );
-        for unobservable in &seen.unobservable {
+    }
+    for after in &history.after_stops {
+        let _ = writeln!(
+            out,
+            "  after the stop at step {}: {}",
+            after.stop_returned,
+            after.steps.join("; ")
+        );
+    }
+}
+
+/// A run with disk faults: its disk operations, the power cut, the faults injected, what
+/// recovery did and found.
+fn disk_text(out: &mut String, history: &History, seed: u64) {
+    let _ = writeln!(
+        out,
+        "disk operations after setup: {} (a crash-point sweep of this run tries each: `jetsim sweep --start {seed} --seeds 1`)",
+        history.disk_ops
+    );
+    match &history.crash_point {
+        Some(point) => {
             let _ = writeln!(
                 out,
-                "  {} for the stop that returned at step {}: unobservable, {}",
-                unobservable.rule, unobservable.stop_returned, unobservable.detail
+                "power cut at disk operation {} ({}), met by {}",
+                point.op_index,
+                point.operation.as_deref().unwrap_or("between operations"),
+                point.met_by
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "no power cut during the run: the crash came at its end"
             );
         }
     }
+    let _ = writeln!(
+        out,
+        "disk faults: {} injected",
+        history.injected_faults.len()
+    );
+    out.push_str(&faults_and_recovery_work(history));
+    match &history.recovered {
+        Some(Ok(tables)) => {
+            let _ = writeln!(out, "recovered after the crash: {tables:?}");
+        }
+        Some(Err(why)) => {
+            let _ = writeln!(out, "recovery after the crash failed: {why}");
+        }
+        None => {}
+    }
+}
+
+/// The injected faults, one a line, and the recovery's work: the lines `replay` and a
+/// scenario's text both print (each words the crash and the recovered data its own way).
+pub fn faults_and_recovery_work(history: &History) -> String {
+    let mut out = String::new();
+    for fault in &history.injected_faults {
+        let _ = writeln!(out, "  {fault}");
+    }
+    if let Some(work) = &history.recovery_work {
+        let _ = writeln!(out, "recovery: {work}");
+    }
+    out
+}
+
+/// Which stop checks could be made, and each one that could not with its reason.
+fn observability_text(out: &mut String, seen: &crate::check::rules::Observability) {
+    if seen.observed.is_empty() && seen.unobservable.is_empty() {
+        return;
+    }
+    let observed: BTreeMap<String, u64> = seen
+        .observed
+        .iter()
+        .map(|(rule, n)| (rule.name().to_owned(), *n))
+        .collect();
+    let _ = writeln!(
+        out,
+        "stop checks observed: {}; unobservable: {}",
+        counts_line(&observed),
+        seen.unobservable.len()
+    );
+    for unobservable in &seen.unobservable {
+        let _ = writeln!(
+            out,
+            "  {} for the stop that returned at step {}: unobservable, {}",
+            unobservable.rule, unobservable.stop_returned, unobservable.detail
+        );
+    }
+}
+
+/// Passed, or every violation with the commands that reproduce the run.
+fn verdict_text(
+    out: &mut String,
+    report: &SeedReport,
+    scheduling: Scheduling,
+    mutant: Option<&str>,
+    faults: FaultMode,
+) {
+    let seed = report.config.seed;
     if report.passed() {
         let _ = writeln!(
             out,
             "verdict: passed ({} model states explored)",
             report.verdict.states_explored
         );
-    } else {
-        let _ = writeln!(out, "verdict: FAILED");
-        for violation in &report.verdict.violations {
-            let _ = writeln!(out, "  {violation}");
-        }
-        let _ = writeln!(
-            out,
-            "reproduce: {}",
-            replay_command_with(seed, scheduling, mutant, faults)
-        );
-        if let Some(command) = cargo_test_replay_command(seed, scheduling, mutant, faults) {
-            let _ = writeln!(out, "in cargo test: {command}");
-        }
+        return;
     }
-    Ok(out)
+    let _ = writeln!(out, "verdict: FAILED");
+    for violation in &report.verdict.violations {
+        let _ = writeln!(out, "  {violation}");
+    }
+    let _ = writeln!(
+        out,
+        "reproduce: {}",
+        replay_command_with(seed, scheduling, mutant, faults)
+    );
+    if let Some(command) = cargo_test_replay_command(seed, scheduling, mutant, faults) {
+        let _ = writeln!(out, "in cargo test: {command}");
+    }
 }
 
 /// The `cargo test` line that replays one seed inside the campaign test (`JETSIM_SEED`,

@@ -79,8 +79,8 @@
 use crate::check::Rule;
 use crate::drive::campaign::mutations_named;
 use crate::drive::simulation::{run_workload, SeedReport};
-use crate::history::History;
-use crate::model::{ModelState, Outcome};
+use crate::history::{Event, History};
+use crate::model::ModelState;
 use crate::report::transitions::{self, Replay};
 use crate::workload::config::{EngineParameters, FaultSettings, RunConfig, Schedule};
 use crate::workload::{Call, InstanceRef, StopPlan, Workload, WorkloadShape};
@@ -439,6 +439,8 @@ impl ScenarioRun {
 /// A run with disk faults: where the power was cut, what the disk injected, what recovery
 /// found after the crash.
 fn crash_text(history: &History) -> String {
+    // Shaped like `replay`'s crash lines (`campaign::disk_text`) but worded for the snapshots,
+    // which pin these words; the lines both print are one function.
     let mut out = String::from("\n");
     match &history.crash_point {
         Some(point) => {
@@ -459,12 +461,7 @@ fn crash_text(history: &History) -> String {
             );
         }
     }
-    for fault in &history.injected_faults {
-        let _ = writeln!(out, "  {fault}");
-    }
-    if let Some(work) = &history.recovery_work {
-        let _ = writeln!(out, "recovery: {work}");
-    }
+    out.push_str(&crate::drive::campaign::faults_and_recovery_work(history));
     match &history.recovered {
         Some(Ok(tables)) => {
             let contents: Vec<String> = tables
@@ -488,10 +485,7 @@ fn crash_text(history: &History) -> String {
 
 /// A workload call of the instance under test that is a full stop and succeeded.
 fn successful_stops(history: &History) -> Vec<(u64, u64)> {
-    history
-        .events
-        .iter()
-        .filter(|e| e.call.is_full_stop_of_main() && e.outcome == Outcome::Ok)
+    crate::check::rules::successful_full_stops(history)
         .map(|e| (e.invoked, e.returned))
         .collect()
 }
@@ -500,25 +494,31 @@ fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
     a.0 < b.1 && b.0 < a.1
 }
 
-/// The coverage marks one run hit. `threads` is the number of workload threads. Long on
-/// purpose: one independent test per mark, side by side so the marks' definitions compare.
+/// The coverage marks one run hit. `threads` is the number of workload threads. Each step
+/// finds one group of marks: the stops' own records, then each workload call's.
 pub fn marks_hit(history: &History, replay: &Replay, threads: usize) -> BTreeSet<Mark> {
     let mut marks = BTreeSet::new();
     let stops = successful_stops(history);
-    let first_stop_returned = stops.iter().map(|s| s.1).min();
-    let workload_events = || history.events.iter().filter(|e| e.thread < threads);
-    let refused = |o: &Outcome| o.is_err_named(JetError::ClientRequestToStopJetService);
-    let overlaps_a_stop = |e: &crate::history::Event| {
-        stops
-            .iter()
-            .any(|&stop| stop != (e.invoked, e.returned) && overlaps(stop, (e.invoked, e.returned)))
-    };
     if !stops.is_empty() {
         marks.insert(Mark::StopSucceeded);
     }
     if stops.len() >= 2 {
         marks.insert(Mark::SecondStopSucceeded);
     }
+    stop_record_marks(history, &mut marks);
+    let first_stop_returned = stops.iter().map(|s| s.1).min();
+    for e in history.events.iter().filter(|e| e.thread < threads) {
+        race_marks(e, &stops, first_stop_returned, &mut marks);
+        call_kind_marks(history, e, first_stop_returned, &mut marks);
+    }
+    if replay.rollback_closed_tables() {
+        marks.insert(Mark::RollbackClosedTables);
+    }
+    marks
+}
+
+/// Marks read off what each stop did after it returned (its record's steps).
+fn stop_record_marks(history: &History, marks: &mut BTreeSet<Mark>) {
     for after in &history.after_stops {
         for step in &after.steps {
             if let Some(drained) = step
@@ -545,82 +545,99 @@ pub fn marks_hit(history: &History, replay: &Replay, threads: usize) -> BTreeSet
             }
         }
     }
-    for e in workload_events() {
-        let lifecycle = matches!(e.call, Call::StopService { .. } | Call::Term { .. });
-        if e.call.is_gated() && e.outcome.is_ok() && overlaps_a_stop(e) {
-            marks.insert(Mark::CallInFlightDuringStop);
-        }
-        if matches!(e.call, Call::CommitTransaction { .. })
-            && e.outcome.is_ok()
-            && overlaps_a_stop(e)
-        {
-            marks.insert(Mark::CommitRacedStop);
-        }
-        if matches!(e.call, Call::BeginSession { .. }) && overlaps_a_stop(e) {
-            marks.insert(Mark::BeginSessionRacedStop);
-        }
-        if matches!(e.call, Call::IndexRecordCount { .. })
-            && refused(&e.outcome)
-            && overlaps_a_stop(e)
-        {
-            marks.insert(Mark::LongCallAbortedByStop);
-        }
-        if e.call.is_gated() && refused(&e.outcome) {
-            marks.insert(Mark::RefusedAfterStop);
-        }
-        if !lifecycle
-            && !e.call.is_gated()
-            && e.outcome.is_ok()
-            && first_stop_returned.is_some_and(|r| e.invoked > r)
-        {
-            marks.insert(Mark::AllowlistedCallAfterStopSucceeded);
-        }
-        match e.call {
-            Call::StopService { grbit, .. } if !e.outcome.is_ok() => {
-                if history.failed_stop_effects.is_empty() {
-                    marks.insert(Mark::StopFailedStateUnchanged);
-                }
-                if e.outcome.is_err_named(JetError::InvalidGrbit) {
-                    marks.insert(Mark::StopInvalidGrbit);
-                }
-                if grbit & 0x8000_0000 != 0 && refused(&e.outcome) {
-                    marks.insert(Mark::ResumeRefusedAfterStop);
-                }
-            }
-            Call::StopService { grbit, .. } if grbit & 0x8000_0000 != 0 => {
-                marks.insert(Mark::ResumeSucceeded);
-            }
-            Call::StopService { grbit, .. } if grbit & 0x6 != 0 => {
-                marks.insert(Mark::PartialStopSucceeded);
-            }
-            Call::Term {
-                instance: InstanceRef::Main,
-                ..
-            } => {
-                let raced = history.events.iter().any(|s| {
-                    s.call.is_full_stop_of_main()
-                        && overlaps((s.invoked, s.returned), (e.invoked, e.returned))
-                });
-                if raced {
-                    marks.insert(Mark::TermRacedStop);
-                }
-                if e.outcome.is_ok() && first_stop_returned.is_some_and(|r| e.invoked > r) {
-                    marks.insert(Mark::TermAfterStopSucceeded);
-                }
-            }
-            Call::EndSession { .. } if e.outcome.is_err_named(JetError::SessionInUse) => {
-                marks.insert(Mark::EndSessionRefusedContextSet);
-            }
-            Call::DetachDatabase { .. } if e.outcome.is_err_named(JetError::DatabaseInUse) => {
-                marks.insert(Mark::DetachRefusedInUse);
-            }
-            _ => {}
-        }
+}
+
+/// Marks of a workload call `e` by where it fell against the successful full stops
+/// (`stops`, as `(invoked, returned)`): overlapping one, refused, or after the first.
+fn race_marks(
+    e: &Event,
+    stops: &[(u64, u64)],
+    first_stop_returned: Option<u64>,
+    marks: &mut BTreeSet<Mark>,
+) {
+    let refused = e
+        .outcome
+        .is_err_named(JetError::ClientRequestToStopJetService);
+    let overlaps_a_stop = stops
+        .iter()
+        .any(|&stop| stop != (e.invoked, e.returned) && overlaps(stop, (e.invoked, e.returned)));
+    let lifecycle = matches!(e.call, Call::StopService { .. } | Call::Term { .. });
+    if e.call.is_gated() && e.outcome.is_ok() && overlaps_a_stop {
+        marks.insert(Mark::CallInFlightDuringStop);
     }
-    if replay.rollback_closed_tables() {
-        marks.insert(Mark::RollbackClosedTables);
+    if matches!(e.call, Call::CommitTransaction { .. }) && e.outcome.is_ok() && overlaps_a_stop {
+        marks.insert(Mark::CommitRacedStop);
     }
-    marks
+    if matches!(e.call, Call::BeginSession { .. }) && overlaps_a_stop {
+        marks.insert(Mark::BeginSessionRacedStop);
+    }
+    if matches!(e.call, Call::IndexRecordCount { .. }) && refused && overlaps_a_stop {
+        marks.insert(Mark::LongCallAbortedByStop);
+    }
+    if e.call.is_gated() && refused {
+        marks.insert(Mark::RefusedAfterStop);
+    }
+    if !lifecycle
+        && !e.call.is_gated()
+        && e.outcome.is_ok()
+        && first_stop_returned.is_some_and(|r| e.invoked > r)
+    {
+        marks.insert(Mark::AllowlistedCallAfterStopSucceeded);
+    }
+}
+
+/// Marks of a workload call `e` by its kind and result: stops, resumes, terms, and the
+/// refusals of end_session and detach_database.
+fn call_kind_marks(
+    history: &History,
+    e: &Event,
+    first_stop_returned: Option<u64>,
+    marks: &mut BTreeSet<Mark>,
+) {
+    match e.call {
+        Call::StopService { grbit, .. } if !e.outcome.is_ok() => {
+            if history.failed_stop_effects.is_empty() {
+                marks.insert(Mark::StopFailedStateUnchanged);
+            }
+            if e.outcome.is_err_named(JetError::InvalidGrbit) {
+                marks.insert(Mark::StopInvalidGrbit);
+            }
+            if grbit & 0x8000_0000 != 0
+                && e.outcome
+                    .is_err_named(JetError::ClientRequestToStopJetService)
+            {
+                marks.insert(Mark::ResumeRefusedAfterStop);
+            }
+        }
+        Call::StopService { grbit, .. } if grbit & 0x8000_0000 != 0 => {
+            marks.insert(Mark::ResumeSucceeded);
+        }
+        Call::StopService { grbit, .. } if grbit & 0x6 != 0 => {
+            marks.insert(Mark::PartialStopSucceeded);
+        }
+        Call::Term {
+            instance: InstanceRef::Main,
+            ..
+        } => {
+            let raced = history.events.iter().any(|s| {
+                s.call.is_full_stop_of_main()
+                    && overlaps((s.invoked, s.returned), (e.invoked, e.returned))
+            });
+            if raced {
+                marks.insert(Mark::TermRacedStop);
+            }
+            if e.outcome.is_ok() && first_stop_returned.is_some_and(|r| e.invoked > r) {
+                marks.insert(Mark::TermAfterStopSucceeded);
+            }
+        }
+        Call::EndSession { .. } if e.outcome.is_err_named(JetError::SessionInUse) => {
+            marks.insert(Mark::EndSessionRefusedContextSet);
+        }
+        Call::DetachDatabase { .. } if e.outcome.is_err_named(JetError::DatabaseInUse) => {
+            marks.insert(Mark::DetachRefusedInUse);
+        }
+        _ => {}
+    }
 }
 
 /// Searches schedule seeds `start..start + count` for one that meets every expectation;
@@ -634,6 +651,54 @@ pub fn find_schedule_seed(scenario: &Scenario, start: u64, count: u64) -> Option
             .is_empty()
             .then_some((candidate.schedule.schedule_seed, i + 1))
     })
+}
+
+/// The `scenario` command: run `file`, print its transitions (and write its timeline to
+/// `html`), say what it missed; with `find_seed`, instead search that many schedule seeds
+/// from the file's for one that meets every expectation.
+pub fn run_file(file: &Path, html: Option<&Path>, find_seed: Option<u64>) -> Result<bool, String> {
+    let scenario = Scenario::load(file)?;
+    if let Some(count) = find_seed {
+        let start = scenario.schedule.schedule_seed;
+        return match find_schedule_seed(&scenario, start, count) {
+            Some((seed, runs)) => {
+                println!("schedule_seed {seed} meets every expectation (found after {runs} runs)");
+                Ok(true)
+            }
+            None => {
+                println!(
+                    "no schedule seed in {start}..{} meets every expectation",
+                    start + count
+                );
+                Ok(false)
+            }
+        };
+    }
+    let run = scenario.run()?;
+    print!("{}", run.render());
+    if let Some(path) = html {
+        crate::report::timeline::write_report_html(
+            &format!("jetsim scenario {}", scenario.name),
+            vec![
+                scenario.description.clone(),
+                format!("file: {}", file.display()),
+            ],
+            &run.report,
+            path,
+        )?;
+        println!("timeline written to {}", path.display());
+    }
+    let missed = run.missed_expectations();
+    if missed.is_empty() {
+        println!("\nexpectations: all met");
+        Ok(true)
+    } else {
+        println!("\nexpectations MISSED:");
+        for m in &missed {
+            println!("  {m}");
+        }
+        Ok(false)
+    }
 }
 
 #[cfg(test)]

@@ -312,10 +312,17 @@ fn write_whole(path: &std::path::Path, text: &str) -> Result<(), String> {
         .map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
-/// Escapes text for XML content and attribute values. Characters XML 1.0 cannot carry at all
-/// (controls other than tab, newline and carriage return) become `\u{..}` text, so a message
-/// with a stray control byte still gives a file every JUnit reader parses.
+/// Escapes text for XML content and attribute values (the JUnit file).
 pub fn xml_escape(text: &str) -> String {
+    escape_markup(text, "&apos;")
+}
+
+/// Escapes text for XML or HTML content and attribute values, spelling `'` as `apostrophe`
+/// (HTML 4 readers do not know XML's `&apos;`, so the timeline page writes `&#39;`).
+/// Characters XML 1.0 cannot carry at all (controls other than tab, newline and carriage
+/// return) become `\u{..}` text, so a message with a stray control byte still gives a file
+/// every JUnit reader parses.
+pub fn escape_markup(text: &str, apostrophe: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -323,7 +330,7 @@ pub fn xml_escape(text: &str) -> String {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
+            '\'' => out.push_str(apostrophe),
             '\t' | '\n' | '\r' => out.push(c),
             c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => {
                 let _ = write!(out, "\\u{{{:x}}}", c as u32);

@@ -26,6 +26,7 @@
 //! The markup is XHTML-clean (every element closed, attributes quoted, text escaped), so
 //! tests can check it with a tag-balance parser.
 
+use crate::check::linearizability::Stuck;
 use crate::check::{Rule, Violation};
 use crate::drive::simulation::SeedReport;
 use crate::history::{Event, History};
@@ -85,20 +86,9 @@ pub fn write_report_html(
     std::fs::write(path, html).map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
-/// Escapes text for XML content and attribute values.
+/// Escapes text for the page's HTML content and attribute values.
 pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    super::escape_markup(text, "&#39;")
 }
 
 /// Result classes, for colour and legend.
@@ -146,102 +136,24 @@ struct Note {
     culprit: bool,
 }
 
-/// The calls to highlight, with why and what was expected instead. Long on purpose: one
-/// independent block per rule, each finding the calls that rule's violation names.
-fn offending(input: &TimelineInput) -> BTreeMap<Key, Vec<Note>> {
-    let mut notes: BTreeMap<Key, Vec<Note>> = BTreeMap::new();
+/// The notes of the calls to highlight, by call.
+type Notes = BTreeMap<Key, Vec<Note>>;
+
+/// The calls to highlight, with why and what was expected instead: one step per rule, each
+/// finding the calls that rule's violation names.
+fn offending(input: &TimelineInput) -> Notes {
+    let mut notes = Notes::new();
     let history = input.history;
     let rules: Vec<Rule> = input.violations.iter().map(|v| v.rule).collect();
     if let Some(Placement::Stuck(stuck)) = input.replay.map(|r| &r.placement) {
-        // The failure text names the first candidate; the others disagree too.
-        for (i, s) in stuck.iter().enumerate() {
-            notes.entry(key(&s.event)).or_default().push(Note {
-                long: format!(
-                    "no order explains it: the engine returned {}, the model expected {}",
-                    outcome_text(&s.event.outcome),
-                    outcome_text(&s.model_expected)
-                ),
-                short: format!(
-                    "returned {}; model expected {}",
-                    outcome_text(&s.event.outcome),
-                    outcome_text(&s.model_expected)
-                ),
-                culprit: i == 0,
-            });
-        }
+        stuck_notes(stuck, &mut notes);
     }
-    let stops = full_stops(history);
+    let stops: Vec<&Event> = crate::check::rules::successful_full_stops(history).collect();
     if rules.contains(&Rule::StopRule) {
-        if let Some(returned) = stops.iter().map(|s| s.returned).min() {
-            for e in &history.events {
-                if e.call.is_gated() && e.invoked > returned && e.outcome.is_ok() {
-                    notes.entry(key(e)).or_default().push(Note {
-                        long: format!(
-                            "invoked after the stop returned (step {returned}) and admitted; the \
-                             model expected ClientRequestToStopJetService"
-                        ),
-                        short: "model expected ClientRequestToStopJetService".to_owned(),
-                        culprit: true,
-                    });
-                }
-            }
-        }
-        for e in &history.events {
-            if !is_lifecycle(&e.call)
-                && !e.call.is_gated()
-                && e.outcome
-                    .is_err_named(JetError::ClientRequestToStopJetService)
-            {
-                notes.entry(key(e)).or_default().push(Note {
-                    long: "allowlisted, yet refused; the model expected it to be admitted"
-                        .to_owned(),
-                    short: "allowlisted: model expected admission".to_owned(),
-                    culprit: true,
-                });
-            }
-        }
+        stop_rule_notes(history, &stops, &mut notes);
     }
     if rules.contains(&Rule::StopDrained) {
-        // The same observations the rule decides from (`check::rules::stop_effects`).
-        for observation in history.stop_observations.iter().filter(|o| o.grbit == 0) {
-            if let Some(first_write_at) = observation.first_write_at {
-                for e in history.events.iter().filter(|e| {
-                    e.call.is_gated()
-                        && e.outcome.is_ok()
-                        && e.invoked >= first_write_at
-                        && e.invoked < observation.stop_returned
-                }) {
-                    notes.entry(key(e)).or_default().push(Note {
-                        long: format!(
-                            "invoked after the stop began preparing (its first disk write, step \
-                             {first_write_at}) and admitted; the stop must close the gate first"
-                        ),
-                        short: "admitted after the stop began preparing".to_owned(),
-                        culprit: true,
-                    });
-                }
-            }
-            let records = observation
-                .gated_records_after
-                .as_deref()
-                .unwrap_or_default();
-            if records.is_empty() {
-                continue;
-            }
-            if let Some(stop) = stops
-                .iter()
-                .find(|s| s.returned == observation.stop_returned)
-            {
-                notes.entry(key(stop)).or_default().push(Note {
-                    long: format!(
-                        "the log gained records of gated calls after it returned: {}",
-                        records.join(", ")
-                    ),
-                    short: "gated calls wrote after it returned".to_owned(),
-                    culprit: false,
-                });
-            }
-        }
+        stop_drained_notes(history, &stops, &mut notes);
     }
     if rules.contains(&Rule::Preparation) {
         for v in input
@@ -263,13 +175,96 @@ fn offending(input: &TimelineInput) -> BTreeMap<Key, Vec<Note>> {
     notes
 }
 
-/// Successful full stops of the instance under test, in history order.
-fn full_stops(history: &History) -> Vec<&Event> {
-    history
-        .events
-        .iter()
-        .filter(|e| e.call.is_full_stop_of_main() && e.outcome == Outcome::Ok)
-        .collect()
+/// Linearizability: the calls no order explains. The failure text names the first
+/// candidate; the others disagree too.
+fn stuck_notes(stuck: &[Stuck], notes: &mut Notes) {
+    for (i, s) in stuck.iter().enumerate() {
+        notes.entry(key(&s.event)).or_default().push(Note {
+            long: format!(
+                "no order explains it: the engine returned {}, the model expected {}",
+                outcome_text(&s.event.outcome),
+                outcome_text(&s.model_expected)
+            ),
+            short: format!(
+                "returned {}; model expected {}",
+                outcome_text(&s.event.outcome),
+                outcome_text(&s.model_expected)
+            ),
+            culprit: i == 0,
+        });
+    }
+}
+
+/// The stop rule: gated calls admitted after the first stop returned, and allowlisted calls
+/// refused.
+fn stop_rule_notes(history: &History, stops: &[&Event], notes: &mut Notes) {
+    if let Some(returned) = stops.iter().map(|s| s.returned).min() {
+        for e in &history.events {
+            if e.call.is_gated() && e.invoked > returned && e.outcome.is_ok() {
+                notes.entry(key(e)).or_default().push(Note {
+                    long: format!(
+                        "invoked after the stop returned (step {returned}) and admitted; the \
+                         model expected ClientRequestToStopJetService"
+                    ),
+                    short: "model expected ClientRequestToStopJetService".to_owned(),
+                    culprit: true,
+                });
+            }
+        }
+    }
+    for e in &history.events {
+        if !is_lifecycle(&e.call)
+            && !e.call.is_gated()
+            && e.outcome
+                .is_err_named(JetError::ClientRequestToStopJetService)
+        {
+            notes.entry(key(e)).or_default().push(Note {
+                long: "allowlisted, yet refused; the model expected it to be admitted".to_owned(),
+                short: "allowlisted: model expected admission".to_owned(),
+                culprit: true,
+            });
+        }
+    }
+}
+
+/// Stop-drained, from the same observations the rule decides from
+/// (`check::rules::stop_effects`): calls admitted while a full stop prepared, and the stops
+/// whose log gained gated records after they returned.
+fn stop_drained_notes(history: &History, stops: &[&Event], notes: &mut Notes) {
+    for observation in history.stop_observations.iter().filter(|o| o.grbit == 0) {
+        if let Some(first_write_at) = observation.first_write_at {
+            for e in crate::check::rules::admitted_while_preparing(history, observation) {
+                notes.entry(key(e)).or_default().push(Note {
+                    long: format!(
+                        "invoked after the stop began preparing (its first disk write, step \
+                         {first_write_at}) and admitted; the stop must close the gate first"
+                    ),
+                    short: "admitted after the stop began preparing".to_owned(),
+                    culprit: true,
+                });
+            }
+        }
+        let records = observation
+            .gated_records_after
+            .as_deref()
+            .unwrap_or_default();
+        if records.is_empty() {
+            continue;
+        }
+        if let Some(stop) = stops
+            .iter()
+            .find(|s| s.returned == observation.stop_returned)
+        {
+            notes.entry(key(stop)).or_default().push(Note {
+                long: format!(
+                    "the log gained records of gated calls after it returned: {}",
+                    records.join(", ")
+                ),
+                short: "gated calls wrote after it returned".to_owned(),
+                culprit: false,
+            });
+        }
+    }
 }
 
 /// The highlighted calls and their numbers: culprits first, each group in invocation order,

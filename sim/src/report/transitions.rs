@@ -10,11 +10,9 @@
 //! Line shape: `[invoked..returned] thread call -> result   what changed`, e.g.
 //! `[ 12.. 15] t2 commit_transaction(s0) -> ClientRequestToStopJetService   state unchanged`.
 
-use crate::check::linearizability::{self, Stuck, Verdict};
-use crate::check::rules::end_matcher;
-use crate::check::SEARCH_STATES_MAX;
+use crate::check::linearizability::{Stuck, Verdict};
 use crate::history::{AfterStop, Event, History};
-use crate::model::{step, ModelPhase, ModelState, ObjectId, Outcome, Position};
+use crate::model::{step, ModelPhase, ModelSession, ModelState, ObjectId, Outcome, Position};
 use crate::workload::{Call, InstanceRef, Move, Ref, Seek};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -71,28 +69,8 @@ pub fn harness_thread(history: &History) -> usize {
 /// it read the end state) is not part of the search, as in the checkers; it is stepped from
 /// the linearization's end.
 pub fn replay(history: &History, initial: &ModelState, threads: usize) -> Replay {
-    let harness = threads;
-    let is_final_term = |e: &Event| {
-        e.thread == harness
-            && e.call
-                == Call::Term {
-                    instance: InstanceRef::Main,
-                    grbit: jetsim_engine::term_grbit::ABRUPT,
-                }
-    };
-    let (body, final_term): (Vec<Event>, Vec<Event>) = history
-        .events
-        .iter()
-        .cloned()
-        .partition(|e| !is_final_term(e));
-    let matches = end_matcher(history);
-    let found = linearizability::linearize_with(
-        &body,
-        initial,
-        &matches,
-        SEARCH_STATES_MAX,
-        linearizability::DiskFaults::of(history),
-    );
+    let (body, final_term) = crate::check::split_final_term(history);
+    let found = crate::check::search(&body, initial, history);
     let placement = match found.verdict {
         Verdict::Linearizable { .. } => Placement::Complete,
         Verdict::EndStateMismatch { .. } => Placement::EndStateMismatch,
@@ -102,13 +80,7 @@ pub fn replay(history: &History, initial: &ModelState, threads: usize) -> Replay
     let mut transitions = Vec::new();
     let mut state = initial.clone();
     for (event, next) in found.order.iter().zip(found.states) {
-        transitions.push(Transition {
-            event: event.clone(),
-            changes: describe_changes(&state, &next),
-            before: state.clone(),
-            after: next.clone(),
-        });
-        state = next;
+        push_transition(&mut transitions, &mut state, event, next);
     }
     // Placed, or shown as a stuck candidate: not listed again as unplaced.
     let mut placed: BTreeSet<(usize, u64)> =
@@ -125,13 +97,7 @@ pub fn replay(history: &History, initial: &ModelState, threads: usize) -> Replay
     if placement == Placement::Complete || placement == Placement::EndStateMismatch {
         for event in &final_term {
             let (_, next) = step(&state, event.thread, &event.call);
-            transitions.push(Transition {
-                event: event.clone(),
-                changes: describe_changes(&state, &next),
-                before: state.clone(),
-                after: next.clone(),
-            });
-            state = next;
+            push_transition(&mut transitions, &mut state, event, next);
         }
     } else {
         unplaced.extend(final_term);
@@ -144,6 +110,22 @@ pub fn replay(history: &History, initial: &ModelState, threads: usize) -> Replay
         crashed: history.io_faults,
         threads,
     }
+}
+
+/// Appends the transition `event` makes from `state` to `next`, and moves `state` on.
+fn push_transition(
+    transitions: &mut Vec<Transition>,
+    state: &mut ModelState,
+    event: &Event,
+    next: ModelState,
+) {
+    transitions.push(Transition {
+        event: event.clone(),
+        changes: describe_changes(state, &next),
+        before: state.clone(),
+        after: next.clone(),
+    });
+    *state = next;
 }
 
 /// `t0`, `t1`, ... for workload threads; `wd` for the harness's wind-down and final term.
@@ -230,7 +212,8 @@ fn term_grbit(grbit: u32) -> String {
 }
 
 /// A call in the compact form of the snapshots: `insert(s0, tab0, k2=v3)`. Long on purpose:
-/// one arm per `Call`; the snapshots depend on every spelling, kept in one place.
+/// one arm per `Call`; the snapshots depend on every spelling, kept in one place (arms alike in
+/// shape, such as create_table and open_table, stay apart: each is its own spelling).
 pub fn call_text(call: &Call, thread: usize) -> String {
     let s = |r: Ref| session_ref(r, thread);
     let db = |r: Ref| object_ref(r, "db");
@@ -402,10 +385,41 @@ fn position_text(position: Position) -> String {
     }
 }
 
-/// What changed from `before` to `after`, in words, in a fixed order. Long on purpose: one
-/// block per part of the model's state, in the order the snapshots print them.
+/// What changed from `before` to `after`, in words, in a fixed order: the instance, then
+/// each session, each cursor, and the commits (the order the snapshots print them).
 pub fn describe_changes(before: &ModelState, after: &ModelState) -> Vec<String> {
     let mut changes = Vec::new();
+    instance_changes(before, after, &mut changes);
+    for (&id, session) in &after.sessions {
+        session_changes(before, after, id, session, &mut changes);
+    }
+    for (&id, cursor) in &after.cursors {
+        let owner = session_label(after, cursor.session);
+        match before.cursors.get(&id) {
+            None => changes.push(format!("{owner} opened a cursor on t{}", cursor.table)),
+            Some(old) if old.alive && !cursor.alive => {
+                changes.push(format!("{owner} cursor on t{} closed", cursor.table))
+            }
+            Some(old) if cursor.alive && old.position != cursor.position => changes.push(format!(
+                "{owner} cursor on t{} {}",
+                cursor.table,
+                position_text(cursor.position)
+            )),
+            Some(_) => {}
+        }
+    }
+    if after.commits.len() > before.commits.len() {
+        let written: Vec<String> = after.commits[before.commits.len()..]
+            .iter()
+            .map(|&(_, table, key, value)| format!("t{table}.k{key}={}", value_text(value)))
+            .collect();
+        changes.push(format!("committed {}", written.join(", ")));
+    }
+    changes
+}
+
+/// The instance's phase and flags, and the uninitialized instance's end.
+fn instance_changes(before: &ModelState, after: &ModelState, changes: &mut Vec<String>) {
     if before.phase != after.phase {
         changes.push(format!(
             "phase {} -> {}",
@@ -446,77 +460,63 @@ pub fn describe_changes(before: &ModelState, after: &ModelState) -> Vec<String> 
     if before.uninitialized_alive && !after.uninitialized_alive {
         changes.push("uninitialized instance terminated".to_owned());
     }
-    for (&id, session) in &after.sessions {
-        let label = session_label(after, id);
-        let Some(old) = before.sessions.get(&id) else {
-            changes.push(format!("session {label} begun"));
-            continue;
+}
+
+/// Session `id`'s changes: begun or ended, its context, transaction level, database opens and
+/// uncommitted writes.
+fn session_changes(
+    before: &ModelState,
+    after: &ModelState,
+    id: ObjectId,
+    session: &ModelSession,
+    changes: &mut Vec<String>,
+) {
+    let label = session_label(after, id);
+    let Some(old) = before.sessions.get(&id) else {
+        changes.push(format!("session {label} begun"));
+        return;
+    };
+    if old.alive && !session.alive {
+        changes.push(format!("session {label} ended"));
+    }
+    if old.context != session.context {
+        changes.push(match session.context {
+            Some((context, by)) => format!("{label} context {context:#x} set by t{by}"),
+            None => format!("{label} context reset"),
+        });
+    }
+    let (level_before, level_after) = (level(before, id), level(after, id));
+    if level_before != level_after {
+        changes.push(format!(
+            "{label} transaction level {level_before} -> {level_after}"
+        ));
+    }
+    if old.database_opens != session.database_opens {
+        changes.push(format!(
+            "{label} database opens {} -> {}",
+            old.database_opens, session.database_opens
+        ));
+    }
+    // Uncommitted writes of the innermost level (the only one a call can change, besides
+    // rollback and commit, whose level change is reported above).
+    if level_before == level_after && level_after > 0 {
+        let writes = |s: &ModelState| {
+            s.sessions[&id]
+                .transaction
+                .as_ref()
+                .and_then(|t| t.levels.last().cloned())
+                .unwrap_or_default()
         };
-        if old.alive && !session.alive {
-            changes.push(format!("session {label} ended"));
-        }
-        if old.context != session.context {
-            changes.push(match session.context {
-                Some((context, by)) => format!("{label} context {context:#x} set by t{by}"),
-                None => format!("{label} context reset"),
-            });
-        }
-        let (level_before, level_after) = (level(before, id), level(after, id));
-        if level_before != level_after {
-            changes.push(format!(
-                "{label} transaction level {level_before} -> {level_after}"
-            ));
-        }
-        if old.database_opens != session.database_opens {
-            changes.push(format!(
-                "{label} database opens {} -> {}",
-                old.database_opens, session.database_opens
-            ));
-        }
-        // Uncommitted writes of the innermost level (the only one a call can change, besides
-        // rollback and commit, whose level change is reported above).
-        if level_before == level_after && level_after > 0 {
-            let writes = |s: &ModelState| {
-                s.sessions[&id]
-                    .transaction
-                    .as_ref()
-                    .and_then(|t| t.levels.last().cloned())
-                    .unwrap_or_default()
-            };
-            let (w_before, w_after) = (writes(before), writes(after));
-            for (&(table, key), &value) in &w_after {
-                if w_before.get(&(table, key)) != Some(&value) {
-                    changes.push(format!(
-                        "{label} writes t{table}.k{key}={} (uncommitted)",
-                        value_text(value)
-                    ));
-                }
+        let (w_before, w_after) = (writes(before), writes(after));
+        for (&(table, key), &value) in &w_after {
+            if w_before.get(&(table, key)) != Some(&value) {
+                changes.push(format!(
+                    "{label} writes t{table}.k{key}={} (uncommitted)",
+                    value_text(value)
+                ));
             }
         }
     }
-    for (&id, cursor) in &after.cursors {
-        let owner = session_label(after, cursor.session);
-        match before.cursors.get(&id) {
-            None => changes.push(format!("{owner} opened a cursor on t{}", cursor.table)),
-            Some(old) if old.alive && !cursor.alive => {
-                changes.push(format!("{owner} cursor on t{} closed", cursor.table))
-            }
-            Some(old) if cursor.alive && old.position != cursor.position => changes.push(format!(
-                "{owner} cursor on t{} {}",
-                cursor.table,
-                position_text(cursor.position)
-            )),
-            Some(_) => {}
-        }
-    }
-    if after.commits.len() > before.commits.len() {
-        let written: Vec<String> = after.commits[before.commits.len()..]
-            .iter()
-            .map(|&(_, table, key, value)| format!("t{table}.k{key}={}", value_text(value)))
-            .collect();
-        changes.push(format!("committed {}", written.join(", ")));
-    }
-    changes
 }
 
 /// Column the "what changed" text starts at (lines longer than this get three spaces).
