@@ -11,13 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 const DB: &str = "demo.edb";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (dir, remove_after) = match std::env::args().nth(1) {
-        Some(dir) => (std::path::PathBuf::from(dir), false),
-        None => (
-            std::env::temp_dir().join(format!("jetsim-demo-{}", std::process::id())),
-            true,
-        ),
-    };
+    let (dir, remove_after) = demo_dir();
     std::fs::create_dir_all(&dir)?;
     println!("jetsim stop demo: files under {}", dir.display());
 
@@ -26,6 +20,49 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     jet.set_system_parameter(instance, SystemParameter::CacheSizePages, 512)?;
     jet.set_system_parameter(instance, SystemParameter::CheckpointDepthMaxBytes, 8 << 20)?;
     jet.init(instance)?;
+    let (sesid, dbid, table) = load_then_defragment(&jet, instance)?;
+    print_status("before the stop", &jet.instance_status(instance)?);
+
+    let workers = run_workers_and_stop(&jet, instance);
+    show_after_stop(&jet, instance, &workers)?;
+    jet.close_table(sesid, table)?;
+    jet.close_database(sesid, dbid)?;
+    jet.end_session(sesid)?;
+    println!("close_table, close_database, end_session: still allowed, all succeeded");
+    let outcome = jet.term(instance)?;
+    println!("term: {outcome:?}");
+
+    let expected = 300 + workers.committed;
+    let found = count_after_reinit(&dir)?;
+    println!("after re-init: {found} records (expected {expected})");
+    if remove_after {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    if found != expected || workers.violations != 0 {
+        return Err("the demo found a broken rule".into());
+    }
+    Ok(())
+}
+
+/// The folder named on the command line, or a fresh one under the temp dir that the demo
+/// removes at the end (the flag).
+fn demo_dir() -> (std::path::PathBuf, bool) {
+    match std::env::args().nth(1) {
+        Some(dir) => (std::path::PathBuf::from(dir), false),
+        None => (
+            std::env::temp_dir().join(format!("jetsim-demo-{}", std::process::id())),
+            true,
+        ),
+    }
+}
+
+/// Creates the database with 3000 orders, deletes nine in ten so online defrag has
+/// under-full pages to merge, and starts defrag. Returns the session, database and table,
+/// still open.
+fn load_then_defragment(
+    jet: &Jet<StdRuntime>,
+    instance: InstanceHandle,
+) -> JetResult<(SessionHandle, DatabaseHandle, TableHandle)> {
     let sesid = jet.begin_session(instance)?;
     let dbid = jet.create_database(sesid, DB)?;
     let table = jet.create_table(sesid, dbid, "orders")?;
@@ -39,7 +76,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )?;
     }
     jet.commit_transaction(sesid)?;
-    // Delete most of them so online defrag has under-full pages to merge.
     jet.begin_transaction(sesid)?;
     jet.move_cursor(sesid, table, MoveTo::First)?;
     for i in 0..3000u32 {
@@ -52,17 +88,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     jet.commit_transaction(sesid)?;
     jet.defragment(sesid, dbid, defrag_grbit::BATCH_START)?;
-    print_status("before the stop", &jet.instance_status(instance)?);
+    Ok((sesid, dbid, table))
+}
 
-    // Four threads run transactions; the main thread stops the instance while they do.
+/// What the worker threads saw around the stop.
+struct WorkerCounts {
+    committed: u64,
+    refused: u64,
+    /// Transactions that committed after the stop had returned: must be 0.
+    violations: u64,
+}
+
+/// Four threads run transactions; the main thread stops the instance once 200 have
+/// committed, while they still run.
+fn run_workers_and_stop(jet: &Jet<StdRuntime>, instance: InstanceHandle) -> WorkerCounts {
     let stopped = AtomicBool::new(false);
     let committed = AtomicU64::new(0);
     let refused = AtomicU64::new(0);
     let violations = AtomicU64::new(0);
     std::thread::scope(|scope| {
         for worker in 0..4u32 {
-            let (jet, stopped, committed, refused, violations) =
-                (&jet, &stopped, &committed, &refused, &violations);
+            let (stopped, committed, refused, violations) =
+                (&stopped, &committed, &refused, &violations);
             scope.spawn(move || {
                 let Ok(s) = jet.begin_session(instance) else {
                     return;
@@ -100,7 +147,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         jet.stop_service_instance(instance).expect("stop");
         stopped.store(true, Ordering::SeqCst);
     });
+    WorkerCounts {
+        committed: committed.load(Ordering::SeqCst),
+        refused: refused.load(Ordering::SeqCst),
+        violations: violations.load(Ordering::SeqCst),
+    }
+}
 
+/// Prints the stop's own record, the instance afterwards, the workers' counts, and what a
+/// new session gets now.
+fn show_after_stop(
+    jet: &Jet<StdRuntime>,
+    instance: InstanceHandle,
+    workers: &WorkerCounts,
+) -> JetResult<()> {
     let record = jet.last_stop_record(instance)?.expect("a stop record");
     println!("\nthe stop, step by step:");
     for step in &record.steps {
@@ -109,41 +169,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     print_status("after the stop", &jet.instance_status(instance)?);
     println!(
         "\nworkers: {} transactions committed before the stop, {} calls refused with ClientRequestToStopJetService, {} succeeded after it (must be 0)",
-        committed.load(Ordering::SeqCst),
-        refused.load(Ordering::SeqCst),
-        violations.load(Ordering::SeqCst)
+        workers.committed, workers.refused, workers.violations
     );
     match jet.begin_session(instance) {
         Err(error) => println!("begin_session now: {} ({})", error.name(), error.code()),
         Ok(_) => println!("begin_session now: succeeded (wrong!)"),
     }
-    jet.close_table(sesid, table)?;
-    jet.close_database(sesid, dbid)?;
-    jet.end_session(sesid)?;
-    println!("close_table, close_database, end_session: still allowed, all succeeded");
-    let outcome = jet.term(instance)?;
-    println!("term: {outcome:?}");
+    Ok(())
+}
 
-    // A fresh engine on the same files finds every committed record.
-    let jet = Jet::<StdRuntime>::new(Environment::on_disk(&dir));
+/// A fresh engine on the same files: how many records the orders table holds.
+fn count_after_reinit(dir: &std::path::Path) -> JetResult<u64> {
+    let jet = Jet::<StdRuntime>::new(Environment::on_disk(dir));
     let instance = jet.create_instance("demo")?;
     jet.init(instance)?;
     let sesid = jet.begin_session(instance)?;
     jet.attach_database(sesid, DB)?;
     let dbid = jet.open_database(sesid, DB)?;
     let table = jet.open_table(sesid, dbid, "orders")?;
-    let expected = 300 + committed.load(Ordering::SeqCst);
     let found = jet.index_record_count(sesid, table, 0)?;
-    println!("after re-init: {found} records (expected {expected})");
     jet.end_session(sesid)?;
     jet.term(instance)?;
-    if remove_after {
-        std::fs::remove_dir_all(&dir)?;
-    }
-    if found != expected || violations.load(Ordering::SeqCst) != 0 {
-        return Err("the demo found a broken rule".into());
-    }
-    Ok(())
+    Ok(found)
 }
 
 fn print_status(title: &str, status: &InstanceStatus) {

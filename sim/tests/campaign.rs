@@ -670,6 +670,10 @@ fn stop_checks_decide_from_the_disk_and_count_what_they_cannot_see() {
     assert_eq!(seen.unobservable[0].rule, Rule::StopDrained);
 }
 
+// Opens like the other campaign tests (skip when replaying one seed, options, run): kept one
+// opening each because each test names itself in the skip message and raises its own seed
+// count with its own variable (JETSIM_SEEDS, JETSIM_FAULT_SEEDS); a shared opener would hide
+// which options a test depends on.
 #[test]
 fn the_campaign_prints_how_many_stop_checks_it_could_not_make() {
     if replaying_one_seed("the_campaign_prints_how_many_stop_checks_it_could_not_make") {

@@ -5,7 +5,7 @@
 #[allow(dead_code)]
 mod common;
 
-use common::{jetsim, FAILING_EXPLORE};
+use common::{jetsim, scratch, FAILING_EXPLORE};
 use jetsim::campaign::{run_campaign, CampaignOptions};
 use jetsim::config::Scheduling;
 use jetsim::simulation::{replay_command, run_seed};
@@ -84,9 +84,12 @@ fn explore_reports_failures_with_their_seed_and_command() {
     );
 }
 
+// Shaped like scenarios.rs's tests of `scenario --html` and `replay --html` (run the binary
+// with an output file, read the file back, remove it): they stay apart because each checks a
+// different command's file, and what they share (`jetsim`, `scratch`) is in `common` already.
 #[test]
 fn a_clean_explore_with_the_determinism_check_passes_and_writes_json() {
-    let json = std::env::temp_dir().join(format!("jetsim-explore-{}.json", std::process::id()));
+    let json = scratch("explore", "report.json");
     let output = jetsim(&[
         "explore",
         "--seeds",

@@ -13,7 +13,7 @@
 #[allow(dead_code)]
 mod common;
 
-use common::{jetsim, scenario_page, scenarios_dir};
+use common::{jetsim, scenario_page, scenarios_dir, scratch};
 use jetsim::model::ModelState;
 use jetsim::scenario::{Mark, Scenario};
 use jetsim::shrink::REGRESSION_CALLS_MAX;
@@ -300,7 +300,7 @@ fn the_timeline_of_a_failing_regression_is_well_formed_and_highlights_the_violat
 
 #[test]
 fn the_scenario_command_writes_the_timeline() {
-    let out = std::env::temp_dir().join(format!("jetsim-timeline-{}.html", std::process::id()));
+    let out = scratch("scenario", "timeline.html");
     let file = scenarios_dir().join("regressions/stopflaglast-pct-seed-148.json");
     let output = jetsim(&[
         "scenario",
@@ -321,9 +321,12 @@ fn the_scenario_command_writes_the_timeline() {
     );
 }
 
+// This test and the one above open like replay.rs's explore-to-JSON test (run the binary with
+// an output file, read it back, remove it): kept apart because each checks a different
+// command's file; what they share (`jetsim`, `scratch`) is in `common` already.
 #[test]
 fn replay_writes_the_timeline_of_a_seed() {
-    let out = std::env::temp_dir().join(format!("jetsim-replay-{}.html", std::process::id()));
+    let out = scratch("replay", "timeline.html");
     let output = jetsim(&[
         "replay",
         "0",

@@ -223,6 +223,16 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
     verdict
 }
 
+/// `lead`, the `items` joined by `separator`, then `tail`; nothing when there are no items.
+/// For the clause a violation message adds only when it has something to list.
+fn listing_clause(lead: &str, items: &[String], separator: &str, tail: &str) -> String {
+    if items.is_empty() {
+        String::new()
+    } else {
+        format!("{lead}{}{tail}", items.join(separator))
+    }
+}
+
 /// The linearizability violation in words: the call no order explains, and the others that
 /// could have come next.
 fn linearizability_message(
@@ -248,14 +258,12 @@ fn linearizability_message(
     let (first, others) = detail
         .split_first()
         .map_or(("", &[][..]), |(f, o)| (f.as_str(), o));
-    let others = if others.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "; the other calls that could come next disagree too:\n      {}",
-            others.join("\n      ")
-        )
-    };
+    let others = listing_clause(
+        "; the other calls that could come next disagree too:\n      ",
+        others,
+        "\n      ",
+        "",
+    );
     format!(
         "{first}; no order of the calls explains this (after linearizing {linearized_prefix} \
          of the {calls} calls before the final term){others}"

@@ -2,7 +2,7 @@
 //! could not be observed), and the end state and durability checks. [`super::check_run`]
 //! applies them to one run's history.
 
-use super::{Rule, Violation};
+use super::{listing_clause, Rule, Violation};
 
 // The runner's items under this path too, which the tests name them by.
 pub use super::{check_run, RunVerdict, StopLanding, SEARCH_STATES_MAX};
@@ -257,14 +257,12 @@ fn stop_drained_message(
             )
         })
         .collect();
-    let in_flight = if in_flight.is_empty() {
-        String::new()
-    } else {
-        format!(
-            " Gated calls the harness saw in flight when it returned: {}.",
-            in_flight.join("; ")
-        )
-    };
+    let in_flight = listing_clause(
+        " Gated calls the harness saw in flight when it returned: ",
+        &in_flight,
+        "; ",
+        ".",
+    );
     format!(
         "{}, and the log gained records only gated calls write after it: {} \
          (the durable log ended at LSN {} when the stop returned).{in_flight} A gated call did \

@@ -736,10 +736,48 @@ fn record_outcome((key, value): (Vec<u8>, Vec<u8>)) -> Outcome {
     Outcome::Record { key, value }
 }
 
-/// Makes one call on the engine. Long on purpose: one arm per `Call`, each a direct
-/// translation to the engine's API, so a new call is one arm added here.
+/// Makes one call on the engine: routes it to the step for its family, each arm there a
+/// direct translation to the engine's API, so a new call is one arm in one family.
 fn execute(jet: &Jet<ShuttleRuntime>, world: &World, b: &mut Bindings, call: &Call) -> Outcome {
-    use jetsim_engine::{MoveTo, SeekMode};
+    match call {
+        Call::BeginSession { .. }
+        | Call::EndSession { .. }
+        | Call::SetSessionContext { .. }
+        | Call::ResetSessionContext { .. }
+        | Call::GetSessionInfo { .. } => execute_session_call(jet, world, b, call),
+        Call::OpenDatabase { .. }
+        | Call::CloseDatabase { .. }
+        | Call::AttachDatabase { .. }
+        | Call::DetachDatabase { .. }
+        | Call::Defragment { .. } => execute_database_call(jet, world, b, call),
+        Call::OpenTable { .. }
+        | Call::CreateTable { .. }
+        | Call::DeleteTable { .. }
+        | Call::CloseTable { .. } => execute_table_call(jet, world, b, call),
+        Call::BeginTransaction { .. }
+        | Call::CommitTransaction { .. }
+        | Call::Rollback { .. }
+        | Call::Insert { .. }
+        | Call::Replace { .. }
+        | Call::Delete { .. } => execute_update_call(jet, world, b, call),
+        Call::Seek { .. }
+        | Call::Move { .. }
+        | Call::Retrieve { .. }
+        | Call::IndexRecordCount { .. } => execute_cursor_call(jet, world, b, call),
+        Call::StopService { .. }
+        | Call::Term { .. }
+        | Call::GetSystemParameter { .. }
+        | Call::SetSystemParameter { .. } => execute_instance_call(jet, world, call),
+    }
+}
+
+/// [`execute`] for the session calls: begin, end, context and info.
+fn execute_session_call(
+    jet: &Jet<ShuttleRuntime>,
+    world: &World,
+    b: &mut Bindings,
+    call: &Call,
+) -> Outcome {
     match *call {
         Call::BeginSession { bind } => outcome(jet.begin_session(world.main), |s| {
             b.bind_session(bind, s);
@@ -768,6 +806,18 @@ fn execute(jet: &Jet<ShuttleRuntime>, world: &World, b: &mut Bindings, call: &Ca
                 open_databases: i.open_databases,
             }
         }),
+        _ => unreachable!("execute routes only a session call here"),
+    }
+}
+
+/// [`execute`] for the database calls: open, close, attach, detach and online defrag.
+fn execute_database_call(
+    jet: &Jet<ShuttleRuntime>,
+    world: &World,
+    b: &mut Bindings,
+    call: &Call,
+) -> Outcome {
+    match *call {
         Call::OpenDatabase { ses, bind } => outcome(
             jet.open_database(b.session(world, ses), DATABASE_PATH),
             |d| {
@@ -790,6 +840,18 @@ fn execute(jet: &Jet<ShuttleRuntime>, world: &World, b: &mut Bindings, call: &Ca
         Call::Defragment { ses, db, grbit } => {
             unit(jet.defragment(b.session(world, ses), b.database(world, db), grbit))
         }
+        _ => unreachable!("execute routes only a database call here"),
+    }
+}
+
+/// [`execute`] for the table calls: open, create, delete and close.
+fn execute_table_call(
+    jet: &Jet<ShuttleRuntime>,
+    world: &World,
+    b: &mut Bindings,
+    call: &Call,
+) -> Outcome {
+    match *call {
         Call::OpenTable {
             ses,
             db,
@@ -830,6 +892,18 @@ fn execute(jet: &Jet<ShuttleRuntime>, world: &World, b: &mut Bindings, call: &Ca
         Call::CloseTable { ses, table } => {
             unit(jet.close_table(b.session(world, ses), b.table(world, table)))
         }
+        _ => unreachable!("execute routes only a table call here"),
+    }
+}
+
+/// [`execute`] for the transaction and record-update calls.
+fn execute_update_call(
+    jet: &Jet<ShuttleRuntime>,
+    world: &World,
+    b: &mut Bindings,
+    call: &Call,
+) -> Outcome {
+    match *call {
         Call::BeginTransaction { ses } => unit(jet.begin_transaction(b.session(world, ses))),
         Call::CommitTransaction { ses } => unit(jet.commit_transaction(b.session(world, ses))),
         Call::Rollback { ses } => unit(jet.rollback(b.session(world, ses))),
@@ -852,6 +926,19 @@ fn execute(jet: &Jet<ShuttleRuntime>, world: &World, b: &mut Bindings, call: &Ca
         Call::Delete { ses, table } => {
             unit(jet.delete(b.session(world, ses), b.table(world, table)))
         }
+        _ => unreachable!("execute routes only a transaction or update call here"),
+    }
+}
+
+/// [`execute`] for the cursor calls: seek, move, retrieve and count.
+fn execute_cursor_call(
+    jet: &Jet<ShuttleRuntime>,
+    world: &World,
+    b: &mut Bindings,
+    call: &Call,
+) -> Outcome {
+    use jetsim_engine::{MoveTo, SeekMode};
+    match *call {
         Call::Seek {
             ses,
             table,
@@ -887,6 +974,13 @@ fn execute(jet: &Jet<ShuttleRuntime>, world: &World, b: &mut Bindings, call: &Ca
             jet.index_record_count(b.session(world, ses), b.table(world, table), 0),
             Outcome::Count,
         ),
+        _ => unreachable!("execute routes only a cursor call here"),
+    }
+}
+
+/// [`execute`] for the instance calls: stop, term and system parameters.
+fn execute_instance_call(jet: &Jet<ShuttleRuntime>, world: &World, call: &Call) -> Outcome {
+    match *call {
         Call::StopService {
             instance: target,
             grbit,
@@ -911,6 +1005,7 @@ fn execute(jet: &Jet<ShuttleRuntime>, world: &World, b: &mut Bindings, call: &Ca
             parameter,
             value,
         } => unit(jet.set_system_parameter(instance(world, target), parameter.engine(), value)),
+        _ => unreachable!("execute routes only an instance call here"),
     }
 }
 
