@@ -6,7 +6,7 @@
 use jetsim_engine::runtime::sync::LockRank;
 use jetsim_engine::Runtime;
 use loom::sync::atomic::{AtomicU64, Ordering};
-use loom::sync::{Condvar, Mutex, MutexGuard};
+use loom::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use loom::thread::{JoinHandle, ThreadId};
 use std::sync::PoisonError;
 
@@ -17,6 +17,9 @@ pub struct LoomRuntime;
 impl Runtime for LoomRuntime {
     type Mutex<T: Send + 'static> = Mutex<T>;
     type MutexGuard<'a, T: Send + 'static> = MutexGuard<'a, T>;
+    type RwLock<T: Send + Sync + 'static> = RwLock<T>;
+    type RwLockReadGuard<'a, T: Send + Sync + 'static> = RwLockReadGuard<'a, T>;
+    type RwLockWriteGuard<'a, T: Send + Sync + 'static> = RwLockWriteGuard<'a, T>;
     type Condvar = Condvar;
     type AtomicU64 = AtomicU64;
     type JoinHandle<T: Send + 'static> = JoinHandle<T>;
@@ -29,6 +32,15 @@ impl Runtime for LoomRuntime {
     // the whole loom execution.
     fn mutex_lock<T: Send + 'static>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         mutex.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+    fn rwlock_new<T: Send + Sync + 'static>(value: T) -> RwLock<T> {
+        RwLock::new(value)
+    }
+    fn rwlock_read<T: Send + Sync + 'static>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+        lock.read().unwrap_or_else(PoisonError::into_inner)
+    }
+    fn rwlock_write<T: Send + Sync + 'static>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+        lock.write().unwrap_or_else(PoisonError::into_inner)
     }
     fn condvar_new() -> Condvar {
         Condvar::new()

@@ -4,7 +4,9 @@
 use super::sync::LockRank;
 use super::Runtime;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{
+    Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
 use std::thread::{JoinHandle, ThreadId};
 
 /// OS threads and `std::sync`.
@@ -14,6 +16,9 @@ pub struct StdRuntime;
 impl Runtime for StdRuntime {
     type Mutex<T: Send + 'static> = Mutex<T>;
     type MutexGuard<'a, T: Send + 'static> = MutexGuard<'a, T>;
+    type RwLock<T: Send + Sync + 'static> = RwLock<T>;
+    type RwLockReadGuard<'a, T: Send + Sync + 'static> = RwLockReadGuard<'a, T>;
+    type RwLockWriteGuard<'a, T: Send + Sync + 'static> = RwLockWriteGuard<'a, T>;
     type Condvar = Condvar;
     type AtomicU64 = AtomicU64;
     type JoinHandle<T: Send + 'static> = JoinHandle<T>;
@@ -24,6 +29,15 @@ impl Runtime for StdRuntime {
     }
     fn mutex_lock<T: Send + 'static>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         mutex.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+    fn rwlock_new<T: Send + Sync + 'static>(value: T) -> RwLock<T> {
+        RwLock::new(value)
+    }
+    fn rwlock_read<T: Send + Sync + 'static>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+        lock.read().unwrap_or_else(PoisonError::into_inner)
+    }
+    fn rwlock_write<T: Send + Sync + 'static>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+        lock.write().unwrap_or_else(PoisonError::into_inner)
     }
     fn condvar_new() -> Condvar {
         Condvar::new()
