@@ -164,11 +164,11 @@ pub fn run_round<R: Runtime>(core: &InstanceCore<R>) -> bool {
     };
     let mut errors = 0u64;
     if cleanup {
-        core.state.lock().version_store.cleanup();
+        core.state.write().version_store.cleanup();
     }
     if flush {
         let quiesced = core.worker.state.lock().caches_quiesced;
-        let mut state = core.state.lock();
+        let mut state = core.state.write();
         let target = if quiesced {
             0
         } else {
@@ -192,7 +192,7 @@ pub fn run_round<R: Runtime>(core: &InstanceCore<R>) -> bool {
                 }
                 worker.defrag_started.clone()
             };
-            let mut state = core.state.lock();
+            let mut state = core.state.write();
             let files: Vec<FileId> = if state.params.online_defrag {
                 state.databases.iter().map(|(_, _, db)| db.file).collect()
             } else {
@@ -236,7 +236,7 @@ pub fn run_round<R: Runtime>(core: &InstanceCore<R>) -> bool {
     // Defrag dirties pages; if that pushed the checkpoint past its target, flush next round.
     let flush_next = steps > 0 && {
         let quiesced = core.worker.state.lock().caches_quiesced;
-        let state = core.state.lock();
+        let state = core.state.write();
         let target = if quiesced {
             0
         } else {
