@@ -76,6 +76,11 @@ const P_DEFRAG_RAN: &str = "DEFRAG: a defrag pass ran after the stop returned";
 
 /// A commit returned success, yet after a crash recovery did not find it.
 const P_COMMIT_DURABLE: &str = "DURABLE: an acknowledged commit was lost by a crash";
+/// A read-only call under the shared instance latch saw something other than the committed
+/// record (or failed).
+const P_SHARED_READ: &str = "READ: a reader under the shared latch saw a wrong answer";
+/// The engine's own lock-order assertion (`engine/src/runtime/sync.rs`).
+const E_LOCK_RANK: &str = "lock rank: taking";
 
 /// A property a model asserts, recognised in the panic message of a failing execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -108,6 +113,10 @@ pub enum Property {
     DefragRan,
     /// An acknowledged commit was not durable.
     CommitDurable,
+    /// A reader under the shared latch saw a wrong answer.
+    SharedRead,
+    /// The engine's own assertion: a lock taken against its rank.
+    EngineLockRank,
 }
 
 impl Property {
@@ -126,6 +135,8 @@ impl Property {
         Property::DefragNotParked,
         Property::DefragRan,
         Property::CommitDurable,
+        Property::SharedRead,
+        Property::EngineLockRank,
     ];
 
     /// A short name for tables.
@@ -145,6 +156,8 @@ impl Property {
             Property::DefragNotParked => "defrag-parked",
             Property::DefragRan => "defrag-ran",
             Property::CommitDurable => "commit-durable",
+            Property::SharedRead => "shared-read",
+            Property::EngineLockRank => "engine-lock-rank",
         }
     }
 
@@ -165,6 +178,8 @@ impl Property {
             Property::DefragNotParked => P_DEFRAG_NOT_PARKED,
             Property::DefragRan => P_DEFRAG_RAN,
             Property::CommitDurable => P_COMMIT_DURABLE,
+            Property::SharedRead => P_SHARED_READ,
+            Property::EngineLockRank => E_LOCK_RANK,
         }
     }
 
@@ -300,6 +315,24 @@ fn explore_covered<C: Send + Sync + 'static>(
     })
 }
 
+/// [`explore_covered`] for a model that sorts each execution into one of two classes.
+fn explore_two_classes(
+    preemption_bound: Option<usize>,
+    model: impl Fn(&AtomicUsize, &AtomicUsize) + Sync + Send + 'static,
+) -> Outcome {
+    explore_covered(
+        preemption_bound,
+        [AtomicUsize::new(0), AtomicUsize::new(0)],
+        |counters| {
+            counters
+                .each_ref()
+                .map(|c| c.load(StdOrdering::SeqCst))
+                .to_vec()
+        },
+        move |[first, second]| model(first, second),
+    )
+}
+
 // ---------------------------------------------------------------------------------------------
 // The models, by name.
 
@@ -345,6 +378,11 @@ pub enum StopModel {
     /// crash and recovery must find both commits. Coverage: [the commits overlapped, they
     /// ran one after the other].
     GroupCommit,
+    /// Two readers (seek, retrieve) on one table under the shared instance latch, and a
+    /// writer inserting into it under the exclusive latch. Both readers find the committed
+    /// record and not the uncommitted one. Coverage: [the readers were inside the engine at
+    /// the same time, they were not].
+    SharedReaders,
 }
 
 impl StopModel {
@@ -365,6 +403,7 @@ impl StopModel {
         StopModel::PartialStopResume,
         StopModel::DefragPark,
         StopModel::GroupCommit,
+        StopModel::SharedReaders,
     ];
 
     /// The model's name in tables and test names.
@@ -386,6 +425,7 @@ impl StopModel {
             StopModel::PartialStopResume => "partial_stop_resume_vs_full_stop",
             StopModel::DefragPark => "stop_parks_background_defrag",
             StopModel::GroupCommit => "group_commit_two_committers",
+            StopModel::SharedReaders => "shared_readers_and_a_writer",
         }
     }
 
@@ -403,6 +443,7 @@ impl StopModel {
             | StopModel::TermWaits
             | StopModel::TwoStops => None,
             StopModel::GroupCommit => GROUP_COMMIT_BOUND,
+            StopModel::SharedReaders => SHARED_READERS_BOUND,
             StopModel::GateTwoCalls => TWO_CALLS_BOUND,
             StopModel::CallVsStopVsTerm => CALL_STOP_TERM_BOUND,
             StopModel::TwoStopsVsTerm => STOPS_TERM_BOUND,
@@ -424,6 +465,7 @@ impl StopModel {
             StopModel::PartialStopResume => Some(4),
             StopModel::DefragPark => Some(3),
             StopModel::GroupCommit => Some(4),
+            StopModel::SharedReaders => Some(3),
             _ => self.bound(),
         }
     }
@@ -436,6 +478,7 @@ impl StopModel {
             | StopModel::GateCommit => &["refused", "drained", "before"],
             StopModel::DefragPark => &["freed before stop", "none freed before stop"],
             StopModel::GroupCommit => &["overlapped", "one after the other"],
+            StopModel::SharedReaders => &["readers overlapped", "readers apart"],
             _ => &[],
         }
     }
@@ -481,22 +524,19 @@ impl StopModel {
             StopModel::PartialStopResume => {
                 explore(preemption_bound, move || partial_model(mutations))
             }
-            StopModel::GroupCommit => explore_covered(
-                preemption_bound,
-                [AtomicUsize::new(0), AtomicUsize::new(0)],
-                |[overlapped, apart]| {
-                    [overlapped, apart]
-                        .map(|c| c.load(StdOrdering::SeqCst))
-                        .to_vec()
-                },
-                move |[overlapped, apart]| group_commit_model(mutations, overlapped, apart),
-            ),
-            StopModel::DefragPark => explore_covered(
-                preemption_bound,
-                [AtomicUsize::new(0), AtomicUsize::new(0)],
-                |[some, none]| [some, none].map(|c| c.load(StdOrdering::SeqCst)).to_vec(),
-                move |[some, none]| defrag_park_model(mutations, some, none),
-            ),
+            StopModel::GroupCommit => {
+                explore_two_classes(preemption_bound, move |first, second| {
+                    group_commit_model(mutations, first, second)
+                })
+            }
+            StopModel::SharedReaders => {
+                explore_two_classes(preemption_bound, move |first, second| {
+                    shared_readers_model(mutations, first, second)
+                })
+            }
+            StopModel::DefragPark => explore_two_classes(preemption_bound, move |some, none| {
+                defrag_park_model(mutations, some, none)
+            }),
         }
     }
 
@@ -1435,4 +1475,77 @@ fn group_commit_model(mutations: Mutations, overlapped: &AtomicUsize, apart: &At
             "{P_COMMIT_DURABLE}: the commit of {name} returned Ok, then recovery found {found:?}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The instance latch: two readers share it, a writer takes it exclusively.
+
+/// Bound 2: four loom threads (main, two readers, a writer), each call dozens of loom
+/// operations (the gate, the latch, the session claim); two preemptions already reach a
+/// reader inside its body while the other reader enters, and the writer waiting for both.
+const SHARED_READERS_BOUND: Option<usize> = Some(2);
+
+/// 4 loom threads: main, two readers each seeking and retrieving the committed record "a"
+/// through its own session and cursor, and a writer inserting "b" in an open transaction on
+/// a third session. Each reader must find "a" with its committed value and must not find "b"
+/// (uncommitted); the writer's insert must succeed.
+fn shared_readers_model(mutations: Mutations, overlapped: &AtomicUsize, apart: &AtomicUsize) {
+    let (jet, instance) = engine(options(mutations));
+    let setup = jet.begin_session(instance).expect("begin_session");
+    let db = jet.create_database(setup, "db").expect("create_database");
+    jet.create_table(setup, db, "t").expect("create_table");
+    let open = |session| {
+        let db = jet.open_database(session, "db").expect("open_database");
+        jet.open_table(session, db, "t").expect("open_table")
+    };
+    let table = open(setup);
+    jet.begin_transaction(setup).expect("begin_transaction");
+    jet.insert(setup, table, b"a", b"committed")
+        .expect("insert");
+    jet.commit_transaction(setup).expect("commit");
+    let writer_session = jet.begin_session(instance).expect("begin_session");
+    let writer_table = open(writer_session);
+    jet.begin_transaction(writer_session)
+        .expect("begin_transaction");
+    // Readers inside the engine right now, and whether two ever were (harness bookkeeping:
+    // loom runs one thread at a time, so plain atomics see its order).
+    let in_read = Arc::new(AtomicUsize::new(0));
+    let met = Arc::new(AtomicUsize::new(0));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let session = jet.begin_session(instance).expect("begin_session");
+            let table = open(session);
+            let (jet, in_read, met) = (Arc::clone(&jet), Arc::clone(&in_read), Arc::clone(&met));
+            loom::thread::spawn(move || {
+                if in_read.fetch_add(1, StdOrdering::SeqCst) > 0 {
+                    met.store(1, StdOrdering::SeqCst);
+                }
+                let found = jet
+                    .seek(session, table, b"a", SeekMode::Equal)
+                    .and_then(|()| jet.retrieve(session, table));
+                let uncommitted = jet.seek(session, table, b"b", SeekMode::Equal);
+                if in_read.fetch_sub(1, StdOrdering::SeqCst) > 1 {
+                    met.store(1, StdOrdering::SeqCst);
+                }
+                (found, uncommitted)
+            })
+        })
+        .collect();
+    let writer = {
+        let jet = Arc::clone(&jet);
+        loom::thread::spawn(move || jet.insert(writer_session, writer_table, b"b", b"pending"))
+    };
+    for reader in readers {
+        let (found, uncommitted) = reader.join().expect("reader");
+        assert!(
+            found == Ok((b"a".to_vec(), b"committed".to_vec()))
+                && uncommitted == Err(JetError::RecordNotFound),
+            "{P_SHARED_READ}: found {found:?}, the uncommitted record {uncommitted:?}"
+        );
+    }
+    assert_eq!(writer.join().expect("writer"), Ok(()));
+    match met.load(StdOrdering::SeqCst) {
+        0 => apart.fetch_add(1, StdOrdering::SeqCst),
+        _ => overlapped.fetch_add(1, StdOrdering::SeqCst),
+    };
 }

@@ -276,7 +276,7 @@ fn thousand_call_scenario() -> Scenario {
 fn a_thousand_call_run_fits_the_window_zooms_and_points_at_its_culprit() {
     let mut scenario = thousand_call_scenario();
     assert_eq!(scenario.threads.iter().map(Vec::len).sum::<usize>(), 1000);
-    let (seed, _) = jetsim::scenario::find_schedule_seed(&scenario, 0, 20)
+    let (seed, _) = jetsim::scenario::find_schedule_seed(&scenario, 0, 64)
         .expect("a schedule seed under which the stop returns with calls in flight");
     scenario.schedule.schedule_seed = seed;
     let (html, calls) = page(&scenario);

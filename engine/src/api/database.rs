@@ -6,7 +6,7 @@ use super::handles::{DatabaseHandle, SessionHandle, TableHandle};
 use super::session::{close_cursors, session_entry, session_entry_mut};
 use super::{Jet, SessionRef};
 use crate::error::{JetError, JetResult};
-use crate::instance::{AttachedDatabase, Cursor, InstanceState, Position};
+use crate::instance::{AttachedDatabase, Cursor, CursorPosition, InstanceState, Position};
 use crate::runtime::Runtime;
 use crate::storage::FileId;
 
@@ -431,7 +431,7 @@ fn open_cursor<R: Runtime>(
                 table_name: name.to_owned(),
                 table_root,
                 opened_at_level: level,
-                position: Position::BeforeFirst,
+                position: CursorPosition::new(Position::BeforeFirst),
             },
         )
         .ok_or(JetError::TooManyOpenTables)?;

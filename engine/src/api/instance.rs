@@ -114,7 +114,7 @@ impl<R: Runtime> Jet<R> {
         let core = self.core(instance)?;
         core.gate.begin_init()?;
         let opened = {
-            let mut state = core.state.lock();
+            let mut state = core.state.write();
             let cache_size_pages =
                 usize::try_from(state.params.cache_size_pages).unwrap_or(usize::MAX);
             match Storage::open_salted(
@@ -144,7 +144,7 @@ impl<R: Runtime> Jet<R> {
             }
         };
         if opened.is_ok() {
-            let online_defrag = core.state.lock().params.online_defrag;
+            let online_defrag = core.state.write().params.online_defrag;
             core.worker.signal(|w| {
                 w.defrag_parameter_on = online_defrag;
                 w.defrag_work_pending = online_defrag;
@@ -188,7 +188,7 @@ impl<R: Runtime> Jet<R> {
                     // here cannot go stale before the gate closes. ESE's term with
                     // transactions open returns JET_errTooManyActiveUsers and the instance
                     // lives on.
-                    let state = core.state.lock();
+                    let state = core.state.write();
                     let failed = Self::check_available(&state).is_err();
                     let open = !failed
                         && state
@@ -207,7 +207,7 @@ impl<R: Runtime> Jet<R> {
         stop_worker(&core);
         let mut failed = false;
         let shutdown = {
-            let mut state = core.state.lock();
+            let mut state = core.state.write();
             state.cursors = Slots::new(crate::instance::CURSORS_MAX);
             state.sessions = Slots::new(crate::instance::SESSIONS_MAX);
             state.databases = Slots::new(crate::instance::DATABASES_MAX);
@@ -249,8 +249,7 @@ impl<R: Runtime> Jet<R> {
         parameter: SystemParameter,
     ) -> JetResult<u64> {
         let core = self.core(instance)?;
-        let _pass = Self::enter_instance(&core, JetCall::GetSystemParameter)?;
-        let state = core.state.lock();
+        let (_pass, state) = Self::enter_instance_locked(&core, JetCall::GetSystemParameter)?;
         Self::check_available(&state)?;
         Ok(state.params.get(parameter))
     }
@@ -267,7 +266,7 @@ impl<R: Runtime> Jet<R> {
         let _pass = Self::enter_instance(&core, JetCall::SetSystemParameter)?;
         let initialized = core.gate.phase() != Phase::Created;
         {
-            let mut state = core.state.lock();
+            let mut state = core.state.write();
             Self::check_available(&state)?;
             let next = state.params.with(parameter, value, initialized)?;
             if parameter == SystemParameter::CacheSizePages {
@@ -302,7 +301,7 @@ impl<R: Runtime> Jet<R> {
         instance: InstanceHandle,
     ) -> JetResult<Option<RecoveryReport>> {
         let core = self.core(instance)?;
-        let state = core.state.lock();
+        let state = core.state.write();
         Ok(state
             .storage
             .as_ref()
@@ -315,7 +314,7 @@ impl<R: Runtime> Jet<R> {
         let core = self.core(instance)?;
         let failure = core
             .state
-            .lock()
+            .write()
             .storage
             .as_ref()
             .and_then(|storage| storage.failure());
@@ -325,7 +324,7 @@ impl<R: Runtime> Jet<R> {
     /// What the last successful stop (or partial stop, or resume) did.
     pub fn last_stop_record(&self, instance: InstanceHandle) -> JetResult<Option<StopRecord>> {
         let core = self.core(instance)?;
-        let record = core.state.lock().last_stop.clone();
+        let record = core.state.write().last_stop.clone();
         Ok(record)
     }
 
@@ -358,7 +357,7 @@ pub(crate) fn stop_worker<R: Runtime>(core: &InstanceCore<R>) {
 pub(crate) fn status_of<R: Runtime>(core: &InstanceCore<R>) -> InstanceStatus {
     let gate = core.gate.status();
     let worker = core.worker.snapshot();
-    let state = core.state.lock();
+    let state = core.state.write();
     let storage = state.storage.as_ref();
     let vs = state.version_store.stats();
     InstanceStatus {

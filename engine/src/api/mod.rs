@@ -27,9 +27,9 @@ use crate::error::{JetError, JetResult};
 use crate::instance::gate::GatePass;
 use crate::instance::slots::Slots;
 use crate::instance::{InstanceCore, InstanceState};
-use crate::runtime::sync::{LockRank, Mutex, MutexGuard};
+use crate::runtime::sync::{LockRank, Mutex, RwLockReadGuard, RwLockWriteGuard};
 use crate::runtime::Runtime;
-use crate::storage::{FlushStart, Lsn, MissPolicy};
+use crate::storage::{FlushStart, Lsn, MissPolicy, TreeReads};
 use calls::JetCall;
 use handles::{InstanceHandle, SessionHandle};
 use std::collections::BTreeMap;
@@ -58,6 +58,33 @@ pub struct Jet<R: Runtime> {
 pub(crate) struct SessionRef {
     pub slot: u16,
     pub generation: u32,
+}
+
+/// A session call's body that needs the instance latch exclusively: it may change anything.
+/// It may run more than once (page reads outside the latch), so it must change nothing
+/// before its storage reads.
+pub(crate) trait ExclusiveBody<R: Runtime, T>:
+    FnMut(&InstanceCore<R>, &mut InstanceState<R>, SessionRef, &mut WakeOrders) -> JetResult<T>
+{
+}
+
+impl<R: Runtime, T, F> ExclusiveBody<R, T> for F where
+    F: FnMut(&InstanceCore<R>, &mut InstanceState<R>, SessionRef, &mut WakeOrders) -> JetResult<T>
+{
+}
+
+/// A read-only session call's body: it runs under the instance latch held shared, beside
+/// other read-only calls, reads the tree through `TreeReads` and changes nothing but its own
+/// cursors' positions (its session is its own: [`crate::instance::SessionClaims`]). It may
+/// run more than once (pages read outside the latch).
+pub(crate) trait SharedBody<R: Runtime, T>:
+    FnMut(&InstanceState<R>, SessionRef, &mut TreeReads<'_>) -> JetResult<T>
+{
+}
+
+impl<R: Runtime, T, F> SharedBody<R, T> for F where
+    F: FnMut(&InstanceState<R>, SessionRef, &mut TreeReads<'_>) -> JetResult<T>
+{
 }
 
 /// Work for the background worker that a call discovered.
@@ -155,23 +182,34 @@ impl<R: Runtime> Jet<R> {
         &self,
         sesid: SessionHandle,
         call: JetCall,
-        mut body: impl FnMut(
-            &InstanceCore<R>,
-            &mut InstanceState<R>,
-            SessionRef,
-            &mut WakeOrders,
-        ) -> JetResult<T>,
+        mut body: impl ExclusiveBody<R, T>,
     ) -> JetResult<T> {
-        self.with_session_call(sesid, call, |scope| scope.run(&mut body))
+        self.with_session_call(sesid, call, LatchMode::Exclusive, |scope| {
+            scope.run(&mut body)
+        })
     }
 
-    /// Runs a session-level call: resolve the handle, pass the gate, take the instance lock,
-    /// validate the session and hold it (see [`SessionCall`]), run `work`, then pass on any
-    /// background work it found.
+    /// Runs a read-only session call under the instance latch held shared: see
+    /// [`SharedBody`] and [`SessionCall::run_shared`].
+    pub(crate) fn with_session_read<T>(
+        &self,
+        sesid: SessionHandle,
+        call: JetCall,
+        mut body: impl SharedBody<R, T>,
+    ) -> JetResult<T> {
+        self.with_session_call(sesid, call, LatchMode::Shared, |scope| {
+            scope.run_shared(&mut body)
+        })
+    }
+
+    /// Runs a session-level call: resolve the handle, pass the gate, take the instance latch
+    /// (as `mode` says), validate the session and hold it (see [`SessionCall`]), run `work`,
+    /// then pass on any background work it found.
     pub(crate) fn with_session_call<T>(
         &self,
         sesid: SessionHandle,
         call: JetCall,
+        mode: LatchMode,
         work: impl FnOnce(&mut SessionCall<'_, R>) -> JetResult<T>,
     ) -> JetResult<T> {
         let parts = sesid.parts().ok_or(JetError::InvalidSesid)?;
@@ -182,7 +220,7 @@ impl<R: Runtime> Jet<R> {
             slot: parts.object_slot,
             generation: parts.generation,
         };
-        let mut scope = SessionCall::begin(&core, session, call)?;
+        let mut scope = SessionCall::begin(&core, session, call, mode)?;
         let result = work(&mut scope);
         debug_assert_ne!(
             result.as_ref().err(),
@@ -254,15 +292,34 @@ impl<R: Runtime> Jet<R> {
         });
     }
 
+    /// Admission: holds the gate for `call`, holding no other lock (the gate is the stop's
+    /// mechanism and its counts are of calls really inside the engine). `refused_handle` is
+    /// the error for a handle the gate no longer serves.
+    pub(crate) fn admit<'a>(
+        core: &'a InstanceCore<R>,
+        call: JetCall,
+        refused_handle: JetError,
+    ) -> JetResult<GatePass<'a, R>> {
+        core.gate
+            .enter(call.admission(core.options.mutations), refused_handle)
+    }
+
     /// Holds the gate for an instance-level call with the given admission.
     pub(crate) fn enter_instance<'a>(
         core: &'a InstanceCore<R>,
         call: JetCall,
     ) -> JetResult<GatePass<'a, R>> {
-        core.gate.enter(
-            call.admission(core.options.mutations),
-            JetError::InvalidParameter,
-        )
+        Self::admit(core, call, JetError::InvalidParameter)
+    }
+
+    /// An instance-level call's admission, then the instance latch (exclusively): the steps
+    /// every such call takes in this order.
+    pub(crate) fn enter_instance_locked<'a>(
+        core: &'a InstanceCore<R>,
+        call: JetCall,
+    ) -> JetResult<(GatePass<'a, R>, StateWriteGuard<'a, R>)> {
+        let pass = Self::enter_instance(core, call)?;
+        Ok((pass, core.state.write()))
     }
 }
 
@@ -270,9 +327,47 @@ impl<R: Runtime> Jet<R> {
 /// read under the lock: a bound, so a call whose pages keep being evicted still ends.
 pub(crate) const CALL_RESTARTS_MAX: u32 = 8;
 
-/// A session call in progress. It holds a gate pass, the session (no other call on the same
-/// session runs until this one ends: ESE counts one call in the API per session), and the
-/// instance lock, except while it waits for I/O:
+/// The instance latch held exclusively.
+pub(crate) type StateWriteGuard<'a, R> = RwLockWriteGuard<'a, R, InstanceState<R>>;
+
+/// How a call holds the instance latch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LatchMode {
+    /// Read-only calls: other shared holders run beside it.
+    Shared,
+    /// Every call that may change the instance's state.
+    Exclusive,
+}
+
+/// The instance latch as a call holds it.
+enum Latch<'c, R: Runtime> {
+    Shared(RwLockReadGuard<'c, R, InstanceState<R>>),
+    Exclusive(StateWriteGuard<'c, R>),
+}
+
+impl<'c, R: Runtime> Latch<'c, R> {
+    fn take(core: &'c InstanceCore<R>, mode: LatchMode) -> Self {
+        match mode {
+            LatchMode::Shared => Latch::Shared(core.state.read()),
+            LatchMode::Exclusive => Latch::Exclusive(core.state.write()),
+        }
+    }
+}
+
+impl<R: Runtime> std::ops::Deref for Latch<'_, R> {
+    type Target = InstanceState<R>;
+    fn deref(&self) -> &InstanceState<R> {
+        match self {
+            Latch::Shared(guard) => guard,
+            Latch::Exclusive(guard) => guard,
+        }
+    }
+}
+
+/// A session call in progress. It holds a gate pass, its session (no other call on the same
+/// session runs until this one ends: ESE counts one call in the API per session; see
+/// [`crate::instance::SessionClaims`]), and the instance latch, shared for a read-only call
+/// and exclusively otherwise, except while it waits for I/O:
 /// - a page that is not cached is read with no lock held, then the call runs again
 ///   ([`SessionCall::run`]; only calls that changed nothing yet, see
 ///   [`crate::storage::MissPolicy`]);
@@ -285,78 +380,85 @@ pub(crate) struct SessionCall<'c, R: Runtime> {
     core: &'c InstanceCore<R>,
     session: SessionRef,
     call: JetCall,
+    mode: LatchMode,
     orders: WakeOrders,
-    // Given back by `drop` in this order: the pass under the lock, so a stop waiting for
-    // in-flight calls sees this one gone only with its effects in place.
+    // Given back by `drop` in this order: the session, then the pass while the latch (if
+    // held) is still held, so a stop waiting for in-flight calls sees this one gone only
+    // with its effects in place.
     pass: Option<GatePass<'c, R>>,
-    state: Option<MutexGuard<'c, R, InstanceState<R>>>,
+    latch: Option<Latch<'c, R>>,
 }
 
 impl<'c, R: Runtime> SessionCall<'c, R> {
-    fn begin(core: &'c InstanceCore<R>, session: SessionRef, call: JetCall) -> JetResult<Self> {
-        // Admission first, holding no other lock: the gate is the stop's mechanism and its
-        // counts are of calls really inside the engine.
-        let pass = core.gate.enter(
-            call.admission(core.options.mutations),
-            JetError::InvalidSesid,
-        )?;
-        let mut state = core.state.lock();
+    fn begin(
+        core: &'c InstanceCore<R>,
+        session: SessionRef,
+        call: JetCall,
+        mode: LatchMode,
+    ) -> JetResult<Self> {
+        let pass = Jet::<R>::admit(core, call, JetError::InvalidSesid)?;
+        let key = (session.slot, session.generation);
+        let claims_first = core
+            .options
+            .mutations
+            .is_active(crate::Mutant::SessionClaimBeforeLatch);
         loop {
-            Jet::<R>::check_available(&state)?;
-            Jet::<R>::check_session(&state, session, call)?;
-            let entry = state
-                .sessions
-                .get_mut(session.slot, session.generation)
-                .expect("checked above");
-            if !entry.in_call {
-                entry.in_call = true;
-                break;
+            let early_claims = claims_first.then(|| core.session_claims.lock());
+            let latch = Latch::take(core, mode);
+            drop(early_claims);
+            Jet::<R>::check_available(&latch)?;
+            Jet::<R>::check_session(&latch, session, call)?;
+            let mut claims = core.session_claims.lock();
+            if claims.claimed.insert(key) {
+                drop(claims);
+                return Ok(SessionCall {
+                    core,
+                    session,
+                    call,
+                    mode,
+                    orders: WakeOrders::default(),
+                    pass: Some(pass),
+                    latch: Some(latch),
+                });
             }
-            // Another thread's call on this session is waiting for I/O: wait for it to end.
-            state.session_waiters += 1;
-            state = core.session_released.wait(state);
-            state.session_waiters -= 1;
+            // Another thread's call is inside this session (waiting for I/O, or running
+            // beside this one under a shared latch): wait for it to end, holding nothing
+            // else, then look at the session again (that call may have ended it).
+            drop(latch);
+            claims.waiters += 1;
+            let mut claims = core
+                .session_released
+                .wait_while(claims, |claims| claims.claimed.contains(&key));
+            claims.waiters -= 1;
         }
-        Ok(SessionCall {
-            core,
-            session,
-            call,
-            orders: WakeOrders::default(),
-            pass: Some(pass),
-            state: Some(state),
-        })
     }
 
     pub(crate) fn core(&self) -> &'c InstanceCore<R> {
         self.core
     }
 
+    /// The instance's state, to change (an exclusive call's).
     fn state(&mut self) -> &mut InstanceState<R> {
-        self.state
-            .as_mut()
-            .expect("the call holds the instance lock")
+        match self.latch.as_mut() {
+            Some(Latch::Exclusive(guard)) => guard,
+            Some(Latch::Shared(_)) => panic!("a read-only call changes nothing"),
+            None => panic!("the call holds the instance latch"),
+        }
     }
 
-    /// Runs `f` with the instance lock released (for I/O, or to let other calls run between
-    /// the steps of a long call), then takes the lock again.
+    /// Runs `f` with the instance latch released (for I/O, or to let other calls run between
+    /// the steps of a long call), then takes the latch again as before.
     pub(crate) fn unlocked<T>(&mut self, f: impl FnOnce() -> T) -> T {
-        drop(self.state.take());
+        drop(self.latch.take());
         let value = f();
-        self.state = Some(self.core.state.lock());
+        self.latch = Some(Latch::take(self.core, self.mode));
         value
     }
 
-    /// Runs `body` under the instance lock. If it needed a page that is not cached before it
-    /// changed anything, the page is read with no lock held and `body` runs again.
-    pub(crate) fn run<T>(
-        &mut self,
-        body: &mut impl FnMut(
-            &InstanceCore<R>,
-            &mut InstanceState<R>,
-            SessionRef,
-            &mut WakeOrders,
-        ) -> JetResult<T>,
-    ) -> JetResult<T> {
+    /// Runs `body` under the instance latch, held exclusively. If it needed a page that is
+    /// not cached before it changed anything, the page is read with no lock held and `body`
+    /// runs again.
+    pub(crate) fn run<T>(&mut self, body: &mut impl ExclusiveBody<R, T>) -> JetResult<T> {
         let mut restarts = 0;
         loop {
             let restartable = self.call.reads_outside_lock() && restarts < CALL_RESTARTS_MAX;
@@ -393,6 +495,54 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
         }
     }
 
+    /// Runs a read-only `body` under the instance latch held shared. A page it needs that is
+    /// not cached is read with no latch held (registered, then installed, under the exclusive
+    /// latch, so a write-back that overtakes the read discards it) and `body` runs again; after
+    /// [`CALL_RESTARTS_MAX`] such runs it runs once more under the exclusive latch, reading its
+    /// misses there, so a call whose pages keep being evicted still ends.
+    pub(crate) fn run_shared<T>(&mut self, body: &mut impl SharedBody<R, T>) -> JetResult<T> {
+        let (core, session) = (self.core, self.session);
+        for _ in 0..CALL_RESTARTS_MAX {
+            let state: &InstanceState<R> = self.latch.as_ref().expect("the call holds the latch");
+            Jet::<R>::check_available(state)?;
+            let mut tree = TreeReads::cached(state.storage.as_ref());
+            let result = body(state, session, &mut tree);
+            let Some(key) = tree.missed() else {
+                return result;
+            };
+            // The body changed nothing: drop its result, read the page, run it again.
+            drop(self.latch.take());
+            let read = core
+                .state
+                .write()
+                .storage
+                .as_mut()
+                .expect("a call in flight keeps term from closing the storage")
+                .defer_read(key);
+            if let Some(read) = read {
+                let bytes = read.read();
+                let mut state = core.state.write();
+                state
+                    .storage
+                    .as_mut()
+                    .expect("a call in flight keeps term from closing the storage")
+                    .finish_deferred_read(&read, bytes)?;
+            }
+            self.latch = Some(Latch::take(core, self.mode));
+        }
+        drop(self.latch.take());
+        let mut state = core.state.write();
+        Jet::<R>::check_available(&state)?;
+        // The body reads the tree only through `tree`, so the storage can lend itself to it
+        // for this one run.
+        let mut storage = state.storage.take();
+        let result = body(&state, session, &mut TreeReads::Locked(storage.as_mut()));
+        state.storage = storage;
+        drop(state);
+        self.latch = Some(Latch::take(core, self.mode));
+        result
+    }
+
     /// Waits until the log is durable past `lsn`, holding no lock while the log is written:
     /// the first waiter writes everything appended so far (group commit), the others wait
     /// for it and find their records covered. If the log fails meanwhile (this flush or
@@ -410,8 +560,11 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
             .mutations
             .is_active(crate::Mutant::GroupCommitTrustsFlushInFlight);
         loop {
-            let state = self.state();
-            let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+            let storage = self
+                .state()
+                .storage
+                .as_mut()
+                .ok_or(JetError::NotInitialized)?;
             if storage.flushed_lsn() > lsn {
                 return Ok(());
             }
@@ -421,35 +574,50 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
                     if trusts_flush_in_flight {
                         return Ok(());
                     }
-                    state.log_flush_waiters += 1;
-                    let guard = self.state.take().expect("held");
-                    let mut guard = self.core.log_flushed.wait(guard);
-                    guard.log_flush_waiters -= 1;
-                    self.state = Some(guard);
+                    self.wait_for_flush_in_flight();
                 }
                 FlushStart::Started(flush) => {
                     let written = self.unlocked(|| flush.write_and_sync());
-                    let state = self.state();
-                    let waiters = state.log_flush_waiters > 0;
-                    let finished = state
+                    let finished = self
+                        .state()
                         .storage
                         .as_mut()
                         .expect("a call in flight keeps term from closing the storage")
                         .finish_log_flush(&flush, written);
-                    if waiters {
+                    let mut flushes = self.core.log_flush.lock();
+                    flushes.flushes_ended += 1;
+                    if flushes.waiters > 0 {
                         self.core.log_flushed.notify_all();
                     }
+                    drop(flushes);
                     finished?;
                 }
             }
         }
     }
 
+    /// Sleeps, holding no latch, until the group-commit flush another call has in flight
+    /// ends. Its end is counted under `log_flush` with the latch held exclusively, and this
+    /// call reads the count before it lets go of the latch, so the end cannot be missed.
+    fn wait_for_flush_in_flight(&mut self) {
+        let core = self.core;
+        let mut flushes = core.log_flush.lock();
+        let seen = flushes.flushes_ended;
+        flushes.waiters += 1;
+        drop(self.latch.take());
+        let mut flushes = core
+            .log_flushed
+            .wait_while(flushes, |flushes| flushes.flushes_ended == seen);
+        flushes.waiters -= 1;
+        drop(flushes);
+        self.latch = Some(Latch::take(core, self.mode));
+    }
+
     /// The background work the call found, with what the worker needs to decide on it.
     fn finish(&mut self) -> WakeOrders {
         let mut orders = self.orders;
-        let state = self.state();
         if orders.wrote {
+            let state = self.state();
             orders.checkpoint_depth_bytes = state
                 .storage
                 .as_ref()
@@ -467,22 +635,16 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
 impl<R: Runtime> Drop for SessionCall<'_, R> {
     /// Releases the session and leaves the gate, whatever way the call ended.
     fn drop(&mut self) {
-        let mut state = match self.state.take() {
-            Some(state) => state,
-            None => self.core.state.lock(),
-        };
-        // end_session removes the entry it held.
-        if let Some(entry) = state
-            .sessions
-            .get_mut(self.session.slot, self.session.generation)
-        {
-            entry.in_call = false;
-        }
-        if state.session_waiters > 0 {
+        let mut claims = self.core.session_claims.lock();
+        claims
+            .claimed
+            .remove(&(self.session.slot, self.session.generation));
+        if claims.waiters > 0 {
             self.core.session_released.notify_all();
         }
+        drop(claims);
         drop(self.pass.take());
-        drop(state);
+        drop(self.latch.take());
     }
 }
 

@@ -59,7 +59,7 @@ impl<R: Runtime> Jet<R> {
         let phase = core.gate.phase();
         let worker = core.worker.snapshot();
         let instance_slot = instance.parts().expect("resolved").instance_slot;
-        let mut state = core.state.lock();
+        let mut state = core.state.write();
         let paths: BTreeMap<u16, String> = state
             .databases
             .iter()
@@ -103,7 +103,7 @@ impl<R: Runtime> Jet<R> {
                         database: paths.get(&c.database_slot).cloned().unwrap_or_default(),
                         table: c.table_name.clone(),
                         opened_at_level: c.opened_at_level,
-                        position: c.position.clone(),
+                        position: c.position.get(),
                     },
                 )
             })

@@ -11,13 +11,13 @@ use super::calls::JetCall;
 use super::database::owned_cursor;
 use super::handles::{SessionHandle, TableHandle};
 use super::session::session_entry;
-use super::{Jet, SessionRef};
+use super::{Jet, LatchMode, SessionRef};
 use crate::error::{JetError, JetResult};
 use crate::instance::gate::Phase;
 use crate::instance::{InstanceState, Position};
 use crate::runtime::Runtime;
-use crate::storage::{FileId, LogRecord, PageNumber, MAX_KEY_BYTES, MAX_VALUE_BYTES};
-use crate::transaction::{Reader, RecordId};
+use crate::storage::{FileId, LogRecord, PageNumber, TreeReads, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use crate::transaction::{Reader, RecordId, VersionStore};
 
 /// Where `seek` lands, after ESE's `JET_bitSeekEQ`, `SeekGE` and `SeekLE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -56,22 +56,21 @@ impl TableView {
         }
     }
 
-    fn get<R: Runtime>(
+    fn get(
         &self,
-        state: &mut InstanceState<R>,
+        tree: &mut TreeReads<'_>,
+        versions: &VersionStore,
         key: &[u8],
     ) -> JetResult<Option<Vec<u8>>> {
-        let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
-        let tree_value = storage.get(self.file, self.root, key)?;
-        Ok(state
-            .version_store
-            .visible(&self.record(key), tree_value, self.reader))
+        let tree_value = tree.get(self.file, self.root, key)?;
+        Ok(versions.visible(&self.record(key), tree_value, self.reader))
     }
 
     /// The nearest visible record strictly after (`forward`) or before `from`.
-    fn step<R: Runtime>(
+    fn step(
         &self,
-        state: &mut InstanceState<R>,
+        tree: &mut TreeReads<'_>,
+        versions: &VersionStore,
         from: Option<&[u8]>,
         forward: bool,
     ) -> JetResult<Option<(Vec<u8>, Vec<u8>)>> {
@@ -79,20 +78,15 @@ impl TableView {
         // Each iteration passes one key of the tree or of the version store, so the loop ends
         // after at most their combined count.
         loop {
-            let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
             let in_tree = if forward {
-                storage.next_after(self.file, self.root, at.as_deref())?
+                tree.next_after(self.file, self.root, at.as_deref())?
             } else {
-                storage.prev_before(self.file, self.root, at.as_deref())?
+                tree.prev_before(self.file, self.root, at.as_deref())?
             };
             let in_versions = if forward {
-                state
-                    .version_store
-                    .chain_key_after(self.file, self.root, at.as_deref())
+                versions.chain_key_after(self.file, self.root, at.as_deref())
             } else {
-                state
-                    .version_store
-                    .chain_key_before(self.file, self.root, at.as_deref())
+                versions.chain_key_before(self.file, self.root, at.as_deref())
             };
             let key = match (&in_tree, in_versions) {
                 (None, None) => return Ok(None),
@@ -108,22 +102,28 @@ impl TableView {
             };
             let tree_value = match in_tree {
                 Some((k, v)) if k == key => Some(v),
-                _ => state
-                    .storage
-                    .as_mut()
-                    .ok_or(JetError::NotInitialized)?
-                    .get(self.file, self.root, &key)?,
+                _ => tree.get(self.file, self.root, &key)?,
             };
-            if let Some(value) =
-                state
-                    .version_store
-                    .visible(&self.record(&key), tree_value, self.reader)
-            {
+            if let Some(value) = versions.visible(&self.record(&key), tree_value, self.reader) {
                 return Ok(Some((key, value)));
             }
             at = Some(key);
         }
     }
+}
+
+/// The exclusive caller's tree reads (misses follow the storage's policy) and version store.
+fn locked_get<R: Runtime>(
+    state: &mut InstanceState<R>,
+    table: &TableView,
+    key: &[u8],
+) -> JetResult<Option<Vec<u8>>> {
+    let InstanceState {
+        storage,
+        version_store,
+        ..
+    } = state;
+    table.get(&mut TreeReads::Locked(storage.as_mut()), version_store, key)
 }
 
 fn view<R: Runtime>(
@@ -154,16 +154,17 @@ fn view<R: Runtime>(
 }
 
 fn set_position<R: Runtime>(
-    state: &mut InstanceState<R>,
+    state: &InstanceState<R>,
     slot: u16,
     generation: u32,
     position: Position,
 ) {
     state
         .cursors
-        .get_mut(slot, generation)
+        .get(slot, generation)
         .expect("cursor validated")
-        .position = position;
+        .position
+        .set(position);
 }
 
 fn current_key<R: Runtime>(
@@ -171,13 +172,14 @@ fn current_key<R: Runtime>(
     slot: u16,
     generation: u32,
 ) -> JetResult<Vec<u8>> {
-    match &state
+    match state
         .cursors
         .get(slot, generation)
         .expect("cursor validated")
         .position
+        .get()
     {
-        Position::On(key) => Ok(key.clone()),
+        Position::On(key) => Ok(key),
         Position::BeforeFirst | Position::AfterLast => Err(JetError::NoCurrentRecord),
     }
 }
@@ -191,18 +193,23 @@ impl<R: Runtime> Jet<R> {
         key: &[u8],
         mode: SeekMode,
     ) -> JetResult<()> {
-        self.with_session(sesid, JetCall::Seek, |_, state, session, _| {
+        self.with_session_read(sesid, JetCall::Seek, |state, session, tree| {
             let (slot, generation) = owned_cursor(state, session, tableid)?;
             if key.len() > MAX_KEY_BYTES {
                 return Err(JetError::RecordTooBig);
             }
             let table = view(state, session, slot, generation)?;
-            let found = match table.get(state, key)? {
+            let versions = &state.version_store;
+            let found = match table.get(tree, versions, key)? {
                 Some(_) => Some(key.to_vec()),
                 None => match mode {
                     SeekMode::Equal => None,
-                    SeekMode::GreaterOrEqual => table.step(state, Some(key), true)?.map(|(k, _)| k),
-                    SeekMode::LessOrEqual => table.step(state, Some(key), false)?.map(|(k, _)| k),
+                    SeekMode::GreaterOrEqual => {
+                        table.step(tree, versions, Some(key), true)?.map(|(k, _)| k)
+                    }
+                    SeekMode::LessOrEqual => table
+                        .step(tree, versions, Some(key), false)?
+                        .map(|(k, _)| k),
                 },
             };
             let found = found.ok_or(JetError::RecordNotFound)?;
@@ -218,24 +225,27 @@ impl<R: Runtime> Jet<R> {
         tableid: TableHandle,
         to: MoveTo,
     ) -> JetResult<()> {
-        self.with_session(sesid, JetCall::Move, |_, state, session, _| {
+        self.with_session_read(sesid, JetCall::Move, |state, session, tree| {
             let (slot, generation) = owned_cursor(state, session, tableid)?;
             let table = view(state, session, slot, generation)?;
+            let versions = &state.version_store;
             let position = state
                 .cursors
                 .get(slot, generation)
                 .expect("validated")
                 .position
-                .clone();
+                .get();
             let found = match (to, &position) {
                 (MoveTo::First, _) | (MoveTo::Next, Position::BeforeFirst) => {
-                    table.step(state, None, true)?
+                    table.step(tree, versions, None, true)?
                 }
                 (MoveTo::Last, _) | (MoveTo::Previous, Position::AfterLast) => {
-                    table.step(state, None, false)?
+                    table.step(tree, versions, None, false)?
                 }
-                (MoveTo::Next, Position::On(key)) => table.step(state, Some(key), true)?,
-                (MoveTo::Previous, Position::On(key)) => table.step(state, Some(key), false)?,
+                (MoveTo::Next, Position::On(key)) => table.step(tree, versions, Some(key), true)?,
+                (MoveTo::Previous, Position::On(key)) => {
+                    table.step(tree, versions, Some(key), false)?
+                }
                 (MoveTo::Next, Position::AfterLast) | (MoveTo::Previous, Position::BeforeFirst) => {
                     None
                 }
@@ -252,11 +262,13 @@ impl<R: Runtime> Jet<R> {
         sesid: SessionHandle,
         tableid: TableHandle,
     ) -> JetResult<(Vec<u8>, Vec<u8>)> {
-        self.with_session(sesid, JetCall::Retrieve, |_, state, session, _| {
+        self.with_session_read(sesid, JetCall::Retrieve, |state, session, tree| {
             let (slot, generation) = owned_cursor(state, session, tableid)?;
             let key = current_key(state, slot, generation)?;
             let table = view(state, session, slot, generation)?;
-            let value = table.get(state, &key)?.ok_or(JetError::RecordDeleted)?;
+            let value = table
+                .get(tree, &state.version_store, &key)?
+                .ok_or(JetError::RecordDeleted)?;
             Ok((key, value))
         })
     }
@@ -274,7 +286,7 @@ impl<R: Runtime> Jet<R> {
             check_sizes(key, value)?;
             let table = view(state, session, slot, generation)?;
             write_checks(state, session, &table, key)?;
-            if table.get(state, key)?.is_some() {
+            if locked_get(state, &table, key)?.is_some() {
                 return Err(JetError::KeyDuplicate);
             }
             write(state, session, &table, key, Some(value))?;
@@ -297,7 +309,7 @@ impl<R: Runtime> Jet<R> {
             check_sizes(&key, value)?;
             let table = view(state, session, slot, generation)?;
             write_checks(state, session, &table, &key)?;
-            table.get(state, &key)?.ok_or(JetError::RecordDeleted)?;
+            locked_get(state, &table, &key)?.ok_or(JetError::RecordDeleted)?;
             write(state, session, &table, &key, Some(value))?;
             orders.wrote = true;
             Ok(())
@@ -311,7 +323,7 @@ impl<R: Runtime> Jet<R> {
             let key = current_key(state, slot, generation)?;
             let table = view(state, session, slot, generation)?;
             write_checks(state, session, &table, &key)?;
-            table.get(state, &key)?.ok_or(JetError::RecordDeleted)?;
+            locked_get(state, &table, &key)?.ok_or(JetError::RecordDeleted)?;
             write(state, session, &table, &key, None)?;
             orders.wrote = true;
             orders.deleted = true;
@@ -334,47 +346,53 @@ impl<R: Runtime> Jet<R> {
         } else {
             max_records
         };
-        self.with_session_call(sesid, JetCall::IndexRecordCount, |call| {
-            let mut count = 0u64;
-            let mut at: Option<Vec<u8>> = None;
-            loop {
-                // One step: up to RECORD_COUNT_STEP_RECORDS records past `at`. It changes
-                // nothing but its own result, so it can run again after a page read.
-                let (step_count, step_at, done) = call.run(&mut |_, state, session, _| {
-                    Self::check_available(state)?;
-                    let (slot, generation) = owned_cursor(state, session, tableid)?;
-                    let table = view(state, session, slot, generation)?;
-                    let (mut step_count, mut step_at) = (count, at.clone());
-                    for _ in 0..RECORD_COUNT_STEP_RECORDS {
-                        if step_count >= limit {
-                            return Ok((step_count, step_at, true));
-                        }
-                        match table.step(state, step_at.as_deref(), true)? {
-                            Some((key, _)) => {
-                                step_count += 1;
-                                step_at = Some(key);
+        self.with_session_call(
+            sesid,
+            JetCall::IndexRecordCount,
+            LatchMode::Shared,
+            |call| {
+                let mut count = 0u64;
+                let mut at: Option<Vec<u8>> = None;
+                loop {
+                    // One step: up to RECORD_COUNT_STEP_RECORDS records past `at`. It changes
+                    // nothing but its own result, so it can run again after a page read.
+                    let (step_count, step_at, done) =
+                        call.run_shared(&mut |state, session, tree| {
+                            let (slot, generation) = owned_cursor(state, session, tableid)?;
+                            let table = view(state, session, slot, generation)?;
+                            let versions = &state.version_store;
+                            let (mut step_count, mut step_at) = (count, at.clone());
+                            for _ in 0..RECORD_COUNT_STEP_RECORDS {
+                                if step_count >= limit {
+                                    return Ok((step_count, step_at, true));
+                                }
+                                match table.step(tree, versions, step_at.as_deref(), true)? {
+                                    Some((key, _)) => {
+                                        step_count += 1;
+                                        step_at = Some(key);
+                                    }
+                                    None => return Ok((step_count, step_at, true)),
+                                }
                             }
-                            None => return Ok((step_count, step_at, true)),
-                        }
+                            Ok((step_count, step_at, false))
+                        })?;
+                    if done {
+                        return Ok(step_count);
                     }
-                    Ok((step_count, step_at, false))
-                })?;
-                if done {
-                    return Ok(step_count);
+                    (count, at) = (step_count, step_at);
+                    let core = call.core();
+                    crate::mark!(core.marks, RecordCountSpannedSteps);
+                    let stopping = call.unlocked(|| {
+                        R::yield_now();
+                        matches!(core.gate.phase(), Phase::Stopping | Phase::Stopped)
+                    });
+                    if stopping {
+                        crate::mark!(core.marks, RecordCountAbortedByStop);
+                        return Err(JetError::ClientRequestToStopJetService);
+                    }
                 }
-                (count, at) = (step_count, step_at);
-                let core = call.core();
-                crate::mark!(core.marks, RecordCountSpannedSteps);
-                let stopping = call.unlocked(|| {
-                    R::yield_now();
-                    matches!(core.gate.phase(), Phase::Stopping | Phase::Stopped)
-                });
-                if stopping {
-                    crate::mark!(core.marks, RecordCountAbortedByStop);
-                    return Err(JetError::ClientRequestToStopJetService);
-                }
-            }
-        })
+            },
+        )
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::calls::JetCall;
 use super::handles::{InstanceHandle, SessionHandle};
-use super::{Jet, SessionRef};
+use super::{Jet, LatchMode, SessionRef};
 use crate::error::{JetError, JetResult};
 use crate::instance::mutations::Mutant;
 use crate::instance::{
@@ -28,8 +28,7 @@ impl<R: Runtime> Jet<R> {
         let core = self.core(instance)?;
         let parts = instance.parts().expect("resolved above");
         let generation = self.next_generation();
-        let _pass = Self::enter_instance(&core, JetCall::BeginSession)?;
-        let mut state = core.state.lock();
+        let (_pass, mut state) = Self::enter_instance_locked(&core, JetCall::BeginSession)?;
         Self::check_available(&state)?;
         let slot = state
             .sessions
@@ -39,7 +38,6 @@ impl<R: Runtime> Jet<R> {
                     context: None,
                     transaction: None,
                     open_databases: BTreeMap::new(),
-                    in_call: false,
                 },
             )
             .ok_or(JetError::OutOfSessions)?;
@@ -157,55 +155,60 @@ impl<R: Runtime> Jet<R> {
     /// the same sync (group commit); until the sync, the transaction's writes stay invisible
     /// to others, so nobody reads a commit a crash could still undo.
     pub fn commit_transaction(&self, sesid: SessionHandle) -> JetResult<()> {
-        self.with_session_call(sesid, JetCall::CommitTransaction, |call| {
-            let logged = call.run(&mut |_, state, session, _| {
-                let open = session_entry(state, session)
-                    .transaction
-                    .ok_or(JetError::NotInTransaction)?;
-                if open.level > 1 {
-                    return Ok(None);
-                }
-                let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
-                // Log first: if the log cannot be made durable, the transaction stays open and
-                // nothing changed.
-                let lsn = storage.append_log(LogRecord::Commit {
-                    txn: open.txn,
-                    commit_ts: state.version_store.next_commit_ts(),
+        self.with_session_call(
+            sesid,
+            JetCall::CommitTransaction,
+            LatchMode::Exclusive,
+            |call| {
+                let logged = call.run(&mut |_, state, session, _| {
+                    let open = session_entry(state, session)
+                        .transaction
+                        .ok_or(JetError::NotInTransaction)?;
+                    if open.level > 1 {
+                        return Ok(None);
+                    }
+                    let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+                    // Log first: if the log cannot be made durable, the transaction stays open and
+                    // nothing changed.
+                    let lsn = storage.append_log(LogRecord::Commit {
+                        txn: open.txn,
+                        commit_ts: state.version_store.next_commit_ts(),
+                    })?;
+                    Ok(Some(lsn))
                 })?;
-                Ok(Some(lsn))
-            })?;
-            let acknowledged_early = call
-                .core()
-                .options
-                .mutations
-                .is_active(Mutant::CommitAckBeforeLogSync);
-            if let (Some(lsn), false) = (logged, acknowledged_early) {
-                call.wait_durable(lsn)?;
-            }
-            call.run(&mut |_, state, session, orders| {
-                let open = session_entry(state, session)
-                    .transaction
-                    .expect("the session is held: nothing ended its transaction");
-                if open.level == 1 {
-                    let committed = state.version_store.commit_level(open.txn, 1)?;
-                    debug_assert!(committed.is_some());
-                    session_entry_mut(state, session).transaction = None;
-                    orders.wrote = true;
-                } else {
-                    state.version_store.commit_level(open.txn, open.level)?;
-                    session_entry_mut(state, session).transaction = Some(OpenTransaction {
-                        level: open.level - 1,
-                        ..open
-                    });
+                let acknowledged_early = call
+                    .core()
+                    .options
+                    .mutations
+                    .is_active(Mutant::CommitAckBeforeLogSync);
+                if let (Some(lsn), false) = (logged, acknowledged_early) {
+                    call.wait_durable(lsn)?;
                 }
-                // Tables opened inside the committed level now belong to the enclosing one.
-                let new_level = open.level - 1;
-                for_each_cursor_of(state, session, |cursor| {
-                    cursor.opened_at_level = cursor.opened_at_level.min(new_level);
-                });
-                Ok(())
-            })
-        })
+                call.run(&mut |_, state, session, orders| {
+                    let open = session_entry(state, session)
+                        .transaction
+                        .expect("the session is held: nothing ended its transaction");
+                    if open.level == 1 {
+                        let committed = state.version_store.commit_level(open.txn, 1)?;
+                        debug_assert!(committed.is_some());
+                        session_entry_mut(state, session).transaction = None;
+                        orders.wrote = true;
+                    } else {
+                        state.version_store.commit_level(open.txn, open.level)?;
+                        session_entry_mut(state, session).transaction = Some(OpenTransaction {
+                            level: open.level - 1,
+                            ..open
+                        });
+                    }
+                    // Tables opened inside the committed level now belong to the enclosing one.
+                    let new_level = open.level - 1;
+                    for_each_cursor_of(state, session, |cursor| {
+                        cursor.opened_at_level = cursor.opened_at_level.min(new_level);
+                    });
+                    Ok(())
+                })
+            },
+        )
     }
 
     /// `JetRollback`: undoes the innermost level and closes the tables opened in it.

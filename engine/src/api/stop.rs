@@ -80,7 +80,7 @@ impl<R: Runtime> Jet<R> {
             started_at_micros,
             finished_at_micros: core.env.clock.now_micros(),
         };
-        let mut state = core.state.lock();
+        let mut state = core.state.write();
         state.last_stop = Some(record);
         state.stops_completed += 1;
         Ok(())
@@ -92,7 +92,7 @@ fn full_stop<R: Runtime>(core: &InstanceCore<R>) -> JetResult<Option<Vec<StopSte
     // A fail-stop instance cannot quiesce: refuse before closing the gate or parking defrag,
     // so the failed stop changes nothing (an I/O error during the flush itself still leaves
     // the gate closed: a stop that got that far is not undone).
-    Jet::<R>::check_available(&core.state.lock())?;
+    Jet::<R>::check_available(&core.state.write())?;
     let calls_drained = match core.gate.begin_stop()? {
         StopEntry::AlreadyStopped => {
             crate::mark!(core.marks, SecondStopNothingToDo);
@@ -146,7 +146,7 @@ fn signal_version_cleanup<R: Runtime>(core: &InstanceCore<R>) -> StopStep {
 /// target depth at 0 from now on.
 fn quiesce_checkpoint<R: Runtime>(core: &InstanceCore<R>) -> JetResult<StopStep> {
     core.worker.signal(|w| w.caches_quiesced = true);
-    let mut state = core.state.lock();
+    let mut state = core.state.write();
     // The gate guarantees an initialized instance while a correct stop holds it; only a
     // planted bug (a stop that does not close the gate, racing term) can get here without.
     let storage = state.storage.as_mut().ok_or(JetError::TermInProgress)?;
@@ -197,7 +197,7 @@ fn partial_stop<R: Runtime>(core: &InstanceCore<R>, grbit: u32) -> JetResult<Vec
     }
     if grbit & stop_grbit::QUIESCE_CACHES != 0 {
         // As the full stop: a flush that cannot work must not leave defrag parked.
-        Jet::<R>::check_available(&core.state.lock())?;
+        Jet::<R>::check_available(&core.state.write())?;
     }
     // Marks read only what the code already has: a mark must add no lock or scheduling point.
     crate::mark!(core.marks, PartialStopAfterFullStop if phase == Phase::Stopped);
@@ -225,7 +225,7 @@ fn stop_and_emit_log<R: Runtime>(core: &InstanceCore<R>) -> JetResult<StopStep> 
     // is a log record past the checkpoint, so move the checkpoint over it again (nothing is
     // dirty, so this writes only the checkpoint file).
     let quiesced = core.worker.state.lock().caches_quiesced;
-    let mut state = core.state.lock();
+    let mut state = core.state.write();
     Jet::<R>::check_available(&state)?;
     let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
     let emitted = storage.stop_and_emit_log()?;

@@ -1,11 +1,12 @@
-//! One ESE instance: its gate, its background worker, and the state behind one lock.
+//! One ESE instance: its gate, its background worker, and the state behind one latch.
 //!
-//! Locking, outermost first (a thread holding one may only take those after it):
-//! [`InstanceCore::stop_lock`] (serialises stop, partial stop and resume), then the instance
-//! lock [`InstanceCore::state`], then the gate's and the worker's own mutexes, which are
-//! leaves. A Jet call passes the gate holding no lock, then takes the instance lock; it lets
-//! go of the instance lock while it waits for a page read or a log sync (see
-//! `api::SessionCall`).
+//! Locking, outermost first (a thread holding one may only take those after it; the ranks
+//! are [`crate::runtime::sync::LockRank`]): [`InstanceCore::stop_lock`] (serialises stop,
+//! partial stop and resume), then the instance latch [`InstanceCore::state`] (a
+//! reader-writer lock: read-only calls share it), then [`InstanceCore::session_claims`] and
+//! [`InstanceCore::log_flush`], then the gate's and the worker's own mutexes, which are
+//! leaves. A Jet call passes the gate holding no lock, then takes the instance latch; it lets
+//! go of it while it waits for a page read or a log sync (see `api::SessionCall`).
 
 pub mod gate;
 pub mod mutations;
@@ -16,7 +17,7 @@ pub mod worker;
 
 use crate::api::handles::InstanceHandle;
 use crate::env::Environment;
-use crate::runtime::sync::{Condvar, LockRank, Mutex};
+use crate::runtime::sync::{Condvar, LockRank, Mutex, RwLock};
 use crate::runtime::Runtime;
 use crate::storage::{FileId, PageNumber, Storage};
 use crate::transaction::{TxnId, VersionStore};
@@ -58,9 +59,26 @@ pub struct Session<R: Runtime> {
     pub transaction: Option<OpenTransaction>,
     /// Database slot → how many times this session has it open.
     pub open_databases: BTreeMap<u16, u32>,
-    /// A call on this session is in the engine (it may be waiting for I/O with the instance
-    /// lock released); other threads' calls on the session wait for it to end.
-    pub in_call: bool,
+}
+
+/// Which sessions a call is inside ([`InstanceCore::session_claims`]). A call claims its
+/// session for its whole length, waits for I/O included; another thread's call on the same
+/// session waits for the claim to go (ESE counts one call in the API per session). So a
+/// session's own state (its cursors' positions, its transaction) is touched by one call at a
+/// time, whether that call holds the instance latch shared or exclusively.
+#[derive(Debug, Default)]
+pub struct SessionClaims {
+    pub claimed: std::collections::BTreeSet<(u16, u32)>,
+    /// Calls waiting on [`InstanceCore::session_released`].
+    pub waiters: u32,
+}
+
+/// Group-commit flushes ended ([`InstanceCore::log_flush`]): a commit that found another's
+/// flush in flight sleeps until this count moves, then looks again.
+#[derive(Debug, Default)]
+pub struct LogFlushWait {
+    pub flushes_ended: u64,
+    pub waiters: u32,
 }
 
 /// Where a cursor stands.
@@ -82,7 +100,38 @@ pub struct Cursor {
     /// Transaction level when opened (0: outside a transaction). Rolling back that level
     /// closes the cursor.
     pub opened_at_level: u8,
-    pub position: Position,
+    pub position: CursorPosition,
+}
+
+/// A cursor's position. Only a call holding the cursor's session reads or moves it (see
+/// [`SessionClaims`]), so the lock is never contended; it exists because a read-only call
+/// holds the instance latch shared and still moves its cursor. A std mutex like
+/// `Jet::database_owners`: a leaf with no scheduling point inside, taken for a clone or a
+/// store.
+#[derive(Debug)]
+pub struct CursorPosition(std::sync::Mutex<Position>);
+
+impl CursorPosition {
+    pub fn new(position: Position) -> Self {
+        CursorPosition(std::sync::Mutex::new(position))
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, Position> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    pub fn get(&self) -> Position {
+        self.lock().clone()
+    }
+    pub fn set(&self, position: Position) {
+        *self.lock() = position;
+    }
+}
+
+impl Clone for CursorPosition {
+    fn clone(&self) -> Self {
+        CursorPosition::new(self.get())
+    }
 }
 
 /// An attached database (`JET_DBID` names its slot).
@@ -103,10 +152,6 @@ pub struct InstanceState<R: Runtime> {
     pub version_store: VersionStore,
     pub last_stop: Option<StopRecord>,
     pub stops_completed: u64,
-    /// Calls waiting on [`InstanceCore::session_released`].
-    pub session_waiters: u32,
-    /// Commits waiting on [`InstanceCore::log_flushed`].
-    pub log_flush_waiters: u32,
 }
 
 /// The shared core of one instance; API calls and the background thread hold an `Arc` of it.
@@ -118,10 +163,12 @@ pub struct InstanceCore<R: Runtime> {
     pub gate: Gate<R>,
     pub stop_lock: Mutex<R, ()>,
     pub worker: Worker<R>,
-    pub state: Mutex<R, InstanceState<R>>,
-    /// Signalled (with `state`) when a call that held a session ends.
+    pub state: RwLock<R, InstanceState<R>>,
+    pub session_claims: Mutex<R, SessionClaims>,
+    /// Signalled (with `session_claims`) when a call that held a session ends.
     pub session_released: Condvar<R>,
-    /// Signalled (with `state`) when a group-commit log flush ends.
+    pub log_flush: Mutex<R, LogFlushWait>,
+    /// Signalled (with `log_flush`) when a group-commit log flush ends.
     pub log_flushed: Condvar<R>,
     /// Coverage marks, shared with the storage at init (see [`crate::marks`]).
     pub marks: crate::marks::Marks,
@@ -143,7 +190,7 @@ impl<R: Runtime> InstanceCore<R> {
             gate: Gate::new(options.mutations),
             stop_lock: Mutex::new(LockRank::StopSerial, ()),
             worker: Worker::new(),
-            state: Mutex::new(
+            state: RwLock::new(
                 LockRank::Instance,
                 InstanceState {
                     params,
@@ -154,10 +201,10 @@ impl<R: Runtime> InstanceCore<R> {
                     version_store: VersionStore::new(params.version_store_max_versions),
                     last_stop: None,
                     stops_completed: 0,
-                    session_waiters: 0,
-                    log_flush_waiters: 0,
                 },
             ),
+            session_claims: Mutex::new(LockRank::SessionClaims, SessionClaims::default()),
+            log_flush: Mutex::new(LockRank::LogFlushWait, LogFlushWait::default()),
             session_released: Condvar::new(),
             log_flushed: Condvar::new(),
             marks: crate::marks::Marks::default(),

@@ -59,6 +59,12 @@ pub enum Mutant {
     /// CRC: a garbage or bit-flipped tail (a write in flight at the crash, never synced) that
     /// still parses is replayed, so pages never written, or records never committed, appear.
     LogChecksumIgnored,
+    /// A session call claims its session before it takes the instance latch, against the
+    /// lock ranks (the claims rank above the latch). A call holding the claims lock then waits
+    /// for the latch while a call holding the latch waits for the claims lock to give its
+    /// session back: a deadlock whenever a writer holds the latch. The rank assertion of debug
+    /// builds fails at the first such acquisition.
+    SessionClaimBeforeLatch,
 }
 
 impl Mutant {
@@ -81,6 +87,7 @@ impl Mutant {
         Mutant::StopCheckpointNotPersisted,
         Mutant::GroupCommitTrustsFlushInFlight,
         Mutant::LogChecksumIgnored,
+        Mutant::SessionClaimBeforeLatch,
     ];
 
     const fn bit(self) -> u32 {

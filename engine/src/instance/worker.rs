@@ -148,7 +148,7 @@ pub fn run_round<R: Runtime>(core: &InstanceCore<R>) -> bool {
     };
     let mut errors = 0u64;
     if orders.cleanup {
-        core.state.lock().version_store.cleanup();
+        core.state.write().version_store.cleanup();
     }
     if orders.flush {
         errors += flush_checkpoint(core);
@@ -162,7 +162,7 @@ pub fn run_round<R: Runtime>(core: &InstanceCore<R>) -> bool {
     // Defrag dirties pages; if that pushed the checkpoint past its target, flush next round.
     let flush_next = defrag.steps > 0 && {
         let quiesced = core.worker.state.lock().caches_quiesced;
-        let state = core.state.lock();
+        let state = core.state.write();
         let target = checkpoint_target_bytes(quiesced, &state);
         state
             .storage
@@ -228,7 +228,7 @@ fn checkpoint_target_bytes<R: Runtime>(quiesced: bool, state: &InstanceState<R>)
 /// Flushes dirty pages until the checkpoint is within its target. Returns the errors (0 or 1).
 fn flush_checkpoint<R: Runtime>(core: &InstanceCore<R>) -> u64 {
     let quiesced = core.worker.state.lock().caches_quiesced;
-    let mut state = core.state.lock();
+    let mut state = core.state.write();
     let target = checkpoint_target_bytes(quiesced, &state);
     let Some(storage) = state.storage.as_mut() else {
         return 0;
@@ -261,7 +261,7 @@ fn defrag_pass<R: Runtime>(core: &InstanceCore<R>) -> DefragPass {
             }
             worker.defrag_started.clone()
         };
-        let mut state = core.state.lock();
+        let mut state = core.state.write();
         let files: Vec<FileId> = if state.params.online_defrag {
             state.databases.iter().map(|(_, _, db)| db.file).collect()
         } else {

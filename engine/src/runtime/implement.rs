@@ -17,6 +17,10 @@ macro_rules! implement_runtime {
         impl $crate::runtime::Runtime for $name {
             type Mutex<T: Send + 'static> = $root::sync::Mutex<T>;
             type MutexGuard<'a, T: Send + 'static> = $root::sync::MutexGuard<'a, T>;
+            type RwLock<T: Send + Sync + 'static> = $root::sync::RwLock<T>;
+            type RwLockReadGuard<'a, T: Send + Sync + 'static> = $root::sync::RwLockReadGuard<'a, T>;
+            type RwLockWriteGuard<'a, T: Send + Sync + 'static> =
+                $root::sync::RwLockWriteGuard<'a, T>;
             type Condvar = $root::sync::Condvar;
             type AtomicU64 = $root::sync::atomic::AtomicU64;
             type JoinHandle<T: Send + 'static> = $root::thread::JoinHandle<T>;
@@ -30,6 +34,19 @@ macro_rules! implement_runtime {
             // reports it with its schedule. (All three return std's `PoisonError`.)
             fn mutex_lock<T: Send + 'static>(mutex: &Self::Mutex<T>) -> Self::MutexGuard<'_, T> {
                 mutex.lock().unwrap_or_else(::std::sync::PoisonError::into_inner)
+            }
+            fn rwlock_new<T: Send + Sync + 'static>(value: T) -> Self::RwLock<T> {
+                $root::sync::RwLock::new(value)
+            }
+            fn rwlock_read<T: Send + Sync + 'static>(
+                lock: &Self::RwLock<T>,
+            ) -> Self::RwLockReadGuard<'_, T> {
+                lock.read().unwrap_or_else(::std::sync::PoisonError::into_inner)
+            }
+            fn rwlock_write<T: Send + Sync + 'static>(
+                lock: &Self::RwLock<T>,
+            ) -> Self::RwLockWriteGuard<'_, T> {
+                lock.write().unwrap_or_else(::std::sync::PoisonError::into_inner)
             }
             fn condvar_new() -> Self::Condvar {
                 $root::sync::Condvar::new()

@@ -30,7 +30,7 @@ pub use shuttle_runtime::ShuttleRuntime;
 pub use std_runtime::StdRuntime;
 
 use std::fmt::Debug;
-use std::ops::DerefMut;
+use std::ops::{Deref, DerefMut};
 
 /// The primitives a concurrency checker must see. Implementations must not add behaviour: a
 /// lock is a lock, a notify is a notify; poisoning is absorbed (a panicking engine thread is a
@@ -40,6 +40,12 @@ pub trait Runtime: Sized + Send + Sync + 'static {
     type Mutex<T: Send + 'static>: Send + Sync;
     /// Proof of holding a [`Runtime::Mutex`].
     type MutexGuard<'a, T: Send + 'static>: DerefMut<Target = T>;
+    /// A reader-writer lock around `T`: many shared holders or one exclusive holder.
+    type RwLock<T: Send + Sync + 'static>: Send + Sync;
+    /// Proof of holding a [`Runtime::RwLock`] shared.
+    type RwLockReadGuard<'a, T: Send + Sync + 'static>: Deref<Target = T>;
+    /// Proof of holding a [`Runtime::RwLock`] exclusively.
+    type RwLockWriteGuard<'a, T: Send + Sync + 'static>: DerefMut<Target = T>;
     /// A condition variable usable with any [`Runtime::Mutex`].
     type Condvar: Send + Sync;
     /// A 64-bit atomic counter.
@@ -51,6 +57,14 @@ pub trait Runtime: Sized + Send + Sync + 'static {
 
     fn mutex_new<T: Send + 'static>(value: T) -> Self::Mutex<T>;
     fn mutex_lock<T: Send + 'static>(mutex: &Self::Mutex<T>) -> Self::MutexGuard<'_, T>;
+
+    fn rwlock_new<T: Send + Sync + 'static>(value: T) -> Self::RwLock<T>;
+    fn rwlock_read<T: Send + Sync + 'static>(
+        lock: &Self::RwLock<T>,
+    ) -> Self::RwLockReadGuard<'_, T>;
+    fn rwlock_write<T: Send + Sync + 'static>(
+        lock: &Self::RwLock<T>,
+    ) -> Self::RwLockWriteGuard<'_, T>;
 
     fn condvar_new() -> Self::Condvar;
     fn condvar_wait<'a, T: Send + 'static>(

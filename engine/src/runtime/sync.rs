@@ -16,10 +16,18 @@ pub enum LockRank {
     /// `InstanceCore::stop_lock`: serialises stop, partial stop and resume; held across the
     /// stop's drain and preparation.
     StopSerial = 10,
-    /// `InstanceCore::state`, the instance lock: sessions, cursors, databases, the version
-    /// store and the storage. A call holds it except while it waits for a page read or a log
-    /// sync (`api::SessionCall`).
+    /// `InstanceCore::state`, the instance latch (a reader-writer lock): sessions, cursors,
+    /// databases, the version store and the storage. Read-only calls hold it shared, every
+    /// other call exclusively; no call holds it while it waits for a page read or a log sync
+    /// (`api::SessionCall`).
     Instance = 20,
+    /// `InstanceCore::session_claims`: which sessions a call is inside. Taken under the
+    /// instance latch (either way) or alone; a call waiting for its session waits on it
+    /// holding nothing else.
+    SessionClaims = 22,
+    /// `InstanceCore::log_flush`: the group-commit flush count a waiting commit sleeps on.
+    /// Taken under the exclusive instance latch, which the waiter then lets go of.
+    LogFlushWait = 24,
     /// `Worker::state`: what the background worker is asked to do.
     WorkerState = 30,
     /// `Gate::state`: phase and calls in flight. A leaf but for the worker's thread handle.
@@ -95,6 +103,89 @@ impl<R: Runtime, T: Send + 'static> std::ops::DerefMut for MutexGuard<'_, R, T> 
 }
 
 impl<R: Runtime, T: Send + 'static> Drop for MutexGuard<'_, R, T> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            drop(inner);
+            release::<R>(self.rank);
+        }
+    }
+}
+
+/// A reader-writer lock from runtime `R`, with its [`LockRank`]. A shared holder and an
+/// exclusive holder count alike for rank order: a thread holding it either way may only take
+/// locks ranked above it.
+pub struct RwLock<R: Runtime, T: Send + Sync + 'static> {
+    inner: R::RwLock<T>,
+    rank: LockRank,
+}
+
+impl<R: Runtime, T: Send + Sync + 'static> RwLock<R, T> {
+    pub fn new(rank: LockRank, value: T) -> Self {
+        RwLock {
+            inner: R::rwlock_new(value),
+            rank,
+        }
+    }
+    /// Holds the lock shared: other shared holders may hold it at the same time.
+    pub fn read(&self) -> RwLockReadGuard<'_, R, T> {
+        acquire::<R>(self.rank);
+        RwLockReadGuard {
+            inner: Some(R::rwlock_read(&self.inner)),
+            rank: self.rank,
+        }
+    }
+    /// Holds the lock exclusively.
+    pub fn write(&self) -> RwLockWriteGuard<'_, R, T> {
+        acquire::<R>(self.rank);
+        RwLockWriteGuard {
+            inner: Some(R::rwlock_write(&self.inner)),
+            rank: self.rank,
+        }
+    }
+}
+
+/// Proof of holding a [`RwLock`] shared; releasing it (drop) gives the rank back.
+pub struct RwLockReadGuard<'a, R: Runtime, T: Send + Sync + 'static> {
+    inner: Option<R::RwLockReadGuard<'a, T>>,
+    rank: LockRank,
+}
+
+impl<R: Runtime, T: Send + Sync + 'static> std::ops::Deref for RwLockReadGuard<'_, R, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.inner.as_ref().expect("held until dropped")
+    }
+}
+
+impl<R: Runtime, T: Send + Sync + 'static> Drop for RwLockReadGuard<'_, R, T> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            drop(inner);
+            release::<R>(self.rank);
+        }
+    }
+}
+
+/// Proof of holding a [`RwLock`] exclusively; releasing it (drop) gives the rank back.
+pub struct RwLockWriteGuard<'a, R: Runtime, T: Send + Sync + 'static> {
+    inner: Option<R::RwLockWriteGuard<'a, T>>,
+    rank: LockRank,
+}
+
+impl<R: Runtime, T: Send + Sync + 'static> std::ops::Deref for RwLockWriteGuard<'_, R, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.inner.as_ref().expect("held until dropped")
+    }
+}
+
+impl<R: Runtime, T: Send + Sync + 'static> std::ops::DerefMut for RwLockWriteGuard<'_, R, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.inner.as_mut().expect("held until dropped")
+    }
+}
+
+impl<R: Runtime, T: Send + Sync + 'static> Drop for RwLockWriteGuard<'_, R, T> {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.take() {
             drop(inner);
@@ -215,6 +306,26 @@ mod tests {
         let b = Mutex::<StdRuntime, _>::new(LockRank::Instance, 0);
         let _a = a.lock();
         let _b = b.lock();
+    }
+
+    #[test]
+    fn two_shared_holders_of_a_latch_coexist() {
+        let latch = RwLock::<StdRuntime, _>::new(LockRank::Instance, 0);
+        let claims = Mutex::<StdRuntime, _>::new(LockRank::SessionClaims, 0);
+        let first = latch.read();
+        let second = std::thread::scope(|scope| scope.spawn(|| *latch.read()).join());
+        assert_eq!(second.expect("a second reader is not blocked"), 0);
+        let _claims = claims.lock();
+        drop(first);
+    }
+
+    #[test]
+    #[should_panic(expected = "lock rank: taking Instance while holding SessionClaims")]
+    fn a_shared_latch_taken_against_its_rank_panics() {
+        let latch = RwLock::<StdRuntime, _>::new(LockRank::Instance, 0);
+        let claims = Mutex::<StdRuntime, _>::new(LockRank::SessionClaims, 0);
+        let _claims = claims.lock();
+        let _latch = latch.read();
     }
 
     #[test]

@@ -10,6 +10,11 @@
 //! Replacement is LRU by a deterministic use counter: the least recently used clean frame
 //! goes first; when every frame is dirty the least recently used one is written back.
 //!
+//! Cache hits under the shared instance latch: a read-only call holds the latch shared, and
+//! the frame table changes only under the exclusive latch (installs, evictions, writes), so
+//! [`BufferManager::read_cached`] reads a frame with no lock of its own; only the LRU stamps
+//! move, and they are atomics. A shared reader never installs: its miss is deferred as below.
+//!
 //! Reads outside the instance lock: under [`MissPolicy::Defer`] a read that misses the cache
 //! does no I/O; it records the page ([`BufferManager::take_deferred_read`]) and fails with
 //! `OutOfBuffers`, and the API's call scope drops the instance lock, reads the page
@@ -18,6 +23,7 @@
 //! may have changed under it), and so is one whose page got cached meanwhile.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::log::Log;
@@ -29,7 +35,8 @@ use crate::error::{JetError, JetResult};
 /// The smallest cache: enough for a root-to-leaf path during a split plus the header page.
 pub const MIN_CACHE_SIZE_PAGES: usize = 8;
 
-pub(crate) type FrameKey = (FileId, PageNumber);
+/// A cached page: its file and its page number.
+pub type FrameKey = (FileId, PageNumber);
 
 /// What a read that misses the cache does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +78,9 @@ struct Frame {
     first_dirty_lsn: Lsn,
     /// The LSN of the last log record that changed the page.
     page_lsn: Lsn,
-    last_used_stamp: u64,
+    /// A std atomic: shared readers move it beside each other. It orders eviction only and
+    /// synchronises nothing (the instance latch does), so model checkers need not see it.
+    last_used_stamp: AtomicU64,
 }
 
 /// Counters of page I/O.
@@ -86,8 +95,9 @@ pub struct BufferManager {
     frames: BTreeMap<FrameKey, Frame>,
     files: BTreeMap<FileId, Arc<dyn IoFile>>,
     cache_size_pages: usize,
-    /// Deterministic LRU clock: bumped on every frame access.
-    use_counter: u64,
+    /// Deterministic LRU clock: bumped on every frame access (an atomic for the same reason
+    /// as [`Frame::last_used_stamp`]).
+    use_counter: AtomicU64,
     stats: BufferStats,
     /// Files with page writes not yet synced (evictions write without syncing). A checkpoint
     /// may only be persisted past a page once that page's write is synced, so
@@ -113,7 +123,7 @@ impl BufferManager {
             frames: BTreeMap::new(),
             files: BTreeMap::new(),
             cache_size_pages: cache_size_pages.max(MIN_CACHE_SIZE_PAGES),
-            use_counter: 0,
+            use_counter: AtomicU64::new(0),
             stats: BufferStats::default(),
             unsynced_files: BTreeSet::new(),
             skip_wal_flush: false,
@@ -159,9 +169,29 @@ impl BufferManager {
         self.unsynced_files.remove(&file);
     }
 
-    fn next_stamp(&mut self) -> u64 {
-        self.use_counter += 1;
-        self.use_counter
+    fn next_stamp(&self) -> u64 {
+        self.use_counter.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The page's bytes if it is cached, for a caller holding the instance latch shared (see
+    /// the module documentation): no I/O, no install, no eviction.
+    pub fn read_cached(&self, file: FileId, page: PageNumber) -> Option<&[u8]> {
+        let frame = self.frames.get(&(file, page))?;
+        frame
+            .last_used_stamp
+            .store(self.next_stamp(), Ordering::Relaxed);
+        Some(&frame.bytes)
+    }
+
+    /// Registers a read of `key`, which a shared reader missed, as in flight (as
+    /// [`BufferManager::take_deferred_read`] does); `None` if the page got cached meanwhile or
+    /// its file is closed. [`BufferManager::finish_deferred_read`] must follow a `Some`.
+    pub fn defer_read(&mut self, key: FrameKey) -> Option<DeferredRead> {
+        if self.frames.contains_key(&key) {
+            return None;
+        }
+        self.deferred_read = Some(key);
+        self.take_deferred_read()
     }
 
     pub fn set_miss_policy(&mut self, policy: MissPolicy) {
@@ -223,7 +253,7 @@ impl BufferManager {
             self.install_read(key, bytes, stamp, log)?;
         }
         let frame = self.frames.get_mut(&key).expect("present or just inserted");
-        frame.last_used_stamp = stamp;
+        *frame.last_used_stamp.get_mut() = stamp;
         debug_assert!(self.frames.len() <= self.cache_size_pages);
         Ok(&self.frames[&key].bytes)
     }
@@ -256,7 +286,7 @@ impl BufferManager {
                     dirty: false,
                     first_dirty_lsn: 0,
                     page_lsn,
-                    last_used_stamp: stamp,
+                    last_used_stamp: AtomicU64::new(stamp),
                 },
             );
         }
@@ -291,7 +321,7 @@ impl BufferManager {
             dirty: false,
             first_dirty_lsn: 0,
             page_lsn: 0,
-            last_used_stamp: stamp,
+            last_used_stamp: AtomicU64::new(stamp),
         });
         debug_assert!(page_lsn >= frame.page_lsn, "page LSNs only grow");
         frame.bytes = bytes;
@@ -300,7 +330,7 @@ impl BufferManager {
             frame.first_dirty_lsn = page_lsn;
         }
         frame.page_lsn = page_lsn;
-        frame.last_used_stamp = stamp;
+        *frame.last_used_stamp.get_mut() = stamp;
         Ok(())
     }
 
@@ -327,7 +357,7 @@ impl BufferManager {
         self.frames
             .iter()
             .filter(|(_, frame)| eligible(frame))
-            .min_by_key(|(_, frame)| frame.last_used_stamp)
+            .min_by_key(|(_, frame)| frame.last_used_stamp.load(Ordering::Relaxed))
             .map(|(key, _)| *key)
     }
 

@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 
 use super::btree;
-use super::buffer_manager::{BufferManager, MissPolicy};
+use super::buffer_manager::{BufferManager, FrameKey, MissPolicy};
 use super::log::{Log, LogRecord};
 use super::page::{decode_page, encode_page, DbHeader, Node, PageContent};
 use super::{FileId, PageNumber};
@@ -34,12 +34,50 @@ pub const CATALOG_ROOT_PAGE: PageNumber = 1;
 /// The catalog's name in defrag reports (ESE's catalog table is MSysObjects).
 pub const CATALOG_NAME: &str = "MSysObjects";
 
+/// How a pager reaches the cache.
+enum Frames<'a> {
+    /// Under the exclusive instance latch: reads may install (and evict), writes commit.
+    Exclusive {
+        buffers: &'a mut BufferManager,
+        log: &'a mut Log,
+    },
+    /// Under the shared instance latch: cached pages only. The first page that is not cached
+    /// is recorded in `missed` and the read fails with `OutOfBuffers`; the caller reads it
+    /// with no latch held and runs the operation again. Such a pager never writes.
+    Cached {
+        buffers: &'a BufferManager,
+        missed: &'a mut Option<FrameKey>,
+    },
+}
+
+impl Frames<'_> {
+    fn read(&mut self, file: FileId, page: PageNumber) -> JetResult<&[u8]> {
+        match self {
+            Frames::Exclusive { buffers, log } => buffers.read(file, page, log),
+            Frames::Cached { buffers, missed } => match buffers.read_cached(file, page) {
+                Some(bytes) => Ok(bytes),
+                None if !buffers.has_file(file) => Err(JetError::InvalidDatabaseId),
+                None => {
+                    **missed = Some((file, page));
+                    Err(JetError::OutOfBuffers)
+                }
+            },
+        }
+    }
+
+    fn marks(&self) -> &crate::marks::Marks {
+        match self {
+            Frames::Exclusive { buffers, .. } => &buffers.marks,
+            Frames::Cached { buffers, .. } => &buffers.marks,
+        }
+    }
+}
+
 /// One attached file seen through the cache and the log, for the length of one operation.
 /// It caches the header for that operation and stages it on every change; nothing it
 /// writes reaches the log or the cache before [`Pager::commit`].
 pub struct Pager<'a> {
-    buffers: &'a mut BufferManager,
-    log: &'a mut Log,
+    frames: Frames<'a>,
     file: FileId,
     header: DbHeader,
     /// Pages this operation changed, newest content, by page number.
@@ -51,12 +89,26 @@ pub struct Pager<'a> {
 impl<'a> Pager<'a> {
     /// The coverage marks of the instance this pager works for.
     pub fn marks(&self) -> &crate::marks::Marks {
-        &self.buffers.marks
+        self.frames.marks()
     }
 
     /// Reads and verifies the header of an attached file.
     pub fn open(buffers: &'a mut BufferManager, log: &'a mut Log, file: FileId) -> JetResult<Self> {
-        let bytes = buffers.read(file, HEADER_PAGE, log)?;
+        Self::open_through(Frames::Exclusive { buffers, log }, file)
+    }
+
+    /// [`Pager::open`] for a read-only operation under the shared instance latch: it reads
+    /// cached pages only and records the first miss in `missed` (see [`Frames::Cached`]).
+    pub fn open_cached(
+        buffers: &'a BufferManager,
+        missed: &'a mut Option<FrameKey>,
+        file: FileId,
+    ) -> JetResult<Self> {
+        Self::open_through(Frames::Cached { buffers, missed }, file)
+    }
+
+    fn open_through(mut frames: Frames<'a>, file: FileId) -> JetResult<Self> {
+        let bytes = frames.read(file, HEADER_PAGE)?;
         let header = match decode_page(bytes)?.1 {
             PageContent::Header(header) => header,
             _ => return Err(JetError::DatabaseCorrupted),
@@ -68,13 +120,21 @@ impl<'a> Pager<'a> {
             return Err(JetError::DatabaseCorrupted);
         }
         Ok(Pager {
-            buffers,
-            log,
+            frames,
             file,
             header,
             staged: BTreeMap::new(),
             log_each_page_at_once: false,
         })
+    }
+
+    /// The cache and the log, for a change. A pager opened with [`Pager::open_cached`] serves
+    /// read-only operations: a change through it is a bug in the engine, not in the caller.
+    fn exclusive(&mut self) -> (&mut BufferManager, &mut Log) {
+        match &mut self.frames {
+            Frames::Exclusive { buffers, log } => (buffers, log),
+            Frames::Cached { .. } => panic!("a pager under the shared latch changes nothing"),
+        }
     }
 
     /// Formats a new, empty database into a file the buffer manager already knows: header
@@ -89,8 +149,7 @@ impl<'a> Pager<'a> {
             clean_shutdown: false,
         };
         let mut pager = Pager {
-            buffers,
-            log,
+            frames: Frames::Exclusive { buffers, log },
             file,
             header,
             staged: BTreeMap::new(),
@@ -109,7 +168,7 @@ impl<'a> Pager<'a> {
     /// use (not clean) until it is detached or shut down cleanly (a logged header write,
     /// committed; the caller makes it durable). Returns whether the header changed.
     pub fn stamp_owner(mut self) -> JetResult<bool> {
-        let signature = self.log.signature();
+        let signature = self.exclusive().1.signature();
         if self.header.log_signature == signature && !self.header.clean_shutdown {
             return Ok(false);
         }
@@ -139,7 +198,7 @@ impl<'a> Pager<'a> {
         if let Some(content) = self.staged.get(&page) {
             return Ok(content.clone());
         }
-        let bytes = self.buffers.read(self.file, page, self.log)?;
+        let bytes = self.frames.read(self.file, page)?;
         Ok(decode_page(bytes)?.1)
     }
 
@@ -188,26 +247,25 @@ impl<'a> Pager<'a> {
         }
         // From the first logged change on, the operation cannot be run again: later misses
         // read under the lock.
-        self.buffers.set_miss_policy(MissPolicy::ReadUnderLock);
+        let file = self.file;
+        let staged = std::mem::take(&mut self.staged);
+        let (buffers, log) = self.exclusive();
+        buffers.set_miss_policy(MissPolicy::ReadUnderLock);
         // The images carry the LSN of the record that logs them, so the LSN is taken first.
-        let page_lsn = self.log.tip_lsn();
-        let images: Vec<(PageNumber, Vec<u8>)> = std::mem::take(&mut self.staged)
+        let page_lsn = log.tip_lsn();
+        let images: Vec<(PageNumber, Vec<u8>)> = staged
             .into_iter()
             .map(|(page, content)| (page, encode_page(&content, page_lsn)))
             .collect();
-        let record = LogRecord::PageImages {
-            file: self.file,
-            images,
-        };
-        let logged_lsn = self.log.append(&record)?;
+        let record = LogRecord::PageImages { file, images };
+        let logged_lsn = log.append(&record)?;
         assert_eq!(logged_lsn, page_lsn);
         let LogRecord::PageImages { images, .. } = record else {
             unreachable!("built above")
         };
         for (page, image) in images {
             // Installing may evict and flush the log; the record is whole by now.
-            self.buffers
-                .write(self.file, page, image, page_lsn, self.log)?;
+            buffers.write(file, page, image, page_lsn, log)?;
         }
         Ok(())
     }

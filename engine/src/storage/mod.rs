@@ -11,7 +11,10 @@
 //! - `recovery.rs`: crash recovery at open: redo from the checkpoint, undo of transactions
 //!   that never committed.
 //!
-//! Everything here is single-threaded: the caller holds the instance lock around every call.
+//! Everything here is single-threaded but for one path: the caller holds the instance latch
+//! exclusively around every `&mut self` call, and read-only calls share it around the
+//! `&self` reads of [`TreeReads::Cached`], which touch only cached pages (see
+//! `buffer_manager`).
 //! All state lives in ordered maps so behaviour is deterministic. Every page change is logged
 //! as a full page image before it reaches the cache.
 //!
@@ -33,7 +36,7 @@ use std::collections::BTreeMap;
 use crate::env::io::Io;
 use crate::error::{JetError, JetResult};
 use buffer_manager::BufferManager;
-pub use buffer_manager::{DeferredRead, MissPolicy};
+pub use buffer_manager::{DeferredRead, FrameKey, MissPolicy};
 use checkpoint::{CheckpointFile, CheckpointState};
 use database::Pager;
 pub use log::{FlushStart, LogFlush};
@@ -65,6 +68,89 @@ pub type PageNumber = u32;
 /// a reopened Storage continues after the highest id its log and checkpoint mention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FileId(pub u32);
+
+/// How a read-only tree walk reaches its pages: through the storage itself under the
+/// exclusive instance latch, or through the cache alone under the shared latch. Either way
+/// `None` (no storage: before init) answers `NotInitialized`.
+pub enum TreeReads<'s> {
+    /// Misses follow the storage's [`MissPolicy`]; an I/O error makes it fail-stop.
+    Locked(Option<&'s mut Storage>),
+    /// Cached pages only: the first miss is kept in `missed` and the walk fails with
+    /// `OutOfBuffers` (the caller reads the page with no latch held and walks again).
+    Cached {
+        storage: Option<&'s Storage>,
+        missed: Option<FrameKey>,
+    },
+}
+
+impl<'s> TreeReads<'s> {
+    pub fn cached(storage: Option<&'s Storage>) -> Self {
+        TreeReads::Cached {
+            storage,
+            missed: None,
+        }
+    }
+
+    /// The page a cached walk missed, if one did.
+    pub fn missed(&self) -> Option<FrameKey> {
+        match self {
+            TreeReads::Locked(_) => None,
+            TreeReads::Cached { missed, .. } => *missed,
+        }
+    }
+
+    fn walk<T>(
+        &mut self,
+        file: FileId,
+        operation: impl FnOnce(&mut Pager<'_>) -> JetResult<T>,
+    ) -> JetResult<T> {
+        match self {
+            TreeReads::Locked(storage) => storage
+                .as_deref_mut()
+                .ok_or(JetError::NotInitialized)?
+                .with_pager(file, operation),
+            TreeReads::Cached { storage, missed } => storage
+                .ok_or(JetError::NotInitialized)?
+                .with_cached_pager(file, missed, operation),
+        }
+    }
+
+    /// [`Storage::get`].
+    pub fn get(
+        &mut self,
+        file: FileId,
+        root: PageNumber,
+        key: &[u8],
+    ) -> JetResult<Option<Vec<u8>>> {
+        check_key(key)?;
+        check_table_root(root)?;
+        self.walk(file, |p| btree::get(p, root, key))
+    }
+
+    /// [`Storage::next_after`].
+    pub fn next_after(
+        &mut self,
+        file: FileId,
+        root: PageNumber,
+        key: Option<&[u8]>,
+    ) -> JetResult<Option<(Vec<u8>, Vec<u8>)>> {
+        key.map_or(Ok(()), check_key)?;
+        check_table_root(root)?;
+        self.walk(file, |p| btree::next_after(p, root, key))
+    }
+
+    /// [`Storage::prev_before`].
+    pub fn prev_before(
+        &mut self,
+        file: FileId,
+        root: PageNumber,
+        key: Option<&[u8]>,
+    ) -> JetResult<Option<(Vec<u8>, Vec<u8>)>> {
+        key.map_or(Ok(()), check_key)?;
+        check_table_root(root)?;
+        self.walk(file, |p| btree::prev_before(p, root, key))
+    }
+}
 
 /// What [`Storage::flush_to_depth`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -489,6 +575,29 @@ impl Storage {
         self.note(result)
     }
 
+    /// Runs one read-only tree operation on `file` through the cache alone (the caller holds
+    /// the instance latch shared): see [`TreeReads::Cached`]. It does no I/O, so it cannot
+    /// make the storage fail-stop.
+    fn with_cached_pager<T>(
+        &self,
+        file: FileId,
+        missed: &mut Option<FrameKey>,
+        operation: impl FnOnce(&mut Pager<'_>) -> JetResult<T>,
+    ) -> JetResult<T> {
+        self.alive()?;
+        self.check_file(file)?;
+        let mut pager = Pager::open_cached(&self.buffers, missed, file)?;
+        let value = operation(&mut pager)?;
+        pager.commit()?;
+        Ok(value)
+    }
+
+    /// Registers a read of a page a [`TreeReads::Cached`] walk missed (see
+    /// [`buffer_manager::BufferManager::defer_read`]).
+    pub fn defer_read(&mut self, key: FrameKey) -> Option<DeferredRead> {
+        self.buffers.defer_read(key)
+    }
+
     /// Creates an empty table; returns its root page, which never changes.
     pub fn create_table(&mut self, file: FileId, name: &str) -> JetResult<PageNumber> {
         check_table_name(name)?;
@@ -525,9 +634,7 @@ impl Storage {
         root: PageNumber,
         key: &[u8],
     ) -> JetResult<Option<Vec<u8>>> {
-        check_key(key)?;
-        check_table_root(root)?;
-        self.with_pager(file, |p| btree::get(p, root, key))
+        TreeReads::Locked(Some(self)).get(file, root, key)
     }
 
     /// Inserts or overwrites; returns the previous value.
@@ -565,9 +672,7 @@ impl Storage {
         root: PageNumber,
         key: Option<&[u8]>,
     ) -> JetResult<Option<(Vec<u8>, Vec<u8>)>> {
-        key.map_or(Ok(()), check_key)?;
-        check_table_root(root)?;
-        self.with_pager(file, |p| btree::next_after(p, root, key))
+        TreeReads::Locked(Some(self)).next_after(file, root, key)
     }
 
     /// The greatest entry with key strictly less than `key`; `None` = the last entry.
@@ -577,9 +682,7 @@ impl Storage {
         root: PageNumber,
         key: Option<&[u8]>,
     ) -> JetResult<Option<(Vec<u8>, Vec<u8>)>> {
-        key.map_or(Ok(()), check_key)?;
-        check_table_root(root)?;
-        self.with_pager(file, |p| btree::prev_before(p, root, key))
+        TreeReads::Locked(Some(self)).prev_before(file, root, key)
     }
 
     /// All entries in key order.

@@ -237,6 +237,8 @@ pub struct CampaignSummary {
     pub runs_by_mark: BTreeMap<String, u64>,
     /// Checks that could not be made, by why (see `History::unobservable`).
     pub unobservable: BTreeMap<String, u64>,
+    /// Calls inside the engine at once, from the histories.
+    pub concurrency: crate::report::concurrency::Overlap,
 }
 
 /// Runs `work(0..items)` on `jobs` worker OS threads, each item once, in no fixed order
@@ -403,6 +405,8 @@ impl CampaignSummary {
             for (check, count) in &history.unobservable {
                 *self.unobservable.entry(check.clone()).or_insert(0) += count;
             }
+            self.concurrency
+                .add(crate::report::concurrency::Overlap::of(history));
         }
         match report.verdict.landing {
             Some(landing) => {
@@ -550,6 +554,7 @@ pub fn print_summary(options: &CampaignOptions, summary: &CampaignSummary) {
         "  calls / s              {:>10.0}",
         per_second(summary.calls, summary.wall_micros)
     );
+    println!("  calls in flight at once {}", summary.concurrency.line());
     println!(
         "  checker share          {:>9.1}%  (of summed run time)",
         100.0 * summary.check_micros as f64

@@ -14,6 +14,7 @@
 //! The folder also holds what a person reads: [`transitions`] (a run's state transitions as
 //! text, the scenarios' snapshots) and [`timeline`] (the HTML timeline of a run).
 
+pub mod concurrency;
 pub mod timeline;
 pub mod transitions;
 
