@@ -100,6 +100,10 @@ enum Command {
         /// draw (4-12).
         #[arg(long, value_name = "M")]
         calls: Option<usize>,
+        /// Linearizability states searched per run before the verdict is `search-bound`
+        /// (unobservable, counted as a failure); default 50000 or `JETSIM_SEARCH_BOUND`.
+        #[arg(long, value_name = "N", value_parser = seeds_parser())]
+        search_bound: Option<u64>,
     },
     /// Join the --json reports of `explore --shard` runs into one report of the whole range;
     /// fails when shards overlap or a seed is missing.
@@ -165,6 +169,10 @@ enum Command {
         /// The run's `explore --calls M`.
         #[arg(long, value_name = "M")]
         calls: Option<usize>,
+        /// Linearizability states searched per run before the verdict is `search-bound`
+        /// (unobservable, counted as a failure); default 50000 or `JETSIM_SEARCH_BOUND`.
+        #[arg(long, value_name = "N", value_parser = seeds_parser())]
+        search_bound: Option<u64>,
     },
     /// Shrink a failing seed's workload (same schedule) and write it as a regression scenario
     /// of at most REGRESSION_CALLS_MAX calls, or say that it could not.
@@ -455,7 +463,11 @@ fn main() -> ExitCode {
             faults,
             threads,
             calls,
+            search_bound,
         } => {
+            if let Some(states_max) = search_bound {
+                jetsim::check::set_search_states_max(states_max);
+            }
             let options = CampaignOptions {
                 seeds,
                 start,
@@ -515,18 +527,24 @@ fn main() -> ExitCode {
             crash_at,
             threads,
             calls,
-        } => campaign::replay_sized(
-            seed,
-            strategy,
-            trace,
-            mutant.as_deref(),
-            html.as_deref(),
-            fault_mode(faults, crash_at),
-            WorkloadSize {
-                threads,
-                calls_per_thread_max: calls,
-            },
-        ),
+            search_bound,
+        } => {
+            if let Some(states_max) = search_bound {
+                jetsim::check::set_search_states_max(states_max);
+            }
+            campaign::replay_sized(
+                seed,
+                strategy,
+                trace,
+                mutant.as_deref(),
+                html.as_deref(),
+                fault_mode(faults, crash_at),
+                WorkloadSize {
+                    threads,
+                    calls_per_thread_max: calls,
+                },
+            )
+        }
         Command::Shrink {
             seed,
             strategy,

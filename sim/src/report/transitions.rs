@@ -12,7 +12,7 @@
 
 use crate::check::linearizability::{self, Stuck, Verdict};
 use crate::check::rules::end_matcher;
-use crate::check::SEARCH_STATES_MAX;
+use crate::check::search_states_max;
 use crate::history::{AfterStop, Event, History};
 use crate::model::{step, ModelPhase, ModelState, ObjectId, Outcome, Position};
 use crate::workload::{Call, InstanceRef, Move, Ref, Seek};
@@ -90,7 +90,7 @@ pub fn replay(history: &History, initial: &ModelState, threads: usize) -> Replay
         &body,
         initial,
         &matches,
-        SEARCH_STATES_MAX,
+        search_states_max(),
         linearizability::DiskFaults::of(history),
     );
     let placement = match found.verdict {
