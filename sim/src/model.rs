@@ -395,7 +395,13 @@ fn hash_epochs<H: std::hash::Hasher>(
     hasher: &mut H,
 ) -> Vec<usize> {
     let mut seen = Vec::with_capacity(snapshots.len());
-    let mut written = vec![0u64; 4 * usize::from(u8::MAX) + 4];
+    // One bit per (table, key) of the tables the log names: 4 words a table.
+    let tables = commits
+        .iter()
+        .map(|c| usize::from(c.1) + 1)
+        .max()
+        .unwrap_or(0);
+    let mut written = vec![0u64; 4 * tables];
     let mut non_empty = 0usize;
     let mut end = commits.len();
     // Epoch `e` holds the commits after snapshot `e - 1`, up to and including snapshot `e`.
@@ -408,9 +414,6 @@ fn hash_epochs<H: std::hash::Hasher>(
         let mut writes = 0u64;
         for &(_, table, key, value) in commits[start..end].iter().rev() {
             let bit = usize::from(table) * 256 + usize::from(key);
-            if bit / 64 >= written.len() {
-                written.resize(bit / 64 + 1, 0);
-            }
             if written[bit / 64] & (1 << (bit % 64)) != 0 {
                 continue;
             }
