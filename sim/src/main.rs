@@ -127,6 +127,10 @@ struct ExploreArgs {
     /// draw (4-12).
     #[arg(long, value_name = "M")]
     calls: Option<usize>,
+    /// Linearizability states searched per run before the verdict is `search-bound`
+    /// (unobservable, counted as a failure); default 1000000 or `JETSIM_SEARCH_BOUND`.
+    #[arg(long, value_name = "N", value_parser = seeds_parser())]
+    search_bound: Option<u64>,
 }
 
 // `merge`'s arguments (the variant's doc comment is the command's help).
@@ -194,6 +198,10 @@ struct ReplayArgs {
     /// The run's `explore --calls M`.
     #[arg(long, value_name = "M")]
     calls: Option<usize>,
+    /// Linearizability states searched per run before the verdict is `search-bound`
+    /// (unobservable, counted as a failure); default 1000000 or `JETSIM_SEARCH_BOUND`.
+    #[arg(long, value_name = "N", value_parser = seeds_parser())]
+    search_bound: Option<u64>,
 }
 
 // `shrink`'s arguments (the variant's doc comment is the command's help).
@@ -281,6 +289,9 @@ fn jobs_or_cores(jobs: Option<usize>) -> usize {
 
 impl ExploreArgs {
     fn run(self) -> Result<bool, String> {
+        if let Some(states_max) = self.search_bound {
+            jetsim::check::set_search_states_max(states_max);
+        }
         let options = CampaignOptions {
             seeds: self.seeds,
             start: self.start,
@@ -326,6 +337,9 @@ impl SweepArgs {
 
 impl ReplayArgs {
     fn run(self) -> Result<bool, String> {
+        if let Some(states_max) = self.search_bound {
+            jetsim::check::set_search_states_max(states_max);
+        }
         campaign::replay(
             self.seed,
             self.strategy,

@@ -316,6 +316,159 @@ impl ModelState {
     }
 }
 
+impl ModelState {
+    /// Hashes what the rest of any run could observe of this state, for the linearizability
+    /// search's memo: two states with equal hashes give every later call the same result and
+    /// end the same way. Commit timestamps are compared only with the snapshots of
+    /// transactions and with each other, so the commit log is kept only up to those points:
+    /// the snapshots cut it into epochs, an epoch keeps the last value each key was given
+    /// in it, empty epochs (a commit that wrote nothing) vanish, and a snapshot becomes the
+    /// number of epochs it sees. `committed_value`, `conflicts` (a commit to the key after
+    /// the snapshot), detach's and delete-table's "committed since the oldest snapshot" and
+    /// the end state (the latest value of every key) read nothing else; later snapshots
+    /// are taken at the newest commit, after every epoch. Two orders of commits that no
+    /// open snapshot separates and that write different keys then meet in the memo. Every
+    /// field is named here, so a new one cannot be forgotten.
+    pub fn hash_observable<H: std::hash::Hasher>(&self, hasher: &mut H) {
+        use std::hash::Hash;
+        let ModelState {
+            phase,
+            uninitialized_alive,
+            defrag_parked,
+            caches_quiesced,
+            log_stopped,
+            attached,
+            database_epoch,
+            bindings,
+            created,
+            database_bindings,
+            sessions,
+            cursors,
+            objects_created,
+            last_commit_ts: _,
+            commits,
+            parameters,
+            tables,
+        } = self;
+        (phase, uninitialized_alive, defrag_parked, caches_quiesced).hash(hasher);
+        (log_stopped, attached, database_epoch, parameters, tables).hash(hasher);
+        (bindings, created, database_bindings).hash(hasher);
+        (cursors, objects_created).hash(hasher);
+        let mut snapshots: Vec<u64> = sessions
+            .values()
+            .filter_map(|s| s.transaction.as_ref().map(|t| t.snapshot_ts))
+            .collect();
+        snapshots.sort_unstable();
+        snapshots.dedup();
+        let seen = hash_epochs(commits, &snapshots, hasher);
+        sessions.len().hash(hasher);
+        for (id, session) in sessions {
+            let ModelSession {
+                alive,
+                context,
+                transaction,
+                database_opens,
+            } = session;
+            (id, alive, context, database_opens).hash(hasher);
+            match transaction {
+                None => 0u8.hash(hasher),
+                Some(ModelTransaction {
+                    snapshot_ts,
+                    levels,
+                }) => {
+                    let index = snapshots.binary_search(snapshot_ts).expect("collected");
+                    (1u8, seen[index], levels).hash(hasher);
+                }
+            }
+        }
+    }
+}
+
+/// Hashes the commit log cut into epochs by `snapshots` (sorted, distinct), as
+/// [`ModelState::hash_observable`] says; returns, for each snapshot, how many non-empty
+/// epochs it sees. The commits are in timestamp order, so an epoch is a run of them: read
+/// backwards, the first write of each key in it is its last. An epoch's writes are a set
+/// (each key once), hashed in no order: the sum of each write's mixed bits.
+fn hash_epochs<H: std::hash::Hasher>(
+    commits: &[(u64, u8, u8, Option<u8>)],
+    snapshots: &[u64],
+    hasher: &mut H,
+) -> Vec<usize> {
+    let mut seen = Vec::with_capacity(snapshots.len());
+    // One bit per (table, key) of the tables the log names: 4 words a table.
+    let tables = commits
+        .iter()
+        .map(|c| usize::from(c.1) + 1)
+        .max()
+        .unwrap_or(0);
+    let mut written = vec![0u64; 4 * tables];
+    let mut non_empty = 0usize;
+    let mut end = commits.len();
+    // Epoch `e` holds the commits after snapshot `e - 1`, up to and including snapshot `e`.
+    for epoch in (0..=snapshots.len()).rev() {
+        let start = match epoch {
+            0 => 0,
+            _ => commits[..end].partition_point(|c| c.0 <= snapshots[epoch - 1]),
+        };
+        let mut sum = 0u64;
+        let mut writes = 0u64;
+        for &(_, table, key, value) in commits[start..end].iter().rev() {
+            let bit = usize::from(table) * 256 + usize::from(key);
+            if written[bit / 64] & (1 << (bit % 64)) != 0 {
+                continue;
+            }
+            written[bit / 64] |= 1 << (bit % 64);
+            // Before every snapshot, a deleted key and a key never written look the same.
+            if epoch == 0 && value.is_none() {
+                continue;
+            }
+            let packed = (u64::from(table) << 24)
+                | (u64::from(key) << 16)
+                | value.map_or(0, |v| 0x100 | u64::from(v));
+            sum = sum.wrapping_add(mix64(packed));
+            writes += 1;
+        }
+        for &(_, table, key, _) in &commits[start..end] {
+            let bit = usize::from(table) * 256 + usize::from(key);
+            written[bit / 64] = 0;
+        }
+        if writes > 0 {
+            hasher.write_u64(writes);
+            hasher.write_u64(sum);
+            non_empty += 1;
+        }
+        if epoch > 0 {
+            // Filled backwards: reversed below.
+            seen.push(non_empty);
+        }
+        end = start;
+    }
+    // `seen` counted the non-empty epochs after each snapshot, newest snapshot first; a
+    // snapshot sees the others.
+    seen.reverse();
+    seen.iter().map(|after| non_empty - after).collect()
+}
+
+/// SplitMix64's finalizer: spreads a packed write over all 64 bits before the sum.
+fn mix64(mut value: u64) -> u64 {
+    value = (value ^ (value >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    value = (value ^ (value >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    value ^ (value >> 31)
+}
+
+/// Calls that never change the model's state, whatever they return: they only read. The
+/// linearizability search places such a call as soon as its result agrees (see
+/// `check::linearizability`); a property test below holds the model to this list.
+pub fn never_changes_state(call: &Call) -> bool {
+    matches!(
+        call,
+        Call::GetSessionInfo { .. }
+            | Call::Retrieve { .. }
+            | Call::IndexRecordCount { .. }
+            | Call::GetSystemParameter { .. }
+    )
+}
+
 /// Steps the model: the result of `call` made by `thread`, and the next state. Errors leave
 /// `state` untouched.
 pub fn step(state: &ModelState, thread: usize, call: &Call) -> (Outcome, ModelState) {
@@ -741,6 +894,31 @@ fn current_key(s: &ModelState, cursor: ObjectId) -> Result<u8, E> {
     }
 }
 
+/// A new cursor of `session` on `table`, bound to `thread`'s table variable `bind`, before
+/// the first record (JetOpenTable, and JetCreateTable, which returns the table open).
+fn open_cursor(s: &mut ModelState, thread: usize, session: ObjectId, table: u8, bind: u8) {
+    let opened_at_level = level_of(s, session);
+    let id = s.bind(thread, Kind::Table, bind);
+    s.cursors.insert(
+        id,
+        ModelCursor {
+            alive: true,
+            session,
+            table,
+            opened_at_level,
+            position: Position::BeforeFirst,
+        },
+    );
+}
+
+/// The transactions of live sessions: the versions detach and delete-table must wait for.
+fn alive_transactions(s: &ModelState) -> impl Iterator<Item = &ModelTransaction> {
+    s.sessions
+        .values()
+        .filter(|x| x.alive)
+        .filter_map(|x| x.transaction.as_ref())
+}
+
 /// What one call on a session does to the model. Long on purpose: one arm per session call,
 /// so each call's semantics are written in one place and read beside their neighbours'.
 fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Call) -> Res {
@@ -894,12 +1072,7 @@ fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Cal
             // ESE's detach cleans the version store and refuses while the database still has
             // versions: uncommitted writes of any session, or committed ones an open
             // transaction's snapshot predates (its reads need them).
-            let alive_transactions = || {
-                s.sessions
-                    .values()
-                    .filter(|x| x.alive)
-                    .filter_map(|x| x.transaction.as_ref())
-            };
+            let alive_transactions = || alive_transactions(s);
             let uncommitted = alive_transactions().any(|t| t.levels.iter().any(|l| !l.is_empty()));
             let oldest_snapshot = alive_transactions().map(|t| t.snapshot_ts).min();
             let needed = oldest_snapshot.is_some_and(|ts| s.commits.iter().any(|c| c.0 > ts));
@@ -926,18 +1099,7 @@ fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Cal
             if !s.tables.contains(&table) {
                 return Err(E::ObjectNotFound);
             }
-            let opened_at_level = level_of(s, session);
-            let id = s.bind(thread, Kind::Table, bind);
-            s.cursors.insert(
-                id,
-                ModelCursor {
-                    alive: true,
-                    session,
-                    table,
-                    opened_at_level,
-                    position: Position::BeforeFirst,
-                },
-            );
+            open_cursor(s, thread, session, table, bind);
             Ok(Outcome::Ok)
         }
         // DDL is not versioned (README): a table exists from its creation's return to its
@@ -954,18 +1116,7 @@ fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Cal
                 return Err(E::LogServiceStopped);
             }
             s.tables.insert(table);
-            let opened_at_level = level_of(s, session);
-            let id = s.bind(thread, Kind::Table, bind);
-            s.cursors.insert(
-                id,
-                ModelCursor {
-                    alive: true,
-                    session,
-                    table,
-                    opened_at_level,
-                    position: Position::BeforeFirst,
-                },
-            );
+            open_cursor(s, thread, session, table, bind);
             Ok(Outcome::Ok)
         }
         // JetDeleteTable: refused while any session has the table open, or while the version
@@ -979,12 +1130,7 @@ fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Cal
             if s.cursors.values().any(|c| c.alive && c.table == table) {
                 return Err(E::TableInUse);
             }
-            let alive_transactions = || {
-                s.sessions
-                    .values()
-                    .filter(|x| x.alive)
-                    .filter_map(|x| x.transaction.as_ref())
-            };
+            let alive_transactions = || alive_transactions(s);
             let uncommitted = alive_transactions()
                 .any(|t| t.levels.iter().any(|l| l.keys().any(|&(t, _)| t == table)));
             let oldest_snapshot = alive_transactions().map(|t| t.snapshot_ts).min();
@@ -1142,8 +1288,8 @@ mod tests {
     }
 
     proptest! {
-        /// The model's own contract: an error result leaves the state unchanged, and a
-        /// success is deterministic.
+        /// The model's own contract: an error result leaves the state unchanged, so does
+        /// any result of a call `never_changes_state` lists, and a success is deterministic.
         #[test]
         fn errors_leave_the_state_unchanged(calls in proptest::collection::vec((0usize..3, any_call()), 1..80)) {
             let mut state = ModelState::initial(&[(0, 1), (3, 4), (30, 200)]);
@@ -1158,6 +1304,9 @@ mod tests {
                 if !outcome.is_ok() {
                     prop_assert_eq!(&next, &state, "{:?} failed with {:?} but changed the state", call, outcome);
                 }
+                if never_changes_state(call) {
+                    prop_assert_eq!(&next, &state, "{:?} returned {:?} and changed the state", call, outcome);
+                }
                 let (again, next_again) = step(&state, *thread, call);
                 prop_assert_eq!(&again, &outcome);
                 prop_assert_eq!(&next_again, &next);
@@ -1168,48 +1317,19 @@ mod tests {
 
     #[test]
     fn snapshot_isolation_in_the_model() {
-        let s = ModelState::initial(&[(0, 1)]);
+        let s = [0, 1]
+            .iter()
+            .fold(ModelState::initial(&[(0, 1)]), |state, &thread| {
+                opened(&state, thread)
+            });
+        let ses = Ref::Var(0);
         let script = [
-            (0, Call::BeginSession { bind: 0 }),
-            (
-                0,
-                Call::OpenDatabase {
-                    ses: Ref::Var(0),
-                    bind: 0,
-                },
-            ),
-            (
-                0,
-                Call::OpenTable {
-                    ses: Ref::Var(0),
-                    db: Ref::Var(0),
-                    table: 0,
-                    bind: 0,
-                },
-            ),
-            (1, Call::BeginSession { bind: 0 }),
-            (
-                1,
-                Call::OpenDatabase {
-                    ses: Ref::Var(0),
-                    bind: 0,
-                },
-            ),
-            (
-                1,
-                Call::OpenTable {
-                    ses: Ref::Var(0),
-                    db: Ref::Var(0),
-                    table: 0,
-                    bind: 0,
-                },
-            ),
-            (1, Call::BeginTransaction { ses: Ref::Var(0) }),
-            (0, Call::BeginTransaction { ses: Ref::Var(0) }),
+            (1, Call::BeginTransaction { ses }),
+            (0, Call::BeginTransaction { ses }),
             (
                 0,
                 Call::Insert {
-                    ses: Ref::Var(0),
+                    ses,
                     table: Ref::Var(0),
                     key: 2,
                     value: 9,
@@ -1240,5 +1360,95 @@ mod tests {
             value: 1,
         };
         assert_eq!(step(&state, 1, &conflict).0, Outcome::err(E::WriteConflict));
+    }
+
+    fn observable(state: &ModelState) -> u64 {
+        use std::hash::Hasher;
+        let mut hasher = std::hash::DefaultHasher::new();
+        state.hash_observable(&mut hasher);
+        hasher.finish()
+    }
+
+    /// `thread` begins a session and a transaction, writes `writes`, and commits.
+    fn committed(state: &ModelState, thread: usize, writes: &[(u8, u8)]) -> ModelState {
+        ended(
+            state,
+            thread,
+            writes,
+            Call::CommitTransaction { ses: Ref::Var(0) },
+        )
+    }
+
+    /// `thread`'s steps, each of which must succeed.
+    fn stepped(state: &ModelState, thread: usize, script: &[Call]) -> ModelState {
+        script.iter().fold(state.clone(), |state, call| {
+            let (outcome, next) = step(&state, thread, call);
+            assert_eq!(outcome, Outcome::Ok, "{call:?}");
+            next
+        })
+    }
+
+    /// `thread` begins session 0 and opens the database and table `t0` in it (variables 0).
+    fn opened(state: &ModelState, thread: usize) -> ModelState {
+        let (ses, var) = (Ref::Var(0), Ref::Var(0));
+        let begin = Call::BeginSession { bind: 0 };
+        let open_database = Call::OpenDatabase { ses, bind: 0 };
+        let (db, table, bind) = (var, 0, 0);
+        let open_table = Call::OpenTable {
+            ses,
+            db,
+            table,
+            bind,
+        };
+        stepped(state, thread, &[begin, open_database, open_table])
+    }
+
+    /// [`committed`], ending the transaction with `end`.
+    fn ended(state: &ModelState, thread: usize, writes: &[(u8, u8)], end: Call) -> ModelState {
+        let ses = Ref::Var(0);
+        let mut script = vec![Call::BeginTransaction { ses }];
+        for &(key, value) in writes {
+            script.push(Call::Insert {
+                ses,
+                table: Ref::Var(0),
+                key,
+                value,
+            });
+        }
+        script.push(end);
+        stepped(&opened(state, thread), thread, &script)
+    }
+
+    #[test]
+    fn states_no_call_can_tell_apart_hash_alike() {
+        let start = ModelState::initial(&[(0, 1)]);
+        // Two commits of different keys, in either order, with no snapshot between.
+        let one_two = committed(&committed(&start, 1, &[(2, 2)]), 2, &[(3, 3)]);
+        let two_one = committed(&committed(&start, 2, &[(3, 3)]), 1, &[(2, 2)]);
+        assert_ne!(one_two, two_one);
+        assert_eq!(observable(&one_two), observable(&two_one));
+        // An empty commit is as good as a rollback.
+        let empty = committed(&start, 3, &[]);
+        let rolled_back = ended(&start, 3, &[], Call::Rollback { ses: Ref::Var(0) });
+        assert_ne!(empty.last_commit_ts, rolled_back.last_commit_ts);
+        assert_eq!(observable(&empty), observable(&rolled_back));
+        let after = |state: &ModelState| committed(&committed(state, 1, &[(2, 2)]), 2, &[(3, 3)]);
+        assert_eq!(observable(&after(&empty)), observable(&after(&rolled_back)));
+        // Different values are told apart.
+        let other = committed(&committed(&start, 1, &[(2, 5)]), 2, &[(3, 3)]);
+        assert_ne!(observable(&other), observable(&one_two));
+    }
+
+    #[test]
+    fn a_snapshot_between_two_commits_tells_their_orders_apart() {
+        let start = ModelState::initial(&[(0, 1)]);
+        let snapshot = |state: &ModelState| {
+            let begin = Call::BeginTransaction { ses: Ref::Var(0) };
+            stepped(&opened(state, 5), 5, &[begin])
+        };
+        // Thread 5's transaction sees the first commit and not the second.
+        let one_then_two = committed(&snapshot(&committed(&start, 1, &[(2, 2)])), 2, &[(3, 3)]);
+        let two_then_one = committed(&snapshot(&committed(&start, 2, &[(3, 3)])), 1, &[(2, 2)]);
+        assert_ne!(observable(&one_then_two), observable(&two_then_one));
     }
 }

@@ -143,6 +143,7 @@ impl CampaignOptions {
             self.mutant.as_deref(),
             self.fault_mode(),
         ) + &self.size.arguments()
+            + &crate::check::search_bound_argument()
     }
 
     /// The report of `summary`'s runs.
@@ -213,6 +214,10 @@ pub struct CampaignSummary {
     pub calls: u64,
     pub wall_micros: u64,
     pub check_micros: u64,
+    /// Each run's checking time (microseconds) and linearizability states explored, for the
+    /// summary's median and p99 (reporting only).
+    pub check_micros_per_run: Vec<u64>,
+    pub states_explored_per_run: Vec<u64>,
     pub stops_landed: [u64; 3],
     pub runs_without_stop: u64,
     /// Fault runs: where the power cuts landed, by what met them and by file kind.
@@ -386,6 +391,9 @@ impl CampaignSummary {
         self.seeds_run += 1;
         self.calls += report.calls() as u64;
         self.check_micros += report.check_micros;
+        self.check_micros_per_run.push(report.check_micros);
+        self.states_explored_per_run
+            .push(report.verdict.states_explored);
         let seen = &report.verdict.observability;
         for (rule, stops) in &seen.observed {
             *self.stops_observed.entry(*rule).or_insert(0) += stops;
@@ -519,6 +527,16 @@ pub fn counts_line<K: std::fmt::Display + Ord>(counts: &BTreeMap<K, u64>) -> Str
     }
 }
 
+/// The `percent`th percentile of `values` (nearest rank; 0 when empty).
+fn percentile(values: &[u64], percent: usize) -> u64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    match sorted.len() {
+        0 => 0,
+        n => sorted[(n * percent).div_ceil(100).clamp(1, n) - 1],
+    }
+}
+
 /// Prints the summary table and the first failures with their replay commands.
 pub fn print_summary(options: &CampaignOptions, summary: &CampaignSummary) {
     let seconds = summary.wall_micros as f64 / 1e6;
@@ -559,6 +577,19 @@ pub fn print_summary(options: &CampaignOptions, summary: &CampaignSummary) {
         "  checker share          {:>9.1}%  (of summed run time)",
         100.0 * summary.check_micros as f64
             / (summary.wall_micros as f64 * options.jobs.max(1) as f64).max(1.0)
+    );
+    println!(
+        "  check time per run     {:>8.1}ms  median, {:.1}ms p99, {:.1}ms max",
+        percentile(&summary.check_micros_per_run, 50) as f64 / 1e3,
+        percentile(&summary.check_micros_per_run, 99) as f64 / 1e3,
+        percentile(&summary.check_micros_per_run, 100) as f64 / 1e3,
+    );
+    println!(
+        "  states searched / run  {:>10}  median, {} p99, {} max (bound {})",
+        percentile(&summary.states_explored_per_run, 50),
+        percentile(&summary.states_explored_per_run, 99),
+        percentile(&summary.states_explored_per_run, 100),
+        crate::check::search_states_max()
     );
     println!(
         "  stop landed            {:>10} before other calls, {} during, {} after; {} without a successful stop",
