@@ -446,15 +446,45 @@ fn same_inode(a: Option<&Inode>, b: Option<&Inode>) -> bool {
 impl Directories {
     /// Paths whose entry changed since their directory's last sync, sorted.
     fn unsynced(&self, dir: Option<&str>) -> Vec<String> {
-        let mut paths: Vec<&String> = self.entries.keys().chain(self.durable.keys()).collect();
-        paths.sort_unstable();
-        paths.dedup();
-        paths
-            .into_iter()
-            .filter(|path| dir.is_none_or(|dir| directory_of(path) == dir))
-            .filter(|path| !same_inode(self.entries.get(*path), self.durable.get(*path)))
-            .cloned()
-            .collect()
+        // One merged walk of the two sorted maps: a create or remove costs no copy of the
+        // paths that did not change.
+        let mut unsynced = Vec::new();
+        let (mut entries, mut durable) = (self.entries.iter(), self.durable.iter());
+        let (mut entry, mut durable_entry) = (entries.next(), durable.next());
+        loop {
+            let (path, now, then) = match (entry, durable_entry) {
+                (None, None) => break,
+                (Some((path, inode)), None) => {
+                    entry = entries.next();
+                    (path, Some(inode), None)
+                }
+                (None, Some((path, inode))) => {
+                    durable_entry = durable.next();
+                    (path, None, Some(inode))
+                }
+                (Some((path, inode)), Some((durable_path, durable_inode))) => {
+                    match path.cmp(durable_path) {
+                        std::cmp::Ordering::Less => {
+                            entry = entries.next();
+                            (path, Some(inode), None)
+                        }
+                        std::cmp::Ordering::Greater => {
+                            durable_entry = durable.next();
+                            (durable_path, None, Some(durable_inode))
+                        }
+                        std::cmp::Ordering::Equal => {
+                            entry = entries.next();
+                            durable_entry = durable.next();
+                            (path, Some(inode), Some(durable_inode))
+                        }
+                    }
+                }
+            };
+            if dir.is_none_or(|dir| directory_of(path) == dir) && !same_inode(now, then) {
+                unsynced.push(path.clone());
+            }
+        }
+        unsynced
     }
 
     /// A directory's sync: every entry change in it becomes durable.
