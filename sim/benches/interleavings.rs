@@ -41,6 +41,11 @@ fn bare_shuttle(config: &RunConfig, calls_per_thread: Vec<usize>) {
             shuttle::Config::new(),
         )
         .run(body),
+        Schedule::Urw => shuttle::Runner::new(
+            shuttle::scheduler::UrwRandomScheduler::new_from_seed(config.schedule_seed, 2),
+            shuttle::Config::new(),
+        )
+        .run(body),
     };
     assert!(iterations >= 1);
 }

@@ -15,6 +15,7 @@ use crate::history::{
 use crate::model::Outcome;
 use crate::workload::config::{RunConfig, Schedule};
 use crate::workload::{self, Call, InstanceRef, Move, Ref, Seek, Workload};
+use crate::world::power_cut::{CutFile, CutPlan, PowerCutter};
 use crate::ShuttleRuntime;
 use jetsim_engine::env::{Io, IoFile, ManualClock, MemIo};
 use jetsim_engine::{
@@ -67,6 +68,7 @@ struct DiskTap {
     steps: Arc<AtomicU64>,
     first_failure_at: Arc<Mutex<Option<u64>>>,
     stoppers: Arc<Mutex<Stoppers>>,
+    cutter: Arc<PowerCutter>,
 }
 
 /// Threads inside a full stop, each with the step at which it first wrote to the disk.
@@ -116,12 +118,24 @@ impl Drop for StopWatch<'_> {
 impl DiskTap {
     fn new(disk: Arc<MemIo>, steps: Arc<AtomicU64>) -> DiskTap {
         DiskTap {
-            disk,
             files: Mutex::new(BTreeMap::new()),
             steps,
             first_failure_at: Arc::new(Mutex::new(None)),
             stoppers: Arc::new(Mutex::new(Vec::new())),
+            cutter: Arc::new(PowerCutter::new(Arc::clone(&disk))),
+            disk,
         }
+    }
+
+    /// The power cutter, for the database file's and the log's operations (`None` for
+    /// other files).
+    fn cutter_of(&self, path: &str) -> Option<(Arc<PowerCutter>, CutFile)> {
+        let file = match path {
+            DATABASE_PATH => CutFile::Database,
+            MAIN_LOG_PATH => CutFile::Log,
+            _ => return None,
+        };
+        Some((Arc::clone(&self.cutter), file))
     }
 
     /// The calling thread is about to make a full stop: watch its disk writes.
@@ -281,6 +295,7 @@ impl Io for DiskTap {
             steps: Arc::clone(&self.steps),
             first_failure_at: Arc::clone(&self.first_failure_at),
             stoppers: Arc::clone(&self.stoppers),
+            cutter: self.cutter_of(path),
         }))
     }
     fn open(&self, path: &str) -> std::io::Result<Box<dyn IoFile>> {
@@ -293,6 +308,7 @@ impl Io for DiskTap {
             steps: Arc::clone(&self.steps),
             first_failure_at: Arc::clone(&self.first_failure_at),
             stoppers: Arc::clone(&self.stoppers),
+            cutter: self.cutter_of(path),
         }))
     }
     fn remove(&self, path: &str) -> std::io::Result<()> {
@@ -313,6 +329,9 @@ struct TapFile {
     steps: Arc<AtomicU64>,
     first_failure_at: Arc<Mutex<Option<u64>>>,
     stoppers: Arc<Mutex<Stoppers>>,
+    /// The database file's and the log's: counts their operations towards a planned power
+    /// cut.
+    cutter: Option<(Arc<PowerCutter>, CutFile)>,
 }
 
 impl TapFile {
@@ -328,6 +347,14 @@ impl TapFile {
         self.note(result)?;
         note_stopper_write(&self.stoppers, &self.steps);
         Ok(())
+    }
+
+    /// A successful mutating operation (`write` or not), counted towards a power cut
+    /// planned after the N-th of its file (after the tap mirrored it).
+    fn file_changed(&self, write: bool) {
+        if let Some((cutter, file)) = &self.cutter {
+            cutter.file_changed(*file, write);
+        }
     }
 }
 
@@ -351,6 +378,7 @@ impl IoFile for TapFile {
             offset,
             bytes: bytes.to_vec(),
         });
+        self.file_changed(true);
         Ok(())
     }
     fn sync(&self) -> std::io::Result<()> {
@@ -364,6 +392,8 @@ impl IoFile for TapFile {
                 TapPending::SetLen { len } => synced.resize(len, 0),
             }
         }
+        drop(data);
+        self.file_changed(false);
         Ok(())
     }
     fn len(&self) -> std::io::Result<u64> {
@@ -375,6 +405,7 @@ impl IoFile for TapFile {
         self.note_mutation(set)?;
         let len = usize::try_from(len).expect("the disk accepted the length");
         lock(&self.data).pending.push(TapPending::SetLen { len });
+        self.file_changed(false);
         Ok(())
     }
 }
@@ -777,6 +808,9 @@ fn call_and_record(
     // Read before this call leaves the set of flag changers, so "alone" covers the read.
     let flags_after = flags_before.and_then(|_| stop_flags(jet));
     let returned = recorder.stamp();
+    if matches!(call, Call::CommitTransaction { .. }) && result == Outcome::Ok {
+        recorder.disk.cutter.commit_acknowledged();
+    }
     let stop_first_write_at = watch.and_then(StopWatch::first_write_at);
     // The harness's own look at the disk, before anything else can run (no scheduling point
     // between the response step and this read).
@@ -1030,6 +1064,11 @@ fn execution(
         if let Some(ops) = faults.power_cut_after_ops {
             io.cut_power_after_ops(Some(io.mutating_ops() + ops));
         }
+        tap.cutter.arm(CutPlan {
+            after_commit: faults.power_cut_after_commit,
+            after_database_op: faults.power_cut_after_database_op,
+            after_log_write: faults.power_cut_after_log_write,
+        });
     }
     let recorder = Arc::new(Recorder {
         threads: workload.threads.len(),
@@ -1122,6 +1161,7 @@ fn execution(
         ops_at_start,
         ops_at_death: None,
         failure,
+        mutations,
     };
     if config.faults.is_some_and(|f| f.crash_before_term) {
         // The machine dies here: no final term, nothing more reaches the disk (dropping the
@@ -1185,6 +1225,8 @@ struct Crash<'a> {
     /// power "cut" that fails anything after is the crash itself, not a crash point.
     ops_at_death: Option<u64>,
     failure: Option<jetsim_engine::Failure>,
+    /// The engine under test recovers: its planted bug too (a recovery bug shows only here).
+    mutations: Mutations,
 }
 
 impl Crash<'_> {
@@ -1204,7 +1246,11 @@ impl Crash<'_> {
             .iter()
             .map(|fault| format!("[injected] {fault:?}"))
             .collect();
-        let (recovered, work) = recover(Arc::clone(io), Arc::new(ManualClock::new(0)));
+        let (recovered, work) = recover(
+            Arc::clone(io),
+            Arc::new(ManualClock::new(0)),
+            self.mutations,
+        );
         history.recovered = Some(recovered);
         history.recovery_work = work;
     }
@@ -1256,10 +1302,15 @@ impl Crash<'_> {
 fn recover(
     io: Arc<MemIo>,
     clock: Arc<ManualClock>,
+    mutations: Mutations,
 ) -> (Result<crate::history::Tables, String>, Option<RecoveryWork>) {
     let jet = Jet::<ShuttleRuntime>::new(Environment { clock, io });
+    let options = InstanceOptions {
+        mutations,
+        ..InstanceOptions::manual()
+    };
     let recovered = jet
-        .create_instance_with("main", InstanceOptions::manual())
+        .create_instance_with("main", options)
         .map_err(|e| format!("create_instance: {e:?}"))
         .and_then(|instance| {
             jet.init(instance)
@@ -1366,6 +1417,12 @@ pub fn run_here(config: &RunConfig, workload: &Workload, mutations: Mutations) -
                     // only places its priority change points from the second on: run two and
                     // keep the second's history (the first is a deterministic calibration).
                     let scheduler = shuttle::scheduler::PctScheduler::new_from_seed(seed, depth, 2);
+                    shuttle::Runner::new(scheduler, shuttle_config).run(body)
+                }
+                // Like PCT, URW estimates each thread's scheduling points in its first
+                // iteration (a plain random walk) and samples uniformly from the second on.
+                Schedule::Urw => {
+                    let scheduler = shuttle::scheduler::UrwRandomScheduler::new_from_seed(seed, 2);
                     shuttle::Runner::new(scheduler, shuttle_config).run(body)
                 }
             })
