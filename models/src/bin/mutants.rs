@@ -3,9 +3,10 @@
 //!
 //! One row per planted bug (`Mutant::ALL`): the loom model that catches it and the execution at
 //! which loom first fails (deterministic), and for the seeded simulator (`jetsim`) under
-//! shuttle's random and PCT schedulers, the seeds `first_detection` runs until one fails, as
-//! median and maximum over 20 start seeds (`start = k * 1_000_003`), each bounded. Durability
-//! mutants are caught by the engine's crash tests and have no numbers here.
+//! shuttle's random, PCT and uniform random walk (URW) schedulers, a column pair each: the
+//! seeds `first_detection` runs until one fails, as median and maximum over 20 start seeds
+//! (`start = k * 1_000_003`), each bounded. Durability mutants the campaign's crash switch
+//! catches are measured too; one only the engine's crash tests catch has no numbers here.
 //!
 //! Options: `--markdown` (a Markdown table for the README), `--starts N` (default 20),
 //! `--max-seeds N` (default 3000), `--jobs N` (default: all cores).
@@ -25,7 +26,9 @@ use std::time::{Duration, Instant};
 
 /// The distance between two start seeds.
 const START_STRIDE: u64 = 1_000_003;
-const SCHEDULERS: [Scheduling; 2] = [Scheduling::Random, Scheduling::Pct];
+const SCHEDULERS: [Scheduling; 3] = [Scheduling::Random, Scheduling::Pct, Scheduling::Urw];
+/// Table columns: the fixed ones, then a median and a maximum per scheduler.
+const COLUMNS: usize = 4 + 2 * SCHEDULERS.len();
 
 struct Options {
     markdown: bool,
@@ -84,7 +87,7 @@ struct Row {
     entry: Option<&'static Entry>,
     loom: Option<Outcome>,
     /// Per scheduler, per start: the detection, if any.
-    sim: [Vec<SimResult>; 2],
+    sim: [Vec<SimResult>; SCHEDULERS.len()],
 }
 
 impl Row {
@@ -178,10 +181,7 @@ fn measure(options: &Options) -> Vec<Row> {
             mutant,
             entry: catalogue::entry(mutant),
             loom: None,
-            sim: [
-                vec![SimResult::default(); options.starts as usize],
-                vec![SimResult::default(); options.starts as usize],
-            ],
+            sim: std::array::from_fn(|_| vec![SimResult::default(); options.starts as usize]),
         })
         .collect();
     let mut tasks = Vec::new();
@@ -297,7 +297,7 @@ fn detect(mutant: Mutant, scheduling: Scheduling, start: u64, max_seeds: u64) ->
     }
 }
 
-const HEADER: [&str; 8] = [
+const HEADER: [&str; COLUMNS] = [
     "mutant",
     "checker",
     "loom executions",
@@ -306,26 +306,25 @@ const HEADER: [&str; 8] = [
     "random max",
     "PCT median",
     "PCT max",
+    "URW median",
+    "URW max",
 ];
 
-fn table(rows: &[Row], options: &Options) -> Vec<[String; 8]> {
+fn table(rows: &[Row], options: &Options) -> Vec<[String; COLUMNS]> {
     rows.iter().map(|row| table_row(row, options)).collect()
 }
 
-fn table_row(row: &Row, options: &Options) -> [String; 8] {
+fn table_row(row: &Row, options: &Options) -> [String; COLUMNS] {
     let name = catalogue::mutant_name(row.mutant);
     let dash = || "-".to_owned();
     let Some(entry) = row.entry else {
-        return [
+        return row_cells(
             name,
             "NOT CATALOGUED".to_owned(),
             dash(),
             dash(),
-            dash(),
-            dash(),
-            dash(),
-            dash(),
-        ];
+            Vec::new(),
+        );
     };
     if entry.is_durability() {
         let test = entry.crash_tests.unwrap_or_default();
@@ -333,16 +332,13 @@ fn table_row(row: &Row, options: &Options) -> [String; 8] {
             .sweep_test
             .map(|sweep| format!("; sim crash sweep ({SWEEP_TESTS}: {sweep})"))
             .unwrap_or_default();
-        return [
+        return row_cells(
             name,
             format!("engine crash tests ({CRASH_TESTS}: {test}){sweep}"),
             dash(),
             dash(),
-            dash(),
-            dash(),
-            dash(),
-            dash(),
-        ];
+            Vec::new(),
+        );
     }
     let mut checkers = Vec::new();
     let mut loom_cell = dash();
@@ -392,17 +388,33 @@ fn table_row(row: &Row, options: &Options) -> [String; 8] {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let [random, pct] = [0, 1].map(|s| runs_cells(&row.sim[s], options.max_seeds));
-    [
-        name,
-        checkers.join("; "),
-        loom_cell,
-        rules_cell,
-        random.0,
-        random.1,
-        pct.0,
-        pct.1,
-    ]
+    let runs = row
+        .sim
+        .iter()
+        .map(|results| runs_cells(results, options.max_seeds))
+        .collect();
+    row_cells(name, checkers.join("; "), loom_cell, rules_cell, runs)
+}
+
+/// One table row: the fixed cells, then (median, maximum) per scheduler, dashes for the
+/// schedulers `runs` has no cells for.
+fn row_cells(
+    name: String,
+    checkers: String,
+    loom: String,
+    rules: String,
+    runs: Vec<(String, String)>,
+) -> [String; COLUMNS] {
+    let mut cells = vec![name, checkers, loom, rules];
+    for scheduler in 0..SCHEDULERS.len() {
+        let (median, max) = runs
+            .get(scheduler)
+            .cloned()
+            .unwrap_or_else(|| ("-".to_owned(), "-".to_owned()));
+        cells.push(median);
+        cells.push(max);
+    }
+    cells.try_into().expect("COLUMNS cells")
 }
 
 /// Median and maximum runs to first detection over the starts; a start that did not detect
@@ -437,7 +449,7 @@ fn runs_cells(results: &[SimResult], max_seeds: u64) -> (String, String) {
     (median, max)
 }
 
-fn print_aligned(table: &[[String; 8]]) {
+fn print_aligned(table: &[[String; COLUMNS]]) {
     let mut widths = HEADER.map(str::len);
     for row in table {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -445,7 +457,7 @@ fn print_aligned(table: &[[String; 8]]) {
         }
     }
     // Numbers right-aligned, text left-aligned.
-    let numeric = [false, false, true, false, true, true, true, true];
+    let numeric: [bool; COLUMNS] = std::array::from_fn(|column| column == 2 || column >= 4);
     let line = |cells: &[String]| {
         let parts: Vec<String> = cells
             .iter()
@@ -469,12 +481,16 @@ fn print_aligned(table: &[[String; 8]]) {
     }
 }
 
-fn print_markdown(table: &[[String; 8]]) {
+fn print_markdown(table: &[[String; COLUMNS]]) {
     println!("| {} |", HEADER.join(" | "));
-    println!(
-        "|{}|",
-        ["---", "---", "---:", "---", "---:", "---:", "---:", "---:"].join("|")
-    );
+    let alignments: [&str; COLUMNS] = std::array::from_fn(|column| {
+        if column == 2 || column >= 4 {
+            "---:"
+        } else {
+            "---"
+        }
+    });
+    println!("|{}|", alignments.join("|"));
     for row in table {
         let cells: Vec<String> = row.iter().map(|c| c.replace('|', "\\|")).collect();
         println!("| {} |", cells.join(" | "));
