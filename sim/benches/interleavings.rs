@@ -94,7 +94,7 @@ fn main() {
     }
 
     let rate = |d: Duration| seeds as f64 / d.as_secs_f64();
-    println!("jetsim bench: {seeds} seeds (mix of random and PCT), one thread");
+    println!("jetsim bench: {seeds} seeds (mix of random, PCT and URW), one thread");
     println!(
         "  full simulation      {:>9.0} interleavings/s  ({:.2} s, {} calls)",
         rate(full),
