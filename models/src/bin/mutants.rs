@@ -8,6 +8,11 @@
 //! (`start = k * 1_000_003`), each bounded. Durability mutants the campaign's crash switch
 //! catches are measured too; one only the engine's crash tests catch has no numbers here.
 //!
+//! A seed that fails without the mutant too is not counted as a detection; it is run a second
+//! time and listed with the rules it broke, and if the second run differs (another trace or
+//! verdict) the tool says NONDETERMINISTIC and exits 1: state leaking between runs of one
+//! process is a defect, not a finding.
+//!
 //! Options: `--markdown` (a Markdown table for the README), `--starts N` (default 20),
 //! `--max-seeds N` (default 3000), `--jobs N` (default: all cores).
 
@@ -127,13 +132,13 @@ fn main() -> ExitCode {
         options.jobs,
         seconds(elapsed)
     );
-    let mut skipped: BTreeMap<(&str, u64), Vec<String>> = BTreeMap::new();
+    let mut skipped: BTreeMap<(&str, u64), (Vec<String>, &CleanFailure)> = BTreeMap::new();
     for row in &rows {
         for (scheduler, results) in SCHEDULERS.iter().zip(&row.sim) {
-            for seed in results.iter().flat_map(|r| &r.skipped) {
-                let mutants = skipped
-                    .entry((scheduling_name(*scheduler), *seed))
-                    .or_default();
+            for failure in results.iter().flat_map(|r| &r.skipped) {
+                let (mutants, _) = skipped
+                    .entry((scheduling_name(*scheduler), failure.seed))
+                    .or_insert_with(|| (Vec::new(), failure));
                 let name = catalogue::mutant_name(row.mutant);
                 if !mutants.contains(&name) {
                     mutants.push(name);
@@ -141,17 +146,30 @@ fn main() -> ExitCode {
             }
         }
     }
+    let mut nondeterministic = false;
     if !skipped.is_empty() {
         println!(
             "Not counted as detections: seeds that fail without any mutant too (replay with `cargo run --release -p jetsim -- replay SEED --strategy S`):"
         );
-        for ((scheduler, seed), mutants) in skipped {
+        for ((scheduler, seed), (mutants, failure)) in skipped {
             let bullet = if options.markdown { "-" } else { " " };
+            let rules: Vec<&str> = failure.rules.iter().map(|r| r.name()).collect();
+            let again = if failure.same_again {
+                "the same trace and verdict when run again".to_owned()
+            } else {
+                nondeterministic = true;
+                "NONDETERMINISTIC: run again, it gave another trace or verdict".to_owned()
+            };
             println!(
-                "{bullet} {scheduler} seed {seed} (met with {})",
-                mutants.join(", ")
+                "{bullet} {scheduler} seed {seed} (met with {}): broke {}; {again}",
+                mutants.join(", "),
+                rules.join(", ")
             );
         }
+    }
+    if nondeterministic {
+        eprintln!("a seed ran differently twice in this process: a determinism defect");
+        return ExitCode::FAILURE;
     }
     let uncatalogued: Vec<String> = rows
         .iter()
@@ -240,7 +258,17 @@ enum TaskResult {
 struct SimResult {
     detection: Option<Detection>,
     /// Seeds that failed with the mutant but also without it (not counted as detections).
-    skipped: Vec<u64>,
+    skipped: Vec<CleanFailure>,
+}
+
+/// A seed the unmutated engine failed, run twice: a seed that fails once and passes (or
+/// fails otherwise) the second time is a determinism defect, not a finding.
+#[derive(Clone)]
+struct CleanFailure {
+    seed: u64,
+    rules: Vec<Rule>,
+    /// The second run had the same trace hash and the same verdict.
+    same_again: bool,
 }
 
 fn run_task(task: Task, rows: &[Row], options: &Options) -> TaskResult {
@@ -277,7 +305,8 @@ fn detect(mutant: Mutant, scheduling: Scheduling, start: u64, max_seeds: u64) ->
                 skipped,
             };
         };
-        if run_seed(found.seed, scheduling, Mutations::NONE).passed() {
+        let clean = run_seed(found.seed, scheduling, Mutations::NONE);
+        if clean.passed() {
             return SimResult {
                 detection: Some(Detection {
                     runs: found.seed - start + 1,
@@ -286,7 +315,15 @@ fn detect(mutant: Mutant, scheduling: Scheduling, start: u64, max_seeds: u64) ->
                 skipped,
             };
         }
-        skipped.push(found.seed);
+        let again = run_seed(found.seed, scheduling, Mutations::NONE);
+        let mut rules: Vec<Rule> = clean.verdict.violations.iter().map(|v| v.rule).collect();
+        rules.sort();
+        rules.dedup();
+        skipped.push(CleanFailure {
+            seed: found.seed,
+            rules,
+            same_again: again.trace_hash == clean.trace_hash && again.verdict == clean.verdict,
+        });
         from = found.seed + 1;
         if from - start >= max_seeds {
             return SimResult {
