@@ -27,7 +27,7 @@ thread_local! {
 fn bare_shuttle(config: &RunConfig, calls_per_thread: Vec<usize>) {
     let runs = match config.schedule {
         Schedule::Random => 1,
-        Schedule::Pct { .. } => 2,
+        Schedule::Pct { .. } | Schedule::Urw => 2,
     };
     let started = std::sync::atomic::AtomicUsize::new(0);
     let body = move || {
@@ -61,6 +61,11 @@ fn bare_shuttle(config: &RunConfig, calls_per_thread: Vec<usize>) {
         // The simulation runs PCT twice per seed (calibration, then the recorded run).
         Schedule::Pct { depth } => shuttle::Runner::new(
             shuttle::scheduler::PctScheduler::new_from_seed(config.schedule_seed, depth, 2),
+            shuttle::Config::new(),
+        )
+        .run(body),
+        Schedule::Urw => shuttle::Runner::new(
+            shuttle::scheduler::UrwRandomScheduler::new_from_seed(config.schedule_seed, 2),
             shuttle::Config::new(),
         )
         .run(body),
@@ -201,7 +206,7 @@ fn main() {
 
     let full = stages.full();
     let rate = |d: Duration| seeds as f64 / d.as_secs_f64();
-    println!("jetsim bench: {seeds} seeds (mix of random and PCT), one thread");
+    println!("jetsim bench: {seeds} seeds (mix of random, PCT and URW), one thread");
     println!(
         "  full simulation      {:>9.0} interleavings/s  ({:.2} s, {} calls)",
         rate(full),

@@ -1,6 +1,6 @@
 //! `jetsim`: the simulation campaign's command line.
 //!
-//! - `explore --seeds N [--start S] [--strategy random|pct|mix] [--json PATH] [--junit PATH]
+//! - `explore --seeds N [--start S] [--strategy random|pct|urw|mix] [--json PATH] [--junit PATH]
 //!   [--shard K/N] [--check-determinism] [--shrink [--out DIR]]`
 //! - `merge A.json B.json ... --json OUT [--junit PATH]`: join shard reports
 //! - `replay SEED [--trace] [--strategy ...] [--html PATH] [--faults | --crash-at OP]`

@@ -347,7 +347,32 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
         Scheduling::Pct,
         1500,
     ),
+    // The shared-contexts switch: another thread resets a context it did not set.
+    (
+        Rule::Linearizability,
+        Mutant::ResetContextFromAnyThread,
+        Scheduling::Mix,
+        400,
+    ),
+    // The crash switch: a page written back before its log records, found by a power cut
+    // right after a database-file write or sync; a commit acknowledged before its log sync,
+    // lost by a power cut right after the acknowledgement.
+    (
+        Rule::Durability,
+        Mutant::PageBeforeLog,
+        Scheduling::Mix,
+        500,
+    ),
+    (
+        Rule::Durability,
+        Mutant::CommitAckBeforeLogSync,
+        Scheduling::Mix,
+        COMMIT_ACK_MAX,
+    ),
 ];
+
+/// See TEETH.
+const COMMIT_ACK_MAX: u64 = 600;
 
 #[test]
 fn every_checker_catches_its_planted_bug() {

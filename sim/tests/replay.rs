@@ -14,8 +14,9 @@ use jetsim_engine::{Mutant, Mutations};
 #[test]
 fn a_failure_found_by_explore_is_reproduced_by_the_printed_replay_command() {
     // Explore with a planted bug until it fails.
+    // PCT finds StopFlagLast first at seed 246 (9 of the first 1,000 seeds fail).
     let options = CampaignOptions {
-        seeds: 200,
+        seeds: 400,
         start: 0,
         scheduling: Scheduling::Pct,
         json: None,

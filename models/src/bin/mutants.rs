@@ -3,9 +3,15 @@
 //!
 //! One row per planted bug (`Mutant::ALL`): the loom model that catches it and the execution at
 //! which loom first fails (deterministic), and for the seeded simulator (`jetsim`) under
-//! shuttle's random and PCT schedulers, the seeds `first_detection` runs until one fails, as
-//! median and maximum over 20 start seeds (`start = k * 1_000_003`), each bounded. Durability
-//! mutants are caught by the engine's crash tests and have no numbers here.
+//! shuttle's random, PCT and uniform random walk (URW) schedulers, a column pair each: the
+//! seeds `first_detection` runs until one fails, as median and maximum over 20 start seeds
+//! (`start = k * 1_000_003`), each bounded. Durability mutants the campaign's crash switch
+//! catches are measured too; one only the engine's crash tests catch has no numbers here.
+//!
+//! A seed that fails without the mutant too is not counted as a detection; it is run a second
+//! time and listed with the rules it broke, and if the second run differs (another trace or
+//! verdict) the tool says NONDETERMINISTIC and exits 1: state leaking between runs of one
+//! process is a defect, not a finding.
 //!
 //! Options: `--markdown` (a Markdown table for the README), `--starts N` (default 20),
 //! `--max-seeds N` (default 3000), `--jobs N` (default: all cores).
@@ -25,7 +31,9 @@ use std::time::{Duration, Instant};
 
 /// The distance between two start seeds.
 const START_STRIDE: u64 = 1_000_003;
-const SCHEDULERS: [Scheduling; 2] = [Scheduling::Random, Scheduling::Pct];
+const SCHEDULERS: [Scheduling; 3] = [Scheduling::Random, Scheduling::Pct, Scheduling::Urw];
+/// Table columns: the fixed ones, then a median and a maximum per scheduler.
+const COLUMNS: usize = 4 + 2 * SCHEDULERS.len();
 
 struct Options {
     markdown: bool,
@@ -84,7 +92,7 @@ struct Row {
     entry: Option<&'static Entry>,
     loom: Option<Outcome>,
     /// Per scheduler, per start: the detection, if any.
-    sim: [Vec<SimResult>; 2],
+    sim: [Vec<SimResult>; SCHEDULERS.len()],
 }
 
 impl Row {
@@ -124,13 +132,13 @@ fn main() -> ExitCode {
         options.jobs,
         seconds(elapsed)
     );
-    let mut skipped: BTreeMap<(&str, u64), Vec<String>> = BTreeMap::new();
+    let mut skipped: BTreeMap<(&str, u64), (Vec<String>, &CleanFailure)> = BTreeMap::new();
     for row in &rows {
         for (scheduler, results) in SCHEDULERS.iter().zip(&row.sim) {
-            for seed in results.iter().flat_map(|r| &r.skipped) {
-                let mutants = skipped
-                    .entry((scheduling_name(*scheduler), *seed))
-                    .or_default();
+            for failure in results.iter().flat_map(|r| &r.skipped) {
+                let (mutants, _) = skipped
+                    .entry((scheduling_name(*scheduler), failure.seed))
+                    .or_insert_with(|| (Vec::new(), failure));
                 let name = catalogue::mutant_name(row.mutant);
                 if !mutants.contains(&name) {
                     mutants.push(name);
@@ -138,17 +146,30 @@ fn main() -> ExitCode {
             }
         }
     }
+    let mut nondeterministic = false;
     if !skipped.is_empty() {
         println!(
             "Not counted as detections: seeds that fail without any mutant too (replay with `cargo run --release -p jetsim -- replay SEED --strategy S`):"
         );
-        for ((scheduler, seed), mutants) in skipped {
+        for ((scheduler, seed), (mutants, failure)) in skipped {
             let bullet = if options.markdown { "-" } else { " " };
+            let rules: Vec<&str> = failure.rules.iter().map(|r| r.name()).collect();
+            let again = if failure.same_again {
+                "the same trace and verdict when run again".to_owned()
+            } else {
+                nondeterministic = true;
+                "NONDETERMINISTIC: run again, it gave another trace or verdict".to_owned()
+            };
             println!(
-                "{bullet} {scheduler} seed {seed} (met with {})",
-                mutants.join(", ")
+                "{bullet} {scheduler} seed {seed} (met with {}): broke {}; {again}",
+                mutants.join(", "),
+                rules.join(", ")
             );
         }
+    }
+    if nondeterministic {
+        eprintln!("a seed ran differently twice in this process: a determinism defect");
+        return ExitCode::FAILURE;
     }
     let uncatalogued: Vec<String> = rows
         .iter()
@@ -178,10 +199,7 @@ fn measure(options: &Options) -> Vec<Row> {
             mutant,
             entry: catalogue::entry(mutant),
             loom: None,
-            sim: [
-                vec![SimResult::default(); options.starts as usize],
-                vec![SimResult::default(); options.starts as usize],
-            ],
+            sim: std::array::from_fn(|_| vec![SimResult::default(); options.starts as usize]),
         })
         .collect();
     let mut tasks = Vec::new();
@@ -240,7 +258,17 @@ enum TaskResult {
 struct SimResult {
     detection: Option<Detection>,
     /// Seeds that failed with the mutant but also without it (not counted as detections).
-    skipped: Vec<u64>,
+    skipped: Vec<CleanFailure>,
+}
+
+/// A seed the unmutated engine failed, run twice: a seed that fails once and passes (or
+/// fails otherwise) the second time is a determinism defect, not a finding.
+#[derive(Clone)]
+struct CleanFailure {
+    seed: u64,
+    rules: Vec<Rule>,
+    /// The second run had the same trace hash and the same verdict.
+    same_again: bool,
 }
 
 fn run_task(task: Task, rows: &[Row], options: &Options) -> TaskResult {
@@ -277,7 +305,8 @@ fn detect(mutant: Mutant, scheduling: Scheduling, start: u64, max_seeds: u64) ->
                 skipped,
             };
         };
-        if run_seed(found.seed, scheduling, Mutations::NONE).passed() {
+        let clean = run_seed(found.seed, scheduling, Mutations::NONE);
+        if clean.passed() {
             return SimResult {
                 detection: Some(Detection {
                     runs: found.seed - start + 1,
@@ -286,7 +315,15 @@ fn detect(mutant: Mutant, scheduling: Scheduling, start: u64, max_seeds: u64) ->
                 skipped,
             };
         }
-        skipped.push(found.seed);
+        let again = run_seed(found.seed, scheduling, Mutations::NONE);
+        let mut rules: Vec<Rule> = clean.verdict.violations.iter().map(|v| v.rule).collect();
+        rules.sort();
+        rules.dedup();
+        skipped.push(CleanFailure {
+            seed: found.seed,
+            rules,
+            same_again: again.trace_hash == clean.trace_hash && again.verdict == clean.verdict,
+        });
         from = found.seed + 1;
         if from - start >= max_seeds {
             return SimResult {
@@ -297,7 +334,7 @@ fn detect(mutant: Mutant, scheduling: Scheduling, start: u64, max_seeds: u64) ->
     }
 }
 
-const HEADER: [&str; 8] = [
+const HEADER: [&str; COLUMNS] = [
     "mutant",
     "checker",
     "loom executions",
@@ -306,26 +343,25 @@ const HEADER: [&str; 8] = [
     "random max",
     "PCT median",
     "PCT max",
+    "URW median",
+    "URW max",
 ];
 
-fn table(rows: &[Row], options: &Options) -> Vec<[String; 8]> {
+fn table(rows: &[Row], options: &Options) -> Vec<[String; COLUMNS]> {
     rows.iter().map(|row| table_row(row, options)).collect()
 }
 
-fn table_row(row: &Row, options: &Options) -> [String; 8] {
+fn table_row(row: &Row, options: &Options) -> [String; COLUMNS] {
     let name = catalogue::mutant_name(row.mutant);
     let dash = || "-".to_owned();
     let Some(entry) = row.entry else {
-        return [
+        return row_cells(
             name,
             "NOT CATALOGUED".to_owned(),
             dash(),
             dash(),
-            dash(),
-            dash(),
-            dash(),
-            dash(),
-        ];
+            Vec::new(),
+        );
     };
     if entry.is_durability() {
         let test = entry.crash_tests.unwrap_or_default();
@@ -333,16 +369,13 @@ fn table_row(row: &Row, options: &Options) -> [String; 8] {
             .sweep_test
             .map(|sweep| format!("; sim crash sweep ({SWEEP_TESTS}: {sweep})"))
             .unwrap_or_default();
-        return [
+        return row_cells(
             name,
             format!("engine crash tests ({CRASH_TESTS}: {test}){sweep}"),
             dash(),
             dash(),
-            dash(),
-            dash(),
-            dash(),
-            dash(),
-        ];
+            Vec::new(),
+        );
     }
     let mut checkers = Vec::new();
     let mut loom_cell = dash();
@@ -392,17 +425,33 @@ fn table_row(row: &Row, options: &Options) -> [String; 8] {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let [random, pct] = [0, 1].map(|s| runs_cells(&row.sim[s], options.max_seeds));
-    [
-        name,
-        checkers.join("; "),
-        loom_cell,
-        rules_cell,
-        random.0,
-        random.1,
-        pct.0,
-        pct.1,
-    ]
+    let runs = row
+        .sim
+        .iter()
+        .map(|results| runs_cells(results, options.max_seeds))
+        .collect();
+    row_cells(name, checkers.join("; "), loom_cell, rules_cell, runs)
+}
+
+/// One table row: the fixed cells, then (median, maximum) per scheduler, dashes for the
+/// schedulers `runs` has no cells for.
+fn row_cells(
+    name: String,
+    checkers: String,
+    loom: String,
+    rules: String,
+    runs: Vec<(String, String)>,
+) -> [String; COLUMNS] {
+    let mut cells = vec![name, checkers, loom, rules];
+    for scheduler in 0..SCHEDULERS.len() {
+        let (median, max) = runs
+            .get(scheduler)
+            .cloned()
+            .unwrap_or_else(|| ("-".to_owned(), "-".to_owned()));
+        cells.push(median);
+        cells.push(max);
+    }
+    cells.try_into().expect("COLUMNS cells")
 }
 
 /// Median and maximum runs to first detection over the starts; a start that did not detect
@@ -437,7 +486,7 @@ fn runs_cells(results: &[SimResult], max_seeds: u64) -> (String, String) {
     (median, max)
 }
 
-fn print_aligned(table: &[[String; 8]]) {
+fn print_aligned(table: &[[String; COLUMNS]]) {
     let mut widths = HEADER.map(str::len);
     for row in table {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -445,7 +494,7 @@ fn print_aligned(table: &[[String; 8]]) {
         }
     }
     // Numbers right-aligned, text left-aligned.
-    let numeric = [false, false, true, false, true, true, true, true];
+    let numeric: [bool; COLUMNS] = std::array::from_fn(|column| column == 2 || column >= 4);
     let line = |cells: &[String]| {
         let parts: Vec<String> = cells
             .iter()
@@ -469,12 +518,16 @@ fn print_aligned(table: &[[String; 8]]) {
     }
 }
 
-fn print_markdown(table: &[[String; 8]]) {
+fn print_markdown(table: &[[String; COLUMNS]]) {
     println!("| {} |", HEADER.join(" | "));
-    println!(
-        "|{}|",
-        ["---", "---", "---:", "---", "---:", "---:", "---:", "---:"].join("|")
-    );
+    let alignments: [&str; COLUMNS] = std::array::from_fn(|column| {
+        if column == 2 || column >= 4 {
+            "---:"
+        } else {
+            "---"
+        }
+    });
+    println!("|{}|", alignments.join("|"));
     for row in table {
         let cells: Vec<String> = row.iter().map(|c| c.replace('|', "\\|")).collect();
         println!("| {} |", cells.join(" | "));

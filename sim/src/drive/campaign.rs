@@ -608,8 +608,9 @@ pub fn print_summary(options: &CampaignOptions, summary: &CampaignSummary) {
             unobservable.map_or_else(|| "-".to_owned(), counts_line)
         );
     }
-    if options.faults {
-        let power_cuts: u64 = summary.power_cuts_met_by.values().sum();
+    let power_cuts: u64 = summary.power_cuts_met_by.values().sum();
+    // Default runs crash too (the seed's crash switch).
+    if options.faults || power_cuts + summary.crashes_at_end > 0 {
         println!(
             "  crashes                {:>10} power cuts during the run, {} at its end; {:.1} disk operations a run",
             power_cuts,

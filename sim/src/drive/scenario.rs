@@ -401,6 +401,7 @@ impl ScenarioRun {
         let schedule = match s.schedule.scheduler {
             Schedule::Random => "random".to_owned(),
             Schedule::Pct { depth } => format!("pct depth {depth}"),
+            Schedule::Urw => "urw".to_owned(),
         };
         let _ = writeln!(
             out,

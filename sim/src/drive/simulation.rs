@@ -141,6 +141,7 @@ pub fn scheduling_name(scheduling: Scheduling) -> &'static str {
     match scheduling {
         Scheduling::Random => "random",
         Scheduling::Pct => "pct",
+        Scheduling::Urw => "urw",
         Scheduling::Mix => "mix",
     }
 }

@@ -18,6 +18,11 @@ pub enum Schedule {
     Random,
     /// Probabilistic concurrency testing with this bug depth.
     Pct { depth: usize },
+    /// shuttle's uniform random walk (URW, "Selectively Uniform Concurrency Testing",
+    /// ASPLOS 2025): a first execution counts each thread's scheduling points, the second
+    /// weighs every choice by the points a thread has left, so interleavings are sampled
+    /// uniformly rather than biased towards switching early.
+    Urw,
 }
 
 /// Which schedulers a campaign draws from.
@@ -27,7 +32,9 @@ pub enum Scheduling {
     Random,
     /// shuttle's PCT scheduler only.
     Pct,
-    /// Each seed draws one of the two.
+    /// shuttle's uniform random walk scheduler only.
+    Urw,
+    /// Each seed draws one of the three.
     Mix,
 }
 
@@ -81,11 +88,71 @@ pub struct FaultSettings {
     /// power cut is the only fault before the crash.
     #[serde(default = "io_errors_default")]
     pub io_errors: bool,
+    /// The power is cut right after the response of this successful commit (0-based, over
+    /// all threads): see `world::power_cut`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_cut_after_commit: Option<u64>,
+    /// The power is cut right after this write, sync or truncation of the database file
+    /// (0-based, after setup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_cut_after_database_op: Option<u64>,
+    /// The power is cut right after this write to the log (0-based, after setup), before its
+    /// sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_cut_after_log_write: Option<u64>,
 }
 
 fn io_errors_default() -> bool {
     true
 }
+
+/// One default run in [`CRASH_RUNS_IN`] ends in a crash and a recovery that must find exactly
+/// the committed data (the swarm's crash switch, a stream of its own): on a perfect disk, no
+/// I/O errors; in five of six the power is cut during the run (as at one point of a
+/// crash-point sweep: every operation after it fails, and the calls that met it are in
+/// doubt), at a seeded disk operation, right after an acknowledged commit, right after a
+/// database-file write or sync, or right after a log write (`world::power_cut`); and no final term in half, so what the
+/// log held unsynced is what the crash may lose, tear or garble. Without it, acknowledged
+/// commits, the write-ahead rule and the log's checksums would only be checked under
+/// `--faults` and `sweep`.
+pub const CRASH_RUNS_IN: u64 = 3;
+
+fn crash_switch(seed: u64) -> Option<FaultSettings> {
+    let mut rng = SplitMix64::new(seed ^ 0xC4A5_4C4A_5C4A_54C4);
+    if !rng.chance(1, CRASH_RUNS_IN) {
+        return None;
+    }
+    let fault_seed = rng.next_u64();
+    let (mut after_ops, mut after_commit) = (None, None);
+    let (mut after_database_op, mut after_log_write) = (None, None);
+    // The database file's operations get two shares: a page written back before its log
+    // (or in the middle of a tree operation's logging) shows only when the cut lands right
+    // after it.
+    match rng.below(6) {
+        0 => after_ops = Some(rng.below(POWER_CUT_OPS_MAX)),
+        1 => after_commit = Some(rng.below(POWER_CUT_COMMITS_MAX)),
+        2 | 3 => after_database_op = Some(rng.below(POWER_CUT_DATABASE_OPS_MAX)),
+        4 => after_log_write = Some(rng.below(POWER_CUT_LOG_WRITES_MAX)),
+        _ => {}
+    }
+    Some(FaultSettings {
+        fault_seed,
+        power_cut_after_ops: after_ops,
+        crash_before_term: rng.chance(1, 2),
+        io_errors: false,
+        power_cut_after_commit: after_commit,
+        power_cut_after_database_op: after_database_op,
+        power_cut_after_log_write: after_log_write,
+    })
+}
+
+/// The crash switch cuts the power after one of the first this many acknowledged commits.
+pub const POWER_CUT_COMMITS_MAX: u64 = 4;
+/// The crash switch cuts the power after one of the first this many database-file writes
+/// and syncs.
+pub const POWER_CUT_DATABASE_OPS_MAX: u64 = 8;
+/// The crash switch cuts the power after one of the first this many log writes.
+pub const POWER_CUT_LOG_WRITES_MAX: u64 = 4;
 
 /// A workload size that replaces the seed's draw (`explore --threads N --calls M`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -126,17 +193,18 @@ impl RunConfig {
     /// Derives the configuration of run `seed` under `strategy`.
     pub fn derive(seed: u64, strategy: Scheduling) -> RunConfig {
         let mut rng = SplitMix64::new(seed);
-        let pct = match strategy {
-            Scheduling::Random => false,
-            Scheduling::Pct => true,
-            Scheduling::Mix => rng.chance(1, 2),
-        };
-        let schedule = if pct {
-            Schedule::Pct {
-                depth: 1 + rng.below(3) as usize,
+        let strategy = match strategy {
+            Scheduling::Mix => {
+                [Scheduling::Random, Scheduling::Pct, Scheduling::Urw][rng.below(3) as usize]
             }
-        } else {
-            Schedule::Random
+            chosen => chosen,
+        };
+        let schedule = match strategy {
+            Scheduling::Pct => Schedule::Pct {
+                depth: 1 + rng.below(3) as usize,
+            },
+            Scheduling::Urw => Schedule::Urw,
+            _ => Schedule::Random,
         };
         let engine = EngineParameters {
             cache_size_pages: [8, 16, 64, 256][rng.below(4) as usize],
@@ -145,13 +213,15 @@ impl RunConfig {
             online_defrag: rng.chance(1, 2),
             background_thread: rng.chance(2, 3),
         };
-        let stop_plan = match rng.below(11) {
+        // A term meets a stop in progress (`term_raced_stop`) in few runs even when both are
+        // placed together: the racing term gets two shares.
+        let stop_plan = match rng.below(12) {
             0..=3 => StopPlan::Once,
             4 => StopPlan::Twice,
             5 => StopPlan::BadHandleFirst,
             6 => StopPlan::UninitializedFirst,
-            7 => StopPlan::RacingTerm,
-            8 | 9 => StopPlan::PartialThenFull,
+            7 | 8 => StopPlan::RacingTerm,
+            9 | 10 => StopPlan::PartialThenFull,
             _ => StopPlan::FullThenResumeAndPartial,
         };
         let threads = 2 + rng.below(5) as usize;
@@ -177,6 +247,7 @@ impl RunConfig {
             parameters: rng.chance(1, 4),
             detach_race: rng.chance(1, 8),
             ddl: rng.chance(1, 4),
+            shared_contexts: !wide && rng.chance(1, 2),
         };
         let shape = WorkloadShape {
             threads,
@@ -198,15 +269,21 @@ impl RunConfig {
                 initial_records.push((key, value));
             }
         }
-        RunConfig {
+        let schedule_seed = rng.next_u64();
+        let mut config = RunConfig {
             seed,
             schedule,
             engine,
             shape,
             initial_records,
-            schedule_seed: rng.next_u64(),
+            schedule_seed,
             faults: None,
+        };
+        config.faults = crash_switch(seed);
+        if config.faults.is_some() {
+            config.shape.committed_writes = true;
         }
+        config
     }
 
     /// [`Self::derive`] with disk faults drawn from the same seed (a separate stream, so the
@@ -221,6 +298,9 @@ impl RunConfig {
             power_cut_after_ops: rng.chance(1, 2).then(|| rng.below(POWER_CUT_OPS_MAX)),
             crash_before_term: rng.chance(1, 2),
             io_errors: true,
+            power_cut_after_commit: None,
+            power_cut_after_database_op: None,
+            power_cut_after_log_write: None,
         });
         config
     }
@@ -238,6 +318,9 @@ impl RunConfig {
                 faults.power_cut_after_ops = op;
                 faults.crash_before_term = false;
                 faults.io_errors = false;
+                faults.power_cut_after_commit = None;
+                faults.power_cut_after_database_op = None;
+                faults.power_cut_after_log_write = None;
                 config
             }
         }
@@ -322,5 +405,6 @@ mod tests {
             .iter()
             .any(|c| matches!(c.schedule, Schedule::Pct { .. })));
         assert!(configs.iter().any(|c| c.schedule == Schedule::Random));
+        assert!(configs.iter().any(|c| c.schedule == Schedule::Urw));
     }
 }

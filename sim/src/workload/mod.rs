@@ -456,6 +456,12 @@ pub struct Reach {
     /// `JetCreateTable`/`JetDeleteTable` of table `t2` racing the stop and each other.
     #[serde(default)]
     pub ddl: bool,
+    /// Threads set contexts on their own sessions and keep them, and the other threads reach
+    /// for those sessions (reset, set or read the context, end the session): only the thread
+    /// that set a context may reset it, and no one may end a session with a context set.
+    /// Never with a wide key range (no thread names another's sessions there).
+    #[serde(default)]
+    pub shared_contexts: bool,
 }
 
 impl Default for Reach {
@@ -468,6 +474,7 @@ impl Default for Reach {
             parameters: false,
             detach_race: false,
             ddl: false,
+            shared_contexts: false,
         }
     }
 }
@@ -811,6 +818,21 @@ fn counted_in_transaction() -> impl Strategy<Value = Vec<Call>> {
     })
 }
 
+/// [`Reach::shared_contexts`]: a context set on the thread's own warm-up session (kept until
+/// the wind-down), or a call on the next thread's warm-up session that only its context's
+/// setter may make.
+fn context_sharing_call() -> impl Strategy<Value = Call> {
+    let (own, peer) = (Ref::Var(0), Ref::Peer(0));
+    prop_oneof![
+        3 => prop_oneof![Just(7u64), Just(8)].prop_map(move |context| Call::SetSessionContext { ses: own, context }),
+        3 => Just(Call::ResetSessionContext { ses: peer }),
+        1 => Just(Call::EndSession { ses: peer }),
+        1 => prop_oneof![Just(7u64), Just(8)].prop_map(move |context| Call::SetSessionContext { ses: peer, context }),
+        1 => Just(Call::GetSessionInfo { ses: peer }),
+        1 => Just(Call::ResetSessionContext { ses: own }),
+    ]
+}
+
 /// A thread's calls after its warm-up: random calls, and with `committed_writes` whole
 /// committed transactions among them; in runs with wide key ranges, counts in transactions.
 fn program_body(shape: WorkloadShape) -> BoxedStrategy<Vec<Call>> {
@@ -842,6 +864,12 @@ fn program_pieces(
     ];
     if shape.committed_writes {
         pieces.push((4, committed_transaction(reach).boxed()));
+    }
+    if reach.shared_contexts && !reach.wide() {
+        pieces.push((
+            8,
+            context_sharing_call().prop_map(|call| vec![call]).boxed(),
+        ));
     }
     if reach.wide() {
         pieces.push((2, counted_in_transaction().boxed()));
@@ -1021,7 +1049,8 @@ pub fn workload(shape: WorkloadShape) -> impl Strategy<Value = Workload> {
                 })
                 .collect();
             let stopper_program = &mut threads[stopper];
-            let at = stop_at.index(stopper_program.len() + 1);
+            let stopper_len = stopper_program.len();
+            let at = stop_at.index(stopper_len + 1);
             for (offset, call) in stop_calls(shape.stop_plan, partial_grbit, resume)
                 .into_iter()
                 .enumerate()
@@ -1029,16 +1058,26 @@ pub fn workload(shape: WorkloadShape) -> impl Strategy<Value = Workload> {
                 stopper_program.insert(at + offset, call);
             }
             if shape.stop_plan == StopPlan::RacingTerm {
-                let terminator = (stopper + 1) % shape.threads;
-                let program = &mut threads[terminator];
-                let at = term_at.index(program.len() + 1);
-                program.insert(
-                    at,
-                    Call::Term {
-                        instance: InstanceRef::Main,
-                        grbit: 0x2,
-                    },
-                );
+                // A term on the next thread and, with three threads or more, another on the
+                // one after: each as far into its program as the stop is into the stopper's,
+                // give or take a call. Threads move at about the same pace, so the stop and
+                // the terms are often in flight together, and a term meets the stop (or the
+                // other term's decision) in progress.
+                let terminators = if shape.threads > 2 { 2 } else { 1 };
+                for offset in 1..=terminators {
+                    let program = &mut threads[(stopper + offset) % shape.threads];
+                    let aligned = at * (program.len() + 1) / (stopper_len + 1);
+                    let at = (aligned + term_at.index(3))
+                        .saturating_sub(1)
+                        .min(program.len());
+                    program.insert(
+                        at,
+                        Call::Term {
+                            instance: InstanceRef::Main,
+                            grbit: 0x2,
+                        },
+                    );
+                }
             }
             for (thread, at, call) in extras {
                 let program = &mut threads[thread.index(shape.threads)];

@@ -15,6 +15,7 @@ use crate::history::{
 use crate::model::Outcome;
 use crate::workload::config::{RunConfig, Schedule};
 use crate::workload::{self, Call, InstanceRef, Move, Ref, Seek, Workload};
+use crate::world::power_cut::{CutFile, CutPlan, PowerCutter};
 use crate::ShuttleRuntime;
 use jetsim_engine::env::{Io, IoFile, ManualClock, MemIo};
 use jetsim_engine::{
@@ -164,6 +165,7 @@ struct DiskTap {
     steps: Arc<AtomicU64>,
     first_failure_at: Arc<Mutex<Option<u64>>>,
     stoppers: Arc<Mutex<Stoppers>>,
+    cutter: Arc<PowerCutter>,
 }
 
 /// Threads inside a full stop, each with the step at which it first wrote to the disk.
@@ -213,12 +215,24 @@ impl Drop for StopWatch<'_> {
 impl DiskTap {
     fn new(disk: Arc<MemIo>, steps: Arc<AtomicU64>) -> DiskTap {
         DiskTap {
-            disk,
             files: Mutex::new(BTreeMap::new()),
             steps,
             first_failure_at: Arc::new(Mutex::new(None)),
             stoppers: Arc::new(Mutex::new(Vec::new())),
+            cutter: Arc::new(PowerCutter::new(Arc::clone(&disk))),
+            disk,
         }
+    }
+
+    /// The power cutter, for the database file's and the log's operations (`None` for
+    /// other files).
+    fn cutter_of(&self, path: &str) -> Option<(Arc<PowerCutter>, CutFile)> {
+        let file = match path {
+            DATABASE_PATH => CutFile::Database,
+            MAIN_LOG_PATH => CutFile::Log,
+            _ => return None,
+        };
+        Some((Arc::clone(&self.cutter), file))
     }
 
     /// The calling thread is about to make a full stop: watch its disk writes.
@@ -512,6 +526,7 @@ impl Io for DiskTap {
             steps: Arc::clone(&self.steps),
             first_failure_at: Arc::clone(&self.first_failure_at),
             stoppers: Arc::clone(&self.stoppers),
+            cutter: self.cutter_of(path),
         }))
     }
     fn open(&self, path: &str) -> std::io::Result<Box<dyn IoFile>> {
@@ -528,6 +543,7 @@ impl Io for DiskTap {
             steps: Arc::clone(&self.steps),
             first_failure_at: Arc::clone(&self.first_failure_at),
             stoppers: Arc::clone(&self.stoppers),
+            cutter: self.cutter_of(path),
         }))
     }
     fn remove(&self, path: &str) -> std::io::Result<()> {
@@ -548,6 +564,9 @@ struct TapFile {
     steps: Arc<AtomicU64>,
     first_failure_at: Arc<Mutex<Option<u64>>>,
     stoppers: Arc<Mutex<Stoppers>>,
+    /// The database file's and the log's: counts their operations towards a planned power
+    /// cut.
+    cutter: Option<(Arc<PowerCutter>, CutFile)>,
 }
 
 impl TapFile {
@@ -563,6 +582,14 @@ impl TapFile {
         self.note(result)?;
         note_stopper_write(&self.stoppers, &self.steps);
         Ok(())
+    }
+
+    /// A successful mutating operation (`write` or not), counted towards a power cut
+    /// planned after the N-th of its file (after the tap mirrored it).
+    fn file_changed(&self, write: bool) {
+        if let Some((cutter, file)) = &self.cutter {
+            cutter.file_changed(*file, write);
+        }
     }
 }
 
@@ -583,12 +610,14 @@ impl IoFile for TapFile {
         self.note_mutation(written)?;
         let offset = usize::try_from(offset).expect("the disk accepted the offset");
         lock(&self.data).write(offset, bytes);
+        self.file_changed(true);
         Ok(())
     }
     fn sync(&self) -> std::io::Result<()> {
         let synced = self.inner.sync();
         self.note_mutation(synced)?;
         lock(&self.data).sync();
+        self.file_changed(false);
         Ok(())
     }
     fn len(&self) -> std::io::Result<u64> {
@@ -600,6 +629,7 @@ impl IoFile for TapFile {
         self.note_mutation(set)?;
         let len = usize::try_from(len).expect("the disk accepted the length");
         lock(&self.data).set_len(len);
+        self.file_changed(false);
         Ok(())
     }
 }
@@ -1073,6 +1103,9 @@ fn call_and_record(
     // Read before this call leaves the set of flag changers, so "alone" covers the read.
     let flags_after = flags.before.and_then(|_| stop_flags(jet, world));
     let returned = recorder.stamp();
+    if matches!(call, Call::CommitTransaction { .. }) && result == Outcome::Ok {
+        recorder.disk.cutter.commit_acknowledged();
+    }
     let stop = StopSpan {
         thread,
         invoked,
@@ -1455,6 +1488,11 @@ fn start(config: &RunConfig, mutations: Mutations) -> Started {
         if let Some(ops) = faults.power_cut_after_ops {
             io.cut_power_after_ops(Some(io.mutating_ops() + ops));
         }
+        tap.cutter.arm(CutPlan {
+            after_commit: faults.power_cut_after_commit,
+            after_database_op: faults.power_cut_after_database_op,
+            after_log_write: faults.power_cut_after_log_write,
+        });
     }
     Started {
         io,
@@ -1614,6 +1652,7 @@ fn execution(
         ops_at_start,
         ops_at_death: None,
         failure,
+        mutations,
     };
     let history = |end| {
         let mut history = lock(&recorder.history).clone();
@@ -1681,6 +1720,8 @@ struct Crash<'a> {
     /// power "cut" that fails anything after is the crash itself, not a crash point.
     ops_at_death: Option<u64>,
     failure: Option<jetsim_engine::Failure>,
+    /// The engine under test recovers: its planted bug too (a recovery bug shows only here).
+    mutations: Mutations,
 }
 
 impl Crash<'_> {
@@ -1700,7 +1741,11 @@ impl Crash<'_> {
             .iter()
             .map(|fault| format!("[injected] {fault:?}"))
             .collect();
-        let (recovered, work) = recover(Arc::clone(io), Arc::new(ManualClock::new(0)));
+        let (recovered, work) = recover(
+            Arc::clone(io),
+            Arc::new(ManualClock::new(0)),
+            self.mutations,
+        );
         history.recovered = Some(recovered);
         history.recovery_work = work;
     }
@@ -1752,10 +1797,15 @@ impl Crash<'_> {
 fn recover(
     io: Arc<MemIo>,
     clock: Arc<ManualClock>,
+    mutations: Mutations,
 ) -> (Result<crate::history::Tables, String>, Option<RecoveryWork>) {
     let jet = Jet::<ShuttleRuntime>::new(Environment { clock, io });
+    let options = InstanceOptions {
+        mutations,
+        ..InstanceOptions::manual()
+    };
     let recovered = jet
-        .create_instance_with("main", InstanceOptions::manual())
+        .create_instance_with("main", options)
         .map_err(|e| format!("create_instance: {e:?}"))
         .and_then(|instance| {
             jet.init(instance)
@@ -1847,10 +1897,10 @@ pub fn run_here(config: &RunConfig, workload: &Workload, mutations: Mutations) -
         let run_config = config.clone();
         let workload = workload.clone();
         let (seed, schedule) = (config.schedule_seed, config.schedule);
-        // PCT runs twice (see below) and keeps the second; random runs once.
+        // PCT and URW run twice (see below) and keep the second; random runs once.
         let iterations = match schedule {
             Schedule::Random => 1,
-            Schedule::Pct { .. } => 2,
+            Schedule::Pct { .. } | Schedule::Urw => 2,
         };
         let started = std::sync::atomic::AtomicUsize::new(0);
         let body = move || {
@@ -1873,6 +1923,13 @@ pub fn run_here(config: &RunConfig, workload: &Workload, mutations: Mutations) -
                     // keep the second's history (the first is a deterministic calibration).
                     let scheduler =
                         shuttle::scheduler::PctScheduler::new_from_seed(seed, depth, iterations);
+                    shuttle::Runner::new(scheduler, shuttle_config).run(body)
+                }
+                // Like PCT, URW estimates each thread's scheduling points in its first
+                // iteration (a plain random walk) and samples uniformly from the second on.
+                Schedule::Urw => {
+                    let scheduler =
+                        shuttle::scheduler::UrwRandomScheduler::new_from_seed(seed, iterations);
                     shuttle::Runner::new(scheduler, shuttle_config).run(body)
                 }
             })
