@@ -185,6 +185,11 @@ pub struct Storage {
     /// Transactions with Undo records and no end yet: id → LSN of the first Undo record. The
     /// oldest is the checkpoint's undo point.
     open_transactions: BTreeMap<u64, Lsn>,
+    /// Transactions whose end record (Commit, level-1 Rollback) is appended but may not be
+    /// durable yet: end record LSN → LSN of the transaction's first Undo record. Until the
+    /// end record is flushed a crash leaves the transaction open in the log, so the
+    /// checkpoint's undo point must still cover its Undo records (see [`Storage::undo_lsn`]).
+    ending_transactions: BTreeMap<Lsn, Lsn>,
     /// The I/O error that made this storage fail-stop.
     failure: Option<Failure>,
     /// What the storage is doing now, recorded with a failure.
@@ -325,6 +330,7 @@ impl Storage {
             next_file_id: highest_id.saturating_add(1),
             checkpoints_written: 0,
             open_transactions: BTreeMap::new(),
+            ending_transactions: BTreeMap::new(),
             failure: None,
             activity: Activity::Call,
             recovery: RecoveryReport::default(),
@@ -744,24 +750,42 @@ impl Storage {
     }
 
     /// Keeps [`Storage::open_transactions`] current: a transaction opens at its first Undo
-    /// record and ends at its commit or its level-1 rollback.
+    /// record and ends at its commit or its level-1 rollback; an ended transaction stays in
+    /// [`Storage::ending_transactions`] until its end record is durable.
     fn track_transaction(&mut self, lsn: Lsn, record: &LogRecord) {
+        // Entries whose end record the log has flushed since no longer hold the undo point.
+        self.ending_transactions = self.ending_transactions.split_off(&self.log.flushed_lsn());
         match record {
             LogRecord::Undo { txn, .. } => {
                 self.open_transactions.entry(*txn).or_insert(lsn);
             }
             LogRecord::Commit { txn, .. } | LogRecord::Rollback { txn, level: 1, .. } => {
-                self.open_transactions.remove(txn);
+                if let Some(first_undo_lsn) = self.open_transactions.remove(txn) {
+                    self.ending_transactions.insert(lsn, first_undo_lsn);
+                }
             }
             _ => {}
         }
     }
 
-    /// The undo point: the first Undo record of the oldest transaction still open, or the
-    /// log tip when none is.
+    /// The undo point: the first Undo record of the oldest transaction that a crash now could
+    /// leave open in the log, or the log tip when none could. That includes a transaction
+    /// whose Commit or level-1 Rollback is appended but not yet flushed: a checkpoint is
+    /// persisted without flushing the log past its redo point, so the crash can cut the end
+    /// record off, and recovery must then still find (and undo) the transaction's changes,
+    /// which the checkpoint's page flush may already have written to the database. Dropping
+    /// it at the append let a background checkpoint after a stop's flush and an unflushed
+    /// rollback skip the rolled-back deletes, and recovery kept them (`jetsim replay 167
+    /// --crash-at 41`).
     pub fn undo_lsn(&self) -> Lsn {
+        let flushed_lsn = self.log.flushed_lsn();
+        let ending = self
+            .ending_transactions
+            .range(flushed_lsn..)
+            .map(|(_, first_undo_lsn)| first_undo_lsn);
         self.open_transactions
             .values()
+            .chain(ending)
             .min()
             .copied()
             .unwrap_or(self.log.tip_lsn())

@@ -788,3 +788,86 @@ fn a_checkpoint_never_passes_an_unsynced_eviction() {
     let file = storage.attach_database(&io, DB).expect("attach");
     assert_matches_model(&mut storage, file, root, &model);
 }
+
+#[test]
+fn a_checkpoint_keeps_the_undo_point_until_the_end_record_is_durable() {
+    // Goal: a transaction whose level-1 Rollback (or Commit) is appended but not flushed is
+    // still open to a crash, so a checkpoint persisted then keeps its Undo records in the
+    // loser scan. The stop's full flush writes the transaction's delete to the file; the
+    // rollback's compensation and end record stay in the log buffer; a background checkpoint
+    // within its depth bound needs no page write and no log flush. Recovery must undo the
+    // delete (found by `jetsim replay 167 --crash-at 41`).
+    let io = MemIo::new();
+    let mut storage = open(&io, 16);
+    let file = storage.create_database(&io, DB).expect("create");
+    let root = storage.create_table(file, "t").expect("table");
+    storage.put(file, root, b"k", b"committed").expect("put");
+    storage.flush_log().expect("flush");
+
+    let first_undo_lsn = storage
+        .append_log(LogRecord::Undo {
+            txn: 1,
+            file,
+            table_root: root,
+            key: b"k".to_vec(),
+            before: Some(b"committed".to_vec()),
+        })
+        .expect("undo");
+    storage.remove(file, root, b"k").expect("remove");
+    storage.flush_to_depth(0).expect("the stop's flush");
+
+    storage
+        .put(file, root, b"k", b"committed")
+        .expect("compensate");
+    storage
+        .append_log(LogRecord::Rollback {
+            txn: 1,
+            level: 1,
+            undone: 1,
+        })
+        .expect("rollback");
+    let flushed_lsn = storage.flushed_lsn();
+    let report = storage.flush_to_depth(1 << 20).expect("checkpoint");
+    assert_eq!(report.pages_written, 0);
+    assert_eq!(
+        storage.flushed_lsn(),
+        flushed_lsn,
+        "the Rollback record is not durable"
+    );
+    let persisted = storage.persisted_checkpoint().expect("persisted").clone();
+    assert!(
+        persisted.undo_lsn <= first_undo_lsn,
+        "the undo point {} passed the open transaction's first Undo record {first_undo_lsn}",
+        persisted.undo_lsn
+    );
+
+    drop(storage);
+    io.crash();
+    let mut storage = open(&io, 16);
+    assert_eq!(storage.recovery_report().transactions_undone, 1);
+    let file = storage.attach_database(&io, DB).expect("attach");
+    assert_eq!(
+        storage.get(file, root, b"k"),
+        Ok(Some(b"committed".to_vec()))
+    );
+
+    // Once the end record is durable, the undo point moves on to the tip.
+    let undo_lsn = storage
+        .append_log(LogRecord::Undo {
+            txn: 2,
+            file,
+            table_root: root,
+            key: b"k".to_vec(),
+            before: Some(b"committed".to_vec()),
+        })
+        .expect("undo");
+    storage
+        .append_log(LogRecord::Commit {
+            txn: 2,
+            commit_ts: 1,
+        })
+        .expect("commit");
+    assert_eq!(storage.undo_lsn(), undo_lsn);
+    storage.flush_log().expect("flush");
+    assert_eq!(storage.undo_lsn(), storage.tip_lsn());
+}
