@@ -109,9 +109,9 @@ fn jetsim_seed_replays_exactly_that_seed() {
     // a failing run names, with its trace and the hash the campaign saw.
     let mutant = "StopFlagLast";
     let mutations = Mutations::NONE.with(Mutant::StopFlagLast);
-    let seed = first_detection(mutations, Scheduling::Pct, 0, 600)
-        .expect("StopFlagLast is caught within 600 PCT seeds")
-        .seed;
+    let detection = first_detection(mutations, Scheduling::Pct, 0, 600)
+        .expect("StopFlagLast is caught within 600 PCT seeds");
+    let seed = detection.seed;
     let expected = run_seed(seed, Scheduling::Pct, mutations);
     let line =
         cargo_test_replay_command(seed, Scheduling::Pct, Some(mutant), FaultMode::Off).unwrap();
@@ -150,7 +150,10 @@ fn jetsim_seed_replays_exactly_that_seed() {
         stdout.contains("] wd  "),
         "the trace names the wd lane:\n{stdout}"
     );
-    assert!(stdout.contains("[stop-drained]"), "{stdout}");
+    // The replayed trace names every rule the campaign's run broke.
+    for rule in &detection.rules {
+        assert!(stdout.contains(&format!("[{rule}]")), "[{rule}]:\n{stdout}");
+    }
     assert!(
         stderr.contains(&line),
         "the failure prints its own line:\n{stderr}"
