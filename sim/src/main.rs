@@ -192,6 +192,8 @@ struct ReplayArgs {
     /// mutating disk operation after setup, or `end` (after the final term).
     #[arg(long, value_name = "OP|end")]
     crash_at: Option<CrashAt>,
+    // These three repeat explore's fields on purpose: the help says what they were for the
+    // run being replayed, and a flattened struct would give both commands one help text.
     /// The run's `explore --threads N`.
     #[arg(long, value_name = "N")]
     threads: Option<usize>,

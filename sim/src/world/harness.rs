@@ -17,6 +17,7 @@ use crate::workload::config::{RunConfig, Schedule};
 use crate::workload::{self, Call, InstanceRef, Move, Ref, Seek, Workload};
 use crate::world::power_cut::{CutFile, CutPlan, PowerCutter};
 use crate::ShuttleRuntime;
+use jetsim_engine::env::io::{keep_spare_image, spare_image};
 use jetsim_engine::env::{Io, IoFile, ManualClock, MemIo};
 use jetsim_engine::{
     DatabaseHandle, Environment, InstanceHandle, InstanceOptions, Jet, JetResult, Mutations,
@@ -98,40 +99,6 @@ impl Drop for TapFileData {
             keep_spare_image(synced);
         }
     }
-}
-
-thread_local! {
-    /// File images of finished runs on this OS thread, kept for the next run's tap and crash
-    /// copies: an image grown a page at a time otherwise reallocates and faults in fresh
-    /// memory in every run. Emptied before reuse, so only their capacity carries over.
-    static SPARE_IMAGES: std::cell::RefCell<Vec<Vec<u8>>> =
-        const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Spare images kept per OS thread (a run has a handful of files).
-const SPARE_IMAGES_MAX: usize = 16;
-
-/// An empty image, with the capacity of one a finished run left if there is one.
-fn spare_image() -> Vec<u8> {
-    SPARE_IMAGES
-        .try_with(|spares| spares.borrow_mut().pop())
-        .ok()
-        .flatten()
-        .unwrap_or_default()
-}
-
-fn keep_spare_image(mut image: Vec<u8>) {
-    if image.capacity() == 0 {
-        return;
-    }
-    image.clear();
-    // At thread exit the spares may already be gone; the image is then just freed.
-    let _ = SPARE_IMAGES.try_with(|spares| {
-        let mut spares = spares.borrow_mut();
-        if spares.len() < SPARE_IMAGES_MAX {
-            spares.push(image);
-        }
-    });
 }
 
 /// `image` to write to: copied (into a spare) first if anyone else shares it.

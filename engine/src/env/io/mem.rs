@@ -179,11 +179,13 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Spare images kept per OS thread (a run's disk has a handful of files, three images each).
-const SPARE_IMAGES_MAX: usize = 16;
+/// Spare images kept per OS thread (a run's disk has a handful of files, three images each,
+/// and the simulator's disk tap two more per file).
+const SPARE_IMAGES_MAX: usize = 32;
 
-/// An empty image, with the capacity of a dropped one if there is one.
-fn spare_image() -> Vec<u8> {
+/// An empty image, with the capacity of a dropped one if there is one. Also the simulator's
+/// pool for its own copies of file images (its disk tap), so one pool serves a run.
+pub fn spare_image() -> Vec<u8> {
     SPARE_IMAGES
         .try_with(|spares| spares.borrow_mut().pop())
         .ok()
@@ -191,7 +193,9 @@ fn spare_image() -> Vec<u8> {
         .unwrap_or_default()
 }
 
-fn keep_spare_image(mut image: Vec<u8>) {
+/// Gives an image back to this OS thread's pool (see [`spare_image`]); only its capacity
+/// is kept.
+pub fn keep_spare_image(mut image: Vec<u8>) {
     if image.capacity() == 0 {
         return;
     }

@@ -9,7 +9,7 @@ mod mem;
 
 pub use faults::{CrashFaults, FaultPlan, InjectedFault, SplitMix64, PPM, SECTOR_BYTES};
 pub use file::FileIo;
-pub use mem::MemIo;
+pub use mem::{keep_spare_image, spare_image, MemIo};
 
 use std::io;
 
