@@ -54,6 +54,10 @@ pub struct Observation {
 impl<R: Runtime> Jet<R> {
     /// Reads the instance's observable state. Not a Jet call: never gated, changes nothing
     /// observable (it reads pages through the cache, which may evict and write back).
+    ///
+    /// Long (about 110 lines) on purpose: every part is read under one hold of the instance
+    /// latch, so the observation is one consistent snapshot; split into helpers, each would
+    /// need the guard threaded through and the order of reads would be harder to see.
     pub fn observe(&self, instance: InstanceHandle) -> JetResult<Observation> {
         let core = self.core(instance)?;
         let phase = core.gate.phase();

@@ -539,7 +539,6 @@ fn percentile(values: &[u64], percent: usize) -> u64 {
 
 /// Prints the summary table and the first failures with their replay commands.
 pub fn print_summary(options: &CampaignOptions, summary: &CampaignSummary) {
-    let seconds = summary.wall_micros as f64 / 1e6;
     println!("jetsim explore: {}", options.heading());
     println!();
     println!("  seeds run              {:>10}", summary.seeds_run);
@@ -557,6 +556,35 @@ pub fn print_summary(options: &CampaignOptions, summary: &CampaignSummary) {
             summary.nondeterministic.len()
         );
     }
+    print_throughput(options, summary);
+    print_stops_and_crashes(options, summary);
+    println!(
+        "  checks unobservable    {}",
+        counts_line(&summary.unobservable)
+    );
+    print!("{}", coverage_table(summary));
+    for seed in &summary.nondeterministic {
+        println!("\nseed {seed} is NOT deterministic: two runs gave different traces.");
+        println!("  reproduce: {}", options.replay_command(*seed));
+    }
+    for report in summary.failures.iter().take(5) {
+        print_failure(
+            &format!("seed {}", report.config.seed),
+            &report.verdict.violations,
+            &options.replay_command(report.config.seed),
+        );
+    }
+    if summary.failures.len() > 5 {
+        println!(
+            "\n... and {} more failing seeds (see --json)",
+            summary.failures.len() - 5
+        );
+    }
+}
+
+/// The summary's middle: calls, time, rates, concurrency and the checker's cost.
+fn print_throughput(options: &CampaignOptions, summary: &CampaignSummary) {
+    let seconds = summary.wall_micros as f64 / 1e6;
     println!("  calls checked          {:>10}", summary.calls);
     println!("  wall time              {:>9.2}s", seconds);
     println!(
@@ -591,6 +619,11 @@ pub fn print_summary(options: &CampaignOptions, summary: &CampaignSummary) {
         percentile(&summary.states_explored_per_run, 100),
         crate::check::search_states_max()
     );
+}
+
+/// The summary's stop and crash lines: where stops landed, what the stop rules could check,
+/// and (when runs crashed) where the power cuts met the run and what recovery did.
+fn print_stops_and_crashes(options: &CampaignOptions, summary: &CampaignSummary) {
     println!(
         "  stop landed            {:>10} before other calls, {} during, {} after; {} without a successful stop",
         summary.stops_landed[0],
@@ -626,28 +659,6 @@ pub fn print_summary(options: &CampaignOptions, summary: &CampaignSummary) {
             counts_line(&summary.power_cuts_by_file)
         );
         println!("  recovery               {}", summary.recovery);
-    }
-    println!(
-        "  checks unobservable    {}",
-        counts_line(&summary.unobservable)
-    );
-    print!("{}", coverage_table(summary));
-    for seed in &summary.nondeterministic {
-        println!("\nseed {seed} is NOT deterministic: two runs gave different traces.");
-        println!("  reproduce: {}", options.replay_command(*seed));
-    }
-    for report in summary.failures.iter().take(5) {
-        print_failure(
-            &format!("seed {}", report.config.seed),
-            &report.verdict.violations,
-            &options.replay_command(report.config.seed),
-        );
-    }
-    if summary.failures.len() > 5 {
-        println!(
-            "\n... and {} more failing seeds (see --json)",
-            summary.failures.len() - 5
-        );
     }
 }
 
