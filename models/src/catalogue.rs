@@ -333,14 +333,15 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         mutant: "SessionClaimBeforeLatch",
-        // The rank assertion (debug builds, every runtime) fails at the first session call.
+        // The rank assertion (always under loom and shuttle, `Runtime::CHECKS_LOCK_RANKS`)
+        // fails at the first session call that takes the latch after its claim.
         loom: loom(
             StopModel::SharedReaders,
             Some(2),
             Property::EngineLockRank,
             1,
         ),
-        sim: None,
+        sim: sim(&[Rule::NoPanic], Scheduling::Mix, 10),
         crash_tests: None,
         sweep_test: None,
     },

@@ -372,6 +372,14 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
         Scheduling::Mix,
         COMMIT_ACK_MAX,
     ),
+    // Lock ranks are asserted in every simulated run (`Runtime::CHECKS_LOCK_RANKS`): a call
+    // that takes the instance latch while holding its session claim panics at once.
+    (
+        Rule::NoPanic,
+        Mutant::SessionClaimBeforeLatch,
+        Scheduling::Mix,
+        10,
+    ),
 ];
 
 /// See TEETH.

@@ -91,9 +91,17 @@ macro_rules! implement_runtime {
             ) -> T {
                 HELD_LOCK_RANKS.with(|held| f(&mut held.borrow_mut()))
             }
+            const CHECKS_LOCK_RANKS: bool = implement_runtime!(@checks_lock_ranks $root);
         }
 
         implement_runtime!(@held_lock_ranks $root);
+    };
+
+    (@checks_lock_ranks std) => {
+        cfg!(debug_assertions)
+    };
+    (@checks_lock_ranks $root:ident) => {
+        true
     };
 
     // The runtime boundary is the one place a thread-local may live: lock-order bookkeeping

@@ -90,7 +90,13 @@ pub trait Runtime: Sized + Send + Sync + 'static {
 
     /// Runs `f` on the calling thread's stack of held lock ranks. Per runtime thread (a loom
     /// or shuttle thread has its own, though they share one OS thread), so each runtime
-    /// keeps it in its own thread-local storage. Debug builds use it to assert lock order
+    /// keeps it in its own thread-local storage. It asserts lock order ([`Runtime::CHECKS_LOCK_RANKS`] says when)
     /// ([`sync::LockRank`]); it is bookkeeping that never changes what the engine does.
     fn with_held_lock_ranks<T>(f: impl FnOnce(&mut Vec<sync::LockRank>) -> T) -> T;
+
+    /// Whether the lock-rank assertions run in this build. Always under loom and shuttle,
+    /// whose builds are proofs and campaigns (the simulator runs release-built, and a lock
+    /// taken against its rank must fail its seed there, not only in debug tests); under std
+    /// only in debug builds, so the shipped engine pays nothing for the bookkeeping.
+    const CHECKS_LOCK_RANKS: bool;
 }

@@ -6,7 +6,8 @@ use std::marker::PhantomData;
 
 /// Every lock of the engine has a rank; a thread may only take a lock whose rank is greater
 /// than every rank it already holds, so no two threads can wait for each other in a cycle.
-/// Debug builds assert it at every acquisition (under std, loom and shuttle alike), so an
+/// It is asserted at every acquisition (std in debug builds; loom and shuttle always, see
+/// [`Runtime::CHECKS_LOCK_RANKS`]), so an
 /// inversion fails at once instead of deadlocking only when the timing is unlucky; ESE's
 /// critical sections carry ranks for the same reason (`dev/ese/src/inc/sync.hxx`).
 ///
@@ -39,7 +40,7 @@ pub enum LockRank {
 }
 
 fn acquire<R: Runtime>(rank: LockRank) {
-    if cfg!(debug_assertions) {
+    if R::CHECKS_LOCK_RANKS {
         R::with_held_lock_ranks(|held| {
             if let Some(&inner) = held.iter().find(|&&held_rank| held_rank >= rank) {
                 panic!("lock rank: taking {rank:?} while holding {inner:?} (held: {held:?})");
@@ -50,7 +51,7 @@ fn acquire<R: Runtime>(rank: LockRank) {
 }
 
 fn release<R: Runtime>(rank: LockRank) {
-    if cfg!(debug_assertions) {
+    if R::CHECKS_LOCK_RANKS {
         R::with_held_lock_ranks(|held| {
             let at = held
                 .iter()
