@@ -72,6 +72,8 @@ marks_list! {
     DetachRefusedVersions => "detach_refused_versions",
     /// The background worker's checkpoint flush wrote pages.
     BackgroundFlushWrotePages => "background_flush_wrote_pages",
+    /// A page read made outside the instance latch was installed in the cache.
+    DeferredReadInstalled => "deferred_read_installed",
 }
 
 /// The per-instance counts (empty without the `marks` feature).

@@ -27,6 +27,9 @@ const WATCHDOG: Duration = Duration::from_secs(120);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Trapped {
     Read,
+    /// Held after the read of the page at this offset: the caller has the bytes the disk had
+    /// then.
+    AfterReadAt(u64),
     Sync,
 }
 
@@ -134,7 +137,9 @@ impl BlockingIo {
 impl IoFile for BlockingFile {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         self.trap.pass(&self.path, Trapped::Read);
-        self.inner.read_at(offset, buf)
+        let read = self.inner.read_at(offset, buf);
+        self.trap.pass(&self.path, Trapped::AfterReadAt(offset));
+        read
     }
     fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         self.inner.write_at(offset, data)
@@ -288,4 +293,106 @@ fn a_session_waiting_for_its_commit_log_sync_stops_no_other_session() {
     );
     assert_eq!(finished, CALLS_WHILE_BLOCKED);
     assert_eq!(blocked, Ok(()));
+}
+
+/// A session's page read made outside the latch holds the page as it was; meanwhile another
+/// session changes the page, commits, and the page is written back (a `QuiesceCaches` stop
+/// and a resume) and evicted. Then the slow read finishes. Returns the value another session
+/// reads afterwards: the committed one, unless the stale read replaced the newer page.
+fn value_after_a_slow_read_overtaken_by_a_write_back(mutations: Mutations) -> Vec<u8> {
+    let trap = Arc::new(Trap::default());
+    let env = Environment {
+        clock: Arc::new(ManualClock::new(0)),
+        io: Arc::new(BlockingIo {
+            inner: MemIo::new(),
+            trap: Arc::clone(&trap),
+        }),
+    };
+    let jet = Arc::new(StdJet::new(env));
+    let options = InstanceOptions {
+        mutations,
+        ..InstanceOptions::manual()
+    };
+    let instance = jet.create_instance_with("inst", options).unwrap();
+    jet.set_system_parameter(instance, SystemParameter::CacheSizePages, 8)
+        .unwrap();
+    jet.init(instance).unwrap();
+    let writer = jet.begin_session(instance).unwrap();
+    let mut tables = Vec::new();
+    // B's 400 records of 64 bytes fill many more pages than the cache holds.
+    for (path, records, value) in [(DB_A, 1, &b"old"[..]), (DB_B, 400, &[b'v'; 64][..])] {
+        let dbid = jet.create_database(writer, path).unwrap();
+        let table = jet.create_table(writer, dbid, "t").unwrap();
+        jet.begin_transaction(writer).unwrap();
+        for i in 0..records {
+            jet.insert(writer, table, &key(i), value).unwrap();
+        }
+        jet.commit_transaction(writer).unwrap();
+        tables.push(table);
+    }
+    let (table_a, table_b) = (tables[0], tables[1]);
+    let reader = jet.begin_session(instance).unwrap();
+    let reader_db = jet.open_database(reader, DB_A).unwrap();
+    let reader_table = jet.open_table(reader, reader_db, "t").unwrap();
+    // Write every page back, then read all of B: A's clean leaf leaves the 8-page cache.
+    let write_back_and_evict_a = || {
+        jet.stop_service_instance2(instance, stop_grbit::QUIESCE_CACHES)
+            .unwrap();
+        jet.stop_service_instance2(instance, stop_grbit::RESUME)
+            .unwrap();
+        for i in 0..400 {
+            jet.seek(writer, table_b, &key(i), SeekMode::Equal).unwrap();
+        }
+    };
+    write_back_and_evict_a();
+
+    let (armed_tx, armed_rx) = mpsc::channel();
+    let slow_reader = {
+        let jet = Arc::clone(&jet);
+        let trap = Arc::clone(&trap);
+        std::thread::spawn(move || {
+            // A's one leaf is page 2, after the header and the catalog (the seek reads the
+            // header first; holding that read would test nothing).
+            let leaf_offset_bytes = 2 * jetsim_engine::storage::PAGE_SIZE_BYTES as u64;
+            trap.arm(
+                std::thread::current().id(),
+                DB_A,
+                Trapped::AfterReadAt(leaf_offset_bytes),
+            );
+            armed_tx.send(()).unwrap();
+            jet.seek(reader, reader_table, &key(0), SeekMode::Equal)
+        })
+    };
+    armed_rx.recv().unwrap();
+    trap.wait_until_holding();
+    // The reader holds A's leaf with "old"; the writer commits "new" and it reaches the disk.
+    jet.seek(writer, table_a, &key(0), SeekMode::Equal).unwrap();
+    jet.begin_transaction(writer).unwrap();
+    jet.replace(writer, table_a, b"new").unwrap();
+    jet.commit_transaction(writer).unwrap();
+    write_back_and_evict_a();
+    trap.release();
+    assert_eq!(slow_reader.join().unwrap(), Ok(()));
+
+    jet.seek(writer, table_a, &key(0), SeekMode::Equal).unwrap();
+    jet.retrieve(writer, table_a).unwrap().1
+}
+
+#[test]
+fn a_slow_page_read_overtaken_by_a_write_back_never_replaces_the_newer_page() {
+    assert_eq!(
+        value_after_a_slow_read_overtaken_by_a_write_back(Mutations::NONE),
+        b"new"
+    );
+}
+
+#[test]
+fn planted_overtaken_read_installed_is_caught() {
+    // Teeth: with the stale read installed, the committed value is lost from the cache.
+    assert_eq!(
+        value_after_a_slow_read_overtaken_by_a_write_back(
+            Mutations::NONE.with(Mutant::OvertakenReadInstalled)
+        ),
+        b"old"
+    );
 }

@@ -15,7 +15,9 @@
 use jetsim::campaign::first_detection;
 use jetsim::simulation::{replay_command, run_seed, scheduling_name};
 use jetsim_engine::{Mutant, Mutations};
-use jetsim_models::catalogue::{self, mutant_name, planted, CATALOGUE, CRASH_TESTS, SWEEP_TESTS};
+use jetsim_models::catalogue::{
+    self, mutant_name, planted, CATALOGUE, CONCURRENCY_TESTS, CRASH_TESTS, SWEEP_TESTS,
+};
 use jetsim_models::stop_models::StopModel;
 use std::collections::BTreeSet;
 
@@ -89,6 +91,15 @@ fn sweep_tests_named_by_the_catalogue_exist_and_plant_their_mutant() {
         .filter_map(|e| Some((e.mutant, e.sweep_test?)))
         .collect();
     assert_tests_plant_their_mutants(SWEEP_TESTS, &named);
+}
+
+#[test]
+fn concurrency_tests_named_by_the_catalogue_exist_and_plant_their_mutant() {
+    let named: Vec<(&str, &str)> = CATALOGUE
+        .iter()
+        .filter_map(|e| Some((e.mutant, e.concurrency_test?)))
+        .collect();
+    assert_tests_plant_their_mutants(CONCURRENCY_TESTS, &named);
 }
 
 #[test]

@@ -129,6 +129,11 @@ impl<R: Runtime> Jet<R> {
                     storage.set_wal_flush_skipped(
                         core.options.mutations.is_active(Mutant::PageBeforeLog),
                     );
+                    storage.set_overtaken_reads_installed(
+                        core.options
+                            .mutations
+                            .is_active(Mutant::OvertakenReadInstalled),
+                    );
                     storage.set_operations_logged_per_page(
                         core.options
                             .mutations

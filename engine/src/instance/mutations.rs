@@ -62,9 +62,14 @@ pub enum Mutant {
     /// A session call claims its session before it takes the instance latch, against the
     /// lock ranks (the claims rank above the latch). A call holding the claims lock then waits
     /// for the latch while a call holding the latch waits for the claims lock to give its
-    /// session back: a deadlock whenever a writer holds the latch. The rank assertion of debug
-    /// builds fails at the first such acquisition.
+    /// session back: a deadlock whenever a writer holds the latch. The rank assertion (on in
+    /// every loom and shuttle build) fails at the first such acquisition.
     SessionClaimBeforeLatch,
+    /// A page read made outside the instance latch is installed in the cache although a
+    /// write-back of the same page overtook it (and the page was evicted meanwhile): the
+    /// cache then holds the page as it was before a change that is already on disk, so later
+    /// reads miss committed data and later writes overwrite it.
+    OvertakenReadInstalled,
 }
 
 impl Mutant {
@@ -88,6 +93,7 @@ impl Mutant {
         Mutant::GroupCommitTrustsFlushInFlight,
         Mutant::LogChecksumIgnored,
         Mutant::SessionClaimBeforeLatch,
+        Mutant::OvertakenReadInstalled,
     ];
 
     const fn bit(self) -> u32 {

@@ -105,6 +105,9 @@ pub struct BufferManager {
     unsynced_files: BTreeSet<FileId>,
     /// Planted bug `PageBeforeLog`: write pages back without flushing the log first.
     pub(crate) skip_wal_flush: bool,
+    /// Planted bug `OvertakenReadInstalled`: install a deferred read even when a write-back
+    /// of its page overtook it.
+    pub(crate) install_overtaken_reads: bool,
     miss_policy: MissPolicy,
     /// The page a read under [`MissPolicy::Defer`] missed.
     deferred_read: Option<FrameKey>,
@@ -127,6 +130,7 @@ impl BufferManager {
             stats: BufferStats::default(),
             unsynced_files: BTreeSet::new(),
             skip_wal_flush: false,
+            install_overtaken_reads: false,
             miss_policy: MissPolicy::ReadUnderLock,
             deferred_read: None,
             reads_in_flight: BTreeMap::new(),
@@ -220,7 +224,7 @@ impl BufferManager {
             .reads_in_flight
             .get_mut(&key)
             .expect("take_deferred_read registered it");
-        let overtaken = in_flight.overtaken;
+        let overtaken = in_flight.overtaken && !self.install_overtaken_reads;
         in_flight.readers -= 1;
         if in_flight.readers == 0 {
             self.reads_in_flight.remove(&key);
@@ -230,6 +234,7 @@ impl BufferManager {
         if overtaken || self.frames.contains_key(&key) || !self.files.contains_key(&key.0) {
             return Ok(());
         }
+        crate::mark!(self.marks, DeferredReadInstalled);
         let stamp = self.next_stamp();
         self.install_read(key, bytes, stamp, log)
     }
@@ -635,5 +640,66 @@ mod tests {
         buffers.set_cache_size_pages(8, &mut log).expect("shrink");
         assert_eq!(buffers.cached_page_count(), 8);
         assert_eq!(buffers.stats().pages_written, 12);
+    }
+
+    /// A read made outside the latch of page 0 while page 0 is changed, written back and
+    /// evicted; then the read's bytes are handed to `finish_deferred_read`. Returns the
+    /// bytes page 0 then has in the cache.
+    fn page_after_an_overtaken_deferred_read(install_overtaken_reads: bool) -> Vec<u8> {
+        let io = MemIo::new();
+        let (mut log, _) = Log::open(&io, "t.log").expect("log");
+        let file = FileId(1);
+        let mut buffers = BufferManager::new(MIN_CACHE_SIZE_PAGES);
+        buffers.install_overtaken_reads = install_overtaken_reads;
+        buffers.add_file(file, io.create("t.edb").expect("create"));
+        let write = |buffers: &mut BufferManager, log: &mut Log, page, tag| {
+            let (image, lsn) = logged_image(log, file, page, tag);
+            buffers.write(file, page, image, lsn, log).expect("write");
+        };
+        let evict_page_0 = |buffers: &mut BufferManager, log: &mut Log, tag: u8| {
+            buffers.flush_all(log).expect("flush");
+            for page in 1..=MIN_CACHE_SIZE_PAGES as PageNumber {
+                write(buffers, log, page, tag);
+            }
+            assert!(!buffers.frames.contains_key(&(file, 0)), "page 0 evicted");
+        };
+        write(&mut buffers, &mut log, 0, 1);
+        evict_page_0(&mut buffers, &mut log, 1);
+
+        // The reader misses page 0 and reads it with no latch: version 1.
+        buffers.set_miss_policy(MissPolicy::Defer);
+        assert_eq!(
+            buffers.read(file, 0, &mut log).err(),
+            Some(JetError::OutOfBuffers)
+        );
+        let deferred = buffers.take_deferred_read().expect("the miss was recorded");
+        let stale = deferred.read();
+        buffers.set_miss_policy(MissPolicy::ReadUnderLock);
+
+        // Meanwhile a writer changes page 0 to version 2; it is written back and evicted.
+        write(&mut buffers, &mut log, 0, 2);
+        evict_page_0(&mut buffers, &mut log, 3);
+
+        buffers
+            .finish_deferred_read(&deferred, stale, &mut log)
+            .expect("finish");
+        buffers.read(file, 0, &mut log).expect("read").to_vec()
+    }
+
+    fn leaf_tag(bytes: &[u8]) -> u8 {
+        match decode_page(bytes).expect("valid page").1 {
+            PageContent::Node(Node::Leaf { entries }) => entries[0].0[0],
+            other => panic!("not the test's leaf: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_deferred_read_overtaken_by_a_write_back_is_discarded() {
+        // Goal: a page read outside the latch, that a write-back of the page overtook, never
+        // replaces the newer page: the cache (and so every later read or write) sees the
+        // version the writer made, not the one the slow reader saw.
+        assert_eq!(leaf_tag(&page_after_an_overtaken_deferred_read(false)), 2);
+        // Teeth: the planted bug `OvertakenReadInstalled` brings version 1 back.
+        assert_eq!(leaf_tag(&page_after_an_overtaken_deferred_read(true)), 1);
     }
 }

@@ -361,6 +361,12 @@ impl Storage {
         self.buffers.skip_wal_flush = skipped;
     }
 
+    /// Planted bug `OvertakenReadInstalled` (tests only): install a deferred page read even
+    /// when a write-back of the page overtook it.
+    pub fn set_overtaken_reads_installed(&mut self, installed: bool) {
+        self.buffers.install_overtaken_reads = installed;
+    }
+
     /// Counts this storage's coverage marks into the instance's (see [`crate::marks`]).
     pub fn set_marks(&mut self, marks: crate::marks::Marks) {
         self.buffers.marks = marks;

@@ -21,7 +21,7 @@ use jetsim::check::Rule;
 use jetsim::config::Scheduling;
 use jetsim::simulation::{run_seed, scheduling_name};
 use jetsim_engine::{Mutant, Mutations};
-use jetsim_models::catalogue::{self, Entry, CRASH_TESTS, SWEEP_TESTS};
+use jetsim_models::catalogue::{self, Entry, CONCURRENCY_TESTS, CRASH_TESTS, SWEEP_TESTS};
 use jetsim_models::stop_models::Outcome;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -415,6 +415,11 @@ fn table_row(row: &Row, options: &Options) -> [String; COLUMNS] {
     }
     if let Some(tests) = entry.crash_tests {
         checkers.push(format!("engine crash tests ({CRASH_TESTS}: {tests})"));
+    }
+    if let Some(test) = entry.concurrency_test {
+        checkers.push(format!(
+            "engine concurrency test ({CONCURRENCY_TESTS}: {test})"
+        ));
     }
     let rules_cell = if rules.is_empty() {
         dash()
