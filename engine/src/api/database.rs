@@ -256,15 +256,7 @@ impl<R: Runtime> Jet<R> {
                 let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
                 let root = storage.create_table(file, name)?;
                 orders.wrote = true;
-                open_cursor(
-                    core.handle.parts().expect("live").instance_slot,
-                    state,
-                    session,
-                    slot,
-                    name,
-                    root,
-                    generation,
-                )
+                open_cursor(core, state, session, slot, name, root, generation)
             },
         )
     }
@@ -283,15 +275,7 @@ impl<R: Runtime> Jet<R> {
             let root = storage
                 .table_root(file, name)?
                 .ok_or(JetError::ObjectNotFound)?;
-            open_cursor(
-                core.handle.parts().expect("live").instance_slot,
-                state,
-                session,
-                slot,
-                name,
-                root,
-                generation,
-            )
+            open_cursor(core, state, session, slot, name, root, generation)
         })
     }
 
@@ -417,8 +401,10 @@ pub(crate) fn owned_cursor<R: Runtime>(
     Ok((parts.object_slot, parts.generation))
 }
 
+/// Opens a cursor on `name` (rooted at `table_root`) for `session`: what `create_table` and
+/// `open_table` end with.
 fn open_cursor<R: Runtime>(
-    instance_slot: u8,
+    core: &InstanceCore<R>,
     state: &mut InstanceState<R>,
     session: SessionRef,
     database_slot: u16,
@@ -444,5 +430,6 @@ fn open_cursor<R: Runtime>(
             },
         )
         .ok_or(JetError::TooManyOpenTables)?;
+    let instance_slot = core.handle.parts().expect("live").instance_slot;
     Ok(TableHandle::new(instance_slot, slot, generation))
 }
