@@ -115,8 +115,8 @@ impl<'s> TreeReads<'s> {
         }
     }
 
-    /// [`Storage::get`]. The checks then walk here have the same shape as in
-    /// [`Storage::put`] and [`Storage::remove`]; kept apart because reads go through `walk`
+    /// [`Storage::get`]. Check the arguments, then walk: the same shape as
+    /// [`Storage::put`] and [`Storage::remove`], kept apart because reads go through `walk`
     /// (either latch) and writes through `with_pager` (the exclusive latch only).
     pub fn get(
         &mut self,
