@@ -29,13 +29,7 @@ struct Run {
 
 fn start_with(io: &MemIo, mutations: Mutations, cache_pages: u64) -> JetResult<Run> {
     let jet = StdJet::new(env_on(io));
-    let instance = jet.create_instance_with(
-        "inst",
-        InstanceOptions {
-            mutations,
-            ..InstanceOptions::manual()
-        },
-    )?;
+    let instance = manual_instance(&jet, mutations)?;
     jet.set_system_parameter(instance, SystemParameter::CacheSizePages, cache_pages)?;
     jet.set_system_parameter(instance, SystemParameter::CheckpointDepthMaxBytes, 16 << 10)?;
     jet.init(instance)?;
@@ -49,6 +43,35 @@ fn start_with(io: &MemIo, mutations: Mutations, cache_pages: u64) -> JetResult<R
         d,
         t,
     })
+}
+
+/// Instance "inst" with no background thread and `mutations` planted.
+fn manual_instance(jet: &StdJet, mutations: Mutations) -> JetResult<InstanceHandle> {
+    jet.create_instance_with(
+        "inst",
+        InstanceOptions {
+            mutations,
+            ..InstanceOptions::manual()
+        },
+    )
+}
+
+/// The three crashes the sweeps try at each cut: `variant` 0 is `crash` (every unsynced
+/// operation lost), 1 `crash_with` at the default rates from a fixed seed, 2 `crash_with`
+/// losing and tearing writes at `damage_ppm` each, seeded by the cut.
+fn crash_variant(io: &MemIo, variant: u64, cut: u64, damage_ppm: u32) {
+    match variant {
+        0 => io.crash(),
+        1 => io.crash_with(&mut SplitMix64::new(0), CrashFaults::default()),
+        _ => io.crash_with(
+            &mut SplitMix64::new(cut),
+            CrashFaults {
+                lost_write_ppm: damage_ppm,
+                torn_write_ppm: damage_ppm,
+                ..CrashFaults::default()
+            },
+        ),
+    }
 }
 
 fn start(io: &MemIo) -> Run {
@@ -115,13 +138,7 @@ fn recover(io: &MemIo) -> JetResult<Recovered> {
 /// [`recover`] by an engine with `mutations` planted (a bug in recovery itself).
 fn recover_with(io: &MemIo, mutations: Mutations) -> JetResult<Recovered> {
     let jet = StdJet::new(env_on(io));
-    let instance = jet.create_instance_with(
-        "inst",
-        InstanceOptions {
-            mutations,
-            ..InstanceOptions::manual()
-        },
-    )?;
+    let instance = manual_instance(&jet, mutations)?;
     jet.init(instance)?;
     let report = jet
         .last_recovery_report(instance)?
@@ -507,18 +524,7 @@ fn a_file_whose_creation_never_reached_the_disk_is_a_fresh_start() {
                 .unwrap();
             assert_eq!(jet.init(instance), Err(JetError::DiskIO), "cut at op {cut}");
             drop(jet);
-            match variant {
-                0 => io.crash(),
-                1 => io.crash_with(&mut SplitMix64::new(0), CrashFaults::default()),
-                _ => io.crash_with(
-                    &mut SplitMix64::new(cut),
-                    CrashFaults {
-                        lost_write_ppm: 500_000,
-                        torn_write_ppm: 500_000,
-                        ..CrashFaults::default()
-                    },
-                ),
-            }
+            crash_variant(&io, variant, cut, 500_000);
             lost_creates += io
                 .injected_faults()
                 .iter()
@@ -985,18 +991,7 @@ fn crash_sweep(mutations: Mutations) -> Sweep {
             let io = MemIo::new();
             io.cut_power_after_ops(Some(cut));
             let acked = sweep_workload(&io, mutations);
-            match variant {
-                0 => io.crash(),
-                1 => io.crash_with(&mut SplitMix64::new(0), CrashFaults::default()),
-                _ => io.crash_with(
-                    &mut SplitMix64::new(cut),
-                    CrashFaults {
-                        lost_write_ppm: 400_000,
-                        torn_write_ppm: 400_000,
-                        ..CrashFaults::default()
-                    },
-                ),
-            }
+            crash_variant(&io, variant, cut, 400_000);
             sweep.recoveries += 1;
             match check(&io, &acked) {
                 Ok(report) => sweep.pages_redone += report.pages_redone,

@@ -120,6 +120,7 @@ struct ExploreArgs {
     /// and a recovery that must find exactly the committed data.
     #[arg(long)]
     faults: bool,
+    // `ReplayArgs` repeats the next three on purpose: see the comment there.
     /// Threads per run (2 to 64), replacing each seed's draw (2-6): bigger workloads.
     #[arg(long, value_name = "N")]
     threads: Option<usize>,

@@ -704,6 +704,8 @@ fn system_parameter(
     let Some(value) = value else {
         return Ok(Outcome::Parameter(parameters.get(parameter)));
     };
+    // The engine's `instance/params.rs` checks the same ranges in the same shape; the model
+    // keeps its own copy on purpose, so a wrong range in the engine makes the two disagree.
     match parameter {
         Parameter::CheckpointDepthMaxBytes => parameters.checkpoint_depth_max_bytes = value,
         Parameter::CacheSizePages => {
@@ -1164,7 +1166,14 @@ fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Cal
             s.cursors.get_mut(&cursor).expect("alive").position = Position::On(key);
             Ok(Outcome::Ok)
         }
-        Call::Replace { table, value, .. } => {
+        // Replace and delete differ only in what they write at the cursor's record. Insert
+        // (above) takes the same steps, kept apart because it writes at its own key, wants
+        // that key absent and moves the cursor there.
+        Call::Replace { table, .. } | Call::Delete { table, .. } => {
+            let new_value = match *call {
+                Call::Replace { value, .. } => Some(value),
+                _ => None,
+            };
             let cursor = owned_cursor(s, thread, session, table)?;
             let key = current_key(s, cursor)?;
             let t = s.cursors[&cursor].table;
@@ -1172,18 +1181,7 @@ fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Cal
             if s.visible_value(session, t, key).is_none() {
                 return Err(E::RecordDeleted);
             }
-            write(s, session, t, key, Some(value))?;
-            Ok(Outcome::Ok)
-        }
-        Call::Delete { table, .. } => {
-            let cursor = owned_cursor(s, thread, session, table)?;
-            let key = current_key(s, cursor)?;
-            let t = s.cursors[&cursor].table;
-            write_checks(s, session, t, key)?;
-            if s.visible_value(session, t, key).is_none() {
-                return Err(E::RecordDeleted);
-            }
-            write(s, session, t, key, None)?;
+            write(s, session, t, key, new_value)?;
             Ok(Outcome::Ok)
         }
         Call::Seek {

@@ -494,6 +494,30 @@ fn session_worker(
 
 /// The stop-rule execution: `sessions` workers and one stopper race; then everything the stop
 /// promises is checked and the instance terminated.
+/// The first session, with the database created and table `TABLE` created in it (closed).
+fn first_session_with_table(
+    jet: &SimJet,
+    instance: InstanceHandle,
+) -> (SessionHandle, DatabaseHandle) {
+    let first = jet.begin_session(instance).unwrap();
+    let first_db = jet.create_database(first, DB).unwrap();
+    let table = jet.create_table(first, first_db, TABLE).unwrap();
+    jet.close_table(first, table).unwrap();
+    (first, first_db)
+}
+
+/// The stop's quiesce held: no page dirtied and no log written since it.
+fn assert_nothing_written_after_stop(status: &InstanceStatus) {
+    assert_eq!(
+        status.dirty_pages, 0,
+        "pages dirtied after the stop: {status:?}"
+    );
+    assert_eq!(
+        status.checkpoint_depth_bytes, 0,
+        "log written after the stop: {status:?}"
+    );
+}
+
 fn stop_rule_execution(w: Workload) {
     let jet = Arc::new(SimJet::new(Environment::in_memory()));
     let instance = jet
@@ -506,10 +530,7 @@ fn stop_rule_execution(w: Workload) {
         )
         .unwrap();
     jet.init(instance).unwrap();
-    let first = jet.begin_session(instance).unwrap();
-    let first_db = jet.create_database(first, DB).unwrap();
-    let table = jet.create_table(first, first_db, TABLE).unwrap();
-    jet.close_table(first, table).unwrap();
+    let (first, first_db) = first_session_with_table(&jet, instance);
     let mut sessions = vec![(first, first_db)];
     for _ in 1..w.sessions {
         let sesid = jet.begin_session(instance).unwrap();
@@ -551,14 +572,7 @@ fn stop_rule_execution(w: Workload) {
         .iter()
         .any(|c| c.call == JetCall::Rollback && c.result.is_ok() && c.returned > stop.invoked);
     if !wrote_after {
-        assert_eq!(
-            status.dirty_pages, 0,
-            "pages dirtied after the stop: {status:?}"
-        );
-        assert_eq!(
-            status.checkpoint_depth_bytes, 0,
-            "log written after the stop: {status:?}"
-        );
+        assert_nothing_written_after_stop(&status);
     }
     check_stop_record(&jet, instance);
 
@@ -788,14 +802,7 @@ fn defrag_execution(stopper_max_yields: u32) {
         status.defrag_pages_freed, at_return.defrag_pages_freed,
         "defrag freed pages after the stop returned"
     );
-    assert_eq!(
-        status.dirty_pages, 0,
-        "pages dirtied after the stop: {status:?}"
-    );
-    assert_eq!(
-        status.checkpoint_depth_bytes, 0,
-        "log written after the stop: {status:?}"
-    );
+    assert_nothing_written_after_stop(&status);
     check_stop_record(&jet, instance);
     if at_return.defrag_pages_freed > 0 {
         DEFRAG_RAN_BEFORE_STOP.fetch_add(1, StdOrdering::Relaxed);
@@ -955,10 +962,7 @@ fn stop_racing_stop_execution(max_yields: u32) {
         .create_instance_with("twostops", InstanceOptions::default())
         .unwrap();
     jet.init(instance).unwrap();
-    let first = jet.begin_session(instance).unwrap();
-    let first_db = jet.create_database(first, DB).unwrap();
-    let table = jet.create_table(first, first_db, TABLE).unwrap();
-    jet.close_table(first, table).unwrap();
+    let (first, first_db) = first_session_with_table(&jet, instance);
     let second = jet.begin_session(instance).unwrap();
     let second_db = jet.open_database(second, DB).unwrap();
     let sessions = [(first, first_db), (second, second_db)];

@@ -46,6 +46,9 @@ impl JetCall {
     /// Calls the documentation says still work after a stop, plus `GetSessionInfo`, which ESE's
     /// source also lets through. Instance lifecycle calls (init, term, stop) have their own
     /// rules in the gate; parameters are [`Admission::Configuration`].
+    // `tests::allowlist_is_the_documented_one` (and sim's
+    // `the_models_allowlist_is_its_own_documented_list`) write this list out again on purpose:
+    // a test states the documentation on its own, so an edit here cannot pass it unseen.
     pub const ALLOWED_AFTER_STOP: &'static [JetCall] = &[
         JetCall::Rollback,
         JetCall::CloseTable,
@@ -96,6 +99,8 @@ mod tests {
 
     #[test]
     fn allowlist_is_the_documented_one() {
+        // Repeats `ALLOWED_AFTER_STOP` (and adds calls that must stay out) on purpose: the
+        // expected list comes from the documentation, not from the constant under test.
         let allowed: Vec<JetCall> = [
             JetCall::BeginSession,
             JetCall::Rollback,

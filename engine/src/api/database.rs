@@ -5,10 +5,13 @@ use super::calls::JetCall;
 use super::handles::{DatabaseHandle, SessionHandle, TableHandle};
 use super::session::{close_cursors, session_entry, session_entry_mut};
 use super::{Jet, SessionRef};
+use crate::env::io::Io;
 use crate::error::{JetError, JetResult};
-use crate::instance::{AttachedDatabase, Cursor, CursorPosition, InstanceState, Position};
+use crate::instance::{
+    AttachedDatabase, Cursor, CursorPosition, InstanceCore, InstanceState, Position,
+};
 use crate::runtime::Runtime;
-use crate::storage::FileId;
+use crate::storage::{FileId, Storage};
 
 /// `JetDefragment` grbits.
 pub mod defrag_grbit {
@@ -67,24 +70,8 @@ impl<R: Runtime> Jet<R> {
                 if find_attached(state, path).is_some() {
                     return Err(JetError::DatabaseDuplicate);
                 }
-                if state.databases.next_free_slot().is_none() {
-                    return Err(JetError::TooManyAttachedDatabases);
-                }
-                let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
-                self.claim_database(core.handle, path)?;
-                let file = storage
-                    .create_database(core.env.io.as_ref(), path)
-                    .inspect_err(|_| self.release_database(core.handle, path))?;
-                let slot = state
-                    .databases
-                    .insert(
-                        generation,
-                        AttachedDatabase {
-                            file,
-                            path: path.to_owned(),
-                        },
-                    )
-                    .expect("free slot checked");
+                let slot =
+                    self.attach_file(core, state, path, generation, Storage::create_database)?;
                 *session_entry_mut(state, session)
                     .open_databases
                     .entry(slot)
@@ -108,26 +95,37 @@ impl<R: Runtime> Jet<R> {
             if find_attached(state, path).is_some() {
                 return Ok(AttachOutcome::AlreadyAttached);
             }
-            if state.databases.next_free_slot().is_none() {
-                return Err(JetError::TooManyAttachedDatabases);
-            }
-            let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
-            self.claim_database(core.handle, path)?;
-            let file = storage
-                .attach_database(core.env.io.as_ref(), path)
-                .inspect_err(|_| self.release_database(core.handle, path))?;
-            state
-                .databases
-                .insert(
-                    generation,
-                    AttachedDatabase {
-                        file,
-                        path: path.to_owned(),
-                    },
-                )
-                .expect("free slot checked");
+            self.attach_file(core, state, path, generation, Storage::attach_database)?;
             Ok(AttachOutcome::Attached)
         })
+    }
+
+    /// The steps `create_database` and `attach_database` share once `path` is known not to
+    /// be attached: a free slot, the path claimed across instances, `open` on the storage
+    /// (the claim given back if it fails), then the slot filled. Returns the slot.
+    fn attach_file(
+        &self,
+        core: &InstanceCore<R>,
+        state: &mut InstanceState<R>,
+        path: &str,
+        generation: u32,
+        open: impl FnOnce(&mut Storage, &dyn Io, &str) -> JetResult<FileId>,
+    ) -> JetResult<u16> {
+        if state.databases.next_free_slot().is_none() {
+            return Err(JetError::TooManyAttachedDatabases);
+        }
+        let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+        self.claim_database(core.handle, path)?;
+        let file = open(storage, core.env.io.as_ref(), path)
+            .inspect_err(|_| self.release_database(core.handle, path))?;
+        let attached = AttachedDatabase {
+            file,
+            path: path.to_owned(),
+        };
+        Ok(state
+            .databases
+            .insert(generation, attached)
+            .expect("free slot checked"))
     }
 
     /// `JetDetachDatabase`: refused inside a transaction and while any session has it open.
@@ -254,25 +252,11 @@ impl<R: Runtime> Jet<R> {
             sesid,
             JetCall::CreateTable,
             |core, state, session, orders| {
-                let (slot, file) = opened_database(state, session, dbid)?;
-                if !valid_table_name(name) {
-                    return Err(JetError::InvalidName);
-                }
-                if state.cursors.next_free_slot().is_none() {
-                    return Err(JetError::TooManyOpenTables);
-                }
+                let (slot, file) = table_to_open(state, session, dbid, name)?;
                 let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
                 let root = storage.create_table(file, name)?;
                 orders.wrote = true;
-                open_cursor(
-                    core.handle.parts().expect("live").instance_slot,
-                    state,
-                    session,
-                    slot,
-                    name,
-                    root,
-                    generation,
-                )
+                open_cursor(core, state, session, slot, name, root, generation)
             },
         )
     }
@@ -286,26 +270,12 @@ impl<R: Runtime> Jet<R> {
     ) -> JetResult<TableHandle> {
         let generation = self.next_generation();
         self.with_session(sesid, JetCall::OpenTable, |core, state, session, _| {
-            let (slot, file) = opened_database(state, session, dbid)?;
-            if !valid_table_name(name) {
-                return Err(JetError::InvalidName);
-            }
-            if state.cursors.next_free_slot().is_none() {
-                return Err(JetError::TooManyOpenTables);
-            }
+            let (slot, file) = table_to_open(state, session, dbid, name)?;
             let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
             let root = storage
                 .table_root(file, name)?
                 .ok_or(JetError::ObjectNotFound)?;
-            open_cursor(
-                core.handle.parts().expect("live").instance_slot,
-                state,
-                session,
-                slot,
-                name,
-                root,
-                generation,
-            )
+            open_cursor(core, state, session, slot, name, root, generation)
         })
     }
 
@@ -371,7 +341,29 @@ fn find_attached<R: Runtime>(state: &InstanceState<R>, path: &str) -> Option<(u1
         .map(|(slot, generation, db)| (slot, generation, db.file))
 }
 
-/// The database `dbid` names, which this session must have open: `(slot, file)`.
+/// What `create_table` and `open_table` check before they touch the storage: the database
+/// open in this session, a valid name and a free cursor slot. Returns `(slot, file)` of the
+/// database.
+fn table_to_open<R: Runtime>(
+    state: &InstanceState<R>,
+    session: SessionRef,
+    dbid: DatabaseHandle,
+    name: &str,
+) -> JetResult<(u16, FileId)> {
+    let (slot, file) = opened_database(state, session, dbid)?;
+    if !valid_table_name(name) {
+        return Err(JetError::InvalidName);
+    }
+    if state.cursors.next_free_slot().is_none() {
+        return Err(JetError::TooManyOpenTables);
+    }
+    Ok((slot, file))
+}
+
+/// The database `dbid` names, which this session must have open: `(slot, file)`. Same shape
+/// as [`owned_cursor`] (handle, slot, ownership); kept apart because the two handle kinds
+/// answer with different JET errors and are owned in different ways (a count per session
+/// against the cursor's own session).
 pub(crate) fn opened_database<R: Runtime>(
     state: &InstanceState<R>,
     session: SessionRef,
@@ -391,7 +383,8 @@ pub(crate) fn opened_database<R: Runtime>(
     Ok((parts.object_slot, db.file))
 }
 
-/// The cursor `tableid` names, which must belong to this session: `(slot, generation)`.
+/// The cursor `tableid` names, which must belong to this session: `(slot, generation)`. Same
+/// shape as [`opened_database`]; kept apart for the reason given there.
 pub(crate) fn owned_cursor<R: Runtime>(
     state: &InstanceState<R>,
     session: SessionRef,
@@ -408,8 +401,10 @@ pub(crate) fn owned_cursor<R: Runtime>(
     Ok((parts.object_slot, parts.generation))
 }
 
+/// Opens a cursor on `name` (rooted at `table_root`) for `session`: what `create_table` and
+/// `open_table` end with.
 fn open_cursor<R: Runtime>(
-    instance_slot: u8,
+    core: &InstanceCore<R>,
     state: &mut InstanceState<R>,
     session: SessionRef,
     database_slot: u16,
@@ -435,5 +430,6 @@ fn open_cursor<R: Runtime>(
             },
         )
         .ok_or(JetError::TooManyOpenTables)?;
+    let instance_slot = core.handle.parts().expect("live").instance_slot;
     Ok(TableHandle::new(instance_slot, slot, generation))
 }

@@ -20,6 +20,8 @@ pub enum HandleKind {
 }
 
 impl HandleKind {
+    // Same shape as `storage::page::PageKind::from_byte`: each on-disk or in-handle tag
+    // decodes to its own enum; a shared macro would save four lines and hide the table.
     fn from_bits(bits: u8) -> Option<HandleKind> {
         match bits {
             1 => Some(HandleKind::Instance),

@@ -359,6 +359,8 @@ pub(crate) fn stop_worker<R: Runtime>(core: &InstanceCore<R>) {
     drop(core.worker.wake.wait_while(state, |w| w.round_active));
 }
 
+// Same shape as `Storage::stats` (copy the counters of the layers below into one report);
+// nothing to share: each copies different fields into its own type.
 pub(crate) fn status_of<R: Runtime>(core: &InstanceCore<R>) -> InstanceStatus {
     let gate = core.gate.status();
     let worker = core.worker.snapshot();

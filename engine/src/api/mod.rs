@@ -190,7 +190,9 @@ impl<R: Runtime> Jet<R> {
     }
 
     /// Runs a read-only session call under the instance latch held shared: see
-    /// [`SharedBody`] and [`SessionCall::run_shared`].
+    /// [`SharedBody`] and [`SessionCall::run_shared`]. Same shape as [`Jet::with_session`]:
+    /// both are thin doors into [`Jet::with_session_call`], one per body kind, kept apart
+    /// because the latch mode and the body's type go together.
     pub(crate) fn with_session_read<T>(
         &self,
         sesid: SessionHandle,

@@ -71,6 +71,8 @@ impl SystemParameters {
         initialized: bool,
     ) -> JetResult<Self> {
         let mut next = *self;
+        // `sim/src/model.rs` checks the same ranges in the same shape on purpose: the
+        // simulator's model is an independent oracle and shares no code with the engine.
         match parameter {
             SystemParameter::CheckpointDepthMaxBytes => next.checkpoint_depth_max_bytes = value,
             SystemParameter::CacheSizePages => {

@@ -210,6 +210,9 @@ pub fn next_after(
     next_in(pager, node, key, 0, &mut budget)
 }
 
+/// The mirror of [`prev_in`]; kept as two functions because the direction changes the
+/// partition test, which end of the leaf is taken and the order children are tried in: one
+/// function with a direction flag would branch on nearly every line.
 fn next_in(
     pager: &mut Pager<'_>,
     node: Node,
@@ -252,6 +255,7 @@ pub fn prev_before(
     prev_in(pager, node, key, 0, &mut budget)
 }
 
+/// The mirror of [`next_in`]: see there for why they stay two.
 fn prev_in(
     pager: &mut Pager<'_>,
     node: Node,

@@ -115,7 +115,9 @@ impl<'s> TreeReads<'s> {
         }
     }
 
-    /// [`Storage::get`].
+    /// [`Storage::get`]. Check the arguments, then walk: the same shape as
+    /// [`Storage::put`] and [`Storage::remove`], kept apart because reads go through `walk`
+    /// (either latch) and writes through `with_pager` (the exclusive latch only).
     pub fn get(
         &mut self,
         file: FileId,
@@ -665,7 +667,8 @@ impl Storage {
         self.with_pager(file, |p| btree::put(p, root, key, value))
     }
 
-    /// Removes a key; returns the previous value.
+    /// Removes a key; returns the previous value. Same shape as the reads in [`TreeReads`],
+    /// kept apart for the reason given at [`TreeReads::get`].
     pub fn remove(
         &mut self,
         file: FileId,
@@ -915,6 +918,7 @@ impl Storage {
         self.with_pager(file, |p| p.verify())
     }
 
+    // Same shape as `api::instance::status_of`: see there for why it stays.
     pub fn stats(&self) -> StorageStats {
         let buffers = self.buffers.stats();
         let log = self.log.stats();

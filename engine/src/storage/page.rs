@@ -60,6 +60,7 @@ pub enum PageKind {
 }
 
 impl PageKind {
+    // Same shape as `api::handles::HandleKind::from_bits`: see there for why it stays.
     fn from_byte(byte: u8) -> Option<PageKind> {
         match byte {
             1 => Some(PageKind::Header),

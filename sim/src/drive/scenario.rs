@@ -160,6 +160,8 @@ pub enum Mark {
 }
 
 impl Mark {
+    // `tests/scenarios.rs` spells most of this list out again on purpose: there it is the
+    // set of marks the scenarios must demand, decided mark by mark.
     pub const ALL: &'static [Mark] = &[
         Mark::StopSucceeded,
         Mark::StopWaitedForCalls,

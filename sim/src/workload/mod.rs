@@ -85,6 +85,29 @@ pub enum Move {
     Last,
 }
 
+impl Seek {
+    pub fn engine(self) -> jetsim_engine::SeekMode {
+        use jetsim_engine::SeekMode as M;
+        match self {
+            Seek::Equal => M::Equal,
+            Seek::GreaterOrEqual => M::GreaterOrEqual,
+            Seek::LessOrEqual => M::LessOrEqual,
+        }
+    }
+}
+
+impl Move {
+    pub fn engine(self) -> jetsim_engine::MoveTo {
+        use jetsim_engine::MoveTo as M;
+        match self {
+            Move::First => M::First,
+            Move::Previous => M::Previous,
+            Move::Next => M::Next,
+            Move::Last => M::Last,
+        }
+    }
+}
+
 /// One Jet call with symbolic arguments.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -209,6 +209,8 @@ pub fn keep_spare_image(mut image: Vec<u8>) {
     });
 }
 
+// The harness's disk tap (`sim/src/world/harness.rs`, `tap_write`) writes its mirror the same
+// way on purpose: it is an independent record of the disk, so it shares no code with it.
 fn apply_write(image: &mut Vec<u8>, offset: usize, bytes: &[u8]) {
     let end = offset + bytes.len();
     if end > image.len() {
