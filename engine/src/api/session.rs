@@ -156,7 +156,7 @@ impl<R: Runtime> Jet<R> {
     /// the same sync (group commit); until the sync, the transaction's writes stay invisible
     /// to others, so nobody reads a commit a crash could still undo. A `StopAndEmitLog` that
     /// makes the record durable while the call waits publishes the commit itself, before the
-    /// log ends (see [`publish_durable_commits`]); the call then finds it done.
+    /// log ends (see `publish_durable_commits`); the call then finds it done.
     pub fn commit_transaction(&self, sesid: SessionHandle) -> JetResult<()> {
         self.with_session_call(
             sesid,
