@@ -396,3 +396,79 @@ fn planted_overtaken_read_installed_is_caught() {
         b"old"
     );
 }
+
+/// A level-1 commit is held at its log sync (its record appended, its versions not yet
+/// published, no latch held) while another thread's `StopAndEmitLog` makes the record durable
+/// and ends the log. From the stop's return every logging call fails with
+/// `LogServiceStopped`, so the commit can only be explained as having taken effect before
+/// that: another session must see the write as committed at once, before the committer
+/// wakes, and the commit then returns success. Published only when the committer woke, the
+/// write stayed invisible after the stop, and another session's write on the record met a
+/// `WriteConflict` (`jetsim replay 2686 --threads 8 --calls 50`).
+#[test]
+fn stop_and_emit_log_publishes_a_commit_held_at_its_log_sync() {
+    let trap = Arc::new(Trap::default());
+    let (jet, instance) = two_databases(&trap);
+    let other = jet.begin_session(instance).unwrap();
+    let other_db = jet.open_database(other, DB_A).unwrap();
+    let other_table = jet.open_table(other, other_db, "t").unwrap();
+    let (armed_tx, armed_rx) = mpsc::channel();
+    let committer = {
+        let jet = Arc::clone(&jet);
+        let trap = Arc::clone(&trap);
+        std::thread::spawn(move || {
+            let sesid = jet.begin_session(instance)?;
+            let dbid = jet.open_database(sesid, DB_A)?;
+            let table = jet.open_table(sesid, dbid, "t")?;
+            jet.begin_transaction(sesid)?;
+            jet.insert(sesid, table, b"new", b"value")?;
+            trap.arm(std::thread::current().id(), "inst/jet.log", Trapped::Sync);
+            armed_tx.send(()).unwrap();
+            jet.commit_transaction(sesid)
+        })
+    };
+    armed_rx
+        .recv()
+        .expect("the committer reached its commit (its earlier calls failed otherwise)");
+    trap.wait_until_holding();
+
+    let stopped = jet.stop_service_instance2(instance, stop_grbit::STOP_AND_EMIT_LOG);
+    // Read before the committer is let go: what the other session sees must not depend on
+    // when the committer wakes.
+    let seen = jet
+        .seek(other, other_table, b"new", SeekMode::Equal)
+        .and_then(|()| jet.retrieve(other, other_table));
+    let written = jet
+        .begin_transaction(other)
+        .and_then(|()| jet.replace(other, other_table, b"other"));
+    trap.release();
+    let committed = committer.join().unwrap();
+
+    assert_eq!(stopped, Ok(()));
+    assert_eq!(
+        seen,
+        Ok((b"new".to_vec(), b"value".to_vec())),
+        "the commit whose record the stop made durable is visible once the stop returned"
+    );
+    assert_eq!(
+        written,
+        Err(JetError::LogServiceStopped),
+        "a write on the committed record is refused for the ended log, not as a conflict"
+    );
+    assert_eq!(committed, Ok(()));
+    // Still the same after the committer woke: it found its commit published, and published
+    // nothing twice.
+    assert_eq!(
+        jet.seek(other, other_table, b"new", SeekMode::Equal)
+            .and_then(|()| jet.retrieve(other, other_table)),
+        Ok((b"new".to_vec(), b"value".to_vec()))
+    );
+    // The other session's transaction cannot be rolled back once the log ended (rollback
+    // logs), so only a dirty term ends the instance; it checks that no logged commit was
+    // left unpublished.
+    assert_eq!(jet.rollback(other), Err(JetError::LogServiceStopped));
+    assert_eq!(
+        jet.term2(instance, term_grbit::DIRTY),
+        Ok(TermOutcome::DirtyShutdown)
+    );
+}

@@ -143,6 +143,7 @@ impl<R: Runtime> Jet<R> {
                     state.storage = Some(storage);
                     state.version_store =
                         VersionStore::new(state.params.version_store_max_versions);
+                    debug_assert!(state.logged_commits.is_empty(), "term emptied it");
                     Ok(())
                 }
                 Err(error) => Err(error),
@@ -211,11 +212,15 @@ impl<R: Runtime> Jet<R> {
         core.gate.drain_for_term();
         stop_worker(&core);
         let mut failed = false;
+        let leaked_commits;
         let shutdown = {
             let mut state = core.state.write();
             state.cursors = Slots::new(crate::instance::CURSORS_MAX);
             state.sessions = Slots::new(crate::instance::SESSIONS_MAX);
             state.databases = Slots::new(crate::instance::DATABASES_MAX);
+            // Every committer published its commit or removed its entry before it left, and
+            // term waited for them all: checked once the gate confirms nothing is in flight.
+            leaked_commits = std::mem::take(&mut state.logged_commits);
             match state.storage.take() {
                 // Fail-stop: write nothing more; the next init recovers.
                 Some(storage) if storage.failure().is_some() => {
@@ -228,6 +233,10 @@ impl<R: Runtime> Jet<R> {
             }
         };
         core.gate.finish_term();
+        debug_assert!(
+            leaked_commits.is_empty(),
+            "logged commits left unpublished at term: {leaked_commits:?}"
+        );
         let parts = instance.parts().expect("resolved above");
         self.instances
             .lock()

@@ -9,7 +9,8 @@ use crate::instance::{
     InstanceState, OpenTransaction, Session, SessionContext, TRANSACTION_LEVEL_MAX,
 };
 use crate::runtime::Runtime;
-use crate::storage::LogRecord;
+use crate::storage::{LogRecord, Lsn};
+use crate::transaction::TxnId;
 use std::collections::BTreeMap;
 
 /// What `get_session_info` reports.
@@ -153,7 +154,9 @@ impl<R: Runtime> Jet<R> {
     /// its commit record is made durable before the commit takes effect and the call returns.
     /// The call waits for the log with no lock held, and commits appended meanwhile share
     /// the same sync (group commit); until the sync, the transaction's writes stay invisible
-    /// to others, so nobody reads a commit a crash could still undo.
+    /// to others, so nobody reads a commit a crash could still undo. A `StopAndEmitLog` that
+    /// makes the record durable while the call waits publishes the commit itself, before the
+    /// log ends (see `publish_durable_commits`); the call then finds it done.
     pub fn commit_transaction(&self, sesid: SessionHandle) -> JetResult<()> {
         self.with_session_call(
             sesid,
@@ -174,32 +177,45 @@ impl<R: Runtime> Jet<R> {
                         txn: open.txn,
                         commit_ts: state.version_store.next_commit_ts(),
                     })?;
-                    Ok(Some(lsn))
+                    let record_end_lsn = storage.tip_lsn();
+                    let previous = state.logged_commits.insert(open.txn, record_end_lsn);
+                    debug_assert_eq!(previous, None, "one commit call per transaction");
+                    Ok(Some((open.txn, lsn)))
                 })?;
                 let acknowledged_early = call
                     .core()
                     .options
                     .mutations
                     .is_active(Mutant::CommitAckBeforeLogSync);
-                if let (Some(lsn), false) = (logged, acknowledged_early) {
-                    call.wait_durable(lsn)?;
+                if let (Some((txn, lsn)), false) = (logged, acknowledged_early) {
+                    if let Err(error) = call.wait_durable(lsn) {
+                        // In doubt (the record may be on disk) and the instance is fail-stop:
+                        // the transaction stays open, unpublished, until term.
+                        call.run(&mut |_, state, _, _| {
+                            state.logged_commits.remove(&txn);
+                            Ok(())
+                        })?;
+                        return Err(error);
+                    }
                 }
                 call.run(&mut |_, state, session, orders| {
+                    if let Some((txn, _)) = logged {
+                        // A StopAndEmitLog that made the record durable while this call waited
+                        // published the commit already (and removed the entry).
+                        if state.logged_commits.remove(&txn).is_some() {
+                            publish_commit(state, session)?;
+                        }
+                        orders.wrote = true;
+                        return Ok(());
+                    }
                     let open = session_entry(state, session)
                         .transaction
                         .expect("the session is held: nothing ended its transaction");
-                    if open.level == 1 {
-                        let committed = state.version_store.commit_level(open.txn, 1)?;
-                        debug_assert!(committed.is_some());
-                        session_entry_mut(state, session).transaction = None;
-                        orders.wrote = true;
-                    } else {
-                        state.version_store.commit_level(open.txn, open.level)?;
-                        session_entry_mut(state, session).transaction = Some(OpenTransaction {
-                            level: open.level - 1,
-                            ..open
-                        });
-                    }
+                    state.version_store.commit_level(open.txn, open.level)?;
+                    session_entry_mut(state, session).transaction = Some(OpenTransaction {
+                        level: open.level - 1,
+                        ..open
+                    });
                     // Tables opened inside the committed level now belong to the enclosing one.
                     let new_level = open.level - 1;
                     for_each_cursor_of(state, session, |cursor| {
@@ -227,6 +243,59 @@ impl<R: Runtime> Jet<R> {
             Ok(())
         })
     }
+}
+
+/// Publishes the level-1 commit of `session`'s transaction, whose Commit record is durable:
+/// its versions get their commit timestamp (others see its writes from now on), the session
+/// leaves the transaction, and the tables it opened inside belong to no level any more.
+fn publish_commit<R: Runtime>(state: &mut InstanceState<R>, session: SessionRef) -> JetResult<()> {
+    let open = session_entry(state, session)
+        .transaction
+        .expect("a logged commit's session is held by its committer, in its transaction");
+    debug_assert_eq!(open.level, 1, "only a level-1 commit is logged");
+    let committed = state.version_store.commit_level(open.txn, 1)?;
+    debug_assert!(committed.is_some());
+    session_entry_mut(state, session).transaction = None;
+    for_each_cursor_of(state, session, |cursor| cursor.opened_at_level = 0);
+    Ok(())
+}
+
+/// Publishes, for their committers, the logged commits whose Commit record is now durable
+/// (below the log's flushed LSN), in log order. Called under the exclusive latch by the path
+/// that made the log durable and ended it: `StopAndEmitLog`.
+///
+/// Why only there: a committer's record can become durable before the committer wakes and
+/// publishes (another committer's group-commit flush, the WAL flush before a write-back, a
+/// checkpoint). That window is harmless while the log lives: no call can tell "durable" from
+/// "logged", and the commit linearizes at its publish. A call can tell "log stopped", though:
+/// once `StopAndEmitLog` returned, every logging call fails with `LogServiceStopped`, so a
+/// commit published after it would be a commit that succeeded after the log ended, while
+/// other sessions meanwhile saw its writes uncommitted (`WriteConflict` on its records). So
+/// the stop publishes before it lets go of the latch, and the commit takes effect before the
+/// log ends. The other paths that end the log wait for the committer instead: a full stop
+/// drains gated calls before its flush, and term drains every call before it shuts the log.
+pub(crate) fn publish_durable_commits<R: Runtime>(state: &mut InstanceState<R>) -> JetResult<()> {
+    let Some(flushed_lsn) = state.storage.as_ref().map(|storage| storage.flushed_lsn()) else {
+        return Ok(());
+    };
+    let mut durable: Vec<(Lsn, TxnId)> = state
+        .logged_commits
+        .iter()
+        .filter(|(_, end_lsn)| **end_lsn <= flushed_lsn)
+        .map(|(txn, end_lsn)| (*end_lsn, *txn))
+        .collect();
+    durable.sort_unstable();
+    for (_, txn) in durable {
+        let session = state
+            .sessions
+            .iter()
+            .find(|(_, _, s)| s.transaction.is_some_and(|open| open.txn == txn))
+            .map(|(slot, generation, _)| SessionRef { slot, generation })
+            .expect("a logged commit's session lives until its committer returns");
+        publish_commit(state, session)?;
+        state.logged_commits.remove(&txn);
+    }
+    Ok(())
 }
 
 pub(crate) fn session_entry<R: Runtime>(

@@ -12,6 +12,7 @@
 
 use super::calls::JetCall;
 use super::handles::InstanceHandle;
+use super::session::publish_durable_commits;
 use super::Jet;
 use crate::error::{JetError, JetResult};
 use crate::instance::gate::{Phase, StopEntry};
@@ -214,8 +215,10 @@ fn partial_stop<R: Runtime>(core: &InstanceCore<R>, grbit: u32) -> JetResult<Vec
 
 /// `StopAndEmitLog` (ESE's `LOG::ErrLGStopAndEmitLog`): no call logs anything from now on
 /// (each that would fails with `errLogServiceStopped` and changes nothing); what was logged
-/// is made durable, then the end-of-log-stream marker. Calls stay admitted: the gate is not
-/// the stop's here, the log is. A full stop or term may follow.
+/// is made durable, then the end-of-log-stream marker. Commits whose records this made
+/// durable take effect before the stop lets go of the latch, not when their committers wake.
+/// Calls stay admitted: the gate is not the stop's here, the log is. A full stop or term may
+/// follow.
 fn stop_and_emit_log<R: Runtime>(core: &InstanceCore<R>) -> JetResult<StopStep> {
     let _pass = Jet::<R>::enter_instance(core, JetCall::SetSystemParameter)?;
     if core.gate.phase() == Phase::Created {
@@ -228,7 +231,13 @@ fn stop_and_emit_log<R: Runtime>(core: &InstanceCore<R>) -> JetResult<StopStep> 
     let mut state = core.state.write();
     Jet::<R>::check_available(&state)?;
     let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
-    let emitted = storage.stop_and_emit_log()?;
+    let emitted = storage.stop_and_emit_log();
+    // Before the latch goes, even if the flush failed: from here on every logging call is
+    // refused, so a commit whose record is durable must take effect now, not when its
+    // committer wakes (see `publish_durable_commits`).
+    publish_durable_commits(&mut state)?;
+    let emitted = emitted?;
+    let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
     if emitted && quiesced {
         storage.flush_to_depth(0)?;
     }

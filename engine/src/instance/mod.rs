@@ -19,7 +19,7 @@ use crate::api::handles::InstanceHandle;
 use crate::env::Environment;
 use crate::runtime::sync::{Condvar, LockRank, Mutex, RwLock};
 use crate::runtime::Runtime;
-use crate::storage::{FileId, PageNumber, Storage};
+use crate::storage::{FileId, Lsn, PageNumber, Storage};
 use crate::transaction::{TxnId, VersionStore};
 use gate::Gate;
 use params::{InstanceOptions, SystemParameters};
@@ -150,6 +150,13 @@ pub struct InstanceState<R: Runtime> {
     pub cursors: Slots<Cursor>,
     pub databases: Slots<AttachedDatabase>,
     pub version_store: VersionStore,
+    /// Level-1 commits whose Commit record is appended but whose versions are not yet
+    /// published: transaction → the LSN just past its Commit record. The committer inserts
+    /// its entry when it appends the record and removes it when it publishes, unless a
+    /// `StopAndEmitLog` made the record durable first and published for it (see
+    /// `api::session::publish_durable_commits`). A `BTreeMap`, so the stop publishes in a
+    /// deterministic order. Empty whenever no commit call is in flight.
+    pub logged_commits: BTreeMap<TxnId, Lsn>,
     pub last_stop: Option<StopRecord>,
     pub stops_completed: u64,
 }
@@ -199,6 +206,7 @@ impl<R: Runtime> InstanceCore<R> {
                     cursors: Slots::new(CURSORS_MAX),
                     databases: Slots::new(DATABASES_MAX),
                     version_store: VersionStore::new(params.version_store_max_versions),
+                    logged_commits: BTreeMap::new(),
                     last_stop: None,
                     stops_completed: 0,
                 },
