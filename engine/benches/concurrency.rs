@@ -9,6 +9,13 @@
 //! `cargo bench -p jetsim-engine --bench concurrency` (`JETSIM_BENCH_COMMITS`, default 400
 //! per thread; `JETSIM_BENCH_SEEKS`, default 100,000 per thread). Real files live under the
 //! system's temporary folder and are removed afterwards.
+//!
+//! On a machine shared with other work the wall-time ratio moves with the load, so the seek
+//! line also gives what the load does not move much: the CPU time each seek + retrieve pair
+//! costs its thread with 1 and with 2 threads (shared cache lines and lock hand-offs make the
+//! second dearer; a lock that puts a thread to sleep shows as CPUs busy below 2), and a
+//! calibration measured in the same run: independent work with no shared data, 2 threads
+//! against 1, which is the best ratio the machine allows at that moment.
 
 use jetsim_engine::*;
 use std::sync::Arc;
@@ -49,16 +56,58 @@ fn engine(env: Environment, tables: usize) -> (Arc<Jet<StdRuntime>>, InstanceHan
     (jet, instance)
 }
 
-/// Runs `work(thread)` on `threads` threads at once; returns the wall time in seconds.
-fn timed(threads: usize, work: impl Fn(usize) + Sync) -> f64 {
-    let started = Instant::now();
-    std::thread::scope(|scope| {
-        for thread in 0..threads {
-            let work = &work;
-            scope.spawn(move || work(thread));
+/// CPU time the calling thread has used, in seconds: from `/proc/thread-self/schedstat`
+/// (nanoseconds), else `/proc/thread-self/stat` (clock ticks of 1/100 s); `None` where
+/// neither can be read.
+fn thread_cpu_seconds() -> Option<f64> {
+    if let Ok(schedstat) = std::fs::read_to_string("/proc/thread-self/schedstat") {
+        let ns: Option<u64> = schedstat
+            .split_whitespace()
+            .next()
+            .and_then(|f| f.parse().ok());
+        if let Some(ns) = ns.filter(|&ns| ns > 0) {
+            return Some(ns as f64 / 1e9);
         }
+    }
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the command name (parenthesised, may hold spaces): utime and stime are
+    // the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// Wall time of a run and the CPU time its threads used, in seconds.
+#[derive(Clone, Copy)]
+struct Timing {
+    wall_seconds: f64,
+    /// Summed over the threads; `None` where the platform does not say.
+    cpu_seconds: Option<f64>,
+}
+
+/// Runs `work(thread)` on `threads` threads at once.
+fn timed(threads: usize, work: impl Fn(usize) + Sync) -> Timing {
+    let started = Instant::now();
+    let cpu_seconds = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|thread| {
+                let work = &work;
+                scope.spawn(move || {
+                    let before = thread_cpu_seconds();
+                    work(thread);
+                    Some(thread_cpu_seconds()? - before?)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("a bench thread panicked"))
+            .sum::<Option<f64>>()
     });
-    started.elapsed().as_secs_f64()
+    Timing {
+        wall_seconds: started.elapsed().as_secs_f64(),
+        cpu_seconds,
+    }
 }
 
 fn session_on(
@@ -84,7 +133,7 @@ fn commits_per_second(threads: usize, commits: u64) -> f64 {
     let sessions: Vec<_> = (0..threads)
         .map(|t| session_on(&jet, instance, t))
         .collect();
-    let seconds = timed(threads, |thread| {
+    let timing = timed(threads, |thread| {
         let (sesid, table) = sessions[thread];
         for i in 0..commits {
             jet.begin_transaction(sesid).unwrap();
@@ -95,24 +144,53 @@ fn commits_per_second(threads: usize, commits: u64) -> f64 {
     });
     jet.term(instance).unwrap();
     let _ = std::fs::remove_dir_all(&root);
-    (threads as u64 * commits) as f64 / seconds
+    (threads as u64 * commits) as f64 / timing.wall_seconds
 }
 
-/// Seek + retrieve pairs per second with `threads` threads on separate cached tables.
-fn seeks_per_second(threads: usize, seeks: u64) -> f64 {
+/// Seek + retrieve pairs with `threads` threads on separate cached tables, `seeks` each.
+fn seeks_timed(threads: usize, seeks: u64) -> Timing {
     let (jet, instance) = engine(Environment::in_memory(), threads);
     let sessions: Vec<_> = (0..threads)
         .map(|t| session_on(&jet, instance, t))
         .collect();
-    let seconds = timed(threads, |thread| {
+    timed(threads, |thread| {
         let (sesid, table) = sessions[thread];
         for i in 0..seeks {
             let k = key((i % u64::from(RECORDS)) as u32);
             jet.seek(sesid, table, &k, SeekMode::Equal).unwrap();
             jet.retrieve(sesid, table).unwrap();
         }
-    });
-    (threads as u64 * seeks) as f64 / seconds
+    })
+}
+
+/// The calibration: `rounds` of work that shares nothing (a hash over a buffer of the
+/// thread's own) on each of `threads` threads.
+fn independent_work_timed(threads: usize, rounds: u64) -> Timing {
+    timed(threads, |thread| {
+        let mut buffer = vec![thread as u8; 2048];
+        let mut hash = 0u64;
+        for round in 0..rounds {
+            buffer[(round % 2048) as usize] = hash as u8;
+            for &byte in &buffer {
+                hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        std::hint::black_box(hash);
+    })
+}
+
+/// Microseconds of CPU per unit of work, as text.
+fn cpu_per_unit(timing: Timing, units: u64) -> String {
+    timing.cpu_seconds.map_or("unknown".to_owned(), |cpu| {
+        format!("{:.2} us", cpu * 1e6 / units as f64)
+    })
+}
+
+/// CPU time over wall time: how many CPUs the run kept busy, as text.
+fn cpus_busy(timing: Timing) -> String {
+    timing.cpu_seconds.map_or("unknown".to_owned(), |cpu| {
+        format!("{:.2}", cpu / timing.wall_seconds)
+    })
 }
 
 fn main() {
@@ -124,11 +202,32 @@ fn main() {
         "commits on real files (fsync): 1 thread {one:.0}/s, 2 threads {two:.0}/s, ratio {:.2}",
         two / one
     );
-    let one = seeks_per_second(1, seeks);
-    let two = seeks_per_second(2, seeks);
+    let rounds = seeks;
+    let calibration_one = independent_work_timed(1, rounds);
+    let one = seeks_timed(1, seeks);
+    let two = seeks_timed(2, seeks);
+    let calibration_two = independent_work_timed(2, rounds);
+    let rate = |timing: Timing, threads: u64| (threads * seeks) as f64 / timing.wall_seconds;
     println!(
-        "seek+retrieve on cached pages, separate tables: 1 thread {one:.0}/s, 2 threads \
-         {two:.0}/s, ratio {:.2}",
-        two / one
+        "seek+retrieve on cached pages, separate tables: 1 thread {:.0}/s, 2 threads \
+         {:.0}/s, ratio {:.2}",
+        rate(one, 1),
+        rate(two, 2),
+        rate(two, 2) / rate(one, 1)
+    );
+    println!(
+        "  CPU per seek+retrieve: 1 thread {}, 2 threads {}; CPUs busy: 1 thread {}, \
+         2 threads {}",
+        cpu_per_unit(one, seeks),
+        cpu_per_unit(two, 2 * seeks),
+        cpus_busy(one),
+        cpus_busy(two)
+    );
+    println!(
+        "  calibration (independent work, nothing shared, same run): ratio {:.2}, CPUs busy: \
+         1 thread {}, 2 threads {}",
+        calibration_one.wall_seconds * 2.0 / calibration_two.wall_seconds,
+        cpus_busy(calibration_one),
+        cpus_busy(calibration_two)
     );
 }

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{start_session, StdJet};
+use common::{create_main_table, start_session, StdJet};
 use jetsim_engine::env::{Io, IoFile, ManualClock, MemIo};
 use jetsim_engine::*;
 use std::io;
@@ -471,4 +471,58 @@ fn stop_and_emit_log_publishes_a_commit_held_at_its_log_sync() {
         jet.term2(instance, term_grbit::DIRTY),
         Ok(TermOutcome::DirtyShutdown)
     );
+}
+
+/// Calls each of the two threads of `two_threads_on_one_session_take_turns` makes
+/// (`JETSIM_SHARED_SESSION_CALLS` raises it).
+fn shared_session_calls() -> u32 {
+    std::env::var("JETSIM_SHARED_SESSION_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000)
+}
+
+#[test]
+fn two_threads_on_one_session_take_turns() {
+    // Goal: two threads calling on one session (no context set, so both may) take turns
+    // through the session's claim, a read-only call and a writing one alike: the call that
+    // finds the claim held marks it waited for and sleeps until it is given up. A lost
+    // wake-up leaves a thread asleep for ever, which the deadlock watchdog turns into a
+    // failure.
+    let jet = Arc::new(StdJet::new(Environment::in_memory()));
+    let (_instance, sesid) = start_session(&jet, "inst");
+    let (_, table) = create_main_table(&jet, sesid);
+    jet.begin_transaction(sesid).unwrap();
+    for i in 0..50 {
+        jet.insert(sesid, table, &key(i), b"value").unwrap();
+    }
+    jet.commit_transaction(sesid).unwrap();
+    let calls = shared_session_calls();
+    let (done_tx, done_rx) = mpsc::channel();
+    let threads: Vec<_> = (0..2)
+        .map(|thread| {
+            let (jet, done_tx) = (Arc::clone(&jet), done_tx.clone());
+            std::thread::spawn(move || {
+                let mut failed = Vec::new();
+                for i in 0..calls {
+                    let result = match (thread + i) % 3 {
+                        0 => jet.seek(sesid, table, &key(i % 50), SeekMode::Equal),
+                        1 => jet.retrieve(sesid, table).map(|_| ()),
+                        _ => jet.get_session_info(sesid).map(|_| ()),
+                    };
+                    failed.extend(result.err());
+                }
+                done_tx.send(failed).unwrap();
+            })
+        })
+        .collect();
+    for _ in &threads {
+        let failed = done_rx.recv_timeout(WATCHDOG).unwrap_or_else(|_| {
+            panic!("deadlock watchdog: a call waiting for its session's claim never woke")
+        });
+        assert_eq!(failed, Vec::<JetError>::new());
+    }
+    for thread in threads {
+        thread.join().unwrap();
+    }
 }

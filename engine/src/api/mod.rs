@@ -399,20 +399,17 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
         mode: LatchMode,
     ) -> JetResult<Self> {
         let pass = Jet::<R>::admit(core, call, JetError::InvalidSesid)?;
-        let key = (session.slot, session.generation);
         let claims_first = core
             .options
             .mutations
             .is_active(crate::Mutant::SessionClaimBeforeLatch);
         loop {
-            let early_claims = claims_first.then(|| core.session_claims.lock());
+            let early_claims = claims_first.then(|| core.session_claims.lock_for_mutant());
             let latch = Latch::take(core, mode);
             drop(early_claims);
             Jet::<R>::check_available(&latch)?;
             Jet::<R>::check_session(&latch, session, call)?;
-            let mut claims = core.session_claims.lock();
-            if claims.claimed.insert(key) {
-                drop(claims);
+            if session::session_entry(&latch, session).claim.try_claim() {
                 return Ok(SessionCall {
                     core,
                     session,
@@ -426,12 +423,8 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
             // Another thread's call is inside this session (waiting for I/O, or running
             // beside this one under a shared latch): wait for it to end, holding nothing
             // else, then look at the session again (that call may have ended it).
-            drop(latch);
-            claims.waiters += 1;
-            let mut claims = core
-                .session_released
-                .wait_while(claims, |claims| claims.claimed.contains(&key));
-            claims.waiters -= 1;
+            core.session_claims
+                .wait_for_release(latch, (session.slot, session.generation));
         }
     }
 
@@ -637,16 +630,21 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
 impl<R: Runtime> Drop for SessionCall<'_, R> {
     /// Releases the session and leaves the gate, whatever way the call ended.
     fn drop(&mut self) {
-        let mut claims = self.core.session_claims.lock();
-        claims
-            .claimed
-            .remove(&(self.session.slot, self.session.generation));
-        if claims.waiters > 0 {
-            self.core.session_released.notify_all();
+        // The claim is in the session, behind the latch; a call that failed while reading a
+        // page outside the latch ends without it.
+        let latch = self
+            .latch
+            .take()
+            .unwrap_or_else(|| Latch::take(self.core, LatchMode::Shared));
+        let entry = latch
+            .sessions
+            .get(self.session.slot, self.session.generation);
+        // A session this call ended took its claim with it: wake its waiters regardless.
+        if entry.is_none_or(|entry| entry.claim.release()) {
+            self.core.session_claims.released();
         }
-        drop(claims);
         drop(self.pass.take());
-        drop(self.latch.take());
+        drop(latch);
     }
 }
 

@@ -39,6 +39,7 @@ impl<R: Runtime> Jet<R> {
                     context: None,
                     transaction: None,
                     open_databases: BTreeMap::new(),
+                    claim: Default::default(),
                 },
             )
             .ok_or(JetError::OutOfSessions)?;

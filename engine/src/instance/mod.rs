@@ -53,24 +53,132 @@ pub struct OpenTransaction {
 }
 
 /// A session (`JET_SESID`).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Session<R: Runtime> {
     pub context: Option<SessionContext<R::ThreadId>>,
     pub transaction: Option<OpenTransaction>,
     /// Database slot → how many times this session has it open.
     pub open_databases: BTreeMap<u16, u32>,
+    /// Whether a call is inside the session (see [`SessionClaims`]).
+    pub claim: SessionClaim<R>,
 }
 
-/// Which sessions a call is inside ([`InstanceCore::session_claims`]). A call claims its
-/// session for its whole length, waits for I/O included; another thread's call on the same
-/// session waits for the claim to go (ESE counts one call in the API per session). So a
-/// session's own state (its cursors' positions, its transaction) is touched by one call at a
-/// time, whether that call holds the instance latch shared or exclusively.
-#[derive(Debug, Default)]
-pub struct SessionClaims {
-    pub claimed: std::collections::BTreeSet<(u16, u32)>,
-    /// Calls waiting on [`InstanceCore::session_released`].
-    pub waiters: u32,
+/// Whether a call is inside a session: ESE counts one call in the API per session, so a call
+/// claims its session for its whole length, waits for I/O included, and another thread's
+/// call on the same session waits for the claim to go. So a session's own state (its
+/// cursors' positions, its transaction) is touched by one call at a time, whether that call
+/// holds the instance latch shared or exclusively.
+///
+/// The claim is a word in the session itself, read and changed under the instance latch
+/// (shared or exclusive: it is an atomic), so a call on one session never touches what a
+/// call on another session touches; it sits on cache lines of its own, apart from the other
+/// sessions' entries that other threads read. Waiting for a claim to go uses
+/// [`SessionClaims`].
+#[repr(align(128))]
+pub struct SessionClaim<R: Runtime>(crate::runtime::sync::AtomicU64<R>);
+
+impl<R: Runtime> std::fmt::Debug for SessionClaim<R> {
+    // Reading the word would be a scheduling point under loom and shuttle: not for Debug.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionClaim")
+    }
+}
+
+impl<R: Runtime> Default for SessionClaim<R> {
+    fn default() -> Self {
+        SessionClaim(crate::runtime::sync::AtomicU64::new(Self::FREE))
+    }
+}
+
+impl<R: Runtime> SessionClaim<R> {
+    const FREE: u64 = 0;
+    const CLAIMED: u64 = 1;
+    /// Claimed, and at least one call waits for it to go (see [`SessionClaims`]).
+    const CLAIMED_WAITED_FOR: u64 = 2;
+
+    /// Claims the session for the calling call; `false` if another call holds it.
+    pub fn try_claim(&self) -> bool {
+        self.0.compare_exchange(Self::FREE, Self::CLAIMED).is_ok()
+    }
+
+    /// Gives the claim up; `true` if a call was waiting for it (so the caller must wake the
+    /// waiters: [`SessionClaims::released`]).
+    pub fn release(&self) -> bool {
+        let was = self.0.swap(Self::FREE);
+        debug_assert_ne!(was, Self::FREE, "a claim released twice");
+        was == Self::CLAIMED_WAITED_FOR
+    }
+
+    /// Records that a call is about to wait for the claim to go; `false` if it went already
+    /// (then there is nothing to wait for).
+    fn mark_waited_for(&self) -> bool {
+        match self
+            .0
+            .compare_exchange(Self::CLAIMED, Self::CLAIMED_WAITED_FOR)
+        {
+            Ok(_) | Err(Self::CLAIMED_WAITED_FOR) => true,
+            Err(_) => false,
+        }
+    }
+}
+
+/// Waiting for a session's claim to go ([`InstanceCore::session_claims`]). A waiter, still
+/// holding the instance latch, takes `releases`, reads its count, marks the claim waited for
+/// and only then lets go of the latch and sleeps until the count moves; a call giving up a
+/// claim marked waited for moves the count under `releases` and wakes everyone. The mark
+/// and the release are exchanges on the one claim word, so either the release sees the mark
+/// (and its wake-up comes after the waiter sleeps: the waiter holds `releases` until it
+/// does) or the mark sees the claim gone (and the waiter does not sleep). A call that ends
+/// its own session (its claim goes with it) always moves the count.
+pub struct SessionClaims<R: Runtime> {
+    /// Claims given up while a call waited for one.
+    releases: Mutex<R, u64>,
+    released: Condvar<R>,
+}
+
+impl<R: Runtime> SessionClaims<R> {
+    fn new() -> Self {
+        SessionClaims {
+            releases: Mutex::new(LockRank::SessionClaims, 0),
+            released: Condvar::new(),
+        }
+    }
+
+    /// Waits until the claim on session `(slot, generation)` goes. `latch` is the instance
+    /// latch the caller holds (either way); it is let go of once the wait is registered.
+    /// Returns holding nothing: the caller takes the latch again and looks at the session
+    /// afresh (the call that held it may have ended it).
+    pub fn wait_for_release(
+        &self,
+        latch: impl std::ops::Deref<Target = InstanceState<R>>,
+        (slot, generation): (u16, u32),
+    ) {
+        let releases = self.releases.lock();
+        let seen = *releases;
+        let waits = latch
+            .sessions
+            .get(slot, generation)
+            .is_some_and(|session| session.claim.mark_waited_for());
+        drop(latch);
+        if waits {
+            drop(
+                self.released
+                    .wait_while(releases, |releases| *releases == seen),
+            );
+        }
+    }
+
+    /// Wakes the calls waiting for a claim: one marked waited for was given up, or went
+    /// with its session.
+    pub fn released(&self) {
+        *self.releases.lock() += 1;
+        self.released.notify_all();
+    }
+
+    /// The planted bug `SessionClaimBeforeLatch` takes this before the latch.
+    pub(crate) fn lock_for_mutant(&self) -> impl Drop + '_ {
+        self.releases.lock()
+    }
 }
 
 /// Group-commit flushes ended ([`InstanceCore::log_flush`]): a commit that found another's
@@ -171,9 +279,7 @@ pub struct InstanceCore<R: Runtime> {
     pub stop_lock: Mutex<R, ()>,
     pub worker: Worker<R>,
     pub state: RwLock<R, InstanceState<R>>,
-    pub session_claims: Mutex<R, SessionClaims>,
-    /// Signalled (with `session_claims`) when a call that held a session ends.
-    pub session_released: Condvar<R>,
+    pub session_claims: SessionClaims<R>,
     pub log_flush: Mutex<R, LogFlushWait>,
     /// Signalled (with `log_flush`) when a group-commit log flush ends.
     pub log_flushed: Condvar<R>,
@@ -211,9 +317,8 @@ impl<R: Runtime> InstanceCore<R> {
                     stops_completed: 0,
                 },
             ),
-            session_claims: Mutex::new(LockRank::SessionClaims, SessionClaims::default()),
+            session_claims: SessionClaims::new(),
             log_flush: Mutex::new(LockRank::LogFlushWait, LogFlushWait::default()),
-            session_released: Condvar::new(),
             log_flushed: Condvar::new(),
             marks: crate::marks::Marks::default(),
         }

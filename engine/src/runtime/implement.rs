@@ -70,6 +70,17 @@ macro_rules! implement_runtime {
             fn atomic_u64_fetch_add(atomic: &Self::AtomicU64, delta: u64) -> u64 {
                 atomic.fetch_add(delta, $root::sync::atomic::Ordering::SeqCst)
             }
+            fn atomic_u64_swap(atomic: &Self::AtomicU64, value: u64) -> u64 {
+                atomic.swap(value, $root::sync::atomic::Ordering::SeqCst)
+            }
+            fn atomic_u64_compare_exchange(
+                atomic: &Self::AtomicU64,
+                current: u64,
+                new: u64,
+            ) -> Result<u64, u64> {
+                use $root::sync::atomic::Ordering::SeqCst;
+                atomic.compare_exchange(current, new, SeqCst, SeqCst)
+            }
             fn spawn<F, T>(body: F) -> Self::JoinHandle<T>
             where
                 F: FnOnce() -> T + Send + 'static,

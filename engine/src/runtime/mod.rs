@@ -76,6 +76,13 @@ pub trait Runtime: Sized + Send + Sync + 'static {
     fn atomic_u64_new(value: u64) -> Self::AtomicU64;
     fn atomic_u64_load(atomic: &Self::AtomicU64) -> u64;
     fn atomic_u64_fetch_add(atomic: &Self::AtomicU64, delta: u64) -> u64;
+    fn atomic_u64_swap(atomic: &Self::AtomicU64, value: u64) -> u64;
+    /// Stores `new` if the value is `current`; `Err` holds the value found otherwise.
+    fn atomic_u64_compare_exchange(
+        atomic: &Self::AtomicU64,
+        current: u64,
+        new: u64,
+    ) -> Result<u64, u64>;
 
     fn spawn<F, T>(body: F) -> Self::JoinHandle<T>
     where

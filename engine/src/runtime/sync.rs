@@ -22,9 +22,10 @@ pub enum LockRank {
     /// other call exclusively; no call holds it while it waits for a page read or a log sync
     /// (`api::SessionCall`).
     Instance = 20,
-    /// `InstanceCore::session_claims`: which sessions a call is inside. Taken under the
-    /// instance latch (either way) or alone; a call waiting for its session waits on it
-    /// holding nothing else.
+    /// `InstanceCore::session_claims`: claims given up while a call waited for one (a claim
+    /// itself is an atomic in the session, under the latch). Taken under the instance latch
+    /// (either way) or alone; a call waiting for its session waits on it holding nothing
+    /// else.
     SessionClaims = 22,
     /// `InstanceCore::log_flush`: the group-commit flush count a waiting commit sleeps on.
     /// Taken under the exclusive instance latch, which the waiter then lets go of.
@@ -259,6 +260,12 @@ impl<R: Runtime> AtomicU64<R> {
     }
     pub fn fetch_add(&self, delta: u64) -> u64 {
         R::atomic_u64_fetch_add(&self.inner, delta)
+    }
+    pub fn swap(&self, value: u64) -> u64 {
+        R::atomic_u64_swap(&self.inner, value)
+    }
+    pub fn compare_exchange(&self, current: u64, new: u64) -> Result<u64, u64> {
+        R::atomic_u64_compare_exchange(&self.inner, current, new)
     }
 }
 

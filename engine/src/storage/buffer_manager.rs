@@ -8,7 +8,14 @@
 //! checkpoint is the oldest of those, or the log tip when nothing is dirty.
 //!
 //! Replacement is LRU by a deterministic use counter: the least recently used clean frame
-//! goes first; when every frame is dirty the least recently used one is written back.
+//! goes first; when every frame is dirty the least recently used one is written back. As in
+//! ESE's LRU-K (`csecCorrelatedTouch`), touches that come close together count as one: a
+//! cache hit on a frame stamped within the last [`BufferManager::correlated_touch_stamps`]
+//! stamps (half the cache) leaves its stamp alone. A frame's stamp is then at most that far
+//! behind its last touch, while a full cache's oldest stamp is at least its size - 1 behind
+//! the counter, so a frame touched that recently is never the least recently used one; and
+//! hot pages read by several threads at once are only read: the counter and the stamps stay
+//! still, and no cache line moves between the readers' cores.
 //!
 //! Cache hits under the shared instance latch: a read-only call holds the latch shared, and
 //! the frame table changes only under the exclusive latch (installs, evictions, writes), so
@@ -177,13 +184,34 @@ impl BufferManager {
         self.use_counter.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// How many stamps back a cache hit counts as correlated with the frame's last stamp
+    /// (see the module documentation): half the cache, so below its size - 1 for every
+    /// cache of at least [`MIN_CACHE_SIZE_PAGES`].
+    pub fn correlated_touch_stamps(&self) -> u64 {
+        (self.cache_size_pages / 2) as u64
+    }
+
+    /// A cache hit on `frame`: a new stamp unless its last one is recent (loads only, then).
+    fn touch(&self, frame: &Frame) {
+        let last = frame.last_used_stamp.load(Ordering::Relaxed);
+        // Saturating: a shared reader may see a stamp before the counter move that made it.
+        let age = self
+            .use_counter
+            .load(Ordering::Relaxed)
+            .saturating_sub(last);
+        if age < self.correlated_touch_stamps() {
+            return;
+        }
+        frame
+            .last_used_stamp
+            .store(self.next_stamp(), Ordering::Relaxed);
+    }
+
     /// The page's bytes if it is cached, for a caller holding the instance latch shared (see
     /// the module documentation): no I/O, no install, no eviction.
     pub fn read_cached(&self, file: FileId, page: PageNumber) -> Option<&[u8]> {
         let frame = self.frames.get(&(file, page))?;
-        frame
-            .last_used_stamp
-            .store(self.next_stamp(), Ordering::Relaxed);
+        self.touch(frame);
         Some(&frame.bytes)
     }
 
@@ -243,8 +271,9 @@ impl BufferManager {
     /// The bytes are not verified here; the page codec checks the checksum on decode.
     pub fn read(&mut self, file: FileId, page: PageNumber, log: &mut Log) -> JetResult<&[u8]> {
         let key = (file, page);
-        let stamp = self.next_stamp();
-        if !self.frames.contains_key(&key) {
+        if let Some(frame) = self.frames.get(&key) {
+            self.touch(frame);
+        } else {
             let handle = self.files.get(&file).ok_or(JetError::InvalidDatabaseId)?;
             if self.miss_policy == MissPolicy::Defer {
                 self.deferred_read = Some(key);
@@ -255,10 +284,9 @@ impl BufferManager {
                 .read_at(page_offset_bytes(page), &mut bytes)
                 .map_err(|e| JetError::from_io(&e))?;
             self.stats.pages_read += 1;
+            let stamp = self.next_stamp();
             self.install_read(key, bytes, stamp, log)?;
         }
-        let frame = self.frames.get_mut(&key).expect("present or just inserted");
-        *frame.last_used_stamp.get_mut() = stamp;
         debug_assert!(self.frames.len() <= self.cache_size_pages);
         Ok(&self.frames[&key].bytes)
     }
@@ -575,6 +603,59 @@ mod tests {
         assert_eq!(decode_page(&bytes).expect("valid").0, first_lsn);
         assert_eq!(buffers.stats().pages_read, 1);
         assert!(buffers.cached_page_count() <= MIN_CACHE_SIZE_PAGES);
+    }
+
+    #[test]
+    fn correlated_touches_leave_stamps_alone_and_hot_pages_cached() {
+        // Goal: a cache hit on a recently stamped frame writes nothing shared (the counter
+        // and the stamp stay), one on an older frame re-stamps it, and a page hit between
+        // every install stays cached however many cold pages pass through the cache.
+        let io = MemIo::new();
+        let (mut log, _) = Log::open(&io, "t.log").expect("log");
+        let file = FileId(1);
+        let mut buffers = BufferManager::new(MIN_CACHE_SIZE_PAGES);
+        buffers.add_file(file, io.create("t.edb").expect("create"));
+        for page in 0..MIN_CACHE_SIZE_PAGES as PageNumber {
+            let (image, lsn) = logged_image(&mut log, file, page, 1);
+            buffers
+                .write(file, page, image, lsn, &mut log)
+                .expect("write");
+        }
+        buffers.flush_to_depth(0, &mut log).expect("flush");
+        let counter = |buffers: &BufferManager| buffers.use_counter.load(Ordering::Relaxed);
+        let stamp = |buffers: &BufferManager, page| {
+            buffers.frames[&(file, page)]
+                .last_used_stamp
+                .load(Ordering::Relaxed)
+        };
+
+        // Page 0 was stamped first: a hit re-stamps it; the next hits are correlated.
+        let before = counter(&buffers);
+        assert!(buffers.read_cached(file, 0).is_some());
+        assert_eq!(counter(&buffers), before + 1);
+        assert_eq!(stamp(&buffers, 0), before + 1);
+        assert!(buffers.read_cached(file, 0).is_some());
+        buffers.read(file, 0, &mut log).expect("read");
+        assert_eq!(
+            counter(&buffers),
+            before + 1,
+            "a correlated hit writes nothing"
+        );
+
+        for cold in 0..4 * MIN_CACHE_SIZE_PAGES as PageNumber {
+            let (image, lsn) = logged_image(&mut log, file, 100 + cold, 2);
+            buffers
+                .write(file, 100 + cold, image, lsn, &mut log)
+                .expect("write");
+            buffers.flush_to_depth(0, &mut log).expect("flush");
+            assert!(
+                buffers.read_cached(file, 0).is_some(),
+                "the hot page was evicted after {cold} cold pages"
+            );
+            let age = counter(&buffers) - stamp(&buffers, 0);
+            assert!(age < buffers.correlated_touch_stamps());
+        }
+        assert!(buffers.stats().evictions >= 3 * MIN_CACHE_SIZE_PAGES as u64);
     }
 
     #[test]
