@@ -129,7 +129,7 @@ struct ExploreArgs {
     #[arg(long, value_name = "M")]
     calls: Option<usize>,
     /// Linearizability states searched per run before the verdict is `search-bound`
-    /// (unobservable, counted as a failure); default 1000000 or `JETSIM_SEARCH_BOUND`.
+    /// (unobservable, counted as a failure); default 2000000 or `JETSIM_SEARCH_BOUND`.
     #[arg(long, value_name = "N", value_parser = seeds_parser())]
     search_bound: Option<u64>,
 }
@@ -202,7 +202,7 @@ struct ReplayArgs {
     #[arg(long, value_name = "M")]
     calls: Option<usize>,
     /// Linearizability states searched per run before the verdict is `search-bound`
-    /// (unobservable, counted as a failure); default 1000000 or `JETSIM_SEARCH_BOUND`.
+    /// (unobservable, counted as a failure); default 2000000 or `JETSIM_SEARCH_BOUND`.
     #[arg(long, value_name = "N", value_parser = seeds_parser())]
     search_bound: Option<u64>,
 }
