@@ -16,7 +16,7 @@ use jetsim::campaign::{
     CampaignOptions, CampaignSummary,
 };
 use jetsim::check::Rule;
-use jetsim::config::{FaultMode, Scheduling};
+use jetsim::config::{FaultMode, Scheduling, WorkloadSize};
 use jetsim::simulation::{replay_command_with, run_seed, run_seed_with};
 use jetsim_engine::{Mutant, Mutations};
 
@@ -89,6 +89,7 @@ fn jetsim_seed_replays_exactly_that_seed() {
             true,
             wanted.mutant.as_deref(),
             wanted.faults,
+            WorkloadSize::default(),
         )
         .unwrap();
         println!("{text}");
@@ -733,6 +734,14 @@ fn the_campaign_prints_how_many_stop_checks_it_could_not_make() {
         .map(|seed| run_seed(seed, Scheduling::Mix, Mutations::NONE))
         .find(|r| !r.verdict.observability.unobservable.is_empty())
         .expect("some run in 300 has a stop check it cannot make");
-    let text = replay_text(&unobservable, Scheduling::Mix, false, None, FaultMode::Off).unwrap();
+    let text = replay_text(
+        &unobservable,
+        Scheduling::Mix,
+        false,
+        None,
+        FaultMode::Off,
+        WorkloadSize::default(),
+    )
+    .unwrap();
     assert!(text.contains(": unobservable, "), "{text}");
 }

@@ -754,7 +754,7 @@ pub fn replay(
     }
     print!(
         "{}",
-        replay_text(&report, scheduling, trace, mutant, faults)?
+        replay_text(&report, scheduling, trace, mutant, faults, size)?
     );
     Ok(report.passed())
 }
@@ -769,6 +769,7 @@ pub fn replay_text(
     trace: bool,
     mutant: Option<&str>,
     faults: FaultMode,
+    size: WorkloadSize,
 ) -> Result<String, String> {
     let mut out = String::new();
     let _ = writeln!(
@@ -791,7 +792,7 @@ pub fn replay_text(
         }
     }
     observability_text(&mut out, &report.verdict.observability);
-    verdict_text(&mut out, report, scheduling, mutant, faults);
+    verdict_text(&mut out, report, scheduling, mutant, faults, size);
     Ok(out)
 }
 
@@ -950,6 +951,7 @@ fn verdict_text(
     scheduling: Scheduling,
     mutant: Option<&str>,
     faults: FaultMode,
+    size: WorkloadSize,
 ) {
     let seed = report.config.seed;
     if report.passed() {
@@ -967,8 +969,12 @@ fn verdict_text(
     let _ = writeln!(
         out,
         "reproduce: {}",
-        replay_command_with(seed, scheduling, mutant, faults)
+        replay_command_with(seed, scheduling, mutant, faults) + &size.arguments()
     );
+    // The campaign test replays seeds at their drawn size only.
+    if size != WorkloadSize::default() {
+        return;
+    }
     if let Some(command) = cargo_test_replay_command(seed, scheduling, mutant, faults) {
         let _ = writeln!(out, "in cargo test: {command}");
     }
