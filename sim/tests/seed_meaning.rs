@@ -18,17 +18,17 @@ use jetsim_engine::Mutations;
 
 /// (seed, strategy, faults, configuration-and-workload hash, trace hash).
 const GOLDEN: &[(u64, &str, bool, &str, &str)] = &[
-    (0, "mix", false, "8464b0b7036d82e8", "0adf05566104b859"),
-    (1, "mix", false, "240449aed6ff2dbc", "bc97c9cf1f5092f9"),
-    (2, "mix", false, "98d04dc7a232a1eb", "50766d1739b06633"),
-    (431, "mix", false, "a45e824c1ea9b08a", "4c0ea4e4d70f5fd6"),
-    (3, "random", false, "91ebd19ca3b880ad", "65b1b163bf4f62a9"),
-    (4, "random", false, "59ffe33c46f36c0a", "6e9bbf9448171f6f"),
-    (5, "pct", false, "c409b31ce7ded5e4", "984089143117b650"),
-    (6, "pct", false, "cf71402cd56643ea", "b4690c056274a974"),
-    (7, "mix", true, "2fd6665ae7c09c5c", "eefe7778d9e79a25"),
-    (8, "pct", true, "43ca1c8c0f41be22", "6af8fcd73d23d0e0"),
-    (9, "urw", false, "6b0aad2647e2dd5f", "2518adffc740ccc7"),
+    (0, "mix", false, "4cef86e8b2745722", "0df099973af9634b"),
+    (1, "mix", false, "5babaa46dda8bc6d", "d7ae90ff39245c0e"),
+    (2, "mix", false, "29a03a4fca998b82", "ba4ca44991a1b6e5"),
+    (431, "mix", false, "f18b31140c220001", "637857425498922f"),
+    (3, "random", false, "2dbb27fdc2645cfc", "25828e2000514fb9"),
+    (4, "random", false, "27db7028fb77fdc4", "2e869614775a3dff"),
+    (5, "pct", false, "efc1bc4a9fc6cba2", "44f11a50024a8ddc"),
+    (6, "pct", false, "04b7960cc36886d8", "397e689d5909f666"),
+    (7, "mix", true, "81635d48a33cd3b3", "1aad399c1af7c425"),
+    (8, "pct", true, "512a9d4e5354644a", "206bbf53221596f4"),
+    (9, "urw", false, "2d9bede06894f152", "ba1b2916b50e15b1"),
 ];
 
 /// The seeds the table pins.

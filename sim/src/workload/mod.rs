@@ -711,8 +711,9 @@ fn committed_transaction(reach: Reach) -> impl Strategy<Value = Vec<Call>> {
 }
 
 /// In runs with wide key ranges: a transaction that inserts several records (leaves split,
-/// and with three levels internal nodes too) or deletes a run of neighbours (leaves empty, so
-/// defrag has siblings to merge).
+/// and with three levels internal nodes too) or deletes a run of neighbours, walking up or
+/// down from a seek (leaves empty, so defrag has siblings to merge, and every later move in
+/// that direction must step over the empty leaves to the next record).
 fn bulk_transaction(reach: Reach) -> impl Strategy<Value = Vec<Call>> {
     let (ses, table) = (Ref::Var(0), Ref::Var(0));
     // Neighbouring keys, so the splits pile up under one internal node.
@@ -736,29 +737,87 @@ fn bulk_transaction(reach: Reach) -> impl Strategy<Value = Vec<Call>> {
                 .collect::<Vec<Call>>()
         },
     );
-    let deletes = (0..reach.key_range, 3..=8usize).prop_map(move |(key, count)| {
-        let mut calls = vec![Call::Seek {
-            ses,
-            table,
-            key,
-            mode: Seek::GreaterOrEqual,
-        }];
-        for _ in 0..count {
-            calls.push(Call::Delete { ses, table });
-            calls.push(Call::Move {
+    let deletes = (0..reach.key_range, 3..=12usize, any::<bool>()).prop_map(
+        move |(key, count, downwards)| {
+            let (mode, to) = if downwards {
+                (Seek::LessOrEqual, Move::Previous)
+            } else {
+                (Seek::GreaterOrEqual, Move::Next)
+            };
+            let mut calls = vec![Call::Seek {
                 ses,
                 table,
-                to: Move::Next,
-            });
-        }
-        calls
-    });
+                key,
+                mode,
+            }];
+            for _ in 0..count {
+                calls.push(Call::Delete { ses, table });
+                calls.push(Call::Move { ses, table, to });
+            }
+            calls
+        },
+    );
     prop_oneof![inserts, deletes].prop_map(move |writes| {
         let mut calls = vec![Call::BeginTransaction { ses }];
         calls.extend(writes);
         calls.push(Call::CommitTransaction { ses });
         calls
     })
+}
+
+/// A write at level 1, then a nested level that writes too and commits or rolls back, then a
+/// read of the first write's record, then the outer level's end: a nested level's end moves
+/// or undoes its own writes and never the enclosing level's.
+fn nested_transaction(reach: Reach) -> impl Strategy<Value = Vec<Call>> {
+    let (ses, table) = (Ref::Var(0), Ref::Var(0));
+    let write = move |(key, value, replace): (u8, u8, bool)| {
+        if replace {
+            vec![
+                Call::Seek {
+                    ses,
+                    table,
+                    key,
+                    mode: Seek::GreaterOrEqual,
+                },
+                Call::Replace { ses, table, value },
+            ]
+        } else {
+            vec![Call::Insert {
+                ses,
+                table,
+                key,
+                value,
+            }]
+        }
+    };
+    let one_write = (0..reach.key_range, reach.values(), any::<bool>());
+    (one_write.clone(), one_write, any::<bool>(), any::<bool>()).prop_map(
+        move |(outer, inner, inner_commits, outer_commits)| {
+            let outer_key = outer.0;
+            let mut calls = vec![Call::BeginTransaction { ses }];
+            calls.extend(write(outer));
+            calls.push(Call::BeginTransaction { ses });
+            calls.extend(write(inner));
+            calls.push(if inner_commits {
+                Call::CommitTransaction { ses }
+            } else {
+                Call::Rollback { ses }
+            });
+            calls.push(Call::Seek {
+                ses,
+                table,
+                key: outer_key,
+                mode: Seek::GreaterOrEqual,
+            });
+            calls.push(Call::Retrieve { ses, table });
+            calls.push(if outer_commits {
+                Call::CommitTransaction { ses }
+            } else {
+                Call::Rollback { ses }
+            });
+            calls
+        },
+    )
 }
 
 /// A table opened inside a transaction (bound to the second variable), used, then the
@@ -884,6 +943,7 @@ fn program_pieces(
             worker_call_in(reach).prop_map(|call| vec![call]).boxed(),
         ),
         (1, table_opened_in_transaction(reach).boxed()),
+        (1, nested_transaction(reach).boxed()),
     ];
     if shape.committed_writes {
         pieces.push((4, committed_transaction(reach).boxed()));
