@@ -11,7 +11,9 @@ use std::marker::PhantomData;
 /// inversion fails at once instead of deadlocking only when the timing is unlucky; ESE's
 /// critical sections carry ranks for the same reason (`dev/ese/src/inc/sync.hxx`).
 ///
-/// Ranks, outermost first (the README's lock table says what each guards):
+/// Ranks, outermost first (the README's lock table says what each guards). Same shape as
+/// `api::HandleKind` (a derive and explicit discriminants) and nothing more in common: a
+/// rank's number orders locks, a handle kind's is part of a handle's encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LockRank {
     /// `InstanceCore::stop_lock`: serialises stop, partial stop and resume; held across the
