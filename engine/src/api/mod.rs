@@ -94,7 +94,7 @@ pub(crate) struct WakeOrders {
     pub deleted: bool,
     checkpoint_depth_bytes: u64,
     checkpoint_depth_max_bytes: u64,
-    version_store_half_full: bool,
+    version_cleanup_due: bool,
 }
 
 impl<R: Runtime> Jet<R> {
@@ -288,7 +288,7 @@ impl<R: Runtime> Jet<R> {
             if orders.deleted {
                 worker.defrag_work_pending = true;
             }
-            if orders.version_store_half_full {
+            if orders.version_cleanup_due {
                 worker.cleanup_requested = true;
             }
         });
@@ -618,10 +618,9 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
                 .as_ref()
                 .map_or(0, |storage| storage.checkpoint_depth_bytes());
             orders.checkpoint_depth_max_bytes = state.params.checkpoint_depth_max_bytes;
-            // ESE cleans versions in the background as the store fills; so do we, from half
-            // full, so a writer rarely has to clean inline.
-            orders.version_store_half_full =
-                state.version_store.stats().versions * 2 >= state.params.version_store_max_versions;
+            // ESE cleans versions in the background as the store grows; so do we, so a
+            // writer rarely has to clean inline.
+            orders.version_cleanup_due = state.version_store.cleanup_due();
         }
         orders
     }

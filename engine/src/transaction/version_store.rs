@@ -73,7 +73,16 @@ pub struct VersionStore {
     chains: BTreeMap<RecordId, Vec<Version>>,
     cleanup_runs: u64,
     versions_cleaned: u64,
+    /// Versions left by the last cleanup: the store asks for the next one once it has grown
+    /// by [`CLEANUP_BATCH_VERSIONS`] since.
+    versions_after_cleanup: u64,
 }
+
+/// The background cleanup is asked for each time the store grows by this many versions (and
+/// whenever it is half full): ESE's version-store cleanup runs all the time in the background,
+/// not only when the store fills, so readers walk the B+tree, not a store of every record ever
+/// written, to find their neighbours.
+pub const CLEANUP_BATCH_VERSIONS: u64 = 32;
 
 impl VersionStore {
     pub fn new(max_versions: u64) -> Self {
@@ -87,7 +96,15 @@ impl VersionStore {
             chains: BTreeMap::new(),
             cleanup_runs: 0,
             versions_cleaned: 0,
+            versions_after_cleanup: 0,
         }
+    }
+
+    /// Whether the background should clean up now: the store is half full, or has grown by a
+    /// batch since the last cleanup.
+    pub fn cleanup_due(&self) -> bool {
+        self.versions * 2 >= self.max_versions
+            || self.versions >= self.versions_after_cleanup + CLEANUP_BATCH_VERSIONS
     }
 
     pub fn set_max_versions(&mut self, max_versions: u64) {
@@ -425,6 +442,7 @@ impl VersionStore {
             !chain.is_empty()
         });
         self.versions -= removed;
+        self.versions_after_cleanup = self.versions;
         self.cleanup_runs += 1;
         self.versions_cleaned += removed;
         removed
@@ -538,6 +556,33 @@ mod tests {
         vs.rollback_level(old_reader, 1).unwrap();
         assert_eq!(vs.cleanup(), 1);
         assert_eq!(vs.stats().versions, 0);
+    }
+
+    #[test]
+    fn cleanup_is_due_each_batch_of_versions_and_at_half_full() {
+        // Goal: the background cleanup is asked for as the store grows, long before it fills,
+        // and not again until another batch has accumulated since the last cleanup.
+        let mut vs = VersionStore::new(1 << 16);
+        let writer = vs.begin();
+        for i in 0..CLEANUP_BATCH_VERSIONS {
+            assert!(!vs.cleanup_due(), "due after {i} versions");
+            vs.record_write(writer, 1, record(&format!("k{i}")), None);
+        }
+        assert!(vs.cleanup_due());
+        // Nothing is dead yet (the writer is active): the cleanup frees nothing, and the next
+        // is due only a batch later.
+        assert_eq!(vs.cleanup(), 0);
+        assert!(!vs.cleanup_due());
+        vs.commit_level(writer, 1).unwrap();
+        assert_eq!(vs.cleanup(), CLEANUP_BATCH_VERSIONS);
+        assert!(!vs.cleanup_due());
+
+        let mut small = VersionStore::new(4);
+        let txn = small.begin();
+        small.record_write(txn, 1, record("a"), None);
+        assert!(!small.cleanup_due());
+        small.record_write(txn, 1, record("b"), None);
+        assert!(small.cleanup_due(), "half full");
     }
 
     #[test]
