@@ -102,7 +102,18 @@ impl TableView {
             };
             let tree_value = match in_tree {
                 Some((k, v)) if k == key => Some(v),
-                _ => tree.get(self.file, self.root, &key)?,
+                _ => {
+                    let tree_value = tree.get(self.file, self.root, &key)?;
+                    // The key came from the version store and lies between `at` and the tree
+                    // walk's answer: if the tree holds it, the walk passed over it (a wrong
+                    // step between leaves). Checked here, where it costs nothing, because the
+                    // chains would otherwise hide it for every record written since the last
+                    // cleanup; scan reports keys out of order the same way.
+                    if tree_value.is_some() {
+                        return Err(JetError::DatabaseCorrupted);
+                    }
+                    tree_value
+                }
             };
             if let Some(value) = versions.visible(&self.record(&key), tree_value, self.reader) {
                 return Ok(Some((key, value)));
