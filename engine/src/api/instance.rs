@@ -129,6 +129,9 @@ impl<R: Runtime> Jet<R> {
                     storage.set_wal_flush_skipped(
                         core.options.mutations.is_active(Mutant::PageBeforeLog),
                     );
+                    storage.set_next_tries_one_child(
+                        core.options.mutations.is_active(Mutant::NextStopsAtLeafEnd),
+                    );
                     storage.set_overtaken_reads_installed(
                         core.options
                             .mutations

@@ -70,6 +70,10 @@ pub enum Mutant {
     /// cache then holds the page as it was before a change that is already on disk, so later
     /// reads miss committed data and later writes overwrite it.
     OvertakenReadInstalled,
+    /// A forward B+tree walk (`next_after`: move next, seek greater-or-equal past a key, the
+    /// counts) gives up when the child that may hold the key has nothing after it, instead of
+    /// trying the next child: a move from the last record of a leaf finds nothing.
+    NextStopsAtLeafEnd,
 }
 
 impl Mutant {
@@ -94,6 +98,7 @@ impl Mutant {
         Mutant::LogChecksumIgnored,
         Mutant::SessionClaimBeforeLatch,
         Mutant::OvertakenReadInstalled,
+        Mutant::NextStopsAtLeafEnd,
     ];
 
     const fn bit(self) -> u32 {

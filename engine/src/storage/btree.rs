@@ -233,7 +233,12 @@ fn next_in(
             // Children before `start` hold only keys <= `key`; later ones are tried in order
             // when an earlier one has nothing above `key` (empty or exhausted leaves).
             let start = key.map_or(0, |key| child_index(&keys, key));
-            for &child in &children[start..] {
+            let tried = if pager.next_tries_one_child() {
+                1
+            } else {
+                children.len()
+            };
+            for &child in children[start..].iter().take(tried) {
                 let child_node = pager.read_node(child)?;
                 if let Some(found) = next_in(pager, child_node, key, depth + 1, budget)? {
                     return Ok(Some(found));

@@ -115,6 +115,9 @@ pub struct BufferManager {
     /// Planted bug `OvertakenReadInstalled`: install a deferred read even when a write-back
     /// of its page overtook it.
     pub(crate) install_overtaken_reads: bool,
+    /// Planted bug `NextStopsAtLeafEnd` (read by the B+tree through its pager): a forward
+    /// walk gives up when the child that may hold the key has nothing after it.
+    pub(crate) next_tries_one_child: bool,
     miss_policy: MissPolicy,
     /// The page a read under [`MissPolicy::Defer`] missed.
     deferred_read: Option<FrameKey>,
@@ -138,6 +141,7 @@ impl BufferManager {
             unsynced_files: BTreeSet::new(),
             skip_wal_flush: false,
             install_overtaken_reads: false,
+            next_tries_one_child: false,
             miss_policy: MissPolicy::ReadUnderLock,
             deferred_read: None,
             reads_in_flight: BTreeMap::new(),

@@ -66,9 +66,13 @@ impl Frames<'_> {
     }
 
     fn marks(&self) -> &crate::marks::Marks {
+        &self.buffers().marks
+    }
+
+    fn buffers(&self) -> &BufferManager {
         match self {
-            Frames::Exclusive { buffers, .. } => &buffers.marks,
-            Frames::Cached { buffers, .. } => &buffers.marks,
+            Frames::Exclusive { buffers, .. } => buffers,
+            Frames::Cached { buffers, .. } => buffers,
         }
     }
 }
@@ -90,6 +94,12 @@ impl<'a> Pager<'a> {
     /// The coverage marks of the instance this pager works for.
     pub fn marks(&self) -> &crate::marks::Marks {
         self.frames.marks()
+    }
+
+    /// Planted bug `NextStopsAtLeafEnd`: a forward walk tries only the child that may hold
+    /// the key.
+    pub fn next_tries_one_child(&self) -> bool {
+        self.frames.buffers().next_tries_one_child
     }
 
     /// Reads and verifies the header of an attached file.

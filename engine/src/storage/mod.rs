@@ -363,6 +363,12 @@ impl Storage {
         self.buffers.skip_wal_flush = skipped;
     }
 
+    /// Planted bug `NextStopsAtLeafEnd` (tests only): a forward B+tree walk tries only the
+    /// child that may hold the key.
+    pub fn set_next_tries_one_child(&mut self, one: bool) {
+        self.buffers.next_tries_one_child = one;
+    }
+
     /// Planted bug `OvertakenReadInstalled` (tests only): install a deferred page read even
     /// when a write-back of the page overtook it.
     pub fn set_overtaken_reads_installed(&mut self, installed: bool) {
