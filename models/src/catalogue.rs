@@ -173,7 +173,7 @@ pub const CATALOGUE: &[Entry] = &[
             StopModel::GateBeginSession,
             None,
             Property::InFlightAtStop,
-            10,
+            4,
         ),
         // A call admitted before the flag is set runs on after the stop returned: stop-drained
         // sees it, or, where a crash-switch run leaves the log unreadable for that rule,
@@ -193,7 +193,7 @@ pub const CATALOGUE: &[Entry] = &[
             StopModel::GateBeginSession,
             None,
             Property::FinishedAfterStop,
-            61,
+            31,
         ),
         sim: sim(
             &[Rule::NoPanic, Rule::Linearizability],
@@ -219,7 +219,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         mutant: "AllowlistMissingRollback",
-        loom: loom(StopModel::AllowlistRollback, None, Property::Allowlist, 859),
+        loom: loom(StopModel::AllowlistRollback, None, Property::Allowlist, 106),
         sim: sim(&[Rule::StopRule], Scheduling::Pct, 50),
         crash_tests: None,
         sweep_test: None,
@@ -227,12 +227,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         mutant: "AllowlistExtraCommit",
-        loom: loom(
-            StopModel::GateCommit,
-            None,
-            Property::FinishedAfterStop,
-            253,
-        ),
+        loom: loom(StopModel::GateCommit, None, Property::FinishedAfterStop, 37),
         sim: sim(&[Rule::Linearizability], Scheduling::Pct, 100),
         crash_tests: None,
         sweep_test: None,
@@ -261,7 +256,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         mutant: "EndSessionIgnoresContext",
-        loom: loom(StopModel::SessionContext, Some(4), Property::Context, 25),
+        loom: loom(StopModel::SessionContext, Some(4), Property::Context, 18),
         sim: sim(&[Rule::Linearizability], Scheduling::Random, 400),
         crash_tests: None,
         sweep_test: None,
@@ -283,7 +278,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         mutant: "ResetContextFromAnyThread",
-        loom: loom(StopModel::SessionContext, Some(4), Property::Context, 25),
+        loom: loom(StopModel::SessionContext, Some(4), Property::Context, 18),
         // The shared-contexts switch: threads keep contexts on their sessions and the others
         // reach for them.
         sim: sim(&[Rule::Linearizability], Scheduling::Mix, RESET_CONTEXT_MAX),
@@ -294,7 +289,7 @@ pub const CATALOGUE: &[Entry] = &[
     Entry {
         mutant: "TermDoesNotWait",
         // The engine's own assertion in `Gate::finish_term` fires before the model's property.
-        loom: loom(StopModel::TermWaits, None, Property::EngineTermInFlight, 22),
+        loom: loom(StopModel::TermWaits, None, Property::EngineTermInFlight, 13),
         // The sim sees it too: the engine's assertion fires (no-panic).
         sim: sim(&[Rule::NoPanic], Scheduling::Pct, 1500),
         crash_tests: None,
@@ -337,7 +332,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         mutant: "GroupCommitTrustsFlushInFlight",
-        loom: loom(StopModel::GroupCommit, Some(3), Property::CommitDurable, 59),
+        loom: loom(StopModel::GroupCommit, Some(3), Property::CommitDurable, 28),
         // The crash switch's cut right after an acknowledged commit, when the commit
         // returned while another's log flush was in flight.
         sim: sim(&[Rule::Durability], Scheduling::Mix, GROUP_COMMIT_MAX),

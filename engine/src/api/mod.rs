@@ -279,7 +279,7 @@ impl<R: Runtime> Jet<R> {
             orders.checkpoint_depth_bytes,
             orders.checkpoint_depth_max_bytes,
         );
-        core.worker.signal(|worker| {
+        core.worker.request(|worker| {
             if orders.wrote
                 && (depth_bytes > max_bytes || (worker.caches_quiesced && depth_bytes > 0))
             {

@@ -9,7 +9,7 @@
 
 use crate::error::{JetError, JetResult};
 use crate::instance::mutations::{Mutant, Mutations};
-use crate::runtime::sync::{Condvar, LockRank, Mutex};
+use crate::runtime::sync::{Condvar, LockRank, Mutex, MutexGuard};
 use crate::runtime::Runtime;
 
 /// Lifecycle phase of an instance.
@@ -67,6 +67,10 @@ struct GateState {
     ungated_in_flight: u32,
     stops_that_waited: u64,
     refused_after_stop: u64,
+    /// Threads asleep on `Gate::changed`. A call leaving the engine wakes them only when
+    /// there are any: most calls leave with nobody waiting, and a wake-up is a shared write
+    /// (and a scheduling point for the checkers) every call would otherwise pay.
+    waiters: u32,
 }
 
 /// What [`Gate::begin_stop`] found.
@@ -125,6 +129,7 @@ impl<R: Runtime> Gate<R> {
                     ungated_in_flight: 0,
                     stops_that_waited: 0,
                     refused_after_stop: 0,
+                    waiters: 0,
                 },
             ),
             changed: Condvar::new(),
@@ -192,7 +197,7 @@ impl<R: Runtime> Gate<R> {
         // non-atomic to observers; the simulator found it, PCT seed 431).
         // And every call waits while a term decides: a term that is then refused must leave
         // no trace, so it may not refuse anyone meanwhile.
-        let mut state = self.changed.wait_while(state, |state| {
+        let mut state = self.wait_while(state, |state| {
             state.term_deciding
                 || (state.phase == Phase::Stopping
                     && admission != Admission::Gated
@@ -227,11 +232,32 @@ impl<R: Runtime> Gate<R> {
         assert!(*counter > 0, "gate left more often than entered");
         *counter -= 1;
         let drained = *counter == 0;
+        let wake = drained && state.waiters > 0;
         drop(state);
-        if drained {
+        if wake {
             // Stop waits for gated calls, term for all: both re-check their own predicate.
             self.changed.notify_all();
         }
+    }
+
+    /// Sleeps on `changed`, counted in `waiters` meanwhile (so `leave` knows to wake it).
+    fn wait<'a>(&self, mut state: MutexGuard<'a, R, GateState>) -> MutexGuard<'a, R, GateState> {
+        state.waiters += 1;
+        let mut state = self.changed.wait(state);
+        state.waiters -= 1;
+        state
+    }
+
+    /// Sleeps on `changed` while `condition` holds, counted as [`Gate::wait`].
+    fn wait_while<'a>(
+        &self,
+        mut state: MutexGuard<'a, R, GateState>,
+        mut condition: impl FnMut(&GateState) -> bool,
+    ) -> MutexGuard<'a, R, GateState> {
+        while condition(&state) {
+            state = self.wait(state);
+        }
+        state
     }
 
     /// `init`: Created → Initializing.
@@ -284,7 +310,7 @@ impl<R: Runtime> Gate<R> {
         let mut state = self.state.lock();
         loop {
             if state.term_deciding {
-                state = self.changed.wait(state);
+                state = self.wait(state);
                 continue;
             }
             if let Some(error) = Self::stop_refusal_in(state.phase) {
@@ -293,7 +319,7 @@ impl<R: Runtime> Gate<R> {
             match state.phase {
                 Phase::Running => break,
                 // Another stop is preparing: wait for it, then this one has nothing to add.
-                Phase::Stopping => state = self.changed.wait(state),
+                Phase::Stopping => state = self.wait(state),
                 _ => return Ok(StopEntry::AlreadyStopped),
             }
         }
@@ -308,9 +334,7 @@ impl<R: Runtime> Gate<R> {
         if waited_for_calls > 0 {
             state.stops_that_waited += 1;
         }
-        let state = self
-            .changed
-            .wait_while(state, |state| state.gated_in_flight > 0);
+        let state = self.wait_while(state, |state| state.gated_in_flight > 0);
         debug_assert_eq!(state.phase, Phase::Stopping);
         Ok(StopEntry::Proceed { waited_for_calls })
     }
@@ -343,7 +367,7 @@ impl<R: Runtime> Gate<R> {
     /// return: the caller then takes the instance lock and calls [`Gate::begin_term`].
     pub fn wait_for_term_window(&self) -> JetResult<()> {
         let state = self.state.lock();
-        let state = self.changed.wait_while(state, |state| {
+        let state = self.wait_while(state, |state| {
             state.term_deciding || matches!(state.phase, Phase::Stopping | Phase::Initializing)
         });
         match state.phase {
@@ -376,7 +400,7 @@ impl<R: Runtime> Gate<R> {
             Phase::Running | Phase::Stopped => {
                 state.term_deciding = true;
                 if !self.mutations.is_active(Mutant::TermDoesNotWait) {
-                    state = self.changed.wait_while(state, |state| {
+                    state = self.wait_while(state, |state| {
                         state.gated_in_flight > 0 || state.ungated_in_flight > 0
                     });
                 }
@@ -411,7 +435,7 @@ impl<R: Runtime> Gate<R> {
             return;
         }
         let state = self.state.lock();
-        let state = self.changed.wait_while(state, |state| {
+        let state = self.wait_while(state, |state| {
             state.gated_in_flight > 0 || state.ungated_in_flight > 0
         });
         debug_assert_eq!(state.phase, Phase::Terminating);

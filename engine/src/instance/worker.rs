@@ -98,6 +98,22 @@ impl<R: Runtime> Worker<R> {
         self.wake.notify_all();
     }
 
+    /// Adds work orders and wakes the thread only if they gave an idle worker something to
+    /// do. Calls that write pass their orders on here each time; most find the orders already
+    /// given (or nothing to ask), and a wake-up nobody needs is a shared write per call (and a
+    /// scheduling point for the checkers). Only the thread sleeps on "has work"; the other
+    /// waiters on `wake` wait for a round or pass to end, which `run_round` signals.
+    pub fn request(&self, orders: impl FnOnce(&mut WorkerState)) {
+        let mut state = self.state.lock();
+        let had_work = state.has_work();
+        orders(&mut state);
+        let wake = !had_work && state.has_work();
+        drop(state);
+        if wake {
+            self.wake.notify_all();
+        }
+    }
+
     pub fn snapshot(&self) -> WorkerState {
         self.state.lock().clone()
     }
