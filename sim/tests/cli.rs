@@ -331,3 +331,23 @@ fn the_determinism_flag_is_what_puts_deterministic_in_the_report() {
         .all(|r| r["deterministic"] == true));
     assert_eq!(report["command"]["check_determinism"], true);
 }
+
+/// A run that fails only under a lowered search bound replays only under that bound, so the
+/// reproduce line `replay` prints carries it (as `explore`'s does).
+#[test]
+fn replay_under_a_search_bound_prints_a_reproduce_line_with_that_bound() {
+    let output = jetsim(&["replay", "0", "--search-bound", "1"]);
+    let all = said(&output);
+    assert!(
+        all.contains("search-bound"),
+        "bound 1 gave no search-bound verdict:\n{all}"
+    );
+    let reproduce = all
+        .lines()
+        .find(|line| line.starts_with("reproduce: "))
+        .unwrap_or_else(|| panic!("no reproduce line:\n{all}"));
+    assert!(
+        reproduce.ends_with(" --search-bound 1"),
+        "the reproduce line drops the bound: {reproduce}"
+    );
+}

@@ -741,7 +741,9 @@ pub fn replay(
             ),
             format!(
                 "reproduce: {}",
-                replay_command_with(seed, scheduling, mutant, faults) + &size.arguments()
+                replay_command_with(seed, scheduling, mutant, faults)
+                    + &size.arguments()
+                    + &crate::check::search_bound_argument()
             ),
         ];
         crate::report::timeline::write_report_html(
@@ -969,7 +971,9 @@ fn verdict_text(
     let _ = writeln!(
         out,
         "reproduce: {}",
-        replay_command_with(seed, scheduling, mutant, faults) + &size.arguments()
+        replay_command_with(seed, scheduling, mutant, faults)
+            + &size.arguments()
+            + &crate::check::search_bound_argument()
     );
     // The campaign test replays seeds at their drawn size only.
     if size != WorkloadSize::default() {
