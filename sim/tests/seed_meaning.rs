@@ -20,14 +20,14 @@ use jetsim_engine::Mutations;
 const GOLDEN: &[(u64, &str, bool, &str, &str)] = &[
     (0, "mix", false, "4cef86e8b2745722", "0df099973af9634b"),
     (1, "mix", false, "5babaa46dda8bc6d", "77e2a8ea7ee77d7d"),
-    (2, "mix", false, "29a03a4fca998b82", "ba4ca44991a1b6e5"),
+    (2, "mix", false, "29a03a4fca998b82", "474e95711519ff9e"),
     (431, "mix", false, "f18b31140c220001", "637857425498922f"),
     (3, "random", false, "2dbb27fdc2645cfc", "4cd7be775f088235"),
-    (4, "random", false, "27db7028fb77fdc4", "8cd736c6553f3205"),
-    (5, "pct", false, "efc1bc4a9fc6cba2", "44f11a50024a8ddc"),
-    (6, "pct", false, "04b7960cc36886d8", "397e689d5909f666"),
+    (4, "random", false, "27db7028fb77fdc4", "2706a0eee867af8e"),
+    (5, "pct", false, "efc1bc4a9fc6cba2", "ced8570e9132e9ff"),
+    (6, "pct", false, "04b7960cc36886d8", "1d23db6479d83e21"),
     (7, "mix", true, "81635d48a33cd3b3", "2c1c6a69321fcbd7"),
-    (8, "pct", true, "512a9d4e5354644a", "206bbf53221596f4"),
+    (8, "pct", true, "512a9d4e5354644a", "d85dc12c1c28c0e3"),
     (9, "urw", false, "2d9bede06894f152", "d7f511fa4e71086d"),
 ];
 

@@ -1597,7 +1597,10 @@ fn execution(
         sessions: Arc::clone(&sessions),
         ..Bindings::default()
     };
-    roll_back_every_session(&jet, &world, &recorder, &mut main_bindings);
+    let crash_before_term = config.faults.is_some_and(|f| f.crash_before_term);
+    if !crash_before_term {
+        roll_back_every_session(&jet, &world, &recorder, &mut main_bindings);
+    }
     let end = end_state(&jet, &world, &lock(&sessions));
     let failure = jet.instance_failure(world.main).ok().flatten();
     let mut crash = Crash {
@@ -1614,9 +1617,11 @@ fn execution(
         history.marks = marks_hit(&marks, &marks_at_start);
         history
     };
-    if config.faults.is_some_and(|f| f.crash_before_term) {
-        // The machine dies here: no final term, nothing more reaches the disk (dropping the
-        // engine below may still try: its background thread, the instances' teardown).
+    if crash_before_term {
+        // The machine dies here, with whatever transactions the programs left open (recovery
+        // must undo them, nested rollbacks and all): no wind-down, no final term, nothing
+        // more reaches the disk (dropping the engine below may still try: its background
+        // thread, the instances' teardown).
         crash.ops_at_death = Some(io.mutating_ops());
         io.cut_power_after_ops(crash.ops_at_death);
         drop(jet);
