@@ -146,6 +146,11 @@ impl<R: Runtime> Jet<R> {
                     state.storage = Some(storage);
                     state.version_store =
                         VersionStore::new(state.params.version_store_max_versions);
+                    state.version_store.set_chain_walk_repeats_key(
+                        core.options
+                            .mutations
+                            .is_active(Mutant::ChainWalkRepeatsKey),
+                    );
                     debug_assert!(state.logged_commits.is_empty(), "term emptied it");
                     Ok(())
                 }

@@ -136,6 +136,10 @@ impl<R: Runtime> Jet<R> {
                         .collect();
                     let mut at = None;
                     while let Some(key) = version_store.chain_key_after(file, root, at.as_deref()) {
+                        // A walk that does not pass its starting key would never end.
+                        if at.as_ref().is_some_and(|at| key <= *at) {
+                            return Err(crate::error::JetError::DatabaseCorrupted);
+                        }
                         keys.push(key.clone());
                         at = Some(key);
                     }

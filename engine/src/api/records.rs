@@ -100,6 +100,19 @@ impl TableView {
                     }
                 }
             };
+            // Each step must pass `at`: a walk that returns its own starting key would find
+            // the same record for ever (a call that never returns, holding its latch), so a
+            // tree or version store that does so is reported, as scan reports keys out of
+            // order.
+            if at.as_deref().is_some_and(|at| {
+                if forward {
+                    key.as_slice() <= at
+                } else {
+                    key.as_slice() >= at
+                }
+            }) {
+                return Err(JetError::DatabaseCorrupted);
+            }
             let tree_value = match in_tree {
                 Some((k, v)) if k == key => Some(v),
                 _ => {

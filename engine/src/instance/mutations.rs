@@ -74,6 +74,10 @@ pub enum Mutant {
     /// counts) gives up when the child that may hold the key has nothing after it, instead of
     /// trying the next child: a move from the last record of a leaf finds nothing.
     NextStopsAtLeafEnd,
+    /// The version store's walk to the next chained key (`chain_key_after`: cursor moves,
+    /// seeks past a key, counts) starts at the key it is given instead of after it, so a
+    /// record with a chain is found again and a walk never gets past it.
+    ChainWalkRepeatsKey,
 }
 
 impl Mutant {
@@ -99,6 +103,7 @@ impl Mutant {
         Mutant::SessionClaimBeforeLatch,
         Mutant::OvertakenReadInstalled,
         Mutant::NextStopsAtLeafEnd,
+        Mutant::ChainWalkRepeatsKey,
     ];
 
     const fn bit(self) -> u32 {

@@ -73,6 +73,8 @@ pub struct VersionStore {
     chains: BTreeMap<RecordId, Vec<Version>>,
     cleanup_runs: u64,
     versions_cleaned: u64,
+    /// Planted bug `ChainWalkRepeatsKey`: the walk after a key includes the key.
+    chain_walk_repeats_key: bool,
     /// Versions left by the last cleanup: the store asks for the next one once it has grown
     /// by [`CLEANUP_BATCH_VERSIONS`] since.
     versions_after_cleanup: u64,
@@ -96,8 +98,14 @@ impl VersionStore {
             chains: BTreeMap::new(),
             cleanup_runs: 0,
             versions_cleaned: 0,
+            chain_walk_repeats_key: false,
             versions_after_cleanup: 0,
         }
+    }
+
+    /// Plants `ChainWalkRepeatsKey` (see [`crate::Mutant`]).
+    pub fn set_chain_walk_repeats_key(&mut self, planted: bool) {
+        self.chain_walk_repeats_key = planted;
     }
 
     /// Whether the background should clean up now: the store is half full, or has grown by a
@@ -201,6 +209,7 @@ impl VersionStore {
             key: key.map(<[u8]>::to_vec).unwrap_or_default(),
         };
         let lower = match key {
+            Some(_) if self.chain_walk_repeats_key => Bound::Included(start),
             Some(_) => Bound::Excluded(start),
             None => Bound::Included(start),
         };
