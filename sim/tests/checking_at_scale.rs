@@ -59,15 +59,16 @@ fn eight_threads_of_fifty_calls_get_a_verdict() {
 /// (`stop_and_emit_log_publishes_a_commit_held_at_its_log_sync` in
 /// `engine/tests/concurrency.rs`). These seeds keep the window in the campaign's checking:
 /// each history must show a commit that succeeded across the return of a successful
-/// `StopAndEmitLog` (about 6 runs in 1,000 of this size), so a seed that drifted away fails
-/// here instead of passing without checking anything.
+/// `StopAndEmitLog` (seeds 429 and 1447 are the only two such runs of this size among seeds
+/// 0..1,500 outside the slow-disk runs, which would move with that switch's tuning), so a seed
+/// that drifted away fails here instead of passing without checking anything.
 #[test]
 fn commits_held_across_stop_and_emit_log_take_effect_before_it_returns() {
     let size = WorkloadSize {
         threads: Some(8),
         calls_per_thread_max: Some(50),
     };
-    for seed in [291, 321] {
+    for seed in [429, 1447] {
         let reproduce = replay_command(seed, Scheduling::Mix, None) + &size.arguments();
         let report = run_seed_sized(seed, Scheduling::Mix, FaultMode::Off, Mutations::NONE, size);
         assert!(

@@ -20,7 +20,7 @@ use jetsim_engine::Mutations;
 const GOLDEN: &[(u64, &str, bool, &str, &str)] = &[
     (0, "mix", false, "4cef86e8b2745722", "0df099973af9634b"),
     (1, "mix", false, "5babaa46dda8bc6d", "d7ae90ff39245c0e"),
-    (2, "mix", false, "29a03a4fca998b82", "ba4ca44991a1b6e5"),
+    (2, "mix", false, "6f48ddbccb52cc0a", "787d81ace16e8e9e"),
     (431, "mix", false, "f18b31140c220001", "637857425498922f"),
     (3, "random", false, "2dbb27fdc2645cfc", "25828e2000514fb9"),
     (4, "random", false, "27db7028fb77fdc4", "2e869614775a3dff"),
