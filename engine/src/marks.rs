@@ -74,6 +74,9 @@ marks_list! {
     BackgroundFlushWrotePages => "background_flush_wrote_pages",
     /// A page read made outside the instance latch was installed in the cache.
     DeferredReadInstalled => "deferred_read_installed",
+    /// A page read made outside the instance latch came back after a write-back of the same
+    /// page overtook it (so it may hold an older image, and is discarded).
+    DeferredReadOvertaken => "deferred_read_overtaken",
 }
 
 /// The per-instance counts (empty without the `marks` feature).

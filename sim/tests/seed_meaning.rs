@@ -20,7 +20,7 @@ use jetsim_engine::Mutations;
 const GOLDEN: &[(u64, &str, bool, &str, &str)] = &[
     (0, "mix", false, "4cef86e8b2745722", "0df099973af9634b"),
     (1, "mix", false, "5babaa46dda8bc6d", "77e2a8ea7ee77d7d"),
-    (2, "mix", false, "29a03a4fca998b82", "474e95711519ff9e"),
+    (2, "mix", false, "6f48ddbccb52cc0a", "aec4832d602cdc8b"),
     (431, "mix", false, "f18b31140c220001", "637857425498922f"),
     (3, "random", false, "2dbb27fdc2645cfc", "4cd7be775f088235"),
     (4, "random", false, "27db7028fb77fdc4", "2706a0eee867af8e"),

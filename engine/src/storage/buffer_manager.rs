@@ -256,13 +256,15 @@ impl BufferManager {
             .reads_in_flight
             .get_mut(&key)
             .expect("take_deferred_read registered it");
-        let overtaken = in_flight.overtaken && !self.install_overtaken_reads;
+        let was_overtaken = in_flight.overtaken;
+        let overtaken = was_overtaken && !self.install_overtaken_reads;
         in_flight.readers -= 1;
         if in_flight.readers == 0 {
             self.reads_in_flight.remove(&key);
         }
         let bytes = bytes.map_err(|e| JetError::from_io(&e))?;
         self.stats.pages_read += 1;
+        crate::mark!(self.marks, DeferredReadOvertaken if was_overtaken);
         if overtaken || self.frames.contains_key(&key) || !self.files.contains_key(&key.0) {
             return Ok(());
         }

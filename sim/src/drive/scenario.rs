@@ -245,6 +245,7 @@ impl Scenario {
             initial_records: self.initial_records.clone(),
             schedule_seed: self.schedule.schedule_seed,
             faults: self.faults,
+            read_latency_ops: 0,
         }
     }
 

@@ -71,6 +71,48 @@ pub struct RunConfig {
     /// Disk faults and a crash (`explore --faults`); `None` for a run on a perfect disk.
     #[serde(default)]
     pub faults: Option<FaultSettings>,
+    /// A slow disk ([`SLOW_DISK_RUNS_IN`]): each read of the database file during the
+    /// workload completes only after the disk served this many more operations (0: reads are
+    /// instant; see `world::harness::SlowDisk`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub read_latency_ops: u32,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
+}
+
+/// One run in this many is a slow-disk run (the swarm's slow-disk switch, a stream of its
+/// own, so the other runs' draws stay as they were): every read of the database file during
+/// the workload completes only after the disk served [`SLOW_READ_LATENCY_OPS`] more
+/// operations (`world::harness::SlowDisk`), over a cache too small for the table's leaves,
+/// written back after every change (checkpoint depth 0, background thread). A page read
+/// outside the instance latch is then often overtaken: other sessions read the same leaves,
+/// change them, the flusher writes them back and the cache evicts them while the read is in
+/// flight, which is the window the engine's overtaken-read rule exists for. Without the slow
+/// disk, a default campaign reached that window about once in 10,000 runs.
+pub const SLOW_DISK_RUNS_IN: u64 = 4;
+/// How many more disk operations a slow-disk run's read waits for.
+pub const SLOW_READ_LATENCY_OPS: u32 = 64;
+/// The cache of a slow-disk run: the smallest the engine accepts.
+pub const SLOW_DISK_CACHE_SIZE_PAGES: u64 = 8;
+
+/// What the slow-disk switch changes in a run it turns on.
+#[derive(Debug, Clone, Copy)]
+struct SlowDiskSwitch {
+    /// A key range of 24 to 47 keys with large values: one table of about ten leaves, more
+    /// than the cache holds, every leaf read and written by every thread.
+    key_range: u8,
+}
+
+fn slow_disk_switch(seed: u64) -> Option<SlowDiskSwitch> {
+    let mut rng = SplitMix64::new(seed ^ 0x5104_D15C_5104_D15C);
+    if !rng.chance(1, SLOW_DISK_RUNS_IN) {
+        return None;
+    }
+    Some(SlowDiskSwitch {
+        key_range: workload::WIDE_KEY_RANGE + 8 + rng.below(24) as u8,
+    })
 }
 
 /// The disk faults of a run: `engine::env::FaultPlan::swarm(fault_seed)` (I/O error rates,
@@ -206,7 +248,7 @@ impl RunConfig {
             Scheduling::Urw => Schedule::Urw,
             _ => Schedule::Random,
         };
-        let engine = EngineParameters {
+        let mut engine = EngineParameters {
             cache_size_pages: [8, 16, 64, 256][rng.below(4) as usize],
             checkpoint_depth_max_bytes: [0, 4 << 10, 64 << 10, 1 << 20][rng.below(4) as usize],
             version_store_max_versions: 1 << 16,
@@ -233,8 +275,10 @@ impl RunConfig {
             14..=16 => workload::WIDE_KEY_RANGE + rng.below(48) as u8,
             _ => workload::KEY_RANGE_MAX,
         };
+        let slow_disk = slow_disk_switch(seed);
+        let key_range = slow_disk.map_or(key_range, |switch| switch.key_range);
         let wide = key_range >= workload::WIDE_KEY_RANGE;
-        let reach = Reach {
+        let mut reach = Reach {
             key_range,
             // Wide key ranges mostly with large values: together they make deep trees.
             large_values: if wide {
@@ -249,6 +293,9 @@ impl RunConfig {
             ddl: rng.chance(1, 4),
             shared_contexts: !wide && rng.chance(1, 2),
         };
+        if slow_disk.is_some() {
+            reach.large_values = true;
+        }
         let shape = WorkloadShape {
             threads,
             calls_per_thread_max,
@@ -256,6 +303,11 @@ impl RunConfig {
             committed_writes: rng.chance(1, 2),
             reach,
         };
+        if slow_disk.is_some() {
+            engine.cache_size_pages = SLOW_DISK_CACHE_SIZE_PAGES;
+            engine.checkpoint_depth_max_bytes = 0;
+            engine.background_thread = true;
+        }
         let mut initial_records = Vec::new();
         let (filled, of, keys) = if key_range == workload::KEY_RANGE_MAX {
             (3, 4, workload::BIG_TABLE_KEYS)
@@ -278,6 +330,7 @@ impl RunConfig {
             initial_records,
             schedule_seed,
             faults: None,
+            read_latency_ops: slow_disk.map_or(0, |_| SLOW_READ_LATENCY_OPS),
         };
         config.faults = crash_switch(seed);
         if config.faults.is_some() {
@@ -374,6 +427,23 @@ mod tests {
             RunConfig::derive(1, Scheduling::Mix).workload(),
             RunConfig::derive(2, Scheduling::Mix).workload()
         );
+    }
+
+    #[test]
+    fn slow_disk_runs_are_a_quarter_and_crowd_a_small_cache() {
+        let configs: Vec<RunConfig> = (0..400)
+            .map(|seed| RunConfig::derive(seed, Scheduling::Mix))
+            .collect();
+        let slow: Vec<&RunConfig> = configs.iter().filter(|c| c.read_latency_ops > 0).collect();
+        assert!((60..=140).contains(&slow.len()), "{} slow runs", slow.len());
+        for config in slow {
+            assert_eq!(config.read_latency_ops, SLOW_READ_LATENCY_OPS);
+            assert_eq!(config.engine.cache_size_pages, SLOW_DISK_CACHE_SIZE_PAGES);
+            assert_eq!(config.engine.checkpoint_depth_max_bytes, 0);
+            assert!(config.engine.background_thread);
+            assert!(config.shape.reach.large_values);
+            assert!((24..48).contains(&config.shape.reach.key_range));
+        }
     }
 
     #[test]

@@ -136,6 +136,57 @@ struct DiskTap {
     first_failure_at: Arc<Mutex<Option<u64>>>,
     stoppers: Arc<Mutex<Stoppers>>,
     cutter: Arc<PowerCutter>,
+    slow_disk: Arc<SlowDisk>,
+}
+
+/// A slow disk ([`RunConfig::read_latency_ops`]): a read of the database file returns the
+/// bytes of the instant the disk served it, but completes only once the disk has served that
+/// many more operations (of any file, for any thread), as a read reported behind a queue of
+/// later requests. It also stops waiting when the other threads stop making progress (they
+/// may be waiting for this one: it may hold the instance latch), so it never deadlocks a run.
+/// Counting operations rather than scheduling points makes it slow under every scheduler:
+/// under PCT one yield already lets the others run until they block, under the random
+/// scheduler a few dozen yields let them make only a few calls.
+#[derive(Default)]
+struct SlowDisk {
+    /// Operations a slow read waits for (0: reads are instant).
+    latency_ops: AtomicU64,
+    /// Operations served through the tap so far (every file).
+    ops: AtomicU64,
+}
+
+/// A slow read stops waiting after this many of its scheduling points in a row in which no
+/// thread invoked or ended a call or used the disk: then the others are waiting (for this
+/// thread, or for nothing it will see happen).
+const SLOW_READ_IDLE_YIELDS_MAX: u32 = 256;
+
+impl SlowDisk {
+    /// The workload begins: reads are slow from now on, if the run's disk is.
+    fn start(&self, latency_ops: u32) {
+        self.latency_ops
+            .store(u64::from(latency_ops), Ordering::Relaxed);
+    }
+
+    fn served(&self) {
+        self.ops.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Called by a read of the database file after the disk took its bytes.
+    fn complete_read(&self, steps: &AtomicU64) {
+        let latency_ops = self.latency_ops.load(Ordering::Relaxed);
+        // Never while unwinding: a panicked run is torn down outside shuttle.
+        if latency_ops == 0 || std::thread::panicking() {
+            return;
+        }
+        let until = self.ops.load(Ordering::Relaxed) + latency_ops;
+        let progress = || self.ops.load(Ordering::Relaxed) + steps.load(Ordering::SeqCst);
+        let mut idle = 0;
+        while self.ops.load(Ordering::Relaxed) < until && idle < SLOW_READ_IDLE_YIELDS_MAX {
+            let before = progress();
+            shuttle::thread::yield_now();
+            idle = if progress() == before { idle + 1 } else { 0 };
+        }
+    }
 }
 
 /// Threads inside a full stop, each with the step at which it first wrote to the disk.
@@ -191,7 +242,14 @@ impl DiskTap {
             stoppers: Arc::new(Mutex::new(Vec::new())),
             cutter: Arc::new(PowerCutter::new(Arc::clone(&disk))),
             disk,
+            slow_disk: Arc::new(SlowDisk::default()),
         }
+    }
+
+    /// Whether `path`'s reads go through the slow disk: the database file's do, the others'
+    /// are instant.
+    fn slow_reads_of(path: &str) -> bool {
+        path == DATABASE_PATH
     }
 
     /// The power cutter, for the database file's and the log's operations (`None` for
@@ -497,6 +555,8 @@ impl Io for DiskTap {
             first_failure_at: Arc::clone(&self.first_failure_at),
             stoppers: Arc::clone(&self.stoppers),
             cutter: self.cutter_of(path),
+            slow_disk: Arc::clone(&self.slow_disk),
+            slow_reads: Self::slow_reads_of(path),
         }))
     }
     fn open(&self, path: &str) -> std::io::Result<Box<dyn IoFile>> {
@@ -514,6 +574,8 @@ impl Io for DiskTap {
             first_failure_at: Arc::clone(&self.first_failure_at),
             stoppers: Arc::clone(&self.stoppers),
             cutter: self.cutter_of(path),
+            slow_disk: Arc::clone(&self.slow_disk),
+            slow_reads: Self::slow_reads_of(path),
         }))
     }
     fn remove(&self, path: &str) -> std::io::Result<()> {
@@ -537,6 +599,10 @@ struct TapFile {
     /// The database file's and the log's: counts their operations towards a planned power
     /// cut.
     cutter: Option<(Arc<PowerCutter>, CutFile)>,
+    /// Counts every operation of the file (see [`SlowDisk`]).
+    slow_disk: Arc<SlowDisk>,
+    /// The database file's: its reads complete as the slow disk decides.
+    slow_reads: bool,
 }
 
 impl TapFile {
@@ -565,7 +631,13 @@ impl TapFile {
 
 impl IoFile for TapFile {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.slow_disk.served();
         let read = self.inner.read_at(offset, buf);
+        // On a slow disk the bytes are those of the instant the read was served; the read
+        // completes later.
+        if self.slow_reads {
+            self.slow_disk.complete_read(&self.steps);
+        }
         // A read past the end is the engine probing a file, not a disk failure.
         if read
             .as_ref()
@@ -576,6 +648,7 @@ impl IoFile for TapFile {
         self.note(read)
     }
     fn write_at(&self, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
+        self.slow_disk.served();
         let written = self.inner.write_at(offset, bytes);
         self.note_mutation(written)?;
         let offset = usize::try_from(offset).expect("the disk accepted the offset");
@@ -584,6 +657,7 @@ impl IoFile for TapFile {
         Ok(())
     }
     fn sync(&self) -> std::io::Result<()> {
+        self.slow_disk.served();
         let synced = self.inner.sync();
         self.note_mutation(synced)?;
         lock(&self.data).sync();
@@ -595,6 +669,7 @@ impl IoFile for TapFile {
         self.note(len)
     }
     fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.slow_disk.served();
         let set = self.inner.set_len(len);
         self.note_mutation(set)?;
         let len = usize::try_from(len).expect("the disk accepted the length");
@@ -1436,6 +1511,7 @@ fn start(config: &RunConfig, mutations: Mutations) -> Started {
         .expect("the instance under test exists");
     let marks_at_start = marks.counts();
     let ops_at_start = io.mutating_ops();
+    tap.slow_disk.start(config.read_latency_ops);
     if let Some(faults) = config.faults {
         io.set_faults_enabled(true);
         if let Some(ops) = faults.power_cut_after_ops {
