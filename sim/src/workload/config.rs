@@ -3,6 +3,7 @@
 //! strategies driven by a generator seeded from the same number.
 
 use crate::workload::{self, Reach, StopPlan, Workload, WorkloadShape};
+use jetsim_engine::storage::MIN_CACHE_SIZE_PAGES;
 // The engine's generator, so a seed means the same run whatever the dependencies' versions do
 // to theirs, and the workspace has one SplitMix64.
 use jetsim_engine::SplitMix64;
@@ -100,6 +101,10 @@ pub struct FaultSettings {
     /// sync.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub power_cut_after_log_write: Option<u64>,
+    /// The power is cut right after this write-back (0-based, after setup): a database-file
+    /// write that directly follows a log sync (see `world::power_cut`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_cut_after_write_back: Option<u64>,
 }
 
 fn io_errors_default() -> bool {
@@ -111,8 +116,12 @@ fn io_errors_default() -> bool {
 /// I/O errors; in five of six the power is cut during the run (as at one point of a
 /// crash-point sweep: every operation after it fails, and the calls that met it are in
 /// doubt), at a seeded disk operation, right after an acknowledged commit, right after a
-/// database-file write or sync, or right after a log write (`world::power_cut`); and no final term in half, so what the
-/// log held unsynced is what the crash may lose, tear or garble. Without it, acknowledged
+/// database-file write or sync, right after a log write, or right after a write-back (a
+/// database write that directly follows a log sync: `world::power_cut`); and no final term
+/// in half, so what the log held unsynced is what the crash may lose, tear or garble. A run
+/// cut at a write-back is also shaped for it: a small cache, no background flush, trees that
+/// split and long transactions, so a split's eviction flushes the log in its middle (a tree
+/// operation logged page by page is then torn by the cut). Without it, acknowledged
 /// commits, the write-ahead rule and the log's checksums would only be checked under
 /// `--faults` and `sweep`.
 pub const CRASH_RUNS_IN: u64 = 3;
@@ -125,15 +134,16 @@ fn crash_switch(seed: u64) -> Option<FaultSettings> {
     let fault_seed = rng.next_u64();
     let (mut after_ops, mut after_commit) = (None, None);
     let (mut after_database_op, mut after_log_write) = (None, None);
+    let mut after_write_back = None;
     // The database file's operations get two shares: a page written back before its log
-    // (or in the middle of a tree operation's logging) shows only when the cut lands right
-    // after it.
+    // shows only when the cut lands right after it.
     match rng.below(6) {
         0 => after_ops = Some(rng.below(POWER_CUT_OPS_MAX)),
         1 => after_commit = Some(rng.below(POWER_CUT_COMMITS_MAX)),
         2 | 3 => after_database_op = Some(rng.below(POWER_CUT_DATABASE_OPS_MAX)),
         4 => after_log_write = Some(rng.below(POWER_CUT_LOG_WRITES_MAX)),
-        _ => {}
+        // A run with fewer write-backs crashes at its end.
+        _ => after_write_back = Some(rng.below(POWER_CUT_WRITE_BACKS_MAX)),
     }
     Some(FaultSettings {
         fault_seed,
@@ -143,6 +153,7 @@ fn crash_switch(seed: u64) -> Option<FaultSettings> {
         power_cut_after_commit: after_commit,
         power_cut_after_database_op: after_database_op,
         power_cut_after_log_write: after_log_write,
+        power_cut_after_write_back: after_write_back,
     })
 }
 
@@ -153,6 +164,12 @@ pub const POWER_CUT_COMMITS_MAX: u64 = 4;
 pub const POWER_CUT_DATABASE_OPS_MAX: u64 = 8;
 /// The crash switch cuts the power after one of the first this many log writes.
 pub const POWER_CUT_LOG_WRITES_MAX: u64 = 4;
+/// The crash switch cuts the power after one of the first this many write-backs (database
+/// writes right after a log sync).
+pub const POWER_CUT_WRITE_BACKS_MAX: u64 = 4;
+/// The key range a run whose crash switch cuts at a write-back gets when its own draw was
+/// narrower: enough records of long keys for trees that split under a small cache.
+pub const WRITE_BACK_CUT_KEY_RANGE: u8 = workload::WIDE_KEY_RANGE + 32;
 
 /// A workload size that replaces the seed's draw (`explore --threads N --calls M`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -192,6 +209,9 @@ pub enum FaultMode {
 impl RunConfig {
     /// Derives the configuration of run `seed` under `strategy`.
     pub fn derive(seed: u64, strategy: Scheduling) -> RunConfig {
+        // The crash switch draws from a stream of its own; a cut at a write-back also shapes
+        // the run (below).
+        let faults = crash_switch(seed);
         let mut rng = SplitMix64::new(seed);
         let strategy = match strategy {
             Scheduling::Mix => {
@@ -206,7 +226,7 @@ impl RunConfig {
             Scheduling::Urw => Schedule::Urw,
             _ => Schedule::Random,
         };
-        let engine = EngineParameters {
+        let mut engine = EngineParameters {
             cache_size_pages: [8, 16, 64, 256][rng.below(4) as usize],
             checkpoint_depth_max_bytes: [0, 4 << 10, 64 << 10, 1 << 20][rng.below(4) as usize],
             version_store_max_versions: 1 << 16,
@@ -233,8 +253,13 @@ impl RunConfig {
             14..=16 => workload::WIDE_KEY_RANGE + rng.below(48) as u8,
             _ => workload::KEY_RANGE_MAX,
         };
+        // A run whose crash switch cuts at a write-back grows its trees (see `crash_switch`).
+        let key_range = match faults.and_then(|f| f.power_cut_after_write_back) {
+            Some(_) if key_range < workload::WIDE_KEY_RANGE => WRITE_BACK_CUT_KEY_RANGE,
+            _ => key_range,
+        };
         let wide = key_range >= workload::WIDE_KEY_RANGE;
-        let reach = Reach {
+        let mut reach = Reach {
             key_range,
             // Wide key ranges mostly with large values: together they make deep trees.
             large_values: if wide {
@@ -248,7 +273,16 @@ impl RunConfig {
             detach_race: rng.chance(1, 8),
             ddl: rng.chance(1, 4),
             shared_contexts: !wide && rng.chance(1, 2),
+            long_transactions: false,
         };
+        if faults.is_some_and(|f| f.power_cut_after_write_back.is_some()) {
+            // More pages dirtied between two log flushes than the cache holds, and no
+            // background flush cleaning them: a split's new page then evicts a page whose
+            // log is not durable, and the log is flushed in the middle of the split.
+            engine.cache_size_pages = MIN_CACHE_SIZE_PAGES as u64;
+            engine.checkpoint_depth_max_bytes = 1 << 20;
+            reach.long_transactions = true;
+        }
         let shape = WorkloadShape {
             threads,
             calls_per_thread_max,
@@ -279,7 +313,7 @@ impl RunConfig {
             schedule_seed,
             faults: None,
         };
-        config.faults = crash_switch(seed);
+        config.faults = faults;
         if config.faults.is_some() {
             config.shape.committed_writes = true;
         }
@@ -301,6 +335,7 @@ impl RunConfig {
             power_cut_after_commit: None,
             power_cut_after_database_op: None,
             power_cut_after_log_write: None,
+            power_cut_after_write_back: None,
         });
         config
     }
@@ -321,6 +356,7 @@ impl RunConfig {
                 faults.power_cut_after_commit = None;
                 faults.power_cut_after_database_op = None;
                 faults.power_cut_after_log_write = None;
+                faults.power_cut_after_write_back = None;
                 config
             }
         }

@@ -362,6 +362,9 @@ pub fn key_bytes(key: u8) -> Vec<u8> {
     bytes
 }
 
+/// Value numbers whose bytes are 200 to 499 bytes long ([`value_bytes`]).
+pub const LARGE_VALUES: std::ops::Range<u8> = 10..u8::MAX;
+
 /// Record value bytes for value number `value`: `v` and the number, then, for values from 10
 /// on, 200 to 499 filler bytes (up to a quarter page), so leaves hold a few records and
 /// split often.
@@ -485,6 +488,13 @@ pub struct Reach {
     /// Never with a wide key range (no thread names another's sessions there).
     #[serde(default)]
     pub shared_contexts: bool,
+    /// In runs with wide key ranges: long transactions that insert large records at keys
+    /// spread over the range, so more pages are dirtied between two log flushes than the
+    /// cache holds, and a split's new page evicts a page whose log is not yet durable: the
+    /// log is flushed in the middle of the split (see `config::crash_switch`). Left out of
+    /// the JSON when off, so configurations without it print (and hash) as before it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub long_transactions: bool,
 }
 
 impl Default for Reach {
@@ -498,6 +508,7 @@ impl Default for Reach {
             detach_race: false,
             ddl: false,
             shared_contexts: false,
+            long_transactions: false,
         }
     }
 }
@@ -765,6 +776,28 @@ fn bulk_transaction(reach: Reach) -> impl Strategy<Value = Vec<Call>> {
     })
 }
 
+/// [`Reach::long_transactions`]: a transaction on the warm-up's session and table that
+/// inserts 12 to 32 large records at neighbouring keys from a random one (wrapping; keys that
+/// exist fail with `KeyDuplicate`), then commits: the leaf it fills splits again and again,
+/// and the pages it dirties outgrow a small cache before anything flushes the log.
+fn long_transaction(reach: Reach) -> impl Strategy<Value = Vec<Call>> {
+    let (ses, table) = (Ref::Var(0), Ref::Var(0));
+    let range = reach.key_range;
+    let values = proptest::collection::vec(LARGE_VALUES, 12..=32);
+    (0..range, values).prop_map(move |(first, values)| {
+        let mut calls = vec![Call::BeginTransaction { ses }];
+        let keys = (first..range).chain(0..first);
+        calls.extend(keys.zip(values).map(|(key, value)| Call::Insert {
+            ses,
+            table,
+            key,
+            value,
+        }));
+        calls.push(Call::CommitTransaction { ses });
+        calls
+    })
+}
+
 /// A write at level 1, then a nested level that writes too and commits or rolls back, then a
 /// read of the first write's record, then the outer level's end: a nested level's end moves
 /// or undoes its own writes and never the enclosing level's.
@@ -962,6 +995,9 @@ fn program_pieces(
             4
         };
         pieces.push((bulk_weight, bulk_transaction(reach).boxed()));
+        if reach.long_transactions {
+            pieces.push((8, long_transaction(reach).boxed()));
+        }
     }
     let piece = proptest::strategy::Union::new_weighted(pieces);
     proptest::collection::vec(piece, calls)

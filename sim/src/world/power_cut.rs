@@ -26,6 +26,11 @@ pub struct CutPlan {
     pub after_database_op: Option<u64>,
     /// Right after this write to the log file (0-based, counted from the end of setup).
     pub after_log_write: Option<u64>,
+    /// Right after this write-back (0-based, counted from the end of setup): a write of the
+    /// database file that directly follows a sync (or truncation) of the log, with no other database-file
+    /// operation between them, as a page's write-back after the log was flushed for it (an
+    /// eviction in the middle of a call, a checkpoint or stop flush) makes.
+    pub after_write_back: Option<u64>,
 }
 
 /// The files whose operations a [`CutPlan`] counts.
@@ -49,6 +54,9 @@ struct Counts {
     commits: u64,
     database_ops: u64,
     log_writes: u64,
+    write_backs: u64,
+    /// The log was synced since the database file's last operation.
+    log_synced: bool,
 }
 
 impl PowerCutter {
@@ -90,14 +98,23 @@ impl PowerCutter {
             CutFile::Database => {
                 let n = state.database_ops;
                 state.database_ops += 1;
-                state.plan.after_database_op == Some(n)
+                let write_back = write && std::mem::take(&mut state.log_synced);
+                let after_write_back = write_back && {
+                    let n = state.write_backs;
+                    state.write_backs += 1;
+                    state.plan.after_write_back == Some(n)
+                };
+                state.plan.after_database_op == Some(n) || after_write_back
             }
             CutFile::Log if write => {
                 let n = state.log_writes;
                 state.log_writes += 1;
                 state.plan.after_log_write == Some(n)
             }
-            CutFile::Log => false,
+            CutFile::Log => {
+                state.log_synced = true;
+                false
+            }
         };
         if cut {
             self.cut();
