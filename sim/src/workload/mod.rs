@@ -488,10 +488,12 @@ pub struct Reach {
     /// Never with a wide key range (no thread names another's sessions there).
     #[serde(default)]
     pub shared_contexts: bool,
-    /// In runs with wide key ranges: long transactions that insert large records at keys
-    /// spread over the range, so more pages are dirtied between two log flushes than the
-    /// cache holds, and a split's new page evicts a page whose log is not yet durable: the
-    /// log is flushed in the middle of the split (see `config::crash_switch`). Left out of
+    /// In runs with wide key ranges: every thread starts with a long transaction of large
+    /// inserts at neighbouring keys, and no stop or term comes before the stopper's (or the
+    /// term's thread's) own long transaction ends. More pages are dirtied between two log
+    /// flushes than a small cache holds, so a split's new page evicts a page whose log is not
+    /// yet durable: the log is flushed in the middle of the split (see
+    /// `config::crash_switch`). Left out of
     /// the JSON when off, so configurations without it print (and hash) as before it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub long_transactions: bool,
@@ -953,7 +955,17 @@ fn context_sharing_call() -> impl Strategy<Value = Call> {
 fn program_body(shape: WorkloadShape) -> BoxedStrategy<Vec<Call>> {
     let calls = 0..=shape.calls_per_thread_max;
     let reach = shape.reach;
-    let body = program_pieces(shape, calls);
+    let mut body = program_pieces(shape, calls);
+    if reach.long_transactions && reach.wide() {
+        // Each thread starts with one, so the stop (placed after the stopper's, see
+        // `workload`) finds the trees grown and the cache full of dirty pages.
+        body = (long_transaction(reach), body)
+            .prop_map(|(mut calls, body)| {
+                calls.extend(body);
+                calls
+            })
+            .boxed();
+    }
     if !reach.detach_race {
         return body;
     }
@@ -995,9 +1007,6 @@ fn program_pieces(
             4
         };
         pieces.push((bulk_weight, bulk_transaction(reach).boxed()));
-        if reach.long_transactions {
-            pieces.push((8, long_transaction(reach).boxed()));
-        }
     }
     let piece = proptest::strategy::Union::new_weighted(pieces);
     proptest::collection::vec(piece, calls)
@@ -1128,6 +1137,19 @@ fn extra_lifecycle_call(reach: Reach) -> impl Strategy<Value = Call> {
     proptest::strategy::Union::new_weighted(arms)
 }
 
+/// With [`Reach::long_transactions`], the position just after a program's first commit (the
+/// end of the long transaction it starts with), where its stops and terms may go first: a
+/// stop before it would refuse the writes the run is shaped for. 0 otherwise.
+fn first_long_transaction_end(program: &[Call], reach: Reach) -> usize {
+    if !(reach.long_transactions && reach.wide()) {
+        return 0;
+    }
+    program
+        .iter()
+        .position(|call| matches!(call, Call::CommitTransaction { .. }))
+        .map_or(0, |index| index + 1)
+}
+
 /// Generates a whole workload of the given shape: worker programs (a warm-up then random
 /// calls), the stop calls inserted at a random point of one thread's program, for
 /// `RacingTerm` a term at a random point of another's, and the [`Reach`] switches' stops,
@@ -1169,7 +1191,8 @@ pub fn workload(shape: WorkloadShape) -> impl Strategy<Value = Workload> {
                 .collect();
             let stopper_program = &mut threads[stopper];
             let stopper_len = stopper_program.len();
-            let at = stop_at.index(stopper_len + 1);
+            let earliest = first_long_transaction_end(stopper_program, reach);
+            let at = earliest + stop_at.index(stopper_len - earliest + 1);
             for (offset, call) in stop_calls(shape.stop_plan, partial_grbit, resume)
                 .into_iter()
                 .enumerate()
@@ -1200,7 +1223,8 @@ pub fn workload(shape: WorkloadShape) -> impl Strategy<Value = Workload> {
             }
             for (thread, at, call) in extras {
                 let program = &mut threads[thread.index(shape.threads)];
-                let at = at.index(program.len() + 1);
+                let earliest = first_long_transaction_end(program, reach);
+                let at = earliest + at.index(program.len() - earliest + 1);
                 program.insert(at, call);
             }
             Workload { threads }
