@@ -10,8 +10,8 @@
 //!   log sync, a log read without its checksums) show only after a crash and a recovery: the
 //!   default campaign's crash switch (`jetsim::config::CRASH_RUNS_IN`) ends a share of the
 //!   runs in one, with the power cut right after an acknowledged commit, a database-file
-//!   write or sync, a log write, or a write-back (a database-file write right after a log
-//!   sync), and the durability rule catches them there. A split logged page by page
+//!   write or sync, a log write, or a write-back (the first database-file write after a
+//!   log sync), and the durability rule catches them there. A split logged page by page
 //!   (`OperationLoggedPerPage`) needs the cut right after an eviction in the middle of a
 //!   split flushed half of it to the log: the write-back cut, in the runs the crash switch
 //!   shapes for it (a cache of 8 pages, no background flush, wide trees, each thread starting

@@ -102,7 +102,7 @@ pub struct FaultSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub power_cut_after_log_write: Option<u64>,
     /// The power is cut right after this write-back (0-based, after setup): a database-file
-    /// write that directly follows a log sync (see `world::power_cut`).
+    /// write, the first after a log sync (see `world::power_cut`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub power_cut_after_write_back: Option<u64>,
 }
@@ -117,7 +117,7 @@ fn io_errors_default() -> bool {
 /// crash-point sweep: every operation after it fails, and the calls that met it are in
 /// doubt), at a seeded disk operation, right after an acknowledged commit, right after a
 /// database-file write or sync, right after a log write, or right after a write-back (a
-/// database write that directly follows a log sync: `world::power_cut`); and no final term
+/// database write, the first after a log sync: `world::power_cut`); and no final term
 /// in half, so what the log held unsynced is what the crash may lose, tear or garble. A run
 /// cut at a write-back is also shaped for it: a small cache, no background flush, trees that
 /// split and long transactions, so a split's eviction flushes the log in its middle (a tree
@@ -165,7 +165,7 @@ pub const POWER_CUT_DATABASE_OPS_MAX: u64 = 8;
 /// The crash switch cuts the power after one of the first this many log writes.
 pub const POWER_CUT_LOG_WRITES_MAX: u64 = 4;
 /// The crash switch cuts the power after one of the first this many write-backs (database
-/// writes right after a log sync): in a run shaped for it the first come as the threads' long
+/// writes, each the first after a log sync): in a run shaped for it the first come as the threads' long
 /// transactions outgrow the cache, later ones mostly from reads' evictions and the stop's
 /// flush (over 1,000 such runs, a planted per-page logged split was caught in 12% with the
 /// first write-back, 8% with the second, 5% with the fourth).
