@@ -10,12 +10,16 @@
 //!   log sync, a log read without its checksums) show only after a crash and a recovery: the
 //!   default campaign's crash switch (`jetsim::config::CRASH_RUNS_IN`) ends a share of the
 //!   runs in one, with the power cut right after an acknowledged commit, a database-file
-//!   write or sync, or a log write, and the durability rule catches them there.
+//!   write or sync, a log write, or a write-back (the first database-file write after a
+//!   log sync), and the durability rule catches them there. A split logged page by page
+//!   (`OperationLoggedPerPage`) needs the cut right after an eviction in the middle of a
+//!   split flushed half of it to the log: the write-back cut, in the runs the crash switch
+//!   shapes for it (a cache of 8 pages, no background flush, wide trees, each thread starting
+//!   with a long transaction of large inserts); recovery then loses the committed records of
+//!   the split's right half.
 //! - **engine crash tests**: the engine's own crash and recovery tests, which plant the
 //!   durability bugs on purpose; the simulator's crash-point sweep (`jetsim sweep`) finds the
-//!   first two as well. A split logged page by page (`OperationLoggedPerPage`) needs a crash
-//!   right after an eviction in the middle of a split, which the campaign has not been seen
-//!   to reach.
+//!   first two as well.
 //!
 //! Entries are keyed by the mutant's name (its `Debug` form) rather than matched on the enum,
 //! so the catalogue keeps compiling while the engine gains a mutant; `tests/catalogue.rs` then
@@ -162,6 +166,7 @@ const COMMIT_ACK_MAX: u64 = 600;
 const LOG_CHECKSUM_MAX: u64 = 1500;
 const GROUP_COMMIT_MAX: u64 = 1500;
 const OVERTAKEN_READ_MAX: u64 = 1500;
+const OPERATION_LOGGED_PER_PAGE_MAX: u64 = 600;
 
 /// Every mutant and its checkers. loom executions are exact; sim bounds are generous
 /// multiples of the first detection from start 0 (which `cargo test -p jetsim-models --test
@@ -316,7 +321,12 @@ pub const CATALOGUE: &[Entry] = &[
     Entry {
         mutant: "OperationLoggedPerPage",
         loom: None,
-        sim: None,
+        // The crash switch's cut right after a write-back, in the runs it shapes for one.
+        sim: sim(
+            &[Rule::Durability],
+            Scheduling::Mix,
+            OPERATION_LOGGED_PER_PAGE_MAX,
+        ),
         crash_tests: Some("planted_operation_logged_per_page_is_caught"),
         sweep_test: None,
         concurrency_test: None,

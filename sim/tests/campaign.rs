@@ -373,6 +373,14 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
         Scheduling::Mix,
         COMMIT_ACK_MAX,
     ),
+    // A split logged page by page, torn by a power cut right after the write-back of an
+    // eviction in its middle (the crash switch's write-back share).
+    (
+        Rule::Durability,
+        Mutant::OperationLoggedPerPage,
+        Scheduling::Mix,
+        600,
+    ),
     // Lock ranks are asserted in every simulated run (`Runtime::CHECKS_LOCK_RANKS`): a call
     // that takes the instance latch while holding its session claim panics at once.
     (

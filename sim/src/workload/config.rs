@@ -3,6 +3,7 @@
 //! strategies driven by a generator seeded from the same number.
 
 use crate::workload::{self, Reach, StopPlan, Workload, WorkloadShape};
+use jetsim_engine::storage::MIN_CACHE_SIZE_PAGES;
 // The engine's generator, so a seed means the same run whatever the dependencies' versions do
 // to theirs, and the workspace has one SplitMix64.
 use jetsim_engine::SplitMix64;
@@ -142,6 +143,10 @@ pub struct FaultSettings {
     /// sync.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub power_cut_after_log_write: Option<u64>,
+    /// The power is cut right after this write-back (0-based, after setup): a database-file
+    /// write, the first after a log sync (see `world::power_cut`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_cut_after_write_back: Option<u64>,
 }
 
 fn io_errors_default() -> bool {
@@ -153,8 +158,12 @@ fn io_errors_default() -> bool {
 /// I/O errors; in five of six the power is cut during the run (as at one point of a
 /// crash-point sweep: every operation after it fails, and the calls that met it are in
 /// doubt), at a seeded disk operation, right after an acknowledged commit, right after a
-/// database-file write or sync, or right after a log write (`world::power_cut`); and no final term in half, so what the
-/// log held unsynced is what the crash may lose, tear or garble. Without it, acknowledged
+/// database-file write or sync, right after a log write, or right after a write-back (a
+/// database write, the first after a log sync: `world::power_cut`); and no final term
+/// in half, so what the log held unsynced is what the crash may lose, tear or garble. A run
+/// cut at a write-back is also shaped for it: a small cache, no background flush, trees that
+/// split and long transactions, so a split's eviction flushes the log in its middle (a tree
+/// operation logged page by page is then torn by the cut). Without it, acknowledged
 /// commits, the write-ahead rule and the log's checksums would only be checked under
 /// `--faults` and `sweep`.
 pub const CRASH_RUNS_IN: u64 = 3;
@@ -167,15 +176,16 @@ fn crash_switch(seed: u64) -> Option<FaultSettings> {
     let fault_seed = rng.next_u64();
     let (mut after_ops, mut after_commit) = (None, None);
     let (mut after_database_op, mut after_log_write) = (None, None);
+    let mut after_write_back = None;
     // The database file's operations get two shares: a page written back before its log
-    // (or in the middle of a tree operation's logging) shows only when the cut lands right
-    // after it.
+    // shows only when the cut lands right after it.
     match rng.below(6) {
         0 => after_ops = Some(rng.below(POWER_CUT_OPS_MAX)),
         1 => after_commit = Some(rng.below(POWER_CUT_COMMITS_MAX)),
         2 | 3 => after_database_op = Some(rng.below(POWER_CUT_DATABASE_OPS_MAX)),
         4 => after_log_write = Some(rng.below(POWER_CUT_LOG_WRITES_MAX)),
-        _ => {}
+        // A run with fewer write-backs crashes at its end.
+        _ => after_write_back = Some(rng.below(POWER_CUT_WRITE_BACKS_MAX)),
     }
     Some(FaultSettings {
         fault_seed,
@@ -185,6 +195,7 @@ fn crash_switch(seed: u64) -> Option<FaultSettings> {
         power_cut_after_commit: after_commit,
         power_cut_after_database_op: after_database_op,
         power_cut_after_log_write: after_log_write,
+        power_cut_after_write_back: after_write_back,
     })
 }
 
@@ -195,6 +206,15 @@ pub const POWER_CUT_COMMITS_MAX: u64 = 4;
 pub const POWER_CUT_DATABASE_OPS_MAX: u64 = 8;
 /// The crash switch cuts the power after one of the first this many log writes.
 pub const POWER_CUT_LOG_WRITES_MAX: u64 = 4;
+/// The crash switch cuts the power after one of the first this many write-backs (database
+/// writes, each the first after a log sync): in a run shaped for it the first come as the threads' long
+/// transactions outgrow the cache, later ones mostly from reads' evictions and the stop's
+/// flush (over 1,000 such runs, a planted per-page logged split was caught in 12% with the
+/// first write-back, 8% with the second, 5% with the fourth).
+pub const POWER_CUT_WRITE_BACKS_MAX: u64 = 2;
+/// The key range a run whose crash switch cuts at a write-back gets when its own draw was
+/// narrower: enough records of long keys for trees that split under a small cache.
+pub const WRITE_BACK_CUT_KEY_RANGE: u8 = workload::WIDE_KEY_RANGE + 32;
 
 /// A workload size that replaces the seed's draw (`explore --threads N --calls M`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -234,6 +254,9 @@ pub enum FaultMode {
 impl RunConfig {
     /// Derives the configuration of run `seed` under `strategy`.
     pub fn derive(seed: u64, strategy: Scheduling) -> RunConfig {
+        // The crash switch draws from a stream of its own; a cut at a write-back also shapes
+        // the run (below).
+        let faults = crash_switch(seed);
         let mut rng = SplitMix64::new(seed);
         let strategy = match strategy {
             Scheduling::Mix => {
@@ -277,6 +300,12 @@ impl RunConfig {
         };
         let slow_disk = slow_disk_switch(seed);
         let key_range = slow_disk.map_or(key_range, |switch| switch.key_range);
+        // A run whose crash switch cuts at a write-back grows its trees (see `crash_switch`).
+        let write_back_cut = faults.is_some_and(|f| f.power_cut_after_write_back.is_some());
+        let key_range = match write_back_cut {
+            true if key_range < workload::WIDE_KEY_RANGE => WRITE_BACK_CUT_KEY_RANGE,
+            _ => key_range,
+        };
         let wide = key_range >= workload::WIDE_KEY_RANGE;
         let mut reach = Reach {
             key_range,
@@ -292,9 +321,18 @@ impl RunConfig {
             detach_race: rng.chance(1, 8),
             ddl: rng.chance(1, 4),
             shared_contexts: !wide && rng.chance(1, 2),
+            long_transactions: false,
         };
         if slow_disk.is_some() {
             reach.large_values = true;
+        }
+        if write_back_cut {
+            // More pages dirtied between two log flushes than the cache holds, and no
+            // background flush cleaning them: a split's new page then evicts a page whose
+            // log is not durable, and the log is flushed in the middle of the split.
+            engine.cache_size_pages = MIN_CACHE_SIZE_PAGES as u64;
+            engine.checkpoint_depth_max_bytes = 1 << 20;
+            reach.long_transactions = true;
         }
         let shape = WorkloadShape {
             threads,
@@ -303,7 +341,9 @@ impl RunConfig {
             committed_writes: rng.chance(1, 2),
             reach,
         };
-        if slow_disk.is_some() {
+        // The write-back cut's shape wins where both switches are on: it needs the log
+        // unflushed between commits, where the slow disk writes every change back at once.
+        if slow_disk.is_some() && !write_back_cut {
             engine.cache_size_pages = SLOW_DISK_CACHE_SIZE_PAGES;
             engine.checkpoint_depth_max_bytes = 0;
             engine.background_thread = true;
@@ -332,7 +372,7 @@ impl RunConfig {
             faults: None,
             read_latency_ops: slow_disk.map_or(0, |_| SLOW_READ_LATENCY_OPS),
         };
-        config.faults = crash_switch(seed);
+        config.faults = faults;
         if config.faults.is_some() {
             config.shape.committed_writes = true;
         }
@@ -354,6 +394,7 @@ impl RunConfig {
             power_cut_after_commit: None,
             power_cut_after_database_op: None,
             power_cut_after_log_write: None,
+            power_cut_after_write_back: None,
         });
         config
     }
@@ -374,6 +415,7 @@ impl RunConfig {
                 faults.power_cut_after_commit = None;
                 faults.power_cut_after_database_op = None;
                 faults.power_cut_after_log_write = None;
+                faults.power_cut_after_write_back = None;
                 config
             }
         }
@@ -436,14 +478,26 @@ mod tests {
             .collect();
         let slow: Vec<&RunConfig> = configs.iter().filter(|c| c.read_latency_ops > 0).collect();
         assert!((60..=140).contains(&slow.len()), "{} slow runs", slow.len());
+        let mut crowded = 0;
         for config in slow {
             assert_eq!(config.read_latency_ops, SLOW_READ_LATENCY_OPS);
+            assert!(config.shape.reach.large_values);
+            assert!((24..48).contains(&config.shape.reach.key_range));
+            if config
+                .faults
+                .is_some_and(|f| f.power_cut_after_write_back.is_some())
+            {
+                // The write-back cut's shape wins: no background flush between commits.
+                assert_eq!(config.engine.checkpoint_depth_max_bytes, 1 << 20);
+                assert!(config.shape.reach.long_transactions);
+                continue;
+            }
+            crowded += 1;
             assert_eq!(config.engine.cache_size_pages, SLOW_DISK_CACHE_SIZE_PAGES);
             assert_eq!(config.engine.checkpoint_depth_max_bytes, 0);
             assert!(config.engine.background_thread);
-            assert!(config.shape.reach.large_values);
-            assert!((24..48).contains(&config.shape.reach.key_range));
         }
+        assert!(crowded >= 50, "{crowded} crowded slow runs");
     }
 
     #[test]

@@ -362,6 +362,9 @@ pub fn key_bytes(key: u8) -> Vec<u8> {
     bytes
 }
 
+/// Value numbers whose bytes are 200 to 499 bytes long ([`value_bytes`]).
+pub const LARGE_VALUES: std::ops::Range<u8> = 10..u8::MAX;
+
 /// Record value bytes for value number `value`: `v` and the number, then, for values from 10
 /// on, 200 to 499 filler bytes (up to a quarter page), so leaves hold a few records and
 /// split often.
@@ -485,6 +488,15 @@ pub struct Reach {
     /// Never with a wide key range (no thread names another's sessions there).
     #[serde(default)]
     pub shared_contexts: bool,
+    /// In runs with wide key ranges: every thread starts with a long transaction of large
+    /// inserts at neighbouring keys, and no stop or term comes before the stopper's (or the
+    /// term's thread's) own long transaction ends. More pages are dirtied between two log
+    /// flushes than a small cache holds, so a split's new page evicts a page whose log is not
+    /// yet durable: the log is flushed in the middle of the split (see
+    /// `config::crash_switch`). Left out of
+    /// the JSON when off, so configurations without it print (and hash) as before it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub long_transactions: bool,
 }
 
 impl Default for Reach {
@@ -498,6 +510,7 @@ impl Default for Reach {
             detach_race: false,
             ddl: false,
             shared_contexts: false,
+            long_transactions: false,
         }
     }
 }
@@ -765,6 +778,28 @@ fn bulk_transaction(reach: Reach) -> impl Strategy<Value = Vec<Call>> {
     })
 }
 
+/// [`Reach::long_transactions`]: a transaction on the warm-up's session and table that
+/// inserts 12 to 32 large records at neighbouring keys from a random one (wrapping; keys that
+/// exist fail with `KeyDuplicate`), then commits: the leaf it fills splits again and again,
+/// and the pages it dirties outgrow a small cache before anything flushes the log.
+fn long_transaction(reach: Reach) -> impl Strategy<Value = Vec<Call>> {
+    let (ses, table) = (Ref::Var(0), Ref::Var(0));
+    let range = reach.key_range;
+    let values = proptest::collection::vec(LARGE_VALUES, 12..=32);
+    (0..range, values).prop_map(move |(first, values)| {
+        let mut calls = vec![Call::BeginTransaction { ses }];
+        let keys = (first..range).chain(0..first);
+        calls.extend(keys.zip(values).map(|(key, value)| Call::Insert {
+            ses,
+            table,
+            key,
+            value,
+        }));
+        calls.push(Call::CommitTransaction { ses });
+        calls
+    })
+}
+
 /// A write at level 1, then a nested level that writes too and commits or rolls back, then a
 /// read of the first write's record, then the outer level's end: a nested level's end moves
 /// or undoes its own writes and never the enclosing level's.
@@ -920,7 +955,17 @@ fn context_sharing_call() -> impl Strategy<Value = Call> {
 fn program_body(shape: WorkloadShape) -> BoxedStrategy<Vec<Call>> {
     let calls = 0..=shape.calls_per_thread_max;
     let reach = shape.reach;
-    let body = program_pieces(shape, calls);
+    let mut body = program_pieces(shape, calls);
+    if reach.long_transactions && reach.wide() {
+        // Each thread starts with one, so the stop (placed after the stopper's, see
+        // `workload`) finds the trees grown and the cache full of dirty pages.
+        body = (long_transaction(reach), body)
+            .prop_map(|(mut calls, body)| {
+                calls.extend(body);
+                calls
+            })
+            .boxed();
+    }
     if !reach.detach_race {
         return body;
     }
@@ -1092,6 +1137,19 @@ fn extra_lifecycle_call(reach: Reach) -> impl Strategy<Value = Call> {
     proptest::strategy::Union::new_weighted(arms)
 }
 
+/// With [`Reach::long_transactions`], the position just after a program's first commit (the
+/// end of the long transaction it starts with), where its stops and terms may go first: a
+/// stop before it would refuse the writes the run is shaped for. 0 otherwise.
+fn first_long_transaction_end(program: &[Call], reach: Reach) -> usize {
+    if !(reach.long_transactions && reach.wide()) {
+        return 0;
+    }
+    program
+        .iter()
+        .position(|call| matches!(call, Call::CommitTransaction { .. }))
+        .map_or(0, |index| index + 1)
+}
+
 /// Generates a whole workload of the given shape: worker programs (a warm-up then random
 /// calls), the stop calls inserted at a random point of one thread's program, for
 /// `RacingTerm` a term at a random point of another's, and the [`Reach`] switches' stops,
@@ -1133,7 +1191,8 @@ pub fn workload(shape: WorkloadShape) -> impl Strategy<Value = Workload> {
                 .collect();
             let stopper_program = &mut threads[stopper];
             let stopper_len = stopper_program.len();
-            let at = stop_at.index(stopper_len + 1);
+            let earliest = first_long_transaction_end(stopper_program, reach);
+            let at = earliest + stop_at.index(stopper_len - earliest + 1);
             for (offset, call) in stop_calls(shape.stop_plan, partial_grbit, resume)
                 .into_iter()
                 .enumerate()
@@ -1164,7 +1223,8 @@ pub fn workload(shape: WorkloadShape) -> impl Strategy<Value = Workload> {
             }
             for (thread, at, call) in extras {
                 let program = &mut threads[thread.index(shape.threads)];
-                let at = at.index(program.len() + 1);
+                let earliest = first_long_transaction_end(program, reach);
+                let at = earliest + at.index(program.len() - earliest + 1);
                 program.insert(at, call);
             }
             Workload { threads }

@@ -1521,6 +1521,7 @@ fn start(config: &RunConfig, mutations: Mutations) -> Started {
             after_commit: faults.power_cut_after_commit,
             after_database_op: faults.power_cut_after_database_op,
             after_log_write: faults.power_cut_after_log_write,
+            after_write_back: faults.power_cut_after_write_back,
         });
     }
     Started {
