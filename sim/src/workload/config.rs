@@ -251,6 +251,51 @@ pub enum FaultMode {
     CrashAt(Option<u64>),
 }
 
+/// What the slow disk and the write-back cut ask of a run's engine and reach. The write-back
+/// cut's engine wins where both switches are on: it needs the log unflushed between commits,
+/// where the slow disk writes every change back at once.
+fn shape_for_switches(
+    slow_disk: bool,
+    write_back_cut: bool,
+    engine: &mut EngineParameters,
+    reach: &mut Reach,
+) {
+    if slow_disk {
+        reach.large_values = true;
+    }
+    if write_back_cut {
+        // More pages dirtied between two log flushes than the cache holds, and no background
+        // flush cleaning them: a split's new page then evicts a page whose log is not
+        // durable, and the log is flushed in the middle of the split.
+        engine.cache_size_pages = MIN_CACHE_SIZE_PAGES as u64;
+        engine.checkpoint_depth_max_bytes = 1 << 20;
+        reach.long_transactions = true;
+    } else if slow_disk {
+        engine.cache_size_pages = SLOW_DISK_CACHE_SIZE_PAGES;
+        engine.checkpoint_depth_max_bytes = 0;
+        engine.background_thread = true;
+    }
+}
+
+/// The records set up before the threads start: half the keys (three in four of the big
+/// table's), with values of the run's size.
+fn initial_records(rng: &mut SplitMix64, reach: Reach) -> Vec<(u8, u8)> {
+    let (filled, of, keys) = if reach.key_range == workload::KEY_RANGE_MAX {
+        (3, 4, workload::BIG_TABLE_KEYS)
+    } else {
+        (1, 2, reach.key_range)
+    };
+    let values = reach.values();
+    let mut records = Vec::new();
+    for key in 0..keys {
+        if rng.chance(filled, of) {
+            let value = values.start + rng.below(u64::from(values.end - values.start)) as u8;
+            records.push((key, value));
+        }
+    }
+    records
+}
+
 impl RunConfig {
     /// Derives the configuration of run `seed` under `strategy`.
     pub fn derive(seed: u64, strategy: Scheduling) -> RunConfig {
@@ -323,17 +368,7 @@ impl RunConfig {
             shared_contexts: !wide && rng.chance(1, 2),
             long_transactions: false,
         };
-        if slow_disk.is_some() {
-            reach.large_values = true;
-        }
-        if write_back_cut {
-            // More pages dirtied between two log flushes than the cache holds, and no
-            // background flush cleaning them: a split's new page then evicts a page whose
-            // log is not durable, and the log is flushed in the middle of the split.
-            engine.cache_size_pages = MIN_CACHE_SIZE_PAGES as u64;
-            engine.checkpoint_depth_max_bytes = 1 << 20;
-            reach.long_transactions = true;
-        }
+        shape_for_switches(slow_disk.is_some(), write_back_cut, &mut engine, &mut reach);
         let shape = WorkloadShape {
             threads,
             calls_per_thread_max,
@@ -341,26 +376,7 @@ impl RunConfig {
             committed_writes: rng.chance(1, 2),
             reach,
         };
-        // The write-back cut's shape wins where both switches are on: it needs the log
-        // unflushed between commits, where the slow disk writes every change back at once.
-        if slow_disk.is_some() && !write_back_cut {
-            engine.cache_size_pages = SLOW_DISK_CACHE_SIZE_PAGES;
-            engine.checkpoint_depth_max_bytes = 0;
-            engine.background_thread = true;
-        }
-        let mut initial_records = Vec::new();
-        let (filled, of, keys) = if key_range == workload::KEY_RANGE_MAX {
-            (3, 4, workload::BIG_TABLE_KEYS)
-        } else {
-            (1, 2, key_range)
-        };
-        let values = reach.values();
-        for key in 0..keys {
-            if rng.chance(filled, of) {
-                let value = values.start + rng.below(u64::from(values.end - values.start)) as u8;
-                initial_records.push((key, value));
-            }
-        }
+        let initial_records = initial_records(&mut rng, reach);
         let schedule_seed = rng.next_u64();
         let mut config = RunConfig {
             seed,
