@@ -8,7 +8,7 @@
 //! `JETSIM_STRATEGY` (random, pct, mix; default mix), `JETSIM_MUTANT` and `JETSIM_FAULTS=1`,
 //! printing its configuration and trace; the other tests then skip. Every failure here prints
 //! that line for its seed:
-//! `JETSIM_SEED=16 JETSIM_MUTANT=StopFlagLast cargo test -p jetsim --test campaign -- --nocapture`.
+//! `JETSIM_SEED=34 JETSIM_MUTANT=StopFlagLast cargo test -p jetsim --test campaign -- --nocapture`.
 
 use clap::ValueEnum;
 use jetsim::campaign::{

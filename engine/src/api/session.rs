@@ -131,24 +131,35 @@ impl<R: Runtime> Jet<R> {
 
     /// `JetBeginTransaction`: level 1 takes a snapshot; up to 7 levels nest.
     pub fn begin_transaction(&self, sesid: SessionHandle) -> JetResult<()> {
-        self.with_session(sesid, JetCall::BeginTransaction, |_, state, session, _| {
-            let current = session_entry(state, session).transaction;
-            let next = match current {
-                None => OpenTransaction {
-                    txn: state.version_store.begin(),
-                    level: 1,
-                },
-                Some(open) if open.level >= TRANSACTION_LEVEL_MAX => {
-                    return Err(JetError::TransTooDeep)
-                }
-                Some(open) => OpenTransaction {
-                    level: open.level + 1,
-                    ..open
-                },
-            };
-            session_entry_mut(state, session).transaction = Some(next);
-            Ok(())
-        })
+        self.with_session(
+            sesid,
+            JetCall::BeginTransaction,
+            |core, state, session, _| {
+                let current = session_entry(state, session).transaction;
+                let level_max = if core
+                    .options
+                    .mutations
+                    .is_active(Mutant::TransactionLimitOffByOne)
+                {
+                    TRANSACTION_LEVEL_MAX + 1
+                } else {
+                    TRANSACTION_LEVEL_MAX
+                };
+                let next = match current {
+                    None => OpenTransaction {
+                        txn: state.version_store.begin(),
+                        level: 1,
+                    },
+                    Some(open) if open.level >= level_max => return Err(JetError::TransTooDeep),
+                    Some(open) => OpenTransaction {
+                        level: open.level + 1,
+                        ..open
+                    },
+                };
+                session_entry_mut(state, session).transaction = Some(next);
+                Ok(())
+            },
+        )
     }
 
     /// `JetCommitTransaction`: commits the innermost level. Level 1 gets a commit timestamp;

@@ -78,6 +78,9 @@ pub enum Mutant {
     /// seeks past a key, counts) starts at the key it is given instead of after it, so a
     /// record with a chain is found again and a walk never gets past it.
     ChainWalkRepeatsKey,
+    /// `begin_transaction` checks the nesting limit one level too late: an eighth level is
+    /// begun where ESE refuses it with `TransTooDeep`.
+    TransactionLimitOffByOne,
 }
 
 impl Mutant {
@@ -104,6 +107,7 @@ impl Mutant {
         Mutant::OvertakenReadInstalled,
         Mutant::NextStopsAtLeafEnd,
         Mutant::ChainWalkRepeatsKey,
+        Mutant::TransactionLimitOffByOne,
     ];
 
     const fn bit(self) -> u32 {

@@ -106,6 +106,14 @@ struct SlowDiskSwitch {
     key_range: u8,
 }
 
+/// One run in this many nests its nested-transaction piece deep ([`Reach::deep_nesting`]).
+pub const DEEP_NESTING_RUNS_IN: u64 = 8;
+
+/// Whether run `seed` nests deep: a stream of its own, so other seeds keep their meaning.
+fn deep_nesting_switch(seed: u64) -> bool {
+    SplitMix64::new(seed ^ 0xDEE9_DEE9_DEE9_DEE9).chance(1, DEEP_NESTING_RUNS_IN)
+}
+
 fn slow_disk_switch(seed: u64) -> Option<SlowDiskSwitch> {
     let mut rng = SplitMix64::new(seed ^ 0x5104_D15C_5104_D15C);
     if !rng.chance(1, SLOW_DISK_RUNS_IN) {
@@ -367,8 +375,10 @@ impl RunConfig {
             ddl: rng.chance(1, 4),
             shared_contexts: !wide && rng.chance(1, 2),
             long_transactions: false,
+            deep_nesting: false,
         };
         shape_for_switches(slow_disk.is_some(), write_back_cut, &mut engine, &mut reach);
+        reach.deep_nesting = deep_nesting_switch(seed);
         let shape = WorkloadShape {
             threads,
             calls_per_thread_max,
