@@ -16,7 +16,7 @@ use jetsim::campaign::first_detection;
 use jetsim::simulation::{replay_command, run_seed, scheduling_name};
 use jetsim_engine::{Mutant, Mutations};
 use jetsim_models::catalogue::{
-    self, mutant_name, planted, CATALOGUE, CONCURRENCY_TESTS, CRASH_TESTS, SWEEP_TESTS,
+    self, mutant_name, planted, Entry, CATALOGUE, CONCURRENCY_TESTS, CRASH_TESTS, SWEEP_TESTS,
 };
 use jetsim_models::stop_models::StopModel;
 use std::collections::BTreeSet;
@@ -52,16 +52,20 @@ fn every_mutant_is_catalogued_with_a_checker() {
     }
 }
 
-/// Every (mutant, test) pair names a test in `file` (relative to the workspace root) whose
-/// body plants that mutant.
-fn assert_tests_plant_their_mutants(file: &str, named: &[(&str, &str)]) {
+/// Every entry that names a test of one kind (`test_of`: crash, sweep or concurrency) names a
+/// test in `file` (relative to the workspace root) whose body plants that entry's mutant.
+fn assert_tests_plant_their_mutants(file: &str, test_of: impl Fn(&Entry) -> Option<&'static str>) {
+    let named: Vec<(&str, &str)> = CATALOGUE
+        .iter()
+        .filter_map(|e| Some((e.mutant, test_of(e)?)))
+        .collect();
     assert!(!named.is_empty(), "{file}: no entries");
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join(file);
     let source = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    for (mutant, test) in named {
+    for (mutant, test) in &named {
         let start = source
             .find(&format!("fn {test}()"))
             .unwrap_or_else(|| panic!("{mutant}: no test `{test}` in {file}"));
@@ -77,29 +81,17 @@ fn assert_tests_plant_their_mutants(file: &str, named: &[(&str, &str)]) {
 #[test]
 fn durability_mutants_are_planted_by_the_engines_crash_tests() {
     // Every entry naming a crash test, the ones the sim catches too.
-    let named: Vec<(&str, &str)> = CATALOGUE
-        .iter()
-        .filter_map(|e| Some((e.mutant, e.crash_tests?)))
-        .collect();
-    assert_tests_plant_their_mutants(CRASH_TESTS, &named);
+    assert_tests_plant_their_mutants(CRASH_TESTS, |e| e.crash_tests);
 }
 
 #[test]
 fn sweep_tests_named_by_the_catalogue_exist_and_plant_their_mutant() {
-    let named: Vec<(&str, &str)> = CATALOGUE
-        .iter()
-        .filter_map(|e| Some((e.mutant, e.sweep_test?)))
-        .collect();
-    assert_tests_plant_their_mutants(SWEEP_TESTS, &named);
+    assert_tests_plant_their_mutants(SWEEP_TESTS, |e| e.sweep_test);
 }
 
 #[test]
 fn concurrency_tests_named_by_the_catalogue_exist_and_plant_their_mutant() {
-    let named: Vec<(&str, &str)> = CATALOGUE
-        .iter()
-        .filter_map(|e| Some((e.mutant, e.concurrency_test?)))
-        .collect();
-    assert_tests_plant_their_mutants(CONCURRENCY_TESTS, &named);
+    assert_tests_plant_their_mutants(CONCURRENCY_TESTS, |e| e.concurrency_test);
 }
 
 #[test]
