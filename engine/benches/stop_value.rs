@@ -25,10 +25,7 @@ struct Loaded {
 /// An instance whose cache holds at least `dirty_pages_min` dirty pages.
 fn load(dirty_pages_min: u64) -> Loaded {
     let io = Arc::new(MemIo::new());
-    let env = Environment {
-        clock: Arc::new(ManualClock::new(0)),
-        io: io.clone(),
-    };
+    let env = Environment::new(Arc::new(ManualClock::new(0)), io.clone());
     let jet = Jet::<StdRuntime>::new(env);
     let instance = jet
         .create_instance_with("bench", InstanceOptions::manual())
@@ -86,10 +83,7 @@ fn crash_and_recover(loaded: Loaded) -> (jetsim_engine::RecoveryReport, Duration
     let Loaded { jet, io, .. } = loaded;
     drop(jet);
     io.crash();
-    let env = Environment {
-        clock: Arc::new(ManualClock::new(0)),
-        io,
-    };
+    let env = Environment::new(Arc::new(ManualClock::new(0)), io);
     let jet = Jet::<StdRuntime>::new(env);
     let instance = jet
         .create_instance_with("bench", InstanceOptions::manual())

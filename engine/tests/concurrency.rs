@@ -163,13 +163,13 @@ fn key(i: u32) -> Vec<u8> {
 /// Two databases with a table each, written and cleanly terminated, then attached again by a
 /// fresh instance so that nothing of them is cached.
 fn two_databases(trap: &Arc<Trap>) -> (Arc<StdJet>, InstanceHandle) {
-    let env = Environment {
-        clock: Arc::new(ManualClock::new(0)),
-        io: Arc::new(BlockingIo {
+    let env = Environment::new(
+        Arc::new(ManualClock::new(0)),
+        Arc::new(BlockingIo {
             inner: MemIo::new(),
             trap: Arc::clone(trap),
         }),
-    };
+    );
     let jet = Arc::new(StdJet::new(env));
     let (first, sesid) = start_session(&jet, "inst");
     for (path, records) in [(DB_A, 200), (DB_B, 50)] {
@@ -301,13 +301,13 @@ fn a_session_waiting_for_its_commit_log_sync_stops_no_other_session() {
 /// reads afterwards: the committed one, unless the stale read replaced the newer page.
 fn value_after_a_slow_read_overtaken_by_a_write_back(mutations: Mutations) -> Vec<u8> {
     let trap = Arc::new(Trap::default());
-    let env = Environment {
-        clock: Arc::new(ManualClock::new(0)),
-        io: Arc::new(BlockingIo {
+    let env = Environment::new(
+        Arc::new(ManualClock::new(0)),
+        Arc::new(BlockingIo {
             inner: MemIo::new(),
             trap: Arc::clone(&trap),
         }),
-    };
+    );
     let jet = Arc::new(StdJet::new(env));
     let options = InstanceOptions {
         mutations,

@@ -242,12 +242,11 @@ pub const CATALOGUE: &[Entry] = &[
     Entry {
         mutant: "VersionCleanupNotSignalled",
         loom: loom(StopModel::TwoStops, None, Property::OneStopRecord, 1),
-        // The sim's checkers decide from what the harness observes, never from the engine's
-        // stop record, and a cleanup that was not signalled changes nothing a call returns or
-        // the disk holds (cleanup drops only versions no transaction can see; detach and term
-        // clean up themselves): not caught in 10,000 default seeds. loom, which reads the
-        // record, is its checker.
-        sim: None,
+        // Nothing a call returns or the disk holds shows it (cleanup drops only versions no
+        // transaction can see): the harness meters the memory the version store takes from its
+        // environment, and a stop that returns with versions held though no transaction was
+        // open breaks version-cleanup.
+        sim: sim(&[Rule::VersionCleanup], Scheduling::Mix, 50),
         crash_tests: None,
         sweep_test: None,
         concurrency_test: None,

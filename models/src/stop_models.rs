@@ -1408,9 +1408,11 @@ const GROUP_COMMIT_BOUND: Option<usize> = Some(3);
 /// only return once a flush that began after its record was appended has synced.
 fn group_commit_model(mutations: Mutations, overlapped: &AtomicUsize, apart: &AtomicUsize) {
     let disk = Arc::new(MemIo::new());
-    let environment = || Environment {
-        clock: Arc::new(ManualClock::new(0)),
-        io: Arc::clone(&disk) as Arc<dyn Io>,
+    let environment = || {
+        Environment::new(
+            Arc::new(ManualClock::new(0)),
+            Arc::clone(&disk) as Arc<dyn Io>,
+        )
     };
     let jet = Arc::new(Engine::new(environment()));
     let instance = jet

@@ -120,12 +120,12 @@ fn gate_main_stops() {
 
 #[test]
 fn allowlist_rollback_vs_stop() {
-    assert_eq!(executions(StopModel::AllowlistRollback), 2286);
+    assert_eq!(executions(StopModel::AllowlistRollback), 2742);
 }
 
 #[test]
 fn allowlist_end_session_vs_stop() {
-    assert_eq!(executions(StopModel::AllowlistEndSession), 426);
+    assert_eq!(executions(StopModel::AllowlistEndSession), 579);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -30,6 +30,10 @@ pub struct StopObservation {
     /// scheduling point in between: no other simulated thread ran between the two.
     pub stop_returned: u64,
     pub disk: DiskAtStop,
+    /// Versions the main instance's store held at the same instant, by the harness's memory
+    /// meter ([`crate::world::memory_meter`]).
+    #[serde(default)]
+    pub versions_held: u64,
     /// Full stops: the step at which the stopping thread first wrote to the disk, inside the
     /// stop (`None`: it wrote nothing, e.g. a second stop). A correct stop closes the gate
     /// and drains before it prepares, so no gated call invoked from then on is admitted.

@@ -381,6 +381,14 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
         Scheduling::Mix,
         600,
     ),
+    // The harness's meter on the version store's memory, read when the first full stop
+    // returns: with no transaction open, the stop's cleanup leaves no version.
+    (
+        Rule::VersionCleanup,
+        Mutant::VersionCleanupNotSignalled,
+        Scheduling::Mix,
+        50,
+    ),
     // Lock ranks are asserted in every simulated run (`Runtime::CHECKS_LOCK_RANKS`): a call
     // that takes the instance latch while holding its session claim panics at once.
     (
@@ -643,10 +651,133 @@ fn observed_stop(
             unsynced_files: Vec::new(),
             crash_copy_pages_redone: Ok(0),
         },
+        versions_held: 0,
         first_write_at: Some(10),
         gated_records_after,
         log_read_whole: true,
     }
+}
+
+#[test]
+fn version_cleanup_decides_from_the_meter_and_counts_open_transactions() {
+    use jetsim::check::rules::Observability;
+    use jetsim::check::version_cleanup::{unobservable_reason, version_cleanup};
+    use jetsim::history::Event;
+    use jetsim::model::Outcome;
+    use jetsim::workload::{Call, Ref};
+    let event = |thread, call, invoked, returned, outcome| Event {
+        thread,
+        call,
+        invoked,
+        returned,
+        outcome,
+    };
+    let mut history = jetsim::history::History {
+        workers: 2,
+        ..jetsim::history::History::default()
+    };
+    // t0 begins a session and a transaction; t1 nests one on t0's session (by peer).
+    history.events = vec![
+        event(0, Call::BeginSession { bind: 3 }, 1, 2, Outcome::Ok),
+        event(
+            0,
+            Call::BeginTransaction { ses: Ref::Var(3) },
+            3,
+            4,
+            Outcome::Ok,
+        ),
+        event(
+            1,
+            Call::BeginTransaction {
+                ses: Ref::PeerCreated { thread: 0, n: 0 },
+            },
+            3,
+            5,
+            Outcome::Ok,
+        ),
+        event(
+            0,
+            Call::CommitTransaction { ses: Ref::Var(3) },
+            6,
+            7,
+            Outcome::Ok,
+        ),
+        event(
+            0,
+            Call::StopService {
+                instance: jetsim::workload::InstanceRef::Main,
+                grbit: 0,
+            },
+            10,
+            11,
+            Outcome::Ok,
+        ),
+    ];
+    let mut stop = observed_stop(true, Some(Vec::new()));
+    stop.versions_held = 2;
+    history.stop_observations = vec![stop];
+    // One level of the two is still open: the versions may be needed, so no verdict, counted.
+    let mut seen = Observability::default();
+    assert!(version_cleanup(&history, &mut seen).is_empty());
+    assert_eq!(seen.unobservable.len(), 1);
+    assert_eq!(
+        seen.unobservable[0].reason,
+        unobservable_reason::TRANSACTION_OPEN
+    );
+    assert!(
+        seen.unobservable[0].detail.contains("t0's session #0"),
+        "{:?}",
+        seen.unobservable
+    );
+    // Committed by its creator through `Created`: nothing open, and versions held.
+    history.events.insert(
+        4,
+        event(
+            0,
+            Call::CommitTransaction {
+                ses: Ref::Created(0),
+            },
+            8,
+            9,
+            Outcome::Ok,
+        ),
+    );
+    let mut seen = Observability::default();
+    let violations = version_cleanup(&history, &mut seen);
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert_eq!(violations[0].rule, Rule::VersionCleanup);
+    assert!(violations[0].message.contains("with 2 versions still"));
+    assert_eq!(seen.observed.get(&Rule::VersionCleanup), Some(&1));
+    // A failed commit changes nothing: the level it would have closed stays open.
+    history.events[4].outcome = Outcome::Err("NotInTransaction".into());
+    let mut seen = Observability::default();
+    assert!(version_cleanup(&history, &mut seen).is_empty());
+    assert_eq!(seen.unobservable.len(), 1);
+    history.events[4].outcome = Outcome::Ok;
+    // A rollback that did something while the stop ran may have ended a transaction after
+    // the stop's cleanup: unobservable, counted; a refused one changes nothing.
+    history.events.push(event(
+        1,
+        Call::Rollback { ses: Ref::Var(0) },
+        10,
+        12,
+        Outcome::Err("NotInTransaction".into()),
+    ));
+    let mut seen = Observability::default();
+    assert_eq!(version_cleanup(&history, &mut seen).len(), 1);
+    history.events.last_mut().expect("pushed").outcome = Outcome::Ok;
+    let mut seen = Observability::default();
+    assert!(version_cleanup(&history, &mut seen).is_empty());
+    assert_eq!(
+        seen.unobservable[0].reason,
+        unobservable_reason::TRANSACTION_ENDED
+    );
+    // With no version held the stop passes.
+    history.events.pop();
+    history.stop_observations[0].versions_held = 0;
+    let mut seen = Observability::default();
+    assert!(version_cleanup(&history, &mut seen).is_empty());
+    assert_eq!(seen.observed.get(&Rule::VersionCleanup), Some(&1));
 }
 
 #[test]

@@ -1177,10 +1177,9 @@ fn fnv(hash: &mut u64, text: &str) {
 
 fn environment(backend: &Backend, memory: &MemIo) -> Environment {
     match backend {
-        Backend::Memory => Environment {
-            clock: Arc::new(ManualClock::new(0)),
-            io: Arc::new(memory.clone()),
-        },
+        Backend::Memory => {
+            Environment::new(Arc::new(ManualClock::new(0)), Arc::new(memory.clone()))
+        }
         Backend::Files(dir) => Environment::on_disk(dir),
     }
 }

@@ -144,8 +144,11 @@ impl<R: Runtime> Jet<R> {
                     );
                     storage.set_marks(core.marks.clone());
                     state.storage = Some(storage);
-                    state.version_store =
-                        VersionStore::new(state.params.version_store_max_versions);
+                    state.version_store = VersionStore::in_memory_of(
+                        state.params.version_store_max_versions,
+                        Arc::clone(&core.env.version_memory),
+                        core.handle,
+                    );
                     state.version_store.set_chain_walk_repeats_key(
                         core.options
                             .mutations

@@ -3,8 +3,14 @@
 //! 1. Validate (handle, grbit, phase) before any side effect: a failed stop changes nothing.
 //! 2. Close the gate and wait until the gated calls in flight have left
 //!    ([`crate::instance::gate::Gate::begin_stop`]).
-//! 3. Park online defrag (waiting for a pass in progress), signal version-store cleanup,
+//! 3. Park online defrag (waiting for a pass in progress), clean up the version store,
 //!    quiesce the checkpoint (flush every dirty page; the checkpoint reaches the log tip).
+//!
+//! ESE only signals its version-store cleanup task here. jetsim runs one cleanup pass
+//! inside the stop (after the drain, so no gated call can add a version behind it) and also
+//! signals the background's cleanup as ESE does: when the stop returns, the store holds only
+//! versions an open transaction can still need, which a harness can check from the memory
+//! the store takes from its environment ([`crate::env::VersionMemory`]).
 //! 4. Mark the instance stopped, record what was done, return.
 //!
 //! Stops, partial stops and resumes are serialised by the instance's stop lock, so a resume
@@ -129,7 +135,9 @@ fn full_stop<R: Runtime>(core: &InstanceCore<R>) -> JetResult<Option<Vec<StopSte
     Ok(Some(steps))
 }
 
+/// One cleanup pass now, and the background's cleanup signalled.
 fn signal_version_cleanup<R: Runtime>(core: &InstanceCore<R>) -> StopStep {
+    core.state.write().version_store.cleanup();
     let mut before = None;
     let mut after = None;
     core.worker.signal(|w| {

@@ -295,6 +295,11 @@ impl<R: Runtime> InstanceCore<R> {
         env: Environment,
     ) -> Self {
         let params = SystemParameters::default();
+        let version_store = VersionStore::in_memory_of(
+            params.version_store_max_versions,
+            std::sync::Arc::clone(&env.version_memory),
+            handle,
+        );
         InstanceCore {
             name,
             handle,
@@ -311,7 +316,7 @@ impl<R: Runtime> InstanceCore<R> {
                     sessions: Slots::new(SESSIONS_MAX),
                     cursors: Slots::new(CURSORS_MAX),
                     databases: Slots::new(DATABASES_MAX),
-                    version_store: VersionStore::new(params.version_store_max_versions),
+                    version_store,
                     logged_commits: BTreeMap::new(),
                     last_stop: None,
                     stops_completed: 0,

@@ -22,7 +22,7 @@ pub enum Mutant {
     AllowlistMissingRollback,
     /// `commit_transaction` is admitted after the stop (allowlist with an extra entry).
     AllowlistExtraCommit,
-    /// The stop does not signal version-store cleanup.
+    /// The stop neither cleans up the version store nor signals its cleanup.
     VersionCleanupNotSignalled,
     /// The stop does not quiesce the checkpoint (dirty pages stay dirty).
     CheckpointQuiesceSkipped,

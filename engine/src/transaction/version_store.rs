@@ -7,9 +7,12 @@
 //! active transaction can still need. The store is bounded: running out is
 //! `VersionStoreOutOfMemory` after an inline cleanup freed nothing.
 
+use crate::api::handles::InstanceHandle;
+use crate::env::{UncountedMemory, VersionMemory};
 use crate::error::{JetError, JetResult};
 use crate::storage::{FileId, PageNumber};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// A transaction's identity (never reused within an instance).
 pub type TxnId = u64;
@@ -60,11 +63,28 @@ pub struct VersionStoreStats {
     pub versions_cleaned: u64,
 }
 
+/// The environment's memory a version store takes its versions from, and whose they are.
+struct MemoryAccount {
+    memory: Arc<dyn VersionMemory>,
+    instance: InstanceHandle,
+}
+
+impl std::fmt::Debug for MemoryAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryAccount")
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The version store of one instance.
 #[derive(Debug)]
 pub struct VersionStore {
     max_versions: u64,
+    /// Versions held; every change goes through [`Self::allocated`] or [`Self::freed`], so
+    /// the environment's memory always counts the same number.
     versions: u64,
+    memory: MemoryAccount,
     next_txn: TxnId,
     last_commit_ts: CommitTs,
     active: BTreeMap<TxnId, ActiveTxn>,
@@ -87,11 +107,22 @@ pub struct VersionStore {
 pub const CLEANUP_BATCH_VERSIONS: u64 = 32;
 
 impl VersionStore {
+    /// A store whose memory nobody counts (unit tests).
     pub fn new(max_versions: u64) -> Self {
+        Self::in_memory_of(max_versions, Arc::new(UncountedMemory), InstanceHandle::NIL)
+    }
+
+    /// `instance`'s store, taking its versions' memory from `memory`.
+    pub fn in_memory_of(
+        max_versions: u64,
+        memory: Arc<dyn VersionMemory>,
+        instance: InstanceHandle,
+    ) -> Self {
         assert!(max_versions > 0);
         VersionStore {
             max_versions,
             versions: 0,
+            memory: MemoryAccount { memory, instance },
             next_txn: 1,
             last_commit_ts: 0,
             active: BTreeMap::new(),
@@ -100,6 +131,23 @@ impl VersionStore {
             versions_cleaned: 0,
             chain_walk_repeats_key: false,
             versions_after_cleanup: 0,
+        }
+    }
+
+    fn allocated(&mut self, versions: u64) {
+        self.versions += versions;
+        self.memory
+            .memory
+            .versions_allocated(self.memory.instance, versions);
+    }
+
+    fn freed(&mut self, versions: u64) {
+        assert!(versions <= self.versions, "freed more versions than held");
+        self.versions -= versions;
+        if versions > 0 {
+            self.memory
+                .memory
+                .versions_freed(self.memory.instance, versions);
         }
     }
 
@@ -318,7 +366,7 @@ impl VersionStore {
             commit_ts: None,
             before,
         });
-        self.versions += 1;
+        self.allocated(1);
     }
 
     /// The writes `txn` made at `level`, newest first, with the value each replaced: what a
@@ -363,6 +411,7 @@ impl VersionStore {
             .get_mut(&txn)
             .ok_or_else(|| unknown_transaction(txn))?;
         let mut undone = Vec::new();
+        let mut dropped = 0u64;
         while active
             .writes
             .last()
@@ -379,7 +428,7 @@ impl VersionStore {
             if chain.is_empty() {
                 self.chains.remove(&record);
             }
-            self.versions -= 1;
+            dropped += 1;
             undone.push((record, version.before));
         }
         debug_assert!(
@@ -390,6 +439,7 @@ impl VersionStore {
             assert!(active.writes.is_empty());
             self.active.remove(&txn);
         }
+        self.freed(dropped);
         Ok(undone)
     }
 
@@ -450,11 +500,19 @@ impl VersionStore {
             }
             !chain.is_empty()
         });
-        self.versions -= removed;
+        self.freed(removed);
         self.versions_after_cleanup = self.versions;
         self.cleanup_runs += 1;
         self.versions_cleaned += removed;
         removed
+    }
+}
+
+impl Drop for VersionStore {
+    /// A store dropped (term, or the next init) gives its memory back.
+    fn drop(&mut self) {
+        let held = self.versions;
+        self.freed(held);
     }
 }
 
@@ -480,6 +538,47 @@ mod tests {
             table_root: 3,
             key: key.as_bytes().to_vec(),
         }
+    }
+
+    /// Counts what the store takes and gives back, as the simulator's meter does.
+    #[derive(Default)]
+    struct Meter(std::sync::Mutex<i64>);
+
+    impl VersionMemory for Meter {
+        fn versions_allocated(&self, _instance: InstanceHandle, versions: u64) {
+            *self.0.lock().unwrap() += versions as i64;
+        }
+        fn versions_freed(&self, _instance: InstanceHandle, versions: u64) {
+            *self.0.lock().unwrap() -= versions as i64;
+        }
+    }
+
+    #[test]
+    fn the_environment_counts_every_version_held_until_the_store_is_dropped() {
+        let meter = Arc::new(Meter::default());
+        let held = || *meter.0.lock().unwrap();
+        let mut vs = VersionStore::in_memory_of(16, meter.clone(), InstanceHandle::NIL);
+        let reader = vs.begin();
+        let writer = vs.begin();
+        vs.record_write(writer, 1, record("a"), None);
+        vs.record_write(writer, 2, record("b"), None);
+        vs.record_write(writer, 2, record("c"), None);
+        assert_eq!(held(), 3);
+        // A rolled-back level gives its versions back at once.
+        assert_eq!(vs.rollback_level(writer, 2).unwrap().len(), 2);
+        assert_eq!(held(), 1);
+        assert_eq!(vs.commit_level(writer, 1), Ok(Some(1)));
+        // The older snapshot may still need the committed version: cleanup keeps it.
+        assert_eq!(vs.cleanup(), 0);
+        assert_eq!(held(), 1);
+        assert_eq!(vs.rollback_level(reader, 1).unwrap().len(), 0);
+        assert_eq!(vs.cleanup(), 1);
+        assert_eq!(held(), 0);
+        let last = vs.begin();
+        vs.record_write(last, 1, record("d"), None);
+        assert_eq!(held(), 1);
+        drop(vs);
+        assert_eq!(held(), 0, "a dropped store gives its memory back");
     }
 
     #[test]

@@ -89,10 +89,7 @@ pub fn assert_refused_unchanged<T: std::fmt::Debug>(
 /// An environment on the simulated disk `io` (shared: a test crashes it and recovers on the
 /// same disk) with a clock that only moves when told.
 pub fn env_on(io: &MemIo) -> Environment {
-    Environment {
-        clock: Arc::new(ManualClock::new(0)),
-        io: Arc::new(io.clone()),
-    }
+    Environment::new(Arc::new(ManualClock::new(0)), Arc::new(io.clone()))
 }
 
 /// Creates instance `name` with no background thread, initializes it (which recovers what

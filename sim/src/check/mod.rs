@@ -1,10 +1,12 @@
 //! The checkers a run's history must pass, and [`check_run`], which applies every one of them
 //! to a run. Each violation names its rule and says, in words, what happened and what should
 //! have. [`linearizability`] holds the search against the reference model, [`rules`] the
-//! stop's rules and the end-state and durability checks.
+//! stop's rules and the end-state and durability checks, [`version_cleanup`] the stop's
+//! cleanup checked from the version store's memory.
 
 pub mod linearizability;
 pub mod rules;
+pub mod version_cleanup;
 
 use crate::history::{Event, History};
 use crate::model::{step, ModelPhase, ModelState, Outcome};
@@ -43,6 +45,9 @@ pub enum Rule {
     /// the durable checkpoint short of the durable log's end, unsynced writes, or pages a
     /// recovery of a copy crashed then would redo.
     Preparation,
+    /// The first successful full stop returned with versions still in the version store's
+    /// memory (the harness's meter), though no transaction was open while it cleaned up.
+    VersionCleanup,
     /// The final term did not succeed.
     FinalTerm,
     /// The linearizability search hit its bound: no verdict.
@@ -60,6 +65,7 @@ impl Rule {
         Rule::StopRule,
         Rule::StopDrained,
         Rule::Preparation,
+        Rule::VersionCleanup,
         Rule::FinalTerm,
         Rule::SearchBound,
         Rule::Durability,
@@ -73,6 +79,7 @@ impl Rule {
             Rule::StopRule => "stop-rule",
             Rule::StopDrained => "stop-drained",
             Rule::Preparation => "preparation",
+            Rule::VersionCleanup => "version-cleanup",
             Rule::FinalTerm => "final-term",
             Rule::SearchBound => "search-bound",
             Rule::Durability => "durability",
@@ -264,6 +271,8 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
     verdict.violations.extend(stop_rule(history));
     let effects = stop_effects(history, &mut verdict.observability);
     verdict.violations.extend(effects);
+    let cleanup = version_cleanup::version_cleanup(history, &mut verdict.observability);
+    verdict.violations.extend(cleanup);
     verdict.landing = stop_landing(history);
     verdict
 }

@@ -92,11 +92,11 @@ pub struct Observability {
 }
 
 impl Observability {
-    fn observed(&mut self, rule: Rule) {
+    pub(super) fn observed(&mut self, rule: Rule) {
         *self.observed.entry(rule).or_insert(0) += 1;
     }
 
-    fn unobservable(&mut self, rule: Rule, stop_returned: u64, (reason, detail): Why) {
+    pub(super) fn unobservable(&mut self, rule: Rule, stop_returned: u64, (reason, detail): Why) {
         self.unobservable.push(Unobservable {
             rule,
             stop_returned,

@@ -631,7 +631,7 @@ fn print_stops_and_crashes(options: &CampaignOptions, summary: &CampaignSummary)
         summary.stops_landed[2],
         plural(summary.runs_without_stop as usize, "run", "runs")
     );
-    for rule in [Rule::Preparation, Rule::StopDrained] {
+    for rule in [Rule::Preparation, Rule::StopDrained, Rule::VersionCleanup] {
         let unobservable = summary.stops_unobservable.get(&rule);
         println!(
             "  {:<22} {:>10} stops checked, {} unobservable ({})",

@@ -15,10 +15,11 @@ use crate::history::{
 use crate::model::Outcome;
 use crate::workload::config::{RunConfig, Schedule};
 use crate::workload::{self, Call, InstanceRef, Ref, Workload};
+use crate::world::memory_meter::VersionMeter;
 use crate::world::power_cut::{CutFile, CutPlan, PowerCutter};
 use crate::ShuttleRuntime;
 use jetsim_engine::env::io::{keep_spare_image, spare_image};
-use jetsim_engine::env::{Io, IoFile, ManualClock, MemIo};
+use jetsim_engine::env::{Io, IoFile, ManualClock, MemIo, VersionMemory};
 use jetsim_engine::{
     DatabaseHandle, Environment, InstanceHandle, InstanceOptions, Jet, JetResult, Mutations,
     SessionHandle, SystemParameter, TableHandle, TermOutcome,
@@ -526,10 +527,10 @@ impl IoFile for CrashCopyFile {
 /// Recovery on `copy` (a crashed disk), with OS-thread primitives and no background thread:
 /// no scheduling point of the run's, so taking it never changes the schedule.
 fn recover_copy(copy: CrashCopy) -> Result<u64, String> {
-    let jet = Jet::<jetsim_engine::StdRuntime>::new(Environment {
-        clock: Arc::new(ManualClock::new(0)),
-        io: Arc::new(copy),
-    });
+    let jet = Jet::<jetsim_engine::StdRuntime>::new(Environment::new(
+        Arc::new(ManualClock::new(0)),
+        Arc::new(copy),
+    ));
     let instance = jet
         .create_instance_with("main", InstanceOptions::manual())
         .map_err(|e| format!("create_instance: {e:?}"))?;
@@ -1083,6 +1084,7 @@ struct Recorder {
     history: Mutex<History>,
     clock: Arc<ManualClock>,
     disk: Arc<DiskTap>,
+    version_meter: Arc<VersionMeter>,
     /// Calls that may change the stop flags (stops and terms of the main instance): how many
     /// are in flight, and how many have begun or ended so far. A failed stop's flags are
     /// compared before and after only when no other such call overlapped it.
@@ -1142,7 +1144,7 @@ fn call_and_record(
     };
     // The harness's own look at the disk, before anything else can run (no scheduling point
     // between the response step and this read).
-    observe_disk_at_stop(recorder, call, &result, &stop);
+    observe_disk_at_stop(recorder, world.main, call, &result, &stop);
     let alone = flags.end(recorder);
     check_failed_stop_changed_nothing(
         recorder,
@@ -1244,8 +1246,14 @@ struct StopSpan {
 
 /// After a successful quiescing stop of the main instance (a full stop, or `QuiesceCaches`
 /// without `Resume`), records what the disk durably holds (the disk oracle), in the run whose
-/// history is kept.
-fn observe_disk_at_stop(recorder: &Recorder, call: &Call, result: &Outcome, stop: &StopSpan) {
+/// history is kept; with it, the versions the main instance's store holds (the memory meter).
+fn observe_disk_at_stop(
+    recorder: &Recorder,
+    main: InstanceHandle,
+    call: &Call,
+    result: &Outcome,
+    stop: &StopSpan,
+) {
     let (
         Call::StopService {
             instance: InstanceRef::Main,
@@ -1263,6 +1271,7 @@ fn observe_disk_at_stop(recorder: &Recorder, call: &Call, result: &Outcome, stop
         return;
     }
     let disk = recorder.disk.at_stop();
+    let versions_held = recorder.version_meter.held(main);
     lock(&recorder.history)
         .stop_observations
         .push(StopObservation {
@@ -1271,6 +1280,7 @@ fn observe_disk_at_stop(recorder: &Recorder, call: &Call, result: &Outcome, stop
             stop_invoked: stop.invoked,
             stop_returned: stop.returned,
             disk,
+            versions_held,
             first_write_at: stop.first_write_at,
             gated_records_after: None,
             log_read_whole: false,
@@ -1469,6 +1479,7 @@ fn end_state(jet: &Jet<ShuttleRuntime>, world: &World, table: &SessionTable) -> 
 struct Started {
     io: Arc<MemIo>,
     tap: Arc<DiskTap>,
+    version_meter: Arc<VersionMeter>,
     clock: Arc<ManualClock>,
     sequence: Arc<AtomicU64>,
     jet: Arc<Jet<ShuttleRuntime>>,
@@ -1499,10 +1510,9 @@ fn start(config: &RunConfig, mutations: Mutations) -> Started {
     // Setup runs on a perfect disk; the faults start with the workload.
     io.set_faults_enabled(false);
     let tap = Arc::new(DiskTap::new(Arc::clone(&io), Arc::clone(&sequence)));
-    let env = Environment {
-        clock: clock.clone(),
-        io: tap.clone(),
-    };
+    let version_meter = Arc::new(VersionMeter::default());
+    let env = Environment::new(clock.clone(), tap.clone())
+        .with_version_memory(Arc::clone(&version_meter) as Arc<dyn VersionMemory>);
     let jet = Arc::new(Jet::<ShuttleRuntime>::new(env));
     let world = set_up(&jet, config, mutations).expect("setup of a fresh engine cannot fail");
     // Coverage marks count the workload's paths, not the setup's.
@@ -1527,6 +1537,7 @@ fn start(config: &RunConfig, mutations: Mutations) -> Started {
     Started {
         io,
         tap,
+        version_meter,
         clock,
         sequence,
         jet,
@@ -1646,6 +1657,7 @@ fn execution(
         sequence,
         io,
         tap,
+        version_meter,
         jet,
         world,
         marks,
@@ -1663,6 +1675,7 @@ fn execution(
         }),
         clock,
         disk: Arc::clone(&tap),
+        version_meter,
         flag_changers_in_flight: AtomicU64::new(0),
         flag_changer_events: AtomicU64::new(0),
         kept,
@@ -1834,7 +1847,7 @@ fn recover(
     clock: Arc<ManualClock>,
     mutations: Mutations,
 ) -> (Result<crate::history::Tables, String>, Option<RecoveryWork>) {
-    let jet = Jet::<ShuttleRuntime>::new(Environment { clock, io });
+    let jet = Jet::<ShuttleRuntime>::new(Environment::new(clock, io));
     let options = InstanceOptions {
         mutations,
         ..InstanceOptions::manual()
