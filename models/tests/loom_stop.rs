@@ -88,31 +88,31 @@ fn gate_begin_session_vs_stop() {
     // Unbounded: 3 loom threads (main blocked in join), small space.
     let (executions, coverage) = passes(StopModel::GateBeginSession);
     // Pinned: a change in the count means the search changed and must be reviewed.
-    assert_eq!(executions, 555);
+    assert_eq!(executions, 144);
     // [refused, admitted and drained by the stop, admitted and done before the stop]
-    assert_eq!(coverage, [279, 147, 129]);
+    assert_eq!(coverage, [54, 48, 42]);
 }
 
 #[test]
 fn gate_begin_transaction_vs_stop() {
     // Unbounded: 3 loom threads (main blocked in join), small space.
     let (executions, coverage) = passes(StopModel::GateBeginTransaction);
-    assert_eq!(executions, 492);
-    assert_eq!(coverage, [279, 111, 102]);
+    assert_eq!(executions, 123);
+    assert_eq!(coverage, [54, 36, 33]);
 }
 
 #[test]
 fn gate_commit_vs_stop() {
     // Unbounded: 3 loom threads (main blocked in join), small space.
     let (executions, coverage) = passes(StopModel::GateCommit);
-    assert_eq!(executions, 2475);
-    assert_eq!(coverage, [279, 1314, 882]);
+    assert_eq!(executions, 774);
+    assert_eq!(coverage, [54, 432, 288]);
 }
 
 #[test]
 fn gate_main_stops() {
     assert_eq!(StopModel::GateMainStops.bound(), None);
-    assert_eq!(executions(StopModel::GateMainStops), 454);
+    assert_eq!(executions(StopModel::GateMainStops), 96);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -120,12 +120,12 @@ fn gate_main_stops() {
 
 #[test]
 fn allowlist_rollback_vs_stop() {
-    assert_eq!(executions(StopModel::AllowlistRollback), 2742);
+    assert_eq!(executions(StopModel::AllowlistRollback), 645);
 }
 
 #[test]
 fn allowlist_end_session_vs_stop() {
-    assert_eq!(executions(StopModel::AllowlistEndSession), 579);
+    assert_eq!(executions(StopModel::AllowlistEndSession), 138);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -133,19 +133,19 @@ fn allowlist_end_session_vs_stop() {
 
 #[test]
 fn stop_vs_term() {
-    assert_eq!(executions(StopModel::StopVsTerm), 2265);
+    assert_eq!(executions(StopModel::StopVsTerm), 690);
 }
 
 #[test]
 fn term_waits_for_calls() {
-    assert_eq!(executions(StopModel::TermWaits), 231);
+    assert_eq!(executions(StopModel::TermWaits), 54);
 }
 
 #[test]
 fn call_vs_stop_vs_term() {
     // Bound 3 (unbounded it runs past 600,000 executions without finishing).
     assert_eq!(StopModel::CallVsStopVsTerm.bound(), Some(3));
-    assert_eq!(executions(StopModel::CallVsStopVsTerm), 35139);
+    assert_eq!(executions(StopModel::CallVsStopVsTerm), 10982);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -153,7 +153,7 @@ fn call_vs_stop_vs_term() {
 
 #[test]
 fn two_concurrent_stops() {
-    assert_eq!(executions(StopModel::TwoStops), 7617);
+    assert_eq!(executions(StopModel::TwoStops), 588);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -162,7 +162,7 @@ fn two_concurrent_stops() {
 #[test]
 fn session_context_across_threads() {
     assert_eq!(StopModel::SessionContext.bound(), Some(4));
-    assert_eq!(executions(StopModel::SessionContext), 5329);
+    assert_eq!(executions(StopModel::SessionContext), 1690);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -171,7 +171,7 @@ fn session_context_across_threads() {
 #[test]
 fn partial_stop_resume_vs_full_stop() {
     assert_eq!(StopModel::PartialStopResume.bound(), Some(3));
-    assert_eq!(executions(StopModel::PartialStopResume), 12057);
+    assert_eq!(executions(StopModel::PartialStopResume), 5569);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -193,13 +193,13 @@ fn stop_parks_background_defrag() {
 #[test]
 fn gate_two_calls_vs_stop() {
     assert_eq!(StopModel::GateTwoCalls.bound(), Some(3));
-    assert_eq!(executions(StopModel::GateTwoCalls), 11610);
+    assert_eq!(executions(StopModel::GateTwoCalls), 5890);
 }
 
 #[test]
 fn two_stops_vs_term() {
     assert_eq!(StopModel::TwoStopsVsTerm.bound(), Some(3));
-    assert_eq!(executions(StopModel::TwoStopsVsTerm), 17551);
+    assert_eq!(executions(StopModel::TwoStopsVsTerm), 5443);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -220,7 +220,7 @@ fn check_then_act_needs_preemption_bound_2() {
     let mutant = Mutant::CheckThenActGate;
     let missed = StopModel::GateMainStops.check(planted(mutant), Some(1));
     // Pinned: all executions of the mutated model with at most one preemption.
-    assert_eq!(missed.map(|e| e.executions), Ok(8), "bound 1");
+    assert_eq!(missed.map(|e| e.executions), Ok(6), "bound 1");
     // With both racing threads spawned (main blocked in `join`), the first switch is free and
     // bound 1 is enough: the shape of the model decides the bound a race needs.
     let spawned = caught_at(
@@ -236,11 +236,11 @@ fn check_then_act_needs_preemption_bound_2() {
         Some(2),
         Property::FinishedAfterStop,
     );
-    assert_eq!(failure.execution, 22);
+    assert_eq!(failure.execution, 16);
     // The unmutated engine passes at both bounds (and unbounded: `gate_main_stops`).
     let clean = |bound| passes_at(StopModel::GateMainStops, Mutations::NONE, bound).0;
-    assert_eq!(clean(Some(1)), 8);
-    assert_eq!(clean(Some(2)), 38);
+    assert_eq!(clean(Some(1)), 6);
+    assert_eq!(clean(Some(2)), 23);
 }
 
 teeth! {
@@ -324,9 +324,9 @@ fn heavy_stop_parks_background_defrag() {
 fn group_commit_two_committers() {
     assert_eq!(StopModel::GroupCommit.bound(), Some(3));
     let (executions, coverage) = passes(StopModel::GroupCommit);
-    assert_eq!(executions, 3133);
+    assert_eq!(executions, 1789);
     // [the commits overlapped inside the engine, they ran one after the other]
-    assert_eq!(coverage, [1695, 1438]);
+    assert_eq!(coverage, [1003, 786]);
 }
 
 teeth! {
@@ -348,9 +348,9 @@ fn heavy_group_commit_two_committers() {
 fn shared_readers_and_a_writer() {
     assert_eq!(StopModel::SharedReaders.bound(), Some(2));
     let (executions, coverage) = passes(StopModel::SharedReaders);
-    assert_eq!(executions, 3723);
+    assert_eq!(executions, 2361);
     // [the readers were inside the engine at once, they were not]
-    assert_eq!(coverage, [2519, 1204]);
+    assert_eq!(coverage, [1560, 801]);
 }
 
 #[test]

@@ -78,7 +78,7 @@ impl<R: Runtime> Jet<R> {
         if !valid_instance_name(name) {
             return Err(JetError::InvalidName);
         }
-        let mut instances = self.instances.lock();
+        let mut instances = self.instances.write();
         if instances.iter().any(|(_, _, core)| core.name == name) {
             return Err(JetError::InstanceNameInUse);
         }
@@ -249,9 +249,12 @@ impl<R: Runtime> Jet<R> {
             "logged commits left unpublished at term: {leaked_commits:?}"
         );
         let parts = instance.parts().expect("resolved above");
-        self.instances
-            .lock()
+        // Bound apart so the core is dropped after the table's lock, never inside it.
+        let removed = self
+            .instances
+            .write()
             .remove(u16::from(parts.instance_slot), parts.generation);
+        drop(removed);
         self.release_databases_of(instance);
         shutdown?;
         Ok(if dirty || failed {

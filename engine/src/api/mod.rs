@@ -27,7 +27,7 @@ use crate::error::{JetError, JetResult};
 use crate::instance::gate::GatePass;
 use crate::instance::slots::Slots;
 use crate::instance::{InstanceCore, InstanceState};
-use crate::runtime::sync::{LockRank, Mutex, RwLockReadGuard, RwLockWriteGuard};
+use crate::runtime::sync::{LeafRwLock, LockRank, RwLockReadGuard, RwLockWriteGuard};
 use crate::runtime::Runtime;
 use crate::storage::{FlushStart, Lsn, MissPolicy, TreeReads};
 use calls::JetCall;
@@ -46,7 +46,7 @@ pub struct Jet<R: Runtime> {
     // A plain std atomic: it only hands out unique numbers, it synchronises nothing, so model
     // checkers need not see it.
     generations: AtomicU32,
-    instances: Mutex<R, Slots<Arc<InstanceCore<R>>>>,
+    instances: LeafRwLock<R, Slots<Arc<InstanceCore<R>>>>,
     /// Database path → the instance that has it attached. A leaf lock: taken inside an
     /// instance's lock, never held across I/O or while taking another lock. A std mutex, not
     /// the runtime's: its critical sections are map lookups with no scheduling point inside.
@@ -102,7 +102,7 @@ impl<R: Runtime> Jet<R> {
         Jet {
             env,
             generations: AtomicU32::new(1),
-            instances: Mutex::new(LockRank::InstanceTable, Slots::new(INSTANCES_MAX)),
+            instances: LeafRwLock::new(LockRank::InstanceTable, Slots::new(INSTANCES_MAX)),
             database_owners: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
@@ -161,7 +161,7 @@ impl<R: Runtime> Jet<R> {
     pub(crate) fn core(&self, handle: InstanceHandle) -> JetResult<Arc<InstanceCore<R>>> {
         let parts = handle.parts().ok_or(JetError::InvalidParameter)?;
         self.instances
-            .lock()
+            .read()
             .get(u16::from(parts.instance_slot), parts.generation)
             .cloned()
             .ok_or(JetError::InvalidParameter)
@@ -169,7 +169,7 @@ impl<R: Runtime> Jet<R> {
 
     fn core_by_slot(&self, instance_slot: u8) -> Option<Arc<InstanceCore<R>>> {
         self.instances
-            .lock()
+            .read()
             .iter()
             .find(|(slot, _, _)| *slot == u16::from(instance_slot))
             .map(|(_, _, core)| Arc::clone(core))
@@ -652,7 +652,7 @@ impl<R: Runtime> Drop for Jet<R> {
     fn drop(&mut self) {
         let cores: Vec<Arc<InstanceCore<R>>> = self
             .instances
-            .lock()
+            .read()
             .iter()
             .map(|(_, _, core)| Arc::clone(core))
             .collect();

@@ -38,7 +38,8 @@ pub enum LockRank {
     Gate = 40,
     /// `Worker::thread`: the background thread's join handle.
     WorkerThread = 50,
-    /// `Jet::instances`: the instance table; taken holding nothing else in practice.
+    /// `Jet::instances`: the instance table, a [`LeafRwLock`] (no scheduling point): read by
+    /// every call to find its instance, written by create and term; takes nothing inside.
     InstanceTable = 60,
 }
 
@@ -190,6 +191,89 @@ impl<R: Runtime, T: Send + Sync + 'static> std::ops::DerefMut for RwLockWriteGua
 }
 
 impl<R: Runtime, T: Send + Sync + 'static> Drop for RwLockWriteGuard<'_, R, T> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            drop(inner);
+            release::<R>(self.rank);
+        }
+    }
+}
+
+/// A reader-writer lock that is never a scheduling point: std's under every runtime, with its
+/// [`LockRank`] asserted like the others. Only for a table every call reads and few calls
+/// write, whose critical sections take no other lock, do no I/O and touch no primitive of the
+/// runtime: under loom and shuttle one simulated thread runs at a time, so such a section can
+/// never be contended and a checker gains no interleaving by scheduling inside it, while every
+/// call would pay two scheduling points for it. Under std, lookups run side by side.
+pub struct LeafRwLock<R: Runtime, T> {
+    inner: std::sync::RwLock<T>,
+    rank: LockRank,
+    runtime: PhantomData<fn() -> R>,
+}
+
+impl<R: Runtime, T> LeafRwLock<R, T> {
+    pub fn new(rank: LockRank, value: T) -> Self {
+        LeafRwLock {
+            inner: std::sync::RwLock::new(value),
+            rank,
+            runtime: PhantomData,
+        }
+    }
+
+    /// Holds the lock shared.
+    pub fn read(&self) -> LeafGuard<'_, R, std::sync::RwLockReadGuard<'_, T>> {
+        acquire::<R>(self.rank);
+        // A panic while holding it left the table consistent: every update is one statement.
+        let guard = self
+            .inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        LeafGuard::new(guard, self.rank)
+    }
+
+    /// Holds the lock exclusively.
+    pub fn write(&self) -> LeafGuard<'_, R, std::sync::RwLockWriteGuard<'_, T>> {
+        acquire::<R>(self.rank);
+        let guard = self
+            .inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        LeafGuard::new(guard, self.rank)
+    }
+}
+
+/// Proof of holding a [`LeafRwLock`] (shared or exclusively, as `G` says); dropping it gives
+/// the rank back.
+pub struct LeafGuard<'a, R: Runtime, G> {
+    inner: Option<G>,
+    rank: LockRank,
+    runtime: PhantomData<&'a fn() -> R>,
+}
+
+impl<R: Runtime, G> LeafGuard<'_, R, G> {
+    fn new(inner: G, rank: LockRank) -> Self {
+        LeafGuard {
+            inner: Some(inner),
+            rank,
+            runtime: PhantomData,
+        }
+    }
+}
+
+impl<R: Runtime, G: std::ops::Deref> std::ops::Deref for LeafGuard<'_, R, G> {
+    type Target = G::Target;
+    fn deref(&self) -> &G::Target {
+        self.inner.as_ref().expect("held until dropped")
+    }
+}
+
+impl<R: Runtime, G: std::ops::DerefMut> std::ops::DerefMut for LeafGuard<'_, R, G> {
+    fn deref_mut(&mut self) -> &mut G::Target {
+        self.inner.as_mut().expect("held until dropped")
+    }
+}
+
+impl<R: Runtime, G> Drop for LeafGuard<'_, R, G> {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.take() {
             drop(inner);
