@@ -10,8 +10,9 @@
 //! the arguments, then the operation.
 
 use crate::workload::{Call, InstanceRef, Move, Parameter, Ref, Seek, TABLES};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// A result as the checkers compare it: the success value, or the JET error's name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -149,6 +150,71 @@ impl ModelParameters {
 const CACHE_SIZE_PAGES_MIN: u64 = 8;
 const CACHE_SIZE_PAGES_MAX: u64 = 1 << 20;
 
+/// One committed write: (commit_ts, table, key, value; `None`: deleted).
+pub type CommittedWrite = (u64, u8, u8, Option<u8>);
+
+/// A part of [`ModelState`] shared, copy on write, between the states the linearizability
+/// search explores: cloning a state copies a pointer per part, and a step copies only the
+/// parts it writes (`DerefMut` clones a part still shared with another state first), so
+/// the maps no call of the step touches are never copied. A representation only: it reads,
+/// compares, hashes, prints and serializes exactly as the value it holds.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Shared<T>(Arc<T>);
+
+impl<T> Shared<T> {
+    pub fn new(value: T) -> Shared<T> {
+        Shared(Arc::new(value))
+    }
+}
+
+impl<T> std::ops::Deref for Shared<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Clone> std::ops::DerefMut for Shared<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl<T: FromIterator<A>, A> FromIterator<A> for Shared<T> {
+    fn from_iter<I: IntoIterator<Item = A>>(iter: I) -> Shared<T> {
+        Shared::new(iter.into_iter().collect())
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Shared<T>
+where
+    &'a T: IntoIterator,
+{
+    type Item = <&'a T as IntoIterator>::Item;
+    type IntoIter = <&'a T as IntoIterator>::IntoIter;
+    fn into_iter(self) -> Self::IntoIter {
+        (&*self.0).into_iter()
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<T: Serialize> Serialize for Shared<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Shared<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Shared<T>, D::Error> {
+        T::deserialize(deserializer).map(Shared::new)
+    }
+}
+
 /// The whole model state.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ModelState {
@@ -163,31 +229,31 @@ pub struct ModelState {
     pub attached: bool,
     /// Bumped at every attach: database handles from an earlier attachment are stale.
     pub database_epoch: u32,
-    pub bindings: BTreeMap<(usize, Kind, u8), ObjectId>,
+    pub bindings: Shared<BTreeMap<(usize, Kind, u8), ObjectId>>,
     /// Sessions in creation order per thread: (thread, n) → session.
-    pub created: BTreeMap<(usize, u8), ObjectId>,
+    pub created: Shared<BTreeMap<(usize, u8), ObjectId>>,
     /// Database variables bind an epoch.
-    pub database_bindings: BTreeMap<(usize, u8), u32>,
-    pub sessions: BTreeMap<ObjectId, ModelSession>,
-    pub cursors: BTreeMap<ObjectId, ModelCursor>,
+    pub database_bindings: Shared<BTreeMap<(usize, u8), u32>>,
+    pub sessions: Shared<BTreeMap<ObjectId, ModelSession>>,
+    pub cursors: Shared<BTreeMap<ObjectId, ModelCursor>>,
     /// Objects (sessions, cursors) each thread has created so far. An object's id is its
     /// creating thread and its number in that thread, never a global counter: two orders of
     /// independent calls then reach the same state, which the linearizability search's memo
     /// merges (a global counter made every order distinct and the end-state search explode).
-    pub objects_created: BTreeMap<usize, ObjectId>,
+    pub objects_created: Shared<BTreeMap<usize, ObjectId>>,
     pub last_commit_ts: u64,
-    /// Every committed write, in commit order: (commit_ts, table, key, value).
-    pub commits: Vec<(u64, u8, u8, Option<u8>)>,
+    /// Every committed write, in commit order.
+    pub commits: Shared<Vec<CommittedWrite>>,
     /// The instance under test's system parameters (`None` in states made without a run's
     /// configuration: parameter calls are then not modelled).
     #[serde(default)]
     pub parameters: Option<ModelParameters>,
     /// The tables of the database (setup's `t0`, `t1`; DDL creates and deletes others).
     #[serde(default = "setup_tables")]
-    pub tables: BTreeSet<u8>,
+    pub tables: Shared<BTreeSet<u8>>,
 }
 
-fn setup_tables() -> BTreeSet<u8> {
+fn setup_tables() -> Shared<BTreeSet<u8>> {
     (0..TABLES).collect()
 }
 
@@ -203,12 +269,12 @@ impl ModelState {
             log_stopped: false,
             attached: true,
             database_epoch: 1,
-            bindings: BTreeMap::new(),
-            created: BTreeMap::new(),
-            database_bindings: BTreeMap::new(),
-            sessions: BTreeMap::new(),
-            cursors: BTreeMap::new(),
-            objects_created: BTreeMap::new(),
+            bindings: Shared::default(),
+            created: Shared::default(),
+            database_bindings: Shared::default(),
+            sessions: Shared::default(),
+            cursors: Shared::default(),
+            objects_created: Shared::default(),
             last_commit_ts: u64::from(!initial.is_empty()),
             commits: initial
                 .iter()
