@@ -72,7 +72,7 @@
 //! bound alone gives no verdict.
 
 use crate::history::Event;
-use crate::model::{step, ModelState, Outcome};
+use crate::model::{step, FoldHasher, ModelState, Outcome};
 use crate::workload::{Call, InstanceRef, Ref};
 use jetsim_engine::JetError;
 use std::collections::{BTreeMap, HashSet};
@@ -108,60 +108,10 @@ impl Hasher for IdentityHasher {
 /// the memo merges them. Merging states that differ only in what nothing observes is exact;
 /// like a collision, it could at worst prune a path, never accept a history.
 fn fingerprint(done: &[u64], state: &ModelState) -> u64 {
-    let mut hasher = FingerprintHasher::default();
+    let mut hasher = FoldHasher::default();
     done.hash(&mut hasher);
     state.hash_observable(&mut hasher);
     hasher.finish()
-}
-
-/// A fast, fixed-key (deterministic) 64-bit hasher for the memo's fingerprints: each word is
-/// folded into the state by a 64x64->128-bit multiply (foldhash's mixing step). SipHash's
-/// many small writes were a third of the search's time.
-struct FingerprintHasher(u64);
-
-impl Default for FingerprintHasher {
-    fn default() -> Self {
-        FingerprintHasher(0x243f_6a88_85a3_08d3)
-    }
-}
-
-impl FingerprintHasher {
-    const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
-    const SALT: u64 = 0x1319_8a2e_0370_7344;
-}
-
-fn folded_multiply(a: u64, b: u64) -> u64 {
-    let product = u128::from(a) * u128::from(b);
-    (product as u64) ^ ((product >> 64) as u64)
-}
-
-impl Hasher for FingerprintHasher {
-    fn finish(&self) -> u64 {
-        folded_multiply(self.0, Self::MULTIPLIER)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word) ^ ((chunk.len() as u64) << 59));
-        }
-    }
-    fn write_u8(&mut self, value: u8) {
-        self.write_u64(u64::from(value));
-    }
-    fn write_u16(&mut self, value: u16) {
-        self.write_u64(u64::from(value));
-    }
-    fn write_u32(&mut self, value: u32) {
-        self.write_u64(u64::from(value));
-    }
-    fn write_usize(&mut self, value: usize) {
-        self.write_u64(value as u64);
-    }
-    fn write_u64(&mut self, value: u64) {
-        self.0 = folded_multiply(self.0 ^ value, Self::MULTIPLIER ^ Self::SALT.rotate_left(7))
-            .wrapping_add(Self::SALT);
-    }
 }
 
 /// The search's verdict.
