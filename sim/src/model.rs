@@ -1634,4 +1634,45 @@ mod tests {
         let two_then_one = committed(&snapshot(&committed(&start, 2, &[(3, 3)])), 1, &[(2, 2)]);
         assert_ne!(observable(&one_then_two), observable(&two_then_one));
     }
+
+    /// `state` with every part copied out: no part shared, no digest kept.
+    fn unshared(state: &ModelState) -> ModelState {
+        fn copy<T: Clone>(part: &Shared<T>) -> Shared<T> {
+            Shared::new(T::clone(part))
+        }
+        ModelState {
+            bindings: copy(&state.bindings),
+            created: copy(&state.created),
+            database_bindings: copy(&state.database_bindings),
+            sessions: copy(&state.sessions),
+            cursors: copy(&state.cursors),
+            objects_created: copy(&state.objects_created),
+            commits: copy(&state.commits),
+            tables: copy(&state.tables),
+            ..state.clone()
+        }
+    }
+
+    #[test]
+    fn a_written_part_is_hashed_anew() {
+        let start = opened(&ModelState::initial(&[(0, 1)]), 0);
+        let digest = observable(&start);
+        // A step from a state whose parts keep their digests copies the parts it writes.
+        let begun = stepped(&start, 0, &[Call::BeginTransaction { ses: Ref::Var(0) }]);
+        assert_ne!(observable(&begun), digest);
+        assert_eq!(observable(&begun), observable(&unshared(&begun)));
+        assert_eq!(observable(&start), digest, "the parent keeps its parts");
+        // A part no other state shares is written in place, and forgets its digest.
+        let mut alone = unshared(&start);
+        assert_eq!(observable(&alone), digest);
+        alone.tables.insert(7);
+        alone
+            .sessions
+            .values_mut()
+            .for_each(|s| s.database_opens += 1);
+        assert_ne!(observable(&alone), digest);
+        assert_eq!(observable(&alone), observable(&unshared(&alone)));
+        assert_eq!(alone, unshared(&alone));
+        assert_ne!(alone, start);
+    }
 }
