@@ -10,8 +10,10 @@
 //! the arguments, then the operation.
 
 use crate::workload::{Call, InstanceRef, Move, Parameter, Ref, Seek, TABLES};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, OnceLock};
 
 /// A result as the checkers compare it: the success value, or the JET error's name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -149,6 +151,173 @@ impl ModelParameters {
 const CACHE_SIZE_PAGES_MIN: u64 = 8;
 const CACHE_SIZE_PAGES_MAX: u64 = 1 << 20;
 
+/// One committed write: (commit_ts, table, key, value; `None`: deleted).
+pub type CommittedWrite = (u64, u8, u8, Option<u8>);
+
+/// A part of [`ModelState`] shared, copy on write, between the states the linearizability
+/// search explores: cloning a state copies a pointer per part, and a step copies only the
+/// parts it writes (`DerefMut` clones a part still shared with another state first), so
+/// the maps no call of the step touches are never copied. A part also keeps its digest for
+/// [`ModelState::hash_observable`] while it is unchanged, so a state shares its parent's
+/// digests of the parts its step did not write. A representation only: it reads, compares,
+/// hashes, prints and serializes exactly as the value it holds.
+#[derive(Clone, Default)]
+pub struct Shared<T>(Arc<Part<T>>);
+
+#[derive(Clone, Default)]
+struct Part<T> {
+    value: T,
+    /// The value's digest (see [`Shared::digest`]); emptied at every write.
+    digest: OnceLock<u64>,
+}
+
+impl<T> Shared<T> {
+    pub fn new(value: T) -> Shared<T> {
+        Shared(Arc::new(Part {
+            value,
+            digest: OnceLock::new(),
+        }))
+    }
+
+    /// A 64-bit digest of the value as `digest_of` hashes it, computed once while the value
+    /// is unchanged. Each part of the state is digested by one function only (in
+    /// [`ModelState::hash_observable`]), so the digest kept is always that function's.
+    fn digest(&self, digest_of: impl FnOnce(&T, &mut FoldHasher)) -> u64 {
+        *self.0.digest.get_or_init(|| {
+            let mut hasher = FoldHasher::default();
+            digest_of(&self.0.value, &mut hasher);
+            hasher.finish()
+        })
+    }
+}
+
+impl<T> std::ops::Deref for Shared<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0.value
+    }
+}
+
+impl<T: Clone> std::ops::DerefMut for Shared<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        let part = Arc::make_mut(&mut self.0);
+        part.digest.take();
+        &mut part.value
+    }
+}
+
+impl<T: FromIterator<A>, A> FromIterator<A> for Shared<T> {
+    fn from_iter<I: IntoIterator<Item = A>>(iter: I) -> Shared<T> {
+        Shared::new(iter.into_iter().collect())
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Shared<T>
+where
+    &'a T: IntoIterator,
+{
+    type Item = <&'a T as IntoIterator>::Item;
+    type IntoIter = <&'a T as IntoIterator>::IntoIter;
+    fn into_iter(self) -> Self::IntoIter {
+        (&self.0.value).into_iter()
+    }
+}
+
+impl<T: PartialEq> PartialEq for Shared<T> {
+    fn eq(&self, other: &Shared<T>) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.value == other.0.value
+    }
+}
+
+impl<T: Eq> Eq for Shared<T> {}
+
+impl<T: PartialOrd> PartialOrd for Shared<T> {
+    fn partial_cmp(&self, other: &Shared<T>) -> Option<std::cmp::Ordering> {
+        self.0.value.partial_cmp(&other.0.value)
+    }
+}
+
+impl<T: Ord> Ord for Shared<T> {
+    fn cmp(&self, other: &Shared<T>) -> std::cmp::Ordering {
+        self.0.value.cmp(&other.0.value)
+    }
+}
+
+impl<T: std::hash::Hash> std::hash::Hash for Shared<T> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.value.hash(state);
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.value.fmt(f)
+    }
+}
+
+impl<T: Serialize> Serialize for Shared<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.value.serialize(serializer)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Shared<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Shared<T>, D::Error> {
+        T::deserialize(deserializer).map(Shared::new)
+    }
+}
+
+/// A fast, fixed-key (deterministic) 64-bit hasher, for the linearizability search's memo
+/// fingerprints and the digests of a state's parts: each word is folded into the state by a
+/// 64x64->128-bit multiply (foldhash's mixing step). SipHash's many small writes were a
+/// third of the search's time.
+pub struct FoldHasher(u64);
+
+impl Default for FoldHasher {
+    fn default() -> Self {
+        FoldHasher(0x243f_6a88_85a3_08d3)
+    }
+}
+
+impl FoldHasher {
+    const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+    const SALT: u64 = 0x1319_8a2e_0370_7344;
+}
+
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let product = u128::from(a) * u128::from(b);
+    (product as u64) ^ ((product >> 64) as u64)
+}
+
+impl std::hash::Hasher for FoldHasher {
+    fn finish(&self) -> u64 {
+        folded_multiply(self.0, Self::MULTIPLIER)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word) ^ ((chunk.len() as u64) << 59));
+        }
+    }
+    fn write_u8(&mut self, value: u8) {
+        self.write_u64(u64::from(value));
+    }
+    fn write_u16(&mut self, value: u16) {
+        self.write_u64(u64::from(value));
+    }
+    fn write_u32(&mut self, value: u32) {
+        self.write_u64(u64::from(value));
+    }
+    fn write_usize(&mut self, value: usize) {
+        self.write_u64(value as u64);
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = folded_multiply(self.0 ^ value, Self::MULTIPLIER ^ Self::SALT.rotate_left(7))
+            .wrapping_add(Self::SALT);
+    }
+}
+
 /// The whole model state.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ModelState {
@@ -163,31 +332,31 @@ pub struct ModelState {
     pub attached: bool,
     /// Bumped at every attach: database handles from an earlier attachment are stale.
     pub database_epoch: u32,
-    pub bindings: BTreeMap<(usize, Kind, u8), ObjectId>,
+    pub bindings: Shared<BTreeMap<(usize, Kind, u8), ObjectId>>,
     /// Sessions in creation order per thread: (thread, n) → session.
-    pub created: BTreeMap<(usize, u8), ObjectId>,
+    pub created: Shared<BTreeMap<(usize, u8), ObjectId>>,
     /// Database variables bind an epoch.
-    pub database_bindings: BTreeMap<(usize, u8), u32>,
-    pub sessions: BTreeMap<ObjectId, ModelSession>,
-    pub cursors: BTreeMap<ObjectId, ModelCursor>,
+    pub database_bindings: Shared<BTreeMap<(usize, u8), u32>>,
+    pub sessions: Shared<BTreeMap<ObjectId, ModelSession>>,
+    pub cursors: Shared<BTreeMap<ObjectId, ModelCursor>>,
     /// Objects (sessions, cursors) each thread has created so far. An object's id is its
     /// creating thread and its number in that thread, never a global counter: two orders of
     /// independent calls then reach the same state, which the linearizability search's memo
     /// merges (a global counter made every order distinct and the end-state search explode).
-    pub objects_created: BTreeMap<usize, ObjectId>,
+    pub objects_created: Shared<BTreeMap<usize, ObjectId>>,
     pub last_commit_ts: u64,
-    /// Every committed write, in commit order: (commit_ts, table, key, value).
-    pub commits: Vec<(u64, u8, u8, Option<u8>)>,
+    /// Every committed write, in commit order.
+    pub commits: Shared<Vec<CommittedWrite>>,
     /// The instance under test's system parameters (`None` in states made without a run's
     /// configuration: parameter calls are then not modelled).
     #[serde(default)]
     pub parameters: Option<ModelParameters>,
     /// The tables of the database (setup's `t0`, `t1`; DDL creates and deletes others).
     #[serde(default = "setup_tables")]
-    pub tables: BTreeSet<u8>,
+    pub tables: Shared<BTreeSet<u8>>,
 }
 
-fn setup_tables() -> BTreeSet<u8> {
+fn setup_tables() -> Shared<BTreeSet<u8>> {
     (0..TABLES).collect()
 }
 
@@ -203,12 +372,12 @@ impl ModelState {
             log_stopped: false,
             attached: true,
             database_epoch: 1,
-            bindings: BTreeMap::new(),
-            created: BTreeMap::new(),
-            database_bindings: BTreeMap::new(),
-            sessions: BTreeMap::new(),
-            cursors: BTreeMap::new(),
-            objects_created: BTreeMap::new(),
+            bindings: Shared::default(),
+            created: Shared::default(),
+            database_bindings: Shared::default(),
+            sessions: Shared::default(),
+            cursors: Shared::default(),
+            objects_created: Shared::default(),
             last_commit_ts: u64::from(!initial.is_empty()),
             commits: initial
                 .iter()
@@ -329,8 +498,7 @@ impl ModelState {
     /// are taken at the newest commit, after every epoch. Two orders of commits that no
     /// open snapshot separates and that write different keys then meet in the memo. Every
     /// field is named here, so a new one cannot be forgotten.
-    pub fn hash_observable<H: std::hash::Hasher>(&self, hasher: &mut H) {
-        use std::hash::Hash;
+    pub fn hash_observable<H: Hasher>(&self, hasher: &mut H) {
         let ModelState {
             phase,
             uninitialized_alive,
@@ -351,9 +519,16 @@ impl ModelState {
             tables,
         } = self;
         (phase, uninitialized_alive, defrag_parked, caches_quiesced).hash(hasher);
-        (log_stopped, attached, database_epoch, parameters, tables).hash(hasher);
-        (bindings, created, database_bindings).hash(hasher);
-        (cursors, objects_created).hash(hasher);
+        (log_stopped, attached, database_epoch, parameters).hash(hasher);
+        fn whole<T: Hash>(value: &T, hasher: &mut FoldHasher) {
+            value.hash(hasher);
+        }
+        hasher.write_u64(tables.digest(whole));
+        hasher.write_u64(bindings.digest(whole));
+        hasher.write_u64(created.digest(whole));
+        hasher.write_u64(database_bindings.digest(whole));
+        hasher.write_u64(cursors.digest(whole));
+        hasher.write_u64(objects_created.digest(whole));
         let mut snapshots: Vec<u64> = sessions
             .values()
             .filter_map(|s| s.transaction.as_ref().map(|t| t.snapshot_ts))
@@ -361,25 +536,32 @@ impl ModelState {
         snapshots.sort_unstable();
         snapshots.dedup();
         let seen = hash_epochs(commits, &snapshots, hasher);
-        sessions.len().hash(hasher);
-        for (id, session) in sessions {
-            let ModelSession {
-                alive,
-                context,
-                transaction,
-                database_opens,
-            } = session;
-            (id, alive, context, database_opens).hash(hasher);
-            match transaction {
-                None => 0u8.hash(hasher),
-                Some(ModelTransaction {
-                    snapshot_ts,
-                    levels,
-                }) => {
-                    let index = snapshots.binary_search(snapshot_ts).expect("collected");
-                    (1u8, seen[index], levels).hash(hasher);
+        // The sessions but their snapshots' timestamps, then, for each transaction in
+        // session order, the number of epochs its snapshot sees.
+        hasher.write_u64(sessions.digest(|sessions, hasher| {
+            sessions.len().hash(hasher);
+            for (id, session) in sessions {
+                let ModelSession {
+                    alive,
+                    context,
+                    transaction,
+                    database_opens,
+                } = session;
+                (id, alive, context, database_opens).hash(hasher);
+                match transaction {
+                    None => 0u8.hash(hasher),
+                    Some(ModelTransaction {
+                        snapshot_ts: _,
+                        levels,
+                    }) => (1u8, levels).hash(hasher),
                 }
             }
+        }));
+        for transaction in sessions.values().filter_map(|s| s.transaction.as_ref()) {
+            let index = snapshots
+                .binary_search(&transaction.snapshot_ts)
+                .expect("collected");
+            seen[index].hash(hasher);
         }
     }
 }
@@ -1451,5 +1633,46 @@ mod tests {
         let one_then_two = committed(&snapshot(&committed(&start, 1, &[(2, 2)])), 2, &[(3, 3)]);
         let two_then_one = committed(&snapshot(&committed(&start, 2, &[(3, 3)])), 1, &[(2, 2)]);
         assert_ne!(observable(&one_then_two), observable(&two_then_one));
+    }
+
+    /// `state` with every part copied out: no part shared, no digest kept.
+    fn unshared(state: &ModelState) -> ModelState {
+        fn copy<T: Clone>(part: &Shared<T>) -> Shared<T> {
+            Shared::new(T::clone(part))
+        }
+        ModelState {
+            bindings: copy(&state.bindings),
+            created: copy(&state.created),
+            database_bindings: copy(&state.database_bindings),
+            sessions: copy(&state.sessions),
+            cursors: copy(&state.cursors),
+            objects_created: copy(&state.objects_created),
+            commits: copy(&state.commits),
+            tables: copy(&state.tables),
+            ..state.clone()
+        }
+    }
+
+    #[test]
+    fn a_written_part_is_hashed_anew() {
+        let start = opened(&ModelState::initial(&[(0, 1)]), 0);
+        let digest = observable(&start);
+        // A step from a state whose parts keep their digests copies the parts it writes.
+        let begun = stepped(&start, 0, &[Call::BeginTransaction { ses: Ref::Var(0) }]);
+        assert_ne!(observable(&begun), digest);
+        assert_eq!(observable(&begun), observable(&unshared(&begun)));
+        assert_eq!(observable(&start), digest, "the parent keeps its parts");
+        // A part no other state shares is written in place, and forgets its digest.
+        let mut alone = unshared(&start);
+        assert_eq!(observable(&alone), digest);
+        alone.tables.insert(7);
+        alone
+            .sessions
+            .values_mut()
+            .for_each(|s| s.database_opens += 1);
+        assert_ne!(observable(&alone), digest);
+        assert_eq!(observable(&alone), observable(&unshared(&alone)));
+        assert_eq!(alone, unshared(&alone));
+        assert_ne!(alone, start);
     }
 }

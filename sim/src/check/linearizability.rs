@@ -72,7 +72,7 @@
 //! bound alone gives no verdict.
 
 use crate::history::Event;
-use crate::model::{step, ModelState, Outcome};
+use crate::model::{step, FoldHasher, ModelState, Outcome};
 use crate::workload::{Call, InstanceRef, Ref};
 use jetsim_engine::JetError;
 use std::collections::{BTreeMap, HashSet};
@@ -108,60 +108,10 @@ impl Hasher for IdentityHasher {
 /// the memo merges them. Merging states that differ only in what nothing observes is exact;
 /// like a collision, it could at worst prune a path, never accept a history.
 fn fingerprint(done: &[u64], state: &ModelState) -> u64 {
-    let mut hasher = FingerprintHasher::default();
+    let mut hasher = FoldHasher::default();
     done.hash(&mut hasher);
     state.hash_observable(&mut hasher);
     hasher.finish()
-}
-
-/// A fast, fixed-key (deterministic) 64-bit hasher for the memo's fingerprints: each word is
-/// folded into the state by a 64x64->128-bit multiply (foldhash's mixing step). SipHash's
-/// many small writes were a third of the search's time.
-struct FingerprintHasher(u64);
-
-impl Default for FingerprintHasher {
-    fn default() -> Self {
-        FingerprintHasher(0x243f_6a88_85a3_08d3)
-    }
-}
-
-impl FingerprintHasher {
-    const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
-    const SALT: u64 = 0x1319_8a2e_0370_7344;
-}
-
-fn folded_multiply(a: u64, b: u64) -> u64 {
-    let product = u128::from(a) * u128::from(b);
-    (product as u64) ^ ((product >> 64) as u64)
-}
-
-impl Hasher for FingerprintHasher {
-    fn finish(&self) -> u64 {
-        folded_multiply(self.0, Self::MULTIPLIER)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word) ^ ((chunk.len() as u64) << 59));
-        }
-    }
-    fn write_u8(&mut self, value: u8) {
-        self.write_u64(u64::from(value));
-    }
-    fn write_u16(&mut self, value: u16) {
-        self.write_u64(u64::from(value));
-    }
-    fn write_u32(&mut self, value: u32) {
-        self.write_u64(u64::from(value));
-    }
-    fn write_usize(&mut self, value: usize) {
-        self.write_u64(value as u64);
-    }
-    fn write_u64(&mut self, value: u64) {
-        self.0 = folded_multiply(self.0 ^ value, Self::MULTIPLIER ^ Self::SALT.rotate_left(7))
-            .wrapping_add(Self::SALT);
-    }
 }
 
 /// The search's verdict.
@@ -239,14 +189,27 @@ struct Search<'a> {
 }
 
 /// One point of the depth-first search: the placements still to try from it, and the calls
-/// that disagreed there.
+/// that disagreed there (index into `events`, and what the model returned instead), made
+/// into [`Stuck`]s only if this point becomes the deepest.
 struct Frame {
     tries: Vec<(usize, u8, ModelState)>,
-    stuck: Vec<Stuck>,
+    stuck: Vec<(usize, Outcome)>,
 }
 
-fn is_done(done: &[u64], i: usize) -> bool {
-    done[i / 64] & (1 << (i % 64)) != 0
+/// The calls of `0..len` not yet placed, in order: a word of `done` at a time, so the
+/// placed calls at the front of a long history cost a word per 64.
+fn pending(done: &[u64], len: usize) -> impl Iterator<Item = usize> + '_ {
+    done.iter().enumerate().flat_map(move |(word, &bits)| {
+        let mut open = !bits;
+        std::iter::from_fn(move || {
+            (open != 0).then(|| {
+                let bit = open.trailing_zeros() as usize;
+                open &= open - 1;
+                word * 64 + bit
+            })
+        })
+        .take_while(move |&i| i < len)
+    })
 }
 
 impl<'a> Search<'a> {
@@ -323,22 +286,37 @@ impl<'a> Search<'a> {
     /// any linearization placing it later can move it here (every call placed in between is
     /// still pending now, so returned after it was invoked, and sees the same state).
     fn expand(&self, state: &ModelState, done: &[u64]) -> Frame {
-        let candidates = self.candidates(state, done);
-        if let Some(eager) = candidates
-            .iter()
-            .position(|(i, options)| self.leaves_unchanged(*i, options))
-        {
-            let (i, mut options) = candidates.into_iter().nth(eager).expect("found");
-            let (_, next) = options.swap_remove(0);
-            return Frame {
-                tries: vec![(i, 0, next)],
-                stuck: Vec::new(),
-            };
+        let pending = self.candidates(done);
+        // The first call (by invocation) that may be placed alone. Only a harmless call can
+        // be, so the model is stepped for those first: when one is placed alone, the other
+        // calls' steps are never needed.
+        let mut stepped: Vec<Option<Options>> = vec![None; pending.len()];
+        for (slot, &i) in stepped.iter_mut().zip(&pending) {
+            if !self.harmless(i) {
+                continue;
+            }
+            let mut options = options(self.placements[i], state, self.events[i]);
+            if self.agrees_alone(i, &options) {
+                let (_, next) = options.swap_remove(0);
+                return Frame {
+                    tries: vec![(i, 0, next)],
+                    stuck: Vec::new(),
+                };
+            }
+            *slot = Some(options);
         }
+        let mut candidates: Vec<(usize, Options)> = pending
+            .into_iter()
+            .zip(stepped)
+            .map(|(i, stepped)| {
+                let stepped =
+                    stepped.unwrap_or_else(|| options(self.placements[i], state, self.events[i]));
+                (i, stepped)
+            })
+            .collect();
         let mut tries = Vec::new();
         let mut stuck = Vec::new();
         // Earliest return first (see the module's notes): tried from the end, so reversed.
-        let mut candidates = candidates;
         candidates.sort_by_key(|(i, _)| self.events[*i].returned);
         for (i, options) in candidates {
             let event = self.events[i];
@@ -347,10 +325,7 @@ impl<'a> Search<'a> {
                     let choice = u8::try_from(choice).expect("at most two options");
                     tries.push((i, choice, next));
                 } else {
-                    stuck.push(Stuck {
-                        event: event.clone(),
-                        model_expected: expected,
-                    });
+                    stuck.push((i, expected));
                 }
             }
         }
@@ -360,10 +335,16 @@ impl<'a> Search<'a> {
 
     /// A point every way on from failed: the deepest such point with a disagreeing call is
     /// what a violation reports.
-    fn note_stuck(&mut self, stuck: Vec<Stuck>) {
+    fn note_stuck(&mut self, stuck: Vec<(usize, Outcome)>) {
         if self.path.len() >= self.deepest && !stuck.is_empty() {
             self.deepest = self.path.len();
-            self.stuck = stuck;
+            self.stuck = stuck
+                .into_iter()
+                .map(|(i, model_expected)| Stuck {
+                    event: self.events[i].clone(),
+                    model_expected,
+                })
+                .collect();
             self.deepest_path = self.path.clone();
         }
     }
@@ -381,41 +362,43 @@ impl<'a> Search<'a> {
         None
     }
 
-    /// The calls that may come next (invoked before every pending call returned), each with
-    /// its ways of being placed after `state`.
-    fn candidates(&self, state: &ModelState, done: &[u64]) -> Vec<(usize, Options)> {
-        let pending = || (0..self.events.len()).filter(|&i| !is_done(done, i));
+    /// The calls that may come next (invoked before every pending call returned).
+    fn candidates(&self, done: &[u64]) -> Vec<usize> {
         // Events are sorted by invocation: past the earliest pending return, nothing can
         // come next, and nothing returns earlier.
         let mut horizon = u64::MAX;
-        for i in pending() {
+        let mut next = Vec::new();
+        for i in pending(done, self.events.len()) {
             if self.events[i].invoked > horizon {
                 break;
             }
             horizon = horizon.min(self.events[i].returned);
+            next.push(i);
         }
-        pending()
-            .take_while(|&i| self.events[i].invoked <= horizon)
-            .map(|i| (i, options(self.placements[i], state, self.events[i])))
-            .collect()
+        // A call taken before a later one lowered the horizon below its invocation.
+        next.retain(|&i| self.events[i].invoked <= horizon);
+        next
     }
 
-    /// Whether call `i` may be placed now and alone: it returns here what the engine
-    /// returned, and wherever else it could be placed it changes nothing either. That holds
-    /// for an error the model returns (errors leave the state unchanged, by the model's
-    /// contract), a call the model says never changes the state
-    /// ([`crate::model::never_changes_state`]), and a no-op. Not for a call in doubt: later,
-    /// its effect may be what explains the history.
-    fn leaves_unchanged(&self, i: usize, options: &Options) -> bool {
+    /// Whether call `i` changes nothing wherever it is placed: an error the model returns
+    /// (errors leave the state unchanged, by the model's contract), a call the model says
+    /// never changes the state ([`crate::model::never_changes_state`]), and a no-op. Not a
+    /// call in doubt: later, its effect may be what explains the history.
+    fn harmless(&self, i: usize) -> bool {
         let event = self.events[i];
-        let harmless = match self.placements[i] {
+        match self.placements[i] {
             Placement::NoOp => true,
             Placement::Model => {
                 !event.outcome.is_ok() || crate::model::never_changes_state(&event.call)
             }
             Placement::InDoubt | Placement::ForcedTerm => false,
-        };
-        harmless && matches!(options.as_slice(), [(expected, _)] if *expected == event.outcome)
+        }
+    }
+
+    /// Whether harmless call `i`, placed now with `options`, returns what the engine returned:
+    /// then it is placed alone.
+    fn agrees_alone(&self, i: usize, options: &Options) -> bool {
+        matches!(options.as_slice(), [(expected, _)] if *expected == self.events[i].outcome)
     }
 }
 
