@@ -160,7 +160,6 @@ fn preparation_unobservable(history: &History, observation: &StopObservation) ->
         .min()
         .unwrap_or(observation.stop_invoked);
     let after_full_stop = since < observation.stop_invoked || full;
-    let lane = |e: &Event| thread_label(e.thread, history.workers);
     let disturbers: Vec<String> = history
         .events
         .iter()
@@ -179,7 +178,7 @@ fn preparation_unobservable(history: &History, observation: &StopObservation) ->
                 !matches!(e.call, Call::StopService { instance, .. } | Call::Term { instance, .. } if instance != InstanceRef::Main)
             }
         })
-        .map(|e| format!("{} {:?} (steps {}..{})", lane(e), e.call, e.invoked, e.returned))
+        .map(|e| call_span(history, e))
         .collect();
     if !disturbers.is_empty() {
         return Some((
@@ -214,6 +213,17 @@ fn preparation_unobservable(history: &History, observation: &StopObservation) ->
         ));
     }
     None
+}
+
+/// A call as the stop checks list it: lane, call and steps.
+pub(super) fn call_span(history: &History, e: &Event) -> String {
+    format!(
+        "{} {:?} (steps {}..{})",
+        thread_label(e.thread, history.workers),
+        e.call,
+        e.invoked,
+        e.returned
+    )
 }
 
 /// The stop that `observation` saw, by lane and call, and when it returned (the timeline

@@ -11,7 +11,7 @@
 //! it was). A stop during which a transaction may have been open, or ended, is counted as
 //! unobservable with its reason, never passed in silence.
 
-use super::rules::Observability;
+use super::rules::{call_span, Observability};
 use super::{Rule, Violation};
 use crate::history::{Event, History, StopObservation};
 use crate::report::transitions::thread_label;
@@ -135,7 +135,6 @@ fn first_full_stop(history: &History) -> Option<&StopObservation> {
 
 /// Why the first full stop's cleanup cannot be held to "no version left", if it cannot.
 fn unobservable(history: &History, from: u64, to: u64) -> Option<(&'static str, String)> {
-    let lane = |e: &Event| thread_label(e.thread, history.workers);
     let did_something = |e: &Event| e.outcome.is_ok() || e.outcome.is_io_error();
     if let Some(step) = history.first_disk_failure_at.filter(|&step| step <= to) {
         return Some((
@@ -143,51 +142,30 @@ fn unobservable(history: &History, from: u64, to: u64) -> Option<(&'static str, 
             format!("the disk failed an operation (injected) by step {step}"),
         ));
     }
-    let enders: Vec<String> = history
-        .events
-        .iter()
-        .filter(|e| e.invoked < to && e.returned > from)
-        .filter(|e| ends_transaction_past_gate(&e.call) && did_something(e))
-        .map(|e| {
-            format!(
-                "{} {:?} (steps {}..{})",
-                lane(e),
-                e.call,
-                e.invoked,
-                e.returned
-            )
-        })
-        .collect();
-    if !enders.is_empty() {
+    let calls = |pick: &dyn Fn(&Event) -> bool| -> Option<String> {
+        let named: Vec<String> = history
+            .events
+            .iter()
+            .filter(|e| pick(e) && did_something(e))
+            .map(|e| call_span(history, e))
+            .collect();
+        (!named.is_empty()).then(|| named.join("; "))
+    };
+    if let Some(enders) =
+        calls(&|e| e.invoked < to && e.returned > from && ends_transaction_past_gate(&e.call))
+    {
         return Some((
             unobservable_reason::TRANSACTION_ENDED,
-            format!(
-                "calls that may end a transaction overlapped it: {}",
-                enders.join("; ")
-            ),
+            format!("calls that may end a transaction overlapped it: {enders}"),
         ));
     }
-    let in_flight: Vec<String> = history
-        .events
-        .iter()
-        .filter(|e| e.invoked < to && e.returned > to && changes_transactions(&e.call))
-        .filter(|e| did_something(e))
-        .map(|e| {
-            format!(
-                "{} {:?} (steps {}..{})",
-                lane(e),
-                e.call,
-                e.invoked,
-                e.returned
-            )
-        })
-        .collect();
-    if !in_flight.is_empty() {
+    if let Some(in_flight) =
+        calls(&|e| e.invoked < to && e.returned > to && changes_transactions(&e.call))
+    {
         return Some((
             unobservable_reason::TRANSACTION_OPEN,
             format!(
-                "calls that begin or end a transaction were in flight when it returned: {}",
-                in_flight.join("; ")
+                "calls that begin or end a transaction were in flight when it returned: {in_flight}"
             ),
         ));
     }
