@@ -217,6 +217,17 @@ fn three_call_regressions_draw_without_overlapping_labels() {
 }
 
 #[test]
+fn a_stop_that_leaves_versions_is_the_culprit_drawn() {
+    let name = "versioncleanupnotsignalled-mix-seed-0";
+    let scenario =
+        Scenario::load(&scenarios_dir().join(format!("regressions/{name}.json"))).unwrap();
+    let (html, _) = page(&scenario);
+    assert_culprit_marked(name, &html);
+    assert!(html.contains("versions left after cleanup"), "{name}");
+    assert_no_label_problems(name, &html);
+}
+
+#[test]
 fn two_stops_a_few_steps_apart_get_labels_in_separate_rows() {
     let scenario = Scenario::load(&scenarios_dir().join("second-stop.json")).unwrap();
     let (html, _) = page(&scenario);

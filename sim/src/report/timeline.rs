@@ -155,17 +155,17 @@ fn offending(input: &TimelineInput) -> Notes {
     if rules.contains(&Rule::StopDrained) {
         stop_drained_notes(history, &stops, &mut notes);
     }
-    if rules.contains(&Rule::Preparation) {
-        for v in input
-            .violations
-            .iter()
-            .filter(|v| v.rule == Rule::Preparation)
-        {
+    // Rules whose violation is the stop itself, named by its return step.
+    for (rule, short) in [
+        (Rule::Preparation, "preparation incomplete"),
+        (Rule::VersionCleanup, "versions left after cleanup"),
+    ] {
+        for v in input.violations.iter().filter(|v| v.rule == rule) {
             for stop in &stops {
                 if v.message.contains(&format!("(step {})", stop.returned)) {
                     notes.entry(key(stop)).or_default().push(Note {
                         long: v.message.clone(),
-                        short: "preparation incomplete".to_owned(),
+                        short: short.to_owned(),
                         culprit: true,
                     });
                 }
