@@ -137,6 +137,36 @@ fn classify_slot(bytes: &[u8]) -> Slot {
     decode_slot(bytes).map_or(Slot::Damaged, Slot::Valid)
 }
 
+/// The newest valid checkpoint in a checkpoint file's bytes, and how many of its two slots
+/// are damaged. A slot past the end of the bytes reads as zeros: blank.
+fn read_slots(bytes: &[u8]) -> (Option<CheckpointState>, u32) {
+    let mut bytes = bytes[..bytes.len().min(2 * CHECKPOINT_SLOT_BYTES)].to_vec();
+    bytes.resize(2 * CHECKPOINT_SLOT_BYTES, 0);
+    let slots: Vec<Slot> = bytes
+        .chunks(CHECKPOINT_SLOT_BYTES)
+        .map(classify_slot)
+        .collect();
+    let damaged = slots
+        .iter()
+        .filter(|slot| matches!(slot, Slot::Damaged))
+        .count() as u32;
+    let newest = slots
+        .into_iter()
+        .filter_map(|slot| match slot {
+            Slot::Valid(state) => Some(state),
+            Slot::Blank | Slot::Damaged => None,
+        })
+        .max_by_key(|state| state.sequence);
+    (newest, damaged)
+}
+
+/// The checkpoint recovery would start from, read from a checkpoint file's bytes as a crash
+/// left them (`None`: no valid checkpoint). For observers of the disk, such as a test
+/// harness deciding where a crash matters.
+pub fn newest_checkpoint(file_bytes: &[u8]) -> Option<CheckpointState> {
+    read_slots(file_bytes).0
+}
+
 /// The open checkpoint file and the newest checkpoint in it.
 pub struct CheckpointFile {
     file: Box<dyn IoFile>,
@@ -165,26 +195,10 @@ impl CheckpointFile {
         let mut bytes = vec![0u8; len];
         file.read_at(0, &mut bytes)
             .map_err(|e| JetError::from_io(&e))?;
-        // A slot past the end of the file reads as zeros: blank.
-        bytes.resize(2 * CHECKPOINT_SLOT_BYTES, 0);
-        let slots: Vec<Slot> = bytes
-            .chunks(CHECKPOINT_SLOT_BYTES)
-            .map(classify_slot)
-            .collect();
-        let damaged_slots_at_open = slots
-            .iter()
-            .filter(|slot| matches!(slot, Slot::Damaged))
-            .count() as u32;
+        let (last, damaged_slots_at_open) = read_slots(&bytes);
         if damaged_slots_at_open == 2 {
             return Err(JetError::DatabaseCorrupted);
         }
-        let last = slots
-            .into_iter()
-            .filter_map(|slot| match slot {
-                Slot::Valid(state) => Some(state),
-                Slot::Blank | Slot::Damaged => None,
-            })
-            .max_by_key(|state| state.sequence);
         Ok(CheckpointFile {
             file,
             last,

@@ -348,8 +348,42 @@ pub fn decode_log(bytes: &[u8], verify_checksums: bool) -> DecodedLog {
     if log_header_signature(bytes).is_none() {
         return decoded;
     }
-    let records = &mut decoded.records;
-    let mut offset = LOG_HEADER_BYTES as usize;
+    let (end, ended_at_bad_checksum) = decode_frames(
+        bytes,
+        LOG_HEADER_BYTES as usize,
+        verify_checksums,
+        &mut decoded.records,
+    );
+    decoded.valid_len = end as u64;
+    decoded.ended_at_bad_checksum = ended_at_bad_checksum;
+    decoded
+}
+
+/// The signature in a log file's header (`None`: no valid header yet).
+pub fn log_signature_of(bytes: &[u8]) -> Option<u64> {
+    log_header_signature(bytes)
+}
+
+/// Decodes the records of a log file's valid prefix that start at or after `offset` (a
+/// record boundary: the header's end, or an end an earlier call returned), appending them to
+/// `records`; returns where the valid prefix ends. For observers that read a growing log a
+/// piece at a time.
+pub fn decode_records_from(bytes: &[u8], offset: u64, records: &mut Vec<(Lsn, LogRecord)>) -> u64 {
+    let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+    if log_header_signature(bytes).is_none() || offset < LOG_HEADER_BYTES as usize {
+        return offset as u64;
+    }
+    decode_frames(bytes, offset, true, records).0 as u64
+}
+
+/// Decodes whole frames from `offset` on until one is short, torn, fails its checksum or does
+/// not parse; returns where that is and whether a checksum stopped it.
+fn decode_frames(
+    bytes: &[u8],
+    mut offset: usize,
+    verify_checksums: bool,
+    records: &mut Vec<(Lsn, LogRecord)>,
+) -> (usize, bool) {
     // Each iteration consumes at least RECORD_FRAME_BYTES, so the loop is bounded.
     while let Some(frame) = bytes.get(offset..offset + RECORD_FRAME_BYTES) {
         let len_bytes: [u8; 4] = frame[..4].try_into().expect("4 bytes");
@@ -366,8 +400,7 @@ pub fn decode_log(bytes: &[u8], verify_checksums: bool) -> DecodedLog {
         checked.extend_from_slice(&len_bytes);
         checked.extend_from_slice(payload);
         if verify_checksums && crc32(&checked) != stored_crc {
-            decoded.ended_at_bad_checksum = true;
-            break;
+            return (offset, true);
         }
         let Some(record) = LogRecord::decode_payload(payload) else {
             break;
@@ -375,8 +408,7 @@ pub fn decode_log(bytes: &[u8], verify_checksums: bool) -> DecodedLog {
         records.push((offset as Lsn, record));
         offset = start + payload_len;
     }
-    decoded.valid_len = offset as u64;
-    decoded
+    (offset, false)
 }
 
 /// Counters of log I/O.
