@@ -132,6 +132,11 @@ impl<R: Runtime> Jet<R> {
                     storage.set_next_tries_one_child(
                         core.options.mutations.is_active(Mutant::NextStopsAtLeafEnd),
                     );
+                    storage.set_checkpoint_from_newest_dirty_page(
+                        core.options
+                            .mutations
+                            .is_active(Mutant::CheckpointFromNewestDirtyPage),
+                    );
                     storage.set_overtaken_reads_installed(
                         core.options
                             .mutations

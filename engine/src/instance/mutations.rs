@@ -81,6 +81,10 @@ pub enum Mutant {
     /// `begin_transaction` checks the nesting limit one level too late: an eighth level is
     /// begun where ESE refuses it with `TransTooDeep`.
     TransactionLimitOffByOne,
+    /// The checkpoint is taken from the newest first-dirty LSN of the cached pages instead of
+    /// the oldest: it points past changes still only in the cache and the log, so a crash
+    /// before those pages are written back loses them (redo starts too late).
+    CheckpointFromNewestDirtyPage,
 }
 
 impl Mutant {
@@ -108,6 +112,7 @@ impl Mutant {
         Mutant::NextStopsAtLeafEnd,
         Mutant::ChainWalkRepeatsKey,
         Mutant::TransactionLimitOffByOne,
+        Mutant::CheckpointFromNewestDirtyPage,
     ];
 
     const fn bit(self) -> u32 {

@@ -118,6 +118,9 @@ pub struct BufferManager {
     /// Planted bug `NextStopsAtLeafEnd` (read by the B+tree through its pager): a forward
     /// walk gives up when the child that may hold the key has nothing after it.
     pub(crate) next_tries_one_child: bool,
+    /// Planted bug `CheckpointFromNewestDirtyPage`: the checkpoint follows the newest
+    /// first-dirty LSN instead of the oldest.
+    pub(crate) checkpoint_from_newest_dirty: bool,
     miss_policy: MissPolicy,
     /// The page a read under [`MissPolicy::Defer`] missed.
     deferred_read: Option<FrameKey>,
@@ -142,6 +145,7 @@ impl BufferManager {
             skip_wal_flush: false,
             install_overtaken_reads: false,
             next_tries_one_child: false,
+            checkpoint_from_newest_dirty: false,
             miss_policy: MissPolicy::ReadUnderLock,
             deferred_read: None,
             reads_in_flight: BTreeMap::new(),
@@ -502,13 +506,17 @@ impl BufferManager {
 
     /// The oldest first-dirty LSN over dirty frames, or `tip_lsn` when nothing is dirty.
     pub fn checkpoint_lsn(&self, tip_lsn: Lsn) -> Lsn {
-        let checkpoint = self
+        let first_dirty_lsns = self
             .frames
             .values()
             .filter(|frame| frame.dirty)
-            .map(|frame| frame.first_dirty_lsn)
-            .min()
-            .unwrap_or(tip_lsn);
+            .map(|frame| frame.first_dirty_lsn);
+        let checkpoint = if self.checkpoint_from_newest_dirty {
+            first_dirty_lsns.max()
+        } else {
+            first_dirty_lsns.min()
+        }
+        .unwrap_or(tip_lsn);
         debug_assert!(checkpoint <= tip_lsn);
         checkpoint
     }

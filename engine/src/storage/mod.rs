@@ -363,6 +363,12 @@ impl Storage {
         self.buffers.skip_wal_flush = skipped;
     }
 
+    /// Planted bug `CheckpointFromNewestDirtyPage` (tests only): the checkpoint follows the
+    /// newest dirty page instead of the oldest.
+    pub fn set_checkpoint_from_newest_dirty_page(&mut self, newest: bool) {
+        self.buffers.checkpoint_from_newest_dirty = newest;
+    }
+
     /// Planted bug `NextStopsAtLeafEnd` (tests only): a forward B+tree walk tries only the
     /// child that may hold the key.
     pub fn set_next_tries_one_child(&mut self, one: bool) {
