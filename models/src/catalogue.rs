@@ -10,8 +10,11 @@
 //!   log sync, a log read without its checksums) show only after a crash and a recovery: the
 //!   default campaign's crash switch (`jetsim::config::CRASH_RUNS_IN`) ends a share of the
 //!   runs in one, with the power cut right after an acknowledged commit, a database-file
-//!   write or sync, a log write, or a write-back (the first database-file write after a
-//!   log sync), and the durability rule catches them there. A split logged page by page
+//!   write or sync, a log write, a write-back (the first database-file write after a log
+//!   sync) or a checkpoint that leaves changes behind it, and the durability rule catches
+//!   them there. A checkpoint that points too late needs no crash: the harness audits every
+//!   durable checkpoint against the durable log and database file
+//!   (`jetsim::world::checkpoint_audit`), and the durability rule reports what it finds. A split logged page by page
 //!   (`OperationLoggedPerPage`) needs the cut right after an eviction in the middle of a
 //!   split flushed half of it to the log: the write-back cut, in the runs the crash switch
 //!   shapes for it (a cache of 8 pages, no background flush, wide trees, each thread starting
@@ -439,6 +442,19 @@ pub const CATALOGUE: &[Entry] = &[
         // too.
         loom: None,
         sim: sim(&[Rule::Linearizability], Scheduling::Mix, 100),
+        crash_tests: None,
+        sweep_test: None,
+        concurrency_test: None,
+    },
+    Entry {
+        mutant: "CheckpointFromNewestDirtyPage",
+        // The harness's checkpoint audit reads each durable checkpoint against the durable
+        // log and database file: a page changed before the checkpoint is not on the disk
+        // (or, after a crash right at such a checkpoint, recovery finds the tree broken). It
+        // needs two pages left dirty behind a background flush with different first-dirty
+        // LSNs: first detection from start 0 at seed 36 (mix), 17 of 3,000 default seeds.
+        loom: None,
+        sim: sim(&[Rule::Durability], Scheduling::Mix, 400),
         crash_tests: None,
         sweep_test: None,
         concurrency_test: None,

@@ -238,6 +238,28 @@ pub struct History {
     /// drain are then not checked for that stop).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub unobservable: std::collections::BTreeMap<String, u64>,
+    /// The harness's audit of every checkpoint the main instance made durable, against the
+    /// durable database file (`world::checkpoint_audit`).
+    #[serde(default, skip_serializing_if = "CheckpointAudited::is_empty")]
+    pub checkpoint_audit: CheckpointAudited,
+}
+
+/// What the checkpoint audit found in one run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointAudited {
+    /// Durable checkpoints checked against the database file.
+    pub checkpoints: u64,
+    /// Page changes checked: each page's newest change before each checkpoint.
+    pub page_changes: u64,
+    /// Checkpoints that passed a change the database file lacks, in words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub breaches: Vec<String>,
+}
+
+impl CheckpointAudited {
+    fn is_empty(&self) -> bool {
+        *self == CheckpointAudited::default()
+    }
 }
 
 /// The work recovery reported after a run's crash (`jetsim_engine::RecoveryReport`, the

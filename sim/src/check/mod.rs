@@ -215,6 +215,14 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
             message: format!("recovery after the crash failed: {why}"),
         });
     }
+    // A checkpoint that passed a change the database file lacks loses it to a crash: the
+    // harness's audit of the durable files (`world::checkpoint_audit`), crash or not.
+    for breach in &history.checkpoint_audit.breaches {
+        verdict.violations.push(Violation {
+            rule: Rule::Durability,
+            message: breach.clone(),
+        });
+    }
     let lin = search(&body, initial, history).verdict;
     let end_model = match lin {
         Verdict::Linearizable {

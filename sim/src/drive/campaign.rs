@@ -229,6 +229,9 @@ pub struct CampaignSummary {
     pub disk_ops: u64,
     /// What recovery did, over all fault runs.
     pub recovery: RecoveryTotals,
+    /// The checkpoint audit over all runs: checkpoints checked and page changes checked.
+    pub checkpoints_audited: u64,
+    pub page_changes_audited: u64,
     /// Stop checks made from the harness's own observations, per rule: stops observed, and
     /// stops the check could not be made for, by reason.
     pub stops_observed: BTreeMap<Rule, u64>,
@@ -413,6 +416,8 @@ impl CampaignSummary {
             for (check, count) in &history.unobservable {
                 *self.unobservable.entry(check.clone()).or_insert(0) += count;
             }
+            self.checkpoints_audited += history.checkpoint_audit.checkpoints;
+            self.page_changes_audited += history.checkpoint_audit.page_changes;
             self.concurrency
                 .add(crate::report::concurrency::Overlap::of(history));
         }
@@ -641,6 +646,10 @@ fn print_stops_and_crashes(options: &CampaignOptions, summary: &CampaignSummary)
             unobservable.map_or_else(|| "-".to_owned(), counts_line)
         );
     }
+    println!(
+        "  checkpoints audited    {:>10} durable checkpoints against the database file, {} page changes checked",
+        summary.checkpoints_audited, summary.page_changes_audited
+    );
     let power_cuts: u64 = summary.power_cuts_met_by.values().sum();
     // Default runs crash too (the seed's crash switch).
     if options.faults || power_cuts + summary.crashes_at_end > 0 {

@@ -155,6 +155,10 @@ pub struct FaultSettings {
     /// write, the first after a log sync (see `world::power_cut`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub power_cut_after_write_back: Option<u64>,
+    /// The power is cut right after this checkpoint became durable (0-based, after setup):
+    /// the checkpoint file's sync (see `world::power_cut`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_cut_after_checkpoint: Option<u64>,
 }
 
 fn io_errors_default() -> bool {
@@ -171,10 +175,16 @@ fn io_errors_default() -> bool {
 /// in half, so what the log held unsynced is what the crash may lose, tear or garble. A run
 /// cut at a write-back is also shaped for it: a small cache, no background flush, trees that
 /// split and long transactions, so a split's eviction flushes the log in its middle (a tree
-/// operation logged page by page is then torn by the cut). Without it, acknowledged
-/// commits, the write-ahead rule and the log's checksums would only be checked under
-/// `--faults` and `sweep`.
+/// operation logged page by page is then torn by the cut). One crash run in
+/// [`CHECKPOINT_CUT_CRASH_RUNS_IN`] instead cuts right after a checkpoint became durable (a
+/// stream of its own, so the other crash runs keep their meaning). Without the crash switch,
+/// acknowledged commits, the write-ahead rule, the checkpoint and the log's checksums would
+/// only be checked under `--faults` and `sweep`.
 pub const CRASH_RUNS_IN: u64 = 3;
+
+/// One crash run in this many cuts the power right after a checkpoint became durable, in a
+/// run shaped for it ([`shape_for_switches`]).
+pub const CHECKPOINT_CUT_CRASH_RUNS_IN: u64 = 6;
 
 fn crash_switch(seed: u64) -> Option<FaultSettings> {
     let mut rng = SplitMix64::new(seed ^ 0xC4A5_4C4A_5C4A_54C4);
@@ -195,6 +205,14 @@ fn crash_switch(seed: u64) -> Option<FaultSettings> {
         // A run with fewer write-backs crashes at its end.
         _ => after_write_back = Some(rng.below(POWER_CUT_WRITE_BACKS_MAX)),
     }
+    let mut checkpoint_rng = SplitMix64::new(seed ^ 0xC8EC_C8EC_C8EC_C8EC);
+    let after_checkpoint = checkpoint_rng
+        .chance(1, CHECKPOINT_CUT_CRASH_RUNS_IN)
+        .then(|| checkpoint_rng.below(POWER_CUT_CHECKPOINTS_MAX));
+    if after_checkpoint.is_some() {
+        (after_ops, after_commit) = (None, None);
+        (after_database_op, after_log_write, after_write_back) = (None, None, None);
+    }
     Some(FaultSettings {
         fault_seed,
         power_cut_after_ops: after_ops,
@@ -204,6 +222,7 @@ fn crash_switch(seed: u64) -> Option<FaultSettings> {
         power_cut_after_database_op: after_database_op,
         power_cut_after_log_write: after_log_write,
         power_cut_after_write_back: after_write_back,
+        power_cut_after_checkpoint: after_checkpoint,
     })
 }
 
@@ -220,9 +239,38 @@ pub const POWER_CUT_LOG_WRITES_MAX: u64 = 4;
 /// flush (over 1,000 such runs, a planted per-page logged split was caught in 12% with the
 /// first write-back, 8% with the second, 5% with the fourth).
 pub const POWER_CUT_WRITE_BACKS_MAX: u64 = 2;
-/// The key range a run whose crash switch cuts at a write-back gets when its own draw was
-/// narrower: enough records of long keys for trees that split under a small cache.
-pub const WRITE_BACK_CUT_KEY_RANGE: u8 = workload::WIDE_KEY_RANGE + 32;
+/// The crash switch's cuts that shape the run they end (see [`shape_for_switches`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CrashCut {
+    WriteBack,
+    Checkpoint,
+}
+
+impl CrashCut {
+    fn of(faults: FaultSettings) -> Option<CrashCut> {
+        if faults.power_cut_after_checkpoint.is_some() {
+            Some(CrashCut::Checkpoint)
+        } else if faults.power_cut_after_write_back.is_some() {
+            Some(CrashCut::WriteBack)
+        } else {
+            None
+        }
+    }
+}
+
+/// The crash switch cuts the power right after one of the first this many checkpoints made
+/// durable: the background flush's, mostly, in a run shaped for it.
+pub const POWER_CUT_CHECKPOINTS_MAX: u64 = 3;
+/// The checkpoint depth of a run cut at a checkpoint: a background flush every few changes
+/// that leaves several pages dirty behind the checkpoint it writes.
+pub const CHECKPOINT_CUT_DEPTH_BYTES: u64 = 16 << 10;
+/// The smallest cache of a run cut at a checkpoint: the changed leaves stay dirty in it
+/// rather than being evicted (written back) before the checkpoint.
+pub const CHECKPOINT_CUT_CACHE_SIZE_PAGES: u64 = 64;
+/// The key range a run whose crash switch cuts at a write-back or a checkpoint gets when its
+/// own draw was narrower: enough records of long keys for trees that split under a small
+/// cache, and for changes spread over many leaves.
+pub const CRASH_CUT_KEY_RANGE: u8 = workload::WIDE_KEY_RANGE + 32;
 
 /// A workload size that replaces the seed's draw (`explore --threads N --calls M`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -259,19 +307,26 @@ pub enum FaultMode {
     CrashAt(Option<u64>),
 }
 
-/// What the slow disk and the write-back cut ask of a run's engine and reach. The write-back
-/// cut's engine wins where both switches are on: it needs the log unflushed between commits,
-/// where the slow disk writes every change back at once.
+/// What the slow disk and the write-back and checkpoint cuts ask of a run's engine and
+/// reach. A cut's engine wins where the slow disk is on too: the write-back cut needs the log
+/// unflushed between commits and the checkpoint cut needs pages left dirty behind a
+/// checkpoint, where the slow disk writes every change back at once.
 fn shape_for_switches(
     slow_disk: bool,
-    write_back_cut: bool,
+    cut: Option<CrashCut>,
     engine: &mut EngineParameters,
     reach: &mut Reach,
 ) {
-    if slow_disk {
+    if slow_disk || cut == Some(CrashCut::Checkpoint) {
         reach.large_values = true;
     }
-    if write_back_cut {
+    if cut == Some(CrashCut::Checkpoint) {
+        // Many leaves changed between two background flushes, a cache that keeps them, and
+        // each flush stopping at a depth that leaves several behind the checkpoint it writes.
+        engine.cache_size_pages = engine.cache_size_pages.max(CHECKPOINT_CUT_CACHE_SIZE_PAGES);
+        engine.checkpoint_depth_max_bytes = CHECKPOINT_CUT_DEPTH_BYTES;
+        engine.background_thread = true;
+    } else if cut == Some(CrashCut::WriteBack) {
         // More pages dirtied between two log flushes than the cache holds, and no background
         // flush cleaning them: a split's new page then evicts a page whose log is not
         // durable, and the log is flushed in the middle of the split.
@@ -353,10 +408,11 @@ impl RunConfig {
         };
         let slow_disk = slow_disk_switch(seed);
         let key_range = slow_disk.map_or(key_range, |switch| switch.key_range);
-        // A run whose crash switch cuts at a write-back grows its trees (see `crash_switch`).
-        let write_back_cut = faults.is_some_and(|f| f.power_cut_after_write_back.is_some());
-        let key_range = match write_back_cut {
-            true if key_range < workload::WIDE_KEY_RANGE => WRITE_BACK_CUT_KEY_RANGE,
+        // A run whose crash switch cuts at a write-back or a checkpoint grows its trees (see
+        // `crash_switch`).
+        let cut = faults.and_then(CrashCut::of);
+        let key_range = match cut {
+            Some(_) if key_range < workload::WIDE_KEY_RANGE => CRASH_CUT_KEY_RANGE,
             _ => key_range,
         };
         let wide = key_range >= workload::WIDE_KEY_RANGE;
@@ -377,7 +433,7 @@ impl RunConfig {
             long_transactions: false,
             deep_nesting: false,
         };
-        shape_for_switches(slow_disk.is_some(), write_back_cut, &mut engine, &mut reach);
+        shape_for_switches(slow_disk.is_some(), cut, &mut engine, &mut reach);
         reach.deep_nesting = deep_nesting_switch(seed);
         let shape = WorkloadShape {
             threads,
@@ -421,6 +477,7 @@ impl RunConfig {
             power_cut_after_database_op: None,
             power_cut_after_log_write: None,
             power_cut_after_write_back: None,
+            power_cut_after_checkpoint: None,
         });
         config
     }
@@ -442,6 +499,7 @@ impl RunConfig {
                 faults.power_cut_after_database_op = None;
                 faults.power_cut_after_log_write = None;
                 faults.power_cut_after_write_back = None;
+                faults.power_cut_after_checkpoint = None;
                 config
             }
         }
@@ -518,12 +576,59 @@ mod tests {
                 assert!(config.shape.reach.long_transactions);
                 continue;
             }
+            if config
+                .faults
+                .is_some_and(|f| f.power_cut_after_checkpoint.is_some())
+            {
+                // So does the checkpoint cut's: pages left dirty behind the checkpoint.
+                assert_eq!(
+                    config.engine.checkpoint_depth_max_bytes,
+                    CHECKPOINT_CUT_DEPTH_BYTES
+                );
+                continue;
+            }
             crowded += 1;
             assert_eq!(config.engine.cache_size_pages, SLOW_DISK_CACHE_SIZE_PAGES);
             assert_eq!(config.engine.checkpoint_depth_max_bytes, 0);
             assert!(config.engine.background_thread);
         }
         assert!(crowded >= 50, "{crowded} crowded slow runs");
+    }
+
+    #[test]
+    fn checkpoint_cuts_are_a_crash_run_in_six_and_leave_pages_dirty_behind() {
+        // Goal: the checkpoint cut replaces the crash run's other cut, and its run flushes in
+        // the background to a depth that leaves pages dirty, in a cache that keeps them.
+        let crash_runs: Vec<RunConfig> = (0..3000)
+            .map(|seed| RunConfig::derive(seed, Scheduling::Mix))
+            .filter(|config| config.faults.is_some())
+            .collect();
+        let cut: Vec<&RunConfig> = crash_runs
+            .iter()
+            .filter(|c| {
+                c.faults
+                    .is_some_and(|f| f.power_cut_after_checkpoint.is_some())
+            })
+            .collect();
+        let share = cut.len() as f64 / crash_runs.len() as f64;
+        assert!((0.12..0.22).contains(&share), "{share} of crash runs");
+        for config in cut {
+            let faults = config.faults.expect("a crash run");
+            assert!(faults.power_cut_after_checkpoint < Some(POWER_CUT_CHECKPOINTS_MAX));
+            assert_eq!(faults.power_cut_after_ops, None);
+            assert_eq!(faults.power_cut_after_commit, None);
+            assert_eq!(faults.power_cut_after_database_op, None);
+            assert_eq!(faults.power_cut_after_log_write, None);
+            assert_eq!(faults.power_cut_after_write_back, None);
+            assert!(config.engine.background_thread);
+            assert_eq!(
+                config.engine.checkpoint_depth_max_bytes,
+                CHECKPOINT_CUT_DEPTH_BYTES
+            );
+            assert!(config.engine.cache_size_pages >= CHECKPOINT_CUT_CACHE_SIZE_PAGES);
+            assert!(config.shape.reach.key_range >= workload::WIDE_KEY_RANGE);
+            assert!(config.shape.reach.large_values);
+        }
     }
 
     #[test]

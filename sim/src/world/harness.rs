@@ -9,12 +9,13 @@
 //! included, is recorded with global invocation and response sequence numbers.
 
 use crate::history::{
-    AfterStop, CrashPoint, DiskAtStop, EndState, Event, History, RecoveryWork, SessionEnd,
-    StopObservation,
+    AfterStop, CheckpointAudited, CrashPoint, DiskAtStop, EndState, Event, History, RecoveryWork,
+    SessionEnd, StopObservation,
 };
 use crate::model::Outcome;
 use crate::workload::config::{RunConfig, Schedule};
 use crate::workload::{self, Call, InstanceRef, Ref, Workload};
+use crate::world::checkpoint_audit::CheckpointAudit;
 use crate::world::memory_meter::VersionMeter;
 use crate::world::power_cut::{CutFile, CutPlan, PowerCutter};
 use crate::ShuttleRuntime;
@@ -131,13 +132,48 @@ fn tap_write(image: &mut Vec<u8>, offset: usize, bytes: &[u8]) {
 /// point, so under shuttle the mirror never lags the disk.
 struct DiskTap {
     disk: Arc<MemIo>,
-    files: Mutex<BTreeMap<String, Arc<Mutex<TapFileData>>>>,
+    files: TapFiles,
     /// The run's step counter (shared with the recorder), read, never advanced.
     steps: Arc<AtomicU64>,
     first_failure_at: Arc<Mutex<Option<u64>>>,
     stoppers: Arc<Mutex<Stoppers>>,
     cutter: Arc<PowerCutter>,
     slow_disk: Arc<SlowDisk>,
+    audit: Arc<Mutex<CheckpointAudit>>,
+}
+
+/// The tap's copy of every file, by path.
+type TapFiles = Arc<Mutex<BTreeMap<String, Arc<Mutex<TapFileData>>>>>;
+
+/// What the checkpoint file's syncs report to: the audit, which reads the other files'
+/// durable bytes from the tap, and the power cutter.
+struct CheckpointWatch {
+    files: TapFiles,
+    audit: Arc<Mutex<CheckpointAudit>>,
+    cutter: Arc<PowerCutter>,
+}
+
+impl CheckpointWatch {
+    /// The durable bytes of `path` (shared, not copied), if the tap has the file.
+    fn durable(&self, path: &str) -> Option<Arc<Vec<u8>>> {
+        let data = lock(&self.files).get(path).cloned()?;
+        let durable = Arc::clone(&lock(&data).synced);
+        Some(durable)
+    }
+
+    /// The checkpoint file was synced and now durably holds `checkpoint`.
+    fn checkpoint_synced(&self, checkpoint: &[u8]) {
+        let log = self.durable(MAIN_LOG_PATH).unwrap_or_default();
+        let database = self.durable(DATABASE_PATH);
+        let behind = lock(&self.audit).checkpoint_durable(
+            checkpoint,
+            &log,
+            database.as_deref().map(Vec::as_slice),
+        );
+        if let Some(behind) = behind {
+            self.cutter.checkpoint_durable(behind);
+        }
+    }
 }
 
 /// A slow disk ([`RunConfig::read_latency_ops`]): a read of the database file returns the
@@ -237,13 +273,14 @@ impl Drop for StopWatch<'_> {
 impl DiskTap {
     fn new(disk: Arc<MemIo>, steps: Arc<AtomicU64>) -> DiskTap {
         DiskTap {
-            files: Mutex::new(BTreeMap::new()),
+            files: Arc::new(Mutex::new(BTreeMap::new())),
             steps,
             first_failure_at: Arc::new(Mutex::new(None)),
             stoppers: Arc::new(Mutex::new(Vec::new())),
             cutter: Arc::new(PowerCutter::new(Arc::clone(&disk))),
             disk,
             slow_disk: Arc::new(SlowDisk::default()),
+            audit: Arc::new(Mutex::new(CheckpointAudit::new(DATABASE_PATH))),
         }
     }
 
@@ -253,8 +290,8 @@ impl DiskTap {
         path == DATABASE_PATH
     }
 
-    /// The power cutter, for the database file's and the log's operations (`None` for
-    /// other files).
+    /// The power cutter, for the database file's and the log's operations (`None` for other
+    /// files).
     fn cutter_of(&self, path: &str) -> Option<(Arc<PowerCutter>, CutFile)> {
         let file = match path {
             DATABASE_PATH => CutFile::Database,
@@ -262,6 +299,15 @@ impl DiskTap {
             _ => return None,
         };
         Some((Arc::clone(&self.cutter), file))
+    }
+
+    /// The main checkpoint file's watch (`None` for other files).
+    fn checkpoint_watch_of(&self, path: &str) -> Option<CheckpointWatch> {
+        (path == MAIN_CHECKPOINT_PATH).then(|| CheckpointWatch {
+            files: Arc::clone(&self.files),
+            audit: Arc::clone(&self.audit),
+            cutter: Arc::clone(&self.cutter),
+        })
     }
 
     /// The calling thread is about to make a full stop: watch its disk writes.
@@ -340,6 +386,20 @@ impl DiskTap {
     /// was found still counts, but finding none is no pass (see `log_read_whole`).
     fn finish(&self, history: &mut History) {
         history.first_disk_failure_at = *lock(&self.first_failure_at);
+        let audit = lock(&self.audit);
+        let report = audit.report();
+        history.checkpoint_audit = CheckpointAudited {
+            checkpoints: report.checkpoints_audited,
+            page_changes: report.page_changes_checked,
+            breaches: report.breaches.clone(),
+        };
+        for (why, count) in &report.unobservable {
+            *history
+                .unobservable
+                .entry(format!("checkpoint audit: {why}"))
+                .or_insert(0) += count;
+        }
+        drop(audit);
         let flushed_by_clean_term = history.events.iter().any(|e| {
             matches!(
                 e.call,
@@ -556,6 +616,7 @@ impl Io for DiskTap {
             first_failure_at: Arc::clone(&self.first_failure_at),
             stoppers: Arc::clone(&self.stoppers),
             cutter: self.cutter_of(path),
+            checkpoint_watch: self.checkpoint_watch_of(path),
             slow_disk: Arc::clone(&self.slow_disk),
             slow_reads: Self::slow_reads_of(path),
         }))
@@ -575,6 +636,7 @@ impl Io for DiskTap {
             first_failure_at: Arc::clone(&self.first_failure_at),
             stoppers: Arc::clone(&self.stoppers),
             cutter: self.cutter_of(path),
+            checkpoint_watch: self.checkpoint_watch_of(path),
             slow_disk: Arc::clone(&self.slow_disk),
             slow_reads: Self::slow_reads_of(path),
         }))
@@ -600,6 +662,8 @@ struct TapFile {
     /// The database file's and the log's: counts their operations towards a planned power
     /// cut.
     cutter: Option<(Arc<PowerCutter>, CutFile)>,
+    /// The main checkpoint file's: each sync is a durable checkpoint to audit.
+    checkpoint_watch: Option<CheckpointWatch>,
     /// Counts every operation of the file (see [`SlowDisk`]).
     slow_disk: Arc<SlowDisk>,
     /// The database file's: its reads complete as the slow disk decides.
@@ -626,6 +690,14 @@ impl TapFile {
     fn file_changed(&self, write: bool) {
         if let Some((cutter, file)) = &self.cutter {
             cutter.file_changed(*file, write);
+        }
+    }
+
+    /// A successful sync: of the checkpoint file, a durable checkpoint.
+    fn file_synced(&self) {
+        if let Some(watch) = &self.checkpoint_watch {
+            let checkpoint = Arc::clone(&lock(&self.data).synced);
+            watch.checkpoint_synced(&checkpoint);
         }
     }
 }
@@ -663,6 +735,7 @@ impl IoFile for TapFile {
         self.note_mutation(synced)?;
         lock(&self.data).sync();
         self.file_changed(false);
+        self.file_synced();
         Ok(())
     }
     fn len(&self) -> std::io::Result<u64> {
@@ -1532,6 +1605,7 @@ fn start(config: &RunConfig, mutations: Mutations) -> Started {
             after_database_op: faults.power_cut_after_database_op,
             after_log_write: faults.power_cut_after_log_write,
             after_write_back: faults.power_cut_after_write_back,
+            after_checkpoint: faults.power_cut_after_checkpoint,
         });
     }
     Started {

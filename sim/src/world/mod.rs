@@ -4,9 +4,11 @@
 //! shuttle's locks, atomics and threads; [`harness`] sets up the instance on the simulated
 //! disk, runs one program per simulated thread, taps what the disk durably holds, crashes and
 //! recovers ([`power_cut`] places power cuts at the acknowledgements and writes it sees),
-//! meters the version store's memory ([`memory_meter`]);
+//! audits every durable checkpoint against the database file ([`checkpoint_audit`]), meters
+//! the version store's memory ([`memory_meter`]);
 //! [`panic_hook`] keeps shuttle's panic output to shuttle's own executions.
 
+pub mod checkpoint_audit;
 pub mod harness;
 pub mod memory_meter;
 pub mod panic_hook;

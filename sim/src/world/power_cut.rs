@@ -1,15 +1,20 @@
 //! Power cuts placed by what the harness sees happen, not by a disk operation's number: right
 //! after the engine acknowledged the N-th commit, right after its N-th write or sync of the
 //! database file, right after its N-th write to the log (before the write's sync), or right
-//! after its N-th write-back (the first database write after a log sync). These are the
+//! after its N-th write-back (the first database write after a log sync), or right after the
+//! N-th checkpoint that leaves changes behind it became durable (the checkpoint file's sync of
+//! a checkpoint that points before the durable log's end). These are the
 //! instants a durability bug leaves visible: a commit acknowledged before its log record was
 //! synced is lost by a crash right after the acknowledgement; a page written (and synced)
 //! before the log records of its changes (the write-ahead rule broken) is found by a crash
 //! right after the write or the sync; a tree operation whose first page changes an eviction
 //! in its middle flushed to the log, and whose last never reached it, is torn by a crash
-//! right after that eviction's write-back; and a log write the crash catches unsynced is what
-//! the crash may garble, which only the log's checksums tell from a record. A correct engine recovers exactly the committed data from
-//! both.
+//! right after that eviction's write-back; a log write the crash catches unsynced is what
+//! the crash may garble, which only the log's checksums tell from a record; and a checkpoint
+//! that points past a change still only in the cache (or a redo that starts past where it
+//! points) loses that change to a crash that comes before the page is written back or changed
+//! again, which is soonest right after the checkpoint. A correct engine recovers exactly the
+//! committed data from all of them.
 //!
 //! The cut is the disk's own ([`MemIo::cut_power_after_ops`]): every later operation fails,
 //! and the run ends in the crash and recovery every fault run ends in.
@@ -33,6 +38,11 @@ pub struct CutPlan {
     /// after the log was flushed for it (an eviction in the middle of a call, a checkpoint or
     /// stop flush) makes.
     pub after_write_back: Option<u64>,
+    /// Right after this checkpoint became durable (0-based, counted from the end of setup),
+    /// counting only checkpoints that point before the durable log's end: those that leave
+    /// changes for recovery to redo, which a checkpoint made with nothing dirty (a stop's,
+    /// term's) does not.
+    pub after_checkpoint: Option<u64>,
 }
 
 /// The files whose operations a [`CutPlan`] counts.
@@ -57,6 +67,7 @@ struct Counts {
     database_ops: u64,
     log_writes: u64,
     write_backs: u64,
+    checkpoints: u64,
     /// The log was synced (or truncated) since the database file's last write.
     log_synced: bool,
 }
@@ -124,6 +135,20 @@ impl PowerCutter {
         }
     }
 
+    /// A checkpoint became durable (the checkpoint file's sync); `leaves_changes_behind`:
+    /// it points before the durable log's end, as the tap's checkpoint audit read it.
+    pub fn checkpoint_durable(&self, leaves_changes_behind: bool) {
+        let mut state = self.lock();
+        if !state.armed || !leaves_changes_behind {
+            return;
+        }
+        let n = state.checkpoints;
+        state.checkpoints += 1;
+        if state.plan.after_checkpoint == Some(n) {
+            self.cut();
+        }
+    }
+
     /// The next mutating disk operation, and every one after it, fails.
     fn cut(&self) {
         self.disk
@@ -175,6 +200,25 @@ mod tests {
         // Write-back 1, the planned one.
         cutter.file_changed(log, false);
         cutter.file_changed(database, true);
+        assert!(power_is_cut(&disk));
+    }
+
+    #[test]
+    fn only_a_checkpoint_that_leaves_changes_behind_counts() {
+        // Goal: a checkpoint with nothing behind it (a stop's, term's) does not count, one
+        // that leaves changes behind does, and the cut comes right after the planned one.
+        let disk = Arc::new(MemIo::new());
+        let cutter = PowerCutter::new(Arc::clone(&disk));
+        cutter.checkpoint_durable(true);
+        cutter.arm(CutPlan {
+            after_checkpoint: Some(1),
+            ..CutPlan::default()
+        });
+        cutter.checkpoint_durable(true);
+        cutter.checkpoint_durable(false);
+        cutter.file_changed(CutFile::Log, false);
+        assert!(!power_is_cut(&disk));
+        cutter.checkpoint_durable(true);
         assert!(power_is_cut(&disk));
     }
 
