@@ -381,6 +381,14 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
         Scheduling::Mix,
         600,
     ),
+    // The harness's checkpoint audit: a checkpoint taken from the newest dirty page passes
+    // a change the durable database file lacks.
+    (
+        Rule::Durability,
+        Mutant::CheckpointFromNewestDirtyPage,
+        Scheduling::Mix,
+        400,
+    ),
     // The harness's meter on the version store's memory, read when the first full stop
     // returns: with no transaction open, the stop's cleanup leaves no version.
     (
@@ -447,6 +455,49 @@ fn every_checker_catches_its_planted_bug() {
             replay_lines(detection.seed, scheduling, None, FaultMode::Off)
         );
     }
+}
+
+#[test]
+fn the_checkpoint_audit_finds_a_checkpoint_past_a_change_the_disk_lacks() {
+    if replaying_one_seed("the_checkpoint_audit_finds_a_checkpoint_past_a_change_the_disk_lacks") {
+        return;
+    }
+    // Goal: the harness's own audit of the durable files (not a crash's recovery, not the
+    // engine's buffers) reports the planted checkpoint bug and names the page it passed;
+    // the real engine's run of the same seed audits its checkpoints and finds nothing.
+    let mutations = Mutations::NONE.with(Mutant::CheckpointFromNewestDirtyPage);
+    let detection =
+        first_detection(mutations, Scheduling::Mix, 0, 400).expect("caught within 400 seeds");
+    let caught = run_seed(detection.seed, Scheduling::Mix, mutations);
+    assert!(
+        caught
+            .verdict
+            .violations
+            .iter()
+            .any(|v| v.rule == Rule::Durability
+                && v.message.contains("which is not in the database file")),
+        "seed {} was not caught by the audit: {:?}\n{}",
+        detection.seed,
+        caught.verdict.violations,
+        replay_lines(
+            detection.seed,
+            Scheduling::Mix,
+            Some("CheckpointFromNewestDirtyPage"),
+            FaultMode::Off
+        )
+    );
+    let clean = run_seed(detection.seed, Scheduling::Mix, Mutations::NONE);
+    let audited = &clean
+        .history
+        .as_ref()
+        .expect("a completed run")
+        .checkpoint_audit;
+    assert!(
+        audited.checkpoints > 0 && audited.page_changes > 0,
+        "{audited:?}"
+    );
+    assert!(audited.breaches.is_empty(), "{audited:?}");
+    assert!(clean.passed(), "{:?}", clean.verdict.violations);
 }
 
 #[test]
