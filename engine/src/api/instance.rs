@@ -159,6 +159,11 @@ impl<R: Runtime> Jet<R> {
                             .mutations
                             .is_active(Mutant::ChainWalkRepeatsKey),
                     );
+                    state.version_store.set_nested_commit_moves_newest_only(
+                        core.options
+                            .mutations
+                            .is_active(Mutant::NestedCommitMovesNewestVersionOnly),
+                    );
                     debug_assert!(state.logged_commits.is_empty(), "term emptied it");
                     Ok(())
                 }

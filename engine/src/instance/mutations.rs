@@ -85,6 +85,11 @@ pub enum Mutant {
     /// the oldest: it points past changes still only in the cache and the log, so a crash
     /// before those pages are written back loses them (redo starts too late).
     CheckpointFromNewestDirtyPage,
+    /// A nested `commit_transaction` moves only each record's newest version down to the
+    /// enclosing level: a level that wrote one record twice leaves the older version behind
+    /// at a level that no longer exists, so the enclosing level's rollback finds it out of
+    /// order (the version store's assertion) and cannot undo it.
+    NestedCommitMovesNewestVersionOnly,
 }
 
 impl Mutant {
@@ -113,6 +118,7 @@ impl Mutant {
         Mutant::ChainWalkRepeatsKey,
         Mutant::TransactionLimitOffByOne,
         Mutant::CheckpointFromNewestDirtyPage,
+        Mutant::NestedCommitMovesNewestVersionOnly,
     ];
 
     const fn bit(self) -> u32 {

@@ -95,6 +95,9 @@ pub struct VersionStore {
     versions_cleaned: u64,
     /// Planted bug `ChainWalkRepeatsKey`: the walk after a key includes the key.
     chain_walk_repeats_key: bool,
+    /// Planted bug `NestedCommitMovesNewestVersionOnly`: a nested commit moves only each
+    /// record's newest version down a level.
+    nested_commit_moves_newest_only: bool,
     /// Versions left by the last cleanup: the store asks for the next one once it has grown
     /// by [`CLEANUP_BATCH_VERSIONS`] since.
     versions_after_cleanup: u64,
@@ -130,6 +133,7 @@ impl VersionStore {
             cleanup_runs: 0,
             versions_cleaned: 0,
             chain_walk_repeats_key: false,
+            nested_commit_moves_newest_only: false,
             versions_after_cleanup: 0,
         }
     }
@@ -154,6 +158,11 @@ impl VersionStore {
     /// Plants `ChainWalkRepeatsKey` (see [`crate::Mutant`]).
     pub fn set_chain_walk_repeats_key(&mut self, planted: bool) {
         self.chain_walk_repeats_key = planted;
+    }
+
+    /// Plants `NestedCommitMovesNewestVersionOnly` (see [`crate::Mutant`]).
+    pub fn set_nested_commit_moves_newest_only(&mut self, planted: bool) {
+        self.nested_commit_moves_newest_only = planted;
     }
 
     /// Whether the background should clean up now: the store is half full, or has grown by a
@@ -424,7 +433,10 @@ impl VersionStore {
                 version.txn, txn,
                 "rollback found another transaction's version on top"
             );
-            assert_eq!(version.level, level);
+            assert_eq!(
+                version.level, level,
+                "rollback found a version of another level on top"
+            );
             if chain.is_empty() {
                 self.chains.remove(&record);
             }
@@ -455,7 +467,13 @@ impl VersionStore {
             for (record, write_level) in active.writes.iter_mut().filter(|(_, l)| *l == level) {
                 *write_level = level - 1;
                 let chain = self.chains.get_mut(record).expect("write without a chain");
-                for version in chain
+                // A level that wrote a record twice holds two versions of it: both move.
+                let moved = if self.nested_commit_moves_newest_only {
+                    chain.len() - 1..chain.len()
+                } else {
+                    0..chain.len()
+                };
+                for version in chain[moved]
                     .iter_mut()
                     .filter(|v| v.txn == txn && v.level == level)
                 {

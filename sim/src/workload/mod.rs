@@ -499,8 +499,9 @@ pub struct Reach {
     pub long_transactions: bool,
     /// The nested-transaction piece nests up to eight levels below its outer one, past ESE's
     /// seven (`JET_errTransTooDeep` from the eighth `BeginTransaction`; the ends then outnumber
-    /// the levels and close the outer one early). Drawn from a stream of its own and left out
-    /// of the JSON when off, so other seeds keep their meaning.
+    /// the levels and close the outer one early), and its innermost level writes its record
+    /// twice (two versions of one record at one level). Drawn from a stream of its own and
+    /// left out of the JSON when off, so other seeds keep their meaning.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deep_nesting: bool,
 }
@@ -817,9 +818,44 @@ fn nested_transaction(reach: Reach) -> BoxedStrategy<Vec<Call>> {
     (
         nested_once(reach),
         prop::sample::select(NESTED_LEVELS_DEEP.as_slice()),
+        reach.values(),
     )
-        .prop_map(|(calls, nested_levels)| deepen(calls, nested_levels))
+        .prop_map(|(calls, nested_levels, value)| {
+            rewrite_innermost(deepen(calls, nested_levels), value)
+        })
         .boxed()
+}
+
+/// The innermost level writes its record a second time (a seek to its key and a replace),
+/// so it holds two versions of one record at one level: its commit must carry both down to
+/// the enclosing level, and a rollback there must undo both.
+fn rewrite_innermost(mut calls: Vec<Call>, value: u8) -> Vec<Call> {
+    let end = calls
+        .iter()
+        .position(|call| matches!(call, Call::CommitTransaction { .. } | Call::Rollback { .. }))
+        .expect("the piece ends its nested level");
+    let key = calls[..end]
+        .iter()
+        .rev()
+        .find_map(|call| match call {
+            Call::Insert { key, .. } | Call::Seek { key, .. } => Some(*key),
+            _ => None,
+        })
+        .expect("the nested level writes");
+    let (ses, table) = (Ref::Var(0), Ref::Var(0));
+    calls.splice(
+        end..end,
+        [
+            Call::Seek {
+                ses,
+                table,
+                key,
+                mode: Seek::GreaterOrEqual,
+            },
+            Call::Replace { ses, table, value },
+        ],
+    );
+    calls
 }
 
 /// How many levels [`Reach::deep_nesting`] nests below the outer one: two, or around ESE's
