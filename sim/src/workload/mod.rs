@@ -830,10 +830,7 @@ fn nested_transaction(reach: Reach) -> BoxedStrategy<Vec<Call>> {
 /// so it holds two versions of one record at one level: its commit must carry both down to
 /// the enclosing level, and a rollback there must undo both.
 fn rewrite_innermost(mut calls: Vec<Call>, value: u8) -> Vec<Call> {
-    let end = calls
-        .iter()
-        .position(|call| matches!(call, Call::CommitTransaction { .. } | Call::Rollback { .. }))
-        .expect("the piece ends its nested level");
+    let end = nested_end(&calls);
     let key = calls[..end]
         .iter()
         .rev()
@@ -842,20 +839,31 @@ fn rewrite_innermost(mut calls: Vec<Call>, value: u8) -> Vec<Call> {
             _ => None,
         })
         .expect("the nested level writes");
-    let (ses, table) = (Ref::Var(0), Ref::Var(0));
-    calls.splice(
-        end..end,
-        [
-            Call::Seek {
-                ses,
-                table,
-                key,
-                mode: Seek::GreaterOrEqual,
-            },
-            Call::Replace { ses, table, value },
-        ],
-    );
+    calls.splice(end..end, seek_and_replace(key, value));
     calls
+}
+
+/// Where the nested piece ends its innermost level: its first commit or rollback.
+fn nested_end(calls: &[Call]) -> usize {
+    calls
+        .iter()
+        .position(|call| matches!(call, Call::CommitTransaction { .. } | Call::Rollback { .. }))
+        .expect("the piece ends its nested level")
+}
+
+/// A write of `key`'s record by the piece's session on its table: a seek to the key, then a
+/// replace of the record it lands on.
+fn seek_and_replace(key: u8, value: u8) -> [Call; 2] {
+    let (ses, table) = (Ref::Var(0), Ref::Var(0));
+    [
+        Call::Seek {
+            ses,
+            table,
+            key,
+            mode: Seek::GreaterOrEqual,
+        },
+        Call::Replace { ses, table, value },
+    ]
 }
 
 /// How many levels [`Reach::deep_nesting`] nests below the outer one: two, or around ESE's
@@ -874,10 +882,7 @@ fn deepen(mut calls: Vec<Call>, nested_levels: usize) -> Vec<Call> {
         .nth(1)
         .map(|(at, _)| at)
         .expect("the piece nests one level");
-    let nested_end = calls
-        .iter()
-        .position(|call| matches!(call, Call::CommitTransaction { .. } | Call::Rollback { .. }))
-        .expect("the piece ends its nested level");
+    let nested_end = nested_end(&calls);
     let (begin, end) = (calls[nested_begin].clone(), calls[nested_end].clone());
     let extra = nested_levels - 1;
     calls.splice(nested_end..nested_end, std::iter::repeat_n(end, extra));
@@ -893,15 +898,7 @@ fn nested_once(reach: Reach) -> impl Strategy<Value = Vec<Call>> {
     let (ses, table) = (Ref::Var(0), Ref::Var(0));
     let write = move |(key, value, replace): (u8, u8, bool)| {
         if replace {
-            vec![
-                Call::Seek {
-                    ses,
-                    table,
-                    key,
-                    mode: Seek::GreaterOrEqual,
-                },
-                Call::Replace { ses, table, value },
-            ]
+            seek_and_replace(key, value).to_vec()
         } else {
             vec![Call::Insert {
                 ses,
