@@ -77,6 +77,9 @@ marks_list! {
     /// A page read made outside the instance latch came back after a write-back of the same
     /// page overtook it (so it may hold an older image, and is discarded).
     DeferredReadOvertaken => "deferred_read_overtaken",
+    /// A record write's staged pages changed before it could install them (another write
+    /// installed over a page it read), so it staged again.
+    StagedWriteRaced => "staged_write_raced",
 }
 
 /// The per-instance counts (empty without the `marks` feature).

@@ -171,6 +171,7 @@ const GROUP_COMMIT_MAX: u64 = 1500;
 const OVERTAKEN_READ_MAX: u64 = 1500;
 const OPERATION_LOGGED_PER_PAGE_MAX: u64 = 600;
 const NESTED_COMMIT_MAX: u64 = 1000;
+const STAGED_WRITE_MAX: u64 = 1000;
 
 /// Every mutant and its checkers. loom executions are exact; sim bounds are generous
 /// multiples of the first detection from start 0 (which `cargo test -p jetsim-models --test
@@ -469,6 +470,27 @@ pub const CATALOGUE: &[Entry] = &[
         // its record twice, 14 after).
         loom: None,
         sim: sim(&[Rule::NoPanic], Scheduling::Mix, NESTED_COMMIT_MAX),
+        crash_tests: None,
+        sweep_test: None,
+        concurrency_test: None,
+    },
+    Entry {
+        mutant: "StagedWriteNotRevalidated",
+        // Two record writes stage from the same leaf (or header) under the shared store
+        // latch and both install: the second overwrites the first's change, a lost insert
+        // the model sees (linearizability), a rollback that cannot find what it undoes
+        // (failure-atomicity) or a recovered disk without a commit (durability). First
+        // detection from start 0 at seed 235 (mix), 189 of 10,000 default seeds.
+        loom: None,
+        sim: sim(
+            &[
+                Rule::Linearizability,
+                Rule::FailureAtomicity,
+                Rule::Durability,
+            ],
+            Scheduling::Mix,
+            STAGED_WRITE_MAX,
+        ),
         crash_tests: None,
         sweep_test: None,
         concurrency_test: None,

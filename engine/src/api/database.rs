@@ -114,7 +114,7 @@ impl<R: Runtime> Jet<R> {
         if state.databases.next_free_slot().is_none() {
             return Err(JetError::TooManyAttachedDatabases);
         }
-        let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+        let storage = state.store_mut().storage.as_mut().ok_or(JetError::NotInitialized)?;
         self.claim_database(core.handle, path)?;
         let file = open(storage, core.env.io.as_ref(), path)
             .inspect_err(|_| self.release_database(core.handle, path))?;
@@ -154,14 +154,14 @@ impl<R: Runtime> Jet<R> {
                 // still touches the database (its rollback needs the pages, and its snapshot
                 // must not see them change under it). The cleanup drops only versions no
                 // transaction can see, so it changes nothing anyone observes.
-                if state.version_store.database_has_versions(file) {
-                    state.version_store.cleanup();
-                    if state.version_store.database_has_versions(file) {
+                if state.store_mut().version_store.database_has_versions(file) {
+                    state.store_mut().version_store.cleanup();
+                    if state.store_mut().version_store.database_has_versions(file) {
                         crate::mark!(core.marks, DetachRefusedVersions);
                         return Err(JetError::DatabaseInUse);
                     }
                 }
-                let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+                let storage = state.store_mut().storage.as_mut().ok_or(JetError::NotInitialized)?;
                 storage.detach_database(file)?;
                 state.databases.remove(slot, generation);
                 self.release_database(core.handle, path);
@@ -253,7 +253,7 @@ impl<R: Runtime> Jet<R> {
             JetCall::CreateTable,
             |core, state, session, orders| {
                 let (slot, file) = table_to_open(state, session, dbid, name)?;
-                let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+                let storage = state.store_mut().storage.as_mut().ok_or(JetError::NotInitialized)?;
                 let root = storage.create_table(file, name)?;
                 orders.wrote = true;
                 open_cursor(core, state, session, slot, name, root, generation)
@@ -271,7 +271,7 @@ impl<R: Runtime> Jet<R> {
         let generation = self.next_generation();
         self.with_session(sesid, JetCall::OpenTable, |core, state, session, _| {
             let (slot, file) = table_to_open(state, session, dbid, name)?;
-            let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+            let storage = state.store_mut().storage.as_mut().ok_or(JetError::NotInitialized)?;
             let root = storage
                 .table_root(file, name)?
                 .ok_or(JetError::ObjectNotFound)?;
@@ -300,7 +300,7 @@ impl<R: Runtime> Jet<R> {
             if !valid_table_name(name) {
                 return Err(JetError::InvalidName);
             }
-            let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+            let storage = state.store_mut().storage.as_mut().ok_or(JetError::NotInitialized)?;
             let root = storage
                 .table_root(file, name)?
                 .ok_or(JetError::ObjectNotFound)?;
@@ -311,13 +311,13 @@ impl<R: Runtime> Jet<R> {
             if open {
                 return Err(JetError::TableInUse);
             }
-            if state.version_store.table_has_versions(file, root) {
-                state.version_store.cleanup();
-                if state.version_store.table_has_versions(file, root) {
+            if state.store_mut().version_store.table_has_versions(file, root) {
+                state.store_mut().version_store.cleanup();
+                if state.store_mut().version_store.table_has_versions(file, root) {
                     return Err(JetError::TableInUse);
                 }
             }
-            let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+            let storage = state.store_mut().storage.as_mut().ok_or(JetError::NotInitialized)?;
             storage.delete_table(file, name)?;
             orders.wrote = true;
             Ok(())

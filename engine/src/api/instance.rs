@@ -148,18 +148,18 @@ impl<R: Runtime> Jet<R> {
                             .is_active(Mutant::OperationLoggedPerPage),
                     );
                     storage.set_marks(core.marks.clone());
-                    state.storage = Some(storage);
-                    state.version_store = VersionStore::in_memory_of(
+                    state.store_mut().storage = Some(storage);
+                    state.store_mut().version_store = VersionStore::in_memory_of(
                         state.params.version_store_max_versions,
                         Arc::clone(&core.env.version_memory),
                         core.handle,
                     );
-                    state.version_store.set_chain_walk_repeats_key(
+                    state.store_mut().version_store.set_chain_walk_repeats_key(
                         core.options
                             .mutations
                             .is_active(Mutant::ChainWalkRepeatsKey),
                     );
-                    state.version_store.set_nested_commit_moves_newest_only(
+                    state.store_mut().version_store.set_nested_commit_moves_newest_only(
                         core.options
                             .mutations
                             .is_active(Mutant::NestedCommitMovesNewestVersionOnly),
@@ -215,8 +215,8 @@ impl<R: Runtime> Jet<R> {
                     // here cannot go stale before the gate closes. ESE's term with
                     // transactions open returns JET_errTooManyActiveUsers and the instance
                     // lives on.
-                    let state = core.state.write();
-                    let failed = Self::check_available(&state).is_err();
+                    let mut state = core.state.write();
+                    let failed = Self::check_available(state.store_mut()).is_err();
                     let open = !failed
                         && state
                             .sessions
@@ -242,7 +242,7 @@ impl<R: Runtime> Jet<R> {
             // Every committer published its commit or removed its entry before it left, and
             // term waited for them all: checked once the gate confirms nothing is in flight.
             leaked_commits = std::mem::take(&mut state.logged_commits);
-            match state.storage.take() {
+            match state.store_mut().storage.take() {
                 // Fail-stop: write nothing more; the next init recovers.
                 Some(storage) if storage.failure().is_some() => {
                     failed = true;
@@ -287,8 +287,8 @@ impl<R: Runtime> Jet<R> {
         parameter: SystemParameter,
     ) -> JetResult<u64> {
         let core = self.core(instance)?;
-        let (_pass, state) = Self::enter_instance_locked(&core, JetCall::GetSystemParameter)?;
-        Self::check_available(&state)?;
+        let (_pass, mut state) = Self::enter_instance_locked(&core, JetCall::GetSystemParameter)?;
+        Self::check_available(state.store_mut())?;
         Ok(state.params.get(parameter))
     }
 
@@ -305,15 +305,15 @@ impl<R: Runtime> Jet<R> {
         let initialized = core.gate.phase() != Phase::Created;
         {
             let mut state = core.state.write();
-            Self::check_available(&state)?;
+            Self::check_available(state.store_mut())?;
             let next = state.params.with(parameter, value, initialized)?;
             if parameter == SystemParameter::CacheSizePages {
-                if let Some(storage) = state.storage.as_mut() {
+                if let Some(storage) = state.store_mut().storage.as_mut() {
                     storage.set_cache_size_pages(usize::try_from(value).unwrap_or(usize::MAX))?;
                 }
             }
             if parameter == SystemParameter::VersionStoreMaxVersions {
-                state.version_store.set_max_versions(value);
+                state.store_mut().version_store.set_max_versions(value);
             }
             state.params = next;
         }
@@ -339,8 +339,9 @@ impl<R: Runtime> Jet<R> {
         instance: InstanceHandle,
     ) -> JetResult<Option<RecoveryReport>> {
         let core = self.core(instance)?;
-        let state = core.state.write();
+        let mut state = core.state.write();
         Ok(state
+            .store_mut()
             .storage
             .as_ref()
             .map(|storage| storage.recovery_report().clone()))
@@ -353,6 +354,7 @@ impl<R: Runtime> Jet<R> {
         let failure = core
             .state
             .write()
+            .store_mut()
             .storage
             .as_ref()
             .and_then(|storage| storage.failure());
@@ -397,9 +399,15 @@ pub(crate) fn stop_worker<R: Runtime>(core: &InstanceCore<R>) {
 pub(crate) fn status_of<R: Runtime>(core: &InstanceCore<R>) -> InstanceStatus {
     let gate = core.gate.status();
     let worker = core.worker.snapshot();
-    let state = core.state.write();
-    let storage = state.storage.as_ref();
-    let vs = state.version_store.stats();
+    let mut state = core.state.write();
+    let (sessions, open_tables, attached_databases) = (
+        state.sessions.len() as u64,
+        state.cursors.len() as u64,
+        state.databases.len() as u64,
+    );
+    let store = state.store_mut();
+    let storage = store.storage.as_ref();
+    let vs = store.version_store.stats();
     InstanceStatus {
         phase: gate.phase,
         gated_calls_in_flight: gate.gated_in_flight,
@@ -411,10 +419,10 @@ pub(crate) fn status_of<R: Runtime>(core: &InstanceCore<R>) -> InstanceStatus {
         version_cleanup: worker.cleanup_status(),
         version_cleanup_runs: worker.cleanup_runs,
         versions: vs.versions,
-        sessions: state.sessions.len() as u64,
+        sessions,
         open_transactions: vs.active_transactions,
-        open_tables: state.cursors.len() as u64,
-        attached_databases: state.databases.len() as u64,
+        open_tables,
+        attached_databases,
         dirty_pages: storage.map_or(0, |s| s.dirty_page_count()),
         checkpoint_depth_bytes: storage.map_or(0, |s| s.checkpoint_depth_bytes()),
         log_tip_lsn: storage.map_or(0, |s| s.tip_lsn()),

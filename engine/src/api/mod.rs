@@ -26,10 +26,11 @@ use crate::env::Environment;
 use crate::error::{JetError, JetResult};
 use crate::instance::gate::GatePass;
 use crate::instance::slots::Slots;
-use crate::instance::{InstanceCore, InstanceState};
+use crate::instance::{InstanceCore, InstanceState, Store};
 use crate::runtime::sync::{LeafRwLock, LockRank, RwLockReadGuard, RwLockWriteGuard};
 use crate::runtime::Runtime;
-use crate::storage::{FlushStart, Lsn, MissPolicy, TreeReads};
+use crate::storage::{FlushStart, FrameKey, Lsn, MissPolicy, TreeReads};
+use crate::transaction::VersionStore;
 use calls::JetCall;
 use handles::{InstanceHandle, SessionHandle};
 use std::collections::BTreeMap;
@@ -73,17 +74,52 @@ impl<R: Runtime, T, F> ExclusiveBody<R, T> for F where
 {
 }
 
-/// A read-only session call's body: it runs under the instance latch held shared, beside
-/// other read-only calls, reads the tree through `TreeReads` and changes nothing but its own
-/// cursors' positions (its session is its own: [`crate::instance::SessionClaims`]). It may
-/// run more than once (pages read outside the latch).
+/// The store as a read sees it: the tree through `tree`, and the version store, both from
+/// one moment (the store latch is held, shared or exclusively, while it reads).
+pub(crate) struct StoreReads<'s> {
+    pub tree: TreeReads<'s>,
+    pub versions: &'s VersionStore,
+}
+
+/// A read-only session call's body: it runs under the instance latch and the store latch
+/// held shared, beside other read-only calls and record writes' walks, reads the store
+/// through [`StoreReads`] and changes nothing but its own cursors' positions (its session is
+/// its own: [`crate::instance::SessionClaims`]). It may run more than once (pages read
+/// outside the latch).
 pub(crate) trait SharedBody<R: Runtime, T>:
-    FnMut(&InstanceState<R>, SessionRef, &mut TreeReads<'_>) -> JetResult<T>
+    FnMut(&InstanceState<R>, SessionRef, &mut StoreReads<'_>) -> JetResult<T>
 {
 }
 
 impl<R: Runtime, T, F> SharedBody<R, T> for F where
-    F: FnMut(&InstanceState<R>, SessionRef, &mut TreeReads<'_>) -> JetResult<T>
+    F: FnMut(&InstanceState<R>, SessionRef, &mut StoreReads<'_>) -> JetResult<T>
+{
+}
+
+/// A record write's first step ([`SessionCall::run_write`]): under the instance latch and
+/// the store latch held shared, it checks what it can and stages its tree change through
+/// the cache alone (see [`crate::storage::StagedPages`]), changing nothing. It may run more
+/// than once.
+pub(crate) trait WritePlan<R: Runtime, P>:
+    FnMut(&InstanceState<R>, SessionRef, &Store) -> Result<P, (JetError, Option<FrameKey>)>
+{
+}
+
+impl<R: Runtime, P, F> WritePlan<R, P> for F where
+    F: FnMut(&InstanceState<R>, SessionRef, &Store) -> Result<P, (JetError, Option<FrameKey>)>
+{
+}
+
+/// A record write's second step: under the store latch held exclusively, it checks again
+/// everything that decides the answer, then installs the plan, or answers `None` when a page
+/// the plan read changed meanwhile (the plan is made again).
+pub(crate) trait WriteInstall<R: Runtime, P, T>:
+    FnMut(&InstanceState<R>, SessionRef, &mut Store, P) -> JetResult<Option<T>>
+{
+}
+
+impl<R: Runtime, P, T, F> WriteInstall<R, P, T> for F where
+    F: FnMut(&InstanceState<R>, SessionRef, &mut Store, P) -> JetResult<Option<T>>
 {
 }
 
@@ -236,8 +272,8 @@ impl<R: Runtime> Jet<R> {
     }
 
     /// `InstanceUnavailable` once an I/O error made the instance fail-stop.
-    pub(crate) fn check_available(state: &InstanceState<R>) -> JetResult<()> {
-        match state.storage.as_ref().and_then(|storage| storage.failure()) {
+    pub(crate) fn check_available(store: &Store) -> JetResult<()> {
+        match store.storage.as_ref().and_then(|storage| storage.failure()) {
             Some(_) => Err(JetError::InstanceUnavailable),
             None => Ok(()),
         }
@@ -354,6 +390,14 @@ impl<'c, R: Runtime> Latch<'c, R> {
             LatchMode::Exclusive => Latch::Exclusive(core.state.write()),
         }
     }
+
+    /// [`Jet::check_available`] (through the store latch under the shared instance latch).
+    fn check_available(&mut self) -> JetResult<()> {
+        match self {
+            Latch::Shared(state) => Jet::<R>::check_available(&state.store.read()),
+            Latch::Exclusive(state) => Jet::<R>::check_available(state.store_mut()),
+        }
+    }
 }
 
 impl<R: Runtime> std::ops::Deref for Latch<'_, R> {
@@ -405,9 +449,9 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
             .is_active(crate::Mutant::SessionClaimBeforeLatch);
         loop {
             let early_claims = claims_first.then(|| core.session_claims.lock_for_mutant());
-            let latch = Latch::take(core, mode);
+            let mut latch = Latch::take(core, mode);
             drop(early_claims);
-            Jet::<R>::check_available(&latch)?;
+            latch.check_available()?;
             Jet::<R>::check_session(&latch, session, call)?;
             if session::session_entry(&latch, session).claim.try_claim() {
                 return Ok(SessionCall {
@@ -464,11 +508,11 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
                 true => MissPolicy::Defer,
                 false => MissPolicy::ReadUnderLock,
             };
-            if let Some(storage) = state.storage.as_mut() {
+            if let Some(storage) = state.store_mut().storage.as_mut() {
                 storage.set_miss_policy(policy);
             }
             let result = body(core, state, session, &mut orders);
-            let deferred = state.storage.as_mut().and_then(|storage| {
+            let deferred = state.store_mut().storage.as_mut().and_then(|storage| {
                 storage.set_miss_policy(MissPolicy::ReadUnderLock);
                 storage.take_deferred_read()
             });
@@ -479,63 +523,140 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
             // The body changed nothing (the miss came before its first logged change): drop
             // its result, read the page with no lock held, run it again.
             let bytes = self.unlocked(|| read.read());
-            let state = self.state();
-            let storage = state
+            let store = self.state().store_mut();
+            let storage = store
                 .storage
                 .as_mut()
                 .expect("a call in flight keeps term from closing the storage");
             storage.finish_deferred_read(&read, bytes)?;
-            Jet::<R>::check_available(state)?;
+            Jet::<R>::check_available(store)?;
             restarts += 1;
         }
     }
 
-    /// Runs a read-only `body` under the instance latch held shared. A page it needs that is
-    /// not cached is read with no latch held (registered, then installed, under the exclusive
-    /// latch, so a write-back that overtakes the read discards it) and `body` runs again; after
-    /// [`CALL_RESTARTS_MAX`] such runs it runs once more under the exclusive latch, reading its
-    /// misses there, so a call whose pages keep being evicted still ends.
+    /// Runs a read-only `body` under the instance latch and the store latch held shared. A
+    /// page it needs that is not cached is read with no latch held (registered, then
+    /// installed, under the exclusive instance latch, so a write-back that overtakes the read
+    /// discards it) and `body` runs again; after [`CALL_RESTARTS_MAX`] such runs it runs once
+    /// more under the exclusive latch, reading its misses there, so a call whose pages keep
+    /// being evicted still ends.
     pub(crate) fn run_shared<T>(&mut self, body: &mut impl SharedBody<R, T>) -> JetResult<T> {
-        let (core, session) = (self.core, self.session);
+        let session = self.session;
         for _ in 0..CALL_RESTARTS_MAX {
             let state: &InstanceState<R> = self.latch.as_ref().expect("the call holds the latch");
-            Jet::<R>::check_available(state)?;
-            let mut tree = TreeReads::cached(state.storage.as_ref());
-            let result = body(state, session, &mut tree);
-            let Some(key) = tree.missed() else {
+            let store = state.store.read();
+            Jet::<R>::check_available(&store)?;
+            let mut reads = StoreReads {
+                tree: TreeReads::cached(store.storage.as_ref()),
+                versions: &store.version_store,
+            };
+            let result = body(state, session, &mut reads);
+            let Some(key) = reads.tree.missed() else {
                 return result;
             };
             // The body changed nothing: drop its result, read the page, run it again.
-            drop(self.latch.take());
-            let read = core
-                .state
-                .write()
-                .storage
-                .as_mut()
-                .expect("a call in flight keeps term from closing the storage")
-                .defer_read(key);
-            if let Some(read) = read {
-                let bytes = read.read();
-                let mut state = core.state.write();
-                state
-                    .storage
-                    .as_mut()
-                    .expect("a call in flight keeps term from closing the storage")
-                    .finish_deferred_read(&read, bytes)?;
-            }
-            self.latch = Some(Latch::take(core, self.mode));
+            drop(store);
+            self.read_missed_page(key)?;
         }
+        self.run_shared_exclusively(body)
+    }
+
+    /// [`SessionCall::run_shared`]'s last try, under the exclusive instance latch: misses are
+    /// read under the latch.
+    fn run_shared_exclusively<T>(&mut self, body: &mut impl SharedBody<R, T>) -> JetResult<T> {
+        let (core, session) = (self.core, self.session);
         drop(self.latch.take());
-        let mut state = core.state.write();
-        Jet::<R>::check_available(&state)?;
-        // The body reads the tree only through `tree`, so the storage can lend itself to it
-        // for this one run.
-        let mut storage = state.storage.take();
-        let result = body(&state, session, &mut TreeReads::Locked(storage.as_mut()));
-        state.storage = storage;
+        let state = core.state.write();
+        // The store latch is free (the instance latch is held exclusively); it is taken
+        // rather than reached through `store_mut` so that the body can see the state too.
+        let mut store = state.store.write();
+        Jet::<R>::check_available(&store)?;
+        let Store {
+            storage,
+            version_store,
+        } = &mut *store;
+        let mut reads = StoreReads {
+            tree: TreeReads::Locked(storage.as_mut()),
+            versions: version_store,
+        };
+        let result = body(&state, session, &mut reads);
+        drop(store);
         drop(state);
         self.latch = Some(Latch::take(core, self.mode));
         result
+    }
+
+    /// Reads a page a walk under the shared latches missed, with no latch held, and installs
+    /// it (registered, then installed, under the exclusive instance latch, so a write-back
+    /// that overtakes the read discards it); returns holding the instance latch as before.
+    fn read_missed_page(&mut self, key: FrameKey) -> JetResult<()> {
+        let core = self.core;
+        drop(self.latch.take());
+        let read = core
+            .state
+            .write()
+            .store_mut()
+            .storage
+            .as_mut()
+            .expect("a call in flight keeps term from closing the storage")
+            .defer_read(key);
+        if let Some(read) = read {
+            let bytes = read.read();
+            let mut state = core.state.write();
+            state
+                .store_mut()
+                .storage
+                .as_mut()
+                .expect("a call in flight keeps term from closing the storage")
+                .finish_deferred_read(&read, bytes)?;
+        }
+        self.latch = Some(Latch::take(core, self.mode));
+        Ok(())
+    }
+
+    /// Runs a record write under the instance latch held shared, so that writes beside each
+    /// other (and beside reads) wait only for one another's installs: `plan` stages the write
+    /// under the store latch held shared, then `install` checks it again and installs it
+    /// under the store latch held exclusively. A page the plan needs that is not cached is
+    /// read with no latch held and the plan is made again; so is a plan whose pages changed
+    /// before it was installed. After [`CALL_RESTARTS_MAX`] plans the write runs as
+    /// `exclusive`, under the exclusive instance latch, so a write that keeps losing races
+    /// still ends.
+    pub(crate) fn run_write<P, T>(
+        &mut self,
+        plan: &mut impl WritePlan<R, P>,
+        install: &mut impl WriteInstall<R, P, T>,
+        exclusive: &mut impl ExclusiveBody<R, T>,
+    ) -> JetResult<T> {
+        debug_assert_eq!(self.mode, LatchMode::Shared);
+        let (core, session) = (self.core, self.session);
+        for _ in 0..CALL_RESTARTS_MAX {
+            let state: &InstanceState<R> = self.latch.as_ref().expect("the call holds the latch");
+            let planned = {
+                let store = state.store.read();
+                Jet::<R>::check_available(&store)?;
+                plan(state, session, &store)
+            };
+            let planned = match planned {
+                Ok(planned) => planned,
+                Err((_, Some(missed))) => {
+                    self.read_missed_page(missed)?;
+                    continue;
+                }
+                Err((error, None)) => return Err(error),
+            };
+            let mut store = state.store.write();
+            Jet::<R>::check_available(&store)?;
+            if let Some(value) = install(state, session, &mut store, planned)? {
+                return Ok(value);
+            }
+            crate::mark!(core.marks, StagedWriteRaced);
+        }
+        drop(self.latch.take());
+        self.mode = LatchMode::Exclusive;
+        self.latch = Some(Latch::take(core, self.mode));
+        self.latch.as_mut().expect("just taken").check_available()?;
+        self.run(exclusive)
     }
 
     /// Waits until the log is durable past `lsn`, holding no lock while the log is written:
@@ -557,6 +678,7 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
         loop {
             let storage = self
                 .state()
+                .store_mut()
                 .storage
                 .as_mut()
                 .ok_or(JetError::NotInitialized)?;
@@ -575,6 +697,7 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
                     let written = self.unlocked(|| flush.write_and_sync());
                     let finished = self
                         .state()
+                        .store_mut()
                         .storage
                         .as_mut()
                         .expect("a call in flight keeps term from closing the storage")
@@ -608,19 +731,36 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
         self.latch = Some(Latch::take(core, self.mode));
     }
 
+    /// A record write succeeded: the background worker may have flushing (and, after a
+    /// delete, defragmentation) to do.
+    pub(crate) fn note_write(&mut self, deleted: bool) {
+        self.orders.wrote = true;
+        self.orders.deleted |= deleted;
+    }
+
     /// The background work the call found, with what the worker needs to decide on it.
     fn finish(&mut self) -> WakeOrders {
         let mut orders = self.orders;
         if orders.wrote {
-            let state = self.state();
-            orders.checkpoint_depth_bytes = state
-                .storage
-                .as_ref()
-                .map_or(0, |storage| storage.checkpoint_depth_bytes());
-            orders.checkpoint_depth_max_bytes = state.params.checkpoint_depth_max_bytes;
-            // ESE cleans versions in the background as the store grows; so do we, so a
-            // writer rarely has to clean inline.
-            orders.version_cleanup_due = state.version_store.cleanup_due();
+            let read = |store: &Store| {
+                (
+                    store
+                        .storage
+                        .as_ref()
+                        .map_or(0, |storage| storage.checkpoint_depth_bytes()),
+                    // ESE cleans versions in the background as the store grows; so do we,
+                    // so a writer rarely has to clean inline.
+                    store.version_store.cleanup_due(),
+                )
+            };
+            let latch = self.latch.as_mut().expect("the call holds the latch");
+            let (depth_bytes, cleanup_due) = match latch {
+                Latch::Shared(state) => read(&state.store.read()),
+                Latch::Exclusive(state) => read(state.store_mut()),
+            };
+            orders.checkpoint_depth_bytes = depth_bytes;
+            orders.checkpoint_depth_max_bytes = latch.params.checkpoint_depth_max_bytes;
+            orders.version_cleanup_due = cleanup_due;
         }
         orders
     }

@@ -112,7 +112,7 @@ impl<R: Runtime> Jet<R> {
                 )
             })
             .collect();
-        let reader = state.version_store.reader_outside_transaction();
+        let reader = state.store_mut().version_store.reader_outside_transaction();
         let files: Vec<(crate::storage::FileId, String)> = state
             .databases
             .iter()
@@ -120,8 +120,11 @@ impl<R: Runtime> Jet<R> {
             .collect();
         let mut committed = BTreeMap::new();
         let state = &mut *state;
-        let version_store = &state.version_store;
-        if let Some(storage) = state.storage.as_mut() {
+        let crate::instance::Store {
+            storage,
+            version_store,
+        } = state.store_mut();
+        if let Some(storage) = storage.as_mut() {
             for (file, path) in files {
                 let mut tables = BTreeMap::new();
                 for name in storage.table_names(file)? {

@@ -14,9 +14,12 @@ use super::session::session_entry;
 use super::{Jet, LatchMode, SessionRef};
 use crate::error::{JetError, JetResult};
 use crate::instance::gate::Phase;
-use crate::instance::{InstanceState, Position};
+use crate::instance::{InstanceState, OpenTransaction, Position, Store};
 use crate::runtime::Runtime;
-use crate::storage::{FileId, LogRecord, PageNumber, TreeReads, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use crate::storage::{
+    FileId, FrameKey, LogRecord, PageNumber, StagedPages, TreeReads, MAX_KEY_BYTES,
+    MAX_VALUE_BYTES,
+};
 use crate::transaction::{Reader, RecordId, VersionStore};
 
 /// Where `seek` lands, after ESE's `JET_bitSeekEQ`, `SeekGE` and `SeekLE`.
@@ -142,16 +145,16 @@ fn locked_get<R: Runtime>(
     table: &TableView,
     key: &[u8],
 ) -> JetResult<Option<Vec<u8>>> {
-    let InstanceState {
+    let Store {
         storage,
         version_store,
-        ..
-    } = state;
+    } = state.store_mut();
     table.get(&mut TreeReads::Locked(storage.as_mut()), version_store, key)
 }
 
 fn view<R: Runtime>(
     state: &InstanceState<R>,
+    versions: &VersionStore,
     session: SessionRef,
     slot: u16,
     generation: u32,
@@ -167,8 +170,8 @@ fn view<R: Runtime>(
         .map(|(_, _, db)| db.file)
         .ok_or(JetError::InvalidTableId)?;
     let reader = match session_entry(state, session).transaction {
-        Some(open) => state.version_store.reader_for(open.txn)?,
-        None => state.version_store.reader_outside_transaction(),
+        Some(open) => versions.reader_for(open.txn)?,
+        None => versions.reader_outside_transaction(),
     };
     Ok(TableView {
         file: database,
@@ -217,13 +220,13 @@ impl<R: Runtime> Jet<R> {
         key: &[u8],
         mode: SeekMode,
     ) -> JetResult<()> {
-        self.with_session_read(sesid, JetCall::Seek, |state, session, tree| {
+        self.with_session_read(sesid, JetCall::Seek, |state, session, reads| {
+            let (tree, versions) = (&mut reads.tree, reads.versions);
             let (slot, generation) = owned_cursor(state, session, tableid)?;
             if key.len() > MAX_KEY_BYTES {
                 return Err(JetError::RecordTooBig);
             }
-            let table = view(state, session, slot, generation)?;
-            let versions = &state.version_store;
+            let table = view(state, versions, session, slot, generation)?;
             let found = match table.get(tree, versions, key)? {
                 Some(_) => Some(key.to_vec()),
                 None => match mode {
@@ -249,10 +252,10 @@ impl<R: Runtime> Jet<R> {
         tableid: TableHandle,
         to: MoveTo,
     ) -> JetResult<()> {
-        self.with_session_read(sesid, JetCall::Move, |state, session, tree| {
+        self.with_session_read(sesid, JetCall::Move, |state, session, reads| {
+            let (tree, versions) = (&mut reads.tree, reads.versions);
             let (slot, generation) = owned_cursor(state, session, tableid)?;
-            let table = view(state, session, slot, generation)?;
-            let versions = &state.version_store;
+            let table = view(state, versions, session, slot, generation)?;
             let position = state
                 .cursors
                 .get(slot, generation)
@@ -286,12 +289,13 @@ impl<R: Runtime> Jet<R> {
         sesid: SessionHandle,
         tableid: TableHandle,
     ) -> JetResult<(Vec<u8>, Vec<u8>)> {
-        self.with_session_read(sesid, JetCall::Retrieve, |state, session, tree| {
+        self.with_session_read(sesid, JetCall::Retrieve, |state, session, reads| {
+            let (tree, versions) = (&mut reads.tree, reads.versions);
             let (slot, generation) = owned_cursor(state, session, tableid)?;
             let key = current_key(state, slot, generation)?;
-            let table = view(state, session, slot, generation)?;
+            let table = view(state, versions, session, slot, generation)?;
             let value = table
-                .get(tree, &state.version_store, &key)?
+                .get(tree, versions, &key)?
                 .ok_or(JetError::RecordDeleted)?;
             Ok((key, value))
         })
@@ -305,19 +309,13 @@ impl<R: Runtime> Jet<R> {
         key: &[u8],
         value: &[u8],
     ) -> JetResult<()> {
-        self.with_session(sesid, JetCall::Insert, |_, state, session, orders| {
-            let (slot, generation) = owned_cursor(state, session, tableid)?;
-            check_sizes(key, value)?;
-            let table = view(state, session, slot, generation)?;
-            write_checks(state, session, &table, key)?;
-            if locked_get(state, &table, key)?.is_some() {
-                return Err(JetError::KeyDuplicate);
-            }
-            write(state, session, &table, key, Some(value))?;
-            set_position(state, slot, generation, Position::On(key.to_vec()));
-            orders.wrote = true;
-            Ok(())
-        })
+        let asked = RecordWrite {
+            tableid,
+            kind: WriteKind::Insert,
+            key: Some(key),
+            value: Some(value),
+        };
+        self.write_record(sesid, JetCall::Insert, asked)
     }
 
     /// `JetUpdate` after `JET_prepReplace`: a new value for the record under the cursor.
@@ -327,30 +325,65 @@ impl<R: Runtime> Jet<R> {
         tableid: TableHandle,
         value: &[u8],
     ) -> JetResult<()> {
-        self.with_session(sesid, JetCall::Replace, |_, state, session, orders| {
-            let (slot, generation) = owned_cursor(state, session, tableid)?;
-            let key = current_key(state, slot, generation)?;
-            check_sizes(&key, value)?;
-            let table = view(state, session, slot, generation)?;
-            write_checks(state, session, &table, &key)?;
-            locked_get(state, &table, &key)?.ok_or(JetError::RecordDeleted)?;
-            write(state, session, &table, &key, Some(value))?;
-            orders.wrote = true;
-            Ok(())
-        })
+        let asked = RecordWrite {
+            tableid,
+            kind: WriteKind::Replace,
+            key: None,
+            value: Some(value),
+        };
+        self.write_record(sesid, JetCall::Replace, asked)
     }
 
     /// `JetDelete` of the record under the cursor; the cursor stays on the deleted key.
     pub fn delete(&self, sesid: SessionHandle, tableid: TableHandle) -> JetResult<()> {
-        self.with_session(sesid, JetCall::Delete, |_, state, session, orders| {
-            let (slot, generation) = owned_cursor(state, session, tableid)?;
-            let key = current_key(state, slot, generation)?;
-            let table = view(state, session, slot, generation)?;
-            write_checks(state, session, &table, &key)?;
-            locked_get(state, &table, &key)?.ok_or(JetError::RecordDeleted)?;
-            write(state, session, &table, &key, None)?;
-            orders.wrote = true;
-            orders.deleted = true;
+        let asked = RecordWrite {
+            tableid,
+            kind: WriteKind::Delete,
+            key: None,
+            value: None,
+        };
+        self.write_record(sesid, JetCall::Delete, asked)
+    }
+
+    /// A record write, under the instance latch held shared (see
+    /// [`super::SessionCall::run_write`]): planned and staged beside other calls, then
+    /// checked again and installed under the store latch held exclusively. The checks run in
+    /// one order on both paths and on the exclusive one it falls back to: the cursor, the key
+    /// and sizes, the table, the transaction, write conflicts, room in the version store,
+    /// then whether the record exists.
+    fn write_record(
+        &self,
+        sesid: SessionHandle,
+        call: JetCall,
+        asked: RecordWrite<'_>,
+    ) -> JetResult<()> {
+        self.with_session_call(sesid, call, LatchMode::Shared, |scope| {
+            let revalidates = !scope
+                .core()
+                .options
+                .mutations
+                .is_active(crate::Mutant::StagedWriteNotRevalidated);
+            let mut plan = |state: &InstanceState<R>, session, store: &Store| {
+                plan_write(state, session, store, &asked)
+            };
+            let mut install = |state: &InstanceState<R>, _, store: &mut Store, planned| {
+                install_write(state, store, &asked, planned, revalidates)
+            };
+            let mut exclusive = |_: &_, state: &mut InstanceState<R>, session, _: &mut _| {
+                // The rare path: the store latch is taken (it is free) to read the version
+                // store beside the state.
+                let target = write_target(state, &state.store.read().version_store, session, &asked)?;
+                write_checks(state.store_mut(), &target)?;
+                let visible = locked_get(state, &target.table, &target.key)?;
+                if let Some(refused) = asked.kind.refusal(&visible) {
+                    return Err(refused);
+                }
+                write(state, &target, asked.value)?;
+                target.move_cursor(state, &asked);
+                Ok(())
+            };
+            scope.run_write(&mut plan, &mut install, &mut exclusive)?;
+            scope.note_write(asked.kind == WriteKind::Delete);
             Ok(())
         })
     }
@@ -381,11 +414,11 @@ impl<R: Runtime> Jet<R> {
                     // One step: up to RECORD_COUNT_STEP_RECORDS records past `at`. It changes
                     // nothing but its own result, so it can run again after a page read.
                     let (step_count, step_at, done) =
-                        call.run_shared(&mut |state, session, tree| {
+                        call.run_shared(&mut |state, session, reads| {
+            let (tree, versions) = (&mut reads.tree, reads.versions);
                             let (slot, generation) = owned_cursor(state, session, tableid)?;
-                            let table = view(state, session, slot, generation)?;
-                            let versions = &state.version_store;
-                            let (mut step_count, mut step_at) = (count, at.clone());
+                            let table = view(state, versions, session, slot, generation)?;
+                                            let (mut step_count, mut step_at) = (count, at.clone());
                             for _ in 0..RECORD_COUNT_STEP_RECORDS {
                                 if step_count >= limit {
                                     return Ok((step_count, step_at, true));
@@ -427,34 +460,191 @@ fn check_sizes(key: &[u8], value: &[u8]) -> JetResult<()> {
     Ok(())
 }
 
-/// Everything that can refuse a write, checked before anything changes.
-fn write_checks<R: Runtime>(
-    state: &mut InstanceState<R>,
+/// What a record write changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteKind {
+    Insert,
+    Replace,
+    Delete,
+}
+
+impl WriteKind {
+    /// The answer when the record's visible value says no: an insert needs the key free, a
+    /// replace or delete needs a record under the cursor.
+    fn refusal(self, visible: &Option<Vec<u8>>) -> Option<JetError> {
+        match (self, visible) {
+            (WriteKind::Insert, Some(_)) => Some(JetError::KeyDuplicate),
+            (WriteKind::Replace | WriteKind::Delete, None) => Some(JetError::RecordDeleted),
+            _ => None,
+        }
+    }
+}
+
+/// A record write as asked: an insert names its key, a replace or delete takes the cursor's.
+struct RecordWrite<'a> {
+    tableid: TableHandle,
+    kind: WriteKind,
+    key: Option<&'a [u8]>,
+    /// `None`: delete.
+    value: Option<&'a [u8]>,
+}
+
+/// The record a write names, and the transaction that writes it.
+struct WriteTarget {
+    cursor: (u16, u32),
+    table: TableView,
+    key: Vec<u8>,
+    open: OpenTransaction,
+}
+
+impl WriteTarget {
+    /// After a successful insert the cursor stands on the new record.
+    fn move_cursor<R: Runtime>(&self, state: &InstanceState<R>, asked: &RecordWrite<'_>) {
+        if asked.kind == WriteKind::Insert {
+            let (slot, generation) = self.cursor;
+            set_position(state, slot, generation, Position::On(self.key.clone()));
+        }
+    }
+}
+
+/// The checks that read only the session's own things (its cursor, its transaction) and
+/// the attached databases, none of which another call changes while this one holds its
+/// session and the instance latch.
+fn write_target<R: Runtime>(
+    state: &InstanceState<R>,
+    versions: &VersionStore,
     session: SessionRef,
-    table: &TableView,
-    key: &[u8],
-) -> JetResult<()> {
+    asked: &RecordWrite<'_>,
+) -> JetResult<WriteTarget> {
+    let (slot, generation) = owned_cursor(state, session, asked.tableid)?;
+    let key = match asked.key {
+        Some(key) => key.to_vec(),
+        None => current_key(state, slot, generation)?,
+    };
+    if let Some(value) = asked.value {
+        check_sizes(&key, value)?;
+    }
+    let table = view(state, versions, session, slot, generation)?;
     let open = session_entry(state, session)
         .transaction
         .ok_or(JetError::NotInTransaction)?;
-    state
-        .version_store
-        .check_write(open.txn, &table.record(key))?;
-    state.version_store.reserve()
+    Ok(WriteTarget {
+        cursor: (slot, generation),
+        table,
+        key,
+        open,
+    })
 }
 
-/// Applies a checked write: logical undo record, then the B+tree, then the version.
+/// Everything in the version store that can refuse a write, checked before anything
+/// changes.
+fn write_checks(store: &mut Store, target: &WriteTarget) -> JetResult<()> {
+    store
+        .version_store
+        .check_write(target.open.txn, &target.table.record(&target.key))?;
+    store.version_store.reserve()
+}
+
+/// A record write planned under the shared latches.
+struct PlannedWrite {
+    target: WriteTarget,
+    /// The value the tree held and the staged change; `None` if the record's visible value
+    /// refused the write when planned.
+    change: Option<(Option<Vec<u8>>, StagedPages)>,
+}
+
+/// [`super::WritePlan`] of a record write: every check it can make without the version
+/// store's write checks, then the tree change staged through the cache.
+fn plan_write<R: Runtime>(
+    state: &InstanceState<R>,
+    session: SessionRef,
+    store: &Store,
+    asked: &RecordWrite<'_>,
+) -> Result<PlannedWrite, (JetError, Option<FrameKey>)> {
+    let versions = &store.version_store;
+    let target = write_target(state, versions, session, asked).map_err(|e| (e, None))?;
+    let mut tree = TreeReads::cached(store.storage.as_ref());
+    let visible = target
+        .table
+        .get(&mut tree, versions, &target.key)
+        .map_err(|e| (e, tree.missed()))?;
+    if asked.kind.refusal(&visible).is_some() {
+        return Ok(PlannedWrite {
+            target,
+            change: None,
+        });
+    }
+    let storage = store
+        .storage
+        .as_ref()
+        .ok_or((JetError::NotInitialized, None))?;
+    let mut missed = None;
+    let (file, root) = (target.table.file, target.table.root);
+    let change = storage
+        .stage_write(file, root, &target.key, asked.value, &mut missed)
+        .map_err(|e| (e, missed))?;
+    Ok(PlannedWrite {
+        target,
+        change: Some(change),
+    })
+}
+
+/// [`super::WriteInstall`] of a record write: the version store's checks, the record's
+/// visible value again (it decides the answer), then the plan if nothing it read changed:
+/// the logical undo record, the staged pages, the version. `revalidates` is `false` only
+/// for the planted bug `StagedWriteNotRevalidated`.
+fn install_write<R: Runtime>(
+    state: &InstanceState<R>,
+    store: &mut Store,
+    asked: &RecordWrite<'_>,
+    planned: PlannedWrite,
+    revalidates: bool,
+) -> JetResult<Option<()>> {
+    let PlannedWrite { target, change } = planned;
+    write_checks(store, &target)?;
+    let mut tree = TreeReads::cached(store.storage.as_ref());
+    let visible = match target.table.get(&mut tree, &store.version_store, &target.key) {
+        // A page the plan read was evicted since: plan again.
+        Err(_) if tree.missed().is_some() => return Ok(None),
+        visible => visible?,
+    };
+    let (before, staged) = match (asked.kind.refusal(&visible), change) {
+        (Some(refused), None) => return Err(refused),
+        (None, Some(change)) => change,
+        // The record changed since the plan looked at it.
+        (Some(_), Some(_)) | (None, None) => return Ok(None),
+    };
+    let storage = store.storage.as_mut().ok_or(JetError::NotInitialized)?;
+    if revalidates && !storage.staged_is_current(&staged) {
+        return Ok(None);
+    }
+    let (file, table_root) = (target.table.file, target.table.root);
+    storage.append_log(LogRecord::Undo {
+        txn: target.open.txn,
+        file,
+        table_root,
+        key: target.key.clone(),
+        before: before.clone(),
+    })?;
+    storage.install_staged(staged)?;
+    let record = target.table.record(&target.key);
+    store
+        .version_store
+        .record_write(target.open.txn, target.open.level, record, before);
+    target.move_cursor(state, asked);
+    Ok(Some(()))
+}
+
+/// Applies a checked write under the exclusive instance latch: logical undo record, then the
+/// B+tree, then the version.
 fn write<R: Runtime>(
     state: &mut InstanceState<R>,
-    session: SessionRef,
-    table: &TableView,
-    key: &[u8],
+    target: &WriteTarget,
     value: Option<&[u8]>,
 ) -> JetResult<()> {
-    let open = session_entry(state, session)
-        .transaction
-        .expect("write_checks ran");
-    let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+    let (open, table, key) = (target.open, &target.table, target.key.as_slice());
+    let store = state.store_mut();
+    let storage = store.storage.as_mut().ok_or(JetError::NotInitialized)?;
     let before = storage.get(table.file, table.root, key)?;
     storage.append_log(LogRecord::Undo {
         txn: open.txn,
@@ -467,7 +657,7 @@ fn write<R: Runtime>(
         Some(value) => storage.put(table.file, table.root, key, value)?,
         None => storage.remove(table.file, table.root, key)?,
     };
-    state
+    store
         .version_store
         .record_write(open.txn, open.level, table.record(key), before);
     Ok(())

@@ -30,7 +30,7 @@ impl<R: Runtime> Jet<R> {
         let parts = instance.parts().expect("resolved above");
         let generation = self.next_generation();
         let (_pass, mut state) = Self::enter_instance_locked(&core, JetCall::BeginSession)?;
-        Self::check_available(&state)?;
+        Self::check_available(state.store_mut())?;
         let slot = state
             .sessions
             .insert(
@@ -147,7 +147,7 @@ impl<R: Runtime> Jet<R> {
                 };
                 let next = match current {
                     None => OpenTransaction {
-                        txn: state.version_store.begin(),
+                        txn: state.store_mut().version_store.begin(),
                         level: 1,
                     },
                     Some(open) if open.level >= level_max => return Err(JetError::TransTooDeep),
@@ -182,12 +182,16 @@ impl<R: Runtime> Jet<R> {
                     if open.level > 1 {
                         return Ok(None);
                     }
-                    let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+                    let crate::instance::Store {
+                        storage,
+                        version_store,
+                    } = state.store_mut();
+                    let storage = storage.as_mut().ok_or(JetError::NotInitialized)?;
                     // Log first: if the log cannot be made durable, the transaction stays open and
                     // nothing changed.
                     let lsn = storage.append_log(LogRecord::Commit {
                         txn: open.txn,
-                        commit_ts: state.version_store.next_commit_ts(),
+                        commit_ts: version_store.next_commit_ts(),
                     })?;
                     let record_end_lsn = storage.tip_lsn();
                     let previous = state.logged_commits.insert(open.txn, record_end_lsn);
@@ -223,7 +227,7 @@ impl<R: Runtime> Jet<R> {
                     let open = session_entry(state, session)
                         .transaction
                         .expect("the session is held: nothing ended its transaction");
-                    state.version_store.commit_level(open.txn, open.level)?;
+                    state.store_mut().version_store.commit_level(open.txn, open.level)?;
                     session_entry_mut(state, session).transaction = Some(OpenTransaction {
                         level: open.level - 1,
                         ..open
@@ -265,7 +269,7 @@ fn publish_commit<R: Runtime>(state: &mut InstanceState<R>, session: SessionRef)
         .transaction
         .expect("a logged commit's session is held by its committer, in its transaction");
     debug_assert_eq!(open.level, 1, "only a level-1 commit is logged");
-    let committed = state.version_store.commit_level(open.txn, 1)?;
+    let committed = state.store_mut().version_store.commit_level(open.txn, 1)?;
     debug_assert!(committed.is_some());
     session_entry_mut(state, session).transaction = None;
     for_each_cursor_of(state, session, |cursor| cursor.opened_at_level = 0);
@@ -287,7 +291,7 @@ fn publish_commit<R: Runtime>(state: &mut InstanceState<R>, session: SessionRef)
 /// log ends. The other paths that end the log wait for the committer instead: a full stop
 /// drains gated calls before its flush, and term drains every call before it shuts the log.
 pub(crate) fn publish_durable_commits<R: Runtime>(state: &mut InstanceState<R>) -> JetResult<()> {
-    let Some(flushed_lsn) = state.storage.as_ref().map(|storage| storage.flushed_lsn()) else {
+    let Some(flushed_lsn) = state.store_mut().storage.as_ref().map(|storage| storage.flushed_lsn()) else {
         return Ok(());
     };
     let mut durable: Vec<(Lsn, TxnId)> = state
@@ -379,9 +383,9 @@ fn rollback_level<R: Runtime>(
     open: OpenTransaction,
     keep_tables: bool,
 ) -> JetResult<()> {
-    let undo = state.version_store.undo_of_level(open.txn, open.level)?;
+    let undo = state.store_mut().version_store.undo_of_level(open.txn, open.level)?;
     let undone_count = u32::try_from(undo.len()).expect("bounded by the version store");
-    let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+    let storage = state.store_mut().storage.as_mut().ok_or(JetError::NotInitialized)?;
     storage.check_log_writable()?;
     for (record, before) in &undo {
         match before {
@@ -394,7 +398,7 @@ fn rollback_level<R: Runtime>(
         level: open.level,
         undone: undone_count,
     })?;
-    let undone = state.version_store.rollback_level(open.txn, open.level)?;
+    let undone = state.store_mut().version_store.rollback_level(open.txn, open.level)?;
     debug_assert_eq!(undone, undo, "the versions rolled back are the ones undone");
     session_entry_mut(state, session).transaction = (open.level > 1).then_some(OpenTransaction {
         level: open.level - 1,

@@ -99,7 +99,7 @@ fn full_stop<R: Runtime>(core: &InstanceCore<R>) -> JetResult<Option<Vec<StopSte
     // A fail-stop instance cannot quiesce: refuse before closing the gate or parking defrag,
     // so the failed stop changes nothing (an I/O error during the flush itself still leaves
     // the gate closed: a stop that got that far is not undone).
-    Jet::<R>::check_available(&core.state.write())?;
+    Jet::<R>::check_available(core.state.write().store_mut())?;
     let calls_drained = match core.gate.begin_stop()? {
         StopEntry::AlreadyStopped => {
             crate::mark!(core.marks, SecondStopNothingToDo);
@@ -137,7 +137,7 @@ fn full_stop<R: Runtime>(core: &InstanceCore<R>) -> JetResult<Option<Vec<StopSte
 
 /// One cleanup pass now, and the background's cleanup signalled.
 fn signal_version_cleanup<R: Runtime>(core: &InstanceCore<R>) -> StopStep {
-    core.state.write().version_store.cleanup();
+    core.state.write().store_mut().version_store.cleanup();
     let mut before = None;
     let mut after = None;
     core.worker.signal(|w| {
@@ -158,7 +158,7 @@ fn quiesce_checkpoint<R: Runtime>(core: &InstanceCore<R>) -> JetResult<StopStep>
     let mut state = core.state.write();
     // The gate guarantees an initialized instance while a correct stop holds it; only a
     // planted bug (a stop that does not close the gate, racing term) can get here without.
-    let storage = state.storage.as_mut().ok_or(JetError::TermInProgress)?;
+    let storage = state.store_mut().storage.as_mut().ok_or(JetError::TermInProgress)?;
     let dirty_pages_before = storage.dirty_page_count();
     let checkpoint_depth_before_bytes = storage.checkpoint_depth_bytes();
     storage.flush_log()?;
@@ -206,7 +206,7 @@ fn partial_stop<R: Runtime>(core: &InstanceCore<R>, grbit: u32) -> JetResult<Vec
     }
     if grbit & stop_grbit::QUIESCE_CACHES != 0 {
         // As the full stop: a flush that cannot work must not leave defrag parked.
-        Jet::<R>::check_available(&core.state.write())?;
+        Jet::<R>::check_available(core.state.write().store_mut())?;
     }
     // Marks read only what the code already has: a mark must add no lock or scheduling point.
     crate::mark!(core.marks, PartialStopAfterFullStop if phase == Phase::Stopped);
@@ -237,15 +237,15 @@ fn stop_and_emit_log<R: Runtime>(core: &InstanceCore<R>) -> JetResult<StopStep> 
     // dirty, so this writes only the checkpoint file).
     let quiesced = core.worker.state.lock().caches_quiesced;
     let mut state = core.state.write();
-    Jet::<R>::check_available(&state)?;
-    let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+    Jet::<R>::check_available(state.store_mut())?;
+    let storage = state.store_mut().storage.as_mut().ok_or(JetError::NotInitialized)?;
     let emitted = storage.stop_and_emit_log();
     // Before the latch goes, even if the flush failed: from here on every logging call is
     // refused, so a commit whose record is durable must take effect now, not when its
     // committer wakes (see `publish_durable_commits`).
     publish_durable_commits(&mut state)?;
     let emitted = emitted?;
-    let storage = state.storage.as_mut().ok_or(JetError::NotInitialized)?;
+    let storage = state.store_mut().storage.as_mut().ok_or(JetError::NotInitialized)?;
     if emitted && quiesced {
         storage.flush_to_depth(0)?;
     }

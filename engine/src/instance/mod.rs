@@ -249,15 +249,29 @@ pub struct AttachedDatabase {
     pub path: String,
 }
 
+/// The storage and the version store: what a record write changes. Behind the store latch
+/// ([`InstanceState::store`]) so that record writes, which hold the instance latch shared,
+/// can change them beside each other and beside readers: a write walks its tree holding the
+/// store latch shared and stages its pages, then installs them, its log records and its
+/// version holding it exclusively for a moment (see `api::SessionCall::run_write`). The two
+/// are behind one latch because a reader must see a record's tree value and its versions
+/// from the same moment.
+pub struct Store {
+    /// `Some` between a successful init and term.
+    pub storage: Option<Storage>,
+    pub version_store: VersionStore,
+}
+
 /// Everything behind the instance lock.
 pub struct InstanceState<R: Runtime> {
     pub params: SystemParameters,
-    /// `Some` between a successful init and term.
-    pub storage: Option<Storage>,
     pub sessions: Slots<Session<R>>,
     pub cursors: Slots<Cursor>,
     pub databases: Slots<AttachedDatabase>,
-    pub version_store: VersionStore,
+    /// The store latch ([`crate::runtime::sync::LockRank::Store`]). A call holding the
+    /// instance latch exclusively reaches it with [`InstanceState::store_mut`], taking no
+    /// lock.
+    pub store: RwLock<R, Store>,
     /// Level-1 commits whose Commit record is appended but whose versions are not yet
     /// published: transaction → the LSN just past its Commit record. The committer inserts
     /// its entry when it appends the record and removes it when it publishes, unless a
@@ -287,6 +301,13 @@ pub struct InstanceCore<R: Runtime> {
     pub marks: crate::marks::Marks,
 }
 
+impl<R: Runtime> InstanceState<R> {
+    /// The store, to a call holding the instance latch exclusively.
+    pub fn store_mut(&mut self) -> &mut Store {
+        self.store.get_mut()
+    }
+}
+
 impl<R: Runtime> InstanceCore<R> {
     pub fn new(
         name: String,
@@ -312,11 +333,16 @@ impl<R: Runtime> InstanceCore<R> {
                 LockRank::Instance,
                 InstanceState {
                     params,
-                    storage: None,
                     sessions: Slots::new(SESSIONS_MAX),
                     cursors: Slots::new(CURSORS_MAX),
                     databases: Slots::new(DATABASES_MAX),
-                    version_store,
+                    store: RwLock::new(
+                        LockRank::Store,
+                        Store {
+                            storage: None,
+                            version_store,
+                        },
+                    ),
                     logged_commits: BTreeMap::new(),
                     last_stop: None,
                     stops_completed: 0,

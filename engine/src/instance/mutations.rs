@@ -90,6 +90,11 @@ pub enum Mutant {
     /// at a level that no longer exists, so the enclosing level's rollback finds it out of
     /// order (the version store's assertion) and cannot undo it.
     NestedCommitMovesNewestVersionOnly,
+    /// A record write installs the pages it staged under the shared store latch without
+    /// checking that the pages it read are unchanged: two writes that staged from the same
+    /// leaf (or allocated from the same header) both install, and the second overwrites the
+    /// first's change (a lost insert, or a page allocated twice).
+    StagedWriteNotRevalidated,
 }
 
 impl Mutant {
@@ -119,6 +124,7 @@ impl Mutant {
         Mutant::TransactionLimitOffByOne,
         Mutant::CheckpointFromNewestDirtyPage,
         Mutant::NestedCommitMovesNewestVersionOnly,
+        Mutant::StagedWriteNotRevalidated,
     ];
 
     const fn bit(self) -> u32 {

@@ -164,7 +164,7 @@ pub fn run_round<R: Runtime>(core: &InstanceCore<R>) -> bool {
     };
     let mut errors = 0u64;
     if orders.cleanup {
-        core.state.write().version_store.cleanup();
+        core.state.write().store_mut().version_store.cleanup();
     }
     if orders.flush {
         errors += flush_checkpoint(core);
@@ -178,9 +178,10 @@ pub fn run_round<R: Runtime>(core: &InstanceCore<R>) -> bool {
     // Defrag dirties pages; if that pushed the checkpoint past its target, flush next round.
     let flush_next = defrag.steps > 0 && {
         let quiesced = core.worker.state.lock().caches_quiesced;
-        let state = core.state.write();
+        let mut state = core.state.write();
         let target = checkpoint_target_bytes(quiesced, &state);
         state
+            .store_mut()
             .storage
             .as_ref()
             .is_some_and(|storage| storage.checkpoint_depth_bytes() > target)
@@ -246,7 +247,7 @@ fn flush_checkpoint<R: Runtime>(core: &InstanceCore<R>) -> u64 {
     let quiesced = core.worker.state.lock().caches_quiesced;
     let mut state = core.state.write();
     let target = checkpoint_target_bytes(quiesced, &state);
-    let Some(storage) = state.storage.as_mut() else {
+    let Some(storage) = state.store_mut().storage.as_mut() else {
         return 0;
     };
     storage.set_activity(Activity::CheckpointFlush);
@@ -288,7 +289,7 @@ fn defrag_pass<R: Runtime>(core: &InstanceCore<R>) -> DefragPass {
                 .filter(|file| targets.contains(file))
                 .collect()
         };
-        let Some(storage) = state.storage.as_mut() else {
+        let Some(storage) = state.store_mut().storage.as_mut() else {
             break;
         };
         // A page move must be logged; after StopAndEmitLog nothing is, for good: the

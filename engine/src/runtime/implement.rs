@@ -48,6 +48,9 @@ macro_rules! implement_runtime {
             ) -> Self::RwLockWriteGuard<'_, T> {
                 lock.write().unwrap_or_else(::std::sync::PoisonError::into_inner)
             }
+            fn rwlock_get_mut<T: Send + Sync + 'static>(lock: &mut Self::RwLock<T>) -> &mut T {
+                lock.get_mut().unwrap_or_else(::std::sync::PoisonError::into_inner)
+            }
             fn condvar_new() -> Self::Condvar {
                 $root::sync::Condvar::new()
             }

@@ -65,6 +65,9 @@ pub trait Runtime: Sized + Send + Sync + 'static {
     fn rwlock_write<T: Send + Sync + 'static>(
         lock: &Self::RwLock<T>,
     ) -> Self::RwLockWriteGuard<'_, T>;
+    /// The value of a lock its caller owns exclusively (`&mut`): no locking, no scheduling
+    /// point.
+    fn rwlock_get_mut<T: Send + Sync + 'static>(lock: &mut Self::RwLock<T>) -> &mut T;
 
     fn condvar_new() -> Self::Condvar;
     fn condvar_wait<'a, T: Send + 'static>(

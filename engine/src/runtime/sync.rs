@@ -20,10 +20,16 @@ pub enum LockRank {
     /// stop's drain and preparation.
     StopSerial = 10,
     /// `InstanceCore::state`, the instance latch (a reader-writer lock): sessions, cursors,
-    /// databases, the version store and the storage. Read-only calls hold it shared, every
-    /// other call exclusively; no call holds it while it waits for a page read or a log sync
-    /// (`api::SessionCall`).
+    /// databases, and the store latch. Read-only calls and record writes hold it shared,
+    /// every other call exclusively; no call holds it while it waits for a page read or a
+    /// log sync (`api::SessionCall`).
     Instance = 20,
+    /// `InstanceState::store`, the store latch (a reader-writer lock): the storage and the
+    /// version store. Taken only under the instance latch held shared, and only for CPU work
+    /// on cached pages (a call under the exclusive instance latch reaches the store without
+    /// it): held shared by a read-only call's tree walks and by a record write's walk, which
+    /// stages its pages; held exclusively while a record write installs what it staged.
+    Store = 21,
     /// `InstanceCore::session_claims`: claims given up while a call waited for one (a claim
     /// itself is an atomic in the session, under the latch). Taken under the instance latch
     /// (either way) or alone; a call waiting for its session waits on it holding nothing
@@ -138,6 +144,11 @@ impl<R: Runtime, T: Send + Sync + 'static> RwLock<R, T> {
             inner: Some(R::rwlock_read(&self.inner)),
             rank: self.rank,
         }
+    }
+    /// The value, to a caller that owns the lock itself exclusively (it holds a lock ranked
+    /// outside this one exclusively, so nobody else can be inside): no lock is taken.
+    pub fn get_mut(&mut self) -> &mut T {
+        R::rwlock_get_mut(&mut self.inner)
     }
     /// Holds the lock exclusively.
     pub fn write(&self) -> RwLockWriteGuard<'_, R, T> {

@@ -217,6 +217,12 @@ impl BufferManager {
 
     /// The page's bytes if it is cached, for a caller holding the instance latch shared (see
     /// the module documentation): no I/O, no install, no eviction.
+    /// The LSN of the last change to a cached page (`None`: not cached). Leaves its stamp
+    /// alone: a write's check that the pages it read are unchanged is not a use.
+    pub fn cached_page_lsn(&self, file: FileId, page: PageNumber) -> Option<Lsn> {
+        self.frames.get(&(file, page)).map(|frame| frame.page_lsn)
+    }
+
     pub fn read_cached(&self, file: FileId, page: PageNumber) -> Option<&[u8]> {
         let frame = self.frames.get(&(file, page))?;
         self.touch(frame);

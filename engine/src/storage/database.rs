@@ -17,14 +17,22 @@
 //! keys out of order (the engine's crash sweep found it once table creation synced the
 //! log). An operation that fails is dropped uncommitted: it leaves nothing in the cache or
 //! the log.
+//!
+//! A record write stages its operation through a pager over cached pages alone, under the
+//! store latch held shared ([`Pager::open_staging`]), beside readers and other writers; the
+//! pager keeps the LSN of every page it read, and the write installs its pages
+//! ([`StagedPages`], [`log_and_install`]) under the store latch held exclusively only if
+//! every one of those pages still has that LSN. So two writes that read the same page (a
+//! leaf, or the header they both allocate from) cannot both install: the second sees the
+//! first's LSN and stages again.
 
 use std::collections::BTreeMap;
 
 use super::btree;
 use super::buffer_manager::{BufferManager, FrameKey, MissPolicy};
 use super::log::{Log, LogRecord};
-use super::page::{decode_page, encode_page, DbHeader, Node, PageContent};
-use super::{FileId, PageNumber};
+use super::page::{decode_page, encode_page, page_lsn_of, DbHeader, Node, PageContent};
+use super::{FileId, Lsn, PageNumber};
 use crate::error::{JetError, JetResult};
 
 /// The header page.
@@ -86,8 +94,93 @@ pub struct Pager<'a> {
     header: DbHeader,
     /// Pages this operation changed, newest content, by page number.
     staged: BTreeMap<PageNumber, PageContent>,
+    /// A staging pager's reads: page → its LSN when read (`None`: not a staging pager).
+    read_lsns: Option<BTreeMap<PageNumber, Lsn>>,
+    /// The staged pages in the order the operation first wrote them.
+    write_order: Vec<PageNumber>,
     /// Planted bug `OperationLoggedPerPage`: log and cache every write at once.
     pub(super) log_each_page_at_once: bool,
+}
+
+/// What a record write staged under the shared store latch: its pages' new contents, and
+/// the LSN each page it read had then. [`StagedPages::is_current`] says whether it may still
+/// be installed.
+#[derive(Debug)]
+pub struct StagedPages {
+    file: FileId,
+    pages: BTreeMap<PageNumber, PageContent>,
+    read_lsns: BTreeMap<PageNumber, Lsn>,
+    write_order: Vec<PageNumber>,
+}
+
+impl StagedPages {
+    /// Whether every page the write read still has, in the cache, the LSN it read: then no
+    /// change was installed since over anything the write saw, and its staged pages follow
+    /// from the tree as it is now. A page evicted since counts as changed (its LSN is not
+    /// at hand), so the write stages again.
+    pub fn is_current(&self, buffers: &BufferManager) -> bool {
+        self.read_lsns
+            .iter()
+            .all(|(&page, &lsn)| buffers.cached_page_lsn(self.file, page) == Some(lsn))
+    }
+
+    pub fn file(&self) -> FileId {
+        self.file
+    }
+
+    /// Logs and installs the staged pages (see [`log_and_install`]); `per_page` is the
+    /// planted bug `OperationLoggedPerPage`, one record a page.
+    pub fn install(
+        self,
+        buffers: &mut BufferManager,
+        log: &mut Log,
+        per_page: bool,
+    ) -> JetResult<()> {
+        if per_page {
+            // As the operation wrote them, so an eviction between two of them (room for a
+            // new page) flushes the log with the first half of a split in it.
+            let mut pages = self.pages;
+            for page in self.write_order {
+                let content = pages.remove(&page).expect("written pages are staged");
+                log_and_install(buffers, log, self.file, BTreeMap::from([(page, content)]))?;
+            }
+            return Ok(());
+        }
+        log_and_install(buffers, log, self.file, self.pages)
+    }
+}
+
+/// Logs `staged` as one `PageImages` record, then installs the images as dirty frames: the
+/// end of a tree operation ([`Pager::commit`]) or of a staged write's install.
+fn log_and_install(
+    buffers: &mut BufferManager,
+    log: &mut Log,
+    file: FileId,
+    staged: BTreeMap<PageNumber, PageContent>,
+) -> JetResult<()> {
+    if staged.is_empty() {
+        return Ok(());
+    }
+    // From the first logged change on, the operation cannot be run again: later misses
+    // read under the lock.
+    buffers.set_miss_policy(MissPolicy::ReadUnderLock);
+    // The images carry the LSN of the record that logs them, so the LSN is taken first.
+    let page_lsn = log.tip_lsn();
+    let images: Vec<(PageNumber, Vec<u8>)> = staged
+        .into_iter()
+        .map(|(page, content)| (page, encode_page(&content, page_lsn)))
+        .collect();
+    let record = LogRecord::PageImages { file, images };
+    let logged_lsn = log.append(&record)?;
+    assert_eq!(logged_lsn, page_lsn);
+    let LogRecord::PageImages { images, .. } = record else {
+        unreachable!("built above")
+    };
+    for (page, image) in images {
+        // Installing may evict and flush the log; the record is whole by now.
+        buffers.write(file, page, image, page_lsn, log)?;
+    }
+    Ok(())
 }
 
 impl<'a> Pager<'a> {
@@ -117,6 +210,32 @@ impl<'a> Pager<'a> {
         Self::open_through(Frames::Cached { buffers, missed }, file)
     }
 
+    /// [`Pager::open_cached`] for a record write under the shared store latch: it reads
+    /// cached pages only, keeps the LSN of each page it reads, and stages its changes for
+    /// [`Pager::into_staged`] instead of committing them.
+    pub fn open_staging(
+        buffers: &'a BufferManager,
+        missed: &'a mut Option<FrameKey>,
+        file: FileId,
+    ) -> JetResult<Self> {
+        let mut pager = Self::open_through(Frames::Cached { buffers, missed }, file)?;
+        let header_lsn = buffers
+            .cached_page_lsn(file, HEADER_PAGE)
+            .expect("the header was just read from the cache");
+        pager.read_lsns = Some(BTreeMap::from([(HEADER_PAGE, header_lsn)]));
+        Ok(pager)
+    }
+
+    /// A staging pager's operation, to install later (see [`StagedPages`]).
+    pub fn into_staged(self) -> StagedPages {
+        StagedPages {
+            file: self.file,
+            pages: self.staged,
+            read_lsns: self.read_lsns.expect("a staging pager"),
+            write_order: self.write_order,
+        }
+    }
+
     fn open_through(mut frames: Frames<'a>, file: FileId) -> JetResult<Self> {
         let bytes = frames.read(file, HEADER_PAGE)?;
         let header = match decode_page(bytes)?.1 {
@@ -134,6 +253,8 @@ impl<'a> Pager<'a> {
             file,
             header,
             staged: BTreeMap::new(),
+            read_lsns: None,
+            write_order: Vec::new(),
             log_each_page_at_once: false,
         })
     }
@@ -163,6 +284,8 @@ impl<'a> Pager<'a> {
             file,
             header,
             staged: BTreeMap::new(),
+            read_lsns: None,
+            write_order: Vec::new(),
             log_each_page_at_once: false,
         };
         pager.write(HEADER_PAGE, &PageContent::Header(header))?;
@@ -209,6 +332,9 @@ impl<'a> Pager<'a> {
             return Ok(content.clone());
         }
         let bytes = self.frames.read(self.file, page)?;
+        if let Some(read_lsns) = self.read_lsns.as_mut() {
+            read_lsns.insert(page, page_lsn_of(bytes));
+        }
         Ok(decode_page(bytes)?.1)
     }
 
@@ -238,7 +364,9 @@ impl<'a> Pager<'a> {
     /// Stages a page's new content for [`Pager::commit`].
     pub fn write(&mut self, page: PageNumber, content: &PageContent) -> JetResult<()> {
         assert!(page < self.header.page_count, "write inside the file");
-        self.staged.insert(page, content.clone());
+        if self.staged.insert(page, content.clone()).is_none() {
+            self.write_order.push(page);
+        }
         if self.log_each_page_at_once {
             return self.commit_staged();
         }
@@ -255,29 +383,11 @@ impl<'a> Pager<'a> {
         if self.staged.is_empty() {
             return Ok(());
         }
-        // From the first logged change on, the operation cannot be run again: later misses
-        // read under the lock.
         let file = self.file;
         let staged = std::mem::take(&mut self.staged);
+        self.write_order.clear();
         let (buffers, log) = self.exclusive();
-        buffers.set_miss_policy(MissPolicy::ReadUnderLock);
-        // The images carry the LSN of the record that logs them, so the LSN is taken first.
-        let page_lsn = log.tip_lsn();
-        let images: Vec<(PageNumber, Vec<u8>)> = staged
-            .into_iter()
-            .map(|(page, content)| (page, encode_page(&content, page_lsn)))
-            .collect();
-        let record = LogRecord::PageImages { file, images };
-        let logged_lsn = log.append(&record)?;
-        assert_eq!(logged_lsn, page_lsn);
-        let LogRecord::PageImages { images, .. } = record else {
-            unreachable!("built above")
-        };
-        for (page, image) in images {
-            // Installing may evict and flush the log; the record is whole by now.
-            buffers.write(file, page, image, page_lsn, log)?;
-        }
-        Ok(())
+        log_and_install(buffers, log, file, staged)
     }
 
     pub fn write_node(&mut self, page: PageNumber, node: Node) -> JetResult<()> {

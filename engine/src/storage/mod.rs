@@ -42,7 +42,7 @@ use database::Pager;
 pub use log::{FlushStart, LogFlush};
 
 pub use buffer_manager::MIN_CACHE_SIZE_PAGES;
-pub use database::DefragReport;
+pub use database::{DefragReport, StagedPages};
 pub use log::LogRecord;
 pub use recovery::RecoveryReport;
 
@@ -616,6 +616,51 @@ impl Storage {
         let value = operation(&mut pager)?;
         pager.commit()?;
         Ok(value)
+    }
+
+    /// Stages a record write on a table (`value`: the new value, `None`: remove the key)
+    /// through the cache alone, under the store latch held shared, beside readers and other
+    /// writers: nothing reaches the log or the cache (see [`StagedPages`]). Returns the value
+    /// the key had in the tree, and the staged pages for [`Storage::install_staged`]. A page
+    /// that is not cached fails it with `OutOfBuffers`, recorded in `missed`, as a cached
+    /// read does.
+    pub fn stage_write(
+        &self,
+        file: FileId,
+        root: PageNumber,
+        key: &[u8],
+        value: Option<&[u8]>,
+        missed: &mut Option<FrameKey>,
+    ) -> JetResult<(Option<Vec<u8>>, StagedPages)> {
+        check_key(key)?;
+        if value.is_some_and(|value| value.len() > MAX_VALUE_BYTES) {
+            return Err(JetError::RecordTooBig);
+        }
+        check_table_root(root)?;
+        self.alive()?;
+        self.check_file(file)?;
+        let mut pager = Pager::open_staging(&self.buffers, missed, file)?;
+        let before = match value {
+            Some(value) => btree::put(&mut pager, root, key, value)?,
+            None => btree::remove(&mut pager, root, key)?,
+        };
+        Ok((before, pager.into_staged()))
+    }
+
+    /// Whether a staged write may be installed now: no page it read changed since (see
+    /// [`StagedPages::is_current`]).
+    pub fn staged_is_current(&self, staged: &StagedPages) -> bool {
+        self.databases.contains_key(&staged.file()) && staged.is_current(&self.buffers)
+    }
+
+    /// Installs a staged write that [`Storage::staged_is_current`] accepted: its pages as one
+    /// `PageImages` record, then as dirty frames (an eviction may write a page back, and an
+    /// I/O error makes the storage fail-stop).
+    pub fn install_staged(&mut self, staged: StagedPages) -> JetResult<()> {
+        self.alive()?;
+        let per_page = self.operations_logged_per_page;
+        let result = staged.install(&mut self.buffers, &mut self.log, per_page);
+        self.note(result)
     }
 
     /// Registers a read of a page a [`TreeReads::Cached`] walk missed (see
