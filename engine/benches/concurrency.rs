@@ -3,11 +3,15 @@
 //!
 //! 1. commits on real files with fsync, 2 threads against 1 (group commit: a commit waits for
 //!    the log with no lock held, and commits appended meanwhile share the next sync);
-//! 2. seeks and retrieves on cached pages of separate tables, 2 threads against 1.
+//! 2. seeks and retrieves on cached pages of separate tables, 2 threads against 1;
+//! 3. record writes (seek + replace, 50 to a transaction) on cached pages of separate
+//!    tables in memory, 2 threads against 1: writes hold the instance latch shared, plan
+//!    beside each other and take the store latch exclusively only to install.
 //!
 //! Ratios are of throughput (work per second), so 2.0 is perfect scaling. Run:
 //! `cargo bench -p jetsim-engine --bench concurrency` (`JETSIM_BENCH_COMMITS`, default 400
-//! per thread; `JETSIM_BENCH_SEEKS`, default 100,000 per thread). Real files live under the
+//! per thread; `JETSIM_BENCH_SEEKS`, default 100,000 per thread; `JETSIM_BENCH_WRITES`,
+//! default 50,000 per thread). Real files live under the
 //! system's temporary folder and are removed afterwards.
 //!
 //! On a machine shared with other work the wall-time ratio moves with the load, so the seek
@@ -163,6 +167,32 @@ fn seeks_timed(threads: usize, seeks: u64) -> Timing {
     })
 }
 
+/// Record writes with `threads` threads on separate cached tables, `writes` each: seek and
+/// replace, committed every [`WRITES_PER_TRANSACTION`] writes.
+fn writes_timed(threads: usize, writes: u64) -> Timing {
+    let (jet, instance) = engine(Environment::in_memory(), threads);
+    let sessions: Vec<_> = (0..threads)
+        .map(|t| session_on(&jet, instance, t))
+        .collect();
+    timed(threads, |thread| {
+        let (sesid, table) = sessions[thread];
+        for i in 0..writes {
+            if i % WRITES_PER_TRANSACTION == 0 {
+                jet.begin_transaction(sesid).unwrap();
+            }
+            let k = key((i % u64::from(RECORDS)) as u32);
+            jet.seek(sesid, table, &k, SeekMode::Equal).unwrap();
+            jet.replace(sesid, table, &i.to_le_bytes()).unwrap();
+            if i % WRITES_PER_TRANSACTION == WRITES_PER_TRANSACTION - 1 || i + 1 == writes {
+                jet.commit_transaction(sesid).unwrap();
+            }
+        }
+    })
+}
+
+/// Writes per transaction in [`writes_timed`].
+const WRITES_PER_TRANSACTION: u64 = 50;
+
 /// The calibration: `rounds` of work that shares nothing (a hash over a buffer of the
 /// thread's own) on each of `threads` threads.
 fn independent_work_timed(threads: usize, rounds: u64) -> Timing {
@@ -196,6 +226,7 @@ fn cpus_busy(timing: Timing) -> String {
 fn main() {
     let commits = env_count("JETSIM_BENCH_COMMITS", 400);
     let seeks = env_count("JETSIM_BENCH_SEEKS", 100_000);
+    let writes = env_count("JETSIM_BENCH_WRITES", 50_000);
     let one = commits_per_second(1, commits);
     let two = commits_per_second(2, commits);
     println!(
@@ -229,5 +260,20 @@ fn main() {
         calibration_one.wall_seconds * 2.0 / calibration_two.wall_seconds,
         cpus_busy(calibration_one),
         cpus_busy(calibration_two)
+    );
+    let one = writes_timed(1, writes);
+    let two = writes_timed(2, writes);
+    let rate = |timing: Timing, threads: u64| (threads * writes) as f64 / timing.wall_seconds;
+    println!(
+        "seek+replace on cached pages, separate tables: 1 thread {:.0}/s, 2 threads {:.0}/s, \
+         ratio {:.2}; CPU per write: 1 thread {}, 2 threads {}; CPUs busy: 1 thread {}, \
+         2 threads {}",
+        rate(one, 1),
+        rate(two, 2),
+        rate(two, 2) / rate(one, 1),
+        cpu_per_unit(one, writes),
+        cpu_per_unit(two, 2 * writes),
+        cpus_busy(one),
+        cpus_busy(two)
     );
 }

@@ -379,7 +379,8 @@ pub enum StopModel {
     /// ran one after the other].
     GroupCommit,
     /// Two readers (seek, retrieve) on one table under the shared instance latch, and a
-    /// writer inserting into it under the exclusive latch. Both readers find the committed
+    /// writer inserting into it under the shared latch too (it stages under the store latch
+    /// held shared and installs holding it exclusively). Both readers find the committed
     /// record and not the uncommitted one. Coverage: [the readers were inside the engine at
     /// the same time, they were not].
     SharedReaders,
@@ -1480,7 +1481,8 @@ fn group_commit_model(mutations: Mutations, overlapped: &AtomicUsize, apart: &At
 }
 
 // ---------------------------------------------------------------------------------------------
-// The instance latch: two readers share it, a writer takes it exclusively.
+// The instance latch: two readers and a writer share it; the writer installs under the store
+// latch.
 
 /// Bound 2: four loom threads (main, two readers, a writer), each call dozens of loom
 /// operations (the gate, the latch, the session claim); two preemptions already reach a

@@ -19,16 +19,16 @@ use jetsim_engine::Mutations;
 /// (seed, strategy, faults, configuration-and-workload hash, trace hash).
 const GOLDEN: &[(u64, &str, bool, &str, &str)] = &[
     (0, "mix", false, "4cef86e8b2745722", "988c3946d55a6182"),
-    (1, "mix", false, "5babaa46dda8bc6d", "67874c9ab3fd66fe"),
-    (2, "mix", false, "6f48ddbccb52cc0a", "d94997712cfd994a"),
-    (431, "mix", false, "f18b31140c220001", "e070ce8672efedc3"),
-    (3, "random", false, "2dbb27fdc2645cfc", "dec5a36cd899b859"),
-    (4, "random", false, "27db7028fb77fdc4", "b905808da359d3f4"),
-    (5, "pct", false, "71d8414bd8c8054b", "6de166fd355901db"),
-    (6, "pct", false, "04b7960cc36886d8", "131ba48d337f06a0"),
-    (7, "mix", true, "81635d48a33cd3b3", "b0dd4a1f65c31d5c"),
-    (8, "pct", true, "512a9d4e5354644a", "7b1dffc550aeedbd"),
-    (9, "urw", false, "8666547312cdc394", "22df96daffe0c38b"),
+    (1, "mix", false, "5babaa46dda8bc6d", "329f5213d322ea20"),
+    (2, "mix", false, "6f48ddbccb52cc0a", "34e3b5d038d8dece"),
+    (431, "mix", false, "f18b31140c220001", "53d9951d95439e80"),
+    (3, "random", false, "2dbb27fdc2645cfc", "ea4042f6128abac0"),
+    (4, "random", false, "27db7028fb77fdc4", "84e56507ce61ac0e"),
+    (5, "pct", false, "71d8414bd8c8054b", "6e5c63a2fc7916d1"),
+    (6, "pct", false, "04b7960cc36886d8", "1d23db6479d83e21"),
+    (7, "mix", true, "81635d48a33cd3b3", "4b2ddc6f81c7617a"),
+    (8, "pct", true, "512a9d4e5354644a", "1914109f2bcc25f5"),
+    (9, "urw", false, "8666547312cdc394", "5149956633235388"),
 ];
 
 /// The seeds the table pins.

@@ -114,7 +114,11 @@ impl<R: Runtime> Jet<R> {
         if state.databases.next_free_slot().is_none() {
             return Err(JetError::TooManyAttachedDatabases);
         }
-        let storage = state.store_mut().storage.as_mut().ok_or(JetError::NotInitialized)?;
+        let storage = state
+            .store_mut()
+            .storage
+            .as_mut()
+            .ok_or(JetError::NotInitialized)?;
         self.claim_database(core.handle, path)?;
         let file = open(storage, core.env.io.as_ref(), path)
             .inspect_err(|_| self.release_database(core.handle, path))?;
@@ -161,7 +165,11 @@ impl<R: Runtime> Jet<R> {
                         return Err(JetError::DatabaseInUse);
                     }
                 }
-                let storage = state.store_mut().storage.as_mut().ok_or(JetError::NotInitialized)?;
+                let storage = state
+                    .store_mut()
+                    .storage
+                    .as_mut()
+                    .ok_or(JetError::NotInitialized)?;
                 storage.detach_database(file)?;
                 state.databases.remove(slot, generation);
                 self.release_database(core.handle, path);
@@ -253,7 +261,11 @@ impl<R: Runtime> Jet<R> {
             JetCall::CreateTable,
             |core, state, session, orders| {
                 let (slot, file) = table_to_open(state, session, dbid, name)?;
-                let storage = state.store_mut().storage.as_mut().ok_or(JetError::NotInitialized)?;
+                let storage = state
+                    .store_mut()
+                    .storage
+                    .as_mut()
+                    .ok_or(JetError::NotInitialized)?;
                 let root = storage.create_table(file, name)?;
                 orders.wrote = true;
                 open_cursor(core, state, session, slot, name, root, generation)
@@ -271,7 +283,11 @@ impl<R: Runtime> Jet<R> {
         let generation = self.next_generation();
         self.with_session(sesid, JetCall::OpenTable, |core, state, session, _| {
             let (slot, file) = table_to_open(state, session, dbid, name)?;
-            let storage = state.store_mut().storage.as_mut().ok_or(JetError::NotInitialized)?;
+            let storage = state
+                .store_mut()
+                .storage
+                .as_mut()
+                .ok_or(JetError::NotInitialized)?;
             let root = storage
                 .table_root(file, name)?
                 .ok_or(JetError::ObjectNotFound)?;
@@ -300,7 +316,11 @@ impl<R: Runtime> Jet<R> {
             if !valid_table_name(name) {
                 return Err(JetError::InvalidName);
             }
-            let storage = state.store_mut().storage.as_mut().ok_or(JetError::NotInitialized)?;
+            let storage = state
+                .store_mut()
+                .storage
+                .as_mut()
+                .ok_or(JetError::NotInitialized)?;
             let root = storage
                 .table_root(file, name)?
                 .ok_or(JetError::ObjectNotFound)?;
@@ -311,13 +331,25 @@ impl<R: Runtime> Jet<R> {
             if open {
                 return Err(JetError::TableInUse);
             }
-            if state.store_mut().version_store.table_has_versions(file, root) {
+            if state
+                .store_mut()
+                .version_store
+                .table_has_versions(file, root)
+            {
                 state.store_mut().version_store.cleanup();
-                if state.store_mut().version_store.table_has_versions(file, root) {
+                if state
+                    .store_mut()
+                    .version_store
+                    .table_has_versions(file, root)
+                {
                     return Err(JetError::TableInUse);
                 }
             }
-            let storage = state.store_mut().storage.as_mut().ok_or(JetError::NotInitialized)?;
+            let storage = state
+                .store_mut()
+                .storage
+                .as_mut()
+                .ok_or(JetError::NotInitialized)?;
             storage.delete_table(file, name)?;
             orders.wrote = true;
             Ok(())

@@ -159,11 +159,14 @@ impl<R: Runtime> Jet<R> {
                             .mutations
                             .is_active(Mutant::ChainWalkRepeatsKey),
                     );
-                    state.store_mut().version_store.set_nested_commit_moves_newest_only(
-                        core.options
-                            .mutations
-                            .is_active(Mutant::NestedCommitMovesNewestVersionOnly),
-                    );
+                    state
+                        .store_mut()
+                        .version_store
+                        .set_nested_commit_moves_newest_only(
+                            core.options
+                                .mutations
+                                .is_active(Mutant::NestedCommitMovesNewestVersionOnly),
+                        );
                     debug_assert!(state.logged_commits.is_empty(), "term emptied it");
                     Ok(())
                 }

@@ -17,8 +17,7 @@ use crate::instance::gate::Phase;
 use crate::instance::{InstanceState, OpenTransaction, Position, Store};
 use crate::runtime::Runtime;
 use crate::storage::{
-    FileId, FrameKey, LogRecord, PageNumber, StagedPages, TreeReads, MAX_KEY_BYTES,
-    MAX_VALUE_BYTES,
+    FileId, FrameKey, LogRecord, PageNumber, StagedPages, TreeReads, MAX_KEY_BYTES, MAX_VALUE_BYTES,
 };
 use crate::transaction::{Reader, RecordId, VersionStore};
 
@@ -372,7 +371,8 @@ impl<R: Runtime> Jet<R> {
             let mut exclusive = |_: &_, state: &mut InstanceState<R>, session, _: &mut _| {
                 // The rare path: the store latch is taken (it is free) to read the version
                 // store beside the state.
-                let target = write_target(state, &state.store.read().version_store, session, &asked)?;
+                let target =
+                    write_target(state, &state.store.read().version_store, session, &asked)?;
                 write_checks(state.store_mut(), &target)?;
                 let visible = locked_get(state, &target.table, &target.key)?;
                 if let Some(refused) = asked.kind.refusal(&visible) {
@@ -415,10 +415,10 @@ impl<R: Runtime> Jet<R> {
                     // nothing but its own result, so it can run again after a page read.
                     let (step_count, step_at, done) =
                         call.run_shared(&mut |state, session, reads| {
-            let (tree, versions) = (&mut reads.tree, reads.versions);
+                            let (tree, versions) = (&mut reads.tree, reads.versions);
                             let (slot, generation) = owned_cursor(state, session, tableid)?;
                             let table = view(state, versions, session, slot, generation)?;
-                                            let (mut step_count, mut step_at) = (count, at.clone());
+                            let (mut step_count, mut step_at) = (count, at.clone());
                             for _ in 0..RECORD_COUNT_STEP_RECORDS {
                                 if step_count >= limit {
                                     return Ok((step_count, step_at, true));
@@ -603,7 +603,10 @@ fn install_write<R: Runtime>(
     let PlannedWrite { target, change } = planned;
     write_checks(store, &target)?;
     let mut tree = TreeReads::cached(store.storage.as_ref());
-    let visible = match target.table.get(&mut tree, &store.version_store, &target.key) {
+    let visible = match target
+        .table
+        .get(&mut tree, &store.version_store, &target.key)
+    {
         // A page the plan read was evicted since: plan again.
         Err(_) if tree.missed().is_some() => return Ok(None),
         visible => visible?,

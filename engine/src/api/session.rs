@@ -227,7 +227,10 @@ impl<R: Runtime> Jet<R> {
                     let open = session_entry(state, session)
                         .transaction
                         .expect("the session is held: nothing ended its transaction");
-                    state.store_mut().version_store.commit_level(open.txn, open.level)?;
+                    state
+                        .store_mut()
+                        .version_store
+                        .commit_level(open.txn, open.level)?;
                     session_entry_mut(state, session).transaction = Some(OpenTransaction {
                         level: open.level - 1,
                         ..open
@@ -291,7 +294,12 @@ fn publish_commit<R: Runtime>(state: &mut InstanceState<R>, session: SessionRef)
 /// log ends. The other paths that end the log wait for the committer instead: a full stop
 /// drains gated calls before its flush, and term drains every call before it shuts the log.
 pub(crate) fn publish_durable_commits<R: Runtime>(state: &mut InstanceState<R>) -> JetResult<()> {
-    let Some(flushed_lsn) = state.store_mut().storage.as_ref().map(|storage| storage.flushed_lsn()) else {
+    let Some(flushed_lsn) = state
+        .store_mut()
+        .storage
+        .as_ref()
+        .map(|storage| storage.flushed_lsn())
+    else {
         return Ok(());
     };
     let mut durable: Vec<(Lsn, TxnId)> = state
@@ -383,9 +391,16 @@ fn rollback_level<R: Runtime>(
     open: OpenTransaction,
     keep_tables: bool,
 ) -> JetResult<()> {
-    let undo = state.store_mut().version_store.undo_of_level(open.txn, open.level)?;
+    let undo = state
+        .store_mut()
+        .version_store
+        .undo_of_level(open.txn, open.level)?;
     let undone_count = u32::try_from(undo.len()).expect("bounded by the version store");
-    let storage = state.store_mut().storage.as_mut().ok_or(JetError::NotInitialized)?;
+    let storage = state
+        .store_mut()
+        .storage
+        .as_mut()
+        .ok_or(JetError::NotInitialized)?;
     storage.check_log_writable()?;
     for (record, before) in &undo {
         match before {
@@ -398,7 +413,10 @@ fn rollback_level<R: Runtime>(
         level: open.level,
         undone: undone_count,
     })?;
-    let undone = state.store_mut().version_store.rollback_level(open.txn, open.level)?;
+    let undone = state
+        .store_mut()
+        .version_store
+        .rollback_level(open.txn, open.level)?;
     debug_assert_eq!(undone, undo, "the versions rolled back are the ones undone");
     session_entry_mut(state, session).transaction = (open.level > 1).then_some(OpenTransaction {
         level: open.level - 1,

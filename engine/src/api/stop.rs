@@ -158,7 +158,11 @@ fn quiesce_checkpoint<R: Runtime>(core: &InstanceCore<R>) -> JetResult<StopStep>
     let mut state = core.state.write();
     // The gate guarantees an initialized instance while a correct stop holds it; only a
     // planted bug (a stop that does not close the gate, racing term) can get here without.
-    let storage = state.store_mut().storage.as_mut().ok_or(JetError::TermInProgress)?;
+    let storage = state
+        .store_mut()
+        .storage
+        .as_mut()
+        .ok_or(JetError::TermInProgress)?;
     let dirty_pages_before = storage.dirty_page_count();
     let checkpoint_depth_before_bytes = storage.checkpoint_depth_bytes();
     storage.flush_log()?;
@@ -238,14 +242,22 @@ fn stop_and_emit_log<R: Runtime>(core: &InstanceCore<R>) -> JetResult<StopStep> 
     let quiesced = core.worker.state.lock().caches_quiesced;
     let mut state = core.state.write();
     Jet::<R>::check_available(state.store_mut())?;
-    let storage = state.store_mut().storage.as_mut().ok_or(JetError::NotInitialized)?;
+    let storage = state
+        .store_mut()
+        .storage
+        .as_mut()
+        .ok_or(JetError::NotInitialized)?;
     let emitted = storage.stop_and_emit_log();
     // Before the latch goes, even if the flush failed: from here on every logging call is
     // refused, so a commit whose record is durable must take effect now, not when its
     // committer wakes (see `publish_durable_commits`).
     publish_durable_commits(&mut state)?;
     let emitted = emitted?;
-    let storage = state.store_mut().storage.as_mut().ok_or(JetError::NotInitialized)?;
+    let storage = state
+        .store_mut()
+        .storage
+        .as_mut()
+        .ok_or(JetError::NotInitialized)?;
     if emitted && quiesced {
         storage.flush_to_depth(0)?;
     }
