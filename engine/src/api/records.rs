@@ -589,9 +589,9 @@ fn plan_write<R: Runtime>(
     })
 }
 
-/// [`super::WriteInstall`] of a record write: the version store's checks, the record's
-/// visible value again (it decides the answer), then the plan if nothing it read changed:
-/// the logical undo record, the staged pages, the version. `revalidates` is `false` only
+/// [`super::WriteInstall`] of a record write: the version store's checks, then the plan if
+/// nothing it read changed (so the record's visible value, which decides the answer, did
+/// not change either): the logical undo record, the staged pages, the version. `revalidates` is `false` only
 /// for the planted bug `StagedWriteNotRevalidated`.
 fn install_write<R: Runtime>(
     state: &InstanceState<R>,
@@ -602,21 +602,22 @@ fn install_write<R: Runtime>(
 ) -> JetResult<Option<()>> {
     let PlannedWrite { target, change } = planned;
     write_checks(store, &target)?;
-    let mut tree = TreeReads::cached(store.storage.as_ref());
-    let visible = match target
-        .table
-        .get(&mut tree, &store.version_store, &target.key)
-    {
-        // A page the plan read was evicted since: plan again.
-        Err(_) if tree.missed().is_some() => return Ok(None),
-        visible => visible?,
+    let Some((before, staged)) = change else {
+        // The plan was refused by the record's visible value: look again, now that nothing
+        // can change under the look.
+        let mut tree = TreeReads::cached(store.storage.as_ref());
+        return match target.table.get(&mut tree, &store.version_store, &target.key) {
+            // A page the plan read was evicted since: plan again.
+            Err(_) if tree.missed().is_some() => Ok(None),
+            visible => match asked.kind.refusal(&visible?) {
+                Some(refused) => Err(refused),
+                None => Ok(None),
+            },
+        };
     };
-    let (before, staged) = match (asked.kind.refusal(&visible), change) {
-        (Some(refused), None) => return Err(refused),
-        (None, Some(change)) => change,
-        // The record changed since the plan looked at it.
-        (Some(_), Some(_)) | (None, None) => return Ok(None),
-    };
+    // The plan's pages unchanged mean the record's visible value is unchanged too: a write
+    // to the record changes its leaf (a version comes only with a tree change, but for
+    // commits and rollbacks, which take the instance latch exclusively).
     let storage = store.storage.as_mut().ok_or(JetError::NotInitialized)?;
     if revalidates && !storage.staged_is_current(&staged) {
         return Ok(None);
