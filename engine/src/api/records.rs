@@ -606,7 +606,10 @@ fn install_write<R: Runtime>(
         // The plan was refused by the record's visible value: look again, now that nothing
         // can change under the look.
         let mut tree = TreeReads::cached(store.storage.as_ref());
-        return match target.table.get(&mut tree, &store.version_store, &target.key) {
+        return match target
+            .table
+            .get(&mut tree, &store.version_store, &target.key)
+        {
             // A page the plan read was evicted since: plan again.
             Err(_) if tree.missed().is_some() => Ok(None),
             visible => match asked.kind.refusal(&visible?) {

@@ -3,9 +3,10 @@
 //! Locking, outermost first (a thread holding one may only take those after it; the ranks
 //! are [`crate::runtime::sync::LockRank`]): [`InstanceCore::stop_lock`] (serialises stop,
 //! partial stop and resume), then the instance latch [`InstanceCore::state`] (a
-//! reader-writer lock: read-only calls share it), then [`InstanceCore::session_claims`] and
-//! [`InstanceCore::log_flush`], then the gate's and the worker's own mutexes, which are
-//! leaves. A Jet call passes the gate holding no lock, then takes the instance latch; it lets
+//! reader-writer lock: read-only calls and record writes share it), then the store latch
+//! [`InstanceState::store`] (taken only under the shared instance latch), then
+//! [`InstanceCore::session_claims`] and [`InstanceCore::log_flush`], then the gate's and the
+//! worker's own mutexes, which are leaves. A Jet call passes the gate holding no lock, then takes the instance latch; it lets
 //! go of it while it waits for a page read or a log sync (see `api::SessionCall`).
 
 pub mod gate;

@@ -17,8 +17,9 @@
 //! hot pages read by several threads at once are only read: the counter and the stamps stay
 //! still, and no cache line moves between the readers' cores.
 //!
-//! Cache hits under the shared instance latch: a read-only call holds the latch shared, and
-//! the frame table changes only under the exclusive latch (installs, evictions, writes), so
+//! Cache hits under the shared store latch: a read-only call or a record write's plan holds
+//! the store latch shared, and the frame table changes only under the exclusive instance
+//! latch or the exclusive store latch (installs, evictions, writes), so
 //! [`BufferManager::read_cached`] reads a frame with no lock of its own; only the LRU stamps
 //! move, and they are atomics. A shared reader never installs: its miss is deferred as below.
 //!

@@ -11,10 +11,11 @@
 //! - `recovery.rs`: crash recovery at open: redo from the checkpoint, undo of transactions
 //!   that never committed.
 //!
-//! Everything here is single-threaded but for one path: the caller holds the instance latch
-//! exclusively around every `&mut self` call, and read-only calls share it around the
-//! `&self` reads of [`TreeReads::Cached`], which touch only cached pages (see
-//! `buffer_manager`).
+//! Everything here is single-threaded but for two paths: the caller holds the instance
+//! latch exclusively, or the store latch exclusively, around every `&mut self` call; readers
+//! and record writes share the store latch around the `&self` walks of
+//! [`TreeReads::Cached`] and [`Storage::stage_write`], which touch only cached pages and
+//! change nothing (see `buffer_manager`, and `database` for staged writes).
 //! All state lives in ordered maps so behaviour is deterministic. Every page change is logged
 //! as a full page image before it reaches the cache.
 //!
