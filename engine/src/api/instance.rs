@@ -148,6 +148,7 @@ impl<R: Runtime> Jet<R> {
                             .is_active(Mutant::OperationLoggedPerPage),
                     );
                     storage.set_marks(core.marks.clone());
+                    state.storage_failed = Some(storage.failed_flag());
                     state.store_mut().storage = Some(storage);
                     state.store_mut().version_store = VersionStore::in_memory_of(
                         state.params.version_store_max_versions,
@@ -245,6 +246,7 @@ impl<R: Runtime> Jet<R> {
             // Every committer published its commit or removed its entry before it left, and
             // term waited for them all: checked once the gate confirms nothing is in flight.
             leaked_commits = std::mem::take(&mut state.logged_commits);
+            state.storage_failed = None;
             match state.store_mut().storage.take() {
                 // Fail-stop: write nothing more; the next init recovers.
                 Some(storage) if storage.failure().is_some() => {

@@ -131,6 +131,32 @@ pub(crate) struct WakeOrders {
     checkpoint_depth_bytes: u64,
     checkpoint_depth_max_bytes: u64,
     version_cleanup_due: bool,
+    /// The two readings of the store above were made by the call itself, under the store
+    /// latch it held anyway ([`StoreReadings`]).
+    store_read: bool,
+}
+
+/// What the background worker needs to know of the store after a write: the checkpoint
+/// depth and whether version cleanup is due. Read under the store latch a record write's
+/// install holds anyway, so [`SessionCall::finish`] need not take it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StoreReadings {
+    checkpoint_depth_bytes: u64,
+    version_cleanup_due: bool,
+}
+
+impl StoreReadings {
+    pub(crate) fn of(store: &Store) -> Self {
+        StoreReadings {
+            checkpoint_depth_bytes: store
+                .storage
+                .as_ref()
+                .map_or(0, |storage| storage.checkpoint_depth_bytes()),
+            // ESE cleans versions in the background as the store grows; so do we, so a
+            // writer rarely has to clean inline.
+            version_cleanup_due: store.version_store.cleanup_due(),
+        }
+    }
 }
 
 impl<R: Runtime> Jet<R> {
@@ -391,11 +417,11 @@ impl<'c, R: Runtime> Latch<'c, R> {
         }
     }
 
-    /// [`Jet::check_available`] (through the store latch under the shared instance latch).
-    fn check_available(&mut self) -> JetResult<()> {
-        match self {
-            Latch::Shared(state) => Jet::<R>::check_available(&state.store.read()),
-            Latch::Exclusive(state) => Jet::<R>::check_available(state.store_mut()),
+    /// [`Jet::check_available`], from the storage's fail-stop flag (no store latch taken).
+    fn check_available(&self) -> JetResult<()> {
+        match self.storage_failed() {
+            true => Err(JetError::InstanceUnavailable),
+            false => Ok(()),
         }
     }
 }
@@ -449,7 +475,7 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
             .is_active(crate::Mutant::SessionClaimBeforeLatch);
         loop {
             let early_claims = claims_first.then(|| core.session_claims.lock_for_mutant());
-            let mut latch = Latch::take(core, mode);
+            let latch = Latch::take(core, mode);
             drop(early_claims);
             latch.check_available()?;
             Jet::<R>::check_session(&latch, session, call)?;
@@ -732,35 +758,29 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
     }
 
     /// A record write succeeded: the background worker may have flushing (and, after a
-    /// delete, defragmentation) to do.
-    pub(crate) fn note_write(&mut self, deleted: bool) {
+    /// delete, defragmentation) to do; `readings` is the store as the write left it.
+    pub(crate) fn note_write(&mut self, deleted: bool, readings: StoreReadings) {
         self.orders.wrote = true;
         self.orders.deleted |= deleted;
+        self.orders.checkpoint_depth_bytes = readings.checkpoint_depth_bytes;
+        self.orders.version_cleanup_due = readings.version_cleanup_due;
+        self.orders.store_read = true;
     }
 
     /// The background work the call found, with what the worker needs to decide on it.
     fn finish(&mut self) -> WakeOrders {
         let mut orders = self.orders;
         if orders.wrote {
-            let read = |store: &Store| {
-                (
-                    store
-                        .storage
-                        .as_ref()
-                        .map_or(0, |storage| storage.checkpoint_depth_bytes()),
-                    // ESE cleans versions in the background as the store grows; so do we,
-                    // so a writer rarely has to clean inline.
-                    store.version_store.cleanup_due(),
-                )
-            };
             let latch = self.latch.as_mut().expect("the call holds the latch");
-            let (depth_bytes, cleanup_due) = match latch {
-                Latch::Shared(state) => read(&state.store.read()),
-                Latch::Exclusive(state) => read(state.store_mut()),
-            };
-            orders.checkpoint_depth_bytes = depth_bytes;
+            if !orders.store_read {
+                let readings = match latch {
+                    Latch::Shared(state) => StoreReadings::of(&state.store.read()),
+                    Latch::Exclusive(state) => StoreReadings::of(state.store_mut()),
+                };
+                orders.checkpoint_depth_bytes = readings.checkpoint_depth_bytes;
+                orders.version_cleanup_due = readings.version_cleanup_due;
+            }
             orders.checkpoint_depth_max_bytes = latch.params.checkpoint_depth_max_bytes;
-            orders.version_cleanup_due = cleanup_due;
         }
         orders
     }

@@ -11,7 +11,7 @@ use super::calls::JetCall;
 use super::database::owned_cursor;
 use super::handles::{SessionHandle, TableHandle};
 use super::session::session_entry;
-use super::{Jet, LatchMode, SessionRef};
+use super::{Jet, LatchMode, SessionRef, StoreReadings};
 use crate::error::{JetError, JetResult};
 use crate::instance::gate::Phase;
 use crate::instance::{InstanceState, OpenTransaction, Position, Store};
@@ -380,10 +380,10 @@ impl<R: Runtime> Jet<R> {
                 }
                 write(state, &target, asked.value)?;
                 target.move_cursor(state, &asked);
-                Ok(())
+                Ok(StoreReadings::of(state.store_mut()))
             };
-            scope.run_write(&mut plan, &mut install, &mut exclusive)?;
-            scope.note_write(asked.kind == WriteKind::Delete);
+            let readings = scope.run_write(&mut plan, &mut install, &mut exclusive)?;
+            scope.note_write(asked.kind == WriteKind::Delete, readings);
             Ok(())
         })
     }
@@ -599,7 +599,7 @@ fn install_write<R: Runtime>(
     asked: &RecordWrite<'_>,
     planned: PlannedWrite,
     revalidates: bool,
-) -> JetResult<Option<()>> {
+) -> JetResult<Option<StoreReadings>> {
     let PlannedWrite { target, change } = planned;
     write_checks(store, &target)?;
     let Some((before, staged)) = change else {
@@ -639,7 +639,7 @@ fn install_write<R: Runtime>(
         .version_store
         .record_write(target.open.txn, target.open.level, record, before);
     target.move_cursor(state, asked);
-    Ok(Some(()))
+    Ok(Some(StoreReadings::of(store)))
 }
 
 /// Applies a checked write under the exclusive instance latch: logical undo record, then the

@@ -269,6 +269,9 @@ pub struct InstanceState<R: Runtime> {
     pub sessions: Slots<Session<R>>,
     pub cursors: Slots<Cursor>,
     pub databases: Slots<AttachedDatabase>,
+    /// The storage's fail-stop flag ([`Storage::failed_flag`]) from init to term, so a call
+    /// can be refused with `InstanceUnavailable` without taking the store latch.
+    pub storage_failed: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// The store latch ([`crate::runtime::sync::LockRank::Store`]). A call holding the
     /// instance latch exclusively reaches it with [`InstanceState::store_mut`], taking no
     /// lock.
@@ -303,6 +306,13 @@ pub struct InstanceCore<R: Runtime> {
 }
 
 impl<R: Runtime> InstanceState<R> {
+    /// Whether the storage is fail-stop (an I/O error): no lock taken.
+    pub fn storage_failed(&self) -> bool {
+        self.storage_failed
+            .as_ref()
+            .is_some_and(|failed| failed.load(std::sync::atomic::Ordering::Acquire))
+    }
+
     /// The store, to a call holding the instance latch exclusively.
     pub fn store_mut(&mut self) -> &mut Store {
         self.store.get_mut()
@@ -337,6 +347,7 @@ impl<R: Runtime> InstanceCore<R> {
                     sessions: Slots::new(SESSIONS_MAX),
                     cursors: Slots::new(CURSORS_MAX),
                     databases: Slots::new(DATABASES_MAX),
+                    storage_failed: None,
                     store: RwLock::new(
                         LockRank::Store,
                         Store {

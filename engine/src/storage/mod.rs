@@ -195,6 +195,8 @@ pub struct Storage {
     ending_transactions: BTreeMap<Lsn, Lsn>,
     /// The I/O error that made this storage fail-stop.
     failure: Option<Failure>,
+    /// Whether `failure` is set, readable without the storage (see [`Storage::failed_flag`]).
+    failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// What the storage is doing now, recorded with a failure.
     activity: Activity,
     /// What recovery did when this storage was opened.
@@ -335,6 +337,7 @@ impl Storage {
             open_transactions: BTreeMap::new(),
             ending_transactions: BTreeMap::new(),
             failure: None,
+            failed: std::sync::Arc::default(),
             activity: Activity::Call,
             recovery: RecoveryReport::default(),
             operations_logged_per_page: false,
@@ -351,6 +354,13 @@ impl Storage {
     /// The I/O error that made this storage fail-stop, if one did, and what it was doing.
     pub fn failure(&self) -> Option<Failure> {
         self.failure
+    }
+
+    /// A flag that turns true when this storage becomes fail-stop, for callers that must
+    /// refuse calls without taking the lock the storage is behind. A std atomic: it orders
+    /// nothing (the storage's lock does), so model checkers need not see it.
+    pub fn failed_flag(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        std::sync::Arc::clone(&self.failed)
     }
 
     /// Says what the following operations are for (the background worker sets its task and
@@ -409,6 +419,8 @@ impl Storage {
     fn note<T>(&mut self, result: JetResult<T>) -> JetResult<T> {
         if let Err(error) = &result {
             if is_fatal(*error) && self.failure.is_none() {
+                self.failed
+                    .store(true, std::sync::atomic::Ordering::Release);
                 self.failure = Some(Failure {
                     error: *error,
                     during: self.activity,
