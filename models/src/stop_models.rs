@@ -79,6 +79,9 @@ const P_COMMIT_DURABLE: &str = "DURABLE: an acknowledged commit was lost by a cr
 /// A read-only call under the shared instance latch saw something other than the committed
 /// record (or failed).
 const P_SHARED_READ: &str = "READ: a reader under the shared latch saw a wrong answer";
+/// Two record writes into one leaf both returned success and were committed, yet a record
+/// (theirs or one already there) is missing or wrong afterwards.
+const P_WRITES_KEPT: &str = "WRITES: a committed record write was lost beside another";
 /// The engine's own lock-order assertion (`engine/src/runtime/sync.rs`).
 const E_LOCK_RANK: &str = "lock rank: taking";
 
@@ -115,6 +118,8 @@ pub enum Property {
     CommitDurable,
     /// A reader under the shared latch saw a wrong answer.
     SharedRead,
+    /// A committed record write was lost beside another.
+    WritesKept,
     /// The engine's own assertion: a lock taken against its rank.
     EngineLockRank,
 }
@@ -136,6 +141,7 @@ impl Property {
         Property::DefragRan,
         Property::CommitDurable,
         Property::SharedRead,
+        Property::WritesKept,
         Property::EngineLockRank,
     ];
 
@@ -157,6 +163,7 @@ impl Property {
             Property::DefragRan => "defrag-ran",
             Property::CommitDurable => "commit-durable",
             Property::SharedRead => "shared-read",
+            Property::WritesKept => "writes-kept",
             Property::EngineLockRank => "engine-lock-rank",
         }
     }
@@ -179,6 +186,7 @@ impl Property {
             Property::DefragRan => P_DEFRAG_RAN,
             Property::CommitDurable => P_COMMIT_DURABLE,
             Property::SharedRead => P_SHARED_READ,
+            Property::WritesKept => P_WRITES_KEPT,
             Property::EngineLockRank => E_LOCK_RANK,
         }
     }
@@ -384,6 +392,12 @@ pub enum StopModel {
     /// record and not the uncommitted one. Coverage: [the readers were inside the engine at
     /// the same time, they were not].
     SharedReaders,
+    /// Two record writes into one full leaf under the shared instance latch: one splits it
+    /// (allocating from the header), the other inserts beside it; each plans under the store
+    /// latch held shared and installs holding it exclusively only if no page it read
+    /// changed. After both commit, every record is there. Coverage: [the writes were inside
+    /// the engine at the same time, they were not].
+    StagedWriters,
 }
 
 impl StopModel {
@@ -405,6 +419,7 @@ impl StopModel {
         StopModel::DefragPark,
         StopModel::GroupCommit,
         StopModel::SharedReaders,
+        StopModel::StagedWriters,
     ];
 
     /// The model's name in tables and test names.
@@ -427,6 +442,7 @@ impl StopModel {
             StopModel::DefragPark => "stop_parks_background_defrag",
             StopModel::GroupCommit => "group_commit_two_committers",
             StopModel::SharedReaders => "shared_readers_and_a_writer",
+            StopModel::StagedWriters => "staged_writers_split_one_leaf",
         }
     }
 
@@ -445,6 +461,7 @@ impl StopModel {
             | StopModel::TwoStops => None,
             StopModel::GroupCommit => GROUP_COMMIT_BOUND,
             StopModel::SharedReaders => SHARED_READERS_BOUND,
+            StopModel::StagedWriters => STAGED_WRITERS_BOUND,
             StopModel::GateTwoCalls => TWO_CALLS_BOUND,
             StopModel::CallVsStopVsTerm => CALL_STOP_TERM_BOUND,
             StopModel::TwoStopsVsTerm => STOPS_TERM_BOUND,
@@ -467,6 +484,7 @@ impl StopModel {
             StopModel::DefragPark => Some(3),
             StopModel::GroupCommit => Some(4),
             StopModel::SharedReaders => Some(3),
+            StopModel::StagedWriters => Some(3),
             _ => self.bound(),
         }
     }
@@ -480,6 +498,7 @@ impl StopModel {
             StopModel::DefragPark => &["freed before stop", "none freed before stop"],
             StopModel::GroupCommit => &["overlapped", "one after the other"],
             StopModel::SharedReaders => &["readers overlapped", "readers apart"],
+            StopModel::StagedWriters => &["writes overlapped", "writes apart"],
             _ => &[],
         }
     }
@@ -533,6 +552,11 @@ impl StopModel {
             StopModel::SharedReaders => {
                 explore_two_classes(preemption_bound, move |first, second| {
                     shared_readers_model(mutations, first, second)
+                })
+            }
+            StopModel::StagedWriters => {
+                explore_two_classes(preemption_bound, move |overlapped, apart| {
+                    staged_writers_model(mutations, overlapped, apart)
                 })
             }
             StopModel::DefragPark => explore_two_classes(preemption_bound, move |some, none| {
@@ -1548,6 +1572,97 @@ fn shared_readers_model(mutations: Mutations, overlapped: &AtomicUsize, apart: &
         );
     }
     assert_eq!(writer.join().expect("writer"), Ok(()));
+    match met.load(StdOrdering::SeqCst) {
+        0 => apart.fetch_add(1, StdOrdering::SeqCst),
+        _ => overlapped.fetch_add(1, StdOrdering::SeqCst),
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Record writes: two writers stage into one leaf under the shared latches.
+
+/// Bound 2: three loom threads (main and two writers), each write dozens of loom operations
+/// (the gate, the instance latch, the claim, the store latch twice); two preemptions reach
+/// one write's plan between the other's plan and install, in both orders.
+const STAGED_WRITERS_BOUND: Option<usize> = Some(2);
+
+/// Bytes of each big value: three fill a leaf, a fourth splits it.
+const BIG_VALUE_BYTES: usize = 500;
+
+/// 3 loom threads: main, which fills a table's only leaf with three committed records of
+/// [`BIG_VALUE_BYTES`], and two writers in transactions of their own sessions: one inserts a
+/// fourth big record (the root leaf splits: new pages from the header, a new root), the
+/// other a small one into the same leaf. Both must succeed; after main commits both, a
+/// fresh session must find all five records with their values. A write installed over a
+/// plan whose leaf or header changed meanwhile would lose a record or the split.
+fn staged_writers_model(mutations: Mutations, overlapped: &AtomicUsize, apart: &AtomicUsize) {
+    let (jet, instance) = engine(options(mutations));
+    let setup = jet.begin_session(instance).expect("begin_session");
+    let db = jet.create_database(setup, "db").expect("create_database");
+    jet.create_table(setup, db, "t").expect("create_table");
+    let open = |session| {
+        let db = jet.open_database(session, "db").expect("open_database");
+        jet.open_table(session, db, "t").expect("open_table")
+    };
+    let table = open(setup);
+    let big = |tag: u8| vec![tag; BIG_VALUE_BYTES];
+    let mut expected: Vec<(Vec<u8>, Vec<u8>)> = [b"c", b"d", b"e"]
+        .iter()
+        .map(|key| (key.to_vec(), big(key[0])))
+        .collect();
+    jet.begin_transaction(setup).expect("begin_transaction");
+    for (key, value) in &expected {
+        jet.insert(setup, table, key, value).expect("insert");
+    }
+    jet.commit_transaction(setup).expect("commit");
+    let writes = [
+        (b"a".to_vec(), big(b'a')),
+        (b"b".to_vec(), b"small".to_vec()),
+    ];
+    // Writes inside the engine right now, and whether two ever were (harness bookkeeping:
+    // loom runs one thread at a time, so plain atomics see its order).
+    let in_write = Arc::new(AtomicUsize::new(0));
+    let met = Arc::new(AtomicUsize::new(0));
+    let writers: Vec<_> = writes
+        .iter()
+        .cloned()
+        .map(|(key, value)| {
+            let session = jet.begin_session(instance).expect("begin_session");
+            let table = open(session);
+            jet.begin_transaction(session).expect("begin_transaction");
+            let (jet, in_write, met) = (Arc::clone(&jet), Arc::clone(&in_write), Arc::clone(&met));
+            let thread = loom::thread::spawn(move || {
+                if in_write.fetch_add(1, StdOrdering::SeqCst) > 0 {
+                    met.store(1, StdOrdering::SeqCst);
+                }
+                let inserted = jet.insert(session, table, &key, &value);
+                if in_write.fetch_sub(1, StdOrdering::SeqCst) > 1 {
+                    met.store(1, StdOrdering::SeqCst);
+                }
+                inserted
+            });
+            (session, thread)
+        })
+        .collect();
+    for (session, thread) in writers {
+        let inserted = thread.join().expect("writer");
+        assert_eq!(inserted, Ok(()), "{P_WRITES_KEPT}: an insert failed");
+        jet.commit_transaction(session).expect("commit");
+    }
+    expected.extend(writes);
+    let reader = jet.begin_session(instance).expect("begin_session");
+    let reader_table = open(reader);
+    for (key, value) in &expected {
+        let found = jet
+            .seek(reader, reader_table, key, SeekMode::Equal)
+            .and_then(|()| jet.retrieve(reader, reader_table));
+        assert!(
+            found.as_ref().is_ok_and(|(_, found)| found == value),
+            "{P_WRITES_KEPT}: record {:?} is {:?}",
+            String::from_utf8_lossy(key),
+            found.map(|(_, value)| value.len())
+        );
+    }
     match met.load(StdOrdering::SeqCst) {
         0 => apart.fetch_add(1, StdOrdering::SeqCst),
         _ => overlapped.fetch_add(1, StdOrdering::SeqCst),
