@@ -48,6 +48,24 @@ macro_rules! implement_runtime {
             ) -> Self::RwLockWriteGuard<'_, T> {
                 lock.write().unwrap_or_else(::std::sync::PoisonError::into_inner)
             }
+            fn rwlock_try_read<T: Send + Sync + 'static>(
+                lock: &Self::RwLock<T>,
+            ) -> Option<Self::RwLockReadGuard<'_, T>> {
+                match lock.try_read() {
+                    Ok(guard) => Some(guard),
+                    Err(::std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                    Err(::std::sync::TryLockError::WouldBlock) => None,
+                }
+            }
+            fn rwlock_try_write<T: Send + Sync + 'static>(
+                lock: &Self::RwLock<T>,
+            ) -> Option<Self::RwLockWriteGuard<'_, T>> {
+                match lock.try_write() {
+                    Ok(guard) => Some(guard),
+                    Err(::std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                    Err(::std::sync::TryLockError::WouldBlock) => None,
+                }
+            }
             fn rwlock_get_mut<T: Send + Sync + 'static>(lock: &mut Self::RwLock<T>) -> &mut T {
                 lock.get_mut().unwrap_or_else(::std::sync::PoisonError::into_inner)
             }
@@ -106,6 +124,7 @@ macro_rules! implement_runtime {
                 HELD_LOCK_RANKS.with(|held| f(&mut held.borrow_mut()))
             }
             const CHECKS_LOCK_RANKS: bool = implement_runtime!(@checks_lock_ranks $root);
+            const RWLOCK_SPINS: u32 = implement_runtime!(@rwlock_spins $root);
         }
 
         implement_runtime!(@held_lock_ranks $root);
@@ -116,6 +135,14 @@ macro_rules! implement_runtime {
     };
     (@checks_lock_ranks $root:ident) => {
         true
+    };
+
+    // About 10 us of spinning on this machine's cores: longer than a store latch's install.
+    (@rwlock_spins std) => {
+        1000
+    };
+    (@rwlock_spins $root:ident) => {
+        0
     };
 
     // The runtime boundary is the one place a thread-local may live: lock-order bookkeeping

@@ -65,6 +65,14 @@ pub trait Runtime: Sized + Send + Sync + 'static {
     fn rwlock_write<T: Send + Sync + 'static>(
         lock: &Self::RwLock<T>,
     ) -> Self::RwLockWriteGuard<'_, T>;
+    /// Holds the lock shared if that needs no wait; `None` otherwise.
+    fn rwlock_try_read<T: Send + Sync + 'static>(
+        lock: &Self::RwLock<T>,
+    ) -> Option<Self::RwLockReadGuard<'_, T>>;
+    /// Holds the lock exclusively if that needs no wait; `None` otherwise.
+    fn rwlock_try_write<T: Send + Sync + 'static>(
+        lock: &Self::RwLock<T>,
+    ) -> Option<Self::RwLockWriteGuard<'_, T>>;
     /// The value of a lock its caller owns exclusively (`&mut`): no locking, no scheduling
     /// point.
     fn rwlock_get_mut<T: Send + Sync + 'static>(lock: &mut Self::RwLock<T>) -> &mut T;
@@ -109,4 +117,11 @@ pub trait Runtime: Sized + Send + Sync + 'static {
     /// taken against its rank must fail its seed there, not only in debug tests); under std
     /// only in debug builds, so the shipped engine pays nothing for the bookkeeping.
     const CHECKS_LOCK_RANKS: bool;
+
+    /// How many times a reader-writer lock is tried, spinning between tries, before the
+    /// thread sleeps for it ([`sync::RwLock`]). On OS threads a latch held for microseconds
+    /// is cheaper to spin for than to sleep for: a futex sleep and wake-up cost more than the
+    /// wait. 0 under loom and shuttle, where a try is a scheduling point and spinning would
+    /// only multiply the schedules.
+    const RWLOCK_SPINS: u32;
 }

@@ -72,6 +72,17 @@ fn release<R: Runtime>(rank: LockRank) {
     }
 }
 
+/// Tries `attempt` up to [`Runtime::RWLOCK_SPINS`] times, spinning between tries.
+fn spin_for<R: Runtime, G>(mut attempt: impl FnMut() -> Option<G>) -> Option<G> {
+    for _ in 0..R::RWLOCK_SPINS {
+        if let Some(guard) = attempt() {
+            return Some(guard);
+        }
+        std::hint::spin_loop();
+    }
+    None
+}
+
 /// A mutex from runtime `R`, with its [`LockRank`].
 pub struct Mutex<R: Runtime, T: Send + 'static> {
     inner: R::Mutex<T>,
@@ -140,8 +151,10 @@ impl<R: Runtime, T: Send + Sync + 'static> RwLock<R, T> {
     /// Holds the lock shared: other shared holders may hold it at the same time.
     pub fn read(&self) -> RwLockReadGuard<'_, R, T> {
         acquire::<R>(self.rank);
+        let inner = spin_for::<R, _>(|| R::rwlock_try_read(&self.inner))
+            .unwrap_or_else(|| R::rwlock_read(&self.inner));
         RwLockReadGuard {
-            inner: Some(R::rwlock_read(&self.inner)),
+            inner: Some(inner),
             rank: self.rank,
         }
     }
@@ -153,8 +166,10 @@ impl<R: Runtime, T: Send + Sync + 'static> RwLock<R, T> {
     /// Holds the lock exclusively.
     pub fn write(&self) -> RwLockWriteGuard<'_, R, T> {
         acquire::<R>(self.rank);
+        let inner = spin_for::<R, _>(|| R::rwlock_try_write(&self.inner))
+            .unwrap_or_else(|| R::rwlock_write(&self.inner));
         RwLockWriteGuard {
-            inner: Some(R::rwlock_write(&self.inner)),
+            inner: Some(inner),
             rank: self.rank,
         }
     }
