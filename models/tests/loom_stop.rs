@@ -105,8 +105,8 @@ fn gate_begin_transaction_vs_stop() {
 fn gate_commit_vs_stop() {
     // Unbounded: 3 loom threads (main blocked in join), small space.
     let (executions, coverage) = passes(StopModel::GateCommit);
-    assert_eq!(executions, 774);
-    assert_eq!(coverage, [54, 432, 288]);
+    assert_eq!(executions, 894);
+    assert_eq!(coverage, [54, 504, 336]);
 }
 
 #[test]
@@ -120,7 +120,7 @@ fn gate_main_stops() {
 
 #[test]
 fn allowlist_rollback_vs_stop() {
-    assert_eq!(executions(StopModel::AllowlistRollback), 645);
+    assert_eq!(executions(StopModel::AllowlistRollback), 918);
 }
 
 #[test]
@@ -181,10 +181,10 @@ fn partial_stop_resume_vs_full_stop() {
 fn stop_parks_background_defrag() {
     assert_eq!(StopModel::DefragPark.bound(), Some(2));
     let (executions, coverage) = passes(StopModel::DefragPark);
-    assert_eq!(executions, 300);
+    assert_eq!(executions, 324);
     // Coverage, pinned: stops that parked defrag after the pass had freed pages, and stops that
     // parked it before the pass got anything done.
-    assert_eq!(coverage, [108, 192]);
+    assert_eq!(coverage, [111, 213]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -246,9 +246,9 @@ fn check_then_act_needs_preemption_bound_2() {
 teeth! {
     /// The commit, wrongly allowlisted, is not waited for: loom first finds it finishing after
     /// the stop returned (it would also be admitted after the stop, the next property).
-    catches_allowlist_extra_commit: AllowlistExtraCommit in GateCommit breaks FinishedAfterStop at 37;
+    catches_allowlist_extra_commit: AllowlistExtraCommit in GateCommit breaks FinishedAfterStop at 43;
     catches_checkpoint_quiesce_skipped: CheckpointQuiesceSkipped in GateCommit breaks NotQuiesced at 1;
-    catches_allowlist_missing_rollback: AllowlistMissingRollback in AllowlistRollback breaks Allowlist at 106;
+    catches_allowlist_missing_rollback: AllowlistMissingRollback in AllowlistRollback breaks Allowlist at 127;
     /// The engine's `Gate::finish_term` asserts no call is in flight; loom reaches that
     /// assertion before this model's own property.
     catches_term_does_not_wait: TermDoesNotWait in TermWaits breaks EngineTermInFlight at 13;

@@ -165,6 +165,7 @@ impl<R: Runtime> Jet<R> {
                         return Err(JetError::DatabaseInUse);
                     }
                 }
+                crate::instance::worker::wait_for_write_back(core);
                 let storage = state
                     .store_mut()
                     .storage

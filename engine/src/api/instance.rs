@@ -147,6 +147,11 @@ impl<R: Runtime> Jet<R> {
                             .mutations
                             .is_active(Mutant::OperationLoggedPerPage),
                     );
+                    storage.set_frames_in_flight_evicted(
+                        core.options
+                            .mutations
+                            .is_active(Mutant::FrameEvictedDuringWriteBack),
+                    );
                     storage.set_marks(core.marks.clone());
                     state.storage_failed = Some(storage.failed_flag());
                     state.store_mut().storage = Some(storage);
@@ -313,6 +318,7 @@ impl<R: Runtime> Jet<R> {
             Self::check_available(state.store_mut())?;
             let next = state.params.with(parameter, value, initialized)?;
             if parameter == SystemParameter::CacheSizePages {
+                crate::instance::worker::wait_for_write_back(&core);
                 if let Some(storage) = state.store_mut().storage.as_mut() {
                     storage.set_cache_size_pages(usize::try_from(value).unwrap_or(usize::MAX))?;
                 }

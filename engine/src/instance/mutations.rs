@@ -95,6 +95,11 @@ pub enum Mutant {
     /// leaf (or allocated from the same header) both install, and the second overwrites the
     /// first's change (a lost insert, or a page allocated twice).
     StagedWriteNotRevalidated,
+    /// Eviction takes a frame whose background write-back is in flight: a writer evicting it
+    /// writes its newer image, then the flusher's older copy lands over it, and the cache no
+    /// longer holds the page; the disk has lost the newer change, which a later read (or a
+    /// crash) brings back as it was.
+    FrameEvictedDuringWriteBack,
 }
 
 impl Mutant {
@@ -125,6 +130,7 @@ impl Mutant {
         Mutant::CheckpointFromNewestDirtyPage,
         Mutant::NestedCommitMovesNewestVersionOnly,
         Mutant::StagedWriteNotRevalidated,
+        Mutant::FrameEvictedDuringWriteBack,
     ];
 
     const fn bit(self) -> u32 {

@@ -7,7 +7,8 @@
 //! one, when the harness calls `Jet::run_background_tasks`.
 //!
 //! Defragmentation runs in small steps, each under the instance lock, and checks between steps
-//! whether a stop asked it to park; a stop waits until the pass in progress has noticed.
+//! whether a stop asked it to park; a stop waits until the pass in progress has noticed. The
+//! checkpoint flusher writes its pages holding no lock (see [`flush_checkpoint`]).
 
 use crate::instance::status::{CleanupStatus, DefragStatus};
 use crate::instance::{InstanceCore, InstanceState};
@@ -44,6 +45,8 @@ pub struct WorkerState {
     pub background_errors: u64,
     pub shutdown: bool,
     pub round_active: bool,
+    /// A background write-back batch's I/O is out (see `flush_checkpoint`).
+    pub write_back_in_flight: bool,
 }
 
 impl WorkerState {
@@ -242,18 +245,67 @@ fn checkpoint_target_bytes<R: Runtime>(quiesced: bool, state: &InstanceState<R>)
     }
 }
 
-/// Flushes dirty pages until the checkpoint is within its target. Returns the errors (0 or 1).
+/// Flushes dirty pages until the checkpoint is within its target, then persists the
+/// checkpoint. Returns the errors (0 or 1).
+///
+/// The pages are written in batches with no lock held: each batch is copied under the
+/// instance latch, written and synced holding nothing (calls run meanwhile, and may change
+/// the pages again), then ended under the latch ([`crate::storage::WriteBackBatch`]). While a
+/// batch's I/O is out, [`WorkerState::write_back_in_flight`] is set; a call that writes pages
+/// back itself (a stop's flush, a detach, a smaller cache) waits for it first
+/// ([`wait_for_write_back`]). The checkpoint file is written under the latch.
 fn flush_checkpoint<R: Runtime>(core: &InstanceCore<R>) -> u64 {
     let quiesced = core.worker.state.lock().caches_quiesced;
-    let mut state = core.state.write();
-    let target = checkpoint_target_bytes(quiesced, &state);
-    let Some(storage) = state.store_mut().storage.as_mut() else {
-        return 0;
-    };
-    storage.set_activity(Activity::CheckpointFlush);
-    let errors = u64::from(storage.flush_to_depth(target).is_err());
-    storage.set_activity(Activity::Call);
-    errors
+    loop {
+        let mut state = core.state.write();
+        let target = checkpoint_target_bytes(quiesced, &state);
+        let Some(storage) = state.store_mut().storage.as_mut() else {
+            return 0;
+        };
+        storage.set_activity(Activity::CheckpointFlush);
+        let started = storage.begin_write_back(target);
+        let batch = match started {
+            Ok(Some(batch)) => batch,
+            Ok(None) => {
+                let persisted = storage.persist_current_checkpoint();
+                storage.set_activity(Activity::Call);
+                return u64::from(persisted.is_err());
+            }
+            Err(_) => {
+                storage.set_activity(Activity::Call);
+                return 1;
+            }
+        };
+        storage.set_activity(Activity::Call);
+        core.worker.state.lock().write_back_in_flight = true;
+        drop(state);
+        let written = batch.write_and_sync();
+        core.worker.signal(|w| w.write_back_in_flight = false);
+        let mut state = core.state.write();
+        let storage = state
+            .store_mut()
+            .storage
+            .as_mut()
+            .expect("term waits for the round that wrote the batch");
+        storage.set_activity(Activity::CheckpointFlush);
+        let finished = storage.finish_write_back(batch, written);
+        storage.set_activity(Activity::Call);
+        if finished.is_err() {
+            return 1;
+        }
+    }
+}
+
+/// Waits, holding the instance latch exclusively, until no background write-back's I/O is
+/// out: a call that writes pages back must not write a newer image of a page before a
+/// batch's older one reaches the disk. The batch's I/O takes no lock, so the wait ends.
+pub(crate) fn wait_for_write_back<R: Runtime>(core: &InstanceCore<R>) {
+    let worker = core.worker.state.lock();
+    drop(
+        core.worker
+            .wake
+            .wait_while(worker, |w| w.write_back_in_flight),
+    );
 }
 
 /// What a round's defrag steps did.

@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use super::btree;
 use super::buffer_manager::{BufferManager, FrameKey, MissPolicy};
 use super::log::{Log, LogRecord};
-use super::page::{decode_page, encode_page, page_lsn_of, DbHeader, Node, PageContent};
+use super::page::{decode_page, encode_page, DbHeader, Node, PageContent};
 use super::{FileId, Lsn, PageNumber};
 use crate::error::{JetError, JetResult};
 
@@ -331,11 +331,14 @@ impl<'a> Pager<'a> {
         if let Some(content) = self.staged.get(&page) {
             return Ok(content.clone());
         }
-        let bytes = self.frames.read(self.file, page)?;
+        let content = decode_page(self.frames.read(self.file, page)?)?.1;
         if let Some(read_lsns) = self.read_lsns.as_mut() {
-            read_lsns.insert(page, page_lsn_of(bytes));
+            // The frame's LSN, which `StagedPages::is_current` compares with (a page read
+            // from a file another log wrote is cached with LSN 0, whatever it stores).
+            let lsn = self.frames.buffers().cached_page_lsn(self.file, page);
+            read_lsns.insert(page, lsn.expect("the page was just read from the cache"));
         }
-        Ok(decode_page(bytes)?.1)
+        Ok(content)
     }
 
     /// Reads a page that must be a tree node (any other kind is a broken pointer).

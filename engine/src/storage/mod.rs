@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 use crate::env::io::Io;
 use crate::error::{JetError, JetResult};
 use buffer_manager::BufferManager;
-pub use buffer_manager::{DeferredRead, FrameKey, MissPolicy};
+pub use buffer_manager::{DeferredRead, FrameKey, MissPolicy, WriteBackBatch};
 use checkpoint::{CheckpointFile, CheckpointState};
 use database::Pager;
 pub use log::{FlushStart, LogFlush};
@@ -949,6 +949,56 @@ impl Storage {
             checkpoint_depth_bytes_before,
             checkpoint_depth_bytes_after: self.checkpoint_depth_bytes(),
         })
+    }
+
+    /// Starts a background write-back toward a checkpoint depth of `max_depth_bytes`: copies
+    /// a batch of the oldest dirty pages (at most half the cache) for the caller to write with
+    /// no lock held ([`WriteBackBatch::write_and_sync`]), then to end with
+    /// [`Storage::finish_write_back`]. If the oldest dirty page's log record is not durable,
+    /// the log is flushed here first. `None`: the checkpoint is within its target.
+    pub fn begin_write_back(&mut self, max_depth_bytes: u64) -> JetResult<Option<WriteBackBatch>> {
+        self.alive()?;
+        if self.checkpoint_depth_bytes() <= max_depth_bytes {
+            return Ok(None);
+        }
+        let batch_max = self.buffers.cache_size_pages() / 2;
+        if let Some(batch) = self
+            .buffers
+            .begin_write_back(max_depth_bytes, &self.log, batch_max)
+        {
+            return Ok(Some(batch));
+        }
+        // The oldest dirty page waits for its log record to be durable.
+        self.flush_log()?;
+        Ok(self
+            .buffers
+            .begin_write_back(max_depth_bytes, &self.log, batch_max))
+    }
+
+    /// Ends a background write-back whose I/O ended with `written`; an I/O error makes the
+    /// storage fail-stop. Returns the pages cleaned.
+    pub fn finish_write_back(
+        &mut self,
+        batch: WriteBackBatch,
+        written: JetResult<()>,
+    ) -> JetResult<u64> {
+        let cleaned = self.buffers.finish_write_back(batch, written.is_ok());
+        crate::mark!(self.buffers.marks, BackgroundFlushWrotePages if cleaned > 0 && self.activity == Activity::CheckpointFlush);
+        self.note(written.map(|()| cleaned))
+    }
+
+    /// Persists the checkpoint as the cache has it now (after background write-backs).
+    pub fn persist_current_checkpoint(&mut self) -> JetResult<()> {
+        self.alive()?;
+        let checkpoint_lsn = self.checkpoint_lsn();
+        let result = self.persist_checkpoint(checkpoint_lsn);
+        self.note(result)
+    }
+
+    /// Planted bug `FrameEvictedDuringWriteBack` (tests only): eviction takes frames whose
+    /// background write-back is in flight.
+    pub fn set_frames_in_flight_evicted(&mut self, evicted: bool) {
+        self.buffers.evicts_frames_in_flight = evicted;
     }
 
     fn persist_checkpoint(&mut self, checkpoint_lsn: Lsn) -> JetResult<()> {
