@@ -151,12 +151,18 @@ fn commits_per_second(threads: usize, commits: u64) -> f64 {
     (threads as u64 * commits) as f64 / timing.wall_seconds
 }
 
-/// Seek + retrieve pairs with `threads` threads on separate cached tables, `seeks` each.
-fn seeks_timed(threads: usize, seeks: u64) -> Timing {
+/// An in-memory engine with one table per thread, and a session on each table.
+fn in_memory_sessions(threads: usize) -> (Arc<Jet<StdRuntime>>, Vec<(SessionHandle, TableHandle)>) {
     let (jet, instance) = engine(Environment::in_memory(), threads);
-    let sessions: Vec<_> = (0..threads)
+    let sessions = (0..threads)
         .map(|t| session_on(&jet, instance, t))
         .collect();
+    (jet, sessions)
+}
+
+/// Seek + retrieve pairs with `threads` threads on separate cached tables, `seeks` each.
+fn seeks_timed(threads: usize, seeks: u64) -> Timing {
+    let (jet, sessions) = in_memory_sessions(threads);
     timed(threads, |thread| {
         let (sesid, table) = sessions[thread];
         for i in 0..seeks {
@@ -170,10 +176,7 @@ fn seeks_timed(threads: usize, seeks: u64) -> Timing {
 /// Record writes with `threads` threads on separate cached tables, `writes` each: seek and
 /// replace, committed every [`WRITES_PER_TRANSACTION`] writes.
 fn writes_timed(threads: usize, writes: u64) -> Timing {
-    let (jet, instance) = engine(Environment::in_memory(), threads);
-    let sessions: Vec<_> = (0..threads)
-        .map(|t| session_on(&jet, instance, t))
-        .collect();
+    let (jet, sessions) = in_memory_sessions(threads);
     timed(threads, |thread| {
         let (sesid, table) = sessions[thread];
         for i in 0..writes {

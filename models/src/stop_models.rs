@@ -30,7 +30,7 @@ use jetsim_engine::env::{Io, ManualClock, MemIo};
 use jetsim_engine::{
     stop_grbit, DefragStatus, Environment, InstanceHandle, InstanceOptions, InstanceStatus, Jet,
     JetError, JetResult, Mutations, Phase, SeekMode, SessionHandle, StopStep, SystemParameter,
-    TermOutcome,
+    TableHandle, TermOutcome,
 };
 use loom::sync::atomic::{AtomicU64, Ordering};
 use std::fmt;
@@ -1504,6 +1504,21 @@ fn group_commit_model(mutations: Mutations, overlapped: &AtomicUsize, apart: &At
     }
 }
 
+/// An engine with database "db" holding table "t", and the session that made them.
+fn engine_with_table(mutations: Mutations) -> (Arc<Engine>, InstanceHandle, SessionHandle) {
+    let (jet, instance) = engine(options(mutations));
+    let setup = jet.begin_session(instance).expect("begin_session");
+    let db = jet.create_database(setup, "db").expect("create_database");
+    jet.create_table(setup, db, "t").expect("create_table");
+    (jet, instance, setup)
+}
+
+/// Opens "db" and its table "t" on `session`.
+fn open_table_t(jet: &Engine, session: SessionHandle) -> TableHandle {
+    let db = jet.open_database(session, "db").expect("open_database");
+    jet.open_table(session, db, "t").expect("open_table")
+}
+
 // ---------------------------------------------------------------------------------------------
 // The instance latch: two readers and a writer share it; the writer installs under the store
 // latch.
@@ -1518,14 +1533,8 @@ const SHARED_READERS_BOUND: Option<usize> = Some(2);
 /// a third session. Each reader must find "a" with its committed value and must not find "b"
 /// (uncommitted); the writer's insert must succeed.
 fn shared_readers_model(mutations: Mutations, overlapped: &AtomicUsize, apart: &AtomicUsize) {
-    let (jet, instance) = engine(options(mutations));
-    let setup = jet.begin_session(instance).expect("begin_session");
-    let db = jet.create_database(setup, "db").expect("create_database");
-    jet.create_table(setup, db, "t").expect("create_table");
-    let open = |session| {
-        let db = jet.open_database(session, "db").expect("open_database");
-        jet.open_table(session, db, "t").expect("open_table")
-    };
+    let (jet, instance, setup) = engine_with_table(mutations);
+    let open = |session| open_table_t(&jet, session);
     let table = open(setup);
     jet.begin_transaction(setup).expect("begin_transaction");
     jet.insert(setup, table, b"a", b"committed")
@@ -1596,14 +1605,8 @@ const BIG_VALUE_BYTES: usize = 500;
 /// fresh session must find all five records with their values. A write installed over a
 /// plan whose leaf or header changed meanwhile would lose a record or the split.
 fn staged_writers_model(mutations: Mutations, overlapped: &AtomicUsize, apart: &AtomicUsize) {
-    let (jet, instance) = engine(options(mutations));
-    let setup = jet.begin_session(instance).expect("begin_session");
-    let db = jet.create_database(setup, "db").expect("create_database");
-    jet.create_table(setup, db, "t").expect("create_table");
-    let open = |session| {
-        let db = jet.open_database(session, "db").expect("open_database");
-        jet.open_table(session, db, "t").expect("open_table")
-    };
+    let (jet, instance, setup) = engine_with_table(mutations);
+    let open = |session| open_table_t(&jet, session);
     let table = open(setup);
     let big = |tag: u8| vec![tag; BIG_VALUE_BYTES];
     let mut expected: Vec<(Vec<u8>, Vec<u8>)> = [b"c", b"d", b"e"]

@@ -798,6 +798,15 @@ mod tests {
         assert!(buffers.cached_page_count() <= MIN_CACHE_SIZE_PAGES);
     }
 
+    /// A log and a cache of [`MIN_CACHE_SIZE_PAGES`] over one file, `t.edb`, on `io`.
+    fn smallest_cache_on(io: &MemIo) -> (Log, FileId, BufferManager) {
+        let (log, _) = Log::open(io, "t.log").expect("log");
+        let file = FileId(1);
+        let mut buffers = BufferManager::new(MIN_CACHE_SIZE_PAGES);
+        buffers.add_file(file, io.create("t.edb").expect("create"));
+        (log, file, buffers)
+    }
+
     /// The disk's image of `page`: its tag (the first key's byte).
     fn tag_on_disk(io: &MemIo, page: PageNumber) -> u8 {
         let mut bytes = vec![0; PAGE_SIZE_BYTES];
@@ -815,11 +824,8 @@ mod tests {
     /// dirty from the change after the batch ended (`None`: not cached).
     fn write_back_racing_an_eviction(evicts_frames_in_flight: bool) -> (u8, Option<bool>) {
         let io = MemIo::new();
-        let (mut log, _) = Log::open(&io, "t.log").expect("log");
-        let file = FileId(1);
-        let mut buffers = BufferManager::new(MIN_CACHE_SIZE_PAGES);
+        let (mut log, file, mut buffers) = smallest_cache_on(&io);
         buffers.evicts_frames_in_flight = evicts_frames_in_flight;
-        buffers.add_file(file, io.create("t.edb").expect("create"));
         for page in 0..MIN_CACHE_SIZE_PAGES as PageNumber {
             let (image, lsn) = logged_image(&mut log, file, page, page as u8);
             buffers
@@ -994,11 +1000,8 @@ mod tests {
     /// bytes page 0 then has in the cache.
     fn page_after_an_overtaken_deferred_read(install_overtaken_reads: bool) -> Vec<u8> {
         let io = MemIo::new();
-        let (mut log, _) = Log::open(&io, "t.log").expect("log");
-        let file = FileId(1);
-        let mut buffers = BufferManager::new(MIN_CACHE_SIZE_PAGES);
+        let (mut log, file, mut buffers) = smallest_cache_on(&io);
         buffers.install_overtaken_reads = install_overtaken_reads;
-        buffers.add_file(file, io.create("t.edb").expect("create"));
         let write = |buffers: &mut BufferManager, log: &mut Log, page, tag| {
             let (image, lsn) = logged_image(log, file, page, tag);
             buffers.write(file, page, image, lsn, log).expect("write");
