@@ -114,11 +114,7 @@ impl<R: Runtime> Jet<R> {
         if state.databases.next_free_slot().is_none() {
             return Err(JetError::TooManyAttachedDatabases);
         }
-        let storage = state
-            .store_mut()
-            .storage
-            .as_mut()
-            .ok_or(JetError::NotInitialized)?;
+        let storage = state.storage_mut()?;
         self.claim_database(core.handle, path)?;
         let file = open(storage, core.env.io.as_ref(), path)
             .inspect_err(|_| self.release_database(core.handle, path))?;
@@ -166,11 +162,7 @@ impl<R: Runtime> Jet<R> {
                     }
                 }
                 crate::instance::worker::wait_for_write_back(core);
-                let storage = state
-                    .store_mut()
-                    .storage
-                    .as_mut()
-                    .ok_or(JetError::NotInitialized)?;
+                let storage = state.storage_mut()?;
                 storage.detach_database(file)?;
                 state.databases.remove(slot, generation);
                 self.release_database(core.handle, path);
@@ -262,11 +254,7 @@ impl<R: Runtime> Jet<R> {
             JetCall::CreateTable,
             |core, state, session, orders| {
                 let (slot, file) = table_to_open(state, session, dbid, name)?;
-                let storage = state
-                    .store_mut()
-                    .storage
-                    .as_mut()
-                    .ok_or(JetError::NotInitialized)?;
+                let storage = state.storage_mut()?;
                 let root = storage.create_table(file, name)?;
                 orders.wrote = true;
                 open_cursor(core, state, session, slot, name, root, generation)
@@ -284,11 +272,7 @@ impl<R: Runtime> Jet<R> {
         let generation = self.next_generation();
         self.with_session(sesid, JetCall::OpenTable, |core, state, session, _| {
             let (slot, file) = table_to_open(state, session, dbid, name)?;
-            let storage = state
-                .store_mut()
-                .storage
-                .as_mut()
-                .ok_or(JetError::NotInitialized)?;
+            let storage = state.storage_mut()?;
             let root = storage
                 .table_root(file, name)?
                 .ok_or(JetError::ObjectNotFound)?;
@@ -317,11 +301,7 @@ impl<R: Runtime> Jet<R> {
             if !valid_table_name(name) {
                 return Err(JetError::InvalidName);
             }
-            let storage = state
-                .store_mut()
-                .storage
-                .as_mut()
-                .ok_or(JetError::NotInitialized)?;
+            let storage = state.storage_mut()?;
             let root = storage
                 .table_root(file, name)?
                 .ok_or(JetError::ObjectNotFound)?;
@@ -346,11 +326,7 @@ impl<R: Runtime> Jet<R> {
                     return Err(JetError::TableInUse);
                 }
             }
-            let storage = state
-                .store_mut()
-                .storage
-                .as_mut()
-                .ok_or(JetError::NotInitialized)?;
+            let storage = state.storage_mut()?;
             storage.delete_table(file, name)?;
             orders.wrote = true;
             Ok(())

@@ -396,11 +396,7 @@ fn rollback_level<R: Runtime>(
         .version_store
         .undo_of_level(open.txn, open.level)?;
     let undone_count = u32::try_from(undo.len()).expect("bounded by the version store");
-    let storage = state
-        .store_mut()
-        .storage
-        .as_mut()
-        .ok_or(JetError::NotInitialized)?;
+    let storage = state.storage_mut()?;
     storage.check_log_writable()?;
     for (record, before) in &undo {
         match before {

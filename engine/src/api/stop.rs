@@ -243,22 +243,14 @@ fn stop_and_emit_log<R: Runtime>(core: &InstanceCore<R>) -> JetResult<StopStep> 
     let quiesced = core.worker.state.lock().caches_quiesced;
     let mut state = core.state.write();
     Jet::<R>::check_available(state.store_mut())?;
-    let storage = state
-        .store_mut()
-        .storage
-        .as_mut()
-        .ok_or(JetError::NotInitialized)?;
+    let storage = state.storage_mut()?;
     let emitted = storage.stop_and_emit_log();
     // Before the latch goes, even if the flush failed: from here on every logging call is
     // refused, so a commit whose record is durable must take effect now, not when its
     // committer wakes (see `publish_durable_commits`).
     publish_durable_commits(&mut state)?;
     let emitted = emitted?;
-    let storage = state
-        .store_mut()
-        .storage
-        .as_mut()
-        .ok_or(JetError::NotInitialized)?;
+    let storage = state.storage_mut()?;
     if emitted && quiesced {
         crate::instance::worker::wait_for_write_back(core);
         storage.flush_to_depth(0)?;

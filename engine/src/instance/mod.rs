@@ -317,6 +317,15 @@ impl<R: Runtime> InstanceState<R> {
     pub fn store_mut(&mut self) -> &mut Store {
         self.store.get_mut()
     }
+
+    /// The storage, to a call holding the instance latch exclusively; `NotInitialized`
+    /// before init and after term.
+    pub fn storage_mut(&mut self) -> crate::error::JetResult<&mut Storage> {
+        self.store_mut()
+            .storage
+            .as_mut()
+            .ok_or(crate::error::JetError::NotInitialized)
+    }
 }
 
 impl<R: Runtime> InstanceCore<R> {
