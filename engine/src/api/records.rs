@@ -554,7 +554,8 @@ struct PlannedWrite {
 }
 
 /// [`super::WritePlan`] of a record write: every check it can make without the version
-/// store's write checks, then the tree change staged through the cache.
+/// store's write checks, then the tree change staged through the cache, kept only if the
+/// record's visible value allows the write.
 fn plan_write<R: Runtime>(
     state: &InstanceState<R>,
     session: SessionRef,
@@ -563,36 +564,31 @@ fn plan_write<R: Runtime>(
 ) -> Result<PlannedWrite, (JetError, Option<FrameKey>)> {
     let versions = &store.version_store;
     let target = write_target(state, versions, session, asked).map_err(|e| (e, None))?;
-    let mut tree = TreeReads::cached(store.storage.as_ref());
-    let visible = target
-        .table
-        .get(&mut tree, versions, &target.key)
-        .map_err(|e| (e, tree.missed()))?;
-    if asked.kind.refusal(&visible).is_some() {
-        return Ok(PlannedWrite {
-            target,
-            change: None,
-        });
-    }
     let storage = store
         .storage
         .as_ref()
         .ok_or((JetError::NotInitialized, None))?;
     let mut missed = None;
     let (file, root) = (target.table.file, target.table.root);
-    let change = storage
+    let (before, staged) = storage
         .stage_write(file, root, &target.key, asked.value, &mut missed)
         .map_err(|e| (e, missed))?;
-    Ok(PlannedWrite {
-        target,
-        change: Some(change),
-    })
+    // The staging walk found the record's tree value, so its visible value needs no walk of
+    // its own; a write that value refuses keeps nothing it staged.
+    let record = target.table.record(&target.key);
+    let visible = versions.visible(&record, before.clone(), target.table.reader);
+    let change = asked
+        .kind
+        .refusal(&visible)
+        .is_none()
+        .then_some((before, staged));
+    Ok(PlannedWrite { target, change })
 }
 
 /// [`super::WriteInstall`] of a record write: the version store's checks, then the plan if
 /// nothing it read changed (so the record's visible value, which decides the answer, did
-/// not change either): the logical undo record, the staged pages, the version. `revalidates` is `false` only
-/// for the planted bug `StagedWriteNotRevalidated`.
+/// not change either): the logical undo record, the staged pages, the version.
+/// `revalidates` is `false` only for the planted bug `StagedWriteNotRevalidated`.
 fn install_write<R: Runtime>(
     state: &InstanceState<R>,
     store: &mut Store,
