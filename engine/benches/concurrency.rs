@@ -2,7 +2,9 @@
 //! same work per thread:
 //!
 //! 1. commits on real files with fsync, 2 threads against 1 (group commit: a commit waits for
-//!    the log with no lock held, and commits appended meanwhile share the next sync);
+//!    the log with no lock held, and commits appended meanwhile share the next sync), with
+//!    the syncs each commit cost (1.00 with one thread; group commit brings it towards 0.50
+//!    with two, whatever the disk's latency);
 //! 2. seeks and retrieves on cached pages of separate tables, 2 threads against 1;
 //! 3. record writes (seek + replace, 50 to a transaction) on cached pages of separate
 //!    tables in memory, 2 threads against 1: writes hold the instance latch shared, plan
@@ -21,7 +23,10 @@
 //! calibration measured in the same run: independent work with no shared data, 2 threads
 //! against 1, which is the best ratio the machine allows at that moment.
 
+use jetsim_engine::env::{FileIo, Io, IoFile, SystemClock};
 use jetsim_engine::*;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -125,15 +130,77 @@ fn session_on(
     (sesid, tableid)
 }
 
-/// Commits per second with `threads` threads, each committing `commits` one-insert
-/// transactions on its own table, on real files.
-fn commits_per_second(threads: usize, commits: u64) -> f64 {
+/// Real files whose syncs are counted: how many commits one sync covers is what group
+/// commit buys, whatever the disk's latency that day.
+struct SyncCountingIo {
+    files: FileIo,
+    syncs: Arc<AtomicU64>,
+}
+
+struct SyncCountingFile {
+    file: Box<dyn IoFile>,
+    syncs: Arc<AtomicU64>,
+}
+
+impl SyncCountingIo {
+    fn counted(&self, file: Box<dyn IoFile>) -> Box<dyn IoFile> {
+        Box::new(SyncCountingFile {
+            file,
+            syncs: Arc::clone(&self.syncs),
+        })
+    }
+}
+
+impl Io for SyncCountingIo {
+    fn create(&self, path: &str) -> io::Result<Box<dyn IoFile>> {
+        Ok(self.counted(self.files.create(path)?))
+    }
+    fn open(&self, path: &str) -> io::Result<Box<dyn IoFile>> {
+        Ok(self.counted(self.files.open(path)?))
+    }
+    fn remove(&self, path: &str) -> io::Result<()> {
+        self.files.remove(path)
+    }
+    fn exists(&self, path: &str) -> bool {
+        self.files.exists(path)
+    }
+}
+
+impl IoFile for SyncCountingFile {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.file.read_at(offset, buf)
+    }
+    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.file.write_at(offset, data)
+    }
+    fn sync(&self) -> io::Result<()> {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.file.sync()
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.file.len()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+}
+
+/// Commits with `threads` threads, each committing `commits` one-insert transactions on
+/// its own table, on real files: commits per second, and syncs per commit.
+fn commits_timed(threads: usize, commits: u64) -> (f64, f64) {
     let root = std::env::temp_dir().join(format!(
         "jetsim-bench-concurrency-{}-{threads}",
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&root);
-    let (jet, instance) = engine(Environment::on_disk(&root), threads);
+    let syncs = Arc::new(AtomicU64::new(0));
+    let io = SyncCountingIo {
+        files: FileIo::new(&root),
+        syncs: Arc::clone(&syncs),
+    };
+    let env = Environment::new(Arc::new(SystemClock::new()), Arc::new(io));
+    let (jet, instance) = engine(env, threads);
+    let syncs_before = syncs.load(Ordering::Relaxed);
     let sessions: Vec<_> = (0..threads)
         .map(|t| session_on(&jet, instance, t))
         .collect();
@@ -146,9 +213,11 @@ fn commits_per_second(threads: usize, commits: u64) -> f64 {
             jet.commit_transaction(sesid).unwrap();
         }
     });
+    let commit_syncs = syncs.load(Ordering::Relaxed) - syncs_before;
     jet.term(instance).unwrap();
     let _ = std::fs::remove_dir_all(&root);
-    (threads as u64 * commits) as f64 / timing.wall_seconds
+    let total = (threads as u64 * commits) as f64;
+    (total / timing.wall_seconds, commit_syncs as f64 / total)
 }
 
 /// An in-memory engine with one table per thread, and a session on each table.
@@ -230,10 +299,11 @@ fn main() {
     let commits = env_count("JETSIM_BENCH_COMMITS", 400);
     let seeks = env_count("JETSIM_BENCH_SEEKS", 100_000);
     let writes = env_count("JETSIM_BENCH_WRITES", 50_000);
-    let one = commits_per_second(1, commits);
-    let two = commits_per_second(2, commits);
+    let (one, one_syncs) = commits_timed(1, commits);
+    let (two, two_syncs) = commits_timed(2, commits);
     println!(
-        "commits on real files (fsync): 1 thread {one:.0}/s, 2 threads {two:.0}/s, ratio {:.2}",
+        "commits on real files (fsync): 1 thread {one:.0}/s, 2 threads {two:.0}/s, ratio {:.2}; \
+         syncs per commit: 1 thread {one_syncs:.2}, 2 threads {two_syncs:.2}",
         two / one
     );
     let rounds = seeks;

@@ -473,6 +473,66 @@ fn stop_and_emit_log_publishes_a_commit_held_at_its_log_sync() {
     );
 }
 
+/// A committer about to flush the log while another session holds a transaction open
+/// gathers a group: it waits, with no latch, for another Commit record to join its sync
+/// (`Runtime::GROUP_COMMIT_SPINS`). Here the other transaction never commits while it
+/// waits, so the wait must end on its own bound, and the commit be durable and visible;
+/// the other session, idle inside its transaction, keeps its write and commits after.
+#[test]
+fn a_commit_beside_an_idle_open_transaction_gathers_for_a_bounded_wait() {
+    let trap = Arc::new(Trap::default());
+    let (jet, instance) = two_databases(&trap);
+    let idle = jet.begin_session(instance).unwrap();
+    let idle_db = jet.open_database(idle, DB_B).unwrap();
+    let idle_table = jet.open_table(idle, idle_db, "t").unwrap();
+    jet.begin_transaction(idle).unwrap();
+    jet.insert(idle, idle_table, b"idle", b"uncommitted")
+        .unwrap();
+
+    let (done_tx, done_rx) = mpsc::channel();
+    let committer = {
+        let jet = Arc::clone(&jet);
+        std::thread::spawn(move || {
+            let result = (|| {
+                let sesid = jet.begin_session(instance)?;
+                let dbid = jet.open_database(sesid, DB_A)?;
+                let table = jet.open_table(sesid, dbid, "t")?;
+                for i in 0..3u8 {
+                    jet.begin_transaction(sesid)?;
+                    jet.insert(sesid, table, &[b'g', i], b"committed")?;
+                    jet.commit_transaction(sesid)?;
+                }
+                Ok(())
+            })();
+            done_tx.send(result).unwrap();
+        })
+    };
+    let committed: JetResult<()> = done_rx
+        .recv_timeout(WATCHDOG)
+        .unwrap_or_else(|_| panic!("deadlock watchdog: a gathering commit never flushed"));
+    committer.join().unwrap();
+    assert_eq!(committed, Ok(()));
+
+    let reader = jet.begin_session(instance).unwrap();
+    let reader_db = jet.open_database(reader, DB_A).unwrap();
+    let reader_table = jet.open_table(reader, reader_db, "t").unwrap();
+    for i in 0..3u8 {
+        jet.seek(reader, reader_table, &[b'g', i], SeekMode::Equal)
+            .unwrap();
+        assert_eq!(
+            jet.retrieve(reader, reader_table).unwrap().1,
+            b"committed".to_vec()
+        );
+    }
+    jet.commit_transaction(idle).unwrap();
+    jet.seek(idle, idle_table, b"idle", SeekMode::Equal)
+        .unwrap();
+    assert_eq!(
+        jet.retrieve(idle, idle_table).unwrap().1,
+        b"uncommitted".to_vec()
+    );
+}
+
 /// Calls each of the two threads of `two_threads_on_one_session_take_turns` makes
 /// (`JETSIM_SHARED_SESSION_CALLS` raises it).
 fn shared_session_calls() -> u32 {

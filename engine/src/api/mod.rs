@@ -27,7 +27,7 @@ use crate::error::{JetError, JetResult};
 use crate::instance::gate::GatePass;
 use crate::instance::slots::Slots;
 use crate::instance::{InstanceCore, InstanceState, Store};
-use crate::runtime::sync::{LeafRwLock, LockRank, RwLockReadGuard, RwLockWriteGuard};
+use crate::runtime::sync::{spin_until, LeafRwLock, LockRank, RwLockReadGuard, RwLockWriteGuard};
 use crate::runtime::Runtime;
 use crate::storage::{FlushStart, FrameKey, Lsn, MissPolicy, TreeReads};
 use crate::transaction::VersionStore;
@@ -690,6 +690,11 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
     /// for it and find their records covered. If the log fails meanwhile (this flush or
     /// another's), the answer is `LogWriteFail`: the record at `lsn` may or may not have
     /// reached the disk, exactly as when the caller's own flush fails.
+    ///
+    /// A waiter about to start a flush while others may soon commit (transactions are open
+    /// that have not appended their Commit record, or other calls are in flight) first
+    /// gathers a group (see [`Self::gather_commits`]): without that, two threads committing
+    /// in turn each find the other's flush in flight and every sync covers one commit.
     pub(crate) fn wait_durable(&mut self, lsn: Lsn) -> JetResult<()> {
         self.wait_durable_inner(lsn)
             .map_err(|_| JetError::LogWriteFail)
@@ -701,15 +706,30 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
             .options
             .mutations
             .is_active(crate::Mutant::GroupCommitTrustsFlushInFlight);
+        let core = self.core;
+        let mut gathered = R::GROUP_COMMIT_SPINS == 0;
         loop {
-            let storage = self
-                .state()
+            let state = self.state();
+            let uncommitted_elsewhere = state
                 .store_mut()
-                .storage
-                .as_mut()
-                .ok_or(JetError::NotInitialized)?;
+                .version_store
+                .open_transactions()
+                .saturating_sub(state.logged_commits.len());
+            let storage = state.storage_mut()?;
             if storage.flushed_lsn() > lsn {
                 return Ok(());
+            }
+            if !gathered
+                && !storage.log_flush_in_flight()
+                && !core.commit_gathering.in_progress.load(Ordering::Acquire)
+                && (uncommitted_elsewhere > 0 || {
+                    let gate = core.gate.status();
+                    (gate.gated_in_flight + gate.ungated_in_flight).saturating_sub(1) > 0
+                })
+            {
+                gathered = true;
+                self.gather_commits();
+                continue;
             }
             match storage.begin_log_flush()? {
                 FlushStart::Durable => return Ok(()),
@@ -740,14 +760,46 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
         }
     }
 
-    /// Sleeps, holding no latch, until the group-commit flush another call has in flight
-    /// ends. Its end is counted under `log_flush` with the latch held exclusively, and this
-    /// call reads the count before it lets go of the latch, so the end cannot be missed.
+    /// Lets go of the latch and spins, up to [`Runtime::GROUP_COMMIT_SPINS`] looks, until
+    /// another Commit record is appended, so that the flush this call then starts (or finds
+    /// started) covers it too. Bounded, so a transaction left open by an idle session costs a
+    /// commit at most this wait; it changes when the log is written, never what is written.
+    fn gather_commits(&mut self) {
+        let gathering = &self.core.commit_gathering;
+        let appended = &gathering.commit_records_appended;
+        let seen = appended.load(Ordering::Acquire);
+        gathering.in_progress.store(true, Ordering::Release);
+        self.unlocked(|| {
+            spin_until(R::GROUP_COMMIT_SPINS, || {
+                appended.load(Ordering::Acquire) != seen
+            })
+        });
+        gathering.in_progress.store(false, Ordering::Release);
+    }
+
+    /// Waits, holding no latch, until the group-commit flush another call has in flight
+    /// ends: first spinning ([`Runtime::GROUP_COMMIT_SPINS`] looks, since an fsync is short
+    /// next to a sleep and its wake-up on OS threads), then asleep. Its end is counted under
+    /// `log_flush` with the latch held exclusively, and this call reads the count before it
+    /// lets go of the latch, so the end cannot be missed.
     fn wait_for_flush_in_flight(&mut self) {
         let core = self.core;
         let mut flushes = core.log_flush.lock();
         let seen = flushes.flushes_ended;
+        if R::GROUP_COMMIT_SPINS > 0 {
+            drop(flushes);
+            drop(self.latch.take());
+            let ended = spin_until(R::GROUP_COMMIT_SPINS, || {
+                core.log_flush.lock().flushes_ended != seen
+            });
+            if ended {
+                self.latch = Some(Latch::take(core, self.mode));
+                return;
+            }
+            flushes = core.log_flush.lock();
+        }
         flushes.waiters += 1;
+        // Already let go of when the wait spun first.
         drop(self.latch.take());
         let mut flushes = core
             .log_flushed

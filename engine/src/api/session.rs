@@ -175,7 +175,7 @@ impl<R: Runtime> Jet<R> {
             JetCall::CommitTransaction,
             LatchMode::Exclusive,
             |call| {
-                let logged = call.run(&mut |_, state, session, _| {
+                let logged = call.run(&mut |core, state, session, _| {
                     let open = session_entry(state, session)
                         .transaction
                         .ok_or(JetError::NotInTransaction)?;
@@ -193,6 +193,11 @@ impl<R: Runtime> Jet<R> {
                         txn: open.txn,
                         commit_ts: version_store.next_commit_ts(),
                     })?;
+                    if R::GROUP_COMMIT_SPINS > 0 {
+                        core.commit_gathering
+                            .commit_records_appended
+                            .fetch_add(1, std::sync::atomic::Ordering::Release);
+                    }
                     let record_end_lsn = storage.tip_lsn();
                     let previous = state.logged_commits.insert(open.txn, record_end_lsn);
                     debug_assert_eq!(previous, None, "one commit call per transaction");

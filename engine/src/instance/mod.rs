@@ -190,6 +190,17 @@ pub struct LogFlushWait {
     pub waiters: u32,
 }
 
+/// Group-commit gathering ([`Runtime::GROUP_COMMIT_SPINS`]): only runtimes where that count
+/// is not 0 touch it, so plain atomics serve; loom and shuttle never see them.
+#[derive(Debug, Default)]
+pub struct CommitGathering {
+    /// Level-1 Commit records appended: a gathering committer waits for it to move.
+    pub commit_records_appended: std::sync::atomic::AtomicU64,
+    /// A committer is gathering: the next one to append starts the flush at once rather
+    /// than gather too, since the first is waiting for exactly that record.
+    pub in_progress: std::sync::atomic::AtomicBool,
+}
+
 /// Where a cursor stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Position {
@@ -301,6 +312,8 @@ pub struct InstanceCore<R: Runtime> {
     pub log_flush: Mutex<R, LogFlushWait>,
     /// Signalled (with `log_flush`) when a group-commit log flush ends.
     pub log_flushed: Condvar<R>,
+    /// What a committer gathering a group commit watches with no latch held.
+    pub commit_gathering: CommitGathering,
     /// Coverage marks, shared with the storage at init (see [`crate::marks`]).
     pub marks: crate::marks::Marks,
 }
@@ -372,6 +385,7 @@ impl<R: Runtime> InstanceCore<R> {
             session_claims: SessionClaims::new(),
             log_flush: Mutex::new(LockRank::LogFlushWait, LogFlushWait::default()),
             log_flushed: Condvar::new(),
+            commit_gathering: CommitGathering::default(),
             marks: crate::marks::Marks::default(),
         }
     }

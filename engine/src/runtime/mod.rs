@@ -124,4 +124,12 @@ pub trait Runtime: Sized + Send + Sync + 'static {
     /// wait. 0 under loom and shuttle, where a try is a scheduling point and spinning would
     /// only multiply the schedules.
     const RWLOCK_SPINS: u32;
+
+    /// How many times a committer about to start a log flush looks, spinning between looks,
+    /// for another transaction's Commit record to join it, while transactions that have not
+    /// appended theirs are open (see `SessionCall::wait_durable`). On OS threads an fsync
+    /// costs far more than the CPU of a short transaction, so a flush that waits that long
+    /// covers two commits for one sync. 0 under loom and shuttle: there the wait would only
+    /// multiply the schedules, and a seed's meaning must not depend on it.
+    const GROUP_COMMIT_SPINS: u32;
 }

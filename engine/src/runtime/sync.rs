@@ -74,13 +74,24 @@ fn release<R: Runtime>(rank: LockRank) {
 
 /// Tries `attempt` up to [`Runtime::RWLOCK_SPINS`] times, spinning between tries.
 fn spin_for<R: Runtime, G>(mut attempt: impl FnMut() -> Option<G>) -> Option<G> {
-    for _ in 0..R::RWLOCK_SPINS {
-        if let Some(guard) = attempt() {
-            return Some(guard);
+    let mut guard = None;
+    spin_until(R::RWLOCK_SPINS, || {
+        guard = attempt();
+        guard.is_some()
+    });
+    guard
+}
+
+/// Looks at `done` up to `looks` times, spinning between looks; whether it came true. For
+/// waits on OS threads that are shorter than a sleep and its wake-up.
+pub fn spin_until(looks: u32, mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..looks {
+        if done() {
+            return true;
         }
         std::hint::spin_loop();
     }
-    None
+    false
 }
 
 /// A mutex from runtime `R`, with its [`LockRank`].

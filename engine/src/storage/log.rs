@@ -654,6 +654,11 @@ impl Log {
         self.flushed_lsn + self.unflushed.len() as u64
     }
 
+    /// Whether a group-commit flush begun by [`Log::begin_flush`] has not been finished.
+    pub fn flush_in_flight(&self) -> bool {
+        self.flush_in_flight
+    }
+
     /// Everything below this LSN is on disk and synced.
     pub fn flushed_lsn(&self) -> Lsn {
         self.flushed_lsn

@@ -901,6 +901,11 @@ impl Storage {
         self.log.tip_lsn()
     }
 
+    /// Whether a group-commit flush of the log is in flight (see [`log::LogFlush`]).
+    pub fn log_flush_in_flight(&self) -> bool {
+        self.log.flush_in_flight()
+    }
+
     /// Everything below this LSN is durable in the log file.
     pub fn flushed_lsn(&self) -> Lsn {
         self.log.flushed_lsn()

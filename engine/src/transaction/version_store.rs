@@ -186,6 +186,11 @@ impl VersionStore {
         }
     }
 
+    /// Top-level transactions begun and not yet committed or rolled back.
+    pub fn open_transactions(&self) -> usize {
+        self.active.len()
+    }
+
     /// The timestamp the next top-level commit will get.
     pub fn next_commit_ts(&self) -> CommitTs {
         self.last_commit_ts + 1
