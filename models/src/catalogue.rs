@@ -175,6 +175,8 @@ const STAGED_WRITE_MAX: u64 = 1000;
 const FRAME_EVICTED_MAX: u64 = 3000;
 /// `StopModel::StagedWriters`' own bound.
 const STAGED_WRITERS_LOOM_BOUND: Option<usize> = Some(2);
+/// `StopModel::StopFlushVsWriteBack`'s own bound.
+const WRITE_BACK_LOOM_BOUND: Option<usize> = Some(2);
 
 /// Every mutant and its checkers. loom executions are exact; sim bounds are generous
 /// multiples of the first detection from start 0 (which `cargo test -p jetsim-models --test
@@ -522,6 +524,25 @@ pub const CATALOGUE: &[Entry] = &[
             Scheduling::Mix,
             FRAME_EVICTED_MAX,
         ),
+        crash_tests: None,
+        sweep_test: None,
+        concurrency_test: None,
+    },
+    Entry {
+        mutant: "StopFlushBesideWriteBack",
+        // The stop's flush writes a page's newer image while the background worker's batch
+        // holding its older copy is out; the batch lands over it, the cache holds the page
+        // clean, and a clean term leaves the disk without the last committed change. Loom,
+        // with the model's disk yielding inside the worker's writes: a fresh instance reads
+        // the older value. The campaign misses it (0 of 10,000 default seeds): its simulated
+        // disk delays reads only, so a batch's writes land at once under its scheduler.
+        loom: loom(
+            StopModel::StopFlushVsWriteBack,
+            WRITE_BACK_LOOM_BOUND,
+            Property::PagesKept,
+            270,
+        ),
+        sim: None,
         crash_tests: None,
         sweep_test: None,
         concurrency_test: None,

@@ -24,6 +24,10 @@
 //! - two concurrent stops (unbounded); session contexts across threads (bound 4); partial
 //!   stop and resume vs a full stop (bound 3); the stop parking the engine's own background
 //!   defrag thread (bound 2).
+//! - concurrency inside the engine: group commit (bound 3); two readers and a writer under
+//!   the shared latch (bound 2); two staged writers splitting one leaf (bound 2); a stop's
+//!   flush against the background worker's write-back batch, whose I/O runs with no latch
+//!   held (bound 2).
 
 use crate::LoomRuntime;
 use jetsim_engine::env::{Io, ManualClock, MemIo};
@@ -82,6 +86,9 @@ const P_SHARED_READ: &str = "READ: a reader under the shared latch saw a wrong a
 /// Two record writes into one leaf both returned success and were committed, yet a record
 /// (theirs or one already there) is missing or wrong afterwards.
 const P_WRITES_KEPT: &str = "WRITES: a committed record write was lost beside another";
+/// A stop flushed every dirty page and term ended the instance cleanly, yet the disk lacks
+/// the last committed change (an older image landed over it).
+const P_PAGES_KEPT: &str = "PAGES: the disk lost a committed change the stop had flushed";
 /// The engine's own lock-order assertion (`engine/src/runtime/sync.rs`).
 const E_LOCK_RANK: &str = "lock rank: taking";
 
@@ -122,6 +129,8 @@ pub enum Property {
     WritesKept,
     /// The engine's own assertion: a lock taken against its rank.
     EngineLockRank,
+    /// A committed change the stop's flush wrote back was not on the disk after term.
+    PagesKept,
 }
 
 impl Property {
@@ -143,6 +152,7 @@ impl Property {
         Property::SharedRead,
         Property::WritesKept,
         Property::EngineLockRank,
+        Property::PagesKept,
     ];
 
     /// A short name for tables.
@@ -165,6 +175,7 @@ impl Property {
             Property::SharedRead => "shared-read",
             Property::WritesKept => "writes-kept",
             Property::EngineLockRank => "engine-lock-rank",
+            Property::PagesKept => "pages-kept",
         }
     }
 
@@ -188,6 +199,7 @@ impl Property {
             Property::SharedRead => P_SHARED_READ,
             Property::WritesKept => P_WRITES_KEPT,
             Property::EngineLockRank => E_LOCK_RANK,
+            Property::PagesKept => P_PAGES_KEPT,
         }
     }
 
@@ -398,6 +410,11 @@ pub enum StopModel {
     /// changed. After both commit, every record is there. Coverage: [the writes were inside
     /// the engine at the same time, they were not].
     StagedWriters,
+    /// A stop's flush racing the engine's own background worker, whose checkpoint write-back
+    /// batch does its I/O with no latch held; after the stop and a clean term the disk holds
+    /// the last committed change. Coverage: [the worker wrote the database file while the
+    /// stop was inside the engine, it did not].
+    StopFlushVsWriteBack,
 }
 
 impl StopModel {
@@ -420,6 +437,7 @@ impl StopModel {
         StopModel::GroupCommit,
         StopModel::SharedReaders,
         StopModel::StagedWriters,
+        StopModel::StopFlushVsWriteBack,
     ];
 
     /// The model's name in tables and test names.
@@ -443,6 +461,7 @@ impl StopModel {
             StopModel::GroupCommit => "group_commit_two_committers",
             StopModel::SharedReaders => "shared_readers_and_a_writer",
             StopModel::StagedWriters => "staged_writers_split_one_leaf",
+            StopModel::StopFlushVsWriteBack => "stop_flush_vs_background_write_back",
         }
     }
 
@@ -462,6 +481,7 @@ impl StopModel {
             StopModel::GroupCommit => GROUP_COMMIT_BOUND,
             StopModel::SharedReaders => SHARED_READERS_BOUND,
             StopModel::StagedWriters => STAGED_WRITERS_BOUND,
+            StopModel::StopFlushVsWriteBack => WRITE_BACK_BOUND,
             StopModel::GateTwoCalls => TWO_CALLS_BOUND,
             StopModel::CallVsStopVsTerm => CALL_STOP_TERM_BOUND,
             StopModel::TwoStopsVsTerm => STOPS_TERM_BOUND,
@@ -485,6 +505,7 @@ impl StopModel {
             StopModel::GroupCommit => Some(4),
             StopModel::SharedReaders => Some(3),
             StopModel::StagedWriters => Some(3),
+            StopModel::StopFlushVsWriteBack => Some(3),
             _ => self.bound(),
         }
     }
@@ -499,6 +520,7 @@ impl StopModel {
             StopModel::GroupCommit => &["overlapped", "one after the other"],
             StopModel::SharedReaders => &["readers overlapped", "readers apart"],
             StopModel::StagedWriters => &["writes overlapped", "writes apart"],
+            StopModel::StopFlushVsWriteBack => &["worker wrote during stop", "outside stop"],
             _ => &[],
         }
     }
@@ -557,6 +579,11 @@ impl StopModel {
             StopModel::StagedWriters => {
                 explore_two_classes(preemption_bound, move |overlapped, apart| {
                     staged_writers_model(mutations, overlapped, apart)
+                })
+            }
+            StopModel::StopFlushVsWriteBack => {
+                explore_two_classes(preemption_bound, move |during, outside| {
+                    stop_flush_vs_write_back_model(mutations, during, outside)
                 })
             }
             StopModel::DefragPark => explore_two_classes(preemption_bound, move |some, none| {
@@ -1670,4 +1697,201 @@ fn staged_writers_model(mutations: Mutations, overlapped: &AtomicUsize, apart: &
         0 => apart.fetch_add(1, StdOrdering::SeqCst),
         _ => overlapped.fetch_add(1, StdOrdering::SeqCst),
     };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Background write-back: the stop's flush against a batch whose I/O is out.
+
+/// Bound 2: two loom threads (main and the engine's background worker), main's calls dozens
+/// of loom operations each; one preemption puts the worker's round between a commit and the
+/// next change, and its batch's write yields (the model's disk) so main may change the page
+/// again and stop before the batch lands. Bound 2 is 538 executions (~0.5 s); bound 3 is
+/// 7,509 (~4 s, `heavy_stop_flush_vs_background_write_back`).
+const WRITE_BACK_BOUND: Option<usize> = Some(2);
+
+/// The record's value after each committed change: seeded, then changed twice.
+const WRITE_BACK_VALUES: [&[u8]; 3] = [b"seeded", b"first change", b"second change"];
+
+/// The in-memory disk, whose database-file writes by threads other than main (the worker's
+/// write-backs) yield before they land, so loom may run main while a batch's I/O is out: the
+/// engine makes that I/O holding no latch, and an instantaneous write would hide the window.
+/// Those writes are also counted while main's stop is inside the engine (harness bookkeeping
+/// for coverage only: plain std atomics, which loom does not see).
+struct StopWindowIo {
+    disk: Arc<MemIo>,
+    main: loom::thread::ThreadId,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+    worker_wrote_in_stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+struct StopWindowFile {
+    file: Box<dyn jetsim_engine::env::IoFile>,
+    database: bool,
+    main: loom::thread::ThreadId,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+    worker_wrote_in_stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StopWindowIo {
+    fn watched(
+        &self,
+        path: &str,
+        file: Box<dyn jetsim_engine::env::IoFile>,
+    ) -> Box<dyn jetsim_engine::env::IoFile> {
+        Box::new(StopWindowFile {
+            file,
+            database: path == "db",
+            main: self.main,
+            stopping: Arc::clone(&self.stopping),
+            worker_wrote_in_stop: Arc::clone(&self.worker_wrote_in_stop),
+        })
+    }
+}
+
+impl Io for StopWindowIo {
+    fn create(&self, path: &str) -> std::io::Result<Box<dyn jetsim_engine::env::IoFile>> {
+        Ok(self.watched(path, self.disk.create(path)?))
+    }
+    fn open(&self, path: &str) -> std::io::Result<Box<dyn jetsim_engine::env::IoFile>> {
+        Ok(self.watched(path, self.disk.open(path)?))
+    }
+    fn remove(&self, path: &str) -> std::io::Result<()> {
+        self.disk.remove(path)
+    }
+    fn exists(&self, path: &str) -> bool {
+        self.disk.exists(path)
+    }
+}
+
+impl jetsim_engine::env::IoFile for StopWindowFile {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.file.read_at(offset, buf)
+    }
+    fn write_at(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        if self.database && loom::thread::current().id() != self.main {
+            // A disk write takes time: other threads may run before it lands.
+            loom::thread::yield_now();
+            if self.stopping.load(StdOrdering::SeqCst) {
+                self.worker_wrote_in_stop.store(true, StdOrdering::SeqCst);
+            }
+        }
+        self.file.write_at(offset, data)
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        self.file.sync()
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        self.file.len()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.file.set_len(len)
+    }
+}
+
+/// Replaces the record `key` of `table` with `value` in a transaction of its own.
+fn replace_committed(jet: &Engine, session: SessionHandle, table: TableHandle, value: &[u8]) {
+    jet.begin_transaction(session).expect("begin_transaction");
+    jet.seek(session, table, b"a", SeekMode::Equal)
+        .expect("seek");
+    jet.replace(session, table, value).expect("replace");
+    jet.commit_transaction(session).expect("commit");
+}
+
+/// 2 loom threads: main and the instance's own background worker, with the checkpoint depth
+/// at 0 so every commit wakes the worker to write the dirty pages back (its batch's I/O runs
+/// with no latch held). A seed engine leaves database "db" with record "a" in table "t";
+/// main attaches it, changes "a" twice (each committed), stops the instance (the stop's
+/// flush writes every dirty page back) and terms it cleanly. A fresh instance then reads
+/// "a" from the disk: it must hold the second change. A stop's flush that does not wait for
+/// a batch out writes the second change, then the batch's older copy lands over it.
+/// Coverage: [the worker wrote the database file while the stop was inside the engine, it
+/// did not].
+fn stop_flush_vs_write_back_model(
+    mutations: Mutations,
+    during: &AtomicUsize,
+    outside: &AtomicUsize,
+) {
+    let disk = Arc::new(MemIo::new());
+    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let worker_wrote_in_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let environment = || {
+        let io = StopWindowIo {
+            disk: Arc::clone(&disk),
+            main: loom::thread::current().id(),
+            stopping: Arc::clone(&stopping),
+            worker_wrote_in_stop: Arc::clone(&worker_wrote_in_stop),
+        };
+        Environment::new(Arc::new(ManualClock::new(0)), Arc::new(io))
+    };
+    let seeder = Engine::new(environment());
+    let (seed, session) = {
+        let seed = seeder
+            .create_instance_with("model", InstanceOptions::manual())
+            .expect("create seed");
+        seeder.init(seed).expect("init seed");
+        (seed, seeder.begin_session(seed).expect("begin_session"))
+    };
+    let db = seeder
+        .create_database(session, "db")
+        .expect("create_database");
+    let table = seeder.create_table(session, db, "t").expect("create_table");
+    seeder
+        .begin_transaction(session)
+        .expect("begin_transaction");
+    seeder
+        .insert(session, table, b"a", WRITE_BACK_VALUES[0])
+        .expect("insert");
+    seeder.commit_transaction(session).expect("commit");
+    seeder.end_session(session).expect("end_session");
+    assert_eq!(seeder.term(seed), Ok(TermOutcome::Clean));
+
+    let jet = Engine::new(environment());
+    let options = InstanceOptions {
+        mutations,
+        ..InstanceOptions::default()
+    };
+    let instance = jet
+        .create_instance_with("model", options)
+        .expect("create_instance");
+    jet.set_system_parameter(instance, SystemParameter::CheckpointDepthMaxBytes, 0)
+        .expect("checkpoint depth 0");
+    jet.init(instance).expect("init");
+    let session = jet.begin_session(instance).expect("begin_session");
+    jet.attach_database(session, "db").expect("attach");
+    let table = open_table_t(&jet, session);
+    for value in &WRITE_BACK_VALUES[1..] {
+        replace_committed(&jet, session, table, value);
+    }
+    stopping.store(true, StdOrdering::SeqCst);
+    assert_eq!(jet.stop_service_instance(instance), Ok(()));
+    stopping.store(false, StdOrdering::SeqCst);
+    jet.close_table(session, table).expect("close_table");
+    jet.end_session(session).expect("end_session");
+    // Term joins the worker thread: loom requires every thread to finish.
+    assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
+    match worker_wrote_in_stop.load(StdOrdering::SeqCst) {
+        true => during.fetch_add(1, StdOrdering::SeqCst),
+        false => outside.fetch_add(1, StdOrdering::SeqCst),
+    };
+
+    let reader = Engine::new(environment());
+    let instance = reader
+        .create_instance_with("model", InstanceOptions::manual())
+        .expect("create_instance");
+    reader.init(instance).expect("init");
+    let session = reader.begin_session(instance).expect("begin_session");
+    reader
+        .attach_database(session, "db")
+        .expect("attach_database");
+    let table = open_table_t(&reader, session);
+    let found = reader
+        .seek(session, table, b"a", SeekMode::Equal)
+        .and_then(|()| reader.retrieve(session, table));
+    assert!(
+        found
+            .as_ref()
+            .is_ok_and(|(_, value)| value == WRITE_BACK_VALUES[2]),
+        "{P_PAGES_KEPT}: after the stop and a clean term the disk holds {:?}",
+        found.map(|(_, value)| String::from_utf8_lossy(&value).into_owned())
+    );
 }

@@ -152,6 +152,11 @@ impl<R: Runtime> Jet<R> {
                             .mutations
                             .is_active(Mutant::FrameEvictedDuringWriteBack),
                     );
+                    storage.set_writes_beside_write_back(
+                        core.options
+                            .mutations
+                            .is_active(Mutant::StopFlushBesideWriteBack),
+                    );
                     storage.set_marks(core.marks.clone());
                     state.storage_failed = Some(storage.failed_flag());
                     state.store_mut().storage = Some(storage);

@@ -156,7 +156,13 @@ fn signal_version_cleanup<R: Runtime>(core: &InstanceCore<R>) -> StopStep {
 fn quiesce_checkpoint<R: Runtime>(core: &InstanceCore<R>) -> JetResult<StopStep> {
     core.worker.signal(|w| w.caches_quiesced = true);
     let mut state = core.state.write();
-    crate::instance::worker::wait_for_write_back(core);
+    if !core
+        .options
+        .mutations
+        .is_active(Mutant::StopFlushBesideWriteBack)
+    {
+        crate::instance::worker::wait_for_write_back(core);
+    }
     // The gate guarantees an initialized instance while a correct stop holds it; only a
     // planted bug (a stop that does not close the gate, racing term) can get here without.
     let storage = state

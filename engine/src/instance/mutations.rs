@@ -100,6 +100,11 @@ pub enum Mutant {
     /// longer holds the page; the disk has lost the newer change, which a later read (or a
     /// crash) brings back as it was.
     FrameEvictedDuringWriteBack,
+    /// A stop's flush writes the dirty pages back without waiting for the background
+    /// write-back batch whose I/O is out: it writes a page's newer image, then the batch's
+    /// older copy lands over it, and the cache holds the page clean; the stop's checkpoint
+    /// then points past a change the disk lost, and a clean term leaves it lost.
+    StopFlushBesideWriteBack,
 }
 
 impl Mutant {
@@ -131,6 +136,7 @@ impl Mutant {
         Mutant::NestedCommitMovesNewestVersionOnly,
         Mutant::StagedWriteNotRevalidated,
         Mutant::FrameEvictedDuringWriteBack,
+        Mutant::StopFlushBesideWriteBack,
     ];
 
     const fn bit(self) -> u32 {

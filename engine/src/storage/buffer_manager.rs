@@ -179,6 +179,9 @@ pub struct BufferManager {
     /// Planted bug `FrameEvictedDuringWriteBack`: eviction takes frames whose background
     /// write-back is in flight.
     pub(crate) evicts_frames_in_flight: bool,
+    /// Planted bug `StopFlushBesideWriteBack`: pages are written back while a background
+    /// batch holding them is out (the assertion that forbids it is off).
+    pub(crate) writes_beside_write_back: bool,
     /// Coverage marks of the owning instance.
     pub(crate) marks: crate::marks::Marks,
 }
@@ -205,6 +208,7 @@ impl BufferManager {
             reads_in_flight: BTreeMap::new(),
             write_back_io_ended: None,
             evicts_frames_in_flight: false,
+            writes_beside_write_back: false,
             marks: crate::marks::Marks::default(),
         }
     }
@@ -483,6 +487,7 @@ impl BufferManager {
         assert!(
             !frame.write_back_in_flight
                 || self.evicts_frames_in_flight
+                || self.writes_beside_write_back
                 || self
                     .write_back_io_ended
                     .as_ref()

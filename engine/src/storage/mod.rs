@@ -1006,6 +1006,12 @@ impl Storage {
         self.buffers.evicts_frames_in_flight = evicted;
     }
 
+    /// Planted bug `StopFlushBesideWriteBack` (tests only): pages may be written back while
+    /// a background batch holding them is out.
+    pub fn set_writes_beside_write_back(&mut self, planted: bool) {
+        self.buffers.writes_beside_write_back = planted;
+    }
+
     fn persist_checkpoint(&mut self, checkpoint_lsn: Lsn) -> JetResult<()> {
         // Every page write before the checkpoint must be durable, evictions included.
         self.buffers.sync_written_files()?;
