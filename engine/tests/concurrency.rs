@@ -295,6 +295,31 @@ fn a_session_waiting_for_its_commit_log_sync_stops_no_other_session() {
     assert_eq!(blocked, Ok(()));
 }
 
+/// The background flush writes a page back only once the page's log record is durable; when
+/// it is not (an open transaction changed the page), the flusher flushes the log first, with
+/// no latch held, like a commit. While that log sync is held, another session's calls on
+/// another database all finish.
+#[test]
+fn the_background_flush_waiting_for_its_log_sync_stops_no_other_session() {
+    let (finished, blocked) = while_one_session_waits(
+        Trapped::Sync,
+        "inst/jet.log",
+        |jet, instance| jet.run_background_tasks(instance).map(|_| ()),
+        |jet, instance| {
+            jet.set_system_parameter(instance, SystemParameter::CheckpointDepthMaxBytes, 0)
+                .unwrap();
+            let sesid = jet.begin_session(instance).unwrap();
+            let dbid = jet.open_database(sesid, DB_A).unwrap();
+            let table = jet.open_table(sesid, dbid, "t").unwrap();
+            jet.begin_transaction(sesid).unwrap();
+            jet.insert(sesid, table, b"new", b"uncommitted").unwrap();
+            Box::new(|| ())
+        },
+    );
+    assert_eq!(finished, CALLS_WHILE_BLOCKED);
+    assert_eq!(blocked, Ok(()));
+}
+
 /// A session's page read made outside the latch holds the page as it was; meanwhile another
 /// session changes the page, commits, and the page is written back (a `QuiesceCaches` stop
 /// and a resume) and evicted. Then the slow read finishes. Returns the value another session

@@ -540,7 +540,7 @@ pub const CATALOGUE: &[Entry] = &[
             StopModel::StopFlushVsWriteBack,
             WRITE_BACK_LOOM_BOUND,
             Property::PagesKept,
-            270,
+            276,
         ),
         sim: None,
         crash_tests: None,

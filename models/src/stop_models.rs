@@ -1705,8 +1705,8 @@ fn staged_writers_model(mutations: Mutations, overlapped: &AtomicUsize, apart: &
 /// Bound 2: two loom threads (main and the engine's background worker), main's calls dozens
 /// of loom operations each; one preemption puts the worker's round between a commit and the
 /// next change, and its batch's write yields (the model's disk) so main may change the page
-/// again and stop before the batch lands. Bound 2 is 538 executions (~0.5 s); bound 3 is
-/// 7,509 (~4 s, `heavy_stop_flush_vs_background_write_back`).
+/// again and stop before the batch lands. Bound 2 is 550 executions (~0.5 s); bound 3 is
+/// 7,837 (~4 s, `heavy_stop_flush_vs_background_write_back`).
 const WRITE_BACK_BOUND: Option<usize> = Some(2);
 
 /// The record's value after each committed change: seeded, then changed twice.

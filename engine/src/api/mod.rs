@@ -748,12 +748,7 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
                         .as_mut()
                         .expect("a call in flight keeps term from closing the storage")
                         .finish_log_flush(&flush, written);
-                    let mut flushes = self.core.log_flush.lock();
-                    flushes.flushes_ended += 1;
-                    if flushes.waiters > 0 {
-                        self.core.log_flushed.notify_all();
-                    }
-                    drop(flushes);
+                    self.core.log_flush_ended();
                     finished?;
                 }
             }

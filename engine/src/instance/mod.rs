@@ -342,6 +342,16 @@ impl<R: Runtime> InstanceState<R> {
 }
 
 impl<R: Runtime> InstanceCore<R> {
+    /// A group-commit log flush ended (the caller holds the instance latch exclusively and
+    /// has accounted it): counts it and wakes the commits waiting for it.
+    pub fn log_flush_ended(&self) {
+        let mut flushes = self.log_flush.lock();
+        flushes.flushes_ended += 1;
+        if flushes.waiters > 0 {
+            self.log_flushed.notify_all();
+        }
+    }
+
     pub fn new(
         name: String,
         handle: InstanceHandle,

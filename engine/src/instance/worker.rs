@@ -10,11 +10,12 @@
 //! whether a stop asked it to park; a stop waits until the pass in progress has noticed. The
 //! checkpoint flusher writes its pages holding no lock (see [`flush_checkpoint`]).
 
+use crate::error::JetResult;
 use crate::instance::status::{CleanupStatus, DefragStatus};
 use crate::instance::{InstanceCore, InstanceState};
-use crate::runtime::sync::{Condvar, LockRank, Mutex};
+use crate::runtime::sync::{Condvar, LockRank, Mutex, RwLockWriteGuard};
 use crate::runtime::Runtime;
-use crate::storage::{Activity, FileId};
+use crate::storage::{Activity, FileId, FlushStart, WriteBackStart};
 use std::collections::BTreeSet;
 
 /// Upper bound on defrag steps in one round, so a round always ends and a shutdown or park is
@@ -253,9 +254,15 @@ fn checkpoint_target_bytes<R: Runtime>(quiesced: bool, state: &InstanceState<R>)
 /// the pages again), then ended under the latch ([`crate::storage::WriteBackBatch`]). While a
 /// batch's I/O is out, [`WorkerState::write_back_in_flight`] is set; a call that writes pages
 /// back itself (a stop's flush, a detach, a smaller cache) waits for it first
-/// ([`wait_for_write_back`]). The checkpoint file is written under the latch.
+/// ([`wait_for_write_back`]). When the oldest dirty page waits for its log record, the log
+/// is flushed with no latch held too ([`flush_log_unlatched`]). The checkpoint file is
+/// written under the latch.
 fn flush_checkpoint<R: Runtime>(core: &InstanceCore<R>) -> u64 {
     let quiesced = core.worker.state.lock().caches_quiesced;
+    // Set once the log was flushed with no latch held for the oldest page: if the page waits
+    // for its record again (changed meanwhile), the next flush is made under the latch, so
+    // the round cannot chase a page that keeps changing.
+    let mut log_flushed_unlatched = false;
     loop {
         let mut state = core.state.write();
         let target = checkpoint_target_bytes(quiesced, &state);
@@ -265,11 +272,26 @@ fn flush_checkpoint<R: Runtime>(core: &InstanceCore<R>) -> u64 {
         storage.set_activity(Activity::CheckpointFlush);
         let started = storage.begin_write_back(target);
         let batch = match started {
-            Ok(Some(batch)) => batch,
-            Ok(None) => {
+            Ok(WriteBackStart::Batch(batch)) => batch,
+            Ok(WriteBackStart::Shallow) => {
                 let persisted = storage.persist_current_checkpoint();
                 storage.set_activity(Activity::Call);
                 return u64::from(persisted.is_err());
+            }
+            Ok(WriteBackStart::LogFirst) if log_flushed_unlatched => {
+                let flushed = storage.flush_log();
+                storage.set_activity(Activity::Call);
+                if flushed.is_err() {
+                    return 1;
+                }
+                continue;
+            }
+            Ok(WriteBackStart::LogFirst) => {
+                log_flushed_unlatched = true;
+                if flush_log_unlatched(core, state).is_err() {
+                    return 1;
+                }
+                continue;
             }
             Err(_) => {
                 storage.set_activity(Activity::Call);
@@ -294,6 +316,42 @@ fn flush_checkpoint<R: Runtime>(core: &InstanceCore<R>) -> u64 {
             return 1;
         }
     }
+}
+
+/// Makes the log durable for the flusher, holding no latch while it is written: a group-commit
+/// flush of everything appended so far, which committers waiting meanwhile share
+/// ([`crate::storage::LogFlush`]). If a committer's flush is already in flight, the log is
+/// flushed under the latch instead (it covers what that flush does not). Called with the
+/// storage's activity set to the checkpoint flush; leaves it set to calls.
+fn flush_log_unlatched<R: Runtime>(
+    core: &InstanceCore<R>,
+    mut state: RwLockWriteGuard<'_, R, InstanceState<R>>,
+) -> JetResult<()> {
+    let storage = state.storage_mut()?;
+    let flush = match storage.begin_log_flush() {
+        Ok(FlushStart::Started(flush)) => flush,
+        started => {
+            let flushed = match started {
+                Ok(FlushStart::InFlight) => storage.flush_log(),
+                other => other.map(|_| ()),
+            };
+            storage.set_activity(Activity::Call);
+            return flushed;
+        }
+    };
+    // Calls run while the log is written: their failures are theirs.
+    storage.set_activity(Activity::Call);
+    drop(state);
+    let written = flush.write_and_sync();
+    let mut state = core.state.write();
+    let storage = state
+        .storage_mut()
+        .expect("term waits for the round that flushed the log");
+    storage.set_activity(Activity::CheckpointFlush);
+    let finished = storage.finish_log_flush(&flush, written);
+    storage.set_activity(Activity::Call);
+    core.log_flush_ended();
+    finished
 }
 
 /// Waits, holding the instance latch exclusively, until no background write-back's I/O is

@@ -155,6 +155,17 @@ impl<'s> TreeReads<'s> {
     }
 }
 
+/// What [`Storage::begin_write_back`] found to do.
+pub enum WriteBackStart {
+    /// The checkpoint is within its target: nothing to write.
+    Shallow,
+    /// A batch of pages to write with no lock held.
+    Batch(WriteBackBatch),
+    /// The oldest dirty page's log record is not durable yet: the log must be flushed first
+    /// (a group-commit flush, with no lock held), then the write-back started again.
+    LogFirst,
+}
+
 /// What [`Storage::flush_to_depth`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlushReport {
@@ -961,23 +972,22 @@ impl Storage {
     /// no lock held ([`WriteBackBatch::write_and_sync`]), then to end with
     /// [`Storage::finish_write_back`]. If the oldest dirty page's log record is not durable,
     /// the log is flushed here first. `None`: the checkpoint is within its target.
-    pub fn begin_write_back(&mut self, max_depth_bytes: u64) -> JetResult<Option<WriteBackBatch>> {
+    pub fn begin_write_back(&mut self, max_depth_bytes: u64) -> JetResult<WriteBackStart> {
         self.alive()?;
         if self.checkpoint_depth_bytes() <= max_depth_bytes {
-            return Ok(None);
+            return Ok(WriteBackStart::Shallow);
         }
         let batch_max = self.buffers.cache_size_pages() / 2;
-        if let Some(batch) = self
-            .buffers
-            .begin_write_back(max_depth_bytes, &self.log, batch_max)
-        {
-            return Ok(Some(batch));
-        }
-        // The oldest dirty page waits for its log record to be durable.
-        self.flush_log()?;
-        Ok(self
-            .buffers
-            .begin_write_back(max_depth_bytes, &self.log, batch_max))
+        Ok(
+            match self
+                .buffers
+                .begin_write_back(max_depth_bytes, &self.log, batch_max)
+            {
+                Some(batch) => WriteBackStart::Batch(batch),
+                // The oldest dirty page waits for its log record to be durable.
+                None => WriteBackStart::LogFirst,
+            },
+        )
     }
 
     /// Ends a background write-back whose I/O ended with `written`; an I/O error makes the
