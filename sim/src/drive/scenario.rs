@@ -246,6 +246,7 @@ impl Scenario {
             schedule_seed: self.schedule.schedule_seed,
             faults: self.faults,
             read_latency_ops: 0,
+            write_latency_ops: 0,
         }
     }
 

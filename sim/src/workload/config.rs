@@ -77,6 +77,12 @@ pub struct RunConfig {
     /// instant; see `world::harness::SlowDisk`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub read_latency_ops: u32,
+    /// Slow writes (half the slow-disk runs): each write of the database file during the
+    /// workload lands only after the disk served this many more operations (0: writes land
+    /// at once), so a background write-back's batch stays out while calls, an eviction or a
+    /// stop's flush run beside it (see `world::harness::SlowDisk`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub write_latency_ops: u32,
 }
 
 fn is_zero(value: &u32) -> bool {
@@ -95,6 +101,18 @@ fn is_zero(value: &u32) -> bool {
 pub const SLOW_DISK_RUNS_IN: u64 = 4;
 /// How many more disk operations a slow-disk run's read waits for.
 pub const SLOW_READ_LATENCY_OPS: u32 = 64;
+/// One run in this many of those the slow-disk switch leaves off is a slow-write run (a
+/// stream of its own): the same crowded cache written back after every change, reads
+/// instant, and each database write landing only after the disk served up to twice
+/// [`SLOW_WRITE_LATENCY_OPS`] more operations, drawn per write, so writes may land out of
+/// order. A background write-back's batch is then out while calls, an eviction or a stop's
+/// flush write the same pages: the window the in-flight frames exist for, which writes
+/// landing at once closed under the scheduler. A switch apart from the slow disk's: with
+/// writes slow too, a read outside the latch is rarely overtaken by a write-back that lands
+/// before it completes, and the slow-disk runs keep that window.
+pub const SLOW_WRITE_RUNS_IN: u64 = 8;
+/// How many more disk operations a slow write waits for, on average, before it lands.
+pub const SLOW_WRITE_LATENCY_OPS: u32 = 64;
 /// The cache of a slow-disk run: the smallest the engine accepts.
 pub const SLOW_DISK_CACHE_SIZE_PAGES: u64 = 8;
 
@@ -104,6 +122,10 @@ struct SlowDiskSwitch {
     /// A key range of 24 to 47 keys with large values: one table of about ten leaves, more
     /// than the cache holds, every leaf read and written by every thread.
     key_range: u8,
+    /// Reads are slow (the slow-disk runs); writes land at once.
+    slow_reads: bool,
+    /// Writes are slow (the slow-write runs, [`SLOW_WRITE_RUNS_IN`]); reads are instant.
+    slow_writes: bool,
 }
 
 /// One run in this many nests its nested-transaction piece deep ([`Reach::deep_nesting`]).
@@ -114,14 +136,46 @@ fn deep_nesting_switch(seed: u64) -> bool {
     SplitMix64::new(seed ^ 0xDEE9_DEE9_DEE9_DEE9).chance(1, DEEP_NESTING_RUNS_IN)
 }
 
+impl SlowDiskSwitch {
+    /// The run's read and write latencies, in disk operations (0: instant).
+    fn latencies_ops(switch: Option<SlowDiskSwitch>) -> (u32, u32) {
+        switch.map_or((0, 0), |switch| {
+            (
+                if switch.slow_reads {
+                    SLOW_READ_LATENCY_OPS
+                } else {
+                    0
+                },
+                if switch.slow_writes {
+                    SLOW_WRITE_LATENCY_OPS
+                } else {
+                    0
+                },
+            )
+        })
+    }
+}
+
+/// The slow-disk switch, then, for runs it leaves off, the slow-write switch: each a stream
+/// of its own, so the slow-disk runs and every other run keep their meaning.
 fn slow_disk_switch(seed: u64) -> Option<SlowDiskSwitch> {
     let mut rng = SplitMix64::new(seed ^ 0x5104_D15C_5104_D15C);
-    if !rng.chance(1, SLOW_DISK_RUNS_IN) {
-        return None;
+    if rng.chance(1, SLOW_DISK_RUNS_IN) {
+        return Some(SlowDiskSwitch {
+            key_range: workload::WIDE_KEY_RANGE + 8 + rng.below(24) as u8,
+            slow_reads: true,
+            slow_writes: false,
+        });
     }
-    Some(SlowDiskSwitch {
-        key_range: workload::WIDE_KEY_RANGE + 8 + rng.below(24) as u8,
-    })
+    let mut rng = SplitMix64::new(seed ^ 0x5104_3A17_5104_3A17);
+    if rng.chance(1, SLOW_WRITE_RUNS_IN) {
+        return Some(SlowDiskSwitch {
+            key_range: workload::WIDE_KEY_RANGE + 8 + rng.below(24) as u8,
+            slow_reads: false,
+            slow_writes: true,
+        });
+    }
+    None
 }
 
 /// The disk faults of a run: `engine::env::FaultPlan::swarm(fault_seed)` (I/O error rates,
@@ -444,6 +498,7 @@ impl RunConfig {
         };
         let initial_records = initial_records(&mut rng, reach);
         let schedule_seed = rng.next_u64();
+        let (read_latency_ops, write_latency_ops) = SlowDiskSwitch::latencies_ops(slow_disk);
         let mut config = RunConfig {
             seed,
             schedule,
@@ -451,10 +506,10 @@ impl RunConfig {
             shape,
             initial_records,
             schedule_seed,
-            faults: None,
-            read_latency_ops: slow_disk.map_or(0, |_| SLOW_READ_LATENCY_OPS),
+            faults,
+            read_latency_ops,
+            write_latency_ops,
         };
-        config.faults = faults;
         if config.faults.is_some() {
             config.shape.committed_writes = true;
         }
@@ -560,11 +615,28 @@ mod tests {
         let configs: Vec<RunConfig> = (0..400)
             .map(|seed| RunConfig::derive(seed, Scheduling::Mix))
             .collect();
-        let slow: Vec<&RunConfig> = configs.iter().filter(|c| c.read_latency_ops > 0).collect();
-        assert!((60..=140).contains(&slow.len()), "{} slow runs", slow.len());
+        let slow: Vec<&RunConfig> = configs
+            .iter()
+            .filter(|c| c.read_latency_ops > 0 || c.write_latency_ops > 0)
+            .collect();
+        let slow_writes = slow.iter().filter(|c| c.write_latency_ops > 0).count();
+        assert!(
+            (60..=140).contains(&(slow.len() - slow_writes)),
+            "{} slow runs",
+            slow.len()
+        );
+        // One in eight of the other three quarters: about 37 of 400.
+        assert!(
+            (15..=65).contains(&slow_writes),
+            "{slow_writes} slow-write runs"
+        );
         let mut crowded = 0;
         for config in slow {
-            assert_eq!(config.read_latency_ops, SLOW_READ_LATENCY_OPS);
+            assert!(
+                (config.read_latency_ops, config.write_latency_ops) == (SLOW_READ_LATENCY_OPS, 0)
+                    || (config.read_latency_ops, config.write_latency_ops)
+                        == (0, SLOW_WRITE_LATENCY_OPS)
+            );
             assert!(config.shape.reach.large_values);
             assert!((24..48).contains(&config.shape.reach.key_range));
             if config

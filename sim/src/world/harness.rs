@@ -19,7 +19,7 @@ use crate::world::checkpoint_audit::CheckpointAudit;
 use crate::world::memory_meter::VersionMeter;
 use crate::world::power_cut::{CutFile, CutPlan, PowerCutter};
 use crate::ShuttleRuntime;
-use jetsim_engine::env::io::{keep_spare_image, spare_image};
+use jetsim_engine::env::io::{keep_spare_image, spare_image, SplitMix64};
 use jetsim_engine::env::{Io, IoFile, ManualClock, MemIo, VersionMemory};
 use jetsim_engine::{
     DatabaseHandle, Environment, InstanceHandle, InstanceOptions, Jet, JetResult, Mutations,
@@ -179,29 +179,45 @@ impl CheckpointWatch {
 /// A slow disk ([`RunConfig::read_latency_ops`]): a read of the database file returns the
 /// bytes of the instant the disk served it, but completes only once the disk has served that
 /// many more operations (of any file, for any thread), as a read reported behind a queue of
-/// later requests. It also stops waiting when the other threads stop making progress (they
-/// may be waiting for this one: it may hold the instance latch), so it never deadlocks a run.
+/// later requests. With slow writes too ([`RunConfig::write_latency_ops`]) a write of the
+/// database file lands, and returns, only after such a wait, as a write queued behind
+/// others: a background write-back's copy of a page may land after a newer image written
+/// meanwhile. A wait also ends when the other threads stop making progress (they may be
+/// waiting for this one: it may hold the instance latch), so it never deadlocks a run.
 /// Counting operations rather than scheduling points makes it slow under every scheduler:
 /// under PCT one yield already lets the others run until they block, under the random
 /// scheduler a few dozen yields let them make only a few calls.
 #[derive(Default)]
 struct SlowDisk {
     /// Operations a slow read waits for (0: reads are instant).
-    latency_ops: AtomicU64,
+    read_latency_ops: AtomicU64,
+    /// Operations a slow write waits for before it lands, on average (0: writes land at
+    /// once).
+    write_latency_ops: AtomicU64,
+    /// Draws each slow write's wait, between none and twice the average, so a write may land
+    /// before one issued earlier: a disk reorders the writes between two syncs. Seeded from
+    /// the run; drawn in the order the writes come, which the schedule fixes.
+    write_waits: Mutex<Option<SplitMix64>>,
     /// Operations served through the tap so far (every file).
     ops: AtomicU64,
 }
 
-/// A slow read stops waiting after this many of its scheduling points in a row in which no
-/// thread invoked or ended a call or used the disk: then the others are waiting (for this
-/// thread, or for nothing it will see happen).
-const SLOW_READ_IDLE_YIELDS_MAX: u32 = 256;
+/// The slow disk's write waits draw from their own stream of the run's seed.
+const WRITE_WAITS_STREAM: u64 = 0x5104_3A17_5104_3A17;
+
+/// A slow read or write stops waiting after this many of its scheduling points in a row in
+/// which no thread invoked or ended a call or used the disk: then the others are waiting (for
+/// this thread, or for nothing it will see happen).
+const SLOW_IO_IDLE_YIELDS_MAX: u32 = 256;
 
 impl SlowDisk {
-    /// The workload begins: reads are slow from now on, if the run's disk is.
-    fn start(&self, latency_ops: u32) {
-        self.latency_ops
-            .store(u64::from(latency_ops), Ordering::Relaxed);
+    /// The workload begins: reads (and writes) are slow from now on, if the run's disk is.
+    fn start(&self, read_latency_ops: u32, write_latency_ops: u32, seed: u64) {
+        self.read_latency_ops
+            .store(u64::from(read_latency_ops), Ordering::Relaxed);
+        self.write_latency_ops
+            .store(u64::from(write_latency_ops), Ordering::Relaxed);
+        *lock(&self.write_waits) = Some(SplitMix64::new(seed ^ WRITE_WAITS_STREAM));
     }
 
     fn served(&self) {
@@ -210,7 +226,24 @@ impl SlowDisk {
 
     /// Called by a read of the database file after the disk took its bytes.
     fn complete_read(&self, steps: &AtomicU64) {
-        let latency_ops = self.latency_ops.load(Ordering::Relaxed);
+        self.wait_in_queue(self.read_latency_ops.load(Ordering::Relaxed), steps);
+    }
+
+    /// Called by a write of the database file before its bytes land.
+    fn queue_write(&self, steps: &AtomicU64) {
+        let average_ops = self.write_latency_ops.load(Ordering::Relaxed);
+        if average_ops == 0 {
+            return;
+        }
+        let wait_ops = lock(&self.write_waits)
+            .as_mut()
+            .map_or(average_ops, |waits| waits.below(2 * average_ops + 1));
+        self.wait_in_queue(wait_ops, steps);
+    }
+
+    /// Waits until the disk served `latency_ops` more operations, or the others stopped
+    /// making progress.
+    fn wait_in_queue(&self, latency_ops: u64, steps: &AtomicU64) {
         // Never while unwinding: a panicked run is torn down outside shuttle.
         if latency_ops == 0 || std::thread::panicking() {
             return;
@@ -218,7 +251,7 @@ impl SlowDisk {
         let until = self.ops.load(Ordering::Relaxed) + latency_ops;
         let progress = || self.ops.load(Ordering::Relaxed) + steps.load(Ordering::SeqCst);
         let mut idle = 0;
-        while self.ops.load(Ordering::Relaxed) < until && idle < SLOW_READ_IDLE_YIELDS_MAX {
+        while self.ops.load(Ordering::Relaxed) < until && idle < SLOW_IO_IDLE_YIELDS_MAX {
             let before = progress();
             shuttle::thread::yield_now();
             idle = if progress() == before { idle + 1 } else { 0 };
@@ -284,9 +317,9 @@ impl DiskTap {
         }
     }
 
-    /// Whether `path`'s reads go through the slow disk: the database file's do, the others'
-    /// are instant.
-    fn slow_reads_of(path: &str) -> bool {
+    /// Whether `path`'s reads and writes go through the slow disk: the database file's do,
+    /// the others' are instant.
+    fn slow_io_of(path: &str) -> bool {
         path == DATABASE_PATH
     }
 
@@ -618,7 +651,7 @@ impl Io for DiskTap {
             cutter: self.cutter_of(path),
             checkpoint_watch: self.checkpoint_watch_of(path),
             slow_disk: Arc::clone(&self.slow_disk),
-            slow_reads: Self::slow_reads_of(path),
+            slow_io: Self::slow_io_of(path),
         }))
     }
     fn open(&self, path: &str) -> std::io::Result<Box<dyn IoFile>> {
@@ -638,7 +671,7 @@ impl Io for DiskTap {
             cutter: self.cutter_of(path),
             checkpoint_watch: self.checkpoint_watch_of(path),
             slow_disk: Arc::clone(&self.slow_disk),
-            slow_reads: Self::slow_reads_of(path),
+            slow_io: Self::slow_io_of(path),
         }))
     }
     fn remove(&self, path: &str) -> std::io::Result<()> {
@@ -666,8 +699,9 @@ struct TapFile {
     checkpoint_watch: Option<CheckpointWatch>,
     /// Counts every operation of the file (see [`SlowDisk`]).
     slow_disk: Arc<SlowDisk>,
-    /// The database file's: its reads complete as the slow disk decides.
-    slow_reads: bool,
+    /// The database file's: its reads complete, and its writes land, as the slow disk
+    /// decides.
+    slow_io: bool,
 }
 
 impl TapFile {
@@ -708,7 +742,7 @@ impl IoFile for TapFile {
         let read = self.inner.read_at(offset, buf);
         // On a slow disk the bytes are those of the instant the read was served; the read
         // completes later.
-        if self.slow_reads {
+        if self.slow_io {
             self.slow_disk.complete_read(&self.steps);
         }
         // A read past the end is the engine probing a file, not a disk failure.
@@ -722,6 +756,9 @@ impl IoFile for TapFile {
     }
     fn write_at(&self, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
         self.slow_disk.served();
+        if self.slow_io {
+            self.slow_disk.queue_write(&self.steps);
+        }
         let written = self.inner.write_at(offset, bytes);
         self.note_mutation(written)?;
         let offset = usize::try_from(offset).expect("the disk accepted the offset");
@@ -1594,7 +1631,11 @@ fn start(config: &RunConfig, mutations: Mutations) -> Started {
         .expect("the instance under test exists");
     let marks_at_start = marks.counts();
     let ops_at_start = io.mutating_ops();
-    tap.slow_disk.start(config.read_latency_ops);
+    tap.slow_disk.start(
+        config.read_latency_ops,
+        config.write_latency_ops,
+        config.seed,
+    );
     if let Some(faults) = config.faults {
         io.set_faults_enabled(true);
         if let Some(ops) = faults.power_cut_after_ops {
