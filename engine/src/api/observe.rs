@@ -128,9 +128,11 @@ impl<R: Runtime> Jet<R> {
             for (file, path) in files {
                 let mut tables = BTreeMap::new();
                 for name in storage.table_names(file)? {
+                    // A catalog that lists a table it cannot find again is damaged: say
+                    // so, as every call that reads it does, rather than panic.
                     let root = storage
                         .table_root(file, &name)?
-                        .expect("listed table exists");
+                        .ok_or(crate::error::JetError::DatabaseCorrupted)?;
                     let mut records = BTreeMap::new();
                     let mut keys: Vec<Vec<u8>> = storage
                         .scan(file, root)?
