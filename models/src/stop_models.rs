@@ -1509,15 +1509,7 @@ fn group_commit_model(mutations: Mutations, overlapped: &AtomicUsize, apart: &At
         _ => overlapped.fetch_add(1, StdOrdering::SeqCst),
     };
     disk.crash();
-    let recovered = Engine::new(environment());
-    let instance = recovered
-        .create_instance_with("model", InstanceOptions::manual())
-        .expect("create_instance");
-    recovered.init(instance).expect("recovery");
-    let session = recovered.begin_session(instance).expect("begin_session");
-    recovered
-        .attach_database(session, "db")
-        .expect("attach_database");
+    let (recovered, session) = reopened(environment());
     let db = recovered
         .open_database(session, "db")
         .expect("open_database");
@@ -1529,6 +1521,19 @@ fn group_commit_model(mutations: Mutations, overlapped: &AtomicUsize, apart: &At
             "{P_COMMIT_DURABLE}: the commit of {name} returned Ok, then recovery found {found:?}"
         );
     }
+}
+
+/// A fresh engine on `environment`'s disk: an instance initialized (recovering whatever the
+/// log holds) with database "db" attached, and the session that attached it.
+fn reopened(environment: Environment) -> (Engine, SessionHandle) {
+    let jet = Engine::new(environment);
+    let instance = jet
+        .create_instance_with("model", InstanceOptions::manual())
+        .expect("create_instance");
+    jet.init(instance).expect("init (recovery)");
+    let session = jet.begin_session(instance).expect("begin_session");
+    jet.attach_database(session, "db").expect("attach_database");
+    (jet, session)
 }
 
 /// An engine with database "db" holding table "t", and the session that made them.
@@ -1874,15 +1879,7 @@ fn stop_flush_vs_write_back_model(
         false => outside.fetch_add(1, StdOrdering::SeqCst),
     };
 
-    let reader = Engine::new(environment());
-    let instance = reader
-        .create_instance_with("model", InstanceOptions::manual())
-        .expect("create_instance");
-    reader.init(instance).expect("init");
-    let session = reader.begin_session(instance).expect("begin_session");
-    reader
-        .attach_database(session, "db")
-        .expect("attach_database");
+    let (reader, session) = reopened(environment());
     let table = open_table_t(&reader, session);
     let found = reader
         .seek(session, table, b"a", SeekMode::Equal)

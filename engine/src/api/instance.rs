@@ -113,6 +113,7 @@ impl<R: Runtime> Jet<R> {
     pub fn init(&self, instance: InstanceHandle) -> JetResult<()> {
         let core = self.core(instance)?;
         core.gate.begin_init()?;
+        let planted = |mutant| core.options.mutations.is_active(mutant);
         let opened = {
             let mut state = core.state.write();
             let cache_size_pages =
@@ -123,40 +124,19 @@ impl<R: Runtime> Jet<R> {
                 &core.checkpoint_path(),
                 cache_size_pages,
                 core.env.clock.now_micros(),
-                !core.options.mutations.is_active(Mutant::LogChecksumIgnored),
+                !planted(Mutant::LogChecksumIgnored),
             ) {
                 Ok(mut storage) => {
-                    storage.set_wal_flush_skipped(
-                        core.options.mutations.is_active(Mutant::PageBeforeLog),
-                    );
-                    storage.set_next_tries_one_child(
-                        core.options.mutations.is_active(Mutant::NextStopsAtLeafEnd),
-                    );
-                    storage.set_checkpoint_from_newest_dirty_page(
-                        core.options
-                            .mutations
-                            .is_active(Mutant::CheckpointFromNewestDirtyPage),
-                    );
-                    storage.set_overtaken_reads_installed(
-                        core.options
-                            .mutations
-                            .is_active(Mutant::OvertakenReadInstalled),
-                    );
-                    storage.set_operations_logged_per_page(
-                        core.options
-                            .mutations
-                            .is_active(Mutant::OperationLoggedPerPage),
-                    );
-                    storage.set_frames_in_flight_evicted(
-                        core.options
-                            .mutations
-                            .is_active(Mutant::FrameEvictedDuringWriteBack),
-                    );
-                    storage.set_writes_beside_write_back(
-                        core.options
-                            .mutations
-                            .is_active(Mutant::StopFlushBesideWriteBack),
-                    );
+                    storage.set_wal_flush_skipped(planted(Mutant::PageBeforeLog));
+                    storage.set_next_tries_one_child(planted(Mutant::NextStopsAtLeafEnd));
+                    storage.set_checkpoint_from_newest_dirty_page(planted(
+                        Mutant::CheckpointFromNewestDirtyPage,
+                    ));
+                    storage.set_overtaken_reads_installed(planted(Mutant::OvertakenReadInstalled));
+                    storage.set_operations_logged_per_page(planted(Mutant::OperationLoggedPerPage));
+                    storage
+                        .set_frames_in_flight_evicted(planted(Mutant::FrameEvictedDuringWriteBack));
+                    storage.set_writes_beside_write_back(planted(Mutant::StopFlushBesideWriteBack));
                     storage.set_marks(core.marks.clone());
                     state.storage_failed = Some(storage.failed_flag());
                     state.store_mut().storage = Some(storage);
@@ -165,19 +145,16 @@ impl<R: Runtime> Jet<R> {
                         Arc::clone(&core.env.version_memory),
                         core.handle,
                     );
-                    state.store_mut().version_store.set_chain_walk_repeats_key(
-                        core.options
-                            .mutations
-                            .is_active(Mutant::ChainWalkRepeatsKey),
-                    );
                     state
                         .store_mut()
                         .version_store
-                        .set_nested_commit_moves_newest_only(
-                            core.options
-                                .mutations
-                                .is_active(Mutant::NestedCommitMovesNewestVersionOnly),
-                        );
+                        .set_chain_walk_repeats_key(planted(Mutant::ChainWalkRepeatsKey));
+                    state
+                        .store_mut()
+                        .version_store
+                        .set_nested_commit_moves_newest_only(planted(
+                            Mutant::NestedCommitMovesNewestVersionOnly,
+                        ));
                     debug_assert!(state.logged_commits.is_empty(), "term emptied it");
                     Ok(())
                 }
