@@ -178,6 +178,8 @@ const STOP_FLUSH_BESIDE_MAX: u64 = 3000;
 const STAGED_WRITERS_LOOM_BOUND: Option<usize> = Some(2);
 /// `StopModel::StopFlushVsWriteBack`'s own bound.
 const WRITE_BACK_LOOM_BOUND: Option<usize> = Some(2);
+/// `StopModel::EvictionsVsWriteBack`'s own bound.
+const EVICTIONS_LOOM_BOUND: Option<usize> = Some(1);
 
 /// Every mutant and its checkers. loom executions are exact; sim bounds are generous
 /// multiples of the first detection from start 0 (which `cargo test -p jetsim-models --test
@@ -518,8 +520,16 @@ pub const CATALOGUE: &[Entry] = &[
         // it. The checkpoint audit sees a checkpoint past a change the disk lacks (durability);
         // a later read of the page brings the old image back (linearizability, or a catalog
         // the engine's own assertions reject: no-panic). First detection from start 0 at
-        // seed 418 (mix), 12 of 10,000 default seeds (most in the slow-write runs).
-        loom: None,
+        // seed 418 (mix), 12 of 10,000 default seeds (most in the slow-write runs). Loom:
+        // eight record writes in the smallest cache evict the changed page while the batch
+        // is out (the model's disk yields inside the worker's writes); a fresh instance reads
+        // the older value.
+        loom: loom(
+            StopModel::EvictionsVsWriteBack,
+            EVICTIONS_LOOM_BOUND,
+            Property::PagesKept,
+            122,
+        ),
         sim: sim(
             &[Rule::Durability, Rule::Linearizability, Rule::NoPanic],
             Scheduling::Mix,

@@ -27,7 +27,7 @@
 //! - concurrency inside the engine: group commit (bound 3); two readers and a writer under
 //!   the shared latch (bound 2); two staged writers splitting one leaf (bound 2); a stop's
 //!   flush against the background worker's write-back batch, whose I/O runs with no latch
-//!   held (bound 2).
+//!   held (bound 2); record writes that need cache room against the same batch (bound 1).
 
 use crate::LoomRuntime;
 use jetsim_engine::env::{Io, ManualClock, MemIo};
@@ -86,9 +86,10 @@ const P_SHARED_READ: &str = "READ: a reader under the shared latch saw a wrong a
 /// Two record writes into one leaf both returned success and were committed, yet a record
 /// (theirs or one already there) is missing or wrong afterwards.
 const P_WRITES_KEPT: &str = "WRITES: a committed record write was lost beside another";
-/// A stop flushed every dirty page and term ended the instance cleanly, yet the disk lacks
-/// the last committed change (an older image landed over it).
-const P_PAGES_KEPT: &str = "PAGES: the disk lost a committed change the stop had flushed";
+/// A stop flushed every dirty page (or evictions wrote pages back) and term ended the
+/// instance cleanly, yet the disk lacks the last committed change (an older image landed
+/// over it).
+const P_PAGES_KEPT: &str = "PAGES: the disk lost a committed change written back";
 /// The engine's own lock-order assertion (`engine/src/runtime/sync.rs`).
 const E_LOCK_RANK: &str = "lock rank: taking";
 
@@ -412,9 +413,14 @@ pub enum StopModel {
     StagedWriters,
     /// A stop's flush racing the engine's own background worker, whose checkpoint write-back
     /// batch does its I/O with no latch held; after the stop and a clean term the disk holds
-    /// the last committed change. Coverage: [the worker wrote the database file while the
-    /// stop was inside the engine, it did not].
+    /// the last committed change. Coverage: [a worker's write landed after the stop began,
+    /// none did].
     StopFlushVsWriteBack,
+    /// Writes that need cache room racing the background worker's write-back batch: eviction
+    /// must skip the pages the batch has in flight; after a clean term the disk holds the
+    /// last committed change. Coverage: [a worker's write landed after the writes began,
+    /// none did].
+    EvictionsVsWriteBack,
 }
 
 impl StopModel {
@@ -438,6 +444,7 @@ impl StopModel {
         StopModel::SharedReaders,
         StopModel::StagedWriters,
         StopModel::StopFlushVsWriteBack,
+        StopModel::EvictionsVsWriteBack,
     ];
 
     /// The model's name in tables and test names.
@@ -462,6 +469,7 @@ impl StopModel {
             StopModel::SharedReaders => "shared_readers_and_a_writer",
             StopModel::StagedWriters => "staged_writers_split_one_leaf",
             StopModel::StopFlushVsWriteBack => "stop_flush_vs_background_write_back",
+            StopModel::EvictionsVsWriteBack => "evictions_vs_background_write_back",
         }
     }
 
@@ -482,6 +490,7 @@ impl StopModel {
             StopModel::SharedReaders => SHARED_READERS_BOUND,
             StopModel::StagedWriters => STAGED_WRITERS_BOUND,
             StopModel::StopFlushVsWriteBack => WRITE_BACK_BOUND,
+            StopModel::EvictionsVsWriteBack => EVICTIONS_BOUND,
             StopModel::GateTwoCalls => TWO_CALLS_BOUND,
             StopModel::CallVsStopVsTerm => CALL_STOP_TERM_BOUND,
             StopModel::TwoStopsVsTerm => STOPS_TERM_BOUND,
@@ -506,6 +515,7 @@ impl StopModel {
             StopModel::SharedReaders => Some(3),
             StopModel::StagedWriters => Some(3),
             StopModel::StopFlushVsWriteBack => Some(3),
+            StopModel::EvictionsVsWriteBack => Some(2),
             _ => self.bound(),
         }
     }
@@ -520,7 +530,8 @@ impl StopModel {
             StopModel::GroupCommit => &["overlapped", "one after the other"],
             StopModel::SharedReaders => &["readers overlapped", "readers apart"],
             StopModel::StagedWriters => &["writes overlapped", "writes apart"],
-            StopModel::StopFlushVsWriteBack => &["worker wrote during stop", "outside stop"],
+            StopModel::StopFlushVsWriteBack => &["batch landed after stop began", "before"],
+            StopModel::EvictionsVsWriteBack => &["batch landed after writes began", "before"],
             _ => &[],
         }
     }
@@ -583,7 +594,12 @@ impl StopModel {
             }
             StopModel::StopFlushVsWriteBack => {
                 explore_two_classes(preemption_bound, move |during, outside| {
-                    stop_flush_vs_write_back_model(mutations, during, outside)
+                    write_back_model(WriteBackRacer::Stop, mutations, during, outside)
+                })
+            }
+            StopModel::EvictionsVsWriteBack => {
+                explore_two_classes(preemption_bound, move |during, outside| {
+                    write_back_model(WriteBackRacer::Evictions, mutations, during, outside)
                 })
             }
             StopModel::DefragPark => explore_two_classes(preemption_bound, move |some, none| {
@@ -1714,46 +1730,53 @@ fn staged_writers_model(mutations: Mutations, overlapped: &AtomicUsize, apart: &
 /// 7,837 (~4 s, `heavy_stop_flush_vs_background_write_back`).
 const WRITE_BACK_BOUND: Option<usize> = Some(2);
 
+/// Bound 1: the eviction variant's main makes eight more record writes in the race, each
+/// dozens of loom operations; one preemption puts the worker's round between the two
+/// changes, and its batch's write yields, so main changes the page again and evicts while
+/// the batch is out. Bound 1 is 128 executions; bound 2 is 8,030
+/// (`heavy_evictions_vs_background_write_back`, ~25 s).
+const EVICTIONS_BOUND: Option<usize> = Some(1);
+
 /// The record's value after each committed change: seeded, then changed twice.
 const WRITE_BACK_VALUES: [&[u8]; 3] = [b"seeded", b"first change", b"second change"];
 
 /// The in-memory disk, whose database-file writes by threads other than main (the worker's
 /// write-backs) yield before they land, so loom may run main while a batch's I/O is out: the
 /// engine makes that I/O holding no latch, and an instantaneous write would hide the window.
-/// Those writes are also counted while main's stop is inside the engine (harness bookkeeping
-/// for coverage only: plain std atomics, which loom does not see).
-struct StopWindowIo {
+/// Whether one landed after main began its racing calls is recorded (harness bookkeeping for
+/// coverage only: plain std atomics, which loom does not see).
+struct RaceWindowIo {
     disk: Arc<MemIo>,
     main: loom::thread::ThreadId,
-    stopping: Arc<std::sync::atomic::AtomicBool>,
-    worker_wrote_in_stop: Arc<std::sync::atomic::AtomicBool>,
+    race_begun: Arc<std::sync::atomic::AtomicBool>,
+    batch_landed_after_race_began: Arc<std::sync::atomic::AtomicBool>,
 }
 
-struct StopWindowFile {
+struct RaceWindowFile {
     file: Box<dyn jetsim_engine::env::IoFile>,
     database: bool,
     main: loom::thread::ThreadId,
-    stopping: Arc<std::sync::atomic::AtomicBool>,
-    worker_wrote_in_stop: Arc<std::sync::atomic::AtomicBool>,
+    race_begun: Arc<std::sync::atomic::AtomicBool>,
+    batch_landed_after_race_began: Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl StopWindowIo {
+impl RaceWindowIo {
     fn watched(
         &self,
         path: &str,
         file: Box<dyn jetsim_engine::env::IoFile>,
     ) -> Box<dyn jetsim_engine::env::IoFile> {
-        Box::new(StopWindowFile {
+        Box::new(RaceWindowFile {
             file,
             database: path == "db",
             main: self.main,
-            stopping: Arc::clone(&self.stopping),
-            worker_wrote_in_stop: Arc::clone(&self.worker_wrote_in_stop),
+            race_begun: Arc::clone(&self.race_begun),
+            batch_landed_after_race_began: Arc::clone(&self.batch_landed_after_race_began),
         })
     }
 }
 
-impl Io for StopWindowIo {
+impl Io for RaceWindowIo {
     fn create(&self, path: &str) -> std::io::Result<Box<dyn jetsim_engine::env::IoFile>> {
         Ok(self.watched(path, self.disk.create(path)?))
     }
@@ -1768,7 +1791,7 @@ impl Io for StopWindowIo {
     }
 }
 
-impl jetsim_engine::env::IoFile for StopWindowFile {
+impl jetsim_engine::env::IoFile for RaceWindowFile {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
         self.file.read_at(offset, buf)
     }
@@ -1776,8 +1799,9 @@ impl jetsim_engine::env::IoFile for StopWindowFile {
         if self.database && loom::thread::current().id() != self.main {
             // A disk write takes time: other threads may run before it lands.
             loom::thread::yield_now();
-            if self.stopping.load(StdOrdering::SeqCst) {
-                self.worker_wrote_in_stop.store(true, StdOrdering::SeqCst);
+            if self.race_begun.load(StdOrdering::SeqCst) {
+                self.batch_landed_after_race_began
+                    .store(true, StdOrdering::SeqCst);
             }
         }
         self.file.write_at(offset, data)
@@ -1802,53 +1826,54 @@ fn replace_committed(jet: &Engine, session: SessionHandle, table: TableHandle, v
     jet.commit_transaction(session).expect("commit");
 }
 
+/// What races the background worker's write-back in [`write_back_model`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteBackRacer {
+    /// A full stop, whose flush writes every dirty page back.
+    Stop,
+    /// Inserts into [`EVICTION_TABLES`] other tables, in one transaction, each dirtying a
+    /// root page in the smallest cache: the changed page becomes the least recently used
+    /// dirty one, and eviction needs room (it takes clean pages first).
+    Evictions,
+}
+
+/// Tables the eviction variant reads, one root page each: as many as the smallest cache
+/// holds, so every frame is wanted again while the batch is out.
+const EVICTION_TABLES: usize = 8;
+
 /// 2 loom threads: main and the instance's own background worker, with the checkpoint depth
 /// at 0 so every commit wakes the worker to write the dirty pages back (its batch's I/O runs
-/// with no latch held). A seed engine leaves database "db" with record "a" in table "t";
-/// main attaches it, changes "a" twice (each committed), stops the instance (the stop's
-/// flush writes every dirty page back) and terms it cleanly. A fresh instance then reads
-/// "a" from the disk: it must hold the second change. A stop's flush that does not wait for
-/// a batch out writes the second change, then the batch's older copy lands over it.
-/// Coverage: [the worker wrote the database file while the stop was inside the engine, it
-/// did not].
-fn stop_flush_vs_write_back_model(
+/// with no latch held). A seed engine leaves database "db" with record "a" in table "t" (and,
+/// for the eviction variant, a record in each of [`EVICTION_TABLES`] more tables); main
+/// attaches it, changes "a" twice (each committed), then races the worker's batch with
+/// `racer`, and terms cleanly. A fresh instance then reads "a" from the disk: it must hold
+/// the second change. A stop's flush that does not wait for a batch out, or an eviction that
+/// takes a page in flight, writes the second change, then the batch's older copy lands over
+/// it. Coverage: [a worker's write landed after main began its racing calls (a batch was out
+/// while they ran, or began after), none did].
+fn write_back_model(
+    racer: WriteBackRacer,
     mutations: Mutations,
     during: &AtomicUsize,
     outside: &AtomicUsize,
 ) {
     let disk = Arc::new(MemIo::new());
-    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let worker_wrote_in_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let race_begun = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let batch_landed_after_race_began = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let environment = || {
-        let io = StopWindowIo {
+        let io = RaceWindowIo {
             disk: Arc::clone(&disk),
             main: loom::thread::current().id(),
-            stopping: Arc::clone(&stopping),
-            worker_wrote_in_stop: Arc::clone(&worker_wrote_in_stop),
+            race_begun: Arc::clone(&race_begun),
+            batch_landed_after_race_began: Arc::clone(&batch_landed_after_race_began),
         };
         Environment::new(Arc::new(ManualClock::new(0)), Arc::new(io))
     };
-    let seeder = Engine::new(environment());
-    let (seed, session) = {
-        let seed = seeder
-            .create_instance_with("model", InstanceOptions::manual())
-            .expect("create seed");
-        seeder.init(seed).expect("init seed");
-        (seed, seeder.begin_session(seed).expect("begin_session"))
+    let other_tables: Vec<String> = match racer {
+        WriteBackRacer::Stop => Vec::new(),
+        WriteBackRacer::Evictions => (0..EVICTION_TABLES).map(|i| format!("u{i}")).collect(),
     };
-    let db = seeder
-        .create_database(session, "db")
-        .expect("create_database");
-    let table = seeder.create_table(session, db, "t").expect("create_table");
-    seeder
-        .begin_transaction(session)
-        .expect("begin_transaction");
-    seeder
-        .insert(session, table, b"a", WRITE_BACK_VALUES[0])
-        .expect("insert");
-    seeder.commit_transaction(session).expect("commit");
-    seeder.end_session(session).expect("end_session");
-    assert_eq!(seeder.term(seed), Ok(TermOutcome::Clean));
+    seed_write_back_database(environment(), &other_tables);
 
     let jet = Engine::new(environment());
     let options = InstanceOptions {
@@ -1860,21 +1885,43 @@ fn stop_flush_vs_write_back_model(
         .expect("create_instance");
     jet.set_system_parameter(instance, SystemParameter::CheckpointDepthMaxBytes, 0)
         .expect("checkpoint depth 0");
+    if racer == WriteBackRacer::Evictions {
+        jet.set_system_parameter(instance, SystemParameter::CacheSizePages, 8)
+            .expect("the smallest cache");
+    }
     jet.init(instance).expect("init");
     let session = jet.begin_session(instance).expect("begin_session");
     jet.attach_database(session, "db").expect("attach");
     let table = open_table_t(&jet, session);
+    // Opened before the worker has work, so these calls add no interleavings.
+    let others: Vec<TableHandle> = {
+        let db = jet.open_database(session, "db").expect("open_database");
+        other_tables
+            .iter()
+            .map(|name| jet.open_table(session, db, name).expect("open_table"))
+            .collect()
+    };
     for value in &WRITE_BACK_VALUES[1..] {
         replace_committed(&jet, session, table, value);
     }
-    stopping.store(true, StdOrdering::SeqCst);
-    assert_eq!(jet.stop_service_instance(instance), Ok(()));
-    stopping.store(false, StdOrdering::SeqCst);
-    jet.close_table(session, table).expect("close_table");
+    race_begun.store(true, StdOrdering::SeqCst);
+    match racer {
+        WriteBackRacer::Stop => assert_eq!(jet.stop_service_instance(instance), Ok(())),
+        WriteBackRacer::Evictions => {
+            jet.begin_transaction(session).expect("begin_transaction");
+            for &other in &others {
+                jet.insert(session, other, b"n", b"new").expect("insert");
+            }
+            jet.commit_transaction(session).expect("commit");
+        }
+    }
+    for table in others.into_iter().chain([table]) {
+        jet.close_table(session, table).expect("close_table");
+    }
     jet.end_session(session).expect("end_session");
     // Term joins the worker thread: loom requires every thread to finish.
     assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
-    match worker_wrote_in_stop.load(StdOrdering::SeqCst) {
+    match batch_landed_after_race_began.load(StdOrdering::SeqCst) {
         true => during.fetch_add(1, StdOrdering::SeqCst),
         false => outside.fetch_add(1, StdOrdering::SeqCst),
     };
@@ -1888,7 +1935,39 @@ fn stop_flush_vs_write_back_model(
         found
             .as_ref()
             .is_ok_and(|(_, value)| value == WRITE_BACK_VALUES[2]),
-        "{P_PAGES_KEPT}: after the stop and a clean term the disk holds {:?}",
+        "{P_PAGES_KEPT}: after {racer:?} and a clean term the disk holds {:?}",
         found.map(|(_, value)| String::from_utf8_lossy(&value).into_owned())
     );
+}
+
+/// Database "db" on `environment`'s disk, cleanly terminated: record "a" in table "t", and
+/// record "k" in each of `other_tables`.
+fn seed_write_back_database(environment: Environment, other_tables: &[String]) {
+    let seeder = Engine::new(environment);
+    let seed = seeder
+        .create_instance_with("model", InstanceOptions::manual())
+        .expect("create seed");
+    seeder.init(seed).expect("init seed");
+    let session = seeder.begin_session(seed).expect("begin_session");
+    let db = seeder
+        .create_database(session, "db")
+        .expect("create_database");
+    let records = std::iter::once(("t", b"a".as_slice(), WRITE_BACK_VALUES[0])).chain(
+        other_tables
+            .iter()
+            .map(|name| (name.as_str(), b"k".as_slice(), b"other".as_slice())),
+    );
+    for (name, key, value) in records {
+        let table = seeder
+            .create_table(session, db, name)
+            .expect("create_table");
+        seeder
+            .begin_transaction(session)
+            .expect("begin_transaction");
+        seeder.insert(session, table, key, value).expect("insert");
+        seeder.commit_transaction(session).expect("commit");
+        seeder.close_table(session, table).expect("close_table");
+    }
+    seeder.end_session(session).expect("end_session");
+    assert_eq!(seeder.term(seed), Ok(TermOutcome::Clean));
 }

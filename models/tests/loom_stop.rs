@@ -10,8 +10,8 @@
 //! Teeth: every mutant a model catches, with the execution at which loom found it pinned.
 //!
 //! The default run takes about 15 s on two cores. Heavier variants (bounds lifted) run only
-//! with `JETSIM_LOOM_HEAVY=1 cargo test -p jetsim-models -- --nocapture heavy_` (all six:
-//! ~90 s); without the variable they return at once. They print their counts instead of pinning
+//! with `JETSIM_LOOM_HEAVY=1 cargo test -p jetsim-models -- --nocapture heavy_` (all of them:
+//! a few minutes); without the variable they return at once. They print their counts instead of pinning
 //! them.
 
 use jetsim_engine::{Mutant, Mutations};
@@ -418,4 +418,26 @@ teeth! {
 fn heavy_stop_flush_vs_background_write_back() {
     assert_eq!(StopModel::StopFlushVsWriteBack.heavy_bound(), Some(3));
     heavy_run(StopModel::StopFlushVsWriteBack);
+}
+
+#[test]
+fn evictions_vs_background_write_back() {
+    assert_eq!(StopModel::EvictionsVsWriteBack.bound(), Some(1));
+    let (executions, coverage) = passes(StopModel::EvictionsVsWriteBack);
+    assert_eq!(executions, 128);
+    // [a worker's write landed after main's racing writes began, none did]
+    assert_eq!(coverage, [126, 2]);
+}
+
+teeth! {
+    /// A record write needing cache room evicts the changed page while the worker's batch
+    /// holding its older copy is out: the eviction writes the newer image, the batch lands
+    /// over it, and the page is no longer cached to be written again.
+    catches_a_frame_evicted_during_its_write_back: FrameEvictedDuringWriteBack in EvictionsVsWriteBack breaks PagesKept at 122;
+}
+
+#[test]
+fn heavy_evictions_vs_background_write_back() {
+    assert_eq!(StopModel::EvictionsVsWriteBack.heavy_bound(), Some(2));
+    heavy_run(StopModel::EvictionsVsWriteBack);
 }
