@@ -630,6 +630,28 @@ fn options(mutations: Mutations) -> InstanceOptions {
     }
 }
 
+/// An instance of `jet` with its own background thread and `mutations` planted, its
+/// `parameters` set before init, initialized.
+fn initialized_with_worker(
+    jet: &Engine,
+    mutations: Mutations,
+    parameters: &[(SystemParameter, u64)],
+) -> InstanceHandle {
+    let options = InstanceOptions {
+        mutations,
+        ..InstanceOptions::default()
+    };
+    let instance = jet
+        .create_instance_with("model", options)
+        .expect("create_instance");
+    for &(parameter, value) in parameters {
+        jet.set_system_parameter(instance, parameter, value)
+            .expect("set_system_parameter");
+    }
+    jet.init(instance).expect("init");
+    instance
+}
+
 /// A fresh engine with one initialized instance (no background thread unless asked).
 fn engine(options: InstanceOptions) -> (Arc<Engine>, InstanceHandle) {
     let jet = Arc::new(Engine::new(Environment::in_memory()));
@@ -1335,14 +1357,7 @@ fn defrag_park_model(
 ) {
     let jet = Arc::new(Engine::new(Environment::in_memory()));
     seed_fragmented_database(&jet);
-    let options = InstanceOptions {
-        mutations,
-        ..InstanceOptions::default()
-    };
-    let instance = jet
-        .create_instance_with("model", options)
-        .expect("create_instance");
-    jet.init(instance).expect("init");
+    let instance = initialized_with_worker(&jet, mutations, &[]);
     let session = jet.begin_session(instance).expect("begin_session");
     jet.attach_database(session, "db").expect("attach");
     jet.set_system_parameter(instance, SystemParameter::OnlineDefrag, 1)
@@ -1876,20 +1891,16 @@ fn write_back_model(
     seed_write_back_database(environment(), &other_tables);
 
     let jet = Engine::new(environment());
-    let options = InstanceOptions {
-        mutations,
-        ..InstanceOptions::default()
+    // Checkpoint depth 0: every commit wakes the worker. The eviction variant also takes the
+    // smallest cache.
+    let parameters: &[(SystemParameter, u64)] = match racer {
+        WriteBackRacer::Stop => &[(SystemParameter::CheckpointDepthMaxBytes, 0)],
+        WriteBackRacer::Evictions => &[
+            (SystemParameter::CheckpointDepthMaxBytes, 0),
+            (SystemParameter::CacheSizePages, 8),
+        ],
     };
-    let instance = jet
-        .create_instance_with("model", options)
-        .expect("create_instance");
-    jet.set_system_parameter(instance, SystemParameter::CheckpointDepthMaxBytes, 0)
-        .expect("checkpoint depth 0");
-    if racer == WriteBackRacer::Evictions {
-        jet.set_system_parameter(instance, SystemParameter::CacheSizePages, 8)
-            .expect("the smallest cache");
-    }
-    jet.init(instance).expect("init");
+    let instance = initialized_with_worker(&jet, mutations, parameters);
     let session = jet.begin_session(instance).expect("begin_session");
     jet.attach_database(session, "db").expect("attach");
     let table = open_table_t(&jet, session);
