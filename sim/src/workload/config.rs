@@ -159,23 +159,16 @@ impl SlowDiskSwitch {
 /// The slow-disk switch, then, for runs it leaves off, the slow-write switch: each a stream
 /// of its own, so the slow-disk runs and every other run keep their meaning.
 fn slow_disk_switch(seed: u64) -> Option<SlowDiskSwitch> {
-    let mut rng = SplitMix64::new(seed ^ 0x5104_D15C_5104_D15C);
-    if rng.chance(1, SLOW_DISK_RUNS_IN) {
-        return Some(SlowDiskSwitch {
+    let draw = |stream: u64, runs_in: u64, slow_reads: bool| {
+        let mut rng = SplitMix64::new(seed ^ stream);
+        rng.chance(1, runs_in).then(|| SlowDiskSwitch {
             key_range: workload::WIDE_KEY_RANGE + 8 + rng.below(24) as u8,
-            slow_reads: true,
-            slow_writes: false,
-        });
-    }
-    let mut rng = SplitMix64::new(seed ^ 0x5104_3A17_5104_3A17);
-    if rng.chance(1, SLOW_WRITE_RUNS_IN) {
-        return Some(SlowDiskSwitch {
-            key_range: workload::WIDE_KEY_RANGE + 8 + rng.below(24) as u8,
-            slow_reads: false,
-            slow_writes: true,
-        });
-    }
-    None
+            slow_reads,
+            slow_writes: !slow_reads,
+        })
+    };
+    draw(0x5104_D15C_5104_D15C, SLOW_DISK_RUNS_IN, true)
+        .or_else(|| draw(0x5104_3A17_5104_3A17, SLOW_WRITE_RUNS_IN, false))
 }
 
 /// The disk faults of a run: `engine::env::FaultPlan::swarm(fault_seed)` (I/O error rates,

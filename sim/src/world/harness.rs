@@ -202,8 +202,9 @@ struct SlowDisk {
     ops: AtomicU64,
 }
 
-/// The slow disk's write waits draw from their own stream of the run's seed.
-const WRITE_WAITS_STREAM: u64 = 0x5104_3A17_5104_3A17;
+/// The slow disk's write waits draw from their own stream of the run's seed (not the
+/// slow-write switch's, whose first draw decided the run is one).
+const WRITE_WAITS_STREAM: u64 = 0x3A17_3A17_3A17_3A17;
 
 /// A slow read or write stops waiting after this many of its scheduling points in a row in
 /// which no thread invoked or ended a call or used the disk: then the others are waiting (for
