@@ -8,7 +8,7 @@ use super::{Jet, SessionRef};
 use crate::env::io::Io;
 use crate::error::{JetError, JetResult};
 use crate::instance::{
-    AttachedDatabase, Cursor, CursorPosition, InstanceCore, InstanceState, Position,
+    AttachedDatabase, Cursor, CursorLevel, CursorPosition, InstanceCore, InstanceState, Position,
 };
 use crate::runtime::Runtime;
 use crate::storage::{FileId, Storage};
@@ -335,7 +335,7 @@ impl<R: Runtime> Jet<R> {
 }
 
 fn no_transaction<R: Runtime>(state: &InstanceState<R>, session: SessionRef) -> JetResult<()> {
-    match session_entry(state, session).transaction {
+    match session_entry(state, session).transaction.get() {
         Some(_) => Err(JetError::InTransaction),
         None => Ok(()),
     }
@@ -423,6 +423,7 @@ fn open_cursor<R: Runtime>(
 ) -> JetResult<TableHandle> {
     let level = session_entry(state, session)
         .transaction
+        .get()
         .map_or(0, |t| t.level);
     let slot = state
         .cursors
@@ -434,7 +435,7 @@ fn open_cursor<R: Runtime>(
                 database_slot,
                 table_name: name.to_owned(),
                 table_root,
-                opened_at_level: level,
+                opened_at_level: CursorLevel::new(level),
                 position: CursorPosition::new(Position::BeforeFirst),
             },
         )

@@ -155,7 +155,10 @@ impl<R: Runtime> Jet<R> {
                         .set_nested_commit_moves_newest_only(planted(
                             Mutant::NestedCommitMovesNewestVersionOnly,
                         ));
-                    debug_assert!(state.logged_commits.is_empty(), "term emptied it");
+                    debug_assert!(
+                        state.store_mut().logged_commits.is_empty(),
+                        "term emptied it"
+                    );
                     Ok(())
                 }
                 Err(error) => Err(error),
@@ -212,7 +215,7 @@ impl<R: Runtime> Jet<R> {
                         && state
                             .sessions
                             .iter()
-                            .any(|(_, _, s)| s.transaction.is_some());
+                            .any(|(_, _, s)| s.transaction.get().is_some());
                     drop(state);
                     let refusal = (open && !dirty).then_some(JetError::TooManyActiveUsers);
                     crate::mark!(core.marks, TermRefusedActiveUsers if refusal.is_some());
@@ -232,7 +235,7 @@ impl<R: Runtime> Jet<R> {
             state.databases = Slots::new(crate::instance::DATABASES_MAX);
             // Every committer published its commit or removed its entry before it left, and
             // term waited for them all: checked once the gate confirms nothing is in flight.
-            leaked_commits = std::mem::take(&mut state.logged_commits);
+            leaked_commits = std::mem::take(&mut state.store_mut().logged_commits);
             state.storage_failed = None;
             match state.store_mut().storage.take() {
                 // Fail-stop: write nothing more; the next init recovers.

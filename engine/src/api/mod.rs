@@ -123,6 +123,32 @@ impl<R: Runtime, P, T, F> WriteInstall<R, P, T> for F where
 {
 }
 
+/// A session call's body that changes only its own session (its transaction, its cursors'
+/// levels) and, under the store latch held exclusively, the log and the version store:
+/// begin and commit ([`SessionCall::run_store`]). It reads no page, so it runs once.
+pub(crate) trait StoreBody<R: Runtime, T>:
+    FnMut(&InstanceCore<R>, &InstanceState<R>, SessionRef, &mut Store) -> JetResult<T>
+{
+}
+
+impl<R: Runtime, T, F> StoreBody<R, T> for F where
+    F: FnMut(&InstanceCore<R>, &InstanceState<R>, SessionRef, &mut Store) -> JetResult<T>
+{
+}
+
+/// What a commit waiting for the log does next ([`SessionCall::wait_durable`]).
+enum DurableStep {
+    /// The record is durable.
+    Durable,
+    /// Wait a moment for other commits to join the flush this call is about to start.
+    Gather,
+    /// Another call's flush is out; `flushes_ended` flushes had ended when it was seen out
+    /// (`None` only for the planted bug `FlushEndReadAfterStoreLatch`, which reads it later).
+    InFlight { flushes_ended: Option<u64> },
+    /// This call writes and syncs the log.
+    Flush(crate::storage::LogFlush),
+}
+
 /// Work for the background worker that a call discovered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct WakeOrders {
@@ -560,6 +586,23 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
         }
     }
 
+    /// Runs `body` under the store latch held exclusively (and the instance latch as the call
+    /// holds it): see [`StoreBody`].
+    pub(crate) fn run_store<T>(&mut self, body: &mut impl StoreBody<R, T>) -> JetResult<T> {
+        let (core, session) = (self.core, self.session);
+        let state: &InstanceState<R> = self.latch.as_ref().expect("the call holds the latch");
+        // Availability was checked at entry, and nothing in between read a page; a commit
+        // whose record became durable still publishes if the instance failed meanwhile.
+        body(core, state, session, &mut state.store.write())
+    }
+
+    /// Runs `f` on the store under the store latch held exclusively, whichever way the call
+    /// holds the instance latch (held exclusively, the store latch is free).
+    fn with_store<T>(&mut self, f: impl FnOnce(&mut Store) -> T) -> T {
+        let state: &InstanceState<R> = self.latch.as_ref().expect("the call holds the latch");
+        f(&mut state.store.write())
+    }
+
     /// Runs a read-only `body` under the instance latch and the store latch held shared. A
     /// page it needs that is not cached is read with no latch held (registered, then
     /// installed, under the exclusive instance latch, so a write-back that overtakes the read
@@ -600,6 +643,7 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
         let Store {
             storage,
             version_store,
+            ..
         } = &mut *store;
         let mut reads = StoreReads {
             tree: TreeReads::Locked(storage.as_mut()),
@@ -706,50 +750,69 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
             .options
             .mutations
             .is_active(crate::Mutant::GroupCommitTrustsFlushInFlight);
+        let reads_flush_end_late = self
+            .core
+            .options
+            .mutations
+            .is_active(crate::Mutant::FlushEndReadAfterStoreLatch);
         let core = self.core;
         let mut gathered = R::GROUP_COMMIT_SPINS == 0;
         loop {
-            let state = self.state();
-            let uncommitted_elsewhere = state
-                .store_mut()
-                .version_store
-                .open_transactions()
-                .saturating_sub(state.logged_commits.len());
-            let storage = state.storage_mut()?;
-            if storage.flushed_lsn() > lsn {
-                return Ok(());
-            }
-            if !gathered
-                && !storage.log_flush_in_flight()
-                && !core.commit_gathering.in_progress.load(Ordering::Acquire)
-                && (uncommitted_elsewhere > 0 || {
-                    let gate = core.gate.status();
-                    (gate.gated_in_flight + gate.ungated_in_flight).saturating_sub(1) > 0
+            let step = self.with_store(|store| -> JetResult<DurableStep> {
+                let uncommitted_elsewhere = store
+                    .version_store
+                    .open_transactions()
+                    .saturating_sub(store.logged_commits.len());
+                let storage = store.storage.as_mut().ok_or(JetError::NotInitialized)?;
+                if storage.flushed_lsn() > lsn {
+                    return Ok(DurableStep::Durable);
+                }
+                if !gathered
+                    && !storage.log_flush_in_flight()
+                    && !core.commit_gathering.in_progress.load(Ordering::Acquire)
+                    && (uncommitted_elsewhere > 0 || {
+                        let gate = core.gate.status();
+                        (gate.gated_in_flight + gate.ungated_in_flight).saturating_sub(1) > 0
+                    })
+                {
+                    return Ok(DurableStep::Gather);
+                }
+                Ok(match storage.begin_log_flush()? {
+                    FlushStart::Durable => DurableStep::Durable,
+                    // Read under the store latch that shows the flush out: its end is
+                    // counted under the latch it is accounted under, so it counts after.
+                    FlushStart::InFlight => DurableStep::InFlight {
+                        flushes_ended: (!reads_flush_end_late)
+                            .then(|| core.log_flush.lock().flushes_ended),
+                    },
+                    FlushStart::Started(flush) => DurableStep::Flush(flush),
                 })
-            {
-                gathered = true;
-                self.gather_commits();
-                continue;
-            }
-            match storage.begin_log_flush()? {
-                FlushStart::Durable => return Ok(()),
-                FlushStart::InFlight => {
+            })?;
+            match step {
+                DurableStep::Durable => return Ok(()),
+                DurableStep::Gather => {
+                    gathered = true;
+                    self.gather_commits();
+                }
+                DurableStep::InFlight { flushes_ended } => {
                     if trusts_flush_in_flight {
                         return Ok(());
                     }
-                    self.wait_for_flush_in_flight();
+                    let flushes_ended =
+                        flushes_ended.unwrap_or_else(|| core.log_flush.lock().flushes_ended);
+                    self.wait_for_flush_in_flight(flushes_ended);
                 }
-                FlushStart::Started(flush) => {
+                DurableStep::Flush(flush) => {
                     let written = self.unlocked(|| flush.write_and_sync());
-                    let finished = self
-                        .state()
-                        .store_mut()
-                        .storage
-                        .as_mut()
-                        .expect("a call in flight keeps term from closing the storage")
-                        .finish_log_flush(&flush, written);
-                    self.core.log_flush_ended();
-                    finished?;
+                    self.with_store(|store| {
+                        let finished = store
+                            .storage
+                            .as_mut()
+                            .expect("a call in flight keeps term from closing the storage")
+                            .finish_log_flush(&flush, written);
+                        core.log_flush_ended();
+                        finished
+                    })?;
                 }
             }
         }
@@ -773,35 +836,32 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
     }
 
     /// Waits, holding no latch, until the group-commit flush another call has in flight
-    /// ends: first spinning ([`Runtime::GROUP_COMMIT_SPINS`] looks, since an fsync is short
-    /// next to a sleep and its wake-up on OS threads), then asleep. Its end is counted under
-    /// `log_flush` with the latch held exclusively, and this call reads the count before it
-    /// lets go of the latch, so the end cannot be missed.
-    fn wait_for_flush_in_flight(&mut self) {
+    /// ends, `seen` being the count of flushes ended before it: first spinning
+    /// ([`Runtime::GROUP_COMMIT_SPINS`] looks, since an fsync is short next to a sleep and its
+    /// wake-up on OS threads), then asleep. The count moves, and sleepers are woken, under
+    /// `log_flush`, which a sleeper holds from its last look until it sleeps, so the end
+    /// cannot be missed.
+    fn wait_for_flush_in_flight(&mut self, seen: u64) {
         let core = self.core;
-        let mut flushes = core.log_flush.lock();
-        let seen = flushes.flushes_ended;
-        if R::GROUP_COMMIT_SPINS > 0 {
-            drop(flushes);
-            drop(self.latch.take());
-            let ended = spin_until(R::GROUP_COMMIT_SPINS, || {
+        drop(self.latch.take());
+        let ended = R::GROUP_COMMIT_SPINS > 0
+            && spin_until(R::GROUP_COMMIT_SPINS, || {
                 core.log_flush.lock().flushes_ended != seen
             });
-            if ended {
-                self.latch = Some(Latch::take(core, self.mode));
-                return;
-            }
-            flushes = core.log_flush.lock();
+        if !ended {
+            let mut flushes = core.log_flush.lock();
+            flushes.waiters += 1;
+            let mut flushes = core
+                .log_flushed
+                .wait_while(flushes, |flushes| flushes.flushes_ended == seen);
+            flushes.waiters -= 1;
         }
-        flushes.waiters += 1;
-        // Already let go of when the wait spun first.
-        drop(self.latch.take());
-        let mut flushes = core
-            .log_flushed
-            .wait_while(flushes, |flushes| flushes.flushes_ended == seen);
-        flushes.waiters -= 1;
-        drop(flushes);
         self.latch = Some(Latch::take(core, self.mode));
+    }
+
+    /// A level-1 commit took effect: the background worker may have flushing to do.
+    pub(crate) fn note_commit(&mut self) {
+        self.orders.wrote = true;
     }
 
     /// A record write succeeded: the background worker may have flushing (and, after a

@@ -82,7 +82,7 @@ impl<R: Runtime> Jet<R> {
                 (
                     handle,
                     ObservedSession {
-                        transaction_level: s.transaction.map_or(0, |t| t.level),
+                        transaction_level: s.transaction.get().map_or(0, |t| t.level),
                         context: s.context.map(|c| c.value),
                         open_databases,
                     },
@@ -106,7 +106,7 @@ impl<R: Runtime> Jet<R> {
                         session,
                         database: paths.get(&c.database_slot).cloned().unwrap_or_default(),
                         table: c.table_name.clone(),
-                        opened_at_level: c.opened_at_level,
+                        opened_at_level: c.opened_at_level.get(),
                         position: c.position.get(),
                     },
                 )
@@ -123,6 +123,7 @@ impl<R: Runtime> Jet<R> {
         let crate::instance::Store {
             storage,
             version_store,
+            ..
         } = state.store_mut();
         if let Some(storage) = storage.as_mut() {
             for (file, path) in files {

@@ -147,6 +147,7 @@ fn locked_get<R: Runtime>(
     let Store {
         storage,
         version_store,
+        ..
     } = state.store_mut();
     table.get(&mut TreeReads::Locked(storage.as_mut()), version_store, key)
 }
@@ -168,7 +169,7 @@ fn view<R: Runtime>(
         .find(|(db_slot, _, _)| *db_slot == cursor.database_slot)
         .map(|(_, _, db)| db.file)
         .ok_or(JetError::InvalidTableId)?;
-    let reader = match session_entry(state, session).transaction {
+    let reader = match session_entry(state, session).transaction.get() {
         Some(open) => versions.reader_for(open.txn)?,
         None => versions.reader_outside_transaction(),
     };
@@ -527,6 +528,7 @@ fn write_target<R: Runtime>(
     let table = view(state, versions, session, slot, generation)?;
     let open = session_entry(state, session)
         .transaction
+        .get()
         .ok_or(JetError::NotInTransaction)?;
     Ok(WriteTarget {
         cursor: (slot, generation),
@@ -615,8 +617,10 @@ fn install_write<R: Runtime>(
         };
     };
     // The plan's pages unchanged mean the record's visible value is unchanged too: a write
-    // to the record changes its leaf (a version comes only with a tree change, but for
-    // commits and rollbacks, which take the instance latch exclusively).
+    // to the record changes its leaf (a version comes only with a tree change). A commit
+    // changes versions without one, but only its own transaction's, which the plan already
+    // refused (`WriteConflict`) since they were uncommitted when it looked; a rollback puts
+    // its before-images back through the tree.
     let storage = store.storage.as_mut().ok_or(JetError::NotInitialized)?;
     if revalidates && !storage.staged_is_current(&staged) {
         return Ok(None);

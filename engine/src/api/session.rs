@@ -6,7 +6,7 @@ use super::{Jet, LatchMode, SessionRef};
 use crate::error::{JetError, JetResult};
 use crate::instance::mutations::Mutant;
 use crate::instance::{
-    InstanceState, OpenTransaction, Session, SessionContext, TRANSACTION_LEVEL_MAX,
+    InstanceState, OpenTransaction, Session, SessionContext, Store, TRANSACTION_LEVEL_MAX,
 };
 use crate::runtime::Runtime;
 use crate::storage::{LogRecord, Lsn};
@@ -37,7 +37,7 @@ impl<R: Runtime> Jet<R> {
                 generation,
                 Session {
                     context: None,
-                    transaction: None,
+                    transaction: Default::default(),
                     open_databases: BTreeMap::new(),
                     claim: Default::default(),
                 },
@@ -60,7 +60,7 @@ impl<R: Runtime> Jet<R> {
             {
                 return Err(JetError::SessionInUse);
             }
-            while let Some(open) = session_entry(state, session).transaction {
+            while let Some(open) = session_entry(state, session).transaction.get() {
                 rollback_level(state, session, open, false)?;
             }
             close_cursors(state, session, |_| true);
@@ -121,7 +121,7 @@ impl<R: Runtime> Jet<R> {
                 })
                 .count();
             Ok(SessionInfo {
-                transaction_level: entry.transaction.map_or(0, |t| t.level),
+                transaction_level: entry.transaction.get().map_or(0, |t| t.level),
                 context: entry.context.map(|c| c.value),
                 open_tables: u32::try_from(open_tables).expect("bounded by CURSORS_MAX"),
                 open_databases: u32::try_from(entry.open_databases.len()).expect("bounded"),
@@ -129,35 +129,42 @@ impl<R: Runtime> Jet<R> {
         })
     }
 
-    /// `JetBeginTransaction`: level 1 takes a snapshot; up to 7 levels nest.
+    /// `JetBeginTransaction`: level 1 takes a snapshot; up to 7 levels nest. Holds the
+    /// instance latch shared: it changes only its own session and, under the store latch, the
+    /// version store, so it runs beside reads and record writes.
     pub fn begin_transaction(&self, sesid: SessionHandle) -> JetResult<()> {
-        self.with_session(
+        self.with_session_call(
             sesid,
             JetCall::BeginTransaction,
-            |core, state, session, _| {
-                let current = session_entry(state, session).transaction;
-                let level_max = if core
-                    .options
-                    .mutations
-                    .is_active(Mutant::TransactionLimitOffByOne)
-                {
-                    TRANSACTION_LEVEL_MAX + 1
-                } else {
-                    TRANSACTION_LEVEL_MAX
-                };
-                let next = match current {
-                    None => OpenTransaction {
-                        txn: state.store_mut().version_store.begin(),
-                        level: 1,
-                    },
-                    Some(open) if open.level >= level_max => return Err(JetError::TransTooDeep),
-                    Some(open) => OpenTransaction {
-                        level: open.level + 1,
-                        ..open
-                    },
-                };
-                session_entry_mut(state, session).transaction = Some(next);
-                Ok(())
+            LatchMode::Shared,
+            |call| {
+                call.run_store(&mut |core, state, session, store| {
+                    let transaction = &session_entry(state, session).transaction;
+                    let level_max = if core
+                        .options
+                        .mutations
+                        .is_active(Mutant::TransactionLimitOffByOne)
+                    {
+                        TRANSACTION_LEVEL_MAX + 1
+                    } else {
+                        TRANSACTION_LEVEL_MAX
+                    };
+                    let next = match transaction.get() {
+                        None => OpenTransaction {
+                            txn: store.version_store.begin(),
+                            level: 1,
+                        },
+                        Some(open) if open.level >= level_max => {
+                            return Err(JetError::TransTooDeep)
+                        }
+                        Some(open) => OpenTransaction {
+                            level: open.level + 1,
+                            ..open
+                        },
+                    };
+                    transaction.set(Some(next));
+                    Ok(())
+                })
             },
         )
     }
@@ -169,23 +176,39 @@ impl<R: Runtime> Jet<R> {
     /// to others, so nobody reads a commit a crash could still undo. A `StopAndEmitLog` that
     /// makes the record durable while the call waits publishes the commit itself, before the
     /// log ends (see `publish_durable_commits`); the call then finds it done.
+    ///
+    /// Holds the instance latch shared, as a record write does: every step changes only its
+    /// own session (and its cursors' levels) and, under the store latch, the log and the
+    /// version store. So commits run beside each other and beside reads and writes, and two
+    /// committers' work overlaps while one's group-commit sync is out.
     pub fn commit_transaction(&self, sesid: SessionHandle) -> JetResult<()> {
         self.with_session_call(
             sesid,
             JetCall::CommitTransaction,
-            LatchMode::Exclusive,
+            LatchMode::Shared,
             |call| {
-                let logged = call.run(&mut |core, state, session, _| {
-                    let open = session_entry(state, session)
-                        .transaction
-                        .ok_or(JetError::NotInTransaction)?;
+                let logged = call.run_store(&mut |core, state, session, store| {
+                    let transaction = &session_entry(state, session).transaction;
+                    let open = transaction.get().ok_or(JetError::NotInTransaction)?;
                     if open.level > 1 {
+                        store.version_store.commit_level(open.txn, open.level)?;
+                        transaction.set(Some(OpenTransaction {
+                            level: open.level - 1,
+                            ..open
+                        }));
+                        // Tables opened inside the committed level now belong to the
+                        // enclosing one.
+                        let new_level = open.level - 1;
+                        for_each_cursor_of(state, session, |cursor| {
+                            cursor.opened_at_level.lower_to(new_level);
+                        });
                         return Ok(None);
                     }
                     let crate::instance::Store {
                         storage,
                         version_store,
-                    } = state.store_mut();
+                        logged_commits,
+                    } = store;
                     let storage = storage.as_mut().ok_or(JetError::NotInitialized)?;
                     // Log first: if the log cannot be made durable, the transaction stays open and
                     // nothing changed.
@@ -198,53 +221,36 @@ impl<R: Runtime> Jet<R> {
                             .commit_records_appended
                             .fetch_add(1, std::sync::atomic::Ordering::Release);
                     }
-                    let record_end_lsn = storage.tip_lsn();
-                    let previous = state.logged_commits.insert(open.txn, record_end_lsn);
+                    let previous = logged_commits.insert(open.txn, storage.tip_lsn());
                     debug_assert_eq!(previous, None, "one commit call per transaction");
                     Ok(Some((open.txn, lsn)))
                 })?;
+                let Some((txn, lsn)) = logged else {
+                    return Ok(());
+                };
                 let acknowledged_early = call
                     .core()
                     .options
                     .mutations
                     .is_active(Mutant::CommitAckBeforeLogSync);
-                if let (Some((txn, lsn)), false) = (logged, acknowledged_early) {
+                if !acknowledged_early {
                     if let Err(error) = call.wait_durable(lsn) {
                         // In doubt (the record may be on disk) and the instance is fail-stop:
                         // the transaction stays open, unpublished, until term.
-                        call.run(&mut |_, state, _, _| {
-                            state.logged_commits.remove(&txn);
+                        call.run_store(&mut |_, _, _, store| {
+                            store.logged_commits.remove(&txn);
                             Ok(())
                         })?;
                         return Err(error);
                     }
                 }
-                call.run(&mut |_, state, session, orders| {
-                    if let Some((txn, _)) = logged {
-                        // A StopAndEmitLog that made the record durable while this call waited
-                        // published the commit already (and removed the entry).
-                        if state.logged_commits.remove(&txn).is_some() {
-                            publish_commit(state, session)?;
-                        }
-                        orders.wrote = true;
-                        return Ok(());
+                call.note_commit();
+                call.run_store(&mut |_, state, session, store| {
+                    // A StopAndEmitLog that made the record durable while this call waited
+                    // published the commit already (and removed the entry).
+                    if store.logged_commits.remove(&txn).is_some() {
+                        publish_commit(state, store, session)?;
                     }
-                    let open = session_entry(state, session)
-                        .transaction
-                        .expect("the session is held: nothing ended its transaction");
-                    state
-                        .store_mut()
-                        .version_store
-                        .commit_level(open.txn, open.level)?;
-                    session_entry_mut(state, session).transaction = Some(OpenTransaction {
-                        level: open.level - 1,
-                        ..open
-                    });
-                    // Tables opened inside the committed level now belong to the enclosing one.
-                    let new_level = open.level - 1;
-                    for_each_cursor_of(state, session, |cursor| {
-                        cursor.opened_at_level = cursor.opened_at_level.min(new_level);
-                    });
                     Ok(())
                 })
             },
@@ -256,6 +262,7 @@ impl<R: Runtime> Jet<R> {
         self.with_session(sesid, JetCall::Rollback, |core, state, session, orders| {
             let open = session_entry(state, session)
                 .transaction
+                .get()
                 .ok_or(JetError::NotInTransaction)?;
             let keep_tables = core
                 .options
@@ -272,15 +279,22 @@ impl<R: Runtime> Jet<R> {
 /// Publishes the level-1 commit of `session`'s transaction, whose Commit record is durable:
 /// its versions get their commit timestamp (others see its writes from now on), the session
 /// leaves the transaction, and the tables it opened inside belong to no level any more.
-fn publish_commit<R: Runtime>(state: &mut InstanceState<R>, session: SessionRef) -> JetResult<()> {
-    let open = session_entry(state, session)
-        .transaction
+/// The caller holds the store latch (`store`) and either the session or the instance latch
+/// exclusively.
+fn publish_commit<R: Runtime>(
+    state: &InstanceState<R>,
+    store: &mut Store,
+    session: SessionRef,
+) -> JetResult<()> {
+    let transaction = &session_entry(state, session).transaction;
+    let open = transaction
+        .get()
         .expect("a logged commit's session is held by its committer, in its transaction");
     debug_assert_eq!(open.level, 1, "only a level-1 commit is logged");
-    let committed = state.store_mut().version_store.commit_level(open.txn, 1)?;
+    let committed = store.version_store.commit_level(open.txn, 1)?;
     debug_assert!(committed.is_some());
-    session_entry_mut(state, session).transaction = None;
-    for_each_cursor_of(state, session, |cursor| cursor.opened_at_level = 0);
+    transaction.set(None);
+    for_each_cursor_of(state, session, |cursor| cursor.opened_at_level.lower_to(0));
     Ok(())
 }
 
@@ -299,15 +313,14 @@ fn publish_commit<R: Runtime>(state: &mut InstanceState<R>, session: SessionRef)
 /// log ends. The other paths that end the log wait for the committer instead: a full stop
 /// drains gated calls before its flush, and term drains every call before it shuts the log.
 pub(crate) fn publish_durable_commits<R: Runtime>(state: &mut InstanceState<R>) -> JetResult<()> {
-    let Some(flushed_lsn) = state
-        .store_mut()
-        .storage
-        .as_ref()
-        .map(|storage| storage.flushed_lsn())
-    else {
+    // The store latch is free (the instance latch is held exclusively); it is taken rather
+    // than reached through `store_mut` so that the sessions can be read beside it.
+    let state: &InstanceState<R> = state;
+    let mut store = state.store.write();
+    let Some(flushed_lsn) = store.storage.as_ref().map(|storage| storage.flushed_lsn()) else {
         return Ok(());
     };
-    let mut durable: Vec<(Lsn, TxnId)> = state
+    let mut durable: Vec<(Lsn, TxnId)> = store
         .logged_commits
         .iter()
         .filter(|(_, end_lsn)| **end_lsn <= flushed_lsn)
@@ -318,11 +331,11 @@ pub(crate) fn publish_durable_commits<R: Runtime>(state: &mut InstanceState<R>) 
         let session = state
             .sessions
             .iter()
-            .find(|(_, _, s)| s.transaction.is_some_and(|open| open.txn == txn))
+            .find(|(_, _, s)| s.transaction.get().is_some_and(|open| open.txn == txn))
             .map(|(slot, generation, _)| SessionRef { slot, generation })
             .expect("a logged commit's session lives until its committer returns");
-        publish_commit(state, session)?;
-        state.logged_commits.remove(&txn);
+        publish_commit(state, &mut store, session)?;
+        store.logged_commits.remove(&txn);
     }
     Ok(())
 }
@@ -349,23 +362,17 @@ pub(crate) fn session_entry_mut<R: Runtime>(
 
 /// Applies `change` to every cursor the session owns.
 fn for_each_cursor_of<R: Runtime>(
-    state: &mut InstanceState<R>,
+    state: &InstanceState<R>,
     session: SessionRef,
-    mut change: impl FnMut(&mut crate::instance::Cursor),
+    mut change: impl FnMut(&crate::instance::Cursor),
 ) {
-    let owned: Vec<(u16, u32)> = state
+    state
         .cursors
         .iter()
         .filter(|(_, _, c)| {
             c.session_slot == session.slot && c.session_generation == session.generation
         })
-        .map(|(slot, generation, _)| (slot, generation))
-        .collect();
-    for (slot, generation) in owned {
-        if let Some(cursor) = state.cursors.get_mut(slot, generation) {
-            change(cursor);
-        }
-    }
+        .for_each(|(_, _, cursor)| change(cursor));
 }
 
 /// Closes the session's cursors that `close` selects.
@@ -419,13 +426,15 @@ fn rollback_level<R: Runtime>(
         .version_store
         .rollback_level(open.txn, open.level)?;
     debug_assert_eq!(undone, undo, "the versions rolled back are the ones undone");
-    session_entry_mut(state, session).transaction = (open.level > 1).then_some(OpenTransaction {
-        level: open.level - 1,
-        ..open
-    });
+    session_entry(state, session)
+        .transaction
+        .set((open.level > 1).then_some(OpenTransaction {
+            level: open.level - 1,
+            ..open
+        }));
     if !keep_tables {
         close_cursors(state, session, |cursor| {
-            cursor.opened_at_level >= open.level
+            cursor.opened_at_level.get() >= open.level
         });
     }
     Ok(())

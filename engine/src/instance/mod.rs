@@ -3,11 +3,14 @@
 //! Locking, outermost first (a thread holding one may only take those after it; the ranks
 //! are [`crate::runtime::sync::LockRank`]): [`InstanceCore::stop_lock`] (serialises stop,
 //! partial stop and resume), then the instance latch [`InstanceCore::state`] (a
-//! reader-writer lock: read-only calls and record writes share it), then the store latch
-//! [`InstanceState::store`] (taken only under the shared instance latch), then
+//! reader-writer lock: read-only calls, record writes, begin and commit share it), then the
+//! store latch [`InstanceState::store`] (taken only under the shared instance latch), then
 //! [`InstanceCore::session_claims`] and [`InstanceCore::log_flush`], then the gate's and the
-//! worker's own mutexes, which are leaves. A Jet call passes the gate holding no lock, then takes the instance latch; it lets
-//! go of it while it waits for a page read or a log sync (see `api::SessionCall`).
+//! worker's own mutexes, which are leaves. A Jet call passes the gate holding no lock, then
+//! takes the instance latch; it lets go of it while it waits for a page read or a log sync
+//! (see `api::SessionCall`). A session's own state (its transaction, its cursors' positions
+//! and levels) is changed only by the one call holding the session, or under the exclusive
+//! latch, so it needs no lock of its own beyond leaf cells.
 
 pub mod gate;
 pub mod mutations;
@@ -57,11 +60,34 @@ pub struct OpenTransaction {
 #[derive(Debug)]
 pub struct Session<R: Runtime> {
     pub context: Option<SessionContext<R::ThreadId>>,
-    pub transaction: Option<OpenTransaction>,
+    pub transaction: SessionTransaction,
     /// Database slot → how many times this session has it open.
     pub open_databases: BTreeMap<u16, u32>,
     /// Whether a call is inside the session (see [`SessionClaims`]).
     pub claim: SessionClaim<R>,
+}
+
+/// A session's open transaction. Read and changed only by a call holding the session (see
+/// [`SessionClaims`]) or by one holding the instance latch exclusively, so the lock is never
+/// contended; it exists because begin and commit hold the instance latch shared (they
+/// change only their own session and, under the store latch, the version store and the
+/// log) and still change it. A std mutex like [`CursorPosition`]: a leaf with no scheduling
+/// point inside, taken for a copy or a store.
+#[derive(Debug, Default)]
+pub struct SessionTransaction(std::sync::Mutex<Option<OpenTransaction>>);
+
+impl SessionTransaction {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<OpenTransaction>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    pub fn get(&self) -> Option<OpenTransaction> {
+        *self.lock()
+    }
+    pub fn set(&self, transaction: Option<OpenTransaction>) {
+        *self.lock() = transaction;
+    }
 }
 
 /// Whether a call is inside a session: ESE counts one call in the API per session, so a call
@@ -219,7 +245,7 @@ pub struct Cursor {
     pub table_root: PageNumber,
     /// Transaction level when opened (0: outside a transaction). Rolling back that level
     /// closes the cursor.
-    pub opened_at_level: u8,
+    pub opened_at_level: CursorLevel,
     pub position: CursorPosition,
 }
 
@@ -254,6 +280,33 @@ impl Clone for CursorPosition {
     }
 }
 
+/// The transaction level a cursor belongs to. Like [`CursorPosition`], only a call holding
+/// the cursor's session (or the instance latch exclusively) reads or changes it; a commit
+/// holding the instance latch shared lowers it, hence the atomic.
+#[derive(Debug, Default)]
+pub struct CursorLevel(std::sync::atomic::AtomicU8);
+
+impl CursorLevel {
+    pub fn new(level: u8) -> Self {
+        CursorLevel(std::sync::atomic::AtomicU8::new(level))
+    }
+    pub fn get(&self) -> u8 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    /// The level is at most `level` from now on (its transaction level was committed into
+    /// the enclosing one).
+    pub fn lower_to(&self, level: u8) {
+        self.0
+            .fetch_min(level, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Clone for CursorLevel {
+    fn clone(&self) -> Self {
+        CursorLevel::new(self.get())
+    }
+}
+
 /// An attached database (`JET_DBID` names its slot).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttachedDatabase {
@@ -272,6 +325,15 @@ pub struct Store {
     /// `Some` between a successful init and term.
     pub storage: Option<Storage>,
     pub version_store: VersionStore,
+    /// Level-1 commits whose Commit record is appended but whose versions are not yet
+    /// published: transaction → the LSN just past its Commit record. The committer inserts
+    /// its entry when it appends the record and removes it when it publishes, unless a
+    /// `StopAndEmitLog` made the record durable first and published for it (see
+    /// `api::session::publish_durable_commits`). Beside the log and the version store,
+    /// under the store latch, because a commit holds the instance latch shared. A
+    /// `BTreeMap`, so the stop publishes in a deterministic order. Empty whenever no commit
+    /// call is in flight.
+    pub logged_commits: BTreeMap<TxnId, Lsn>,
 }
 
 /// Everything behind the instance lock.
@@ -287,13 +349,6 @@ pub struct InstanceState<R: Runtime> {
     /// instance latch exclusively reaches it with [`InstanceState::store_mut`], taking no
     /// lock.
     pub store: RwLock<R, Store>,
-    /// Level-1 commits whose Commit record is appended but whose versions are not yet
-    /// published: transaction → the LSN just past its Commit record. The committer inserts
-    /// its entry when it appends the record and removes it when it publishes, unless a
-    /// `StopAndEmitLog` made the record durable first and published for it (see
-    /// `api::session::publish_durable_commits`). A `BTreeMap`, so the stop publishes in a
-    /// deterministic order. Empty whenever no commit call is in flight.
-    pub logged_commits: BTreeMap<TxnId, Lsn>,
     pub last_stop: Option<StopRecord>,
     pub stops_completed: u64,
 }
@@ -342,8 +397,10 @@ impl<R: Runtime> InstanceState<R> {
 }
 
 impl<R: Runtime> InstanceCore<R> {
-    /// A group-commit log flush ended (the caller holds the instance latch exclusively and
-    /// has accounted it): counts it and wakes the commits waiting for it.
+    /// A group-commit log flush ended: counts it and wakes the commits waiting for it. The
+    /// caller accounted the flush and still holds the latch it did that under (the store
+    /// latch, or the instance latch exclusively), so a commit that saw the flush out, and
+    /// read the count under the store latch, reads a count from before this one.
     pub fn log_flush_ended(&self) {
         let mut flushes = self.log_flush.lock();
         flushes.flushes_ended += 1;
@@ -385,9 +442,9 @@ impl<R: Runtime> InstanceCore<R> {
                         Store {
                             storage: None,
                             version_store,
+                            logged_commits: BTreeMap::new(),
                         },
                     ),
-                    logged_commits: BTreeMap::new(),
                     last_stop: None,
                     stops_completed: 0,
                 },

@@ -105,6 +105,12 @@ pub enum Mutant {
     /// older copy lands over it, and the cache holds the page clean; the stop's checkpoint
     /// then points past a change the disk lost, and a clean term leaves it lost.
     StopFlushBesideWriteBack,
+    /// A commit that finds another's log flush in flight reads how many flushes have ended
+    /// only after it let go of the store latch, instead of while that latch still showed the
+    /// flush out: if the flush ends in between, the commit takes its end for one still to
+    /// come and sleeps until a further flush ends, which nothing may ever start (a lost
+    /// wake-up: the commit hangs).
+    FlushEndReadAfterStoreLatch,
 }
 
 impl Mutant {
@@ -137,6 +143,7 @@ impl Mutant {
         Mutant::StagedWriteNotRevalidated,
         Mutant::FrameEvictedDuringWriteBack,
         Mutant::StopFlushBesideWriteBack,
+        Mutant::FlushEndReadAfterStoreLatch,
     ];
 
     const fn bit(self) -> u32 {
