@@ -12,7 +12,7 @@
 //!
 //! Ratios are of throughput (work per second), so 2.0 is perfect scaling. Run:
 //! `cargo bench -p jetsim-engine --bench concurrency` (`JETSIM_BENCH_COMMITS`, default 400
-//! per thread; `JETSIM_BENCH_SEEKS`, default 100,000 per thread; `JETSIM_BENCH_WRITES`,
+//! per thread and round; `JETSIM_BENCH_COMMIT_ROUNDS`, default 7; `JETSIM_BENCH_SEEKS`, default 100,000 per thread; `JETSIM_BENCH_WRITES`,
 //! default 50,000 per thread). Real files live under the
 //! system's temporary folder and are removed afterwards.
 //!
@@ -220,6 +220,46 @@ fn commits_timed(threads: usize, commits: u64) -> (f64, f64) {
     (total / timing.wall_seconds, commit_syncs as f64 / total)
 }
 
+/// Commits, 2 threads against 1, in `rounds` rounds of one measurement each, alternating
+/// which goes first. This disk's fsync latency drifts over seconds (one thread's rate moved
+/// between 3,000 and 5,600 commits/s from one run to the next), so one 1-thread phase then
+/// one 2-thread phase measures the drift as much as the engine; rounds a fraction of a
+/// second long, interleaved, see the same disk, and the median of their ratios is the
+/// figure. Returns the report line.
+fn commits_in_rounds(commits: u64, rounds: u64) -> String {
+    let mut ratios = Vec::new();
+    let (mut one_syncs, mut two_syncs) = (0.0, 0.0);
+    let (mut one_rate_sum, mut two_rate_sum) = (0.0, 0.0);
+    for round in 0..rounds.max(1) {
+        let ((one, syncs_one), (two, syncs_two)) = if round % 2 == 0 {
+            let one = commits_timed(1, commits);
+            (one, commits_timed(2, commits))
+        } else {
+            let two = commits_timed(2, commits);
+            (commits_timed(1, commits), two)
+        };
+        ratios.push(two / one);
+        one_syncs += syncs_one;
+        two_syncs += syncs_two;
+        one_rate_sum += one;
+        two_rate_sum += two;
+    }
+    let count = ratios.len() as f64;
+    let rounds_text: Vec<String> = ratios.iter().map(|ratio| format!("{ratio:.2}")).collect();
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
+    format!(
+        "commits on real files (fsync): 1 thread {:.0}/s, 2 threads {:.0}/s (means over \
+         rounds); ratio per round {}, median {median:.2}; syncs per commit: 1 thread {:.2}, \
+         2 threads {:.2}",
+        one_rate_sum / count,
+        two_rate_sum / count,
+        rounds_text.join(" "),
+        one_syncs / count,
+        two_syncs / count
+    )
+}
+
 /// An in-memory engine with one table per thread, and a session on each table.
 fn in_memory_sessions(threads: usize) -> (Arc<Jet<StdRuntime>>, Vec<(SessionHandle, TableHandle)>) {
     let (jet, instance) = engine(Environment::in_memory(), threads);
@@ -299,13 +339,9 @@ fn main() {
     let commits = env_count("JETSIM_BENCH_COMMITS", 400);
     let seeks = env_count("JETSIM_BENCH_SEEKS", 100_000);
     let writes = env_count("JETSIM_BENCH_WRITES", 50_000);
-    let (one, one_syncs) = commits_timed(1, commits);
-    let (two, two_syncs) = commits_timed(2, commits);
-    println!(
-        "commits on real files (fsync): 1 thread {one:.0}/s, 2 threads {two:.0}/s, ratio {:.2}; \
-         syncs per commit: 1 thread {one_syncs:.2}, 2 threads {two_syncs:.2}",
-        two / one
-    );
+    let commit_rounds = env_count("JETSIM_BENCH_COMMIT_ROUNDS", 7);
+    let commit_line = commits_in_rounds(commits, commit_rounds);
+    println!("{commit_line}");
     let rounds = seeks;
     let calibration_one = independent_work_timed(1, rounds);
     let one = seeks_timed(1, seeks);
