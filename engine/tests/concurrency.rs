@@ -320,6 +320,31 @@ fn the_background_flush_waiting_for_its_log_sync_stops_no_other_session() {
     assert_eq!(blocked, Ok(()));
 }
 
+/// After its page batches, the background flush persists the checkpoint: it syncs the data
+/// files written and writes and syncs the checkpoint file, with no latch held. While that
+/// checkpoint sync is held, another session's calls on another database all finish.
+#[test]
+fn the_background_flush_waiting_for_its_checkpoint_sync_stops_no_other_session() {
+    let (finished, blocked) = while_one_session_waits(
+        Trapped::Sync,
+        "inst/jet.chk",
+        |jet, instance| jet.run_background_tasks(instance).map(|_| ()),
+        |jet, instance| {
+            jet.set_system_parameter(instance, SystemParameter::CheckpointDepthMaxBytes, 0)
+                .unwrap();
+            let sesid = jet.begin_session(instance).unwrap();
+            let dbid = jet.open_database(sesid, DB_A).unwrap();
+            let table = jet.open_table(sesid, dbid, "t").unwrap();
+            jet.begin_transaction(sesid).unwrap();
+            jet.insert(sesid, table, b"new", b"committed").unwrap();
+            jet.commit_transaction(sesid).unwrap();
+            Box::new(|| ())
+        },
+    );
+    assert_eq!(finished, CALLS_WHILE_BLOCKED);
+    assert_eq!(blocked, Ok(()));
+}
+
 /// A session's page read made outside the latch holds the page as it was; meanwhile another
 /// session changes the page, commits, and the page is written back (a `QuiesceCaches` stop
 /// and a resume) and evicted. Then the slow read finishes. Returns the value another session

@@ -560,7 +560,7 @@ pub const CATALOGUE: &[Entry] = &[
             StopModel::StopFlushVsWriteBack,
             WRITE_BACK_LOOM_BOUND,
             Property::PagesKept,
-            276,
+            291,
         ),
         sim: sim(
             &[Rule::Durability, Rule::FailureAtomicity],

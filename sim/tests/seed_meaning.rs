@@ -20,13 +20,13 @@ use jetsim_engine::Mutations;
 const GOLDEN: &[(u64, &str, bool, &str, &str)] = &[
     (0, "mix", false, "4cef86e8b2745722", "988c3946d55a6182"),
     (1, "mix", false, "5babaa46dda8bc6d", "9b7d4cce9852a445"),
-    (2, "mix", false, "6f48ddbccb52cc0a", "b542f37118328e9e"),
+    (2, "mix", false, "6f48ddbccb52cc0a", "d1fb6a71293d3dd3"),
     (431, "mix", false, "f18b31140c220001", "4393d677a49886b2"),
     (3, "random", false, "2dbb27fdc2645cfc", "0d380755176dce22"),
-    (4, "random", false, "27db7028fb77fdc4", "46e24e7af0ebc2db"),
-    (5, "pct", false, "71d8414bd8c8054b", "38273fa9185f93e0"),
+    (4, "random", false, "27db7028fb77fdc4", "7a0dc10b1968258d"),
+    (5, "pct", false, "71d8414bd8c8054b", "793921e06053a0c0"),
     (6, "pct", false, "04b7960cc36886d8", "1d23db6479d83e21"),
-    (7, "mix", true, "81635d48a33cd3b3", "a4ec0536126de6ce"),
+    (7, "mix", true, "81635d48a33cd3b3", "e749b758def4d7a9"),
     (8, "pct", true, "512a9d4e5354644a", "af5991a41a2bbfd7"),
     (9, "urw", false, "8666547312cdc394", "bd3d71d09624f29c"),
 ];

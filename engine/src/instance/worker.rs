@@ -46,7 +46,8 @@ pub struct WorkerState {
     pub background_errors: u64,
     pub shutdown: bool,
     pub round_active: bool,
-    /// A background write-back batch's I/O is out (see `flush_checkpoint`).
+    /// A background write-back batch's I/O, or the checkpoint's that follows the batches,
+    /// is out (see `flush_checkpoint`).
     pub write_back_in_flight: bool,
 }
 
@@ -255,8 +256,8 @@ fn checkpoint_target_bytes<R: Runtime>(quiesced: bool, state: &InstanceState<R>)
 /// batch's I/O is out, [`WorkerState::write_back_in_flight`] is set; a call that writes pages
 /// back itself (a stop's flush, a detach, a smaller cache) waits for it first
 /// ([`wait_for_write_back`]). When the oldest dirty page waits for its log record, the log
-/// is flushed with no latch held too ([`flush_log_unlatched`]). The checkpoint file is
-/// written under the latch.
+/// is flushed with no latch held too ([`flush_log_unlatched`]), and so is the checkpoint
+/// ([`persist_checkpoint_unlatched`]).
 fn flush_checkpoint<R: Runtime>(core: &InstanceCore<R>) -> u64 {
     let quiesced = core.worker.state.lock().caches_quiesced;
     // Set once the log was flushed with no latch held for the oldest page: if the page waits
@@ -274,9 +275,7 @@ fn flush_checkpoint<R: Runtime>(core: &InstanceCore<R>) -> u64 {
         let batch = match started {
             Ok(WriteBackStart::Batch(batch)) => batch,
             Ok(WriteBackStart::Shallow) => {
-                let persisted = storage.persist_current_checkpoint();
-                storage.set_activity(Activity::Call);
-                return u64::from(persisted.is_err());
+                return u64::from(persist_checkpoint_unlatched(core, state).is_err());
             }
             Ok(WriteBackStart::LogFirst) if log_flushed_unlatched => {
                 let flushed = storage.flush_log();
@@ -351,6 +350,34 @@ fn flush_log_unlatched<R: Runtime>(
     let finished = storage.finish_log_flush(&flush, written);
     storage.set_activity(Activity::Call);
     core.log_flush_ended();
+    finished
+}
+
+/// Persists the checkpoint with no latch held while its files are synced and its slot
+/// written: prepared under the latch, written holding nothing with
+/// [`WorkerState::write_back_in_flight`] set (a stop's flush waits for it, so the stop's
+/// own checkpoint, prepared after this one, is the newer in its slot and on the disk),
+/// ended under the latch. Called with the storage's activity set to the checkpoint flush;
+/// leaves it set to calls.
+fn persist_checkpoint_unlatched<R: Runtime>(
+    core: &InstanceCore<R>,
+    mut state: RwLockWriteGuard<'_, R, InstanceState<R>>,
+) -> JetResult<()> {
+    let storage = state.storage_mut()?;
+    let persist = storage.begin_checkpoint_persist();
+    storage.set_activity(Activity::Call);
+    let persist = persist?;
+    core.worker.state.lock().write_back_in_flight = true;
+    drop(state);
+    let written = persist.write_and_sync();
+    core.worker.signal(|w| w.write_back_in_flight = false);
+    let mut state = core.state.write();
+    let storage = state
+        .storage_mut()
+        .expect("term waits for the round that persisted the checkpoint");
+    storage.set_activity(Activity::CheckpointFlush);
+    let finished = storage.finish_checkpoint_persist(persist, written);
+    storage.set_activity(Activity::Call);
     finished
 }
 

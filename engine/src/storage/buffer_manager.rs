@@ -637,6 +637,15 @@ impl BufferManager {
     }
 
     /// Syncs every file with page writes not yet synced (by eviction or a flush).
+    /// The files written since their last sync, now counted as synced: the caller syncs
+    /// them with no lock held (an error there makes the storage fail-stop, so none is lost).
+    pub fn take_unsynced_files(&mut self) -> Vec<Arc<dyn IoFile>> {
+        std::mem::take(&mut self.unsynced_files)
+            .into_iter()
+            .map(|file| Arc::clone(self.files.get(&file).expect("written files are open")))
+            .collect()
+    }
+
     pub fn sync_written_files(&mut self) -> JetResult<()> {
         // Each iteration removes one file from the set.
         while let Some(&file) = self.unsynced_files.first() {

@@ -29,6 +29,7 @@ use super::page::crc32;
 use super::{FileId, Lsn, MAX_ATTACHED_DATABASES, MAX_DATABASE_PATH_BYTES};
 use crate::env::io::{Io, IoFile};
 use crate::error::{JetError, JetResult};
+use std::sync::Arc;
 
 /// Bytes of one slot; the file holds two.
 pub const CHECKPOINT_SLOT_BYTES: usize = 4096;
@@ -169,8 +170,12 @@ pub fn newest_checkpoint(file_bytes: &[u8]) -> Option<CheckpointState> {
 
 /// The open checkpoint file and the newest checkpoint in it.
 pub struct CheckpointFile {
-    file: Box<dyn IoFile>,
+    file: Arc<dyn IoFile>,
     last: Option<CheckpointState>,
+    /// The sequence of a checkpoint prepared ([`CheckpointFile::prepare`]) whose write has
+    /// not been finished: the next one takes the sequence after it, so it goes to the other
+    /// slot and never lands under an older one in the same slot.
+    pending_sequence: Option<u64>,
     /// Slots that failed their check when the file was opened (0, or 1: a torn write).
     damaged_slots_at_open: u32,
 }
@@ -182,8 +187,9 @@ impl CheckpointFile {
         if !io.exists(path) {
             let file = io.create(path).map_err(|e| JetError::from_io(&e))?;
             return Ok(CheckpointFile {
-                file,
+                file: Arc::from(file),
                 last: None,
+                pending_sequence: None,
                 damaged_slots_at_open: 0,
             });
         }
@@ -200,8 +206,9 @@ impl CheckpointFile {
             return Err(JetError::DatabaseCorrupted);
         }
         Ok(CheckpointFile {
-            file,
+            file: Arc::from(file),
             last,
+            pending_sequence: None,
             damaged_slots_at_open,
         })
     }
@@ -223,21 +230,79 @@ impl CheckpointFile {
         undo_lsn: Lsn,
         attached: Vec<(FileId, String)>,
     ) -> JetResult<()> {
+        let write = self.prepare(log_signature, checkpoint_lsn, undo_lsn, attached);
+        let written = write.write_and_sync();
+        self.finish(write, written)
+    }
+
+    /// A checkpoint's write, to be made with no lock held ([`CheckpointWrite::write_and_sync`])
+    /// and then ended with [`CheckpointFile::finish`]. Its sequence follows every checkpoint
+    /// written or prepared, so it goes to the slot that does not hold the newest one.
+    pub fn prepare(
+        &mut self,
+        log_signature: u64,
+        checkpoint_lsn: Lsn,
+        undo_lsn: Lsn,
+        attached: Vec<(FileId, String)>,
+    ) -> CheckpointWrite {
         // No monotonicity assert on the LSN: a log deleted by an operator restarts LSNs.
+        let newest_sequence = self
+            .last
+            .as_ref()
+            .map(|state| state.sequence)
+            .max(self.pending_sequence)
+            .unwrap_or(0);
         let state = CheckpointState {
-            sequence: self.last.as_ref().map_or(1, |state| state.sequence + 1),
+            sequence: newest_sequence + 1,
             log_signature,
             checkpoint_lsn,
             undo_lsn,
             attached,
         };
-        let slot_offset_bytes = (state.sequence % 2) * CHECKPOINT_SLOT_BYTES as u64;
-        self.file
-            .write_at(slot_offset_bytes, &encode_slot(&state))
-            .map_err(|e| JetError::from_io(&e))?;
-        self.file.sync().map_err(|e| JetError::from_io(&e))?;
-        self.last = Some(state);
+        self.pending_sequence = Some(state.sequence);
+        CheckpointWrite {
+            file: Arc::clone(&self.file),
+            slot_offset_bytes: (state.sequence % 2) * CHECKPOINT_SLOT_BYTES as u64,
+            bytes: encode_slot(&state),
+            state,
+        }
+    }
+
+    /// Ends a prepared write whose I/O gave `written`: on success the checkpoint is the
+    /// newest persisted one, unless a later one already is.
+    pub fn finish(
+        &mut self,
+        write: CheckpointWrite,
+        written: std::io::Result<()>,
+    ) -> JetResult<()> {
+        if self.pending_sequence == Some(write.state.sequence) {
+            self.pending_sequence = None;
+        }
+        written.map_err(|e| JetError::from_io(&e))?;
+        if self
+            .last
+            .as_ref()
+            .is_none_or(|last| last.sequence < write.state.sequence)
+        {
+            self.last = Some(write.state);
+        }
         Ok(())
+    }
+}
+
+/// A checkpoint slot's bytes on their way to the file ([`CheckpointFile::prepare`]).
+pub struct CheckpointWrite {
+    file: Arc<dyn IoFile>,
+    slot_offset_bytes: u64,
+    bytes: Vec<u8>,
+    state: CheckpointState,
+}
+
+impl CheckpointWrite {
+    /// Writes the slot and syncs the file. Called with no lock held.
+    pub fn write_and_sync(&self) -> std::io::Result<()> {
+        self.file.write_at(self.slot_offset_bytes, &self.bytes)?;
+        self.file.sync()
     }
 }
 
@@ -245,6 +310,33 @@ impl CheckpointFile {
 mod tests {
     use super::*;
     use crate::env::io::MemIo;
+
+    #[test]
+    fn a_prepared_write_landing_after_a_newer_one_leaves_the_newer_one_newest() {
+        // Goal: the background flush prepares a checkpoint and writes it with no lock held;
+        // a stop prepares and writes a newer one meanwhile. Whatever order they land and
+        // finish in, the newer one is the newest in memory and on the disk.
+        let io = MemIo::new();
+        let mut chk = CheckpointFile::open(&io, "jet.chk").expect("create");
+        chk.write(7, 100, 100, Vec::new()).expect("write");
+        let background = chk.prepare(7, 150, 150, Vec::new());
+        let stop = chk.prepare(7, 200, 200, Vec::new());
+        assert_ne!(
+            background.slot_offset_bytes, stop.slot_offset_bytes,
+            "consecutive checkpoints go to different slots"
+        );
+        let stop_written = stop.write_and_sync();
+        chk.finish(stop, stop_written).expect("stop's checkpoint");
+        let background_written = background.write_and_sync();
+        chk.finish(background, background_written)
+            .expect("background checkpoint");
+        assert_eq!(chk.last().map(|last| last.checkpoint_lsn), Some(200));
+        let reopened = CheckpointFile::open(&io, "jet.chk").expect("reopen");
+        assert_eq!(reopened.last().map(|last| last.checkpoint_lsn), Some(200));
+        // The next checkpoint follows both.
+        chk.write(7, 250, 250, Vec::new()).expect("write");
+        assert_eq!(chk.last().map(|last| last.sequence), Some(4));
+    }
 
     #[test]
     fn newest_valid_slot_wins_and_a_torn_slot_falls_back() {

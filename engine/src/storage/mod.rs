@@ -166,6 +166,24 @@ pub enum WriteBackStart {
     LogFirst,
 }
 
+/// A checkpoint on its way to the disk ([`Storage::begin_checkpoint_persist`]): the data
+/// files written since their last sync, then the checkpoint slot.
+pub struct CheckpointPersist {
+    written_files: Vec<std::sync::Arc<dyn crate::env::io::IoFile>>,
+    write: checkpoint::CheckpointWrite,
+}
+
+impl CheckpointPersist {
+    /// Syncs the written data files, then writes and syncs the checkpoint. Called with no
+    /// lock held.
+    pub fn write_and_sync(&self) -> std::io::Result<()> {
+        for file in &self.written_files {
+            file.sync()?;
+        }
+        self.write.write_and_sync()
+    }
+}
+
 /// What [`Storage::flush_to_depth`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlushReport {
@@ -1002,11 +1020,35 @@ impl Storage {
         self.note(written.map(|()| cleaned))
     }
 
-    /// Persists the checkpoint as the cache has it now (after background write-backs).
-    pub fn persist_current_checkpoint(&mut self) -> JetResult<()> {
+    /// Starts persisting the checkpoint as the cache has it now (after background
+    /// write-backs), to be written with no lock held ([`CheckpointPersist::write_and_sync`])
+    /// and ended with [`Storage::finish_checkpoint_persist`]. The checkpoint is capped at the
+    /// durable log: one never points past it, and a lower one only makes recovery redo
+    /// more, so nothing here waits for the log.
+    pub fn begin_checkpoint_persist(&mut self) -> JetResult<CheckpointPersist> {
         self.alive()?;
-        let checkpoint_lsn = self.checkpoint_lsn();
-        let result = self.persist_checkpoint(checkpoint_lsn);
+        let checkpoint_lsn = self.checkpoint_lsn().min(self.log.flushed_lsn());
+        let undo_lsn = self.undo_lsn();
+        let signature = self.log.signature();
+        let attached = self.attached();
+        Ok(CheckpointPersist {
+            // Every page write before the checkpoint must be durable first, evictions
+            // included.
+            written_files: self.buffers.take_unsynced_files(),
+            write: self
+                .checkpoint
+                .prepare(signature, checkpoint_lsn, undo_lsn, attached),
+        })
+    }
+
+    /// Ends a checkpoint persist whose I/O gave `written` (an I/O error makes the storage
+    /// fail-stop).
+    pub fn finish_checkpoint_persist(
+        &mut self,
+        persist: CheckpointPersist,
+        written: std::io::Result<()>,
+    ) -> JetResult<()> {
+        let result = self.checkpoint.finish(persist.write, written);
         self.note(result)
     }
 
