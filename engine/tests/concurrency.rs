@@ -295,27 +295,38 @@ fn a_session_waiting_for_its_commit_log_sync_stops_no_other_session() {
     assert_eq!(blocked, Ok(()));
 }
 
-/// The background flush writes a page back only once the page's log record is durable; when
-/// it is not (an open transaction changed the page), the flusher flushes the log first, with
-/// no latch held, like a commit. While that log sync is held, another session's calls on
-/// another database all finish.
-#[test]
-fn the_background_flush_waiting_for_its_log_sync_stops_no_other_session() {
-    let (finished, blocked) = while_one_session_waits(
+/// Holds the background flush at the sync of `path` (which it makes holding no latch),
+/// after a session wrote a record to A with the checkpoint depth
+/// target at 0 and left its transaction open or committed it; returns what
+/// [`while_one_session_waits`] does.
+fn while_the_background_flush_waits_for(path: &str, commit: bool) -> (u32, JetResult<()>) {
+    while_one_session_waits(
         Trapped::Sync,
-        "inst/jet.log",
+        path,
         |jet, instance| jet.run_background_tasks(instance).map(|_| ()),
-        |jet, instance| {
+        move |jet, instance| {
             jet.set_system_parameter(instance, SystemParameter::CheckpointDepthMaxBytes, 0)
                 .unwrap();
             let sesid = jet.begin_session(instance).unwrap();
             let dbid = jet.open_database(sesid, DB_A).unwrap();
             let table = jet.open_table(sesid, dbid, "t").unwrap();
             jet.begin_transaction(sesid).unwrap();
-            jet.insert(sesid, table, b"new", b"uncommitted").unwrap();
+            jet.insert(sesid, table, b"new", b"value").unwrap();
+            if commit {
+                jet.commit_transaction(sesid).unwrap();
+            }
             Box::new(|| ())
         },
-    );
+    )
+}
+
+/// The background flush writes a page back only once the page's log record is durable; when
+/// it is not (an open transaction changed the page), the flusher flushes the log first, with
+/// no latch held, like a commit. While that log sync is held, another session's calls on
+/// another database all finish.
+#[test]
+fn the_background_flush_waiting_for_its_log_sync_stops_no_other_session() {
+    let (finished, blocked) = while_the_background_flush_waits_for("inst/jet.log", false);
     assert_eq!(finished, CALLS_WHILE_BLOCKED);
     assert_eq!(blocked, Ok(()));
 }
@@ -325,22 +336,7 @@ fn the_background_flush_waiting_for_its_log_sync_stops_no_other_session() {
 /// checkpoint sync is held, another session's calls on another database all finish.
 #[test]
 fn the_background_flush_waiting_for_its_checkpoint_sync_stops_no_other_session() {
-    let (finished, blocked) = while_one_session_waits(
-        Trapped::Sync,
-        "inst/jet.chk",
-        |jet, instance| jet.run_background_tasks(instance).map(|_| ()),
-        |jet, instance| {
-            jet.set_system_parameter(instance, SystemParameter::CheckpointDepthMaxBytes, 0)
-                .unwrap();
-            let sesid = jet.begin_session(instance).unwrap();
-            let dbid = jet.open_database(sesid, DB_A).unwrap();
-            let table = jet.open_table(sesid, dbid, "t").unwrap();
-            jet.begin_transaction(sesid).unwrap();
-            jet.insert(sesid, table, b"new", b"committed").unwrap();
-            jet.commit_transaction(sesid).unwrap();
-            Box::new(|| ())
-        },
-    );
+    let (finished, blocked) = while_the_background_flush_waits_for("inst/jet.chk", true);
     assert_eq!(finished, CALLS_WHILE_BLOCKED);
     assert_eq!(blocked, Ok(()));
 }

@@ -298,11 +298,7 @@ fn flush_checkpoint<R: Runtime>(core: &InstanceCore<R>) -> u64 {
             }
         };
         storage.set_activity(Activity::Call);
-        core.worker.state.lock().write_back_in_flight = true;
-        drop(state);
-        let written = batch.write_and_sync();
-        core.worker.signal(|w| w.write_back_in_flight = false);
-        let mut state = core.state.write();
+        let (written, mut state) = write_back_unlatched(core, state, || batch.write_and_sync());
         let storage = state
             .store_mut()
             .storage
@@ -353,25 +349,36 @@ fn flush_log_unlatched<R: Runtime>(
     finished
 }
 
+/// Lets go of the instance latch, runs `io` (a write-back's writes and syncs) with
+/// [`WorkerState::write_back_in_flight`] set, so a call that writes pages back or persists
+/// a checkpoint waits for it ([`wait_for_write_back`]), then takes the latch again.
+fn write_back_unlatched<'c, R: Runtime, T>(
+    core: &'c InstanceCore<R>,
+    state: RwLockWriteGuard<'c, R, InstanceState<R>>,
+    io: impl FnOnce() -> T,
+) -> (T, RwLockWriteGuard<'c, R, InstanceState<R>>) {
+    core.worker.state.lock().write_back_in_flight = true;
+    drop(state);
+    let result = io();
+    core.worker.signal(|w| w.write_back_in_flight = false);
+    (result, core.state.write())
+}
+
 /// Persists the checkpoint with no latch held while its files are synced and its slot
 /// written: prepared under the latch, written holding nothing with
 /// [`WorkerState::write_back_in_flight`] set (a stop's flush waits for it, so the stop's
 /// own checkpoint, prepared after this one, is the newer in its slot and on the disk),
 /// ended under the latch. Called with the storage's activity set to the checkpoint flush;
 /// leaves it set to calls.
-fn persist_checkpoint_unlatched<R: Runtime>(
-    core: &InstanceCore<R>,
-    mut state: RwLockWriteGuard<'_, R, InstanceState<R>>,
+fn persist_checkpoint_unlatched<'c, R: Runtime>(
+    core: &'c InstanceCore<R>,
+    mut state: RwLockWriteGuard<'c, R, InstanceState<R>>,
 ) -> JetResult<()> {
     let storage = state.storage_mut()?;
     let persist = storage.begin_checkpoint_persist();
     storage.set_activity(Activity::Call);
     let persist = persist?;
-    core.worker.state.lock().write_back_in_flight = true;
-    drop(state);
-    let written = persist.write_and_sync();
-    core.worker.signal(|w| w.write_back_in_flight = false);
-    let mut state = core.state.write();
+    let (written, mut state) = write_back_unlatched(core, state, || persist.write_and_sync());
     let storage = state
         .storage_mut()
         .expect("term waits for the round that persisted the checkpoint");
