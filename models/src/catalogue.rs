@@ -337,7 +337,8 @@ pub const CATALOGUE: &[Entry] = &[
         // The crash switch's cut right after a write-back, in the runs it shapes for one.
         // Record writes stage their pages and install them at once, so the only evictions
         // inside an operation are for its new pages (a split's): first detection from start 0
-        // at seed 394, 44 of 10,000 default seeds (at seed 1488 before the background flush
+        // at seed 16, 41 of 10,000 default seeds (at seed 394 before begin and commit shared the
+        // latch, at seed 1488 before the background flush
         // wrote outside the latches).
         sim: sim(
             &[Rule::Durability],
@@ -409,8 +410,8 @@ pub const CATALOGUE: &[Entry] = &[
         // leaves of large values, every change written back at once) reach it in about 1.3%
         // of themselves; the stale leaf then hides a committed change from a later read
         // (linearizability, or the end state: failure atomicity) or a change made on it
-        // overwrites one on disk (durability): first detection from start 0 at seed 499
-        // (mix), 13 of 10,000 default seeds, every one a slow-disk run. The engine test pins
+        // overwrites one on disk (durability): first detection from start 0 at seed 870
+        // (mix), 16 of 10,000 default seeds, every one a slow-disk run. The engine test pins
         // the race step by step as well.
         loom: None,
         sim: sim(
@@ -430,7 +431,7 @@ pub const CATALOGUE: &[Entry] = &[
         mutant: "NextStopsAtLeafEnd",
         // A move between leaves finds nothing, or the cursor's step meets a record the tree
         // walk passed over (the version store's chains still name it), which the engine
-        // reports as DatabaseCorrupted: first detection from start 0 at seed 31 (mix), 746
+        // reports as DatabaseCorrupted: first detection from start 0 at seed 21 (mix), 1,480
         // of 10,000 default seeds.
         loom: None,
         sim: sim(&[Rule::Linearizability], Scheduling::Mix, 300),
@@ -442,7 +443,7 @@ pub const CATALOGUE: &[Entry] = &[
         mutant: "ChainWalkRepeatsKey",
         // A cursor step finds its own starting key again; the engine reports the walk as
         // DatabaseCorrupted (it used to loop for ever, so the campaign hung instead of
-        // failing a seed): first detection from start 0 at seed 21 (mix; 2,150 of 10,000
+        // failing a seed): first detection from start 0 at seed 1 (mix; 2,499 of 10,000
         // default seeds), by linearizability and failure-atomicity.
         loom: None,
         sim: sim(
@@ -457,7 +458,7 @@ pub const CATALOGUE: &[Entry] = &[
     Entry {
         mutant: "TransactionLimitOffByOne",
         // The deep-nesting switch (one run in eight) nests around ESE's limit of seven
-        // levels: first detection from start 0 at seed 14 (mix; random 9, PCT 55, URW 9), 92
+        // levels: first detection from start 0 at seed 5 (mix), 119
         // of 10,000 default seeds. The engine test `transactions_nest_to_seven` pins the limit
         // too.
         loom: None,
@@ -472,7 +473,7 @@ pub const CATALOGUE: &[Entry] = &[
         // log and database file: a page changed before the checkpoint is not on the disk
         // (or, after a crash right at such a checkpoint, recovery finds the tree broken). It
         // needs two pages left dirty behind a background flush with different first-dirty
-        // LSNs: first detection from start 0 at seed 36 (mix), 17 of 3,000 default seeds.
+        // LSNs: first detection from start 0 at seed 5 (mix), 463 of 10,000 default seeds.
         loom: None,
         sim: sim(&[Rule::Durability], Scheduling::Mix, 400),
         crash_tests: None,
@@ -484,7 +485,7 @@ pub const CATALOGUE: &[Entry] = &[
         // The deep-nesting switch's innermost level writes its record twice; its commit then
         // leaves the older version behind and a rollback of an enclosing level meets it
         // (the version store's assertion: no-panic): first detection from start 0 at seed
-        // 199 (mix), 48 of 10,000 default seeds (4 of 3,000 before the innermost level wrote
+        // 199 (mix), 57 of 10,000 default seeds (4 of 3,000 before the innermost level wrote
         // its record twice, 14 after).
         loom: None,
         sim: sim(&[Rule::NoPanic], Scheduling::Mix, NESTED_COMMIT_MAX),
@@ -498,7 +499,7 @@ pub const CATALOGUE: &[Entry] = &[
         // latch and both install: the second overwrites the first's change, a lost insert
         // the model sees (linearizability), a rollback that cannot find what it undoes
         // (failure-atomicity) or a recovered disk without a commit (durability). First
-        // detection from start 0 at seed 46 (mix), 217 of 10,000 default seeds. Loom:
+        // detection from start 0 at seed 22 (mix), 192 of 10,000 default seeds. Loom:
         // the big insert's split and the small insert plan from one leaf and both install.
         loom: loom(
             StopModel::StagedWriters,
@@ -526,7 +527,7 @@ pub const CATALOGUE: &[Entry] = &[
         // it. The checkpoint audit sees a checkpoint past a change the disk lacks (durability);
         // a later read of the page brings the old image back (linearizability, or a catalog
         // the engine's own assertions reject: no-panic). First detection from start 0 at
-        // seed 418 (mix), 11 of 10,000 default seeds (most in the slow-write runs). Loom:
+        // seed 587 (mix), 12 of 10,000 default seeds (most in the slow-write runs). Loom:
         // eight record writes in the smallest cache evict the changed page while the batch
         // is out (the model's disk yields inside the worker's writes); a fresh instance reads
         // the older value.
@@ -554,7 +555,7 @@ pub const CATALOGUE: &[Entry] = &[
         // the older value. The campaign's slow-write runs, whose writes land late and out of
         // order: the checkpoint audit finds the stop's checkpoint past a change the disk
         // lost (durability; a later read can fail a rollback too: failure-atomicity). First
-        // detection from start 0 at seed 12 (mix), 49 of 10,000 default seeds (0 before the
+        // detection from start 0 at seed 160 (mix), 57 of 10,000 default seeds (0 before the
         // slow-write runs, when every write landed at once under the scheduler).
         loom: loom(
             StopModel::StopFlushVsWriteBack,
@@ -575,7 +576,7 @@ pub const CATALOGUE: &[Entry] = &[
         mutant: "FlushEndReadAfterStoreLatch",
         // A lost wake-up: the commit sleeps for a flush end it already missed, and with no
         // other commit to start a flush the run hangs; shuttle reports every task blocked
-        // (no-panic). First detection from start 0 at seed 135 (mix), 7 of the first 3,000
+        // (no-panic). First detection from start 0 at seed 135 (mix), 36 of 10,000
         // default seeds. loom finds the hang too, but its deadlock report unwinds through
         // the model's threads, whose lock guards then call into a finished execution and
         // abort the process, so no loom model can catalogue it.
