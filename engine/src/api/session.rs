@@ -312,10 +312,9 @@ fn publish_commit<R: Runtime>(
 /// the stop publishes before it lets go of the latch, and the commit takes effect before the
 /// log ends. The other paths that end the log wait for the committer instead: a full stop
 /// drains gated calls before its flush, and term drains every call before it shuts the log.
-pub(crate) fn publish_durable_commits<R: Runtime>(state: &mut InstanceState<R>) -> JetResult<()> {
-    // The store latch is free (the instance latch is held exclusively); it is taken rather
-    // than reached through `store_mut` so that the sessions can be read beside it.
-    let state: &InstanceState<R> = state;
+pub(crate) fn publish_durable_commits<R: Runtime>(state: &InstanceState<R>) -> JetResult<()> {
+    // The store latch is free (the caller holds the instance latch exclusively); it is taken
+    // rather than reached through `store_mut` so that the sessions can be read beside it.
     let mut store = state.store.write();
     let Some(flushed_lsn) = store.storage.as_ref().map(|storage| storage.flushed_lsn()) else {
         return Ok(());

@@ -254,7 +254,7 @@ fn stop_and_emit_log<R: Runtime>(core: &InstanceCore<R>) -> JetResult<StopStep> 
     // Before the latch goes, even if the flush failed: from here on every logging call is
     // refused, so a commit whose record is durable must take effect now, not when its
     // committer wakes (see `publish_durable_commits`).
-    publish_durable_commits(&mut state)?;
+    publish_durable_commits(&state)?;
     let emitted = emitted?;
     let storage = state.storage_mut()?;
     if emitted && quiesced {
