@@ -1320,11 +1320,7 @@ const SEED_KEPT: u8 = 2;
 /// of the instance "model" (single-threaded: adds no interleavings). The model's instance then
 /// reopens the same log, so its LSNs continue from where this run left the database's pages.
 fn seed_fragmented_database(jet: &Engine) {
-    let seed = jet
-        .create_instance_with("model", InstanceOptions::manual())
-        .expect("create seed");
-    jet.init(seed).expect("init seed");
-    let session = jet.begin_session(seed).expect("begin_session");
+    let (seed, session) = manual_instance_with_session(jet);
     let db = jet.create_database(session, "db").expect("create_database");
     let table = jet.create_table(session, db, "t").expect("create_table");
     let value = [0x5a_u8; 400];
@@ -1558,13 +1554,20 @@ fn group_commit_model(mutations: Mutations, overlapped: &AtomicUsize, apart: &At
 /// log holds) with database "db" attached, and the session that attached it.
 fn reopened(environment: Environment) -> (Engine, SessionHandle) {
     let jet = Engine::new(environment);
+    let (_, session) = manual_instance_with_session(&jet);
+    jet.attach_database(session, "db").expect("attach_database");
+    (jet, session)
+}
+
+/// An instance "model" with no background thread, initialized (recovering whatever the
+/// environment's log holds), and a session on it.
+fn manual_instance_with_session(jet: &Engine) -> (InstanceHandle, SessionHandle) {
     let instance = jet
         .create_instance_with("model", InstanceOptions::manual())
         .expect("create_instance");
-    jet.init(instance).expect("init (recovery)");
+    jet.init(instance).expect("init");
     let session = jet.begin_session(instance).expect("begin_session");
-    jet.attach_database(session, "db").expect("attach_database");
-    (jet, session)
+    (instance, session)
 }
 
 /// An engine with database "db" holding table "t", and the session that made them.
@@ -1955,11 +1958,7 @@ fn write_back_model(
 /// record "k" in each of `other_tables`.
 fn seed_write_back_database(environment: Environment, other_tables: &[String]) {
     let seeder = Engine::new(environment);
-    let seed = seeder
-        .create_instance_with("model", InstanceOptions::manual())
-        .expect("create seed");
-    seeder.init(seed).expect("init seed");
-    let session = seeder.begin_session(seed).expect("begin_session");
+    let (seed, session) = manual_instance_with_session(&seeder);
     let db = seeder
         .create_database(session, "db")
         .expect("create_database");
