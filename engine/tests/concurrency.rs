@@ -341,6 +341,91 @@ fn the_background_flush_waiting_for_its_checkpoint_sync_stops_no_other_session()
     assert_eq!(blocked, Ok(()));
 }
 
+/// A rollback whose pages were evicted reads them with no latch held: it finds them under the
+/// shared latch first, reads each miss unlatched, and undoes under the exclusive latch only
+/// once they are cached. While its page read is held, another session's calls on another
+/// database all finish; then the rollback ends and the record has its value from before.
+#[test]
+fn a_session_rolling_back_while_its_pages_are_read_stops_no_other_session() {
+    let trap = Arc::new(Trap::default());
+    let env = Environment::new(
+        Arc::new(ManualClock::new(0)),
+        Arc::new(BlockingIo {
+            inner: MemIo::new(),
+            trap: Arc::clone(&trap),
+        }),
+    );
+    let jet = Arc::new(StdJet::new(env));
+    let instance = jet
+        .create_instance_with("inst", InstanceOptions::manual())
+        .unwrap();
+    jet.set_system_parameter(instance, SystemParameter::CacheSizePages, 8)
+        .unwrap();
+    jet.init(instance).unwrap();
+    let writer = jet.begin_session(instance).unwrap();
+    let mut tables = Vec::new();
+    // A's 200 records fill more leaves than the 8-page cache holds.
+    for (path, records) in [(DB_A, 200), (DB_B, 50)] {
+        let dbid = jet.create_database(writer, path).unwrap();
+        let table = jet.create_table(writer, dbid, "t").unwrap();
+        jet.begin_transaction(writer).unwrap();
+        for i in 0..records {
+            jet.insert(writer, table, &key(i), &[b'v'; 64]).unwrap();
+        }
+        jet.commit_transaction(writer).unwrap();
+        tables.push(table);
+    }
+    let (table_a, table_b) = (tables[0], tables[1]);
+    let roller = jet.begin_session(instance).unwrap();
+    let roller_db = jet.open_database(roller, DB_A).unwrap();
+    let roller_table = jet.open_table(roller, roller_db, "t").unwrap();
+    jet.begin_transaction(roller).unwrap();
+    jet.seek(roller, roller_table, &key(199), SeekMode::Equal)
+        .unwrap();
+    jet.replace(roller, roller_table, b"uncommitted").unwrap();
+    // Write every page back (the log first), then read A's first records and all of B:
+    // the changed leaf, now clean, leaves the cache.
+    jet.stop_service_instance2(instance, stop_grbit::QUIESCE_CACHES)
+        .unwrap();
+    jet.stop_service_instance2(instance, stop_grbit::RESUME)
+        .unwrap();
+    for i in 0..100 {
+        jet.seek(writer, table_a, &key(i), SeekMode::Equal).unwrap();
+    }
+    for i in 0..50 {
+        jet.seek(writer, table_b, &key(i), SeekMode::Equal).unwrap();
+    }
+
+    let (armed_tx, armed_rx) = mpsc::channel();
+    let rolling_back = {
+        let jet = Arc::clone(&jet);
+        let trap = Arc::clone(&trap);
+        std::thread::spawn(move || {
+            trap.arm(std::thread::current().id(), DB_A, Trapped::Read);
+            armed_tx.send(()).unwrap();
+            jet.rollback(roller)
+        })
+    };
+    armed_rx.recv().unwrap();
+    trap.wait_until_holding();
+    let (done_tx, done_rx) = mpsc::channel();
+    let caller = {
+        let jet = Arc::clone(&jet);
+        std::thread::spawn(move || done_tx.send(calls_on_b(&jet, writer, table_b)).unwrap())
+    };
+    let finished = done_rx.recv_timeout(WATCHDOG);
+    trap.release();
+    assert_eq!(rolling_back.join().unwrap(), Ok(()));
+    caller.join().unwrap();
+    let finished = finished.unwrap_or_else(|_| {
+        panic!("deadlock watchdog: another session's calls did not finish while a rollback read")
+    });
+    assert_eq!(finished, CALLS_WHILE_BLOCKED);
+    jet.seek(writer, table_a, &key(199), SeekMode::Equal)
+        .unwrap();
+    assert_eq!(jet.retrieve(writer, table_a).unwrap().1, vec![b'v'; 64]);
+}
+
 /// A session's page read made outside the latch holds the page as it was; meanwhile another
 /// session changes the page, commits, and the page is written back (a `QuiesceCaches` stop
 /// and a resume) and evicted. Then the slow read finishes. Returns the value another session

@@ -239,7 +239,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         mutant: "AllowlistMissingRollback",
-        loom: loom(StopModel::AllowlistRollback, None, Property::Allowlist, 127),
+        loom: loom(StopModel::AllowlistRollback, None, Property::Allowlist, 289),
         sim: sim(&[Rule::StopRule], Scheduling::Pct, 50),
         crash_tests: None,
         sweep_test: None,

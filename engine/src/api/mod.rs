@@ -722,11 +722,55 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
             }
             crate::mark!(core.marks, StagedWriteRaced);
         }
+        self.latch_exclusively()?;
+        self.run(exclusive)
+    }
+
+    /// Lets go of the shared instance latch and takes it exclusively; the call keeps its
+    /// session and its gate pass meanwhile, so only what other calls may change between the
+    /// two (the store, the registries) must be read again.
+    fn latch_exclusively(&mut self) -> JetResult<()> {
+        debug_assert_eq!(self.mode, LatchMode::Shared);
         drop(self.latch.take());
         self.mode = LatchMode::Exclusive;
-        self.latch = Some(Latch::take(core, self.mode));
-        self.latch.as_mut().expect("just taken").check_available()?;
-        self.run(exclusive)
+        self.latch = Some(Latch::take(self.core, self.mode));
+        self.latch.as_ref().expect("just taken").check_available()
+    }
+
+    /// For an exclusive body that cannot run again once it changed something (a rollback
+    /// undoes record after record): brings the pages it will need into the cache first, with
+    /// no latch held across a read, then holds the instance latch exclusively for the body.
+    /// `walk` finds those pages under the shared latches, as a read-only body does, and
+    /// returns how many pages it may need; each page it misses is read with no latch held
+    /// and `walk` runs again, until it misses nothing or it made that many reads and
+    /// [`CALL_RESTARTS_MAX`] more (other calls' reads may evict what this one read: the body
+    /// then reads what is still missing under its latch, so the call still ends).
+    pub(crate) fn prefetch_then_latch_exclusively(
+        &mut self,
+        walk: &mut impl SharedBody<R, usize>,
+    ) -> JetResult<()> {
+        let session = self.session;
+        let mut reads_made = 0;
+        loop {
+            let state: &InstanceState<R> = self.latch.as_ref().expect("the call holds the latch");
+            let store = state.store.read();
+            Jet::<R>::check_available(&store)?;
+            let mut reads = StoreReads {
+                tree: TreeReads::cached(store.storage.as_ref()),
+                versions: &store.version_store,
+            };
+            let pages_needed = walk(state, session, &mut reads)?;
+            let missed = reads.tree.missed();
+            drop(store);
+            match missed {
+                Some(key) if reads_made < pages_needed + CALL_RESTARTS_MAX as usize => {
+                    self.read_missed_page(key)?;
+                    reads_made += 1;
+                }
+                _ => break,
+            }
+        }
+        self.latch_exclusively()
     }
 
     /// Waits until the log is durable past `lsn`, holding no lock while the log is written:

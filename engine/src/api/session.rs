@@ -2,11 +2,12 @@
 
 use super::calls::JetCall;
 use super::handles::{InstanceHandle, SessionHandle};
-use super::{Jet, LatchMode, SessionRef};
+use super::{Jet, LatchMode, SessionRef, StoreReads, WakeOrders};
 use crate::error::{JetError, JetResult};
 use crate::instance::mutations::Mutant;
 use crate::instance::{
-    InstanceState, OpenTransaction, Session, SessionContext, Store, TRANSACTION_LEVEL_MAX,
+    InstanceCore, InstanceState, OpenTransaction, Session, SessionContext, Store,
+    TRANSACTION_LEVEL_MAX,
 };
 use crate::runtime::Runtime;
 use crate::storage::{LogRecord, Lsn};
@@ -259,21 +260,56 @@ impl<R: Runtime> Jet<R> {
 
     /// `JetRollback`: undoes the innermost level and closes the tables opened in it.
     pub fn rollback(&self, sesid: SessionHandle) -> JetResult<()> {
-        self.with_session(sesid, JetCall::Rollback, |core, state, session, orders| {
-            let open = session_entry(state, session)
-                .transaction
-                .get()
-                .ok_or(JetError::NotInTransaction)?;
-            let keep_tables = core
-                .options
-                .mutations
-                .is_active(Mutant::RollbackLeavesTablesOpen);
-            rollback_level(state, session, open, keep_tables)?;
-            orders.wrote = true;
-            orders.deleted = true;
-            Ok(())
+        self.with_session_call(sesid, JetCall::Rollback, LatchMode::Shared, |scope| {
+            scope.prefetch_then_latch_exclusively(&mut undo_pages_walk)?;
+            scope.run(&mut rollback_body)
         })
     }
+}
+
+/// [`Jet::rollback`]'s look ahead, under the shared latches: walks to the record of each of
+/// the innermost level's undo entries, newest first, stopping at the first page that is not
+/// cached (the caller reads it and walks again). Returns the entries' count, a bound on the
+/// pages the undo reads that is known before any is read.
+fn undo_pages_walk<R: Runtime>(
+    state: &InstanceState<R>,
+    session: SessionRef,
+    reads: &mut StoreReads<'_>,
+) -> JetResult<usize> {
+    let open = session_entry(state, session)
+        .transaction
+        .get()
+        .ok_or(JetError::NotInTransaction)?;
+    let undo = reads.versions.undo_of_level(open.txn, open.level)?;
+    for (record, _) in &undo {
+        let found = reads.tree.get(record.file, record.table_root, &record.key);
+        if reads.tree.missed().is_some() {
+            break;
+        }
+        found?;
+    }
+    Ok(undo.len())
+}
+
+/// [`Jet::rollback`]'s body, under the exclusive latch: undoes the innermost level.
+fn rollback_body<R: Runtime>(
+    core: &InstanceCore<R>,
+    state: &mut InstanceState<R>,
+    session: SessionRef,
+    orders: &mut WakeOrders,
+) -> JetResult<()> {
+    let open = session_entry(state, session)
+        .transaction
+        .get()
+        .ok_or(JetError::NotInTransaction)?;
+    let keep_tables = core
+        .options
+        .mutations
+        .is_active(Mutant::RollbackLeavesTablesOpen);
+    rollback_level(state, session, open, keep_tables)?;
+    orders.wrote = true;
+    orders.deleted = true;
+    Ok(())
 }
 
 /// Publishes the level-1 commit of `session`'s transaction, whose Commit record is durable:
