@@ -261,32 +261,38 @@ impl<R: Runtime> Jet<R> {
     /// `JetRollback`: undoes the innermost level and closes the tables opened in it.
     pub fn rollback(&self, sesid: SessionHandle) -> JetResult<()> {
         self.with_session_call(sesid, JetCall::Rollback, LatchMode::Shared, |scope| {
-            scope.prefetch_then_latch_exclusively(&mut undo_pages_walk)?;
+            let mut walked = 0;
+            scope.prefetch_then_latch_exclusively(&mut |state, session, reads| {
+                undo_pages_walk(state, session, reads, &mut walked)
+            })?;
             scope.run(&mut rollback_body)
         })
     }
 }
 
 /// [`Jet::rollback`]'s look ahead, under the shared latches: walks to the record of each of
-/// the innermost level's undo entries, newest first, stopping at the first page that is not
-/// cached (the caller reads it and walks again). Returns the entries' count, a bound on the
-/// pages the undo reads that is known before any is read.
+/// the innermost level's undo entries, newest first, from entry `walked` on, stopping at the
+/// first page that is not cached (the caller reads it and walks again from that entry, so a
+/// long rollback is walked once, not once per read). Returns the entries' count, a bound on
+/// the pages the undo reads that is known before any is read. A walk that fails otherwise is
+/// left to the undo to report: this only warms the cache.
 fn undo_pages_walk<R: Runtime>(
     state: &InstanceState<R>,
     session: SessionRef,
     reads: &mut StoreReads<'_>,
+    walked: &mut usize,
 ) -> JetResult<usize> {
     let open = session_entry(state, session)
         .transaction
         .get()
         .ok_or(JetError::NotInTransaction)?;
     let undo = reads.versions.undo_of_level(open.txn, open.level)?;
-    for (record, _) in &undo {
+    for (record, _) in undo.iter().skip(*walked) {
         let found = reads.tree.get(record.file, record.table_root, &record.key);
-        if reads.tree.missed().is_some() {
+        if found.is_err() && reads.tree.missed().is_some() {
             break;
         }
-        found?;
+        *walked += 1;
     }
     Ok(undo.len())
 }
