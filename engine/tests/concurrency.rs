@@ -341,12 +341,12 @@ fn the_background_flush_waiting_for_its_checkpoint_sync_stops_no_other_session()
     assert_eq!(blocked, Ok(()));
 }
 
-/// A rollback whose pages were evicted reads them with no latch held: it finds them under the
-/// shared latch first, reads each miss unlatched, and undoes under the exclusive latch only
-/// once they are cached. While its page read is held, another session's calls on another
-/// database all finish; then the rollback ends and the record has its value from before.
-#[test]
-fn a_session_rolling_back_while_its_pages_are_read_stops_no_other_session() {
+/// A session rolls back a transaction whose changed leaf was written back and evicted, with
+/// its page read held; meanwhile another session makes [`CALLS_WHILE_BLOCKED`] calls on
+/// another database. Returns how many of them finished within `wait` while the read was
+/// held (`None`: not all of them did), after checking that the rollback then succeeded and
+/// put the value from before back.
+fn calls_finished_while_a_rollback_reads(mutations: Mutations, wait: Duration) -> Option<u32> {
     let trap = Arc::new(Trap::default());
     let env = Environment::new(
         Arc::new(ManualClock::new(0)),
@@ -356,9 +356,11 @@ fn a_session_rolling_back_while_its_pages_are_read_stops_no_other_session() {
         }),
     );
     let jet = Arc::new(StdJet::new(env));
-    let instance = jet
-        .create_instance_with("inst", InstanceOptions::manual())
-        .unwrap();
+    let options = InstanceOptions {
+        mutations,
+        ..InstanceOptions::manual()
+    };
+    let instance = jet.create_instance_with("inst", options).unwrap();
     jet.set_system_parameter(instance, SystemParameter::CacheSizePages, 8)
         .unwrap();
     jet.init(instance).unwrap();
@@ -413,17 +415,43 @@ fn a_session_rolling_back_while_its_pages_are_read_stops_no_other_session() {
         let jet = Arc::clone(&jet);
         std::thread::spawn(move || done_tx.send(calls_on_b(&jet, writer, table_b)).unwrap())
     };
-    let finished = done_rx.recv_timeout(WATCHDOG);
+    let finished = done_rx.recv_timeout(wait).ok();
     trap.release();
     assert_eq!(rolling_back.join().unwrap(), Ok(()));
     caller.join().unwrap();
-    let finished = finished.unwrap_or_else(|_| {
-        panic!("deadlock watchdog: another session's calls did not finish while a rollback read")
-    });
-    assert_eq!(finished, CALLS_WHILE_BLOCKED);
     jet.seek(writer, table_a, &key(199), SeekMode::Equal)
         .unwrap();
     assert_eq!(jet.retrieve(writer, table_a).unwrap().1, vec![b'v'; 64]);
+    finished
+}
+
+/// A rollback whose pages were evicted reads them with no latch held: it finds them under the
+/// shared latch first, reads each miss unlatched, and undoes under the exclusive latch only
+/// once they are cached. While its page read is held, another session's calls on another
+/// database all finish; then the rollback ends and the record has its value from before.
+#[test]
+fn a_session_rolling_back_while_its_pages_are_read_stops_no_other_session() {
+    let finished = calls_finished_while_a_rollback_reads(Mutations::NONE, WATCHDOG);
+    let finished = finished.unwrap_or_else(|| {
+        panic!("deadlock watchdog: another session's calls did not finish while a rollback read")
+    });
+    assert_eq!(finished, CALLS_WHILE_BLOCKED);
+}
+
+/// How long the planted test gives the other session's calls. Under the planted bug they
+/// cannot finish before the read is released, so the wait always runs out; were the bug not
+/// planted, the 300 calls on cached pages would finish in about a millisecond and the test
+/// fail. Short, so the test stays fast.
+const PLANTED_WAIT: Duration = Duration::from_millis(500);
+
+#[test]
+fn planted_rollback_reads_under_latch_is_caught() {
+    // Teeth: reading under the exclusive latch, the rollback holds every other session.
+    let planted = Mutations::NONE.with(Mutant::RollbackReadsUnderLatch);
+    assert_eq!(
+        calls_finished_while_a_rollback_reads(planted, PLANTED_WAIT),
+        None
+    );
 }
 
 /// A session's page read made outside the latch holds the page as it was; meanwhile another

@@ -586,4 +586,17 @@ pub const CATALOGUE: &[Entry] = &[
         sweep_test: None,
         concurrency_test: None,
     },
+    Entry {
+        mutant: "RollbackReadsUnderLatch",
+        // Changes no answer, only who waits: the rollback's reads under the exclusive latch
+        // stall every other session while they take. The simulator's slow disk ends a wait
+        // whose others stopped making progress (it cannot tell a stall on this read from
+        // threads with nothing to do), and no rule judges waiting, so only the engine test
+        // that holds the read and counts another session's calls catches it.
+        loom: None,
+        sim: None,
+        crash_tests: None,
+        sweep_test: None,
+        concurrency_test: Some("planted_rollback_reads_under_latch_is_caught"),
+    },
 ];

@@ -729,7 +729,7 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
     /// Lets go of the shared instance latch and takes it exclusively; the call keeps its
     /// session and its gate pass meanwhile, so only what other calls may change between the
     /// two (the store, the registries) must be read again.
-    fn latch_exclusively(&mut self) -> JetResult<()> {
+    pub(crate) fn latch_exclusively(&mut self) -> JetResult<()> {
         debug_assert_eq!(self.mode, LatchMode::Shared);
         drop(self.latch.take());
         self.mode = LatchMode::Exclusive;

@@ -261,10 +261,19 @@ impl<R: Runtime> Jet<R> {
     /// `JetRollback`: undoes the innermost level and closes the tables opened in it.
     pub fn rollback(&self, sesid: SessionHandle) -> JetResult<()> {
         self.with_session_call(sesid, JetCall::Rollback, LatchMode::Shared, |scope| {
-            let mut walked = 0;
-            scope.prefetch_then_latch_exclusively(&mut |state, session, reads| {
-                undo_pages_walk(state, session, reads, &mut walked)
-            })?;
+            if scope
+                .core()
+                .options
+                .mutations
+                .is_active(Mutant::RollbackReadsUnderLatch)
+            {
+                scope.latch_exclusively()?;
+            } else {
+                let mut walked = 0;
+                scope.prefetch_then_latch_exclusively(&mut |state, session, reads| {
+                    undo_pages_walk(state, session, reads, &mut walked)
+                })?;
+            }
             scope.run(&mut rollback_body)
         })
     }

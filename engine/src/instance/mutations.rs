@@ -111,6 +111,10 @@ pub enum Mutant {
     /// come and sleeps until a further flush ends, which nothing may ever start (a lost
     /// wake-up: the commit hangs).
     FlushEndReadAfterStoreLatch,
+    /// A rollback skips its look ahead and reads the pages its undo needs under the
+    /// exclusive instance latch: a session rolling back a transaction whose pages were
+    /// evicted stops every other session for as long as its reads take.
+    RollbackReadsUnderLatch,
 }
 
 impl Mutant {
@@ -144,6 +148,7 @@ impl Mutant {
         Mutant::FrameEvictedDuringWriteBack,
         Mutant::StopFlushBesideWriteBack,
         Mutant::FlushEndReadAfterStoreLatch,
+        Mutant::RollbackReadsUnderLatch,
     ];
 
     const fn bit(self) -> u32 {
