@@ -766,6 +766,7 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
                 Some(key) if reads_made < pages_needed + CALL_RESTARTS_MAX as usize => {
                     self.read_missed_page(key)?;
                     reads_made += 1;
+                    crate::mark!(self.core.marks, RollbackReadAhead);
                 }
                 _ => break,
             }
