@@ -605,8 +605,8 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
 
     /// Runs a read-only `body` under the instance latch and the store latch held shared. A
     /// page it needs that is not cached is read with no latch held (registered, then
-    /// installed, under the exclusive instance latch, so a write-back that overtakes the read
-    /// discards it) and `body` runs again; after [`CALL_RESTARTS_MAX`] such runs it runs once
+    /// installed, under the store latch, so a write-back that overtakes the read discards
+    /// it) and `body` runs again; after [`CALL_RESTARTS_MAX`] such runs it runs once
     /// more under the exclusive latch, reading its misses there, so a call whose pages keep
     /// being evicted still ends.
     pub(crate) fn run_shared<T>(&mut self, body: &mut impl SharedBody<R, T>) -> JetResult<T> {
@@ -657,24 +657,29 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
     }
 
     /// Reads a page a walk under the shared latches missed, with no latch held, and installs
-    /// it (registered, then installed, under the exclusive instance latch, so a write-back
-    /// that overtakes the read discards it); returns holding the instance latch as before.
+    /// it (registered, then installed, under the store latch held exclusively, so a
+    /// write-back that overtakes the read discards it); returns holding the instance latch as
+    /// before.
     fn read_missed_page(&mut self, key: FrameKey) -> JetResult<()> {
         let core = self.core;
         drop(self.latch.take());
-        let read = core
-            .state
-            .write()
-            .store_mut()
-            .storage
-            .as_mut()
-            .expect("a call in flight keeps term from closing the storage")
-            .defer_read(key);
+        // The cache is the store's, so registering the read and installing the page take
+        // only the store latch (under the shared instance latch): sessions between two
+        // steps, or entering, are not held up as an exclusive instance latch would hold them.
+        let read = {
+            let state = core.state.read();
+            let mut store = state.store.write();
+            store
+                .storage
+                .as_mut()
+                .expect("a call in flight keeps term from closing the storage")
+                .defer_read(key)
+        };
         if let Some(read) = read {
             let bytes = read.read();
-            let mut state = core.state.write();
-            state
-                .store_mut()
+            let state = core.state.read();
+            let mut store = state.store.write();
+            store
                 .storage
                 .as_mut()
                 .expect("a call in flight keeps term from closing the storage")
