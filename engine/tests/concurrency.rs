@@ -341,18 +341,17 @@ fn the_background_flush_waiting_for_its_checkpoint_sync_stops_no_other_session()
     assert_eq!(blocked, Ok(()));
 }
 
-/// A session rolls back a transaction whose changed leaf was written back and evicted, with
-/// its page read held; meanwhile another session makes [`CALLS_WHILE_BLOCKED`] calls on
-/// another database. Returns how many of them finished within `wait` while the read was
-/// held (`None`: not all of them did), after checking that the rollback then succeeded and
-/// put the value from before back.
-fn calls_finished_while_a_rollback_reads(mutations: Mutations, wait: Duration) -> Option<u32> {
-    let trap = Arc::new(Trap::default());
+/// An instance on a blocking `Io` with `mutations` planted and a cache of 8 pages, and a
+/// session on it.
+fn eight_page_cache_instance(
+    trap: &Arc<Trap>,
+    mutations: Mutations,
+) -> (Arc<StdJet>, InstanceHandle, SessionHandle) {
     let env = Environment::new(
         Arc::new(ManualClock::new(0)),
         Arc::new(BlockingIo {
             inner: MemIo::new(),
-            trap: Arc::clone(&trap),
+            trap: Arc::clone(trap),
         }),
     );
     let jet = Arc::new(StdJet::new(env));
@@ -364,7 +363,18 @@ fn calls_finished_while_a_rollback_reads(mutations: Mutations, wait: Duration) -
     jet.set_system_parameter(instance, SystemParameter::CacheSizePages, 8)
         .unwrap();
     jet.init(instance).unwrap();
-    let writer = jet.begin_session(instance).unwrap();
+    let session = jet.begin_session(instance).unwrap();
+    (jet, instance, session)
+}
+
+/// A session rolls back a transaction whose changed leaf was written back and evicted, with
+/// its page read held; meanwhile another session makes [`CALLS_WHILE_BLOCKED`] calls on
+/// another database. Returns how many of them finished within `wait` while the read was
+/// held (`None`: not all of them did), after checking that the rollback then succeeded and
+/// put the value from before back.
+fn calls_finished_while_a_rollback_reads(mutations: Mutations, wait: Duration) -> Option<u32> {
+    let trap = Arc::new(Trap::default());
+    let (jet, instance, writer) = eight_page_cache_instance(&trap, mutations);
     let mut tables = Vec::new();
     // A's 200 records fill more leaves than the 8-page cache holds.
     for (path, records) in [(DB_A, 200), (DB_B, 50)] {
@@ -460,23 +470,7 @@ fn planted_rollback_reads_under_latch_is_caught() {
 /// reads afterwards: the committed one, unless the stale read replaced the newer page.
 fn value_after_a_slow_read_overtaken_by_a_write_back(mutations: Mutations) -> Vec<u8> {
     let trap = Arc::new(Trap::default());
-    let env = Environment::new(
-        Arc::new(ManualClock::new(0)),
-        Arc::new(BlockingIo {
-            inner: MemIo::new(),
-            trap: Arc::clone(&trap),
-        }),
-    );
-    let jet = Arc::new(StdJet::new(env));
-    let options = InstanceOptions {
-        mutations,
-        ..InstanceOptions::manual()
-    };
-    let instance = jet.create_instance_with("inst", options).unwrap();
-    jet.set_system_parameter(instance, SystemParameter::CacheSizePages, 8)
-        .unwrap();
-    jet.init(instance).unwrap();
-    let writer = jet.begin_session(instance).unwrap();
+    let (jet, instance, writer) = eight_page_cache_instance(&trap, mutations);
     let mut tables = Vec::new();
     // B's 400 records of 64 bytes fill many more pages than the cache holds.
     for (path, records, value) in [(DB_A, 1, &b"old"[..]), (DB_B, 400, &[b'v'; 64][..])] {

@@ -29,7 +29,7 @@ use crate::instance::slots::Slots;
 use crate::instance::{InstanceCore, InstanceState, Store};
 use crate::runtime::sync::{spin_until, LeafRwLock, LockRank, RwLockReadGuard, RwLockWriteGuard};
 use crate::runtime::Runtime;
-use crate::storage::{FlushStart, FrameKey, Lsn, MissPolicy, TreeReads};
+use crate::storage::{FlushStart, FrameKey, Lsn, MissPolicy, Storage, TreeReads};
 use crate::transaction::VersionStore;
 use calls::JetCall;
 use handles::{InstanceHandle, SessionHandle};
@@ -656,6 +656,19 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
         result
     }
 
+    /// Runs `f` on the storage under the store latch held exclusively and the instance latch
+    /// held shared, for a caller that holds neither. The cache is the store's, so a miss's
+    /// registration and install need nothing more: sessions entering a call, or between two
+    /// of its steps, are not held up as the exclusive instance latch would hold them.
+    fn with_cache<T>(core: &InstanceCore<R>, f: impl FnOnce(&mut Storage) -> T) -> T {
+        let state = core.state.read();
+        let mut store = state.store.write();
+        f(store
+            .storage
+            .as_mut()
+            .expect("a call in flight keeps term from closing the storage"))
+    }
+
     /// Reads a page a walk under the shared latches missed, with no latch held, and installs
     /// it (registered, then installed, under the store latch held exclusively, so a
     /// write-back that overtakes the read discards it); returns holding the instance latch as
@@ -663,27 +676,10 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
     fn read_missed_page(&mut self, key: FrameKey) -> JetResult<()> {
         let core = self.core;
         drop(self.latch.take());
-        // The cache is the store's, so registering the read and installing the page take
-        // only the store latch (under the shared instance latch): sessions between two
-        // steps, or entering, are not held up as an exclusive instance latch would hold them.
-        let read = {
-            let state = core.state.read();
-            let mut store = state.store.write();
-            store
-                .storage
-                .as_mut()
-                .expect("a call in flight keeps term from closing the storage")
-                .defer_read(key)
-        };
+        let read = Self::with_cache(core, |storage| storage.defer_read(key));
         if let Some(read) = read {
             let bytes = read.read();
-            let state = core.state.read();
-            let mut store = state.store.write();
-            store
-                .storage
-                .as_mut()
-                .expect("a call in flight keeps term from closing the storage")
-                .finish_deferred_read(&read, bytes)?;
+            Self::with_cache(core, |storage| storage.finish_deferred_read(&read, bytes))?;
         }
         self.latch = Some(Latch::take(core, self.mode));
         Ok(())
