@@ -610,24 +610,32 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
     /// more under the exclusive latch, reading its misses there, so a call whose pages keep
     /// being evicted still ends.
     pub(crate) fn run_shared<T>(&mut self, body: &mut impl SharedBody<R, T>) -> JetResult<T> {
-        let session = self.session;
         for _ in 0..CALL_RESTARTS_MAX {
-            let state: &InstanceState<R> = self.latch.as_ref().expect("the call holds the latch");
-            let store = state.store.read();
-            Jet::<R>::check_available(&store)?;
-            let mut reads = StoreReads {
-                tree: TreeReads::cached(store.storage.as_ref()),
-                versions: &store.version_store,
-            };
-            let result = body(state, session, &mut reads);
-            let Some(key) = reads.tree.missed() else {
+            let (result, missed) = self.run_cached(body)?;
+            let Some(key) = missed else {
                 return result;
             };
             // The body changed nothing: drop its result, read the page, run it again.
-            drop(store);
             self.read_missed_page(key)?;
         }
         self.run_shared_exclusively(body)
+    }
+
+    /// Runs `body` once under the store latch held shared, over cached pages only: its
+    /// result, and the page it missed if it missed one.
+    fn run_cached<T>(
+        &self,
+        body: &mut impl SharedBody<R, T>,
+    ) -> JetResult<(JetResult<T>, Option<FrameKey>)> {
+        let state: &InstanceState<R> = self.latch.as_ref().expect("the call holds the latch");
+        let store = state.store.read();
+        Jet::<R>::check_available(&store)?;
+        let mut reads = StoreReads {
+            tree: TreeReads::cached(store.storage.as_ref()),
+            versions: &store.version_store,
+        };
+        let result = body(state, self.session, &mut reads);
+        Ok((result, reads.tree.missed()))
     }
 
     /// [`SessionCall::run_shared`]'s last try, under the exclusive instance latch: misses are
@@ -750,19 +758,10 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
         &mut self,
         walk: &mut impl SharedBody<R, usize>,
     ) -> JetResult<()> {
-        let session = self.session;
         let mut reads_made = 0;
         loop {
-            let state: &InstanceState<R> = self.latch.as_ref().expect("the call holds the latch");
-            let store = state.store.read();
-            Jet::<R>::check_available(&store)?;
-            let mut reads = StoreReads {
-                tree: TreeReads::cached(store.storage.as_ref()),
-                versions: &store.version_store,
-            };
-            let pages_needed = walk(state, session, &mut reads)?;
-            let missed = reads.tree.missed();
-            drop(store);
+            let (pages_needed, missed) = self.run_cached(walk)?;
+            let pages_needed = pages_needed?;
             match missed {
                 Some(key) if reads_made < pages_needed + CALL_RESTARTS_MAX as usize => {
                     self.read_missed_page(key)?;
