@@ -160,6 +160,25 @@ fn key(i: u32) -> Vec<u8> {
     format!("k{i:04}").into_bytes()
 }
 
+/// Creates each database with a table "t" holding `records` records (keys `key(0..)`, each
+/// with `value`), committed in one transaction; returns the open tables in order.
+fn create_tables<const N: usize>(
+    jet: &StdJet,
+    sesid: SessionHandle,
+    databases: [(&str, u32, &[u8]); N],
+) -> [TableHandle; N] {
+    databases.map(|(path, records, value)| {
+        let dbid = jet.create_database(sesid, path).unwrap();
+        let table = jet.create_table(sesid, dbid, "t").unwrap();
+        jet.begin_transaction(sesid).unwrap();
+        for i in 0..records {
+            jet.insert(sesid, table, &key(i), value).unwrap();
+        }
+        jet.commit_transaction(sesid).unwrap();
+        table
+    })
+}
+
 /// Two databases with a table each, written and cleanly terminated, then attached again by a
 /// fresh instance so that nothing of them is cached.
 fn two_databases(trap: &Arc<Trap>) -> (Arc<StdJet>, InstanceHandle) {
@@ -172,14 +191,12 @@ fn two_databases(trap: &Arc<Trap>) -> (Arc<StdJet>, InstanceHandle) {
     );
     let jet = Arc::new(StdJet::new(env));
     let (first, sesid) = start_session(&jet, "inst");
-    for (path, records) in [(DB_A, 200), (DB_B, 50)] {
-        let dbid = jet.create_database(sesid, path).unwrap();
-        let table = jet.create_table(sesid, dbid, "t").unwrap();
-        jet.begin_transaction(sesid).unwrap();
-        for i in 0..records {
-            jet.insert(sesid, table, &key(i), &[b'v'; 64]).unwrap();
-        }
-        jet.commit_transaction(sesid).unwrap();
+    let value = [b'v'; 64];
+    for table in create_tables(
+        &jet,
+        sesid,
+        [(DB_A, 200, &value[..]), (DB_B, 50, &value[..])],
+    ) {
         jet.close_table(sesid, table).unwrap();
     }
     jet.end_session(sesid).unwrap();
@@ -375,19 +392,13 @@ fn eight_page_cache_instance(
 fn calls_finished_while_a_rollback_reads(mutations: Mutations, wait: Duration) -> Option<u32> {
     let trap = Arc::new(Trap::default());
     let (jet, instance, writer) = eight_page_cache_instance(&trap, mutations);
-    let mut tables = Vec::new();
     // A's 200 records fill more leaves than the 8-page cache holds.
-    for (path, records) in [(DB_A, 200), (DB_B, 50)] {
-        let dbid = jet.create_database(writer, path).unwrap();
-        let table = jet.create_table(writer, dbid, "t").unwrap();
-        jet.begin_transaction(writer).unwrap();
-        for i in 0..records {
-            jet.insert(writer, table, &key(i), &[b'v'; 64]).unwrap();
-        }
-        jet.commit_transaction(writer).unwrap();
-        tables.push(table);
-    }
-    let (table_a, table_b) = (tables[0], tables[1]);
+    let value = [b'v'; 64];
+    let [table_a, table_b] = create_tables(
+        &jet,
+        writer,
+        [(DB_A, 200, &value[..]), (DB_B, 50, &value[..])],
+    );
     let roller = jet.begin_session(instance).unwrap();
     let roller_db = jet.open_database(roller, DB_A).unwrap();
     let roller_table = jet.open_table(roller, roller_db, "t").unwrap();
@@ -471,19 +482,12 @@ fn planted_rollback_reads_under_latch_is_caught() {
 fn value_after_a_slow_read_overtaken_by_a_write_back(mutations: Mutations) -> Vec<u8> {
     let trap = Arc::new(Trap::default());
     let (jet, instance, writer) = eight_page_cache_instance(&trap, mutations);
-    let mut tables = Vec::new();
     // B's 400 records of 64 bytes fill many more pages than the cache holds.
-    for (path, records, value) in [(DB_A, 1, &b"old"[..]), (DB_B, 400, &[b'v'; 64][..])] {
-        let dbid = jet.create_database(writer, path).unwrap();
-        let table = jet.create_table(writer, dbid, "t").unwrap();
-        jet.begin_transaction(writer).unwrap();
-        for i in 0..records {
-            jet.insert(writer, table, &key(i), value).unwrap();
-        }
-        jet.commit_transaction(writer).unwrap();
-        tables.push(table);
-    }
-    let (table_a, table_b) = (tables[0], tables[1]);
+    let [table_a, table_b] = create_tables(
+        &jet,
+        writer,
+        [(DB_A, 1, &b"old"[..]), (DB_B, 400, &[b'v'; 64][..])],
+    );
     let reader = jet.begin_session(instance).unwrap();
     let reader_db = jet.open_database(reader, DB_A).unwrap();
     let reader_table = jet.open_table(reader, reader_db, "t").unwrap();
