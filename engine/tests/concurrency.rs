@@ -179,6 +179,14 @@ fn create_tables<const N: usize>(
     })
 }
 
+/// Writes every dirty page back (the log first): a `QuiesceCaches` stop, then a resume.
+fn write_every_page_back(jet: &StdJet, instance: InstanceHandle) {
+    jet.stop_service_instance2(instance, stop_grbit::QUIESCE_CACHES)
+        .unwrap();
+    jet.stop_service_instance2(instance, stop_grbit::RESUME)
+        .unwrap();
+}
+
 /// Two databases with a table each, written and cleanly terminated, then attached again by a
 /// fresh instance so that nothing of them is cached.
 fn two_databases(trap: &Arc<Trap>) -> (Arc<StdJet>, InstanceHandle) {
@@ -235,9 +243,9 @@ fn calls_on_b(jet: &StdJet, sesid: SessionHandle, table: TableHandle) -> u32 {
     succeeded
 }
 
-/// Runs `blocked` on its own thread with `kind` I/O on `path` trapped, waits until it is
-/// held, then makes the calls on B; returns (calls on B that finished while the I/O was
-/// held, the blocked call's result).
+/// [`hold_one_io_and_call_on_b`] on [`two_databases`], after `prepare`, with the deadlock
+/// watchdog's wait: returns (calls on B that finished while the I/O was held, the blocked
+/// call's result).
 fn while_one_session_waits(
     kind: Trapped,
     path: &str,
@@ -248,31 +256,57 @@ fn while_one_session_waits(
     let (jet, instance) = two_databases(&trap);
     let (sesid_b, table_b) = cached_session_on_b(&jet, instance);
     let _keep = prepare(&jet, instance);
+    let (finished, blocked_result) = hold_one_io_and_call_on_b(
+        &jet,
+        &trap,
+        (kind, path),
+        move |jet| blocked(jet, instance),
+        (sesid_b, table_b),
+        WATCHDOG,
+    );
+    let finished = finished.unwrap_or_else(|| {
+        panic!("deadlock watchdog: another session's calls did not finish while one waited for I/O")
+    });
+    (finished, blocked_result)
+}
+
+/// Runs `blocked` on its own thread with `kind` I/O on `path` (`held`) trapped, waits until it
+/// is held, then makes the calls on B (`on_b`: a session and its table) from another thread;
+/// releases the I/O after they finish or `wait` runs out. Returns (the calls on B that finished
+/// while the I/O was held, `None` if not all of them finished in `wait`; the blocked call's
+/// result).
+fn hold_one_io_and_call_on_b<T: Send + 'static>(
+    jet: &Arc<StdJet>,
+    trap: &Arc<Trap>,
+    held: (Trapped, &str),
+    blocked: impl FnOnce(&StdJet) -> T + Send + 'static,
+    on_b: (SessionHandle, TableHandle),
+    wait: Duration,
+) -> (Option<u32>, T) {
+    let (kind, path) = held;
     let (armed_tx, armed_rx) = mpsc::channel();
     let blocked_thread = {
-        let jet = Arc::clone(&jet);
-        let trap = Arc::clone(&trap);
+        let jet = Arc::clone(jet);
+        let trap = Arc::clone(trap);
         let path = path.to_owned();
         std::thread::spawn(move || {
             trap.arm(std::thread::current().id(), &path, kind);
             armed_tx.send(()).unwrap();
-            blocked(&jet, instance)
+            blocked(&jet)
         })
     };
     armed_rx.recv().unwrap();
     trap.wait_until_holding();
     let (done_tx, done_rx) = mpsc::channel();
     let caller = {
-        let jet = Arc::clone(&jet);
+        let jet = Arc::clone(jet);
+        let (sesid_b, table_b) = on_b;
         std::thread::spawn(move || done_tx.send(calls_on_b(&jet, sesid_b, table_b)).unwrap())
     };
-    let finished = done_rx.recv_timeout(WATCHDOG);
+    let finished = done_rx.recv_timeout(wait).ok();
     trap.release();
     let blocked_result = blocked_thread.join().unwrap();
     caller.join().unwrap();
-    let finished = finished.unwrap_or_else(|_| {
-        panic!("deadlock watchdog: another session's calls did not finish while one waited for I/O")
-    });
     (finished, blocked_result)
 }
 
@@ -408,10 +442,7 @@ fn calls_finished_while_a_rollback_reads(mutations: Mutations, wait: Duration) -
     jet.replace(roller, roller_table, b"uncommitted").unwrap();
     // Write every page back (the log first), then read A's first records and all of B:
     // the changed leaf, now clean, leaves the cache.
-    jet.stop_service_instance2(instance, stop_grbit::QUIESCE_CACHES)
-        .unwrap();
-    jet.stop_service_instance2(instance, stop_grbit::RESUME)
-        .unwrap();
+    write_every_page_back(&jet, instance);
     for i in 0..100 {
         jet.seek(writer, table_a, &key(i), SeekMode::Equal).unwrap();
     }
@@ -419,27 +450,15 @@ fn calls_finished_while_a_rollback_reads(mutations: Mutations, wait: Duration) -
         jet.seek(writer, table_b, &key(i), SeekMode::Equal).unwrap();
     }
 
-    let (armed_tx, armed_rx) = mpsc::channel();
-    let rolling_back = {
-        let jet = Arc::clone(&jet);
-        let trap = Arc::clone(&trap);
-        std::thread::spawn(move || {
-            trap.arm(std::thread::current().id(), DB_A, Trapped::Read);
-            armed_tx.send(()).unwrap();
-            jet.rollback(roller)
-        })
-    };
-    armed_rx.recv().unwrap();
-    trap.wait_until_holding();
-    let (done_tx, done_rx) = mpsc::channel();
-    let caller = {
-        let jet = Arc::clone(&jet);
-        std::thread::spawn(move || done_tx.send(calls_on_b(&jet, writer, table_b)).unwrap())
-    };
-    let finished = done_rx.recv_timeout(wait).ok();
-    trap.release();
-    assert_eq!(rolling_back.join().unwrap(), Ok(()));
-    caller.join().unwrap();
+    let (finished, rolled_back) = hold_one_io_and_call_on_b(
+        &jet,
+        &trap,
+        (Trapped::Read, DB_A),
+        move |jet| jet.rollback(roller),
+        (writer, table_b),
+        wait,
+    );
+    assert_eq!(rolled_back, Ok(()));
     jet.seek(writer, table_a, &key(199), SeekMode::Equal)
         .unwrap();
     assert_eq!(jet.retrieve(writer, table_a).unwrap().1, vec![b'v'; 64]);
@@ -493,10 +512,7 @@ fn value_after_a_slow_read_overtaken_by_a_write_back(mutations: Mutations) -> Ve
     let reader_table = jet.open_table(reader, reader_db, "t").unwrap();
     // Write every page back, then read all of B: A's clean leaf leaves the 8-page cache.
     let write_back_and_evict_a = || {
-        jet.stop_service_instance2(instance, stop_grbit::QUIESCE_CACHES)
-            .unwrap();
-        jet.stop_service_instance2(instance, stop_grbit::RESUME)
-            .unwrap();
+        write_every_page_back(&jet, instance);
         for i in 0..400 {
             jet.seek(writer, table_b, &key(i), SeekMode::Equal).unwrap();
         }
