@@ -92,6 +92,9 @@ const P_WRITES_KEPT: &str = "WRITES: a committed record write was lost beside an
 const P_PAGES_KEPT: &str = "PAGES: the disk lost a committed change written back";
 /// The engine's own lock-order assertion (`engine/src/runtime/sync.rs`).
 const E_LOCK_RANK: &str = "lock rank: taking";
+/// The engine's own assertion that I/O beside calls holds no lock
+/// (`engine/src/runtime/sync.rs`, `unlatched`).
+const E_LOCK_ACROSS_IO: &str = jetsim_engine::runtime::sync::LOCK_ACROSS_IO;
 
 /// A property a model asserts, recognised in the panic message of a failing execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -130,6 +133,8 @@ pub enum Property {
     WritesKept,
     /// The engine's own assertion: a lock taken against its rank.
     EngineLockRank,
+    /// The engine's own assertion: I/O made beside calls while holding a lock.
+    EngineLockAcrossIo,
     /// A committed change the stop's flush wrote back was not on the disk after term.
     PagesKept,
 }
@@ -153,6 +158,7 @@ impl Property {
         Property::SharedRead,
         Property::WritesKept,
         Property::EngineLockRank,
+        Property::EngineLockAcrossIo,
         Property::PagesKept,
     ];
 
@@ -176,6 +182,7 @@ impl Property {
             Property::SharedRead => "shared-read",
             Property::WritesKept => "writes-kept",
             Property::EngineLockRank => "engine-lock-rank",
+            Property::EngineLockAcrossIo => "engine-lock-across-io",
             Property::PagesKept => "pages-kept",
         }
     }
@@ -200,6 +207,7 @@ impl Property {
             Property::SharedRead => P_SHARED_READ,
             Property::WritesKept => P_WRITES_KEPT,
             Property::EngineLockRank => E_LOCK_RANK,
+            Property::EngineLockAcrossIo => E_LOCK_ACROSS_IO,
             Property::PagesKept => P_PAGES_KEPT,
         }
     }

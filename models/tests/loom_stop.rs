@@ -333,6 +333,9 @@ teeth! {
     /// The second committer finds the first one's flush in flight, returns at once, and the
     /// crash loses its record: that flush began before the record was appended.
     catches_group_commit_trusting_a_flush_in_flight: GroupCommitTrustsFlushInFlight in GroupCommit breaks CommitDurable at 200;
+    /// The first committer writes and syncs the log holding its shared instance latch: the
+    /// sync's `Unlatched` proof fails at once.
+    catches_a_group_sync_under_the_latch: CommitSyncUnderLatch in GroupCommit breaks EngineLockAcrossIo at 1;
 }
 
 #[test]
@@ -434,6 +437,15 @@ teeth! {
     /// holding its older copy is out: the eviction writes the newer image, the batch lands
     /// over it, and the page is no longer cached to be written again.
     catches_a_frame_evicted_during_its_write_back: FrameEvictedDuringWriteBack in EvictionsVsWriteBack breaks PagesKept at 122;
+}
+
+teeth! {
+    /// A record write's plan misses a page the evictions pushed out and reads it inside the
+    /// store-latch section that registered the read: the read's `Unlatched` proof fails.
+    catches_a_miss_read_under_the_store_latch: MissReadUnderStoreLatch in EvictionsVsWriteBack breaks EngineLockAcrossIo at 1;
+    /// The worker writes its batch back holding the exclusive instance latch: the
+    /// write-back's `Unlatched` proof fails at the first batch.
+    catches_a_write_back_under_the_latch: WriteBackUnderLatch in StopFlushVsWriteBack breaks EngineLockAcrossIo at 2;
 }
 
 #[test]

@@ -27,7 +27,9 @@ use crate::error::{JetError, JetResult};
 use crate::instance::gate::GatePass;
 use crate::instance::slots::Slots;
 use crate::instance::{InstanceCore, InstanceState, Store};
-use crate::runtime::sync::{spin_until, LeafRwLock, LockRank, RwLockReadGuard, RwLockWriteGuard};
+use crate::runtime::sync::{
+    spin_until, unlatched, LeafRwLock, LockRank, RwLockReadGuard, RwLockWriteGuard,
+};
 use crate::runtime::Runtime;
 use crate::storage::{FlushStart, FrameKey, Lsn, MissPolicy, Storage, TreeReads};
 use crate::transaction::VersionStore;
@@ -574,7 +576,7 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
             };
             // The body changed nothing (the miss came before its first logged change): drop
             // its result, read the page with no lock held, run it again.
-            let bytes = self.unlocked(|| read.read());
+            let bytes = self.unlocked(|| read.read(unlatched::<R>()));
             let store = self.state().store_mut();
             let storage = store
                 .storage
@@ -684,9 +686,18 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
     fn read_missed_page(&mut self, key: FrameKey) -> JetResult<()> {
         let core = self.core;
         drop(self.latch.take());
-        let read = Self::with_cache(core, |storage| storage.defer_read(key));
-        if let Some(read) = read {
-            let bytes = read.read();
+        let reads_under_store_latch = core
+            .options
+            .mutations
+            .is_active(crate::Mutant::MissReadUnderStoreLatch);
+        let registered = Self::with_cache(core, |storage| {
+            let read = storage.defer_read(key)?;
+            // Planted bug: read inside the section that registered the read.
+            let bytes = reads_under_store_latch.then(|| read.read(unlatched::<R>()));
+            Some((read, bytes))
+        });
+        if let Some((read, bytes)) = registered {
+            let bytes = bytes.unwrap_or_else(|| read.read(unlatched::<R>()));
             Self::with_cache(core, |storage| storage.finish_deferred_read(&read, bytes))?;
         }
         self.latch = Some(Latch::take(core, self.mode));
@@ -800,6 +811,11 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
             .options
             .mutations
             .is_active(crate::Mutant::FlushEndReadAfterStoreLatch);
+        let syncs_under_latch = self
+            .core
+            .options
+            .mutations
+            .is_active(crate::Mutant::CommitSyncUnderLatch);
         let core = self.core;
         let mut gathered = R::GROUP_COMMIT_SPINS == 0;
         loop {
@@ -848,7 +864,11 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
                     self.wait_for_flush_in_flight(flushes_ended);
                 }
                 DurableStep::Flush(flush) => {
-                    let written = self.unlocked(|| flush.write_and_sync());
+                    let written = match syncs_under_latch {
+                        // Planted bug: the group's sync made holding the call's latch.
+                        true => flush.write_and_sync(unlatched::<R>()),
+                        false => self.unlocked(|| flush.write_and_sync(unlatched::<R>())),
+                    };
                     self.with_store(|store| {
                         let finished = store
                             .storage

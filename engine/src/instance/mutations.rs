@@ -115,6 +115,21 @@ pub enum Mutant {
     /// exclusive instance latch: a session rolling back a transaction whose pages were
     /// evicted stops every other session for as long as its reads take.
     RollbackReadsUnderLatch,
+    /// A read-only call's cache miss is read inside the store-latch section that registered
+    /// it (one section instead of two): every record write's install in the instance, on
+    /// any table, waits for the disk. The page read's [`crate::runtime::sync::Unlatched`]
+    /// proof fails at the first miss wherever lock ranks are checked.
+    MissReadUnderStoreLatch,
+    /// A commit writes and syncs the log for its group holding its shared instance latch:
+    /// every call that needs the latch exclusively (opening a table, a stop) waits for the
+    /// disk. The sync's [`crate::runtime::sync::Unlatched`] proof fails at the first group
+    /// sync wherever lock ranks are checked.
+    CommitSyncUnderLatch,
+    /// The background flush writes its batch back (and persists the checkpoint) holding the
+    /// exclusive instance latch it prepared the batch under: every session waits for the
+    /// disk. The write-back's [`crate::runtime::sync::Unlatched`] proof fails at the first
+    /// batch wherever lock ranks are checked.
+    WriteBackUnderLatch,
 }
 
 impl Mutant {
@@ -149,9 +164,12 @@ impl Mutant {
         Mutant::StopFlushBesideWriteBack,
         Mutant::FlushEndReadAfterStoreLatch,
         Mutant::RollbackReadsUnderLatch,
+        Mutant::MissReadUnderStoreLatch,
+        Mutant::CommitSyncUnderLatch,
+        Mutant::WriteBackUnderLatch,
     ];
 
-    const fn bit(self) -> u32 {
+    const fn bit(self) -> u64 {
         1 << (self as u32)
     }
 }
@@ -161,7 +179,7 @@ impl Mutant {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Mutations {
     #[cfg_attr(not(feature = "mutants"), allow(dead_code))]
-    bits: u32,
+    bits: u64,
 }
 
 impl Mutations {

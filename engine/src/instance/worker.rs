@@ -13,9 +13,10 @@
 use crate::error::JetResult;
 use crate::instance::status::{CleanupStatus, DefragStatus};
 use crate::instance::{InstanceCore, InstanceState};
-use crate::runtime::sync::{Condvar, LockRank, Mutex, RwLockWriteGuard};
+use crate::runtime::sync::{unlatched, Condvar, LockRank, Mutex, RwLockWriteGuard};
 use crate::runtime::Runtime;
 use crate::storage::{Activity, FileId, FlushStart, WriteBackStart};
+use crate::Mutant;
 use std::collections::BTreeSet;
 
 /// Upper bound on defrag steps in one round, so a round always ends and a shutdown or park is
@@ -298,7 +299,8 @@ fn flush_checkpoint<R: Runtime>(core: &InstanceCore<R>) -> u64 {
             }
         };
         storage.set_activity(Activity::Call);
-        let (written, mut state) = write_back_unlatched(core, state, || batch.write_and_sync());
+        let (written, mut state) =
+            write_back_unlatched(core, state, || batch.write_and_sync(unlatched::<R>()));
         let storage = state
             .store_mut()
             .storage
@@ -337,7 +339,7 @@ fn flush_log_unlatched<R: Runtime>(
     // Calls run while the log is written: their failures are theirs.
     storage.set_activity(Activity::Call);
     drop(state);
-    let written = flush.write_and_sync();
+    let written = flush.write_and_sync(unlatched::<R>());
     let mut state = core.state.write();
     let storage = state
         .storage_mut()
@@ -358,10 +360,21 @@ fn write_back_unlatched<'c, R: Runtime, T>(
     io: impl FnOnce() -> T,
 ) -> (T, RwLockWriteGuard<'c, R, InstanceState<R>>) {
     core.worker.state.lock().write_back_in_flight = true;
-    drop(state);
+    // Planted bug: the write-back's I/O made holding the exclusive instance latch.
+    let kept = match core
+        .options
+        .mutations
+        .is_active(Mutant::WriteBackUnderLatch)
+    {
+        true => Some(state),
+        false => {
+            drop(state);
+            None
+        }
+    };
     let result = io();
     core.worker.signal(|w| w.write_back_in_flight = false);
-    (result, core.state.write())
+    (result, kept.unwrap_or_else(|| core.state.write()))
 }
 
 /// Persists the checkpoint with no latch held while its files are synced and its slot
@@ -378,7 +391,8 @@ fn persist_checkpoint_unlatched<'c, R: Runtime>(
     let persist = storage.begin_checkpoint_persist();
     storage.set_activity(Activity::Call);
     let persist = persist?;
-    let (written, mut state) = write_back_unlatched(core, state, || persist.write_and_sync());
+    let (written, mut state) =
+        write_back_unlatched(core, state, || persist.write_and_sync(unlatched::<R>()));
     let storage = state
         .storage_mut()
         .expect("term waits for the round that persisted the checkpoint");

@@ -72,6 +72,36 @@ fn release<R: Runtime>(rank: LockRank) {
     }
 }
 
+/// What the assertion of [`unlatched`] says when it fails.
+pub const LOCK_ACROSS_IO: &str = "lock held across I/O";
+
+/// Proof that, when it was made, the thread held no lock another call may need: the
+/// argument of every I/O the engine makes beside calls (a cache miss's page read, a
+/// commit's group sync, the background flush's write-backs, log syncs and checkpoint
+/// persists), whose documentation says "called with no lock held". Making one asserts it
+/// wherever lock ranks are checked ([`Runtime::CHECKS_LOCK_RANKS`]), so I/O moved under a
+/// latch fails at its first execution under loom, shuttle (the simulator) and std debug
+/// builds, whichever session it would have held up: the same teeth the rank order has.
+/// Only [`LockRank::StopSerial`] may be held: no call takes it, only stops and resumes,
+/// which wait for this I/O anyway.
+#[derive(Debug, Clone, Copy)]
+pub struct Unlatched(());
+
+/// An [`Unlatched`], after asserting that the thread holds no lock but
+/// [`LockRank::StopSerial`] (the assertion runs where [`Runtime::CHECKS_LOCK_RANKS`]).
+pub fn unlatched<R: Runtime>() -> Unlatched {
+    if R::CHECKS_LOCK_RANKS {
+        R::with_held_lock_ranks(|held| {
+            if let Some(latch) = held.iter().find(|&&rank| rank != LockRank::StopSerial) {
+                panic!(
+                    "{LOCK_ACROSS_IO}: I/O beside calls while holding {latch:?} (held: {held:?})"
+                );
+            }
+        });
+    }
+    Unlatched(())
+}
+
 /// Tries `attempt` up to [`Runtime::RWLOCK_SPINS`] times, spinning between tries.
 fn spin_for<R: Runtime, G>(mut attempt: impl FnMut() -> Option<G>) -> Option<G> {
     let mut guard = None;
@@ -457,6 +487,21 @@ mod tests {
         let claims = Mutex::<StdRuntime, _>::new(LockRank::SessionClaims, 0);
         let _claims = claims.lock();
         let _latch = latch.read();
+    }
+
+    #[test]
+    fn io_beside_calls_may_hold_only_the_stop_serialisation() {
+        let stop_serial = Mutex::<StdRuntime, _>::new(LockRank::StopSerial, 0);
+        let _stop = stop_serial.lock();
+        unlatched::<StdRuntime>();
+    }
+
+    #[test]
+    #[should_panic(expected = "lock held across I/O: I/O beside calls while holding Store")]
+    fn io_beside_calls_under_a_shared_latch_panics() {
+        let store = RwLock::<StdRuntime, _>::new(LockRank::Store, 0);
+        let _store = store.read();
+        unlatched::<StdRuntime>();
     }
 
     #[test]

@@ -48,6 +48,7 @@ use super::page::page_lsn_of;
 use super::{FileId, Lsn, PageNumber, PAGE_SIZE_BYTES};
 use crate::env::io::IoFile;
 use crate::error::{JetError, JetResult};
+use crate::runtime::sync::Unlatched;
 
 /// The smallest cache: enough for a root-to-leaf path during a split plus the header page.
 pub const MIN_CACHE_SIZE_PAGES: usize = 8;
@@ -72,8 +73,8 @@ pub struct DeferredRead {
 }
 
 impl DeferredRead {
-    /// Reads the page. Called with no lock held.
-    pub fn read(&self) -> std::io::Result<Vec<u8>> {
+    /// Reads the page. Called with no lock held ([`Unlatched`] says so).
+    pub fn read(&self, _unlatched: Unlatched) -> std::io::Result<Vec<u8>> {
         let mut bytes = vec![0u8; PAGE_SIZE_BYTES];
         self.file
             .read_at(page_offset_bytes(self.key.1), &mut bytes)?;
@@ -114,8 +115,9 @@ pub struct WriteBackBatch {
 }
 
 impl WriteBackBatch {
-    /// Writes every page and syncs every file written. Called with no lock held.
-    pub fn write_and_sync(&self) -> JetResult<()> {
+    /// Writes every page and syncs every file written. Called with no lock held
+    /// ([`Unlatched`] says so).
+    pub fn write_and_sync(&self, _unlatched: Unlatched) -> JetResult<()> {
         let result = self.write_and_sync_inner();
         self.io_ended.store(true, Ordering::Release);
         result
@@ -749,6 +751,8 @@ impl BufferManager {
 mod tests {
     use super::*;
     use crate::env::io::{Io, MemIo};
+    use crate::runtime::sync::unlatched;
+    use crate::runtime::StdRuntime;
     use crate::storage::log::LogRecord;
     use crate::storage::page::{decode_page, encode_page, Node, PageContent};
 
@@ -866,7 +870,7 @@ mod tests {
         buffers
             .write(file, 100, image, lsn, &mut log)
             .expect("write");
-        let written = batch.write_and_sync();
+        let written = batch.write_and_sync(unlatched::<StdRuntime>());
         let tag = tag_on_disk(&io, 0);
         buffers.finish_write_back(batch, written.is_ok());
         let frame = buffers.frames.get(&(file, 0));
@@ -1037,7 +1041,7 @@ mod tests {
             Some(JetError::OutOfBuffers)
         );
         let deferred = buffers.take_deferred_read().expect("the miss was recorded");
-        let stale = deferred.read();
+        let stale = deferred.read(unlatched::<StdRuntime>());
         buffers.set_miss_policy(MissPolicy::ReadUnderLock);
 
         // Meanwhile a writer changes page 0 to version 2; it is written back and evicted.

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use crate::env::io::{Io, IoFile};
 use crate::error::{JetError, JetResult};
+use crate::runtime::sync::Unlatched;
 
 /// Bytes of the log file header; also the first LSN.
 pub const LOG_HEADER_BYTES: u64 = 24;
@@ -458,8 +459,8 @@ impl LogFlush {
         self.offset + self.bytes.len() as u64
     }
 
-    /// Writes and syncs the bytes. Called with no lock held.
-    pub fn write_and_sync(&self) -> std::io::Result<()> {
+    /// Writes and syncs the bytes. Called with no lock held ([`Unlatched`] says so).
+    pub fn write_and_sync(&self, _unlatched: Unlatched) -> std::io::Result<()> {
         self.file.write_at(self.offset, &self.bytes)?;
         self.file.sync()
     }

@@ -36,6 +36,7 @@ use std::collections::BTreeMap;
 
 use crate::env::io::Io;
 use crate::error::{JetError, JetResult};
+use crate::runtime::sync::Unlatched;
 use buffer_manager::BufferManager;
 pub use buffer_manager::{DeferredRead, FrameKey, MissPolicy, WriteBackBatch};
 use checkpoint::{CheckpointFile, CheckpointState};
@@ -175,8 +176,8 @@ pub struct CheckpointPersist {
 
 impl CheckpointPersist {
     /// Syncs the written data files, then writes and syncs the checkpoint. Called with no
-    /// lock held.
-    pub fn write_and_sync(&self) -> std::io::Result<()> {
+    /// lock held ([`Unlatched`] says so).
+    pub fn write_and_sync(&self, _unlatched: Unlatched) -> std::io::Result<()> {
         for file in &self.written_files {
             file.sync()?;
         }
