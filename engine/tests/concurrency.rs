@@ -2,9 +2,12 @@
 //!
 //! A blocking `Io` wrapper holds one chosen I/O of one chosen thread (a page read of one
 //! database, or a sync of the log) until the test lets it go. While it is held, another
-//! session makes calls on another database whose pages are cached; every one of them must
-//! finish. With a call body that holds the instance lock across its I/O, none would: the
-//! test then fails through its deadlock watchdog (a bounded wait for a result, not a sleep).
+//! session makes calls on another database whose pages are cached (reads, a record write
+//! rolled back, calls that take the instance latch exclusively); every one of them must
+//! finish. With a body that holds any lock across its I/O, shared or exclusive, some would
+//! not: the test then fails through its deadlock watchdog (a bounded wait for a result, not
+//! a sleep). Every build that checks lock ranks also fails such I/O at once, through its
+//! `Unlatched` proof (`engine/src/runtime/sync.rs`).
 
 mod common;
 
@@ -20,6 +23,10 @@ use std::time::Duration;
 const DB_A: &str = "db/a.edb";
 const DB_B: &str = "db/b.edb";
 const CALLS_WHILE_BLOCKED: u32 = 300;
+/// [`calls_on_b`]'s cycle; [`CALLS_WHILE_BLOCKED`] is a whole number of them, so B ends
+/// with no transaction open.
+const CALLS_ON_B_CYCLE: u32 = 10;
+const _: () = assert!(CALLS_WHILE_BLOCKED.is_multiple_of(CALLS_ON_B_CYCLE));
 /// How long the watchdog waits for the other session's calls before it calls the engine
 /// stuck. Generous: the calls take milliseconds; only a deadlock comes near it.
 const WATCHDOG: Duration = Duration::from_secs(120);
@@ -229,13 +236,22 @@ fn cached_session_on_b(jet: &StdJet, instance: InstanceHandle) -> (SessionHandle
     (sesid, table)
 }
 
-/// Seeks, retrieves and moves on B; returns how many succeeded.
+/// The calls on B, a cycle of [`CALLS_ON_B_CYCLE`]: reads under the shared latches, a record
+/// write (it installs under the store latch held exclusively) rolled back (so it waits for
+/// no log sync), and calls that take the instance latch exclusively. So a lock held across
+/// the other session's I/O stops some of them whichever lock it is and however it is held.
+/// Returns how many succeeded.
 fn calls_on_b(jet: &StdJet, sesid: SessionHandle, table: TableHandle) -> u32 {
     let mut succeeded = 0;
     for i in 0..CALLS_WHILE_BLOCKED {
-        let result = match i % 3 {
-            0 => jet.seek(sesid, table, &key(i % 50), SeekMode::Equal),
-            1 => jet.retrieve(sesid, table).map(|_| ()),
+        let result = match i % CALLS_ON_B_CYCLE {
+            0 | 8 => jet.seek(sesid, table, &key(i % 50), SeekMode::Equal),
+            1 | 9 => jet.retrieve(sesid, table).map(|_| ()),
+            2 => jet.begin_transaction(sesid),
+            3 => jet.replace(sesid, table, b"scratch"),
+            4 => jet.rollback(sesid),
+            5 => jet.set_session_context(sesid, 0x5E55),
+            6 => jet.reset_session_context(sesid),
             _ => jet.move_cursor(sesid, table, MoveTo::First),
         };
         succeeded += u32::from(result.is_ok());
