@@ -48,6 +48,34 @@ pub struct StopObservation {
     /// means there was none. Otherwise some may never have left the engine's memory.
     #[serde(default)]
     pub log_read_whole: bool,
+    /// Filled at the end of the run, for full stops: the page changes the log as written
+    /// holds at or after [`DiskAtStop::log_end_lsn`] (see [`PageChangesAfter`]).
+    #[serde(default)]
+    pub page_changes_after: Option<PageChangesAfter>,
+}
+
+/// What changed pages after a full stop returned, read from the log as written: its
+/// page-image records (one per tree operation that changed pages; a record of a database's
+/// header alone is the clean mark a detach or a clean term writes, and is not counted) and
+/// the record changes its
+/// `Rollback` records say they undid (each undone change is one tree operation, so at most
+/// one page-image record). After a full stop only a rollback (`JetRollback`, or the rollback
+/// `JetEndSession` makes) may change a page: online defrag is parked and every other call
+/// that writes is refused, so more page images than undone changes is a page change nothing
+/// allowlisted made.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageChangesAfter {
+    /// The LSNs of the page-image records.
+    pub page_image_lsns: Vec<u64>,
+    /// The record changes the `Rollback` records undid, summed.
+    pub rolled_back_changes: u64,
+}
+
+impl PageChangesAfter {
+    /// The page-image records no rollback accounts for (0 when the rollbacks cover them).
+    pub fn unaccounted(&self) -> u64 {
+        (self.page_image_lsns.len() as u64).saturating_sub(self.rolled_back_changes)
+    }
 }
 
 /// The simulated disk at one instant, as the harness reads it (durable bytes only: what a

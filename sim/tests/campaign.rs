@@ -705,6 +705,9 @@ fn observed_stop(
         },
         versions_held: 0,
         first_write_at: Some(10),
+        page_changes_after: gated_records_after
+            .as_ref()
+            .map(|_| jetsim::history::PageChangesAfter::default()),
         gated_records_after,
         log_read_whole: true,
     }
@@ -867,7 +870,10 @@ fn stop_checks_decide_from_the_disk_and_count_what_they_cannot_see() {
     let mut seen = Observability::default();
     assert!(stop_effects(&history, &mut seen).is_empty());
     let unobservable: Vec<Rule> = seen.unobservable.iter().map(|u| u.rule).collect();
-    assert_eq!(unobservable, [Rule::Preparation, Rule::StopDrained]);
+    assert_eq!(
+        unobservable,
+        [Rule::Preparation, Rule::StopDrained, Rule::DefragParked]
+    );
     assert!(seen.unobservable[0].detail.contains("Rollback"));
     // A gated call invoked after the stop began preparing, and admitted.
     history.events = vec![jetsim::history::Event {
@@ -894,8 +900,67 @@ fn stop_checks_decide_from_the_disk_and_count_what_they_cannot_see() {
     history.stop_observations = vec![partial];
     let mut seen = Observability::default();
     assert!(stop_effects(&history, &mut seen).is_empty());
-    assert_eq!(seen.unobservable.len(), 1);
-    assert_eq!(seen.unobservable[0].rule, Rule::StopDrained);
+    let unobservable: Vec<Rule> = seen.unobservable.iter().map(|u| u.rule).collect();
+    assert_eq!(unobservable, [Rule::StopDrained, Rule::DefragParked]);
+}
+
+/// defrag-parked decides from the log the harness read: page images after a full stop that
+/// its rollbacks' undone changes do not cover are a violation; covered ones are not; a log
+/// read before its tail was flushed proves nothing by its silence; a disk that failed an
+/// operation makes the check unobservable (a rollback may have stopped half way).
+#[test]
+fn defrag_parked_counts_page_changes_against_the_rollbacks_after_the_stop() {
+    use jetsim::check::rules::{stop_effects, Observability};
+    use jetsim::check::Rule;
+    use jetsim::history::{History, PageChangesAfter};
+    let changes = |lsns: &[u64], rolled_back_changes| PageChangesAfter {
+        page_image_lsns: lsns.to_vec(),
+        rolled_back_changes,
+    };
+    let verdict = |changes: PageChangesAfter, read_whole: bool, disk_failed: bool| {
+        let mut history = History {
+            workers: 2,
+            ..History::default()
+        };
+        let mut stop = observed_stop(true, Some(Vec::new()));
+        stop.page_changes_after = Some(changes);
+        stop.log_read_whole = read_whole;
+        history.stop_observations = vec![stop];
+        history.first_disk_failure_at = disk_failed.then_some(40);
+        let mut seen = Observability::default();
+        let violations: Vec<Rule> = stop_effects(&history, &mut seen)
+            .iter()
+            .map(|v| v.rule)
+            .collect();
+        let unobservable = seen
+            .unobservable
+            .iter()
+            .any(|u| u.rule == Rule::DefragParked);
+        (violations, unobservable)
+    };
+    // A defrag step after the stop: one page image, no rollback.
+    assert_eq!(
+        verdict(changes(&[600], 0), true, false),
+        (vec![Rule::DefragParked], false)
+    );
+    // Two rollbacks' undone changes cover their page images.
+    assert_eq!(
+        verdict(changes(&[600, 700], 2), true, false),
+        (vec![], false)
+    );
+    // One more page image than the rollbacks undid.
+    assert_eq!(
+        verdict(changes(&[600, 700, 800], 2), true, false),
+        (vec![Rule::DefragParked], false)
+    );
+    // Found in a log read before its tail was flushed: still a violation; silence is not a pass.
+    assert_eq!(
+        verdict(changes(&[600], 0), false, false),
+        (vec![Rule::DefragParked], false)
+    );
+    assert_eq!(verdict(changes(&[], 0), false, false), (vec![], true));
+    // The disk failed an operation: a rollback may have logged half its changes.
+    assert!(verdict(changes(&[600], 0), true, true).1);
 }
 
 // Opens like the other campaign tests (skip when replaying one seed, options, run): kept one

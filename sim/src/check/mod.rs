@@ -48,6 +48,10 @@ pub enum Rule {
     /// The first successful full stop returned with versions still in the version store's
     /// memory (the harness's meter), though no transaction was open while it cleaned up.
     VersionCleanup,
+    /// After a successful full stop returned, the log gained page images that no rollback
+    /// accounts for: something other than an allowlisted call changed pages (online defrag
+    /// still running), as the harness read the log itself.
+    DefragParked,
     /// The final term did not succeed.
     FinalTerm,
     /// The linearizability search hit its bound: no verdict.
@@ -66,6 +70,7 @@ impl Rule {
         Rule::StopDrained,
         Rule::Preparation,
         Rule::VersionCleanup,
+        Rule::DefragParked,
         Rule::FinalTerm,
         Rule::SearchBound,
         Rule::Durability,
@@ -80,6 +85,7 @@ impl Rule {
             Rule::StopDrained => "stop-drained",
             Rule::Preparation => "preparation",
             Rule::VersionCleanup => "version-cleanup",
+            Rule::DefragParked => "defrag-parked",
             Rule::FinalTerm => "final-term",
             Rule::SearchBound => "search-bound",
             Rule::Durability => "durability",

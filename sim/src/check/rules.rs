@@ -215,6 +215,73 @@ fn preparation_unobservable(history: &History, observation: &StopObservation) ->
     None
 }
 
+/// defrag-parked for one full stop: after it returned, the only calls that may change pages
+/// are rollbacks (and the rollback `JetEndSession` makes), each undone record change one
+/// tree operation, so the log as written must hold no more page images after the stop than
+/// its `Rollback` records undid changes. Online defrag still moving pages after the stop
+/// returned (ESE's stop ends it first) breaks it. Decided from the log the harness read
+/// itself and its own fault log; unobservable when the disk failed an operation (a rollback
+/// may have stopped half way) or no clean term flushed the log's tail and nothing was found.
+fn defrag_parked(
+    history: &History,
+    observation: &StopObservation,
+    seen: &mut Observability,
+) -> Option<Violation> {
+    use unobservable_reason as reason;
+    if observation.grbit != 0 {
+        return None;
+    }
+    let Some(changes) = &observation.page_changes_after else {
+        seen.unobservable(
+            Rule::DefragParked,
+            observation.stop_returned,
+            (
+                reason::LOG_TAIL_UNREAD,
+                "the log was not read at the end of the run".to_owned(),
+            ),
+        );
+        return None;
+    };
+    if let Some(step) = history.first_disk_failure_at {
+        seen.unobservable(
+            Rule::DefragParked,
+            observation.stop_returned,
+            (
+                reason::DISK_FAILED,
+                format!("the disk failed an operation (injected) at step {step}"),
+            ),
+        );
+        return None;
+    }
+    let unaccounted = changes.unaccounted();
+    if unaccounted == 0 && !observation.log_read_whole {
+        seen.unobservable(
+            Rule::DefragParked,
+            observation.stop_returned,
+            (
+                reason::LOG_TAIL_UNREAD,
+                "no clean term flushed the log's tail, so the log could not be read whole"
+                    .to_owned(),
+            ),
+        );
+        return None;
+    }
+    seen.observed(Rule::DefragParked);
+    (unaccounted > 0).then(|| Violation {
+        rule: Rule::DefragParked,
+        message: format!(
+            "{}, and the log then gained {} page-image records (at LSNs {:?}) while its \
+             rollbacks undid {} record changes: {unaccounted} page changes no allowlisted call \
+             made. A stop parks online defragmentation and waits for the pass in progress \
+             before it returns; after it only rollbacks change pages",
+            observed_stop_name(history, observation),
+            changes.page_image_lsns.len(),
+            changes.page_image_lsns,
+            changes.rolled_back_changes
+        ),
+    })
+}
+
 /// A call as the stop checks list it: lane, call and steps.
 pub(super) fn call_span(history: &History, e: &Event) -> String {
     format!(
@@ -315,7 +382,9 @@ pub fn admitted_while_preparing<'a>(
 ///   checkpoint at the durable log's end, nothing unsynced, and recovery of a copy redoes no
 ///   page;
 /// - stop-drained (full stops): the log gains no record only a gated call writes after the
-///   stop returned.
+///   stop returned;
+/// - defrag-parked (full stops): the log gains no page change after the stop returned but
+///   the ones its rollbacks undid.
 pub fn stop_effects(history: &History, seen: &mut Observability) -> Vec<Violation> {
     let mut violations = Vec::new();
     for observation in &history.stop_observations {
@@ -388,6 +457,7 @@ pub fn stop_effects(history: &History, seen: &mut Observability) -> Vec<Violatio
                 }
             }
         }
+        violations.extend(defrag_parked(history, observation, seen));
     }
     violations
 }

@@ -636,7 +636,12 @@ fn print_stops_and_crashes(options: &CampaignOptions, summary: &CampaignSummary)
         summary.stops_landed[2],
         plural(summary.runs_without_stop as usize, "run", "runs")
     );
-    for rule in [Rule::Preparation, Rule::StopDrained, Rule::VersionCleanup] {
+    for rule in [
+        Rule::Preparation,
+        Rule::StopDrained,
+        Rule::VersionCleanup,
+        Rule::DefragParked,
+    ] {
         let unobservable = summary.stops_unobservable.get(&rule);
         println!(
             "  {:<22} {:>10} stops checked, {} unobservable ({})",

@@ -159,6 +159,7 @@ fn offending(input: &TimelineInput) -> Notes {
     for (rule, short) in [
         (Rule::Preparation, "preparation incomplete"),
         (Rule::VersionCleanup, "versions left after cleanup"),
+        (Rule::DefragParked, "pages changed after the stop"),
     ] {
         for v in input.violations.iter().filter(|v| v.rule == rule) {
             for stop in &stops {

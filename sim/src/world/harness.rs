@@ -9,8 +9,8 @@
 //! included, is recorded with global invocation and response sequence numbers.
 
 use crate::history::{
-    AfterStop, CheckpointAudited, CrashPoint, DiskAtStop, EndState, Event, History, RecoveryWork,
-    SessionEnd, StopObservation,
+    AfterStop, CheckpointAudited, CrashPoint, DiskAtStop, EndState, Event, History,
+    PageChangesAfter, RecoveryWork, SessionEnd, StopObservation,
 };
 use crate::model::Outcome;
 use crate::workload::config::{RunConfig, Schedule};
@@ -446,6 +446,7 @@ impl DiskTap {
         if history.stop_observations.is_empty() {
             return;
         }
+        use jetsim_engine::storage::database::HEADER_PAGE;
         use jetsim_engine::storage::LogRecord;
         let (records, _) =
             self.with_written(MAIN_LOG_PATH, jetsim_engine::storage::log::decode_all);
@@ -469,6 +470,25 @@ impl DiskTap {
                 .collect();
             observation.gated_records_after = Some(gated);
             observation.log_read_whole = flushed_by_clean_term;
+            let mut changes = PageChangesAfter::default();
+            for (lsn, record) in records
+                .iter()
+                .filter(|(lsn, _)| *lsn >= observation.disk.log_end_lsn)
+            {
+                match record {
+                    // A database's header alone is its clean mark (detach, a clean term).
+                    LogRecord::PageImages { images, .. }
+                        if images.iter().any(|(page, _)| *page != HEADER_PAGE) =>
+                    {
+                        changes.page_image_lsns.push(*lsn)
+                    }
+                    LogRecord::Rollback { undone, .. } => {
+                        changes.rolled_back_changes += u64::from(*undone)
+                    }
+                    _ => {}
+                }
+            }
+            observation.page_changes_after = Some(changes);
         }
     }
 
@@ -1395,6 +1415,7 @@ fn observe_disk_at_stop(
             first_write_at: stop.first_write_at,
             gated_records_after: None,
             log_read_whole: false,
+            page_changes_after: None,
         });
 }
 
