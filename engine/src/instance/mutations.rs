@@ -130,6 +130,10 @@ pub enum Mutant {
     /// disk. The write-back's [`crate::runtime::sync::Unlatched`] proof fails at the first
     /// batch wherever lock ranks are checked.
     WriteBackUnderLatch,
+    /// A stop parks online defrag without waiting for the pass in progress: the stop returns
+    /// (its record saying defrag parked) while that pass goes on moving records between
+    /// pages, which ESE's stop promises to have ended.
+    DefragParkSkipsPassInProgress,
 }
 
 impl Mutant {
@@ -167,6 +171,7 @@ impl Mutant {
         Mutant::MissReadUnderStoreLatch,
         Mutant::CommitSyncUnderLatch,
         Mutant::WriteBackUnderLatch,
+        Mutant::DefragParkSkipsPassInProgress,
     ];
 
     const fn bit(self) -> u64 {

@@ -16,7 +16,7 @@ use crate::instance::{InstanceCore, InstanceState};
 use crate::runtime::sync::{unlatched, Condvar, LockRank, Mutex, RwLockWriteGuard};
 use crate::runtime::Runtime;
 use crate::storage::{Activity, FileId, FlushStart, WriteBackStart};
-use crate::Mutant;
+use crate::{Mutant, Mutations};
 use std::collections::BTreeSet;
 
 /// Upper bound on defrag steps in one round, so a round always ends and a shutdown or park is
@@ -124,13 +124,17 @@ impl<R: Runtime> Worker<R> {
         self.state.lock().clone()
     }
 
-    /// Parks defragmentation and waits until no defrag pass is running. Returns the status
-    /// before and after.
-    pub fn park_defrag(&self) -> (DefragStatus, DefragStatus) {
+    /// Parks defragmentation and waits until no defrag pass is running (a pass checks the
+    /// park between its steps only). Returns the status before and after.
+    pub fn park_defrag(&self, mutations: Mutations) -> (DefragStatus, DefragStatus) {
         let mut state = self.state.lock();
         let before = state.defrag_status();
         state.defrag_parked = true;
-        let state = self.wake.wait_while(state, |s| s.defrag_pass_active);
+        // Planted bug: report defrag parked while its pass in progress still moves pages.
+        let waits_for_pass = !mutations.is_active(Mutant::DefragParkSkipsPassInProgress);
+        let state = self
+            .wake
+            .wait_while(state, |s| waits_for_pass && s.defrag_pass_active);
         let after = state.defrag_status();
         drop(state);
         self.wake.notify_all();
