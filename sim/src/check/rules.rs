@@ -272,8 +272,10 @@ fn defrag_parked(
         message: format!(
             "{}, and the log then gained {} page-image records (at LSNs {:?}) while its \
              rollbacks undid {} record changes: {unaccounted} page changes no allowlisted call \
-             made. A stop parks online defragmentation and waits for the pass in progress \
-             before it returns; after it only rollbacks change pages",
+             accounts for. A stop parks online defragmentation and waits for the pass in \
+             progress before it returns, and after it only rollbacks change pages, each undone \
+             change one record: defrag still moving records, a call working past the stop, a \
+             stop that left the log unflushed, or a change logged in pieces",
             observed_stop_name(history, observation),
             changes.page_image_lsns.len(),
             changes.page_image_lsns,
