@@ -153,6 +153,26 @@ const fn sim(rules: &'static [Rule], scheduling: Scheduling, max_seeds: u64) -> 
     })
 }
 
+/// An entry whose checker is the engine's `Unlatched` assertion (I/O beside calls made holding
+/// a lock): loom's `model` at `bound` fails at `execution`, the simulator's no-panic rule
+/// within `max_seeds` mix seeds.
+const fn unlatched_assertion(
+    mutant: &'static str,
+    model: StopModel,
+    bound: Option<usize>,
+    execution: usize,
+    max_seeds: u64,
+) -> Entry {
+    Entry {
+        mutant,
+        loom: loom(model, bound, Property::EngineLockAcrossIo, execution),
+        sim: sim(&[Rule::NoPanic], Scheduling::Mix, max_seeds),
+        crash_tests: None,
+        sweep_test: None,
+        concurrency_test: None,
+    }
+}
+
 /// Where the engine's crash tests live (relative to the workspace root).
 pub const CRASH_TESTS: &str = "engine/tests/recovery.rs";
 /// Where the simulator's crash-point sweep tests live (relative to the workspace root).
@@ -608,56 +628,38 @@ pub const CATALOGUE: &[Entry] = &[
         sweep_test: None,
         concurrency_test: Some("planted_rollback_reads_under_latch_is_caught"),
     },
-    Entry {
-        mutant: "MissReadUnderStoreLatch",
-        // The page read's `Unlatched` proof (asserted wherever lock ranks are checked) fails
-        // at the first miss of a read-only call or a record write's plan. First detection
-        // from start 0 at seed 13 (mix), 424 of 2,000 default seeds. Loom: a record write of
-        // the eviction model misses a page its evictions pushed out, at execution 1.
-        loom: loom(
-            StopModel::EvictionsVsWriteBack,
-            EVICTIONS_LOOM_BOUND,
-            Property::EngineLockAcrossIo,
-            1,
-        ),
-        sim: sim(&[Rule::NoPanic], Scheduling::Mix, MISS_READ_UNDER_STORE_MAX),
-        crash_tests: None,
-        sweep_test: None,
-        concurrency_test: None,
-    },
-    Entry {
-        mutant: "CommitSyncUnderLatch",
-        // The group sync's `Unlatched` proof fails at the first commit that writes the log
-        // itself: first detection at seed 0 (mix), 1,992 of 2,000 default seeds; loom at
-        // execution 1 of the group-commit model.
-        loom: loom(
-            StopModel::GroupCommit,
-            Some(3),
-            Property::EngineLockAcrossIo,
-            1,
-        ),
-        sim: sim(&[Rule::NoPanic], Scheduling::Mix, IO_UNDER_LATCH_MAX),
-        crash_tests: None,
-        sweep_test: None,
-        concurrency_test: None,
-    },
-    Entry {
-        mutant: "WriteBackUnderLatch",
-        // The write-back's `Unlatched` proof fails at the background flush's first batch:
-        // first detection at seed 0 (mix), 1,224 of 2,000 default seeds (the runs whose
-        // worker writes a batch back); loom at execution 2 of the stop-flush model, whose
-        // first execution's worker finds nothing dirty.
-        loom: loom(
-            StopModel::StopFlushVsWriteBack,
-            WRITE_BACK_LOOM_BOUND,
-            Property::EngineLockAcrossIo,
-            2,
-        ),
-        sim: sim(&[Rule::NoPanic], Scheduling::Mix, IO_UNDER_LATCH_MAX),
-        crash_tests: None,
-        sweep_test: None,
-        concurrency_test: None,
-    },
+    // The page read's `Unlatched` proof fails at the first miss of a read-only call or a
+    // record write's plan. First detection from start 0 at seed 13 (mix), 424 of 2,000
+    // default seeds. Loom: a record write of the eviction model misses a page its evictions
+    // pushed out, at execution 1.
+    unlatched_assertion(
+        "MissReadUnderStoreLatch",
+        StopModel::EvictionsVsWriteBack,
+        EVICTIONS_LOOM_BOUND,
+        1,
+        MISS_READ_UNDER_STORE_MAX,
+    ),
+    // The group sync's `Unlatched` proof fails at the first commit that writes the log
+    // itself: first detection at seed 0 (mix), 1,992 of 2,000 default seeds; loom at
+    // execution 1 of the group-commit model.
+    unlatched_assertion(
+        "CommitSyncUnderLatch",
+        StopModel::GroupCommit,
+        Some(3),
+        1,
+        IO_UNDER_LATCH_MAX,
+    ),
+    // The write-back's `Unlatched` proof fails at the background flush's first batch: first
+    // detection at seed 0 (mix), 1,224 of 2,000 default seeds (the runs whose worker writes a
+    // batch back); loom at execution 2 of the stop-flush model, whose first execution's
+    // worker finds nothing dirty.
+    unlatched_assertion(
+        "WriteBackUnderLatch",
+        StopModel::StopFlushVsWriteBack,
+        WRITE_BACK_LOOM_BOUND,
+        2,
+        IO_UNDER_LATCH_MAX,
+    ),
     Entry {
         mutant: "DefragParkSkipsPassInProgress",
         // The stop returns while a defrag pass already past its park check still moves
