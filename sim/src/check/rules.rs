@@ -7,7 +7,9 @@ use super::{listing_clause, Rule, Violation};
 // The runner's items under this path too, which the tests name them by.
 pub use super::{check_run, RunVerdict, StopLanding, SEARCH_STATES_MAX};
 
-use crate::history::{EndState, Event, History, SessionEnd, StopObservation, Tables};
+use crate::history::{
+    EndState, Event, History, PageChangesAfter, SessionEnd, StopObservation, Tables,
+};
 use crate::model::{ModelPhase, ModelState, Outcome};
 use crate::report::transitions::thread_label;
 use crate::workload::{Call, InstanceRef};
@@ -231,43 +233,39 @@ fn defrag_parked(
     if observation.grbit != 0 {
         return None;
     }
-    let Some(changes) = &observation.page_changes_after else {
-        seen.unobservable(
-            Rule::DefragParked,
-            observation.stop_returned,
-            (
-                reason::LOG_TAIL_UNREAD,
-                "the log was not read at the end of the run".to_owned(),
-            ),
-        );
-        return None;
+    let changes = observation.page_changes_after.as_ref();
+    let unaccounted = changes.map_or(0, PageChangesAfter::unaccounted);
+    let why = match (changes, history.first_disk_failure_at) {
+        (None, _) => (
+            reason::LOG_TAIL_UNREAD,
+            "the log was not read at the end of the run".to_owned(),
+        ),
+        (Some(_), Some(step)) => (
+            reason::DISK_FAILED,
+            format!("the disk failed an operation (injected) at step {step}"),
+        ),
+        (Some(_), None) if unaccounted == 0 && !observation.log_read_whole => (
+            reason::LOG_TAIL_UNREAD,
+            "no clean term flushed the log's tail, so the log could not be read whole".to_owned(),
+        ),
+        (Some(changes), None) => {
+            seen.observed(Rule::DefragParked);
+            return (unaccounted > 0)
+                .then(|| defrag_parked_violation(history, observation, changes));
+        }
     };
-    if let Some(step) = history.first_disk_failure_at {
-        seen.unobservable(
-            Rule::DefragParked,
-            observation.stop_returned,
-            (
-                reason::DISK_FAILED,
-                format!("the disk failed an operation (injected) at step {step}"),
-            ),
-        );
-        return None;
-    }
+    seen.unobservable(Rule::DefragParked, observation.stop_returned, why);
+    None
+}
+
+/// defrag-parked's violation, in words.
+fn defrag_parked_violation(
+    history: &History,
+    observation: &StopObservation,
+    changes: &PageChangesAfter,
+) -> Violation {
     let unaccounted = changes.unaccounted();
-    if unaccounted == 0 && !observation.log_read_whole {
-        seen.unobservable(
-            Rule::DefragParked,
-            observation.stop_returned,
-            (
-                reason::LOG_TAIL_UNREAD,
-                "no clean term flushed the log's tail, so the log could not be read whole"
-                    .to_owned(),
-            ),
-        );
-        return None;
-    }
-    seen.observed(Rule::DefragParked);
-    (unaccounted > 0).then(|| Violation {
+    Violation {
         rule: Rule::DefragParked,
         message: format!(
             "{}, and the log then gained {} page-image records (at LSNs {:?}) while its \
@@ -281,7 +279,7 @@ fn defrag_parked(
             changes.page_image_lsns,
             changes.rolled_back_changes
         ),
-    })
+    }
 }
 
 /// A call as the stop checks list it: lane, call and steps.

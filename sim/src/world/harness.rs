@@ -455,27 +455,17 @@ impl DiskTap {
             .iter_mut()
             .filter(|o| o.grbit == 0)
         {
-            let gated = records
-                .iter()
-                .filter(|(lsn, _)| *lsn >= observation.disk.log_end_lsn)
-                .filter_map(|(lsn, record)| {
-                    let kind = match record {
-                        LogRecord::Undo { .. } => "Undo",
-                        LogRecord::Commit { .. } => "Commit",
-                        LogRecord::AttachDatabase { .. } => "AttachDatabase",
-                        _ => return None,
-                    };
-                    Some(format!("{kind}@{lsn}"))
-                })
-                .collect();
-            observation.gated_records_after = Some(gated);
-            observation.log_read_whole = flushed_by_clean_term;
+            // One pass over the records after the stop, for both rules that read them.
+            let mut gated = Vec::new();
             let mut changes = PageChangesAfter::default();
             for (lsn, record) in records
                 .iter()
                 .filter(|(lsn, _)| *lsn >= observation.disk.log_end_lsn)
             {
                 match record {
+                    LogRecord::Undo { .. } => gated.push(format!("Undo@{lsn}")),
+                    LogRecord::Commit { .. } => gated.push(format!("Commit@{lsn}")),
+                    LogRecord::AttachDatabase { .. } => gated.push(format!("AttachDatabase@{lsn}")),
                     // A database's header alone is its clean mark (detach, a clean term).
                     LogRecord::PageImages { images, .. }
                         if images.iter().any(|(page, _)| *page != HEADER_PAGE) =>
@@ -488,7 +478,9 @@ impl DiskTap {
                     _ => {}
                 }
             }
+            observation.gated_records_after = Some(gated);
             observation.page_changes_after = Some(changes);
+            observation.log_read_whole = flushed_by_clean_term;
         }
     }
 
