@@ -95,6 +95,9 @@ const E_LOCK_RANK: &str = "lock rank: taking";
 /// The engine's own assertion that I/O beside calls holds no lock
 /// (`engine/src/runtime/sync.rs`, `unlatched`).
 const E_LOCK_ACROSS_IO: &str = jetsim_engine::runtime::sync::LOCK_ACROSS_IO;
+/// The engine's own assertion that no I/O is made holding a latch shared
+/// (`engine/src/runtime/sync.rs`, `assert_no_shared_latch_io`).
+const E_IO_UNDER_SHARED_LATCH: &str = jetsim_engine::runtime::sync::IO_UNDER_SHARED_LATCH;
 
 /// A property a model asserts, recognised in the panic message of a failing execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -135,6 +138,8 @@ pub enum Property {
     EngineLockRank,
     /// The engine's own assertion: I/O made beside calls while holding a lock.
     EngineLockAcrossIo,
+    /// The engine's own assertion: I/O made while holding a latch shared.
+    EngineIoUnderSharedLatch,
     /// A committed change the stop's flush wrote back was not on the disk after term.
     PagesKept,
 }
@@ -159,6 +164,7 @@ impl Property {
         Property::WritesKept,
         Property::EngineLockRank,
         Property::EngineLockAcrossIo,
+        Property::EngineIoUnderSharedLatch,
         Property::PagesKept,
     ];
 
@@ -183,6 +189,7 @@ impl Property {
             Property::WritesKept => "writes-kept",
             Property::EngineLockRank => "engine-lock-rank",
             Property::EngineLockAcrossIo => "engine-lock-across-io",
+            Property::EngineIoUnderSharedLatch => "engine-io-under-shared-latch",
             Property::PagesKept => "pages-kept",
         }
     }
@@ -208,6 +215,7 @@ impl Property {
             Property::WritesKept => P_WRITES_KEPT,
             Property::EngineLockRank => E_LOCK_RANK,
             Property::EngineLockAcrossIo => E_LOCK_ACROSS_IO,
+            Property::EngineIoUnderSharedLatch => E_IO_UNDER_SHARED_LATCH,
             Property::PagesKept => P_PAGES_KEPT,
         }
     }

@@ -433,16 +433,16 @@ fn heavy_stop_flush_vs_background_write_back() {
 fn evictions_vs_background_write_back() {
     assert_eq!(StopModel::EvictionsVsWriteBack.bound(), Some(1));
     let (executions, coverage) = passes(StopModel::EvictionsVsWriteBack);
-    assert_eq!(executions, 128);
+    assert_eq!(executions, 132);
     // [a worker's write landed after main's racing writes began, none did]
-    assert_eq!(coverage, [126, 2]);
+    assert_eq!(coverage, [130, 2]);
 }
 
 teeth! {
     /// A record write needing cache room evicts the changed page while the worker's batch
     /// holding its older copy is out: the eviction writes the newer image, the batch lands
     /// over it, and the page is no longer cached to be written again.
-    catches_a_frame_evicted_during_its_write_back: FrameEvictedDuringWriteBack in EvictionsVsWriteBack breaks PagesKept at 122;
+    catches_a_frame_evicted_during_its_write_back: FrameEvictedDuringWriteBack in EvictionsVsWriteBack breaks PagesKept at 126;
 }
 
 teeth! {
@@ -452,6 +452,10 @@ teeth! {
     /// The worker writes its batch back holding the exclusive instance latch: the
     /// write-back's `Unlatched` proof fails at the first batch.
     catches_a_write_back_under_the_latch: WriteBackUnderLatch in StopFlushVsWriteBack breaks EngineLockAcrossIo at 2;
+    /// A record write installs without checking that its new page's frame can be had clean:
+    /// with every frame dirty, the eviction inside the install writes a page back holding
+    /// the store latch under the shared instance latch, and the storage's check fails.
+    catches_an_install_evicting_under_the_store_latch: InstallEvictsUnderStoreLatch in EvictionsVsWriteBack breaks EngineIoUnderSharedLatch at 1;
 }
 
 #[test]

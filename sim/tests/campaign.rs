@@ -373,14 +373,15 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
         Scheduling::Mix,
         COMMIT_ACK_MAX,
     ),
-    // A split logged page by page, torn by a power cut right after the write-back of an
-    // eviction in its middle (the crash switch's write-back share); since record writes install
-    // their staged pages at once, only a split's new pages evict inside an operation.
+    // An operation logged page by page: a rollback after a full stop logs one undone change
+    // as several page-image records, which the harness counts in the log against the
+    // changes undone. (No eviction tears a record write's split any more: an install makes
+    // its room before it logs.) First detection from 0 at seed 177.
     (
-        Rule::Durability,
+        Rule::DefragParked,
         Mutant::OperationLoggedPerPage,
         Scheduling::Mix,
-        3000,
+        1000,
     ),
     // The harness's checkpoint audit: a checkpoint taken from the newest dirty page passes
     // a change the durable database file lacks.

@@ -11,7 +11,7 @@ use crate::instance::params::{InstanceOptions, SystemParameter};
 use crate::instance::slots::Slots;
 use crate::instance::status::{InstanceStatus, StopRecord};
 use crate::instance::{worker, InstanceCore};
-use crate::runtime::sync::Thread;
+use crate::runtime::sync::{assert_no_shared_latch_io, Thread};
 use crate::runtime::Runtime;
 use crate::storage::{Failure, RecoveryReport, Storage};
 use crate::transaction::VersionStore;
@@ -138,6 +138,7 @@ impl<R: Runtime> Jet<R> {
                         .set_frames_in_flight_evicted(planted(Mutant::FrameEvictedDuringWriteBack));
                     storage.set_writes_beside_write_back(planted(Mutant::StopFlushBesideWriteBack));
                     storage.set_marks(core.marks.clone());
+                    storage.set_latched_io_check(assert_no_shared_latch_io::<R>);
                     state.storage_failed = Some(storage.failed_flag());
                     state.store_mut().storage = Some(storage);
                     state.store_mut().version_store = VersionStore::in_memory_of(

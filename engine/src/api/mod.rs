@@ -26,12 +26,12 @@ use crate::env::Environment;
 use crate::error::{JetError, JetResult};
 use crate::instance::gate::GatePass;
 use crate::instance::slots::Slots;
-use crate::instance::{InstanceCore, InstanceState, Store};
+use crate::instance::{worker, InstanceCore, InstanceState, Store};
 use crate::runtime::sync::{
     spin_until, unlatched, LeafRwLock, LockRank, RwLockReadGuard, RwLockWriteGuard,
 };
 use crate::runtime::Runtime;
-use crate::storage::{FlushStart, FrameKey, Lsn, MissPolicy, Storage, TreeReads};
+use crate::storage::{FlushStart, FrameKey, Lsn, MissPolicy, Storage, TreeReads, WriteBackStart};
 use crate::transaction::VersionStore;
 use calls::JetCall;
 use handles::{InstanceHandle, SessionHandle};
@@ -582,7 +582,7 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
                 .storage
                 .as_mut()
                 .expect("a call in flight keeps term from closing the storage");
-            storage.finish_deferred_read(&read, bytes)?;
+            storage.finish_deferred_read(&read, bytes, true)?;
             Jet::<R>::check_available(store)?;
             restarts += 1;
         }
@@ -698,10 +698,62 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
         });
         if let Some((read, bytes)) = registered {
             let bytes = bytes.unwrap_or_else(|| read.read(unlatched::<R>()));
-            Self::with_cache(core, |storage| storage.finish_deferred_read(&read, bytes))?;
+            // Planted bug: the install evicts as it must, writing a page back if need be.
+            let evictions_may_write = core
+                .options
+                .mutations
+                .is_active(crate::Mutant::InstallEvictsUnderStoreLatch);
+            let room_wanted = Self::with_cache(core, |storage| {
+                storage
+                    .finish_deferred_read(&read, bytes, evictions_may_write)
+                    .map(|()| storage.take_room_wanted())
+            })?;
+            if room_wanted > 0 {
+                Self::write_back_for_room(core, room_wanted)?;
+            }
         }
         self.latch = Some(Latch::take(core, self.mode));
         Ok(())
+    }
+
+    /// Makes `wanted` frames clean for a call that holds no latch, whose install (a record
+    /// write's, or a miss's) would otherwise have had an eviction write a page back under
+    /// the store latch: writes the least recently used dirty pages back holding nothing
+    /// ([`Storage::begin_room_write_back`]), or makes the log durable first if they all
+    /// wait for it. The call then runs again; what it finds may have been taken meanwhile,
+    /// which its bounded restarts cover.
+    fn write_back_for_room(core: &InstanceCore<R>, wanted: usize) -> JetResult<()> {
+        let started = Self::with_cache(core, |storage| {
+            let started = storage.begin_room_write_back(wanted);
+            if let Ok(WriteBackStart::Batch(_)) = started {
+                // Counted before the latch is let go: a call that writes pages back under
+                // the exclusive latch waits for it from the moment its frames are in flight.
+                worker::write_back_began(core);
+            }
+            started
+        })?;
+        match started {
+            WriteBackStart::Batch(batch) => {
+                let written = batch.write_and_sync(unlatched::<R>());
+                worker::write_back_ended(core);
+                Self::with_cache(core, |storage| storage.finish_write_back(batch, written))
+                    .map(|_| ())
+            }
+            WriteBackStart::LogFirst => {
+                let started = Self::with_cache(core, |storage| storage.begin_log_flush())?;
+                let FlushStart::Started(flush) = started else {
+                    // Durable meanwhile, or another call's flush is out: run again.
+                    return Ok(());
+                };
+                let written = flush.write_and_sync(unlatched::<R>());
+                Self::with_cache(core, |storage| {
+                    let finished = storage.finish_log_flush(&flush, written);
+                    core.log_flush_ended();
+                    finished
+                })
+            }
+            WriteBackStart::Shallow => Ok(()),
+        }
     }
 
     /// Runs a record write under the instance latch held shared, so that writes beside each
@@ -740,7 +792,19 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
             if let Some(value) = install(state, session, &mut store, planned)? {
                 return Ok(value);
             }
-            crate::mark!(core.marks, StagedWriteRaced);
+            let room_wanted = store
+                .storage
+                .as_mut()
+                .map_or(0, |storage| storage.take_room_wanted());
+            drop(store);
+            if room_wanted == 0 {
+                crate::mark!(core.marks, StagedWriteRaced);
+                continue;
+            }
+            drop(self.latch.take());
+            let cleaned = Self::write_back_for_room(core, room_wanted);
+            self.latch = Some(Latch::take(core, self.mode));
+            cleaned?;
         }
         self.latch_exclusively()?;
         self.run(exclusive)

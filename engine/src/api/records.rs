@@ -358,16 +358,12 @@ impl<R: Runtime> Jet<R> {
         asked: RecordWrite<'_>,
     ) -> JetResult<()> {
         self.with_session_call(sesid, call, LatchMode::Shared, |scope| {
-            let revalidates = !scope
-                .core()
-                .options
-                .mutations
-                .is_active(crate::Mutant::StagedWriteNotRevalidated);
+            let mutations = scope.core().options.mutations;
             let mut plan = |state: &InstanceState<R>, session, store: &Store| {
                 plan_write(state, session, store, &asked)
             };
             let mut install = |state: &InstanceState<R>, _, store: &mut Store, planned| {
-                install_write(state, store, &asked, planned, revalidates)
+                install_write(state, store, &asked, planned, mutations)
             };
             let mut exclusive = |_: &_, state: &mut InstanceState<R>, session, _: &mut _| {
                 // The rare path: the store latch is taken (it is free) to read the version
@@ -590,13 +586,16 @@ fn plan_write<R: Runtime>(
 /// [`super::WriteInstall`] of a record write: the version store's checks, then the plan if
 /// nothing it read changed (so the record's visible value, which decides the answer, did
 /// not change either): the logical undo record, the staged pages, the version.
-/// `revalidates` is `false` only for the planted bug `StagedWriteNotRevalidated`.
+/// Then, unless every frame it needs can be had clean, nothing: an eviction here would
+/// write a page back under the store latch, so the caller makes room holding no latch and
+/// plans again (`mutations` may plant `StagedWriteNotRevalidated`, which skips the first
+/// check, or `InstallEvictsUnderStoreLatch`, which skips the second).
 fn install_write<R: Runtime>(
     state: &InstanceState<R>,
     store: &mut Store,
     asked: &RecordWrite<'_>,
     planned: PlannedWrite,
-    revalidates: bool,
+    mutations: crate::Mutations,
 ) -> JetResult<Option<StoreReadings>> {
     let PlannedWrite { target, change } = planned;
     write_checks(store, &target)?;
@@ -622,7 +621,12 @@ fn install_write<R: Runtime>(
     // refused (`WriteConflict`) since they were uncommitted when it looked; a rollback puts
     // its before-images back through the tree.
     let storage = store.storage.as_mut().ok_or(JetError::NotInitialized)?;
+    let revalidates = !mutations.is_active(crate::Mutant::StagedWriteNotRevalidated);
     if revalidates && !storage.staged_is_current(&staged) {
+        return Ok(None);
+    }
+    let checks_room = !mutations.is_active(crate::Mutant::InstallEvictsUnderStoreLatch);
+    if checks_room && !storage.staged_has_clean_room(&staged) {
         return Ok(None);
     }
     let (file, table_root) = (target.table.file, target.table.root);

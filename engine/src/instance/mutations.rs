@@ -134,6 +134,14 @@ pub enum Mutant {
     /// (its record saying defrag parked) while that pass goes on moving records between
     /// pages, which ESE's stop promises to have ended.
     DefragParkSkipsPassInProgress,
+    /// A record write installs what it staged, and a cache miss the page it read, without
+    /// first checking that the frames they need can be had clean: when every frame is
+    /// dirty, an eviction inside the install writes a page back (and flushes the log for
+    /// it) holding the store latch exclusively and the instance latch shared, so every walk
+    /// in the instance waits for the disk. The storage's check that no latch is held shared across I/O
+    /// ([`crate::runtime::sync::assert_no_shared_latch_io`]) fails at the first such
+    /// eviction wherever lock ranks are checked.
+    InstallEvictsUnderStoreLatch,
 }
 
 impl Mutant {
@@ -172,6 +180,7 @@ impl Mutant {
         Mutant::CommitSyncUnderLatch,
         Mutant::WriteBackUnderLatch,
         Mutant::DefragParkSkipsPassInProgress,
+        Mutant::InstallEvictsUnderStoreLatch,
     ];
 
     const fn bit(self) -> u64 {

@@ -47,9 +47,10 @@ pub struct WorkerState {
     pub background_errors: u64,
     pub shutdown: bool,
     pub round_active: bool,
-    /// A background write-back batch's I/O, or the checkpoint's that follows the batches,
-    /// is out (see `flush_checkpoint`).
-    pub write_back_in_flight: bool,
+    /// Write-back I/O out: a background batch's, or the checkpoint's that follows the
+    /// batches (see `flush_checkpoint`), or a call's batch for room
+    /// (`api::SessionCall::write_back_for_room`). See [`write_back_out`].
+    pub write_backs_in_flight: u32,
 }
 
 impl WorkerState {
@@ -258,7 +259,7 @@ fn checkpoint_target_bytes<R: Runtime>(quiesced: bool, state: &InstanceState<R>)
 /// The pages are written in batches with no lock held: each batch is copied under the
 /// instance latch, written and synced holding nothing (calls run meanwhile, and may change
 /// the pages again), then ended under the latch ([`crate::storage::WriteBackBatch`]). While a
-/// batch's I/O is out, [`WorkerState::write_back_in_flight`] is set; a call that writes pages
+/// batch's I/O is out, [`WorkerState::write_backs_in_flight`] counts it; a call that writes pages
 /// back itself (a stop's flush, a detach, a smaller cache) waits for it first
 /// ([`wait_for_write_back`]). When the oldest dirty page waits for its log record, the log
 /// is flushed with no latch held too ([`flush_log_unlatched`]), and so is the checkpoint
@@ -356,14 +357,14 @@ fn flush_log_unlatched<R: Runtime>(
 }
 
 /// Lets go of the instance latch, runs `io` (a write-back's writes and syncs) with
-/// [`WorkerState::write_back_in_flight`] set, so a call that writes pages back or persists
+/// [`WorkerState::write_backs_in_flight`] counting it, so a call that writes pages back or persists
 /// a checkpoint waits for it ([`wait_for_write_back`]), then takes the latch again.
 fn write_back_unlatched<'c, R: Runtime, T>(
     core: &'c InstanceCore<R>,
     state: RwLockWriteGuard<'c, R, InstanceState<R>>,
     io: impl FnOnce() -> T,
 ) -> (T, RwLockWriteGuard<'c, R, InstanceState<R>>) {
-    core.worker.state.lock().write_back_in_flight = true;
+    write_back_began(core);
     // Planted bug: the write-back's I/O made holding the exclusive instance latch.
     let kept = match core
         .options
@@ -377,13 +378,26 @@ fn write_back_unlatched<'c, R: Runtime, T>(
         }
     };
     let result = io();
-    core.worker.signal(|w| w.write_back_in_flight = false);
+    write_back_ended(core);
     (result, kept.unwrap_or_else(|| core.state.write()))
+}
+
+/// Counts a write-back's I/O (a batch's writes and syncs, or a checkpoint's) as out, in
+/// [`WorkerState::write_backs_in_flight`], so a call that writes pages back itself or
+/// persists a checkpoint waits for it first ([`wait_for_write_back`]). Called under the
+/// latch the write-back was prepared under, before it is let go.
+pub(crate) fn write_back_began<R: Runtime>(core: &InstanceCore<R>) {
+    core.worker.state.lock().write_backs_in_flight += 1;
+}
+
+/// A write-back's I/O counted by [`write_back_began`] has ended (well or not).
+pub(crate) fn write_back_ended<R: Runtime>(core: &InstanceCore<R>) {
+    core.worker.signal(|w| w.write_backs_in_flight -= 1);
 }
 
 /// Persists the checkpoint with no latch held while its files are synced and its slot
 /// written: prepared under the latch, written holding nothing with
-/// [`WorkerState::write_back_in_flight`] set (a stop's flush waits for it, so the stop's
+/// [`WorkerState::write_backs_in_flight`] counting it (a stop's flush waits for it, so the stop's
 /// own checkpoint, prepared after this one, is the newer in its slot and on the disk),
 /// ended under the latch. Called with the storage's activity set to the checkpoint flush;
 /// leaves it set to calls.
@@ -414,7 +428,7 @@ pub(crate) fn wait_for_write_back<R: Runtime>(core: &InstanceCore<R>) {
     drop(
         core.worker
             .wake
-            .wait_while(worker, |w| w.write_back_in_flight),
+            .wait_while(worker, |w| w.write_backs_in_flight > 0),
     );
 }
 

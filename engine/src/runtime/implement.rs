@@ -119,7 +119,7 @@ macro_rules! implement_runtime {
                 $root::thread::yield_now();
             }
             fn with_held_lock_ranks<T>(
-                f: impl FnOnce(&mut Vec<$crate::runtime::sync::LockRank>) -> T,
+                f: impl FnOnce(&mut Vec<$crate::runtime::sync::HeldLock>) -> T,
             ) -> T {
                 HELD_LOCK_RANKS.with(|held| f(&mut held.borrow_mut()))
             }
@@ -162,13 +162,13 @@ macro_rules! implement_runtime {
     // loom's `thread_local!` cannot parse one (its `expr` fragments predate inline `const`).
     (@held_lock_ranks std) => {
         std::thread_local! {
-            static HELD_LOCK_RANKS: ::std::cell::RefCell<Vec<$crate::runtime::sync::LockRank>> =
+            static HELD_LOCK_RANKS: ::std::cell::RefCell<Vec<$crate::runtime::sync::HeldLock>> =
                 const { ::std::cell::RefCell::new(Vec::new()) };
         }
     };
     (@held_lock_ranks $root:ident) => {
         $root::thread_local! {
-            static HELD_LOCK_RANKS: ::std::cell::RefCell<Vec<$crate::runtime::sync::LockRank>> =
+            static HELD_LOCK_RANKS: ::std::cell::RefCell<Vec<$crate::runtime::sync::HeldLock>> =
                 ::std::cell::RefCell::new(Vec::new());
         }
     };

@@ -110,7 +110,7 @@ pub trait Runtime: Sized + Send + Sync + 'static {
     /// or shuttle thread has its own, though they share one OS thread), so each runtime
     /// keeps it in its own thread-local storage. It asserts lock order ([`Runtime::CHECKS_LOCK_RANKS`] says when)
     /// ([`sync::LockRank`]); it is bookkeeping that never changes what the engine does.
-    fn with_held_lock_ranks<T>(f: impl FnOnce(&mut Vec<sync::LockRank>) -> T) -> T;
+    fn with_held_lock_ranks<T>(f: impl FnOnce(&mut Vec<sync::HeldLock>) -> T) -> T;
 
     /// Whether the lock-rank assertions run in this build. Always under loom and shuttle,
     /// whose builds are proofs and campaigns (the simulator runs release-built, and a lock

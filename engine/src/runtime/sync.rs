@@ -49,13 +49,24 @@ pub enum LockRank {
     InstanceTable = 60,
 }
 
-fn acquire<R: Runtime>(rank: LockRank) {
+/// A lock a thread holds, in its runtime's stack of held locks
+/// ([`Runtime::with_held_lock_ranks`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldLock {
+    pub rank: LockRank,
+    /// Held shared (a reader-writer lock's `read`): other threads may be inside beside it.
+    pub shared: bool,
+}
+
+fn acquire<R: Runtime>(rank: LockRank, shared: bool) {
     if R::CHECKS_LOCK_RANKS {
         R::with_held_lock_ranks(|held| {
-            if let Some(&inner) = held.iter().find(|&&held_rank| held_rank >= rank) {
-                panic!("lock rank: taking {rank:?} while holding {inner:?} (held: {held:?})");
+            if let Some(inner) = held.iter().find(|inner| inner.rank >= rank) {
+                let inner = inner.rank;
+                let ranks: Vec<LockRank> = held.iter().map(|lock| lock.rank).collect();
+                panic!("lock rank: taking {rank:?} while holding {inner:?} (held: {ranks:?})");
             }
-            held.push(rank);
+            held.push(HeldLock { rank, shared });
         });
     }
 }
@@ -65,7 +76,7 @@ fn release<R: Runtime>(rank: LockRank) {
         R::with_held_lock_ranks(|held| {
             let at = held
                 .iter()
-                .rposition(|&held_rank| held_rank == rank)
+                .rposition(|lock| lock.rank == rank)
                 .expect("a released lock was held");
             held.remove(at);
         });
@@ -92,14 +103,44 @@ pub struct Unlatched(());
 pub fn unlatched<R: Runtime>() -> Unlatched {
     if R::CHECKS_LOCK_RANKS {
         R::with_held_lock_ranks(|held| {
-            if let Some(latch) = held.iter().find(|&&rank| rank != LockRank::StopSerial) {
+            if let Some(latch) = held.iter().find(|lock| lock.rank != LockRank::StopSerial) {
+                let (latch, ranks) = (latch.rank, held_ranks(held));
                 panic!(
-                    "{LOCK_ACROSS_IO}: I/O beside calls while holding {latch:?} (held: {held:?})"
+                    "{LOCK_ACROSS_IO}: I/O beside calls while holding {latch:?} (held: {ranks:?})"
                 );
             }
         });
     }
     Unlatched(())
+}
+
+fn held_ranks(held: &[HeldLock]) -> Vec<LockRank> {
+    held.iter().map(|lock| lock.rank).collect()
+}
+
+/// What the assertion of [`assert_no_shared_latch_io`] says when it fails.
+pub const IO_UNDER_SHARED_LATCH: &str = "I/O under a shared latch";
+
+/// The check the storage runs before each I/O it may make under a latch (a page read or
+/// write-back, a file or log sync: [`crate::storage::Storage::set_latched_io_check`]).
+pub type LatchedIoCheck = fn();
+
+/// Asserts, wherever lock ranks are checked, that the thread holds no latch shared. A call
+/// that holds the instance latch shared runs beside other sessions' calls: it may make no
+/// I/O until it lets go (its misses and syncs are made holding nothing, [`unlatched`]), or
+/// a session waiting for the disk would hold up every session that needs the latch
+/// exclusively, and every session behind those. I/O under the exclusive instance latch (DDL,
+/// attach and detach, the stop's flush, a call's last try after its restarts) holds up the
+/// others by design, and is allowed here.
+pub fn assert_no_shared_latch_io<R: Runtime>() {
+    if R::CHECKS_LOCK_RANKS {
+        R::with_held_lock_ranks(|held| {
+            if let Some(latch) = held.iter().find(|lock| lock.shared) {
+                let (latch, ranks) = (latch.rank, held_ranks(held));
+                panic!("{IO_UNDER_SHARED_LATCH}: holding {latch:?} shared (held: {ranks:?})");
+            }
+        });
+    }
 }
 
 /// Tries `attempt` up to [`Runtime::RWLOCK_SPINS`] times, spinning between tries.
@@ -138,7 +179,7 @@ impl<R: Runtime, T: Send + 'static> Mutex<R, T> {
         }
     }
     pub fn lock(&self) -> MutexGuard<'_, R, T> {
-        acquire::<R>(self.rank);
+        acquire::<R>(self.rank, false);
         MutexGuard {
             inner: Some(R::mutex_lock(&self.inner)),
             rank: self.rank,
@@ -191,7 +232,7 @@ impl<R: Runtime, T: Send + Sync + 'static> RwLock<R, T> {
     }
     /// Holds the lock shared: other shared holders may hold it at the same time.
     pub fn read(&self) -> RwLockReadGuard<'_, R, T> {
-        acquire::<R>(self.rank);
+        acquire::<R>(self.rank, true);
         let inner = spin_for::<R, _>(|| R::rwlock_try_read(&self.inner))
             .unwrap_or_else(|| R::rwlock_read(&self.inner));
         RwLockReadGuard {
@@ -206,7 +247,7 @@ impl<R: Runtime, T: Send + Sync + 'static> RwLock<R, T> {
     }
     /// Holds the lock exclusively.
     pub fn write(&self) -> RwLockWriteGuard<'_, R, T> {
-        acquire::<R>(self.rank);
+        acquire::<R>(self.rank, false);
         let inner = spin_for::<R, _>(|| R::rwlock_try_write(&self.inner))
             .unwrap_or_else(|| R::rwlock_write(&self.inner));
         RwLockWriteGuard {
@@ -289,7 +330,7 @@ impl<R: Runtime, T> LeafRwLock<R, T> {
 
     /// Holds the lock shared.
     pub fn read(&self) -> LeafGuard<'_, R, std::sync::RwLockReadGuard<'_, T>> {
-        acquire::<R>(self.rank);
+        acquire::<R>(self.rank, true);
         // A panic while holding it left the table consistent: every update is one statement.
         let guard = self
             .inner
@@ -300,7 +341,7 @@ impl<R: Runtime, T> LeafRwLock<R, T> {
 
     /// Holds the lock exclusively.
     pub fn write(&self) -> LeafGuard<'_, R, std::sync::RwLockWriteGuard<'_, T>> {
-        acquire::<R>(self.rank);
+        acquire::<R>(self.rank, false);
         let guard = self
             .inner
             .write()
@@ -376,7 +417,7 @@ impl<R: Runtime> Condvar<R> {
         let inner = guard.inner.take().expect("held until dropped");
         release::<R>(rank);
         let inner = R::condvar_wait(&self.inner, inner);
-        acquire::<R>(rank);
+        acquire::<R>(rank, false);
         guard.inner = Some(inner);
         guard
     }
@@ -510,6 +551,33 @@ mod tests {
         let gate = Mutex::<StdRuntime, _>::new(LockRank::Gate, 0);
         drop(gate.lock());
         let _instance = instance.lock();
-        StdRuntime::with_held_lock_ranks(|held| assert_eq!(held, &[LockRank::Instance]));
+        StdRuntime::with_held_lock_ranks(|held| {
+            assert_eq!(
+                held,
+                &[HeldLock {
+                    rank: LockRank::Instance,
+                    shared: false
+                }]
+            )
+        });
+    }
+
+    #[test]
+    fn io_under_an_exclusive_latch_passes_the_shared_latch_check() {
+        let instance = RwLock::<StdRuntime, _>::new(LockRank::Instance, 0);
+        let store = RwLock::<StdRuntime, _>::new(LockRank::Store, 0);
+        let _instance = instance.write();
+        let _store = store.write();
+        assert_no_shared_latch_io::<StdRuntime>();
+    }
+
+    #[test]
+    #[should_panic(expected = "I/O under a shared latch: holding Instance shared")]
+    fn io_under_the_shared_instance_latch_panics_even_with_the_store_latch_exclusive() {
+        let instance = RwLock::<StdRuntime, _>::new(LockRank::Instance, 0);
+        let store = RwLock::<StdRuntime, _>::new(LockRank::Store, 0);
+        let _instance = instance.read();
+        let _store = store.write();
+        assert_no_shared_latch_io::<StdRuntime>();
     }
 }

@@ -112,11 +112,14 @@ pub struct WriteBackBatch {
     files: BTreeMap<FileId, Arc<dyn IoFile>>,
     /// Set once the batch's writes and syncs have ended (well or not).
     io_ended: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether the batch syncs its files (the background flusher's, before a checkpoint);
+    /// a call's batch for room does not (see [`BufferManager::begin_room_write_back`]).
+    syncs: bool,
 }
 
 impl WriteBackBatch {
-    /// Writes every page and syncs every file written. Called with no lock held
-    /// ([`Unlatched`] says so).
+    /// Writes every page and, for a batch that syncs, syncs every file written. Called with
+    /// no lock held ([`Unlatched`] says so).
     pub fn write_and_sync(&self, _unlatched: Unlatched) -> JetResult<()> {
         let result = self.write_and_sync_inner();
         self.io_ended.store(true, Ordering::Release);
@@ -129,8 +132,10 @@ impl WriteBackBatch {
                 .write_at(page_offset_bytes(*page), bytes)
                 .map_err(|e| JetError::from_io(&e))?;
         }
-        for handle in self.files.values() {
-            handle.sync().map_err(|e| JetError::from_io(&e))?;
+        if self.syncs {
+            for handle in self.files.values() {
+                handle.sync().map_err(|e| JetError::from_io(&e))?;
+            }
         }
         Ok(())
     }
@@ -175,17 +180,23 @@ pub struct BufferManager {
     /// The page a read under [`MissPolicy::Defer`] missed.
     deferred_read: Option<FrameKey>,
     reads_in_flight: BTreeMap<FrameKey, ReadsInFlight>,
-    /// Whether the I/O of the background write-back batch out now has ended (`None`: no
-    /// batch is out).
-    write_back_io_ended: Option<Arc<std::sync::atomic::AtomicBool>>,
-    /// Planted bug `FrameEvictedDuringWriteBack`: eviction takes frames whose background
-    /// write-back is in flight.
+    /// For each write-back batch out (the background flusher's, and calls' made for room):
+    /// whether its I/O has ended.
+    write_backs_out: Vec<Arc<std::sync::atomic::AtomicBool>>,
+    /// Frames an install that may not write asked for and did not find clean (see
+    /// [`BufferManager::has_clean_room_for`]); 0 when none was refused.
+    room_wanted: usize,
+    /// Planted bug `FrameEvictedDuringWriteBack`: eviction, and a call's write-back for room,
+    /// take frames whose background write-back is in flight.
     pub(crate) evicts_frames_in_flight: bool,
     /// Planted bug `StopFlushBesideWriteBack`: pages are written back while a background
     /// batch holding them is out (the assertion that forbids it is off).
     pub(crate) writes_beside_write_back: bool,
     /// Coverage marks of the owning instance.
     pub(crate) marks: crate::marks::Marks,
+    /// Run before each page read, write-back or file sync made under a latch (see
+    /// [`crate::storage::Storage::set_latched_io_check`]).
+    pub(crate) latched_io_check: crate::runtime::sync::LatchedIoCheck,
 }
 
 fn page_offset_bytes(page: PageNumber) -> u64 {
@@ -208,10 +219,12 @@ impl BufferManager {
             miss_policy: MissPolicy::ReadUnderLock,
             deferred_read: None,
             reads_in_flight: BTreeMap::new(),
-            write_back_io_ended: None,
+            write_backs_out: Vec::new(),
+            room_wanted: 0,
             evicts_frames_in_flight: false,
             writes_beside_write_back: false,
             marks: crate::marks::Marks::default(),
+            latched_io_check: super::no_latched_io_check,
         }
     }
 
@@ -317,10 +330,14 @@ impl BufferManager {
 
     /// Installs what a [`DeferredRead`] read, unless the page got cached meanwhile, its file
     /// was closed, or a write-back of the page overtook the read. An I/O error is the read's.
+    /// Unless `evictions_may_write` (the caller holds the instance latch exclusively), the
+    /// read is not installed either when its frame would need an eviction to write a page
+    /// back: the frame is kept for [`BufferManager::take_room_wanted`].
     pub fn finish_deferred_read(
         &mut self,
         read: &DeferredRead,
         bytes: std::io::Result<Vec<u8>>,
+        evictions_may_write: bool,
         log: &mut Log,
     ) -> JetResult<()> {
         let key = read.key;
@@ -340,6 +357,9 @@ impl BufferManager {
         if overtaken || self.frames.contains_key(&key) || !self.files.contains_key(&key.0) {
             return Ok(());
         }
+        if !evictions_may_write && !self.has_clean_room_for(key.0, &[key.1]) {
+            return Ok(());
+        }
         crate::mark!(self.marks, DeferredReadInstalled);
         let stamp = self.next_stamp();
         self.install_read(key, bytes, stamp, log)
@@ -357,6 +377,7 @@ impl BufferManager {
                 self.deferred_read = Some(key);
                 return Err(JetError::OutOfBuffers);
             }
+            (self.latched_io_check)();
             let mut bytes = vec![0u8; PAGE_SIZE_BYTES];
             handle
                 .read_at(page_offset_bytes(page), &mut bytes)
@@ -484,6 +505,7 @@ impl BufferManager {
 
     /// Writes one dirty frame to its file, flushing the log first as the WAL rule demands.
     fn write_back(&mut self, key: FrameKey, log: &mut Log) -> JetResult<()> {
+        (self.latched_io_check)();
         let frame = self.frames.get(&key).expect("frame exists");
         assert!(frame.dirty);
         assert!(
@@ -491,9 +513,9 @@ impl BufferManager {
                 || self.evicts_frames_in_flight
                 || self.writes_beside_write_back
                 || self
-                    .write_back_io_ended
-                    .as_ref()
-                    .is_some_and(|ended| ended.load(Ordering::Acquire)),
+                    .write_backs_out
+                    .iter()
+                    .all(|ended| ended.load(Ordering::Acquire)),
             "page {key:?} written back while a background write-back of it is in flight"
         );
         if !self.skip_wal_flush {
@@ -535,12 +557,8 @@ impl BufferManager {
         batch_max: usize,
     ) -> Option<WriteBackBatch> {
         assert!(
-            self.write_back_io_ended.is_none(),
-            "one batch out at a time"
-        );
-        assert!(
-            batch_max <= self.cache_size_pages / 2,
-            "a batch takes at most half the cache"
+            batch_max + self.frames_in_flight() <= self.cache_size_pages / 2,
+            "the batches out take at most half the cache"
         );
         let mut dirty: Vec<(Lsn, FrameKey)> = self
             .frames
@@ -564,6 +582,19 @@ impl BufferManager {
         if pages.is_empty() {
             return None;
         }
+        Some(self.start_batch(pages, true))
+    }
+
+    /// Frames whose write-back is in flight, in every batch out.
+    pub fn frames_in_flight(&self) -> usize {
+        self.frames
+            .values()
+            .filter(|frame| frame.write_back_in_flight)
+            .count()
+    }
+
+    /// Marks `pages` in flight and hands them out as a batch.
+    fn start_batch(&mut self, pages: Vec<(FrameKey, Lsn, Vec<u8>)>, syncs: bool) -> WriteBackBatch {
         let mut files = BTreeMap::new();
         for (key, _, _) in &pages {
             let frame = self.frames.get_mut(key).expect("chosen above");
@@ -577,12 +608,84 @@ impl BufferManager {
             files.insert(key.0, Arc::clone(&self.files[&key.0]));
         }
         let io_ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        self.write_back_io_ended = Some(Arc::clone(&io_ended));
-        Some(WriteBackBatch {
+        self.write_backs_out.push(Arc::clone(&io_ended));
+        WriteBackBatch {
             pages,
             files,
             io_ended,
-        })
+            syncs,
+        }
+    }
+
+    /// Whether `pages` of `file` can be installed with evictions that write nothing: the
+    /// frames the pages not cached need can all come from clean frames not in flight, other
+    /// than the pages themselves (an eviction may take one of those before it is written,
+    /// and its write then needs a frame of its own, so they are not counted). If not, the
+    /// frames missing are kept for [`BufferManager::take_room_wanted`].
+    pub fn has_clean_room_for(&mut self, file: FileId, pages: &[PageNumber]) -> bool {
+        let new_frames = pages
+            .iter()
+            .filter(|&&page| !self.frames.contains_key(&(file, page)))
+            .count();
+        let evictions = (self.frames.len() + new_frames).saturating_sub(self.cache_size_pages);
+        if evictions == 0 {
+            return true;
+        }
+        let clean = self
+            .frames
+            .iter()
+            .filter(|((frame_file, page), frame)| {
+                let installed_into = *frame_file == file && pages.contains(page);
+                !frame.dirty && !frame.write_back_in_flight && !installed_into
+            })
+            .count();
+        if clean >= evictions {
+            return true;
+        }
+        self.room_wanted = self.room_wanted.max(evictions - clean);
+        false
+    }
+
+    /// The clean frames an install found missing ([`BufferManager::has_clean_room_for`]),
+    /// now forgotten; 0 if none was.
+    pub fn take_room_wanted(&mut self) -> usize {
+        std::mem::take(&mut self.room_wanted)
+    }
+
+    /// Copies up to `wanted` of the least recently used dirty frames whose log record is
+    /// durable, and not in flight, for a call to write with no latch held
+    /// ([`WriteBackBatch::write_and_sync`], which writes them without a sync: the next
+    /// checkpoint syncs their files, as after an eviction) and end with
+    /// [`BufferManager::finish_write_back`]; they are then clean, and an eviction may take
+    /// them without writing. The batches out stay within half the cache. `None`: no such
+    /// frame, since every dirty frame waits for the log (the caller makes it durable first)
+    /// or is in flight already.
+    pub fn begin_room_write_back(&mut self, wanted: usize, log: &Log) -> Option<WriteBackBatch> {
+        let room = (self.cache_size_pages / 2).saturating_sub(self.frames_in_flight());
+        let mut dirty: Vec<(u64, FrameKey)> = self
+            .frames
+            .iter()
+            .filter(|(_, frame)| {
+                frame.dirty
+                    && (self.evicts_frames_in_flight || !frame.write_back_in_flight)
+                    && (self.skip_wal_flush || log.flushed_lsn() > frame.page_lsn)
+            })
+            .map(|(key, frame)| (frame.last_used_stamp.load(Ordering::Relaxed), *key))
+            .collect();
+        dirty.sort_unstable();
+        let pages: Vec<(FrameKey, Lsn, Vec<u8>)> = dirty
+            .into_iter()
+            .take(wanted.min(room))
+            .map(|(_, key)| {
+                let frame = &self.frames[&key];
+                (key, frame.page_lsn, frame.bytes.clone())
+            })
+            .collect();
+        if pages.is_empty() {
+            return None;
+        }
+        crate::mark!(self.marks, EvictionWroteDirtyPage);
+        Some(self.start_batch(pages, false))
     }
 
     /// Ends a background write-back whose I/O ended (`written`: it succeeded). Each frame
@@ -594,7 +697,16 @@ impl BufferManager {
             batch.io_ended.load(Ordering::Acquire),
             "a batch ends after its I/O"
         );
-        self.write_back_io_ended = None;
+        self.write_backs_out
+            .retain(|ended| !Arc::ptr_eq(ended, &batch.io_ended));
+        if written && !batch.syncs {
+            // Written, not synced: the next checkpoint syncs the files first.
+            let open = batch
+                .files
+                .keys()
+                .filter(|file| self.files.contains_key(file));
+            self.unsynced_files.extend(open);
+        }
         let mut cleaned = 0;
         for (key, _, _) in &batch.pages {
             // A detach may have dropped the file's frames meanwhile (after the I/O ended).
@@ -633,6 +745,7 @@ impl BufferManager {
             self.write_back(*key, log)?;
         }
         let handle = self.files.get(&file).ok_or(JetError::InvalidDatabaseId)?;
+        (self.latched_io_check)();
         handle.sync().map_err(|e| JetError::from_io(&e))?;
         self.unsynced_files.remove(&file);
         Ok(dirty.len() as u64)
@@ -652,6 +765,7 @@ impl BufferManager {
         // Each iteration removes one file from the set.
         while let Some(&file) = self.unsynced_files.first() {
             let handle = self.files.get(&file).expect("written files are open");
+            (self.latched_io_check)();
             handle.sync().map_err(|e| JetError::from_io(&e))?;
             self.unsynced_files.remove(&file);
         }
@@ -814,6 +928,61 @@ mod tests {
         assert_eq!(decode_page(&bytes).expect("valid").0, first_lsn);
         assert_eq!(buffers.stats().pages_read, 1);
         assert!(buffers.cached_page_count() <= MIN_CACHE_SIZE_PAGES);
+    }
+
+    #[test]
+    fn room_for_an_install_comes_from_a_write_back_made_outside_the_latch() {
+        // Goal: with every frame dirty, an install that may not write is refused and says how
+        // many frames it lacks; the call's batch for room takes the least recently used
+        // pages whose log is durable, writes them without a sync, and leaves them clean, so
+        // the install then evicts without writing; the next checkpoint must sync the file.
+        let io = MemIo::new();
+        let (mut log, file, mut buffers) = smallest_cache_on(&io);
+        for page in 0..MIN_CACHE_SIZE_PAGES as PageNumber {
+            let (image, lsn) = logged_image(&mut log, file, page, page as u8);
+            buffers
+                .write(file, page, image, lsn, &mut log)
+                .expect("write");
+        }
+        // Two new pages, and page 3 rewritten: two frames short, none clean.
+        assert!(!buffers.has_clean_room_for(file, &[3, 100, 101]));
+        assert_eq!(buffers.take_room_wanted(), 2);
+        assert_eq!(buffers.take_room_wanted(), 0, "taken once");
+        // Nothing is durable yet: no page may be written back.
+        assert!(buffers.begin_room_write_back(2, &log).is_none());
+        log.flush().expect("flush");
+        let batch = buffers
+            .begin_room_write_back(2, &log)
+            .expect("durable dirty pages");
+        let written: Vec<FrameKey> = batch.pages.iter().map(|(key, _, _)| *key).collect();
+        assert_eq!(written, [(file, 0), (file, 1)], "least recently used first");
+        assert!(
+            !buffers.has_clean_room_for(file, &[3, 100, 101]),
+            "in flight"
+        );
+        let syncs_before = io.mutating_ops();
+        batch
+            .write_and_sync(unlatched::<StdRuntime>())
+            .expect("write");
+        assert_eq!(io.mutating_ops() - syncs_before, 2, "two writes, no sync");
+        assert_eq!(buffers.finish_write_back(batch, true), 2);
+        assert!(buffers.has_clean_room_for(file, &[3, 100, 101]));
+        assert!(
+            !buffers.unsynced_files.is_empty(),
+            "the checkpoint syncs them"
+        );
+        for page in [100, 101] {
+            let (image, lsn) = logged_image(&mut log, file, page, page as u8);
+            let written_before = buffers.stats().pages_written;
+            buffers
+                .write(file, page, image, lsn, &mut log)
+                .expect("write");
+            assert_eq!(
+                buffers.stats().pages_written,
+                written_before,
+                "a clean eviction"
+            );
+        }
     }
 
     /// A log and a cache of [`MIN_CACHE_SIZE_PAGES`] over one file, `t.edb`, on `io`.
@@ -1049,7 +1218,7 @@ mod tests {
         evict_page_0(&mut buffers, &mut log, 3);
 
         buffers
-            .finish_deferred_read(&deferred, stale, &mut log)
+            .finish_deferred_read(&deferred, stale, true, &mut log)
             .expect("finish");
         buffers.read(file, 0, &mut log).expect("read").to_vec()
     }

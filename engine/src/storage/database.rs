@@ -128,6 +128,11 @@ impl StagedPages {
         self.file
     }
 
+    /// The pages the install writes.
+    pub fn page_numbers(&self) -> Vec<PageNumber> {
+        self.pages.keys().copied().collect()
+    }
+
     /// Logs and installs the staged pages (see [`log_and_install`]); `per_page` is the
     /// planted bug `OperationLoggedPerPage`, one record a page.
     pub fn install(

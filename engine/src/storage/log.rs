@@ -436,6 +436,9 @@ pub struct Log {
     stopped: bool,
     /// A [`LogFlush`] is being written outside the instance lock.
     flush_in_flight: bool,
+    /// Run before a flush made under a latch ([`Log::flush`]; see
+    /// [`crate::storage::Storage::set_latched_io_check`]).
+    pub(crate) latched_io_check: crate::runtime::sync::LatchedIoCheck,
 }
 
 /// A group-commit flush: the log's unflushed bytes, taken under the instance lock by
@@ -524,6 +527,7 @@ impl Log {
                 tail_checksum_failed: false,
                 stopped: false,
                 flush_in_flight: false,
+                latched_io_check: super::no_latched_io_check,
             };
             return Ok((log, Vec::new()));
         }
@@ -553,6 +557,7 @@ impl Log {
             tail_checksum_failed: decoded.ended_at_bad_checksum,
             stopped: false,
             flush_in_flight: false,
+            latched_io_check: super::no_latched_io_check,
         };
         Ok((log, records))
     }
@@ -574,6 +579,7 @@ impl Log {
         if self.unflushed.is_empty() {
             return Ok(());
         }
+        (self.latched_io_check)();
         self.file
             .write_at(self.flushed_lsn, &self.unflushed)
             .map_err(|_| JetError::LogWriteFail)?;

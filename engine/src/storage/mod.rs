@@ -254,6 +254,9 @@ pub struct Failure {
     pub during: Activity,
 }
 
+/// The storage's [`crate::runtime::sync::LatchedIoCheck`] until the engine sets its own.
+pub(crate) fn no_latched_io_check() {}
+
 /// Errors after which the storage is fail-stop.
 fn is_fatal(error: JetError) -> bool {
     matches!(error, JetError::DiskIO | JetError::LogWriteFail)
@@ -423,6 +426,17 @@ impl Storage {
     }
 
     /// Counts this storage's coverage marks into the instance's (see [`crate::marks`]).
+    /// Sets the check run before every I/O the storage makes for its caller under a latch (a
+    /// page read that misses under [`MissPolicy::ReadUnderLock`], a write-back, a file sync,
+    /// a log flush): the engine's asserts that no latch is held shared
+    /// ([`crate::runtime::sync::assert_no_shared_latch_io`]). I/O made holding nothing goes
+    /// through [`DeferredRead`], [`WriteBackBatch`], [`LogFlush`] and [`CheckpointPersist`],
+    /// which take an [`Unlatched`] instead.
+    pub fn set_latched_io_check(&mut self, check: crate::runtime::sync::LatchedIoCheck) {
+        self.buffers.latched_io_check = check;
+        self.log.latched_io_check = check;
+    }
+
     pub fn set_marks(&mut self, marks: crate::marks::Marks) {
         self.buffers.marks = marks;
     }
@@ -835,11 +849,46 @@ impl Storage {
         &mut self,
         read: &DeferredRead,
         bytes: std::io::Result<Vec<u8>>,
+        evictions_may_write: bool,
     ) -> JetResult<()> {
-        let result = self
-            .buffers
-            .finish_deferred_read(read, bytes, &mut self.log);
+        let result =
+            self.buffers
+                .finish_deferred_read(read, bytes, evictions_may_write, &mut self.log);
         self.note(result)
+    }
+
+    /// Whether a staged write can be installed with evictions that write nothing (see
+    /// [`BufferManager::has_clean_room_for`]); if not, the frames missing are kept for
+    /// [`Storage::take_room_wanted`].
+    pub fn staged_has_clean_room(&mut self, staged: &StagedPages) -> bool {
+        self.buffers
+            .has_clean_room_for(staged.file(), &staged.page_numbers())
+    }
+
+    /// The clean frames an install or a miss's install found missing, now forgotten (0:
+    /// none), for the caller to write back with no latch held
+    /// ([`Storage::begin_room_write_back`]).
+    pub fn take_room_wanted(&mut self) -> usize {
+        self.buffers.take_room_wanted()
+    }
+
+    /// Starts writing back up to `wanted` of the least recently used dirty pages, for a call
+    /// that needs clean frames to install into and holds the instance latch shared, so may
+    /// not write under it: the caller writes the batch holding no latch
+    /// ([`WriteBackBatch::write_and_sync`]) and ends it with [`Storage::finish_write_back`].
+    /// `LogFirst`: every such page waits for its log record, which the caller makes durable
+    /// first (a group-commit flush). `Shallow`: nothing to write now (every dirty page is in
+    /// flight already, or the batches out take half the cache).
+    pub fn begin_room_write_back(&mut self, wanted: usize) -> JetResult<WriteBackStart> {
+        self.alive()?;
+        if let Some(batch) = self.buffers.begin_room_write_back(wanted, &self.log) {
+            return Ok(WriteBackStart::Batch(batch));
+        }
+        let waits_for_log = self.log.flushed_lsn() < self.log.tip_lsn();
+        Ok(match waits_for_log {
+            true => WriteBackStart::LogFirst,
+            false => WriteBackStart::Shallow,
+        })
     }
 
     /// Starts a group-commit flush of the log (see [`log::LogFlush`]).
@@ -996,7 +1045,13 @@ impl Storage {
         if self.checkpoint_depth_bytes() <= max_depth_bytes {
             return Ok(WriteBackStart::Shallow);
         }
-        let batch_max = self.buffers.cache_size_pages() / 2;
+        // Calls' batches for room may be out too: all of them take at most half the cache.
+        let batch_max =
+            (self.buffers.cache_size_pages() / 2).saturating_sub(self.buffers.frames_in_flight());
+        if batch_max == 0 {
+            // Those batches clean pages too; this round persists what the cache has now.
+            return Ok(WriteBackStart::Shallow);
+        }
         Ok(
             match self
                 .buffers
@@ -1004,7 +1059,9 @@ impl Storage {
             {
                 Some(batch) => WriteBackStart::Batch(batch),
                 // The oldest dirty page waits for its log record to be durable.
-                None => WriteBackStart::LogFirst,
+                None if self.log.flushed_lsn() < self.log.tip_lsn() => WriteBackStart::LogFirst,
+                // The oldest dirty pages are in a call's batch for room, which cleans them.
+                None => WriteBackStart::Shallow,
             },
         )
     }
