@@ -144,6 +144,7 @@ impl<R: Runtime> Jet<R> {
                 }
                 if state
                     .cursors
+                    .get_mut()
                     .iter()
                     .any(|(_, _, c)| c.database_slot == slot)
                 {
@@ -257,7 +258,8 @@ impl<R: Runtime> Jet<R> {
                 let storage = state.storage_mut()?;
                 let root = storage.create_table(file, name)?;
                 orders.wrote = true;
-                open_cursor(core, state, session, slot, name, root, generation)
+                let instance_slot = core.handle.parts().expect("live").instance_slot;
+                open_cursor(instance_slot, state, session, slot, name, root, generation)
             },
         )
     }
@@ -270,23 +272,38 @@ impl<R: Runtime> Jet<R> {
         name: &str,
     ) -> JetResult<TableHandle> {
         let generation = self.next_generation();
-        self.with_session(sesid, JetCall::OpenTable, |core, state, session, _| {
+        // Under the instance latch held shared, beside other calls: the catalog is read as
+        // any read-only call reads (a miss is read with no latch held, and the body runs
+        // again), and the cursor is added under the open tables' own lock, in the same run
+        // as the look-up, so no detach or table deletion (each under the exclusive latch)
+        // falls between the two.
+        self.with_session_read(sesid, JetCall::OpenTable, |state, session, reads| {
             let (slot, file) = table_to_open(state, session, dbid, name)?;
-            let storage = state.storage_mut()?;
-            let root = storage
+            let root = reads
+                .tree
                 .table_root(file, name)?
                 .ok_or(JetError::ObjectNotFound)?;
-            open_cursor(core, state, session, slot, name, root, generation)
+            let instance_slot = sesid.parts().expect("the call resolved it").instance_slot;
+            open_cursor(instance_slot, state, session, slot, name, root, generation)
         })
     }
 
     /// `JetCloseTable`.
     pub fn close_table(&self, sesid: SessionHandle, tableid: TableHandle) -> JetResult<()> {
-        self.with_session(sesid, JetCall::CloseTable, |_, state, session, _| {
-            let (slot, generation) = owned_cursor(state, session, tableid)?;
-            state.cursors.remove(slot, generation);
-            Ok(())
-        })
+        // Under the instance latch held shared: only the open tables change, under their
+        // own lock, and only this session's cursor, which no other call uses.
+        self.with_session_call(
+            sesid,
+            JetCall::CloseTable,
+            super::LatchMode::Shared,
+            |scope| {
+                scope.run_registry(|state, session| {
+                    let (slot, generation) = owned_cursor(state, session, tableid)?;
+                    state.cursors.write().remove(slot, generation);
+                    Ok(())
+                })
+            },
+        )
     }
 
     /// `JetDeleteTable`: refused while any cursor has it open or versions still refer to it.
@@ -307,6 +324,7 @@ impl<R: Runtime> Jet<R> {
                 .ok_or(JetError::ObjectNotFound)?;
             let open = state
                 .cursors
+                .get_mut()
                 .iter()
                 .any(|(_, _, c)| c.database_slot == slot && c.table_root == root);
             if open {
@@ -363,7 +381,7 @@ fn table_to_open<R: Runtime>(
     if !valid_table_name(name) {
         return Err(JetError::InvalidName);
     }
-    if state.cursors.next_free_slot().is_none() {
+    if state.cursors.read().next_free_slot().is_none() {
         return Err(JetError::TooManyOpenTables);
     }
     Ok((slot, file))
@@ -400,8 +418,8 @@ pub(crate) fn owned_cursor<R: Runtime>(
     tableid: TableHandle,
 ) -> JetResult<(u16, u32)> {
     let parts = tableid.parts().ok_or(JetError::InvalidTableId)?;
-    let cursor = state
-        .cursors
+    let cursors = state.cursors.read();
+    let cursor = cursors
         .get(parts.object_slot, parts.generation)
         .ok_or(JetError::InvalidTableId)?;
     if cursor.session_slot != session.slot || cursor.session_generation != session.generation {
@@ -413,8 +431,8 @@ pub(crate) fn owned_cursor<R: Runtime>(
 /// Opens a cursor on `name` (rooted at `table_root`) for `session`: what `create_table` and
 /// `open_table` end with.
 fn open_cursor<R: Runtime>(
-    core: &InstanceCore<R>,
-    state: &mut InstanceState<R>,
+    instance_slot: u8,
+    state: &InstanceState<R>,
     session: SessionRef,
     database_slot: u16,
     name: &str,
@@ -427,6 +445,7 @@ fn open_cursor<R: Runtime>(
         .map_or(0, |t| t.level);
     let slot = state
         .cursors
+        .write()
         .insert(
             generation,
             Cursor {
@@ -440,6 +459,5 @@ fn open_cursor<R: Runtime>(
             },
         )
         .ok_or(JetError::TooManyOpenTables)?;
-    let instance_slot = core.handle.parts().expect("live").instance_slot;
     Ok(TableHandle::new(instance_slot, slot, generation))
 }

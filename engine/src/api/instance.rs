@@ -231,7 +231,7 @@ impl<R: Runtime> Jet<R> {
         let leaked_commits;
         let shutdown = {
             let mut state = core.state.write();
-            state.cursors = Slots::new(crate::instance::CURSORS_MAX);
+            *state.cursors.get_mut() = Slots::new(crate::instance::CURSORS_MAX);
             state.sessions = Slots::new(crate::instance::SESSIONS_MAX);
             state.databases = Slots::new(crate::instance::DATABASES_MAX);
             // Every committer published its commit or removed its entry before it left, and
@@ -399,7 +399,7 @@ pub(crate) fn status_of<R: Runtime>(core: &InstanceCore<R>) -> InstanceStatus {
     let mut state = core.state.write();
     let (sessions, open_tables, attached_databases) = (
         state.sessions.len() as u64,
-        state.cursors.len() as u64,
+        state.cursors.get_mut().len() as u64,
         state.databases.len() as u64,
     );
     let store = state.store_mut();

@@ -588,6 +588,18 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
         }
     }
 
+    /// Runs `body` under the instance latch held shared and no other latch: for a call that
+    /// changes only a registry behind a leaf lock of its own (the open tables), and only its
+    /// own session's entries in it.
+    pub(crate) fn run_registry<T>(
+        &mut self,
+        body: impl FnOnce(&InstanceState<R>, SessionRef) -> JetResult<T>,
+    ) -> JetResult<T> {
+        debug_assert_eq!(self.mode, LatchMode::Shared);
+        let state: &InstanceState<R> = self.latch.as_ref().expect("the call holds the latch");
+        body(state, self.session)
+    }
+
     /// Runs `body` under the store latch held exclusively (and the instance latch as the call
     /// holds it): see [`StoreBody`].
     pub(crate) fn run_store<T>(&mut self, body: &mut impl StoreBody<R, T>) -> JetResult<T> {

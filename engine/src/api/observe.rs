@@ -91,6 +91,7 @@ impl<R: Runtime> Jet<R> {
             .collect();
         let cursors = state
             .cursors
+            .read()
             .iter()
             .map(|(slot, generation, c)| {
                 let handle = super::handles::TableHandle::new(instance_slot, slot, generation).0;

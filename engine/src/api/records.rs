@@ -159,14 +159,15 @@ fn view<R: Runtime>(
     slot: u16,
     generation: u32,
 ) -> JetResult<TableView> {
-    let cursor = state
-        .cursors
-        .get(slot, generation)
-        .expect("cursor validated");
+    let (database_slot, table_root) = {
+        let cursors = state.cursors.read();
+        let cursor = cursors.get(slot, generation).expect("cursor validated");
+        (cursor.database_slot, cursor.table_root)
+    };
     let database = state
         .databases
         .iter()
-        .find(|(db_slot, _, _)| *db_slot == cursor.database_slot)
+        .find(|(db_slot, _, _)| *db_slot == database_slot)
         .map(|(_, _, db)| db.file)
         .ok_or(JetError::InvalidTableId)?;
     let reader = match session_entry(state, session).transaction.get() {
@@ -175,7 +176,7 @@ fn view<R: Runtime>(
     };
     Ok(TableView {
         file: database,
-        root: cursor.table_root,
+        root: table_root,
         reader,
     })
 }
@@ -188,6 +189,7 @@ fn set_position<R: Runtime>(
 ) {
     state
         .cursors
+        .read()
         .get(slot, generation)
         .expect("cursor validated")
         .position
@@ -199,13 +201,14 @@ fn current_key<R: Runtime>(
     slot: u16,
     generation: u32,
 ) -> JetResult<Vec<u8>> {
-    match state
+    let position = state
         .cursors
+        .read()
         .get(slot, generation)
         .expect("cursor validated")
         .position
-        .get()
-    {
+        .get();
+    match position {
         Position::On(key) => Ok(key),
         Position::BeforeFirst | Position::AfterLast => Err(JetError::NoCurrentRecord),
     }
@@ -258,6 +261,7 @@ impl<R: Runtime> Jet<R> {
             let table = view(state, versions, session, slot, generation)?;
             let position = state
                 .cursors
+                .read()
                 .get(slot, generation)
                 .expect("validated")
                 .position

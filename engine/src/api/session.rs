@@ -116,6 +116,7 @@ impl<R: Runtime> Jet<R> {
             let entry = session_entry(state, session);
             let open_tables = state
                 .cursors
+                .read()
                 .iter()
                 .filter(|(_, _, c)| {
                     c.session_slot == session.slot && c.session_generation == session.generation
@@ -418,6 +419,7 @@ fn for_each_cursor_of<R: Runtime>(
 ) {
     state
         .cursors
+        .read()
         .iter()
         .filter(|(_, _, c)| {
             c.session_slot == session.slot && c.session_generation == session.generation
@@ -431,8 +433,8 @@ pub(crate) fn close_cursors<R: Runtime>(
     session: SessionRef,
     close: impl Fn(&crate::instance::Cursor) -> bool,
 ) {
-    let doomed: Vec<(u16, u32)> = state
-        .cursors
+    let cursors = state.cursors.get_mut();
+    let doomed: Vec<(u16, u32)> = cursors
         .iter()
         .filter(|(_, _, c)| {
             c.session_slot == session.slot && c.session_generation == session.generation && close(c)
@@ -440,7 +442,7 @@ pub(crate) fn close_cursors<R: Runtime>(
         .map(|(slot, generation, _)| (slot, generation))
         .collect();
     for (slot, generation) in doomed {
-        state.cursors.remove(slot, generation);
+        cursors.remove(slot, generation);
     }
 }
 

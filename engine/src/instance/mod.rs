@@ -21,7 +21,7 @@ pub mod worker;
 
 use crate::api::handles::InstanceHandle;
 use crate::env::Environment;
-use crate::runtime::sync::{Condvar, LockRank, Mutex, RwLock};
+use crate::runtime::sync::{Condvar, LeafRwLock, LockRank, Mutex, RwLock};
 use crate::runtime::Runtime;
 use crate::storage::{FileId, Lsn, PageNumber, Storage};
 use crate::transaction::{TxnId, VersionStore};
@@ -340,7 +340,10 @@ pub struct Store {
 pub struct InstanceState<R: Runtime> {
     pub params: SystemParameters,
     pub sessions: Slots<Session<R>>,
-    pub cursors: Slots<Cursor>,
+    /// The open tables, behind a leaf lock of their own ([`LockRank::Cursors`]): a call
+    /// holding the instance latch shared opens or closes a table beside other calls. A call
+    /// holding the latch exclusively reaches them with `get_mut`, taking no lock.
+    pub cursors: LeafRwLock<R, Slots<Cursor>>,
     pub databases: Slots<AttachedDatabase>,
     /// The storage's fail-stop flag ([`Storage::failed_flag`]) from init to term, so a call
     /// can be refused with `InstanceUnavailable` without taking the store latch.
@@ -434,7 +437,7 @@ impl<R: Runtime> InstanceCore<R> {
                 InstanceState {
                     params,
                     sessions: Slots::new(SESSIONS_MAX),
-                    cursors: Slots::new(CURSORS_MAX),
+                    cursors: LeafRwLock::new(LockRank::Cursors, Slots::new(CURSORS_MAX)),
                     databases: Slots::new(DATABASES_MAX),
                     storage_failed: None,
                     store: RwLock::new(

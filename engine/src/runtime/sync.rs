@@ -37,6 +37,10 @@ pub enum LockRank {
     SessionClaims = 22,
     /// `InstanceCore::log_flush`: the group-commit flush count a waiting commit sleeps on.
     /// Taken under the exclusive instance latch, which the waiter then lets go of.
+    /// `InstanceState::cursors`: the open tables, a [`LeafRwLock`] (no scheduling point):
+    /// read by every call on a cursor, written by the calls that open and close tables,
+    /// under the instance latch held either way; takes nothing inside.
+    Cursors = 23,
     LogFlushWait = 24,
     /// `Worker::state`: what the background worker is asked to do.
     WorkerState = 30,
@@ -337,6 +341,14 @@ impl<R: Runtime, T> LeafRwLock<R, T> {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         LeafGuard::new(guard, self.rank)
+    }
+
+    /// The value, to a caller that owns the lock itself exclusively (as
+    /// [`RwLock::get_mut`]): no lock is taken.
+    pub fn get_mut(&mut self) -> &mut T {
+        self.inner
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Holds the lock exclusively.

@@ -131,6 +131,12 @@ impl<'s> TreeReads<'s> {
         self.walk(file, |p| btree::get(p, root, key))
     }
 
+    /// [`Storage::table_root`]: the catalog's look-up of a table.
+    pub fn table_root(&mut self, file: FileId, name: &str) -> JetResult<Option<PageNumber>> {
+        check_table_name(name)?;
+        self.walk(file, |p| p.table_root(name))
+    }
+
     /// [`Storage::next_after`].
     pub fn next_after(
         &mut self,
