@@ -735,9 +735,14 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
     /// wait for it. The call then runs again; what it finds may have been taken meanwhile,
     /// which its bounded restarts cover.
     fn write_back_for_room(core: &InstanceCore<R>, wanted: usize) -> JetResult<()> {
+        // Planted bug: the batch is not counted, so nobody waits for it.
+        let counted = !core
+            .options
+            .mutations
+            .is_active(crate::Mutant::RoomWriteBackNotAwaited);
         let started = Self::with_cache(core, |storage| {
             let started = storage.begin_room_write_back(wanted);
-            if let Ok(WriteBackStart::Batch(_)) = started {
+            if counted && matches!(started, Ok(WriteBackStart::Batch(_))) {
                 // Counted before the latch is let go: a call that writes pages back under
                 // the exclusive latch waits for it from the moment its frames are in flight.
                 worker::write_back_began(core);
@@ -747,7 +752,9 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
         match started {
             WriteBackStart::Batch(batch) => {
                 let written = batch.write_and_sync(unlatched::<R>());
-                worker::write_back_ended(core);
+                if counted {
+                    worker::write_back_ended(core);
+                }
                 Self::with_cache(core, |storage| storage.finish_write_back(batch, written))
                     .map(|_| ())
             }

@@ -142,6 +142,13 @@ pub enum Mutant {
     /// ([`crate::runtime::sync::assert_no_shared_latch_io`]) fails at the first such
     /// eviction wherever lock ranks are checked.
     InstallEvictsUnderStoreLatch,
+    /// A call's write-back for room (its batch of least recently used pages, written with no
+    /// latch held) is not counted among the write-backs in flight: a detach, a smaller
+    /// cache or a stop's flush, under the exclusive latch, writes a page of that batch back
+    /// while the batch's older copy is still on its way to the disk, which then lands over
+    /// the newer image. The buffer manager's assertion that no page in flight is written
+    /// back fails (and without it, a committed change is lost on disk).
+    RoomWriteBackNotAwaited,
 }
 
 impl Mutant {
@@ -181,6 +188,7 @@ impl Mutant {
         Mutant::WriteBackUnderLatch,
         Mutant::DefragParkSkipsPassInProgress,
         Mutant::InstallEvictsUnderStoreLatch,
+        Mutant::RoomWriteBackNotAwaited,
     ];
 
     const fn bit(self) -> u64 {
