@@ -20,9 +20,10 @@ pub enum LockRank {
     /// stop's drain and preparation.
     StopSerial = 10,
     /// `InstanceCore::state`, the instance latch (a reader-writer lock): sessions, cursors,
-    /// databases, and the store latch. Read-only calls and record writes hold it shared,
-    /// every other call exclusively; no call holds it while it waits for a page read or a
-    /// log sync (`api::SessionCall`).
+    /// databases, and the store latch. Read-only calls, record writes, begin and commit,
+    /// and opening and closing a table hold it shared, every other call exclusively; no
+    /// call holds it while it waits for a page read or a log sync (`api::SessionCall`), and
+    /// no I/O is made holding it shared ([`assert_no_shared_latch_io`]).
     Instance = 20,
     /// `InstanceState::store`, the store latch (a reader-writer lock): the storage and the
     /// version store. Taken only under the instance latch held shared, and only for CPU work
