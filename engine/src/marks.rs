@@ -80,8 +80,9 @@ marks_list! {
     /// A record write's staged pages changed before it could install them (another write
     /// installed over a page it read), so it staged again.
     StagedWriteRaced => "staged_write_raced",
-    /// A rollback read a page its undo needs with no latch held, before it took the latch
-    /// exclusively to undo.
+    /// A rollback read a page its undo needs with no latch held: its plan under the shared
+    /// latches missed it, or (after its plans kept losing races) its look ahead before the
+    /// exclusive latch did.
     RollbackReadAhead => "rollback_read_ahead",
 }
 

@@ -274,7 +274,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         mutant: "AllowlistMissingRollback",
-        loom: loom(StopModel::AllowlistRollback, None, Property::Allowlist, 289),
+        loom: loom(StopModel::AllowlistRollback, None, Property::Allowlist, 127),
         sim: sim(&[Rule::StopRule], Scheduling::Pct, 50),
         crash_tests: None,
         sweep_test: None,

@@ -120,7 +120,7 @@ fn gate_main_stops() {
 
 #[test]
 fn allowlist_rollback_vs_stop() {
-    assert_eq!(executions(StopModel::AllowlistRollback), 3015);
+    assert_eq!(executions(StopModel::AllowlistRollback), 918);
 }
 
 #[test]
@@ -254,7 +254,7 @@ teeth! {
     /// the stop returned (it would also be admitted after the stop, the next property).
     catches_allowlist_extra_commit: AllowlistExtraCommit in GateCommit breaks FinishedAfterStop at 43;
     catches_checkpoint_quiesce_skipped: CheckpointQuiesceSkipped in GateCommit breaks NotQuiesced at 1;
-    catches_allowlist_missing_rollback: AllowlistMissingRollback in AllowlistRollback breaks Allowlist at 289;
+    catches_allowlist_missing_rollback: AllowlistMissingRollback in AllowlistRollback breaks Allowlist at 127;
     /// The engine's `Gate::finish_term` asserts no call is in flight; loom reaches that
     /// assertion before this model's own property.
     catches_term_does_not_wait: TermDoesNotWait in TermWaits breaks EngineTermInFlight at 13;

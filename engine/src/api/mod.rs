@@ -789,6 +789,22 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
         install: &mut impl WriteInstall<R, P, T>,
         exclusive: &mut impl ExclusiveBody<R, T>,
     ) -> JetResult<T> {
+        if let Some(value) = self.plan_and_install(plan, install)? {
+            return Ok(value);
+        }
+        self.latch_exclusively()?;
+        self.run(exclusive)
+    }
+
+    /// [`SessionCall::run_write`]'s plans and installs under the shared latches: the value
+    /// installed, or `None` once [`CALL_RESTARTS_MAX`] plans were all refused at their
+    /// install (a page they read changed, or no clean frames to install into), for the caller
+    /// to end under the exclusive instance latch.
+    pub(crate) fn plan_and_install<P, T>(
+        &mut self,
+        plan: &mut impl WritePlan<R, P>,
+        install: &mut impl WriteInstall<R, P, T>,
+    ) -> JetResult<Option<T>> {
         debug_assert_eq!(self.mode, LatchMode::Shared);
         let (core, session) = (self.core, self.session);
         for _ in 0..CALL_RESTARTS_MAX {
@@ -809,7 +825,7 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
             let mut store = state.store.write();
             Jet::<R>::check_available(&store)?;
             if let Some(value) = install(state, session, &mut store, planned)? {
-                return Ok(value);
+                return Ok(Some(value));
             }
             let room_wanted = store
                 .storage
@@ -825,8 +841,7 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
             self.latch = Some(Latch::take(core, self.mode));
             cleaned?;
         }
-        self.latch_exclusively()?;
-        self.run(exclusive)
+        Ok(None)
     }
 
     /// Lets go of the shared instance latch and takes it exclusively; the call keeps its

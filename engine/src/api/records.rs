@@ -630,7 +630,7 @@ fn install_write<R: Runtime>(
         return Ok(None);
     }
     let checks_room = !mutations.is_active(crate::Mutant::InstallEvictsUnderStoreLatch);
-    if checks_room && !storage.staged_has_clean_room(&staged) {
+    if checks_room && !storage.staged_have_clean_room(std::slice::from_ref(&staged)) {
         return Ok(None);
     }
     let (file, table_root) = (target.table.file, target.table.root);

@@ -2,7 +2,7 @@
 
 use super::calls::JetCall;
 use super::handles::{InstanceHandle, SessionHandle};
-use super::{Jet, LatchMode, SessionRef, StoreReads, WakeOrders};
+use super::{Jet, LatchMode, SessionRef, StoreReadings, StoreReads, WakeOrders};
 use crate::error::{JetError, JetResult};
 use crate::instance::mutations::Mutant;
 use crate::instance::{
@@ -10,8 +10,8 @@ use crate::instance::{
     TRANSACTION_LEVEL_MAX,
 };
 use crate::runtime::Runtime;
-use crate::storage::{LogRecord, Lsn};
-use crate::transaction::TxnId;
+use crate::storage::{FileId, FrameKey, LogRecord, Lsn, StagedPages, UndoEntry};
+use crate::transaction::{RecordId, TxnId};
 use std::collections::BTreeMap;
 
 /// What `get_session_info` reports.
@@ -262,21 +262,146 @@ impl<R: Runtime> Jet<R> {
     /// `JetRollback`: undoes the innermost level and closes the tables opened in it.
     pub fn rollback(&self, sesid: SessionHandle) -> JetResult<()> {
         self.with_session_call(sesid, JetCall::Rollback, LatchMode::Shared, |scope| {
-            if scope
-                .core()
-                .options
-                .mutations
-                .is_active(Mutant::RollbackReadsUnderLatch)
-            {
+            let mutations = scope.core().options.mutations;
+            if mutations.is_active(Mutant::RollbackReadsUnderLatch) {
                 scope.latch_exclusively()?;
-            } else {
-                let mut walked = 0;
-                scope.prefetch_then_latch_exclusively(&mut |state, session, reads| {
-                    undo_pages_walk(state, session, reads, &mut walked)
-                })?;
+                return scope.run(&mut rollback_body);
             }
+            // Under the shared latches, as a record write: the undo of the level staged as
+            // one change (a plan per file) and installed at once with the Rollback record,
+            // the versions dropped and the level's tables closed.
+            let keep_tables = mutations.is_active(Mutant::RollbackLeavesTablesOpen);
+            let marks = &scope.core().marks;
+            let mut plan = |state: &InstanceState<R>, session, store: &Store| {
+                let planned = plan_rollback(state, session, store);
+                crate::mark!(marks, RollbackReadAhead if matches!(planned, Err((_, Some(_)))));
+                planned
+            };
+            let mut install = |state: &InstanceState<R>, session, store: &mut Store, planned| {
+                install_rollback(state, session, store, planned, keep_tables)
+            };
+            if let Some(readings) = scope.plan_and_install(&mut plan, &mut install)? {
+                // As after a delete: the background worker may have flushing and
+                // defragmentation to do (the undo removes records).
+                scope.note_write(true, readings);
+                return Ok(());
+            }
+            // Plans kept losing races: read ahead what the undo needs, with no latch held
+            // across a read, then undo under the exclusive latch.
+            let mut walked = 0;
+            scope.prefetch_then_latch_exclusively(&mut |state, session, reads| {
+                undo_pages_walk(state, session, reads, &mut walked)
+            })?;
             scope.run(&mut rollback_body)
         })
+    }
+}
+
+/// A rollback planned under the shared latches: the level it undoes, its undo (newest
+/// first), and the undo staged on each file it touches.
+struct PlannedRollback {
+    open: OpenTransaction,
+    undo: Vec<(RecordId, Option<Vec<u8>>)>,
+    staged: Vec<StagedPages>,
+}
+
+/// [`Jet::rollback`]'s plan, under the instance and store latches held shared: the
+/// innermost level's undo, staged through the cache alone file by file
+/// ([`crate::storage::Storage::stage_undo`]); a page that is not cached fails it with the
+/// page, which the caller reads before it plans again.
+fn plan_rollback<R: Runtime>(
+    state: &InstanceState<R>,
+    session: SessionRef,
+    store: &Store,
+) -> Result<PlannedRollback, (JetError, Option<FrameKey>)> {
+    let open = session_entry(state, session)
+        .transaction
+        .get()
+        .ok_or((JetError::NotInTransaction, None))?;
+    let storage = store
+        .storage
+        .as_ref()
+        .ok_or((JetError::NotInitialized, None))?;
+    storage.check_log_writable().map_err(|e| (e, None))?;
+    let undo = store
+        .version_store
+        .undo_of_level(open.txn, open.level)
+        .map_err(|e| (e, None))?;
+    let mut by_file: BTreeMap<FileId, Vec<UndoEntry<'_>>> = BTreeMap::new();
+    for (record, before) in &undo {
+        by_file.entry(record.file).or_default().push((
+            record.table_root,
+            record.key.as_slice(),
+            before.as_deref(),
+        ));
+    }
+    let mut missed = None;
+    let mut staged = Vec::with_capacity(by_file.len());
+    for (file, entries) in by_file {
+        let file_staged = storage
+            .stage_undo(file, &entries, &mut missed)
+            .map_err(|e| (e, missed))?;
+        staged.push(file_staged);
+    }
+    Ok(PlannedRollback { open, undo, staged })
+}
+
+/// [`Jet::rollback`]'s install, under the store latch held exclusively: if the level's
+/// undo is still the one planned and no page the plan read changed, and its frames can be
+/// had clean, the staged pages (a `PageImages` record per file), the Rollback record, the
+/// level's versions dropped, the session one level out and, unless `keep_tables` (the
+/// planted bug `RollbackLeavesTablesOpen`), the tables opened in the level closed; else
+/// nothing (`None`: plan again).
+fn install_rollback<R: Runtime>(
+    state: &InstanceState<R>,
+    session: SessionRef,
+    store: &mut Store,
+    planned: PlannedRollback,
+    keep_tables: bool,
+) -> JetResult<Option<StoreReadings>> {
+    let PlannedRollback { open, undo, staged } = planned;
+    let storage = store.storage.as_mut().ok_or(JetError::NotInitialized)?;
+    storage.check_log_writable()?;
+    if store.version_store.undo_of_level(open.txn, open.level)? != undo
+        || !staged
+            .iter()
+            .all(|staged| storage.staged_is_current(staged))
+        || !storage.staged_have_clean_room(&staged)
+    {
+        return Ok(None);
+    }
+    for file_staged in staged {
+        storage.install_staged(file_staged)?;
+    }
+    storage.append_log(LogRecord::Rollback {
+        txn: open.txn,
+        level: open.level,
+        undone: u32::try_from(undo.len()).expect("bounded by the version store"),
+    })?;
+    let undone = store.version_store.rollback_level(open.txn, open.level)?;
+    debug_assert_eq!(undone, undo, "the versions rolled back are the ones undone");
+    leave_level(state, session, open, keep_tables);
+    Ok(Some(StoreReadings::of(store)))
+}
+
+/// The session one level out of `open` (out of the transaction from level 1) and, unless
+/// `keep_tables`, the tables it opened in that level closed: the end of a rollback.
+fn leave_level<R: Runtime>(
+    state: &InstanceState<R>,
+    session: SessionRef,
+    open: OpenTransaction,
+    keep_tables: bool,
+) {
+    session_entry(state, session)
+        .transaction
+        .set((open.level > 1).then_some(OpenTransaction {
+            level: open.level - 1,
+            ..open
+        }));
+    if !keep_tables {
+        close_cursors(state, session, |cursor| {
+            cursor.opened_at_level.get() >= open.level
+        });
     }
 }
 
@@ -429,11 +554,11 @@ fn for_each_cursor_of<R: Runtime>(
 
 /// Closes the session's cursors that `close` selects.
 pub(crate) fn close_cursors<R: Runtime>(
-    state: &mut InstanceState<R>,
+    state: &InstanceState<R>,
     session: SessionRef,
     close: impl Fn(&crate::instance::Cursor) -> bool,
 ) {
-    let cursors = state.cursors.get_mut();
+    let mut cursors = state.cursors.write();
     let doomed: Vec<(u16, u32)> = cursors
         .iter()
         .filter(|(_, _, c)| {
@@ -478,16 +603,6 @@ fn rollback_level<R: Runtime>(
         .version_store
         .rollback_level(open.txn, open.level)?;
     debug_assert_eq!(undone, undo, "the versions rolled back are the ones undone");
-    session_entry(state, session)
-        .transaction
-        .set((open.level > 1).then_some(OpenTransaction {
-            level: open.level - 1,
-            ..open
-        }));
-    if !keep_tables {
-        close_cursors(state, session, |cursor| {
-            cursor.opened_at_level.get() >= open.level
-        });
-    }
+    leave_level(state, session, open, keep_tables);
     Ok(())
 }

@@ -111,9 +111,10 @@ pub enum Mutant {
     /// come and sleeps until a further flush ends, which nothing may ever start (a lost
     /// wake-up: the commit hangs).
     FlushEndReadAfterStoreLatch,
-    /// A rollback skips its look ahead and reads the pages its undo needs under the
-    /// exclusive instance latch: a session rolling back a transaction whose pages were
-    /// evicted stops every other session for as long as its reads take.
+    /// A rollback undoes under the exclusive instance latch (as it once did), without the
+    /// look ahead that exclusive path is given, so it reads the pages its undo needs under
+    /// the latch: a session rolling back a transaction whose pages were evicted stops every
+    /// other session for as long as its reads take.
     RollbackReadsUnderLatch,
     /// A read-only call's cache miss is read inside the store-latch section that registered
     /// it (one section instead of two): every record write's install in the instance, on

@@ -623,9 +623,15 @@ impl BufferManager {
     /// and its write then needs a frame of its own, so they are not counted). If not, the
     /// frames missing are kept for [`BufferManager::take_room_wanted`].
     pub fn has_clean_room_for(&mut self, file: FileId, pages: &[PageNumber]) -> bool {
-        let new_frames = pages
+        let keys: Vec<FrameKey> = pages.iter().map(|&page| (file, page)).collect();
+        self.has_clean_room_for_keys(&keys)
+    }
+
+    /// [`BufferManager::has_clean_room_for`] for pages of any files, installed together.
+    pub fn has_clean_room_for_keys(&mut self, keys: &[FrameKey]) -> bool {
+        let new_frames = keys
             .iter()
-            .filter(|&&page| !self.frames.contains_key(&(file, page)))
+            .filter(|key| !self.frames.contains_key(key))
             .count();
         let evictions = (self.frames.len() + new_frames).saturating_sub(self.cache_size_pages);
         if evictions == 0 {
@@ -634,9 +640,8 @@ impl BufferManager {
         let clean = self
             .frames
             .iter()
-            .filter(|((frame_file, page), frame)| {
-                let installed_into = *frame_file == file && pages.contains(page);
-                !frame.dirty && !frame.write_back_in_flight && !installed_into
+            .filter(|(key, frame)| {
+                !frame.dirty && !frame.write_back_in_flight && !keys.contains(key)
             })
             .count();
         if clean >= evictions {

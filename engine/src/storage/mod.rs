@@ -260,6 +260,10 @@ pub struct Failure {
     pub during: Activity,
 }
 
+/// One entry of a rollback's undo for [`Storage::stage_undo`]: a table root, a key, and the
+/// before-image to put back (`None`: remove the key).
+pub type UndoEntry<'a> = (PageNumber, &'a [u8], Option<&'a [u8]>);
+
 /// The storage's [`crate::runtime::sync::LatchedIoCheck`] until the engine sets its own.
 pub(crate) fn no_latched_io_check() {}
 
@@ -710,6 +714,29 @@ impl Storage {
         Ok((before, pager.into_staged()))
     }
 
+    /// Stages a rollback's undo on one file through the cache alone, under the store latch
+    /// held shared, as [`Storage::stage_write`] stages a record write: each entry (a table
+    /// root, a key, the before-image to put back or `None` to remove the key), in the order
+    /// given, through one pager, so each sees the ones before it. A page that is not cached
+    /// fails it with `OutOfBuffers`, recorded in `missed`.
+    pub fn stage_undo(
+        &self,
+        file: FileId,
+        undo: &[UndoEntry<'_>],
+        missed: &mut Option<FrameKey>,
+    ) -> JetResult<StagedPages> {
+        self.alive()?;
+        self.check_file(file)?;
+        let mut pager = Pager::open_staging(&self.buffers, missed, file)?;
+        for &(root, key, before) in undo {
+            match before {
+                Some(value) => btree::put(&mut pager, root, key, value)?,
+                None => btree::remove(&mut pager, root, key)?,
+            };
+        }
+        Ok(pager.into_staged())
+    }
+
     /// Whether a staged write may be installed now: no page it read changed since (see
     /// [`StagedPages::is_current`]).
     pub fn staged_is_current(&self, staged: &StagedPages) -> bool {
@@ -863,12 +890,21 @@ impl Storage {
         self.note(result)
     }
 
-    /// Whether a staged write can be installed with evictions that write nothing (see
-    /// [`BufferManager::has_clean_room_for`]); if not, the frames missing are kept for
+    /// Whether staged writes can be installed together with evictions that write nothing
+    /// (see [`BufferManager::has_clean_room_for`]); if not, the frames missing are kept for
     /// [`Storage::take_room_wanted`].
-    pub fn staged_has_clean_room(&mut self, staged: &StagedPages) -> bool {
-        self.buffers
-            .has_clean_room_for(staged.file(), &staged.page_numbers())
+    pub fn staged_have_clean_room(&mut self, staged: &[StagedPages]) -> bool {
+        let keys: Vec<FrameKey> = staged
+            .iter()
+            .flat_map(|staged| {
+                let file = staged.file();
+                staged
+                    .page_numbers()
+                    .into_iter()
+                    .map(move |page| (file, page))
+            })
+            .collect();
+        self.buffers.has_clean_room_for_keys(&keys)
     }
 
     /// The clean frames an install or a miss's install found missing, now forgotten (0:
