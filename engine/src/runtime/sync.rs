@@ -20,8 +20,8 @@ pub enum LockRank {
     /// stop's drain and preparation.
     StopSerial = 10,
     /// `InstanceCore::state`, the instance latch (a reader-writer lock): sessions, cursors,
-    /// databases, and the store latch. Read-only calls, record writes, begin and commit,
-    /// and opening and closing a table hold it shared, every other call exclusively; no
+    /// databases, and the store latch. Read-only calls, record writes, begin, commit and
+    /// rollback, and opening and closing a table hold it shared, every other call exclusively; no
     /// call holds it while it waits for a page read or a log sync (`api::SessionCall`), and
     /// no I/O is made holding it shared ([`assert_no_shared_latch_io`]).
     Instance = 20,
