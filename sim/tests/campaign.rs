@@ -373,10 +373,10 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
         Scheduling::Mix,
         COMMIT_ACK_MAX,
     ),
-    // An operation logged page by page: a rollback after a full stop logs one undone change
-    // as several page-image records, which the harness counts in the log against the
-    // changes undone. (No eviction tears a record write's split any more: an install makes
-    // its room before it logs.) First detection from 0 at seed 177.
+    // An operation logged page by page: page-image records after a full stop that outnumber
+    // the changes the rollbacks undid, which the harness counts in the log. (No eviction
+    // tears a record write's split any more: an install makes its room before it logs.)
+    // First detection from 0 at seed 638.
     (
         Rule::DefragParked,
         Mutant::OperationLoggedPerPage,
