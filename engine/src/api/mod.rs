@@ -765,11 +765,7 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
                     return Ok(());
                 };
                 let written = flush.write_and_sync(unlatched::<R>());
-                Self::with_cache(core, |storage| {
-                    let finished = storage.finish_log_flush(&flush, written);
-                    core.log_flush_ended();
-                    finished
-                })
+                Self::with_cache(core, |storage| core.end_log_flush(storage, &flush, written))
             }
             WriteBackStart::Shallow => Ok(()),
         }
@@ -968,13 +964,11 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
                         false => self.unlocked(|| flush.write_and_sync(unlatched::<R>())),
                     };
                     self.with_store(|store| {
-                        let finished = store
+                        let storage = store
                             .storage
                             .as_mut()
-                            .expect("a call in flight keeps term from closing the storage")
-                            .finish_log_flush(&flush, written);
-                        core.log_flush_ended();
-                        finished
+                            .expect("a call in flight keeps term from closing the storage");
+                        core.end_log_flush(storage, &flush, written)
                     })?;
                 }
             }

@@ -400,11 +400,26 @@ impl<R: Runtime> InstanceState<R> {
 }
 
 impl<R: Runtime> InstanceCore<R> {
-    /// A group-commit log flush ended: counts it and wakes the commits waiting for it. The
-    /// caller accounted the flush and still holds the latch it did that under (the store
-    /// latch, or the instance latch exclusively), so a commit that saw the flush out, and
-    /// read the count under the store latch, reads a count from before this one.
-    pub fn log_flush_ended(&self) {
+    /// Ends a group-commit log flush whose I/O ended with `written`: accounts it in
+    /// `storage` (an I/O error makes it fail-stop), then counts it ended and wakes the
+    /// commits waiting for it. `storage` is borrowed from the latch the caller accounts the
+    /// flush under (the store latch, or the instance latch exclusively), which is still held
+    /// while the end is counted, so a commit that saw the flush out, and read the count
+    /// under the store latch, reads a count from before this one.
+    pub fn end_log_flush(
+        &self,
+        storage: &mut crate::storage::Storage,
+        flush: &crate::storage::LogFlush,
+        written: std::io::Result<()>,
+    ) -> crate::error::JetResult<()> {
+        let finished = storage.finish_log_flush(flush, written);
+        self.log_flush_ended();
+        finished
+    }
+
+    /// A group-commit log flush ended: counts it and wakes the commits waiting for it
+    /// (see [`InstanceCore::end_log_flush`], its only caller).
+    fn log_flush_ended(&self) {
         let mut flushes = self.log_flush.lock();
         flushes.flushes_ended += 1;
         if flushes.waiters > 0 {

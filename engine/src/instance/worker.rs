@@ -350,9 +350,8 @@ fn flush_log_unlatched<R: Runtime>(
         .storage_mut()
         .expect("term waits for the round that flushed the log");
     storage.set_activity(Activity::CheckpointFlush);
-    let finished = storage.finish_log_flush(&flush, written);
+    let finished = core.end_log_flush(storage, &flush, written);
     storage.set_activity(Activity::Call);
-    core.log_flush_ended();
     finished
 }
 
