@@ -25,7 +25,7 @@ const DB_B: &str = "db/b.edb";
 const CALLS_WHILE_BLOCKED: u32 = 300;
 /// [`calls_on_b`]'s cycle; [`CALLS_WHILE_BLOCKED`] is a whole number of them, so B ends
 /// with no transaction open.
-const CALLS_ON_B_CYCLE: u32 = 10;
+const CALLS_ON_B_CYCLE: u32 = 12;
 const _: () = assert!(CALLS_WHILE_BLOCKED.is_multiple_of(CALLS_ON_B_CYCLE));
 /// How long the watchdog waits for the other session's calls before it calls the engine
 /// stuck. Generous: the calls take milliseconds; only a deadlock comes near it.
@@ -225,7 +225,7 @@ fn two_databases(trap: &Arc<Trap>) -> (Arc<StdJet>, InstanceHandle) {
 }
 
 /// A session on database B whose pages are all cached.
-fn cached_session_on_b(jet: &StdJet, instance: InstanceHandle) -> (SessionHandle, TableHandle) {
+fn cached_session_on_b(jet: &StdJet, instance: InstanceHandle) -> SessionOnB {
     let sesid = jet.begin_session(instance).unwrap();
     let dbid = jet.open_database(sesid, DB_B).unwrap();
     let table = jet.open_table(sesid, dbid, "t").unwrap();
@@ -233,15 +233,25 @@ fn cached_session_on_b(jet: &StdJet, instance: InstanceHandle) -> (SessionHandle
         jet.seek(sesid, table, &key(i), SeekMode::Equal).unwrap();
         jet.retrieve(sesid, table).unwrap();
     }
-    (sesid, table)
+    SessionOnB {
+        instance,
+        sesid,
+        table,
+    }
 }
 
 /// The calls on B, a cycle of [`CALLS_ON_B_CYCLE`]: reads under the shared latches, a record
 /// write (it installs under the store latch held exclusively) rolled back (so it waits for
-/// no log sync), and calls that take the instance latch exclusively. So a lock held across
-/// the other session's I/O stops some of them whichever lock it is and however it is held.
-/// Returns how many succeeded.
-fn calls_on_b(jet: &StdJet, sesid: SessionHandle, table: TableHandle) -> u32 {
+/// no log sync), calls that change only their own session under the shared instance latch
+/// (context, open and close database), and calls that take the instance latch exclusively
+/// (begin and end session). So a lock held across the other session's I/O stops some of
+/// them whichever lock it is and however it is held. Returns how many succeeded.
+fn calls_on_b(jet: &StdJet, on_b: SessionOnB) -> u32 {
+    let SessionOnB {
+        instance,
+        sesid,
+        table,
+    } = on_b;
     let mut succeeded = 0;
     for i in 0..CALLS_WHILE_BLOCKED {
         let result = match i % CALLS_ON_B_CYCLE {
@@ -252,11 +262,25 @@ fn calls_on_b(jet: &StdJet, sesid: SessionHandle, table: TableHandle) -> u32 {
             4 => jet.rollback(sesid),
             5 => jet.set_session_context(sesid, 0x5E55),
             6 => jet.reset_session_context(sesid),
+            10 => jet
+                .open_database(sesid, DB_B)
+                .and_then(|dbid| jet.close_database(sesid, dbid)),
+            11 => jet
+                .begin_session(instance)
+                .and_then(|other| jet.end_session(other)),
             _ => jet.move_cursor(sesid, table, MoveTo::First),
         };
         succeeded += u32::from(result.is_ok());
     }
     succeeded
+}
+
+/// A session with a table open on B, and its instance.
+#[derive(Clone, Copy)]
+struct SessionOnB {
+    instance: InstanceHandle,
+    sesid: SessionHandle,
+    table: TableHandle,
 }
 
 /// [`hold_one_io_and_call_on_b`] on [`two_databases`], after `prepare`, with the deadlock
@@ -270,14 +294,14 @@ fn while_one_session_waits(
 ) -> (u32, JetResult<()>) {
     let trap = Arc::new(Trap::default());
     let (jet, instance) = two_databases(&trap);
-    let (sesid_b, table_b) = cached_session_on_b(&jet, instance);
+    let on_b = cached_session_on_b(&jet, instance);
     let _keep = prepare(&jet, instance);
     let (finished, blocked_result) = hold_one_io_and_call_on_b(
         &jet,
         &trap,
         (kind, path),
         move |jet| blocked(jet, instance),
-        (sesid_b, table_b),
+        on_b,
         WATCHDOG,
     );
     let finished = finished.unwrap_or_else(|| {
@@ -296,7 +320,7 @@ fn hold_one_io_and_call_on_b<T: Send + 'static>(
     trap: &Arc<Trap>,
     held: (Trapped, &str),
     blocked: impl FnOnce(&StdJet) -> T + Send + 'static,
-    on_b: (SessionHandle, TableHandle),
+    on_b: SessionOnB,
     wait: Duration,
 ) -> (Option<u32>, T) {
     let (kind, path) = held;
@@ -316,8 +340,7 @@ fn hold_one_io_and_call_on_b<T: Send + 'static>(
     let (done_tx, done_rx) = mpsc::channel();
     let caller = {
         let jet = Arc::clone(jet);
-        let (sesid_b, table_b) = on_b;
-        std::thread::spawn(move || done_tx.send(calls_on_b(&jet, sesid_b, table_b)).unwrap())
+        std::thread::spawn(move || done_tx.send(calls_on_b(&jet, on_b)).unwrap())
     };
     let finished = done_rx.recv_timeout(wait).ok();
     trap.release();
@@ -471,7 +494,11 @@ fn calls_finished_while_a_rollback_reads(mutations: Mutations, wait: Duration) -
         &trap,
         (Trapped::Read, DB_A),
         move |jet| jet.rollback(roller),
-        (writer, table_b),
+        SessionOnB {
+            instance,
+            sesid: writer,
+            table: table_b,
+        },
         wait,
     );
     assert_eq!(rolled_back, Ok(()));

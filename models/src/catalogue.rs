@@ -310,7 +310,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         mutant: "EndSessionIgnoresContext",
-        loom: loom(StopModel::SessionContext, Some(4), Property::Context, 18),
+        loom: loom(StopModel::SessionContext, Some(4), Property::Context, 81),
         sim: sim(&[Rule::Linearizability], Scheduling::Random, 400),
         crash_tests: None,
         sweep_test: None,
@@ -332,7 +332,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         mutant: "ResetContextFromAnyThread",
-        loom: loom(StopModel::SessionContext, Some(4), Property::Context, 18),
+        loom: loom(StopModel::SessionContext, Some(4), Property::Context, 81),
         // The shared-contexts switch: threads keep contexts on their sessions and the others
         // reach for them.
         sim: sim(&[Rule::Linearizability], Scheduling::Mix, RESET_CONTEXT_MAX),

@@ -3,8 +3,8 @@
 
 use super::calls::JetCall;
 use super::handles::{DatabaseHandle, SessionHandle, TableHandle};
-use super::session::{close_cursors, session_entry, session_entry_mut};
-use super::{Jet, SessionRef};
+use super::session::{close_cursors, session_entry};
+use super::{Jet, LatchMode, SessionRef};
 use crate::env::io::Io;
 use crate::error::{JetError, JetResult};
 use crate::instance::{
@@ -72,10 +72,9 @@ impl<R: Runtime> Jet<R> {
                 }
                 let slot =
                     self.attach_file(core, state, path, generation, Storage::create_database)?;
-                *session_entry_mut(state, session)
+                session_entry(state, session)
                     .open_databases
-                    .entry(slot)
-                    .or_insert(0) += 1;
+                    .with(|open| *open.entry(slot).or_insert(0) += 1);
                 orders.wrote = true;
                 Ok(DatabaseHandle::new(
                     core.handle.parts().expect("live").instance_slot,
@@ -137,8 +136,9 @@ impl<R: Runtime> Jet<R> {
                     find_attached(state, path).ok_or(JetError::DatabaseNotFound)?;
                 let open_anywhere = state
                     .sessions
+                    .get_mut()
                     .iter()
-                    .any(|(_, _, s)| s.open_databases.contains_key(&slot));
+                    .any(|(_, _, s)| s.open_databases.with(|open| open.contains_key(&slot)));
                 if open_anywhere {
                     return Err(JetError::DatabaseInUse);
                 }
@@ -179,36 +179,44 @@ impl<R: Runtime> Jet<R> {
         Ok(())
     }
 
-    /// `JetOpenDatabase`: the database must be attached.
+    /// `JetOpenDatabase`: the database must be attached. Under the instance latch held
+    /// shared: it reads the attached databases (which only exclusive calls change) and
+    /// counts the open in its own session.
     pub fn open_database(&self, sesid: SessionHandle, path: &str) -> JetResult<DatabaseHandle> {
-        self.with_session(sesid, JetCall::OpenDatabase, |core, state, session, _| {
-            let (slot, generation, _) =
-                find_attached(state, path).ok_or(JetError::DatabaseNotFound)?;
-            *session_entry_mut(state, session)
-                .open_databases
-                .entry(slot)
-                .or_insert(0) += 1;
-            Ok(DatabaseHandle::new(
-                core.handle.parts().expect("live").instance_slot,
-                slot,
-                generation,
-            ))
+        self.with_session_call(sesid, JetCall::OpenDatabase, LatchMode::Shared, |scope| {
+            let instance_slot = scope.core().handle.parts().expect("live").instance_slot;
+            scope.run_registry(|state, session| {
+                let (slot, generation, _) =
+                    find_attached(state, path).ok_or(JetError::DatabaseNotFound)?;
+                session_entry(state, session)
+                    .open_databases
+                    .with(|open| *open.entry(slot).or_insert(0) += 1);
+                Ok(DatabaseHandle::new(instance_slot, slot, generation))
+            })
         })
     }
 
     /// `JetCloseDatabase`: opens are counted per session; the last close also closes the
-    /// session's tables in that database.
+    /// session's tables in that database. Shares the latch as `open_database` does (the
+    /// tables close under the open tables' own lock).
     pub fn close_database(&self, sesid: SessionHandle, dbid: DatabaseHandle) -> JetResult<()> {
-        self.with_session(sesid, JetCall::CloseDatabase, |_, state, session, _| {
-            let (slot, _) = opened_database(state, session, dbid)?;
-            let entry = session_entry_mut(state, session);
-            let count = entry.open_databases.get_mut(&slot).expect("checked open");
-            *count -= 1;
-            if *count == 0 {
-                entry.open_databases.remove(&slot);
-                close_cursors(state, session, |cursor| cursor.database_slot == slot);
-            }
-            Ok(())
+        self.with_session_call(sesid, JetCall::CloseDatabase, LatchMode::Shared, |scope| {
+            scope.run_registry(|state, session| {
+                let (slot, _) = opened_database(state, session, dbid)?;
+                let last = session_entry(state, session).open_databases.with(|open| {
+                    let count = open.get_mut(&slot).expect("checked open");
+                    *count -= 1;
+                    let last = *count == 0;
+                    if last {
+                        open.remove(&slot);
+                    }
+                    last
+                });
+                if last {
+                    close_cursors(state, session, |cursor| cursor.database_slot == slot);
+                }
+                Ok(())
+            })
         })
     }
 
@@ -292,18 +300,13 @@ impl<R: Runtime> Jet<R> {
     pub fn close_table(&self, sesid: SessionHandle, tableid: TableHandle) -> JetResult<()> {
         // Under the instance latch held shared: only the open tables change, under their
         // own lock, and only this session's cursor, which no other call uses.
-        self.with_session_call(
-            sesid,
-            JetCall::CloseTable,
-            super::LatchMode::Shared,
-            |scope| {
-                scope.run_registry(|state, session| {
-                    let (slot, generation) = owned_cursor(state, session, tableid)?;
-                    state.cursors.write().remove(slot, generation);
-                    Ok(())
-                })
-            },
-        )
+        self.with_session_call(sesid, JetCall::CloseTable, LatchMode::Shared, |scope| {
+            scope.run_registry(|state, session| {
+                let (slot, generation) = owned_cursor(state, session, tableid)?;
+                state.cursors.write().remove(slot, generation);
+                Ok(())
+            })
+        })
     }
 
     /// `JetDeleteTable`: refused while any cursor has it open or versions still refer to it.
@@ -403,7 +406,7 @@ pub(crate) fn opened_database<R: Runtime>(
         .ok_or(JetError::InvalidDatabaseId)?;
     if !session_entry(state, session)
         .open_databases
-        .contains_key(&parts.object_slot)
+        .with(|open| open.contains_key(&parts.object_slot))
     {
         return Err(JetError::InvalidDatabaseId);
     }

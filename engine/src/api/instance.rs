@@ -215,6 +215,7 @@ impl<R: Runtime> Jet<R> {
                     let open = !failed
                         && state
                             .sessions
+                            .get_mut()
                             .iter()
                             .any(|(_, _, s)| s.transaction.get().is_some());
                     drop(state);
@@ -232,7 +233,7 @@ impl<R: Runtime> Jet<R> {
         let shutdown = {
             let mut state = core.state.write();
             *state.cursors.get_mut() = Slots::new(crate::instance::CURSORS_MAX);
-            state.sessions = Slots::new(crate::instance::SESSIONS_MAX);
+            *state.sessions.get_mut() = Slots::new(crate::instance::SESSIONS_MAX);
             state.databases = Slots::new(crate::instance::DATABASES_MAX);
             // Every committer published its commit or removed its entry before it left, and
             // term waited for them all: checked once the gate confirms nothing is in flight.
@@ -398,7 +399,7 @@ pub(crate) fn status_of<R: Runtime>(core: &InstanceCore<R>) -> InstanceStatus {
     let worker = core.worker.snapshot();
     let mut state = core.state.write();
     let (sessions, open_tables, attached_databases) = (
-        state.sessions.len() as u64,
+        state.sessions.get_mut().len() as u64,
         state.cursors.get_mut().len() as u64,
         state.databases.len() as u64,
     );

@@ -342,8 +342,7 @@ impl<R: Runtime> Jet<R> {
         call: JetCall,
     ) -> JetResult<()> {
         let entry = state
-            .sessions
-            .get(session.slot, session.generation)
+            .session(session.slot, session.generation)
             .ok_or(JetError::InvalidSesid)?;
         let exempt = matches!(
             call,
@@ -352,7 +351,7 @@ impl<R: Runtime> Jet<R> {
                 | JetCall::ResetSessionContext
                 | JetCall::GetSessionInfo
         );
-        if let (false, Some(context)) = (exempt, entry.context) {
+        if let (false, Some(context)) = (exempt, entry.context.get()) {
             // ESE: a session whose context was set by one thread may not be used by another.
             if context.thread != R::current_thread_id() {
                 return Err(JetError::SessionSharingViolation);
@@ -507,7 +506,18 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
             drop(early_claims);
             latch.check_available()?;
             Jet::<R>::check_session(&latch, session, call)?;
-            if session::session_entry(&latch, session).claim.try_claim() {
+            let entry = session::session_entry(&latch, session);
+            let claim = &entry.claim;
+            if claim.try_claim() {
+                // The context may have changed between the look and the claim: a call on
+                // this session that held it (set and reset context share the latch) ended
+                // in between. Holding the claim, the context stays as it is now.
+                if let Err(refused) = Jet::<R>::check_session(&latch, session, call) {
+                    if claim.release() {
+                        core.session_claims.released();
+                    }
+                    return Err(refused);
+                }
                 return Ok(SessionCall {
                     core,
                     session,
@@ -586,6 +596,19 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
             Jet::<R>::check_available(store)?;
             restarts += 1;
         }
+    }
+
+    /// How the call holds the instance latch now (a shared call may have had to take it
+    /// exclusively: [`Self::latch_exclusively`]).
+    pub(crate) fn mode(&self) -> LatchMode {
+        self.mode
+    }
+
+    /// Runs `f` on the instance's state as the call holds the latch, shared or exclusively:
+    /// for looks at the call's own session and changes behind the registries' own locks.
+    pub(crate) fn look<T>(&self, f: impl FnOnce(&InstanceState<R>, SessionRef) -> T) -> T {
+        let state: &InstanceState<R> = self.latch.as_ref().expect("the call holds the latch");
+        f(state, self.session)
     }
 
     /// Runs `body` under the instance latch held shared and no other latch: for a call that
@@ -1059,9 +1082,7 @@ impl<R: Runtime> Drop for SessionCall<'_, R> {
             .latch
             .take()
             .unwrap_or_else(|| Latch::take(self.core, LatchMode::Shared));
-        let entry = latch
-            .sessions
-            .get(self.session.slot, self.session.generation);
+        let entry = latch.session(self.session.slot, self.session.generation);
         // A session this call ended took its claim with it: wake its waiters regardless.
         if entry.is_none_or(|entry| entry.claim.release()) {
             self.core.session_claims.released();

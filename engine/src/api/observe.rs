@@ -71,19 +71,20 @@ impl<R: Runtime> Jet<R> {
             .collect();
         let sessions = state
             .sessions
+            .get_mut()
             .iter()
             .map(|(slot, generation, s)| {
                 let handle = super::handles::SessionHandle::new(instance_slot, slot, generation).0;
-                let open_databases = s
-                    .open_databases
-                    .iter()
-                    .map(|(db, count)| (paths.get(db).cloned().unwrap_or_default(), *count))
-                    .collect();
+                let open_databases = s.open_databases.with(|open| {
+                    open.iter()
+                        .map(|(db, count)| (paths.get(db).cloned().unwrap_or_default(), *count))
+                        .collect()
+                });
                 (
                     handle,
                     ObservedSession {
                         transaction_level: s.transaction.get().map_or(0, |t| t.level),
-                        context: s.context.map(|c| c.value),
+                        context: s.context.get().map(|c| c.value),
                         open_databases,
                     },
                 )

@@ -2,17 +2,18 @@
 
 use super::calls::JetCall;
 use super::handles::{InstanceHandle, SessionHandle};
-use super::{Jet, LatchMode, SessionRef, StoreReadings, StoreReads, WakeOrders};
+use super::{Jet, LatchMode, SessionCall, SessionRef, StoreReadings, StoreReads, WakeOrders};
 use crate::error::{JetError, JetResult};
 use crate::instance::mutations::Mutant;
 use crate::instance::{
-    InstanceCore, InstanceState, OpenTransaction, Session, SessionContext, Store,
+    InstanceCore, InstanceState, OpenTransaction, Session, SessionCell, SessionContext, Store,
     TRANSACTION_LEVEL_MAX,
 };
 use crate::runtime::Runtime;
 use crate::storage::{FileId, FrameKey, LogRecord, Lsn, StagedPages, UndoEntry};
 use crate::transaction::{RecordId, TxnId};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// What `get_session_info` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,109 +26,139 @@ pub struct SessionInfo {
 }
 
 impl<R: Runtime> Jet<R> {
-    /// `JetBeginSession`.
+    /// `JetBeginSession`. Under the instance latch held shared: the session is added under
+    /// the sessions' own lock, beside other calls.
     pub fn begin_session(&self, instance: InstanceHandle) -> JetResult<SessionHandle> {
         let core = self.core(instance)?;
         let parts = instance.parts().expect("resolved above");
         let generation = self.next_generation();
-        let (_pass, mut state) = Self::enter_instance_locked(&core, JetCall::BeginSession)?;
-        Self::check_available(state.store_mut())?;
+        let _pass = Self::enter_instance(&core, JetCall::BeginSession)?;
+        let state = core.state.read();
+        if state.storage_failed() {
+            return Err(JetError::InstanceUnavailable);
+        }
+        let session = Session {
+            context: SessionCell::new(None),
+            transaction: Default::default(),
+            open_databases: SessionCell::new(BTreeMap::new()),
+            claim: Default::default(),
+        };
         let slot = state
             .sessions
-            .insert(
-                generation,
-                Session {
-                    context: None,
-                    transaction: Default::default(),
-                    open_databases: BTreeMap::new(),
-                    claim: Default::default(),
-                },
-            )
+            .write()
+            .insert(generation, Arc::new(session))
             .ok_or(JetError::OutOfSessions)?;
         Ok(SessionHandle::new(parts.instance_slot, slot, generation))
     }
 
     /// `JetEndSession`: refused with `SessionInUse` while a context is set (even by the calling
     /// thread); otherwise rolls back every level, closes the session's tables and databases,
-    /// and frees the session.
+    /// and frees the session. Under the instance latch held shared: each level is rolled
+    /// back as `rollback` does it, and the session and its tables leave their own locks.
     pub fn end_session(&self, sesid: SessionHandle) -> JetResult<()> {
-        self.with_session(sesid, JetCall::EndSession, |core, state, session, _| {
-            let entry = session_entry(state, session);
-            if entry.context.is_some()
-                && !core
-                    .options
-                    .mutations
-                    .is_active(Mutant::EndSessionIgnoresContext)
-            {
+        self.with_session_call(sesid, JetCall::EndSession, LatchMode::Shared, |scope| {
+            let ignores_context = scope
+                .core()
+                .options
+                .mutations
+                .is_active(Mutant::EndSessionIgnoresContext);
+            let own = |state: &InstanceState<R>, session| session_entry(state, session);
+            if scope.look(own).context.get().is_some() && !ignores_context {
                 return Err(JetError::SessionInUse);
             }
-            while let Some(open) = session_entry(state, session).transaction.get() {
-                rollback_level(state, session, open, false)?;
+            while scope.look(own).transaction.get().is_some() {
+                roll_back_innermost(scope, false)?;
             }
-            close_cursors(state, session, |_| true);
-            state.sessions.remove(session.slot, session.generation);
-            Ok(())
-        })
-    }
-
-    /// `JetSetSessionContext`: binds the session to `context` and the calling thread.
-    pub fn set_session_context(&self, sesid: SessionHandle, context: u64) -> JetResult<()> {
-        self.with_session(sesid, JetCall::SetSessionContext, |_, state, session, _| {
-            if context == 0 || context == u64::MAX {
-                return Err(JetError::InvalidParameter);
-            }
-            let entry = session_entry_mut(state, session);
-            if entry.context.is_some() {
-                return Err(JetError::SessionContextAlreadySet);
-            }
-            entry.context = Some(SessionContext {
-                value: context,
-                thread: R::current_thread_id(),
+            scope.look(|state, session| {
+                close_cursors(state, session, |_| true);
+                let removed = state
+                    .sessions
+                    .write()
+                    .remove(session.slot, session.generation);
+                debug_assert!(removed.is_some(), "the call holds its session");
             });
             Ok(())
         })
     }
 
-    /// `JetResetSessionContext`: only the thread that set the context may reset it.
-    pub fn reset_session_context(&self, sesid: SessionHandle) -> JetResult<()> {
-        self.with_session(
-            sesid,
-            JetCall::ResetSessionContext,
-            |core, state, session, _| {
-                let any_thread = core
-                    .options
-                    .mutations
-                    .is_active(Mutant::ResetContextFromAnyThread);
-                let entry = session_entry_mut(state, session);
-                match entry.context {
-                    Some(context) if any_thread || context.thread == R::current_thread_id() => {
-                        entry.context = None;
-                        Ok(())
-                    }
-                    _ => Err(JetError::SessionContextNotSetByThisThread),
+    /// `JetSetSessionContext`: binds the session to `context` and the calling thread. Under
+    /// the instance latch held shared: it changes only its own session's context, which only
+    /// the call holding the session reads as authoritative (see [`SessionCall`]).
+    ///
+    /// [`SessionCall`]: super::SessionCall
+    pub fn set_session_context(&self, sesid: SessionHandle, context: u64) -> JetResult<()> {
+        self.with_own_session(sesid, JetCall::SetSessionContext, |_, entry| {
+            if context == 0 || context == u64::MAX {
+                return Err(JetError::InvalidParameter);
+            }
+            entry.context.with(|current| {
+                if current.is_some() {
+                    return Err(JetError::SessionContextAlreadySet);
                 }
-            },
-        )
+                *current = Some(SessionContext {
+                    value: context,
+                    thread: R::current_thread_id(),
+                });
+                Ok(())
+            })
+        })
     }
 
-    /// `JetGetSessionInfo` (ESE lets it through after a stop).
-    pub fn get_session_info(&self, sesid: SessionHandle) -> JetResult<SessionInfo> {
-        self.with_session(sesid, JetCall::GetSessionInfo, |_, state, session, _| {
-            let entry = session_entry(state, session);
-            let open_tables = state
-                .cursors
-                .read()
-                .iter()
-                .filter(|(_, _, c)| {
-                    c.session_slot == session.slot && c.session_generation == session.generation
-                })
-                .count();
-            Ok(SessionInfo {
-                transaction_level: entry.transaction.get().map_or(0, |t| t.level),
-                context: entry.context.map(|c| c.value),
-                open_tables: u32::try_from(open_tables).expect("bounded by CURSORS_MAX"),
-                open_databases: u32::try_from(entry.open_databases.len()).expect("bounded"),
+    /// `JetResetSessionContext`: only the thread that set the context may reset it. Shares
+    /// the latch as `set_session_context` does.
+    pub fn reset_session_context(&self, sesid: SessionHandle) -> JetResult<()> {
+        self.with_own_session(sesid, JetCall::ResetSessionContext, |core, entry| {
+            let any_thread = core
+                .options
+                .mutations
+                .is_active(Mutant::ResetContextFromAnyThread);
+            entry.context.with(|current| match *current {
+                Some(context) if any_thread || context.thread == R::current_thread_id() => {
+                    *current = None;
+                    Ok(())
+                }
+                _ => Err(JetError::SessionContextNotSetByThisThread),
             })
+        })
+    }
+
+    /// `JetGetSessionInfo` (ESE lets it through after a stop). Shares the latch: it reads its
+    /// own session and the open tables.
+    pub fn get_session_info(&self, sesid: SessionHandle) -> JetResult<SessionInfo> {
+        self.with_session_call(sesid, JetCall::GetSessionInfo, LatchMode::Shared, |scope| {
+            scope.run_registry(|state, session| {
+                let entry = session_entry(state, session);
+                let open_tables = state
+                    .cursors
+                    .read()
+                    .iter()
+                    .filter(|(_, _, c)| {
+                        c.session_slot == session.slot && c.session_generation == session.generation
+                    })
+                    .count();
+                Ok(SessionInfo {
+                    transaction_level: entry.transaction.get().map_or(0, |t| t.level),
+                    context: entry.context.get().map(|c| c.value),
+                    open_tables: u32::try_from(open_tables).expect("bounded by CURSORS_MAX"),
+                    open_databases: entry
+                        .open_databases
+                        .with(|open| u32::try_from(open.len()).expect("bounded by DATABASES_MAX")),
+                })
+            })
+        })
+    }
+
+    /// A call that changes only its own session's cells: the instance latch held shared, no
+    /// other latch (see [`super::SessionCall::run_registry`]).
+    fn with_own_session<T>(
+        &self,
+        sesid: SessionHandle,
+        call: JetCall,
+        body: impl FnOnce(&InstanceCore<R>, &Session<R>) -> JetResult<T>,
+    ) -> JetResult<T> {
+        self.with_session_call(sesid, call, LatchMode::Shared, |scope| {
+            let core = scope.core();
+            scope.run_registry(|state, session| body(core, &session_entry(state, session)))
         })
     }
 
@@ -263,38 +294,56 @@ impl<R: Runtime> Jet<R> {
     pub fn rollback(&self, sesid: SessionHandle) -> JetResult<()> {
         self.with_session_call(sesid, JetCall::Rollback, LatchMode::Shared, |scope| {
             let mutations = scope.core().options.mutations;
+            let keep_tables = mutations.is_active(Mutant::RollbackLeavesTablesOpen);
             if mutations.is_active(Mutant::RollbackReadsUnderLatch) {
                 scope.latch_exclusively()?;
-                return scope.run(&mut rollback_body);
+                return scope.run(&mut |_: &InstanceCore<R>, state, session, orders| {
+                    rollback_body(state, session, orders, keep_tables)
+                });
             }
-            // Under the shared latches, as a record write: the undo of the level staged as
-            // one change (a plan per file) and installed at once with the Rollback record,
-            // the versions dropped and the level's tables closed.
-            let keep_tables = mutations.is_active(Mutant::RollbackLeavesTablesOpen);
-            let marks = &scope.core().marks;
-            let mut plan = |state: &InstanceState<R>, session, store: &Store| {
-                let planned = plan_rollback(state, session, store);
-                crate::mark!(marks, RollbackReadAhead if matches!(planned, Err((_, Some(_)))));
-                planned
-            };
-            let mut install = |state: &InstanceState<R>, session, store: &mut Store, planned| {
-                install_rollback(state, session, store, planned, keep_tables)
-            };
-            if let Some(readings) = scope.plan_and_install(&mut plan, &mut install)? {
-                // As after a delete: the background worker may have flushing and
-                // defragmentation to do (the undo removes records).
-                scope.note_write(true, readings);
-                return Ok(());
-            }
-            // Plans kept losing races: read ahead what the undo needs, with no latch held
-            // across a read, then undo under the exclusive latch.
-            let mut walked = 0;
-            scope.prefetch_then_latch_exclusively(&mut |state, session, reads| {
-                undo_pages_walk(state, session, reads, &mut walked)
-            })?;
-            scope.run(&mut rollback_body)
+            roll_back_innermost(scope, keep_tables)
         })
     }
+}
+
+/// Rolls back the innermost level of the call's session, and, unless `keep_tables` (the
+/// planted bug `RollbackLeavesTablesOpen`), closes the tables opened in it. Under the shared
+/// latches, as a record write: the level's undo staged as one change (a plan per file) and
+/// installed at once with the Rollback record, the versions dropped and the tables closed.
+/// Plans that keep losing races end under the exclusive latch, after the pages are read
+/// ahead with no latch held across a read; a call already holding the latch exclusively
+/// (an earlier level's last path) rolls back under it.
+fn roll_back_innermost<R: Runtime>(
+    scope: &mut SessionCall<'_, R>,
+    keep_tables: bool,
+) -> JetResult<()> {
+    let mut exclusive =
+        |_: &InstanceCore<R>, state: &mut InstanceState<R>, session, orders: &mut _| {
+            rollback_body(state, session, orders, keep_tables)
+        };
+    if scope.mode() == LatchMode::Exclusive {
+        return scope.run(&mut exclusive);
+    }
+    let marks = &scope.core().marks;
+    let mut plan = |state: &InstanceState<R>, session, store: &Store| {
+        let planned = plan_rollback(state, session, store);
+        crate::mark!(marks, RollbackReadAhead if matches!(planned, Err((_, Some(_)))));
+        planned
+    };
+    let mut install = |state: &InstanceState<R>, session, store: &mut Store, planned| {
+        install_rollback(state, session, store, planned, keep_tables)
+    };
+    if let Some(readings) = scope.plan_and_install(&mut plan, &mut install)? {
+        // As after a delete: the background worker may have flushing and defragmentation
+        // to do (the undo removes records).
+        scope.note_write(true, readings);
+        return Ok(());
+    }
+    let mut walked = 0;
+    scope.prefetch_then_latch_exclusively(&mut |state, session, reads| {
+        undo_pages_walk(state, session, reads, &mut walked)
+    })?;
+    scope.run(&mut exclusive)
 }
 
 /// A rollback planned under the shared latches: the level it undoes, its undo (newest
@@ -432,21 +481,18 @@ fn undo_pages_walk<R: Runtime>(
     Ok(undo.len())
 }
 
-/// [`Jet::rollback`]'s body, under the exclusive latch: undoes the innermost level.
+/// [`roll_back_innermost`]'s last path, under the exclusive latch: undoes the innermost
+/// level.
 fn rollback_body<R: Runtime>(
-    core: &InstanceCore<R>,
     state: &mut InstanceState<R>,
     session: SessionRef,
     orders: &mut WakeOrders,
+    keep_tables: bool,
 ) -> JetResult<()> {
     let open = session_entry(state, session)
         .transaction
         .get()
         .ok_or(JetError::NotInTransaction)?;
-    let keep_tables = core
-        .options
-        .mutations
-        .is_active(Mutant::RollbackLeavesTablesOpen);
     rollback_level(state, session, open, keep_tables)?;
     orders.wrote = true;
     orders.deleted = true;
@@ -504,8 +550,10 @@ pub(crate) fn publish_durable_commits<R: Runtime>(state: &InstanceState<R>) -> J
         .collect();
     durable.sort_unstable();
     for (_, txn) in durable {
+        // The sessions' lock is let go of before the publish looks the session up again.
         let session = state
             .sessions
+            .read()
             .iter()
             .find(|(_, _, s)| s.transaction.get().is_some_and(|open| open.txn == txn))
             .map(|(slot, generation, _)| SessionRef { slot, generation })
@@ -516,23 +564,14 @@ pub(crate) fn publish_durable_commits<R: Runtime>(state: &InstanceState<R>) -> J
     Ok(())
 }
 
+/// The call's own session (validated and claimed at entry, so it exists until the call
+/// ends it).
 pub(crate) fn session_entry<R: Runtime>(
     state: &InstanceState<R>,
     session: SessionRef,
-) -> &Session<R> {
+) -> Arc<Session<R>> {
     state
-        .sessions
-        .get(session.slot, session.generation)
-        .expect("session validated at entry")
-}
-
-pub(crate) fn session_entry_mut<R: Runtime>(
-    state: &mut InstanceState<R>,
-    session: SessionRef,
-) -> &mut Session<R> {
-    state
-        .sessions
-        .get_mut(session.slot, session.generation)
+        .session(session.slot, session.generation)
         .expect("session validated at entry")
 }
 

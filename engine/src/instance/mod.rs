@@ -3,10 +3,11 @@
 //! Locking, outermost first (a thread holding one may only take those after it; the ranks
 //! are [`crate::runtime::sync::LockRank`]): [`InstanceCore::stop_lock`] (serialises stop,
 //! partial stop and resume), then the instance latch [`InstanceCore::state`] (a
-//! reader-writer lock: read-only calls, record writes, begin and commit share it), then the
-//! store latch [`InstanceState::store`] (taken only under the shared instance latch), then
-//! [`InstanceCore::session_claims`] and [`InstanceCore::log_flush`], then the gate's and the
-//! worker's own mutexes, which are leaves. A Jet call passes the gate holding no lock, then
+//! reader-writer lock: session calls share it, but for DDL, attach, detach and defragment,
+//! which take it exclusively as the instance-level calls do), then the store latch
+//! [`InstanceState::store`] (taken only under the shared instance latch), then
+//! [`InstanceCore::session_claims`], the open tables' and [`InstanceCore::log_flush`], the
+//! sessions' leaf lock, then the gate's and the worker's own mutexes, which are leaves. A Jet call passes the gate holding no lock, then
 //! takes the instance latch; it lets go of it while it waits for a page read or a log sync
 //! (see `api::SessionCall`). A session's own state (its transaction, its cursors' positions
 //! and levels) is changed only by the one call holding the session, or under the exclusive
@@ -30,6 +31,7 @@ use params::{InstanceOptions, SystemParameters};
 use slots::Slots;
 use status::StopRecord;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use worker::Worker;
 
 /// Most sessions an instance holds (`JET_paramMaxSessions`).
@@ -59,36 +61,50 @@ pub struct OpenTransaction {
 /// A session (`JET_SESID`).
 #[derive(Debug)]
 pub struct Session<R: Runtime> {
-    pub context: Option<SessionContext<R::ThreadId>>,
+    pub context: SessionCell<Option<SessionContext<R::ThreadId>>>,
     pub transaction: SessionTransaction,
     /// Database slot → how many times this session has it open.
-    pub open_databases: BTreeMap<u16, u32>,
+    pub open_databases: SessionCell<BTreeMap<u16, u32>>,
     /// Whether a call is inside the session (see [`SessionClaims`]).
     pub claim: SessionClaim<R>,
 }
 
-/// A session's open transaction. Read and changed only by a call holding the session (see
+/// A session field that calls holding the instance latch shared still change: its open
+/// transaction (begin, commit, rollback), its open databases (open and close database) and its
+/// context (set and reset). Read and changed only by a call holding the session (see
 /// [`SessionClaims`]) or by one holding the instance latch exclusively, so the lock is never
-/// contended; it exists because begin and commit hold the instance latch shared (they
-/// change only their own session and, under the store latch, the version store and the
-/// log) and still change it. A std mutex like [`CursorPosition`]: a leaf with no scheduling
-/// point inside, taken for a copy or a store.
+/// contended beyond a look before the claim; it exists because those calls change their own
+/// session under the shared latch. A std mutex like [`CursorPosition`]: a leaf with no
+/// scheduling point inside, taken for a copy, a look or a store.
 #[derive(Debug, Default)]
-pub struct SessionTransaction(std::sync::Mutex<Option<OpenTransaction>>);
+pub struct SessionCell<T>(std::sync::Mutex<T>);
 
-impl SessionTransaction {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<OpenTransaction>> {
+impl<T> SessionCell<T> {
+    pub fn new(value: T) -> Self {
+        SessionCell(std::sync::Mutex::new(value))
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, T> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-    pub fn get(&self) -> Option<OpenTransaction> {
-        *self.lock()
+    /// Runs `f` on the value, under the cell's lock (which `f` must not leave).
+    pub fn with<U>(&self, f: impl FnOnce(&mut T) -> U) -> U {
+        f(&mut self.lock())
     }
-    pub fn set(&self, transaction: Option<OpenTransaction>) {
-        *self.lock() = transaction;
+    pub fn set(&self, value: T) {
+        *self.lock() = value;
     }
 }
+
+impl<T: Copy> SessionCell<T> {
+    pub fn get(&self) -> T {
+        *self.lock()
+    }
+}
+
+/// A session's open transaction.
+pub type SessionTransaction = SessionCell<Option<OpenTransaction>>;
 
 /// Whether a call is inside a session: ESE counts one call in the API per session, so a call
 /// claims its session for its whole length, waits for I/O included, and another thread's
@@ -183,8 +199,7 @@ impl<R: Runtime> SessionClaims<R> {
         let releases = self.releases.lock();
         let seen = *releases;
         let waits = latch
-            .sessions
-            .get(slot, generation)
+            .session(slot, generation)
             .is_some_and(|session| session.claim.mark_waited_for());
         drop(latch);
         if waits {
@@ -339,7 +354,12 @@ pub struct Store {
 /// Everything behind the instance lock.
 pub struct InstanceState<R: Runtime> {
     pub params: SystemParameters,
-    pub sessions: Slots<Session<R>>,
+    /// The sessions, behind a leaf lock of their own ([`LockRank::Sessions`]): begin and end
+    /// session add and remove one beside other calls, under the instance latch held shared.
+    /// Every call takes its session's `Arc` out under a brief read ([`Self::session`]) and
+    /// holds the session through it, never through the lock. A call holding the latch
+    /// exclusively reaches them with `get_mut`, taking no lock.
+    pub sessions: LeafRwLock<R, Slots<Arc<Session<R>>>>,
     /// The open tables, behind a leaf lock of their own ([`LockRank::Cursors`]): a call
     /// holding the instance latch shared opens or closes a table beside other calls. A call
     /// holding the latch exclusively reaches them with `get_mut`, taking no lock.
@@ -377,6 +397,12 @@ pub struct InstanceCore<R: Runtime> {
 }
 
 impl<R: Runtime> InstanceState<R> {
+    /// The session `(slot, generation)`, if it exists: its `Arc`, taken out under a brief
+    /// read of the sessions' lock (nothing else is done inside it).
+    pub fn session(&self, slot: u16, generation: u32) -> Option<Arc<Session<R>>> {
+        self.sessions.read().get(slot, generation).cloned()
+    }
+
     /// Whether the storage is fail-stop (an I/O error): no lock taken.
     pub fn storage_failed(&self) -> bool {
         self.storage_failed
@@ -451,7 +477,7 @@ impl<R: Runtime> InstanceCore<R> {
                 LockRank::Instance,
                 InstanceState {
                     params,
-                    sessions: Slots::new(SESSIONS_MAX),
+                    sessions: LeafRwLock::new(LockRank::Sessions, Slots::new(SESSIONS_MAX)),
                     cursors: LeafRwLock::new(LockRank::Cursors, Slots::new(CURSORS_MAX)),
                     databases: Slots::new(DATABASES_MAX),
                     storage_failed: None,

@@ -21,7 +21,9 @@ pub enum LockRank {
     StopSerial = 10,
     /// `InstanceCore::state`, the instance latch (a reader-writer lock): sessions, cursors,
     /// databases, and the store latch. Read-only calls, record writes, begin, commit and
-    /// rollback, and opening and closing a table hold it shared, every other call exclusively; no
+    /// rollback, opening and closing a table or a database, beginning and ending a session,
+    /// and setting, resetting and reading a session's context hold it shared, every other
+    /// call (DDL, attach, detach, the instance-level calls) exclusively; no
     /// call holds it while it waits for a page read or a log sync (`api::SessionCall`), and
     /// no I/O is made holding it shared ([`assert_no_shared_latch_io`]).
     Instance = 20,
@@ -36,13 +38,18 @@ pub enum LockRank {
     /// (either way) or alone; a call waiting for its session waits on it holding nothing
     /// else.
     SessionClaims = 22,
-    /// `InstanceCore::log_flush`: the group-commit flush count a waiting commit sleeps on.
-    /// Taken under the exclusive instance latch, which the waiter then lets go of.
     /// `InstanceState::cursors`: the open tables, a [`LeafRwLock`] (no scheduling point):
     /// read by every call on a cursor, written by the calls that open and close tables,
     /// under the instance latch held either way; takes nothing inside.
     Cursors = 23,
+    /// `InstanceCore::log_flush`: the group-commit flush count a waiting commit sleeps on.
+    /// Taken under the exclusive instance latch, which the waiter then lets go of.
     LogFlushWait = 24,
+    /// `InstanceState::sessions`: the sessions, a [`LeafRwLock`] (no scheduling point): read
+    /// briefly by every session call to take its session's `Arc` out, written by begin and
+    /// end session under the instance latch held shared; takes nothing inside. Above the
+    /// claims' lock, under which a waiter looks its session up.
+    Sessions = 25,
     /// `Worker::state`: what the background worker is asked to do.
     WorkerState = 30,
     /// `Gate::state`: phase and calls in flight. A leaf but for the worker's thread handle.
