@@ -214,6 +214,9 @@ const INSTALL_EVICTS_MAX: u64 = 200;
 /// Most mix seeds for a call's write-back for room that nobody waits for (first detection
 /// from 0 at seed 2,136; 4 of 10,000 default seeds).
 const ROOM_WRITE_BACK_MAX: u64 = 3_000;
+/// Most mix seeds for a session ended under a waiter who is never woken (first detection from
+/// 0 at seed 331; 39 of 10,000 default seeds).
+const ENDED_SESSION_WAKES_MAX: u64 = 1_000;
 /// `StopModel::EvictionsVsWriteBack`'s own bound.
 const EVICTIONS_LOOM_BOUND: Option<usize> = Some(1);
 
@@ -696,6 +699,20 @@ pub const CATALOGUE: &[Entry] = &[
         // detection from start 0 at seed 2,136 (mix), 4 of 10,000 default seeds.
         loom: None,
         sim: sim(&[Rule::NoPanic], Scheduling::Mix, ROOM_WRITE_BACK_MAX),
+        crash_tests: None,
+        sweep_test: None,
+        concurrency_test: None,
+    },
+    Entry {
+        mutant: "EndedSessionWakesNoWaiter",
+        // A lost wake-up: a call on a peer's session (the shared-context runs) waits for its
+        // claim while the peer ends the session under the shared latch, and nobody wakes it;
+        // shuttle reports every task blocked (no-panic). First detection from start 0 at seed
+        // 331 (mix), 39 of 10,000 default seeds. loom's context model reaches the hang (its
+        // end_session races the owner's set_session_context), but a loom deadlock report
+        // aborts the process, as for `FlushEndReadAfterStoreLatch`.
+        loom: None,
+        sim: sim(&[Rule::NoPanic], Scheduling::Mix, ENDED_SESSION_WAKES_MAX),
         crash_tests: None,
         sweep_test: None,
         concurrency_test: None,

@@ -1084,7 +1084,16 @@ impl<R: Runtime> Drop for SessionCall<'_, R> {
             .unwrap_or_else(|| Latch::take(self.core, LatchMode::Shared));
         let entry = latch.session(self.session.slot, self.session.generation);
         // A session this call ended took its claim with it: wake its waiters regardless.
-        if entry.is_none_or(|entry| entry.claim.release()) {
+        let ended_wakes_nobody = self
+            .core
+            .options
+            .mutations
+            .is_active(crate::Mutant::EndedSessionWakesNoWaiter);
+        let wake = match entry {
+            Some(entry) => entry.claim.release(),
+            None => !ended_wakes_nobody,
+        };
+        if wake {
             self.core.session_claims.released();
         }
         drop(self.pass.take());

@@ -150,6 +150,12 @@ pub enum Mutant {
     /// the newer image. The buffer manager's assertion that no page in flight is written
     /// back fails (and without it, a committed change is lost on disk).
     RoomWriteBackNotAwaited,
+    /// A call that ended its own session (`end_session`, under the shared instance latch)
+    /// wakes the calls waiting for the session's claim only if it finds the claim marked
+    /// waited for, as any other call does; but the claim left with the session, so a call
+    /// on the same session from another thread that marked it and went to sleep is never
+    /// woken, and hangs.
+    EndedSessionWakesNoWaiter,
 }
 
 impl Mutant {
@@ -190,6 +196,7 @@ impl Mutant {
         Mutant::DefragParkSkipsPassInProgress,
         Mutant::InstallEvictsUnderStoreLatch,
         Mutant::RoomWriteBackNotAwaited,
+        Mutant::EndedSessionWakesNoWaiter,
     ];
 
     const fn bit(self) -> u64 {
