@@ -220,20 +220,25 @@ impl<R: Runtime> Jet<R> {
         })
     }
 
-    /// `JetDefragment`: starts or stops online defragmentation of one database.
+    /// `JetDefragment`: starts or stops online defragmentation of one database. Under the
+    /// instance latch held shared: the call only checks its handle; the worker's own state
+    /// records the request.
     pub fn defragment(
         &self,
         sesid: SessionHandle,
         dbid: DatabaseHandle,
         grbit: u32,
     ) -> JetResult<()> {
-        let file = self.with_session(sesid, JetCall::Defragment, |_, state, session, _| {
-            if grbit != defrag_grbit::BATCH_START && grbit != defrag_grbit::BATCH_STOP {
-                return Err(JetError::InvalidGrbit);
-            }
-            let (_, file) = opened_database(state, session, dbid)?;
-            Ok(file)
-        })?;
+        let file =
+            self.with_session_call(sesid, JetCall::Defragment, LatchMode::Shared, |scope| {
+                scope.run_registry(|state, session| {
+                    if grbit != defrag_grbit::BATCH_START && grbit != defrag_grbit::BATCH_STOP {
+                        return Err(JetError::InvalidGrbit);
+                    }
+                    let (_, file) = opened_database(state, session, dbid)?;
+                    Ok(file)
+                })
+            })?;
         let parts = sesid.parts().expect("validated");
         if let Some(core) = self.core_by_slot(parts.instance_slot) {
             core.worker.signal(|w| {

@@ -277,15 +277,19 @@ impl<R: Runtime> Jet<R> {
         Ok(self.core(instance)?.marks.clone())
     }
 
-    /// `JetGetSystemParameter`.
+    /// `JetGetSystemParameter`: under the instance latch held shared (parameters change
+    /// only under it held exclusively).
     pub fn get_system_parameter(
         &self,
         instance: InstanceHandle,
         parameter: SystemParameter,
     ) -> JetResult<u64> {
         let core = self.core(instance)?;
-        let (_pass, mut state) = Self::enter_instance_locked(&core, JetCall::GetSystemParameter)?;
-        Self::check_available(state.store_mut())?;
+        let _pass = Self::enter_instance(&core, JetCall::GetSystemParameter)?;
+        let state = core.state.read();
+        if state.storage_failed() {
+            return Err(JetError::InstanceUnavailable);
+        }
         Ok(state.params.get(parameter))
     }
 

@@ -402,16 +402,6 @@ impl<R: Runtime> Jet<R> {
     ) -> JetResult<GatePass<'a, R>> {
         Self::admit(core, call, JetError::InvalidParameter)
     }
-
-    /// An instance-level call's admission, then the instance latch (exclusively): the steps
-    /// every such call takes in this order.
-    pub(crate) fn enter_instance_locked<'a>(
-        core: &'a InstanceCore<R>,
-        call: JetCall,
-    ) -> JetResult<(GatePass<'a, R>, StateWriteGuard<'a, R>)> {
-        let pass = Self::enter_instance(core, call)?;
-        Ok((pass, core.state.write()))
-    }
 }
 
 /// How many times a call is run again for pages read outside the lock before its misses are

@@ -3,11 +3,12 @@
 //! Locking, outermost first (a thread holding one may only take those after it; the ranks
 //! are [`crate::runtime::sync::LockRank`]): [`InstanceCore::stop_lock`] (serialises stop,
 //! partial stop and resume), then the instance latch [`InstanceCore::state`] (a
-//! reader-writer lock: session calls share it, but for DDL, attach, detach and defragment,
-//! which take it exclusively as the instance-level calls do), then the store latch
-//! [`InstanceState::store`] (taken only under the shared instance latch), then
-//! [`InstanceCore::session_claims`], the open tables' and [`InstanceCore::log_flush`], the
-//! sessions' leaf lock, then the gate's and the worker's own mutexes, which are leaves. A Jet call passes the gate holding no lock, then
+//! reader-writer lock: session calls share it, but for DDL, attach and detach, which take
+//! it exclusively as the instance-level calls but get system parameter do), then the store
+//! latch [`InstanceState::store`] (taken only under the shared instance latch), then
+//! [`InstanceCore::session_claims`], the open tables' leaf lock, [`InstanceCore::log_flush`]
+//! and the sessions' leaf lock, then the gate's and the worker's own mutexes, which are
+//! leaves. A Jet call passes the gate holding no lock, then
 //! takes the instance latch; it lets go of it while it waits for a page read or a log sync
 //! (see `api::SessionCall`). A session's own state (its transaction, its cursors' positions
 //! and levels) is changed only by the one call holding the session, or under the exclusive

@@ -22,8 +22,9 @@ pub enum LockRank {
     /// `InstanceCore::state`, the instance latch (a reader-writer lock): sessions, cursors,
     /// databases, and the store latch. Read-only calls, record writes, begin, commit and
     /// rollback, opening and closing a table or a database, beginning and ending a session,
-    /// and setting, resetting and reading a session's context hold it shared, every other
-    /// call (DDL, attach, detach, the instance-level calls) exclusively; no
+    /// setting, resetting and reading a session's context, defragment and get system
+    /// parameter hold it shared, every other call (DDL, attach, detach, the other
+    /// instance-level calls) exclusively; no
     /// call holds it while it waits for a page read or a log sync (`api::SessionCall`), and
     /// no I/O is made holding it shared ([`assert_no_shared_latch_io`]).
     Instance = 20,
