@@ -26,7 +26,7 @@ use crate::env::Environment;
 use crate::error::{JetError, JetResult};
 use crate::instance::gate::GatePass;
 use crate::instance::slots::Slots;
-use crate::instance::{worker, InstanceCore, InstanceState, Store};
+use crate::instance::{worker, InstanceCore, InstanceState, Session, Store};
 use crate::runtime::sync::{
     spin_until, unlatched, LeafRwLock, LockRank, RwLockReadGuard, RwLockWriteGuard,
 };
@@ -333,17 +333,10 @@ impl<R: Runtime> Jet<R> {
         }
     }
 
-    /// The session exists, and no other thread holds its context. `end_session`,
-    /// `set_session_context`, `reset_session_context` and `get_session_info` have their own
-    /// context rules and skip the thread check.
-    pub(crate) fn check_session(
-        state: &InstanceState<R>,
-        session: SessionRef,
-        call: JetCall,
-    ) -> JetResult<()> {
-        let entry = state
-            .session(session.slot, session.generation)
-            .ok_or(JetError::InvalidSesid)?;
+    /// No other thread holds the session's context. `end_session`, `set_session_context`,
+    /// `reset_session_context` and `get_session_info` have their own context rules and skip
+    /// the thread check.
+    pub(crate) fn check_context(entry: &Session<R>, call: JetCall) -> JetResult<()> {
         let exempt = matches!(
             call,
             JetCall::EndSession
@@ -476,6 +469,11 @@ pub(crate) struct SessionCall<'c, R: Runtime> {
     // with its effects in place.
     pass: Option<GatePass<'c, R>>,
     latch: Option<Latch<'c, R>>,
+    /// The session, taken out of the sessions' lock once, at entry: the call holds its
+    /// claim through it, and gives it up through it.
+    entry: Arc<Session<R>>,
+    /// The call ended its session (`end_session`): the claim left with it.
+    ended: bool,
 }
 
 impl<'c, R: Runtime> SessionCall<'c, R> {
@@ -495,15 +493,18 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
             let latch = Latch::take(core, mode);
             drop(early_claims);
             latch.check_available()?;
-            Jet::<R>::check_session(&latch, session, call)?;
-            let entry = session::session_entry(&latch, session);
-            let claim = &entry.claim;
-            if claim.try_claim() {
+            let entry = latch
+                .session(session.slot, session.generation)
+                .ok_or(JetError::InvalidSesid)?;
+            Jet::<R>::check_context(&entry, call)?;
+            // A session ended since the look keeps its claim taken for ever (its ender never
+            // gives it up), so a claim taken here is on a session that still exists.
+            if entry.claim.try_claim() {
                 // The context may have changed between the look and the claim: a call on
                 // this session that held it (set and reset context share the latch) ended
                 // in between. Holding the claim, the context stays as it is now.
-                if let Err(refused) = Jet::<R>::check_session(&latch, session, call) {
-                    if claim.release() {
+                if let Err(refused) = Jet::<R>::check_context(&entry, call) {
+                    if entry.claim.release() {
                         core.session_claims.released();
                     }
                     return Err(refused);
@@ -516,6 +517,8 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
                     orders: WakeOrders::default(),
                     pass: Some(pass),
                     latch: Some(latch),
+                    entry,
+                    ended: false,
                 });
             }
             // Another thread's call is inside this session (waiting for I/O, or running
@@ -586,6 +589,12 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
             Jet::<R>::check_available(store)?;
             restarts += 1;
         }
+    }
+
+    /// The call removed its own session from the sessions (`end_session`): its claim left
+    /// with it, so the call wakes the claim's waiters when it ends, whatever the claim says.
+    pub(crate) fn note_session_ended(&mut self) {
+        self.ended = true;
     }
 
     /// How the call holds the instance latch now (a shared call may have had to take it
@@ -1072,16 +1081,14 @@ impl<R: Runtime> Drop for SessionCall<'_, R> {
             .latch
             .take()
             .unwrap_or_else(|| Latch::take(self.core, LatchMode::Shared));
-        let entry = latch.session(self.session.slot, self.session.generation);
         // A session this call ended took its claim with it: wake its waiters regardless.
-        let ended_wakes_nobody = self
-            .core
-            .options
-            .mutations
-            .is_active(crate::Mutant::EndedSessionWakesNoWaiter);
-        let wake = match entry {
-            Some(entry) => entry.claim.release(),
-            None => !ended_wakes_nobody,
+        let wake = match self.ended {
+            false => self.entry.claim.release(),
+            true => !self
+                .core
+                .options
+                .mutations
+                .is_active(crate::Mutant::EndedSessionWakesNoWaiter),
         };
         if wake {
             self.core.session_claims.released();

@@ -77,6 +77,7 @@ impl<R: Runtime> Jet<R> {
                     .remove(session.slot, session.generation);
                 debug_assert!(removed.is_some(), "the call holds its session");
             });
+            scope.note_session_ended();
             Ok(())
         })
     }
