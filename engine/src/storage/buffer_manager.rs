@@ -473,7 +473,11 @@ impl BufferManager {
         Ok(())
     }
 
-    /// Evicts frames until there is room for one more.
+    /// Evicts frames until there is room for one more, or until every frame left is in a
+    /// write-back batch: that happens only after the cache was made smaller than the frames
+    /// in flight (batches take at most half the cache they were started in), and the cache
+    /// then holds more frames than its size until those batches end, when the next
+    /// evictions bring it down.
     fn make_room(&mut self, log: &mut Log) -> JetResult<()> {
         // Each iteration removes a frame, so this runs at most `frames.len()` times.
         while self.frames.len() >= self.cache_size_pages {
@@ -482,8 +486,14 @@ impl BufferManager {
             let takes_in_flight = self.evicts_frames_in_flight;
             let victim = self
                 .lru_frame(|frame| !frame.dirty && (takes_in_flight || !frame.write_back_in_flight))
-                .or_else(|| self.lru_frame(|frame| takes_in_flight || !frame.write_back_in_flight))
-                .expect("a full cache has frames not in flight: a batch takes at most half");
+                .or_else(|| self.lru_frame(|frame| takes_in_flight || !frame.write_back_in_flight));
+            let Some(victim) = victim else {
+                assert!(
+                    self.frames_in_flight() > self.cache_size_pages / 2,
+                    "a full cache has frames not in flight unless it shrank below its batches"
+                );
+                return Ok(());
+            };
             if self.frames[&victim].dirty {
                 crate::mark!(self.marks, EvictionWroteDirtyPage);
                 self.write_back(victim, log)?;
@@ -840,6 +850,9 @@ impl BufferManager {
     }
 
     /// Changes the cache size (clamped to [`MIN_CACHE_SIZE_PAGES`]) and evicts down to it.
+    /// Makes the cache `pages` frames (at least [`MIN_CACHE_SIZE_PAGES`]), evicting what it
+    /// can now: frames in a write-back batch stay until it ends (see
+    /// [`BufferManager::make_room`]).
     pub fn set_cache_size_pages(&mut self, pages: usize, log: &mut Log) -> JetResult<()> {
         self.cache_size_pages = pages.max(MIN_CACHE_SIZE_PAGES);
         // make_room leaves len < capacity; shrinking needs len <= capacity.
@@ -849,7 +862,9 @@ impl BufferManager {
             let result = self.make_room(log);
             self.cache_size_pages -= 1;
             result?;
-            assert!(self.frames.len() < before);
+            if self.frames.len() == before {
+                break;
+            }
         }
         Ok(())
     }
@@ -1067,6 +1082,48 @@ mod tests {
         // evicted frame's newer image (tag 50) is overwritten by the batch's older copy, and
         // the cache no longer has the page.
         assert_eq!(write_back_racing_an_eviction(true), (0, None));
+    }
+
+    #[test]
+    fn a_cache_shrunk_below_its_frames_in_flight_shrinks_when_the_batch_ends() {
+        // Goal: a cache made smaller than the frames a write-back batch holds (set while the
+        // batch's I/O ended but before its owner finished it) keeps those frames, still
+        // takes new pages, and comes down to its size once the batch has ended. Found by the
+        // 8-thread fault campaign (a CacheSizePages of 9 set under a 32-frame batch).
+        let io = MemIo::new();
+        let (mut log, _) = Log::open(&io, "t.log").expect("log");
+        let file = FileId(1);
+        let mut buffers = BufferManager::new(4 * MIN_CACHE_SIZE_PAGES);
+        buffers.add_file(file, io.create("t.edb").expect("create"));
+        let cached = 4 * MIN_CACHE_SIZE_PAGES as PageNumber;
+        for page in 0..cached {
+            let (image, lsn) = logged_image(&mut log, file, page, page as u8);
+            buffers
+                .write(file, page, image, lsn, &mut log)
+                .expect("write");
+        }
+        log.flush().expect("flush");
+        let batch = buffers
+            .begin_write_back(0, &log, 2 * MIN_CACHE_SIZE_PAGES)
+            .expect("dirty pages to write");
+        let in_flight = 2 * MIN_CACHE_SIZE_PAGES;
+        assert_eq!(batch.page_count(), in_flight);
+        let written = batch.write_and_sync(unlatched::<StdRuntime>());
+        buffers
+            .set_cache_size_pages(MIN_CACHE_SIZE_PAGES, &mut log)
+            .expect("shrink");
+        assert_eq!(buffers.cached_page_count(), in_flight);
+        let (image, lsn) = logged_image(&mut log, file, cached, 99);
+        buffers
+            .write(file, cached, image, lsn, &mut log)
+            .expect("a page installs beside the batch");
+        assert_eq!(buffers.cached_page_count(), in_flight + 1);
+        buffers.finish_write_back(batch, written.is_ok());
+        let (image, lsn) = logged_image(&mut log, file, cached + 1, 100);
+        buffers
+            .write(file, cached + 1, image, lsn, &mut log)
+            .expect("write");
+        assert_eq!(buffers.cached_page_count(), MIN_CACHE_SIZE_PAGES);
     }
 
     #[test]
