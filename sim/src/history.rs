@@ -69,6 +69,12 @@ pub struct PageChangesAfter {
     pub page_image_lsns: Vec<u64>,
     /// The record changes the `Rollback` records undid, summed.
     pub rolled_back_changes: u64,
+    /// The page-image records after the last `Rollback` record read. A rollback that takes
+    /// the exclusive latch logs its undo a record at a time and its `Rollback` record last,
+    /// and an eviction among them writes the log so far: when the log's tail was not
+    /// written (no clean term), these may be a rollback's whose record is in that tail.
+    #[serde(default)]
+    pub images_after_last_rollback: u64,
 }
 
 impl PageChangesAfter {

@@ -907,8 +907,10 @@ fn stop_checks_decide_from_the_disk_and_count_what_they_cannot_see() {
 
 /// defrag-parked decides from the log the harness read: page images after a full stop that
 /// its rollbacks' undone changes do not cover are a violation; covered ones are not; a log
-/// read before its tail was flushed proves nothing by its silence; a disk that failed an
-/// operation makes the check unobservable (a rollback may have stopped half way).
+/// read before its tail was flushed proves nothing by its silence, nor by the page images
+/// after its last Rollback record (their rollback's record may be in that tail); a disk
+/// that failed an operation makes the check unobservable (a rollback may have stopped half
+/// way).
 #[test]
 fn defrag_parked_counts_page_changes_against_the_rollbacks_after_the_stop() {
     use jetsim::check::rules::{stop_effects, Observability};
@@ -917,6 +919,12 @@ fn defrag_parked_counts_page_changes_against_the_rollbacks_after_the_stop() {
     let changes = |lsns: &[u64], rolled_back_changes| PageChangesAfter {
         page_image_lsns: lsns.to_vec(),
         rolled_back_changes,
+        images_after_last_rollback: 0,
+    };
+    // Page images after the last Rollback record read.
+    let trailing = |lsns: &[u64], rolled_back_changes, after_last_rollback| PageChangesAfter {
+        images_after_last_rollback: after_last_rollback,
+        ..changes(lsns, rolled_back_changes)
     };
     let verdict = |changes: PageChangesAfter, read_whole: bool, disk_failed: bool| {
         let mut history = History {
@@ -960,6 +968,22 @@ fn defrag_parked_counts_page_changes_against_the_rollbacks_after_the_stop() {
         (vec![Rule::DefragParked], false)
     );
     assert_eq!(verdict(changes(&[], 0), false, false), (vec![], true));
+    // A rollback under the exclusive latch whose undo images an eviction wrote, its Rollback
+    // record still in the tail no clean term wrote: unjudgeable, not a violation (the
+    // 8-thread fault campaign's seed 7548). Read whole, the same log is a violation, and
+    // images before the last Rollback record read still count.
+    assert_eq!(
+        verdict(trailing(&[600, 700, 800], 1, 2), false, false),
+        (vec![], true)
+    );
+    assert_eq!(
+        verdict(trailing(&[600, 700, 800], 1, 2), true, false),
+        (vec![Rule::DefragParked], false)
+    );
+    assert_eq!(
+        verdict(trailing(&[600, 700, 800], 0, 2), false, false),
+        (vec![Rule::DefragParked], false)
+    );
     // The disk failed an operation: a rollback may have logged half its changes.
     assert!(verdict(changes(&[600], 0), true, true).1);
 }

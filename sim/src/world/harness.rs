@@ -470,10 +470,12 @@ impl DiskTap {
                     LogRecord::PageImages { images, .. }
                         if images.iter().any(|(page, _)| *page != HEADER_PAGE) =>
                     {
-                        changes.page_image_lsns.push(*lsn)
+                        changes.page_image_lsns.push(*lsn);
+                        changes.images_after_last_rollback += 1;
                     }
                     LogRecord::Rollback { undone, .. } => {
-                        changes.rolled_back_changes += u64::from(*undone)
+                        changes.rolled_back_changes += u64::from(*undone);
+                        changes.images_after_last_rollback = 0;
                     }
                     _ => {}
                 }
