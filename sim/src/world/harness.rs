@@ -200,6 +200,9 @@ struct SlowDisk {
     write_waits: Mutex<Option<SplitMix64>>,
     /// Operations served through the tap so far (every file).
     ops: AtomicU64,
+    /// Scheduling points the run's slow operations have spent waiting so far: once
+    /// [`SLOW_IO_RUN_YIELDS_MAX`], the disk serves at once for the rest of the run.
+    yields: AtomicU64,
 }
 
 /// The slow disk's write waits draw from their own stream of the run's seed (not the
@@ -210,6 +213,15 @@ const WRITE_WAITS_STREAM: u64 = 0x3A17_3A17_3A17_3A17;
 /// which no thread invoked or ended a call or used the disk: then the others are waiting (for
 /// this thread, or for nothing it will see happen).
 const SLOW_IO_IDLE_YIELDS_MAX: u32 = 256;
+
+/// Scheduling points a run may take before shuttle fails it as a livelock.
+const RUN_STEPS_MAX: u64 = 2_000_000;
+
+/// The scheduling points a run's slow operations may spend waiting, all told: a quarter of
+/// the run's step bound, so a large run (8 threads of 50 calls on an 8-page cache, whose
+/// every call misses) cannot spend its whole bound in the disk's queue and fail as if it
+/// had livelocked. The default campaign's runs stay far below it.
+const SLOW_IO_RUN_YIELDS_MAX: u64 = RUN_STEPS_MAX / 4;
 
 impl SlowDisk {
     /// The workload begins: reads (and writes) are slow from now on, if the run's disk is.
@@ -252,7 +264,10 @@ impl SlowDisk {
         let until = self.ops.load(Ordering::Relaxed) + latency_ops;
         let progress = || self.ops.load(Ordering::Relaxed) + steps.load(Ordering::SeqCst);
         let mut idle = 0;
-        while self.ops.load(Ordering::Relaxed) < until && idle < SLOW_IO_IDLE_YIELDS_MAX {
+        while self.ops.load(Ordering::Relaxed) < until
+            && idle < SLOW_IO_IDLE_YIELDS_MAX
+            && self.yields.fetch_add(1, Ordering::Relaxed) < SLOW_IO_RUN_YIELDS_MAX
+        {
             let before = progress();
             shuttle::thread::yield_now();
             idle = if progress() == before { idle + 1 } else { 0 };
@@ -2088,7 +2103,7 @@ pub fn run_here(config: &RunConfig, workload: &Workload, mutations: Mutations) -
         };
         let mut shuttle_config = shuttle::Config::new();
         shuttle_config.failure_persistence = shuttle::FailurePersistence::None;
-        shuttle_config.max_steps = shuttle::MaxSteps::FailAfter(2_000_000);
+        shuttle_config.max_steps = shuttle::MaxSteps::FailAfter(RUN_STEPS_MAX as usize);
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
             crate::world::panic_hook::in_run(|| match schedule {
                 Schedule::Random => {
