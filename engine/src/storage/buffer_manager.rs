@@ -1007,11 +1007,35 @@ mod tests {
 
     /// A log and a cache of [`MIN_CACHE_SIZE_PAGES`] over one file, `t.edb`, on `io`.
     fn smallest_cache_on(io: &MemIo) -> (Log, FileId, BufferManager) {
+        cache_on(io, MIN_CACHE_SIZE_PAGES)
+    }
+
+    fn cache_on(io: &MemIo, cache_pages: usize) -> (Log, FileId, BufferManager) {
         let (log, _) = Log::open(io, "t.log").expect("log");
         let file = FileId(1);
-        let mut buffers = BufferManager::new(MIN_CACHE_SIZE_PAGES);
+        let mut buffers = BufferManager::new(cache_pages);
         buffers.add_file(file, io.create("t.edb").expect("create"));
         (log, file, buffers)
+    }
+
+    /// A full cache of dirty pages `0..cache_pages` of `file` (page `p` tagged `p`), the log
+    /// flushed, and a background write-back batch of the oldest half out.
+    fn full_cache_with_half_in_flight(
+        log: &mut Log,
+        file: FileId,
+        buffers: &mut BufferManager,
+    ) -> WriteBackBatch {
+        let cache_pages = buffers.cache_size_pages();
+        for page in 0..cache_pages as PageNumber {
+            let (image, lsn) = logged_image(log, file, page, page as u8);
+            buffers.write(file, page, image, lsn, log).expect("write");
+        }
+        log.flush().expect("flush");
+        let batch = buffers
+            .begin_write_back(0, log, cache_pages / 2)
+            .expect("dirty pages to write");
+        assert_eq!(batch.page_count(), cache_pages / 2);
+        batch
     }
 
     /// The disk's image of `page`: its tag (the first key's byte).
@@ -1033,17 +1057,7 @@ mod tests {
         let io = MemIo::new();
         let (mut log, file, mut buffers) = smallest_cache_on(&io);
         buffers.evicts_frames_in_flight = evicts_frames_in_flight;
-        for page in 0..MIN_CACHE_SIZE_PAGES as PageNumber {
-            let (image, lsn) = logged_image(&mut log, file, page, page as u8);
-            buffers
-                .write(file, page, image, lsn, &mut log)
-                .expect("write");
-        }
-        log.flush().expect("flush");
-        let batch = buffers
-            .begin_write_back(0, &log, MIN_CACHE_SIZE_PAGES / 2)
-            .expect("dirty pages to write");
-        assert_eq!(batch.page_count(), MIN_CACHE_SIZE_PAGES / 2);
+        let batch = full_cache_with_half_in_flight(&mut log, file, &mut buffers);
         let (image, change_lsn) = logged_image(&mut log, file, 0, 50);
         buffers
             .write(file, 0, image, change_lsn, &mut log)
@@ -1091,23 +1105,10 @@ mod tests {
         // takes new pages, and comes down to its size once the batch has ended. Found by the
         // 8-thread fault campaign (a CacheSizePages of 9 set under a 32-frame batch).
         let io = MemIo::new();
-        let (mut log, _) = Log::open(&io, "t.log").expect("log");
-        let file = FileId(1);
-        let mut buffers = BufferManager::new(4 * MIN_CACHE_SIZE_PAGES);
-        buffers.add_file(file, io.create("t.edb").expect("create"));
+        let (mut log, file, mut buffers) = cache_on(&io, 4 * MIN_CACHE_SIZE_PAGES);
         let cached = 4 * MIN_CACHE_SIZE_PAGES as PageNumber;
-        for page in 0..cached {
-            let (image, lsn) = logged_image(&mut log, file, page, page as u8);
-            buffers
-                .write(file, page, image, lsn, &mut log)
-                .expect("write");
-        }
-        log.flush().expect("flush");
-        let batch = buffers
-            .begin_write_back(0, &log, 2 * MIN_CACHE_SIZE_PAGES)
-            .expect("dirty pages to write");
+        let batch = full_cache_with_half_in_flight(&mut log, file, &mut buffers);
         let in_flight = 2 * MIN_CACHE_SIZE_PAGES;
-        assert_eq!(batch.page_count(), in_flight);
         let written = batch.write_and_sync(unlatched::<StdRuntime>());
         buffers
             .set_cache_size_pages(MIN_CACHE_SIZE_PAGES, &mut log)
