@@ -285,11 +285,7 @@ impl<R: Runtime> Jet<R> {
         parameter: SystemParameter,
     ) -> JetResult<u64> {
         let core = self.core(instance)?;
-        let _pass = Self::enter_instance(&core, JetCall::GetSystemParameter)?;
-        let state = core.state.read();
-        if state.storage_failed() {
-            return Err(JetError::InstanceUnavailable);
-        }
+        let (_pass, state) = Self::enter_instance_shared(&core, JetCall::GetSystemParameter)?;
         Ok(state.params.get(parameter))
     }
 

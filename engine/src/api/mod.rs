@@ -388,6 +388,21 @@ impl<R: Runtime> Jet<R> {
             .enter(call.admission(core.options.mutations), refused_handle)
     }
 
+    /// An instance-level call's admission, then the instance latch held shared, refused with
+    /// `InstanceUnavailable` once the storage is fail-stop: the steps every such call that
+    /// changes nothing the latch guards (or only a registry behind its own lock) takes.
+    pub(crate) fn enter_instance_shared<'a>(
+        core: &'a InstanceCore<R>,
+        call: JetCall,
+    ) -> JetResult<(GatePass<'a, R>, StateReadGuard<'a, R>)> {
+        let pass = Self::enter_instance(core, call)?;
+        let state = core.state.read();
+        if state.storage_failed() {
+            return Err(JetError::InstanceUnavailable);
+        }
+        Ok((pass, state))
+    }
+
     /// Holds the gate for an instance-level call with the given admission.
     pub(crate) fn enter_instance<'a>(
         core: &'a InstanceCore<R>,
@@ -404,6 +419,9 @@ pub(crate) const CALL_RESTARTS_MAX: u32 = 8;
 /// The instance latch held exclusively.
 pub(crate) type StateWriteGuard<'a, R> = RwLockWriteGuard<'a, R, InstanceState<R>>;
 
+/// The instance latch held shared.
+pub(crate) type StateReadGuard<'a, R> = RwLockReadGuard<'a, R, InstanceState<R>>;
+
 /// How a call holds the instance latch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LatchMode {
@@ -415,7 +433,7 @@ pub(crate) enum LatchMode {
 
 /// The instance latch as a call holds it.
 enum Latch<'c, R: Runtime> {
-    Shared(RwLockReadGuard<'c, R, InstanceState<R>>),
+    Shared(StateReadGuard<'c, R>),
     Exclusive(StateWriteGuard<'c, R>),
 }
 

@@ -32,11 +32,7 @@ impl<R: Runtime> Jet<R> {
         let core = self.core(instance)?;
         let parts = instance.parts().expect("resolved above");
         let generation = self.next_generation();
-        let _pass = Self::enter_instance(&core, JetCall::BeginSession)?;
-        let state = core.state.read();
-        if state.storage_failed() {
-            return Err(JetError::InstanceUnavailable);
-        }
+        let (_pass, state) = Self::enter_instance_shared(&core, JetCall::BeginSession)?;
         let session = Session {
             context: SessionCell::new(None),
             transaction: Default::default(),
