@@ -142,8 +142,9 @@ impl<R: Runtime, T, F> StoreBody<R, T> for F where
 enum DurableStep {
     /// The record is durable.
     Durable,
-    /// Wait a moment for other commits to join the flush this call is about to start.
-    Gather,
+    /// Wait a moment for other commits to join the flush this call is about to start:
+    /// `appended` Commit records had been appended when it decided to.
+    Gather { appended: u64 },
     /// Another call's flush is out; `flushes_ended` flushes had ended when it was seen out
     /// (`None` only for the planted bug `FlushEndReadAfterStoreLatch`, which reads it later).
     InFlight { flushes_ended: Option<u64> },
@@ -962,15 +963,26 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
                 if storage.flushed_lsn() > lsn {
                     return Ok(DurableStep::Durable);
                 }
+                // Calls in flight beside this one that may yet append a Commit record: not
+                // the committers whose records wait for the log with this one's.
+                let callers_elsewhere = || {
+                    let gate = core.gate.status();
+                    (gate.gated_in_flight + gate.ungated_in_flight) as usize
+                        > store.logged_commits.len()
+                };
                 if !gathered
                     && !storage.log_flush_in_flight()
                     && !core.commit_gathering.in_progress.load(Ordering::Acquire)
-                    && (uncommitted_elsewhere > 0 || {
-                        let gate = core.gate.status();
-                        (gate.gated_in_flight + gate.ungated_in_flight).saturating_sub(1) > 0
-                    })
+                    && (uncommitted_elsewhere > 0 || callers_elsewhere())
+                    && core.commit_gathering.should_gather()
                 {
-                    return Ok(DurableStep::Gather);
+                    // Claimed under the store latch that decided it: two committers deciding
+                    // in turn must not both gather, each waiting for the other's record.
+                    let gathering = &core.commit_gathering;
+                    gathering.in_progress.store(true, Ordering::Release);
+                    return Ok(DurableStep::Gather {
+                        appended: gathering.commit_records_appended.load(Ordering::Acquire),
+                    });
                 }
                 Ok(match storage.begin_log_flush()? {
                     FlushStart::Durable => DurableStep::Durable,
@@ -985,9 +997,9 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
             })?;
             match step {
                 DurableStep::Durable => return Ok(()),
-                DurableStep::Gather => {
+                DurableStep::Gather { appended } => {
                     gathered = true;
-                    self.gather_commits();
+                    self.gather_commits(appended);
                 }
                 DurableStep::InFlight { flushes_ended } => {
                     if trusts_flush_in_flight {
@@ -1018,18 +1030,19 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
     /// Lets go of the latch and spins, up to [`Runtime::GROUP_COMMIT_SPINS`] looks, until
     /// another Commit record is appended, so that the flush this call then starts (or finds
     /// started) covers it too. Bounded, so a transaction left open by an idle session costs a
-    /// commit at most this wait; it changes when the log is written, never what is written.
-    fn gather_commits(&mut self) {
+    /// commit at most this wait, and a vain wait makes the next commits skip it (see
+    /// [`crate::instance::CommitGathering::should_gather`]); it changes when the log is written, never what is
+    /// written.
+    fn gather_commits(&mut self, seen: u64) {
         let gathering = &self.core.commit_gathering;
         let appended = &gathering.commit_records_appended;
-        let seen = appended.load(Ordering::Acquire);
-        gathering.in_progress.store(true, Ordering::Release);
-        self.unlocked(|| {
+        let paid = self.unlocked(|| {
             spin_until(R::GROUP_COMMIT_SPINS, || {
                 appended.load(Ordering::Acquire) != seen
             })
         });
         gathering.in_progress.store(false, Ordering::Release);
+        gathering.gather_ended(paid);
     }
 
     /// Waits, holding no latch, until the group-commit flush another call has in flight
