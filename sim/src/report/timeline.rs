@@ -474,22 +474,39 @@ impl Level<'_> {
         thread_label(thread, self.input.threads)
     }
 
+    /// The right end of the lanes: a label past it would widen the picture beyond the run.
+    fn lanes_end(&self) -> f64 {
+        self.x(self.steps) + 40.0
+    }
+
+    /// `text` starting at `x`, moved left as far as it must to end by [`Self::lanes_end`]
+    /// (and never left of the picture).
+    fn placed_inside(&self, x: f64, text: String) -> Placed {
+        let width = text_width(&text, LABEL_FONT_PX);
+        Placed {
+            x: x.min(self.lanes_end() - width).max(2.0),
+            text,
+        }
+    }
+
     /// "stop invoked (t2)" left of the line where the stop was invoked, "stop returned (t2)"
-    /// right of the one where it returned, each kept inside the picture.
+    /// right of the one where it returned (left of it when the run ends too soon after), each
+    /// kept inside the picture.
     fn stop_labels(&self) -> Vec<Placed> {
         let mut labels = Vec::new();
         for stop in self.stops {
             let who = self.label_of(stop.thread);
             let invoked = format!("stop invoked ({who})");
             let x = self.x(stop.invoked) - 3.0 - text_width(&invoked, LABEL_FONT_PX);
-            labels.push(Placed {
-                x: x.max(2.0),
-                text: invoked,
-            });
-            labels.push(Placed {
-                x: self.x(stop.returned) + 3.0,
-                text: format!("stop returned ({who})"),
-            });
+            labels.push(self.placed_inside(x, invoked));
+            let returned = format!("stop returned ({who})");
+            let width = text_width(&returned, LABEL_FONT_PX);
+            let right = self.x(stop.returned) + 3.0;
+            let x = match right + width > self.lanes_end() {
+                true => self.x(stop.returned) - 3.0 - width,
+                false => right,
+            };
+            labels.push(self.placed_inside(x, returned));
         }
         labels
     }
@@ -511,13 +528,7 @@ impl Level<'_> {
                 .filter(|e| e.thread == lane)
                 .filter_map(|e| {
                     let text = self.highlights.short(&key(e))?;
-                    Some((
-                        key(e),
-                        Placed {
-                            x: self.bar(e).x,
-                            text,
-                        },
-                    ))
+                    Some((key(e), self.placed_inside(self.bar(e).x, text)))
                 })
                 .collect();
             let spans: Vec<(f64, f64)> = placed.iter().map(|(_, p)| p.span()).collect();
