@@ -84,6 +84,9 @@ marks_list! {
     /// latches missed it, or (after its plans kept losing races) its look ahead before the
     /// exclusive latch did.
     RollbackReadAhead => "rollback_read_ahead",
+    /// A stop parked online defrag while the background worker's pass was running, and
+    /// waited for it to end.
+    StopParkedDefragPass => "stop_parked_defrag_pass",
 }
 
 /// The per-instance counts (empty without the `marks` feature).

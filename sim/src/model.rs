@@ -1461,6 +1461,7 @@ mod tests {
                 shared_contexts: true,
                 long_transactions: true,
                 deep_nesting: true,
+                defrag_at_stop: true,
             }),
             1 => (prop_oneof![Just(InstanceRef::Main), Just(InstanceRef::Nil), Just(InstanceRef::Uninitialized)],
                   prop_oneof![Just(0u32), Just(2), Just(4), Just(0x8000_0000), Just(1)])

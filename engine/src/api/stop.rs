@@ -58,7 +58,7 @@ impl<R: Runtime> Jet<R> {
             .is_active(Mutant::DefragStoppedBeforeValidation)
         {
             // Planted bug: a side effect before validation.
-            core.worker.park_defrag(core.options.mutations);
+            core.worker.park_defrag(core.options.mutations, &core.marks);
         }
         // ESE (`JetStopServiceInstanceEx`): unknown bits are InvalidGrbit, and so is
         // StopAndEmitLog with any other bit (Resume included: it cannot be undone).
@@ -109,7 +109,7 @@ fn full_stop<R: Runtime>(core: &InstanceCore<R>) -> JetResult<Option<Vec<StopSte
     };
     crate::mark!(core.marks, StopDrainWaited if calls_drained > 0);
     let mut steps = vec![StopStep::GateClosed { calls_drained }];
-    let (before, after) = core.worker.park_defrag(core.options.mutations);
+    let (before, after) = core.worker.park_defrag(core.options.mutations, &core.marks);
     steps.push(StopStep::DefragParked { before, after });
     if !core
         .options
@@ -223,7 +223,7 @@ fn partial_stop<R: Runtime>(core: &InstanceCore<R>, grbit: u32) -> JetResult<Vec
     crate::mark!(core.marks, PartialStopAfterFullStop if phase == Phase::Stopped);
     let mut steps = Vec::new();
     if grbit & stop_grbit::BACKGROUND_USER_TASKS != 0 {
-        let (before, after) = core.worker.park_defrag(core.options.mutations);
+        let (before, after) = core.worker.park_defrag(core.options.mutations, &core.marks);
         steps.push(StopStep::DefragParked { before, after });
     }
     if grbit & stop_grbit::QUIESCE_CACHES != 0 {

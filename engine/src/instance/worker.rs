@@ -127,12 +127,17 @@ impl<R: Runtime> Worker<R> {
 
     /// Parks defragmentation and waits until no defrag pass is running (a pass checks the
     /// park between its steps only). Returns the status before and after.
-    pub fn park_defrag(&self, mutations: Mutations) -> (DefragStatus, DefragStatus) {
+    pub fn park_defrag(
+        &self,
+        mutations: Mutations,
+        marks: &crate::marks::Marks,
+    ) -> (DefragStatus, DefragStatus) {
         let mut state = self.state.lock();
         let before = state.defrag_status();
         state.defrag_parked = true;
         // Planted bug: report defrag parked while its pass in progress still moves pages.
         let waits_for_pass = !mutations.is_active(Mutant::DefragParkSkipsPassInProgress);
+        crate::mark!(marks, StopParkedDefragPass if waits_for_pass && state.defrag_pass_active);
         let state = self
             .wake
             .wait_while(state, |s| waits_for_pass && s.defrag_pass_active);

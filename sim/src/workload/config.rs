@@ -136,6 +136,22 @@ fn deep_nesting_switch(seed: u64) -> bool {
     SplitMix64::new(seed ^ 0xDEE9_DEE9_DEE9_DEE9).chance(1, DEEP_NESTING_RUNS_IN)
 }
 
+/// One run in this many races the stop against an online defrag pass
+/// ([`Reach::defrag_at_stop`]): a table of several leaves (a wide key range, large values),
+/// online defrag on with the background thread, and the stopper emptying a run of
+/// neighbouring records right before it stops. Without it, defrag found pages to merge in
+/// about 2% of runs, and a stop met a pass moving pages in about 1 run in 10,000.
+pub const DEFRAG_AT_STOP_RUNS_IN: u64 = 8;
+/// The key range of a defrag-at-stop run whose own draw was narrower: about ten leaves of
+/// large records, half of them set up.
+pub const DEFRAG_AT_STOP_KEY_RANGE: u8 = workload::WIDE_KEY_RANGE + 24;
+
+/// Whether run `seed` races its stop against online defrag: a stream of its own, so other
+/// seeds keep their meaning.
+fn defrag_at_stop_switch(seed: u64) -> bool {
+    SplitMix64::new(seed ^ 0xDEF2_A6DE_F2A6_DEF2).chance(1, DEFRAG_AT_STOP_RUNS_IN)
+}
+
 impl SlowDiskSwitch {
     /// The run's read and write latencies, in disk operations (0: instant).
     fn latencies_ops(switch: Option<SlowDiskSwitch>) -> (u32, u32) {
@@ -462,6 +478,11 @@ impl RunConfig {
             Some(_) if key_range < workload::WIDE_KEY_RANGE => CRASH_CUT_KEY_RANGE,
             _ => key_range,
         };
+        let defrag_at_stop = defrag_at_stop_switch(seed);
+        let key_range = match defrag_at_stop {
+            true if key_range < workload::WIDE_KEY_RANGE => DEFRAG_AT_STOP_KEY_RANGE,
+            _ => key_range,
+        };
         let wide = key_range >= workload::WIDE_KEY_RANGE;
         let mut reach = Reach {
             key_range,
@@ -479,9 +500,16 @@ impl RunConfig {
             shared_contexts: !wide && rng.chance(1, 2),
             long_transactions: false,
             deep_nesting: false,
+            defrag_at_stop: false,
         };
         shape_for_switches(slow_disk.is_some(), cut, &mut engine, &mut reach);
         reach.deep_nesting = deep_nesting_switch(seed);
+        if defrag_at_stop {
+            reach.defrag_at_stop = true;
+            reach.large_values = true;
+            engine.online_defrag = true;
+            engine.background_thread = true;
+        }
         let shape = WorkloadShape {
             threads,
             calls_per_thread_max,

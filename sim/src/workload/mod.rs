@@ -504,6 +504,13 @@ pub struct Reach {
     /// left out of the JSON when off, so other seeds keep their meaning.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deep_nesting: bool,
+    /// The stopper works on table `t0` (the one set up with records) and, right before its
+    /// stop calls, commits a transaction that deletes a run of neighbouring records: leaves
+    /// empty, online defrag is ordered to merge them, and the stop comes while the background
+    /// worker's pass may be moving pages, which the stop must park and wait for (see
+    /// `config::DEFRAG_AT_STOP_RUNS_IN`). Left out of the JSON when off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub defrag_at_stop: bool,
 }
 
 impl Default for Reach {
@@ -519,6 +526,7 @@ impl Default for Reach {
             shared_contexts: false,
             long_transactions: false,
             deep_nesting: false,
+            defrag_at_stop: false,
         }
     }
 }
@@ -758,33 +766,59 @@ fn bulk_transaction(reach: Reach) -> impl Strategy<Value = Vec<Call>> {
                 .collect::<Vec<Call>>()
         },
     );
-    let deletes = (0..reach.key_range, 3..=12usize, any::<bool>()).prop_map(
-        move |(key, count, downwards)| {
-            let (mode, to) = if downwards {
-                (Seek::LessOrEqual, Move::Previous)
-            } else {
-                (Seek::GreaterOrEqual, Move::Next)
-            };
-            let mut calls = vec![Call::Seek {
-                ses,
-                table,
-                key,
-                mode,
-            }];
-            for _ in 0..count {
-                calls.push(Call::Delete { ses, table });
-                calls.push(Call::Move { ses, table, to });
-            }
-            calls
-        },
-    );
-    prop_oneof![inserts, deletes].prop_map(move |writes| {
-        let mut calls = vec![Call::BeginTransaction { ses }];
-        calls.extend(writes);
-        calls.push(Call::CommitTransaction { ses });
+    prop_oneof![inserts, neighbour_deletes(reach, 3..=12)].prop_map(in_committed_transaction)
+}
+
+/// On the warm-up's session and table: a seek to a random key, then `counts` times a delete
+/// and a move on, all up or all down from it.
+fn neighbour_deletes(
+    reach: Reach,
+    counts: std::ops::RangeInclusive<usize>,
+) -> impl Strategy<Value = Vec<Call>> {
+    let (ses, table) = (Ref::Var(0), Ref::Var(0));
+    (0..reach.key_range, counts, any::<bool>()).prop_map(move |(key, count, downwards)| {
+        let (mode, to) = if downwards {
+            (Seek::LessOrEqual, Move::Previous)
+        } else {
+            (Seek::GreaterOrEqual, Move::Next)
+        };
+        let mut calls = vec![Call::Seek {
+            ses,
+            table,
+            key,
+            mode,
+        }];
+        for _ in 0..count {
+            calls.push(Call::Delete { ses, table });
+            calls.push(Call::Move { ses, table, to });
+        }
         calls
     })
 }
+
+/// `writes` on the warm-up's session, between a begin and a commit.
+fn in_committed_transaction(writes: Vec<Call>) -> Vec<Call> {
+    let ses = Ref::Var(0);
+    let mut calls = vec![Call::BeginTransaction { ses }];
+    calls.extend(writes);
+    calls.push(Call::CommitTransaction { ses });
+    calls
+}
+
+/// [`Reach::defrag_at_stop`]: the stopper's transaction right before its stop, deleting
+/// enough neighbours to empty whole leaves (or nothing when the switch is off, drawing no
+/// randomness, so other runs keep their meaning).
+fn deletes_before_stop(reach: Reach) -> BoxedStrategy<Vec<Call>> {
+    if !reach.defrag_at_stop {
+        return Just(Vec::new()).boxed();
+    }
+    neighbour_deletes(reach, DEFRAG_AT_STOP_DELETES)
+        .prop_map(in_committed_transaction)
+        .boxed()
+}
+
+/// How many records [`deletes_before_stop`] deletes: with large values, a leaf holds a few.
+const DEFRAG_AT_STOP_DELETES: std::ops::RangeInclusive<usize> = 6..=16;
 
 /// [`Reach::long_transactions`]: a transaction on the warm-up's session and table that
 /// inserts 12 to 32 large records at neighbouring keys from a random one (wrapping; keys that
@@ -1262,11 +1296,18 @@ pub fn workload(shape: WorkloadShape) -> impl Strategy<Value = Workload> {
         ),
         extra_count,
     );
-    (programs, placement, extras).prop_map(
-        move |(programs, (stopper, stop_at, term_at, partial_grbit, resume), extras)| {
+    let deletes = deletes_before_stop(reach);
+    (programs, placement, extras, deletes).prop_map(
+        move |(programs, (stopper, stop_at, term_at, partial_grbit, resume), extras, deletes)| {
             let mut threads: Vec<Vec<Call>> = programs
                 .into_iter()
-                .map(|(table, body)| {
+                .enumerate()
+                .map(|(thread, (table, body))| {
+                    // The defrag switch's deletes need the table set up with records.
+                    let table = match reach.defrag_at_stop && thread == stopper {
+                        true => 0,
+                        false => table,
+                    };
                     let mut program = warm_up(table);
                     program.extend(body);
                     program
@@ -1276,10 +1317,9 @@ pub fn workload(shape: WorkloadShape) -> impl Strategy<Value = Workload> {
             let stopper_len = stopper_program.len();
             let earliest = first_long_transaction_end(stopper_program, reach);
             let at = earliest + stop_at.index(stopper_len - earliest + 1);
-            for (offset, call) in stop_calls(shape.stop_plan, partial_grbit, resume)
-                .into_iter()
-                .enumerate()
-            {
+            let before_stop = deletes.into_iter();
+            let stop = stop_calls(shape.stop_plan, partial_grbit, resume);
+            for (offset, call) in before_stop.chain(stop).enumerate() {
                 stopper_program.insert(at + offset, call);
             }
             if shape.stop_plan == StopPlan::RacingTerm {
