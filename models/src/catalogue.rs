@@ -217,6 +217,7 @@ const ROOM_WRITE_BACK_MAX: u64 = 3_000;
 /// Most mix seeds for a session ended under a waiter who is never woken (first detection from
 /// 0 at seed 331; 39 of 10,000 default seeds).
 const ENDED_SESSION_WAKES_MAX: u64 = 1_000;
+const DRAIN_LOOKS_EARLY_MAX: u64 = 1_000;
 /// `StopModel::EvictionsVsWriteBack`'s own bound.
 const EVICTIONS_LOOM_BOUND: Option<usize> = Some(1);
 
@@ -251,7 +252,7 @@ pub const CATALOGUE: &[Entry] = &[
             StopModel::GateBeginSession,
             None,
             Property::FinishedAfterStop,
-            31,
+            211,
         ),
         sim: sim(
             &[Rule::NoPanic, Rule::Linearizability],
@@ -277,7 +278,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         mutant: "AllowlistMissingRollback",
-        loom: loom(StopModel::AllowlistRollback, None, Property::Allowlist, 127),
+        loom: loom(StopModel::AllowlistRollback, None, Property::Allowlist, 523),
         sim: sim(&[Rule::StopRule], Scheduling::Pct, 50),
         crash_tests: None,
         sweep_test: None,
@@ -313,7 +314,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         mutant: "EndSessionIgnoresContext",
-        loom: loom(StopModel::SessionContext, Some(4), Property::Context, 81),
+        loom: loom(StopModel::SessionContext, Some(4), Property::Context, 115),
         sim: sim(&[Rule::Linearizability], Scheduling::Random, 400),
         crash_tests: None,
         sweep_test: None,
@@ -335,7 +336,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         mutant: "ResetContextFromAnyThread",
-        loom: loom(StopModel::SessionContext, Some(4), Property::Context, 81),
+        loom: loom(StopModel::SessionContext, Some(4), Property::Context, 115),
         // The shared-contexts switch: threads keep contexts on their sessions and the others
         // reach for them.
         sim: sim(&[Rule::Linearizability], Scheduling::Mix, RESET_CONTEXT_MAX),
@@ -405,7 +406,7 @@ pub const CATALOGUE: &[Entry] = &[
             StopModel::GroupCommit,
             Some(3),
             Property::CommitDurable,
-            200,
+            225,
         ),
         // The crash switch's cut right after an acknowledged commit, when the commit
         // returned while another's log flush was in flight.
@@ -545,7 +546,7 @@ pub const CATALOGUE: &[Entry] = &[
             StopModel::StagedWriters,
             STAGED_WRITERS_LOOM_BOUND,
             Property::WritesKept,
-            154,
+            168,
         ),
         sim: sim(
             &[
@@ -713,6 +714,19 @@ pub const CATALOGUE: &[Entry] = &[
         // aborts the process, as for `FlushEndReadAfterStoreLatch`.
         loom: None,
         sim: sim(&[Rule::NoPanic], Scheduling::Mix, ENDED_SESSION_WAKES_MAX),
+        crash_tests: None,
+        sweep_test: None,
+        concurrency_test: None,
+    },
+    Entry {
+        mutant: "DrainLooksBeforeSleeperFlag",
+        // A lost wake-up in the gate's drain: the stop (or a term, or a call the closing gate
+        // holds) looks at the calls in flight, the last of them leaves before the sleeper
+        // flag is up and wakes nobody; shuttle reports every task blocked (no-panic). loom's
+        // gate models reach it, but a loom deadlock report aborts the process, as for
+        // `EndedSessionWakesNoWaiter`.
+        loom: None,
+        sim: sim(&[Rule::NoPanic], Scheduling::Mix, DRAIN_LOOKS_EARLY_MAX),
         crash_tests: None,
         sweep_test: None,
         concurrency_test: None,

@@ -88,31 +88,31 @@ fn gate_begin_session_vs_stop() {
     // Unbounded: 3 loom threads (main blocked in join), small space.
     let (executions, coverage) = passes(StopModel::GateBeginSession);
     // Pinned: a change in the count means the search changed and must be reviewed.
-    assert_eq!(executions, 144);
+    assert_eq!(executions, 876);
     // [refused, admitted and drained by the stop, admitted and done before the stop]
-    assert_eq!(coverage, [54, 48, 42]);
+    assert_eq!(coverage, [216, 618, 42]);
 }
 
 #[test]
 fn gate_begin_transaction_vs_stop() {
     // Unbounded: 3 loom threads (main blocked in join), small space.
     let (executions, coverage) = passes(StopModel::GateBeginTransaction);
-    assert_eq!(executions, 123);
-    assert_eq!(coverage, [54, 36, 33]);
+    assert_eq!(executions, 465);
+    assert_eq!(coverage, [216, 216, 33]);
 }
 
 #[test]
 fn gate_commit_vs_stop() {
     // Unbounded: 3 loom threads (main blocked in join), small space.
     let (executions, coverage) = passes(StopModel::GateCommit);
-    assert_eq!(executions, 894);
-    assert_eq!(coverage, [54, 504, 336]);
+    assert_eq!(executions, 4683);
+    assert_eq!(coverage, [216, 4131, 336]);
 }
 
 #[test]
 fn gate_main_stops() {
     assert_eq!(StopModel::GateMainStops.bound(), None);
-    assert_eq!(executions(StopModel::GateMainStops), 96);
+    assert_eq!(executions(StopModel::GateMainStops), 458);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -120,12 +120,12 @@ fn gate_main_stops() {
 
 #[test]
 fn allowlist_rollback_vs_stop() {
-    assert_eq!(executions(StopModel::AllowlistRollback), 918);
+    assert_eq!(executions(StopModel::AllowlistRollback), 3840);
 }
 
 #[test]
 fn allowlist_end_session_vs_stop() {
-    assert_eq!(executions(StopModel::AllowlistEndSession), 918);
+    assert_eq!(executions(StopModel::AllowlistEndSession), 3840);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -133,19 +133,19 @@ fn allowlist_end_session_vs_stop() {
 
 #[test]
 fn stop_vs_term() {
-    assert_eq!(executions(StopModel::StopVsTerm), 690);
+    assert_eq!(executions(StopModel::StopVsTerm), 1044);
 }
 
 #[test]
 fn term_waits_for_calls() {
-    assert_eq!(executions(StopModel::TermWaits), 54);
+    assert_eq!(executions(StopModel::TermWaits), 132);
 }
 
 #[test]
 fn call_vs_stop_vs_term() {
     // Bound 3 (unbounded it runs past 600,000 executions without finishing).
     assert_eq!(StopModel::CallVsStopVsTerm.bound(), Some(3));
-    assert_eq!(executions(StopModel::CallVsStopVsTerm), 10982);
+    assert_eq!(executions(StopModel::CallVsStopVsTerm), 22591);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -162,7 +162,7 @@ fn two_concurrent_stops() {
 #[test]
 fn session_context_across_threads() {
     assert_eq!(StopModel::SessionContext.bound(), Some(4));
-    assert_eq!(executions(StopModel::SessionContext), 11662);
+    assert_eq!(executions(StopModel::SessionContext), 16682);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -171,7 +171,7 @@ fn session_context_across_threads() {
 #[test]
 fn partial_stop_resume_vs_full_stop() {
     assert_eq!(StopModel::PartialStopResume.bound(), Some(3));
-    assert_eq!(executions(StopModel::PartialStopResume), 5569);
+    assert_eq!(executions(StopModel::PartialStopResume), 7245);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -199,13 +199,13 @@ teeth! {
 #[test]
 fn gate_two_calls_vs_stop() {
     assert_eq!(StopModel::GateTwoCalls.bound(), Some(3));
-    assert_eq!(executions(StopModel::GateTwoCalls), 6760);
+    assert_eq!(executions(StopModel::GateTwoCalls), 13028);
 }
 
 #[test]
 fn two_stops_vs_term() {
     assert_eq!(StopModel::TwoStopsVsTerm.bound(), Some(3));
-    assert_eq!(executions(StopModel::TwoStopsVsTerm), 5443);
+    assert_eq!(executions(StopModel::TwoStopsVsTerm), 8379);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -215,7 +215,7 @@ fn two_stops_vs_term() {
 
 teeth! {
     catches_stop_flag_last: StopFlagLast in GateBeginSession breaks InFlightAtStop at 4;
-    catches_check_then_act_gate: CheckThenActGate in GateBeginSession breaks FinishedAfterStop at 31;
+    catches_check_then_act_gate: CheckThenActGate in GateBeginSession breaks FinishedAfterStop at 211;
 }
 
 /// The check-then-act race needs two preemptions when the stopper is runnable throughout (the
@@ -245,8 +245,8 @@ fn check_then_act_needs_preemption_bound_2() {
     assert_eq!(failure.execution, 16);
     // The unmutated engine passes at both bounds (and unbounded: `gate_main_stops`).
     let clean = |bound| passes_at(StopModel::GateMainStops, Mutations::NONE, bound).0;
-    assert_eq!(clean(Some(1)), 6);
-    assert_eq!(clean(Some(2)), 23);
+    assert_eq!(clean(Some(1)), 9);
+    assert_eq!(clean(Some(2)), 36);
 }
 
 teeth! {
@@ -254,13 +254,13 @@ teeth! {
     /// the stop returned (it would also be admitted after the stop, the next property).
     catches_allowlist_extra_commit: AllowlistExtraCommit in GateCommit breaks FinishedAfterStop at 43;
     catches_checkpoint_quiesce_skipped: CheckpointQuiesceSkipped in GateCommit breaks NotQuiesced at 1;
-    catches_allowlist_missing_rollback: AllowlistMissingRollback in AllowlistRollback breaks Allowlist at 127;
+    catches_allowlist_missing_rollback: AllowlistMissingRollback in AllowlistRollback breaks Allowlist at 523;
     /// The engine's `Gate::finish_term` asserts no call is in flight; loom reaches that
     /// assertion before this model's own property.
     catches_term_does_not_wait: TermDoesNotWait in TermWaits breaks EngineTermInFlight at 13;
     catches_version_cleanup_not_signalled: VersionCleanupNotSignalled in TwoStops breaks OneStopRecord at 1;
-    catches_reset_context_from_any_thread: ResetContextFromAnyThread in SessionContext breaks Context at 81;
-    catches_end_session_ignores_context: EndSessionIgnoresContext in SessionContext breaks Context at 81;
+    catches_reset_context_from_any_thread: ResetContextFromAnyThread in SessionContext breaks Context at 115;
+    catches_end_session_ignores_context: EndSessionIgnoresContext in SessionContext breaks Context at 115;
     catches_defrag_stopped_before_validation: DefragStoppedBeforeValidation in PartialStopResume breaks Validation at 1;
 }
 
@@ -330,15 +330,15 @@ fn heavy_stop_parks_background_defrag() {
 fn group_commit_two_committers() {
     assert_eq!(StopModel::GroupCommit.bound(), Some(3));
     let (executions, coverage) = passes(StopModel::GroupCommit);
-    assert_eq!(executions, 8646);
+    assert_eq!(executions, 10136);
     // [the commits overlapped inside the engine, they ran one after the other]
-    assert_eq!(coverage, [5706, 2940]);
+    assert_eq!(coverage, [6508, 3628]);
 }
 
 teeth! {
     /// The second committer finds the first one's flush in flight, returns at once, and the
     /// crash loses its record: that flush began before the record was appended.
-    catches_group_commit_trusting_a_flush_in_flight: GroupCommitTrustsFlushInFlight in GroupCommit breaks CommitDurable at 200;
+    catches_group_commit_trusting_a_flush_in_flight: GroupCommitTrustsFlushInFlight in GroupCommit breaks CommitDurable at 225;
     /// The first committer writes and syncs the log holding its shared instance latch: the
     /// sync's `Unlatched` proof fails at once.
     catches_a_group_sync_under_the_latch: CommitSyncUnderLatch in GroupCommit breaks EngineLockAcrossIo at 1;
@@ -358,9 +358,9 @@ fn heavy_group_commit_two_committers() {
 fn shared_readers_and_a_writer() {
     assert_eq!(StopModel::SharedReaders.bound(), Some(2));
     let (executions, coverage) = passes(StopModel::SharedReaders);
-    assert_eq!(executions, 3683);
+    assert_eq!(executions, 4130);
     // [the readers were inside the engine at once, they were not]
-    assert_eq!(coverage, [2384, 1299]);
+    assert_eq!(coverage, [2690, 1440]);
 }
 
 #[test]
@@ -388,15 +388,15 @@ fn heavy_shared_readers_and_a_writer() {
 fn staged_writers_split_one_leaf() {
     assert_eq!(StopModel::StagedWriters.bound(), Some(2));
     let (executions, coverage) = passes(StopModel::StagedWriters);
-    assert_eq!(executions, 561);
+    assert_eq!(executions, 596);
     // [the writes were inside the engine at once, they were not]
-    assert_eq!(coverage, [159, 402]);
+    assert_eq!(coverage, [171, 425]);
 }
 
 teeth! {
     /// One write installs the pages it staged after the other installed over the leaf (or
     /// the header) it read: the split or the small record is lost.
-    catches_a_staged_write_installed_over_a_changed_leaf: StagedWriteNotRevalidated in StagedWriters breaks WritesKept at 154;
+    catches_a_staged_write_installed_over_a_changed_leaf: StagedWriteNotRevalidated in StagedWriters breaks WritesKept at 168;
 }
 
 #[test]

@@ -3,13 +3,24 @@
 //!
 //! This is the piece ESE gets wrong: ESE sets its stop flag after the preparation steps and
 //! never waits for calls that passed their entry check, so a commit can finish after
-//! `JetStopServiceInstance` returned. Here the check and the in-flight count are one critical
-//! section, the stop closes the gate *first* and waits until every gated call has left, and
+//! `JetStopServiceInstance` returned. Here the check and the in-flight count are one atomic
+//! step, the stop closes the gate *first* and waits until every gated call has left, and
 //! only then prepares. The loom models in `jetsim-models` run this file's code exhaustively.
+//!
+//! Admission takes no lock while the gate is open, as ESE's `INST::ErrAPIEnter` takes none: a
+//! call adds itself to one atomic word that also holds the gate's "closed" flags, with a
+//! compare and swap that succeeds only on a word whose flag for the call's kind is clear, so
+//! a closing and an admission are ordered: a call either counted in before the flag was set,
+//! and the closer sees it, or sees the flag and goes to the mutex. (ESE adds first and takes
+//! itself out again when it sees the flag; here no count is ever transient, so a drained
+//! count is exactly the calls admitted.) Leaving is one subtraction.
+//! Only the rare paths take the gate's mutex: a closed gate (refuse, or wait while a stop
+//! drains or a term decides), the phase changes, and a leaving call that finds a sleeper to
+//! wake. The mutex and the atomic word share one rule: the flags change only under the mutex.
 
 use crate::error::{JetError, JetResult};
 use crate::instance::mutations::{Mutant, Mutations};
-use crate::runtime::sync::{Condvar, LockRank, Mutex, MutexGuard};
+use crate::runtime::sync::{AtomicU64, Condvar, LockRank, Mutex, MutexGuard};
 use crate::runtime::Runtime;
 
 /// Lifecycle phase of an instance.
@@ -63,14 +74,75 @@ struct GateState {
     /// A term is deciding whether it can end the instance: calls wait at the gate (neither
     /// admitted nor refused) until it has decided.
     term_deciding: bool,
-    gated_in_flight: u32,
-    ungated_in_flight: u32,
     stops_that_waited: u64,
     refused_after_stop: u64,
-    /// Threads asleep on `Gate::changed`. A call leaving the engine wakes them only when
-    /// there are any: most calls leave with nobody waiting, and a wake-up is a shared write
-    /// (and a scheduling point for the checkers) every call would otherwise pay.
+    /// Threads asleep on `Gate::changed` (or about to be: registered before their last look
+    /// at the counts). While there are any, the word's [`SLEEPERS`] flag is set and a call
+    /// whose leaving empties its count wakes them; most calls leave with nobody waiting, and
+    /// a wake-up is a lock and a shared write (and scheduling points for the checkers) every
+    /// call would otherwise pay.
     waiters: u32,
+    /// The flags this state puts in the admission word ([`Gate::flags_of`]), as last written
+    /// there: only holders of the mutex change them.
+    flags: u64,
+}
+
+/// The admission word: the gated calls in flight (its low bits), the other calls in flight,
+/// and the flags. A count never reaches its neighbour ([`IN_FLIGHT_MAX`]).
+const GATED_ONE: u64 = 1;
+const UNGATED_ONE: u64 = 1 << 24;
+const COUNT_MASK: u64 = (1 << 24) - 1;
+/// Gated calls may not come in without the mutex: the phase is not `Running`, or a term
+/// decides.
+const GATED_CLOSED: u64 = 1 << 56;
+/// Allowlisted and configuration calls may not come in without the mutex: the phase is
+/// neither `Running` nor `Stopped`, or a term decides.
+const UNGATED_CLOSED: u64 = 1 << 57;
+/// A thread sleeps on `Gate::changed` for the counts to fall.
+const SLEEPERS: u64 = 1 << 58;
+const FLAGS_MASK: u64 = GATED_CLOSED | UNGATED_CLOSED | SLEEPERS;
+
+/// Calls in flight, from the admission word.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    gated: u32,
+    ungated: u32,
+}
+
+impl InFlight {
+    fn of(word: u64) -> Self {
+        InFlight {
+            gated: (word & COUNT_MASK) as u32,
+            ungated: ((word >> 24) & COUNT_MASK) as u32,
+        }
+    }
+}
+
+impl Admission {
+    /// One call of this kind in the admission word.
+    fn one(self) -> u64 {
+        match self {
+            Admission::Gated => GATED_ONE,
+            Admission::Allowlisted | Admission::Configuration => UNGATED_ONE,
+        }
+    }
+
+    /// The flag that sends a call of this kind to the mutex.
+    fn closed(self) -> u64 {
+        match self {
+            Admission::Gated => GATED_CLOSED,
+            Admission::Allowlisted | Admission::Configuration => UNGATED_CLOSED,
+        }
+    }
+
+    /// This kind's count in the admission word.
+    fn count(self, word: u64) -> u32 {
+        let in_flight = InFlight::of(word);
+        match self {
+            Admission::Gated => in_flight.gated,
+            Admission::Allowlisted | Admission::Configuration => in_flight.ungated,
+        }
+    }
 }
 
 /// What [`Gate::begin_stop`] found.
@@ -99,6 +171,8 @@ const IN_FLIGHT_MAX: u32 = 1 << 20;
 
 /// The gate. Every Jet call that touches an instance holds a [`GatePass`] for its duration.
 pub struct Gate<R: Runtime> {
+    /// Calls in flight and the flags (see [`GATED_ONE`] and the constants after it).
+    admission: AtomicU64<R>,
     state: Mutex<R, GateState>,
     changed: Condvar<R>,
     mutations: Mutations,
@@ -119,17 +193,18 @@ impl<R: Runtime> Drop for GatePass<'_, R> {
 
 impl<R: Runtime> Gate<R> {
     pub fn new(mutations: Mutations) -> Self {
+        let flags = Self::flags_of(Phase::Created, false, 0);
         Gate {
+            admission: AtomicU64::new(flags),
             state: Mutex::new(
                 LockRank::Gate,
                 GateState {
                     phase: Phase::Created,
                     term_deciding: false,
-                    gated_in_flight: 0,
-                    ungated_in_flight: 0,
                     stops_that_waited: 0,
                     refused_after_stop: 0,
                     waiters: 0,
+                    flags,
                 },
             ),
             changed: Condvar::new(),
@@ -139,13 +214,50 @@ impl<R: Runtime> Gate<R> {
 
     pub fn status(&self) -> GateStatus {
         let state = self.state.lock();
+        let in_flight = self.in_flight();
         GateStatus {
             phase: state.phase,
-            gated_in_flight: state.gated_in_flight,
-            ungated_in_flight: state.ungated_in_flight,
+            gated_in_flight: in_flight.gated,
+            ungated_in_flight: in_flight.ungated,
             stops_that_waited: state.stops_that_waited,
             refused_after_stop: state.refused_after_stop,
         }
+    }
+
+    fn in_flight(&self) -> InFlight {
+        InFlight::of(self.admission.load())
+    }
+
+    /// The flags the admission word carries in this state.
+    fn flags_of(phase: Phase, term_deciding: bool, waiters: u32) -> u64 {
+        let mut flags = 0;
+        if term_deciding || phase != Phase::Running {
+            flags |= GATED_CLOSED;
+        }
+        if term_deciding || !matches!(phase, Phase::Running | Phase::Stopped) {
+            flags |= UNGATED_CLOSED;
+        }
+        if waiters > 0 {
+            flags |= SLEEPERS;
+        }
+        flags
+    }
+
+    /// Writes the flags of `state` into the admission word (after a change to its phase,
+    /// term decision or sleepers); returns the word as it was before, counts included.
+    fn publish(&self, state: &mut GateState) -> u64 {
+        let flags = Self::flags_of(state.phase, state.term_deciding, state.waiters);
+        let old = state.flags;
+        state.flags = flags;
+        // Only the mutex's holder changes flags, so the word holds exactly `old`: adding the
+        // difference sets and clears them without touching the counts.
+        let before = self.admission.fetch_add(flags.wrapping_sub(old));
+        debug_assert_eq!(
+            before & FLAGS_MASK,
+            old,
+            "gate flags changed outside the mutex"
+        );
+        before
     }
 
     pub fn phase(&self) -> Phase {
@@ -169,12 +281,14 @@ impl<R: Runtime> Gate<R> {
         }
     }
 
-    /// Admits a call or says why not. The phase check and the in-flight count change happen
-    /// in one critical section: that is what makes "no gated call runs after the stop
+    /// Admits a call or says why not. The phase check and the in-flight count change are one
+    /// atomic step (a compare and swap on the admission word, whose flags say whether the
+    /// gate is open to the call): that is what makes "no gated call runs after the stop
     /// returned" hold.
     pub fn enter(&self, admission: Admission, gone: JetError) -> JetResult<GatePass<'_, R>> {
+        let one = admission.one();
         if self.mutations.is_active(Mutant::CheckThenActGate) {
-            // Planted bug: check, let go of the lock, then count.
+            // Planted bug: check the phase under the mutex, count in after letting go of it.
             {
                 let mut state = self.state.lock();
                 if let Some(error) = Self::refusal(state.phase, admission, gone) {
@@ -183,13 +297,34 @@ impl<R: Runtime> Gate<R> {
                     return Err(error);
                 }
             }
-            let mut state = self.state.lock();
-            Self::count_in(&mut state, admission);
+            self.admission.fetch_add(one);
             return Ok(GatePass {
                 gate: self,
                 admission,
             });
         }
+        // Counted in only if the word it adds to has this kind's flag clear: a compare and
+        // swap, tried first on the word of an open gate with nothing in flight (the common
+        // case costs one step), then on the word it found.
+        let closed = admission.closed();
+        let mut word = 0;
+        while word & closed == 0 {
+            assert!(admission.count(word) < IN_FLIGHT_MAX, "gate pass leaked");
+            match self.admission.compare_exchange(word, word + one) {
+                Ok(_) => {
+                    return Ok(GatePass {
+                        gate: self,
+                        admission,
+                    })
+                }
+                Err(found) => word = found,
+            }
+        }
+        self.enter_closed(admission, gone)
+    }
+
+    /// Admission through the mutex, when the gate was closed to the call's kind.
+    fn enter_closed(&self, admission: Admission, gone: JetError) -> JetResult<GatePass<'_, R>> {
         let state = self.state.lock();
         // A call the closed gate still admits waits until the calls admitted before it closed
         // have left: they linearize before the stop, this one after it, so it must not run
@@ -197,66 +332,91 @@ impl<R: Runtime> Gate<R> {
         // non-atomic to observers; the simulator found it, PCT seed 431).
         // And every call waits while a term decides: a term that is then refused must leave
         // no trace, so it may not refuse anyone meanwhile.
-        let mut state = self.wait_while(state, |state| {
+        let mut state = self.wait_while(state, |state, in_flight| {
             state.term_deciding
                 || (state.phase == Phase::Stopping
                     && admission != Admission::Gated
-                    && state.gated_in_flight > 0)
+                    && in_flight.gated > 0)
         });
         if let Some(error) = Self::refusal(state.phase, admission, gone) {
             state.refused_after_stop += u64::from(error == JetError::ClientRequestToStopJetService);
             return Err(error);
         }
-        Self::count_in(&mut state, admission);
+        // Under the mutex the flags cannot change: the phase just checked admits the call.
+        let before = self.admission.fetch_add(admission.one());
+        assert!(admission.count(before) < IN_FLIGHT_MAX, "gate pass leaked");
         Ok(GatePass {
             gate: self,
             admission,
         })
     }
 
-    fn count_in(state: &mut GateState, admission: Admission) {
-        let counter = match admission {
-            Admission::Gated => &mut state.gated_in_flight,
-            Admission::Allowlisted | Admission::Configuration => &mut state.ungated_in_flight,
-        };
-        assert!(*counter < IN_FLIGHT_MAX, "gate pass leaked");
-        *counter += 1;
-    }
-
     fn leave(&self, admission: Admission) {
-        let mut state = self.state.lock();
-        let counter = match admission {
-            Admission::Gated => &mut state.gated_in_flight,
-            Admission::Allowlisted | Admission::Configuration => &mut state.ungated_in_flight,
-        };
-        assert!(*counter > 0, "gate left more often than entered");
-        *counter -= 1;
-        let drained = *counter == 0;
-        let wake = drained && state.waiters > 0;
-        drop(state);
-        if wake {
-            // Stop waits for gated calls, term for all: both re-check their own predicate.
+        let one = admission.one();
+        let before = self.admission.fetch_add(one.wrapping_neg());
+        assert!(
+            admission.count(before) > 0,
+            "gate left more often than entered"
+        );
+        let after = before.wrapping_sub(one);
+        if admission.count(after) == 0 && after & SLEEPERS != 0 {
+            // Stop waits for gated calls, term for all: both re-check their own predicate. A
+            // sleeper holds the mutex from its last look at the counts until it sleeps, so
+            // taking it here orders this wake-up after that look.
+            drop(self.state.lock());
             self.changed.notify_all();
         }
     }
 
-    /// Sleeps on `changed`, counted in `waiters` meanwhile (so `leave` knows to wake it).
+    /// Sleeps on `changed`, registered as a sleeper meanwhile (so a leaving call knows to
+    /// wake it). The caller looks again when it wakes.
     fn wait<'a>(&self, mut state: MutexGuard<'a, R, GateState>) -> MutexGuard<'a, R, GateState> {
-        state.waiters += 1;
+        self.add_sleeper(&mut state);
         let mut state = self.changed.wait(state);
-        state.waiters -= 1;
+        self.remove_sleeper(&mut state);
         state
     }
 
-    /// Sleeps on `changed` while `condition` holds, counted as [`Gate::wait`].
+    fn add_sleeper(&self, state: &mut GateState) {
+        state.waiters += 1;
+        if state.waiters == 1 {
+            self.publish(state);
+        }
+    }
+
+    fn remove_sleeper(&self, state: &mut GateState) {
+        state.waiters -= 1;
+        if state.waiters == 0 {
+            self.publish(state);
+        }
+    }
+
+    /// Sleeps on `changed` while `condition` holds of the state and the calls in flight. The
+    /// sleeper is registered before the look that sends it to sleep: a call that leaves
+    /// after that look sees the flag and wakes it.
     fn wait_while<'a>(
         &self,
         mut state: MutexGuard<'a, R, GateState>,
-        mut condition: impl FnMut(&GateState) -> bool,
+        mut condition: impl FnMut(&GateState, InFlight) -> bool,
     ) -> MutexGuard<'a, R, GateState> {
-        while condition(&state) {
-            state = self.wait(state);
+        if !condition(&state, self.in_flight()) {
+            return state;
         }
+        if self
+            .mutations
+            .is_active(Mutant::DrainLooksBeforeSleeperFlag)
+        {
+            // Planted bug: sleep on the look made before the flag was up.
+            self.add_sleeper(&mut state);
+            state = self.changed.wait(state);
+            self.remove_sleeper(&mut state);
+            return self.wait_while(state, condition);
+        }
+        self.add_sleeper(&mut state);
+        while condition(&state, self.in_flight()) {
+            state = self.changed.wait(state);
+        }
+        self.remove_sleeper(&mut state);
         state
     }
 
@@ -266,6 +426,7 @@ impl<R: Runtime> Gate<R> {
         match state.phase {
             Phase::Created => {
                 state.phase = Phase::Initializing;
+                self.publish(&mut state);
                 Ok(())
             }
             Phase::Initializing => Err(JetError::InitInProgress),
@@ -284,6 +445,7 @@ impl<R: Runtime> Gate<R> {
         } else {
             Phase::Created
         };
+        self.publish(&mut state);
         drop(state);
         self.changed.notify_all();
     }
@@ -330,11 +492,13 @@ impl<R: Runtime> Gate<R> {
             });
         }
         state.phase = Phase::Stopping;
-        let waited_for_calls = state.gated_in_flight;
+        // The gated calls counted in before the flag closed the gate: the ones to wait for.
+        let waited_for_calls = InFlight::of(self.publish(&mut state)).gated;
         if waited_for_calls > 0 {
             state.stops_that_waited += 1;
+            // None can come in now, so the count the flag met is the drain's first look.
+            state = self.wait_while(state, |_, in_flight| in_flight.gated > 0);
         }
-        let state = self.wait_while(state, |state| state.gated_in_flight > 0);
         debug_assert_eq!(state.phase, Phase::Stopping);
         Ok(StopEntry::Proceed { waited_for_calls })
     }
@@ -345,6 +509,7 @@ impl<R: Runtime> Gate<R> {
         if self.mutations.is_active(Mutant::StopFlagLast) {
             if state.phase == Phase::Running {
                 state.phase = Phase::Stopped;
+                self.publish(&mut state);
             }
         } else {
             assert_eq!(
@@ -353,10 +518,12 @@ impl<R: Runtime> Gate<R> {
                 "finish_stop without begin_stop"
             );
             assert_eq!(
-                state.gated_in_flight, 0,
+                self.in_flight().gated,
+                0,
                 "a gated call entered a closed gate"
             );
             state.phase = Phase::Stopped;
+            self.publish(&mut state);
         }
         drop(state);
         self.changed.notify_all();
@@ -367,7 +534,7 @@ impl<R: Runtime> Gate<R> {
     /// return: the caller then takes the instance lock and calls [`Gate::begin_term`].
     pub fn wait_for_term_window(&self) -> JetResult<()> {
         let state = self.state.lock();
-        let state = self.wait_while(state, |state| {
+        let state = self.wait_while(state, |state, _| {
             state.term_deciding || matches!(state.phase, Phase::Stopping | Phase::Initializing)
         });
         match state.phase {
@@ -395,13 +562,17 @@ impl<R: Runtime> Gate<R> {
             Phase::Terminated => Err(JetError::InvalidParameter),
             Phase::Created => {
                 state.phase = Phase::Terminating;
+                self.publish(&mut state);
                 Ok(TermEntry::Proceed)
             }
             Phase::Running | Phase::Stopped => {
                 state.term_deciding = true;
-                if !self.mutations.is_active(Mutant::TermDoesNotWait) {
-                    state = self.wait_while(state, |state| {
-                        state.gated_in_flight > 0 || state.ungated_in_flight > 0
+                let in_flight = InFlight::of(self.publish(&mut state));
+                // None can come in now: the counts the flags met are the drain's first look.
+                let drained = in_flight.gated == 0 && in_flight.ungated == 0;
+                if !drained && !self.mutations.is_active(Mutant::TermDoesNotWait) {
+                    state = self.wait_while(state, |_, in_flight| {
+                        in_flight.gated > 0 || in_flight.ungated > 0
                     });
                 }
                 debug_assert!(state.term_deciding);
@@ -421,6 +592,7 @@ impl<R: Runtime> Gate<R> {
         if refusal.is_none() {
             state.phase = Phase::Terminating;
         }
+        self.publish(&mut state);
         drop(state);
         self.changed.notify_all();
         match refusal {
@@ -435,8 +607,8 @@ impl<R: Runtime> Gate<R> {
             return;
         }
         let state = self.state.lock();
-        let state = self.wait_while(state, |state| {
-            state.gated_in_flight > 0 || state.ungated_in_flight > 0
+        let state = self.wait_while(state, |_, in_flight| {
+            in_flight.gated > 0 || in_flight.ungated > 0
         });
         debug_assert_eq!(state.phase, Phase::Terminating);
     }
@@ -444,12 +616,14 @@ impl<R: Runtime> Gate<R> {
     pub fn finish_term(&self) {
         let mut state = self.state.lock();
         assert_eq!(state.phase, Phase::Terminating);
+        let in_flight = self.in_flight();
         assert_eq!(
-            state.gated_in_flight + state.ungated_in_flight,
+            in_flight.gated + in_flight.ungated,
             0,
             "term finished with calls still in flight"
         );
         state.phase = Phase::Terminated;
+        self.publish(&mut state);
         drop(state);
         self.changed.notify_all();
     }

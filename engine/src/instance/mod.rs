@@ -8,7 +8,8 @@
 //! latch [`InstanceState::store`] (taken only under the shared instance latch), then
 //! [`InstanceCore::session_claims`], the open tables' leaf lock, [`InstanceCore::log_flush`]
 //! and the sessions' leaf lock, then the gate's and the worker's own mutexes, which are
-//! leaves. A Jet call passes the gate holding no lock, then
+//! leaves. A Jet call passes the gate holding no lock (an open gate admits it with one atomic
+//! step and takes no mutex: see [`gate`]), then
 //! takes the instance latch; it lets go of it while it waits for a page read or a log sync
 //! (see `api::SessionCall`). A session's own state (its transaction, its cursors' positions
 //! and levels) is changed only by the one call holding the session, or under the exclusive

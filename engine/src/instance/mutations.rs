@@ -13,8 +13,8 @@ pub enum Mutant {
     /// ESE's order: run the preparation steps first and set the stop flag last, without
     /// waiting for calls in flight. Calls admitted before the flag finish after the stop.
     StopFlagLast,
-    /// The gate checks the phase and counts the call in flight in two separate critical
-    /// sections: a stop can slip between them and miss the call.
+    /// The gate checks the phase under its mutex and counts the call in flight after letting
+    /// go of it: a stop can close the gate and drain between them and miss the call.
     CheckThenActGate,
     /// Stop validates after stopping online defragmentation: a failed stop has a side effect.
     DefragStoppedBeforeValidation,
@@ -156,6 +156,11 @@ pub enum Mutant {
     /// on the same session from another thread that marked it and went to sleep is never
     /// woken, and hangs.
     EndedSessionWakesNoWaiter,
+    /// A wait at the gate for calls to leave (the stop's drain, the term's, an allowlisted
+    /// call held while a stop drains) looks at the calls in flight before it raises the
+    /// sleeper flag: the last call to leave between the look and the flag sees no sleeper
+    /// and wakes nobody, and the waiter sleeps for ever.
+    DrainLooksBeforeSleeperFlag,
 }
 
 impl Mutant {
@@ -197,6 +202,7 @@ impl Mutant {
         Mutant::InstallEvictsUnderStoreLatch,
         Mutant::RoomWriteBackNotAwaited,
         Mutant::EndedSessionWakesNoWaiter,
+        Mutant::DrainLooksBeforeSleeperFlag,
     ];
 
     const fn bit(self) -> u64 {

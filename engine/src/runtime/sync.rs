@@ -53,7 +53,10 @@ pub enum LockRank {
     Sessions = 25,
     /// `Worker::state`: what the background worker is asked to do.
     WorkerState = 30,
-    /// `Gate::state`: phase and calls in flight. A leaf but for the worker's thread handle.
+    /// `Gate::state`: phase, a term's decision and the sleepers (the calls in flight are an
+    /// atomic word beside it, whose flags change only under it). Taken at a closed gate, by
+    /// phase changes, and by a leaving call that must wake a sleeper; an open gate admits
+    /// without it. A leaf but for the worker's thread handle.
     Gate = 40,
     /// `Worker::thread`: the background thread's join handle.
     WorkerThread = 50,
