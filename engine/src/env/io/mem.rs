@@ -787,12 +787,25 @@ impl Io for MemIo {
     }
 }
 
+/// The in-memory disk's size: no file grows past it. A real file system refuses a write past
+/// its largest file (`EFBIG`) as an error; without a bound, a write at an offset read from
+/// damaged data (a page number in a log record whose checksum a planted bug ignored) made
+/// the process allocate hundreds of gigabytes and abort, taking a whole campaign down with
+/// no seed to replay.
+pub const MEM_FILE_BYTES_MAX: usize = 1 << 32;
+
 fn range(offset: u64, len: usize) -> io::Result<(usize, usize)> {
     let start = usize::try_from(offset)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
     let end = start
         .checked_add(len)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "range overflows"))?;
+    if end > MEM_FILE_BYTES_MAX {
+        return Err(io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            "past the in-memory disk's largest file",
+        ));
+    }
     Ok((start, end))
 }
 
@@ -836,6 +849,24 @@ impl IoFile for MemFile {
 mod tests {
     use super::*;
     use crate::env::io::PPM;
+
+    #[test]
+    fn a_write_past_the_largest_file_is_an_error_not_an_allocation() {
+        let io = MemIo::new();
+        let file = io.create("f").unwrap();
+        let past = MEM_FILE_BYTES_MAX as u64;
+        let error = file.write_at(past, b"x").unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::FileTooLarge);
+        assert_eq!(
+            file.set_len(past + 1).unwrap_err().kind(),
+            io::ErrorKind::FileTooLarge
+        );
+        assert_eq!(
+            file.len().unwrap(),
+            0,
+            "the refused operations changed nothing"
+        );
+    }
 
     #[test]
     fn crash_keeps_exactly_the_synced_bytes() {
