@@ -37,6 +37,7 @@ enum Trapped {
     /// Held after the read of the page at this offset: the caller has the bytes the disk had
     /// then.
     AfterReadAt(u64),
+    Write,
     Sync,
 }
 
@@ -149,6 +150,7 @@ impl IoFile for BlockingFile {
         read
     }
     fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.trap.pass(&self.path, Trapped::Write);
         self.inner.write_at(offset, data)
     }
     fn sync(&self) -> io::Result<()> {
@@ -592,6 +594,117 @@ fn value_after_a_slow_read_overtaken_by_a_write_back(mutations: Mutations) -> Ve
 
     jet.seek(writer, table_a, &key(0), SeekMode::Equal).unwrap();
     jet.retrieve(writer, table_a).unwrap().1
+}
+
+/// A session short of clean frames writes its batch for room back holding no latch, and the
+/// batch's first write is held. Meanwhile another session changes every record it can reach
+/// (some of them on pages of the batch, which become dirty again while their older copy is
+/// on its way to the disk), then a `QuiesceCaches` partial stop (no drain: the writer's call
+/// stays in flight) writes every dirty page back under the exclusive latch. Returns what the
+/// partial stop did within `wait` while the batch was held (`None`: it had not returned,
+/// waiting for the batch as it must), and what it did in the end; `Err` holds its panic
+/// message if it panicked.
+type Quiesced = Result<JetResult<()>, String>;
+
+fn quiesce_beside_a_batch_for_room(
+    mutations: Mutations,
+    wait: Duration,
+) -> (Option<Quiesced>, Quiesced) {
+    let trap = Arc::new(Trap::default());
+    let (jet, instance, setup) = eight_page_cache_instance(&trap, mutations);
+    let value = [b'v'; 300];
+    // Twenty-odd leaves of six records: more than the eight frames hold.
+    let [table] = create_tables(&jet, setup, [(DB_A, 120, &value[..])]);
+    let (armed_tx, armed_rx) = mpsc::channel();
+    let writer = {
+        let jet = Arc::clone(&jet);
+        let trap = Arc::clone(&trap);
+        std::thread::spawn(move || {
+            let sesid = jet.begin_session(instance).unwrap();
+            let dbid = jet.open_database(sesid, DB_A).unwrap();
+            let table = jet.open_table(sesid, dbid, "t").unwrap();
+            trap.arm(std::thread::current().id(), DB_A, Trapped::Write);
+            armed_tx.send(()).unwrap();
+            // Inserts dirty leaves until one needs a frame only a write-back can free: the
+            // call's batch for room, whose first write the trap holds.
+            jet.begin_transaction(sesid).unwrap();
+            for i in 1000..1200 {
+                jet.insert(sesid, table, &key(i), &value).unwrap();
+            }
+            jet.commit_transaction(sesid).unwrap();
+        })
+    };
+    armed_rx.recv().unwrap();
+    trap.wait_until_holding();
+    // The batch took the least recently used dirty pages: the setup's. Change the records
+    // of every leaf still cached, in flight or not (a miss only costs a read).
+    jet.begin_transaction(setup).unwrap();
+    for i in 0..120 {
+        jet.seek(setup, table, &key(i), SeekMode::Equal).unwrap();
+        jet.replace(setup, table, b"changed while the batch is out")
+            .unwrap();
+    }
+    jet.commit_transaction(setup).unwrap();
+    let (done_tx, done_rx) = mpsc::channel();
+    let quiescer = {
+        let jet = Arc::clone(&jet);
+        std::thread::spawn(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                jet.stop_service_instance2(instance, stop_grbit::QUIESCE_CACHES)
+            }))
+            .map_err(|panic| {
+                panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_default()
+            });
+            done_tx.send(outcome).unwrap();
+        })
+    };
+    let within_wait = done_rx.recv_timeout(wait).ok();
+    trap.release();
+    let outcome = match &within_wait {
+        Some(outcome) => outcome.clone(),
+        None => done_rx.recv().unwrap(),
+    };
+    writer.join().unwrap();
+    quiescer.join().unwrap();
+    (within_wait, outcome)
+}
+
+/// The partial stop waits for the batch: its flush would otherwise write a page whose older
+/// copy the batch still has on its way to the disk, and the older one could land last.
+#[test]
+fn a_flush_waits_for_a_calls_batch_for_room() {
+    let (within_wait, outcome) = quiesce_beside_a_batch_for_room(Mutations::NONE, PLANTED_WAIT);
+    assert_eq!(
+        within_wait, None,
+        "the partial stop returned while a batch for room was out"
+    );
+    assert_eq!(
+        outcome,
+        Ok(Ok(())),
+        "the partial stop, once the batch ended"
+    );
+}
+
+#[test]
+fn planted_room_write_back_not_awaited_is_caught() {
+    // Teeth: the uncounted batch is not waited for, and the flush writes one of its pages
+    // back, which the buffer manager's assertion refuses.
+    let (within_wait, _) = quiesce_beside_a_batch_for_room(
+        Mutations::NONE.with(Mutant::RoomWriteBackNotAwaited),
+        WATCHDOG,
+    );
+    let panic = match within_wait {
+        Some(Err(panic)) => panic,
+        other => panic!("the planted bug went unseen: {other:?}"),
+    };
+    assert!(
+        panic.contains("written back while a background write-back of it is in flight"),
+        "{panic}"
+    );
 }
 
 #[test]
