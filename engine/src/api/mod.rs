@@ -974,7 +974,6 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
                     && !storage.log_flush_in_flight()
                     && !core.commit_gathering.in_progress.load(Ordering::Acquire)
                     && (uncommitted_elsewhere > 0 || callers_elsewhere())
-                    && core.commit_gathering.should_gather()
                 {
                     // Claimed under the store latch that decided it: two committers deciding
                     // in turn must not both gather, each waiting for the other's record.
@@ -1030,19 +1029,16 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
     /// Lets go of the latch and spins, up to [`Runtime::GROUP_COMMIT_SPINS`] looks, until
     /// another Commit record is appended, so that the flush this call then starts (or finds
     /// started) covers it too. Bounded, so a transaction left open by an idle session costs a
-    /// commit at most this wait, and a vain wait makes the next commits skip it (see
-    /// [`crate::instance::CommitGathering::should_gather`]); it changes when the log is written, never what is
-    /// written.
+    /// commit at most this wait; it changes when the log is written, never what is written.
     fn gather_commits(&mut self, seen: u64) {
         let gathering = &self.core.commit_gathering;
         let appended = &gathering.commit_records_appended;
-        let paid = self.unlocked(|| {
+        self.unlocked(|| {
             spin_until(R::GROUP_COMMIT_SPINS, || {
                 appended.load(Ordering::Acquire) != seen
             })
         });
         gathering.in_progress.store(false, Ordering::Release);
-        gathering.gather_ended(paid);
     }
 
     /// Waits, holding no latch, until the group-commit flush another call has in flight

@@ -242,47 +242,6 @@ pub struct CommitGathering {
     /// A committer is gathering: the next one to append starts the flush at once rather
     /// than gather too, since the first is waiting for exactly that record.
     pub in_progress: std::sync::atomic::AtomicBool,
-    /// Commits still to flush without gathering, after gathers that waited in vain.
-    skips_left: std::sync::atomic::AtomicU32,
-    /// How many commits the next vain gather makes skip: doubled by each vain gather up to
-    /// [`GATHER_SKIPS_MAX`], back to 0 when one pays.
-    skips_after_vain_gather: std::sync::atomic::AtomicU32,
-}
-
-/// The most commits one vain gather makes flush at once: a gather costs up to
-/// [`Runtime::GROUP_COMMIT_SPINS`] looks, so at worst 1 commit in 65 still pays it.
-const GATHER_SKIPS_MAX: u32 = 64;
-
-impl CommitGathering {
-    /// Whether a committer about to start a flush while others may soon commit should gather
-    /// first. A gather pays when the others' commits come sooner than a sync ends (commits on
-    /// a disk that syncs slowly); when they keep not coming (long transactions beside short
-    /// ones, or a log whose sync costs nothing, where no one ever waits for one), gathering
-    /// only burns the committer's CPU, so after a vain gather the next ones are skipped, more
-    /// of them after each vain gather in a row. A heuristic on outcomes rather than a timer:
-    /// the engine never decides when to act from its clock.
-    pub fn should_gather(&self) -> bool {
-        use std::sync::atomic::Ordering::Relaxed;
-        self.skips_left
-            .fetch_update(Relaxed, Relaxed, |left| left.checked_sub(1))
-            .is_err()
-    }
-
-    /// What the gather just made found: `paid` if another Commit record came meanwhile.
-    pub fn gather_ended(&self, paid: bool) {
-        use std::sync::atomic::Ordering::Relaxed;
-        if paid {
-            self.skips_after_vain_gather.store(0, Relaxed);
-            return;
-        }
-        let skips = self
-            .skips_after_vain_gather
-            .load(Relaxed)
-            .saturating_mul(2)
-            .clamp(1, GATHER_SKIPS_MAX);
-        self.skips_after_vain_gather.store(skips, Relaxed);
-        self.skips_left.store(skips, Relaxed);
-    }
 }
 
 /// Where a cursor stands.
