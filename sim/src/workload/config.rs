@@ -403,6 +403,42 @@ fn shape_for_switches(
     }
 }
 
+/// The scheduler of a run under `strategy`, drawn first from the run's stream (`Mix` draws
+/// one of the three).
+fn schedule_of(rng: &mut SplitMix64, strategy: Scheduling) -> Schedule {
+    let strategy = match strategy {
+        Scheduling::Mix => {
+            [Scheduling::Random, Scheduling::Pct, Scheduling::Urw][rng.below(3) as usize]
+        }
+        chosen => chosen,
+    };
+    match strategy {
+        Scheduling::Pct => Schedule::Pct {
+            depth: 1 + rng.below(3) as usize,
+        },
+        Scheduling::Urw => Schedule::Urw,
+        _ => Schedule::Random,
+    }
+}
+
+/// The key range of a run whose own draw was `drawn`, after the switches that need trees: the
+/// slow disk's own range; a run whose crash switch cuts at a write-back or a checkpoint grows
+/// its trees (see `crash_switch`), and so does a defrag-at-stop run.
+fn key_range_for_switches(
+    drawn: u8,
+    slow_disk: Option<SlowDiskSwitch>,
+    cut: Option<CrashCut>,
+    defrag_at_stop: bool,
+) -> u8 {
+    let key_range = slow_disk.map_or(drawn, |switch| switch.key_range);
+    let narrow = key_range < workload::WIDE_KEY_RANGE;
+    match (cut, defrag_at_stop) {
+        (Some(_), _) if narrow => CRASH_CUT_KEY_RANGE,
+        (None, true) if narrow => DEFRAG_AT_STOP_KEY_RANGE,
+        _ => key_range,
+    }
+}
+
 /// The records set up before the threads start: half the keys (three in four of the big
 /// table's), with values of the run's size.
 fn initial_records(rng: &mut SplitMix64, reach: Reach) -> Vec<(u8, u8)> {
@@ -429,19 +465,7 @@ impl RunConfig {
         // the run (below).
         let faults = crash_switch(seed);
         let mut rng = SplitMix64::new(seed);
-        let strategy = match strategy {
-            Scheduling::Mix => {
-                [Scheduling::Random, Scheduling::Pct, Scheduling::Urw][rng.below(3) as usize]
-            }
-            chosen => chosen,
-        };
-        let schedule = match strategy {
-            Scheduling::Pct => Schedule::Pct {
-                depth: 1 + rng.below(3) as usize,
-            },
-            Scheduling::Urw => Schedule::Urw,
-            _ => Schedule::Random,
-        };
+        let schedule = schedule_of(&mut rng, strategy);
         let mut engine = EngineParameters {
             cache_size_pages: [8, 16, 64, 256][rng.below(4) as usize],
             checkpoint_depth_max_bytes: [0, 4 << 10, 64 << 10, 1 << 20][rng.below(4) as usize],
@@ -470,19 +494,9 @@ impl RunConfig {
             _ => workload::KEY_RANGE_MAX,
         };
         let slow_disk = slow_disk_switch(seed);
-        let key_range = slow_disk.map_or(key_range, |switch| switch.key_range);
-        // A run whose crash switch cuts at a write-back or a checkpoint grows its trees (see
-        // `crash_switch`).
         let cut = faults.and_then(CrashCut::of);
-        let key_range = match cut {
-            Some(_) if key_range < workload::WIDE_KEY_RANGE => CRASH_CUT_KEY_RANGE,
-            _ => key_range,
-        };
         let defrag_at_stop = defrag_at_stop_switch(seed);
-        let key_range = match defrag_at_stop {
-            true if key_range < workload::WIDE_KEY_RANGE => DEFRAG_AT_STOP_KEY_RANGE,
-            _ => key_range,
-        };
+        let key_range = key_range_for_switches(key_range, slow_disk, cut, defrag_at_stop);
         let wide = key_range >= workload::WIDE_KEY_RANGE;
         let mut reach = Reach {
             key_range,
