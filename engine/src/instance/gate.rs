@@ -407,9 +407,7 @@ impl<R: Runtime> Gate<R> {
             .is_active(Mutant::DrainLooksBeforeSleeperFlag)
         {
             // Planted bug: sleep on the look made before the flag was up.
-            self.add_sleeper(&mut state);
-            state = self.changed.wait(state);
-            self.remove_sleeper(&mut state);
+            state = self.wait(state);
             return self.wait_while(state, condition);
         }
         self.add_sleeper(&mut state);
