@@ -652,13 +652,7 @@ fn quiesce_beside_a_batch_for_room(
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 jet.stop_service_instance2(instance, stop_grbit::QUIESCE_CACHES)
             }))
-            .map_err(|panic| {
-                panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                    .unwrap_or_default()
-            });
+            .map_err(|panic| jetsim_engine::runtime::panic_message(&*panic));
             done_tx.send(outcome).unwrap();
         })
     };

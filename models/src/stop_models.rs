@@ -322,11 +322,7 @@ pub fn explore(
             coverage: Vec::new(),
         }),
         Err(payload) => {
-            let message = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_else(|| "<non-string panic payload>".to_owned());
+            let message = jetsim_engine::runtime::panic_message(&*payload);
             Err(Failure {
                 execution: executions,
                 property: Property::of_message(&message),

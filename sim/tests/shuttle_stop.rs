@@ -109,18 +109,8 @@ where
         Ok(ran) => RunOutcome::Passed(ran),
         Err(payload) => RunOutcome::Failed {
             at: started.load(StdOrdering::Relaxed),
-            message: panic_message(payload.as_ref()),
+            message: jetsim_engine::runtime::panic_message(payload.as_ref()),
         },
-    }
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "<non-string panic>".to_owned()
     }
 }
 

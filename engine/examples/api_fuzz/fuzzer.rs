@@ -1184,14 +1184,6 @@ fn environment(backend: &Backend, memory: &MemIo) -> Environment {
     }
 }
 
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "<non-string panic>".to_owned())
-}
-
 // ---------------------------------------------------------------------------------------
 // Single-threaded: deterministic, with the before/after comparison
 
@@ -1255,7 +1247,7 @@ fn run_single(options: &FuzzOptions) -> FuzzReport {
                     thread: 0,
                     call_index: index,
                     call: call.to_string(),
-                    detail: panic_text(&*payload),
+                    detail: jetsim_engine::runtime::panic_message(&*payload),
                 });
                 // The engine's state after a panic is unknown: start a fresh world.
                 memory = MemIo::new();
@@ -1672,7 +1664,7 @@ fn worker(shared: &Shared, thread: usize, seed: u64, calls: u64) -> ThreadTally 
                     thread,
                     call_index: index,
                     call: call.to_string(),
-                    detail: panic_text(&*payload),
+                    detail: jetsim_engine::runtime::panic_message(&*payload),
                 });
                 shared.stop.store(true, Ordering::SeqCst);
                 break;

@@ -16,6 +16,17 @@
 
 #[macro_use]
 mod implement;
+
+/// A panic's payload (from `catch_unwind` or a joined thread) as text: the message of
+/// `panic!` with a literal or with arguments, or a placeholder for any other payload. Every
+/// harness that turns an engine panic into a finding reads it here.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "<non-string panic payload>".to_owned())
+}
 #[cfg(feature = "loom")]
 pub mod loom_runtime;
 #[cfg(feature = "shuttle")]

@@ -21,6 +21,7 @@ use crate::world::power_cut::{CutFile, CutPlan, PowerCutter};
 use crate::ShuttleRuntime;
 use jetsim_engine::env::io::{keep_spare_image, spare_image, SplitMix64};
 use jetsim_engine::env::{Io, IoFile, ManualClock, MemIo, VersionMemory};
+use jetsim_engine::runtime::panic_message;
 use jetsim_engine::{
     DatabaseHandle, Environment, InstanceHandle, InstanceOptions, Jet, JetResult, Mutations,
     SessionHandle, SystemParameter, TableHandle, TermOutcome,
@@ -2071,7 +2072,7 @@ pub fn run(config: &RunConfig, workload: &Workload, mutations: Mutations) -> Run
     let workload = workload.clone();
     std::thread::spawn(move || run_here(&config, &workload, mutations))
         .join()
-        .unwrap_or_else(|payload| RunEnd::Panicked(panic_message(&payload)))
+        .unwrap_or_else(|payload| RunEnd::Panicked(panic_message(&*payload)))
 }
 
 /// Runs `workload` on the calling thread. The caller owns the thread's hygiene: after a run
@@ -2134,14 +2135,6 @@ pub fn run_here(config: &RunConfig, workload: &Workload, mutations: Mutations) -
             Some(history) => RunEnd::Completed(Box::new(history)),
             None => RunEnd::Panicked("execution produced no history".into()),
         },
-        Err(payload) => RunEnd::Panicked(panic_message(&payload)),
+        Err(payload) => RunEnd::Panicked(panic_message(&*payload)),
     }
-}
-
-pub fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_else(|| "panic with a non-string payload".to_owned())
 }
