@@ -10,6 +10,12 @@
 //!    tables in memory, 2 threads against 1: writes hold the instance latch shared, plan
 //!    beside each other and take the store latch exclusively only to install.
 //!
+//! The commit line also measures, in the same rounds, a bare group commit on the same disk:
+//! no engine, a mutex, a condvar and one file, each commit spinning the engine's CPU per
+//! commit and appending the engine's log bytes per commit. Its ratio is what this disk lets
+//! two committers gain (this machine's fdatasync is slower while the other CPU works), the
+//! peer the engine's ratio is read against.
+//!
 //! Ratios are of throughput (work per second), so 2.0 is perfect scaling. Run:
 //! `cargo bench -p jetsim-engine --bench concurrency` (`JETSIM_BENCH_COMMITS`, default 400
 //! per thread and round; `JETSIM_BENCH_COMMIT_ROUNDS`, default 7; `JETSIM_BENCH_SEEKS`, default 100,000 per thread; `JETSIM_BENCH_WRITES`,
@@ -135,11 +141,13 @@ fn session_on(
 struct SyncCountingIo {
     files: FileIo,
     syncs: Arc<AtomicU64>,
+    written_bytes: Arc<AtomicU64>,
 }
 
 struct SyncCountingFile {
     file: Box<dyn IoFile>,
     syncs: Arc<AtomicU64>,
+    written_bytes: Arc<AtomicU64>,
 }
 
 impl SyncCountingIo {
@@ -147,6 +155,7 @@ impl SyncCountingIo {
         Box::new(SyncCountingFile {
             file,
             syncs: Arc::clone(&self.syncs),
+            written_bytes: Arc::clone(&self.written_bytes),
         })
     }
 }
@@ -171,6 +180,8 @@ impl IoFile for SyncCountingFile {
         self.file.read_at(offset, buf)
     }
     fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.written_bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
         self.file.write_at(offset, data)
     }
     fn sync(&self) -> io::Result<()> {
@@ -185,78 +196,277 @@ impl IoFile for SyncCountingFile {
     }
 }
 
-/// Commits with `threads` threads, each committing `commits` one-insert transactions on
-/// its own table, on real files: commits per second, and syncs per commit.
-fn commits_timed(threads: usize, commits: u64) -> (f64, f64) {
+/// One measurement of commits: commits per second, syncs per commit, and bytes written per
+/// commit (the log: nothing else is written while the commits run).
+struct CommitRun {
+    rate: f64,
+    syncs_per_commit: f64,
+    written_bytes_per_commit: f64,
+}
+
+/// A fresh folder under the system's temporary one, for one measurement.
+fn fresh_root(name: &str, threads: usize) -> std::path::PathBuf {
     let root = std::env::temp_dir().join(format!(
-        "jetsim-bench-concurrency-{}-{threads}",
+        "jetsim-bench-concurrency-{}-{name}-{threads}",
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&root);
+    root
+}
+
+/// Commits with `threads` threads, each committing `commits` one-insert transactions on
+/// its own table, on real files.
+fn commits_timed(threads: usize, commits: u64) -> CommitRun {
+    let root = fresh_root("engine", threads);
     let syncs = Arc::new(AtomicU64::new(0));
+    let written_bytes = Arc::new(AtomicU64::new(0));
     let io = SyncCountingIo {
         files: FileIo::new(&root),
         syncs: Arc::clone(&syncs),
+        written_bytes: Arc::clone(&written_bytes),
     };
     let env = Environment::new(Arc::new(SystemClock::new()), Arc::new(io));
     let (jet, instance) = engine(env, threads);
-    let syncs_before = syncs.load(Ordering::Relaxed);
     let sessions: Vec<_> = (0..threads)
         .map(|t| session_on(&jet, instance, t))
         .collect();
+    let syncs_before = syncs.load(Ordering::Relaxed);
+    let written_before = written_bytes.load(Ordering::Relaxed);
     let timing = timed(threads, |thread| {
         let (sesid, table) = sessions[thread];
-        for i in 0..commits {
-            jet.begin_transaction(sesid).unwrap();
-            jet.insert(sesid, table, format!("c{i:08}").as_bytes(), b"committed")
-                .unwrap();
-            jet.commit_transaction(sesid).unwrap();
-        }
+        commit_loop(&jet, sesid, table, commits);
     });
     let commit_syncs = syncs.load(Ordering::Relaxed) - syncs_before;
+    let commit_bytes = written_bytes.load(Ordering::Relaxed) - written_before;
     jet.term(instance).unwrap();
     let _ = std::fs::remove_dir_all(&root);
     let total = (threads as u64 * commits) as f64;
-    (total / timing.wall_seconds, commit_syncs as f64 / total)
+    CommitRun {
+        rate: total / timing.wall_seconds,
+        syncs_per_commit: commit_syncs as f64 / total,
+        written_bytes_per_commit: commit_bytes as f64 / total,
+    }
+}
+
+/// The work of one committing thread: `commits` one-insert transactions.
+fn commit_loop(jet: &Jet<StdRuntime>, sesid: SessionHandle, table: TableHandle, commits: u64) {
+    for i in 0..commits {
+        jet.begin_transaction(sesid).unwrap();
+        jet.insert(sesid, table, format!("c{i:08}").as_bytes(), b"committed")
+            .unwrap();
+        jet.commit_transaction(sesid).unwrap();
+    }
+}
+
+/// The engine's CPU per commit without a disk: the same loop, one thread, in memory.
+fn commit_cpu_seconds_in_memory(commits: u64) -> Option<f64> {
+    let (jet, sessions) = in_memory_sessions(1);
+    let timing = timed(1, |_| {
+        commit_loop(&jet, sessions[0].0, sessions[0].1, commits)
+    });
+    Some(timing.cpu_seconds? / commits as f64)
+}
+
+/// What a bare group commit does per commit: CPU spun, bytes logged, and whether a writer
+/// waits for the other committers still working.
+#[derive(Clone, Copy)]
+struct BareCommit {
+    cpu_seconds: f64,
+    log_bytes: usize,
+    gathers: bool,
+}
+
+struct BareLogState {
+    buffered: Vec<u8>,
+    tip_bytes: u64,
+    synced_bytes: u64,
+    sync_in_flight: bool,
+    syncs: u64,
+    /// Threads between commits (spinning their CPU): the ones a gathering writer waits for.
+    working: usize,
+}
+
+/// The peer of the engine's log: one file, a mutex and a condvar. A commit appends its
+/// bytes and waits until a sync covers them; the first waiter that finds no sync in flight
+/// writes and syncs everything buffered, with the lock let go. A gathering writer first
+/// waits (up to [`BARE_GATHER_WAIT`]) for the threads still working, as the engine's
+/// group commit does.
+struct BareLog {
+    file: std::fs::File,
+    state: std::sync::Mutex<BareLogState>,
+    changed: std::sync::Condvar,
+}
+
+/// The longest a gathering bare writer waits for the other committers.
+const BARE_GATHER_WAIT: std::time::Duration = std::time::Duration::from_micros(200);
+
+impl BareLog {
+    fn commit(&self, bytes: &[u8], gathers: bool) {
+        use std::os::unix::fs::FileExt;
+        let mut state = self.state.lock().unwrap();
+        state.working -= 1;
+        self.changed.notify_all();
+        state.buffered.extend_from_slice(bytes);
+        state.tip_bytes += bytes.len() as u64;
+        let mine = state.tip_bytes;
+        let mut may_gather = gathers;
+        while state.synced_bytes < mine {
+            if state.sync_in_flight {
+                state = self.changed.wait(state).unwrap();
+                continue;
+            }
+            if may_gather && state.working > 0 {
+                // Once a commit: then look again, as another thread may have synced meanwhile.
+                may_gather = false;
+                state = self
+                    .changed
+                    .wait_timeout(state, BARE_GATHER_WAIT)
+                    .unwrap()
+                    .0;
+                continue;
+            }
+            state.sync_in_flight = true;
+            let buffered = std::mem::take(&mut state.buffered);
+            let (offset, end) = (state.synced_bytes, state.tip_bytes);
+            drop(state);
+            self.file.write_all_at(&buffered, offset).unwrap();
+            self.file.sync_data().unwrap();
+            state = self.state.lock().unwrap();
+            state.synced_bytes = end;
+            state.sync_in_flight = false;
+            state.syncs += 1;
+            self.changed.notify_all();
+        }
+        state.working += 1;
+    }
+}
+
+/// The bare group commit with `threads` threads, `commits` each.
+fn bare_commits_timed(threads: usize, commits: u64, work: BareCommit) -> CommitRun {
+    let root = fresh_root("bare", threads);
+    std::fs::create_dir_all(&root).unwrap();
+    let path = root.join("bare.log");
+    let log = BareLog {
+        file: std::fs::File::create(&path).unwrap(),
+        state: std::sync::Mutex::new(BareLogState {
+            buffered: Vec::new(),
+            tip_bytes: 0,
+            synced_bytes: 0,
+            sync_in_flight: false,
+            syncs: 0,
+            working: threads,
+        }),
+        changed: std::sync::Condvar::new(),
+    };
+    let record = vec![0x5A; work.log_bytes];
+    let timing = timed(threads, |_| {
+        for _ in 0..commits {
+            let spun = Instant::now();
+            while spun.elapsed().as_secs_f64() < work.cpu_seconds {
+                std::hint::spin_loop();
+            }
+            log.commit(&record, work.gathers);
+        }
+    });
+    let syncs = log.state.lock().unwrap().syncs;
+    let _ = std::fs::remove_dir_all(&root);
+    let total = (threads as u64 * commits) as f64;
+    CommitRun {
+        rate: total / timing.wall_seconds,
+        syncs_per_commit: syncs as f64 / total,
+        written_bytes_per_commit: work.log_bytes as f64,
+    }
+}
+
+/// 2 threads against 1, measured back to back in the order `round` picks.
+fn two_against_one(round: u64, measure: impl Fn(usize) -> CommitRun) -> (CommitRun, CommitRun) {
+    if round.is_multiple_of(2) {
+        let one = measure(1);
+        (one, measure(2))
+    } else {
+        let two = measure(2);
+        (measure(1), two)
+    }
+}
+
+/// Ratios over rounds: each round's, the median, and the mean syncs per commit.
+#[derive(Default)]
+struct RoundRatios {
+    ratios: Vec<f64>,
+    one_rate_sum: f64,
+    two_rate_sum: f64,
+    one_syncs_sum: f64,
+    two_syncs_sum: f64,
+}
+
+impl RoundRatios {
+    fn add(&mut self, (one, two): (CommitRun, CommitRun)) {
+        self.ratios.push(two.rate / one.rate);
+        self.one_rate_sum += one.rate;
+        self.two_rate_sum += two.rate;
+        self.one_syncs_sum += one.syncs_per_commit;
+        self.two_syncs_sum += two.syncs_per_commit;
+    }
+
+    fn median(&self) -> f64 {
+        let mut sorted = self.ratios.clone();
+        sorted.sort_by(f64::total_cmp);
+        sorted[sorted.len() / 2]
+    }
+
+    fn describe(&self) -> String {
+        let count = self.ratios.len() as f64;
+        let rounds: Vec<String> = self.ratios.iter().map(|r| format!("{r:.2}")).collect();
+        format!(
+            "1 thread {:.0}/s, 2 threads {:.0}/s (means over rounds); ratio per round {}, \
+             median {:.2}; syncs per commit: 1 thread {:.2}, 2 threads {:.2}",
+            self.one_rate_sum / count,
+            self.two_rate_sum / count,
+            rounds.join(" "),
+            self.median(),
+            self.one_syncs_sum / count,
+            self.two_syncs_sum / count
+        )
+    }
 }
 
 /// Commits, 2 threads against 1, in `rounds` rounds of one measurement each, alternating
-/// which goes first. This disk's fsync latency drifts over seconds (one thread's rate moved
-/// between 3,000 and 5,600 commits/s from one run to the next), so one 1-thread phase then
-/// one 2-thread phase measures the drift as much as the engine; rounds a fraction of a
-/// second long, interleaved, see the same disk, and the median of their ratios is the
-/// figure. Returns the report line.
+/// which goes first, the engine and its bare peers in every round. This disk's fsync
+/// latency drifts over seconds (one thread's rate moved between 3,000 and 5,600 commits/s
+/// from one run to the next), so one 1-thread phase then one 2-thread phase measures the
+/// drift as much as the engine; rounds a fraction of a second long, interleaved, see the
+/// same disk, and the median of their ratios is the figure. Returns the report lines.
 fn commits_in_rounds(commits: u64, rounds: u64) -> String {
-    let mut ratios = Vec::new();
-    let (mut one_syncs, mut two_syncs) = (0.0, 0.0);
-    let (mut one_rate_sum, mut two_rate_sum) = (0.0, 0.0);
+    let mut engine = RoundRatios::default();
+    let mut classic = RoundRatios::default();
+    let mut gathering = RoundRatios::default();
+    let cpu_seconds = commit_cpu_seconds_in_memory(commits).unwrap_or(0.0);
+    let mut log_bytes = 0;
     for round in 0..rounds.max(1) {
-        let ((one, syncs_one), (two, syncs_two)) = if round % 2 == 0 {
-            let one = commits_timed(1, commits);
-            (one, commits_timed(2, commits))
-        } else {
-            let two = commits_timed(2, commits);
-            (commits_timed(1, commits), two)
-        };
-        ratios.push(two / one);
-        one_syncs += syncs_one;
-        two_syncs += syncs_two;
-        one_rate_sum += one;
-        two_rate_sum += two;
+        let runs = two_against_one(round, |threads| commits_timed(threads, commits));
+        log_bytes = runs.0.written_bytes_per_commit.round() as usize;
+        engine.add(runs);
+        for (peer, gathers) in [(&mut classic, false), (&mut gathering, true)] {
+            let work = BareCommit {
+                cpu_seconds,
+                log_bytes,
+                gathers,
+            };
+            peer.add(two_against_one(round, |threads| {
+                bare_commits_timed(threads, commits, work)
+            }));
+        }
     }
-    let count = ratios.len() as f64;
-    let rounds_text: Vec<String> = ratios.iter().map(|ratio| format!("{ratio:.2}")).collect();
-    ratios.sort_by(f64::total_cmp);
-    let median = ratios[ratios.len() / 2];
+    let best_peer = classic.median().max(gathering.median());
     format!(
-        "commits on real files (fsync): 1 thread {:.0}/s, 2 threads {:.0}/s (means over \
-         rounds); ratio per round {}, median {median:.2}; syncs per commit: 1 thread {:.2}, \
-         2 threads {:.2}",
-        one_rate_sum / count,
-        two_rate_sum / count,
-        rounds_text.join(" "),
-        one_syncs / count,
-        two_syncs / count
+        "commits on real files (fsync): {}\n  bare group commit on the same disk, {:.1} us of \
+         CPU and {log_bytes} log bytes a commit (the engine's, measured): classic leader {}\n  \
+         gathering {}\n  the engine's median against the better peer's: {:.2}",
+        engine.describe(),
+        cpu_seconds * 1e6,
+        classic.describe(),
+        gathering.describe(),
+        engine.median() / best_peer
     )
 }
 
