@@ -360,7 +360,8 @@ fn reader_shard() -> usize {
         static SHARD: usize =
             NEXT_THREAD.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % LEAF_READER_SHARDS;
     }
-    SHARD.with(|shard| *shard)
+    // Shard 0 for a lookup from a thread-local destructor, after this one is gone.
+    SHARD.try_with(|shard| *shard).unwrap_or(0)
 }
 
 // SAFETY: the value is reached only through a guard: shared by a reader holding one shard
