@@ -155,8 +155,9 @@ macro_rules! implement_runtime {
         0
     };
 
-    // The runtime boundary is the one place a thread-local may live: lock-order bookkeeping
-    // for debug assertions, never read by engine logic. One stack per `$root` thread (loom
+    // The engine's thread-locals hold nothing engine logic reads: this lock-order bookkeeping
+    // for debug assertions, a leaf lock's reader shard (`sync.rs`: which cache line a lookup
+    // uses) and `MemIo`'s spare buffers (capacity only). One stack per `$root` thread (loom
     // and shuttle run all their threads on one OS thread, so only their own thread-locals
     // tell them apart). std's gets a `const` initialiser (no lazy-initialisation check);
     // loom's `thread_local!` cannot parse one (its `expr` fragments predate inline `const`).
