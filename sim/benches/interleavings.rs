@@ -10,6 +10,11 @@
 //! (the seed's configuration and programs) is timed on its own and, as before, kept out of
 //! the ratio: the bare side is given the shape, not asked to draw it.
 //!
+//! It also prints the bound the simulation's scheduling points alone set on the ratio: a
+//! pass of bare runs whose threads make no calls gives shuttle's cost of a run besides its
+//! points, bare shuttle's runs give the cost of a point, and a simulation that cost nothing
+//! but its points would take the first plus its points at the second.
+//!
 //! Run: `cargo bench -p jetsim --bench interleavings` (`JETSIM_BENCH_SEEDS`, default 2000).
 
 use jetsim::check::check_run;
@@ -24,7 +29,10 @@ thread_local! {
     static BARE_SCHEDULING_POINTS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-fn bare_shuttle(config: &RunConfig, calls_per_thread: Vec<usize>) {
+/// Runs bare shuttle on `config`'s schedule: the threads of `calls_per_thread`, each making
+/// its calls on one shared mutex. Returns the scheduling points of the kept execution.
+fn bare_shuttle(config: &RunConfig, calls_per_thread: Vec<usize>) -> u64 {
+    BARE_SCHEDULING_POINTS.with(|points| points.set(0));
     let runs = match config.schedule {
         Schedule::Random => 1,
         Schedule::Pct { .. } | Schedule::Urw => 2,
@@ -49,7 +57,7 @@ fn bare_shuttle(config: &RunConfig, calls_per_thread: Vec<usize>) {
         }
         if kept {
             let points = shuttle::current::context_switches() as u64;
-            BARE_SCHEDULING_POINTS.with(|total| total.set(total.get() + points));
+            BARE_SCHEDULING_POINTS.with(|kept| kept.set(points));
         }
     };
     let iterations = match config.schedule {
@@ -71,6 +79,7 @@ fn bare_shuttle(config: &RunConfig, calls_per_thread: Vec<usize>) {
         .run(body),
     };
     assert!(iterations >= 1);
+    BARE_SCHEDULING_POINTS.with(|points| points.get())
 }
 
 /// Wall time per stage of a run, summed over the seeds.
@@ -164,6 +173,8 @@ fn main() {
     // Alternate full and bare seed by seed, so drift in the machine's speed hits both alike.
     let mut calls = 0usize;
     let mut bare = Duration::ZERO;
+    let mut empty = Duration::ZERO;
+    let (mut bare_points, mut empty_points) = (0u64, 0u64);
     let (mut full_cpu, mut bare_cpu) = (Some(Duration::ZERO), Some(Duration::ZERO));
     harness::take_disk_oracle_time();
     for (config, workload) in &runs {
@@ -199,9 +210,15 @@ fn main() {
         for event in &history.events {
             per_thread[event.thread.min(threads - 1)] += 1;
         }
-        timed_cpu(&mut bare, &mut bare_cpu, || {
+        bare_points += timed_cpu(&mut bare, &mut bare_cpu, || {
             bare_shuttle(config, per_thread)
         });
+    }
+    // The same threads making no calls: what a run costs shuttle besides its points. A pass
+    // of its own, after the others, so it warms neither side's runs.
+    for (config, workload) in &runs {
+        let threads = workload.threads.len() + 1;
+        empty_points += timed(&mut empty, || bare_shuttle(config, vec![0; threads]));
     }
 
     let full = stages.full();
@@ -227,10 +244,29 @@ fn main() {
             bare_cpu.as_secs_f64()
         );
     }
+    let full_points = harness::take_scheduling_points() as f64 / seeds as f64;
+    let (bare_points, empty_points) = (
+        bare_points as f64 / seeds as f64,
+        empty_points as f64 / seeds as f64,
+    );
     println!(
-        "  scheduling points    {:>9.0} per interleaving, full; {:.0} bare",
-        harness::take_scheduling_points() as f64 / seeds as f64,
-        BARE_SCHEDULING_POINTS.with(|total| total.get()) as f64 / seeds as f64
+        "  scheduling points    {full_points:>9.0} per interleaving, full; {bare_points:.0} bare"
+    );
+    // A run costs shuttle its setup (the empty runs: threads that make no calls) plus its
+    // points, each costing what bare shuttle's cost. A simulation that made its points and
+    // nothing else (engine and checkers free) would take the setup plus its points' cost: the
+    // most its ratio could be.
+    let point_seconds = (bare.as_secs_f64() - empty.as_secs_f64()).max(0.0)
+        / ((bare_points - empty_points) * seeds as f64).max(1.0);
+    let points_only_seconds =
+        empty.as_secs_f64() + (full_points - empty_points).max(0.0) * seeds as f64 * point_seconds;
+    println!(
+        "  bound from points    {:>9.3}  (a run of shuttle's setup and {full_points:.0} points \
+         at {:.2} µs a point, the engine and checkers free; setup {:.0} µs a run, {empty_points:.0} \
+         points)",
+        bare.as_secs_f64() / points_only_seconds.max(1e-9),
+        point_seconds * 1e6,
+        empty.as_secs_f64() * 1e6 / seeds as f64,
     );
     println!(
         "  checker share        {:>8.1}% of the full simulation's time",
