@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use super::btree;
 use super::buffer_manager::{BufferManager, FrameKey, MissPolicy};
 use super::log::{Log, LogRecord};
-use super::page::{decode_page, encode_page, DbHeader, Node, PageContent};
+use super::page::{decode_page, DbHeader, Node, PageContent, UnstampedPage};
 use super::{FileId, Lsn, PageNumber};
 use crate::error::{JetError, JetResult};
 
@@ -108,7 +108,9 @@ pub struct Pager<'a> {
 #[derive(Debug)]
 pub struct StagedPages {
     file: FileId,
-    pages: BTreeMap<PageNumber, PageContent>,
+    /// Encoded while staging, so the install under the store latch held exclusively only
+    /// stamps them with the record's LSN.
+    pages: BTreeMap<PageNumber, UnstampedPage>,
     read_lsns: BTreeMap<PageNumber, Lsn>,
     write_order: Vec<PageNumber>,
 }
@@ -155,13 +157,21 @@ impl StagedPages {
     }
 }
 
+/// The staged pages of an operation, encoded.
+fn encoded(staged: BTreeMap<PageNumber, PageContent>) -> BTreeMap<PageNumber, UnstampedPage> {
+    staged
+        .into_iter()
+        .map(|(page, content)| (page, UnstampedPage::encode(&content)))
+        .collect()
+}
+
 /// Logs `staged` as one `PageImages` record, then installs the images as dirty frames: the
 /// end of a tree operation ([`Pager::commit`]) or of a staged write's install.
 fn log_and_install(
     buffers: &mut BufferManager,
     log: &mut Log,
     file: FileId,
-    staged: BTreeMap<PageNumber, PageContent>,
+    staged: BTreeMap<PageNumber, UnstampedPage>,
 ) -> JetResult<()> {
     if staged.is_empty() {
         return Ok(());
@@ -173,7 +183,7 @@ fn log_and_install(
     let page_lsn = log.tip_lsn();
     let images: Vec<(PageNumber, Vec<u8>)> = staged
         .into_iter()
-        .map(|(page, content)| (page, encode_page(&content, page_lsn)))
+        .map(|(page, unstamped)| (page, unstamped.stamp(page_lsn)))
         .collect();
     let record = LogRecord::PageImages { file, images };
     let logged_lsn = log.append(&record)?;
@@ -235,7 +245,7 @@ impl<'a> Pager<'a> {
     pub fn into_staged(self) -> StagedPages {
         StagedPages {
             file: self.file,
-            pages: self.staged,
+            pages: encoded(self.staged),
             read_lsns: self.read_lsns.expect("a staging pager"),
             write_order: self.write_order,
         }
@@ -395,7 +405,7 @@ impl<'a> Pager<'a> {
         let staged = std::mem::take(&mut self.staged);
         self.write_order.clear();
         let (buffers, log) = self.exclusive();
-        log_and_install(buffers, log, file, staged)
+        log_and_install(buffers, log, file, encoded(staged))
     }
 
     pub fn write_node(&mut self, page: PageNumber, node: Node) -> JetResult<()> {

@@ -113,11 +113,17 @@ impl LogRecord {
     /// The record's payload (tag and fields, without the frame).
     pub fn encode_payload(&self) -> Vec<u8> {
         let mut out = Vec::new();
+        self.encode_payload_into(&mut out);
+        out
+    }
+
+    /// Appends the record's payload to `out`.
+    fn encode_payload_into(&self, out: &mut Vec<u8>) {
         match self {
             LogRecord::AttachDatabase { file, path } => {
                 out.push(tag::ATTACH_DATABASE);
                 out.extend_from_slice(&file.0.to_le_bytes());
-                put_bytes(&mut out, path.as_bytes());
+                put_bytes(out, path.as_bytes());
             }
             LogRecord::DetachDatabase { file } => {
                 out.push(tag::DETACH_DATABASE);
@@ -129,7 +135,7 @@ impl LogRecord {
                 out.extend_from_slice(&(images.len() as u32).to_le_bytes());
                 for (page, image) in images {
                     out.extend_from_slice(&page.to_le_bytes());
-                    put_bytes(&mut out, image);
+                    put_bytes(out, image);
                 }
             }
             LogRecord::Begin { txn } => {
@@ -147,12 +153,12 @@ impl LogRecord {
                 out.extend_from_slice(&txn.to_le_bytes());
                 out.extend_from_slice(&file.0.to_le_bytes());
                 out.extend_from_slice(&table_root.to_le_bytes());
-                put_bytes(&mut out, key);
+                put_bytes(out, key);
                 match before {
                     None => out.push(0),
                     Some(before) => {
                         out.push(1);
-                        put_bytes(&mut out, before);
+                        put_bytes(out, before);
                     }
                 }
             }
@@ -175,7 +181,6 @@ impl LogRecord {
             LogRecord::RecoveryComplete => out.push(tag::RECOVERY_COMPLETE),
             LogRecord::EndOfLogStream => out.push(tag::END_OF_LOG_STREAM),
         }
-        out
     }
 
     /// Parses a payload; `None` if it is not exactly one well-formed record.
@@ -246,19 +251,32 @@ impl LogRecord {
 
     /// The framed record: length, checksum, payload. `RecordTooBig` past the payload limit.
     pub fn encode_framed(&self) -> JetResult<Vec<u8>> {
-        let payload = self.encode_payload();
-        if payload.len() > MAX_LOG_RECORD_PAYLOAD_BYTES {
+        let mut framed = Vec::new();
+        self.encode_framed_into(&mut framed)?;
+        Ok(framed)
+    }
+
+    /// Appends the framed record to `out`, encoded in place (a page-images record is a few
+    /// kilobytes, appended under the store latch: one copy of each image, no other buffer).
+    /// `RecordTooBig` past the payload limit, with `out` as it was.
+    fn encode_framed_into(&self, out: &mut Vec<u8>) -> JetResult<()> {
+        let start = out.len();
+        out.extend_from_slice(&[0; RECORD_FRAME_BYTES]);
+        self.encode_payload_into(out);
+        let payload_len = out.len() - start - RECORD_FRAME_BYTES;
+        if payload_len > MAX_LOG_RECORD_PAYLOAD_BYTES {
+            out.truncate(start);
             return Err(JetError::RecordTooBig);
         }
-        let len = (payload.len() as u32).to_le_bytes();
-        let mut checked = Vec::with_capacity(4 + payload.len());
-        checked.extend_from_slice(&len);
-        checked.extend_from_slice(&payload);
-        let mut framed = Vec::with_capacity(RECORD_FRAME_BYTES + payload.len());
-        framed.extend_from_slice(&len);
-        framed.extend_from_slice(&crc32(&checked).to_le_bytes());
-        framed.extend_from_slice(&payload);
-        Ok(framed)
+        // The checksum covers the length and the payload.
+        let len = (payload_len as u32).to_le_bytes();
+        let mut checksum = crc32fast::Hasher::new();
+        checksum.update(&len);
+        checksum.update(&out[start + RECORD_FRAME_BYTES..]);
+        out[start..start + 4].copy_from_slice(&len);
+        out[start + 4..start + RECORD_FRAME_BYTES]
+            .copy_from_slice(&checksum.finalize().to_le_bytes());
+        Ok(())
     }
 }
 
@@ -566,9 +584,8 @@ impl Log {
     /// [`Log::flush`].
     pub fn append(&mut self, record: &LogRecord) -> JetResult<Lsn> {
         self.check_writable()?;
-        let framed = record.encode_framed()?;
         let lsn = self.tip_lsn();
-        self.unflushed.extend_from_slice(&framed);
+        record.encode_framed_into(&mut self.unflushed)?;
         debug_assert!(lsn >= LOG_HEADER_BYTES);
         Ok(lsn)
     }

@@ -193,6 +193,60 @@ pub fn crc32(bytes: &[u8]) -> u32 {
 // ---------------------------------------------------------------------------------------------
 // Encoding
 
+/// A page encoded before the LSN of the record that logs it is known: everything but the
+/// LSN and the checksum, and the checksum of the body after the header. A record write
+/// encodes its pages while it stages them, beside other writers, and only stamps them
+/// ([`UnstampedPage::stamp`]: eight bytes and a checksum of the header's twelve, combined
+/// with the body's) under the store latch, where the LSN is taken.
+pub struct UnstampedPage {
+    bytes: Vec<u8>,
+    body_checksum: u32,
+}
+
+impl std::fmt::Debug for UnstampedPage {
+    /// The page's kind and entry count, not its two kilobytes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnstampedPage")
+            .field("kind", &self.bytes[4])
+            .field(
+                "entries",
+                &u16::from_le_bytes([self.bytes[6], self.bytes[7]]),
+            )
+            .field("body_checksum", &self.body_checksum)
+            .finish()
+    }
+}
+
+/// Bytes of a page's header the checksum covers: all but the checksum itself.
+const HEADER_CHECKED: std::ops::Range<usize> = 4..PAGE_HEADER_BYTES;
+/// Where a page's header keeps its LSN.
+const PAGE_LSN_BYTES: std::ops::Range<usize> = 8..16;
+
+impl UnstampedPage {
+    /// Encodes `content` with no LSN yet. The caller guarantees the content fits.
+    pub fn encode(content: &PageContent) -> Self {
+        let bytes = encode_page(content, 0);
+        let body_checksum = crc32(&bytes[PAGE_HEADER_BYTES..]);
+        UnstampedPage {
+            bytes,
+            body_checksum,
+        }
+    }
+
+    /// The page stamped with `page_lsn`: the same bytes [`encode_page`] gives.
+    pub fn stamp(mut self, page_lsn: Lsn) -> Vec<u8> {
+        self.bytes[PAGE_LSN_BYTES].copy_from_slice(&page_lsn.to_le_bytes());
+        let mut checksum = crc32fast::Hasher::new();
+        checksum.update(&self.bytes[HEADER_CHECKED]);
+        checksum.combine(&crc32fast::Hasher::new_with_initial_len(
+            self.body_checksum,
+            PAGE_BODY_BYTES as u64,
+        ));
+        self.bytes[..4].copy_from_slice(&checksum.finalize().to_le_bytes());
+        self.bytes
+    }
+}
+
 /// Encodes `content` as a full page stamped with `page_lsn`. The caller guarantees the
 /// content fits (nodes are split before they are encoded).
 pub fn encode_page(content: &PageContent, page_lsn: Lsn) -> Vec<u8> {
@@ -210,6 +264,7 @@ pub fn encode_page(content: &PageContent, page_lsn: Lsn) -> Vec<u8> {
     page.extend_from_slice(&count.to_le_bytes());
     page.extend_from_slice(&page_lsn.to_le_bytes());
     debug_assert_eq!(page.len(), PAGE_HEADER_BYTES);
+    debug_assert_eq!(page[PAGE_LSN_BYTES], page_lsn.to_le_bytes());
 
     match content {
         PageContent::Header(header) => {
@@ -260,7 +315,7 @@ fn len_u16(bytes: &[u8]) -> u16 {
 /// The page LSN stored in a page's header, without verifying the page.
 pub fn page_lsn_of(page: &[u8]) -> Lsn {
     debug_assert_eq!(page.len(), PAGE_SIZE_BYTES);
-    page.get(8..16)
+    page.get(PAGE_LSN_BYTES)
         .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
         .unwrap_or(0)
 }
@@ -600,6 +655,31 @@ mod tests {
         QuickCheck::new()
             .tests(300)
             .quickcheck(round_trips as fn(FittingNode, u64) -> bool);
+    }
+
+    fn stamping_later_gives_the_same_bytes(node: FittingNode, page_lsn: u64) -> bool {
+        let content = PageContent::Node(node.0);
+        UnstampedPage::encode(&content).stamp(page_lsn) == encode_page(&content, page_lsn)
+    }
+
+    #[test]
+    fn quickcheck_a_page_stamped_after_encoding_is_the_page_encoded_stamped() {
+        QuickCheck::new()
+            .tests(300)
+            .quickcheck(stamping_later_gives_the_same_bytes as fn(FittingNode, u64) -> bool);
+        let header = PageContent::Header(DbHeader {
+            page_count: 9,
+            free_list_head: 3,
+            free_page_count: 2,
+            catalog_root: 1,
+            log_signature: 0xABCD,
+            clean_shutdown: true,
+        });
+        let lsn = 0x0102_0304_0506_0708;
+        assert_eq!(
+            UnstampedPage::encode(&header).stamp(lsn),
+            encode_page(&header, lsn)
+        );
     }
 
     #[test]
