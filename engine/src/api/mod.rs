@@ -112,6 +112,13 @@ impl<R: Runtime, P, F> WritePlan<R, P> for F where
 {
 }
 
+/// A [`WritePlan`]'s result: what it staged, which it encodes once the store latch is let
+/// go, so the install under the latch held exclusively (where two writers on different
+/// tables wait for each other) only stamps it.
+pub(crate) trait PlannedPages {
+    fn encode_staged(&mut self);
+}
+
 /// A record write's second step: under the store latch held exclusively, it checks again
 /// everything that decides the answer, then installs the plan, or answers `None` when a page
 /// the plan read changed meanwhile (the plan is made again).
@@ -820,7 +827,7 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
     /// before it was installed. After [`CALL_RESTARTS_MAX`] plans the write runs as
     /// `exclusive`, under the exclusive instance latch, so a write that keeps losing races
     /// still ends.
-    pub(crate) fn run_write<P, T>(
+    pub(crate) fn run_write<P: PlannedPages, T>(
         &mut self,
         plan: &mut impl WritePlan<R, P>,
         install: &mut impl WriteInstall<R, P, T>,
@@ -837,7 +844,7 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
     /// installed, or `None` once [`CALL_RESTARTS_MAX`] plans were all refused at their
     /// install (a page they read changed, or no clean frames to install into), for the caller
     /// to end under the exclusive instance latch.
-    pub(crate) fn plan_and_install<P, T>(
+    pub(crate) fn plan_and_install<P: PlannedPages, T>(
         &mut self,
         plan: &mut impl WritePlan<R, P>,
         install: &mut impl WriteInstall<R, P, T>,
@@ -851,7 +858,7 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
                 Jet::<R>::check_available(&store)?;
                 plan(state, session, &store)
             };
-            let planned = match planned {
+            let mut planned = match planned {
                 Ok(planned) => planned,
                 Err((_, Some(missed))) => {
                     self.read_missed_page(missed)?;
@@ -859,6 +866,7 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
                 }
                 Err((error, None)) => return Err(error),
             };
+            planned.encode_staged();
             let mut store = state.store.write();
             Jet::<R>::check_available(&store)?;
             if let Some(value) = install(state, session, &mut store, planned)? {

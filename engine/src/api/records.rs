@@ -555,6 +555,14 @@ struct PlannedWrite {
     change: Option<(Option<Vec<u8>>, StagedPages)>,
 }
 
+impl super::PlannedPages for PlannedWrite {
+    fn encode_staged(&mut self) {
+        if let Some((_, staged)) = &mut self.change {
+            staged.encode();
+        }
+    }
+}
+
 /// [`super::WritePlan`] of a record write: every check it can make without the version
 /// store's write checks, then the tree change staged through the cache, kept only if the
 /// record's visible value allows the write.

@@ -351,6 +351,12 @@ struct PlannedRollback {
     staged: Vec<StagedPages>,
 }
 
+impl super::PlannedPages for PlannedRollback {
+    fn encode_staged(&mut self) {
+        self.staged.iter_mut().for_each(StagedPages::encode);
+    }
+}
+
 /// [`Jet::rollback`]'s plan, under the instance and store latches held shared: the
 /// innermost level's undo, staged through the cache alone file by file
 /// ([`crate::storage::Storage::stage_undo`]); a page that is not cached fails it with the

@@ -108,9 +108,7 @@ pub struct Pager<'a> {
 #[derive(Debug)]
 pub struct StagedPages {
     file: FileId,
-    /// Encoded while staging, so the install under the store latch held exclusively only
-    /// stamps them with the record's LSN.
-    pages: BTreeMap<PageNumber, UnstampedPage>,
+    pages: BTreeMap<PageNumber, StagedPage>,
     read_lsns: BTreeMap<PageNumber, Lsn>,
     write_order: Vec<PageNumber>,
 }
@@ -135,6 +133,19 @@ impl StagedPages {
         self.pages.keys().copied().collect()
     }
 
+    /// Encodes the staged pages, so the install under the store latch held exclusively only
+    /// stamps them with the LSN of the record that logs them. For the caller to run between
+    /// the plan and the install, with no latch held (CPU on what the write owns); an install
+    /// encodes what was not.
+    pub fn encode(&mut self) {
+        for page in self.pages.values_mut() {
+            if let StagedPage::Content(content) = page {
+                let encoded = UnstampedPage::encode(content);
+                *page = StagedPage::Encoded(encoded);
+            }
+        }
+    }
+
     /// Logs and installs the staged pages (see [`log_and_install`]); `per_page` is the
     /// planted bug `OperationLoggedPerPage`, one record a page.
     pub fn install(
@@ -148,12 +159,33 @@ impl StagedPages {
             // new page) flushes the log with the first half of a split in it.
             let mut pages = self.pages;
             for page in self.write_order {
-                let content = pages.remove(&page).expect("written pages are staged");
-                log_and_install(buffers, log, self.file, BTreeMap::from([(page, content)]))?;
+                let staged = pages.remove(&page).expect("written pages are staged");
+                let encoded = BTreeMap::from([(page, staged.encoded())]);
+                log_and_install(buffers, log, self.file, encoded)?;
             }
             return Ok(());
         }
-        log_and_install(buffers, log, self.file, self.pages)
+        let encoded = (self.pages.into_iter())
+            .map(|(page, staged)| (page, staged.encoded()))
+            .collect();
+        log_and_install(buffers, log, self.file, encoded)
+    }
+}
+
+/// A page a staged write changed: its content as the operation left it, or encoded
+/// ([`StagedPages::encode`]).
+#[derive(Debug)]
+enum StagedPage {
+    Content(PageContent),
+    Encoded(UnstampedPage),
+}
+
+impl StagedPage {
+    fn encoded(self) -> UnstampedPage {
+        match self {
+            StagedPage::Content(content) => UnstampedPage::encode(&content),
+            StagedPage::Encoded(encoded) => encoded,
+        }
     }
 }
 
@@ -245,7 +277,9 @@ impl<'a> Pager<'a> {
     pub fn into_staged(self) -> StagedPages {
         StagedPages {
             file: self.file,
-            pages: encoded(self.staged),
+            pages: (self.staged.into_iter())
+                .map(|(page, content)| (page, StagedPage::Content(content)))
+                .collect(),
             read_lsns: self.read_lsns.expect("a staging pager"),
             write_order: self.write_order,
         }
