@@ -21,6 +21,7 @@ use jetsim::check::check_run;
 use jetsim::config::{RunConfig, Schedule, Scheduling};
 use jetsim::harness::{self, RunEnd};
 use jetsim::model::ModelState;
+use jetsim::workload::Workload;
 use jetsim_engine::Mutations;
 use std::time::{Duration, Instant};
 
@@ -154,6 +155,49 @@ fn timed_cpu<T>(wall: &mut Duration, cpu: &mut Option<Duration>, f: impl FnOnce(
     value
 }
 
+/// The same threads as each run's, making no calls: what a run costs shuttle besides its
+/// points, and those points. A pass of its own, after the others, so it warms neither
+/// side's runs.
+fn empty_runs(runs: &[(RunConfig, Workload)]) -> (Duration, u64) {
+    let (mut time, mut points) = (Duration::ZERO, 0);
+    for (config, workload) in runs {
+        let threads = workload.threads.len() + 1;
+        points += timed(&mut time, || bare_shuttle(config, vec![0; threads]));
+    }
+    (time, points)
+}
+
+/// Prints the scheduling points per interleaving and the bound they set on the ratio, from
+/// the bare runs' and the empty runs' time and points over `seeds` seeds.
+fn print_points(
+    seeds: u64,
+    (bare, bare_points): (Duration, u64),
+    (empty, empty_points): (Duration, u64),
+) {
+    let per_seed = |points: u64| points as f64 / seeds as f64;
+    let full_points = per_seed(harness::take_scheduling_points());
+    let (bare_points, empty_points) = (per_seed(bare_points), per_seed(empty_points));
+    println!(
+        "  scheduling points    {full_points:>9.0} per interleaving, full; {bare_points:.0} bare"
+    );
+    // A run costs shuttle its setup (the empty runs: threads that make no calls) plus its
+    // points, each costing what bare shuttle's cost. A simulation that made its points and
+    // nothing else (engine and checkers free) would take the setup plus its points' cost: the
+    // most its ratio could be.
+    let point_seconds = (bare.as_secs_f64() - empty.as_secs_f64()).max(0.0)
+        / ((bare_points - empty_points) * seeds as f64).max(1.0);
+    let points_only_seconds =
+        empty.as_secs_f64() + (full_points - empty_points).max(0.0) * seeds as f64 * point_seconds;
+    println!(
+        "  bound from points    {:>9.3}  (a run of shuttle's setup and {full_points:.0} points \
+         at {:.2} µs a point, the engine and checkers free; setup {:.0} µs a run, {empty_points:.0} \
+         points)",
+        bare.as_secs_f64() / points_only_seconds.max(1e-9),
+        point_seconds * 1e6,
+        empty.as_secs_f64() * 1e6 / seeds as f64,
+    );
+}
+
 fn main() {
     let seeds: u64 = std::env::var("JETSIM_BENCH_SEEDS")
         .ok()
@@ -173,8 +217,7 @@ fn main() {
     // Alternate full and bare seed by seed, so drift in the machine's speed hits both alike.
     let mut calls = 0usize;
     let mut bare = Duration::ZERO;
-    let mut empty = Duration::ZERO;
-    let (mut bare_points, mut empty_points) = (0u64, 0u64);
+    let mut bare_points = 0u64;
     let (mut full_cpu, mut bare_cpu) = (Some(Duration::ZERO), Some(Duration::ZERO));
     harness::take_disk_oracle_time();
     for (config, workload) in &runs {
@@ -214,12 +257,7 @@ fn main() {
             bare_shuttle(config, per_thread)
         });
     }
-    // The same threads making no calls: what a run costs shuttle besides its points. A pass
-    // of its own, after the others, so it warms neither side's runs.
-    for (config, workload) in &runs {
-        let threads = workload.threads.len() + 1;
-        empty_points += timed(&mut empty, || bare_shuttle(config, vec![0; threads]));
-    }
+    let empty = empty_runs(&runs);
 
     let full = stages.full();
     let rate = |d: Duration| seeds as f64 / d.as_secs_f64();
@@ -244,30 +282,7 @@ fn main() {
             bare_cpu.as_secs_f64()
         );
     }
-    let full_points = harness::take_scheduling_points() as f64 / seeds as f64;
-    let (bare_points, empty_points) = (
-        bare_points as f64 / seeds as f64,
-        empty_points as f64 / seeds as f64,
-    );
-    println!(
-        "  scheduling points    {full_points:>9.0} per interleaving, full; {bare_points:.0} bare"
-    );
-    // A run costs shuttle its setup (the empty runs: threads that make no calls) plus its
-    // points, each costing what bare shuttle's cost. A simulation that made its points and
-    // nothing else (engine and checkers free) would take the setup plus its points' cost: the
-    // most its ratio could be.
-    let point_seconds = (bare.as_secs_f64() - empty.as_secs_f64()).max(0.0)
-        / ((bare_points - empty_points) * seeds as f64).max(1.0);
-    let points_only_seconds =
-        empty.as_secs_f64() + (full_points - empty_points).max(0.0) * seeds as f64 * point_seconds;
-    println!(
-        "  bound from points    {:>9.3}  (a run of shuttle's setup and {full_points:.0} points \
-         at {:.2} µs a point, the engine and checkers free; setup {:.0} µs a run, {empty_points:.0} \
-         points)",
-        bare.as_secs_f64() / points_only_seconds.max(1e-9),
-        point_seconds * 1e6,
-        empty.as_secs_f64() * 1e6 / seeds as f64,
-    );
+    print_points(seeds, (bare, bare_points), empty);
     println!(
         "  checker share        {:>8.1}% of the full simulation's time",
         100.0 * stages.checking.as_secs_f64() / full.as_secs_f64()
