@@ -135,8 +135,8 @@ impl StagedPages {
 
     /// Encodes the staged pages, so the install under the store latch held exclusively only
     /// stamps them with the LSN of the record that logs them. For the caller to run between
-    /// the plan and the install, with no latch held (CPU on what the write owns); an install
-    /// encodes what was not.
+    /// the plan and the install, with the store latch let go (CPU on what the write owns);
+    /// an install encodes what was not.
     pub fn encode(&mut self) {
         for page in self.pages.values_mut() {
             if let StagedPage::Content(content) = page {
