@@ -197,6 +197,8 @@ const STOP_FLUSH_BESIDE_MAX: u64 = 1000;
 const FLUSH_END_LATE_MAX: u64 = 1500;
 /// `StopModel::StagedWriters`' own bound.
 const STAGED_WRITERS_LOOM_BOUND: Option<usize> = Some(2);
+/// `StopModel::SharedReaders`'s own bound.
+const SHARED_READERS_LOOM_BOUND: Option<usize> = Some(2);
 /// `StopModel::StopFlushVsWriteBack`'s own bound.
 const WRITE_BACK_LOOM_BOUND: Option<usize> = Some(2);
 /// Most mix seeds for a read-only call's miss read under the store latch (first detection
@@ -221,6 +223,9 @@ const ENDED_SESSION_WAKES_MAX: u64 = 1_000;
 /// Most mix seeds for a gate drain that looks before it raises its sleeper flag (first
 /// detection from 0 at seed 15; 372 of 10,000 default seeds).
 const DRAIN_LOOKS_EARLY_MAX: u64 = 1_000;
+/// `VersionRecordedAfterInstall`: first detection from start 0 at seed 22 (mix), 35 of 2,000
+/// default seeds.
+const VERSION_AFTER_INSTALL_MAX: u64 = 1_000;
 /// `StopModel::EvictionsVsWriteBack`'s own bound.
 const EVICTIONS_LOOM_BOUND: Option<usize> = Some(1);
 
@@ -409,7 +414,7 @@ pub const CATALOGUE: &[Entry] = &[
             StopModel::GroupCommit,
             Some(3),
             Property::CommitDurable,
-            225,
+            389,
         ),
         // The crash switch's cut right after an acknowledged commit, when the commit
         // returned while another's log flush was in flight.
@@ -549,7 +554,7 @@ pub const CATALOGUE: &[Entry] = &[
             StopModel::StagedWriters,
             STAGED_WRITERS_LOOM_BOUND,
             Property::WritesKept,
-            168,
+            285,
         ),
         sim: sim(
             &[
@@ -733,6 +738,29 @@ pub const CATALOGUE: &[Entry] = &[
         // `EndedSessionWakesNoWaiter`.
         loom: None,
         sim: sim(&[Rule::NoPanic], Scheduling::Mix, DRAIN_LOOKS_EARLY_MAX),
+        crash_tests: None,
+        sweep_test: None,
+        concurrency_test: None,
+    },
+    Entry {
+        mutant: "VersionRecordedAfterInstall",
+        // A record write installs its pages under the store latch and records its version in
+        // a second section, under the versions' latch alone: a reader in between sees the
+        // uncommitted value with nothing to hide it (a dirty read), a writer finds no
+        // conflict. loom: a reader of the shared-readers model finds the writer's
+        // uncommitted record. The simulator: linearizability (records seen, counted or
+        // moved to that no order explains, a write conflict the model does not have).
+        loom: loom(
+            StopModel::SharedReaders,
+            SHARED_READERS_LOOM_BOUND,
+            Property::SharedRead,
+            18,
+        ),
+        sim: sim(
+            &[Rule::Linearizability],
+            Scheduling::Mix,
+            VERSION_AFTER_INSTALL_MAX,
+        ),
         crash_tests: None,
         sweep_test: None,
         concurrency_test: None,

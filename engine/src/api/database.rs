@@ -155,9 +155,17 @@ impl<R: Runtime> Jet<R> {
                 // still touches the database (its rollback needs the pages, and its snapshot
                 // must not see them change under it). The cleanup drops only versions no
                 // transaction can see, so it changes nothing anyone observes.
-                if state.store_mut().version_store.database_has_versions(file) {
-                    state.store_mut().version_store.cleanup();
-                    if state.store_mut().version_store.database_has_versions(file) {
+                if state
+                    .versions_mut()
+                    .version_store
+                    .database_has_versions(file)
+                {
+                    state.versions_mut().version_store.cleanup();
+                    if state
+                        .versions_mut()
+                        .version_store
+                        .database_has_versions(file)
+                    {
                         crate::mark!(core.marks, DetachRefusedVersions);
                         return Err(JetError::DatabaseInUse);
                     }
@@ -339,13 +347,13 @@ impl<R: Runtime> Jet<R> {
                 return Err(JetError::TableInUse);
             }
             if state
-                .store_mut()
+                .versions_mut()
                 .version_store
                 .table_has_versions(file, root)
             {
-                state.store_mut().version_store.cleanup();
+                state.versions_mut().version_store.cleanup();
                 if state
-                    .store_mut()
+                    .versions_mut()
                     .version_store
                     .table_has_versions(file, root)
                 {

@@ -141,23 +141,23 @@ impl<R: Runtime> Jet<R> {
                     storage.set_latched_io_check(assert_no_shared_latch_io::<R>);
                     state.storage_failed = Some(storage.failed_flag());
                     state.store_mut().storage = Some(storage);
-                    state.store_mut().version_store = VersionStore::in_memory_of(
+                    state.versions_mut().version_store = VersionStore::in_memory_of(
                         state.params.version_store_max_versions,
                         Arc::clone(&core.env.version_memory),
                         core.handle,
                     );
                     state
-                        .store_mut()
+                        .versions_mut()
                         .version_store
                         .set_chain_walk_repeats_key(planted(Mutant::ChainWalkRepeatsKey));
                     state
-                        .store_mut()
+                        .versions_mut()
                         .version_store
                         .set_nested_commit_moves_newest_only(planted(
                             Mutant::NestedCommitMovesNewestVersionOnly,
                         ));
                     debug_assert!(
-                        state.store_mut().logged_commits.is_empty(),
+                        state.versions_mut().logged_commits.is_empty(),
                         "term emptied it"
                     );
                     Ok(())
@@ -237,7 +237,7 @@ impl<R: Runtime> Jet<R> {
             state.databases = Slots::new(crate::instance::DATABASES_MAX);
             // Every committer published its commit or removed its entry before it left, and
             // term waited for them all: checked once the gate confirms nothing is in flight.
-            leaked_commits = std::mem::take(&mut state.store_mut().logged_commits);
+            leaked_commits = std::mem::take(&mut state.versions_mut().logged_commits);
             state.storage_failed = None;
             match state.store_mut().storage.take() {
                 // Fail-stop: write nothing more; the next init recovers.
@@ -311,7 +311,7 @@ impl<R: Runtime> Jet<R> {
                 }
             }
             if parameter == SystemParameter::VersionStoreMaxVersions {
-                state.store_mut().version_store.set_max_versions(value);
+                state.versions_mut().version_store.set_max_versions(value);
             }
             state.params = next;
         }
@@ -403,9 +403,8 @@ pub(crate) fn status_of<R: Runtime>(core: &InstanceCore<R>) -> InstanceStatus {
         state.cursors.get_mut().len() as u64,
         state.databases.len() as u64,
     );
-    let store = state.store_mut();
-    let storage = store.storage.as_ref();
-    let vs = store.version_store.stats();
+    let vs = state.versions_mut().version_store.stats();
+    let storage = state.store_mut().storage.as_ref();
     InstanceStatus {
         phase: gate.phase,
         gated_calls_in_flight: gate.gated_in_flight,

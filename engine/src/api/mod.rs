@@ -26,7 +26,7 @@ use crate::env::Environment;
 use crate::error::{JetError, JetResult};
 use crate::instance::gate::GatePass;
 use crate::instance::slots::Slots;
-use crate::instance::{worker, InstanceCore, InstanceState, Session, Store};
+use crate::instance::{worker, InstanceCore, InstanceState, Session, Store, Versions};
 use crate::runtime::sync::{
     spin_until, unlatched, LeafRwLock, LockRank, RwLockReadGuard, RwLockWriteGuard,
 };
@@ -77,7 +77,8 @@ impl<R: Runtime, T, F> ExclusiveBody<R, T> for F where
 }
 
 /// The store as a read sees it: the tree through `tree`, and the version store, both from
-/// one moment (the store latch is held, shared or exclusively, while it reads).
+/// one moment (the store latch and the versions' latch are held, shared or exclusively,
+/// while it reads).
 pub(crate) struct StoreReads<'s> {
     pub tree: TreeReads<'s>,
     pub versions: &'s VersionStore,
@@ -103,12 +104,17 @@ impl<R: Runtime, T, F> SharedBody<R, T> for F where
 /// the cache alone (see [`crate::storage::StagedPages`]), changing nothing. It may run more
 /// than once.
 pub(crate) trait WritePlan<R: Runtime, P>:
-    FnMut(&InstanceState<R>, SessionRef, &Store) -> Result<P, (JetError, Option<FrameKey>)>
+    FnMut(&InstanceState<R>, SessionRef, &Store, &Versions) -> Result<P, (JetError, Option<FrameKey>)>
 {
 }
 
 impl<R: Runtime, P, F> WritePlan<R, P> for F where
-    F: FnMut(&InstanceState<R>, SessionRef, &Store) -> Result<P, (JetError, Option<FrameKey>)>
+    F: FnMut(
+        &InstanceState<R>,
+        SessionRef,
+        &Store,
+        &Versions,
+    ) -> Result<P, (JetError, Option<FrameKey>)>
 {
 }
 
@@ -119,29 +125,51 @@ pub(crate) trait PlannedPages {
     fn encode_staged(&mut self);
 }
 
-/// A record write's second step: under the store latch held exclusively, it checks again
+/// A record write's second step: under the store latch and the versions' latch held
+/// exclusively, it checks again
 /// everything that decides the answer, then installs the plan, or answers `None` when a page
 /// the plan read changed meanwhile (the plan is made again).
 pub(crate) trait WriteInstall<R: Runtime, P, T>:
-    FnMut(&InstanceState<R>, SessionRef, &mut Store, P) -> JetResult<Option<T>>
+    FnMut(&InstanceState<R>, SessionRef, &mut Store, &mut Versions, P) -> JetResult<Option<T>>
 {
 }
 
 impl<R: Runtime, P, T, F> WriteInstall<R, P, T> for F where
-    F: FnMut(&InstanceState<R>, SessionRef, &mut Store, P) -> JetResult<Option<T>>
+    F: FnMut(&InstanceState<R>, SessionRef, &mut Store, &mut Versions, P) -> JetResult<Option<T>>
 {
 }
 
 /// A session call's body that changes only its own session (its transaction, its cursors'
-/// levels) and, under the store latch held exclusively, the log and the version store:
-/// begin and commit ([`SessionCall::run_store`]). It reads no page, so it runs once.
+/// levels) and, under the store latch and the versions' latch held exclusively, the log and
+/// the version store: a level-1 commit's append ([`SessionCall::run_store`]). It reads no
+/// page, so it runs once.
 pub(crate) trait StoreBody<R: Runtime, T>:
-    FnMut(&InstanceCore<R>, &InstanceState<R>, SessionRef, &mut Store) -> JetResult<T>
+    FnMut(&InstanceCore<R>, &InstanceState<R>, SessionRef, &mut Store, &mut Versions) -> JetResult<T>
 {
 }
 
 impl<R: Runtime, T, F> StoreBody<R, T> for F where
-    F: FnMut(&InstanceCore<R>, &InstanceState<R>, SessionRef, &mut Store) -> JetResult<T>
+    F: FnMut(
+        &InstanceCore<R>,
+        &InstanceState<R>,
+        SessionRef,
+        &mut Store,
+        &mut Versions,
+    ) -> JetResult<T>
+{
+}
+
+/// A session call's body that changes only its own session (its transaction, its cursors'
+/// levels) and, under the versions' latch held exclusively, the version store: begin, a
+/// nested commit, a commit's publish ([`SessionCall::run_versions`]). It takes no store
+/// latch, so it waits for no cache install, write-back or log-flush bookkeeping.
+pub(crate) trait VersionsBody<R: Runtime, T>:
+    FnMut(&InstanceCore<R>, &InstanceState<R>, SessionRef, &mut Versions) -> JetResult<T>
+{
+}
+
+impl<R: Runtime, T, F> VersionsBody<R, T> for F where
+    F: FnMut(&InstanceCore<R>, &InstanceState<R>, SessionRef, &mut Versions) -> JetResult<T>
 {
 }
 
@@ -182,7 +210,7 @@ pub(crate) struct StoreReadings {
 }
 
 impl StoreReadings {
-    pub(crate) fn of(store: &Store) -> Self {
+    pub(crate) fn of(store: &Store, versions: &Versions) -> Self {
         StoreReadings {
             checkpoint_depth_bytes: store
                 .storage
@@ -190,7 +218,7 @@ impl StoreReadings {
                 .map_or(0, |storage| storage.checkpoint_depth_bytes()),
             // ESE cleans versions in the background as the store grows; so do we, so a
             // writer rarely has to clean inline.
-            version_cleanup_due: store.version_store.cleanup_due(),
+            version_cleanup_due: versions.version_store.cleanup_due(),
         }
     }
 }
@@ -648,21 +676,36 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
         body(state, self.session)
     }
 
-    /// Runs `body` under the store latch held exclusively (and the instance latch as the call
-    /// holds it): see [`StoreBody`].
+    /// Runs `body` under the store latch and the versions' latch held exclusively (and the
+    /// instance latch as the call holds it): see [`StoreBody`].
     pub(crate) fn run_store<T>(&mut self, body: &mut impl StoreBody<R, T>) -> JetResult<T> {
         let (core, session) = (self.core, self.session);
         let state: &InstanceState<R> = self.latch.as_ref().expect("the call holds the latch");
-        // Availability was checked at entry, and nothing in between read a page; a commit
-        // whose record became durable still publishes if the instance failed meanwhile.
-        body(core, state, session, &mut state.store.write())
+        // Availability was checked at entry, and nothing in between read a page.
+        let mut store = state.store.write();
+        body(
+            core,
+            state,
+            session,
+            &mut store,
+            &mut state.versions.write(),
+        )
+    }
+
+    /// Runs `body` under the versions' latch held exclusively (and the instance latch as the
+    /// call holds it), with the store latch free: see [`VersionsBody`]. A commit whose
+    /// record became durable still publishes if the instance failed meanwhile.
+    pub(crate) fn run_versions<T>(&mut self, body: &mut impl VersionsBody<R, T>) -> JetResult<T> {
+        let (core, session) = (self.core, self.session);
+        let state: &InstanceState<R> = self.latch.as_ref().expect("the call holds the latch");
+        body(core, state, session, &mut state.versions.write())
     }
 
     /// Runs `f` on the store under the store latch held exclusively, whichever way the call
     /// holds the instance latch (held exclusively, the store latch is free).
-    fn with_store<T>(&mut self, f: impl FnOnce(&mut Store) -> T) -> T {
+    fn with_store<T>(&mut self, f: impl FnOnce(&mut Store, &InstanceState<R>) -> T) -> T {
         let state: &InstanceState<R> = self.latch.as_ref().expect("the call holds the latch");
-        f(&mut state.store.write())
+        f(&mut state.store.write(), state)
     }
 
     /// Runs a read-only `body` under the instance latch and the store latch held shared. A
@@ -692,9 +735,10 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
         let state: &InstanceState<R> = self.latch.as_ref().expect("the call holds the latch");
         let store = state.store.read();
         Jet::<R>::check_available(&store)?;
+        let versions = state.versions.read();
         let mut reads = StoreReads {
             tree: TreeReads::cached(store.storage.as_ref()),
-            versions: &store.version_store,
+            versions: &versions.version_store,
         };
         let result = body(state, self.session, &mut reads);
         Ok((result, reads.tree.missed()))
@@ -706,20 +750,20 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
         let (core, session) = (self.core, self.session);
         drop(self.latch.take());
         let state = core.state.write();
-        // The store latch is free (the instance latch is held exclusively); it is taken
-        // rather than reached through `store_mut` so that the body can see the state too.
+        // The store and versions' latches are free (the instance latch is held
+        // exclusively); they are taken rather than reached through `store_mut` so that the
+        // body can see the state too.
         let mut store = state.store.write();
         Jet::<R>::check_available(&store)?;
-        let Store {
-            storage,
-            version_store,
-            ..
-        } = &mut *store;
+        // Exclusively, as the store latch: the body may read pages here, which no call
+        // does holding a latch shared.
+        let versions = state.versions.write();
         let mut reads = StoreReads {
-            tree: TreeReads::Locked(storage.as_mut()),
-            versions: version_store,
+            tree: TreeReads::Locked(store.storage.as_mut()),
+            versions: &versions.version_store,
         };
         let result = body(&state, session, &mut reads);
+        drop(versions);
         drop(store);
         drop(state);
         self.latch = Some(Latch::take(core, self.mode));
@@ -856,7 +900,7 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
             let planned = {
                 let store = state.store.read();
                 Jet::<R>::check_available(&store)?;
-                plan(state, session, &store)
+                plan(state, session, &store, &state.versions.read())
             };
             let mut planned = match planned {
                 Ok(planned) => planned,
@@ -869,7 +913,14 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
             planned.encode_staged();
             let mut store = state.store.write();
             Jet::<R>::check_available(&store)?;
-            if let Some(value) = install(state, session, &mut store, planned)? {
+            let installed = install(
+                state,
+                session,
+                &mut store,
+                &mut state.versions.write(),
+                planned,
+            )?;
+            if let Some(value) = installed {
                 return Ok(Some(value));
             }
             let room_wanted = store
@@ -962,11 +1013,12 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
         let core = self.core;
         let mut gathered = R::GROUP_COMMIT_SPINS == 0;
         loop {
-            let step = self.with_store(|store| -> JetResult<DurableStep> {
-                let uncommitted_elsewhere = store
+            let step = self.with_store(|store, state| -> JetResult<DurableStep> {
+                let versions = state.versions.read();
+                let uncommitted_elsewhere = versions
                     .version_store
                     .open_transactions()
-                    .saturating_sub(store.logged_commits.len());
+                    .saturating_sub(versions.logged_commits.len());
                 let storage = store.storage.as_mut().ok_or(JetError::NotInitialized)?;
                 if storage.flushed_lsn() > lsn {
                     return Ok(DurableStep::Durable);
@@ -976,7 +1028,7 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
                 let callers_elsewhere = || {
                     let gate = core.gate.status();
                     (gate.gated_in_flight + gate.ungated_in_flight) as usize
-                        > store.logged_commits.len()
+                        > versions.logged_commits.len()
                 };
                 if !gathered
                     && !storage.log_flush_in_flight()
@@ -1022,7 +1074,7 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
                         true => flush.write_and_sync(unlatched::<R>()),
                         false => self.unlocked(|| flush.write_and_sync(unlatched::<R>())),
                     };
-                    self.with_store(|store| {
+                    self.with_store(|store, _| {
                         let storage = store
                             .storage
                             .as_mut()
@@ -1095,8 +1147,13 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
             let latch = self.latch.as_mut().expect("the call holds the latch");
             if !orders.store_read {
                 let readings = match latch {
-                    Latch::Shared(state) => StoreReadings::of(&state.store.read()),
-                    Latch::Exclusive(state) => StoreReadings::of(state.store_mut()),
+                    Latch::Shared(state) => {
+                        StoreReadings::of(&state.store.read(), &state.versions.read())
+                    }
+                    Latch::Exclusive(state) => {
+                        let state = &mut **state;
+                        StoreReadings::of(state.store.get_mut(), state.versions.get_mut())
+                    }
                 };
                 orders.checkpoint_depth_bytes = readings.checkpoint_depth_bytes;
                 orders.version_cleanup_due = readings.version_cleanup_due;

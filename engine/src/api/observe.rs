@@ -114,7 +114,10 @@ impl<R: Runtime> Jet<R> {
                 )
             })
             .collect();
-        let reader = state.store_mut().version_store.reader_outside_transaction();
+        let reader = state
+            .versions_mut()
+            .version_store
+            .reader_outside_transaction();
         let files: Vec<(crate::storage::FileId, String)> = state
             .databases
             .iter()
@@ -122,11 +125,8 @@ impl<R: Runtime> Jet<R> {
             .collect();
         let mut committed = BTreeMap::new();
         let state = &mut *state;
-        let crate::instance::Store {
-            storage,
-            version_store,
-            ..
-        } = state.store_mut();
+        let storage = &mut state.store.get_mut().storage;
+        let version_store = &state.versions.get_mut().version_store;
         if let Some(storage) = storage.as_mut() {
             for (file, path) in files {
                 let mut tables = BTreeMap::new();

@@ -14,12 +14,12 @@ use super::session::session_entry;
 use super::{Jet, LatchMode, SessionRef, StoreReadings};
 use crate::error::{JetError, JetResult};
 use crate::instance::gate::Phase;
-use crate::instance::{InstanceState, OpenTransaction, Position, Store};
+use crate::instance::{InstanceState, OpenTransaction, Position, Store, Versions};
 use crate::runtime::Runtime;
 use crate::storage::{
     FileId, FrameKey, LogRecord, PageNumber, StagedPages, TreeReads, MAX_KEY_BYTES, MAX_VALUE_BYTES,
 };
-use crate::transaction::{Reader, RecordId, VersionStore};
+use crate::transaction::{Reader, RecordId, TxnId, VersionStore};
 
 /// Where `seek` lands, after ESE's `JET_bitSeekEQ`, `SeekGE` and `SeekLE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -144,12 +144,9 @@ fn locked_get<R: Runtime>(
     table: &TableView,
     key: &[u8],
 ) -> JetResult<Option<Vec<u8>>> {
-    let Store {
-        storage,
-        version_store,
-        ..
-    } = state.store_mut();
-    table.get(&mut TreeReads::Locked(storage.as_mut()), version_store, key)
+    let storage = state.store.get_mut().storage.as_mut();
+    let version_store = &state.versions.get_mut().version_store;
+    table.get(&mut TreeReads::Locked(storage), version_store, key)
 }
 
 fn view<R: Runtime>(
@@ -363,27 +360,55 @@ impl<R: Runtime> Jet<R> {
     ) -> JetResult<()> {
         self.with_session_call(sesid, call, LatchMode::Shared, |scope| {
             let mutations = scope.core().options.mutations;
-            let mut plan = |state: &InstanceState<R>, session, store: &Store| {
-                plan_write(state, session, store, &asked)
-            };
-            let mut install = |state: &InstanceState<R>, _, store: &mut Store, planned| {
-                install_write(state, store, &asked, planned, mutations)
+            let mut plan =
+                |state: &InstanceState<R>, session, store: &Store, versions: &Versions| {
+                    plan_write(state, session, store, versions, &asked)
+                };
+            // Planted bug `VersionRecordedAfterInstall`: the write's version, kept here by
+            // its install, is recorded once the install's latches are let go.
+            let late_version = std::cell::RefCell::new(None);
+            let mut install = |state: &InstanceState<R>,
+                               _,
+                               store: &mut Store,
+                               versions: &mut Versions,
+                               planned| {
+                install_write(
+                    state,
+                    store,
+                    versions,
+                    &asked,
+                    planned,
+                    mutations,
+                    &late_version,
+                )
             };
             let mut exclusive = |_: &_, state: &mut InstanceState<R>, session, _: &mut _| {
-                // The rare path: the store latch is taken (it is free) to read the version
-                // store beside the state.
+                // The rare path: the versions' latch is taken (it is free) to read the
+                // version store beside the state.
                 let target =
-                    write_target(state, &state.store.read().version_store, session, &asked)?;
-                write_checks(state.store_mut(), &target)?;
+                    write_target(state, &state.versions.read().version_store, session, &asked)?;
+                write_checks(state.versions_mut(), &target)?;
                 let visible = locked_get(state, &target.table, &target.key)?;
                 if let Some(refused) = asked.kind.refusal(&visible) {
                     return Err(refused);
                 }
                 write(state, &target, asked.value)?;
                 target.move_cursor(state, &asked);
-                Ok(StoreReadings::of(state.store_mut()))
+                Ok(StoreReadings::of(
+                    state.store.get_mut(),
+                    state.versions.get_mut(),
+                ))
             };
-            let readings = scope.run_write(&mut plan, &mut install, &mut exclusive)?;
+            let readings = scope.run_write(&mut plan, &mut install, &mut exclusive);
+            if let Some((txn, level, record, before)) = late_version.take() {
+                scope.run_versions(&mut |_, _, _, versions: &mut Versions| {
+                    versions
+                        .version_store
+                        .record_write(txn, level, record.clone(), before.clone());
+                    Ok(())
+                })?;
+            }
+            let readings = readings?;
             scope.note_write(asked.kind == WriteKind::Delete, readings);
             Ok(())
         })
@@ -540,11 +565,11 @@ fn write_target<R: Runtime>(
 
 /// Everything in the version store that can refuse a write, checked before anything
 /// changes.
-fn write_checks(store: &mut Store, target: &WriteTarget) -> JetResult<()> {
-    store
+fn write_checks(versions: &mut Versions, target: &WriteTarget) -> JetResult<()> {
+    versions
         .version_store
         .check_write(target.open.txn, &target.table.record(&target.key))?;
-    store.version_store.reserve()
+    versions.version_store.reserve()
 }
 
 /// A record write planned under the shared latches.
@@ -570,9 +595,10 @@ fn plan_write<R: Runtime>(
     state: &InstanceState<R>,
     session: SessionRef,
     store: &Store,
+    versions: &Versions,
     asked: &RecordWrite<'_>,
 ) -> Result<PlannedWrite, (JetError, Option<FrameKey>)> {
-    let versions = &store.version_store;
+    let versions = &versions.version_store;
     let target = write_target(state, versions, session, asked).map_err(|e| (e, None))?;
     let storage = store
         .storage
@@ -595,29 +621,38 @@ fn plan_write<R: Runtime>(
     Ok(PlannedWrite { target, change })
 }
 
+/// A version a planted `VersionRecordedAfterInstall` keeps out of its install: transaction,
+/// level, record, before-image.
+type LateVersion = (TxnId, u8, RecordId, Option<Vec<u8>>);
+
 /// [`super::WriteInstall`] of a record write: the version store's checks, then the plan if
 /// nothing it read changed (so the record's visible value, which decides the answer, did
-/// not change either): the logical undo record, the staged pages, the version.
+/// not change either): the logical undo record, the staged pages, the version, all under
+/// the store latch and the versions' latch held exclusively, so no reader sees the new tree
+/// value without the version that hides it from other transactions.
 /// Then, unless every frame it needs can be had clean, nothing: an eviction here would
 /// write a page back under the store latch, so the caller makes room holding no latch and
 /// plans again (`mutations` may plant `StagedWriteNotRevalidated`, which skips the first
-/// check, or `InstallEvictsUnderStoreLatch`, which skips the second).
+/// check, `InstallEvictsUnderStoreLatch`, which skips the second, or
+/// `VersionRecordedAfterInstall`, which leaves the version in `late_version`).
 fn install_write<R: Runtime>(
     state: &InstanceState<R>,
     store: &mut Store,
+    versions: &mut Versions,
     asked: &RecordWrite<'_>,
     planned: PlannedWrite,
     mutations: crate::Mutations,
+    late_version: &std::cell::RefCell<Option<LateVersion>>,
 ) -> JetResult<Option<StoreReadings>> {
     let PlannedWrite { target, change } = planned;
-    write_checks(store, &target)?;
+    write_checks(versions, &target)?;
     let Some((before, staged)) = change else {
         // The plan was refused by the record's visible value: look again, now that nothing
         // can change under the look.
         let mut tree = TreeReads::cached(store.storage.as_ref());
         return match target
             .table
-            .get(&mut tree, &store.version_store, &target.key)
+            .get(&mut tree, &versions.version_store, &target.key)
         {
             // A page the plan read was evicted since: plan again.
             Err(_) if tree.missed().is_some() => Ok(None),
@@ -651,11 +686,15 @@ fn install_write<R: Runtime>(
     })?;
     storage.install_staged(staged)?;
     let record = target.table.record(&target.key);
-    store
-        .version_store
-        .record_write(target.open.txn, target.open.level, record, before);
+    if mutations.is_active(crate::Mutant::VersionRecordedAfterInstall) {
+        *late_version.borrow_mut() = Some((target.open.txn, target.open.level, record, before));
+    } else {
+        versions
+            .version_store
+            .record_write(target.open.txn, target.open.level, record, before);
+    }
     target.move_cursor(state, asked);
-    Ok(Some(StoreReadings::of(store)))
+    Ok(Some(StoreReadings::of(store, versions)))
 }
 
 /// Applies a checked write under the exclusive instance latch: logical undo record, then the
@@ -666,8 +705,12 @@ fn write<R: Runtime>(
     value: Option<&[u8]>,
 ) -> JetResult<()> {
     let (open, table, key) = (target.open, &target.table, target.key.as_slice());
-    let store = state.store_mut();
-    let storage = store.storage.as_mut().ok_or(JetError::NotInitialized)?;
+    let storage = state
+        .store
+        .get_mut()
+        .storage
+        .as_mut()
+        .ok_or(JetError::NotInitialized)?;
     let before = storage.get(table.file, table.root, key)?;
     storage.append_log(LogRecord::Undo {
         txn: open.txn,
@@ -680,8 +723,11 @@ fn write<R: Runtime>(
         Some(value) => storage.put(table.file, table.root, key, value)?,
         None => storage.remove(table.file, table.root, key)?,
     };
-    store
-        .version_store
-        .record_write(open.txn, open.level, table.record(key), before);
+    state.versions_mut().version_store.record_write(
+        open.txn,
+        open.level,
+        table.record(key),
+        before,
+    );
     Ok(())
 }

@@ -7,7 +7,7 @@ use crate::error::{JetError, JetResult};
 use crate::instance::mutations::Mutant;
 use crate::instance::{
     InstanceCore, InstanceState, OpenTransaction, Session, SessionCell, SessionContext, Store,
-    TRANSACTION_LEVEL_MAX,
+    Versions, TRANSACTION_LEVEL_MAX,
 };
 use crate::runtime::Runtime;
 use crate::storage::{FileId, FrameKey, LogRecord, Lsn, StagedPages, UndoEntry};
@@ -160,15 +160,16 @@ impl<R: Runtime> Jet<R> {
     }
 
     /// `JetBeginTransaction`: level 1 takes a snapshot; up to 7 levels nest. Holds the
-    /// instance latch shared: it changes only its own session and, under the store latch, the
-    /// version store, so it runs beside reads and record writes.
+    /// instance latch shared: it changes only its own session and, under the versions' latch,
+    /// the version store, so it runs beside reads and record writes and never waits for the
+    /// store latch.
     pub fn begin_transaction(&self, sesid: SessionHandle) -> JetResult<()> {
         self.with_session_call(
             sesid,
             JetCall::BeginTransaction,
             LatchMode::Shared,
             |call| {
-                call.run_store(&mut |core, state, session, store| {
+                call.run_versions(&mut |core, state, session, versions| {
                     let transaction = &session_entry(state, session).transaction;
                     let level_max = if core
                         .options
@@ -181,7 +182,7 @@ impl<R: Runtime> Jet<R> {
                     };
                     let next = match transaction.get() {
                         None => OpenTransaction {
-                            txn: store.version_store.begin(),
+                            txn: versions.version_store.begin(),
                             level: 1,
                         },
                         Some(open) if open.level >= level_max => {
@@ -208,20 +209,22 @@ impl<R: Runtime> Jet<R> {
     /// log ends (see `publish_durable_commits`); the call then finds it done.
     ///
     /// Holds the instance latch shared, as a record write does: every step changes only its
-    /// own session (and its cursors' levels) and, under the store latch, the log and the
-    /// version store. So commits run beside each other and beside reads and writes, and two
-    /// committers' work overlaps while one's group-commit sync is out.
+    /// own session (and its cursors' levels) and the version store under the versions'
+    /// latch, and the level-1 append the log too, under the store latch. So commits run
+    /// beside each other and beside reads and writes, and two committers' work overlaps
+    /// while one's group-commit sync is out; a nested commit and a publish take no store
+    /// latch.
     pub fn commit_transaction(&self, sesid: SessionHandle) -> JetResult<()> {
         self.with_session_call(
             sesid,
             JetCall::CommitTransaction,
             LatchMode::Shared,
             |call| {
-                let logged = call.run_store(&mut |core, state, session, store| {
+                let nested = call.run_versions(&mut |_, state, session, versions| {
                     let transaction = &session_entry(state, session).transaction;
                     let open = transaction.get().ok_or(JetError::NotInTransaction)?;
                     if open.level > 1 {
-                        store.version_store.commit_level(open.txn, open.level)?;
+                        versions.version_store.commit_level(open.txn, open.level)?;
                         transaction.set(Some(OpenTransaction {
                             level: open.level - 1,
                             ..open
@@ -232,14 +235,24 @@ impl<R: Runtime> Jet<R> {
                         for_each_cursor_of(state, session, |cursor| {
                             cursor.opened_at_level.lower_to(new_level);
                         });
-                        return Ok(None);
+                        return Ok(true);
                     }
-                    let crate::instance::Store {
-                        storage,
+                    Ok(false)
+                })?;
+                if nested {
+                    return Ok(());
+                }
+                let logged = call.run_store(&mut |core, state, session, store, versions| {
+                    // The call holds its session: still at level 1.
+                    let open = session_entry(state, session)
+                        .transaction
+                        .get()
+                        .expect("a committer holds its session, in its transaction");
+                    let crate::instance::Versions {
                         version_store,
                         logged_commits,
-                    } = store;
-                    let storage = storage.as_mut().ok_or(JetError::NotInitialized)?;
+                    } = versions;
+                    let storage = store.storage.as_mut().ok_or(JetError::NotInitialized)?;
                     // Log first: if the log cannot be made durable, the transaction stays open and
                     // nothing changed.
                     let lsn = storage.append_log(LogRecord::Commit {
@@ -253,11 +266,9 @@ impl<R: Runtime> Jet<R> {
                     }
                     let previous = logged_commits.insert(open.txn, storage.tip_lsn());
                     debug_assert_eq!(previous, None, "one commit call per transaction");
-                    Ok(Some((open.txn, lsn)))
+                    Ok((open.txn, lsn))
                 })?;
-                let Some((txn, lsn)) = logged else {
-                    return Ok(());
-                };
+                let (txn, lsn) = logged;
                 let acknowledged_early = call
                     .core()
                     .options
@@ -267,19 +278,19 @@ impl<R: Runtime> Jet<R> {
                     if let Err(error) = call.wait_durable(lsn) {
                         // In doubt (the record may be on disk) and the instance is fail-stop:
                         // the transaction stays open, unpublished, until term.
-                        call.run_store(&mut |_, _, _, store| {
-                            store.logged_commits.remove(&txn);
+                        call.run_versions(&mut |_, _, _, versions| {
+                            versions.logged_commits.remove(&txn);
                             Ok(())
                         })?;
                         return Err(error);
                     }
                 }
                 call.note_commit();
-                call.run_store(&mut |_, state, session, store| {
+                call.run_versions(&mut |_, state, session, versions| {
                     // A StopAndEmitLog that made the record durable while this call waited
                     // published the commit already (and removed the entry).
-                    if store.logged_commits.remove(&txn).is_some() {
-                        publish_commit(state, store, session)?;
+                    if versions.logged_commits.remove(&txn).is_some() {
+                        publish_commit(state, versions, session)?;
                     }
                     Ok(())
                 })
@@ -322,14 +333,15 @@ fn roll_back_innermost<R: Runtime>(
         return scope.run(&mut exclusive);
     }
     let marks = &scope.core().marks;
-    let mut plan = |state: &InstanceState<R>, session, store: &Store| {
-        let planned = plan_rollback(state, session, store);
+    let mut plan = |state: &InstanceState<R>, session, store: &Store, versions: &Versions| {
+        let planned = plan_rollback(state, session, store, versions);
         crate::mark!(marks, RollbackReadAhead if matches!(planned, Err((_, Some(_)))));
         planned
     };
-    let mut install = |state: &InstanceState<R>, session, store: &mut Store, planned| {
-        install_rollback(state, session, store, planned, keep_tables)
-    };
+    let mut install =
+        |state: &InstanceState<R>, session, store: &mut Store, versions: &mut Versions, planned| {
+            install_rollback(state, session, store, versions, planned, keep_tables)
+        };
     if let Some(readings) = scope.plan_and_install(&mut plan, &mut install)? {
         // As after a delete: the background worker may have flushing and defragmentation
         // to do (the undo removes records).
@@ -365,6 +377,7 @@ fn plan_rollback<R: Runtime>(
     state: &InstanceState<R>,
     session: SessionRef,
     store: &Store,
+    versions: &Versions,
 ) -> Result<PlannedRollback, (JetError, Option<FrameKey>)> {
     let open = session_entry(state, session)
         .transaction
@@ -375,7 +388,7 @@ fn plan_rollback<R: Runtime>(
         .as_ref()
         .ok_or((JetError::NotInitialized, None))?;
     storage.check_log_writable().map_err(|e| (e, None))?;
-    let undo = store
+    let undo = versions
         .version_store
         .undo_of_level(open.txn, open.level)
         .map_err(|e| (e, None))?;
@@ -398,7 +411,8 @@ fn plan_rollback<R: Runtime>(
     Ok(PlannedRollback { open, undo, staged })
 }
 
-/// [`Jet::rollback`]'s install, under the store latch held exclusively: if the level's
+/// [`Jet::rollback`]'s install, under the store latch and the versions' latch held
+/// exclusively: if the level's
 /// undo is still the one planned and no page the plan read changed, and its frames can be
 /// had clean, the staged pages (a `PageImages` record per file), the Rollback record, the
 /// level's versions dropped, the session one level out and, unless `keep_tables` (the
@@ -408,13 +422,14 @@ fn install_rollback<R: Runtime>(
     state: &InstanceState<R>,
     session: SessionRef,
     store: &mut Store,
+    versions: &mut Versions,
     planned: PlannedRollback,
     keep_tables: bool,
 ) -> JetResult<Option<StoreReadings>> {
     let PlannedRollback { open, undo, staged } = planned;
     let storage = store.storage.as_mut().ok_or(JetError::NotInitialized)?;
     storage.check_log_writable()?;
-    if store.version_store.undo_of_level(open.txn, open.level)? != undo
+    if versions.version_store.undo_of_level(open.txn, open.level)? != undo
         || !staged
             .iter()
             .all(|staged| storage.staged_is_current(staged))
@@ -430,10 +445,12 @@ fn install_rollback<R: Runtime>(
         level: open.level,
         undone: u32::try_from(undo.len()).expect("bounded by the version store"),
     })?;
-    let undone = store.version_store.rollback_level(open.txn, open.level)?;
+    let undone = versions
+        .version_store
+        .rollback_level(open.txn, open.level)?;
     debug_assert_eq!(undone, undo, "the versions rolled back are the ones undone");
     leave_level(state, session, open, keep_tables);
-    Ok(Some(StoreReadings::of(store)))
+    Ok(Some(StoreReadings::of(store, versions)))
 }
 
 /// The session one level out of `open` (out of the transaction from level 1) and, unless
@@ -505,11 +522,11 @@ fn rollback_body<R: Runtime>(
 /// Publishes the level-1 commit of `session`'s transaction, whose Commit record is durable:
 /// its versions get their commit timestamp (others see its writes from now on), the session
 /// leaves the transaction, and the tables it opened inside belong to no level any more.
-/// The caller holds the store latch (`store`) and either the session or the instance latch
-/// exclusively.
+/// The caller holds the versions' latch (`versions`) and either the session or the instance
+/// latch exclusively.
 fn publish_commit<R: Runtime>(
     state: &InstanceState<R>,
-    store: &mut Store,
+    versions: &mut Versions,
     session: SessionRef,
 ) -> JetResult<()> {
     let transaction = &session_entry(state, session).transaction;
@@ -517,7 +534,7 @@ fn publish_commit<R: Runtime>(
         .get()
         .expect("a logged commit's session is held by its committer, in its transaction");
     debug_assert_eq!(open.level, 1, "only a level-1 commit is logged");
-    let committed = store.version_store.commit_level(open.txn, 1)?;
+    let committed = versions.version_store.commit_level(open.txn, 1)?;
     debug_assert!(committed.is_some());
     transaction.set(None);
     for_each_cursor_of(state, session, |cursor| cursor.opened_at_level.lower_to(0));
@@ -539,13 +556,14 @@ fn publish_commit<R: Runtime>(
 /// log ends. The other paths that end the log wait for the committer instead: a full stop
 /// drains gated calls before its flush, and term drains every call before it shuts the log.
 pub(crate) fn publish_durable_commits<R: Runtime>(state: &InstanceState<R>) -> JetResult<()> {
-    // The store latch is free (the caller holds the instance latch exclusively); it is taken
-    // rather than reached through `store_mut` so that the sessions can be read beside it.
-    let mut store = state.store.write();
+    // The latches are free (the caller holds the instance latch exclusively); they are taken
+    // rather than reached through `store_mut` so that the sessions can be read beside them.
+    let store = state.store.read();
     let Some(flushed_lsn) = store.storage.as_ref().map(|storage| storage.flushed_lsn()) else {
         return Ok(());
     };
-    let mut durable: Vec<(Lsn, TxnId)> = store
+    let mut versions = state.versions.write();
+    let mut durable: Vec<(Lsn, TxnId)> = versions
         .logged_commits
         .iter()
         .filter(|(_, end_lsn)| **end_lsn <= flushed_lsn)
@@ -561,8 +579,8 @@ pub(crate) fn publish_durable_commits<R: Runtime>(state: &InstanceState<R>) -> J
             .find(|(_, _, s)| s.transaction.get().is_some_and(|open| open.txn == txn))
             .map(|(slot, generation, _)| SessionRef { slot, generation })
             .expect("a logged commit's session lives until its committer returns");
-        publish_commit(state, &mut store, session)?;
-        store.logged_commits.remove(&txn);
+        publish_commit(state, &mut versions, session)?;
+        versions.logged_commits.remove(&txn);
     }
     Ok(())
 }
@@ -623,7 +641,7 @@ fn rollback_level<R: Runtime>(
     keep_tables: bool,
 ) -> JetResult<()> {
     let undo = state
-        .store_mut()
+        .versions_mut()
         .version_store
         .undo_of_level(open.txn, open.level)?;
     let undone_count = u32::try_from(undo.len()).expect("bounded by the version store");
@@ -641,7 +659,7 @@ fn rollback_level<R: Runtime>(
         undone: undone_count,
     })?;
     let undone = state
-        .store_mut()
+        .versions_mut()
         .version_store
         .rollback_level(open.txn, open.level)?;
     debug_assert_eq!(undone, undo, "the versions rolled back are the ones undone");

@@ -331,25 +331,33 @@ pub struct AttachedDatabase {
     pub path: String,
 }
 
-/// The storage and the version store: what a record write changes. Behind the store latch
+/// The storage: what a record write's pages change. Behind the store latch
 /// ([`InstanceState::store`]) so that record writes, which hold the instance latch shared,
-/// can change them beside each other and beside readers: a write walks its tree holding the
-/// store latch shared and stages its pages, then installs them, its log records and its
-/// version holding it exclusively for a moment (see `api::SessionCall::run_write`). The two
-/// are behind one latch because a reader must see a record's tree value and its versions
-/// from the same moment.
+/// can change it beside each other and beside readers: a write walks its tree holding the
+/// store latch shared and stages its pages, then installs them and its log records holding it
+/// exclusively for a moment (see `api::SessionCall::run_write`).
 pub struct Store {
     /// `Some` between a successful init and term.
     pub storage: Option<Storage>,
+}
+
+/// The version store and the commits waiting for their log: what begin, commit and a record
+/// write's versions change. Behind a latch of its own ([`InstanceState::versions`]), as ESE's
+/// version store has its own critical sections, so that beginning a transaction, a nested
+/// commit and a commit's publish never wait for the store latch (cache misses' installs,
+/// write-back and log-flush bookkeeping, other writers' installs), and those never wait for
+/// them. A call that needs both takes the store latch first: a reader holds both shared for
+/// its walk, so it sees a record's tree value and its versions from the same moment, and a
+/// record write installs its pages and its version holding both exclusively.
+pub struct Versions {
     pub version_store: VersionStore,
     /// Level-1 commits whose Commit record is appended but whose versions are not yet
     /// published: transaction → the LSN just past its Commit record. The committer inserts
     /// its entry when it appends the record and removes it when it publishes, unless a
     /// `StopAndEmitLog` made the record durable first and published for it (see
-    /// `api::session::publish_durable_commits`). Beside the log and the version store,
-    /// under the store latch, because a commit holds the instance latch shared. A
-    /// `BTreeMap`, so the stop publishes in a deterministic order. Empty whenever no commit
-    /// call is in flight.
+    /// `api::session::publish_durable_commits`). Beside the version store, under its latch,
+    /// because a commit holds the instance latch shared. A `BTreeMap`, so the stop publishes
+    /// in a deterministic order. Empty whenever no commit call is in flight.
     pub logged_commits: BTreeMap<TxnId, Lsn>,
 }
 
@@ -374,6 +382,10 @@ pub struct InstanceState<R: Runtime> {
     /// instance latch exclusively reaches it with [`InstanceState::store_mut`], taking no
     /// lock.
     pub store: RwLock<R, Store>,
+    /// The versions' latch ([`crate::runtime::sync::LockRank::Versions`]), taken after the
+    /// store latch by a call that needs both. A call holding the instance latch exclusively
+    /// reaches it with [`InstanceState::versions_mut`], taking no lock.
+    pub versions: RwLock<R, Versions>,
     pub last_stop: Option<StopRecord>,
     pub stops_completed: u64,
 }
@@ -415,6 +427,12 @@ impl<R: Runtime> InstanceState<R> {
     /// The store, to a call holding the instance latch exclusively.
     pub fn store_mut(&mut self) -> &mut Store {
         self.store.get_mut()
+    }
+
+    /// The version store and the logged commits, to a call holding the instance latch
+    /// exclusively.
+    pub fn versions_mut(&mut self) -> &mut Versions {
+        self.versions.get_mut()
     }
 
     /// The storage, to a call holding the instance latch exclusively; `NotInitialized`
@@ -483,10 +501,10 @@ impl<R: Runtime> InstanceCore<R> {
                     cursors: LeafRwLock::new(LockRank::Cursors, Slots::new(CURSORS_MAX)),
                     databases: Slots::new(DATABASES_MAX),
                     storage_failed: None,
-                    store: RwLock::new(
-                        LockRank::Store,
-                        Store {
-                            storage: None,
+                    store: RwLock::new(LockRank::Store, Store { storage: None }),
+                    versions: RwLock::new(
+                        LockRank::Versions,
+                        Versions {
                             version_store,
                             logged_commits: BTreeMap::new(),
                         },

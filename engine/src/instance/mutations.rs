@@ -161,6 +161,12 @@ pub enum Mutant {
     /// sleeper flag: the last call to leave between the look and the flag sees no sleeper
     /// and wakes nobody, and the waiter sleeps for ever.
     DrainLooksBeforeSleeperFlag,
+    /// A record write records its version in a section of its own, under the versions'
+    /// latch taken after its install let go of the store latch (two short sections instead
+    /// of one): in between, a reader sees the write's new tree value with no version to hide
+    /// it, so another transaction reads a value that is not committed (and may never be),
+    /// and another writer finds no write conflict on the record.
+    VersionRecordedAfterInstall,
 }
 
 impl Mutant {
@@ -203,6 +209,7 @@ impl Mutant {
         Mutant::RoomWriteBackNotAwaited,
         Mutant::EndedSessionWakesNoWaiter,
         Mutant::DrainLooksBeforeSleeperFlag,
+        Mutant::VersionRecordedAfterInstall,
     ];
 
     const fn bit(self) -> u64 {

@@ -180,7 +180,7 @@ pub fn run_round<R: Runtime>(core: &InstanceCore<R>) -> bool {
     };
     let mut errors = 0u64;
     if orders.cleanup {
-        core.state.write().store_mut().version_store.cleanup();
+        core.state.write().versions_mut().version_store.cleanup();
     }
     if orders.flush {
         errors += flush_checkpoint(core);

@@ -20,7 +20,7 @@ pub enum LockRank {
     /// stop's drain and preparation.
     StopSerial = 10,
     /// `InstanceCore::state`, the instance latch (a reader-writer lock): sessions, cursors,
-    /// databases, and the store latch. Read-only calls, record writes, begin, commit and
+    /// databases, the store latch and the versions' latch. Read-only calls, record writes, begin, commit and
     /// rollback, opening and closing a table or a database, beginning and ending a session,
     /// setting, resetting and reading a session's context, defragment and get system
     /// parameter hold it shared, every other call (DDL, attach, detach, the other
@@ -28,29 +28,38 @@ pub enum LockRank {
     /// call holds it while it waits for a page read or a log sync (`api::SessionCall`), and
     /// no I/O is made holding it shared ([`assert_no_shared_latch_io`]).
     Instance = 20,
-    /// `InstanceState::store`, the store latch (a reader-writer lock): the storage and the
-    /// version store. Taken only under the instance latch held shared, and only for CPU work
+    /// `InstanceState::store`, the store latch (a reader-writer lock): the storage (cache,
+    /// log, files). Taken only under the instance latch held shared, and only for CPU work
     /// on cached pages (a call under the exclusive instance latch reaches the store without
     /// it): held shared by a read-only call's tree walks and by a record write's walk, which
-    /// stages its pages; held exclusively while a record write installs what it staged.
+    /// stages its pages; held exclusively while a record write installs what it staged, by
+    /// a level-1 commit's append, and for a miss's registration and install, a write-back's
+    /// and a log flush's start and end.
     Store = 21,
+    /// `InstanceState::versions`, the versions' latch (a reader-writer lock): the version
+    /// store and the logged commits. Taken under the instance latch held shared, after the
+    /// store latch when a call needs both, and only for CPU work: held shared with the store
+    /// latch by walks and plans, exclusively with it by installs and a level-1 commit's
+    /// append; alone (exclusively) by begin, a nested commit and a commit's publish, which
+    /// so wait for no cache install, write-back or log-flush bookkeeping.
+    Versions = 22,
     /// `InstanceCore::session_claims`: claims given up while a call waited for one (a claim
     /// itself is an atomic in the session, under the latch). Taken under the instance latch
     /// (either way) or alone; a call waiting for its session waits on it holding nothing
     /// else.
-    SessionClaims = 22,
+    SessionClaims = 23,
     /// `InstanceState::cursors`: the open tables, a [`LeafRwLock`] (no scheduling point):
     /// read by every call on a cursor, written by the calls that open and close tables,
     /// under the instance latch held either way; takes nothing inside.
-    Cursors = 23,
+    Cursors = 24,
     /// `InstanceCore::log_flush`: the group-commit flush count a waiting commit sleeps on.
     /// Taken under the exclusive instance latch, which the waiter then lets go of.
-    LogFlushWait = 24,
+    LogFlushWait = 25,
     /// `InstanceState::sessions`: the sessions, a [`LeafRwLock`] (no scheduling point): read
     /// briefly by every session call to take its session's `Arc` out, written by begin and
     /// end session under the instance latch held shared; takes nothing inside. Above the
     /// claims' lock, under which a waiter looks its session up.
-    Sessions = 25,
+    Sessions = 26,
     /// `Worker::state`: what the background worker is asked to do.
     WorkerState = 30,
     /// `Gate::state`: phase, a term's decision and the sleepers (the calls in flight are an
