@@ -666,3 +666,56 @@ fn rollback_level<R: Runtime>(
     leave_level(state, session, open, keep_tables);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Environment, InstanceOptions, Jet, JetResult, Mutations, StdRuntime};
+    use std::sync::{mpsc, Arc};
+    use std::time::Duration;
+
+    /// How long the test waits for a call that should not wait at all before it fails
+    /// instead of hanging.
+    const WATCHDOG: Duration = Duration::from_secs(120);
+
+    /// Begin, a nested begin and its commit change the version store under the versions'
+    /// latch alone: they complete while another thread holds the store latch exclusively (as
+    /// a cache miss's install, a write-back's or a log flush's bookkeeping, or another
+    /// writer's install does). The level-1 commit appends its record under the store latch,
+    /// so it completes once the latch is let go.
+    #[test]
+    fn begin_and_a_nested_commit_complete_while_the_store_latch_is_held() {
+        let jet = Arc::new(Jet::<StdRuntime>::new(Environment::in_memory()));
+        // No background thread: a waiting exclusive taker of the instance latch would hold
+        // the caller's shared one back, whatever the store latch does.
+        let options = InstanceOptions {
+            background_thread: false,
+            mutations: Mutations::NONE,
+        };
+        let instance = jet.create_instance_with("versions", options).unwrap();
+        jet.init(instance).unwrap();
+        let session = jet.begin_session(instance).unwrap();
+        let core = jet.core(instance).unwrap();
+        let state = core.state.read();
+        let store = state.store.write();
+        let (done, finished) = mpsc::channel();
+        let caller = {
+            let jet = Arc::clone(&jet);
+            std::thread::spawn(move || {
+                let nested = (|| -> JetResult<()> {
+                    jet.begin_transaction(session)?;
+                    jet.begin_transaction(session)?;
+                    jet.commit_transaction(session)
+                })();
+                done.send(nested).unwrap();
+                jet.commit_transaction(session)
+            })
+        };
+        let nested = finished
+            .recv_timeout(WATCHDOG)
+            .expect("begin or a nested commit waited for the store latch");
+        assert_eq!(nested, Ok(()));
+        drop(store);
+        drop(state);
+        assert_eq!(caller.join().unwrap(), Ok(()));
+    }
+}
