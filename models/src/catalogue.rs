@@ -414,7 +414,7 @@ pub const CATALOGUE: &[Entry] = &[
             StopModel::GroupCommit,
             Some(3),
             Property::CommitDurable,
-            389,
+            350,
         ),
         // The crash switch's cut right after an acknowledged commit, when the commit
         // returned while another's log flush was in flight.
@@ -554,7 +554,7 @@ pub const CATALOGUE: &[Entry] = &[
             StopModel::StagedWriters,
             STAGED_WRITERS_LOOM_BOUND,
             Property::WritesKept,
-            285,
+            267,
         ),
         sim: sim(
             &[

@@ -642,14 +642,15 @@ fn check_name(message: &str) -> String {
 /// iteration budget, and the real engine passes the same seed for as many executions.
 /// Prints executions to first detection (median, max) and which checks fired.
 fn teeth(mutant: Mutant, sched: Sched) {
-    teeth_on(STOP_RULE, mutant, sched, usize::MAX);
+    teeth_on(STOP_RULE, mutant, sched, usize::MAX, 1000);
 }
 
 /// [`teeth`] on a workload of another shape, required to catch `mutant` on at least
-/// `caught_min` of the seeds (all of them when there are fewer).
-fn teeth_on(shape: Workload, mutant: Mutant, sched: Sched, caught_min: usize) {
+/// `caught_min` of the seeds (all of them when there are fewer) within `budget` executions
+/// each (`JETSIM_SHUTTLE_ITERATIONS` overrides it).
+fn teeth_on(shape: Workload, mutant: Mutant, sched: Sched, caught_min: usize, budget: usize) {
     let seeds = env_usize("JETSIM_SHUTTLE_TEETH_SEEDS").unwrap_or(4) as u64;
-    let budget = iterations(1000);
+    let budget = iterations(budget);
     let mut at = Vec::new();
     let mut why: BTreeMap<String, usize> = BTreeMap::new();
     let mut missed = Vec::new();
@@ -699,19 +700,20 @@ fn stop_flag_last_is_caught_pct() {
 /// Admission is lock-free, so the check-then-act window is the caller's one step between its
 /// look at the phase (under the gate's mutex) and its count: uniform random choices among
 /// the sessions, the stopper and the background thread rarely land the stopper's close
-/// there, and every scheduling point a call gains elsewhere (the versions' latch gave begin,
-/// commit and every read one) makes it rarer. PCT, whose priorities hold the caller still,
-/// catches it on every seed within a few hundred. Here one session makes eight rounds, and
-/// random must catch it on one seed of four within the budget (measured: 1 of 4, at
-/// execution 703; 2 of 8 seeds, at 38 and 703; with four sessions, 0 of 8).
+/// there, and every scheduling point a call gains elsewhere makes it rarer (the versions'
+/// latch moved it: with four sessions, 0 of 8 seeds within 1,000 executions). PCT, whose
+/// priorities hold the caller still, catches it on every seed within a few hundred. Here two
+/// sessions make three rounds, and random must catch it on half the seeds within 4,000
+/// executions each (measured: 2 of 4, at executions 952 and 995, the same with four rounds;
+/// with four rounds, 4 of 8 within 1,000).
 #[test]
 fn check_then_act_gate_is_caught_random() {
     let shape = Workload {
-        sessions: 1,
-        rounds: 8,
+        sessions: 2,
+        rounds: 3,
         ..STOP_RULE
     };
-    teeth_on(shape, Mutant::CheckThenActGate, Sched::Random, 1);
+    teeth_on(shape, Mutant::CheckThenActGate, Sched::Random, 2, 4000);
 }
 
 #[test]

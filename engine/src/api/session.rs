@@ -160,42 +160,45 @@ impl<R: Runtime> Jet<R> {
     }
 
     /// `JetBeginTransaction`: level 1 takes a snapshot; up to 7 levels nest. Holds the
-    /// instance latch shared: it changes only its own session and, under the versions' latch,
-    /// the version store, so it runs beside reads and record writes and never waits for the
-    /// store latch.
+    /// instance latch shared: it changes only its own session and, for level 1, under the
+    /// versions' latch, the version store, so it runs beside reads and record writes and
+    /// never waits for the store latch. A nested level changes only the session's
+    /// transaction cell, which only the call holding the session changes: no latch at all.
     pub fn begin_transaction(&self, sesid: SessionHandle) -> JetResult<()> {
         self.with_session_call(
             sesid,
             JetCall::BeginTransaction,
             LatchMode::Shared,
             |call| {
-                call.run_versions(&mut |core, state, session, versions| {
-                    let transaction = &session_entry(state, session).transaction;
-                    let level_max = if core
-                        .options
-                        .mutations
-                        .is_active(Mutant::TransactionLimitOffByOne)
-                    {
-                        TRANSACTION_LEVEL_MAX + 1
-                    } else {
-                        TRANSACTION_LEVEL_MAX
-                    };
-                    let next = match transaction.get() {
-                        None => OpenTransaction {
+                let level_max = if call
+                    .core()
+                    .options
+                    .mutations
+                    .is_active(Mutant::TransactionLimitOffByOne)
+                {
+                    TRANSACTION_LEVEL_MAX + 1
+                } else {
+                    TRANSACTION_LEVEL_MAX
+                };
+                let open =
+                    call.look(|state, session| session_entry(state, session).transaction.get());
+                let next = match open {
+                    None => call.run_versions(&mut |_, _, _, versions| {
+                        Ok(OpenTransaction {
                             txn: versions.version_store.begin(),
                             level: 1,
-                        },
-                        Some(open) if open.level >= level_max => {
-                            return Err(JetError::TransTooDeep)
-                        }
-                        Some(open) => OpenTransaction {
-                            level: open.level + 1,
-                            ..open
-                        },
-                    };
-                    transaction.set(Some(next));
-                    Ok(())
-                })
+                        })
+                    })?,
+                    Some(open) if open.level >= level_max => return Err(JetError::TransTooDeep),
+                    Some(open) => OpenTransaction {
+                        level: open.level + 1,
+                        ..open
+                    },
+                };
+                call.look(|state, session| {
+                    session_entry(state, session).transaction.set(Some(next))
+                });
+                Ok(())
             },
         )
     }
@@ -220,34 +223,30 @@ impl<R: Runtime> Jet<R> {
             JetCall::CommitTransaction,
             LatchMode::Shared,
             |call| {
-                let nested = call.run_versions(&mut |_, state, session, versions| {
-                    let transaction = &session_entry(state, session).transaction;
-                    let open = transaction.get().ok_or(JetError::NotInTransaction)?;
-                    if open.level > 1 {
+                // The session's transaction is a cell only the call holding the session
+                // changes: read with no latch, so a level-1 commit takes one section less.
+                let open = call
+                    .look(|state, session| session_entry(state, session).transaction.get())
+                    .ok_or(JetError::NotInTransaction)?;
+                if open.level > 1 {
+                    return call.run_versions(&mut |_, state, session, versions| {
                         versions.version_store.commit_level(open.txn, open.level)?;
-                        transaction.set(Some(OpenTransaction {
-                            level: open.level - 1,
-                            ..open
-                        }));
+                        let new_level = open.level - 1;
+                        session_entry(state, session)
+                            .transaction
+                            .set(Some(OpenTransaction {
+                                level: new_level,
+                                ..open
+                            }));
                         // Tables opened inside the committed level now belong to the
                         // enclosing one.
-                        let new_level = open.level - 1;
                         for_each_cursor_of(state, session, |cursor| {
                             cursor.opened_at_level.lower_to(new_level);
                         });
-                        return Ok(true);
-                    }
-                    Ok(false)
-                })?;
-                if nested {
-                    return Ok(());
+                        Ok(())
+                    });
                 }
-                let logged = call.run_store(&mut |core, state, session, store, versions| {
-                    // The call holds its session: still at level 1.
-                    let open = session_entry(state, session)
-                        .transaction
-                        .get()
-                        .expect("a committer holds its session, in its transaction");
+                let logged = call.run_store(&mut |core, _, _, store, versions| {
                     let crate::instance::Versions {
                         version_store,
                         logged_commits,
