@@ -286,7 +286,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         mutant: "AllowlistMissingRollback",
-        loom: loom(StopModel::AllowlistRollback, None, Property::Allowlist, 523),
+        loom: loom(StopModel::AllowlistRollback, None, Property::Allowlist, 751),
         sim: sim(&[Rule::StopRule], Scheduling::Pct, 50),
         crash_tests: None,
         sweep_test: None,

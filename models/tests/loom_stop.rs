@@ -105,8 +105,8 @@ fn gate_begin_transaction_vs_stop() {
 fn gate_commit_vs_stop() {
     // Unbounded: 3 loom threads (main blocked in join), small space.
     let (executions, coverage) = passes(StopModel::GateCommit);
-    assert_eq!(executions, 4683);
-    assert_eq!(coverage, [216, 4131, 336]);
+    assert_eq!(executions, 7101);
+    assert_eq!(coverage, [216, 6549, 336]);
 }
 
 #[test]
@@ -120,12 +120,12 @@ fn gate_main_stops() {
 
 #[test]
 fn allowlist_rollback_vs_stop() {
-    assert_eq!(executions(StopModel::AllowlistRollback), 3840);
+    assert_eq!(executions(StopModel::AllowlistRollback), 12072);
 }
 
 #[test]
 fn allowlist_end_session_vs_stop() {
-    assert_eq!(executions(StopModel::AllowlistEndSession), 3840);
+    assert_eq!(executions(StopModel::AllowlistEndSession), 12072);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -254,7 +254,7 @@ teeth! {
     /// the stop returned (it would also be admitted after the stop, the next property).
     catches_allowlist_extra_commit: AllowlistExtraCommit in GateCommit breaks FinishedAfterStop at 43;
     catches_checkpoint_quiesce_skipped: CheckpointQuiesceSkipped in GateCommit breaks NotQuiesced at 1;
-    catches_allowlist_missing_rollback: AllowlistMissingRollback in AllowlistRollback breaks Allowlist at 523;
+    catches_allowlist_missing_rollback: AllowlistMissingRollback in AllowlistRollback breaks Allowlist at 751;
     /// The engine's `Gate::finish_term` asserts no call is in flight; loom reaches that
     /// assertion before this model's own property.
     catches_term_does_not_wait: TermDoesNotWait in TermWaits breaks EngineTermInFlight at 13;

@@ -137,7 +137,7 @@ fn full_stop<R: Runtime>(core: &InstanceCore<R>) -> JetResult<Option<Vec<StopSte
 
 /// One cleanup pass now, and the background's cleanup signalled.
 fn signal_version_cleanup<R: Runtime>(core: &InstanceCore<R>) -> StopStep {
-    core.state.write().versions_mut().version_store.cleanup();
+    crate::instance::worker::clean_versions(core);
     let mut before = None;
     let mut after = None;
     core.worker.signal(|w| {

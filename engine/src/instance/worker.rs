@@ -180,7 +180,7 @@ pub fn run_round<R: Runtime>(core: &InstanceCore<R>) -> bool {
     };
     let mut errors = 0u64;
     if orders.cleanup {
-        core.state.write().versions_mut().version_store.cleanup();
+        clean_versions(core);
     }
     if orders.flush {
         errors += flush_checkpoint(core);
@@ -194,10 +194,11 @@ pub fn run_round<R: Runtime>(core: &InstanceCore<R>) -> bool {
     // Defrag dirties pages; if that pushed the checkpoint past its target, flush next round.
     let flush_next = defrag.steps > 0 && {
         let quiesced = core.worker.state.lock().caches_quiesced;
-        let mut state = core.state.write();
+        // A look: the latches shared.
+        let state = core.state.read();
         let target = checkpoint_target_bytes(quiesced, &state);
-        state
-            .store_mut()
+        let store = state.store.read();
+        store
             .storage
             .as_ref()
             .is_some_and(|storage| storage.checkpoint_depth_bytes() > target)
@@ -250,6 +251,17 @@ fn take_orders<R: Runtime>(core: &InstanceCore<R>) -> Option<Orders> {
 
 /// The checkpoint depth the flusher aims at: none once a stop quiesced the caches, else the
 /// instance's `checkpoint_depth_max_bytes`.
+/// One version cleanup, beside calls: under the instance latch held shared and the
+/// versions' latch held exclusively, as ESE's version-store cleanup runs beside sessions.
+/// Sound beside every call the shared latch admits: cleanup drops only versions committed
+/// at or before the oldest active snapshot, which no reader's visible value and no
+/// writer's conflict check depends on, so a plan made before it is still right after it.
+pub fn clean_versions<R: Runtime>(core: &InstanceCore<R>) -> u64 {
+    let state = core.state.read();
+    let removed = state.versions.write().version_store.cleanup();
+    removed
+}
+
 fn checkpoint_target_bytes<R: Runtime>(quiesced: bool, state: &InstanceState<R>) -> u64 {
     if quiesced {
         0
@@ -499,4 +511,43 @@ fn defrag_pass<R: Runtime>(core: &InstanceCore<R>) -> DefragPass {
         }
     }
     pass
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_versions;
+    use crate::{Environment, InstanceOptions, Jet, Mutations, StdRuntime};
+    use std::sync::{mpsc, Arc};
+    use std::time::Duration;
+
+    /// How long the test waits for a cleanup that should not wait at all before it fails
+    /// instead of hanging.
+    const WATCHDOG: Duration = Duration::from_secs(120);
+
+    /// A version cleanup runs beside calls: it completes while a call holds the instance
+    /// latch shared (here, the test thread in a transaction's place), where a cleanup under
+    /// the exclusive latch would wait for every call in the instance to leave it.
+    #[test]
+    fn a_version_cleanup_runs_while_a_call_holds_the_instance_latch_shared() {
+        let jet = Jet::<StdRuntime>::new(Environment::in_memory());
+        let options = InstanceOptions {
+            background_thread: false,
+            mutations: Mutations::NONE,
+        };
+        let instance = jet.create_instance_with("cleanup", options).unwrap();
+        jet.init(instance).unwrap();
+        let core = jet.core(instance).unwrap();
+        let state = core.state.read();
+        let (done, finished) = mpsc::channel();
+        let cleaner = {
+            let core = Arc::clone(&core);
+            std::thread::spawn(move || done.send(clean_versions(&core)).unwrap())
+        };
+        let removed = finished
+            .recv_timeout(WATCHDOG)
+            .expect("the cleanup waited for the shared instance latch");
+        assert_eq!(removed, 0, "a fresh instance has no versions");
+        drop(state);
+        cleaner.join().unwrap();
+    }
 }
