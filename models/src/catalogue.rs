@@ -584,7 +584,7 @@ pub const CATALOGUE: &[Entry] = &[
             StopModel::EvictionsVsWriteBack,
             EVICTIONS_LOOM_BOUND,
             Property::PagesKept,
-            126,
+            216,
         ),
         sim: sim(
             &[Rule::Durability, Rule::Linearizability, Rule::NoPanic],
@@ -610,7 +610,7 @@ pub const CATALOGUE: &[Entry] = &[
             StopModel::StopFlushVsWriteBack,
             WRITE_BACK_LOOM_BOUND,
             Property::PagesKept,
-            291,
+            426,
         ),
         sim: sim(
             &[Rule::Durability, Rule::FailureAtomicity],

@@ -127,8 +127,9 @@ pub enum Mutant {
     /// sync wherever lock ranks are checked.
     CommitSyncUnderLatch,
     /// The background flush writes its batch back (and persists the checkpoint) holding the
-    /// exclusive instance latch it prepared the batch under: every session waits for the
-    /// disk. The write-back's [`crate::runtime::sync::Unlatched`] proof fails at the first
+    /// latches it prepared the batch under (the instance latch shared and the store latch
+    /// exclusively; the instance latch exclusively on its fallback path): every walk in the
+    /// instance waits for the disk. The write-back's [`crate::runtime::sync::Unlatched`] proof fails at the first
     /// batch wherever lock ranks are checked.
     WriteBackUnderLatch,
     /// A stop parks online defrag without waiting for the pass in progress: the stop returns

@@ -274,13 +274,15 @@ fn checkpoint_target_bytes<R: Runtime>(quiesced: bool, state: &InstanceState<R>)
 /// checkpoint. Returns the errors (0 or 1).
 ///
 /// The pages are written in batches with no lock held: each batch is copied under the
-/// instance latch, written and synced holding nothing (calls run meanwhile, and may change
-/// the pages again), then ended under the latch ([`crate::storage::WriteBackBatch`]). While a
-/// batch's I/O is out, [`WorkerState::write_backs_in_flight`] counts it; a call that writes pages
-/// back itself (a stop's flush, a detach, a smaller cache) waits for it first
-/// ([`wait_for_write_back`]). When the oldest dirty page waits for its log record, the log
-/// is flushed with no latch held too ([`flush_log_unlatched`]), and so is the checkpoint
-/// ([`persist_checkpoint_unlatched`]).
+/// instance latch held shared and the store latch held exclusively, as a call's write-back
+/// for room is (so sessions that need only the instance latch, or other latches, go on
+/// meanwhile), written and synced holding nothing (calls run meanwhile, and may change the
+/// pages again), then ended under the same latches ([`crate::storage::WriteBackBatch`]).
+/// While a batch's I/O is out, [`WorkerState::write_backs_in_flight`] counts it; a call that
+/// writes pages back itself (a stop's flush, a detach, a smaller cache) waits for it first
+/// ([`wait_for_write_back`]). The rarer steps are taken under the exclusive instance latch:
+/// when the oldest dirty page waits for its log record, the log is flushed with no latch
+/// held ([`flush_log_unlatched`]), and so is the checkpoint ([`persist_checkpoint_unlatched`]).
 fn flush_checkpoint<R: Runtime>(core: &InstanceCore<R>) -> u64 {
     let quiesced = core.worker.state.lock().caches_quiesced;
     // Set once the log was flushed with no latch held for the oldest page: if the page waits
@@ -288,6 +290,12 @@ fn flush_checkpoint<R: Runtime>(core: &InstanceCore<R>) -> u64 {
     // the round cannot chase a page that keeps changing.
     let mut log_flushed_unlatched = false;
     loop {
+        match write_back_batch_shared(core, quiesced) {
+            SharedWriteBack::Written => continue,
+            SharedWriteBack::Failed => return 1,
+            SharedWriteBack::Closed => return 0,
+            SharedWriteBack::NoBatch => {}
+        }
         let mut state = core.state.write();
         let target = checkpoint_target_bytes(quiesced, &state);
         let Some(storage) = state.store_mut().storage.as_mut() else {
@@ -334,6 +342,82 @@ fn flush_checkpoint<R: Runtime>(core: &InstanceCore<R>) -> u64 {
         if finished.is_err() {
             return 1;
         }
+    }
+}
+
+/// What [`write_back_batch_shared`] did.
+enum SharedWriteBack {
+    /// A batch was written back and ended.
+    Written,
+    /// An I/O error (the storage is fail-stop now).
+    Failed,
+    /// No storage (term).
+    Closed,
+    /// No batch to write: the checkpoint is within its target, or the oldest dirty page
+    /// waits for its log record; the caller decides under the exclusive latch.
+    NoBatch,
+}
+
+/// One batch of the checkpoint flush under the shared latches: prepared and ended under the
+/// instance latch held shared and the store latch held exclusively, written holding
+/// nothing (the planted `WriteBackUnderLatch` keeps the latches across the I/O).
+fn write_back_batch_shared<R: Runtime>(core: &InstanceCore<R>, quiesced: bool) -> SharedWriteBack {
+    let under_latch = core
+        .options
+        .mutations
+        .is_active(Mutant::WriteBackUnderLatch);
+    let batch = {
+        let state = core.state.read();
+        let target = checkpoint_target_bytes(quiesced, &state);
+        let mut store = state.store.write();
+        let Some(storage) = store.storage.as_mut() else {
+            return SharedWriteBack::Closed;
+        };
+        storage.set_activity(Activity::CheckpointFlush);
+        let started = storage.begin_write_back(target);
+        storage.set_activity(Activity::Call);
+        let batch = match started {
+            Ok(WriteBackStart::Batch(batch)) => batch,
+            Ok(WriteBackStart::Shallow | WriteBackStart::LogFirst) => {
+                return SharedWriteBack::NoBatch
+            }
+            Err(_) => return SharedWriteBack::Failed,
+        };
+        // Counted under the latch that prepared it: a stop's flush, under the exclusive
+        // latch, waits for it from the moment its frames are in flight.
+        write_back_began(core);
+        if under_latch {
+            // Planted bug: the write-back's I/O made holding the latches it was prepared
+            // under.
+            let written = batch.write_and_sync(unlatched::<R>());
+            write_back_ended(core);
+            return finish_batch(storage, batch, written);
+        }
+        batch
+    };
+    let written = batch.write_and_sync(unlatched::<R>());
+    write_back_ended(core);
+    let state = core.state.read();
+    let mut store = state.store.write();
+    let storage = store
+        .storage
+        .as_mut()
+        .expect("term waits for the round that wrote the batch");
+    finish_batch(storage, batch, written)
+}
+
+/// Ends a checkpoint-flush batch whose I/O ended with `written`.
+fn finish_batch(
+    storage: &mut crate::storage::Storage,
+    batch: crate::storage::WriteBackBatch,
+    written: JetResult<()>,
+) -> SharedWriteBack {
+    storage.set_activity(Activity::CheckpointFlush);
+    let finished = storage.finish_write_back(batch, written);
+    storage.set_activity(Activity::Call);
+    match finished {
+        Ok(_) => SharedWriteBack::Written,
+        Err(_) => SharedWriteBack::Failed,
     }
 }
 

@@ -33,8 +33,9 @@ pub enum LockRank {
     /// on cached pages (a call under the exclusive instance latch reaches the store without
     /// it): held shared by a read-only call's tree walks and by a record write's walk, which
     /// stages its pages; held exclusively while a record write installs what it staged, by
-    /// a level-1 commit's append, and for a miss's registration and install, a write-back's
-    /// and a log flush's start and end.
+    /// a level-1 commit's append, and for a miss's registration and install, a write-back
+    /// batch's (a call's for room, the background checkpoint flush's) and a log flush's start
+    /// and end.
     Store = 21,
     /// `InstanceState::versions`, the versions' latch (a reader-writer lock): the version
     /// store and the logged commits. Taken under the instance latch held shared, after the
