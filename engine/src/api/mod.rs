@@ -160,8 +160,8 @@ impl<R: Runtime, T, F> StoreBody<R, T> for F where
 }
 
 /// A session call's body that changes only its own session (its transaction, its cursors'
-/// levels) and, under the versions' latch held exclusively, the version store: begin, a
-/// nested commit, a commit's publish ([`SessionCall::run_versions`]). It takes no store
+/// levels) and, under the versions' latch held exclusively, the version store: a level-1
+/// begin, a nested commit, a commit's publish ([`SessionCall::run_versions`]). It takes no store
 /// latch, so it waits for no cache install, write-back or log-flush bookkeeping.
 pub(crate) trait VersionsBody<R: Runtime, T>:
     FnMut(&InstanceCore<R>, &InstanceState<R>, SessionRef, &mut Versions) -> JetResult<T>
@@ -1202,5 +1202,33 @@ impl<R: Runtime> Drop for Jet<R> {
         for core in cores {
             instance::stop_worker(&core);
         }
+    }
+}
+
+/// Set-ups the engine's own unit tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{InstanceHandle, Jet};
+    use crate::{Environment, InstanceOptions, Mutations, StdRuntime};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// How long a test waits for a call that should not wait at all before it fails instead
+    /// of hanging.
+    pub(crate) const WATCHDOG: Duration = Duration::from_secs(120);
+
+    /// A std engine on an in-memory disk with one initialized instance named `name` and no
+    /// background thread: a test that holds a latch itself must not have the worker wait
+    /// for the instance latch exclusively, which would hold back the shared takers it waits
+    /// for.
+    pub(crate) fn instance_without_worker(name: &str) -> (Arc<Jet<StdRuntime>>, InstanceHandle) {
+        let jet = Arc::new(Jet::<StdRuntime>::new(Environment::in_memory()));
+        let options = InstanceOptions {
+            background_thread: false,
+            mutations: Mutations::NONE,
+        };
+        let instance = jet.create_instance_with(name, options).unwrap();
+        jet.init(instance).unwrap();
+        (jet, instance)
     }
 }

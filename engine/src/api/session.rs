@@ -668,13 +668,9 @@ fn rollback_level<R: Runtime>(
 
 #[cfg(test)]
 mod tests {
-    use crate::{Environment, InstanceOptions, Jet, JetResult, Mutations, StdRuntime};
+    use crate::api::test_support::{instance_without_worker, WATCHDOG};
+    use crate::JetResult;
     use std::sync::{mpsc, Arc};
-    use std::time::Duration;
-
-    /// How long the test waits for a call that should not wait at all before it fails
-    /// instead of hanging.
-    const WATCHDOG: Duration = Duration::from_secs(120);
 
     /// Begin, a nested begin and its commit change the version store under the versions'
     /// latch alone: they complete while another thread holds the store latch exclusively (as
@@ -683,15 +679,7 @@ mod tests {
     /// so it completes once the latch is let go.
     #[test]
     fn begin_and_a_nested_commit_complete_while_the_store_latch_is_held() {
-        let jet = Arc::new(Jet::<StdRuntime>::new(Environment::in_memory()));
-        // No background thread: a waiting exclusive taker of the instance latch would hold
-        // the caller's shared one back, whatever the store latch does.
-        let options = InstanceOptions {
-            background_thread: false,
-            mutations: Mutations::NONE,
-        };
-        let instance = jet.create_instance_with("versions", options).unwrap();
-        jet.init(instance).unwrap();
+        let (jet, instance) = instance_without_worker("versions");
         let session = jet.begin_session(instance).unwrap();
         let core = jet.core(instance).unwrap();
         let state = core.state.read();

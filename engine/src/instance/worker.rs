@@ -600,26 +600,15 @@ fn defrag_pass<R: Runtime>(core: &InstanceCore<R>) -> DefragPass {
 #[cfg(test)]
 mod tests {
     use super::clean_versions;
-    use crate::{Environment, InstanceOptions, Jet, Mutations, StdRuntime};
+    use crate::api::test_support::{instance_without_worker, WATCHDOG};
     use std::sync::{mpsc, Arc};
-    use std::time::Duration;
-
-    /// How long the test waits for a cleanup that should not wait at all before it fails
-    /// instead of hanging.
-    const WATCHDOG: Duration = Duration::from_secs(120);
 
     /// A version cleanup runs beside calls: it completes while a call holds the instance
     /// latch shared (here, the test thread in a transaction's place), where a cleanup under
     /// the exclusive latch would wait for every call in the instance to leave it.
     #[test]
     fn a_version_cleanup_runs_while_a_call_holds_the_instance_latch_shared() {
-        let jet = Jet::<StdRuntime>::new(Environment::in_memory());
-        let options = InstanceOptions {
-            background_thread: false,
-            mutations: Mutations::NONE,
-        };
-        let instance = jet.create_instance_with("cleanup", options).unwrap();
-        jet.init(instance).unwrap();
+        let (jet, instance) = instance_without_worker("cleanup");
         let core = jet.core(instance).unwrap();
         let state = core.state.read();
         let (done, finished) = mpsc::channel();
