@@ -1014,15 +1014,17 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
         let mut gathered = R::GROUP_COMMIT_SPINS == 0;
         loop {
             let step = self.with_store(|store, state| -> JetResult<DurableStep> {
+                let storage = store.storage.as_mut().ok_or(JetError::NotInitialized)?;
+                if storage.flushed_lsn() > lsn {
+                    return Ok(DurableStep::Durable);
+                }
+                // Only a commit not yet durable counts who may join its flush: a durable one
+                // takes no versions' latch (a scheduling point less under the checkers).
                 let versions = state.versions.read();
                 let uncommitted_elsewhere = versions
                     .version_store
                     .open_transactions()
                     .saturating_sub(versions.logged_commits.len());
-                let storage = store.storage.as_mut().ok_or(JetError::NotInitialized)?;
-                if storage.flushed_lsn() > lsn {
-                    return Ok(DurableStep::Durable);
-                }
                 // Calls in flight beside this one that may yet append a Commit record: not
                 // the committers whose records wait for the log with this one's.
                 let callers_elsewhere = || {

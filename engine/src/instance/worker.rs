@@ -249,8 +249,6 @@ fn take_orders<R: Runtime>(core: &InstanceCore<R>) -> Option<Orders> {
     Some(orders)
 }
 
-/// The checkpoint depth the flusher aims at: none once a stop quiesced the caches, else the
-/// instance's `checkpoint_depth_max_bytes`.
 /// One version cleanup, beside calls: under the instance latch held shared and the
 /// versions' latch held exclusively, as ESE's version-store cleanup runs beside sessions.
 /// Sound beside every call the shared latch admits: cleanup drops only versions committed
@@ -262,6 +260,8 @@ pub fn clean_versions<R: Runtime>(core: &InstanceCore<R>) -> u64 {
     removed
 }
 
+/// The checkpoint depth the flusher aims at: none once a stop quiesced the caches, else the
+/// instance's `checkpoint_depth_max_bytes`.
 fn checkpoint_target_bytes<R: Runtime>(quiesced: bool, state: &InstanceState<R>) -> u64 {
     if quiesced {
         0

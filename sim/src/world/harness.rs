@@ -27,7 +27,7 @@ use jetsim_engine::{
     SessionHandle, SystemParameter, TableHandle, TermOutcome,
 };
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// The database every run uses.
@@ -204,6 +204,9 @@ struct SlowDisk {
     /// Scheduling points the run's slow operations have spent waiting so far: once
     /// [`SLOW_IO_RUN_YIELDS_MAX`], the disk serves at once for the rest of the run.
     yields: AtomicU64,
+    /// Whether a wait ends once the scheduler runs no other thread
+    /// ([`SLOW_IO_ALONE_YIELDS_MAX`]): not under URW.
+    ends_when_alone: AtomicBool,
 }
 
 /// The slow disk's write waits draw from their own stream of the run's seed (not the
@@ -214,6 +217,20 @@ const WRITE_WAITS_STREAM: u64 = 0x3A17_3A17_3A17_3A17;
 /// which no thread invoked or ended a call or used the disk: then the others are waiting (for
 /// this thread, or for nothing it will see happen).
 const SLOW_IO_IDLE_YIELDS_MAX: u32 = 256;
+
+/// Under the random and PCT schedulers, a slow read or write stops waiting after this many
+/// of its yields in a row after which the scheduler ran no other thread at all: then every
+/// other thread is blocked or finished (under PCT a yield lowers the yielder's priority, so
+/// one such yield already says so; under the random scheduler, with one other thread
+/// runnable, 16 in a row happen by chance once in 65,536 waits, and then the read merely
+/// ends early). Without it such a wait spent [`SLOW_IO_IDLE_YIELDS_MAX`] points for
+/// nothing: a fifth of a default run's scheduling points (`cargo bench -p jetsim --bench
+/// interleavings`). Not under URW, which picks a thread in proportion to the points it
+/// estimates the thread has left, and counts a waiter's yields among them: a waiter is
+/// picked again and again while others could run, and its waits, ended early, caught the
+/// write-back bugs of the mutation table (`FrameEvictedDuringWriteBack`,
+/// `StopFlushBesideWriteBack`) later or not at all.
+const SLOW_IO_ALONE_YIELDS_MAX: u32 = 16;
 
 /// Scheduling points a run may take before shuttle fails it as a livelock.
 const RUN_STEPS_MAX: u64 = 2_000_000;
@@ -226,7 +243,14 @@ const SLOW_IO_RUN_YIELDS_MAX: u64 = RUN_STEPS_MAX / 4;
 
 impl SlowDisk {
     /// The workload begins: reads (and writes) are slow from now on, if the run's disk is.
-    fn start(&self, read_latency_ops: u32, write_latency_ops: u32, seed: u64) {
+    fn start(&self, config: &RunConfig) {
+        let (read_latency_ops, write_latency_ops, seed) = (
+            config.read_latency_ops,
+            config.write_latency_ops,
+            config.seed,
+        );
+        self.ends_when_alone
+            .store(!matches!(config.schedule, Schedule::Urw), Ordering::Relaxed);
         self.read_latency_ops
             .store(u64::from(read_latency_ops), Ordering::Relaxed);
         self.write_latency_ops
@@ -264,13 +288,26 @@ impl SlowDisk {
         }
         let until = self.ops.load(Ordering::Relaxed) + latency_ops;
         let progress = || self.ops.load(Ordering::Relaxed) + steps.load(Ordering::SeqCst);
-        let mut idle = 0;
+        let alone_max = match self.ends_when_alone.load(Ordering::Relaxed) {
+            true => SLOW_IO_ALONE_YIELDS_MAX,
+            false => u32::MAX,
+        };
+        let (mut idle, mut alone) = (0, 0);
         while self.ops.load(Ordering::Relaxed) < until
             && idle < SLOW_IO_IDLE_YIELDS_MAX
+            && alone < alone_max
             && self.yields.fetch_add(1, Ordering::Relaxed) < SLOW_IO_RUN_YIELDS_MAX
         {
             let before = progress();
+            // Reading shuttle's count of scheduling points is no scheduling point itself.
+            let points_before = shuttle::current::context_switches();
             shuttle::thread::yield_now();
+            // Only this yield's own point: the scheduler found no other thread to run.
+            alone = if shuttle::current::context_switches() == points_before + 1 {
+                alone + 1
+            } else {
+                0
+            };
             idle = if progress() == before { idle + 1 } else { 0 };
         }
     }
@@ -1663,11 +1700,7 @@ fn start(config: &RunConfig, mutations: Mutations) -> Started {
         .expect("the instance under test exists");
     let marks_at_start = marks.counts();
     let ops_at_start = io.mutating_ops();
-    tap.slow_disk.start(
-        config.read_latency_ops,
-        config.write_latency_ops,
-        config.seed,
-    );
+    tap.slow_disk.start(config);
     if let Some(faults) = config.faults {
         io.set_faults_enabled(true);
         if let Some(ops) = faults.power_cut_after_ops {
