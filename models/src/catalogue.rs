@@ -226,6 +226,11 @@ const DRAIN_LOOKS_EARLY_MAX: u64 = 1_000;
 /// `VersionRecordedAfterInstall`: first detection from start 0 at seed 22 (mix), 35 of 2,000
 /// default seeds.
 const VERSION_AFTER_INSTALL_MAX: u64 = 1_000;
+/// `DefragStepNotRevalidated`: first detection from start 0 at seed 1,024 (mix), 13 of
+/// 10,000 default seeds (its sure checker is the loom model).
+const DEFRAG_NOT_REVALIDATED_MAX: u64 = 5_000;
+/// `StopModel::DefragBesideWriter`'s own bound.
+const DEFRAG_WRITER_LOOM_BOUND: Option<usize> = Some(2);
 /// `StopModel::EvictionsVsWriteBack`'s own bound.
 const EVICTIONS_LOOM_BOUND: Option<usize> = Some(1);
 
@@ -760,6 +765,28 @@ pub const CATALOGUE: &[Entry] = &[
             &[Rule::Linearizability],
             Scheduling::Mix,
             VERSION_AFTER_INSTALL_MAX,
+        ),
+        crash_tests: None,
+        sweep_test: None,
+        concurrency_test: None,
+    },
+    Entry {
+        mutant: "DefragStepNotRevalidated",
+        // Online defrag's step, staged under the shared latches beside calls, installs its
+        // merged node over a record write installed since: the write is undone in the tree
+        // (a record seen, counted or moved to that no order explains: linearizability; a
+        // deleted record back at the end: failure-atomicity). loom: main's replace and
+        // insert into the leaf the worker's step merges.
+        loom: loom(
+            StopModel::DefragBesideWriter,
+            DEFRAG_WRITER_LOOM_BOUND,
+            Property::WritesKept,
+            965,
+        ),
+        sim: sim(
+            &[Rule::Linearizability, Rule::FailureAtomicity],
+            Scheduling::Mix,
+            DEFRAG_NOT_REVALIDATED_MAX,
         ),
         crash_tests: None,
         sweep_test: None,

@@ -83,9 +83,10 @@ const P_COMMIT_DURABLE: &str = "DURABLE: an acknowledged commit was lost by a cr
 /// A read-only call under the shared instance latch saw something other than the committed
 /// record (or failed).
 const P_SHARED_READ: &str = "READ: a reader under the shared latch saw a wrong answer";
-/// Two record writes into one leaf both returned success and were committed, yet a record
-/// (theirs or one already there) is missing or wrong afterwards.
-const P_WRITES_KEPT: &str = "WRITES: a committed record write was lost beside another";
+/// Two record writes into one leaf, or a write and a defrag step, both returned success and
+/// the writes were committed, yet a record (theirs or one already there) is missing or
+/// wrong afterwards.
+const P_WRITES_KEPT: &str = "WRITES: a committed record write was lost beside other work";
 /// A stop flushed every dirty page (or evictions wrote pages back) and term ended the
 /// instance cleanly, yet the disk lacks the last committed change (an older image landed
 /// over it).
@@ -433,6 +434,12 @@ pub enum StopModel {
     /// last committed change. Coverage: [a worker's write landed after the writes began,
     /// none did].
     EvictionsVsWriteBack,
+    /// A record write and a commit racing the engine's own background worker's online
+    /// defrag, whose steps are staged under the shared latches and installed under the
+    /// store latch held exclusively only if no page they read changed; after both, every
+    /// record is there with its last committed value. Coverage: [a defrag step landed
+    /// while the write was in progress, none did].
+    DefragBesideWriter,
 }
 
 impl StopModel {
@@ -457,6 +464,7 @@ impl StopModel {
         StopModel::StagedWriters,
         StopModel::StopFlushVsWriteBack,
         StopModel::EvictionsVsWriteBack,
+        StopModel::DefragBesideWriter,
     ];
 
     /// The model's name in tables and test names.
@@ -482,6 +490,7 @@ impl StopModel {
             StopModel::StagedWriters => "staged_writers_split_one_leaf",
             StopModel::StopFlushVsWriteBack => "stop_flush_vs_background_write_back",
             StopModel::EvictionsVsWriteBack => "evictions_vs_background_write_back",
+            StopModel::DefragBesideWriter => "defrag_step_beside_a_writer",
         }
     }
 
@@ -509,6 +518,7 @@ impl StopModel {
             StopModel::SessionContext => CONTEXT_BOUND,
             StopModel::PartialStopResume => PARTIAL_BOUND,
             StopModel::DefragPark => DEFRAG_BOUND,
+            StopModel::DefragBesideWriter => DEFRAG_WRITER_BOUND,
         }
     }
 
@@ -528,6 +538,7 @@ impl StopModel {
             StopModel::StagedWriters => Some(3),
             StopModel::StopFlushVsWriteBack => Some(3),
             StopModel::EvictionsVsWriteBack => Some(2),
+            StopModel::DefragBesideWriter => Some(3),
             _ => self.bound(),
         }
     }
@@ -544,6 +555,7 @@ impl StopModel {
             StopModel::StagedWriters => &["writes overlapped", "writes apart"],
             StopModel::StopFlushVsWriteBack => &["batch landed after stop began", "before"],
             StopModel::EvictionsVsWriteBack => &["batch landed after writes began", "before"],
+            StopModel::DefragBesideWriter => &["step landed during the write", "none did"],
             _ => &[],
         }
     }
@@ -617,6 +629,11 @@ impl StopModel {
             StopModel::DefragPark => explore_two_classes(preemption_bound, move |some, none| {
                 defrag_park_model(mutations, some, none)
             }),
+            StopModel::DefragBesideWriter => {
+                explore_two_classes(preemption_bound, move |during, apart| {
+                    defrag_writer_model(mutations, during, apart)
+                })
+            }
         }
     }
 
@@ -1406,6 +1423,70 @@ fn defrag_park_model(
     // Term joins the worker thread: loom requires every thread to finish.
     assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
     assert_stale(&jet, instance, Some(session));
+}
+
+/// Bound 2: two loom threads (main and the engine's background worker); every execution
+/// replays the seeding. One preemption puts main's write between a defrag step's staging
+/// and its install (the step must then plan again); the second lets the step's install
+/// land between the write's plan and its install.
+const DEFRAG_WRITER_BOUND: Option<usize> = Some(2);
+
+/// 2 loom threads: main and the instance's own background worker. Main attaches the
+/// fragmented database and turns online defrag on (which wakes the worker into a pass over
+/// the table whose first leaf holds the kept records), then, racing the pass's steps,
+/// replaces a kept record and inserts one beside it in one transaction and commits; then
+/// terms (joining the worker) and reads every record back through a fresh instance: the
+/// kept records with their values, the replaced one with its new value, the inserted one.
+fn defrag_writer_model(mutations: Mutations, during: &AtomicUsize, apart: &AtomicUsize) {
+    let jet = Arc::new(Engine::new(Environment::in_memory()));
+    seed_fragmented_database(&jet);
+    let instance = initialized_with_worker(&jet, mutations, &[]);
+    let session = jet.begin_session(instance).expect("begin_session");
+    jet.attach_database(session, "db").expect("attach");
+    let table = open_table_t(&jet, session);
+    jet.set_system_parameter(instance, SystemParameter::OnlineDefrag, 1)
+        .expect("online defrag on");
+    let (replaced, inserted) = (vec![0xa5_u8; 400], vec![0x3c_u8; 40]);
+    let freed_before = status(&jet, instance).defrag_pages_freed;
+    jet.begin_transaction(session).expect("begin_transaction");
+    jet.seek(session, table, &[SEED_KEPT - 1], SeekMode::Equal)
+        .expect("seek");
+    let replace = jet.replace(session, table, &replaced);
+    let insert = jet.insert(session, table, &[SEED_KEPT], &inserted);
+    assert_eq!(
+        (replace, insert),
+        (Ok(()), Ok(())),
+        "{P_WRITES_KEPT}: a write failed"
+    );
+    jet.commit_transaction(session).expect("commit");
+    let freed_after = status(&jet, instance).defrag_pages_freed;
+    jet.close_table(session, table).expect("close_table");
+    jet.end_session(session).expect("end_session");
+    assert_eq!(jet.term(instance), Ok(TermOutcome::Clean));
+    let (reader, session) = manual_instance_with_session(&jet);
+    jet.attach_database(session, "db").expect("attach");
+    let table = open_table_t(&jet, session);
+    for key in 0..=SEED_KEPT {
+        let expected = match key {
+            k if k == SEED_KEPT => inserted.clone(),
+            k if k == SEED_KEPT - 1 => replaced.clone(),
+            _ => vec![0x5a_u8; 400],
+        };
+        let found = jet
+            .seek(session, table, &[key], SeekMode::Equal)
+            .and_then(|()| jet.retrieve(session, table));
+        assert!(
+            found.as_ref().is_ok_and(|(_, found)| *found == expected),
+            "{P_WRITES_KEPT}: record {key} is {:?} (defrag freed {freed_before} pages before \
+             the write, {freed_after} by its commit)",
+            found.map(|(_, value)| value.len())
+        );
+    }
+    assert_eq!(jet.term(reader), Ok(TermOutcome::Clean));
+    match freed_after > freed_before {
+        true => during.fetch_add(1, StdOrdering::SeqCst),
+        false => apart.fetch_add(1, StdOrdering::SeqCst),
+    };
 }
 
 /// Bound 3: every execution replays the seeding (~5 ms of B+tree work), and the worker's pass

@@ -187,6 +187,23 @@ fn stop_parks_background_defrag() {
     assert_eq!(coverage, [1739, 1476]);
 }
 
+/// Online defrag's steps run beside calls: staged under the shared latches, installed only
+/// if no page they read changed.
+#[test]
+fn defrag_step_beside_a_writer() {
+    assert_eq!(StopModel::DefragBesideWriter.bound(), Some(2));
+    let (executions, coverage) = passes(StopModel::DefragBesideWriter);
+    assert_eq!(executions, 2965);
+    // Coverage, pinned: a defrag step landed while main wrote and committed, none did.
+    assert_eq!(coverage, [247, 2718]);
+}
+
+teeth! {
+    /// A defrag step staged before main's write installs its merged leaf over it: the
+    /// replaced record comes back with its old value.
+    catches_a_defrag_step_not_revalidated: DefragStepNotRevalidated in DefragBesideWriter breaks WritesKept at 965;
+}
+
 teeth! {
     /// The stop returns while the worker, past its park check, still makes its step: three
     /// preemptions (into the pass, out of it before its step, back after the stop).

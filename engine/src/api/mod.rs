@@ -31,7 +31,9 @@ use crate::runtime::sync::{
     spin_until, unlatched, LeafRwLock, LockRank, RwLockReadGuard, RwLockWriteGuard,
 };
 use crate::runtime::Runtime;
-use crate::storage::{FlushStart, FrameKey, Lsn, MissPolicy, Storage, TreeReads, WriteBackStart};
+use crate::storage::{
+    Activity, FlushStart, FrameKey, Lsn, MissPolicy, Storage, TreeReads, WriteBackStart,
+};
 use crate::transaction::VersionStore;
 use calls::JetCall;
 use handles::{InstanceHandle, SessionHandle};
@@ -774,27 +776,48 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
     /// held shared, for a caller that holds neither. The cache is the store's, so a miss's
     /// registration and install need nothing more: sessions entering a call, or between two
     /// of its steps, are not held up as the exclusive instance latch would hold them.
-    fn with_cache<T>(core: &InstanceCore<R>, f: impl FnOnce(&mut Storage) -> T) -> T {
+    /// `activity`: what an I/O error that makes the storage fail-stop here is put down to
+    /// (a call's, or the background worker's, which has no caller to report it to).
+    fn with_cache<T>(
+        core: &InstanceCore<R>,
+        activity: Activity,
+        f: impl FnOnce(&mut Storage) -> T,
+    ) -> T {
         let state = core.state.read();
         let mut store = state.store.write();
-        f(store
-            .storage
-            .as_mut()
-            .expect("a call in flight keeps term from closing the storage"))
+        let storage = store.storage.as_mut().expect(
+            "a call in flight, or a background round (term stops the worker first), keeps \
+             term from closing the storage",
+        );
+        storage.set_activity(activity);
+        let value = f(storage);
+        storage.set_activity(Activity::Call);
+        value
     }
 
     /// Reads a page a walk under the shared latches missed, with no latch held, and installs
-    /// it (registered, then installed, under the store latch held exclusively, so a
-    /// write-back that overtakes the read discards it); returns holding the instance latch as
-    /// before.
+    /// it (see [`Self::read_missed`]); returns holding the instance latch as before.
     fn read_missed_page(&mut self, key: FrameKey) -> JetResult<()> {
-        let core = self.core;
         drop(self.latch.take());
+        let read = Self::read_missed(self.core, key, Activity::Call);
+        self.latch = Some(Latch::take(self.core, self.mode));
+        read
+    }
+
+    /// Reads a page a walk under the shared latches missed, for a caller that holds no
+    /// latch (a call, or the background worker's defrag step): the read is registered, then
+    /// installed, under the store latch held exclusively, so a write-back that overtakes the
+    /// read discards it; the read itself holds nothing.
+    pub(crate) fn read_missed(
+        core: &InstanceCore<R>,
+        key: FrameKey,
+        activity: Activity,
+    ) -> JetResult<()> {
         let reads_under_store_latch = core
             .options
             .mutations
             .is_active(crate::Mutant::MissReadUnderStoreLatch);
-        let registered = Self::with_cache(core, |storage| {
+        let registered = Self::with_cache(core, activity, |storage| {
             let read = storage.defer_read(key)?;
             // Planted bug: read inside the section that registered the read.
             let bytes = reads_under_store_latch.then(|| read.read(unlatched::<R>()));
@@ -807,16 +830,15 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
                 .options
                 .mutations
                 .is_active(crate::Mutant::InstallEvictsUnderStoreLatch);
-            let room_wanted = Self::with_cache(core, |storage| {
+            let room_wanted = Self::with_cache(core, activity, |storage| {
                 storage
                     .finish_deferred_read(&read, bytes, evictions_may_write)
                     .map(|()| storage.take_room_wanted())
             })?;
             if room_wanted > 0 {
-                Self::write_back_for_room(core, room_wanted)?;
+                Self::write_back_for_room(core, room_wanted, activity)?;
             }
         }
-        self.latch = Some(Latch::take(core, self.mode));
         Ok(())
     }
 
@@ -826,13 +848,17 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
     /// ([`Storage::begin_room_write_back`]), or makes the log durable first if they all
     /// wait for it. The call then runs again; what it finds may have been taken meanwhile,
     /// which its bounded restarts cover.
-    fn write_back_for_room(core: &InstanceCore<R>, wanted: usize) -> JetResult<()> {
+    pub(crate) fn write_back_for_room(
+        core: &InstanceCore<R>,
+        wanted: usize,
+        activity: Activity,
+    ) -> JetResult<()> {
         // Planted bug: the batch is not counted, so nobody waits for it.
         let counted = !core
             .options
             .mutations
             .is_active(crate::Mutant::RoomWriteBackNotAwaited);
-        let started = Self::with_cache(core, |storage| {
+        let started = Self::with_cache(core, activity, |storage| {
             let started = storage.begin_room_write_back(wanted);
             if counted && matches!(started, Ok(WriteBackStart::Batch(_))) {
                 // Counted before the latch is let go: a call that writes pages back under
@@ -847,17 +873,22 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
                 if counted {
                     worker::write_back_ended(core);
                 }
-                Self::with_cache(core, |storage| storage.finish_write_back(batch, written))
-                    .map(|_| ())
+                Self::with_cache(core, activity, |storage| {
+                    storage.finish_write_back(batch, written)
+                })
+                .map(|_| ())
             }
             WriteBackStart::LogFirst => {
-                let started = Self::with_cache(core, |storage| storage.begin_log_flush())?;
+                let started =
+                    Self::with_cache(core, activity, |storage| storage.begin_log_flush())?;
                 let FlushStart::Started(flush) = started else {
                     // Durable meanwhile, or another call's flush is out: run again.
                     return Ok(());
                 };
                 let written = flush.write_and_sync(unlatched::<R>());
-                Self::with_cache(core, |storage| core.end_log_flush(storage, &flush, written))
+                Self::with_cache(core, activity, |storage| {
+                    core.end_log_flush(storage, &flush, written)
+                })
             }
             WriteBackStart::Shallow => Ok(()),
         }
@@ -933,7 +964,7 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
                 continue;
             }
             drop(self.latch.take());
-            let cleaned = Self::write_back_for_room(core, room_wanted);
+            let cleaned = Self::write_back_for_room(core, room_wanted, Activity::Call);
             self.latch = Some(Latch::take(core, self.mode));
             cleaned?;
         }

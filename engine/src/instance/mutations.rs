@@ -168,6 +168,12 @@ pub enum Mutant {
     /// it, so another transaction reads a value that is not committed (and may never be),
     /// and another writer finds no write conflict on the record.
     VersionRecordedAfterInstall,
+    /// The background defrag step, staged under the shared latches beside calls, is
+    /// installed without checking that the pages it read are unchanged: a record write
+    /// installed into one of the two nodes between the step's staging and its install is
+    /// overwritten by the merged node the step built from the older page, so the write is
+    /// lost (or, if the write split the page, records end up in two places).
+    DefragStepNotRevalidated,
 }
 
 impl Mutant {
@@ -211,6 +217,7 @@ impl Mutant {
         Mutant::EndedSessionWakesNoWaiter,
         Mutant::DrainLooksBeforeSleeperFlag,
         Mutant::VersionRecordedAfterInstall,
+        Mutant::DefragStepNotRevalidated,
     ];
 
     const fn bit(self) -> u64 {

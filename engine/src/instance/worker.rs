@@ -542,8 +542,9 @@ struct DefragPass {
     finished: bool,
 }
 
-/// Up to [`DEFRAG_STEPS_PER_ROUND_MAX`] defrag steps, each under the instance lock, checking
-/// before each whether a stop parked defrag or the worker is shutting down.
+/// Up to [`DEFRAG_STEPS_PER_ROUND_MAX`] defrag steps, each beside calls
+/// ([`defrag_step_beside_calls`]), checking before each whether a stop parked defrag or the
+/// worker is shutting down.
 fn defrag_pass<R: Runtime>(core: &InstanceCore<R>) -> DefragPass {
     let mut pass = DefragPass::default();
     for _ in 0..DEFRAG_STEPS_PER_ROUND_MAX {
@@ -554,47 +555,204 @@ fn defrag_pass<R: Runtime>(core: &InstanceCore<R>) -> DefragPass {
             }
             worker.defrag_started.clone()
         };
-        let mut state = core.state.write();
-        let files: Vec<FileId> = if state.params.online_defrag {
-            state.databases.iter().map(|(_, _, db)| db.file).collect()
-        } else {
-            state
-                .databases
-                .iter()
-                .map(|(_, _, db)| db.file)
-                .filter(|file| targets.contains(file))
-                .collect()
+        let step = match defrag_step_beside_calls(core, &targets) {
+            Some(step) => step,
+            None => defrag_step_exclusively(core, &targets),
         };
-        let Some(storage) = state.store_mut().storage.as_mut() else {
-            break;
-        };
-        // A page move must be logged; after StopAndEmitLog nothing is, for good: the
-        // pass is over (left pending, the thread would spin on it for ever).
-        if storage.log_is_stopped() {
-            pass.finished = true;
-            break;
-        }
-        let mut progressed = false;
-        storage.set_activity(Activity::DefragPass);
-        for file in files {
-            match storage.defrag_step(file) {
-                Ok(Some(report)) => {
-                    pass.pages_freed += report.pages_freed;
-                    pass.steps += 1;
-                    progressed = true;
-                    break;
-                }
-                Ok(None) => {}
-                Err(_) => pass.errors += 1,
+        pass.errors += step.errors;
+        match step.merged {
+            Some(pages_freed) => {
+                pass.pages_freed += pages_freed;
+                pass.steps += 1;
             }
-        }
-        storage.set_activity(Activity::Call);
-        if !progressed {
-            pass.finished = true;
-            break;
+            None => {
+                pass.finished = true;
+                break;
+            }
         }
     }
     pass
+}
+
+/// What one defrag step did: the pages it freed, if it merged anything (`None`: nothing is
+/// left to merge, or nothing may be logged any more), and the files whose step failed.
+struct DefragStep {
+    merged: Option<u64>,
+    errors: u64,
+}
+
+/// The files a defrag step works on: every attached database under online defrag, else
+/// those a `JetDefragment` started.
+fn defrag_files<R: Runtime>(state: &InstanceState<R>, targets: &BTreeSet<FileId>) -> Vec<FileId> {
+    let files = state.databases.iter().map(|(_, _, db)| db.file);
+    match state.params.online_defrag {
+        true => files.collect(),
+        false => files.filter(|file| targets.contains(file)).collect(),
+    }
+}
+
+/// What a defrag step's plan found under the shared latches.
+enum DefragPlan {
+    /// A step staged on a file, to install.
+    Staged(crate::storage::DefragReport, crate::storage::StagedPages),
+    /// A page the plan needs is not cached.
+    Missed(crate::storage::FrameKey),
+    /// Nothing to merge in any file (or the log is stopped for good).
+    Nothing,
+}
+
+/// One defrag step beside calls, as ESE's online defragmentation runs beside sessions: the
+/// step is staged under the instance latch and the store latch held shared (readers and
+/// writers go on meanwhile), then installed under the store latch held exclusively if no
+/// page it read changed, exactly as a record write is (a page not cached is read with no
+/// latch held, and a step short of clean frames makes its room first; either way it is
+/// planned again). A step moves records between pages but changes no record's value and
+/// no version, so it needs neither the versions' latch nor a record's checks; DDL, attach
+/// and detach take the instance latch exclusively, so the set of files and tables cannot
+/// change under the shared latch. `None` when [`crate::api::CALL_RESTARTS_MAX`] plans were
+/// all refused at their install, for the caller to make the step under the exclusive
+/// latch (so a step that keeps losing races still ends).
+fn defrag_step_beside_calls<R: Runtime>(
+    core: &InstanceCore<R>,
+    targets: &BTreeSet<FileId>,
+) -> Option<DefragStep> {
+    let revalidates = !core
+        .options
+        .mutations
+        .is_active(Mutant::DefragStepNotRevalidated);
+    let mut errors = 0;
+    for _ in 0..crate::api::CALL_RESTARTS_MAX {
+        let state = core.state.read();
+        let files = defrag_files(&state, targets);
+        let plan = {
+            let store = state.store.read();
+            let storage = store.storage.as_ref()?;
+            // A page move must be logged; after StopAndEmitLog nothing is, for good: the
+            // pass is over (left pending, the thread would spin on it for ever). The log
+            // is stopped only under the exclusive instance latch, so it stays as seen
+            // until the install.
+            if storage.log_is_stopped() {
+                return Some(DefragStep {
+                    merged: None,
+                    errors,
+                });
+            }
+            let mut plan = DefragPlan::Nothing;
+            for file in files {
+                let mut missed = None;
+                match storage.stage_defrag_step(file, &mut missed) {
+                    Ok(Some((report, staged))) => {
+                        plan = DefragPlan::Staged(report, staged);
+                        break;
+                    }
+                    Ok(None) => {}
+                    Err(_) => match missed {
+                        Some(key) => {
+                            plan = DefragPlan::Missed(key);
+                            break;
+                        }
+                        None => errors += 1,
+                    },
+                }
+            }
+            plan
+        };
+        let (report, mut staged) = match plan {
+            DefragPlan::Staged(report, staged) => (report, staged),
+            DefragPlan::Nothing => {
+                return Some(DefragStep {
+                    merged: None,
+                    errors,
+                })
+            }
+            DefragPlan::Missed(key) => {
+                drop(state);
+                if crate::api::SessionCall::<R>::read_missed(core, key, Activity::DefragPass)
+                    .is_err()
+                {
+                    // The storage failed: the pass ends; calls report the failure.
+                    return Some(DefragStep {
+                        merged: None,
+                        errors: errors + 1,
+                    });
+                }
+                continue;
+            }
+        };
+        staged.encode();
+        let mut store = state.store.write();
+        let storage = store.storage.as_mut()?;
+        // Planted bug: the step installed whatever changed since its plan.
+        if revalidates && !storage.staged_is_current(&staged) {
+            continue;
+        }
+        if !storage.staged_have_clean_room(std::slice::from_ref(&staged)) {
+            let wanted = storage.take_room_wanted();
+            drop(store);
+            drop(state);
+            if wanted > 0
+                && crate::api::SessionCall::<R>::write_back_for_room(
+                    core,
+                    wanted,
+                    Activity::DefragPass,
+                )
+                .is_err()
+            {
+                return Some(DefragStep {
+                    merged: None,
+                    errors: errors + 1,
+                });
+            }
+            continue;
+        }
+        storage.set_activity(Activity::DefragPass);
+        let installed = storage.install_staged(staged);
+        storage.set_activity(Activity::Call);
+        return Some(match installed {
+            Ok(()) => DefragStep {
+                merged: Some(report.pages_freed),
+                errors,
+            },
+            Err(_) => DefragStep {
+                merged: None,
+                errors: errors + 1,
+            },
+        });
+    }
+    None
+}
+
+/// One defrag step under the exclusive instance latch: the fallback of a step that lost
+/// [`crate::api::CALL_RESTARTS_MAX`] races beside calls.
+fn defrag_step_exclusively<R: Runtime>(
+    core: &InstanceCore<R>,
+    targets: &BTreeSet<FileId>,
+) -> DefragStep {
+    let mut state = core.state.write();
+    let files = defrag_files(&state, targets);
+    let mut step = DefragStep {
+        merged: None,
+        errors: 0,
+    };
+    let Some(storage) = state.store_mut().storage.as_mut() else {
+        return step;
+    };
+    if storage.log_is_stopped() {
+        return step;
+    }
+    storage.set_activity(Activity::DefragPass);
+    for file in files {
+        match storage.defrag_step(file) {
+            Ok(Some(report)) => {
+                step.merged = Some(report.pages_freed);
+                break;
+            }
+            Ok(None) => {}
+            Err(_) => step.errors += 1,
+        }
+    }
+    storage.set_activity(Activity::Call);
+    step
 }
 
 #[cfg(test)]

@@ -737,6 +737,25 @@ impl Storage {
         Ok(pager.into_staged())
     }
 
+    /// Stages one online-defragmentation step on `file` (a merge of two neighbouring nodes of
+    /// one of its trees, or a root collapse, as [`Storage::defrag_step`] makes it) through
+    /// the cache alone, under the store latch held shared, beside readers and writers, as a
+    /// record write is staged: `None` when no tree of the file has anything to merge. A
+    /// page that is not cached fails it with `OutOfBuffers`, recorded in `missed`. A
+    /// defrag step moves records between pages but changes no record's value, so installing
+    /// it needs only its pages unchanged ([`Storage::staged_is_current`]).
+    pub fn stage_defrag_step(
+        &self,
+        file: FileId,
+        missed: &mut Option<FrameKey>,
+    ) -> JetResult<Option<(DefragReport, StagedPages)>> {
+        self.alive()?;
+        self.check_file(file)?;
+        let mut pager = Pager::open_staging(&self.buffers, missed, file)?;
+        let report = pager.defrag_step()?;
+        Ok(report.map(|report| (report, pager.into_staged())))
+    }
+
     /// Whether a staged write may be installed now: no page it read changed since (see
     /// [`StagedPages::is_current`]).
     pub fn staged_is_current(&self, staged: &StagedPages) -> bool {
