@@ -1490,8 +1490,8 @@ fn defrag_writer_model(mutations: Mutations, during: &AtomicUsize, apart: &Atomi
 }
 
 /// Bound 3: every execution replays the seeding (~5 ms of B+tree work), and the worker's pass
-/// interleaves with each of main's calls; bound 2 is 324 executions (~1.5 s), bound 3 3,215
-/// (~12 s). Two preemptions let the stop land before, inside, or after the pass's steps; the
+/// interleaves with each of main's calls; bound 3 is 4,319 executions (~12 s; 3,215 when a
+/// step took the exclusive instance latch, and bound 2 was 324 then). Two preemptions let the stop land before, inside, or after the pass's steps; the
 /// third lets the worker pass its park check and then wait, off the latch, for the whole stop:
 /// the window of a stop that does not wait for the pass in progress
 /// (`DefragParkSkipsPassInProgress`, execution 1,302; none at bound 2).
