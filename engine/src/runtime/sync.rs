@@ -23,8 +23,9 @@ pub enum LockRank {
     /// databases, the store latch and the versions' latch. Read-only calls, record writes, begin, commit and
     /// rollback, opening and closing a table or a database, beginning and ending a session,
     /// setting, resetting and reading a session's context, defragment and get system
-    /// parameter hold it shared, every other call (DDL, attach, detach, the other
-    /// instance-level calls) exclusively; no
+    /// parameter hold it shared, and so do the background worker's version cleanup,
+    /// checkpoint-flush batches and online defrag steps; every other call (DDL, attach,
+    /// detach, the other instance-level calls) exclusively; no
     /// call holds it while it waits for a page read or a log sync (`api::SessionCall`), and
     /// no I/O is made holding it shared ([`assert_no_shared_latch_io`]).
     Instance = 20,
