@@ -10,12 +10,15 @@
 //! whether a stop asked it to park; a stop waits until the pass in progress has noticed. The
 //! checkpoint flusher writes its pages holding no lock (see [`flush_checkpoint`]).
 
+use crate::api::{SessionCall, CALL_RESTARTS_MAX};
 use crate::error::JetResult;
 use crate::instance::status::{CleanupStatus, DefragStatus};
 use crate::instance::{InstanceCore, InstanceState};
 use crate::runtime::sync::{unlatched, Condvar, LockRank, Mutex, RwLockWriteGuard};
 use crate::runtime::Runtime;
-use crate::storage::{Activity, FileId, FlushStart, WriteBackStart};
+use crate::storage::{
+    Activity, DefragReport, FileId, FlushStart, FrameKey, StagedPages, Storage, WriteBackStart,
+};
 use crate::{Mutant, Mutations};
 use std::collections::BTreeSet;
 
@@ -581,6 +584,17 @@ struct DefragStep {
     errors: u64,
 }
 
+impl DefragStep {
+    /// No merge: the pass is over (nothing left to merge, nothing may be logged, or the
+    /// storage failed).
+    fn over(errors: u64) -> Self {
+        DefragStep {
+            merged: None,
+            errors,
+        }
+    }
+}
+
 /// The files a defrag step works on: every attached database under online defrag, else
 /// those a `JetDefragment` started.
 fn defrag_files<R: Runtime>(state: &InstanceState<R>, targets: &BTreeSet<FileId>) -> Vec<FileId> {
@@ -594,11 +608,36 @@ fn defrag_files<R: Runtime>(state: &InstanceState<R>, targets: &BTreeSet<FileId>
 /// What a defrag step's plan found under the shared latches.
 enum DefragPlan {
     /// A step staged on a file, to install.
-    Staged(crate::storage::DefragReport, crate::storage::StagedPages),
+    Staged(DefragReport, StagedPages),
     /// A page the plan needs is not cached.
-    Missed(crate::storage::FrameKey),
+    Missed(FrameKey),
     /// Nothing to merge in any file (or the log is stopped for good).
     Nothing,
+}
+
+/// Stages a step on the first of `files` with something to merge, through the cache alone
+/// (the caller holds the store latch shared). Returns the plan and how many files' staging
+/// failed on the way.
+fn plan_defrag_step(storage: &Storage, files: Vec<FileId>) -> (DefragPlan, u64) {
+    // A page move must be logged; after StopAndEmitLog nothing is, for good: the pass is
+    // over (left pending, the thread would spin on it for ever). The log is stopped only
+    // under the exclusive instance latch, so it stays as seen until the install.
+    if storage.log_is_stopped() {
+        return (DefragPlan::Nothing, 0);
+    }
+    let mut errors = 0;
+    for file in files {
+        let mut missed = None;
+        match storage.stage_defrag_step(file, &mut missed) {
+            Ok(Some((report, staged))) => return (DefragPlan::Staged(report, staged), errors),
+            Ok(None) => {}
+            Err(_) => match missed {
+                Some(key) => return (DefragPlan::Missed(key), errors),
+                None => errors += 1,
+            },
+        }
+    }
+    (DefragPlan::Nothing, errors)
 }
 
 /// One defrag step beside calls, as ESE's online defragmentation runs beside sessions: the
@@ -609,9 +648,9 @@ enum DefragPlan {
 /// planned again). A step moves records between pages but changes no record's value and
 /// no version, so it needs neither the versions' latch nor a record's checks; DDL, attach
 /// and detach take the instance latch exclusively, so the set of files and tables cannot
-/// change under the shared latch. `None` when [`crate::api::CALL_RESTARTS_MAX`] plans were
-/// all refused at their install, for the caller to make the step under the exclusive
-/// latch (so a step that keeps losing races still ends).
+/// change under the shared latch. `None` when [`CALL_RESTARTS_MAX`] plans were all refused
+/// at their install, for the caller to make the step under the exclusive latch (so a step
+/// that keeps losing races still ends).
 fn defrag_step_beside_calls<R: Runtime>(
     core: &InstanceCore<R>,
     targets: &BTreeSet<FileId>,
@@ -620,68 +659,30 @@ fn defrag_step_beside_calls<R: Runtime>(
         .options
         .mutations
         .is_active(Mutant::DefragStepNotRevalidated);
-    let mut errors = 0;
-    for _ in 0..crate::api::CALL_RESTARTS_MAX {
+    for _ in 0..CALL_RESTARTS_MAX {
         let state = core.state.read();
         let files = defrag_files(&state, targets);
-        let plan = {
-            let store = state.store.read();
-            let storage = store.storage.as_ref()?;
-            // A page move must be logged; after StopAndEmitLog nothing is, for good: the
-            // pass is over (left pending, the thread would spin on it for ever). The log
-            // is stopped only under the exclusive instance latch, so it stays as seen
-            // until the install.
-            if storage.log_is_stopped() {
-                return Some(DefragStep {
-                    merged: None,
-                    errors,
-                });
-            }
-            let mut plan = DefragPlan::Nothing;
-            for file in files {
-                let mut missed = None;
-                match storage.stage_defrag_step(file, &mut missed) {
-                    Ok(Some((report, staged))) => {
-                        plan = DefragPlan::Staged(report, staged);
-                        break;
-                    }
-                    Ok(None) => {}
-                    Err(_) => match missed {
-                        Some(key) => {
-                            plan = DefragPlan::Missed(key);
-                            break;
-                        }
-                        None => errors += 1,
-                    },
-                }
-            }
-            plan
+        let (plan, errors) = match state.store.read().storage.as_ref() {
+            Some(storage) => plan_defrag_step(storage, files),
+            None => return Some(DefragStep::over(0)),
         };
         let (report, mut staged) = match plan {
             DefragPlan::Staged(report, staged) => (report, staged),
-            DefragPlan::Nothing => {
-                return Some(DefragStep {
-                    merged: None,
-                    errors,
-                })
-            }
+            DefragPlan::Nothing => return Some(DefragStep::over(errors)),
             DefragPlan::Missed(key) => {
                 drop(state);
-                if crate::api::SessionCall::<R>::read_missed(core, key, Activity::DefragPass)
-                    .is_err()
-                {
+                if SessionCall::<R>::read_missed(core, key, Activity::DefragPass).is_err() {
                     // The storage failed: the pass ends; calls report the failure.
-                    return Some(DefragStep {
-                        merged: None,
-                        errors: errors + 1,
-                    });
+                    return Some(DefragStep::over(errors + 1));
                 }
                 continue;
             }
         };
         staged.encode();
         let mut store = state.store.write();
-        let storage = store.storage.as_mut()?;
+        let Some(storage) = store.storage.as_mut() else {
+            return Some(DefragStep::over(errors));
+        };
         // Planted bug: the step installed whatever changed since its plan.
         if revalidates && !storage.staged_is_current(&staged) {
             continue;
@@ -691,17 +692,10 @@ fn defrag_step_beside_calls<R: Runtime>(
             drop(store);
             drop(state);
             if wanted > 0
-                && crate::api::SessionCall::<R>::write_back_for_room(
-                    core,
-                    wanted,
-                    Activity::DefragPass,
-                )
-                .is_err()
+                && SessionCall::<R>::write_back_for_room(core, wanted, Activity::DefragPass)
+                    .is_err()
             {
-                return Some(DefragStep {
-                    merged: None,
-                    errors: errors + 1,
-                });
+                return Some(DefragStep::over(errors + 1));
             }
             continue;
         }
@@ -713,27 +707,21 @@ fn defrag_step_beside_calls<R: Runtime>(
                 merged: Some(report.pages_freed),
                 errors,
             },
-            Err(_) => DefragStep {
-                merged: None,
-                errors: errors + 1,
-            },
+            Err(_) => DefragStep::over(errors + 1),
         });
     }
     None
 }
 
 /// One defrag step under the exclusive instance latch: the fallback of a step that lost
-/// [`crate::api::CALL_RESTARTS_MAX`] races beside calls.
+/// [`CALL_RESTARTS_MAX`] races beside calls.
 fn defrag_step_exclusively<R: Runtime>(
     core: &InstanceCore<R>,
     targets: &BTreeSet<FileId>,
 ) -> DefragStep {
     let mut state = core.state.write();
     let files = defrag_files(&state, targets);
-    let mut step = DefragStep {
-        merged: None,
-        errors: 0,
-    };
+    let mut step = DefragStep::over(0);
     let Some(storage) = state.store_mut().storage.as_mut() else {
         return step;
     };
