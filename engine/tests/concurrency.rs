@@ -433,6 +433,64 @@ fn the_background_flush_waiting_for_its_checkpoint_sync_stops_no_other_session()
     assert_eq!(blocked, Ok(()));
 }
 
+/// The stop writes the dirty pages back beside the calls its closed gate still admits: while
+/// the first page write of its flush is held, another session rolls back its open
+/// transaction (a write on another database), closes its table and ends: all three finish
+/// (a stop that wrote its pages under the exclusive instance latch, as it did, kept them
+/// waiting for the whole flush: the watchdog fails the test), and then the stop returns.
+#[test]
+fn the_stops_page_writes_stop_no_allowlisted_call() {
+    let trap = Arc::new(Trap::default());
+    let (jet, instance) = two_databases(&trap);
+    // Committed changes on A: dirty pages whose log records are durable.
+    let writer = jet.begin_session(instance).unwrap();
+    let dbid = jet.open_database(writer, DB_A).unwrap();
+    let table = jet.open_table(writer, dbid, "t").unwrap();
+    jet.begin_transaction(writer).unwrap();
+    for i in 0..20 {
+        jet.seek(writer, table, &key(i), SeekMode::Equal).unwrap();
+        jet.replace(writer, table, b"changed").unwrap();
+    }
+    jet.commit_transaction(writer).unwrap();
+    // A transaction on B, open across the stop.
+    let on_b = cached_session_on_b(&jet, instance);
+    jet.begin_transaction(on_b.sesid).unwrap();
+    jet.replace(on_b.sesid, on_b.table, b"uncommitted").unwrap();
+    let (armed_tx, armed_rx) = mpsc::channel();
+    let stopper = {
+        let (jet, trap) = (Arc::clone(&jet), Arc::clone(&trap));
+        std::thread::spawn(move || {
+            trap.arm(std::thread::current().id(), DB_A, Trapped::Write);
+            armed_tx.send(()).unwrap();
+            jet.stop_service_instance(instance)
+        })
+    };
+    armed_rx.recv().unwrap();
+    trap.wait_until_holding();
+    let (done_tx, done_rx) = mpsc::channel();
+    let caller = {
+        let jet = Arc::clone(&jet);
+        std::thread::spawn(move || {
+            let SessionOnB { sesid, table, .. } = on_b;
+            let results = [
+                jet.rollback(sesid),
+                jet.close_table(sesid, table),
+                jet.end_session(sesid),
+            ];
+            done_tx.send(results).unwrap();
+        })
+    };
+    let finished = done_rx.recv_timeout(WATCHDOG);
+    trap.release();
+    let stopped = stopper.join().unwrap();
+    caller.join().unwrap();
+    let finished = finished.unwrap_or_else(|_| {
+        panic!("deadlock watchdog: an allowlisted call waited for the stop's page write")
+    });
+    assert_eq!(finished, [Ok(()), Ok(()), Ok(())]);
+    assert_eq!(stopped, Ok(()));
+}
+
 /// An instance on a blocking `Io` with `mutations` planted and a cache of 8 pages, and a
 /// session on it.
 fn eight_page_cache_instance(

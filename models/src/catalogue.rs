@@ -299,7 +299,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         mutant: "AllowlistExtraCommit",
-        loom: loom(StopModel::GateCommit, None, Property::FinishedAfterStop, 43),
+        loom: loom(StopModel::GateCommit, None, Property::FinishedAfterStop, 55),
         sim: sim(&[Rule::Linearizability], Scheduling::Pct, 100),
         crash_tests: None,
         sweep_test: None,
@@ -619,7 +619,7 @@ pub const CATALOGUE: &[Entry] = &[
             StopModel::StopFlushVsWriteBack,
             WRITE_BACK_LOOM_BOUND,
             Property::PagesKept,
-            426,
+            1279,
         ),
         sim: sim(
             &[Rule::Durability, Rule::FailureAtomicity],
@@ -806,7 +806,7 @@ pub const CATALOGUE: &[Entry] = &[
         // to do at the stop (online defrag finds pages to merge in about 2% of runs) and the
         // worker held off the latch for the whole stop: first detection from start 0 at seed
         // 2,592 (mix), 2 of 10,000 default seeds.
-        loom: loom(StopModel::DefragPark, Some(3), Property::DefragRan, 1302),
+        loom: loom(StopModel::DefragPark, Some(3), Property::DefragRan, 1680),
         sim: sim(
             &[Rule::DefragParked],
             Scheduling::Mix,

@@ -1490,11 +1490,12 @@ fn defrag_writer_model(mutations: Mutations, during: &AtomicUsize, apart: &Atomi
 }
 
 /// Bound 3: every execution replays the seeding (~5 ms of B+tree work), and the worker's pass
-/// interleaves with each of main's calls; bound 3 is 4,319 executions (~12 s; 3,215 when a
-/// step took the exclusive instance latch, and bound 2 was 324 then). Two preemptions let the stop land before, inside, or after the pass's steps; the
-/// third lets the worker pass its park check and then wait, off the latch, for the whole stop:
-/// the window of a stop that does not wait for the pass in progress
-/// (`DefragParkSkipsPassInProgress`, execution 1,302; none at bound 2).
+/// interleaves with each of main's calls; bound 3 is 6,303 executions (~12 s; 3,215 when a
+/// step took the exclusive instance latch and the stop wrote its pages under it, and bound 2
+/// was 324 then). Two preemptions let the stop land before, inside, or after the pass's
+/// steps; the third lets the worker pass its park check and then wait, off the latch, for
+/// the whole stop: the window of a stop that does not wait for the pass in progress
+/// (`DefragParkSkipsPassInProgress`, execution 1,680; none at bound 2).
 const DEFRAG_BOUND: Option<usize> = Some(3);
 
 /// 4 loom threads: main, two callers (each opening a transaction on its own session), the
@@ -1839,8 +1840,9 @@ fn staged_writers_model(mutations: Mutations, overlapped: &AtomicUsize, apart: &
 /// Bound 2: two loom threads (main and the engine's background worker), main's calls dozens
 /// of loom operations each; one preemption puts the worker's round between a commit and the
 /// next change, and its batch's write yields (the model's disk) so main may change the page
-/// again and stop before the batch lands. Bound 2 is 550 executions (~0.5 s); bound 3 is
-/// 7,837 (~4 s, `heavy_stop_flush_vs_background_write_back`).
+/// again and stop before the batch lands. Bound 2 is 2,374 executions (~1 s; 550 when the
+/// worker's batches and the stop's flush took the exclusive instance latch, and bound 3 was
+/// 7,837 then: `heavy_stop_flush_vs_background_write_back`).
 const WRITE_BACK_BOUND: Option<usize> = Some(2);
 
 /// Bound 1: the eviction variant's main makes eight more record writes in the race, each

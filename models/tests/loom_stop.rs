@@ -105,8 +105,8 @@ fn gate_begin_transaction_vs_stop() {
 fn gate_commit_vs_stop() {
     // Unbounded: 3 loom threads (main blocked in join), small space.
     let (executions, coverage) = passes(StopModel::GateCommit);
-    assert_eq!(executions, 7101);
-    assert_eq!(coverage, [216, 6549, 336]);
+    assert_eq!(executions, 13479);
+    assert_eq!(coverage, [216, 12831, 432]);
 }
 
 #[test]
@@ -120,12 +120,12 @@ fn gate_main_stops() {
 
 #[test]
 fn allowlist_rollback_vs_stop() {
-    assert_eq!(executions(StopModel::AllowlistRollback), 12072);
+    assert_eq!(executions(StopModel::AllowlistRollback), 86994);
 }
 
 #[test]
 fn allowlist_end_session_vs_stop() {
-    assert_eq!(executions(StopModel::AllowlistEndSession), 12072);
+    assert_eq!(executions(StopModel::AllowlistEndSession), 86994);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -181,10 +181,10 @@ fn partial_stop_resume_vs_full_stop() {
 fn stop_parks_background_defrag() {
     assert_eq!(StopModel::DefragPark.bound(), Some(3));
     let (executions, coverage) = passes(StopModel::DefragPark);
-    assert_eq!(executions, 4319);
+    assert_eq!(executions, 6303);
     // Coverage, pinned: stops that parked defrag after the pass had freed pages, and stops that
     // parked it before the pass got anything done.
-    assert_eq!(coverage, [2843, 1476]);
+    assert_eq!(coverage, [4598, 1705]);
 }
 
 /// Online defrag's steps run beside calls: staged under the shared latches, installed only
@@ -207,7 +207,7 @@ teeth! {
 teeth! {
     /// The stop returns while the worker, past its park check, still makes its step: three
     /// preemptions (into the pass, out of it before its step, back after the stop).
-    catches_a_defrag_park_that_skips_the_pass_in_progress: DefragParkSkipsPassInProgress in DefragPark breaks DefragRan at 1302;
+    catches_a_defrag_park_that_skips_the_pass_in_progress: DefragParkSkipsPassInProgress in DefragPark breaks DefragRan at 1680;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -269,7 +269,7 @@ fn check_then_act_needs_preemption_bound_2() {
 teeth! {
     /// The commit, wrongly allowlisted, is not waited for: loom first finds it finishing after
     /// the stop returned (it would also be admitted after the stop, the next property).
-    catches_allowlist_extra_commit: AllowlistExtraCommit in GateCommit breaks FinishedAfterStop at 43;
+    catches_allowlist_extra_commit: AllowlistExtraCommit in GateCommit breaks FinishedAfterStop at 55;
     catches_checkpoint_quiesce_skipped: CheckpointQuiesceSkipped in GateCommit breaks NotQuiesced at 1;
     catches_allowlist_missing_rollback: AllowlistMissingRollback in AllowlistRollback breaks Allowlist at 751;
     /// The engine's `Gate::finish_term` asserts no call is in flight; loom reaches that
@@ -435,15 +435,15 @@ fn heavy_staged_writers_split_one_leaf() {
 fn stop_flush_vs_background_write_back() {
     assert_eq!(StopModel::StopFlushVsWriteBack.bound(), Some(2));
     let (executions, coverage) = passes(StopModel::StopFlushVsWriteBack);
-    assert_eq!(executions, 1067);
+    assert_eq!(executions, 2374);
     // [the worker wrote the database file while the stop was inside the engine, it did not]
-    assert_eq!(coverage, [649, 418]);
+    assert_eq!(coverage, [1753, 621]);
 }
 
 teeth! {
     /// The stop's flush writes the page's newer image while the worker's batch holding an
     /// older copy is out; the batch lands over it and the clean term leaves it there.
-    catches_a_stop_flush_beside_a_write_back: StopFlushBesideWriteBack in StopFlushVsWriteBack breaks PagesKept at 426;
+    catches_a_stop_flush_beside_a_write_back: StopFlushBesideWriteBack in StopFlushVsWriteBack breaks PagesKept at 1279;
 }
 
 #[test]

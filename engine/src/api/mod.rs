@@ -852,7 +852,7 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
         core: &InstanceCore<R>,
         wanted: usize,
         activity: Activity,
-    ) -> JetResult<()> {
+    ) -> JetResult<u64> {
         // Planted bug: the batch is not counted, so nobody waits for it.
         let counted = !core
             .options
@@ -869,6 +869,7 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
         })?;
         match started {
             WriteBackStart::Batch(batch) => {
+                let pages = batch.page_count() as u64;
                 let written = batch.write_and_sync(unlatched::<R>());
                 if counted {
                     worker::write_back_ended(core);
@@ -876,21 +877,22 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
                 Self::with_cache(core, activity, |storage| {
                     storage.finish_write_back(batch, written)
                 })
-                .map(|_| ())
+                .map(|_| pages)
             }
             WriteBackStart::LogFirst => {
                 let started =
                     Self::with_cache(core, activity, |storage| storage.begin_log_flush())?;
                 let FlushStart::Started(flush) = started else {
                     // Durable meanwhile, or another call's flush is out: run again.
-                    return Ok(());
+                    return Ok(0);
                 };
                 let written = flush.write_and_sync(unlatched::<R>());
                 Self::with_cache(core, activity, |storage| {
                     core.end_log_flush(storage, &flush, written)
                 })
+                .map(|()| 0)
             }
-            WriteBackStart::Shallow => Ok(()),
+            WriteBackStart::Shallow => Ok(0),
         }
     }
 

@@ -19,13 +19,14 @@
 use super::calls::JetCall;
 use super::handles::InstanceHandle;
 use super::session::publish_durable_commits;
-use super::Jet;
+use super::{Jet, SessionCall};
 use crate::error::{JetError, JetResult};
 use crate::instance::gate::{Phase, StopEntry};
 use crate::instance::mutations::Mutant;
 use crate::instance::status::{StopRecord, StopStep};
 use crate::instance::InstanceCore;
 use crate::runtime::Runtime;
+use crate::storage::Activity;
 
 /// `JetStopServiceInstance2` grbits.
 pub mod stop_grbit {
@@ -151,10 +152,58 @@ fn signal_version_cleanup<R: Runtime>(core: &InstanceCore<R>) -> StopStep {
     }
 }
 
+/// Rounds of [`write_back_beside_calls`] before the stop takes the exclusive latch: enough
+/// for a cache of dirty pages (each round writes up to half the cache, or makes the log
+/// durable first), bounded because the calls beside it may keep dirtying pages.
+const STOP_WRITE_BACK_ROUNDS_MAX: u32 = 8;
+
+/// The dirty pages and the checkpoint depth when the stop's flush begins.
+fn dirty_before<R: Runtime>(core: &InstanceCore<R>) -> JetResult<(u64, u64)> {
+    let state = core.state.read();
+    let store = state.store.read();
+    // The gate guarantees an initialized instance while a correct stop holds it; only a
+    // planted bug (a stop that does not close the gate, racing term) can get here without.
+    let storage = store.storage.as_ref().ok_or(JetError::TermInProgress)?;
+    Ok((storage.dirty_page_count(), storage.checkpoint_depth_bytes()))
+}
+
+/// Writes the dirty pages back before the stop takes the exclusive latch, beside the calls
+/// the stopped gate still admits (rollback, close table, end session, ...), so none of them
+/// waits for the stop's I/O: each round writes the least recently used dirty pages as a
+/// call's write-back for room does (prepared and ended under the shared instance latch and
+/// the exclusive store latch, written and synced holding nothing, counted so a flush under
+/// the exclusive latch waits for it), or makes the log durable first when they wait for
+/// it. Returns the pages written. What the calls beside it dirty meanwhile, the exclusive
+/// flush after it writes.
+fn write_back_beside_calls<R: Runtime>(core: &InstanceCore<R>) -> JetResult<u64> {
+    let mut pages_written = 0;
+    for _ in 0..STOP_WRITE_BACK_ROUNDS_MAX {
+        let (dirty_pages, _) = dirty_before(core)?;
+        if dirty_pages == 0 {
+            break;
+        }
+        pages_written +=
+            SessionCall::<R>::write_back_for_room(core, dirty_pages as usize, Activity::Call)?;
+    }
+    Ok(pages_written)
+}
+
 /// Flushes the log and every dirty page, moves the checkpoint to the log tip, and keeps the
-/// target depth at 0 from now on.
+/// target depth at 0 from now on. The pages go to disk beside the calls still admitted
+/// first ([`write_back_beside_calls`]); then, under the exclusive latch, the log is flushed,
+/// what is still dirty is written and the checkpoint persisted.
 fn quiesce_checkpoint<R: Runtime>(core: &InstanceCore<R>) -> JetResult<StopStep> {
     core.worker.signal(|w| w.caches_quiesced = true);
+    let (dirty_pages_before, checkpoint_depth_before_bytes) = dirty_before(core)?;
+    // Planted bug `StopCheckpointNotPersisted` writes nothing back at all.
+    let pages_written_beside = match core
+        .options
+        .mutations
+        .is_active(Mutant::StopCheckpointNotPersisted)
+    {
+        true => 0,
+        false => write_back_beside_calls(core)?,
+    };
     let mut state = core.state.write();
     if !core
         .options
@@ -163,15 +212,11 @@ fn quiesce_checkpoint<R: Runtime>(core: &InstanceCore<R>) -> JetResult<StopStep>
     {
         crate::instance::worker::wait_for_write_back(core);
     }
-    // The gate guarantees an initialized instance while a correct stop holds it; only a
-    // planted bug (a stop that does not close the gate, racing term) can get here without.
     let storage = state
         .store_mut()
         .storage
         .as_mut()
         .ok_or(JetError::TermInProgress)?;
-    let dirty_pages_before = storage.dirty_page_count();
-    let checkpoint_depth_before_bytes = storage.checkpoint_depth_bytes();
     storage.flush_log()?;
     if core
         .options
@@ -191,13 +236,14 @@ fn quiesce_checkpoint<R: Runtime>(core: &InstanceCore<R>) -> JetResult<StopStep>
         });
     }
     let report = storage.flush_to_depth(0)?;
-    crate::mark!(core.marks, StopFlushWrotePages if report.pages_written > 0);
+    let pages_written = pages_written_beside + report.pages_written;
+    crate::mark!(core.marks, StopFlushWrotePages if pages_written > 0);
     let step = StopStep::CheckpointQuiesced {
         dirty_pages_before,
         dirty_pages_after: storage.dirty_page_count(),
         checkpoint_depth_before_bytes,
         checkpoint_depth_after_bytes: storage.checkpoint_depth_bytes(),
-        pages_written: report.pages_written,
+        pages_written,
         log_tip_lsn: storage.tip_lsn(),
         checkpoint_lsn_after: storage.checkpoint_lsn(),
     };
