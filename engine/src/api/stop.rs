@@ -157,8 +157,8 @@ fn signal_version_cleanup<R: Runtime>(core: &InstanceCore<R>) -> StopStep {
 /// durable first), bounded because the calls beside it may keep dirtying pages.
 const STOP_WRITE_BACK_ROUNDS_MAX: u32 = 8;
 
-/// The dirty pages and the checkpoint depth when the stop's flush begins.
-fn dirty_before<R: Runtime>(core: &InstanceCore<R>) -> JetResult<(u64, u64)> {
+/// The dirty pages and the checkpoint depth now, read under the shared latches.
+fn dirty_pages_and_depth<R: Runtime>(core: &InstanceCore<R>) -> JetResult<(u64, u64)> {
     let state = core.state.read();
     let store = state.store.read();
     // The gate guarantees an initialized instance while a correct stop holds it; only a
@@ -178,7 +178,7 @@ fn dirty_before<R: Runtime>(core: &InstanceCore<R>) -> JetResult<(u64, u64)> {
 fn write_back_beside_calls<R: Runtime>(core: &InstanceCore<R>) -> JetResult<u64> {
     let mut pages_written = 0;
     for _ in 0..STOP_WRITE_BACK_ROUNDS_MAX {
-        let (dirty_pages, _) = dirty_before(core)?;
+        let (dirty_pages, _) = dirty_pages_and_depth(core)?;
         if dirty_pages == 0 {
             break;
         }
@@ -194,7 +194,7 @@ fn write_back_beside_calls<R: Runtime>(core: &InstanceCore<R>) -> JetResult<u64>
 /// what is still dirty is written and the checkpoint persisted.
 fn quiesce_checkpoint<R: Runtime>(core: &InstanceCore<R>) -> JetResult<StopStep> {
     core.worker.signal(|w| w.caches_quiesced = true);
-    let (dirty_pages_before, checkpoint_depth_before_bytes) = dirty_before(core)?;
+    let (dirty_pages_before, checkpoint_depth_before_bytes) = dirty_pages_and_depth(core)?;
     // Planted bug `StopCheckpointNotPersisted` writes nothing back at all.
     let pages_written_beside = match core
         .options
