@@ -174,6 +174,12 @@ pub enum Mutant {
     /// overwritten by the merged node the step built from the older page, so the write is
     /// lost (or, if the write split the page, records end up in two places).
     DefragStepNotRevalidated,
+    /// A stop whose write-back beside calls wrote pages trusts it to have left nothing
+    /// dirty: under the exclusive latch it flushes the log and persists the checkpoint as
+    /// the cache has it, writing no page back, so the pages an allowlisted call dirtied
+    /// meanwhile (or those its bounded rounds did not reach) stay dirty and the checkpoint
+    /// the stop leaves on disk is short of the log tip.
+    StopFinalFlushSkipped,
 }
 
 impl Mutant {
@@ -218,6 +224,7 @@ impl Mutant {
         Mutant::DrainLooksBeforeSleeperFlag,
         Mutant::VersionRecordedAfterInstall,
         Mutant::DefragStepNotRevalidated,
+        Mutant::StopFinalFlushSkipped,
     ];
 
     const fn bit(self) -> u64 {
