@@ -169,6 +169,17 @@ fn key(i: u32) -> Vec<u8> {
     format!("k{i:04}").into_bytes()
 }
 
+/// A new session with table "t" of the database at `path` open.
+fn session_with_table(
+    jet: &StdJet,
+    instance: InstanceHandle,
+    path: &str,
+) -> (SessionHandle, TableHandle) {
+    let sesid = jet.begin_session(instance).unwrap();
+    let dbid = jet.open_database(sesid, path).unwrap();
+    (sesid, jet.open_table(sesid, dbid, "t").unwrap())
+}
+
 /// Creates each database with a table "t" holding `records` records (keys `key(0..)`, each
 /// with `value`), committed in one transaction; returns the open tables in order.
 fn create_tables<const N: usize>(
@@ -228,9 +239,7 @@ fn two_databases(trap: &Arc<Trap>) -> (Arc<StdJet>, InstanceHandle) {
 
 /// A session on database B whose pages are all cached.
 fn cached_session_on_b(jet: &StdJet, instance: InstanceHandle) -> SessionOnB {
-    let sesid = jet.begin_session(instance).unwrap();
-    let dbid = jet.open_database(sesid, DB_B).unwrap();
-    let table = jet.open_table(sesid, dbid, "t").unwrap();
+    let (sesid, table) = session_with_table(jet, instance, DB_B);
     for i in 0..50 {
         jet.seek(sesid, table, &key(i), SeekMode::Equal).unwrap();
         jet.retrieve(sesid, table).unwrap();
@@ -443,9 +452,7 @@ fn the_stops_page_writes_stop_no_allowlisted_call() {
     let trap = Arc::new(Trap::default());
     let (jet, instance) = two_databases(&trap);
     // Committed changes on A: dirty pages whose log records are durable.
-    let writer = jet.begin_session(instance).unwrap();
-    let dbid = jet.open_database(writer, DB_A).unwrap();
-    let table = jet.open_table(writer, dbid, "t").unwrap();
+    let (writer, table) = session_with_table(&jet, instance, DB_A);
     jet.begin_transaction(writer).unwrap();
     for i in 0..20 {
         jet.seek(writer, table, &key(i), SeekMode::Equal).unwrap();
@@ -532,9 +539,7 @@ fn calls_finished_while_a_rollback_reads(mutations: Mutations, wait: Duration) -
         writer,
         [(DB_A, 200, &value[..]), (DB_B, 50, &value[..])],
     );
-    let roller = jet.begin_session(instance).unwrap();
-    let roller_db = jet.open_database(roller, DB_A).unwrap();
-    let roller_table = jet.open_table(roller, roller_db, "t").unwrap();
+    let (roller, roller_table) = session_with_table(&jet, instance, DB_A);
     jet.begin_transaction(roller).unwrap();
     jet.seek(roller, roller_table, &key(199), SeekMode::Equal)
         .unwrap();
@@ -610,9 +615,7 @@ fn value_after_a_slow_read_overtaken_by_a_write_back(mutations: Mutations) -> Ve
         writer,
         [(DB_A, 1, &b"old"[..]), (DB_B, 400, &[b'v'; 64][..])],
     );
-    let reader = jet.begin_session(instance).unwrap();
-    let reader_db = jet.open_database(reader, DB_A).unwrap();
-    let reader_table = jet.open_table(reader, reader_db, "t").unwrap();
+    let (reader, reader_table) = session_with_table(&jet, instance, DB_A);
     // Write every page back, then read all of B: A's clean leaf leaves the 8-page cache.
     let write_back_and_evict_a = || {
         write_every_page_back(&jet, instance);
@@ -790,9 +793,7 @@ fn planted_overtaken_read_installed_is_caught() {
 fn stop_and_emit_log_publishes_a_commit_held_at_its_log_sync() {
     let trap = Arc::new(Trap::default());
     let (jet, instance) = two_databases(&trap);
-    let other = jet.begin_session(instance).unwrap();
-    let other_db = jet.open_database(other, DB_A).unwrap();
-    let other_table = jet.open_table(other, other_db, "t").unwrap();
+    let (other, other_table) = session_with_table(&jet, instance, DB_A);
     let (armed_tx, armed_rx) = mpsc::channel();
     let committer = {
         let jet = Arc::clone(&jet);
@@ -863,9 +864,7 @@ fn stop_and_emit_log_publishes_a_commit_held_at_its_log_sync() {
 fn a_commit_beside_an_idle_open_transaction_gathers_for_a_bounded_wait() {
     let trap = Arc::new(Trap::default());
     let (jet, instance) = two_databases(&trap);
-    let idle = jet.begin_session(instance).unwrap();
-    let idle_db = jet.open_database(idle, DB_B).unwrap();
-    let idle_table = jet.open_table(idle, idle_db, "t").unwrap();
+    let (idle, idle_table) = session_with_table(&jet, instance, DB_B);
     jet.begin_transaction(idle).unwrap();
     jet.insert(idle, idle_table, b"idle", b"uncommitted")
         .unwrap();
@@ -894,9 +893,7 @@ fn a_commit_beside_an_idle_open_transaction_gathers_for_a_bounded_wait() {
     committer.join().unwrap();
     assert_eq!(committed, Ok(()));
 
-    let reader = jet.begin_session(instance).unwrap();
-    let reader_db = jet.open_database(reader, DB_A).unwrap();
-    let reader_table = jet.open_table(reader, reader_db, "t").unwrap();
+    let (reader, reader_table) = session_with_table(&jet, instance, DB_A);
     for i in 0..3u8 {
         jet.seek(reader, reader_table, &[b'g', i], SeekMode::Equal)
             .unwrap();
