@@ -212,6 +212,21 @@ pub struct EndState {
 /// Committed records per table (index = table number), as (key, value) in key order.
 pub type Tables = Vec<Vec<(u8, u8)>>;
 
+/// The disk a run without faults left after its final term, as a crash right then would leave
+/// it (the synced bytes of the main instance's log, checkpoint and database files), recovered
+/// by a fresh instance and read table by table: what a clean term promises is on disk, read
+/// by the harness rather than asked of the instance that wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TermDisk {
+    /// The records the fresh instance found, per table, or why it could not read them.
+    pub found: Result<Tables, String>,
+    /// Page images the fresh instance's recovery replayed after the durable checkpoint, and
+    /// pages it redid (the disk's page differed from its newest image): none after a clean
+    /// term, whose checkpoint is at the log's end with every page written.
+    pub page_images_replayed: u64,
+    pub pages_redone: u64,
+}
+
 /// One live session at the end of a run.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SessionEnd {
@@ -251,6 +266,11 @@ pub struct History {
     /// After the final crash: recovery's outcome and what it found, per table, or why it
     /// failed.
     pub recovered: Option<Result<Tables, String>>,
+    /// Without disk faults: the disk the run left after its final term, read back by the
+    /// harness (see [`TermDisk`]); `None` when the run crashed instead, or never created the
+    /// database (counted in `unobservable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term_disk: Option<TermDisk>,
     pub end_state: Option<EndState>,
     /// Mutating disk operations (writes, syncs, truncations) the run made after setup, up to
     /// the crash: the crash points a sweep of this run tries. 0 without faults.

@@ -391,6 +391,22 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
         Scheduling::Mix,
         400,
     ),
+    // The harness's read-back of the disk the final term left (no crash): a clean term that
+    // leaves its checkpoint behind the log's end has recovery replay page images.
+    (
+        Rule::TermDisk,
+        Mutant::TermCheckpointNotPersisted,
+        Scheduling::Mix,
+        50,
+    ),
+    // The same read-back: a term trusting the stop's flush leaves the rollbacks after the
+    // stop off the disk, which then holds a record no order of the calls commits.
+    (
+        Rule::TermDisk,
+        Mutant::TermTrustsStopFlush,
+        Scheduling::Mix,
+        200,
+    ),
     // The harness's meter on the version store's memory, read when the first full stop
     // returns: with no transaction open, the stop's cleanup leaves no version.
     (
@@ -564,6 +580,69 @@ fn the_durability_rule_catches_lost_or_unrecoverable_data() {
         .violations
         .iter()
         .any(|v| v.rule == Rule::Durability));
+}
+
+#[test]
+fn the_term_disk_rule_decides_from_the_disk_read_back_after_the_term() {
+    use jetsim::check::rules::check_run;
+    use jetsim::history::{EndState, History, TermDisk};
+    use jetsim::model::ModelState;
+    // The model committed k0=1 in t0 before the run, and the engine's own end state agrees:
+    // only the disk the harness read back after the term can disagree.
+    let initial = ModelState::initial(&[(0, 1)]);
+    let with_disk = |found, page_images_replayed| History {
+        end_state: Some(EndState {
+            phase: "Running".into(),
+            committed: Some(vec![vec![(0, 1)], vec![]]),
+            sessions: Vec::new(),
+            defrag_parked: false,
+            caches_quiesced: false,
+        }),
+        term_disk: Some(TermDisk {
+            found,
+            page_images_replayed,
+            pages_redone: 0,
+        }),
+        ..History::default()
+    };
+    let term_disk_messages = |history: &History| -> Vec<String> {
+        check_run(history, &initial)
+            .violations
+            .into_iter()
+            .filter(|v| v.rule == Rule::TermDisk)
+            .map(|v| v.message)
+            .collect()
+    };
+    assert!(term_disk_messages(&with_disk(Ok(vec![vec![(0, 1)], vec![]]), 0)).is_empty());
+    let lost = term_disk_messages(&with_disk(Ok(vec![vec![], vec![]]), 0));
+    assert!(
+        lost.iter().any(|m| m.contains("t0.k0=v1 committed, lost")),
+        "{lost:?}"
+    );
+    let invented = term_disk_messages(&with_disk(Ok(vec![vec![(0, 1)], vec![(3, 3)]]), 0));
+    assert!(
+        invented
+            .iter()
+            .any(|m| m.contains("t1.k3=v3 recovered, never committed")),
+        "{invented:?}"
+    );
+    let unreadable = term_disk_messages(&with_disk(
+        Err("init (recovery): DatabaseCorrupted".into()),
+        0,
+    ));
+    assert!(
+        unreadable.iter().any(|m| m.contains("could not read")),
+        "{unreadable:?}"
+    );
+    // Replayed page images count against a clean term only: this history has none.
+    assert!(term_disk_messages(&with_disk(Ok(vec![vec![(0, 1)], vec![]]), 3)).is_empty());
+    // With disk faults the run crashed instead, and durability judges the recovery.
+    let crashed = History {
+        io_faults: true,
+        recovered: Some(Ok(vec![vec![(0, 1)], vec![]])),
+        ..with_disk(Ok(vec![vec![], vec![]]), 0)
+    };
+    assert!(term_disk_messages(&crashed).is_empty());
 }
 
 #[test]

@@ -137,6 +137,8 @@ impl<R: Runtime> Jet<R> {
                     storage
                         .set_frames_in_flight_evicted(planted(Mutant::FrameEvictedDuringWriteBack));
                     storage.set_writes_beside_write_back(planted(Mutant::StopFlushBesideWriteBack));
+                    storage
+                        .set_term_checkpoint_skipped(planted(Mutant::TermCheckpointNotPersisted));
                     storage.set_marks(core.marks.clone());
                     storage.set_latched_io_check(assert_no_shared_latch_io::<R>);
                     state.storage_failed = Some(storage.failed_flag());
@@ -245,7 +247,17 @@ impl<R: Runtime> Jet<R> {
                     failed = true;
                     Ok(())
                 }
-                Some(storage) if !dirty => storage.shutdown_clean(),
+                Some(mut storage) if !dirty => {
+                    let trusts_stop_flush = core
+                        .options
+                        .mutations
+                        .is_active(Mutant::TermTrustsStopFlush)
+                        && core.worker.state.lock().caches_quiesced;
+                    if trusts_stop_flush {
+                        storage.forget_dirty_pages();
+                    }
+                    storage.shutdown_clean()
+                }
                 Some(mut storage) => storage.flush_log(),
                 None => Ok(()),
             }

@@ -180,6 +180,17 @@ pub enum Mutant {
     /// meanwhile (or those its bounded rounds did not reach) stay dirty and the checkpoint
     /// the stop leaves on disk is short of the log tip.
     StopFinalFlushSkipped,
+    /// A term after a successful stop trusts the stop's flush: it writes no page back and
+    /// persists its clean-shutdown checkpoint at the log's end. The pages the calls a stop
+    /// still admits changed after it (a rollback's undo, an ended session's) never reach the
+    /// disk, and the next init, finding the checkpoint at the log's end, replays nothing: the
+    /// disk keeps the change the stop wrote and the rollback undid.
+    TermTrustsStopFlush,
+    /// A clean term writes every page back and logs its clean shutdown, but does not persist
+    /// its checkpoint: the one on disk is the last the flusher or a stop wrote, so the next
+    /// init replays the log from there, as after a crash (ESE's clean term leaves nothing to
+    /// replay).
+    TermCheckpointNotPersisted,
 }
 
 impl Mutant {
@@ -225,6 +236,8 @@ impl Mutant {
         Mutant::VersionRecordedAfterInstall,
         Mutant::DefragStepNotRevalidated,
         Mutant::StopFinalFlushSkipped,
+        Mutant::TermTrustsStopFlush,
+        Mutant::TermCheckpointNotPersisted,
     ];
 
     const fn bit(self) -> u64 {

@@ -874,6 +874,12 @@ impl BufferManager {
     }
 
     /// Drops every file handle (after [`BufferManager::flush_all`]).
+    /// Drops every dirty frame unwritten: only for the planted bug
+    /// [`crate::Mutant::TermTrustsStopFlush`].
+    pub fn forget_dirty_pages(&mut self) {
+        self.frames.retain(|_, frame| !frame.dirty);
+    }
+
     pub fn close_all(&mut self) {
         debug_assert_eq!(self.dirty_page_count(), 0);
         self.frames.clear();

@@ -239,6 +239,8 @@ pub struct Storage {
     recovery: RecoveryReport,
     /// Planted bug `OperationLoggedPerPage`.
     operations_logged_per_page: bool,
+    /// Planted bug `TermCheckpointNotPersisted`.
+    term_checkpoint_skipped: bool,
 }
 
 /// What the storage was doing when an I/O error made it fail-stop: a caller's Jet call, or
@@ -384,6 +386,7 @@ impl Storage {
             activity: Activity::Call,
             recovery: RecoveryReport::default(),
             operations_logged_per_page: false,
+            term_checkpoint_skipped: false,
         };
         storage.recovery = storage.recover(io, &records)?;
         Ok(storage)
@@ -458,6 +461,18 @@ impl Storage {
 
     /// Planted bug `OperationLoggedPerPage` (tests only): log and cache each page change of a
     /// tree operation at once instead of the whole operation as one record.
+    /// Planted bug [`crate::Mutant::TermCheckpointNotPersisted`]: the clean shutdown does not
+    /// persist its checkpoint.
+    pub fn set_term_checkpoint_skipped(&mut self, skipped: bool) {
+        self.term_checkpoint_skipped = skipped;
+    }
+
+    /// Planted bug [`crate::Mutant::TermTrustsStopFlush`]: the cache's dirty pages are
+    /// dropped unwritten, as a term trusting the stop's flush leaves them.
+    pub fn forget_dirty_pages(&mut self) {
+        self.buffers.forget_dirty_pages();
+    }
+
     pub fn set_operations_logged_per_page(&mut self, per_page: bool) {
         self.operations_logged_per_page = per_page;
     }
@@ -1253,7 +1268,9 @@ impl Storage {
         }
         self.log.flush()?;
         let tip_lsn = self.log.tip_lsn();
-        self.persist_checkpoint(tip_lsn)?;
+        if !self.term_checkpoint_skipped {
+            self.persist_checkpoint(tip_lsn)?;
+        }
         self.buffers.close_all();
         self.log.close()
     }

@@ -14,8 +14,8 @@ use crate::report::transitions::thread_label;
 use crate::workload::{Call, InstanceRef};
 use linearizability::Verdict;
 use rules::{
-    committed_tables, describe_end, describe_lost_data, end_matcher, first_stop, model_sessions,
-    stop_effects, stop_rule, Observability,
+    committed_tables, describe_disk_data, describe_end, describe_lost_data, end_matcher,
+    first_stop, model_sessions, stop_effects, stop_rule, Observability,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -59,6 +59,10 @@ pub enum Rule {
     /// After a crash (`--faults`), recovery failed, or found other than the committed data
     /// (the latter is reported as failure-atomicity's end-state mismatch).
     Durability,
+    /// Without a crash: the disk the final term left, as the harness read it back (a crash
+    /// right after the term, recovered by a fresh instance), holds other than the committed
+    /// data, cannot be read, or (after a clean term) leaves pages for recovery to redo.
+    TermDisk,
 }
 
 impl Rule {
@@ -74,6 +78,7 @@ impl Rule {
         Rule::FinalTerm,
         Rule::SearchBound,
         Rule::Durability,
+        Rule::TermDisk,
     ];
 
     pub fn name(self) -> &'static str {
@@ -89,6 +94,7 @@ impl Rule {
             Rule::FinalTerm => "final-term",
             Rule::SearchBound => "search-bound",
             Rule::Durability => "durability",
+            Rule::TermDisk => "term-disk",
         }
     }
 }
@@ -271,6 +277,11 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
             None
         }
     };
+    if let Some(model_end) = &end_model {
+        verdict
+            .violations
+            .extend(term_disk_violations(history, model_end, final_term.first()));
+    }
     if let (Some(model_end), Some(term)) = (end_model, final_term.first()) {
         verdict
             .violations
@@ -363,6 +374,52 @@ fn end_state_violation(history: &History, model_end: &ModelState) -> Violation {
             ),
         },
     }
+}
+
+/// term-disk: the disk the harness read back after the final term of a run without faults
+/// must hold exactly the model's committed data (every acknowledged commit durable, nothing
+/// uncommitted), whatever the term answered; after a clean term, recovery must also find
+/// nothing to redo. Decided from the harness's copy of the synced files and the model alone.
+fn term_disk_violations(
+    history: &History,
+    model_end: &ModelState,
+    term: Option<&crate::history::Event>,
+) -> Vec<Violation> {
+    let Some(disk) = history.term_disk.as_ref().filter(|_| !history.io_faults) else {
+        return Vec::new();
+    };
+    let mut violations = Vec::new();
+    match &disk.found {
+        Err(why) => violations.push(Violation {
+            rule: Rule::TermDisk,
+            message: format!(
+                "after the final term, a fresh instance could not read the disk it left: {why}"
+            ),
+        }),
+        Ok(found) => {
+            let committed = committed_tables(model_end);
+            if *found != committed {
+                violations.push(Violation {
+                    rule: Rule::TermDisk,
+                    message: format!(
+                        "after the final term, the disk (as a crash then would leave it, recovered by a fresh instance) {}",
+                        describe_disk_data(found, &committed)
+                    ),
+                });
+            }
+        }
+    }
+    let clean_term = term.is_some_and(|t| t.outcome == Outcome::Terminated { dirty: false });
+    if clean_term && (disk.page_images_replayed > 0 || disk.pages_redone > 0) {
+        violations.push(Violation {
+            rule: Rule::TermDisk,
+            message: format!(
+                "the final term succeeded cleanly, yet recovery of the disk it left replayed {} page images after the durable checkpoint and redid {} pages: a clean term leaves every page written and its checkpoint at the log's end",
+                disk.page_images_replayed, disk.pages_redone
+            ),
+        });
+    }
+    violations
 }
 
 /// The final term (the harness's, after the wind-down) must succeed unless the model says

@@ -538,8 +538,24 @@ pub(super) fn describe_end(end: &EndState) -> String {
 /// and the records it found that were never committed, against one order of the calls that
 /// explains every result (no order explains the recovered data).
 pub(super) fn describe_lost_data(recovered: &Tables, committed: &Tables) -> String {
+    format!(
+        "after the crash, recovery found data no order of the calls commits: {} (recovered {recovered:?}, committed {committed:?})",
+        data_differences(recovered, committed).join(", ")
+    )
+}
+
+/// The disk the final term left, against the committed data: what it lost or invented.
+pub(super) fn describe_disk_data(found: &Tables, committed: &Tables) -> String {
+    format!(
+        "holds {} (found {found:?}, committed {committed:?})",
+        data_differences(found, committed).join(", ")
+    )
+}
+
+/// Per record, how `found` differs from `committed`: lost, changed, or never committed.
+fn data_differences(found: &Tables, committed: &Tables) -> Vec<String> {
     let mut differences = Vec::new();
-    for (table, (found, expected)) in recovered.iter().zip(committed).enumerate() {
+    for (table, (found, expected)) in found.iter().zip(committed).enumerate() {
         let found: BTreeMap<u8, u8> = found.iter().copied().collect();
         let expected: BTreeMap<u8, u8> = expected.iter().copied().collect();
         for (key, value) in &expected {
@@ -559,10 +575,7 @@ pub(super) fn describe_lost_data(recovered: &Tables, committed: &Tables) -> Stri
             }
         }
     }
-    format!(
-        "after the crash, recovery found data no order of the calls commits: {} (recovered {recovered:?}, committed {committed:?})",
-        differences.join(", ")
-    )
+    differences
 }
 
 /// The model's committed records per table, in the recovered data's form.

@@ -232,6 +232,10 @@ pub struct CampaignSummary {
     /// The checkpoint audit over all runs: checkpoints checked and page changes checked.
     pub checkpoints_audited: u64,
     pub page_changes_audited: u64,
+    /// Runs without faults whose disk the harness read back after the final term, and the
+    /// records it found there (see `History::term_disk`).
+    pub term_disks_read: u64,
+    pub term_disk_records: u64,
     /// Stop checks made from the harness's own observations, per rule: stops observed, and
     /// stops the check could not be made for, by reason.
     pub stops_observed: BTreeMap<Rule, u64>,
@@ -417,6 +421,12 @@ impl CampaignSummary {
                 *self.unobservable.entry(check.clone()).or_insert(0) += count;
             }
             self.checkpoints_audited += history.checkpoint_audit.checkpoints;
+            if let Some(disk) = &history.term_disk {
+                self.term_disks_read += 1;
+                if let Ok(tables) = &disk.found {
+                    self.term_disk_records += tables.iter().map(|t| t.len() as u64).sum::<u64>();
+                }
+            }
             self.page_changes_audited += history.checkpoint_audit.page_changes;
             self.concurrency
                 .add(crate::report::concurrency::Overlap::of(history));
@@ -654,6 +664,10 @@ fn print_stops_and_crashes(options: &CampaignOptions, summary: &CampaignSummary)
     println!(
         "  checkpoints audited    {:>10} durable checkpoints against the database file, {} page changes checked",
         summary.checkpoints_audited, summary.page_changes_audited
+    );
+    println!(
+        "  term disks read back   {:>10} runs' disks after the final term, {} committed records found",
+        summary.term_disks_read, summary.term_disk_records
     );
     let power_cuts: u64 = summary.power_cuts_met_by.values().sum();
     // Default runs crash too (the seed's crash switch).

@@ -10,7 +10,7 @@
 
 use crate::history::{
     AfterStop, CheckpointAudited, CrashPoint, DiskAtStop, EndState, Event, History,
-    PageChangesAfter, RecoveryWork, SessionEnd, StopObservation,
+    PageChangesAfter, RecoveryWork, SessionEnd, StopObservation, TermDisk,
 };
 use crate::model::Outcome;
 use crate::workload::config::{RunConfig, Schedule};
@@ -417,6 +417,55 @@ impl DiskTap {
     fn at_stop(&self) -> DiskAtStop {
         let started = std::time::Instant::now();
         let disk = self.read_at_stop();
+        DISK_ORACLE_TIME.with(|total| total.set(total.get() + started.elapsed()));
+        disk
+    }
+
+    /// The main instance's files as a crash right after the final term would leave them (the
+    /// synced bytes only), recovered by a fresh instance with the run's planted bug (a
+    /// recovery bug shows here too) and read table by table; `None` when the run never made
+    /// the database durable. OS-thread primitives: no scheduling point of the run's.
+    fn after_term(&self, mutations: Mutations) -> Option<TermDisk> {
+        let started = std::time::Instant::now();
+        let copy = CrashCopy::default();
+        for path in [MAIN_LOG_PATH, MAIN_CHECKPOINT_PATH, DATABASE_PATH] {
+            if let Some((bytes, _)) = self.durable(path) {
+                copy.insert(path, bytes);
+            }
+        }
+        let created = copy.with_image(DATABASE_PATH, |bytes| !bytes.is_empty());
+        let disk = created.then(|| {
+            let jet = Jet::<jetsim_engine::StdRuntime>::new(Environment::new(
+                Arc::new(ManualClock::new(0)),
+                Arc::new(copy),
+            ));
+            let options = InstanceOptions {
+                mutations,
+                ..InstanceOptions::manual()
+            };
+            let instance = jet
+                .create_instance_with("main", options)
+                .map_err(|e| format!("create_instance: {e:?}"))
+                .and_then(|instance| {
+                    jet.init(instance)
+                        .map_err(|e| format!("init (recovery): {e:?}"))?;
+                    Ok(instance)
+                });
+            let (page_images_replayed, pages_redone) =
+                instance.as_ref().ok().map_or((0, 0), |&instance| {
+                    jet.last_recovery_report(instance)
+                        .ok()
+                        .flatten()
+                        .map_or((0, 0), |report| {
+                            (report.page_images_replayed, report.pages_redone)
+                        })
+                });
+            TermDisk {
+                found: instance.and_then(|instance| read_recovered(&jet, instance)),
+                page_images_replayed,
+                pages_redone,
+            }
+        });
         DISK_ORACLE_TIME.with(|total| total.set(total.get() + started.elapsed()));
         disk
     }
@@ -1921,6 +1970,15 @@ fn execution(
     if config.faults.is_some() {
         drop(jet);
         crash.crash_and_recover(&mut history);
+    } else {
+        drop(jet);
+        history.term_disk = tap.after_term(mutations);
+        if history.term_disk.is_none() {
+            *history
+                .unobservable
+                .entry("term disk: the database was never made durable".to_owned())
+                .or_insert(0) += 1;
+        }
     }
     *lock(out) = Some(history);
 }
@@ -2053,8 +2111,8 @@ fn recover(
 }
 
 /// The committed records of the recovered database, read through a session.
-fn read_recovered(
-    jet: &Jet<ShuttleRuntime>,
+fn read_recovered<R: jetsim_engine::runtime::Runtime>(
+    jet: &Jet<R>,
     instance: jetsim_engine::InstanceHandle,
 ) -> Result<crate::history::Tables, String> {
     let session = jet
