@@ -212,6 +212,17 @@ pub struct EndState {
 /// Committed records per table (index = table number), as (key, value) in key order.
 pub type Tables = Vec<Vec<(u8, u8)>>;
 
+/// A `JetCommitTransaction` that returned success, and what the harness read from the
+/// simulated disk at its response step, with no scheduling point in between: how many Commit
+/// records the main log's synced bytes held. A level-1 commit may answer only once its record
+/// is durable, so by then the durable log holds at least one record per level-1 commit
+/// acknowledged so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitAck {
+    pub returned: u64,
+    pub durable_commit_records: u64,
+}
+
 /// The disk a run without faults left after its final term, as a crash right then would leave
 /// it (the synced bytes of the main instance's log, checkpoint and database files), recovered
 /// by a fresh instance and read table by table: what a clean term promises is on disk, read
@@ -266,6 +277,13 @@ pub struct History {
     /// After the final crash: recovery's outcome and what it found, per table, or why it
     /// failed.
     pub recovered: Option<Result<Tables, String>>,
+    /// Each commit that returned success, with the Commit records the durable main log held
+    /// at that instant, as the harness read them (see [`CommitAck`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commit_acks: Vec<CommitAck>,
+    /// The Commit records the durable main log held when the workload began (the setup's).
+    #[serde(default)]
+    pub durable_commit_records_at_start: u64,
     /// Without disk faults: the disk the run left after its final term, read back by the
     /// harness (see [`TermDisk`]); `None` when the run crashed instead, or never created the
     /// database (counted in `unobservable`).

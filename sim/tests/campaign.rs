@@ -391,6 +391,21 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
         Scheduling::Mix,
         400,
     ),
+    // The harness's count of the durable log's Commit records at each acknowledgement (no
+    // crash): a commit that finds another's flush in flight answers before the flush that
+    // covers its record.
+    (
+        Rule::CommitDurable,
+        Mutant::GroupCommitTrustsFlushInFlight,
+        Scheduling::Mix,
+        200,
+    ),
+    (
+        Rule::CommitDurable,
+        Mutant::CommitAckBeforeLogSync,
+        Scheduling::Mix,
+        50,
+    ),
     // The harness's read-back of the disk the final term left (no crash): a clean term that
     // leaves its checkpoint behind the log's end has recovery replay page images.
     (
@@ -580,6 +595,67 @@ fn the_durability_rule_catches_lost_or_unrecoverable_data() {
         .violations
         .iter()
         .any(|v| v.rule == Rule::Durability));
+}
+
+#[test]
+fn the_commit_durable_rule_counts_level_one_commits_against_the_durable_log() {
+    use jetsim::check::rules::check_run;
+    use jetsim::history::{CommitAck, Event, History};
+    use jetsim::model::{ModelState, Outcome};
+    use jetsim::workload::{Call, Ref};
+    // One session (thread 0's first), a nested transaction then a level-1 one: only the
+    // commits that end a level-1 transaction log a Commit record.
+    let ses = Ref::Var(0);
+    let calls = [
+        Call::BeginSession { bind: 0 },
+        Call::BeginTransaction { ses },
+        Call::BeginTransaction { ses },
+        Call::CommitTransaction { ses },
+        Call::CommitTransaction { ses },
+    ];
+    let events: Vec<Event> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, call)| Event {
+            thread: 0,
+            call: call.clone(),
+            invoked: 2 * i as u64,
+            returned: 2 * i as u64 + 1,
+            outcome: Outcome::Ok,
+        })
+        .collect();
+    let history = |nested_ack: u64, level_one_ack: u64| History {
+        workers: 1,
+        events: events.clone(),
+        durable_commit_records_at_start: 5,
+        commit_acks: vec![
+            CommitAck {
+                returned: 7,
+                durable_commit_records: nested_ack,
+            },
+            CommitAck {
+                returned: 9,
+                durable_commit_records: level_one_ack,
+            },
+        ],
+        ..History::default()
+    };
+    let commit_durable = |history: &History| -> Vec<String> {
+        check_run(history, &ModelState::initial(&[]))
+            .violations
+            .into_iter()
+            .filter(|v| v.rule == Rule::CommitDurable)
+            .map(|v| v.message)
+            .collect()
+    };
+    // The nested commit logs nothing; the level-1 commit's record is durable: passes.
+    assert!(commit_durable(&history(5, 6)).is_empty());
+    // The level-1 commit answered with only the setup's records durable.
+    let early = commit_durable(&history(5, 5));
+    assert!(
+        early.len() == 1 && early[0].contains("steps 8..9") && early[0].contains("1 level-1"),
+        "{early:?}"
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! `JETSIM_SWEEP_SEEDS` raises the sweep (default 40 workloads).
 
 use jetsim::campaign::CampaignOptions;
+use jetsim::check::Rule;
 use jetsim::config::{FaultMode, Scheduling};
 use jetsim::simulation::run_seed_with;
 use jetsim::sweep::{replay_point_command, run_sweep, SweepOptions};
@@ -70,12 +71,19 @@ fn every_crash_point_of_every_workload_recovers_exactly_the_committed_data() {
     }
 }
 
-/// Sweeps seeds from 0 one at a time until a crash point fails; returns (seed, point).
+/// Sweeps seeds from 0 one at a time until a crash point fails the durability rule (the
+/// recovery after the cut: other rules, such as commit-durable, may fail every point of a
+/// seed without a crash); returns (seed, point, points failing it).
 fn first_failing_point(mutant: &str, seeds_max: u64) -> (u64, Option<u64>, usize) {
     for seed in 0..seeds_max {
         let summary = run_sweep(&options(1, seed, Some(mutant))).unwrap();
-        if let Some(failure) = summary.failures.first() {
-            return (seed, failure.crash_at, summary.failures.len());
+        let durability: Vec<_> = summary
+            .failures
+            .iter()
+            .filter(|f| f.violations.iter().any(|v| v.rule == Rule::Durability))
+            .collect();
+        if let Some(failure) = durability.first() {
+            return (seed, failure.crash_at, durability.len());
         }
     }
     panic!("{mutant}: no crash point of seeds 0..{seeds_max} failed");

@@ -4,6 +4,7 @@
 //! stop's rules and the end-state and durability checks, [`version_cleanup`] the stop's
 //! cleanup checked from the version store's memory.
 
+pub mod commit_durable;
 pub mod linearizability;
 pub mod rules;
 pub mod version_cleanup;
@@ -59,6 +60,9 @@ pub enum Rule {
     /// After a crash (`--faults`), recovery failed, or found other than the committed data
     /// (the latter is reported as failure-atomicity's end-state mismatch).
     Durability,
+    /// A level-1 commit answered success before the durable log, as the harness read it at
+    /// the response step, could hold its Commit record.
+    CommitDurable,
     /// Without a crash: the disk the final term left, as the harness read it back (a crash
     /// right after the term, recovered by a fresh instance), holds other than the committed
     /// data, cannot be read, or (after a clean term) leaves pages for recovery to redo.
@@ -78,6 +82,7 @@ impl Rule {
         Rule::FinalTerm,
         Rule::SearchBound,
         Rule::Durability,
+        Rule::CommitDurable,
         Rule::TermDisk,
     ];
 
@@ -94,6 +99,7 @@ impl Rule {
             Rule::FinalTerm => "final-term",
             Rule::SearchBound => "search-bound",
             Rule::Durability => "durability",
+            Rule::CommitDurable => "commit-durable",
             Rule::TermDisk => "term-disk",
         }
     }
@@ -294,6 +300,9 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
         });
     }
     verdict.violations.extend(stop_rule(history));
+    verdict
+        .violations
+        .extend(commit_durable::commit_durable(history));
     let effects = stop_effects(history, &mut verdict.observability);
     verdict.violations.extend(effects);
     let cleanup = version_cleanup::version_cleanup(history, &mut verdict.observability);

@@ -27,9 +27,10 @@ pub mod unobservable_reason {
 /// A session as the model names it: (creating thread, how many that thread created before).
 type SessionName = (usize, u8);
 
-/// Each session's transaction level, followed through the calls that returned.
+/// Each session's transaction level, followed through the calls that returned (also the
+/// commit-durable rule's, which asks which commits ended a level-1 transaction).
 #[derive(Default)]
-struct TransactionLevels {
+pub(super) struct TransactionLevels {
     created: BTreeMap<usize, u8>,
     /// (thread, variable) → the session last bound to it.
     bindings: BTreeMap<(usize, u8), SessionName>,
@@ -46,9 +47,19 @@ impl TransactionLevels {
         }
     }
 
+    /// The level of the session `event`'s call names, before the call (`None`: a session
+    /// this history does not follow, such as another instance's).
+    pub(super) fn level_of_session_of(&self, event: &Event) -> Option<u8> {
+        let name = event
+            .call
+            .session()
+            .and_then(|ses| self.session(event.thread, ses))?;
+        self.levels.get(&name).copied()
+    }
+
     /// Applies a call that succeeded; failed calls change nothing (failure-atomicity holds
     /// the engine to that).
-    fn apply(&mut self, event: &Event) {
+    pub(super) fn apply(&mut self, event: &Event) {
         let thread = event.thread;
         match &event.call {
             Call::BeginSession { bind } => {

@@ -9,7 +9,7 @@
 //! included, is recorded with global invocation and response sequence numbers.
 
 use crate::history::{
-    AfterStop, CheckpointAudited, CrashPoint, DiskAtStop, EndState, Event, History,
+    AfterStop, CheckpointAudited, CommitAck, CrashPoint, DiskAtStop, EndState, Event, History,
     PageChangesAfter, RecoveryWork, SessionEnd, StopObservation, TermDisk,
 };
 use crate::model::Outcome;
@@ -141,6 +141,47 @@ struct DiskTap {
     cutter: Arc<PowerCutter>,
     slow_disk: Arc<SlowDisk>,
     audit: Arc<Mutex<CheckpointAudit>>,
+    commit_records: Mutex<DurableCommitRecords>,
+}
+
+/// The Commit records of the main instance's durable log, counted a piece at a time as the
+/// log's synced bytes grow (decoded with the engine's on-disk format, never asked of it).
+#[derive(Default)]
+struct DurableCommitRecords {
+    /// The signature of the log decoded so far.
+    signature: Option<u64>,
+    /// Where the decoded prefix ends (a record boundary), 0 before the first look.
+    decoded_to: u64,
+    /// Commit records in the decoded prefix.
+    count: u64,
+}
+
+impl DurableCommitRecords {
+    /// The Commit records in `log`, a durable image of the log that only grows while one log
+    /// lives; a new or shortened log is decoded afresh.
+    fn count_in(&mut self, log: &[u8]) -> u64 {
+        use jetsim_engine::storage::log::{
+            decode_records_from, log_signature_of, LogRecord, LOG_HEADER_BYTES,
+        };
+        let signature = log_signature_of(log);
+        if signature != self.signature || (log.len() as u64) < self.decoded_to {
+            *self = DurableCommitRecords {
+                signature,
+                decoded_to: LOG_HEADER_BYTES,
+                count: 0,
+            };
+        }
+        if signature.is_none() {
+            return 0;
+        }
+        let mut records = Vec::new();
+        self.decoded_to = decode_records_from(log, self.decoded_to, &mut records);
+        self.count += records
+            .iter()
+            .filter(|(_, record)| matches!(record, LogRecord::Commit { .. }))
+            .count() as u64;
+        self.count
+    }
 }
 
 /// The tap's copy of every file, by path.
@@ -368,7 +409,17 @@ impl DiskTap {
             disk,
             slow_disk: Arc::new(SlowDisk::default()),
             audit: Arc::new(Mutex::new(CheckpointAudit::new(DATABASE_PATH))),
+            commit_records: Mutex::new(DurableCommitRecords::default()),
         }
+    }
+
+    /// The Commit records the main instance's log holds durably right now (0 before it
+    /// exists).
+    fn durable_commit_records(&self) -> u64 {
+        let Some((log, _)) = self.durable(MAIN_LOG_PATH) else {
+            return 0;
+        };
+        lock(&self.commit_records).count_in(&log)
     }
 
     /// Whether `path`'s reads and writes go through the slow disk: the database file's do,
@@ -1362,6 +1413,13 @@ fn call_and_record(
     let returned = recorder.stamp();
     if matches!(call, Call::CommitTransaction { .. }) && result == Outcome::Ok {
         recorder.disk.cutter.commit_acknowledged();
+        // The harness's own look at the durable log at the response step (no scheduling
+        // point in between): the commit-durable rule's evidence.
+        let durable_commit_records = recorder.disk.durable_commit_records();
+        lock(&recorder.history).commit_acks.push(CommitAck {
+            returned,
+            durable_commit_records,
+        });
     }
     let stop = StopSpan {
         thread,
@@ -1900,6 +1958,7 @@ fn execution(
         history: Mutex::new(History {
             workers: threads,
             online_defrag: config.engine.online_defrag,
+            durable_commit_records_at_start: tap.durable_commit_records(),
             ..History::default()
         }),
         clock,

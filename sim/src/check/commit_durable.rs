@@ -1,0 +1,62 @@
+//! commit-durable: a level-1 `JetCommitTransaction` answers success only once its Commit
+//! record is durable (ESE's commit waits for the log; group commit may share the sync, never
+//! skip it). The harness checks it from the disk at each acknowledgement, without a crash:
+//! at the response step of every successful commit it counted the Commit records in the
+//! synced bytes of the main log ([`crate::history::CommitAck`]), and since each level-1
+//! commit appends one record, by then the durable log must hold at least one record per
+//! level-1 commit acknowledged so far (the setup's excepted). Which commits ended a level-1
+//! transaction is decided from the history alone, following each session's level through
+//! the calls that returned. Counting, not naming, records makes the check sound but not
+//! complete: a record another commit made durable early can stand in for a missing one.
+
+use super::version_cleanup::TransactionLevels;
+use super::{Rule, Violation};
+use crate::history::{Event, History};
+use crate::report::transitions::thread_label;
+use crate::workload::Call;
+use std::collections::BTreeMap;
+
+/// One violation per level-1 commit that answered before the durable log could hold its
+/// record; none for a history the harness did not read the log for.
+pub fn commit_durable(history: &History) -> Vec<Violation> {
+    let durable_at: BTreeMap<u64, u64> = history
+        .commit_acks
+        .iter()
+        .map(|ack| (ack.returned, ack.durable_commit_records))
+        .collect();
+    let mut done: Vec<&Event> = history
+        .events
+        .iter()
+        .filter(|e| e.outcome.is_ok())
+        .collect();
+    done.sort_by_key(|e| e.returned);
+    let mut levels = TransactionLevels::default();
+    let mut acknowledged = 0u64;
+    let mut violations = Vec::new();
+    for event in done {
+        let level_one_commit = matches!(event.call, Call::CommitTransaction { .. })
+            && levels.level_of_session_of(event) == Some(1);
+        levels.apply(event);
+        if !level_one_commit {
+            continue;
+        }
+        acknowledged += 1;
+        let Some(&durable) = durable_at.get(&event.returned) else {
+            continue;
+        };
+        let durable = durable.saturating_sub(history.durable_commit_records_at_start);
+        if durable < acknowledged {
+            violations.push(Violation {
+                rule: Rule::CommitDurable,
+                message: format!(
+                    "{} {:?} (steps {}..{}) answered success, yet the durable log held {durable} of the workload's Commit records when it did, with {acknowledged} level-1 commits acknowledged by then: an acknowledged commit was not durable",
+                    thread_label(event.thread, history.workers),
+                    event.call,
+                    event.invoked,
+                    event.returned,
+                ),
+            });
+        }
+    }
+    violations
+}
