@@ -314,6 +314,33 @@ pub struct History {
     /// durable database file (`world::checkpoint_audit`).
     #[serde(default, skip_serializing_if = "CheckpointAudited::is_empty")]
     pub checkpoint_audit: CheckpointAudited,
+    /// The harness's audit of every database write against the durable log
+    /// (`world::harness::WriteAheadWatch`).
+    #[serde(default, skip_serializing_if = "WriteAheadAudited::is_empty")]
+    pub write_ahead: WriteAheadAudited,
+}
+
+/// What the write-ahead audit found in one run: at every write the database file took, each
+/// page's LSN against the end of the log's synced bytes at that instant.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteAheadAudited {
+    /// Page writes checked.
+    pub pages: u64,
+    /// The first page written before the log record that changed it was durable, in words,
+    /// and how many such writes the run made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_breach: Option<String>,
+    #[serde(default)]
+    pub breaches: u64,
+    /// Writes the audit could not read as whole pages (counted unobservable).
+    #[serde(default)]
+    pub unaligned_writes: u64,
+}
+
+impl WriteAheadAudited {
+    fn is_empty(&self) -> bool {
+        *self == WriteAheadAudited::default()
+    }
 }
 
 /// What the checkpoint audit found in one run.

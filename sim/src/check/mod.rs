@@ -60,6 +60,9 @@ pub enum Rule {
     /// After a crash (`--faults`), recovery failed, or found other than the committed data
     /// (the latter is reported as failure-atomicity's end-state mismatch).
     Durability,
+    /// The database file took a page before the log record that changed it was durable, as
+    /// the harness read both at the write (the write-ahead rule).
+    WriteAhead,
     /// A level-1 commit answered success before the durable log, as the harness read it at
     /// the response step, could hold its Commit record.
     CommitDurable,
@@ -82,6 +85,7 @@ impl Rule {
         Rule::FinalTerm,
         Rule::SearchBound,
         Rule::Durability,
+        Rule::WriteAhead,
         Rule::CommitDurable,
         Rule::TermDisk,
     ];
@@ -99,6 +103,7 @@ impl Rule {
             Rule::FinalTerm => "final-term",
             Rule::SearchBound => "search-bound",
             Rule::Durability => "durability",
+            Rule::WriteAhead => "write-ahead",
             Rule::CommitDurable => "commit-durable",
             Rule::TermDisk => "term-disk",
         }
@@ -239,6 +244,16 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
         verdict.violations.push(Violation {
             rule: Rule::Durability,
             message: breach.clone(),
+        });
+    }
+    // A page on disk ahead of its log: the harness's audit of every database write.
+    if let Some(first) = &history.write_ahead.first_breach {
+        verdict.violations.push(Violation {
+            rule: Rule::WriteAhead,
+            message: match history.write_ahead.breaches {
+                1 => first.clone(),
+                n => format!("{first}; {} more such writes", n - 1),
+            },
         });
     }
     let lin = search(&body, initial, history).verdict;

@@ -234,6 +234,8 @@ pub struct CampaignSummary {
     pub page_changes_audited: u64,
     /// Runs without faults whose disk the harness read back after the final term, and the
     /// records it found there (see `History::term_disk`).
+    /// Database page writes the write-ahead audit checked against the durable log.
+    pub write_ahead_pages: u64,
     pub term_disks_read: u64,
     pub term_disk_records: u64,
     /// Stop checks made from the harness's own observations, per rule: stops observed, and
@@ -421,6 +423,7 @@ impl CampaignSummary {
                 *self.unobservable.entry(check.clone()).or_insert(0) += count;
             }
             self.checkpoints_audited += history.checkpoint_audit.checkpoints;
+            self.write_ahead_pages += history.write_ahead.pages;
             if let Some(disk) = &history.term_disk {
                 self.term_disks_read += 1;
                 if let Ok(tables) = &disk.found {
@@ -664,6 +667,10 @@ fn print_stops_and_crashes(options: &CampaignOptions, summary: &CampaignSummary)
     println!(
         "  checkpoints audited    {:>10} durable checkpoints against the database file, {} page changes checked",
         summary.checkpoints_audited, summary.page_changes_audited
+    );
+    println!(
+        "  write-ahead audited    {:>10} database page writes against the durable log",
+        summary.write_ahead_pages
     );
     println!(
         "  term disks read back   {:>10} runs' disks after the final term, {} committed records found",

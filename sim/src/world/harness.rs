@@ -10,7 +10,7 @@
 
 use crate::history::{
     AfterStop, CheckpointAudited, CommitAck, CrashPoint, DiskAtStop, EndState, Event, History,
-    PageChangesAfter, RecoveryWork, SessionEnd, StopObservation, TermDisk,
+    PageChangesAfter, RecoveryWork, SessionEnd, StopObservation, TermDisk, WriteAheadAudited,
 };
 use crate::model::Outcome;
 use crate::workload::config::{RunConfig, Schedule};
@@ -142,6 +142,55 @@ struct DiskTap {
     slow_disk: Arc<SlowDisk>,
     audit: Arc<Mutex<CheckpointAudit>>,
     commit_records: Mutex<DurableCommitRecords>,
+    write_ahead: Arc<Mutex<WriteAheadAudited>>,
+}
+
+/// The write-ahead audit, on the database file's writes: every page the file takes must carry
+/// a page LSN below the end of the main log's synced bytes at that instant. A page's LSN is
+/// where the `PageImages` record that logged its image begins, so the record is durable only
+/// if the durable log reaches past it; a page written before that is a change a crash can
+/// leave on disk with no log record to undo or explain it (the WAL rule). Decided from the
+/// bytes the tap mirrors, at every write, crash or not; pages with LSN 0 (never logged:
+/// a file's extension) are not counted.
+struct WriteAheadWatch {
+    files: TapFiles,
+    audit: Arc<Mutex<WriteAheadAudited>>,
+    steps: Arc<AtomicU64>,
+}
+
+impl WriteAheadWatch {
+    fn page_written(&self, offset: usize, bytes: &[u8]) {
+        use jetsim_engine::storage::page::page_lsn_of;
+        use jetsim_engine::storage::PAGE_SIZE_BYTES;
+        if !offset.is_multiple_of(PAGE_SIZE_BYTES) || !bytes.len().is_multiple_of(PAGE_SIZE_BYTES) {
+            lock(&self.audit).unaligned_writes += 1;
+            return;
+        }
+        let durable_log_end = lock(&self.files)
+            .get(MAIN_LOG_PATH)
+            .map_or(0, |log| lock(log).synced.len() as u64);
+        let mut audit = lock(&self.audit);
+        for (index, page) in bytes.chunks_exact(PAGE_SIZE_BYTES).enumerate() {
+            let page_lsn = page_lsn_of(page);
+            if page_lsn == 0 {
+                continue;
+            }
+            audit.pages += 1;
+            if page_lsn >= durable_log_end {
+                audit.breaches += 1;
+                if audit.first_breach.is_none() {
+                    let page_number = offset / PAGE_SIZE_BYTES + index;
+                    let when = match self.steps.load(Ordering::SeqCst) {
+                        0 => "during the setup".to_owned(),
+                        step => format!("at step {step}"),
+                    };
+                    audit.first_breach = Some(format!(
+                        "page {page_number} of {DATABASE_PATH} was written {when} with page LSN {page_lsn} while the durable log ended at {durable_log_end}: the record that logged the page was not durable (the write-ahead rule)"
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// The Commit records of the main instance's durable log, counted a piece at a time as the
@@ -410,7 +459,17 @@ impl DiskTap {
             slow_disk: Arc::new(SlowDisk::default()),
             audit: Arc::new(Mutex::new(CheckpointAudit::new(DATABASE_PATH))),
             commit_records: Mutex::new(DurableCommitRecords::default()),
+            write_ahead: Arc::new(Mutex::new(WriteAheadAudited::default())),
         }
+    }
+
+    /// The database file's write-ahead watch (`None` for other files).
+    fn write_ahead_watch_of(&self, path: &str) -> Option<WriteAheadWatch> {
+        (path == DATABASE_PATH).then(|| WriteAheadWatch {
+            files: Arc::clone(&self.files),
+            audit: Arc::clone(&self.write_ahead),
+            steps: Arc::clone(&self.steps),
+        })
     }
 
     /// The Commit records the main instance's log holds durably right now (0 before it
@@ -587,6 +646,13 @@ impl DiskTap {
                 .or_insert(0) += count;
         }
         drop(audit);
+        history.write_ahead = lock(&self.write_ahead).clone();
+        if history.write_ahead.unaligned_writes > 0 {
+            history.unobservable.insert(
+                "write-ahead: a database write not of whole pages".to_owned(),
+                history.write_ahead.unaligned_writes,
+            );
+        }
         let flushed_by_clean_term = history.events.iter().any(|e| {
             matches!(
                 e.call,
@@ -818,6 +884,7 @@ impl Io for DiskTap {
             stoppers: Arc::clone(&self.stoppers),
             cutter: self.cutter_of(path),
             checkpoint_watch: self.checkpoint_watch_of(path),
+            write_ahead_watch: self.write_ahead_watch_of(path),
             slow_disk: Arc::clone(&self.slow_disk),
             slow_io: Self::slow_io_of(path),
         }))
@@ -838,6 +905,7 @@ impl Io for DiskTap {
             stoppers: Arc::clone(&self.stoppers),
             cutter: self.cutter_of(path),
             checkpoint_watch: self.checkpoint_watch_of(path),
+            write_ahead_watch: self.write_ahead_watch_of(path),
             slow_disk: Arc::clone(&self.slow_disk),
             slow_io: Self::slow_io_of(path),
         }))
@@ -865,6 +933,8 @@ struct TapFile {
     cutter: Option<(Arc<PowerCutter>, CutFile)>,
     /// The main checkpoint file's: each sync is a durable checkpoint to audit.
     checkpoint_watch: Option<CheckpointWatch>,
+    /// The database file's: each write is audited against the durable log.
+    write_ahead_watch: Option<WriteAheadWatch>,
     /// Counts every operation of the file (see [`SlowDisk`]).
     slow_disk: Arc<SlowDisk>,
     /// The database file's: its reads complete, and its writes land, as the slow disk
@@ -930,6 +1000,9 @@ impl IoFile for TapFile {
         let written = self.inner.write_at(offset, bytes);
         self.note_mutation(written)?;
         let offset = usize::try_from(offset).expect("the disk accepted the offset");
+        if let Some(watch) = &self.write_ahead_watch {
+            watch.page_written(offset, bytes);
+        }
         lock(&self.data).write(offset, bytes);
         self.file_changed(true);
         Ok(())
