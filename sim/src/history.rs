@@ -321,7 +321,8 @@ pub struct History {
 }
 
 /// What the write-ahead audit found in one run: at every write the database file took, each
-/// page's LSN against the end of the log's synced bytes at that instant.
+/// page's LSN against the end of the log's synced bytes at that instant, and against the LSN
+/// the file already held for that page (page LSNs on disk only grow).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WriteAheadAudited {
     /// Page writes checked.
@@ -335,6 +336,12 @@ pub struct WriteAheadAudited {
     /// Writes the audit could not read as whole pages (counted unobservable).
     #[serde(default)]
     pub unaligned_writes: u64,
+    /// The first page written with an LSN below the one the file already held for it (an
+    /// older image over a newer one), in words, and how many such writes the run made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_stale_write: Option<String>,
+    #[serde(default)]
+    pub stale_writes: u64,
 }
 
 impl WriteAheadAudited {

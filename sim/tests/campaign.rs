@@ -394,6 +394,14 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
     // The harness's write-ahead audit at every database write (no crash): a page written
     // before the log record that changed it is durable.
     (Rule::WriteAhead, Mutant::PageBeforeLog, Scheduling::Mix, 10),
+    // The same audit: an older image of a page lands over a newer one (a writer evicted a
+    // page the background flusher's batch still had out).
+    (
+        Rule::StaleWrite,
+        Mutant::FrameEvictedDuringWriteBack,
+        Scheduling::Mix,
+        400,
+    ),
     // The harness's count of the durable log's Commit records at each acknowledgement (no
     // crash): a commit that finds another's flush in flight answers before the flush that
     // covers its record.

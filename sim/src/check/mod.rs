@@ -63,6 +63,9 @@ pub enum Rule {
     /// The database file took a page before the log record that changed it was durable, as
     /// the harness read both at the write (the write-ahead rule).
     WriteAhead,
+    /// The database file took an older image of a page over a newer one, as the harness read
+    /// both at the write: the change between them is lost on disk.
+    StaleWrite,
     /// A level-1 commit answered success before the durable log, as the harness read it at
     /// the response step, could hold its Commit record.
     CommitDurable,
@@ -86,6 +89,7 @@ impl Rule {
         Rule::SearchBound,
         Rule::Durability,
         Rule::WriteAhead,
+        Rule::StaleWrite,
         Rule::CommitDurable,
         Rule::TermDisk,
     ];
@@ -104,6 +108,7 @@ impl Rule {
             Rule::SearchBound => "search-bound",
             Rule::Durability => "durability",
             Rule::WriteAhead => "write-ahead",
+            Rule::StaleWrite => "stale-write",
             Rule::CommitDurable => "commit-durable",
             Rule::TermDisk => "term-disk",
         }
@@ -251,6 +256,15 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
         verdict.violations.push(Violation {
             rule: Rule::WriteAhead,
             message: match history.write_ahead.breaches {
+                1 => first.clone(),
+                n => format!("{first}; {} more such writes", n - 1),
+            },
+        });
+    }
+    if let Some(first) = &history.write_ahead.first_stale_write {
+        verdict.violations.push(Violation {
+            rule: Rule::StaleWrite,
+            message: match history.write_ahead.stale_writes {
                 1 => first.clone(),
                 n => format!("{first}; {} more such writes", n - 1),
             },

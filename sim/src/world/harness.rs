@@ -159,7 +159,14 @@ struct WriteAheadWatch {
 }
 
 impl WriteAheadWatch {
-    fn page_written(&self, offset: usize, bytes: &[u8]) {
+    /// Audits `bytes`, written at `offset`, against the durable log and against what the file
+    /// held before (`previous_lsn` of a page: its LSN in the file as written so far).
+    fn page_written(
+        &self,
+        offset: usize,
+        bytes: &[u8],
+        previous_lsn: impl Fn(usize) -> Option<u64>,
+    ) {
         use jetsim_engine::storage::page::page_lsn_of;
         use jetsim_engine::storage::PAGE_SIZE_BYTES;
         if !offset.is_multiple_of(PAGE_SIZE_BYTES) || !bytes.len().is_multiple_of(PAGE_SIZE_BYTES) {
@@ -169,23 +176,32 @@ impl WriteAheadWatch {
         let durable_log_end = lock(&self.files)
             .get(MAIN_LOG_PATH)
             .map_or(0, |log| lock(log).synced.len() as u64);
+        let when = match self.steps.load(Ordering::SeqCst) {
+            0 => "during the setup".to_owned(),
+            step => format!("at step {step}"),
+        };
         let mut audit = lock(&self.audit);
         for (index, page) in bytes.chunks_exact(PAGE_SIZE_BYTES).enumerate() {
             let page_lsn = page_lsn_of(page);
             if page_lsn == 0 {
                 continue;
             }
+            let page_number = offset / PAGE_SIZE_BYTES + index;
             audit.pages += 1;
             if page_lsn >= durable_log_end {
                 audit.breaches += 1;
                 if audit.first_breach.is_none() {
-                    let page_number = offset / PAGE_SIZE_BYTES + index;
-                    let when = match self.steps.load(Ordering::SeqCst) {
-                        0 => "during the setup".to_owned(),
-                        step => format!("at step {step}"),
-                    };
                     audit.first_breach = Some(format!(
                         "page {page_number} of {DATABASE_PATH} was written {when} with page LSN {page_lsn} while the durable log ended at {durable_log_end}: the record that logged the page was not durable (the write-ahead rule)"
+                    ));
+                }
+            }
+            let previous = previous_lsn(offset + index * PAGE_SIZE_BYTES).unwrap_or(0);
+            if page_lsn < previous {
+                audit.stale_writes += 1;
+                if audit.first_stale_write.is_none() {
+                    audit.first_stale_write = Some(format!(
+                        "page {page_number} of {DATABASE_PATH} was written {when} with page LSN {page_lsn} over its image with page LSN {previous}: an older image landed over a newer one, and the change between them is lost on disk"
                     ));
                 }
             }
@@ -1001,7 +1017,14 @@ impl IoFile for TapFile {
         self.note_mutation(written)?;
         let offset = usize::try_from(offset).expect("the disk accepted the offset");
         if let Some(watch) = &self.write_ahead_watch {
-            watch.page_written(offset, bytes);
+            use jetsim_engine::storage::page::page_lsn_of;
+            use jetsim_engine::storage::PAGE_SIZE_BYTES;
+            let data = lock(&self.data);
+            watch.page_written(offset, bytes, |start| {
+                data.current
+                    .get(start..start + PAGE_SIZE_BYTES)
+                    .map(page_lsn_of)
+            });
         }
         lock(&self.data).write(offset, bytes);
         self.file_changed(true);
