@@ -667,6 +667,30 @@ fn the_commit_durable_rule_counts_level_one_commits_against_the_durable_log() {
         early.len() == 1 && early[0].contains("steps 8..9") && early[0].contains("1 level-1"),
         "{early:?}"
     );
+    // Another thread's begin on the session, in flight across the commits: which level each
+    // commit ended is not known, so none is judged; each is counted unobservable.
+    let mut overlapped = history(5, 5);
+    overlapped.workers = 2;
+    overlapped.events.push(Event {
+        thread: 1,
+        call: Call::BeginTransaction {
+            ses: Ref::PeerCreated { thread: 0, n: 0 },
+        },
+        invoked: 4,
+        returned: 10,
+        outcome: Outcome::Ok,
+    });
+    assert!(commit_durable(&overlapped).is_empty());
+    let verdict = check_run(&overlapped, &ModelState::initial(&[]));
+    assert_eq!(
+        verdict
+            .observability
+            .unobservable
+            .iter()
+            .filter(|u| u.rule == Rule::CommitDurable)
+            .count(),
+        2
+    );
 }
 
 #[test]
@@ -913,7 +937,7 @@ fn version_cleanup_decides_from_the_meter_and_counts_open_transactions() {
             Call::BeginTransaction {
                 ses: Ref::PeerCreated { thread: 0, n: 0 },
             },
-            3,
+            4,
             5,
             Outcome::Ok,
         ),
@@ -1000,6 +1024,16 @@ fn version_cleanup_decides_from_the_meter_and_counts_open_transactions() {
     let mut seen = Observability::default();
     assert!(version_cleanup(&history, &mut seen).is_empty());
     assert_eq!(seen.observed.get(&Rule::VersionCleanup), Some(&1));
+    // t1's begin on t0's session overlapping t0's begin: the order they took effect in is not
+    // the order they returned in, so no level is known; counted, never judged.
+    history.stop_observations[0].versions_held = 2;
+    history.events[2].invoked = 3;
+    let mut seen = Observability::default();
+    assert!(version_cleanup(&history, &mut seen).is_empty());
+    assert_eq!(
+        seen.unobservable[0].reason,
+        unobservable_reason::LEVELS_AMBIGUOUS
+    );
 }
 
 #[test]

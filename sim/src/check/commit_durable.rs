@@ -6,19 +6,28 @@
 //! commit appends one record, by then the durable log must hold at least one record per
 //! level-1 commit acknowledged so far (the setup's excepted). Which commits ended a level-1
 //! transaction is decided from the history alone, following each session's level through
-//! the calls that returned. Counting, not naming, records makes the check sound but not
-//! complete: a record another commit made durable early can stand in for a missing one.
+//! the calls that returned. A session two threads called on at once (one waiting for the
+//! other's claim) has no known level from then on: its commits are neither judged nor counted
+//! (counted unobservable instead), which keeps the count a lower bound. Counting, not naming,
+//! records makes the check sound but not complete: a record another commit made durable early
+//! can stand in for a missing one.
 
-use super::version_cleanup::TransactionLevels;
+use super::rules::Observability;
+use super::version_cleanup::{sessions_ambiguous_from, TransactionLevels};
 use super::{Rule, Violation};
 use crate::history::{Event, History};
 use crate::report::transitions::thread_label;
 use crate::workload::Call;
 use std::collections::BTreeMap;
 
+/// Why a commit could not be judged.
+pub const LEVEL_UNKNOWN: &str = "its session's calls overlapped";
+
 /// One violation per level-1 commit that answered before the durable log could hold its
-/// record; none for a history the harness did not read the log for.
-pub fn commit_durable(history: &History) -> Vec<Violation> {
+/// record; none for a history the harness did not read the log for. Each commit judged is
+/// counted in `seen`, each one whose level is unknown counted unobservable.
+pub fn commit_durable(history: &History, seen: &mut Observability) -> Vec<Violation> {
+    let ambiguous = sessions_ambiguous_from(history);
     let durable_at: BTreeMap<u64, u64> = history
         .commit_acks
         .iter()
@@ -34,16 +43,41 @@ pub fn commit_durable(history: &History) -> Vec<Violation> {
     let mut acknowledged = 0u64;
     let mut violations = Vec::new();
     for event in done {
-        let level_one_commit = matches!(event.call, Call::CommitTransaction { .. })
-            && levels.level_of_session_of(event) == Some(1);
+        let is_commit = matches!(event.call, Call::CommitTransaction { .. });
+        let level = levels.level_of_session_of(event);
+        let unknown_from = levels
+            .session_of(event)
+            .and_then(|name| ambiguous.get(&name).copied())
+            .filter(|&from_step| from_step < event.returned);
         levels.apply(event);
-        if !level_one_commit {
+        if !is_commit || level.is_none() {
+            continue;
+        }
+        if let Some(from_step) = unknown_from {
+            seen.unobservable(
+                Rule::CommitDurable,
+                event.returned,
+                (
+                    LEVEL_UNKNOWN,
+                    format!(
+                        "{} {:?} (steps {}..{}): calls on its session overlapped from step {from_step}, so whether it ended a level-1 transaction is not known",
+                        thread_label(event.thread, history.workers),
+                        event.call,
+                        event.invoked,
+                        event.returned
+                    ),
+                ),
+            );
+            continue;
+        }
+        if level != Some(1) {
             continue;
         }
         acknowledged += 1;
         let Some(&durable) = durable_at.get(&event.returned) else {
             continue;
         };
+        seen.observed(Rule::CommitDurable);
         let durable = durable.saturating_sub(history.durable_commit_records_at_start);
         if durable < acknowledged {
             violations.push(Violation {

@@ -329,9 +329,8 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
         });
     }
     verdict.violations.extend(stop_rule(history));
-    verdict
-        .violations
-        .extend(commit_durable::commit_durable(history));
+    let acks = commit_durable::commit_durable(history, &mut verdict.observability);
+    verdict.violations.extend(acks);
     let effects = stop_effects(history, &mut verdict.observability);
     verdict.violations.extend(effects);
     let cleanup = version_cleanup::version_cleanup(history, &mut verdict.observability);

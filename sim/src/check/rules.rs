@@ -73,22 +73,24 @@ pub fn stop_rule(history: &History) -> Vec<Violation> {
     violations
 }
 
-/// A check the harness could not make for one stop, and why: counted and printed, never a
-/// silent pass.
+/// A check the harness could not make for one stop (or, for commit-durable, one commit), and
+/// why: counted and printed, never a silent pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unobservable {
     pub rule: Rule,
-    pub stop_returned: u64,
+    /// The step the checked call (the stop, or the commit) returned at.
+    pub returned: u64,
     /// The kind of reason, short, for summaries.
     pub reason: &'static str,
     /// The reason in full (which calls, which step).
     pub detail: String,
 }
 
-/// How many stops each disk-and-history check observed, and the ones it could not.
+/// How many stops (commits, for commit-durable) each disk-and-history check observed, and the
+/// ones it could not.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observability {
-    /// Rule → stops the rule was decided for (passed or violated).
+    /// Rule → stops (commits) the rule was decided for (passed or violated).
     pub observed: BTreeMap<Rule, u64>,
     pub unobservable: Vec<Unobservable>,
 }
@@ -98,10 +100,10 @@ impl Observability {
         *self.observed.entry(rule).or_insert(0) += 1;
     }
 
-    pub(super) fn unobservable(&mut self, rule: Rule, stop_returned: u64, (reason, detail): Why) {
+    pub(super) fn unobservable(&mut self, rule: Rule, returned: u64, (reason, detail): Why) {
         self.unobservable.push(Unobservable {
             rule,
-            stop_returned,
+            returned,
             reason,
             detail,
         });

@@ -22,10 +22,11 @@ use std::collections::BTreeMap;
 pub mod unobservable_reason {
     pub const TRANSACTION_OPEN: &str = "a transaction was open";
     pub const TRANSACTION_ENDED: &str = "a transaction ended during the stop";
+    pub const LEVELS_AMBIGUOUS: &str = "a session's calls overlapped";
 }
 
 /// A session as the model names it: (creating thread, how many that thread created before).
-type SessionName = (usize, u8);
+pub(super) type SessionName = (usize, u8);
 
 /// Each session's transaction level, followed through the calls that returned (also the
 /// commit-durable rule's, which asks which commits ended a level-1 transaction).
@@ -50,11 +51,7 @@ impl TransactionLevels {
     /// The level of the session `event`'s call names, before the call (`None`: a session
     /// this history does not follow, such as another instance's).
     pub(super) fn level_of_session_of(&self, event: &Event) -> Option<u8> {
-        let name = event
-            .call
-            .session()
-            .and_then(|ses| self.session(event.thread, ses))?;
-        self.levels.get(&name).copied()
+        self.levels.get(&self.session_of(event)?).copied()
     }
 
     /// Applies a call that succeeded; failed calls change nothing (failure-atomicity holds
@@ -97,6 +94,14 @@ impl TransactionLevels {
         }
     }
 
+    /// The session `event`'s call names, resolved before the call is applied.
+    pub(super) fn session_of(&self, event: &Event) -> Option<SessionName> {
+        event
+            .call
+            .session()
+            .and_then(|ses| self.session(event.thread, ses))
+    }
+
     fn open(&self) -> Vec<SessionName> {
         self.levels
             .iter()
@@ -104,6 +109,50 @@ impl TransactionLevels {
             .map(|(&name, _)| name)
             .collect()
     }
+}
+
+/// Sessions whose transaction level the history cannot follow from some step on: two of
+/// their successful calls that begin or end a transaction overlapped (another thread called
+/// on the session while one was inside, waiting for its claim), so the order the calls took
+/// effect in is not known from the order they returned in. Session → the first step from
+/// which its level is unknown (the earlier invocation of the first overlapping pair).
+pub(super) fn sessions_ambiguous_from(history: &History) -> BTreeMap<SessionName, u64> {
+    let mut done: Vec<&Event> = history
+        .events
+        .iter()
+        .filter(|e| e.outcome.is_ok())
+        .collect();
+    done.sort_by_key(|e| e.returned);
+    let mut levels = TransactionLevels::default();
+    let mut spans: BTreeMap<SessionName, Vec<(u64, u64)>> = BTreeMap::new();
+    for event in done {
+        if changes_transactions(&event.call) {
+            if let Some(name) = levels.session_of(event) {
+                spans
+                    .entry(name)
+                    .or_default()
+                    .push((event.invoked, event.returned));
+            }
+        }
+        levels.apply(event);
+    }
+    let mut ambiguous = BTreeMap::new();
+    for (name, mut calls) in spans {
+        calls.sort_unstable();
+        let mut latest_return: Option<(u64, u64)> = None;
+        for (invoked, returned) in calls {
+            if let Some((earlier_invoked, earlier_returned)) = latest_return {
+                if invoked < earlier_returned {
+                    ambiguous.insert(name, earlier_invoked);
+                    break;
+                }
+            }
+            if latest_return.is_none_or(|(_, r)| returned > r) {
+                latest_return = Some((invoked, returned));
+            }
+        }
+    }
+    ambiguous
 }
 
 /// Calls that begin or end a transaction, or end every session.
@@ -177,6 +226,25 @@ fn unobservable(history: &History, from: u64, to: u64) -> Option<(&'static str, 
             unobservable_reason::TRANSACTION_OPEN,
             format!(
                 "calls that begin or end a transaction were in flight when it returned: {in_flight}"
+            ),
+        ));
+    }
+    let ambiguous: Vec<String> = sessions_ambiguous_from(history)
+        .into_iter()
+        .filter(|&(_, from_step)| from_step < to)
+        .map(|((thread, n), from_step)| {
+            format!(
+                "{}'s session #{n} from step {from_step}",
+                thread_label(thread, history.workers)
+            )
+        })
+        .collect();
+    if !ambiguous.is_empty() {
+        return Some((
+            unobservable_reason::LEVELS_AMBIGUOUS,
+            format!(
+                "calls on one session that begin or end a transaction overlapped, so its level is not known: {}",
+                ambiguous.join(", ")
             ),
         ));
     }

@@ -668,6 +668,17 @@ fn print_stops_and_crashes(options: &CampaignOptions, summary: &CampaignSummary)
         "  checkpoints audited    {:>10} durable checkpoints against the database file, {} page changes checked",
         summary.checkpoints_audited, summary.page_changes_audited
     );
+    let unobservable = summary.stops_unobservable.get(&Rule::CommitDurable);
+    println!(
+        "  commit-durable         {:>10} level-1 commits checked against the durable log, {} unobservable ({})",
+        summary
+            .stops_observed
+            .get(&Rule::CommitDurable)
+            .copied()
+            .unwrap_or(0),
+        unobservable.map_or(0, |u| u.values().sum::<u64>()),
+        unobservable.map_or_else(|| "-".to_owned(), counts_line)
+    );
     println!(
         "  write-ahead audited    {:>10} database page writes against the durable log",
         summary.write_ahead_pages
@@ -961,22 +972,46 @@ fn observability_text(out: &mut String, seen: &crate::check::rules::Observabilit
     if seen.observed.is_empty() && seen.unobservable.is_empty() {
         return;
     }
+    let is_stop_rule = |rule: &Rule| *rule != Rule::CommitDurable;
     let observed: BTreeMap<String, u64> = seen
         .observed
         .iter()
+        .filter(|(rule, _)| is_stop_rule(rule))
         .map(|(rule, n)| (rule.name().to_owned(), *n))
         .collect();
-    let _ = writeln!(
-        out,
-        "stop checks observed: {}; unobservable: {}",
-        counts_line(&observed),
-        seen.unobservable.len()
-    );
-    for unobservable in &seen.unobservable {
+    let (stops, commits): (Vec<_>, Vec<_>) = seen
+        .unobservable
+        .iter()
+        .partition(|u| is_stop_rule(&u.rule));
+    if !observed.is_empty() || !stops.is_empty() {
+        let _ = writeln!(
+            out,
+            "stop checks observed: {}; unobservable: {}",
+            counts_line(&observed),
+            stops.len()
+        );
+    }
+    for unobservable in stops {
         let _ = writeln!(
             out,
             "  {} for the stop that returned at step {}: unobservable, {}",
-            unobservable.rule, unobservable.stop_returned, unobservable.detail
+            unobservable.rule, unobservable.returned, unobservable.detail
+        );
+    }
+    let acknowledgements = seen.observed.get(&Rule::CommitDurable).copied();
+    if acknowledgements.is_some() || !commits.is_empty() {
+        let _ = writeln!(
+            out,
+            "commit-durable: {} level-1 commits checked against the durable log; unobservable: {}",
+            acknowledgements.unwrap_or(0),
+            commits.len()
+        );
+    }
+    for unobservable in commits {
+        let _ = writeln!(
+            out,
+            "  commit-durable for the commit that returned at step {}: unobservable, {}",
+            unobservable.returned, unobservable.detail
         );
     }
 }
