@@ -293,6 +293,9 @@ impl fmt::Display for Failure {
     }
 }
 
+/// The stack of the thread a model runs on (mapped lazily by the generator loom runs it on).
+const MODEL_STACK_BYTES: usize = 1 << 20;
+
 /// What one loom run of a model gave.
 pub type Outcome = Result<Explored, Failure>;
 
@@ -306,11 +309,22 @@ pub fn explore(
 ) -> Outcome {
     let executions = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&executions);
+    let model = Arc::new(model);
     let outcome = std::thread::spawn(move || {
         catch_unwind(AssertUnwindSafe(|| {
             builder(preemption_bound).check(move || {
                 counter.fetch_add(1, StdOrdering::SeqCst);
-                model();
+                // loom runs its first thread on a 32 KiB generator stack it offers no way to
+                // change, which the engine's init and term overflow in release builds: the
+                // model runs on a thread of its own with a larger one, the first thread only
+                // waiting for it.
+                let model = Arc::clone(&model);
+                loom::thread::Builder::new()
+                    .stack_size(MODEL_STACK_BYTES)
+                    .spawn(move || model())
+                    .expect("loom spawns the model's thread")
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             })
         }))
     })
