@@ -13,9 +13,11 @@
 //! can stand in for a missing one.
 
 use super::rules::Observability;
-use super::version_cleanup::{sessions_ambiguous_from, TransactionLevels};
+use super::version_cleanup::{
+    sessions_ambiguous_from, succeeded_in_return_order, TransactionLevels,
+};
 use super::{Rule, Violation};
-use crate::history::{Event, History};
+use crate::history::History;
 use crate::report::transitions::thread_label;
 use crate::workload::Call;
 use std::collections::BTreeMap;
@@ -33,12 +35,7 @@ pub fn commit_durable(history: &History, seen: &mut Observability) -> Vec<Violat
         .iter()
         .map(|ack| (ack.returned, ack.durable_commit_records))
         .collect();
-    let mut done: Vec<&Event> = history
-        .events
-        .iter()
-        .filter(|e| e.outcome.is_ok())
-        .collect();
-    done.sort_by_key(|e| e.returned);
+    let done = succeeded_in_return_order(history, u64::MAX);
     let mut levels = TransactionLevels::default();
     let mut acknowledged = 0u64;
     let mut violations = Vec::new();

@@ -251,24 +251,26 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
             message: breach.clone(),
         });
     }
-    // A page on disk ahead of its log: the harness's audit of every database write.
-    if let Some(first) = &history.write_ahead.first_breach {
-        verdict.violations.push(Violation {
-            rule: Rule::WriteAhead,
-            message: match history.write_ahead.breaches {
-                1 => first.clone(),
-                n => format!("{first}; {} more such writes", n - 1),
-            },
-        });
-    }
-    if let Some(first) = &history.write_ahead.first_stale_write {
-        verdict.violations.push(Violation {
-            rule: Rule::StaleWrite,
-            message: match history.write_ahead.stale_writes {
-                1 => first.clone(),
-                n => format!("{first}; {} more such writes", n - 1),
-            },
-        });
+    // The harness's audit of every database write: a page on disk ahead of its log, or an
+    // older image over a newer one.
+    let audit = &history.write_ahead;
+    for (rule, first, count) in [
+        (Rule::WriteAhead, &audit.first_breach, audit.breaches),
+        (
+            Rule::StaleWrite,
+            &audit.first_stale_write,
+            audit.stale_writes,
+        ),
+    ] {
+        if let Some(first) = first {
+            verdict.violations.push(Violation {
+                rule,
+                message: match count {
+                    1 => first.clone(),
+                    n => format!("{first}; {} more such writes", n - 1),
+                },
+            });
+        }
     }
     let lin = search(&body, initial, history).verdict;
     let end_model = match lin {

@@ -111,18 +111,25 @@ impl TransactionLevels {
     }
 }
 
+/// The calls that succeeded and returned by step `to`, in the order they returned: the order
+/// [`TransactionLevels`] follows them in.
+pub(super) fn succeeded_in_return_order(history: &History, to: u64) -> Vec<&Event> {
+    let mut done: Vec<&Event> = history
+        .events
+        .iter()
+        .filter(|e| e.returned <= to && e.outcome.is_ok())
+        .collect();
+    done.sort_by_key(|e| e.returned);
+    done
+}
+
 /// Sessions whose transaction level the history cannot follow from some step on: two of
 /// their successful calls that begin or end a transaction overlapped (another thread called
 /// on the session while one was inside, waiting for its claim), so the order the calls took
 /// effect in is not known from the order they returned in. Session → the first step from
 /// which its level is unknown (the earlier invocation of the first overlapping pair).
 pub(super) fn sessions_ambiguous_from(history: &History) -> BTreeMap<SessionName, u64> {
-    let mut done: Vec<&Event> = history
-        .events
-        .iter()
-        .filter(|e| e.outcome.is_ok())
-        .collect();
-    done.sort_by_key(|e| e.returned);
+    let done = succeeded_in_return_order(history, u64::MAX);
     let mut levels = TransactionLevels::default();
     let mut spans: BTreeMap<SessionName, Vec<(u64, u64)>> = BTreeMap::new();
     for event in done {
@@ -249,13 +256,7 @@ fn unobservable(history: &History, from: u64, to: u64) -> Option<(&'static str, 
         ));
     }
     let mut levels = TransactionLevels::default();
-    let mut done: Vec<&Event> = history
-        .events
-        .iter()
-        .filter(|e| e.returned <= to && e.outcome.is_ok())
-        .collect();
-    done.sort_by_key(|e| e.returned);
-    for event in done {
+    for event in succeeded_in_return_order(history, to) {
         levels.apply(event);
     }
     let open = levels.open();

@@ -565,31 +565,11 @@ impl DiskTap {
                 Arc::new(ManualClock::new(0)),
                 Arc::new(copy),
             ));
-            let options = InstanceOptions {
-                mutations,
-                ..InstanceOptions::manual()
-            };
-            let instance = jet
-                .create_instance_with("main", options)
-                .map_err(|e| format!("create_instance: {e:?}"))
-                .and_then(|instance| {
-                    jet.init(instance)
-                        .map_err(|e| format!("init (recovery): {e:?}"))?;
-                    Ok(instance)
-                });
-            let (page_images_replayed, pages_redone) =
-                instance.as_ref().ok().map_or((0, 0), |&instance| {
-                    jet.last_recovery_report(instance)
-                        .ok()
-                        .flatten()
-                        .map_or((0, 0), |report| {
-                            (report.page_images_replayed, report.pages_redone)
-                        })
-                });
+            let (found, report) = recover_and_read(&jet, mutations);
             TermDisk {
-                found: instance.and_then(|instance| read_recovered(&jet, instance)),
-                page_images_replayed,
-                pages_redone,
+                found,
+                page_images_replayed: report.as_ref().map_or(0, |r| r.page_images_replayed),
+                pages_redone: report.as_ref().map_or(0, |r| r.pages_redone),
             }
         });
         DISK_ORACLE_TIME.with(|total| total.set(total.get() + started.elapsed()));
@@ -2241,6 +2221,20 @@ fn recover(
     mutations: Mutations,
 ) -> (Result<crate::history::Tables, String>, Option<RecoveryWork>) {
     let jet = Jet::<ShuttleRuntime>::new(Environment::new(clock, io));
+    let (recovered, report) = recover_and_read(&jet, mutations);
+    (recovered, report.as_ref().map(RecoveryWork::from_report))
+}
+
+/// A fresh instance on `jet`'s disk, with the run's planted bug (a recovery bug shows here
+/// too): init recovers, then every table is read. Returns the records found, per table (or why
+/// they could not be read), and what recovery reported (when init got that far).
+fn recover_and_read<R: jetsim_engine::runtime::Runtime>(
+    jet: &Jet<R>,
+    mutations: Mutations,
+) -> (
+    Result<crate::history::Tables, String>,
+    Option<jetsim_engine::RecoveryReport>,
+) {
     let options = InstanceOptions {
         mutations,
         ..InstanceOptions::manual()
@@ -2253,15 +2247,13 @@ fn recover(
                 .map_err(|e| format!("init (recovery): {e:?}"))?;
             Ok(instance)
         });
-    let work = recovered.as_ref().ok().and_then(|&instance| {
-        jet.last_recovery_report(instance)
-            .ok()
-            .flatten()
-            .map(|report| RecoveryWork::from_report(&report))
-    });
+    let report = recovered
+        .as_ref()
+        .ok()
+        .and_then(|&instance| jet.last_recovery_report(instance).ok().flatten());
     (
-        recovered.and_then(|instance| read_recovered(&jet, instance)),
-        work,
+        recovered.and_then(|instance| read_recovered(jet, instance)),
+        report,
     )
 }
 
