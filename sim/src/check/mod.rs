@@ -233,12 +233,14 @@ pub fn search(
     )
 }
 
-/// Applies every checker to one completed run.
-pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
-    let mut verdict = RunVerdict::default();
-    let (body, final_term) = split_final_term(history);
+/// What the harness's own reads of the disk found, crash or not: a recovery after the crash
+/// that failed, a durable checkpoint past a change the database file lacks (the checkpoint
+/// audit), and a database write ahead of its log or older than what it overwrote (the
+/// write-ahead audit).
+fn disk_violations(history: &History) -> Vec<Violation> {
+    let mut violations = Vec::new();
     if let Some(Err(why)) = &history.recovered {
-        verdict.violations.push(Violation {
+        violations.push(Violation {
             rule: Rule::Durability,
             message: format!("recovery after the crash failed: {why}"),
         });
@@ -246,7 +248,7 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
     // A checkpoint that passed a change the database file lacks loses it to a crash: the
     // harness's audit of the durable files (`world::checkpoint_audit`), crash or not.
     for breach in &history.checkpoint_audit.breaches {
-        verdict.violations.push(Violation {
+        violations.push(Violation {
             rule: Rule::Durability,
             message: breach.clone(),
         });
@@ -263,7 +265,7 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
         ),
     ] {
         if let Some(first) = first {
-            verdict.violations.push(Violation {
+            violations.push(Violation {
                 rule,
                 message: match count {
                     1 => first.clone(),
@@ -272,6 +274,14 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
             });
         }
     }
+    violations
+}
+
+/// Applies every checker to one completed run.
+pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
+    let mut verdict = RunVerdict::default();
+    let (body, final_term) = split_final_term(history);
+    verdict.violations.extend(disk_violations(history));
     let lin = search(&body, initial, history).verdict;
     let end_model = match lin {
         Verdict::Linearizable {

@@ -576,6 +576,17 @@ impl DiskTap {
         disk
     }
 
+    /// Fills `history`'s term disk ([`DiskTap::after_term`]), or counts it unobservable.
+    fn read_back_after_term(&self, history: &mut History, mutations: Mutations) {
+        history.term_disk = self.after_term(mutations);
+        if history.term_disk.is_none() {
+            *history
+                .unobservable
+                .entry("term disk: the database was never made durable".to_owned())
+                .or_insert(0) += 1;
+        }
+    }
+
     fn read_at_stop(&self) -> DiskAtStop {
         let paths = [MAIN_LOG_PATH, MAIN_CHECKPOINT_PATH, DATABASE_PATH];
         let copy = CrashCopy::default();
@@ -2084,38 +2095,41 @@ fn execution(
         *lock(out) = Some(history);
         return;
     }
+    final_term(&jet, &world, &recorder, &mut main_bindings);
+    if kept {
+        count_scheduling_points();
+    }
+    let mut history = history(end);
+    drop(jet);
+    if config.faults.is_some() {
+        crash.crash_and_recover(&mut history);
+    } else {
+        tap.read_back_after_term(&mut history, mutations);
+    }
+    *lock(out) = Some(history);
+}
+
+/// The harness's final term of the main instance after the wind-down, recorded; then, whatever
+/// it answered, a dirty term, so no background thread is left waiting (a failed final term is
+/// reported by the checkers; this keeps shuttle from also calling it a deadlock).
+fn final_term(
+    jet: &Jet<ShuttleRuntime>,
+    world: &World,
+    recorder: &Recorder,
+    bindings: &mut Bindings,
+) {
     call_and_record(
-        &jet,
-        &world,
-        &recorder,
-        &mut main_bindings,
-        threads,
+        jet,
+        world,
+        recorder,
+        bindings,
+        recorder.threads,
         &Call::Term {
             instance: InstanceRef::Main,
             grbit: jetsim_engine::term_grbit::ABRUPT,
         },
     );
-    // Whatever happened, leave no background thread waiting (a failed term is reported by the
-    // checkers; this keeps shuttle from also calling it a deadlock).
     let _ = jet.term2(world.main, jetsim_engine::term_grbit::DIRTY);
-    if kept {
-        count_scheduling_points();
-    }
-    let mut history = history(end);
-    if config.faults.is_some() {
-        drop(jet);
-        crash.crash_and_recover(&mut history);
-    } else {
-        drop(jet);
-        history.term_disk = tap.after_term(mutations);
-        if history.term_disk.is_none() {
-            *history
-                .unobservable
-                .entry("term disk: the database was never made durable".to_owned())
-                .or_insert(0) += 1;
-        }
-    }
-    *lock(out) = Some(history);
 }
 
 /// The coverage marks the workload hit (counts since `at_start`), by name.
