@@ -551,12 +551,17 @@ impl DiskTap {
     /// synced bytes only), recovered by a fresh instance with the run's planted bug (a
     /// recovery bug shows here too) and read table by table; `None` when the run never made
     /// the database durable. OS-thread primitives: no scheduling point of the run's.
+    ///
+    /// The run's last look at the disk: the synced images are moved out of the tap rather
+    /// than shared with it, so the fresh instance's writes (its recovery, its attach) change
+    /// them in place instead of copying each file whole first.
     fn after_term(&self, mutations: Mutations) -> Option<TermDisk> {
         let started = std::time::Instant::now();
         let copy = CrashCopy::default();
         for path in [MAIN_LOG_PATH, MAIN_CHECKPOINT_PATH, DATABASE_PATH] {
-            if let Some((bytes, _)) = self.durable(path) {
-                copy.insert(path, bytes);
+            let files = lock(&self.files);
+            if let Some(file) = files.get(path) {
+                copy.insert(path, std::mem::take(&mut lock(file).synced));
             }
         }
         let created = copy.with_image(DATABASE_PATH, |bytes| !bytes.is_empty());
