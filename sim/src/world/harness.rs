@@ -160,13 +160,19 @@ struct WriteAheadWatch {
 
 impl WriteAheadWatch {
     /// Audits `bytes`, written at `offset`, against the durable log and against what the file
-    /// held before (`previous_lsn` of a page: its LSN in the file as written so far).
-    fn page_written(
-        &self,
-        offset: usize,
-        bytes: &[u8],
-        previous_lsn: impl Fn(usize) -> Option<u64>,
-    ) {
+    /// held before (`previous_lsns`: the written pages' LSNs in the file as written so far).
+    /// The page LSNs `file` holds at the pages a write of `len` bytes at `offset` covers (`None`
+    /// past the file's end), in order.
+    fn page_lsns(file: &[u8], offset: usize, len: usize) -> Vec<Option<u64>> {
+        use jetsim_engine::storage::page::page_lsn_of;
+        use jetsim_engine::storage::PAGE_SIZE_BYTES;
+        (offset..offset + len)
+            .step_by(PAGE_SIZE_BYTES)
+            .map(|start| file.get(start..start + PAGE_SIZE_BYTES).map(page_lsn_of))
+            .collect()
+    }
+
+    fn page_written(&self, offset: usize, bytes: &[u8], previous_lsns: &[Option<u64>]) {
         use jetsim_engine::storage::page::page_lsn_of;
         use jetsim_engine::storage::PAGE_SIZE_BYTES;
         if !offset.is_multiple_of(PAGE_SIZE_BYTES) || !bytes.len().is_multiple_of(PAGE_SIZE_BYTES) {
@@ -196,7 +202,7 @@ impl WriteAheadWatch {
                     ));
                 }
             }
-            let previous = previous_lsn(offset + index * PAGE_SIZE_BYTES).unwrap_or(0);
+            let previous = previous_lsns.get(index).copied().flatten().unwrap_or(0);
             if page_lsn < previous {
                 audit.stale_writes += 1;
                 if audit.first_stale_write.is_none() {
@@ -1012,17 +1018,21 @@ impl IoFile for TapFile {
         let written = self.inner.write_at(offset, bytes);
         self.note_mutation(written)?;
         let offset = usize::try_from(offset).expect("the disk accepted the offset");
-        if let Some(watch) = &self.write_ahead_watch {
-            use jetsim_engine::storage::page::page_lsn_of;
-            use jetsim_engine::storage::PAGE_SIZE_BYTES;
-            let data = lock(&self.data);
-            watch.page_written(offset, bytes, |start| {
-                data.current
-                    .get(start..start + PAGE_SIZE_BYTES)
-                    .map(page_lsn_of)
-            });
+        // The LSNs the written pages had, read under the file's lock with the write itself;
+        // the watch then takes the tap's file table and the log's lock with this one let go,
+        // in the order every other reader of the tap takes them (table, then a file).
+        let previous_lsns = {
+            let mut data = lock(&self.data);
+            let previous = self
+                .write_ahead_watch
+                .as_ref()
+                .map(|_| WriteAheadWatch::page_lsns(&data.current, offset, bytes.len()));
+            data.write(offset, bytes);
+            previous
+        };
+        if let (Some(watch), Some(previous)) = (&self.write_ahead_watch, previous_lsns) {
+            watch.page_written(offset, bytes, &previous);
         }
-        lock(&self.data).write(offset, bytes);
         self.file_changed(true);
         Ok(())
     }
