@@ -433,14 +433,14 @@ pub const CATALOGUE: &[Entry] = &[
             StopModel::GroupCommit,
             Some(3),
             Property::CommitDurable,
-            290,
+            358,
         ),
         // The crash switch's cut right after an acknowledged commit, when the commit
         // returned while another's log flush was in flight (durability); and, with no crash,
         // the harness's count of the durable log's Commit records at each acknowledgement
-        // (commit-durable: 113 of 3,000 default seeds against durability's 10; at 8
-        // threads of 50 calls, 596 of 2,000 against 39). First detection from start 0 at
-        // seed 5.
+        // (commit-durable: 105 of 3,000 default seeds against durability's 5; at 8
+        // threads of 50 calls, 477 of 2,000 against 17). First detection from start 0 at
+        // seed 19.
         sim: sim(
             &[Rule::Durability, Rule::CommitDurable],
             Scheduling::Mix,
@@ -662,11 +662,11 @@ pub const CATALOGUE: &[Entry] = &[
         concurrency_test: None,
     },
     Entry {
-        mutant: "FlushEndReadAfterStoreLatch",
+        mutant: "FlushEndReadAfterLogLock",
         // A lost wake-up: the commit sleeps for a flush end it already missed, and with no
         // other commit to start a flush the run hangs; shuttle reports every task blocked
-        // (no-panic). First detection from start 0 at seed 135 (mix), 36 of 10,000
-        // default seeds. loom finds the hang too, but its deadlock report unwinds through
+        // (no-panic). First detection from start 0 at seed 24 (mix), 161 of 10,000
+        // default seeds (36 when the flush's end was counted under the store latch). loom finds the hang too, but its deadlock report unwinds through
         // the model's threads, whose lock guards then call into a finished execution and
         // abort the process, so no loom model can catalogue it.
         loom: None,
@@ -762,7 +762,7 @@ pub const CATALOGUE: &[Entry] = &[
         // shuttle reports every task blocked (no-panic). First detection from start 0 at seed
         // 331 (mix), 39 of 10,000 default seeds. loom's context model reaches the hang (its
         // end_session races the owner's set_session_context), but a loom deadlock report
-        // aborts the process, as for `FlushEndReadAfterStoreLatch`.
+        // aborts the process, as for `FlushEndReadAfterLogLock`.
         loom: None,
         sim: sim(&[Rule::NoPanic], Scheduling::Mix, ENDED_SESSION_WAKES_MAX),
         crash_tests: None,

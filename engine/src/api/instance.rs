@@ -141,6 +141,7 @@ impl<R: Runtime> Jet<R> {
                         .set_term_checkpoint_skipped(planted(Mutant::TermCheckpointNotPersisted));
                     storage.set_marks(core.marks.clone());
                     storage.set_latched_io_check(assert_no_shared_latch_io::<R>);
+                    storage.set_rank_hooks(crate::runtime::sync::RankHooks::of::<R>());
                     state.storage_failed = Some(storage.failed_flag());
                     state.store_mut().storage = Some(storage);
                     state.versions_mut().version_store = VersionStore::in_memory_of(

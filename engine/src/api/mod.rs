@@ -141,23 +141,16 @@ impl<R: Runtime, P, T, F> WriteInstall<R, P, T> for F where
 {
 }
 
-/// A session call's body that changes only its own session (its transaction, its cursors'
-/// levels) and, under the store latch and the versions' latch held exclusively, the log and
-/// the version store: a level-1 commit's append ([`SessionCall::run_store`]). It reads no
-/// page, so it runs once.
-pub(crate) trait StoreBody<R: Runtime, T>:
-    FnMut(&InstanceCore<R>, &InstanceState<R>, SessionRef, &mut Store, &mut Versions) -> JetResult<T>
+/// A level-1 commit's append ([`SessionCall::run_commit_append`]): it changes the version
+/// store under the versions' latch held exclusively and appends to the log under the log's
+/// own lock, with the store latch held shared. It reads no page, so it runs once.
+pub(crate) trait CommitAppendBody<R: Runtime, T>:
+    FnMut(&InstanceCore<R>, &Storage, &mut Versions) -> JetResult<T>
 {
 }
 
-impl<R: Runtime, T, F> StoreBody<R, T> for F where
-    F: FnMut(
-        &InstanceCore<R>,
-        &InstanceState<R>,
-        SessionRef,
-        &mut Store,
-        &mut Versions,
-    ) -> JetResult<T>
+impl<R: Runtime, T, F> CommitAppendBody<R, T> for F where
+    F: FnMut(&InstanceCore<R>, &Storage, &mut Versions) -> JetResult<T>
 {
 }
 
@@ -183,7 +176,7 @@ enum DurableStep {
     /// `appended` Commit records had been appended when it decided to.
     Gather { appended: u64 },
     /// Another call's flush is out; `flushes_ended` flushes had ended when it was seen out
-    /// (`None` only for the planted bug `FlushEndReadAfterStoreLatch`, which reads it later).
+    /// (`None` only for the planted bug `FlushEndReadAfterLogLock`, which reads it later).
     InFlight { flushes_ended: Option<u64> },
     /// This call writes and syncs the log.
     Flush(crate::storage::LogFlush),
@@ -678,22 +671,6 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
         body(state, self.session)
     }
 
-    /// Runs `body` under the store latch and the versions' latch held exclusively (and the
-    /// instance latch as the call holds it): see [`StoreBody`].
-    pub(crate) fn run_store<T>(&mut self, body: &mut impl StoreBody<R, T>) -> JetResult<T> {
-        let (core, session) = (self.core, self.session);
-        let state: &InstanceState<R> = self.latch.as_ref().expect("the call holds the latch");
-        // Availability was checked at entry, and nothing in between read a page.
-        let mut store = state.store.write();
-        body(
-            core,
-            state,
-            session,
-            &mut store,
-            &mut state.versions.write(),
-        )
-    }
-
     /// Runs `body` under the versions' latch held exclusively (and the instance latch as the
     /// call holds it), with the store latch free: see [`VersionsBody`]. A commit whose
     /// record became durable still publishes if the instance failed meanwhile.
@@ -703,11 +680,25 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
         body(core, state, session, &mut state.versions.write())
     }
 
-    /// Runs `f` on the store under the store latch held exclusively, whichever way the call
-    /// holds the instance latch (held exclusively, the store latch is free).
-    fn with_store<T>(&mut self, f: impl FnOnce(&mut Store, &InstanceState<R>) -> T) -> T {
+    /// Runs `f` on the store under the store latch held shared, whichever way the call holds
+    /// the instance latch: for the log's own short lock, which `f` takes.
+    fn with_store_shared<T>(&self, f: impl FnOnce(&Store, &InstanceState<R>) -> T) -> T {
         let state: &InstanceState<R> = self.latch.as_ref().expect("the call holds the latch");
-        f(&mut state.store.write(), state)
+        f(&state.store.read(), state)
+    }
+
+    /// Runs `body` under the store latch held shared and the versions' latch held
+    /// exclusively (and the instance latch as the call holds it): for a level-1 commit's
+    /// append, which changes the version store and takes the log's own lock for the log.
+    pub(crate) fn run_commit_append<T>(
+        &mut self,
+        body: &mut impl CommitAppendBody<R, T>,
+    ) -> JetResult<T> {
+        let core = self.core;
+        let state: &InstanceState<R> = self.latch.as_ref().expect("the call holds the latch");
+        let store = state.store.read();
+        let storage = store.storage.as_ref().ok_or(JetError::NotInitialized)?;
+        body(core, storage, &mut state.versions.write())
     }
 
     /// Runs a read-only `body` under the instance latch and the store latch held shared. A
@@ -793,6 +784,18 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
         let value = f(storage);
         storage.set_activity(Activity::Call);
         value
+    }
+
+    /// Runs `f` on the storage under the store latch and the instance latch held shared, for
+    /// a caller that holds neither: for the log's own short lock, which `f` takes.
+    fn with_storage_shared<T>(core: &InstanceCore<R>, f: impl FnOnce(&Storage) -> T) -> T {
+        let state = core.state.read();
+        let store = state.store.read();
+        let storage = store.storage.as_ref().expect(
+            "a call in flight, or a background round (term stops the worker first), keeps \
+             term from closing the storage",
+        );
+        f(storage)
     }
 
     /// Reads a page a walk under the shared latches missed, with no latch held, and installs
@@ -881,14 +884,14 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
             }
             WriteBackStart::LogFirst => {
                 let started =
-                    Self::with_cache(core, activity, |storage| storage.begin_log_flush())?;
+                    Self::with_storage_shared(core, |storage| storage.begin_log_flush_all())?;
                 let FlushStart::Started(flush) = started else {
                     // Durable meanwhile, or another call's flush is out: run again.
                     return Ok(0);
                 };
                 let written = flush.write_and_sync(unlatched::<R>());
-                Self::with_cache(core, activity, |storage| {
-                    core.end_log_flush(storage, &flush, written)
+                Self::with_storage_shared(core, |storage| {
+                    core.end_log_flush(storage, &flush, written, activity)
                 })
                 .map(|()| 0)
             }
@@ -1037,7 +1040,7 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
             .core
             .options
             .mutations
-            .is_active(crate::Mutant::FlushEndReadAfterStoreLatch);
+            .is_active(crate::Mutant::FlushEndReadAfterLogLock);
         let syncs_under_latch = self
             .core
             .options
@@ -1046,46 +1049,22 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
         let core = self.core;
         let mut gathered = R::GROUP_COMMIT_SPINS == 0;
         loop {
-            let step = self.with_store(|store, state| -> JetResult<DurableStep> {
-                let storage = store.storage.as_mut().ok_or(JetError::NotInitialized)?;
-                if storage.flushed_lsn() > lsn {
-                    return Ok(DurableStep::Durable);
+            let step = self.with_store_shared(|store, state| -> JetResult<DurableStep> {
+                let storage = store.storage.as_ref().ok_or(JetError::NotInitialized)?;
+                if !gathered {
+                    if let Some(step) = Self::gather_step(core, storage, state, lsn) {
+                        return Ok(step);
+                    }
                 }
-                // Only a commit not yet durable counts who may join its flush: a durable one
-                // takes no versions' latch (a scheduling point less under the checkers).
-                let versions = state.versions.read();
-                let uncommitted_elsewhere = versions
-                    .version_store
-                    .open_transactions()
-                    .saturating_sub(versions.logged_commits.len());
-                // Calls in flight beside this one that may yet append a Commit record: not
-                // the committers whose records wait for the log with this one's.
-                let callers_elsewhere = || {
-                    let gate = core.gate.status();
-                    (gate.gated_in_flight + gate.ungated_in_flight) as usize
-                        > versions.logged_commits.len()
-                };
-                if !gathered
-                    && !storage.log_flush_in_flight()
-                    && !core.commit_gathering.in_progress.load(Ordering::Acquire)
-                    && (uncommitted_elsewhere > 0 || callers_elsewhere())
-                {
-                    // Claimed under the store latch that decided it: two committers deciding
-                    // in turn must not both gather, each waiting for the other's record.
-                    let gathering = &core.commit_gathering;
-                    gathering.in_progress.store(true, Ordering::Release);
-                    return Ok(DurableStep::Gather {
-                        appended: gathering.commit_records_appended.load(Ordering::Acquire),
-                    });
-                }
-                Ok(match storage.begin_log_flush()? {
+                let (start, flushes_ended) = storage.begin_log_flush(lsn, |start| {
+                    // Read under the log's lock that shows the flush out: its end is counted
+                    // under the lock it is accounted under, so it counts after.
+                    (matches!(start, FlushStart::InFlight) && !reads_flush_end_late)
+                        .then(|| core.log_flushes_ended.load(Ordering::Acquire))
+                })?;
+                Ok(match start {
                     FlushStart::Durable => DurableStep::Durable,
-                    // Read under the store latch that shows the flush out: its end is
-                    // counted under the latch it is accounted under, so it counts after.
-                    FlushStart::InFlight => DurableStep::InFlight {
-                        flushes_ended: (!reads_flush_end_late)
-                            .then(|| core.log_flush.lock().flushes_ended),
-                    },
+                    FlushStart::InFlight => DurableStep::InFlight { flushes_ended },
                     FlushStart::Started(flush) => DurableStep::Flush(flush),
                 })
             })?;
@@ -1099,8 +1078,6 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
                     if trusts_flush_in_flight {
                         return Ok(());
                     }
-                    let flushes_ended =
-                        flushes_ended.unwrap_or_else(|| core.log_flush.lock().flushes_ended);
                     self.wait_for_flush_in_flight(flushes_ended);
                 }
                 DurableStep::Flush(flush) => {
@@ -1109,16 +1086,63 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
                         true => flush.write_and_sync(unlatched::<R>()),
                         false => self.unlocked(|| flush.write_and_sync(unlatched::<R>())),
                     };
-                    self.with_store(|store, _| {
+                    self.with_store_shared(|store, _| {
                         let storage = store
                             .storage
-                            .as_mut()
+                            .as_ref()
                             .expect("a call in flight keeps term from closing the storage");
-                        core.end_log_flush(storage, &flush, written)
+                        core.end_log_flush(storage, &flush, written, Activity::Call)
                     })?;
                 }
             }
         }
+    }
+
+    /// Whether a commit waiting for `lsn` should first gather the commits of others into the
+    /// flush it is about to start (only where [`Runtime::GROUP_COMMIT_SPINS`]): `Durable` if
+    /// the record is durable already, `Gather` (claimed) if no flush is out, no other
+    /// committer is gathering and another transaction or call may yet append a Commit
+    /// record; `None` to go on to the flush.
+    fn gather_step(
+        core: &InstanceCore<R>,
+        storage: &Storage,
+        state: &InstanceState<R>,
+        lsn: Lsn,
+    ) -> Option<DurableStep> {
+        let (flushed_lsn, flush_in_flight) = storage.log_flush_state();
+        if flushed_lsn > lsn {
+            return Some(DurableStep::Durable);
+        }
+        if flush_in_flight || core.commit_gathering.in_progress.load(Ordering::Acquire) {
+            return None;
+        }
+        // Only a commit not yet durable counts who may join its flush: a durable one
+        // takes no versions' latch.
+        let versions = state.versions.read();
+        let uncommitted_elsewhere = versions
+            .version_store
+            .open_transactions()
+            .saturating_sub(versions.logged_commits.len());
+        // Calls in flight beside this one that may yet append a Commit record: not the
+        // committers whose records wait for the log with this one's.
+        let callers_elsewhere = || {
+            let gate = core.gate.status();
+            (gate.gated_in_flight + gate.ungated_in_flight) as usize > versions.logged_commits.len()
+        };
+        if uncommitted_elsewhere == 0 && !callers_elsewhere() {
+            return None;
+        }
+        // Claimed by one atomic step: two committers deciding side by side (each under the
+        // store latch held shared) must not both gather, each waiting for the other's
+        // record.
+        let gathering = &core.commit_gathering;
+        gathering
+            .in_progress
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .ok()?;
+        Some(DurableStep::Gather {
+            appended: gathering.commit_records_appended.load(Ordering::Acquire),
+        })
     }
 
     /// Lets go of the latch and spins, up to [`Runtime::GROUP_COMMIT_SPINS`] looks, until
@@ -1137,24 +1161,29 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
     }
 
     /// Waits, holding no latch, until the group-commit flush another call has in flight
-    /// ends, `seen` being the count of flushes ended before it: first spinning
-    /// ([`Runtime::GROUP_COMMIT_SPINS`] looks, since an fsync is short next to a sleep and its
-    /// wake-up on OS threads), then asleep. The count moves, and sleepers are woken, under
-    /// `log_flush`, which a sleeper holds from its last look until it sleeps, so the end
-    /// cannot be missed.
-    fn wait_for_flush_in_flight(&mut self, seen: u64) {
+    /// ends, `seen` being the count of flushes ended before it (`None`: the planted bug
+    /// `FlushEndReadAfterLogLock`, which reads the count here, after letting go of the
+    /// latches): first spinning ([`Runtime::GROUP_COMMIT_SPINS`] looks, since an fsync is
+    /// short next to a sleep and its wake-up on OS threads), then asleep. The flusher moves
+    /// the count, then wakes the sleepers under `log_flush`, which a sleeper holds from its
+    /// last look until it sleeps, so the end cannot be missed.
+    fn wait_for_flush_in_flight(&mut self, seen: Option<u64>) {
         let core = self.core;
         drop(self.latch.take());
+        let ended_count = || core.log_flushes_ended.load(Ordering::Acquire);
+        let seen = seen.unwrap_or_else(|| {
+            // The planted bug's late read, at the first scheduling point after the latch.
+            let _sleepers = core.log_flush.lock();
+            ended_count()
+        });
         let ended = R::GROUP_COMMIT_SPINS > 0
-            && spin_until(R::GROUP_COMMIT_SPINS, || {
-                core.log_flush.lock().flushes_ended != seen
-            });
+            && spin_until(R::GROUP_COMMIT_SPINS, || ended_count() != seen);
         if !ended {
             let mut flushes = core.log_flush.lock();
             flushes.waiters += 1;
             let mut flushes = core
                 .log_flushed
-                .wait_while(flushes, |flushes| flushes.flushes_ended == seen);
+                .wait_while(flushes, |_| ended_count() == seen);
             flushes.waiters -= 1;
         }
         self.latch = Some(Latch::take(core, self.mode));

@@ -213,10 +213,11 @@ impl<R: Runtime> Jet<R> {
     ///
     /// Holds the instance latch shared, as a record write does: every step changes only its
     /// own session (and its cursors' levels) and the version store under the versions'
-    /// latch, and the level-1 append the log too, under the store latch. So commits run
-    /// beside each other and beside reads and writes, and two committers' work overlaps
-    /// while one's group-commit sync is out; a nested commit and a publish take no store
-    /// latch.
+    /// latch, and the level-1 append the log too, under the log's own short lock with the
+    /// store latch held shared (as the group-commit flush's start and end). So commits run
+    /// beside each other and beside reads' walks and writes' plans, waiting only for a
+    /// write's install, and two committers' work overlaps while one's group-commit sync is
+    /// out; a nested commit and a publish take no store latch.
     pub fn commit_transaction(&self, sesid: SessionHandle) -> JetResult<()> {
         self.with_session_call(
             sesid,
@@ -246,15 +247,14 @@ impl<R: Runtime> Jet<R> {
                         Ok(())
                     });
                 }
-                let logged = call.run_store(&mut |core, _, _, store, versions| {
+                let logged = call.run_commit_append(&mut |core, storage, versions| {
                     let crate::instance::Versions {
                         version_store,
                         logged_commits,
                     } = versions;
-                    let storage = store.storage.as_mut().ok_or(JetError::NotInitialized)?;
                     // Log first: if the log cannot be made durable, the transaction stays open and
                     // nothing changed.
-                    let lsn = storage.append_log(LogRecord::Commit {
+                    let (lsn, tip_lsn) = storage.append_commit(&LogRecord::Commit {
                         txn: open.txn,
                         commit_ts: version_store.next_commit_ts(),
                     })?;
@@ -263,7 +263,7 @@ impl<R: Runtime> Jet<R> {
                             .commit_records_appended
                             .fetch_add(1, std::sync::atomic::Ordering::Release);
                     }
-                    let previous = logged_commits.insert(open.txn, storage.tip_lsn());
+                    let previous = logged_commits.insert(open.txn, tip_lsn);
                     debug_assert_eq!(previous, None, "one commit call per transaction");
                     Ok((open.txn, lsn))
                 })?;
@@ -675,8 +675,8 @@ mod tests {
     /// Begin, a nested begin and its commit change the version store under the versions'
     /// latch alone: they complete while another thread holds the store latch exclusively (as
     /// a cache miss's install, a write-back's or a log flush's bookkeeping, or another
-    /// writer's install does). The level-1 commit appends its record under the store latch,
-    /// so it completes once the latch is let go.
+    /// writer's install does). The level-1 commit appends its record under the store latch
+    /// held shared, so it completes once the exclusive hold is let go.
     #[test]
     fn begin_and_a_nested_commit_complete_while_the_store_latch_is_held() {
         let (jet, instance) = instance_without_worker("versions");
@@ -704,5 +704,36 @@ mod tests {
         drop(store);
         drop(state);
         assert_eq!(caller.join().unwrap(), Ok(()));
+    }
+
+    /// A level-1 commit appends its record and makes it durable (a group-commit flush's
+    /// start, its sync with no latch, its end) under the log's own lock with the store latch
+    /// held only shared: it completes while another thread holds the store latch shared, as
+    /// every reader's walk and every writer's plan does. With the append under the store
+    /// latch held exclusively it waited for every walk in progress, and held up every walk
+    /// that came after it.
+    #[test]
+    fn a_level_one_commit_completes_while_the_store_latch_is_held_shared() {
+        let (jet, instance) = instance_without_worker("commit-beside-walk");
+        let session = jet.begin_session(instance).unwrap();
+        let database = jet.create_database(session, "commit.edb").unwrap();
+        let table = jet.create_table(session, database, "t").unwrap();
+        jet.begin_transaction(session).unwrap();
+        jet.insert(session, table, b"key", b"value").unwrap();
+        let core = jet.core(instance).unwrap();
+        let state = core.state.read();
+        let walk = state.store.read();
+        let (done, finished) = mpsc::channel();
+        let committer = {
+            let jet = Arc::clone(&jet);
+            std::thread::spawn(move || done.send(jet.commit_transaction(session)).unwrap())
+        };
+        let committed = finished
+            .recv_timeout(WATCHDOG)
+            .expect("the level-1 commit waited for a shared hold of the store latch");
+        assert_eq!(committed, Ok(()));
+        drop(walk);
+        drop(state);
+        committer.join().unwrap();
     }
 }

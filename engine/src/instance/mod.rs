@@ -225,11 +225,11 @@ impl<R: Runtime> SessionClaims<R> {
     }
 }
 
-/// Group-commit flushes ended ([`InstanceCore::log_flush`]): a commit that found another's
-/// flush in flight sleeps until this count moves, then looks again.
+/// The commits asleep until a group-commit flush ends ([`InstanceCore::log_flush`]): a
+/// commit that found another's flush in flight sleeps until
+/// [`InstanceCore::log_flushes_ended`] moves, then looks again.
 #[derive(Debug, Default)]
 pub struct LogFlushWait {
-    pub flushes_ended: u64,
     pub waiters: u32,
 }
 
@@ -402,6 +402,13 @@ pub struct InstanceCore<R: Runtime> {
     pub state: RwLock<R, InstanceState<R>>,
     pub session_claims: SessionClaims<R>,
     pub log_flush: Mutex<R, LogFlushWait>,
+    /// Group-commit flushes ended. Moves only under the log's tail lock, as the flush is
+    /// accounted, and a commit that finds a flush in flight reads it under the same lock, so
+    /// it reads a count from before that flush's end. A std atomic, as the storage's failed
+    /// flag: the tail lock orders it (a section with no scheduling point, which loom and
+    /// shuttle never interleave), and a sleeper reads it under `log_flush`, which the
+    /// flusher takes after moving it, to wake the sleepers.
+    pub log_flushes_ended: std::sync::atomic::AtomicU64,
     /// Signalled (with `log_flush`) when a group-commit log flush ends.
     pub log_flushed: Condvar<R>,
     /// What a committer gathering a group commit watches with no latch held.
@@ -447,30 +454,28 @@ impl<R: Runtime> InstanceState<R> {
 
 impl<R: Runtime> InstanceCore<R> {
     /// Ends a group-commit log flush whose I/O ended with `written`: accounts it in
-    /// `storage` (an I/O error makes it fail-stop), then counts it ended and wakes the
-    /// commits waiting for it. `storage` is borrowed from the latch the caller accounts the
-    /// flush under (the store latch, or the instance latch exclusively), which is still held
-    /// while the end is counted, so a commit that saw the flush out, and read the count
-    /// under the store latch, reads a count from before this one.
+    /// `storage` (an I/O error makes it fail-stop, put down to `activity`) and counts it
+    /// ended under the log's lock that accounts it, so a commit that saw the flush out, and
+    /// read the count under that lock, reads a count from before this one; then wakes the
+    /// commits asleep on it.
     pub fn end_log_flush(
         &self,
-        storage: &mut crate::storage::Storage,
+        storage: &crate::storage::Storage,
         flush: &crate::storage::LogFlush,
         written: std::io::Result<()>,
+        activity: crate::storage::Activity,
     ) -> crate::error::JetResult<()> {
-        let finished = storage.finish_log_flush(flush, written);
-        self.log_flush_ended();
-        finished
-    }
-
-    /// A group-commit log flush ended: counts it and wakes the commits waiting for it
-    /// (see [`InstanceCore::end_log_flush`], its only caller).
-    fn log_flush_ended(&self) {
-        let mut flushes = self.log_flush.lock();
-        flushes.flushes_ended += 1;
+        let finished = storage.finish_log_flush(flush, written, activity, || {
+            self.log_flushes_ended
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
+        });
+        // A sleeper looks at the count holding `log_flush` from its last look until it
+        // sleeps, and the count moved before this takes it: no end is missed.
+        let flushes = self.log_flush.lock();
         if flushes.waiters > 0 {
             self.log_flushed.notify_all();
         }
+        finished
     }
 
     pub fn new(
@@ -515,6 +520,7 @@ impl<R: Runtime> InstanceCore<R> {
             ),
             session_claims: SessionClaims::new(),
             log_flush: Mutex::new(LockRank::LogFlushWait, LogFlushWait::default()),
+            log_flushes_ended: std::sync::atomic::AtomicU64::new(0),
             log_flushed: Condvar::new(),
             commit_gathering: CommitGathering::default(),
             marks: crate::marks::Marks::default(),

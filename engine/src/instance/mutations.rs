@@ -106,11 +106,11 @@ pub enum Mutant {
     /// then points past a change the disk lost, and a clean term leaves it lost.
     StopFlushBesideWriteBack,
     /// A commit that finds another's log flush in flight reads how many flushes have ended
-    /// only after it let go of the store latch, instead of while that latch still showed the
+    /// only after it let go of the log's lock, instead of while that lock still showed the
     /// flush out: if the flush ends in between, the commit takes its end for one still to
     /// come and sleeps until a further flush ends, which nothing may ever start (a lost
     /// wake-up: the commit hangs).
-    FlushEndReadAfterStoreLatch,
+    FlushEndReadAfterLogLock,
     /// A rollback undoes under the exclusive instance latch (as it once did), without the
     /// look ahead that exclusive path is given, so it reads the pages its undo needs under
     /// the latch: a session rolling back a transaction whose pages were evicted stops every
@@ -223,7 +223,7 @@ impl Mutant {
         Mutant::StagedWriteNotRevalidated,
         Mutant::FrameEvictedDuringWriteBack,
         Mutant::StopFlushBesideWriteBack,
-        Mutant::FlushEndReadAfterStoreLatch,
+        Mutant::FlushEndReadAfterLogLock,
         Mutant::RollbackReadsUnderLatch,
         Mutant::MissReadUnderStoreLatch,
         Mutant::CommitSyncUnderLatch,

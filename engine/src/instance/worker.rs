@@ -434,7 +434,7 @@ fn flush_log_unlatched<R: Runtime>(
     mut state: RwLockWriteGuard<'_, R, InstanceState<R>>,
 ) -> JetResult<()> {
     let storage = state.storage_mut()?;
-    let flush = match storage.begin_log_flush() {
+    let flush = match storage.begin_log_flush_all() {
         Ok(FlushStart::Started(flush)) => flush,
         started => {
             let flushed = match started {
@@ -453,10 +453,7 @@ fn flush_log_unlatched<R: Runtime>(
     let storage = state
         .storage_mut()
         .expect("term waits for the round that flushed the log");
-    storage.set_activity(Activity::CheckpointFlush);
-    let finished = core.end_log_flush(storage, &flush, written);
-    storage.set_activity(Activity::Call);
-    finished
+    core.end_log_flush(storage, &flush, written, Activity::CheckpointFlush)
 }
 
 /// Lets go of the instance latch, runs `io` (a write-back's writes and syncs) with

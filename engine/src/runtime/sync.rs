@@ -33,35 +33,47 @@ pub enum LockRank {
     /// log, files). Taken only under the instance latch held shared, and only for CPU work
     /// on cached pages (a call under the exclusive instance latch reaches the store without
     /// it): held shared by a read-only call's tree walks and by a record write's walk, which
-    /// stages its pages; held exclusively while a record write installs what it staged, by
-    /// a level-1 commit's append, and for a miss's registration and install, a write-back
-    /// batch's (a call's for room, the background checkpoint flush's) and a log flush's start
-    /// and end.
+    /// stages its pages, and by a level-1 commit's append and a group-commit flush's start
+    /// and end, which take the log's own lock ([`LockRank::LogTail`]) inside; held
+    /// exclusively while a record write installs what it staged, and for a miss's
+    /// registration and install and a write-back batch's (a call's for room, the background
+    /// checkpoint flush's) start and end.
     Store = 21,
     /// `InstanceState::versions`, the versions' latch (a reader-writer lock): the version
     /// store and the logged commits. Taken under the instance latch held shared, after the
     /// store latch when a call needs both, and only for CPU work: held shared with the store
-    /// latch by walks and plans, exclusively with it by installs and a level-1 commit's
-    /// append; alone (exclusively) by begin, a nested commit and a commit's publish, which
-    /// so wait for no cache install, write-back or log-flush bookkeeping.
+    /// latch by walks and plans, exclusively with it by installs, exclusively with the store
+    /// latch held shared by a level-1 commit's append; alone (exclusively) by begin, a
+    /// nested commit and a commit's publish, which so wait for no cache install, write-back
+    /// or log-flush bookkeeping.
     Versions = 22,
+    /// The log's tail (`storage::Storage`'s [`LeafMutex`], no scheduling point): the log's
+    /// unflushed bytes, its flushed and appended LSNs, the transactions the checkpoint's
+    /// undo point follows, and a failure met under the store latch held shared. Taken only
+    /// for CPU work, by a caller holding the store latch shared (a holder of the store latch
+    /// exclusively reaches it with no lock): a level-1 commit's append (after the versions'
+    /// latch), a group-commit flush's start and end, and looks at the log's LSNs. Takes
+    /// nothing inside: a flush's end is counted, and a commit that saw the flush out reads
+    /// the count, in a std atomic under it (`InstanceCore::log_flushes_ended`).
+    LogTail = 23,
     /// `InstanceCore::session_claims`: claims given up while a call waited for one (a claim
     /// itself is an atomic in the session, under the latch). Taken under the instance latch
     /// (either way) or alone; a call waiting for its session waits on it holding nothing
     /// else.
-    SessionClaims = 23,
+    SessionClaims = 24,
     /// `InstanceState::cursors`: the open tables, a [`LeafRwLock`] (no scheduling point):
     /// read by every call on a cursor, written by the calls that open and close tables,
     /// under the instance latch held either way; takes nothing inside.
-    Cursors = 24,
-    /// `InstanceCore::log_flush`: the group-commit flush count a waiting commit sleeps on.
-    /// Taken under the exclusive instance latch, which the waiter then lets go of.
-    LogFlushWait = 25,
+    Cursors = 25,
+    /// `InstanceCore::log_flush`: the commits asleep until a group-commit flush ends. Taken
+    /// by a sleeping commit, holding nothing else, and by a flush's end to wake it, after
+    /// the log's tail is let go.
+    LogFlushWait = 26,
     /// `InstanceState::sessions`: the sessions, a [`LeafRwLock`] (no scheduling point): read
     /// briefly by every session call to take its session's `Arc` out, written by begin and
     /// end session under the instance latch held shared; takes nothing inside. Above the
     /// claims' lock, under which a waiter looks its session up.
-    Sessions = 26,
+    Sessions = 27,
     /// `Worker::state`: what the background worker is asked to do.
     WorkerState = 30,
     /// `Gate::state`: phase, a term's decision and the sleepers (the calls in flight are an
@@ -88,7 +100,11 @@ pub struct HeldLock {
 fn acquire<R: Runtime>(rank: LockRank, shared: bool) {
     if R::CHECKS_LOCK_RANKS {
         R::with_held_lock_ranks(|held| {
-            if let Some(inner) = held.iter().find(|inner| inner.rank >= rank) {
+            // A leaf holder takes nothing more: above all, no runtime lock, whose taking is a
+            // scheduling point at which loom or shuttle would run another thread into the
+            // leaf's std lock, which blocks the one OS thread they run on.
+            let leaf = |lock: &HeldLock| lock.rank == LockRank::LogTail;
+            if let Some(inner) = held.iter().find(|inner| inner.rank >= rank || leaf(inner)) {
                 let inner = inner.rank;
                 let ranks: Vec<LockRank> = held.iter().map(|lock| lock.rank).collect();
                 panic!("lock rank: taking {rank:?} while holding {inner:?} (held: {ranks:?})");
@@ -509,6 +525,116 @@ impl<R: Runtime, G> Drop for LeafGuard<'_, R, G> {
     }
 }
 
+/// How a lock outside the runtime-generic code ([`LeafMutex`]) tells the runtime's rank
+/// checks that it is taken and let go: set once the owner knows its runtime
+/// ([`RankHooks::of`]); [`RankHooks::UNCHECKED`] before (recovery, a storage opened alone).
+#[derive(Clone, Copy)]
+pub struct RankHooks {
+    acquire: fn(LockRank, bool),
+    release: fn(LockRank),
+}
+
+impl RankHooks {
+    /// No checks: for a storage opened outside an instance (tests, tools).
+    pub const UNCHECKED: RankHooks = RankHooks {
+        acquire: |_, _| {},
+        release: |_| {},
+    };
+
+    /// The rank checks of runtime `R`, as its own locks make them.
+    pub fn of<R: Runtime>() -> RankHooks {
+        RankHooks {
+            acquire: acquire::<R>,
+            release: release::<R>,
+        }
+    }
+}
+
+/// A mutex with no scheduling point, for a short CPU-only section in code that is not
+/// generic over the runtime (the storage): a std lock, its rank checked through
+/// [`RankHooks`]. As for [`LeafRwLock`], no holder may reach a scheduling point or an I/O
+/// inside it, so under loom and shuttle it can never be contended (one simulated thread
+/// runs at a time), and under std it is held for a few appends' worth of copying. A holder
+/// of its owner exclusively reaches the value with no lock ([`LeafMutex::get_mut`]).
+pub struct LeafMutex<T> {
+    inner: std::sync::Mutex<T>,
+    rank: LockRank,
+    hooks: RankHooks,
+}
+
+impl<T> LeafMutex<T> {
+    pub fn new(rank: LockRank, value: T) -> Self {
+        LeafMutex {
+            inner: std::sync::Mutex::new(value),
+            rank,
+            hooks: RankHooks::UNCHECKED,
+        }
+    }
+
+    /// From now on, taking the lock is checked against the ranks of the runtime `hooks` came
+    /// from.
+    pub fn set_rank_hooks(&mut self, hooks: RankHooks) {
+        self.hooks = hooks;
+    }
+
+    pub fn lock(&self) -> LeafMutexGuard<'_, T> {
+        (self.hooks.acquire)(self.rank, false);
+        // A panic while holding it is an engine bug the caller reports; the value's own
+        // invariants are the holder's, as in every lock here.
+        let inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        LeafMutexGuard {
+            inner: Some(inner),
+            rank: self.rank,
+            release: self.hooks.release,
+        }
+    }
+
+    /// The value, to a caller that owns the lock exclusively: no lock is taken.
+    pub fn get_mut(&mut self) -> &mut T {
+        self.inner
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn into_inner(self) -> T {
+        self.inner
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Proof of holding a [`LeafMutex`]; dropping it gives the rank back.
+pub struct LeafMutexGuard<'a, T> {
+    inner: Option<std::sync::MutexGuard<'a, T>>,
+    rank: LockRank,
+    release: fn(LockRank),
+}
+
+impl<T> std::ops::Deref for LeafMutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.inner.as_ref().expect("held until dropped")
+    }
+}
+
+impl<T> std::ops::DerefMut for LeafMutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.inner.as_mut().expect("held until dropped")
+    }
+}
+
+impl<T> Drop for LeafMutexGuard<'_, T> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            drop(inner);
+            (self.release)(self.rank);
+        }
+    }
+}
+
 /// A condition variable from runtime `R`.
 pub struct Condvar<R: Runtime> {
     inner: R::Condvar,
@@ -618,6 +744,39 @@ mod tests {
         let gate = Mutex::<StdRuntime, _>::new(LockRank::Gate, 0);
         let _gate = gate.lock();
         let _instance = instance.lock();
+    }
+
+    #[test]
+    #[should_panic(expected = "lock rank: taking LogFlushWait while holding LogTail")]
+    fn a_leaf_mutex_holder_takes_no_lock_even_one_ranked_above_it() {
+        // Goal: the log's tail is a std lock with no scheduling point; a runtime lock taken
+        // inside it is a scheduling point at which loom or shuttle could run another thread
+        // into the std lock and hang their one OS thread, so the rank check refuses it at
+        // once, rank order or not.
+        let mut tail = LeafMutex::new(LockRank::LogTail, 0u64);
+        tail.set_rank_hooks(RankHooks::of::<StdRuntime>());
+        let sleepers = Mutex::<StdRuntime, _>::new(LockRank::LogFlushWait, 0u32);
+        let _tail = tail.lock();
+        let _sleepers = sleepers.lock();
+    }
+
+    #[test]
+    fn a_leaf_mutex_checks_ranks_only_once_its_runtime_is_known() {
+        // A storage opened outside an instance (recovery's tools, tests) has no runtime to
+        // check against; once the hooks are set, taking it against its rank panics.
+        let tail = LeafMutex::new(LockRank::LogTail, 0u64);
+        let gate = Mutex::<StdRuntime, _>::new(LockRank::Gate, 0u32);
+        let _gate = gate.lock();
+        assert_eq!(*tail.lock(), 0, "unchecked before the hooks are set");
+        let mut tail = tail;
+        tail.set_rank_hooks(RankHooks::of::<StdRuntime>());
+        let inverted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            drop(tail.lock());
+        }));
+        assert!(
+            inverted.is_err(),
+            "taking LogTail while holding Gate must panic"
+        );
     }
 
     #[test]

@@ -36,7 +36,7 @@ use std::collections::BTreeMap;
 
 use crate::env::io::Io;
 use crate::error::{JetError, JetResult};
-use crate::runtime::sync::Unlatched;
+use crate::runtime::sync::{LeafMutex, LockRank, RankHooks, Unlatched};
 use buffer_manager::BufferManager;
 pub use buffer_manager::{DeferredRead, FrameKey, MissPolicy, WriteBackBatch};
 use checkpoint::{CheckpointFile, CheckpointState};
@@ -215,22 +215,16 @@ pub struct StorageStats {
 /// The storage engine: the log, the page cache and the attached database files.
 pub struct Storage {
     buffers: BufferManager,
-    log: log::Log,
+    /// The log, and what follows it, behind the log's own short lock (rank
+    /// [`LockRank::LogTail`]): a holder of the storage exclusively reaches it with no lock; a
+    /// level-1 commit's append and a group-commit flush's start and end take it holding the
+    /// store latch shared, so they wait for no reader's walk and hold up none.
+    tail: LeafMutex<LogTail>,
     checkpoint: CheckpointFile,
     /// Attached databases: id → path.
     databases: BTreeMap<FileId, String>,
     next_file_id: u32,
     checkpoints_written: u64,
-    /// Transactions with Undo records and no end yet: id → LSN of the first Undo record. The
-    /// oldest is the checkpoint's undo point.
-    open_transactions: BTreeMap<u64, Lsn>,
-    /// Transactions whose end record (Commit, level-1 Rollback) is appended but may not be
-    /// durable yet: end record LSN → LSN of the transaction's first Undo record. Until the
-    /// end record is flushed a crash leaves the transaction open in the log, so the
-    /// checkpoint's undo point must still cover its Undo records (see [`Storage::undo_lsn`]).
-    ending_transactions: BTreeMap<Lsn, Lsn>,
-    /// The I/O error that made this storage fail-stop.
-    failure: Option<Failure>,
     /// Whether `failure` is set, readable without the storage (see [`Storage::failed_flag`]).
     failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// What the storage is doing now, recorded with a failure.
@@ -241,6 +235,86 @@ pub struct Storage {
     operations_logged_per_page: bool,
     /// Planted bug `TermCheckpointNotPersisted`.
     term_checkpoint_skipped: bool,
+}
+
+/// What [`Storage::tail`] guards: the log, the transactions its records leave open, and the
+/// failure that made the storage fail-stop (recorded where the error was met, with the
+/// storage held exclusively or only shared).
+struct LogTail {
+    log: log::Log,
+    /// Transactions with Undo records and no end yet: id → LSN of the first Undo record. The
+    /// oldest is the checkpoint's undo point.
+    open_transactions: BTreeMap<u64, Lsn>,
+    /// Transactions whose end record (Commit, level-1 Rollback) is appended but may not be
+    /// durable yet: end record LSN → LSN of the transaction's first Undo record. Until the
+    /// end record is flushed a crash leaves the transaction open in the log, so the
+    /// checkpoint's undo point must still cover its Undo records (see [`Storage::undo_lsn`]).
+    ending_transactions: BTreeMap<Lsn, Lsn>,
+    /// The I/O error that made this storage fail-stop.
+    failure: Option<Failure>,
+}
+
+impl LogTail {
+    /// Appends `record` and keeps the transactions it opens or ends.
+    fn append(&mut self, record: &LogRecord) -> JetResult<Lsn> {
+        let lsn = self.log.append(record)?;
+        self.track_transaction(lsn, record);
+        Ok(lsn)
+    }
+
+    /// Keeps `open_transactions` current: a transaction opens at its first Undo record and
+    /// ends at its commit or its level-1 rollback; an ended transaction stays in
+    /// `ending_transactions` until its end record is durable.
+    fn track_transaction(&mut self, lsn: Lsn, record: &LogRecord) {
+        // Entries whose end record the log has flushed since no longer hold the undo point.
+        self.ending_transactions = self.ending_transactions.split_off(&self.log.flushed_lsn());
+        match record {
+            LogRecord::Undo { txn, .. } => {
+                self.open_transactions.entry(*txn).or_insert(lsn);
+            }
+            LogRecord::Commit { txn, .. } | LogRecord::Rollback { txn, level: 1, .. } => {
+                if let Some(first_undo_lsn) = self.open_transactions.remove(txn) {
+                    self.ending_transactions.insert(lsn, first_undo_lsn);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// See [`Storage::undo_lsn`].
+    fn undo_lsn(&self) -> Lsn {
+        let flushed_lsn = self.log.flushed_lsn();
+        let ending = self
+            .ending_transactions
+            .range(flushed_lsn..)
+            .map(|(_, first_undo_lsn)| first_undo_lsn);
+        self.open_transactions
+            .values()
+            .chain(ending)
+            .min()
+            .copied()
+            .unwrap_or(self.log.tip_lsn())
+    }
+
+    /// Passes `result` through, remembering a fatal error as met during `activity`, and
+    /// raising `failed` with it.
+    fn note<T>(
+        &mut self,
+        result: JetResult<T>,
+        activity: Activity,
+        failed: &std::sync::atomic::AtomicBool,
+    ) -> JetResult<T> {
+        if let Err(error) = &result {
+            if is_fatal(*error) && self.failure.is_none() {
+                failed.store(true, std::sync::atomic::Ordering::Release);
+                self.failure = Some(Failure {
+                    error: *error,
+                    during: activity,
+                });
+            }
+        }
+        result
+    }
 }
 
 /// What the storage was doing when an I/O error made it fail-stop: a caller's Jet call, or
@@ -374,14 +448,19 @@ impl Storage {
         let highest_id = logged_ids.chain(checkpointed_ids).max().unwrap_or(0);
         let mut storage = Storage {
             buffers: BufferManager::new(cache_size_pages),
-            log,
+            tail: LeafMutex::new(
+                LockRank::LogTail,
+                LogTail {
+                    log,
+                    open_transactions: BTreeMap::new(),
+                    ending_transactions: BTreeMap::new(),
+                    failure: None,
+                },
+            ),
             checkpoint,
             databases: BTreeMap::new(),
             next_file_id: highest_id.saturating_add(1),
             checkpoints_written: 0,
-            open_transactions: BTreeMap::new(),
-            ending_transactions: BTreeMap::new(),
-            failure: None,
             failed: std::sync::Arc::default(),
             activity: Activity::Call,
             recovery: RecoveryReport::default(),
@@ -399,7 +478,7 @@ impl Storage {
 
     /// The I/O error that made this storage fail-stop, if one did, and what it was doing.
     pub fn failure(&self) -> Option<Failure> {
-        self.failure
+        self.tail.lock().failure
     }
 
     /// A flag that turns true when this storage becomes fail-stop, for callers that must
@@ -447,7 +526,13 @@ impl Storage {
     /// which take an [`Unlatched`] instead.
     pub fn set_latched_io_check(&mut self, check: crate::runtime::sync::LatchedIoCheck) {
         self.buffers.latched_io_check = check;
-        self.log.latched_io_check = check;
+        self.tail.get_mut().log.latched_io_check = check;
+    }
+
+    /// Checks the log tail's lock against the ranks of the runtime `hooks` came from (the
+    /// instance's, set at init).
+    pub fn set_rank_hooks(&mut self, hooks: RankHooks) {
+        self.tail.set_rank_hooks(hooks);
     }
 
     pub fn set_marks(&mut self, marks: crate::marks::Marks) {
@@ -478,32 +563,27 @@ impl Storage {
     }
 
     fn alive(&self) -> JetResult<()> {
-        match self.failure {
-            Some(_) => Err(JetError::InstanceUnavailable),
-            None => Ok(()),
+        // Raised together with the failure (under the tail's lock, or with the storage held
+        // exclusively), and only ever raised.
+        match self.failed.load(std::sync::atomic::Ordering::Acquire) {
+            true => Err(JetError::InstanceUnavailable),
+            false => Ok(()),
         }
     }
 
     /// Passes `result` through, remembering a fatal error.
     fn note<T>(&mut self, result: JetResult<T>) -> JetResult<T> {
-        if let Err(error) = &result {
-            if is_fatal(*error) && self.failure.is_none() {
-                self.failed
-                    .store(true, std::sync::atomic::Ordering::Release);
-                self.failure = Some(Failure {
-                    error: *error,
-                    during: self.activity,
-                });
-            }
-        }
-        result
+        let activity = self.activity;
+        self.tail.get_mut().note(result, activity, &self.failed)
     }
 
     /// Changes the cache size (at least [`MIN_CACHE_SIZE_PAGES`]); shrinking writes back and
     /// evicts at once, so it can fail with an I/O error.
     pub fn set_cache_size_pages(&mut self, pages: usize) -> JetResult<()> {
         self.alive()?;
-        let result = self.buffers.set_cache_size_pages(pages, &mut self.log);
+        let result = self
+            .buffers
+            .set_cache_size_pages(pages, &mut self.tail.get_mut().log);
         self.note(result)
     }
 
@@ -542,7 +622,7 @@ impl Storage {
 
     fn create_database_inner(&mut self, io: &dyn Io, path: &str) -> JetResult<FileId> {
         self.check_can_attach(path)?;
-        self.log.check_writable()?;
+        self.tail.get_mut().log.check_writable()?;
         if io.exists(path) {
             return Err(JetError::DatabaseDuplicate);
         }
@@ -561,14 +641,15 @@ impl Storage {
     }
 
     fn format_new_database(&mut self, file: FileId, path: &str) -> JetResult<()> {
-        self.log.append(&LogRecord::AttachDatabase {
+        self.tail.get_mut().log.append(&LogRecord::AttachDatabase {
             file,
             path: path.to_owned(),
         })?;
-        Pager::format(&mut self.buffers, &mut self.log, file)?;
+        Pager::format(&mut self.buffers, &mut self.tail.get_mut().log, file)?;
         // Make the new file usable on its own at once (and keep the creation out of the
         // checkpoint depth): header and catalog reach disk now.
-        self.buffers.flush_file(file, &mut self.log)?;
+        self.buffers
+            .flush_file(file, &mut self.tail.get_mut().log)?;
         Ok(())
     }
 
@@ -582,7 +663,7 @@ impl Storage {
 
     fn attach_database_inner(&mut self, io: &dyn Io, path: &str) -> JetResult<FileId> {
         self.check_can_attach(path)?;
-        self.log.check_writable()?;
+        self.tail.get_mut().log.check_writable()?;
         let handle = io.open(path).map_err(|e| JetError::from_io(&e))?;
         let len_bytes = handle.len().map_err(|e| JetError::from_io(&e))?;
         let page_size_bytes = PAGE_SIZE_BYTES as u64;
@@ -591,16 +672,17 @@ impl Storage {
         }
         let file = self.allocate_file_id()?;
         self.buffers.add_file(file, handle);
-        let validated = Pager::open(&mut self.buffers, &mut self.log, file)
+        let validated = Pager::open(&mut self.buffers, &mut self.tail.get_mut().log, file)
             .and_then(|mut pager| pager.read_node(database::CATALOG_ROOT_PAGE).map(|_| ()));
         // ESE's attach refuses a database in dirty-shutdown state with
         // JET_errDatabaseDirtyShutdown: the log that owns it may hold changes it lacks, and
         // once this instance stamped it, that log's recovery would leave it alone for ever
         // (a crash between a flushed delete_table and its page writes then left a catalog
         // naming freed pages). The owning instance's init recovers it and marks it clean.
-        let signature = self.log.signature();
+        let signature = self.tail.get_mut().log.signature();
         let validated = validated.and_then(|()| {
-            let header = Pager::open(&mut self.buffers, &mut self.log, file)?.header();
+            let header =
+                Pager::open(&mut self.buffers, &mut self.tail.get_mut().log, file)?.header();
             if !header.clean_shutdown && header.log_signature != signature {
                 return Err(JetError::DatabaseDirtyShutdown);
             }
@@ -610,16 +692,18 @@ impl Storage {
             self.buffers.forget_file(file);
             return Err(error);
         }
-        self.log.append(&LogRecord::AttachDatabase {
+        self.tail.get_mut().log.append(&LogRecord::AttachDatabase {
             file,
             path: path.to_owned(),
         })?;
         self.databases.insert(file, path.to_owned());
         // The header names the log the database now belongs to, durably before attach
         // returns: recovery of any other log that once owned it then leaves it alone.
-        let stamped = Pager::open(&mut self.buffers, &mut self.log, file)?.stamp_owner()?;
+        let stamped =
+            Pager::open(&mut self.buffers, &mut self.tail.get_mut().log, file)?.stamp_owner()?;
         if stamped {
-            self.buffers.flush_file(file, &mut self.log)?;
+            self.buffers
+                .flush_file(file, &mut self.tail.get_mut().log)?;
         }
         Ok(file)
     }
@@ -628,13 +712,16 @@ impl Storage {
     pub fn detach_database(&mut self, file: FileId) -> JetResult<()> {
         self.alive()?;
         self.check_file(file)?;
-        self.log.check_writable()?;
+        self.tail.get_mut().log.check_writable()?;
         // Clean before the flush, so the flush makes the clean state durable with the pages.
         self.mark_clean(file)?;
-        let removed = self.buffers.remove_file(file, &mut self.log);
+        let removed = self.buffers.remove_file(file, &mut self.tail.get_mut().log);
         self.note(removed)?;
         self.databases.remove(&file);
-        self.log.append(&LogRecord::DetachDatabase { file })?;
+        self.tail
+            .get_mut()
+            .log
+            .append(&LogRecord::DetachDatabase { file })?;
         Ok(())
     }
 
@@ -674,12 +761,14 @@ impl Storage {
         self.alive()?;
         self.check_file(file)?;
         let per_page = self.operations_logged_per_page;
-        let result = Pager::open(&mut self.buffers, &mut self.log, file).and_then(|mut pager| {
-            pager.log_each_page_at_once = per_page;
-            let value = operation(&mut pager)?;
-            pager.commit()?;
-            Ok(value)
-        });
+        let result = Pager::open(&mut self.buffers, &mut self.tail.get_mut().log, file).and_then(
+            |mut pager| {
+                pager.log_each_page_at_once = per_page;
+                let value = operation(&mut pager)?;
+                pager.commit()?;
+                Ok(value)
+            },
+        );
         self.note(result)
     }
 
@@ -783,7 +872,7 @@ impl Storage {
     pub fn install_staged(&mut self, staged: StagedPages) -> JetResult<()> {
         self.alive()?;
         let per_page = self.operations_logged_per_page;
-        let result = staged.install(&mut self.buffers, &mut self.log, per_page);
+        let result = staged.install(&mut self.buffers, &mut self.tail.get_mut().log, per_page);
         self.note(result)
     }
 
@@ -799,7 +888,7 @@ impl Storage {
         let result = self.with_pager(file, |p| p.create_table(name));
         // DDL is not transactional here (see the README), so it is durable when it returns,
         // like a commit: a table an application was told exists survives a crash.
-        let result = result.and_then(|root| self.log.flush().map(|()| root));
+        let result = result.and_then(|root| self.tail.get_mut().log.flush().map(|()| root));
         self.note(result)
     }
 
@@ -813,7 +902,7 @@ impl Storage {
         check_table_name(name)?;
         let result = self.with_pager(file, |p| p.delete_table(name));
         // Durable when it returns, like create_table.
-        let result = result.and_then(|()| self.log.flush());
+        let result = result.and_then(|()| self.tail.get_mut().log.flush());
         self.note(result)
     }
 
@@ -896,9 +985,7 @@ impl Storage {
         self.alive()?;
         // A logged change cannot be made twice: the operation is not restartable from here.
         self.buffers.set_miss_policy(MissPolicy::ReadUnderLock);
-        let lsn = self.log.append(&record)?;
-        self.track_transaction(lsn, &record);
-        Ok(lsn)
+        self.tail.get_mut().append(&record)
     }
 
     /// How reads that miss the cache behave from now on (see [`buffer_manager`]).
@@ -918,9 +1005,12 @@ impl Storage {
         bytes: std::io::Result<Vec<u8>>,
         evictions_may_write: bool,
     ) -> JetResult<()> {
-        let result =
-            self.buffers
-                .finish_deferred_read(read, bytes, evictions_may_write, &mut self.log);
+        let result = self.buffers.finish_deferred_read(
+            read,
+            bytes,
+            evictions_may_write,
+            &mut self.tail.get_mut().log,
+        );
         self.note(result)
     }
 
@@ -957,49 +1047,80 @@ impl Storage {
     /// flight already, or the batches out take half the cache).
     pub fn begin_room_write_back(&mut self, wanted: usize) -> JetResult<WriteBackStart> {
         self.alive()?;
-        if let Some(batch) = self.buffers.begin_room_write_back(wanted, &self.log) {
+        if let Some(batch) = self
+            .buffers
+            .begin_room_write_back(wanted, &self.tail.get_mut().log)
+        {
             return Ok(WriteBackStart::Batch(batch));
         }
-        let waits_for_log = self.log.flushed_lsn() < self.log.tip_lsn();
+        let waits_for_log =
+            self.tail.get_mut().log.flushed_lsn() < self.tail.get_mut().log.tip_lsn();
         Ok(match waits_for_log {
             true => WriteBackStart::LogFirst,
             false => WriteBackStart::Shallow,
         })
     }
 
-    /// Starts a group-commit flush of the log (see [`log::LogFlush`]).
-    pub fn begin_log_flush(&mut self) -> JetResult<FlushStart> {
+    /// Appends a level-1 transaction's Commit record under the log's lock, with the storage
+    /// shared (the store latch held shared: beside readers' walks and other commits, never
+    /// beside an install). Returns its LSN and the log's tip just past it.
+    pub fn append_commit(&self, record: &LogRecord) -> JetResult<(Lsn, Lsn)> {
+        debug_assert!(matches!(record, LogRecord::Commit { .. }));
         self.alive()?;
-        Ok(self.log.begin_flush())
+        let mut tail = self.tail.lock();
+        let lsn = tail.append(record)?;
+        Ok((lsn, tail.log.tip_lsn()))
     }
 
-    /// Accounts a group-commit flush (an I/O error makes the storage fail-stop).
+    /// Under the log's lock, for a commit waiting until everything below `lsn` is durable:
+    /// `Durable` if it is, else starts a group-commit flush of the log (see
+    /// [`log::LogFlush`]) or finds one in flight. `under_lock` (which may take no lock and
+    /// reach no scheduling point: the tail's lock is a leaf) sees the answer before the
+    /// lock is let go, so what it reads orders with the flush's end
+    /// ([`Storage::finish_log_flush`] runs its own under the same lock).
+    pub fn begin_log_flush<T>(
+        &self,
+        lsn: Lsn,
+        under_lock: impl FnOnce(&FlushStart) -> T,
+    ) -> JetResult<(FlushStart, T)> {
+        self.alive()?;
+        let mut tail = self.tail.lock();
+        let start = match tail.log.flushed_lsn() > lsn {
+            true => FlushStart::Durable,
+            false => tail.log.begin_flush(),
+        };
+        let seen = under_lock(&start);
+        Ok((start, seen))
+    }
+
+    /// Accounts a group-commit flush under the log's lock, then runs `under_lock` (which
+    /// counts the flush ended for the commits waiting on it; a leaf's section, as in
+    /// [`Storage::begin_log_flush`]) before letting go. An I/O error makes the storage
+    /// fail-stop, put down to `activity`.
     pub fn finish_log_flush(
-        &mut self,
+        &self,
         flush: &LogFlush,
         result: std::io::Result<()>,
+        activity: Activity,
+        under_lock: impl FnOnce(),
     ) -> JetResult<()> {
-        let result = self.log.finish_flush(flush, result);
-        self.note(result)
+        let mut tail = self.tail.lock();
+        let finished = tail.log.finish_flush(flush, result);
+        let finished = tail.note(finished, activity, &self.failed);
+        under_lock();
+        finished
     }
 
-    /// Keeps [`Storage::open_transactions`] current: a transaction opens at its first Undo
-    /// record and ends at its commit or its level-1 rollback; an ended transaction stays in
-    /// [`Storage::ending_transactions`] until its end record is durable.
-    fn track_transaction(&mut self, lsn: Lsn, record: &LogRecord) {
-        // Entries whose end record the log has flushed since no longer hold the undo point.
-        self.ending_transactions = self.ending_transactions.split_off(&self.log.flushed_lsn());
-        match record {
-            LogRecord::Undo { txn, .. } => {
-                self.open_transactions.entry(*txn).or_insert(lsn);
-            }
-            LogRecord::Commit { txn, .. } | LogRecord::Rollback { txn, level: 1, .. } => {
-                if let Some(first_undo_lsn) = self.open_transactions.remove(txn) {
-                    self.ending_transactions.insert(lsn, first_undo_lsn);
-                }
-            }
-            _ => {}
-        }
+    /// [`Storage::begin_log_flush`] of everything appended so far.
+    pub fn begin_log_flush_all(&self) -> JetResult<FlushStart> {
+        self.begin_log_flush(Lsn::MAX, |_| ())
+            .map(|(start, ())| start)
+    }
+
+    /// The log's flushed LSN and whether a group-commit flush is in flight, read together.
+    pub fn log_flush_state(&self) -> (Lsn, bool) {
+        let tail = self.tail.lock();
+        (tail.log.flushed_lsn(), tail.log.flush_in_flight())
     }
 
     /// The undo point: the first Undo record of the oldest transaction that a crash now could
@@ -1012,27 +1133,17 @@ impl Storage {
     /// rollback skip the rolled-back deletes, and recovery kept them (`jetsim replay 167
     /// --crash-at 41`).
     pub fn undo_lsn(&self) -> Lsn {
-        let flushed_lsn = self.log.flushed_lsn();
-        let ending = self
-            .ending_transactions
-            .range(flushed_lsn..)
-            .map(|(_, first_undo_lsn)| first_undo_lsn);
-        self.open_transactions
-            .values()
-            .chain(ending)
-            .min()
-            .copied()
-            .unwrap_or(self.log.tip_lsn())
+        self.tail.lock().undo_lsn()
     }
 
     /// `LogServiceStopped` once [`Storage::stop_and_emit_log`] ended logging. Calls that would
     /// write the log ask first, before they change anything.
     pub fn check_log_writable(&self) -> JetResult<()> {
-        self.log.check_writable()
+        self.tail.lock().log.check_writable()
     }
 
     pub fn log_is_stopped(&self) -> bool {
-        self.log.is_stopped()
+        self.tail.lock().log.is_stopped()
     }
 
     /// `JET_bitStopServiceStopAndEmitLog`: no more logging, everything logged made durable,
@@ -1040,39 +1151,41 @@ impl Storage {
     /// this call ended the stream.
     pub fn stop_and_emit_log(&mut self) -> JetResult<bool> {
         self.alive()?;
-        let result = self.log.stop_and_emit();
+        let result = self.tail.get_mut().log.stop_and_emit();
         self.note(result)
     }
 
     /// Writes and syncs every appended log record.
     pub fn flush_log(&mut self) -> JetResult<()> {
         self.alive()?;
-        let result = self.log.flush();
+        let result = self.tail.get_mut().log.flush();
         self.note(result)
     }
 
     /// The end of the appended log: the LSN the next record gets.
     pub fn tip_lsn(&self) -> Lsn {
-        self.log.tip_lsn()
+        self.tail.lock().log.tip_lsn()
     }
 
     /// Whether a group-commit flush of the log is in flight (see [`log::LogFlush`]).
     pub fn log_flush_in_flight(&self) -> bool {
-        self.log.flush_in_flight()
+        self.tail.lock().log.flush_in_flight()
     }
 
     /// Everything below this LSN is durable in the log file.
     pub fn flushed_lsn(&self) -> Lsn {
-        self.log.flushed_lsn()
+        self.tail.lock().log.flushed_lsn()
     }
 
     /// The oldest first-dirty LSN over dirty pages, or the log tip when nothing is dirty.
     pub fn checkpoint_lsn(&self) -> Lsn {
-        self.buffers.checkpoint_lsn(self.log.tip_lsn())
+        let tip_lsn = self.tail.lock().log.tip_lsn();
+        self.buffers.checkpoint_lsn(tip_lsn)
     }
 
     pub fn checkpoint_depth_bytes(&self) -> u64 {
-        self.log.tip_lsn() - self.checkpoint_lsn()
+        let tip_lsn = self.tail.lock().log.tip_lsn();
+        tip_lsn - self.checkpoint_lsn()
     }
 
     /// The checkpoint last persisted in the checkpoint file (by this run or an earlier one).
@@ -1097,7 +1210,7 @@ impl Storage {
         let checkpoint_depth_bytes_before = self.checkpoint_depth_bytes();
         let pages_written = self
             .buffers
-            .flush_to_depth(max_depth_bytes, &mut self.log)?;
+            .flush_to_depth(max_depth_bytes, &mut self.tail.get_mut().log)?;
         crate::mark!(self.buffers.marks, BackgroundFlushWrotePages if pages_written > 0 && self.activity == Activity::CheckpointFlush);
         let checkpoint_lsn_after = self.checkpoint_lsn();
         assert!(self.checkpoint_depth_bytes() <= max_depth_bytes);
@@ -1129,13 +1242,18 @@ impl Storage {
             return Ok(WriteBackStart::Shallow);
         }
         Ok(
-            match self
-                .buffers
-                .begin_write_back(max_depth_bytes, &self.log, batch_max)
-            {
+            match self.buffers.begin_write_back(
+                max_depth_bytes,
+                &self.tail.get_mut().log,
+                batch_max,
+            ) {
                 Some(batch) => WriteBackStart::Batch(batch),
                 // The oldest dirty page waits for its log record to be durable.
-                None if self.log.flushed_lsn() < self.log.tip_lsn() => WriteBackStart::LogFirst,
+                None if self.tail.get_mut().log.flushed_lsn()
+                    < self.tail.get_mut().log.tip_lsn() =>
+                {
+                    WriteBackStart::LogFirst
+                }
                 // The oldest dirty pages are in a call's batch for room, which cleans them.
                 None => WriteBackStart::Shallow,
             },
@@ -1161,9 +1279,11 @@ impl Storage {
     /// more, so nothing here waits for the log.
     pub fn begin_checkpoint_persist(&mut self) -> JetResult<CheckpointPersist> {
         self.alive()?;
-        let checkpoint_lsn = self.checkpoint_lsn().min(self.log.flushed_lsn());
+        let checkpoint_lsn = self
+            .checkpoint_lsn()
+            .min(self.tail.get_mut().log.flushed_lsn());
         let undo_lsn = self.undo_lsn();
-        let signature = self.log.signature();
+        let signature = self.tail.get_mut().log.signature();
         let attached = self.attached();
         Ok(CheckpointPersist {
             // Every page write before the checkpoint must be durable first, evictions
@@ -1202,12 +1322,12 @@ impl Storage {
         // Every page write before the checkpoint must be durable, evictions included.
         self.buffers.sync_written_files()?;
         // A checkpoint must never point past the durable log.
-        if self.log.flushed_lsn() < checkpoint_lsn {
-            self.log.flush()?;
+        if self.tail.get_mut().log.flushed_lsn() < checkpoint_lsn {
+            self.tail.get_mut().log.flush()?;
         }
-        assert!(self.log.flushed_lsn() >= checkpoint_lsn);
+        assert!(self.tail.get_mut().log.flushed_lsn() >= checkpoint_lsn);
         let undo_lsn = self.undo_lsn();
-        let signature = self.log.signature();
+        let signature = self.tail.get_mut().log.signature();
         self.checkpoint
             .write(signature, checkpoint_lsn, undo_lsn, self.attached())?;
         self.checkpoints_written += 1;
@@ -1238,7 +1358,7 @@ impl Storage {
     // Same shape as `api::instance::status_of`: see there for why it stays.
     pub fn stats(&self) -> StorageStats {
         let buffers = self.buffers.stats();
-        let log = self.log.stats();
+        let log = self.tail.lock().log.stats();
         StorageStats {
             pages_read: buffers.pages_read,
             pages_written: buffers.pages_written,
@@ -1256,23 +1376,23 @@ impl Storage {
         self.alive()?;
         // After StopAndEmitLog nothing may be logged, not even the clean marks: the databases
         // stay in use by this log, and the next init's recovery marks them clean.
-        if !self.log.is_stopped() {
+        if !self.tail.get_mut().log.is_stopped() {
             let files: Vec<FileId> = self.databases.keys().copied().collect();
             for file in files {
                 self.mark_clean(file)?;
             }
         }
-        self.buffers.flush_all(&mut self.log)?;
-        if !self.log.is_stopped() {
-            self.log.append(&LogRecord::CleanShutdown)?;
+        self.buffers.flush_all(&mut self.tail.get_mut().log)?;
+        if !self.tail.get_mut().log.is_stopped() {
+            self.tail.get_mut().log.append(&LogRecord::CleanShutdown)?;
         }
-        self.log.flush()?;
-        let tip_lsn = self.log.tip_lsn();
+        self.tail.get_mut().log.flush()?;
+        let tip_lsn = self.tail.get_mut().log.tip_lsn();
         if !self.term_checkpoint_skipped {
             self.persist_checkpoint(tip_lsn)?;
         }
         self.buffers.close_all();
-        self.log.close()
+        self.tail.into_inner().log.close()
     }
 }
 

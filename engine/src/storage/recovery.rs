@@ -153,8 +153,8 @@ impl Storage {
         io: &dyn Io,
         records: &[(Lsn, LogRecord)],
     ) -> JetResult<RecoveryReport> {
-        assert!(self.databases.is_empty() && self.open_transactions.is_empty());
-        let signature = self.log.signature();
+        assert!(self.databases.is_empty() && self.tail.get_mut().open_transactions.is_empty());
+        let signature = self.tail.get_mut().log.signature();
         let (mut report, checkpoint) = self.start_points(records);
         if report.clean {
             return Ok(report);
@@ -176,15 +176,17 @@ impl Storage {
         &self,
         records: &[(Lsn, LogRecord)],
     ) -> (RecoveryReport, Option<&CheckpointState>) {
-        let log_end_lsn = self.log.tip_lsn();
-        let signature = self.log.signature();
+        let tail = self.tail.lock();
+        let log_end_lsn = tail.log.tip_lsn();
+        let signature = tail.log.signature();
         let mut report = RecoveryReport {
             log_end_lsn,
-            torn_tail_bytes: self.log.torn_tail_bytes(),
-            log_tail_checksum_failed: self.log.tail_checksum_failed(),
+            torn_tail_bytes: tail.log.torn_tail_bytes(),
+            log_tail_checksum_failed: tail.log.tail_checksum_failed(),
             checkpoint_slots_damaged: self.checkpoint.damaged_slots_at_open(),
             ..RecoveryReport::default()
         };
+        drop(tail);
         // A checkpoint of another log (or past this one's end) says nothing about this log.
         let checkpoint = self.checkpoint.last().filter(|c| {
             c.log_signature == signature
@@ -261,14 +263,14 @@ impl Storage {
             }
         }
         for (txn, undo) in losers {
-            self.log.append(&LogRecord::Rollback {
+            self.tail.get_mut().log.append(&LogRecord::Rollback {
                 txn: *txn,
                 level: 1,
                 undone: u32::try_from(undo.len()).unwrap_or(u32::MAX),
             })?;
         }
         report.transactions_undone = losers.len() as u64;
-        match self.failure {
+        match self.failure() {
             Some(failure) => Err(failure.error),
             None => Ok(()),
         }
@@ -286,21 +288,27 @@ impl Storage {
         for &file in &recovered {
             self.mark_clean(file)?;
         }
-        self.buffers.flush_all(&mut self.log)?;
+        self.buffers.flush_all(&mut self.tail.get_mut().log)?;
         for file in recovered {
-            self.buffers.remove_file(file, &mut self.log)?;
+            self.buffers
+                .remove_file(file, &mut self.tail.get_mut().log)?;
             let path = self.databases.remove(&file).expect("recovered");
             report.databases_recovered.push(path);
         }
         for file in attached.keys() {
-            self.log
+            self.tail
+                .get_mut()
+                .log
                 .append(&LogRecord::DetachDatabase { file: *file })?;
         }
-        self.log.append(&LogRecord::RecoveryComplete)?;
-        self.log.flush()?;
-        let tip_lsn = self.log.tip_lsn();
+        self.tail
+            .get_mut()
+            .log
+            .append(&LogRecord::RecoveryComplete)?;
+        self.tail.get_mut().log.flush()?;
+        let tip_lsn = self.tail.get_mut().log.tip_lsn();
         self.persist_checkpoint(tip_lsn)?;
-        debug_assert!(self.open_transactions.is_empty());
+        debug_assert!(self.tail.get_mut().open_transactions.is_empty());
         debug_assert_eq!(self.dirty_page_count(), 0);
         Ok(())
     }
