@@ -178,14 +178,27 @@ pub enum WriteBackStart {
 pub struct CheckpointPersist {
     written_files: Vec<std::sync::Arc<dyn crate::env::io::IoFile>>,
     write: checkpoint::CheckpointWrite,
+    /// The storage's failed flag ([`Storage::failed_flag`]).
+    failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl CheckpointPersist {
     /// Syncs the written data files, then writes and syncs the checkpoint. Called with no
     /// lock held ([`Unlatched`] says so).
+    ///
+    /// A data file's failed sync makes the storage fail-stop at once, before the persist's
+    /// end is accounted under the latch: the persist took those files' sync over from every
+    /// later checkpoint (their writes are no longer counted unsynced), so a checkpoint made
+    /// meanwhile (a stop's, under the exclusive latch, which the persist's end waits for)
+    /// would pass pages whose sync failed and that a crash loses. The failure itself (the
+    /// error, the activity) is recorded at the end, as for every other I/O.
     pub fn write_and_sync(&self, _unlatched: Unlatched) -> std::io::Result<()> {
         for file in &self.written_files {
-            file.sync()?;
+            if let Err(error) = file.sync() {
+                self.failed
+                    .store(true, std::sync::atomic::Ordering::Release);
+                return Err(error);
+            }
         }
         self.write.write_and_sync()
     }
@@ -1292,6 +1305,7 @@ impl Storage {
             write: self
                 .checkpoint
                 .prepare(signature, checkpoint_lsn, undo_lsn, attached),
+            failed: std::sync::Arc::clone(&self.failed),
         })
     }
 

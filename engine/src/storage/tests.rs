@@ -871,3 +871,121 @@ fn a_checkpoint_keeps_the_undo_point_until_the_end_record_is_durable() {
     storage.flush_log().expect("flush");
     assert_eq!(storage.undo_lsn(), storage.tip_lsn());
 }
+
+/// An [`Io`] over [`MemIo`] whose data files' syncs fail while `fail_data_syncs` is set.
+struct DataSyncFailIo {
+    inner: MemIo,
+    fail_data_syncs: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+struct DataSyncFailFile {
+    inner: Box<dyn crate::env::io::IoFile>,
+    data_file: bool,
+    fail_data_syncs: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl DataSyncFailIo {
+    fn wrap(
+        &self,
+        path: &str,
+        inner: Box<dyn crate::env::io::IoFile>,
+    ) -> Box<dyn crate::env::io::IoFile> {
+        Box::new(DataSyncFailFile {
+            inner,
+            data_file: path == DB,
+            fail_data_syncs: std::sync::Arc::clone(&self.fail_data_syncs),
+        })
+    }
+}
+
+impl Io for DataSyncFailIo {
+    fn create(&self, path: &str) -> std::io::Result<Box<dyn crate::env::io::IoFile>> {
+        let inner = self.inner.create(path)?;
+        Ok(self.wrap(path, inner))
+    }
+    fn open(&self, path: &str) -> std::io::Result<Box<dyn crate::env::io::IoFile>> {
+        let inner = self.inner.open(path)?;
+        Ok(self.wrap(path, inner))
+    }
+    fn remove(&self, path: &str) -> std::io::Result<()> {
+        self.inner.remove(path)
+    }
+    fn exists(&self, path: &str) -> bool {
+        self.inner.exists(path)
+    }
+}
+
+impl crate::env::io::IoFile for DataSyncFailFile {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.inner.read_at(offset, buf)
+    }
+    fn write_at(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.inner.write_at(offset, data)
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        if self.data_file
+            && self
+                .fail_data_syncs
+                .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(std::io::Error::other("injected data sync failure"));
+        }
+        self.inner.sync()
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+}
+
+#[test]
+fn a_checkpoint_persist_whose_data_sync_fails_stops_every_later_checkpoint_at_once() {
+    // Goal: the background's checkpoint persist takes the unsynced data files' sync over
+    // from every later checkpoint. Found by the fault campaign (`replay 946 --faults`): a
+    // stop's room write-back wrote a page without a sync, the background persist took the
+    // file and its sync failed, and the stop's checkpoint, made under the exclusive latch
+    // before the persist's end was accounted, found nothing unsynced and passed the page,
+    // which the crash lost. The failed sync must make the storage fail-stop at once.
+    let io = DataSyncFailIo {
+        inner: MemIo::new(),
+        fail_data_syncs: std::sync::Arc::default(),
+    };
+    let mut storage = Storage::open(&io, LOG, CHK, 64).expect("open storage");
+    let file = storage.create_database(&io, DB).expect("create");
+    let root = storage.create_table(file, "t").expect("table");
+    for i in 0..20u32 {
+        storage
+            .put(file, root, format!("{i:04}").as_bytes(), &[7; 100])
+            .expect("put");
+    }
+    storage.flush_log().expect("log durable");
+    let unlatched = crate::runtime::sync::unlatched::<crate::runtime::StdRuntime>();
+    // A room write-back: its pages are written, not synced, and clean once it ends.
+    let WriteBackStart::Batch(batch) = storage.begin_room_write_back(64).expect("start") else {
+        panic!("dirty pages whose log is durable make a batch");
+    };
+    let written = batch.write_and_sync(unlatched);
+    assert!(storage.finish_write_back(batch, written).expect("written") > 0);
+    let persist = storage.begin_checkpoint_persist().expect("persist");
+    io.fail_data_syncs
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(persist.write_and_sync(unlatched).is_err());
+    io.fail_data_syncs
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    // Before the persist's end is accounted, another checkpoint (a stop's) is refused.
+    assert_eq!(
+        storage
+            .flush_to_depth(0)
+            .map(|report| report.checkpoint_lsn_after),
+        Err(JetError::InstanceUnavailable)
+    );
+    // Its end then records the failure itself.
+    let failed = storage.finish_checkpoint_persist(persist, Err(std::io::Error::other("sync")));
+    assert_eq!(failed, Err(JetError::DiskIO));
+    assert_eq!(
+        storage.failure().map(|failure| failure.error),
+        Some(JetError::DiskIO)
+    );
+}
