@@ -342,6 +342,15 @@ pub struct WriteAheadAudited {
     pub first_stale_write: Option<String>,
     #[serde(default)]
     pub stale_writes: u64,
+    /// Writes to the main log checked against its durable bytes.
+    #[serde(default)]
+    pub log_writes: u64,
+    /// The first write that put different bytes over the main log's durable ones, in words,
+    /// and how many such writes the run made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_log_rewrite: Option<String>,
+    #[serde(default)]
+    pub log_rewrites: u64,
 }
 
 impl WriteAheadAudited {

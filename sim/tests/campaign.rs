@@ -403,6 +403,14 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
         Scheduling::Mix,
         700,
     ),
+    // The same audit on the main log's writes: a group-commit flush's end set the durable
+    // end back, and the next flush wrote over durable records.
+    (
+        Rule::LogAppendOnly,
+        Mutant::GroupFlushEndRewindsLog,
+        Scheduling::Mix,
+        100,
+    ),
     // The harness's count of the durable log's Commit records at each acknowledgement (no
     // crash): a commit that finds another's flush in flight answers before the flush that
     // covers its record.
@@ -755,6 +763,40 @@ fn the_term_disk_rule_decides_from_the_disk_read_back_after_the_term() {
         ..with_disk(Ok(vec![vec![], vec![]]), 0)
     };
     assert!(term_disk_messages(&crashed).is_empty());
+}
+
+#[test]
+fn the_log_append_only_rule_reports_the_taps_first_rewrite() {
+    use jetsim::check::rules::check_run;
+    use jetsim::history::{History, WriteAheadAudited};
+    use jetsim::model::ModelState;
+    let initial = ModelState::initial(&[]);
+    let with_audit = |write_ahead| History {
+        write_ahead,
+        ..History::default()
+    };
+    let log_append_only = |history: &History| -> Vec<String> {
+        check_run(history, &initial)
+            .violations
+            .into_iter()
+            .filter(|v| v.rule == Rule::LogAppendOnly)
+            .map(|v| v.message)
+            .collect()
+    };
+    let clean = WriteAheadAudited {
+        log_writes: 40,
+        ..WriteAheadAudited::default()
+    };
+    assert!(log_append_only(&with_audit(clean.clone())).is_empty());
+    let rewritten = WriteAheadAudited {
+        first_log_rewrite: Some("main/jet.log took a write at step 9".into()),
+        log_rewrites: 3,
+        ..clean
+    };
+    assert_eq!(
+        log_append_only(&with_audit(rewritten)),
+        ["main/jet.log took a write at step 9; 2 more such writes"]
+    );
 }
 
 #[test]

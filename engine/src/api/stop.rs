@@ -173,12 +173,18 @@ fn dirty_pages_and_depth<R: Runtime>(core: &InstanceCore<R>) -> JetResult<(u64, 
 /// call's write-back for room does (prepared and ended under the shared instance latch and
 /// the exclusive store latch, written and synced holding nothing, counted so a flush under
 /// the exclusive latch waits for it), or makes the log durable first when they wait for
-/// it. Returns the pages written. What the calls beside it dirty meanwhile, the exclusive
-/// flush after it writes.
-fn write_back_beside_calls<R: Runtime>(core: &InstanceCore<R>) -> JetResult<u64> {
+/// it. `dirty_pages` is the count the stop read as it began; each later round reads it
+/// again. Returns the pages written. What the calls beside it dirty meanwhile, the
+/// exclusive flush after it writes.
+fn write_back_beside_calls<R: Runtime>(
+    core: &InstanceCore<R>,
+    mut dirty_pages: u64,
+) -> JetResult<u64> {
     let mut pages_written = 0;
-    for _ in 0..STOP_WRITE_BACK_ROUNDS_MAX {
-        let (dirty_pages, _) = dirty_pages_and_depth(core)?;
+    for round in 0..STOP_WRITE_BACK_ROUNDS_MAX {
+        if round > 0 {
+            dirty_pages = dirty_pages_and_depth(core)?.0;
+        }
         if dirty_pages == 0 {
             break;
         }
@@ -202,7 +208,7 @@ fn quiesce_checkpoint<R: Runtime>(core: &InstanceCore<R>) -> JetResult<StopStep>
         .is_active(Mutant::StopCheckpointNotPersisted)
     {
         true => 0,
-        false => write_back_beside_calls(core)?,
+        false => write_back_beside_calls(core, dirty_pages_before)?,
     };
     let mut state = core.state.write();
     if !core

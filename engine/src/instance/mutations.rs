@@ -191,6 +191,13 @@ pub enum Mutant {
     /// init replays the log from there, as after a crash (ESE's clean term leaves nothing to
     /// replay).
     TermCheckpointNotPersisted,
+    /// A group-commit flush that ends after a flush under the latch (the WAL rule's before a
+    /// write-back, the background flusher's while the group flush is out, a stop's) already
+    /// made its range durable sets the log's durable end back to its own end. The log then
+    /// takes what was appended since for bytes that start there: the next flush writes them
+    /// over durable records, which are lost, and the records appended meanwhile get LSNs
+    /// that are not where they land.
+    GroupFlushEndRewindsLog,
 }
 
 impl Mutant {
@@ -238,6 +245,7 @@ impl Mutant {
         Mutant::StopFinalFlushSkipped,
         Mutant::TermTrustsStopFlush,
         Mutant::TermCheckpointNotPersisted,
+        Mutant::GroupFlushEndRewindsLog,
     ];
 
     const fn bit(self) -> u64 {

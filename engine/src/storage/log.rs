@@ -457,6 +457,8 @@ pub struct Log {
     /// Run before a flush made under a latch ([`Log::flush`]; see
     /// [`crate::storage::Storage::set_latched_io_check`]).
     pub(crate) latched_io_check: crate::runtime::sync::LatchedIoCheck,
+    /// Planted bug [`crate::Mutant::GroupFlushEndRewindsLog`].
+    pub(crate) stale_flush_end_rewinds: bool,
 }
 
 /// A group-commit flush: the log's unflushed bytes, taken under the instance lock by
@@ -546,6 +548,7 @@ impl Log {
                 stopped: false,
                 flush_in_flight: false,
                 latched_io_check: super::no_latched_io_check,
+                stale_flush_end_rewinds: false,
             };
             return Ok((log, Vec::new()));
         }
@@ -576,6 +579,7 @@ impl Log {
             stopped: false,
             flush_in_flight: false,
             latched_io_check: super::no_latched_io_check,
+            stale_flush_end_rewinds: false,
         };
         Ok((log, records))
     }
@@ -634,8 +638,8 @@ impl Log {
         result.map_err(|_| JetError::LogWriteFail)?;
         let end = flush.end_lsn();
         // A flush under the lock may have made the range durable meanwhile.
-        if end > self.flushed_lsn {
-            let newly = usize::try_from(end - self.flushed_lsn).expect("in memory");
+        if end > self.flushed_lsn || self.stale_flush_end_rewinds {
+            let newly = usize::try_from(end.saturating_sub(self.flushed_lsn)).expect("in memory");
             self.unflushed.drain(..newly);
             self.stats.bytes_written += newly as u64;
             self.stats.flushes += 1;

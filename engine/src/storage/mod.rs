@@ -571,6 +571,12 @@ impl Storage {
         self.buffers.forget_dirty_pages();
     }
 
+    /// Planted bug [`crate::Mutant::GroupFlushEndRewindsLog`]: a group-commit flush ending
+    /// after a flush under the latch covered its range sets the durable end back to its own.
+    pub fn set_group_flush_end_rewinds(&mut self, rewinds: bool) {
+        self.tail.get_mut().log.stale_flush_end_rewinds = rewinds;
+    }
+
     pub fn set_operations_logged_per_page(&mut self, per_page: bool) {
         self.operations_logged_per_page = per_page;
     }

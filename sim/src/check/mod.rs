@@ -66,6 +66,10 @@ pub enum Rule {
     /// The database file took an older image of a page over a newer one, as the harness read
     /// both at the write: the change between them is lost on disk.
     StaleWrite,
+    /// A write put different bytes over the main log's durable ones, as the harness read
+    /// both at the write: the log is append-only, and what it made durable (the commits it
+    /// acknowledged among them) is lost.
+    LogAppendOnly,
     /// A level-1 commit answered success before the durable log, as the harness read it at
     /// the response step, could hold its Commit record.
     CommitDurable,
@@ -90,6 +94,7 @@ impl Rule {
         Rule::Durability,
         Rule::WriteAhead,
         Rule::StaleWrite,
+        Rule::LogAppendOnly,
         Rule::CommitDurable,
         Rule::TermDisk,
     ];
@@ -109,6 +114,7 @@ impl Rule {
             Rule::Durability => "durability",
             Rule::WriteAhead => "write-ahead",
             Rule::StaleWrite => "stale-write",
+            Rule::LogAppendOnly => "log-append-only",
             Rule::CommitDurable => "commit-durable",
             Rule::TermDisk => "term-disk",
         }
@@ -253,8 +259,8 @@ fn disk_violations(history: &History) -> Vec<Violation> {
             message: breach.clone(),
         });
     }
-    // The harness's audit of every database write: a page on disk ahead of its log, or an
-    // older image over a newer one.
+    // The harness's audit of every database and main log write: a page on disk ahead of its
+    // log, an older image over a newer one, durable log bytes written over.
     let audit = &history.write_ahead;
     for (rule, first, count) in [
         (Rule::WriteAhead, &audit.first_breach, audit.breaches),
@@ -262,6 +268,11 @@ fn disk_violations(history: &History) -> Vec<Violation> {
             Rule::StaleWrite,
             &audit.first_stale_write,
             audit.stale_writes,
+        ),
+        (
+            Rule::LogAppendOnly,
+            &audit.first_log_rewrite,
+            audit.log_rewrites,
         ),
     ] {
         if let Some(first) = first {

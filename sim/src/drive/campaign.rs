@@ -232,10 +232,12 @@ pub struct CampaignSummary {
     /// The checkpoint audit over all runs: checkpoints checked and page changes checked.
     pub checkpoints_audited: u64,
     pub page_changes_audited: u64,
-    /// Runs without faults whose disk the harness read back after the final term, and the
-    /// records it found there (see `History::term_disk`).
     /// Database page writes the write-ahead audit checked against the durable log.
     pub write_ahead_pages: u64,
+    /// Main log writes the append-only audit checked against the log's durable bytes.
+    pub log_writes_audited: u64,
+    /// Runs without faults whose disk the harness read back after the final term, and the
+    /// records it found there (see `History::term_disk`).
     pub term_disks_read: u64,
     pub term_disk_records: u64,
     /// Stop checks made from the harness's own observations, per rule: stops observed, and
@@ -424,6 +426,7 @@ impl CampaignSummary {
             }
             self.checkpoints_audited += history.checkpoint_audit.checkpoints;
             self.write_ahead_pages += history.write_ahead.pages;
+            self.log_writes_audited += history.write_ahead.log_writes;
             if let Some(disk) = &history.term_disk {
                 self.term_disks_read += 1;
                 if let Ok(tables) = &disk.found {
@@ -680,8 +683,8 @@ fn print_stops_and_crashes(options: &CampaignOptions, summary: &CampaignSummary)
         unobservable.map_or_else(|| "-".to_owned(), counts_line)
     );
     println!(
-        "  write-ahead audited    {:>10} database page writes against the durable log",
-        summary.write_ahead_pages
+        "  write-ahead audited    {:>10} database page writes against the durable log, {} log writes against its durable bytes",
+        summary.write_ahead_pages, summary.log_writes_audited
     );
     println!(
         "  term disks read back   {:>10} runs' disks after the final term, {} committed records found",

@@ -215,6 +215,46 @@ impl WriteAheadWatch {
     }
 }
 
+/// The append-only audit, on the main log's writes: a write may put bytes past the log's
+/// durable end, or the very bytes it holds there again (a group-commit flush and a flush
+/// under the latch write one range alike), never different bytes over durable ones. Decided
+/// from the bytes the tap mirrors, at every write, crash or not.
+struct LogAppendWatch {
+    audit: Arc<Mutex<WriteAheadAudited>>,
+    steps: Arc<AtomicU64>,
+}
+
+impl LogAppendWatch {
+    /// Where `bytes`, written at `offset`, first differ from the durable image `synced`
+    /// (`None`: they do not, or land past its end).
+    fn first_rewritten_byte(synced: &[u8], offset: usize, bytes: &[u8]) -> Option<usize> {
+        let durable = synced.get(offset..)?;
+        durable
+            .iter()
+            .zip(bytes)
+            .position(|(old, new)| old != new)
+            .map(|at| offset + at)
+    }
+
+    fn log_written(&self, durable_len: usize, rewritten_at: Option<usize>) {
+        let mut audit = lock(&self.audit);
+        audit.log_writes += 1;
+        let Some(at) = rewritten_at else {
+            return;
+        };
+        audit.log_rewrites += 1;
+        if audit.first_log_rewrite.is_none() {
+            let when = match self.steps.load(Ordering::SeqCst) {
+                0 => "during the setup".to_owned(),
+                step => format!("at step {step}"),
+            };
+            audit.first_log_rewrite = Some(format!(
+                "{MAIN_LOG_PATH} took a write {when} that changed its byte at offset {at}, below the {durable_len} bytes it held durably: records the log had made durable (and any commit they acknowledged) are lost, and what follows them lands at LSNs it was not given"
+            ));
+        }
+    }
+}
+
 /// The Commit records of the main instance's durable log, counted a piece at a time as the
 /// log's synced bytes grow (decoded with the engine's on-disk format, never asked of it).
 #[derive(Default)]
@@ -483,6 +523,14 @@ impl DiskTap {
             commit_records: Mutex::new(DurableCommitRecords::default()),
             write_ahead: Arc::new(Mutex::new(WriteAheadAudited::default())),
         }
+    }
+
+    /// The main log's append-only watch (`None` for other files).
+    fn log_append_watch_of(&self, path: &str) -> Option<LogAppendWatch> {
+        (path == MAIN_LOG_PATH).then(|| LogAppendWatch {
+            audit: Arc::clone(&self.write_ahead),
+            steps: Arc::clone(&self.steps),
+        })
     }
 
     /// The database file's write-ahead watch (`None` for other files).
@@ -903,6 +951,7 @@ impl Io for DiskTap {
             cutter: self.cutter_of(path),
             checkpoint_watch: self.checkpoint_watch_of(path),
             write_ahead_watch: self.write_ahead_watch_of(path),
+            log_append_watch: self.log_append_watch_of(path),
             slow_disk: Arc::clone(&self.slow_disk),
             slow_io: Self::slow_io_of(path),
         }))
@@ -924,6 +973,7 @@ impl Io for DiskTap {
             cutter: self.cutter_of(path),
             checkpoint_watch: self.checkpoint_watch_of(path),
             write_ahead_watch: self.write_ahead_watch_of(path),
+            log_append_watch: self.log_append_watch_of(path),
             slow_disk: Arc::clone(&self.slow_disk),
             slow_io: Self::slow_io_of(path),
         }))
@@ -953,6 +1003,8 @@ struct TapFile {
     checkpoint_watch: Option<CheckpointWatch>,
     /// The database file's: each write is audited against the durable log.
     write_ahead_watch: Option<WriteAheadWatch>,
+    /// The main log's: each write is audited against the log's durable bytes.
+    log_append_watch: Option<LogAppendWatch>,
     /// Counts every operation of the file (see [`SlowDisk`]).
     slow_disk: Arc<SlowDisk>,
     /// The database file's: its reads complete, and its writes land, as the slow disk
@@ -1021,17 +1073,25 @@ impl IoFile for TapFile {
         // The LSNs the written pages had, read under the file's lock with the write itself;
         // the watch then takes the tap's file table and the log's lock with this one let go,
         // in the order every other reader of the tap takes them (table, then a file).
-        let previous_lsns = {
+        let (previous_lsns, log_rewrite) = {
             let mut data = lock(&self.data);
             let previous = self
                 .write_ahead_watch
                 .as_ref()
                 .map(|_| WriteAheadWatch::page_lsns(&data.current, offset, bytes.len()));
+            let log_rewrite = self.log_append_watch.as_ref().map(|_| {
+                let rewritten = LogAppendWatch::first_rewritten_byte(&data.synced, offset, bytes);
+                (data.synced.len(), rewritten)
+            });
             data.write(offset, bytes);
-            previous
+            (previous, log_rewrite)
         };
         if let (Some(watch), Some(previous)) = (&self.write_ahead_watch, previous_lsns) {
             watch.page_written(offset, bytes, &previous);
+        }
+        if let (Some(watch), Some((durable_len, rewritten))) = (&self.log_append_watch, log_rewrite)
+        {
+            watch.log_written(durable_len, rewritten);
         }
         self.file_changed(true);
         Ok(())
@@ -2403,5 +2463,30 @@ pub fn run_here(config: &RunConfig, workload: &Workload, mutations: Mutations) -
             None => RunEnd::Panicked("execution produced no history".into()),
         },
         Err(payload) => RunEnd::Panicked(panic_message(&*payload)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogAppendWatch;
+
+    #[test]
+    fn the_log_append_audit_flags_only_different_bytes_over_durable_ones() {
+        let durable = [1u8, 2, 3, 4];
+        let rewritten =
+            |offset, bytes: &[u8]| LogAppendWatch::first_rewritten_byte(&durable, offset, bytes);
+        // Appending past the durable end, or writing the durable bytes again (a group flush
+        // and a flush under the latch write one range alike), is the log's normal life.
+        assert_eq!(rewritten(4, &[9, 9]), None);
+        assert_eq!(rewritten(6, &[9]), None);
+        assert_eq!(rewritten(1, &[2, 3]), None);
+        assert_eq!(
+            rewritten(2, &[3, 4, 5, 6]),
+            None,
+            "same durable prefix, new tail"
+        );
+        // Any durable byte changed is a rewrite, found where it first differs.
+        assert_eq!(rewritten(0, &[1, 2, 7]), Some(2));
+        assert_eq!(rewritten(3, &[0, 5]), Some(3));
     }
 }
