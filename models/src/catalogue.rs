@@ -650,7 +650,7 @@ pub const CATALOGUE: &[Entry] = &[
             StopModel::StopFlushVsWriteBack,
             WRITE_BACK_LOOM_BOUND,
             Property::PagesKept,
-            1279,
+            1156,
         ),
         sim: sim(
             &[Rule::Durability, Rule::StaleWrite, Rule::FailureAtomicity],
@@ -906,7 +906,7 @@ pub const CATALOGUE: &[Entry] = &[
         // to do at the stop (online defrag finds pages to merge in about 2% of runs) and the
         // worker held off the latch for the whole stop: first detection from start 0 at seed
         // 2,592 (mix), 2 of 10,000 default seeds.
-        loom: loom(StopModel::DefragPark, Some(3), Property::DefragRan, 1680),
+        loom: loom(StopModel::DefragPark, Some(3), Property::DefragRan, 1568),
         sim: sim(
             &[Rule::DefragParked],
             Scheduling::Mix,
