@@ -6,7 +6,11 @@
 //!    the syncs each commit cost (1.00 with one thread; group commit brings it towards 0.50
 //!    with two, whatever the disk's latency);
 //! 2. seeks and retrieves on cached pages of separate tables, 2 threads against 1;
-//! 3. record writes (seek + replace, 50 to a transaction) on cached pages of separate
+//! 3. level-1 commits of empty transactions (the commit path alone: a Commit record appended
+//!    and made durable) beside seeks and retrieves on another table, in memory: each one's
+//!    rate beside the other against alone, which shows what the commit path holds that a
+//!    reader needs (the log has its own lock, taken with the store latch held shared);
+//! 4. record writes (seek + replace, 50 to a transaction) on cached pages of separate
 //!    tables in memory, 2 threads against 1: writes hold the instance latch shared, plan
 //!    beside each other and take the store latch exclusively only to install.
 //!
@@ -19,7 +23,7 @@
 //! Ratios are of throughput (work per second), so 2.0 is perfect scaling. Run:
 //! `cargo bench -p jetsim-engine --bench concurrency` (`JETSIM_BENCH_COMMITS`, default 400
 //! per thread and round; `JETSIM_BENCH_COMMIT_ROUNDS`, default 7; `JETSIM_BENCH_SEEKS`, default 100,000 per thread; `JETSIM_BENCH_WRITES`,
-//! default 50,000 per thread). Real files live under the
+//! default 50,000 per thread; `JETSIM_BENCH_EMPTY_COMMITS`, default 200,000). Real files live under the
 //! system's temporary folder and are removed afterwards.
 //!
 //! On a machine shared with other work the wall-time ratio moves with the load, so the seek
@@ -512,6 +516,57 @@ fn writes_timed(threads: usize, writes: u64) -> Timing {
     })
 }
 
+/// Level-1 commits beside readers, in memory: one thread begins and commits empty
+/// transactions (each appends a Commit record and makes it durable: the commit path alone)
+/// for `commits`, the other seeks and retrieves on another table until the committer ends.
+/// Returns the committer's rate and the reader's, each per second of the run's wall time;
+/// `with_reader: false` runs the committer alone, `with_committer: false` the reader alone
+/// for `seeks` pairs.
+fn commits_beside_reader(
+    commits: u64,
+    seeks: u64,
+    with_reader: bool,
+    with_committer: bool,
+) -> (f64, f64) {
+    let (jet, sessions) = in_memory_sessions(2);
+    let committer_done = std::sync::atomic::AtomicBool::new(!with_committer);
+    let seeks_done = AtomicU64::new(0);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        if with_reader {
+            scope.spawn(|| {
+                let (sesid, table) = sessions[1];
+                let mut pairs = 0;
+                while !committer_done.load(Ordering::Acquire) || (!with_committer && pairs < seeks)
+                {
+                    if !with_committer && pairs >= seeks {
+                        break;
+                    }
+                    let k = key((pairs % u64::from(RECORDS)) as u32);
+                    jet.seek(sesid, table, &k, SeekMode::Equal).unwrap();
+                    jet.retrieve(sesid, table).unwrap();
+                    pairs += 1;
+                }
+                seeks_done.store(pairs, Ordering::Release);
+            });
+        }
+        if with_committer {
+            let (sesid, _) = sessions[0];
+            for _ in 0..commits {
+                jet.begin_transaction(sesid).unwrap();
+                jet.commit_transaction(sesid).unwrap();
+            }
+            committer_done.store(true, Ordering::Release);
+        }
+    });
+    let wall = started.elapsed().as_secs_f64();
+    let committed = if with_committer { commits } else { 0 };
+    (
+        committed as f64 / wall,
+        seeks_done.load(Ordering::Acquire) as f64 / wall,
+    )
+}
+
 /// Writes per transaction in [`writes_timed`].
 const WRITES_PER_TRANSACTION: u64 = 50;
 
@@ -579,6 +634,17 @@ fn main() {
         calibration_one.wall_seconds * 2.0 / calibration_two.wall_seconds,
         cpus_busy(calibration_one),
         cpus_busy(calibration_two)
+    );
+    let beside_commits = env_count("JETSIM_BENCH_EMPTY_COMMITS", 200_000);
+    let (commits_alone, _) = commits_beside_reader(beside_commits, 0, false, true);
+    let (_, seeks_alone) = commits_beside_reader(0, seeks, true, false);
+    let (commits_beside, seeks_beside) = commits_beside_reader(beside_commits, 0, true, true);
+    println!(
+        "level-1 commits beside a reader, in memory: commits alone {commits_alone:.0}/s, \
+         beside seek+retrieve {commits_beside:.0}/s ({:.2} of alone); seek+retrieve alone \
+         {seeks_alone:.0}/s, beside the commits {seeks_beside:.0}/s ({:.2} of alone)",
+        commits_beside / commits_alone,
+        seeks_beside / seeks_alone
     );
     let one = writes_timed(1, writes);
     let two = writes_timed(2, writes);

@@ -1117,19 +1117,16 @@ impl<'c, R: Runtime> SessionCall<'c, R> {
             return None;
         }
         // Only a commit not yet durable counts who may join its flush: a durable one
-        // takes no versions' latch.
+        // takes no versions' latch. Another open transaction whose Commit record is not
+        // appended yet may join (as PostgreSQL's `commit_siblings` counts active
+        // transactions); a call in flight outside any transaction (a reader) cannot, and
+        // waiting for one cost a committer beside a reader the whole gather.
         let versions = state.versions.read();
         let uncommitted_elsewhere = versions
             .version_store
             .open_transactions()
             .saturating_sub(versions.logged_commits.len());
-        // Calls in flight beside this one that may yet append a Commit record: not the
-        // committers whose records wait for the log with this one's.
-        let callers_elsewhere = || {
-            let gate = core.gate.status();
-            (gate.gated_in_flight + gate.ungated_in_flight) as usize > versions.logged_commits.len()
-        };
-        if uncommitted_elsewhere == 0 && !callers_elsewhere() {
+        if uncommitted_elsewhere == 0 {
             return None;
         }
         // Claimed by one atomic step: two committers deciding side by side (each under the
