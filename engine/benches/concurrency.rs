@@ -529,19 +529,20 @@ fn commits_beside_reader(
     with_committer: bool,
 ) -> (f64, f64) {
     let (jet, sessions) = in_memory_sessions(2);
-    let committer_done = std::sync::atomic::AtomicBool::new(!with_committer);
+    let committer_done = std::sync::atomic::AtomicBool::new(false);
     let seeks_done = AtomicU64::new(0);
+    // Beside the committer the reader reads until it ends; alone, for `seeks` pairs.
+    let keep_reading = |pairs: u64| match with_committer {
+        true => !committer_done.load(Ordering::Acquire),
+        false => pairs < seeks,
+    };
     let started = Instant::now();
     std::thread::scope(|scope| {
         if with_reader {
             scope.spawn(|| {
                 let (sesid, table) = sessions[1];
                 let mut pairs = 0;
-                while !committer_done.load(Ordering::Acquire) || (!with_committer && pairs < seeks)
-                {
-                    if !with_committer && pairs >= seeks {
-                        break;
-                    }
+                while keep_reading(pairs) {
                     let k = key((pairs % u64::from(RECORDS)) as u32);
                     jet.seek(sesid, table, &k, SeekMode::Equal).unwrap();
                     jet.retrieve(sesid, table).unwrap();
