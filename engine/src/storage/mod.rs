@@ -1186,11 +1186,6 @@ impl Storage {
         self.tail.lock().log.tip_lsn()
     }
 
-    /// Whether a group-commit flush of the log is in flight (see [`log::LogFlush`]).
-    pub fn log_flush_in_flight(&self) -> bool {
-        self.tail.lock().log.flush_in_flight()
-    }
-
     /// Everything below this LSN is durable in the log file.
     pub fn flushed_lsn(&self) -> Lsn {
         self.tail.lock().log.flushed_lsn()
