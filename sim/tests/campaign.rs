@@ -420,6 +420,14 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
         Scheduling::Mix,
         100,
     ),
+    // The end state of a run that ends on its partial stop (stop plan `PartialOnly`): a
+    // partial stop of both bits left online defrag running (first at seed 7).
+    (
+        Rule::FailureAtomicity,
+        Mutant::PartialStopBitTestedAlone,
+        Scheduling::Mix,
+        100,
+    ),
     // The harness's count of the durable log's Commit records at each acknowledgement (no
     // crash): a commit that finds another's flush in flight answers before the flush that
     // covers its record.

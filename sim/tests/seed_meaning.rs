@@ -26,7 +26,7 @@ const GOLDEN: &[(u64, &str, bool, &str, &str)] = &[
     (4, "random", false, "27db7028fb77fdc4", "a43e969099797d80"),
     (5, "pct", false, "71d8414bd8c8054b", "859451860c564f1a"),
     (6, "pct", false, "04b7960cc36886d8", "01b2fdd4d48ecbc8"),
-    (7, "mix", true, "bee7db4697abfc3e", "0a97beccddd46f81"),
+    (7, "mix", true, "c0a437e0eefe7291", "66ced4053041ea48"),
     (8, "pct", true, "512a9d4e5354644a", "8a17f14adc8e9ec2"),
     (9, "urw", false, "8666547312cdc394", "fc1b09ace30244f2"),
 ];

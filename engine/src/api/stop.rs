@@ -286,7 +286,15 @@ fn partial_stop<R: Runtime>(core: &InstanceCore<R>, grbit: u32) -> JetResult<Vec
     // Marks read only what the code already has: a mark must add no lock or scheduling point.
     crate::mark!(core.marks, PartialStopAfterFullStop if phase == Phase::Stopped);
     let mut steps = Vec::new();
-    if grbit & stop_grbit::BACKGROUND_USER_TASKS != 0 {
+    let parks_defrag = match core
+        .options
+        .mutations
+        .is_active(Mutant::PartialStopBitTestedAlone)
+    {
+        true => grbit == stop_grbit::BACKGROUND_USER_TASKS,
+        false => grbit & stop_grbit::BACKGROUND_USER_TASKS != 0,
+    };
+    if parks_defrag {
         let (before, after) = core.worker.park_defrag(core.options.mutations, &core.marks);
         steps.push(StopStep::DefragParked { before, after });
     }

@@ -198,6 +198,12 @@ pub enum Mutant {
     /// over durable records, which are lost, and the records appended meanwhile get LSNs
     /// that are not where they land.
     GroupFlushEndRewindsLog,
+    /// A partial stop tests its grbit for `BackgroundUserTasks` with `==` where a bit test
+    /// belongs: the bit alone parks online defrag, but `BackgroundUserTasks | QuiesceCaches`
+    /// flushes the caches and leaves defrag running, though the call succeeds. Behind a full
+    /// stop nothing shows (the full stop parks defrag itself); a run that ends on the
+    /// partial stop does.
+    PartialStopBitTestedAlone,
 }
 
 impl Mutant {
@@ -246,6 +252,7 @@ impl Mutant {
         Mutant::TermTrustsStopFlush,
         Mutant::TermCheckpointNotPersisted,
         Mutant::GroupFlushEndRewindsLog,
+        Mutant::PartialStopBitTestedAlone,
     ];
 
     const fn bit(self) -> u64 {

@@ -136,6 +136,15 @@ fn deep_nesting_switch(seed: u64) -> bool {
     SplitMix64::new(seed ^ 0xDEE9_DEE9_DEE9_DEE9).chance(1, DEEP_NESTING_RUNS_IN)
 }
 
+/// One [`StopPlan::PartialThenFull`] run in this many is [`StopPlan::PartialOnly`].
+pub const PARTIAL_ONLY_RUNS_IN: u64 = 2;
+
+/// Whether a partial-then-full run `seed` leaves its full stop out: a stream of its own, so
+/// the other plans' seeds keep their meaning.
+fn partial_only_switch(seed: u64) -> bool {
+    SplitMix64::new(seed ^ 0x9A27_1A10_9A27_1A10).chance(1, PARTIAL_ONLY_RUNS_IN)
+}
+
 /// One run in this many races the stop against an online defrag pass
 /// ([`Reach::defrag_at_stop`]): a table of several leaves (a wide key range, large values),
 /// online defrag on with the background thread, and the stopper emptying a run of
@@ -484,6 +493,10 @@ impl RunConfig {
             9 | 10 => StopPlan::PartialThenFull,
             _ => StopPlan::FullThenResumeAndPartial,
         };
+        let stop_plan = match stop_plan {
+            StopPlan::PartialThenFull if partial_only_switch(seed) => StopPlan::PartialOnly,
+            plan => plan,
+        };
         let threads = 2 + rng.below(5) as usize;
         let calls_per_thread_max = 4 + rng.below(9) as usize;
         // The swarm's switches. Wide key ranges cost the most (a few hundred records set up,
@@ -751,6 +764,7 @@ mod tests {
             StopPlan::RacingTerm,
             StopPlan::PartialThenFull,
             StopPlan::FullThenResumeAndPartial,
+            StopPlan::PartialOnly,
         ] {
             assert!(
                 configs.iter().any(|c| c.shape.stop_plan == plan),

@@ -561,9 +561,16 @@ pub enum StopPlan {
     /// A stop, and another thread terms the instance.
     RacingTerm,
     /// `stop_service_instance2` with a partial grbit (and maybe resume), then a full stop.
+    /// Half of these runs are [`StopPlan::PartialOnly`] instead (a stream of their own).
     PartialThenFull,
     /// A full stop, then Resume (refused) and a partial stop (no change).
     FullThenResumeAndPartial,
+    /// `stop_service_instance2` with a partial grbit (and maybe resume), and no full stop:
+    /// the run ends with what the partial stop (or the resume) left, which the end state
+    /// holds to the model's: defrag parked, caches quiesced, or both undone. Behind a full
+    /// stop those are the full stop's, so a partial stop or resume that parks, quiesces or
+    /// undoes the wrong thing only shows in runs that end on it.
+    PartialOnly,
 }
 
 fn ses(reach: Reach) -> BoxedStrategy<Ref> {
@@ -1197,7 +1204,7 @@ fn stop_calls(plan: StopPlan, partial_grbit: u32, resume: bool) -> Vec<Call> {
                 grbit: partial_grbit,
             },
         ],
-        StopPlan::PartialThenFull => {
+        StopPlan::PartialThenFull | StopPlan::PartialOnly => {
             let mut calls = vec![Call::StopService {
                 instance: InstanceRef::Main,
                 grbit: partial_grbit,
@@ -1208,7 +1215,9 @@ fn stop_calls(plan: StopPlan, partial_grbit: u32, resume: bool) -> Vec<Call> {
                     grbit: 0x8000_0000,
                 });
             }
-            calls.push(full);
+            if plan == StopPlan::PartialThenFull {
+                calls.push(full);
+            }
             calls
         }
     }
