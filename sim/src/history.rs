@@ -236,6 +236,12 @@ pub struct TermDisk {
     /// term, whose checkpoint is at the log's end with every page written.
     pub page_images_replayed: u64,
     pub pages_redone: u64,
+    /// The records a fresh instance of another name (a new log of its own, no checkpoint)
+    /// found attaching the database file alone, read from the same synced bytes, or why it
+    /// could not. After a clean term, and in a run that ended with the database detached,
+    /// the file must be consistent on its own: ESE leaves it in clean-shutdown state,
+    /// attachable by any instance, with every committed change in it and nothing else.
+    pub database_alone: Result<Tables, String>,
 }
 
 /// One live session at the end of a run.

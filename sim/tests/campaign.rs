@@ -428,6 +428,14 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
         Scheduling::Mix,
         100,
     ),
+    // The database file alone after the final term, attached by an instance with a log of
+    // its own: a detach left it owned by the run's log (first at seed 13).
+    (
+        Rule::TermDisk,
+        Mutant::DetachLeavesDatabaseDirty,
+        Scheduling::Mix,
+        200,
+    ),
     // The harness's count of the durable log's Commit records at each acknowledgement (no
     // crash): a commit that finds another's flush in flight answers before the flush that
     // covers its record.
@@ -739,6 +747,9 @@ fn the_term_disk_rule_decides_from_the_disk_read_back_after_the_term() {
             found,
             page_images_replayed,
             pages_redone: 0,
+            // Read alone, the file is not judged here: the term is not clean (there is
+            // none) and the database ends attached.
+            database_alone: Err("never read".into()),
         }),
         ..History::default()
     };
@@ -780,6 +791,52 @@ fn the_term_disk_rule_decides_from_the_disk_read_back_after_the_term() {
         ..with_disk(Ok(vec![vec![], vec![]]), 0)
     };
     assert!(term_disk_messages(&crashed).is_empty());
+    // A run that ended with the database detached: the file alone, attached by an instance
+    // with a log of its own, must hold exactly what was committed.
+    let mut detached = ModelState::initial(&[(0, 1)]);
+    detached.attached = false;
+    let ended_detached = |database_alone| History {
+        end_state: Some(EndState {
+            phase: "Running".into(),
+            committed: None,
+            sessions: Vec::new(),
+            defrag_parked: false,
+            caches_quiesced: false,
+        }),
+        term_disk: Some(TermDisk {
+            found: Ok(vec![vec![(0, 1)], vec![]]),
+            page_images_replayed: 0,
+            pages_redone: 0,
+            database_alone,
+        }),
+        ..History::default()
+    };
+    let alone_messages = |history: &History| -> Vec<String> {
+        check_run(history, &detached)
+            .violations
+            .into_iter()
+            .filter(|v| v.rule == Rule::TermDisk)
+            .map(|v| v.message)
+            .collect()
+    };
+    assert!(alone_messages(&ended_detached(Ok(vec![vec![(0, 1)], vec![]]))).is_empty());
+    let dirty = alone_messages(&ended_detached(Err(
+        "attach_database after recovery: DatabaseDirtyShutdown".into(),
+    )));
+    assert!(
+        dirty
+            .iter()
+            .any(|m| m.contains("ended with the database detached")
+                && m.contains("could not attach the database file alone")),
+        "{dirty:?}"
+    );
+    let lost_alone = alone_messages(&ended_detached(Ok(vec![vec![], vec![]])));
+    assert!(
+        lost_alone.iter().any(
+            |m| m.contains("the database file alone") && m.contains("t0.k0=v1 committed, lost")
+        ),
+        "{lost_alone:?}"
+    );
 }
 
 #[test]

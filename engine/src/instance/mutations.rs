@@ -204,6 +204,12 @@ pub enum Mutant {
     /// stop nothing shows (the full stop parks defrag itself); a run that ends on the
     /// partial stop does.
     PartialStopBitTestedAlone,
+    /// A detach flushes the database's pages and logs the detach but never marks the file
+    /// consistent on its own (the header's clean-shutdown state): the file stays owned by
+    /// this instance's log, and another instance (a new log) refuses to attach it with
+    /// `DatabaseDirtyShutdown`. Nothing in this instance's own life shows it: re-attaching
+    /// under the same log and recovery from that log both accept the file.
+    DetachLeavesDatabaseDirty,
 }
 
 impl Mutant {
@@ -253,6 +259,7 @@ impl Mutant {
         Mutant::TermCheckpointNotPersisted,
         Mutant::GroupFlushEndRewindsLog,
         Mutant::PartialStopBitTestedAlone,
+        Mutant::DetachLeavesDatabaseDirty,
     ];
 
     const fn bit(self) -> u64 {

@@ -248,6 +248,8 @@ pub struct Storage {
     operations_logged_per_page: bool,
     /// Planted bug `TermCheckpointNotPersisted`.
     term_checkpoint_skipped: bool,
+    /// Planted bug `DetachLeavesDatabaseDirty`.
+    detach_leaves_dirty: bool,
 }
 
 /// What [`Storage::tail`] guards: the log, the transactions its records leave open, and the
@@ -479,6 +481,7 @@ impl Storage {
             recovery: RecoveryReport::default(),
             operations_logged_per_page: false,
             term_checkpoint_skipped: false,
+            detach_leaves_dirty: false,
         };
         storage.recovery = storage.recover(io, &records)?;
         Ok(storage)
@@ -575,6 +578,12 @@ impl Storage {
     /// after a flush under the latch covered its range sets the durable end back to its own.
     pub fn set_group_flush_end_rewinds(&mut self, rewinds: bool) {
         self.tail.get_mut().log.stale_flush_end_rewinds = rewinds;
+    }
+
+    /// Planted bug [`crate::Mutant::DetachLeavesDatabaseDirty`]: a detach does not mark the
+    /// file consistent on its own.
+    pub fn set_detach_leaves_dirty(&mut self, leaves_dirty: bool) {
+        self.detach_leaves_dirty = leaves_dirty;
     }
 
     pub fn set_operations_logged_per_page(&mut self, per_page: bool) {
@@ -733,7 +742,9 @@ impl Storage {
         self.check_file(file)?;
         self.tail.get_mut().log.check_writable()?;
         // Clean before the flush, so the flush makes the clean state durable with the pages.
-        self.mark_clean(file)?;
+        if !self.detach_leaves_dirty {
+            self.mark_clean(file)?;
+        }
         let removed = self.buffers.remove_file(file, &mut self.tail.get_mut().log);
         self.note(removed)?;
         self.databases.remove(&file);

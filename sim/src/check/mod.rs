@@ -336,9 +336,12 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
         }
     };
     if let Some(model_end) = &end_model {
-        verdict
-            .violations
-            .extend(term_disk_violations(history, model_end, final_term.first()));
+        verdict.violations.extend(term_disk_violations(
+            history,
+            model_end,
+            final_term.first(),
+            &mut verdict.observability,
+        ));
     }
     if let (Some(model_end), Some(term)) = (end_model, final_term.first()) {
         verdict
@@ -444,6 +447,7 @@ fn term_disk_violations(
     history: &History,
     model_end: &ModelState,
     term: Option<&crate::history::Event>,
+    seen: &mut Observability,
 ) -> Vec<Violation> {
     let Some(disk) = history.term_disk.as_ref().filter(|_| !history.io_faults) else {
         return Vec::new();
@@ -470,6 +474,49 @@ fn term_disk_violations(
         }
     }
     let clean_term = term.is_some_and(|t| t.outcome == Outcome::Terminated { dirty: false });
+    // A clean term, or a detach the run ended on, leaves the file consistent on its own;
+    // but after StopAndEmitLog nothing more is logged, so neither can mark the file clean:
+    // it stays owned by the log its end-of-stream marker ends (that log's recovery, checked
+    // above, resolves it).
+    let consistent_alone = clean_term || !model_end.attached;
+    if consistent_alone && model_end.log_stopped {
+        seen.unobservable(
+            Rule::TermDisk,
+            term.map_or(0, |t| t.returned),
+            (
+                rules::unobservable_reason::LOG_STOPPED,
+                "the file alone cannot be marked clean once StopAndEmitLog ended the log"
+                    .to_owned(),
+            ),
+        );
+    } else if consistent_alone {
+        seen.observed(Rule::TermDisk);
+        let why_alone = if clean_term {
+            "the final term succeeded cleanly"
+        } else {
+            "the run ended with the database detached"
+        };
+        match &disk.database_alone {
+            Err(why) => violations.push(Violation {
+                rule: Rule::TermDisk,
+                message: format!(
+                    "{why_alone}, yet a fresh instance with a log of its own could not attach the database file alone: {why}. A clean term or a detach leaves the file consistent on its own (clean shutdown), attachable by any instance"
+                ),
+            }),
+            Ok(found) => {
+                let committed = committed_tables(model_end);
+                if *found != committed {
+                    violations.push(Violation {
+                        rule: Rule::TermDisk,
+                        message: format!(
+                            "{why_alone}, yet the database file alone (attached by a fresh instance with a log of its own) {}",
+                            describe_disk_data(found, &committed)
+                        ),
+                    });
+                }
+            }
+        }
+    }
     if clean_term && (disk.page_images_replayed > 0 || disk.pages_redone > 0) {
         violations.push(Violation {
             rule: Rule::TermDisk,

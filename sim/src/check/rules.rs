@@ -119,6 +119,7 @@ pub mod unobservable_reason {
     pub const DEFRAG_UNPARKED: &str = "online defrag not parked";
     pub const DISK_FAILED: &str = "the disk failed an operation";
     pub const LOG_TAIL_UNREAD: &str = "no clean term flushed the log";
+    pub const LOG_STOPPED: &str = "StopAndEmitLog ended the log";
 }
 
 /// Calls that may change the disk after a full stop returned without breaking it: the

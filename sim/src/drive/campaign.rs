@@ -686,9 +686,14 @@ fn print_stops_and_crashes(options: &CampaignOptions, summary: &CampaignSummary)
         "  write-ahead audited    {:>10} database page writes against the durable log, {} log writes against its durable bytes",
         summary.write_ahead_pages, summary.log_writes_audited
     );
+    let unobservable = summary.stops_unobservable.get(&Rule::TermDisk);
     println!(
-        "  term disks read back   {:>10} runs' disks after the final term, {} committed records found",
-        summary.term_disks_read, summary.term_disk_records
+        "  term disks read back   {:>10} runs' disks after the final term, {} committed records found; {} database files read alone after a clean term or a detach, {} unobservable ({})",
+        summary.term_disks_read,
+        summary.term_disk_records,
+        summary.stops_observed.get(&Rule::TermDisk).copied().unwrap_or(0),
+        unobservable.map_or(0, |u| u.values().sum::<u64>()),
+        unobservable.map_or_else(|| "-".to_owned(), counts_line)
     );
     let power_cuts: u64 = summary.power_cuts_met_by.values().sum();
     // Default runs crash too (the seed's crash switch).

@@ -612,10 +612,17 @@ impl DiskTap {
     fn after_term(&self, mutations: Mutations) -> Option<TermDisk> {
         let started = std::time::Instant::now();
         let copy = CrashCopy::default();
+        // The database file alone, for an instance with a log of its own: it shares the
+        // synced bytes (each copy's first write takes its own).
+        let alone = CrashCopy::default();
         for path in [MAIN_LOG_PATH, MAIN_CHECKPOINT_PATH, DATABASE_PATH] {
             let files = lock(&self.files);
             if let Some(file) = files.get(path) {
-                copy.insert(path, std::mem::take(&mut lock(file).synced));
+                let synced = std::mem::take(&mut lock(file).synced);
+                if path == DATABASE_PATH {
+                    alone.insert(path, Arc::clone(&synced));
+                }
+                copy.insert(path, synced);
             }
         }
         let created = copy.with_image(DATABASE_PATH, |bytes| !bytes.is_empty());
@@ -625,10 +632,12 @@ impl DiskTap {
                 Arc::new(copy),
             ));
             let (found, report) = recover_and_read(&jet, mutations);
+            drop(jet);
             TermDisk {
                 found,
                 page_images_replayed: report.as_ref().map_or(0, |r| r.page_images_replayed),
                 pages_redone: report.as_ref().map_or(0, |r| r.pages_redone),
+                database_alone: read_database_alone(alone, mutations),
             }
         });
         DISK_ORACLE_TIME.with(|total| total.set(total.get() + started.elapsed()));
@@ -2344,6 +2353,31 @@ fn recover_and_read<R: jetsim_engine::runtime::Runtime>(
         recovered.and_then(|instance| read_recovered(jet, instance)),
         report,
     )
+}
+
+/// The instance that attaches the database file alone ([`TermDisk::database_alone`]): a name
+/// other than the run's, so its log (and the log's signature) is new.
+const ELSEWHERE_INSTANCE: &str = "elsewhere";
+
+/// [`TermDisk::database_alone`]: a fresh instance with a new log of its own (`copy` holds
+/// the database file and nothing else) attaches the file and reads it table by table.
+fn read_database_alone(
+    copy: CrashCopy,
+    mutations: Mutations,
+) -> Result<crate::history::Tables, String> {
+    let jet = Jet::<jetsim_engine::StdRuntime>::new(Environment::new(
+        Arc::new(ManualClock::new(0)),
+        Arc::new(copy),
+    ));
+    let options = InstanceOptions {
+        mutations,
+        ..InstanceOptions::manual()
+    };
+    let instance = jet
+        .create_instance_with(ELSEWHERE_INSTANCE, options)
+        .map_err(|e| format!("create_instance: {e:?}"))?;
+    jet.init(instance).map_err(|e| format!("init: {e:?}"))?;
+    read_recovered(&jet, instance)
 }
 
 /// The committed records of the recovered database, read through a session.
