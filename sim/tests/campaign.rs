@@ -730,8 +730,9 @@ fn the_commit_durable_rule_counts_level_one_commits_against_the_durable_log() {
 #[test]
 fn the_term_disk_rule_decides_from_the_disk_read_back_after_the_term() {
     use jetsim::check::rules::check_run;
-    use jetsim::history::{EndState, History, TermDisk};
-    use jetsim::model::ModelState;
+    use jetsim::history::{EndState, Event, History, TermDisk};
+    use jetsim::model::{ModelState, Outcome};
+    use jetsim::workload::{Call, InstanceRef};
     // The model committed k0=1 in t0 before the run, and the engine's own end state agrees:
     // only the disk the harness read back after the term can disagree.
     let initial = ModelState::initial(&[(0, 1)]);
@@ -791,6 +792,38 @@ fn the_term_disk_rule_decides_from_the_disk_read_back_after_the_term() {
         ..with_disk(Ok(vec![vec![], vec![]]), 0)
     };
     assert!(term_disk_messages(&crashed).is_empty());
+    // After a clean final term the file alone must hold the committed records too.
+    let clean_term = |database_alone| {
+        let mut history = with_disk(Ok(vec![vec![(0, 1)], vec![]]), 0);
+        history.events.push(Event {
+            thread: history.workers,
+            call: Call::Term {
+                instance: InstanceRef::Main,
+                grbit: jetsim_engine::term_grbit::ABRUPT,
+            },
+            invoked: 1,
+            returned: 2,
+            outcome: Outcome::Terminated { dirty: false },
+        });
+        history
+            .term_disk
+            .as_mut()
+            .expect("set above")
+            .database_alone = database_alone;
+        history
+    };
+    let committed_alone = || Ok(vec![vec![(0, 1)], vec![]]);
+    assert!(term_disk_messages(&clean_term(committed_alone())).is_empty());
+    let lost_alone = term_disk_messages(&clean_term(Ok(vec![vec![], vec![]])));
+    assert!(
+        lost_alone.len() == 1 && lost_alone[0].contains("the database file alone"),
+        "{lost_alone:?}"
+    );
+    let refused = term_disk_messages(&clean_term(Err("DatabaseDirtyShutdown".into())));
+    assert!(
+        refused.len() == 1 && refused[0].contains("the final term succeeded cleanly, yet a fresh instance with a log of its own could not attach"),
+        "{refused:?}"
+    );
     // A run that ended with the database detached: the file alone, attached by an instance
     // with a log of its own, must hold exactly what was committed.
     let mut detached = ModelState::initial(&[(0, 1)]);
