@@ -924,6 +924,18 @@ pub const CATALOGUE: &[Entry] = &[
         concurrency_test: None,
     },
     Entry {
+        mutant: "RecordCountOnePastLimit",
+        // A count with a limit answers one more than it. The workloads passed no limit
+        // until a blind-spot probe showed it unseen; now one count in three has a limit of
+        // 1 to 4 records, which the model applies (linearizability). First detection from
+        // start 0 at seed 21 (mix), 777 of 10,000 default seeds.
+        loom: None,
+        sim: sim(&[Rule::Linearizability], Scheduling::Mix, 50),
+        crash_tests: None,
+        sweep_test: None,
+        concurrency_test: None,
+    },
+    Entry {
         mutant: "DefragParkSkipsPassInProgress",
         // The stop returns while a defrag pass already past its park check still moves
         // records; its record and the status say parked. loom: the defrag model at its bound 3

@@ -1413,10 +1413,16 @@ fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Cal
                 .ok_or(E::RecordDeleted)?;
             Ok(Outcome::Record { key, value })
         }
-        Call::IndexRecordCount { table, .. } => {
+        Call::IndexRecordCount {
+            table, max_records, ..
+        } => {
             let cursor = owned_cursor(s, thread, session, table)?;
-            let visible = s.visible(session, s.cursors[&cursor].table);
-            Ok(Outcome::Count(visible.len() as u64))
+            let visible = s.visible(session, s.cursors[&cursor].table).len() as u64;
+            // ESE's crecMax: 0 counts everything.
+            Ok(Outcome::Count(match max_records {
+                0 => visible,
+                limit => visible.min(limit),
+            }))
         }
         Call::BeginSession { .. }
         | Call::StopService { .. }
@@ -1530,6 +1536,7 @@ mod tests {
         let count = Call::IndexRecordCount {
             ses: Ref::Var(0),
             table: Ref::Var(0),
+            max_records: 0,
         };
         assert_eq!(
             step(&state, 1, &count).0,

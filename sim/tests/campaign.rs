@@ -436,6 +436,13 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
         Scheduling::Mix,
         200,
     ),
+    // Counts with a limit (one in three): a count that went one past it (first at seed 21).
+    (
+        Rule::Linearizability,
+        Mutant::RecordCountOnePastLimit,
+        Scheduling::Mix,
+        50,
+    ),
     // The harness's count of the durable log's Commit records at each acknowledgement (no
     // crash): a commit that finds another's flush in flight answers before the flush that
     // covers its record.

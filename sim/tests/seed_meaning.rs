@@ -18,7 +18,7 @@ use jetsim_engine::Mutations;
 
 /// (seed, strategy, faults, configuration-and-workload hash, trace hash).
 const GOLDEN: &[(u64, &str, bool, &str, &str)] = &[
-    (0, "mix", false, "4cef86e8b2745722", "be7ab7da6409a6b1"),
+    (0, "mix", false, "609c504dba85dfac", "da38020f4fcb1197"),
     (1, "mix", false, "5babaa46dda8bc6d", "6bdd6c1d9fa7765b"),
     (2, "mix", false, "6f48ddbccb52cc0a", "41eb1bcc0ba09e49"),
     (431, "mix", false, "f18b31140c220001", "02bb426f475050a2"),

@@ -424,16 +424,22 @@ impl<R: Runtime> Jet<R> {
         tableid: TableHandle,
         max_records: u64,
     ) -> JetResult<u64> {
-        let limit = if max_records == 0 {
-            u64::MAX
-        } else {
-            max_records
-        };
         self.with_session_call(
             sesid,
             JetCall::IndexRecordCount,
             LatchMode::Shared,
             |call| {
+                let one_past = call
+                    .core()
+                    .options
+                    .mutations
+                    .is_active(crate::Mutant::RecordCountOnePastLimit);
+                let limit = match max_records {
+                    0 => u64::MAX,
+                    // Planted bug `RecordCountOnePastLimit`: one record past the limit.
+                    limit if one_past => limit.saturating_add(1),
+                    limit => limit,
+                };
                 let mut count = 0u64;
                 let mut at: Option<Vec<u8>> = None;
                 loop {

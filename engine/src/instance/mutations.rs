@@ -210,6 +210,9 @@ pub enum Mutant {
     /// `DatabaseDirtyShutdown`. Nothing in this instance's own life shows it: re-attaching
     /// under the same log and recovery from that log both accept the file.
     DetachLeavesDatabaseDirty,
+    /// `index_record_count` with a limit (`crecMax`) stops one record past it: the limit is
+    /// compared with `>` where `>=` belongs, so a count of up to 2 answers 3.
+    RecordCountOnePastLimit,
 }
 
 impl Mutant {
@@ -260,6 +263,7 @@ impl Mutant {
         Mutant::GroupFlushEndRewindsLog,
         Mutant::PartialStopBitTestedAlone,
         Mutant::DetachLeavesDatabaseDirty,
+        Mutant::RecordCountOnePastLimit,
     ];
 
     const fn bit(self) -> u64 {

@@ -293,8 +293,23 @@ pub fn call_text(call: &Call, thread: usize) -> String {
             format!("move({}, {}, {to})", s(ses), tab(table))
         }
         Call::Retrieve { ses, table } => format!("retrieve({}, {})", s(ses), tab(table)),
-        Call::IndexRecordCount { ses, table } => {
+        Call::IndexRecordCount {
+            ses,
+            table,
+            max_records: 0,
+        } => {
             format!("index_record_count({}, {})", s(ses), tab(table))
+        }
+        Call::IndexRecordCount {
+            ses,
+            table,
+            max_records,
+        } => {
+            format!(
+                "index_record_count({}, {}, max {max_records})",
+                s(ses),
+                tab(table)
+            )
         }
         Call::StopService { instance, grbit: 0 } => {
             format!("stop_service_instance({})", instance_ref(instance))

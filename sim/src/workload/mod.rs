@@ -211,6 +211,11 @@ pub enum Call {
     IndexRecordCount {
         ses: Ref,
         table: Ref,
+        /// `crecMax`: count at most this many (0: no limit). Set by [`limit_record_counts`]
+        /// from the call's place in its program, not drawn, so no other draw moves. Left out
+        /// of the JSON when 0.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        max_records: u64,
     },
     StopService {
         instance: InstanceRef,
@@ -671,7 +676,11 @@ pub fn worker_call_in(reach: Reach) -> impl Strategy<Value = Call> {
         arms.push((
             1,
             (ses(reach), any_ref())
-                .prop_map(|(ses, table)| Call::IndexRecordCount { ses, table })
+                .prop_map(|(ses, table)| Call::IndexRecordCount {
+                    ses,
+                    table,
+                    max_records: 0,
+                })
                 .boxed(),
         ));
     }
@@ -1049,7 +1058,11 @@ fn counted_in_transaction() -> impl Strategy<Value = Vec<Call>> {
     any::<bool>().prop_map(move |commit| {
         vec![
             Call::BeginTransaction { ses },
-            Call::IndexRecordCount { ses, table },
+            Call::IndexRecordCount {
+                ses,
+                table,
+                max_records: 0,
+            },
             if commit {
                 Call::CommitTransaction { ses }
             } else {
@@ -1359,7 +1372,34 @@ pub fn workload(shape: WorkloadShape) -> impl Strategy<Value = Workload> {
                 let at = earliest + at.index(program.len() - earliest + 1);
                 program.insert(at, call);
             }
+            limit_record_counts(&mut threads);
             Workload { threads }
         },
     )
+}
+
+/// One `index_record_count` in this many counts up to a limit (1 to 4 records).
+pub const LIMITED_RECORD_COUNTS_IN: u64 = 3;
+
+/// Gives some `index_record_count` calls a limit (`crecMax`), chosen from the call's thread
+/// and place in its program: no proptest draw, so every other call of every seed keeps its
+/// meaning, and a shrunk workload's counts keep theirs by place. Without it the limit was
+/// never passed, and a count that went one past its limit went unseen.
+fn limit_record_counts(threads: &mut [Vec<Call>]) {
+    for (thread, program) in threads.iter_mut().enumerate() {
+        for (index, call) in program.iter_mut().enumerate() {
+            if let Call::IndexRecordCount { max_records, .. } = call {
+                let mut rng = jetsim_engine::SplitMix64::new(
+                    0xC0_0A71_1A1C ^ ((thread as u64) << 32) ^ index as u64,
+                );
+                if rng.chance(1, LIMITED_RECORD_COUNTS_IN) {
+                    *max_records = 1 + rng.below(4);
+                }
+            }
+        }
+    }
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }

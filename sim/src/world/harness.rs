@@ -1478,8 +1478,12 @@ fn execute_cursor_call(
             jet.retrieve(b.session(world, ses), b.table(world, table)),
             record_outcome,
         ),
-        Call::IndexRecordCount { ses, table } => outcome(
-            jet.index_record_count(b.session(world, ses), b.table(world, table), 0),
+        Call::IndexRecordCount {
+            ses,
+            table,
+            max_records,
+        } => outcome(
+            jet.index_record_count(b.session(world, ses), b.table(world, table), max_records),
             Outcome::Count,
         ),
         _ => unreachable!("execute routes only a cursor call here"),
