@@ -452,27 +452,14 @@ fn term_disk_violations(
     let Some(disk) = history.term_disk.as_ref().filter(|_| !history.io_faults) else {
         return Vec::new();
     };
+    let committed = committed_tables(model_end);
     let mut violations = Vec::new();
-    match &disk.found {
-        Err(why) => violations.push(Violation {
-            rule: Rule::TermDisk,
-            message: format!(
-                "after the final term, a fresh instance could not read the disk it left: {why}"
-            ),
-        }),
-        Ok(found) => {
-            let committed = committed_tables(model_end);
-            if *found != committed {
-                violations.push(Violation {
-                    rule: Rule::TermDisk,
-                    message: format!(
-                        "after the final term, the disk (as a crash then would leave it, recovered by a fresh instance) {}",
-                        describe_disk_data(found, &committed)
-                    ),
-                });
-            }
-        }
-    }
+    violations.extend(disk_read_violation(
+        &disk.found,
+        &committed,
+        |why| format!("after the final term, a fresh instance could not read the disk it left: {why}"),
+        |difference| format!("after the final term, the disk (as a crash then would leave it, recovered by a fresh instance) {difference}"),
+    ));
     let clean_term = term.is_some_and(|t| t.outcome == Outcome::Terminated { dirty: false });
     // A clean term, or a detach the run ended on, leaves the file consistent on its own;
     // but after StopAndEmitLog nothing more is logged, so neither can mark the file clean:
@@ -496,26 +483,12 @@ fn term_disk_violations(
         } else {
             "the run ended with the database detached"
         };
-        match &disk.database_alone {
-            Err(why) => violations.push(Violation {
-                rule: Rule::TermDisk,
-                message: format!(
-                    "{why_alone}, yet a fresh instance with a log of its own could not attach the database file alone: {why}. A clean term or a detach leaves the file consistent on its own (clean shutdown), attachable by any instance"
-                ),
-            }),
-            Ok(found) => {
-                let committed = committed_tables(model_end);
-                if *found != committed {
-                    violations.push(Violation {
-                        rule: Rule::TermDisk,
-                        message: format!(
-                            "{why_alone}, yet the database file alone (attached by a fresh instance with a log of its own) {}",
-                            describe_disk_data(found, &committed)
-                        ),
-                    });
-                }
-            }
-        }
+        violations.extend(disk_read_violation(
+            &disk.database_alone,
+            &committed,
+            |why| format!("{why_alone}, yet a fresh instance with a log of its own could not attach the database file alone: {why}. A clean term or a detach leaves the file consistent on its own (clean shutdown), attachable by any instance"),
+            |difference| format!("{why_alone}, yet the database file alone (attached by a fresh instance with a log of its own) {difference}"),
+        ));
     }
     if clean_term && (disk.page_images_replayed > 0 || disk.pages_redone > 0) {
         violations.push(Violation {
@@ -527,6 +500,26 @@ fn term_disk_violations(
         });
     }
     violations
+}
+
+/// term-disk's verdict on one read of a disk: the fresh instance could not read it
+/// (`unreadable` words why), or it found other records than the committed ones (`differs`
+/// words the difference).
+fn disk_read_violation(
+    read: &Result<crate::history::Tables, String>,
+    committed: &crate::history::Tables,
+    unreadable: impl FnOnce(&str) -> String,
+    differs: impl FnOnce(String) -> String,
+) -> Option<Violation> {
+    let message = match read {
+        Err(why) => unreadable(why),
+        Ok(found) if found != committed => differs(describe_disk_data(found, committed)),
+        Ok(_) => return None,
+    };
+    Some(Violation {
+        rule: Rule::TermDisk,
+        message,
+    })
 }
 
 /// The final term (the harness's, after the wind-down) must succeed unless the model says
