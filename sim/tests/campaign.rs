@@ -761,14 +761,15 @@ fn the_term_disk_rule_decides_from_the_disk_read_back_after_the_term() {
         }),
         ..History::default()
     };
-    let term_disk_messages = |history: &History| -> Vec<String> {
-        check_run(history, &initial)
+    let term_disk_messages_from = |history: &History, initial: &ModelState| -> Vec<String> {
+        check_run(history, initial)
             .violations
             .into_iter()
             .filter(|v| v.rule == Rule::TermDisk)
             .map(|v| v.message)
             .collect()
     };
+    let term_disk_messages = |history: &History| term_disk_messages_from(history, &initial);
     assert!(term_disk_messages(&with_disk(Ok(vec![vec![(0, 1)], vec![]]), 0)).is_empty());
     let lost = term_disk_messages(&with_disk(Ok(vec![vec![], vec![]]), 0));
     assert!(
@@ -835,30 +836,17 @@ fn the_term_disk_rule_decides_from_the_disk_read_back_after_the_term() {
     // with a log of its own, must hold exactly what was committed.
     let mut detached = ModelState::initial(&[(0, 1)]);
     detached.attached = false;
-    let ended_detached = |database_alone| History {
-        end_state: Some(EndState {
-            phase: "Running".into(),
-            committed: None,
-            sessions: Vec::new(),
-            defrag_parked: false,
-            caches_quiesced: false,
-        }),
-        term_disk: Some(TermDisk {
-            found: Ok(vec![vec![(0, 1)], vec![]]),
-            page_images_replayed: 0,
-            pages_redone: 0,
-            database_alone,
-        }),
-        ..History::default()
+    let ended_detached = |database_alone| {
+        let mut history = with_disk(Ok(vec![vec![(0, 1)], vec![]]), 0);
+        history.end_state.as_mut().expect("set above").committed = None;
+        history
+            .term_disk
+            .as_mut()
+            .expect("set above")
+            .database_alone = database_alone;
+        history
     };
-    let alone_messages = |history: &History| -> Vec<String> {
-        check_run(history, &detached)
-            .violations
-            .into_iter()
-            .filter(|v| v.rule == Rule::TermDisk)
-            .map(|v| v.message)
-            .collect()
-    };
+    let alone_messages = |history: &History| term_disk_messages_from(history, &detached);
     assert!(alone_messages(&ended_detached(Ok(vec![vec![(0, 1)], vec![]]))).is_empty());
     let dirty = alone_messages(&ended_detached(Err(
         "attach_database after recovery: DatabaseDirtyShutdown".into(),
