@@ -800,9 +800,19 @@ fn the_term_disk_rule_decides_from_the_disk_read_back_after_the_term() {
         ..with_disk(Ok(vec![vec![], vec![]]), 0)
     };
     assert!(term_disk_messages(&crashed).is_empty());
+    // The same disk, with what the fresh instance found in the database file read alone.
+    let read_alone = |database_alone| {
+        let mut history = with_disk(Ok(vec![vec![(0, 1)], vec![]]), 0);
+        history
+            .term_disk
+            .as_mut()
+            .expect("with_disk reads the disk")
+            .database_alone = database_alone;
+        history
+    };
     // After a clean final term the file alone must hold the committed records too.
     let clean_term = |database_alone| {
-        let mut history = with_disk(Ok(vec![vec![(0, 1)], vec![]]), 0);
+        let mut history = read_alone(database_alone);
         history.events.push(Event {
             thread: history.workers,
             call: Call::Term {
@@ -813,11 +823,6 @@ fn the_term_disk_rule_decides_from_the_disk_read_back_after_the_term() {
             returned: 2,
             outcome: Outcome::Terminated { dirty: false },
         });
-        history
-            .term_disk
-            .as_mut()
-            .expect("set above")
-            .database_alone = database_alone;
         history
     };
     let committed_alone = || Ok(vec![vec![(0, 1)], vec![]]);
@@ -837,13 +842,12 @@ fn the_term_disk_rule_decides_from_the_disk_read_back_after_the_term() {
     let mut detached = ModelState::initial(&[(0, 1)]);
     detached.attached = false;
     let ended_detached = |database_alone| {
-        let mut history = with_disk(Ok(vec![vec![(0, 1)], vec![]]), 0);
-        history.end_state.as_mut().expect("set above").committed = None;
+        let mut history = read_alone(database_alone);
         history
-            .term_disk
+            .end_state
             .as_mut()
-            .expect("set above")
-            .database_alone = database_alone;
+            .expect("with_disk sets it")
+            .committed = None;
         history
     };
     let alone_messages = |history: &History| term_disk_messages_from(history, &detached);
