@@ -789,19 +789,70 @@ fn a_database_another_log_left_dirty_waits_for_that_logs_recovery() {
 }
 
 #[test]
+fn a_detach_is_in_the_durable_log_when_it_returns() {
+    // Goal: a crash right after a detach returned leaves A's log naming the database
+    // detached (ESE's ErrLGDetachDB waits for its record's write), so once instance B (its
+    // own log) attached the clean file, A's recovery has nothing to say about it. Planted
+    // `DetachRecordNotFlushed`: A's log still names it attached, and its recovery finds it
+    // owned elsewhere.
+    let planted = Mutations::NONE.with(Mutant::DetachRecordNotFlushed);
+    for (mutations, owned_elsewhere) in [(Mutations::NONE, vec![]), (planted, vec![DB.to_owned()])]
+    {
+        let io = MemIo::new();
+        let run = start_with(&io, mutations, 256).expect("start");
+        run.load(0..100, "a");
+        run.jet.close_table(run.s, run.t).unwrap();
+        run.jet.close_database(run.s, run.d).unwrap();
+        run.jet.detach_database(run.s, DB).unwrap();
+        io.cut_power_after_ops(Some(io.mutating_ops()));
+        drop(run);
+        io.crash();
+        let jet = StdJet::new(env_on(&io));
+        let b = jet.create_instance("other").unwrap();
+        jet.init(b).unwrap();
+        let s = jet.begin_session(b).unwrap();
+        assert_eq!(jet.attach_database(s, DB), Ok(AttachOutcome::Attached));
+        jet.detach_database(s, DB).unwrap();
+        jet.end_session(s).unwrap();
+        jet.term(b).unwrap();
+        let recovered = recover(&io).unwrap();
+        assert_eq!(
+            recovered.report.databases_owned_elsewhere, owned_elsewhere,
+            "{mutations:?}"
+        );
+    }
+}
+
+#[test]
 fn a_database_attached_under_another_log_is_left_alone() {
-    // Instance A detaches DB cleanly, but its DetachDatabase record is still in the log
-    // buffer when the power fails, so A's log still names DB as attached, with page images
-    // after its checkpoint. DB is then attached to instance B (another log), changed and
+    // Instance A's detach makes DB clean on disk, and the power fails before its
+    // DetachDatabase record reaches the log (the record's write and sync, a detach's last
+    // two disk operations), so A's log still names DB as attached, with page images after
+    // its checkpoint. DB is then attached to instance B (another log), changed and
     // detached. A's recovery must not replay its old page images over B's data: the header
     // names B's log.
+    let load_and_close = |io: &MemIo| {
+        let run = start(io);
+        run.load(0..100, "a");
+        run.jet.close_table(run.s, run.t).unwrap();
+        run.jet.close_database(run.s, run.d).unwrap();
+        run
+    };
+    // A detach's disk operations, counted on a twin run (no background thread: the same).
+    let detach_ops = {
+        let io = MemIo::new();
+        let run = load_and_close(&io);
+        let before = io.mutating_ops();
+        run.jet.detach_database(run.s, DB).unwrap();
+        io.mutating_ops() - before
+    };
     let io = MemIo::new();
-    let run = start(&io);
-    run.load(0..100, "a");
-    run.jet.close_table(run.s, run.t).unwrap();
-    run.jet.close_database(run.s, run.d).unwrap();
-    run.jet.detach_database(run.s, DB).unwrap();
-    io.cut_power_after_ops(Some(io.mutating_ops()));
+    let run = load_and_close(&io);
+    io.cut_power_after_ops(Some(io.mutating_ops() + detach_ops - 2));
+    assert!(
+        run.jet.detach_database(run.s, DB).is_err(),
+        "the detach's Detach record met the power cut"
+    );
     drop(run);
     io.crash();
     let b_data = {

@@ -223,6 +223,16 @@ pub struct CommitAck {
     pub durable_commit_records: u64,
 }
 
+/// A successful detach of the run's database, and the Detach records the main log's synced
+/// bytes held at its response step, read by the harness with no scheduling point in between.
+/// A detach answers only once its record is durable (ESE's `ErrLGDetachDB` waits for the
+/// log), so by then the durable log holds one Detach record per detach acknowledged so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetachAck {
+    pub returned: u64,
+    pub durable_detach_records: u64,
+}
+
 /// The disk a run without faults left after its final term, as a crash right then would leave
 /// it (the synced bytes of the main instance's log, checkpoint and database files), recovered
 /// by a fresh instance and read table by table: what a clean term promises is on disk, read
@@ -242,6 +252,19 @@ pub struct TermDisk {
     /// the file must be consistent on its own: ESE leaves it in clean-shutdown state,
     /// attachable by any instance, with every committed change in it and nothing else.
     pub database_alone: Result<Tables, String>,
+}
+
+/// The harness's probe of the database's ownership across instances: with every thread
+/// joined and the wind-down done, a session of the other instance (set up beside the one
+/// under test, with a database and a log of its own) attaches the run's database file, and
+/// detaches it again if that succeeded. A file belongs to one instance at a time: while the
+/// instance under test has it attached, ESE refuses the attach with
+/// `JET_errDatabaseSharingViolation`; once it detached, the file is any instance's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharingProbe {
+    pub attach: Outcome,
+    /// The other instance's detach, made only when its attach succeeded.
+    pub detach: Option<Outcome>,
 }
 
 /// One live session at the end of a run.
@@ -287,6 +310,10 @@ pub struct History {
     /// at that instant, as the harness read them (see [`CommitAck`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub commit_acks: Vec<CommitAck>,
+    /// Each detach that returned success, with the Detach records the durable main log held
+    /// at that instant (see [`DetachAck`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub detach_acks: Vec<DetachAck>,
     /// The Commit records the durable main log held when the workload began (the setup's).
     #[serde(default)]
     pub durable_commit_records_at_start: u64,
@@ -295,6 +322,11 @@ pub struct History {
     /// database (counted in `unobservable`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub term_disk: Option<TermDisk>,
+    /// Without disk faults: what another instance of the process got, after every thread
+    /// joined and before the final term, attaching the database file the run used (see
+    /// [`SharingProbe`]); `None` when the run had faults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharing_probe: Option<SharingProbe>,
     pub end_state: Option<EndState>,
     /// Mutating disk operations (writes, syncs, truncations) the run made after setup, up to
     /// the crash: the crash points a sweep of this run tries. 0 without faults.

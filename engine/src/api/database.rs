@@ -114,7 +114,7 @@ impl<R: Runtime> Jet<R> {
             return Err(JetError::TooManyAttachedDatabases);
         }
         let storage = state.storage_mut()?;
-        self.claim_database(core.handle, path)?;
+        self.claim_database(core, path)?;
         let file = open(storage, core.env.io.as_ref(), path)
             .inspect_err(|_| self.release_database(core.handle, path))?;
         let attached = AttachedDatabase {

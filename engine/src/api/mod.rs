@@ -240,10 +240,18 @@ impl<R: Runtime> Jet<R> {
     /// is using with `JET_errDatabaseSharingViolation`; a file held by another process (or
     /// another engine on the same store) is refused by the store itself with
     /// `JET_errFileAccessDenied`.
-    pub(crate) fn claim_database(&self, instance: InstanceHandle, path: &str) -> JetResult<()> {
+    pub(crate) fn claim_database(&self, core: &InstanceCore<R>, path: &str) -> JetResult<()> {
+        let instance = core.handle;
+        let unchecked = core
+            .options
+            .mutations
+            .is_active(crate::Mutant::DatabaseSharingUnchecked);
         let mut owners = self.database_owners();
         match owners.get(path) {
-            Some(owner) if *owner != instance => Err(JetError::DatabaseSharingViolation),
+            // Planted bug `DatabaseSharingUnchecked`: another instance's claim is not looked at.
+            Some(owner) if *owner != instance && !unchecked => {
+                Err(JetError::DatabaseSharingViolation)
+            }
             _ => {
                 owners.insert(path.to_owned(), instance);
                 Ok(())

@@ -213,6 +213,15 @@ pub enum Mutant {
     /// `index_record_count` with a limit (`crecMax`) stops one record past it: the limit is
     /// compared with `>` where `>=` belongs, so a count of up to 2 answers 3.
     RecordCountOnePastLimit,
+    /// Attach claims a database file without looking for another instance's claim: two
+    /// instances of one process attach one file, each with its own log and cache (the
+    /// defect the API fuzzer found, `JET_errDatabaseSharingViolation` missing). The second
+    /// instance's attach then goes on to the file itself.
+    DatabaseSharingUnchecked,
+    /// A detach appends its Detach record and returns without waiting for the log to write
+    /// it (ESE's `ErrLGDetachDB` waits): the file is clean and any instance's, yet a crash
+    /// now leaves this log naming it attached.
+    DetachRecordNotFlushed,
 }
 
 impl Mutant {
@@ -264,6 +273,8 @@ impl Mutant {
         Mutant::PartialStopBitTestedAlone,
         Mutant::DetachLeavesDatabaseDirty,
         Mutant::RecordCountOnePastLimit,
+        Mutant::DatabaseSharingUnchecked,
+        Mutant::DetachRecordNotFlushed,
     ];
 
     const fn bit(self) -> u64 {

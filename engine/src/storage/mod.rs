@@ -250,6 +250,8 @@ pub struct Storage {
     term_checkpoint_skipped: bool,
     /// Planted bug `DetachLeavesDatabaseDirty`.
     detach_leaves_dirty: bool,
+    /// Planted bug `DetachRecordNotFlushed`.
+    detach_record_not_flushed: bool,
 }
 
 /// What [`Storage::tail`] guards: the log, the transactions its records leave open, and the
@@ -482,6 +484,7 @@ impl Storage {
             operations_logged_per_page: false,
             term_checkpoint_skipped: false,
             detach_leaves_dirty: false,
+            detach_record_not_flushed: false,
         };
         storage.recovery = storage.recover(io, &records)?;
         Ok(storage)
@@ -584,6 +587,12 @@ impl Storage {
     /// file consistent on its own.
     pub fn set_detach_leaves_dirty(&mut self, leaves_dirty: bool) {
         self.detach_leaves_dirty = leaves_dirty;
+    }
+
+    /// Planted bug [`crate::Mutant::DetachRecordNotFlushed`]: a detach returns before its
+    /// Detach record is durable.
+    pub fn set_detach_record_not_flushed(&mut self, not_flushed: bool) {
+        self.detach_record_not_flushed = not_flushed;
     }
 
     pub fn set_operations_logged_per_page(&mut self, per_page: bool) {
@@ -748,11 +757,23 @@ impl Storage {
         let removed = self.buffers.remove_file(file, &mut self.tail.get_mut().log);
         self.note(removed)?;
         self.databases.remove(&file);
-        self.tail
+        // Durable before detach returns, as ESE's `ErrLGDetachDB` waits for its record's
+        // write: once detached the file is any instance's, and this log must not still name
+        // it attached (its checkpoint would keep promising the file's pages to a recovery
+        // that another instance's changes to it have overtaken).
+        let logged = self
+            .tail
             .get_mut()
             .log
-            .append(&LogRecord::DetachDatabase { file })?;
-        Ok(())
+            .append(&LogRecord::DetachDatabase { file })
+            .and_then(|_| {
+                if self.detach_record_not_flushed {
+                    Ok(())
+                } else {
+                    self.tail.get_mut().log.flush()
+                }
+            });
+        self.note(logged)
     }
 
     /// Marks `file` consistent on its own (see [`database::Pager::mark_clean`]).

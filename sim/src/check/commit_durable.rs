@@ -11,13 +11,18 @@
 //! (counted unobservable instead), which keeps the count a lower bound. Counting, not naming,
 //! records makes the check sound but not complete: a record another commit made durable early
 //! can stand in for a missing one.
+//!
+//! detach-durable, by the same method: a detach answers success only once its Detach record
+//! is durable (ESE's `ErrLGDetachDB` waits for the log), so at the response of the n-th
+//! successful detach the durable log holds at least n Detach records. Every detach of the
+//! workload is of the run's one database, and the setup makes none.
 
 use super::rules::Observability;
 use super::version_cleanup::{
     sessions_ambiguous_from, succeeded_in_return_order, TransactionLevels,
 };
 use super::{Rule, Violation};
-use crate::history::History;
+use crate::history::{Event, History};
 use crate::report::transitions::thread_label;
 use crate::workload::Call;
 use std::collections::BTreeMap;
@@ -90,4 +95,45 @@ pub fn commit_durable(history: &History, seen: &mut Observability) -> Vec<Violat
         }
     }
     violations
+}
+
+/// One violation per detach that answered before the durable log could hold its record.
+pub fn detach_durable(history: &History, seen: &mut Observability) -> Vec<Violation> {
+    let durable_at: BTreeMap<u64, u64> = history
+        .detach_acks
+        .iter()
+        .map(|ack| (ack.returned, ack.durable_detach_records))
+        .collect();
+    let detaches = succeeded_in_return_order(history, u64::MAX)
+        .into_iter()
+        .filter(|event| matches!(event.call, Call::DetachDatabase { .. }));
+    let mut violations = Vec::new();
+    for (acknowledged, event) in (1u64..).zip(detaches) {
+        let Some(&durable) = durable_at.get(&event.returned) else {
+            continue;
+        };
+        seen.observed(Rule::DetachDurable);
+        if durable < acknowledged {
+            violations.push(detach_not_durable(history, event, durable, acknowledged));
+        }
+    }
+    violations
+}
+
+fn detach_not_durable(
+    history: &History,
+    event: &Event,
+    durable: u64,
+    acknowledged: u64,
+) -> Violation {
+    Violation {
+        rule: Rule::DetachDurable,
+        message: format!(
+            "{} {:?} (steps {}..{}) answered success, yet the durable log held {durable} Detach records when it did, with {acknowledged} detaches acknowledged by then: the file was any instance's while this log, after a crash, still named it attached",
+            thread_label(event.thread, history.workers),
+            event.call,
+            event.invoked,
+            event.returned,
+        ),
+    }
 }

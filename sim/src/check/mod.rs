@@ -77,6 +77,13 @@ pub enum Rule {
     /// right after the term, recovered by a fresh instance), holds other than the committed
     /// data, cannot be read, or (after a clean term) leaves pages for recovery to redo.
     TermDisk,
+    /// A detach answered success before the durable log, as the harness read it at the
+    /// response step, could hold its Detach record.
+    DetachDurable,
+    /// Without disk faults: another instance of the process, after every thread joined,
+    /// attached the database file while the instance under test still had it attached (two
+    /// instances, two logs, one file), or could not attach it once it was detached.
+    DatabaseSharing,
 }
 
 impl Rule {
@@ -97,6 +104,8 @@ impl Rule {
         Rule::LogAppendOnly,
         Rule::CommitDurable,
         Rule::TermDisk,
+        Rule::DetachDurable,
+        Rule::DatabaseSharing,
     ];
 
     pub fn name(self) -> &'static str {
@@ -117,6 +126,8 @@ impl Rule {
             Rule::LogAppendOnly => "log-append-only",
             Rule::CommitDurable => "commit-durable",
             Rule::TermDisk => "term-disk",
+            Rule::DetachDurable => "detach-durable",
+            Rule::DatabaseSharing => "database-sharing",
         }
     }
 }
@@ -343,6 +354,13 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
             &mut verdict.observability,
         ));
     }
+    if let Some(model_end) = &end_model {
+        verdict.violations.extend(database_sharing_violation(
+            history,
+            model_end,
+            &mut verdict.observability,
+        ));
+    }
     if let (Some(model_end), Some(term)) = (end_model, final_term.first()) {
         verdict
             .violations
@@ -357,6 +375,8 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
     verdict.violations.extend(stop_rule(history));
     let acks = commit_durable::commit_durable(history, &mut verdict.observability);
     verdict.violations.extend(acks);
+    let detaches = commit_durable::detach_durable(history, &mut verdict.observability);
+    verdict.violations.extend(detaches);
     let effects = stop_effects(history, &mut verdict.observability);
     verdict.violations.extend(effects);
     let cleanup = version_cleanup::version_cleanup(history, &mut verdict.observability);
@@ -500,6 +520,60 @@ fn term_disk_violations(
         });
     }
     violations
+}
+
+/// database-sharing: the harness's probe ([`crate::history::SharingProbe`]) against the
+/// model's state after every thread's calls and the wind-down. While the instance under test
+/// has the database attached (a stop leaves it so), another instance's attach of the file is
+/// refused with `JET_errDatabaseSharingViolation`; once it detached, the other instance
+/// attaches the file and detaches it again. After a term of the instance under test, whether
+/// its file is clean depends on that term: not decided here, counted.
+fn database_sharing_violation(
+    history: &History,
+    model_end: &ModelState,
+    seen: &mut Observability,
+) -> Option<Violation> {
+    let probe = history.sharing_probe.as_ref()?;
+    if model_end.phase == ModelPhase::Terminated {
+        seen.unobservable(
+            Rule::DatabaseSharing,
+            0,
+            (
+                rules::unobservable_reason::TERMINATED,
+                "a call of the workload terminated the instance under test".to_owned(),
+            ),
+        );
+        return None;
+    }
+    seen.observed(Rule::DatabaseSharing);
+    let (expected_attach, expected_detach, owner) = if model_end.attached {
+        (
+            Outcome::err(jetsim_engine::JetError::DatabaseSharingViolation),
+            None,
+            "while the instance under test still had it attached",
+        )
+    } else {
+        (
+            Outcome::Attached { already: false },
+            Some(Outcome::Ok),
+            "after the instance under test had detached it",
+        )
+    };
+    if probe.attach == expected_attach && probe.detach == expected_detach {
+        return None;
+    }
+    let detach = probe
+        .detach
+        .as_ref()
+        .map_or_else(String::new, |d| format!(", and its detach {d:?}"));
+    Some(Violation {
+        rule: Rule::DatabaseSharing,
+        message: format!(
+            "after every thread joined, another instance's JetAttachDatabase of the run's database file {owner} answered {:?}{detach}; expected {expected_attach:?}{}. A database file belongs to one instance at a time (ESE: JET_errDatabaseSharingViolation), and to none once detached",
+            probe.attach,
+            expected_detach.map_or_else(String::new, |d| format!(" and a detach {d:?}")),
+        ),
+    })
 }
 
 /// term-disk's verdict on one read of a disk: the fresh instance could not read it

@@ -120,6 +120,7 @@ pub mod unobservable_reason {
     pub const DISK_FAILED: &str = "the disk failed an operation";
     pub const LOG_TAIL_UNREAD: &str = "no clean term flushed the log";
     pub const LOG_STOPPED: &str = "StopAndEmitLog ended the log";
+    pub const TERMINATED: &str = "the instance under test was terminated";
 }
 
 /// Calls that may change the disk after a full stop returned without breaking it: the

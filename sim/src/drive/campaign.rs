@@ -683,6 +683,14 @@ fn print_stops_and_crashes(options: &CampaignOptions, summary: &CampaignSummary)
         unobservable.map_or_else(|| "-".to_owned(), counts_line)
     );
     println!(
+        "  detach-durable         {:>10} detaches checked against the durable log",
+        summary
+            .stops_observed
+            .get(&Rule::DetachDurable)
+            .copied()
+            .unwrap_or(0),
+    );
+    println!(
         "  write-ahead audited    {:>10} database page writes against the durable log, {} log writes against its durable bytes",
         summary.write_ahead_pages, summary.log_writes_audited
     );
@@ -692,6 +700,17 @@ fn print_stops_and_crashes(options: &CampaignOptions, summary: &CampaignSummary)
         summary.term_disks_read,
         summary.term_disk_records,
         summary.stops_observed.get(&Rule::TermDisk).copied().unwrap_or(0),
+        unobservable.map_or(0, |u| u.values().sum::<u64>()),
+        unobservable.map_or_else(|| "-".to_owned(), counts_line)
+    );
+    let unobservable = summary.stops_unobservable.get(&Rule::DatabaseSharing);
+    println!(
+        "  database sharing       {:>10} runs' database files attached by another instance after the wind-down, {} unobservable ({})",
+        summary
+            .stops_observed
+            .get(&Rule::DatabaseSharing)
+            .copied()
+            .unwrap_or(0),
         unobservable.map_or(0, |u| u.values().sum::<u64>()),
         unobservable.map_or_else(|| "-".to_owned(), counts_line)
     );

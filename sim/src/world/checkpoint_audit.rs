@@ -18,7 +18,7 @@ use jetsim_engine::storage::checkpoint::newest_checkpoint;
 use jetsim_engine::storage::log::{
     decode_records_from, log_signature_of, LogRecord, LOG_HEADER_BYTES,
 };
-use jetsim_engine::storage::page::page_lsn_of;
+use jetsim_engine::storage::page::{decode_page, page_lsn_of, PageContent};
 use jetsim_engine::storage::{FileId, Lsn, PageNumber, PAGE_SIZE_BYTES};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -135,9 +135,44 @@ impl CheckpointAudit {
             self.report.checkpoints_audited += 1;
             return Some(behind);
         };
+        if self.released_by_log_end() && self.owned_by_another_log(database) {
+            // Detached (the durable log's last word on the file), then attached by another
+            // instance (its own log, its own page LSNs): recovery from this checkpoint meets
+            // the detach before any change of the file it could redo, so this log's changes
+            // to it are no longer this checkpoint's promise.
+            self.newest_change.clear();
+            self.unobservable("the database file left for another instance's log");
+            return Some(behind);
+        }
         self.check_pages(checkpoint.checkpoint_lsn, checkpoint.sequence, database);
         self.report.checkpoints_audited += 1;
         Some(behind)
+    }
+
+    /// The audited database is detached as of the decoded log's end: the last attach or
+    /// detach of it, folded or pending, is a detach.
+    fn released_by_log_end(&self) -> bool {
+        let mut file = self.database_file;
+        for (_, event) in &self.pending {
+            match event {
+                LogEvent::AttachedHere(attached) => file = Some(*attached),
+                LogEvent::Released(released) if file == Some(*released) => file = None,
+                LogEvent::Released(_) | LogEvent::Changed(..) => {}
+            }
+        }
+        file.is_none()
+    }
+
+    /// The durable database file's header names a log other than the audited one.
+    fn owned_by_another_log(&self, database: &[u8]) -> bool {
+        let header = database
+            .get(..PAGE_SIZE_BYTES)
+            .and_then(|page| decode_page(page).ok());
+        matches!(
+            header,
+            Some((_, PageContent::Header(header)))
+                if Some(header.log_signature) != self.log_signature
+        )
     }
 
     fn unobservable(&mut self, why: &'static str) {

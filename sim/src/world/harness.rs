@@ -9,8 +9,9 @@
 //! included, is recorded with global invocation and response sequence numbers.
 
 use crate::history::{
-    AfterStop, CheckpointAudited, CommitAck, CrashPoint, DiskAtStop, EndState, Event, History,
-    PageChangesAfter, RecoveryWork, SessionEnd, StopObservation, TermDisk, WriteAheadAudited,
+    AfterStop, CheckpointAudited, CommitAck, CrashPoint, DetachAck, DiskAtStop, EndState, Event,
+    History, PageChangesAfter, RecoveryWork, SessionEnd, SharingProbe, StopObservation, TermDisk,
+    WriteAheadAudited,
 };
 use crate::model::Outcome;
 use crate::workload::config::{RunConfig, Schedule};
@@ -143,6 +144,12 @@ struct DiskTap {
     audit: Arc<Mutex<CheckpointAudit>>,
     commit_records: Mutex<DurableCommitRecords>,
     write_ahead: Arc<Mutex<WriteAheadAudited>>,
+    /// Set while the harness's probe drives the other instance ([`probe_database_sharing`]):
+    /// files opened then are that instance's, mirrored (the disk read back later must be the
+    /// real one) but neither audited against the main log, counted towards a power cut, nor
+    /// slowed. Nothing of the instance under test opens a file meanwhile: every thread has
+    /// joined, and its background work opens none.
+    other_instance_opens: AtomicBool,
 }
 
 /// The write-ahead audit, on the database file's writes: every page the file takes must carry
@@ -265,12 +272,14 @@ struct DurableCommitRecords {
     decoded_to: u64,
     /// Commit records in the decoded prefix.
     count: u64,
+    /// Detach records in the decoded prefix.
+    detaches: u64,
 }
 
 impl DurableCommitRecords {
-    /// The Commit records in `log`, a durable image of the log that only grows while one log
-    /// lives; a new or shortened log is decoded afresh.
-    fn count_in(&mut self, log: &[u8]) -> u64 {
+    /// The Commit and Detach records in `log`, a durable image of the log that only grows
+    /// while one log lives; a new or shortened log is decoded afresh.
+    fn count_in(&mut self, log: &[u8]) -> DurableRecords {
         use jetsim_engine::storage::log::{
             decode_records_from, log_signature_of, LogRecord, LOG_HEADER_BYTES,
         };
@@ -280,19 +289,33 @@ impl DurableCommitRecords {
                 signature,
                 decoded_to: LOG_HEADER_BYTES,
                 count: 0,
+                detaches: 0,
             };
         }
         if signature.is_none() {
-            return 0;
+            return DurableRecords::default();
         }
         let mut records = Vec::new();
         self.decoded_to = decode_records_from(log, self.decoded_to, &mut records);
-        self.count += records
-            .iter()
-            .filter(|(_, record)| matches!(record, LogRecord::Commit { .. }))
-            .count() as u64;
-        self.count
+        for (_, record) in &records {
+            match record {
+                LogRecord::Commit { .. } => self.count += 1,
+                LogRecord::DetachDatabase { .. } => self.detaches += 1,
+                _ => {}
+            }
+        }
+        DurableRecords {
+            commits: self.count,
+            detaches: self.detaches,
+        }
     }
+}
+
+/// What [`DurableCommitRecords::count_in`] found in the durable log.
+#[derive(Debug, Clone, Copy, Default)]
+struct DurableRecords {
+    commits: u64,
+    detaches: u64,
 }
 
 /// The tap's copy of every file, by path.
@@ -522,7 +545,32 @@ impl DiskTap {
             audit: Arc::new(Mutex::new(CheckpointAudit::new(DATABASE_PATH))),
             commit_records: Mutex::new(DurableCommitRecords::default()),
             write_ahead: Arc::new(Mutex::new(WriteAheadAudited::default())),
+            other_instance_opens: AtomicBool::new(false),
         }
+    }
+
+    /// The handle through the tap for `path`, opened on the disk as `inner`, mirrored into
+    /// `data`; watched, cut and slowed only when it is the instance under test's.
+    fn tap_file(
+        &self,
+        path: &str,
+        inner: Box<dyn IoFile>,
+        data: Arc<Mutex<TapFileData>>,
+    ) -> Box<dyn IoFile> {
+        let watched = !self.other_instance_opens.load(Ordering::Relaxed);
+        Box::new(TapFile {
+            inner,
+            data,
+            steps: Arc::clone(&self.steps),
+            first_failure_at: Arc::clone(&self.first_failure_at),
+            stoppers: Arc::clone(&self.stoppers),
+            cutter: self.cutter_of(path).filter(|_| watched),
+            checkpoint_watch: self.checkpoint_watch_of(path).filter(|_| watched),
+            write_ahead_watch: self.write_ahead_watch_of(path).filter(|_| watched),
+            log_append_watch: self.log_append_watch_of(path).filter(|_| watched),
+            slow_disk: Arc::clone(&self.slow_disk),
+            slow_io: watched && Self::slow_io_of(path),
+        })
     }
 
     /// The main log's append-only watch (`None` for other files).
@@ -545,8 +593,13 @@ impl DiskTap {
     /// The Commit records the main instance's log holds durably right now (0 before it
     /// exists).
     fn durable_commit_records(&self) -> u64 {
+        self.durable_records().commits
+    }
+
+    /// The Commit and Detach records in the main log's synced bytes.
+    fn durable_records(&self) -> DurableRecords {
         let Some((log, _)) = self.durable(MAIN_LOG_PATH) else {
-            return 0;
+            return DurableRecords::default();
         };
         lock(&self.commit_records).count_in(&log)
     }
@@ -951,19 +1004,7 @@ impl Io for DiskTap {
         let inner = self.note_failure(inner)?;
         let data = Arc::new(Mutex::new(TapFileData::new()));
         lock(&self.files).insert(path.to_owned(), Arc::clone(&data));
-        Ok(Box::new(TapFile {
-            inner,
-            data,
-            steps: Arc::clone(&self.steps),
-            first_failure_at: Arc::clone(&self.first_failure_at),
-            stoppers: Arc::clone(&self.stoppers),
-            cutter: self.cutter_of(path),
-            checkpoint_watch: self.checkpoint_watch_of(path),
-            write_ahead_watch: self.write_ahead_watch_of(path),
-            log_append_watch: self.log_append_watch_of(path),
-            slow_disk: Arc::clone(&self.slow_disk),
-            slow_io: Self::slow_io_of(path),
-        }))
+        Ok(self.tap_file(path, inner, data))
     }
     fn open(&self, path: &str) -> std::io::Result<Box<dyn IoFile>> {
         let inner = self.disk.open(path);
@@ -973,19 +1014,7 @@ impl Io for DiskTap {
                 .entry(path.to_owned())
                 .or_insert_with(|| Arc::new(Mutex::new(TapFileData::new()))),
         );
-        Ok(Box::new(TapFile {
-            inner,
-            data,
-            steps: Arc::clone(&self.steps),
-            first_failure_at: Arc::clone(&self.first_failure_at),
-            stoppers: Arc::clone(&self.stoppers),
-            cutter: self.cutter_of(path),
-            checkpoint_watch: self.checkpoint_watch_of(path),
-            write_ahead_watch: self.write_ahead_watch_of(path),
-            log_append_watch: self.log_append_watch_of(path),
-            slow_disk: Arc::clone(&self.slow_disk),
-            slow_io: Self::slow_io_of(path),
-        }))
+        Ok(self.tap_file(path, inner, data))
     }
     fn remove(&self, path: &str) -> std::io::Result<()> {
         let removed = self.disk.remove(path);
@@ -1138,6 +1167,9 @@ struct World {
     foreign_session: SessionHandle,
     foreign_database: DatabaseHandle,
     foreign_table: TableHandle,
+    /// A live session of the other instance (set up beside the one under test, with a
+    /// database of its own): the harness's own, for [`probe_database_sharing`].
+    other_session: SessionHandle,
 }
 
 /// Every thread's sessions, shared so a thread can name another's ([`Ref::Peer`]).
@@ -1596,6 +1628,14 @@ fn call_and_record(
             durable_commit_records,
         });
     }
+    if matches!(call, Call::DetachDatabase { .. }) && result == Outcome::Ok {
+        // The same look for a detach: the detach-durable rule's evidence.
+        let durable_detach_records = recorder.disk.durable_records().detaches;
+        lock(&recorder.history).detach_acks.push(DetachAck {
+            returned,
+            durable_detach_records,
+        });
+    }
     let stop = StopSpan {
         thread,
         invoked,
@@ -1866,7 +1906,12 @@ fn set_up(jet: &Jet<ShuttleRuntime>, config: &RunConfig, mutations: Mutations) -
     jet.close_database(setup, db)?;
     jet.end_session(setup)?;
 
-    let other = jet.create_instance_with("other", InstanceOptions::manual())?;
+    // The run's planted bug is in every instance of the process, as a bug in the code is.
+    let other_options = InstanceOptions {
+        mutations,
+        ..InstanceOptions::manual()
+    };
+    let other = jet.create_instance_with("other", other_options)?;
     jet.init(other)?;
     let holder = jet.begin_session(other)?;
     let foreign_database = jet.create_database(holder, "db/other.edb")?;
@@ -1885,6 +1930,7 @@ fn set_up(jet: &Jet<ShuttleRuntime>, config: &RunConfig, mutations: Mutations) -
         foreign_session,
         foreign_database,
         foreign_table,
+        other_session: holder,
     })
 }
 
@@ -2183,11 +2229,16 @@ fn execution(
         *lock(out) = Some(history);
         return;
     }
+    let sharing_probe = config
+        .faults
+        .is_none()
+        .then(|| probe_database_sharing(&jet, &world, &tap));
     final_term(&jet, &world, &recorder, &mut main_bindings);
     if kept {
         count_scheduling_points();
     }
     let mut history = history(end);
+    history.sharing_probe = sharing_probe;
     drop(jet);
     if config.faults.is_some() {
         crash.crash_and_recover(&mut history);
@@ -2195,6 +2246,24 @@ fn execution(
         tap.read_back_after_term(&mut history, mutations);
     }
     *lock(out) = Some(history);
+}
+
+/// The harness's probe of who owns the database file ([`SharingProbe`]), after the wind-down
+/// and before the final term, alone on the main thread: the other instance's session
+/// attaches the file, and detaches it if it could. Its files are the other instance's while
+/// it runs ([`DiskTap::other_instance_opens`]).
+fn probe_database_sharing(jet: &Jet<ShuttleRuntime>, world: &World, tap: &DiskTap) -> SharingProbe {
+    tap.other_instance_opens.store(true, Ordering::Relaxed);
+    let attach = outcome(
+        jet.attach_database(world.other_session, DATABASE_PATH),
+        |a| Outcome::Attached {
+            already: a == jetsim_engine::AttachOutcome::AlreadyAttached,
+        },
+    );
+    let detach = matches!(attach, Outcome::Attached { .. })
+        .then(|| unit(jet.detach_database(world.other_session, DATABASE_PATH)));
+    tap.other_instance_opens.store(false, Ordering::Relaxed);
+    SharingProbe { attach, detach }
 }
 
 /// The harness's final term of the main instance after the wind-down, recorded; then, whatever
