@@ -460,6 +460,14 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
         Scheduling::Mix,
         100,
     ),
+    // The wind-down that ends every session (half the runs): an ended session's outer
+    // levels left open reach the disk at the clean final term (first at seed 343).
+    (
+        Rule::TermDisk,
+        Mutant::EndSessionRollsBackOneLevel,
+        Scheduling::Mix,
+        1000,
+    ),
     // The harness's count of the durable log's Commit records at each acknowledgement (no
     // crash): a commit that finds another's flush in flight answers before the flush that
     // covers its record.

@@ -20,14 +20,14 @@ use jetsim_engine::Mutations;
 const GOLDEN: &[(u64, &str, bool, &str, &str)] = &[
     (0, "mix", false, "609c504dba85dfac", "0cfe310749b9847b"),
     (1, "mix", false, "5babaa46dda8bc6d", "71ed142269269306"),
-    (2, "mix", false, "6f48ddbccb52cc0a", "41eb1bcc0ba09e49"),
+    (2, "mix", false, "7553c4d7256047fe", "41eb1bcc0ba09e49"),
     (431, "mix", false, "f18b31140c220001", "5a7b546729fa4541"),
-    (3, "random", false, "2dbb27fdc2645cfc", "119fba4430f3a36f"),
-    (4, "random", false, "27db7028fb77fdc4", "a43e969099797d80"),
+    (3, "random", false, "2bccaa3ab64b7606", "7b3b9d60ff4eafd6"),
+    (4, "random", false, "e110d081f1ed72b2", "a43e969099797d80"),
     (5, "pct", false, "71d8414bd8c8054b", "859451860c564f1a"),
     (6, "pct", false, "04b7960cc36886d8", "01b2fdd4d48ecbc8"),
-    (7, "mix", true, "c0a437e0eefe7291", "0e7c29e3d8846a74"),
-    (8, "pct", true, "512a9d4e5354644a", "8a17f14adc8e9ec2"),
+    (7, "mix", true, "f2611a537b0bfa2d", "f42232d9fb659f11"),
+    (8, "pct", true, "9287d5f70ce9671e", "8a17f14adc8e9ec2"),
     (9, "urw", false, "8666547312cdc394", "b285e339b64d0cc0"),
 ];
 

@@ -53,17 +53,18 @@ impl<R: Runtime> Jet<R> {
     /// back as `rollback` does it, and the session and its tables leave their own locks.
     pub fn end_session(&self, sesid: SessionHandle) -> JetResult<()> {
         self.with_session_call(sesid, JetCall::EndSession, LatchMode::Shared, |scope| {
-            let ignores_context = scope
-                .core()
-                .options
-                .mutations
-                .is_active(Mutant::EndSessionIgnoresContext);
+            let mutations = scope.core().options.mutations;
+            let ignores_context = mutations.is_active(Mutant::EndSessionIgnoresContext);
             let own = |state: &InstanceState<R>, session| session_entry(state, session);
             if scope.look(own).context.get().is_some() && !ignores_context {
                 return Err(JetError::SessionInUse);
             }
             while scope.look(own).transaction.get().is_some() {
                 roll_back_innermost(scope, false)?;
+                // Planted bug `EndSessionRollsBackOneLevel`: the outer levels stay open.
+                if mutations.is_active(Mutant::EndSessionRollsBackOneLevel) {
+                    break;
+                }
             }
             scope.look(|state, session| {
                 close_cursors(state, session, |_| true);

@@ -222,6 +222,11 @@ pub enum Mutant {
     /// it (ESE's `ErrLGDetachDB` waits): the file is clean and any instance's, yet a crash
     /// now leaves this log naming it attached.
     DetachRecordNotFlushed,
+    /// `JetEndSession` rolls back only the session's innermost transaction level (an `if`
+    /// where a `while` belongs): the outer levels' changes stay in the pages and the version
+    /// store with no session to end them, uncommitted for ever, and a clean term writes them
+    /// to the file.
+    EndSessionRollsBackOneLevel,
 }
 
 impl Mutant {
@@ -275,6 +280,7 @@ impl Mutant {
         Mutant::RecordCountOnePastLimit,
         Mutant::DatabaseSharingUnchecked,
         Mutant::DetachRecordNotFlushed,
+        Mutant::EndSessionRollsBackOneLevel,
     ];
 
     const fn bit(self) -> u64 {

@@ -82,7 +82,7 @@ use crate::drive::simulation::{run_workload, SeedReport};
 use crate::history::{Event, History};
 use crate::model::ModelState;
 use crate::report::transitions::{self, Replay};
-use crate::workload::config::{EngineParameters, FaultSettings, RunConfig, Schedule};
+use crate::workload::config::{EngineParameters, FaultSettings, RunConfig, Schedule, WindDown};
 use crate::workload::{Call, InstanceRef, StopPlan, Workload, WorkloadShape};
 use jetsim_engine::JetError;
 use serde::{Deserialize, Serialize};
@@ -109,6 +109,9 @@ pub struct Scenario {
     /// absent for a run on a perfect disk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults: Option<FaultSettings>,
+    /// How the sessions' work ends after the threads (absent: rolled back).
+    #[serde(default, skip_serializing_if = "WindDown::is_roll_back")]
+    pub wind_down: WindDown,
 }
 
 /// How the interleaving is fixed.
@@ -247,6 +250,7 @@ impl Scenario {
             faults: self.faults,
             read_latency_ops: 0,
             write_latency_ops: 0,
+            wind_down: self.wind_down,
         }
     }
 
@@ -283,6 +287,9 @@ impl Scenario {
         let _ = writeln!(out, "  \"mutant\": {},", compact(&self.mutant)?);
         if let Some(faults) = &self.faults {
             let _ = writeln!(out, "  \"faults\": {},", compact(faults)?);
+        }
+        if !self.wind_down.is_roll_back() {
+            let _ = writeln!(out, "  \"wind_down\": {},", compact(&self.wind_down)?);
         }
         let _ = writeln!(out, "  \"expect\": {}", compact(&self.expect)?);
         out.push_str("}\n");

@@ -83,10 +83,43 @@ pub struct RunConfig {
     /// stop's flush run beside it (see `world::harness::SlowDisk`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub write_latency_ops: u32,
+    /// How the sessions' work ends after every thread joined ([`END_SESSIONS_RUNS_IN`]).
+    #[serde(default, skip_serializing_if = "WindDown::is_roll_back")]
+    pub wind_down: WindDown,
 }
 
 fn is_zero(value: &u32) -> bool {
     *value == 0
+}
+
+/// How the harness ends the sessions' work once every thread joined, before the final term.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindDown {
+    /// Roll back every level of every session the threads made, one `JetRollback` at a
+    /// time; the sessions stay for the final term to end.
+    #[default]
+    RollBack,
+    /// End every session the threads made (`JetEndSession`, which rolls back every level
+    /// the session still has open, closes its tables and its databases); a session that
+    /// cannot be ended is rolled back as above. The only path by which a session with
+    /// nested levels open ends in most runs.
+    EndSessions,
+}
+
+impl WindDown {
+    pub fn is_roll_back(&self) -> bool {
+        *self == WindDown::RollBack
+    }
+}
+
+/// One run in this many winds down by ending its sessions ([`WindDown::EndSessions`]).
+pub const END_SESSIONS_RUNS_IN: u64 = 2;
+
+/// Whether run `seed` winds down by ending its sessions: a stream of its own, so the runs'
+/// draws stay as they were.
+fn end_sessions_switch(seed: u64) -> bool {
+    SplitMix64::new(seed ^ 0xE5D5_E551_0E5D_5E55).chance(1, END_SESSIONS_RUNS_IN)
 }
 
 /// One run in this many is a slow-disk run (the swarm's slow-disk switch, a stream of its
@@ -557,6 +590,11 @@ impl RunConfig {
             faults,
             read_latency_ops,
             write_latency_ops,
+            wind_down: if end_sessions_switch(seed) {
+                WindDown::EndSessions
+            } else {
+                WindDown::RollBack
+            },
         };
         if config.faults.is_some() {
             config.shape.committed_writes = true;

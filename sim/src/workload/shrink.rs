@@ -373,6 +373,7 @@ impl Shrunk {
                 marks: Vec::new(),
             },
             faults: self.config.faults,
+            wind_down: self.config.wind_down,
         }
     }
 }

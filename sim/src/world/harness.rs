@@ -14,7 +14,7 @@ use crate::history::{
     WriteAheadAudited,
 };
 use crate::model::Outcome;
-use crate::workload::config::{RunConfig, Schedule};
+use crate::workload::config::{RunConfig, Schedule, WindDown};
 use crate::workload::{self, Call, InstanceRef, Ref, Workload};
 use crate::world::checkpoint_audit::CheckpointAudit;
 use crate::world::memory_meter::VersionMeter;
@@ -2117,13 +2117,15 @@ fn run_threads(
     }
 }
 
-/// The wind-down's second part, alone on the main thread after every thread joined: roll
-/// back every level of every session any thread made.
-fn roll_back_every_session(
+/// The wind-down's second part, alone on the main thread after every thread joined: end
+/// every session any thread made (under [`WindDown::EndSessions`]), and roll back every level
+/// of every session still there.
+fn wind_down_every_session(
     jet: &Jet<ShuttleRuntime>,
     world: &World,
     recorder: &Recorder,
     main_bindings: &mut Bindings,
+    wind_down: WindDown,
 ) {
     let threads = recorder.threads;
     for thread in 0..threads {
@@ -2132,17 +2134,16 @@ fn roll_back_every_session(
                 thread: u8::try_from(thread).expect("few threads"),
                 n: u8::try_from(n).unwrap_or(u8::MAX),
             };
+            let call = |bindings: &mut Bindings, call: &Call| {
+                call_and_record(jet, world, recorder, bindings, threads, call)
+            };
+            if wind_down == WindDown::EndSessions
+                && call(main_bindings, &Call::EndSession { ses }).is_ok()
+            {
+                continue;
+            }
             for _ in 0..=jetsim_engine::instance::TRANSACTION_LEVEL_MAX {
-                if !call_and_record(
-                    jet,
-                    world,
-                    recorder,
-                    main_bindings,
-                    threads,
-                    &Call::Rollback { ses },
-                )
-                .is_ok()
-                {
+                if !call(main_bindings, &Call::Rollback { ses }).is_ok() {
                     break;
                 }
             }
@@ -2198,7 +2199,13 @@ fn execution(
     };
     let crash_before_term = config.faults.is_some_and(|f| f.crash_before_term);
     if !crash_before_term {
-        roll_back_every_session(&jet, &world, &recorder, &mut main_bindings);
+        wind_down_every_session(
+            &jet,
+            &world,
+            &recorder,
+            &mut main_bindings,
+            config.wind_down,
+        );
     }
     let end = end_state(&jet, &world, &lock(&sessions));
     let failure = jet.instance_failure(world.main).ok().flatten();
