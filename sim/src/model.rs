@@ -89,6 +89,11 @@ pub struct ModelTransaction {
     pub snapshot_ts: u64,
     /// Writes per level (index 0 = level 1): (table, key) → value (`None`: deleted).
     pub levels: Vec<BTreeMap<(u8, u8), Option<u8>>>,
+    /// Versions per level, as the engine's version store holds them: one per write, so a
+    /// record written twice counts twice (the map above keeps its last value once); a
+    /// nested commit moves its level's versions to the enclosing level.
+    #[serde(default)]
+    pub versions: Vec<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -354,6 +359,11 @@ pub struct ModelState {
     /// The tables of the database (setup's `t0`, `t1`; DDL creates and deletes others).
     #[serde(default = "setup_tables")]
     pub tables: Shared<BTreeSet<u8>>,
+    /// Versions of committed transactions the version store may still need: (commit
+    /// timestamp, versions), oldest first; those at or before every open snapshot are dead
+    /// (see [`live_versions`]) and dropped at commits.
+    #[serde(default)]
+    pub committed_versions: Vec<(u64, u32)>,
 }
 
 fn setup_tables() -> Shared<BTreeSet<u8>> {
@@ -385,6 +395,7 @@ impl ModelState {
                 .collect(),
             parameters: None,
             tables: setup_tables(),
+            committed_versions: Vec::new(),
         }
     }
 
@@ -517,6 +528,7 @@ impl ModelState {
             commits,
             parameters,
             tables,
+            committed_versions,
         } = self;
         (phase, uninitialized_alive, defrag_parked, caches_quiesced).hash(hasher);
         (log_stopped, attached, database_epoch, parameters).hash(hasher);
@@ -536,6 +548,16 @@ impl ModelState {
         snapshots.sort_unstable();
         snapshots.dedup();
         let seen = hash_epochs(commits, &snapshots, hasher);
+        // Committed versions matter only through the snapshots that may still need them:
+        // for each, how many were committed after it.
+        for &snapshot in &snapshots {
+            let after: u64 = committed_versions
+                .iter()
+                .filter(|&&(ts, _)| ts > snapshot)
+                .map(|&(_, versions)| u64::from(versions))
+                .sum();
+            after.hash(hasher);
+        }
         // The sessions but their snapshots' timestamps, then, for each transaction in
         // session order, the number of epochs its snapshot sees.
         hasher.write_u64(sessions.digest(|sessions, hasher| {
@@ -553,7 +575,8 @@ impl ModelState {
                     Some(ModelTransaction {
                         snapshot_ts: _,
                         levels,
-                    }) => (1u8, levels).hash(hasher),
+                        versions,
+                    }) => (1u8, levels, versions).hash(hasher),
                 }
             }
         }));
@@ -1010,6 +1033,7 @@ fn rollback_level(s: &mut ModelState, session: ObjectId) {
     let entry = s.sessions.get_mut(&session).expect("alive");
     let txn = entry.transaction.as_mut().expect("level > 0");
     txn.levels.pop();
+    txn.versions.pop();
     if txn.levels.is_empty() {
         entry.transaction = None;
     }
@@ -1058,6 +1082,7 @@ fn write(
         .last_mut()
         .expect("level")
         .insert((table, key), value);
+    *txn.versions.last_mut().expect("level") += 1;
     Ok(())
 }
 
@@ -1068,7 +1093,33 @@ fn write_checks(s: &ModelState, session: ObjectId, table: u8, key: u8) -> Result
     if conflicts(s, session, table, key) {
         return Err(E::WriteConflict);
     }
+    // The engine's reserve: when its store is full it cleans inline, which leaves exactly
+    // the live versions, and refuses only if those fill it; so whatever the background
+    // cleanup did before, the answer depends on the live versions alone.
+    let max_versions = s.parameters.map(|p| p.version_store_max_versions);
+    if max_versions.is_some_and(|max| live_versions(s) >= max) {
+        return Err(E::VersionStoreOutOfMemory);
+    }
     Ok(())
+}
+
+/// The versions the engine's version store must keep now, which is what its cleanup leaves:
+/// every write of an open transaction, and each committed write some open snapshot predates
+/// (a snapshot at or after a commit sees its result, so the versions before it are dead).
+fn live_versions(s: &ModelState) -> u64 {
+    let uncommitted: u64 = alive_transactions(s)
+        .flat_map(|t| t.versions.iter())
+        .map(|&versions| u64::from(versions))
+        .sum();
+    let horizon = alive_transactions(s).map(|t| t.snapshot_ts).min();
+    let committed: u64 = horizon.map_or(0, |horizon| {
+        s.committed_versions
+            .iter()
+            .filter(|&&(ts, _)| ts > horizon)
+            .map(|&(_, versions)| u64::from(versions))
+            .sum()
+    });
+    uncommitted + committed
 }
 
 fn current_key(s: &ModelState, cursor: ObjectId) -> Result<u8, E> {
@@ -1161,14 +1212,14 @@ fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Cal
             }
             let snapshot_ts = s.last_commit_ts;
             let entry = s.sessions.get_mut(&session).expect("alive");
-            entry
-                .transaction
-                .get_or_insert_with(|| ModelTransaction {
-                    snapshot_ts,
-                    levels: Vec::new(),
-                })
-                .levels
-                .push(BTreeMap::new());
+            entry.transaction.get_or_insert_with(|| ModelTransaction {
+                snapshot_ts,
+                levels: Vec::new(),
+                versions: Vec::new(),
+            });
+            let txn = entry.transaction.as_mut().expect("just begun");
+            txn.levels.push(BTreeMap::new());
+            txn.versions.push(0);
             Ok(Outcome::Ok)
         }
         Call::CommitTransaction { .. } => {
@@ -1183,6 +1234,7 @@ fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Cal
             let entry = s.sessions.get_mut(&session).expect("alive");
             let txn = entry.transaction.as_mut().expect("level > 0");
             let top = txn.levels.pop().expect("level > 0");
+            let top_versions = txn.versions.pop().expect("level > 0");
             if level == 1 {
                 entry.transaction = None;
                 s.last_commit_ts += 1;
@@ -1190,8 +1242,17 @@ fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Cal
                 for ((table, key), value) in top {
                     s.commits.push((ts, table, key, value));
                 }
+                if top_versions > 0 {
+                    s.committed_versions.push((ts, top_versions));
+                }
+                // Versions no open snapshot predates are dead for good (snapshots only
+                // get newer).
+                let horizon = alive_transactions(s).map(|t| t.snapshot_ts).min();
+                let horizon = horizon.unwrap_or(s.last_commit_ts);
+                s.committed_versions.retain(|&(ts, _)| ts > horizon);
             } else {
                 txn.levels.last_mut().expect("outer level").extend(top);
+                *txn.versions.last_mut().expect("outer level") += top_versions;
             }
             for cursor in s.cursors.values_mut() {
                 if cursor.alive && cursor.session == session {
@@ -1481,12 +1542,13 @@ mod tests {
         /// The model's own contract: an error result leaves the state unchanged, so does
         /// any result of a call `never_changes_state` lists, and a success is deterministic.
         #[test]
-        fn errors_leave_the_state_unchanged(calls in proptest::collection::vec((0usize..3, any_call()), 1..80)) {
+        fn errors_leave_the_state_unchanged(calls in proptest::collection::vec((0usize..3, any_call()), 1..80), small_store in any::<bool>()) {
             let mut state = ModelState::initial(&[(0, 1), (3, 4), (30, 200)]);
             state.parameters = Some(ModelParameters {
                 checkpoint_depth_max_bytes: 4096,
                 cache_size_pages: 16,
-                version_store_max_versions: 1 << 16,
+                // A small store refuses writes with VersionStoreOutOfMemory too.
+                version_store_max_versions: if small_store { 3 } else { 1 << 16 },
                 online_defrag: true,
             });
             for (thread, call) in &calls {
@@ -1608,6 +1670,63 @@ mod tests {
         }
         script.push(end);
         stepped(&opened(state, thread), thread, &script)
+    }
+
+    #[test]
+    fn a_write_finds_room_unless_the_live_versions_fill_the_store() {
+        // Goal: the version store's limit counts what a full store's cleanup leaves: every
+        // write of an open transaction (a record written twice counts twice) and the
+        // committed writes an open snapshot predates; no other committed write.
+        let mut start = ModelState::initial(&[]);
+        start.parameters = Some(ModelParameters {
+            checkpoint_depth_max_bytes: 0,
+            cache_size_pages: 16,
+            version_store_max_versions: 2,
+            online_defrag: false,
+        });
+        let ses = Ref::Var(0);
+        let insert = |key| Call::Insert {
+            ses,
+            table: Ref::Var(0),
+            key,
+            value: 1,
+        };
+        let replace = || Call::Replace {
+            ses,
+            table: Ref::Var(0),
+            value: 2,
+        };
+        let begin = || Call::BeginTransaction { ses };
+        let full = Outcome::err(E::VersionStoreOutOfMemory);
+        // One transaction writes a record twice: two versions, the store is full.
+        let twice = stepped(&opened(&start, 0), 0, &[begin(), insert(1), replace()]);
+        assert_eq!(step(&twice, 0, &insert(2)).0, full);
+        // Committed with no snapshot open, its versions are dead: room again.
+        let commit = || Call::CommitTransaction { ses };
+        let dead = stepped(&twice, 0, &[commit(), begin()]);
+        assert_eq!(step(&dead, 0, &insert(2)).0, Outcome::Ok);
+        // The same commit while another transaction's snapshot predates it: still live.
+        let reader = stepped(&opened(&start, 1), 1, &[begin()]);
+        let kept = stepped(
+            &opened(&reader, 0),
+            0,
+            &[begin(), insert(1), replace(), commit()],
+        );
+        let writer = stepped(&kept, 0, &[begin()]);
+        assert_eq!(step(&writer, 0, &insert(2)).0, full);
+        // The reader's rollback lets them go.
+        let released = stepped(&writer, 1, &[Call::Rollback { ses }]);
+        assert_eq!(step(&released, 0, &insert(2)).0, Outcome::Ok);
+        // A nested commit keeps its versions in the transaction; a rollback drops them.
+        let nested = stepped(
+            &opened(&start, 0),
+            0,
+            &[begin(), insert(1), begin(), insert(2)],
+        );
+        let merged = stepped(&nested, 0, &[commit()]);
+        assert_eq!(step(&merged, 0, &insert(3)).0, full);
+        let dropped = stepped(&nested, 0, &[Call::Rollback { ses }]);
+        assert_eq!(step(&dropped, 0, &insert(3)).0, Outcome::Ok);
     }
 
     #[test]

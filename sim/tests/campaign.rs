@@ -460,6 +460,14 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
         Scheduling::Mix,
         100,
     ),
+    // The small-version-store runs (one in three, where the setup fits): a write the full
+    // store should refuse with VersionStoreOutOfMemory succeeds (first at seed 51).
+    (
+        Rule::Linearizability,
+        Mutant::VersionStoreOneOverLimit,
+        Scheduling::Mix,
+        200,
+    ),
     // The wind-down that ends every session (half the runs): an ended session's outer
     // levels left open reach the disk at the clean final term (first at seed 343).
     (

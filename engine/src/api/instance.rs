@@ -162,6 +162,10 @@ impl<R: Runtime> Jet<R> {
                         .set_nested_commit_moves_newest_only(planted(
                             Mutant::NestedCommitMovesNewestVersionOnly,
                         ));
+                    state
+                        .versions_mut()
+                        .version_store
+                        .set_one_over_limit(planted(Mutant::VersionStoreOneOverLimit));
                     debug_assert!(
                         state.versions_mut().logged_commits.is_empty(),
                         "term emptied it"

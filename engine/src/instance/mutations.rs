@@ -227,6 +227,10 @@ pub enum Mutant {
     /// store with no session to end them, uncommitted for ever, and a clean term writes them
     /// to the file.
     EndSessionRollsBackOneLevel,
+    /// The version store's full check lets one version past `VersionStoreMaxVersions` in (a
+    /// `<=` where `<` belongs) before it cleans up or refuses: a write the documented
+    /// `VersionStoreOutOfMemory` should refuse succeeds.
+    VersionStoreOneOverLimit,
 }
 
 impl Mutant {
@@ -281,6 +285,7 @@ impl Mutant {
         Mutant::DatabaseSharingUnchecked,
         Mutant::DetachRecordNotFlushed,
         Mutant::EndSessionRollsBackOneLevel,
+        Mutant::VersionStoreOneOverLimit,
     ];
 
     const fn bit(self) -> u64 {

@@ -98,6 +98,8 @@ pub struct VersionStore {
     /// Planted bug `NestedCommitMovesNewestVersionOnly`: a nested commit moves only each
     /// record's newest version down a level.
     nested_commit_moves_newest_only: bool,
+    /// Planted bug `VersionStoreOneOverLimit`: the full check lets one more version in.
+    one_over_limit: bool,
     /// Versions left by the last cleanup: the store asks for the next one once it has grown
     /// by [`CLEANUP_BATCH_VERSIONS`] since.
     versions_after_cleanup: u64,
@@ -134,6 +136,7 @@ impl VersionStore {
             versions_cleaned: 0,
             chain_walk_repeats_key: false,
             nested_commit_moves_newest_only: false,
+            one_over_limit: false,
             versions_after_cleanup: 0,
         }
     }
@@ -163,6 +166,11 @@ impl VersionStore {
     /// Plants `NestedCommitMovesNewestVersionOnly` (see [`crate::Mutant`]).
     pub fn set_nested_commit_moves_newest_only(&mut self, planted: bool) {
         self.nested_commit_moves_newest_only = planted;
+    }
+
+    /// Plants `VersionStoreOneOverLimit` (see [`crate::Mutant`]).
+    pub fn set_one_over_limit(&mut self, planted: bool) {
+        self.one_over_limit = planted;
     }
 
     /// Whether the background should clean up now: the store is half full, or has grown by a
@@ -347,7 +355,8 @@ impl VersionStore {
 
     /// Makes room for one more version: inline cleanup first, then the documented error.
     pub fn reserve(&mut self) -> JetResult<()> {
-        if self.versions < self.max_versions {
+        let max_versions = self.max_versions + u64::from(self.one_over_limit);
+        if self.versions < max_versions {
             return Ok(());
         }
         self.cleanup();

@@ -45,7 +45,10 @@ pub enum Scheduling {
 pub struct EngineParameters {
     pub cache_size_pages: u64,
     pub checkpoint_depth_max_bytes: u64,
-    /// Large enough that the workload never fills it: the model does not model cleanup timing.
+    /// 65,536, which no workload fills, but in the small-version-store runs
+    /// ([`SMALL_VERSION_STORE_RUNS_IN`]). Whether a write finds room does not depend on when
+    /// the background cleanup ran (a full store cleans inline first), so the model decides
+    /// it from the versions still live.
     pub version_store_max_versions: u64,
     pub online_defrag: bool,
     pub background_thread: bool,
@@ -167,6 +170,21 @@ pub const DEEP_NESTING_RUNS_IN: u64 = 8;
 /// Whether run `seed` nests deep: a stream of its own, so other seeds keep their meaning.
 fn deep_nesting_switch(seed: u64) -> bool {
     SplitMix64::new(seed ^ 0xDEE9_DEE9_DEE9_DEE9).chance(1, DEEP_NESTING_RUNS_IN)
+}
+
+/// One run in this many has a version store of [`SMALL_VERSION_STORE_VERSIONS`] versions (a
+/// stream of its own; only where the setup's records fit in it), so writes meet
+/// `VersionStoreOutOfMemory` and the live-version count decides them.
+pub const SMALL_VERSION_STORE_RUNS_IN: u64 = 3;
+/// The sizes a small version store is drawn from.
+pub const SMALL_VERSION_STORE_VERSIONS: std::ops::RangeInclusive<u64> = 1..=4;
+
+/// The version store's size in run `seed`, when it is a small-version-store run.
+fn small_version_store_switch(seed: u64) -> Option<u64> {
+    let mut rng = SplitMix64::new(seed ^ 0x5E45_10E5_5E45_10E5);
+    let versions = &SMALL_VERSION_STORE_VERSIONS;
+    rng.chance(1, SMALL_VERSION_STORE_RUNS_IN)
+        .then(|| versions.start() + rng.below(versions.end() - versions.start() + 1))
 }
 
 /// One [`StopPlan::PartialThenFull`] run in this many is [`StopPlan::PartialOnly`].
@@ -579,6 +597,12 @@ impl RunConfig {
         };
         let initial_records = initial_records(&mut rng, reach);
         let schedule_seed = rng.next_u64();
+        // The setup commits its records in one transaction, a version each.
+        if let Some(versions) = small_version_store_switch(seed)
+            .filter(|&versions| initial_records.len() as u64 <= versions)
+        {
+            engine.version_store_max_versions = versions;
+        }
         let (read_latency_ops, write_latency_ops) = SlowDiskSwitch::latencies_ops(slow_disk);
         let mut config = RunConfig {
             seed,
