@@ -788,6 +788,16 @@ fn a_database_another_log_left_dirty_waits_for_that_logs_recovery() {
     assert_eq!(jet.term(b), Ok(TermOutcome::Clean));
 }
 
+/// A run with `mutations` planted that committed 100 records and closed its table and
+/// database, ready to detach.
+fn loaded_and_closed(io: &MemIo, mutations: Mutations) -> Run {
+    let run = start_with(io, mutations, 256).expect("start");
+    run.load(0..100, "a");
+    run.jet.close_table(run.s, run.t).unwrap();
+    run.jet.close_database(run.s, run.d).unwrap();
+    run
+}
+
 #[test]
 fn a_detach_is_in_the_durable_log_when_it_returns() {
     // Goal: a crash right after a detach returned leaves A's log naming the database
@@ -799,10 +809,7 @@ fn a_detach_is_in_the_durable_log_when_it_returns() {
     for (mutations, owned_elsewhere) in [(Mutations::NONE, vec![]), (planted, vec![DB.to_owned()])]
     {
         let io = MemIo::new();
-        let run = start_with(&io, mutations, 256).expect("start");
-        run.load(0..100, "a");
-        run.jet.close_table(run.s, run.t).unwrap();
-        run.jet.close_database(run.s, run.d).unwrap();
+        let run = loaded_and_closed(&io, mutations);
         run.jet.detach_database(run.s, DB).unwrap();
         io.cut_power_after_ops(Some(io.mutating_ops()));
         drop(run);
@@ -831,23 +838,16 @@ fn a_database_attached_under_another_log_is_left_alone() {
     // its checkpoint. DB is then attached to instance B (another log), changed and
     // detached. A's recovery must not replay its old page images over B's data: the header
     // names B's log.
-    let load_and_close = |io: &MemIo| {
-        let run = start(io);
-        run.load(0..100, "a");
-        run.jet.close_table(run.s, run.t).unwrap();
-        run.jet.close_database(run.s, run.d).unwrap();
-        run
-    };
     // A detach's disk operations, counted on a twin run (no background thread: the same).
     let detach_ops = {
         let io = MemIo::new();
-        let run = load_and_close(&io);
+        let run = loaded_and_closed(&io, Mutations::NONE);
         let before = io.mutating_ops();
         run.jet.detach_database(run.s, DB).unwrap();
         io.mutating_ops() - before
     };
     let io = MemIo::new();
-    let run = load_and_close(&io);
+    let run = loaded_and_closed(&io, Mutations::NONE);
     io.cut_power_after_ops(Some(io.mutating_ops() + detach_ops - 2));
     assert!(
         run.jet.detach_database(run.s, DB).is_err(),

@@ -642,6 +642,17 @@ fn print_throughput(options: &CampaignOptions, summary: &CampaignSummary) {
     );
 }
 
+/// What `rule` checked over the campaign: how many checks it made, how many it could not,
+/// and those by why (`-` for none).
+fn rule_counts(summary: &CampaignSummary, rule: Rule) -> (u64, u64, String) {
+    let unobservable = summary.stops_unobservable.get(&rule);
+    (
+        summary.stops_observed.get(&rule).copied().unwrap_or(0),
+        unobservable.map_or(0, |u| u.values().sum::<u64>()),
+        unobservable.map_or_else(|| "-".to_owned(), counts_line),
+    )
+}
+
 /// The summary's stop and crash lines: where stops landed, what the stop rules could check,
 /// and (when runs crashed) where the power cuts met the run and what recovery did.
 fn print_stops_and_crashes(options: &CampaignOptions, summary: &CampaignSummary) {
@@ -658,61 +669,35 @@ fn print_stops_and_crashes(options: &CampaignOptions, summary: &CampaignSummary)
         Rule::VersionCleanup,
         Rule::DefragParked,
     ] {
-        let unobservable = summary.stops_unobservable.get(&rule);
+        let (observed, unobservable, why) = rule_counts(summary, rule);
         println!(
-            "  {:<22} {:>10} stops checked, {} unobservable ({})",
+            "  {:<22} {observed:>10} stops checked, {unobservable} unobservable ({why})",
             format!("{} observed", rule.name()),
-            summary.stops_observed.get(&rule).copied().unwrap_or(0),
-            unobservable.map_or(0, |u| u.values().sum::<u64>()),
-            unobservable.map_or_else(|| "-".to_owned(), counts_line)
         );
     }
     println!(
         "  checkpoints audited    {:>10} durable checkpoints against the database file, {} page changes checked",
         summary.checkpoints_audited, summary.page_changes_audited
     );
-    let unobservable = summary.stops_unobservable.get(&Rule::CommitDurable);
+    let (observed, unobservable, why) = rule_counts(summary, Rule::CommitDurable);
     println!(
-        "  commit-durable         {:>10} level-1 commits checked against the durable log, {} unobservable ({})",
-        summary
-            .stops_observed
-            .get(&Rule::CommitDurable)
-            .copied()
-            .unwrap_or(0),
-        unobservable.map_or(0, |u| u.values().sum::<u64>()),
-        unobservable.map_or_else(|| "-".to_owned(), counts_line)
+        "  commit-durable         {observed:>10} level-1 commits checked against the durable log, {unobservable} unobservable ({why})",
     );
-    println!(
-        "  detach-durable         {:>10} detaches checked against the durable log",
-        summary
-            .stops_observed
-            .get(&Rule::DetachDurable)
-            .copied()
-            .unwrap_or(0),
-    );
+    let (observed, _, _) = rule_counts(summary, Rule::DetachDurable);
+    println!("  detach-durable         {observed:>10} detaches checked against the durable log");
     println!(
         "  write-ahead audited    {:>10} database page writes against the durable log, {} log writes against its durable bytes",
         summary.write_ahead_pages, summary.log_writes_audited
     );
-    let unobservable = summary.stops_unobservable.get(&Rule::TermDisk);
+    let (observed, unobservable, why) = rule_counts(summary, Rule::TermDisk);
     println!(
-        "  term disks read back   {:>10} runs' disks after the final term, {} committed records found; {} database files read alone after a clean term or a detach, {} unobservable ({})",
+        "  term disks read back   {:>10} runs' disks after the final term, {} committed records found; {observed} database files read alone after a clean term or a detach, {unobservable} unobservable ({why})",
         summary.term_disks_read,
         summary.term_disk_records,
-        summary.stops_observed.get(&Rule::TermDisk).copied().unwrap_or(0),
-        unobservable.map_or(0, |u| u.values().sum::<u64>()),
-        unobservable.map_or_else(|| "-".to_owned(), counts_line)
     );
-    let unobservable = summary.stops_unobservable.get(&Rule::DatabaseSharing);
+    let (observed, unobservable, why) = rule_counts(summary, Rule::DatabaseSharing);
     println!(
-        "  database sharing       {:>10} runs' database files attached by another instance after the wind-down, {} unobservable ({})",
-        summary
-            .stops_observed
-            .get(&Rule::DatabaseSharing)
-            .copied()
-            .unwrap_or(0),
-        unobservable.map_or(0, |u| u.values().sum::<u64>()),
-        unobservable.map_or_else(|| "-".to_owned(), counts_line)
+        "  database sharing       {observed:>10} runs' database files attached by another instance after the wind-down, {unobservable} unobservable ({why})",
     );
     let power_cuts: u64 = summary.power_cuts_met_by.values().sum();
     // Default runs crash too (the seed's crash switch).
