@@ -772,10 +772,7 @@ fn a_database_another_log_left_dirty_waits_for_that_logs_recovery() {
     run.flush_log();
     drop(run);
     io.crash();
-    let jet = StdJet::new(env_on(&io));
-    let b = jet.create_instance("other").unwrap();
-    jet.init(b).unwrap();
-    let s = jet.begin_session(b).unwrap();
+    let (jet, b, s) = other_instance(&io);
     assert_eq!(
         jet.attach_database(s, DB),
         Err(JetError::DatabaseDirtyShutdown)
@@ -786,6 +783,15 @@ fn a_database_another_log_left_dirty_waits_for_that_logs_recovery() {
     assert_eq!(jet.observe(b).unwrap().committed[DB]["t"], a_data);
     jet.end_session(s).unwrap();
     assert_eq!(jet.term(b), Ok(TermOutcome::Clean));
+}
+
+/// Instance B ("other", a log of its own) on `io`, initialized, with a session.
+fn other_instance(io: &MemIo) -> (StdJet, InstanceHandle, SessionHandle) {
+    let jet = StdJet::new(env_on(io));
+    let b = jet.create_instance("other").unwrap();
+    jet.init(b).unwrap();
+    let s = jet.begin_session(b).unwrap();
+    (jet, b, s)
 }
 
 /// A run with `mutations` planted that committed 100 records and closed its table and
@@ -814,10 +820,7 @@ fn a_detach_is_in_the_durable_log_when_it_returns() {
         io.cut_power_after_ops(Some(io.mutating_ops()));
         drop(run);
         io.crash();
-        let jet = StdJet::new(env_on(&io));
-        let b = jet.create_instance("other").unwrap();
-        jet.init(b).unwrap();
-        let s = jet.begin_session(b).unwrap();
+        let (jet, b, s) = other_instance(&io);
         assert_eq!(jet.attach_database(s, DB), Ok(AttachOutcome::Attached));
         jet.detach_database(s, DB).unwrap();
         jet.end_session(s).unwrap();
@@ -856,10 +859,7 @@ fn a_database_attached_under_another_log_is_left_alone() {
     drop(run);
     io.crash();
     let b_data = {
-        let jet = StdJet::new(env_on(&io));
-        let b = jet.create_instance("other").unwrap();
-        jet.init(b).unwrap();
-        let s = jet.begin_session(b).unwrap();
+        let (jet, b, s) = other_instance(&io);
         let (d, t) = reattach(&jet, s);
         jet.begin_transaction(s).unwrap();
         for i in 0..300u32 {
@@ -871,10 +871,7 @@ fn a_database_attached_under_another_log_is_left_alone() {
         jet.detach_database(s, DB).unwrap();
         jet.end_session(s).unwrap();
         jet.term(b).unwrap();
-        let jet = StdJet::new(env_on(&io));
-        let b = jet.create_instance("other").unwrap();
-        jet.init(b).unwrap();
-        let s = jet.begin_session(b).unwrap();
+        let (jet, b, s) = other_instance(&io);
         jet.attach_database(s, DB).unwrap();
         let data = jet.observe(b).unwrap().committed[DB]["t"].clone();
         jet.end_session(s).unwrap();
