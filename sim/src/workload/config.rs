@@ -114,6 +114,15 @@ impl WindDown {
     pub fn is_roll_back(&self) -> bool {
         *self == WindDown::RollBack
     }
+
+    /// Run `seed`'s wind-down ([`END_SESSIONS_RUNS_IN`]).
+    fn of_run(seed: u64) -> WindDown {
+        if end_sessions_switch(seed) {
+            WindDown::EndSessions
+        } else {
+            WindDown::RollBack
+        }
+    }
 }
 
 /// One run in this many winds down by ending its sessions ([`WindDown::EndSessions`]).
@@ -179,12 +188,15 @@ pub const SMALL_VERSION_STORE_RUNS_IN: u64 = 3;
 /// The sizes a small version store is drawn from.
 pub const SMALL_VERSION_STORE_VERSIONS: std::ops::RangeInclusive<u64> = 1..=4;
 
-/// The version store's size in run `seed`, when it is a small-version-store run.
-fn small_version_store_switch(seed: u64) -> Option<u64> {
+/// The version store's size in run `seed`, when it is a small-version-store run and the
+/// setup's `initial_records` fit in it (the setup commits them in one transaction, a
+/// version each).
+fn small_version_store(seed: u64, initial_records: &[(u8, u8)]) -> Option<u64> {
     let mut rng = SplitMix64::new(seed ^ 0x5E45_10E5_5E45_10E5);
     let versions = &SMALL_VERSION_STORE_VERSIONS;
     rng.chance(1, SMALL_VERSION_STORE_RUNS_IN)
         .then(|| versions.start() + rng.below(versions.end() - versions.start() + 1))
+        .filter(|&versions| initial_records.len() as u64 <= versions)
 }
 
 /// One [`StopPlan::PartialThenFull`] run in this many is [`StopPlan::PartialOnly`].
@@ -597,10 +609,7 @@ impl RunConfig {
         };
         let initial_records = initial_records(&mut rng, reach);
         let schedule_seed = rng.next_u64();
-        // The setup commits its records in one transaction, a version each.
-        if let Some(versions) = small_version_store_switch(seed)
-            .filter(|&versions| initial_records.len() as u64 <= versions)
-        {
+        if let Some(versions) = small_version_store(seed, &initial_records) {
             engine.version_store_max_versions = versions;
         }
         let (read_latency_ops, write_latency_ops) = SlowDiskSwitch::latencies_ops(slow_disk);
@@ -614,11 +623,7 @@ impl RunConfig {
             faults,
             read_latency_ops,
             write_latency_ops,
-            wind_down: if end_sessions_switch(seed) {
-                WindDown::EndSessions
-            } else {
-                WindDown::RollBack
-            },
+            wind_down: WindDown::of_run(seed),
         };
         if config.faults.is_some() {
             config.shape.committed_writes = true;
