@@ -58,6 +58,8 @@ marks_list! {
     BtreeRootSplit => "btree_root_split",
     /// Online defrag merged two sibling pages (pages moved, one freed).
     DefragMergedPages => "defrag_merged_pages",
+    /// Online defrag merged two sibling internal nodes (their separator came down).
+    DefragMergedInternalPages => "defrag_merged_internal_pages",
     /// The buffer manager evicted a dirty page, writing it back first.
     EvictionWroteDirtyPage => "eviction_wrote_dirty_page",
     /// `index_record_count` let go of the instance lock between steps.

@@ -399,12 +399,25 @@ impl ModelState {
         }
     }
 
-    /// The state right after the setup of run `config` (its records and parameters).
+    /// The state right after the setup of run `config` (its records, the ones it then
+    /// deleted, and its parameters).
     pub fn for_run(config: &crate::workload::config::RunConfig) -> ModelState {
-        ModelState {
+        let mut state = ModelState {
             parameters: Some(ModelParameters::of_run(&config.engine)),
             ..ModelState::initial(&config.initial_records)
+        };
+        if !config.setup_deleted_keys.is_empty() {
+            // The setup's second transaction: one commit, after the inserts'.
+            state.last_commit_ts += 1;
+            let ts = state.last_commit_ts;
+            state.commits.extend(
+                config
+                    .setup_deleted_keys
+                    .iter()
+                    .map(|&key| (ts, 0, key, None)),
+            );
         }
+        state
     }
 
     /// The committed value of `(table, key)` as of `ts`.

@@ -468,6 +468,14 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
         Scheduling::Mix,
         200,
     ),
+    // Online defrag's internal-node merges, reached in the shrunk big tables: a wrong
+    // separator hides committed records from reads (first at seed 201).
+    (
+        Rule::Linearizability,
+        Mutant::InternalMergeWrongSeparator,
+        Scheduling::Mix,
+        400,
+    ),
     // The wind-down that ends every session (half the runs): an ended session's outer
     // levels left open reach the disk at the clean final term (first at seed 343).
     (

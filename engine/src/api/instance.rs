@@ -142,6 +142,7 @@ impl<R: Runtime> Jet<R> {
                     storage.set_group_flush_end_rewinds(planted(Mutant::GroupFlushEndRewindsLog));
                     storage.set_detach_leaves_dirty(planted(Mutant::DetachLeavesDatabaseDirty));
                     storage.set_detach_record_not_flushed(planted(Mutant::DetachRecordNotFlushed));
+                    storage.set_merge_separator_wrong(planted(Mutant::InternalMergeWrongSeparator));
                     storage.set_marks(core.marks.clone());
                     storage.set_latched_io_check(assert_no_shared_latch_io::<R>);
                     storage.set_rank_hooks(crate::runtime::sync::RankHooks::of::<R>());

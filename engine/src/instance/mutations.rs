@@ -231,6 +231,13 @@ pub enum Mutant {
     /// `<=` where `<` belongs) before it cleans up or refuses: a write the documented
     /// `VersionStoreOutOfMemory` should refuse succeeds.
     VersionStoreOneOverLimit,
+    /// Online defrag merges two sibling internal nodes around the right one's first key
+    /// instead of bringing their parent's separator down: the keys between the separator
+    /// and that first key then route to the left node's last child, where they are not, so
+    /// committed records vanish from seeks and moves and inserts land in the wrong leaf.
+    /// Reached only in trees of three levels emptied enough for defrag to merge their
+    /// internal nodes (the shrunk big tables).
+    InternalMergeWrongSeparator,
 }
 
 impl Mutant {
@@ -286,6 +293,7 @@ impl Mutant {
         Mutant::DetachRecordNotFlushed,
         Mutant::EndSessionRollsBackOneLevel,
         Mutant::VersionStoreOneOverLimit,
+        Mutant::InternalMergeWrongSeparator,
     ];
 
     const fn bit(self) -> u64 {

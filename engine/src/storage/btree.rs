@@ -357,7 +357,12 @@ pub struct Merge {
 /// One online-defrag step in one tree: collapses a root with a single child, or merges the
 /// first pair of under-full sibling nodes (deepest level first, then key order) into the left
 /// one and frees the right. `None` when the tree has nothing to merge.
-pub fn defrag_step(pager: &mut Pager<'_>, root: PageNumber) -> JetResult<Option<Merge>> {
+/// `wrong_separator` is planted bug `InternalMergeWrongSeparator` (see [`try_merge`]).
+pub fn defrag_step(
+    pager: &mut Pager<'_>,
+    root: PageNumber,
+    wrong_separator: bool,
+) -> JetResult<Option<Merge>> {
     let node = pager.read_node(root)?;
     if let Node::Internal { keys, children } = &node {
         if keys.is_empty() {
@@ -370,7 +375,18 @@ pub fn defrag_step(pager: &mut Pager<'_>, root: PageNumber) -> JetResult<Option<
         }
     }
     let mut budget = Budget::new(pager);
-    defrag_in(pager, root, node, true, 0, &mut budget)
+    let mut walk = DefragWalk {
+        budget: &mut budget,
+        wrong_separator,
+    };
+    defrag_in(pager, root, node, true, 0, &mut walk)
+}
+
+/// What every level of one defrag step's walk shares.
+struct DefragWalk<'b> {
+    budget: &'b mut Budget,
+    /// Planted bug `InternalMergeWrongSeparator`.
+    wrong_separator: bool,
 }
 
 /// Copies the root's only child into the root and frees the child: one level less.
@@ -392,10 +408,10 @@ fn defrag_in(
     node: Node,
     is_root: bool,
     depth: usize,
-    budget: &mut Budget,
+    walk: &mut DefragWalk<'_>,
 ) -> JetResult<Option<Merge>> {
     check_depth(depth)?;
-    budget.spend()?;
+    walk.budget.spend()?;
     let Node::Internal {
         mut keys,
         mut children,
@@ -409,19 +425,19 @@ fn defrag_in(
         .collect::<JetResult<Vec<Node>>>()?;
     // Deeper levels first: merging leaves is what empties internal nodes.
     for (&child, child_node) in children.iter().zip(&child_nodes) {
-        if let Some(merge) = defrag_in(pager, child, child_node.clone(), false, depth + 1, budget)?
-        {
+        if let Some(merge) = defrag_in(pager, child, child_node.clone(), false, depth + 1, walk)? {
             return Ok(Some(merge));
         }
     }
     for index in 0..keys.len() {
         let (left, right) = (&child_nodes[index], &child_nodes[index + 1]);
-        let Some(merged) = try_merge(left, &keys[index], right)? else {
+        let Some(merged) = try_merge(left, &keys[index], right, walk.wrong_separator)? else {
             continue;
         };
         let entries_moved = right.entry_count() as u64 + u64::from(!right.is_leaf());
         let (left_page, right_page) = (children[index], children[index + 1]);
         crate::mark!(pager.marks(), DefragMergedPages);
+        crate::mark!(pager.marks(), DefragMergedInternalPages if !right.is_leaf());
         pager.write_node(left_page, merged)?;
         keys.remove(index);
         children.remove(index + 1);
@@ -443,8 +459,20 @@ fn defrag_in(
 }
 
 /// The merge of two sibling nodes, if the result fits and the pair is worth merging: their
-/// combined body takes at most half a page, or either is empty.
-fn try_merge(left: &Node, separator: &[u8], right: &Node) -> JetResult<Option<Node>> {
+/// combined body takes at most half a page, or either is empty. With `wrong_separator`
+/// (planted bug `InternalMergeWrongSeparator`) two internal nodes merge around the right
+/// one's first key instead of their parent's separator: the keys between the two then route
+/// to the left node's last child, where they are not.
+fn try_merge(
+    left: &Node,
+    separator: &[u8],
+    right: &Node,
+    wrong_separator: bool,
+) -> JetResult<Option<Node>> {
+    let separator = match right {
+        Node::Internal { keys, .. } if wrong_separator && !keys.is_empty() => &keys[0][..],
+        _ => separator,
+    };
     let merged = match (left, right) {
         (Node::Leaf { entries: left }, Node::Leaf { entries: right }) => Node::Leaf {
             entries: left.iter().chain(right).cloned().collect(),

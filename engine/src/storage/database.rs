@@ -585,13 +585,14 @@ impl<'a> Pager<'a> {
     }
 
     /// One online-defrag step over the whole database: the first mergeable pair of sibling
-    /// nodes, walking tables in name order and the catalog last.
-    pub fn defrag_step(&mut self) -> JetResult<Option<DefragReport>> {
+    /// nodes, walking tables in name order and the catalog last. `wrong_separator` is planted
+    /// bug `InternalMergeWrongSeparator`.
+    pub fn defrag_step(&mut self, wrong_separator: bool) -> JetResult<Option<DefragReport>> {
         let mut trees = self.tables()?;
         trees.push((CATALOG_NAME.to_owned(), CATALOG_ROOT_PAGE));
         let free_before = self.header.free_page_count;
         for (table, root) in trees {
-            if let Some(merge) = btree::defrag_step(self, root)? {
+            if let Some(merge) = btree::defrag_step(self, root, wrong_separator)? {
                 debug_assert_eq!(
                     u64::from(self.header.free_page_count - free_before),
                     merge.pages_freed

@@ -252,6 +252,8 @@ pub struct Storage {
     detach_leaves_dirty: bool,
     /// Planted bug `DetachRecordNotFlushed`.
     detach_record_not_flushed: bool,
+    /// Planted bug `InternalMergeWrongSeparator`.
+    merge_separator_wrong: bool,
 }
 
 /// What [`Storage::tail`] guards: the log, the transactions its records leave open, and the
@@ -485,6 +487,7 @@ impl Storage {
             term_checkpoint_skipped: false,
             detach_leaves_dirty: false,
             detach_record_not_flushed: false,
+            merge_separator_wrong: false,
         };
         storage.recovery = storage.recover(io, &records)?;
         Ok(storage)
@@ -563,8 +566,6 @@ impl Storage {
         &self.buffers.marks
     }
 
-    /// Planted bug `OperationLoggedPerPage` (tests only): log and cache each page change of a
-    /// tree operation at once instead of the whole operation as one record.
     /// Planted bug [`crate::Mutant::TermCheckpointNotPersisted`]: the clean shutdown does not
     /// persist its checkpoint.
     pub fn set_term_checkpoint_skipped(&mut self, skipped: bool) {
@@ -595,6 +596,14 @@ impl Storage {
         self.detach_record_not_flushed = not_flushed;
     }
 
+    /// Planted bug [`crate::Mutant::InternalMergeWrongSeparator`]: online defrag merges two
+    /// internal nodes around the right one's first key instead of their parent's separator.
+    pub fn set_merge_separator_wrong(&mut self, wrong: bool) {
+        self.merge_separator_wrong = wrong;
+    }
+
+    /// Planted bug `OperationLoggedPerPage` (tests only): log and cache each page change of a
+    /// tree operation at once instead of the whole operation as one record.
     pub fn set_operations_logged_per_page(&mut self, per_page: bool) {
         self.operations_logged_per_page = per_page;
     }
@@ -907,7 +916,7 @@ impl Storage {
         self.alive()?;
         self.check_file(file)?;
         let mut pager = Pager::open_staging(&self.buffers, missed, file)?;
-        let report = pager.defrag_step()?;
+        let report = pager.defrag_step(self.merge_separator_wrong)?;
         Ok(report.map(|report| (report, pager.into_staged())))
     }
 
@@ -1384,7 +1393,8 @@ impl Storage {
     /// One small online-defrag step in `file`: merges one pair of under-full sibling pages.
     /// `None` when there is nothing left to merge.
     pub fn defrag_step(&mut self, file: FileId) -> JetResult<Option<DefragReport>> {
-        self.with_pager(file, |p| p.defrag_step())
+        let wrong_separator = self.merge_separator_wrong;
+        self.with_pager(file, |p| p.defrag_step(wrong_separator))
     }
 
     /// Pages in the file, including the header, the catalog and free pages.

@@ -28,6 +28,8 @@
 //! - `initial_records` (default none): `(key, value)` pairs committed in table `t0` during
 //!   setup. The harness's setup is always the same: database `db/main.edb` attached with
 //!   tables `t0` and `t1`, a foreign instance, an uninitialized one and a terminated one.
+//! - `setup_deleted_keys` (default none): keys of `initial_records` the setup then deletes in
+//!   a second committed transaction (a shrunk big table, for online defrag to merge).
 //! - `threads`: one program per simulated thread, in the [`Call`] JSON form (handles are
 //!   symbolic: `{"Var": n}`, `"Nil"`, `"Foreign"`, `{"PeerCreated": {"thread": t, "n": n}}`,
 //!   instances `"Main"`, `"Nil"`, `"Uninitialized"`, `"Terminated"`). Each thread is followed by
@@ -99,6 +101,10 @@ pub struct Scenario {
     pub engine: EngineParameters,
     #[serde(default)]
     pub initial_records: Vec<(u8, u8)>,
+    /// Keys of `initial_records` the setup then deletes in a second committed transaction
+    /// (absent: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub setup_deleted_keys: Vec<u8>,
     pub threads: Vec<Vec<Call>>,
     pub schedule: ScenarioSchedule,
     #[serde(default)]
@@ -221,6 +227,14 @@ impl Scenario {
             return Err("at most 8 threads".into());
         }
         mutations_named(self.mutant.as_deref())?;
+        let mut deleted = std::collections::BTreeSet::new();
+        for &key in &self.setup_deleted_keys {
+            if !self.initial_records.iter().any(|&(k, _)| k == key) || !deleted.insert(key) {
+                return Err(format!(
+                    "setup_deleted_keys names key {key}, which is not an initial record's key or is named twice"
+                ));
+            }
+        }
         if let Some(hold) = &self.expect.hold {
             if let Some(rule) = hold.iter().find(|r| self.expect.fail.contains(r)) {
                 return Err(format!(
@@ -246,6 +260,7 @@ impl Scenario {
                 reach: crate::workload::Reach::default(),
             },
             initial_records: self.initial_records.clone(),
+            setup_deleted_keys: self.setup_deleted_keys.clone(),
             schedule_seed: self.schedule.schedule_seed,
             faults: self.faults,
             read_latency_ops: 0,
@@ -268,6 +283,13 @@ impl Scenario {
             "  \"initial_records\": {},",
             compact(&self.initial_records)?
         );
+        if !self.setup_deleted_keys.is_empty() {
+            let _ = writeln!(
+                out,
+                "  \"setup_deleted_keys\": {},",
+                compact(&self.setup_deleted_keys)?
+            );
+        }
         out.push_str("  \"threads\": [\n");
         for (t, program) in self.threads.iter().enumerate() {
             let comma = if t + 1 < self.threads.len() { "," } else { "" };
@@ -760,6 +782,11 @@ mod tests {
             let error = serde_json::from_str::<Scenario>(&typo).unwrap_err();
             assert!(error.to_string().contains("unknown field"), "{error}");
         }
+        let stray_delete = Scenario {
+            setup_deleted_keys: vec![250],
+            ..scenario.clone()
+        };
+        assert!(stray_delete.validate().unwrap_err().contains("key 250"));
         let bad_mutant = Scenario {
             mutant: Some("NoSuchBug".into()),
             ..scenario

@@ -70,6 +70,12 @@ pub struct RunConfig {
     /// Records committed in table t0 before the threads start: (key, value). A few hundred
     /// in runs with the widest key range.
     pub initial_records: Vec<(u8, u8)>,
+    /// Keys of `initial_records` the setup then deletes, in a second committed transaction
+    /// ([`SHRUNK_BIG_TABLE_RUNS_IN`]): a run of neighbours that empties whole leaves, and
+    /// whole internal nodes' worth of them, before the threads start. Left out of the JSON
+    /// when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub setup_deleted_keys: Vec<u8>,
     /// Shuttle's own seed for the schedule.
     pub schedule_seed: u64,
     /// Disk faults and a crash (`explore --faults`); `None` for a run on a perfect disk.
@@ -206,6 +212,42 @@ pub const PARTIAL_ONLY_RUNS_IN: u64 = 2;
 /// the other plans' seeds keep their meaning.
 fn partial_only_switch(seed: u64) -> bool {
     SplitMix64::new(seed ^ 0x9A27_1A10_9A27_1A10).chance(1, PARTIAL_ONLY_RUNS_IN)
+}
+
+/// One run with the widest key range in this many shrinks its big table in the setup
+/// ([`RunConfig::setup_deleted_keys`]), with online defrag on and the background thread: the
+/// tree of three levels built by the setup's inserts loses a run of neighbouring records, so
+/// defrag merges the emptied leaves beside the threads' calls and then, once an internal node
+/// is left with few children, internal nodes (the separator between them comes down). Without
+/// it, defrag merged two internal nodes in 1 of 10,000 runs.
+pub const SHRUNK_BIG_TABLE_RUNS_IN: u64 = 2;
+/// How many neighbouring records the setup of a shrunk big table deletes (of about 150): an
+/// internal node's children hold about 60.
+pub const SETUP_DELETES: std::ops::RangeInclusive<u64> = 50..=100;
+
+/// The keys run `seed`'s setup deletes (none unless its big table is shrunk): a run of
+/// neighbours from `initial_records`, drawn from a stream of its own so other seeds keep
+/// their meaning. A shrunk table's run has online defrag on, with the background thread.
+fn setup_deleted_keys(
+    seed: u64,
+    reach: Reach,
+    initial_records: &[(u8, u8)],
+    engine: &mut EngineParameters,
+) -> Vec<u8> {
+    let mut rng = SplitMix64::new(seed ^ 0x5B41_7AB1_E5B4_17AB);
+    if reach.key_range != workload::KEY_RANGE_MAX || !rng.chance(1, SHRUNK_BIG_TABLE_RUNS_IN) {
+        return Vec::new();
+    }
+    engine.online_defrag = true;
+    engine.background_thread = true;
+    let deletes =
+        SETUP_DELETES.start() + rng.below(SETUP_DELETES.end() - SETUP_DELETES.start() + 1);
+    let deletes = (deletes as usize).min(initial_records.len());
+    let first = rng.below((initial_records.len() - deletes + 1) as u64) as usize;
+    initial_records[first..first + deletes]
+        .iter()
+        .map(|&(key, _)| key)
+        .collect()
 }
 
 /// One run in this many races the stop against an online defrag pass
@@ -612,6 +654,7 @@ impl RunConfig {
         if let Some(versions) = small_version_store(seed, &initial_records) {
             engine.version_store_max_versions = versions;
         }
+        let setup_deleted_keys = setup_deleted_keys(seed, reach, &initial_records, &mut engine);
         let (read_latency_ops, write_latency_ops) = SlowDiskSwitch::latencies_ops(slow_disk);
         let mut config = RunConfig {
             seed,
@@ -619,6 +662,7 @@ impl RunConfig {
             engine,
             shape,
             initial_records,
+            setup_deleted_keys,
             schedule_seed,
             faults,
             read_latency_ops,

@@ -361,6 +361,7 @@ impl Shrunk {
             description,
             engine: self.config.engine,
             initial_records: self.config.initial_records.clone(),
+            setup_deleted_keys: self.config.setup_deleted_keys.clone(),
             threads: self.minimal.threads.clone(),
             schedule: ScenarioSchedule {
                 scheduler: self.config.schedule,

@@ -25,7 +25,7 @@ use jetsim_engine::env::{Io, IoFile, ManualClock, MemIo, VersionMemory};
 use jetsim_engine::runtime::panic_message;
 use jetsim_engine::{
     DatabaseHandle, Environment, InstanceHandle, InstanceOptions, Jet, JetResult, Mutations,
-    SessionHandle, SystemParameter, TableHandle, TermOutcome,
+    SeekMode, SessionHandle, SystemParameter, TableHandle, TermOutcome,
 };
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -1879,10 +1879,13 @@ fn set_up(jet: &Jet<ShuttleRuntime>, config: &RunConfig, mutations: Mutations) -
         SystemParameter::VersionStoreMaxVersions,
         config.engine.version_store_max_versions,
     )?;
+    // A shrunk big table is defragmented beside the threads' calls, not during the setup's
+    // deletes: online defrag is switched on once they are committed.
+    let defrag_after_setup = !config.setup_deleted_keys.is_empty();
     jet.set_system_parameter(
         main,
         SystemParameter::OnlineDefrag,
-        u64::from(config.engine.online_defrag),
+        u64::from(config.engine.online_defrag && !defrag_after_setup),
     )?;
     jet.init(main)?;
     let setup = jet.begin_session(main)?;
@@ -1901,10 +1904,25 @@ fn set_up(jet: &Jet<ShuttleRuntime>, config: &RunConfig, mutations: Mutations) -
             }
             jet.commit_transaction(setup)?;
         }
+        if table == 0 && !config.setup_deleted_keys.is_empty() {
+            jet.begin_transaction(setup)?;
+            for &key in &config.setup_deleted_keys {
+                jet.seek(setup, t, &workload::key_bytes(key), SeekMode::Equal)?;
+                jet.delete(setup, t)?;
+            }
+            jet.commit_transaction(setup)?;
+        }
         jet.close_table(setup, t)?;
     }
     jet.close_database(setup, db)?;
     jet.end_session(setup)?;
+    if defrag_after_setup {
+        jet.set_system_parameter(
+            main,
+            SystemParameter::OnlineDefrag,
+            u64::from(config.engine.online_defrag),
+        )?;
+    }
 
     // The run's planted bug is in every instance of the process, as a bug in the code is.
     let other_options = InstanceOptions {
