@@ -476,6 +476,15 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
         Scheduling::Mix,
         400,
     ),
+    // A stop invoked after a call answered InstanceUnavailable must refuse unchanged: a
+    // partial stop that skips its availability check parks defrag and quiesces the caches,
+    // then fails (first at seed 269).
+    (
+        Rule::FailureAtomicity,
+        Mutant::PartialStopSkipsAvailabilityCheck,
+        Scheduling::Mix,
+        500,
+    ),
     // The wind-down that ends every session (half the runs): an ended session's outer
     // levels left open reach the disk at the clean final term (first at seed 343).
     (

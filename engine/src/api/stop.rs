@@ -279,7 +279,12 @@ fn partial_stop<R: Runtime>(core: &InstanceCore<R>, grbit: u32) -> JetResult<Vec
     if phase == Phase::Created {
         return Err(JetError::InvalidParameter);
     }
-    if grbit & stop_grbit::QUIESCE_CACHES != 0 {
+    // Planted bug `PartialStopSkipsAvailabilityCheck` leaves the check out.
+    let checks_availability = !core
+        .options
+        .mutations
+        .is_active(Mutant::PartialStopSkipsAvailabilityCheck);
+    if grbit & stop_grbit::QUIESCE_CACHES != 0 && checks_availability {
         // As the full stop: a flush that cannot work must not leave defrag parked.
         Jet::<R>::check_available(core.state.write().store_mut())?;
     }

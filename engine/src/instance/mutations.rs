@@ -238,6 +238,11 @@ pub enum Mutant {
     /// Reached only in trees of three levels emptied enough for defrag to merge their
     /// internal nodes (the shrunk big tables).
     InternalMergeWrongSeparator,
+    /// A partial stop with `QuiesceCaches` does not first check that the instance is still
+    /// available: on an instance an I/O error already made fail-stop it parks defrag (with
+    /// `BackgroundUserTasks`) and marks the caches quiesced, then fails at its flush with
+    /// `InstanceUnavailable`, having changed the instance although it failed.
+    PartialStopSkipsAvailabilityCheck,
 }
 
 impl Mutant {
@@ -294,6 +299,7 @@ impl Mutant {
         Mutant::EndSessionRollsBackOneLevel,
         Mutant::VersionStoreOneOverLimit,
         Mutant::InternalMergeWrongSeparator,
+        Mutant::PartialStopSkipsAvailabilityCheck,
     ];
 
     const fn bit(self) -> u64 {

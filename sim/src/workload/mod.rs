@@ -1168,8 +1168,14 @@ fn warm_up(table: u8) -> Vec<Call> {
     ]
 }
 
-/// The calls of the thread that stops the instance, given the plan.
-fn stop_calls(plan: StopPlan, partial_grbit: u32, resume: bool) -> Vec<Call> {
+/// The partial stops a planned resume names, beside `Resume` itself: none (it undoes every
+/// partial stop), defrag's, the caches', or both. Naming one of two in force must undo only
+/// that one: a resume that always named none never showed a resume undoing too much.
+const RESUME_NAMES: [u32; 4] = [0, 0x2, 0x4, 0x6];
+
+/// The calls of the thread that stops the instance, given the plan. `resume` is the named
+/// part of a partial-stop plan's resume ([`RESUME_NAMES`]), or `None` for no resume.
+fn stop_calls(plan: StopPlan, partial_grbit: u32, resume: Option<u32>) -> Vec<Call> {
     let full = Call::StopService {
         instance: InstanceRef::Main,
         grbit: 0,
@@ -1222,10 +1228,10 @@ fn stop_calls(plan: StopPlan, partial_grbit: u32, resume: bool) -> Vec<Call> {
                 instance: InstanceRef::Main,
                 grbit: partial_grbit,
             }];
-            if resume {
+            if let Some(named) = resume {
                 calls.push(Call::StopService {
                     instance: InstanceRef::Main,
-                    grbit: 0x8000_0000,
+                    grbit: 0x8000_0000 | named,
                 });
             }
             if plan == StopPlan::PartialThenFull {
@@ -1340,6 +1346,9 @@ pub fn workload(shape: WorkloadShape) -> impl Strategy<Value = Workload> {
             let earliest = first_long_transaction_end(stopper_program, reach);
             let at = earliest + stop_at.index(stopper_len - earliest + 1);
             let before_stop = deletes.into_iter();
+            // `term_at` places only a racing term's calls, so the other plans take the
+            // resume's names from it: no draw of its own, and other runs keep their meaning.
+            let resume = resume.then(|| RESUME_NAMES[term_at.index(RESUME_NAMES.len())]);
             let stop = stop_calls(shape.stop_plan, partial_grbit, resume);
             for (offset, call) in before_stop.chain(stop).enumerate() {
                 stopper_program.insert(at + offset, call);

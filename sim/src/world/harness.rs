@@ -1648,7 +1648,7 @@ fn call_and_record(
     let alone = flags.end(recorder);
     check_failed_stop_changed_nothing(
         recorder,
-        thread,
+        &stop,
         call,
         &result,
         flags.before,
@@ -1788,11 +1788,11 @@ fn observe_disk_at_stop(
         });
 }
 
-/// A stop that failed (other than by an I/O error) must leave the stop flags as they were;
-/// counted as unobservable when another flag changer overlapped it.
+/// A stop that failed (other than by an I/O error in its own course) must leave the stop
+/// flags as they were; counted as unobservable when another flag changer overlapped it.
 fn check_failed_stop_changed_nothing(
     recorder: &Recorder,
-    thread: usize,
+    stop: &StopSpan,
     call: &Call,
     result: &Outcome,
     before: Option<(bool, bool)>,
@@ -1801,12 +1801,22 @@ fn check_failed_stop_changed_nothing(
 ) {
     // An I/O error in the middle of a stop is fail-stop, not a validation failure: the stop
     // is not undone (documented in engine/src/api/stop.rs), so only other failures count.
-    let io_error =
-        result.is_io_error() || result.is_err_named(jetsim_engine::JetError::InstanceUnavailable);
+    let unavailable = jetsim_engine::JetError::InstanceUnavailable;
+    let io_error = result.is_io_error() || result.is_err_named(unavailable);
     let Some(before) = before else { return };
-    if result.is_ok() || io_error {
+    // Unless the instance had failed before the stop began: a call that answered
+    // InstanceUnavailable before the stop was invoked shows it (the history's own evidence),
+    // and a stop that begins on a failed instance must refuse before it changes anything, as
+    // ESE's stop refuses an unavailable instance at its start.
+    let failed_before = io_error
+        && lock(&recorder.history)
+            .events
+            .iter()
+            .any(|e| e.returned < stop.invoked && e.outcome.is_err_named(unavailable));
+    if result.is_ok() || (io_error && !failed_before) {
         return;
     }
+    let thread = stop.thread;
     if !alone {
         *lock(&recorder.history)
             .unobservable
