@@ -485,6 +485,14 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
         Scheduling::Mix,
         500,
     ),
+    // The disk read at a StopAndEmitLog after a full stop: its marker must not leave the
+    // checkpoint behind (first at seed 78).
+    (
+        Rule::Preparation,
+        Mutant::EmitLogLeavesCheckpointBehind,
+        Scheduling::Mix,
+        300,
+    ),
     // The wind-down that ends every session (half the runs): an ended session's outer
     // levels left open reach the disk at the clean final term (first at seed 343).
     (

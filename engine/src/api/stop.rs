@@ -334,7 +334,12 @@ fn stop_and_emit_log<R: Runtime>(core: &InstanceCore<R>) -> JetResult<StopStep> 
     publish_durable_commits(&state)?;
     let emitted = emitted?;
     let storage = state.storage_mut()?;
-    if emitted && quiesced {
+    // Planted bug `EmitLogLeavesCheckpointBehind` skips the move.
+    let moves_checkpoint = !core
+        .options
+        .mutations
+        .is_active(Mutant::EmitLogLeavesCheckpointBehind);
+    if emitted && quiesced && moves_checkpoint {
         crate::instance::worker::wait_for_write_back(core);
         storage.flush_to_depth(0)?;
     }

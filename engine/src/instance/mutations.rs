@@ -243,6 +243,11 @@ pub enum Mutant {
     /// `BackgroundUserTasks`) and marks the caches quiesced, then fails at its flush with
     /// `InstanceUnavailable`, having changed the instance although it failed.
     PartialStopSkipsAvailabilityCheck,
+    /// StopAndEmitLog on an instance a full stop or `QuiesceCaches` quiesced does not move
+    /// the checkpoint over the end-of-stream marker it logs: the checkpoint depth the stop
+    /// promised to keep at 0 grows again, and a crash then has recovery replay the log past
+    /// the persisted checkpoint.
+    EmitLogLeavesCheckpointBehind,
 }
 
 impl Mutant {
@@ -300,6 +305,7 @@ impl Mutant {
         Mutant::VersionStoreOneOverLimit,
         Mutant::InternalMergeWrongSeparator,
         Mutant::PartialStopSkipsAvailabilityCheck,
+        Mutant::EmitLogLeavesCheckpointBehind,
     ];
 
     const fn bit(self) -> u64 {

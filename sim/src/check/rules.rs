@@ -391,7 +391,8 @@ pub fn admitted_while_preparing<'a>(
 ///
 /// - preparation: the disk as a crash right then would leave it is quiesced: the durable
 ///   checkpoint at the durable log's end, nothing unsynced, and recovery of a copy redoes no
-///   page;
+///   page (after a StopAndEmitLog that followed a full stop too: its marker must not leave
+///   the checkpoint behind);
 /// - stop-drained (full stops): the log gains no record only a gated call writes after the
 ///   stop returned;
 /// - defrag-parked (full stops): the log gains no page change after the stop returned but

@@ -1747,6 +1747,9 @@ struct StopSpan {
 /// After a successful quiescing stop of the main instance (a full stop, or `QuiesceCaches`
 /// without `Resume`), records what the disk durably holds (the disk oracle), in the run whose
 /// history is kept; with it, the versions the main instance's store holds (the memory meter).
+/// The same after a successful StopAndEmitLog invoked once a full stop had returned (the
+/// history says so): a full stop keeps the checkpoint depth at 0 for good, so the marker the
+/// emit logs must find the checkpoint moved over it.
 fn observe_disk_at_stop(
     recorder: &Recorder,
     main: InstanceHandle,
@@ -1767,7 +1770,11 @@ fn observe_disk_at_stop(
     let quiescing = *grbit == 0
         || (*grbit & jetsim_engine::stop_grbit::QUIESCE_CACHES != 0
             && *grbit & jetsim_engine::stop_grbit::RESUME == 0);
-    if !quiescing || !recorder.kept {
+    let emit_after_full_stop = *grbit == jetsim_engine::stop_grbit::STOP_AND_EMIT_LOG
+        && lock(&recorder.history).events.iter().any(|e| {
+            e.call.is_full_stop_of_main() && e.outcome.is_ok() && e.returned < stop.invoked
+        });
+    if !(quiescing || emit_after_full_stop) || !recorder.kept {
         return;
     }
     let disk = recorder.disk.at_stop();
