@@ -389,6 +389,16 @@ pub struct WriteAheadAudited {
     pub first_log_rewrite: Option<String>,
     #[serde(default)]
     pub log_rewrites: u64,
+    /// The first change of the database file while it was detached (see the harness's
+    /// `DetachedWindow`), in words, and how many such changes the run made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_detached_write: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub detached_writes: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 impl WriteAheadAudited {

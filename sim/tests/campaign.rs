@@ -493,6 +493,23 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
         Scheduling::Mix,
         300,
     ),
+    // Tables opened in a nested level (half the table-opened-in-transaction pieces): a
+    // nested commit that leaves them at its level has a later rollback close them.
+    (
+        Rule::Linearizability,
+        Mutant::NestedCommitKeepsTableLevels,
+        Scheduling::Mix,
+        100,
+    ),
+    // The harness's watch of the database file from a detach's success to the next attach:
+    // a detach that did not wait for the background write-back out has the batch land on
+    // the file after it returned (first at seed 1,163; stale-write sees the same bug at 261).
+    (
+        Rule::DetachedUnwritten,
+        Mutant::DetachBesideWriteBack,
+        Scheduling::Mix,
+        1300,
+    ),
     // The wind-down that ends every session (half the runs): an ended session's outer
     // levels left open reach the disk at the clean final term (first at seed 343).
     (

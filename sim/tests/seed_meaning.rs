@@ -27,8 +27,8 @@ const GOLDEN: &[(u64, &str, bool, &str, &str)] = &[
     (5, "pct", false, "71d8414bd8c8054b", "859451860c564f1a"),
     (6, "pct", false, "04b7960cc36886d8", "01b2fdd4d48ecbc8"),
     (7, "mix", true, "f2611a537b0bfa2d", "f42232d9fb659f11"),
-    (8, "pct", true, "9287d5f70ce9671e", "8a17f14adc8e9ec2"),
-    (9, "urw", false, "8666547312cdc394", "b285e339b64d0cc0"),
+    (8, "pct", true, "de9b0479d7b8505f", "7cf61972d587c6f3"),
+    (9, "urw", false, "7fd863ca802730df", "255958d6f529f609"),
 ];
 
 /// The seeds the table pins.

@@ -170,7 +170,14 @@ impl<R: Runtime> Jet<R> {
                         return Err(JetError::DatabaseInUse);
                     }
                 }
-                crate::instance::worker::wait_for_write_back(core);
+                // Planted bug `DetachBesideWriteBack` does not wait.
+                if !core
+                    .options
+                    .mutations
+                    .is_active(crate::Mutant::DetachBesideWriteBack)
+                {
+                    crate::instance::worker::wait_for_write_back(core);
+                }
                 let storage = state.storage_mut()?;
                 storage.detach_database(file)?;
                 state.databases.remove(slot, generation);

@@ -136,7 +136,10 @@ impl<R: Runtime> Jet<R> {
                     storage.set_operations_logged_per_page(planted(Mutant::OperationLoggedPerPage));
                     storage
                         .set_frames_in_flight_evicted(planted(Mutant::FrameEvictedDuringWriteBack));
-                    storage.set_writes_beside_write_back(planted(Mutant::StopFlushBesideWriteBack));
+                    storage.set_writes_beside_write_back(
+                        planted(Mutant::StopFlushBesideWriteBack)
+                            || planted(Mutant::DetachBesideWriteBack),
+                    );
                     storage
                         .set_term_checkpoint_skipped(planted(Mutant::TermCheckpointNotPersisted));
                     storage.set_group_flush_end_rewinds(planted(Mutant::GroupFlushEndRewindsLog));

@@ -231,6 +231,11 @@ impl<R: Runtime> Jet<R> {
                     .look(|state, session| session_entry(state, session).transaction.get())
                     .ok_or(JetError::NotInTransaction)?;
                 if open.level > 1 {
+                    let keeps_table_levels = call
+                        .core()
+                        .options
+                        .mutations
+                        .is_active(Mutant::NestedCommitKeepsTableLevels);
                     return call.run_versions(&mut |_, state, session, versions| {
                         versions.version_store.commit_level(open.txn, open.level)?;
                         let new_level = open.level - 1;
@@ -241,10 +246,12 @@ impl<R: Runtime> Jet<R> {
                                 ..open
                             }));
                         // Tables opened inside the committed level now belong to the
-                        // enclosing one.
-                        for_each_cursor_of(state, session, |cursor| {
-                            cursor.opened_at_level.lower_to(new_level);
-                        });
+                        // enclosing one (planted bug `NestedCommitKeepsTableLevels`: not).
+                        if !keeps_table_levels {
+                            for_each_cursor_of(state, session, |cursor| {
+                                cursor.opened_at_level.lower_to(new_level);
+                            });
+                        }
                         Ok(())
                     });
                 }

@@ -248,6 +248,18 @@ pub enum Mutant {
     /// promised to keep at 0 grows again, and a crash then has recovery replay the log past
     /// the persisted checkpoint.
     EmitLogLeavesCheckpointBehind,
+    /// A nested `commit_transaction` moves its writes to the enclosing level but leaves the
+    /// tables opened in the committed level marked as that level's: a later nested level of
+    /// the same depth that rolls back closes them, though they now belong to the enclosing
+    /// level (ESE's rollback closes only the tables its level opened).
+    NestedCommitKeepsTableLevels,
+    /// A detach flushes and drops the database without waiting for the background
+    /// write-backs in flight: a batch that copied a page of the file before the detach lands
+    /// on the file after the detach returned, so a file that is no instance's changes under
+    /// its new owner (and an older image may land over the detach's newer one). The buffer
+    /// manager's assertion that no page in flight is written back is off with it, so only
+    /// the disk shows it.
+    DetachBesideWriteBack,
 }
 
 impl Mutant {
@@ -306,6 +318,8 @@ impl Mutant {
         Mutant::InternalMergeWrongSeparator,
         Mutant::PartialStopSkipsAvailabilityCheck,
         Mutant::EmitLogLeavesCheckpointBehind,
+        Mutant::NestedCommitKeepsTableLevels,
+        Mutant::DetachBesideWriteBack,
     ];
 
     const fn bit(self) -> u64 {

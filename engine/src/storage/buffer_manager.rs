@@ -189,8 +189,9 @@ pub struct BufferManager {
     /// Planted bug `FrameEvictedDuringWriteBack`: eviction, and a call's write-back for room,
     /// take frames whose background write-back is in flight.
     pub(crate) evicts_frames_in_flight: bool,
-    /// Planted bug `StopFlushBesideWriteBack`: pages are written back while a background
-    /// batch holding them is out (the assertion that forbids it is off).
+    /// Planted bugs `StopFlushBesideWriteBack` and `DetachBesideWriteBack`: pages are
+    /// written back while a background batch holding them is out (the assertion that forbids
+    /// it is off).
     pub(crate) writes_beside_write_back: bool,
     /// Coverage marks of the owning instance.
     pub(crate) marks: crate::marks::Marks,

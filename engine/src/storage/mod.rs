@@ -1368,8 +1368,8 @@ impl Storage {
         self.buffers.evicts_frames_in_flight = evicted;
     }
 
-    /// Planted bug `StopFlushBesideWriteBack` (tests only): pages may be written back while
-    /// a background batch holding them is out.
+    /// Planted bugs `StopFlushBesideWriteBack` and `DetachBesideWriteBack` (tests only):
+    /// pages may be written back while a background batch holding them is out.
     pub fn set_writes_beside_write_back(&mut self, planted: bool) {
         self.buffers.writes_beside_write_back = planted;
     }

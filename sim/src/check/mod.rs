@@ -84,6 +84,10 @@ pub enum Rule {
     /// attached the database file while the instance under test still had it attached (two
     /// instances, two logs, one file), or could not attach it once it was detached.
     DatabaseSharing,
+    /// The database file changed while it was detached: between a detach's success and the
+    /// next attach's invocation, as the harness saw the file's writes (its own watch of the
+    /// disk, not the engine's account).
+    DetachedUnwritten,
 }
 
 impl Rule {
@@ -106,6 +110,7 @@ impl Rule {
         Rule::TermDisk,
         Rule::DetachDurable,
         Rule::DatabaseSharing,
+        Rule::DetachedUnwritten,
     ];
 
     pub fn name(self) -> &'static str {
@@ -128,6 +133,7 @@ impl Rule {
             Rule::TermDisk => "term-disk",
             Rule::DetachDurable => "detach-durable",
             Rule::DatabaseSharing => "database-sharing",
+            Rule::DetachedUnwritten => "detached-unwritten",
         }
     }
 }
@@ -285,6 +291,11 @@ fn disk_violations(history: &History) -> Vec<Violation> {
             &audit.first_log_rewrite,
             audit.log_rewrites,
         ),
+        (
+            Rule::DetachedUnwritten,
+            &audit.first_detached_write,
+            audit.detached_writes,
+        ),
     ] {
         if let Some(first) = first {
             violations.push(Violation {
@@ -297,6 +308,39 @@ fn disk_violations(history: &History) -> Vec<Violation> {
         }
     }
     violations
+}
+
+/// detached-unwritten's reach: the harness watched the file from every successful detach's
+/// response until the next attach was invoked (its violations come with the disk's, above),
+/// except after a detach an attach overlapped, which may have taken effect after it.
+/// Rebuilt from the history, as the harness opened its windows.
+fn detached_unwritten(history: &History, seen: &mut Observability) {
+    let attaches: Vec<&Event> = history
+        .events
+        .iter()
+        .filter(|e| matches!(e.call, Call::AttachDatabase { .. }))
+        .collect();
+    for detach in history
+        .events
+        .iter()
+        .filter(|e| matches!(e.call, Call::DetachDatabase { .. }) && e.outcome == Outcome::Ok)
+    {
+        let overlapped = attaches
+            .iter()
+            .any(|a| a.invoked < detach.returned && a.returned > detach.invoked);
+        if overlapped {
+            seen.unobservable(
+                Rule::DetachedUnwritten,
+                detach.returned,
+                (
+                    "an attach overlapped the detach",
+                    "an attach in flight beside the detach may take effect after it".to_owned(),
+                ),
+            );
+        } else {
+            seen.observed(Rule::DetachedUnwritten);
+        }
+    }
 }
 
 /// Applies every checker to one completed run.
@@ -377,6 +421,7 @@ pub fn check_run(history: &History, initial: &ModelState) -> RunVerdict {
     verdict.violations.extend(acks);
     let detaches = commit_durable::detach_durable(history, &mut verdict.observability);
     verdict.violations.extend(detaches);
+    detached_unwritten(history, &mut verdict.observability);
     let effects = stop_effects(history, &mut verdict.observability);
     verdict.violations.extend(effects);
     let cleanup = version_cleanup::version_cleanup(history, &mut verdict.observability);

@@ -685,6 +685,10 @@ fn print_stops_and_crashes(options: &CampaignOptions, summary: &CampaignSummary)
     );
     let (observed, _, _) = rule_counts(summary, Rule::DetachDurable);
     println!("  detach-durable         {observed:>10} detaches checked against the durable log");
+    let (observed, unobservable, why) = rule_counts(summary, Rule::DetachedUnwritten);
+    println!(
+        "  detached-unwritten     {observed:>10} detached files watched until the next attach, {unobservable} unobservable ({why})",
+    );
     println!(
         "  write-ahead audited    {:>10} database page writes against the durable log, {} log writes against its durable bytes",
         summary.write_ahead_pages, summary.log_writes_audited

@@ -179,6 +179,20 @@ struct SlowDiskSwitch {
     slow_writes: bool,
 }
 
+/// One slow-write run in this many ends its threads' programs on the detach race
+/// ([`Reach::detach_race`]) whatever its own draw said: the slow writes keep a background
+/// write-back's batch out while the last session detaches, the window in which a detach must
+/// wait for the batch before it lets the file go (the detached-unwritten rule). Drawn
+/// elsewhere, a detach met a batch in flight in about one run in 5,000.
+pub const SLOW_WRITE_DETACH_RACE_RUNS_IN: u64 = 2;
+
+/// Whether run `seed`, a slow-write run, races its detaches: a stream of its own, so the
+/// other runs keep their meaning.
+fn slow_write_detach_race_switch(seed: u64, slow_disk: Option<SlowDiskSwitch>) -> bool {
+    slow_disk.is_some_and(|switch| switch.slow_writes)
+        && SplitMix64::new(seed ^ 0xDE7A_C4B5_10E5_0000).chance(1, SLOW_WRITE_DETACH_RACE_RUNS_IN)
+}
+
 /// One run in this many nests its nested-transaction piece deep ([`Reach::deep_nesting`]).
 pub const DEEP_NESTING_RUNS_IN: u64 = 8;
 
@@ -484,16 +498,19 @@ pub enum FaultMode {
     CrashAt(Option<u64>),
 }
 
-/// What the slow disk and the write-back and checkpoint cuts ask of a run's engine and
-/// reach. A cut's engine wins where the slow disk is on too: the write-back cut needs the log
-/// unflushed between commits and the checkpoint cut needs pages left dirty behind a
-/// checkpoint, where the slow disk writes every change back at once.
+/// What the slow disk (and its detach race) and the write-back and checkpoint cuts ask of a
+/// run's engine and reach. A cut's engine wins where the slow disk is on too: the write-back
+/// cut needs the log unflushed between commits and the checkpoint cut needs pages left dirty
+/// behind a checkpoint, where the slow disk writes every change back at once.
 fn shape_for_switches(
-    slow_disk: bool,
+    seed: u64,
+    slow_disk_switch: Option<SlowDiskSwitch>,
     cut: Option<CrashCut>,
     engine: &mut EngineParameters,
     reach: &mut Reach,
 ) {
+    let slow_disk = slow_disk_switch.is_some();
+    reach.detach_race |= slow_write_detach_race_switch(seed, slow_disk_switch);
     if slow_disk || cut == Some(CrashCut::Checkpoint) {
         reach.large_values = true;
     }
@@ -634,7 +651,7 @@ impl RunConfig {
             deep_nesting: false,
             defrag_at_stop: false,
         };
-        shape_for_switches(slow_disk.is_some(), cut, &mut engine, &mut reach);
+        shape_for_switches(seed, slow_disk, cut, &mut engine, &mut reach);
         reach.deep_nesting = deep_nesting_switch(seed);
         if defrag_at_stop {
             reach.defrag_at_stop = true;

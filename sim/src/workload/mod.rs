@@ -1382,6 +1382,7 @@ pub fn workload(shape: WorkloadShape) -> impl Strategy<Value = Workload> {
                 program.insert(at, call);
             }
             limit_record_counts(&mut threads);
+            nest_tables_opened_in_transaction(&mut threads);
             Workload { threads }
         },
     )
@@ -1407,6 +1408,66 @@ fn limit_record_counts(threads: &mut [Vec<Call>]) {
             }
         }
     }
+}
+
+/// One [`table_opened_in_transaction`] piece in this many opens its table in a nested level.
+pub const NESTED_TABLE_OPENS_IN: u64 = 2;
+
+/// Moves some [`table_opened_in_transaction`] pieces' open into a nested level, committed,
+/// then begins another nested level and rolls it back before the piece's first move: the
+/// table belongs to the enclosing level once its level committed, so that rollback must
+/// leave it open (ESE closes on rollback only the tables the rolled-back level opened).
+/// Chosen from the piece's thread and place, as [`limit_record_counts`] chooses (and after
+/// it, so the counts keep their places): no proptest draw. Without it no run opened a table
+/// in a nested level and reused the level's number, and a nested commit that left its
+/// tables at the level it ended went unseen.
+fn nest_tables_opened_in_transaction(threads: &mut [Vec<Call>]) {
+    for (thread, program) in threads.iter_mut().enumerate() {
+        let mut at = 0;
+        while at + 5 <= program.len() {
+            if !is_table_opened_in_transaction(&program[at..at + 5]) {
+                at += 1;
+                continue;
+            }
+            let mut rng = jetsim_engine::SplitMix64::new(
+                0x007A_B1E0_9E57 ^ ((thread as u64) << 32) ^ at as u64,
+            );
+            let mut piece_len = 5;
+            if rng.chance(1, NESTED_TABLE_OPENS_IN) {
+                let ses = Ref::Var(0);
+                let first_move = program[at + 4].clone();
+                program.insert(at + 1, Call::BeginTransaction { ses });
+                // After the insert (now at + 4): the nested level's end, another nested level
+                // rolled back, and the piece's move, all before the outer level's end.
+                program.splice(
+                    at + 4..at + 4,
+                    [
+                        Call::CommitTransaction { ses },
+                        Call::BeginTransaction { ses },
+                        Call::Rollback { ses },
+                        first_move,
+                    ],
+                );
+                piece_len = 10;
+            }
+            at += piece_len;
+        }
+    }
+}
+
+/// Whether `calls` are one whole [`table_opened_in_transaction`] piece, as generated.
+fn is_table_opened_in_transaction(calls: &[Call]) -> bool {
+    let (ses, db, table) = (Ref::Var(0), Ref::Var(0), Ref::Var(1));
+    matches!(
+        calls,
+        [
+            Call::BeginTransaction { ses: s0 },
+            Call::OpenTable { ses: s1, db: d, bind: 1, .. },
+            Call::Insert { ses: s2, table: t2, .. },
+            Call::CommitTransaction { ses: s3 } | Call::Rollback { ses: s3 },
+            Call::Move { ses: s4, table: t4, to: Move::First },
+        ] if [*s0, *s1, *s2, *s3, *s4] == [ses; 5] && *d == db && *t2 == table && *t4 == table
+    )
 }
 
 fn is_zero(value: &u64) -> bool {

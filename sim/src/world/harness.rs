@@ -144,6 +144,9 @@ struct DiskTap {
     audit: Arc<Mutex<CheckpointAudit>>,
     commit_records: Mutex<DurableCommitRecords>,
     write_ahead: Arc<Mutex<WriteAheadAudited>>,
+    /// The detached-unwritten watch's window, opened by the recorder at a detach's response
+    /// and closed at the next attach's invocation; read at every database file write.
+    detached: Arc<Mutex<DetachedWindow>>,
     /// Set while the harness's probe drives the other instance ([`probe_database_sharing`]):
     /// files opened then are that instance's, mirrored (the disk read back later must be the
     /// real one) but neither audited against the main log, counted towards a power cut, nor
@@ -163,9 +166,46 @@ struct WriteAheadWatch {
     files: TapFiles,
     audit: Arc<Mutex<WriteAheadAudited>>,
     steps: Arc<AtomicU64>,
+    detached: Arc<Mutex<DetachedWindow>>,
+}
+
+/// The detached-unwritten watch: from the response of a successful `JetDetachDatabase` of
+/// the database until the next `JetAttachDatabase` is invoked, the file is no instance's,
+/// and the engine must not change it (ESE flushes and closes the file before the detach
+/// returns: a backup or another process may take it then). A background write-back still
+/// out at the detach, a flusher or defrag pass still holding the file, or a term that
+/// writes every file it ever had, lands a write here. Decided at every write the tap sees of
+/// the instance under test's file handles; the windows are rebuilt from the history by the
+/// check (`check::detached_unwritten`).
+#[derive(Default)]
+struct DetachedWindow {
+    /// The response step of the detach that opened the window; `None`: closed.
+    since: Option<u64>,
+    /// Attaches invoked and not yet returned.
+    attaches_in_flight: u32,
+    /// Attach invocations and returns so far: a detach that an attach overlapped (in flight
+    /// at its invocation, or invoked or returned before its response) opens no window, since
+    /// the attach may have taken effect after the detach.
+    attach_events: u64,
 }
 
 impl WriteAheadWatch {
+    /// The detached-unwritten watch at one change of the file (`what`: the operation, in
+    /// words): a change inside an open window is a breach.
+    fn file_changed(&self, what: &str) {
+        let Some(since) = lock(&self.detached).since else {
+            return;
+        };
+        let step = self.steps.load(Ordering::SeqCst);
+        let mut audit = lock(&self.audit);
+        audit.detached_writes += 1;
+        if audit.first_detached_write.is_none() {
+            audit.first_detached_write = Some(format!(
+                "{what} of {DATABASE_PATH} at step {step}, after the detach that answered success at step {since} and before any attach: a detached database is no instance's, and the engine must not change its file (a write-back still out at the detach, or a background pass or term still holding the file)"
+            ));
+        }
+    }
+
     /// Audits `bytes`, written at `offset`, against the durable log and against what the file
     /// held before (`previous_lsns`: the written pages' LSNs in the file as written so far).
     /// The page LSNs `file` holds at the pages a write of `len` bytes at `offset` covers (`None`
@@ -533,6 +573,36 @@ impl Drop for StopWatch<'_> {
 }
 
 impl DiskTap {
+    /// An attach is invoked: the detached-unwritten window closes (the attach may write).
+    fn attach_invoked(&self) {
+        let mut window = lock(&self.detached);
+        window.since = None;
+        window.attaches_in_flight += 1;
+        window.attach_events += 1;
+    }
+
+    fn attach_returned(&self) {
+        let mut window = lock(&self.detached);
+        window.attaches_in_flight -= 1;
+        window.attach_events += 1;
+    }
+
+    /// A detach is invoked: the attach events so far, or `None` when an attach is out.
+    fn detach_invoked(&self) -> Option<u64> {
+        let window = lock(&self.detached);
+        (window.attaches_in_flight == 0).then_some(window.attach_events)
+    }
+
+    /// A detach invoked when the attach events were `attach_events_at_invocation` answered
+    /// success at step `returned`: the window opens, unless an attach overlapped it (the
+    /// check counts that detach unobservable, from the history alone).
+    fn detach_returned(&self, returned: u64, attach_events_at_invocation: Option<u64>) {
+        let mut window = lock(&self.detached);
+        if attach_events_at_invocation == Some(window.attach_events) {
+            window.since = Some(returned);
+        }
+    }
+
     fn new(disk: Arc<MemIo>, steps: Arc<AtomicU64>) -> DiskTap {
         DiskTap {
             files: Arc::new(Mutex::new(BTreeMap::new())),
@@ -545,6 +615,7 @@ impl DiskTap {
             audit: Arc::new(Mutex::new(CheckpointAudit::new(DATABASE_PATH))),
             commit_records: Mutex::new(DurableCommitRecords::default()),
             write_ahead: Arc::new(Mutex::new(WriteAheadAudited::default())),
+            detached: Arc::new(Mutex::new(DetachedWindow::default())),
             other_instance_opens: AtomicBool::new(false),
         }
     }
@@ -587,6 +658,7 @@ impl DiskTap {
             files: Arc::clone(&self.files),
             audit: Arc::clone(&self.write_ahead),
             steps: Arc::clone(&self.steps),
+            detached: Arc::clone(&self.detached),
         })
     }
 
@@ -1126,6 +1198,10 @@ impl IoFile for TapFile {
         };
         if let (Some(watch), Some(previous)) = (&self.write_ahead_watch, previous_lsns) {
             watch.page_written(offset, bytes, &previous);
+            watch.file_changed(&format!(
+                "a write of {} bytes at offset {offset}",
+                bytes.len()
+            ));
         }
         if let (Some(watch), Some((durable_len, rewritten))) = (&self.log_append_watch, log_rewrite)
         {
@@ -1153,6 +1229,9 @@ impl IoFile for TapFile {
         self.note_mutation(set)?;
         let len = usize::try_from(len).expect("the disk accepted the length");
         lock(&self.data).set_len(len);
+        if let Some(watch) = &self.write_ahead_watch {
+            watch.file_changed(&format!("a length change to {len} bytes"));
+        }
         self.file_changed(false);
         Ok(())
     }
@@ -1613,8 +1692,18 @@ fn call_and_record(
     let watch = call
         .is_full_stop_of_main()
         .then(|| recorder.disk.watch_stop());
+    let attach = matches!(call, Call::AttachDatabase { .. });
+    if attach {
+        recorder.disk.attach_invoked();
+    }
+    let attach_events_at_detach = matches!(call, Call::DetachDatabase { .. })
+        .then(|| recorder.disk.detach_invoked())
+        .flatten();
     let invoked = recorder.stamp();
     let result = execute(jet, world, bindings, call);
+    if attach {
+        recorder.disk.attach_returned();
+    }
     // Read before this call leaves the set of flag changers, so "alone" covers the read.
     let flags_after = flags.before.and_then(|_| stop_flags(jet, world));
     let returned = recorder.stamp();
@@ -1635,6 +1724,10 @@ fn call_and_record(
             returned,
             durable_detach_records,
         });
+        // No scheduling point since the response step: every later write is after it.
+        recorder
+            .disk
+            .detach_returned(returned, attach_events_at_detach);
     }
     let stop = StopSpan {
         thread,
