@@ -153,6 +153,19 @@ const fn sim(rules: &'static [Rule], scheduling: Scheduling, max_seeds: u64) -> 
     })
 }
 
+/// An entry whose only checker is the simulator: one of `rules` is among those that first
+/// catch `mutant` within `max_seeds` mix seeds from 0.
+const fn simulator_only(mutant: &'static str, rules: &'static [Rule], max_seeds: u64) -> Entry {
+    Entry {
+        mutant,
+        loom: None,
+        sim: sim(rules, Scheduling::Mix, max_seeds),
+        crash_tests: None,
+        sweep_test: None,
+        concurrency_test: None,
+    }
+}
+
 /// An entry whose checker is the engine's `Unlatched` assertion (I/O beside calls made holding
 /// a lock): loom's `model` at `bound` fails at `execution`, the simulator's no-panic rule
 /// within `max_seeds` mix seeds.
@@ -508,18 +521,11 @@ pub const CATALOGUE: &[Entry] = &[
         sweep_test: None,
         concurrency_test: Some("planted_overtaken_read_installed_is_caught"),
     },
-    Entry {
-        mutant: "NextStopsAtLeafEnd",
-        // A move between leaves finds nothing, or the cursor's step meets a record the tree
-        // walk passed over (the version store's chains still name it), which the engine
-        // reports as DatabaseCorrupted: first detection from start 0 at seed 21 (mix), 1,480
-        // of 10,000 default seeds.
-        loom: None,
-        sim: sim(&[Rule::Linearizability], Scheduling::Mix, 300),
-        crash_tests: None,
-        sweep_test: None,
-        concurrency_test: None,
-    },
+    // A move between leaves finds nothing, or the cursor's step meets a record the tree
+    // walk passed over (the version store's chains still name it), which the engine
+    // reports as DatabaseCorrupted: first detection from start 0 at seed 21 (mix), 1,480
+    // of 10,000 default seeds.
+    simulator_only("NextStopsAtLeafEnd", &[Rule::Linearizability], 300),
     Entry {
         mutant: "ChainWalkRepeatsKey",
         // A cursor step finds its own starting key again; the engine reports the walk as
@@ -536,44 +542,27 @@ pub const CATALOGUE: &[Entry] = &[
         sweep_test: None,
         concurrency_test: None,
     },
-    Entry {
-        mutant: "TransactionLimitOffByOne",
-        // The deep-nesting switch (one run in eight) nests around ESE's limit of seven
-        // levels: first detection from start 0 at seed 5 (mix), 119
-        // of 10,000 default seeds. The engine test `transactions_nest_to_seven` pins the limit
-        // too.
-        loom: None,
-        sim: sim(&[Rule::Linearizability], Scheduling::Mix, 100),
-        crash_tests: None,
-        sweep_test: None,
-        concurrency_test: None,
-    },
-    Entry {
-        mutant: "CheckpointFromNewestDirtyPage",
-        // The harness's checkpoint audit reads each durable checkpoint against the durable
-        // log and database file: a page changed before the checkpoint is not on the disk
-        // (or, after a crash right at such a checkpoint, recovery finds the tree broken). It
-        // needs two pages left dirty behind a background flush with different first-dirty
-        // LSNs: first detection from start 0 at seed 5 (mix), 463 of 10,000 default seeds.
-        loom: None,
-        sim: sim(&[Rule::Durability], Scheduling::Mix, 400),
-        crash_tests: None,
-        sweep_test: None,
-        concurrency_test: None,
-    },
-    Entry {
-        mutant: "NestedCommitMovesNewestVersionOnly",
-        // The deep-nesting switch's innermost level writes its record twice; its commit then
-        // leaves the older version behind and a rollback of an enclosing level meets it
-        // (the version store's assertion: no-panic): first detection from start 0 at seed
-        // 199 (mix), 57 of 10,000 default seeds (4 of 3,000 before the innermost level wrote
-        // its record twice, 14 after).
-        loom: None,
-        sim: sim(&[Rule::NoPanic], Scheduling::Mix, NESTED_COMMIT_MAX),
-        crash_tests: None,
-        sweep_test: None,
-        concurrency_test: None,
-    },
+    // The deep-nesting switch (one run in eight) nests around ESE's limit of seven
+    // levels: first detection from start 0 at seed 5 (mix), 119
+    // of 10,000 default seeds. The engine test `transactions_nest_to_seven` pins the limit
+    // too.
+    simulator_only("TransactionLimitOffByOne", &[Rule::Linearizability], 100),
+    // The harness's checkpoint audit reads each durable checkpoint against the durable
+    // log and database file: a page changed before the checkpoint is not on the disk
+    // (or, after a crash right at such a checkpoint, recovery finds the tree broken). It
+    // needs two pages left dirty behind a background flush with different first-dirty
+    // LSNs: first detection from start 0 at seed 5 (mix), 463 of 10,000 default seeds.
+    simulator_only("CheckpointFromNewestDirtyPage", &[Rule::Durability], 400),
+    // The deep-nesting switch's innermost level writes its record twice; its commit then
+    // leaves the older version behind and a rollback of an enclosing level meets it
+    // (the version store's assertion: no-panic): first detection from start 0 at seed
+    // 199 (mix), 57 of 10,000 default seeds (4 of 3,000 before the innermost level wrote
+    // its record twice, 14 after).
+    simulator_only(
+        "NestedCommitMovesNewestVersionOnly",
+        &[Rule::NoPanic],
+        NESTED_COMMIT_MAX,
+    ),
     Entry {
         mutant: "StagedWriteNotRevalidated",
         // Two record writes stage from the same leaf (or header) under the shared store
@@ -662,20 +651,17 @@ pub const CATALOGUE: &[Entry] = &[
         sweep_test: None,
         concurrency_test: None,
     },
-    Entry {
-        mutant: "FlushEndReadAfterLogLock",
-        // A lost wake-up: the commit sleeps for a flush end it already missed, and with no
-        // other commit to start a flush the run hangs; shuttle reports every task blocked
-        // (no-panic). First detection from start 0 at seed 24 (mix), 161 of 10,000
-        // default seeds (36 when the flush's end was counted under the store latch). loom finds the hang too, but its deadlock report unwinds through
-        // the model's threads, whose lock guards then call into a finished execution and
-        // abort the process, so no loom model can catalogue it.
-        loom: None,
-        sim: sim(&[Rule::NoPanic], Scheduling::Mix, FLUSH_END_LATE_MAX),
-        crash_tests: None,
-        sweep_test: None,
-        concurrency_test: None,
-    },
+    // A lost wake-up: the commit sleeps for a flush end it already missed, and with no
+    // other commit to start a flush the run hangs; shuttle reports every task blocked
+    // (no-panic). First detection from start 0 at seed 24 (mix), 161 of 10,000
+    // default seeds (36 when the flush's end was counted under the store latch). loom finds the hang too, but its deadlock report unwinds through
+    // the model's threads, whose lock guards then call into a finished execution and
+    // abort the process, so no loom model can catalogue it.
+    simulator_only(
+        "FlushEndReadAfterLogLock",
+        &[Rule::NoPanic],
+        FLUSH_END_LATE_MAX,
+    ),
     Entry {
         mutant: "RollbackReadsUnderLatch",
         // Changes no answer, only who waits: the rollback's reads under the exclusive latch
@@ -756,33 +742,27 @@ pub const CATALOGUE: &[Entry] = &[
         sweep_test: None,
         concurrency_test: Some("planted_room_write_back_not_awaited_is_caught"),
     },
-    Entry {
-        mutant: "EndedSessionWakesNoWaiter",
-        // A lost wake-up: a call on a peer's session (the shared-context runs) waits for its
-        // claim while the peer ends the session under the shared latch, and nobody wakes it;
-        // shuttle reports every task blocked (no-panic). First detection from start 0 at seed
-        // 331 (mix), 39 of 10,000 default seeds. loom's context model reaches the hang (its
-        // end_session races the owner's set_session_context), but a loom deadlock report
-        // aborts the process, as for `FlushEndReadAfterLogLock`.
-        loom: None,
-        sim: sim(&[Rule::NoPanic], Scheduling::Mix, ENDED_SESSION_WAKES_MAX),
-        crash_tests: None,
-        sweep_test: None,
-        concurrency_test: None,
-    },
-    Entry {
-        mutant: "DrainLooksBeforeSleeperFlag",
-        // A lost wake-up in the gate's drain: the stop (or a term, or a call the closing gate
-        // holds) looks at the calls in flight, the last of them leaves before the sleeper
-        // flag is up and wakes nobody; shuttle reports every task blocked (no-panic). loom's
-        // gate models reach it, but a loom deadlock report aborts the process, as for
-        // `EndedSessionWakesNoWaiter`.
-        loom: None,
-        sim: sim(&[Rule::NoPanic], Scheduling::Mix, DRAIN_LOOKS_EARLY_MAX),
-        crash_tests: None,
-        sweep_test: None,
-        concurrency_test: None,
-    },
+    // A lost wake-up: a call on a peer's session (the shared-context runs) waits for its
+    // claim while the peer ends the session under the shared latch, and nobody wakes it;
+    // shuttle reports every task blocked (no-panic). First detection from start 0 at seed
+    // 331 (mix), 39 of 10,000 default seeds. loom's context model reaches the hang (its
+    // end_session races the owner's set_session_context), but a loom deadlock report
+    // aborts the process, as for `FlushEndReadAfterLogLock`.
+    simulator_only(
+        "EndedSessionWakesNoWaiter",
+        &[Rule::NoPanic],
+        ENDED_SESSION_WAKES_MAX,
+    ),
+    // A lost wake-up in the gate's drain: the stop (or a term, or a call the closing gate
+    // holds) looks at the calls in flight, the last of them leaves before the sleeper
+    // flag is up and wakes nobody; shuttle reports every task blocked (no-panic). loom's
+    // gate models reach it, but a loom deadlock report aborts the process, as for
+    // `EndedSessionWakesNoWaiter`.
+    simulator_only(
+        "DrainLooksBeforeSleeperFlag",
+        &[Rule::NoPanic],
+        DRAIN_LOOKS_EARLY_MAX,
+    ),
     Entry {
         mutant: "VersionRecordedAfterInstall",
         // A record write installs its pages under the store latch and records its version in
@@ -828,49 +808,32 @@ pub const CATALOGUE: &[Entry] = &[
         sweep_test: None,
         concurrency_test: None,
     },
-    Entry {
-        mutant: "StopFinalFlushSkipped",
-        // The stop trusts its write-back beside calls to have left nothing dirty and, under
-        // the exclusive latch, persists the checkpoint without writing a page: the pages an
-        // allowlisted call dirtied meanwhile, or those its bounded rounds did not reach, stay
-        // dirty. Its record and the status say quiesced; the disk the harness reads when the
-        // stop returns (the durable checkpoint behind the durable log's end) shows it. First
-        // detection from start 0 at seed 234 (mix), 42 of 10,000 default seeds. No loom
-        // model reads the disk at the stop's return with a page dirtied beside it.
-        loom: None,
-        sim: sim(&[Rule::Preparation], Scheduling::Mix, 1_000),
-        crash_tests: None,
-        sweep_test: None,
-        concurrency_test: None,
-    },
-    Entry {
-        mutant: "TermTrustsStopFlush",
-        // A term after a successful stop writes no page back and persists its checkpoint at
-        // the log's end: what the allowlisted calls changed after the stop (the wind-down's
-        // rollbacks) never reaches the disk. The harness's audit of that checkpoint against
-        // the database file (durability) and its read-back of the disk the term left
-        // (term-disk: a rolled-back record found, or a committed one lost) both see it, with
-        // no crash. First detection from start 0 at seed 14 (mix), 420 of 10,000 default
-        // seeds. No loom model reads the disk after a term that follows a stop.
-        loom: None,
-        sim: sim(&[Rule::Durability, Rule::TermDisk], Scheduling::Mix, 200),
-        crash_tests: None,
-        sweep_test: None,
-        concurrency_test: None,
-    },
-    Entry {
-        mutant: "TermCheckpointNotPersisted",
-        // A clean term writes every page back but leaves the last checkpoint the flusher or
-        // a stop wrote: the data is all there, so only the harness's read-back of the disk
-        // the term left sees it (term-disk: recovery of a copy replays page images after the
-        // durable checkpoint). First detection from start 0 at seed 7 (mix), 4,201 of 10,000
-        // default seeds: a clean term after a page changed behind the last checkpoint.
-        loom: None,
-        sim: sim(&[Rule::TermDisk], Scheduling::Mix, 50),
-        crash_tests: None,
-        sweep_test: None,
-        concurrency_test: None,
-    },
+    // The stop trusts its write-back beside calls to have left nothing dirty and, under
+    // the exclusive latch, persists the checkpoint without writing a page: the pages an
+    // allowlisted call dirtied meanwhile, or those its bounded rounds did not reach, stay
+    // dirty. Its record and the status say quiesced; the disk the harness reads when the
+    // stop returns (the durable checkpoint behind the durable log's end) shows it. First
+    // detection from start 0 at seed 234 (mix), 42 of 10,000 default seeds. No loom
+    // model reads the disk at the stop's return with a page dirtied beside it.
+    simulator_only("StopFinalFlushSkipped", &[Rule::Preparation], 1_000),
+    // A term after a successful stop writes no page back and persists its checkpoint at
+    // the log's end: what the allowlisted calls changed after the stop (the wind-down's
+    // rollbacks) never reaches the disk. The harness's audit of that checkpoint against
+    // the database file (durability) and its read-back of the disk the term left
+    // (term-disk: a rolled-back record found, or a committed one lost) both see it, with
+    // no crash. First detection from start 0 at seed 14 (mix), 420 of 10,000 default
+    // seeds. No loom model reads the disk after a term that follows a stop.
+    simulator_only(
+        "TermTrustsStopFlush",
+        &[Rule::Durability, Rule::TermDisk],
+        200,
+    ),
+    // A clean term writes every page back but leaves the last checkpoint the flusher or
+    // a stop wrote: the data is all there, so only the harness's read-back of the disk
+    // the term left sees it (term-disk: recovery of a copy replays page images after the
+    // durable checkpoint). First detection from start 0 at seed 7 (mix), 4,201 of 10,000
+    // default seeds: a clean term after a page changed behind the last checkpoint.
+    simulator_only("TermCheckpointNotPersisted", &[Rule::TermDisk], 50),
     Entry {
         mutant: "GroupFlushEndRewindsLog",
         // A group-commit flush that ends after a flush under the latch covered its range
@@ -897,60 +860,32 @@ pub const CATALOGUE: &[Entry] = &[
         sweep_test: None,
         concurrency_test: None,
     },
-    Entry {
-        mutant: "PartialStopBitTestedAlone",
-        // `BackgroundUserTasks | QuiesceCaches` flushes the caches and leaves online defrag
-        // running, though the call succeeds. A full stop after it parks defrag itself, so
-        // only a run that ends on the partial stop (stop plan `PartialOnly`) shows it: the
-        // engine ends with defrag running where the model has it parked (failure-atomicity,
-        // the end-state comparison). First detection from start 0 at seed 7 (mix), 22 of
-        // 3,000 default seeds. No loom model makes a partial stop with both bits.
-        loom: None,
-        sim: sim(&[Rule::FailureAtomicity], Scheduling::Mix, 100),
-        crash_tests: None,
-        sweep_test: None,
-        concurrency_test: None,
-    },
-    Entry {
-        mutant: "DetachLeavesDatabaseDirty",
-        // A detach that never marks the file consistent on its own: this instance's log
-        // still owns it, so re-attaching here and recovery from that log both accept it,
-        // and only a fresh instance with a log of its own, attaching the file alone after
-        // the final term, is refused (term-disk: `DatabaseDirtyShutdown`). First detection
-        // from start 0 at seed 13 (mix), 148 of 10,000 default seeds.
-        loom: None,
-        sim: sim(&[Rule::TermDisk], Scheduling::Mix, 200),
-        crash_tests: None,
-        sweep_test: None,
-        concurrency_test: None,
-    },
-    Entry {
-        mutant: "RecordCountOnePastLimit",
-        // A count with a limit answers one more than it. The workloads passed no limit
-        // until a blind-spot probe showed it unseen; now one count in three has a limit of
-        // 1 to 4 records, which the model applies (linearizability). First detection from
-        // start 0 at seed 21 (mix), 777 of 10,000 default seeds.
-        loom: None,
-        sim: sim(&[Rule::Linearizability], Scheduling::Mix, 50),
-        crash_tests: None,
-        sweep_test: None,
-        concurrency_test: None,
-    },
-    Entry {
-        mutant: "DatabaseSharingUnchecked",
-        // Attach does not look at another instance's claim on the file (the API fuzzer's
-        // finding reverted). The simulator's probe after the wind-down: the other instance
-        // set up beside the one under test attaches the run's database file; while the
-        // model has it attached, the attach must be refused with DatabaseSharingViolation
-        // (database-sharing; the planted engine goes on to the file and answers
-        // DatabaseDirtyShutdown). First detection from start 0 at seed 1 (mix), 4,820 of
-        // 10,000 default seeds. `engine/tests/call_sequences.rs` holds the refusal too.
-        loom: None,
-        sim: sim(&[Rule::DatabaseSharing], Scheduling::Mix, 20),
-        crash_tests: None,
-        sweep_test: None,
-        concurrency_test: None,
-    },
+    // `BackgroundUserTasks | QuiesceCaches` flushes the caches and leaves online defrag
+    // running, though the call succeeds. A full stop after it parks defrag itself, so
+    // only a run that ends on the partial stop (stop plan `PartialOnly`) shows it: the
+    // engine ends with defrag running where the model has it parked (failure-atomicity,
+    // the end-state comparison). First detection from start 0 at seed 7 (mix), 22 of
+    // 3,000 default seeds. No loom model makes a partial stop with both bits.
+    simulator_only("PartialStopBitTestedAlone", &[Rule::FailureAtomicity], 100),
+    // A detach that never marks the file consistent on its own: this instance's log
+    // still owns it, so re-attaching here and recovery from that log both accept it,
+    // and only a fresh instance with a log of its own, attaching the file alone after
+    // the final term, is refused (term-disk: `DatabaseDirtyShutdown`). First detection
+    // from start 0 at seed 13 (mix), 148 of 10,000 default seeds.
+    simulator_only("DetachLeavesDatabaseDirty", &[Rule::TermDisk], 200),
+    // A count with a limit answers one more than it. The workloads passed no limit
+    // until a blind-spot probe showed it unseen; now one count in three has a limit of
+    // 1 to 4 records, which the model applies (linearizability). First detection from
+    // start 0 at seed 21 (mix), 777 of 10,000 default seeds.
+    simulator_only("RecordCountOnePastLimit", &[Rule::Linearizability], 50),
+    // Attach does not look at another instance's claim on the file (the API fuzzer's
+    // finding reverted). The simulator's probe after the wind-down: the other instance
+    // set up beside the one under test attaches the run's database file; while the
+    // model has it attached, the attach must be refused with DatabaseSharingViolation
+    // (database-sharing; the planted engine goes on to the file and answers
+    // DatabaseDirtyShutdown). First detection from start 0 at seed 1 (mix), 4,820 of
+    // 10,000 default seeds. `engine/tests/call_sequences.rs` holds the refusal too.
+    simulator_only("DatabaseSharingUnchecked", &[Rule::DatabaseSharing], 20),
     Entry {
         mutant: "DetachRecordNotFlushed",
         // A detach returns before its Detach record is durable. The harness counts the
@@ -964,116 +899,79 @@ pub const CATALOGUE: &[Entry] = &[
         sweep_test: None,
         concurrency_test: None,
     },
-    Entry {
-        mutant: "EndSessionRollsBackOneLevel",
-        // JetEndSession rolls back only the innermost level; the outer levels' changes stay
-        // uncommitted with no session to end them, and the clean final term writes them to
-        // the file (term-disk: the disk read back holds records never committed). Seen only
-        // where a session with nested levels open is ended: the wind-down that ends every
-        // session (half the runs) made it 56 of 10,000 default seeds from 3. First detection
-        // from start 0 at seed 306 (durability, the crash switch), 343 by term-disk.
-        loom: None,
-        sim: sim(&[Rule::TermDisk, Rule::Durability], Scheduling::Mix, 1000),
-        crash_tests: None,
-        sweep_test: None,
-        concurrency_test: None,
-    },
-    Entry {
-        mutant: "VersionStoreOneOverLimit",
-        // The store's full check lets one version past VersionStoreMaxVersions in. The
-        // workloads never filled the 65,536-version store until a blind-spot probe showed
-        // it; one run in three now has a store of 1 to 4 versions (where the setup's
-        // records fit), and the model refuses a write once the versions still live (what a
-        // full store's inline cleanup leaves) fill it (linearizability). First detection
-        // from start 0 at seed 51 (mix), 57 of 10,000 default seeds.
-        loom: None,
-        sim: sim(&[Rule::Linearizability], Scheduling::Mix, 200),
-        crash_tests: None,
-        sweep_test: None,
-        concurrency_test: None,
-    },
-    Entry {
-        mutant: "InternalMergeWrongSeparator",
-        // Online defrag merges two internal nodes around the right one's first key: keys
-        // between the parent's separator and that key route to the wrong child. Internal
-        // merges need a tree of three levels emptied enough for its internal nodes to be
-        // under-full, which a blind-spot probe found the campaign reached in 1 run of 10,000;
-        // the shrunk big tables (the setup deletes 50 to 100 neighbouring records of about
-        // 150, and online defrag merges beside the threads' calls) reach it in about 90.
-        // Caught from data: reads that find no committed record (linearizability), first
-        // detection from start 0 at seed 201 (mix), 62 of 10,000 default seeds.
-        loom: None,
-        sim: sim(&[Rule::Linearizability], Scheduling::Mix, 400),
-        crash_tests: None,
-        sweep_test: None,
-        concurrency_test: None,
-    },
-    Entry {
-        mutant: "PartialStopSkipsAvailabilityCheck",
-        // A partial stop with QuiesceCaches on an instance an I/O error already made
-        // fail-stop parks defrag and marks the caches quiesced, then fails. The harness
-        // exempted every stop failing with an I/O error or InstanceUnavailable from
-        // failure-atomicity (an I/O error in the stop's own flush is fail-stop, not undone),
-        // so a blind-spot probe failed 0 seeds; it now checks a stop invoked after some call
-        // had answered InstanceUnavailable: first detection from start 0 at seed 269 (mix),
-        // 141 of 10,000 default seeds, 302 with faults.
-        loom: None,
-        sim: sim(&[Rule::FailureAtomicity], Scheduling::Mix, 500),
-        crash_tests: None,
-        sweep_test: None,
-        concurrency_test: None,
-    },
-    Entry {
-        mutant: "EmitLogLeavesCheckpointBehind",
-        // StopAndEmitLog after a full stop (or QuiesceCaches) logs its marker and leaves the
-        // persisted checkpoint behind it. The harness read the disk only at quiescing stops,
-        // and the final term moves the checkpoint anyway, so a blind-spot probe failed 1 seed
-        // of 10,000; the disk is now read at a StopAndEmitLog invoked after a full stop
-        // returned (preparation): first detection from start 0 at seed 78 (mix), 151 of
-        // 10,000 default seeds, 97 with faults. The engine test
-        // stop_and_emit_log_after_a_quiesce_moves_the_checkpoint_over_its_marker pins the
-        // QuiesceCaches case.
-        loom: None,
-        sim: sim(&[Rule::Preparation], Scheduling::Mix, 300),
-        crash_tests: None,
-        sweep_test: None,
-        concurrency_test: None,
-    },
-    Entry {
-        mutant: "NestedCommitKeepsTableLevels",
-        // A nested commit leaves the tables its level opened marked as that level's, so a
-        // later nested level of the same depth rolled back closes them. A blind-spot probe
-        // failed 1 of 10,000 default seeds: no workload opened a table in a nested level and
-        // then rolled back another level of that depth. Half the table-opened-in-transaction
-        // pieces now do (`nest_tables_opened_in_transaction`): caught from data (the move
-        // after the rollback finds the table closed, linearizability), 594 of 10,000 default
-        // seeds, 514 with faults.
-        loom: None,
-        sim: sim(&[Rule::Linearizability], Scheduling::Mix, 100),
-        crash_tests: None,
-        sweep_test: None,
-        concurrency_test: None,
-    },
-    Entry {
-        mutant: "DetachBesideWriteBack",
-        // A detach drops its file without waiting for the background write-backs out: a
-        // batch's older copy lands over the detach's newer image (stale-write, from the
-        // harness's audit of every database write; the disk then lacks a committed change:
-        // durability, term-disk), or lands after the detach returned (detached-unwritten,
-        // the harness's watch of the file between a detach and the next attach; its teeth in
-        // `sim/tests/campaign.rs`). The buffer manager's own assertion is off with it. The
-        // window needs a batch out at the last session's detach: the slow-write runs race
-        // their detaches half the time, 9 of 10,000 default seeds, 10 with faults.
-        loom: None,
-        sim: sim(
-            &[Rule::StaleWrite, Rule::Durability, Rule::DetachedUnwritten],
-            Scheduling::Mix,
-            400,
-        ),
-        crash_tests: None,
-        sweep_test: None,
-        concurrency_test: None,
-    },
+    // JetEndSession rolls back only the innermost level; the outer levels' changes stay
+    // uncommitted with no session to end them, and the clean final term writes them to
+    // the file (term-disk: the disk read back holds records never committed). Seen only
+    // where a session with nested levels open is ended: the wind-down that ends every
+    // session (half the runs) made it 56 of 10,000 default seeds from 3. First detection
+    // from start 0 at seed 306 (durability, the crash switch), 343 by term-disk.
+    simulator_only(
+        "EndSessionRollsBackOneLevel",
+        &[Rule::TermDisk, Rule::Durability],
+        1000,
+    ),
+    // The store's full check lets one version past VersionStoreMaxVersions in. The
+    // workloads never filled the 65,536-version store until a blind-spot probe showed
+    // it; one run in three now has a store of 1 to 4 versions (where the setup's
+    // records fit), and the model refuses a write once the versions still live (what a
+    // full store's inline cleanup leaves) fill it (linearizability). First detection
+    // from start 0 at seed 51 (mix), 57 of 10,000 default seeds.
+    simulator_only("VersionStoreOneOverLimit", &[Rule::Linearizability], 200),
+    // Online defrag merges two internal nodes around the right one's first key: keys
+    // between the parent's separator and that key route to the wrong child. Internal
+    // merges need a tree of three levels emptied enough for its internal nodes to be
+    // under-full, which a blind-spot probe found the campaign reached in 1 run of 10,000;
+    // the shrunk big tables (the setup deletes 50 to 100 neighbouring records of about
+    // 150, and online defrag merges beside the threads' calls) reach it in about 90.
+    // Caught from data: reads that find no committed record (linearizability), first
+    // detection from start 0 at seed 201 (mix), 62 of 10,000 default seeds.
+    simulator_only("InternalMergeWrongSeparator", &[Rule::Linearizability], 400),
+    // A partial stop with QuiesceCaches on an instance an I/O error already made
+    // fail-stop parks defrag and marks the caches quiesced, then fails. The harness
+    // exempted every stop failing with an I/O error or InstanceUnavailable from
+    // failure-atomicity (an I/O error in the stop's own flush is fail-stop, not undone),
+    // so a blind-spot probe failed 0 seeds; it now checks a stop invoked after some call
+    // had answered InstanceUnavailable: first detection from start 0 at seed 269 (mix),
+    // 141 of 10,000 default seeds, 302 with faults.
+    simulator_only(
+        "PartialStopSkipsAvailabilityCheck",
+        &[Rule::FailureAtomicity],
+        500,
+    ),
+    // StopAndEmitLog after a full stop (or QuiesceCaches) logs its marker and leaves the
+    // persisted checkpoint behind it. The harness read the disk only at quiescing stops,
+    // and the final term moves the checkpoint anyway, so a blind-spot probe failed 1 seed
+    // of 10,000; the disk is now read at a StopAndEmitLog invoked after a full stop
+    // returned (preparation): first detection from start 0 at seed 78 (mix), 151 of
+    // 10,000 default seeds, 97 with faults. The engine test
+    // stop_and_emit_log_after_a_quiesce_moves_the_checkpoint_over_its_marker pins the
+    // QuiesceCaches case.
+    simulator_only("EmitLogLeavesCheckpointBehind", &[Rule::Preparation], 300),
+    // A nested commit leaves the tables its level opened marked as that level's, so a
+    // later nested level of the same depth rolled back closes them. A blind-spot probe
+    // failed 1 of 10,000 default seeds: no workload opened a table in a nested level and
+    // then rolled back another level of that depth. Half the table-opened-in-transaction
+    // pieces now do (`nest_tables_opened_in_transaction`): caught from data (the move
+    // after the rollback finds the table closed, linearizability), 594 of 10,000 default
+    // seeds, 514 with faults.
+    simulator_only(
+        "NestedCommitKeepsTableLevels",
+        &[Rule::Linearizability],
+        100,
+    ),
+    // A detach drops its file without waiting for the background write-backs out: a
+    // batch's older copy lands over the detach's newer image (stale-write, from the
+    // harness's audit of every database write; the disk then lacks a committed change:
+    // durability, term-disk), or lands after the detach returned (detached-unwritten,
+    // the harness's watch of the file between a detach and the next attach; its teeth in
+    // `sim/tests/campaign.rs`). The buffer manager's own assertion is off with it. The
+    // window needs a batch out at the last session's detach: the slow-write runs race
+    // their detaches half the time, 9 of 10,000 default seeds, 10 with faults.
+    simulator_only(
+        "DetachBesideWriteBack",
+        &[Rule::StaleWrite, Rule::Durability, Rule::DetachedUnwritten],
+        400,
+    ),
     Entry {
         mutant: "DefragParkSkipsPassInProgress",
         // The stop returns while a defrag pass already past its park check still moves
