@@ -405,7 +405,8 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
         700,
     ),
     // The same audit on the main log's writes: a group-commit flush's end set the durable
-    // end back, and the next flush wrote over durable records (first at seed 34). In a
+    // end back, and the next flush wrote over durable records (first at seed 319 since the
+    // defrag-at-stop runs set OnlineDefrag after their stop; 34 before). In a
     // debug build the engine's own assertion that page LSNs only grow fails first, at the
     // install that takes the first LSN given twice, before any flush writes: there the
     // teeth are that assertion's (no-panic, at the same seed). The rule's decision is
@@ -419,7 +420,7 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
         },
         Mutant::GroupFlushEndRewindsLog,
         Scheduling::Mix,
-        100,
+        400,
     ),
     // The end state of a run that ends on its partial stop (stop plan `PartialOnly`): a
     // partial stop of both bits left online defrag running (first at seed 7).
@@ -509,6 +510,14 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
         Mutant::DetachBesideWriteBack,
         Scheduling::Mix,
         1300,
+    ),
+    // The defrag-at-stop runs set OnlineDefrag again after their stop: a set that unparks
+    // defrag has it move pages after the stop, read in the log (first at seed 238).
+    (
+        Rule::DefragParked,
+        Mutant::DefragParameterUnparks,
+        Scheduling::Mix,
+        300,
     ),
     // The wind-down that ends every session (half the runs): an ended session's outer
     // levels left open reach the disk at the clean final term (first at seed 343).

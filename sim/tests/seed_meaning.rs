@@ -26,7 +26,7 @@ const GOLDEN: &[(u64, &str, bool, &str, &str)] = &[
     (4, "random", false, "e110d081f1ed72b2", "a43e969099797d80"),
     (5, "pct", false, "71d8414bd8c8054b", "859451860c564f1a"),
     (6, "pct", false, "04b7960cc36886d8", "01b2fdd4d48ecbc8"),
-    (7, "mix", true, "f2611a537b0bfa2d", "f42232d9fb659f11"),
+    (7, "mix", true, "5f7050520f20c5b2", "62f871ed80f92a93"),
     (8, "pct", true, "de9b0479d7b8505f", "7cf61972d587c6f3"),
     (9, "urw", false, "7fd863ca802730df", "255958d6f529f609"),
 ];

@@ -340,9 +340,17 @@ impl<R: Runtime> Jet<R> {
             state.params = next;
         }
         if parameter == SystemParameter::OnlineDefrag && initialized {
+            let unparks = core
+                .options
+                .mutations
+                .is_active(Mutant::DefragParameterUnparks);
             core.worker.signal(|w| {
                 w.defrag_parameter_on = value == 1;
                 w.defrag_work_pending |= value == 1;
+                // Planted bug `DefragParameterUnparks`: the parameter undoes the stop's park.
+                if unparks && value == 1 {
+                    w.defrag_parked = false;
+                }
             });
         }
         Ok(())

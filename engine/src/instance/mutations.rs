@@ -260,6 +260,10 @@ pub enum Mutant {
     /// manager's assertion that no page in flight is written back is off with it, so only
     /// the disk shows it.
     DetachBesideWriteBack,
+    /// `JetSetSystemParameter(OnlineDefrag, 1)` after a stop unparks online defragmentation:
+    /// the parameter is taken (ESE allows it after a stop), and defrag starts moving pages
+    /// again on an instance the stop promised to have stopped it on.
+    DefragParameterUnparks,
 }
 
 impl Mutant {
@@ -320,6 +324,7 @@ impl Mutant {
         Mutant::EmitLogLeavesCheckpointBehind,
         Mutant::NestedCommitKeepsTableLevels,
         Mutant::DetachBesideWriteBack,
+        Mutant::DefragParameterUnparks,
     ];
 
     const fn bit(self) -> u64 {

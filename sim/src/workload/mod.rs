@@ -833,6 +833,19 @@ fn deletes_before_stop(reach: Reach) -> BoxedStrategy<Vec<Call>> {
         .boxed()
 }
 
+/// [`Reach::defrag_at_stop`]'s call right after the stopper's stop calls: `OnlineDefrag`
+/// set to 1 again (the run has it on), with the merges its deletes left still to do. ESE
+/// takes the parameter after a stop, and the stop's parking of online defragmentation
+/// stands: a set that started defrag again would move pages after the stop, which the
+/// defrag-parked rule reads in the log. Placed, not drawn: other runs keep their meaning.
+fn defrag_switched_on_after_stop(reach: Reach) -> Option<Call> {
+    reach.defrag_at_stop.then_some(Call::SetSystemParameter {
+        instance: InstanceRef::Main,
+        parameter: Parameter::OnlineDefrag,
+        value: 1,
+    })
+}
+
 /// How many records [`deletes_before_stop`] deletes: with large values, a leaf holds a few.
 const DEFRAG_AT_STOP_DELETES: std::ops::RangeInclusive<usize> = 6..=16;
 
@@ -1350,7 +1363,8 @@ pub fn workload(shape: WorkloadShape) -> impl Strategy<Value = Workload> {
             // resume's names from it: no draw of its own, and other runs keep their meaning.
             let resume = resume.then(|| RESUME_NAMES[term_at.index(RESUME_NAMES.len())]);
             let stop = stop_calls(shape.stop_plan, partial_grbit, resume);
-            for (offset, call) in before_stop.chain(stop).enumerate() {
+            let after_stop = defrag_switched_on_after_stop(reach);
+            for (offset, call) in before_stop.chain(stop).chain(after_stop).enumerate() {
                 stopper_program.insert(at + offset, call);
             }
             if shape.stop_plan == StopPlan::RacingTerm {
