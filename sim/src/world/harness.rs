@@ -191,11 +191,12 @@ struct DetachedWindow {
 
 impl WriteAheadWatch {
     /// The detached-unwritten watch at one change of the file (`what`: the operation, in
-    /// words): a change inside an open window is a breach.
-    fn file_changed(&self, what: &str) {
+    /// words, made only for a breach): a change inside an open window is a breach.
+    fn file_changed(&self, what: impl FnOnce() -> String) {
         let Some(since) = lock(&self.detached).since else {
             return;
         };
+        let what = what();
         let step = self.steps.load(Ordering::SeqCst);
         let mut audit = lock(&self.audit);
         audit.detached_writes += 1;
@@ -1198,10 +1199,7 @@ impl IoFile for TapFile {
         };
         if let (Some(watch), Some(previous)) = (&self.write_ahead_watch, previous_lsns) {
             watch.page_written(offset, bytes, &previous);
-            watch.file_changed(&format!(
-                "a write of {} bytes at offset {offset}",
-                bytes.len()
-            ));
+            watch.file_changed(|| format!("a write of {} bytes at offset {offset}", bytes.len()));
         }
         if let (Some(watch), Some((durable_len, rewritten))) = (&self.log_append_watch, log_rewrite)
         {
@@ -1230,7 +1228,7 @@ impl IoFile for TapFile {
         let len = usize::try_from(len).expect("the disk accepted the length");
         lock(&self.data).set_len(len);
         if let Some(watch) = &self.write_ahead_watch {
-            watch.file_changed(&format!("a length change to {len} bytes"));
+            watch.file_changed(|| format!("a length change to {len} bytes"));
         }
         self.file_changed(false);
         Ok(())
