@@ -1397,7 +1397,7 @@ pub fn workload(shape: WorkloadShape) -> impl Strategy<Value = Workload> {
             }
             limit_record_counts(&mut threads);
             nest_tables_opened_in_transaction(&mut threads);
-            delete_tables_just_created(&mut threads);
+            follow_creates(&mut threads);
             Workload { threads }
         },
     )
@@ -1470,16 +1470,18 @@ fn nest_tables_opened_in_transaction(threads: &mut [Vec<Call>]) {
     }
 }
 
-/// One `JetCreateTable` in this many is followed by deletes of its table
-/// ([`delete_tables_just_created`]).
+/// One `JetCreateTable` in this many is followed by deletes of its table, the others by a
+/// second create of it ([`follow_creates`]).
 pub const DELETES_AFTER_CREATE_IN: u64 = 2;
 
-/// Follows some `JetCreateTable` calls (chosen from their thread and place, no draw) with a
-/// `JetDeleteTable` of the same table while the create's own cursor has it open (ESE refuses
-/// it, `JET_errTableInUse`), the cursor's close, and the delete again. Without it a delete
-/// seldom met its table open (a probe that deleted tables under open cursors failed 0 of
-/// 10,000 default seeds).
-fn delete_tables_just_created(threads: &mut [Vec<Call>]) {
+/// Follows every `JetCreateTable` call with more DDL on its table, chosen from the call's
+/// thread and place (no draw): half get a `JetDeleteTable` while the create's own cursor has
+/// the table open (ESE refuses it, `JET_errTableInUse`), the cursor's close, and the delete
+/// again; the others a second create of the same table (`JET_errTableDuplicate`), bound to
+/// the other variable. Without them a delete seldom met its table open and a create seldom
+/// met its table there (probes that deleted tables under open cursors, and created a table
+/// over an existing one, failed 0 of 10,000 default seeds).
+fn follow_creates(threads: &mut [Vec<Call>]) {
     for (thread, program) in threads.iter_mut().enumerate() {
         let mut at = 0;
         while at < program.len() {
@@ -1496,16 +1498,24 @@ fn delete_tables_just_created(threads: &mut [Vec<Call>]) {
             let mut rng = jetsim_engine::SplitMix64::new(
                 0x0DE1_E7E0_0C4E_A7ED ^ ((thread as u64) << 32) ^ at as u64,
             );
-            if rng.chance(1, DELETES_AFTER_CREATE_IN) {
+            let follow: Vec<Call> = if rng.chance(1, DELETES_AFTER_CREATE_IN) {
                 let delete = Call::DeleteTable { ses, db, table };
                 let close = Call::CloseTable {
                     ses,
                     table: Ref::Var(bind),
                 };
-                program.splice(at + 1..at + 1, [delete.clone(), close, delete]);
-                at += 3;
-            }
-            at += 1;
+                vec![delete.clone(), close, delete]
+            } else {
+                vec![Call::CreateTable {
+                    ses,
+                    db,
+                    table,
+                    bind: (bind + 1) % VARS_PER_KIND,
+                }]
+            };
+            let followed = follow.len();
+            program.splice(at + 1..at + 1, follow);
+            at += 1 + followed;
         }
     }
 }
