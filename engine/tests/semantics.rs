@@ -84,6 +84,23 @@ fn updates_need_a_transaction_and_bad_sizes_are_refused() {
     assert_refused_unchanged(&f, JetError::RecordTooBig, || {
         f.jet.insert(f.sesid, f.table, b"", b"v")
     });
+    // A key and a value of exactly the limits are a record like any other.
+    let (key_at_max, value_at_max) = ([2; storage::MAX_KEY_BYTES], [3; storage::MAX_VALUE_BYTES]);
+    f.jet
+        .insert(f.sesid, f.table, &key_at_max, &value_at_max)
+        .unwrap();
+    assert_eq!(
+        f.jet.retrieve(f.sesid, f.table).unwrap(),
+        (key_at_max.to_vec(), value_at_max.to_vec())
+    );
+    assert_refused_unchanged(&f, JetError::RecordTooBig, || {
+        f.jet.seek(
+            f.sesid,
+            f.table,
+            &[2; storage::MAX_KEY_BYTES + 1],
+            SeekMode::Equal,
+        )
+    });
     f.jet.insert(f.sesid, f.table, b"k", b"v").unwrap();
     assert_refused_unchanged(&f, JetError::KeyDuplicate, || {
         f.jet.insert(f.sesid, f.table, b"k", b"w")

@@ -265,6 +265,10 @@ pub struct SharingProbe {
     pub attach: Outcome,
     /// The other instance's detach, made only when its attach succeeded.
     pub detach: Option<Outcome>,
+    /// The other instance's attach of the path where no file is (the workload's
+    /// [`crate::workload::DatabaseFile::Missing`] attaches name it): no instance may still
+    /// hold it, so the attach must find no file.
+    pub missing_attach: Outcome,
 }
 
 /// One live session at the end of a run.

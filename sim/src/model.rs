@@ -9,7 +9,7 @@
 //! instance, then the instance phase (the gate), then the handles inside the instance, then
 //! the arguments, then the operation.
 
-use crate::workload::{Call, InstanceRef, Move, Parameter, Ref, Seek, TABLES};
+use crate::workload::{Call, DatabaseFile, InstanceRef, Move, Parameter, Ref, Seek, TABLES};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
@@ -155,6 +155,25 @@ impl ModelParameters {
 /// `JET_paramCacheSizeMax`'s range in pages (README: "at least 8").
 const CACHE_SIZE_PAGES_MIN: u64 = 8;
 const CACHE_SIZE_PAGES_MAX: u64 = 1 << 20;
+
+/// The longest key and value a record may have (ESE's `JET_cbKeyMost` and the record size
+/// limit, as the README documents them for jetsim); past either a write or a seek is refused
+/// with `JET_errRecordTooBig` and changes nothing. The model's own copy, asserted equal to the
+/// engine's in a test: the answer must not come from the engine.
+pub const KEY_BYTES_MAX: usize = 128;
+pub const VALUE_BYTES_MAX: usize = 512;
+
+/// `RecordTooBig` for a key (and, for a write with a value, a value) past its limit, judged
+/// on the bytes the harness sends for those numbers.
+fn check_record_size(key: u8, value: Option<u8>) -> Result<(), E> {
+    let key_too_long = crate::workload::key_bytes(key).len() > KEY_BYTES_MAX;
+    let value_too_long =
+        value.is_some_and(|value| crate::workload::value_bytes(value).len() > VALUE_BYTES_MAX);
+    if key_too_long || value_too_long {
+        return Err(E::RecordTooBig);
+    }
+    Ok(())
+}
 
 /// One committed write: (commit_ts, table, key, value; `None`: deleted).
 pub type CommittedWrite = (u64, u8, u8, Option<u8>);
@@ -1301,6 +1320,20 @@ fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Cal
             }
             Ok(Outcome::Ok)
         }
+        Call::AttachDatabase {
+            file: DatabaseFile::Missing,
+            ..
+        } => {
+            // Checked in the engine's order: the transaction, the log (an attach logs its
+            // file), then the file itself, which is not there.
+            if level_of(s, session) > 0 {
+                return Err(E::InTransaction);
+            }
+            if s.log_stopped {
+                return Err(E::LogServiceStopped);
+            }
+            Err(E::FileNotFound)
+        }
         Call::AttachDatabase { .. } => {
             if level_of(s, session) > 0 {
                 return Err(E::InTransaction);
@@ -1413,6 +1446,7 @@ fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Cal
             table, key, value, ..
         } => {
             let cursor = owned_cursor(s, thread, session, table)?;
+            check_record_size(key, Some(value))?;
             let t = s.cursors[&cursor].table;
             write_checks(s, session, t, key)?;
             if s.visible_value(session, t, key).is_some() {
@@ -1432,6 +1466,9 @@ fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Cal
             };
             let cursor = owned_cursor(s, thread, session, table)?;
             let key = current_key(s, cursor)?;
+            if new_value.is_some() {
+                check_record_size(key, new_value)?;
+            }
             let t = s.cursors[&cursor].table;
             write_checks(s, session, t, key)?;
             if s.visible_value(session, t, key).is_none() {
@@ -1444,6 +1481,7 @@ fn session_body(s: &mut ModelState, thread: usize, session: ObjectId, call: &Cal
             table, key, mode, ..
         } => {
             let cursor = owned_cursor(s, thread, session, table)?;
+            check_record_size(key, None)?;
             let t = s.cursors[&cursor].table;
             let found = if s.visible_value(session, t, key).is_some() {
                 Some(key)

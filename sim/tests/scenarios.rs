@@ -329,7 +329,7 @@ fn replay_writes_the_timeline_of_a_seed() {
     let out = scratch("replay", "timeline.html");
     let output = jetsim(&[
         "replay",
-        "0",
+        "3",
         "--strategy",
         "pct",
         "--mutant",
@@ -347,7 +347,7 @@ fn replay_writes_the_timeline_of_a_seed() {
     let html = std::fs::read_to_string(&out).unwrap();
     std::fs::remove_file(&out).unwrap();
     assert_balanced(&html);
-    assert!(html.contains("jetsim replay 0"));
+    assert!(html.contains("jetsim replay 3"));
     assert!(
         html.contains("class=\"call ok lifecycle offending culprit\""),
         "the stop is highlighted"

@@ -115,8 +115,16 @@ impl<R: Runtime> Jet<R> {
         }
         let storage = state.storage_mut()?;
         self.claim_database(core, path)?;
-        let file = open(storage, core.env.io.as_ref(), path)
-            .inspect_err(|_| self.release_database(core.handle, path))?;
+        // Planted bug `FailedAttachKeepsClaim` keeps the claim of a failed open.
+        let keeps_claim = core
+            .options
+            .mutations
+            .is_active(crate::Mutant::FailedAttachKeepsClaim);
+        let file = open(storage, core.env.io.as_ref(), path).inspect_err(|_| {
+            if !keeps_claim {
+                self.release_database(core.handle, path)
+            }
+        })?;
         let attached = AttachedDatabase {
             file,
             path: path.to_owned(),

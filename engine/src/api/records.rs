@@ -315,6 +315,7 @@ impl<R: Runtime> Jet<R> {
             kind: WriteKind::Insert,
             key: Some(key),
             value: Some(value),
+            mutations: crate::Mutations::NONE,
         };
         self.write_record(sesid, JetCall::Insert, asked)
     }
@@ -331,6 +332,7 @@ impl<R: Runtime> Jet<R> {
             kind: WriteKind::Replace,
             key: None,
             value: Some(value),
+            mutations: crate::Mutations::NONE,
         };
         self.write_record(sesid, JetCall::Replace, asked)
     }
@@ -342,6 +344,7 @@ impl<R: Runtime> Jet<R> {
             kind: WriteKind::Delete,
             key: None,
             value: None,
+            mutations: crate::Mutations::NONE,
         };
         self.write_record(sesid, JetCall::Delete, asked)
     }
@@ -360,6 +363,7 @@ impl<R: Runtime> Jet<R> {
     ) -> JetResult<()> {
         self.with_session_call(sesid, call, LatchMode::Shared, |scope| {
             let mutations = scope.core().options.mutations;
+            let asked = RecordWrite { mutations, ..asked };
             let mut plan =
                 |state: &InstanceState<R>, session, store: &Store, versions: &Versions| {
                     plan_write(state, session, store, versions, &asked)
@@ -485,8 +489,15 @@ impl<R: Runtime> Jet<R> {
     }
 }
 
-fn check_sizes(key: &[u8], value: &[u8]) -> JetResult<()> {
-    if key.is_empty() || key.len() > MAX_KEY_BYTES || value.len() > MAX_VALUE_BYTES {
+fn check_sizes(key: &[u8], value: &[u8], mutations: crate::Mutations) -> JetResult<()> {
+    // Planted bug `RecordLimitsExclusive`: a record at either limit is refused.
+    let at_limit_refused = mutations.is_active(crate::Mutant::RecordLimitsExclusive)
+        && (key.len() == MAX_KEY_BYTES || value.len() == MAX_VALUE_BYTES);
+    if key.is_empty()
+        || key.len() > MAX_KEY_BYTES
+        || value.len() > MAX_VALUE_BYTES
+        || at_limit_refused
+    {
         return Err(JetError::RecordTooBig);
     }
     Ok(())
@@ -513,12 +524,15 @@ impl WriteKind {
 }
 
 /// A record write as asked: an insert names its key, a replace or delete takes the cursor's.
+#[derive(Clone, Copy)]
 struct RecordWrite<'a> {
     tableid: TableHandle,
     kind: WriteKind,
     key: Option<&'a [u8]>,
     /// `None`: delete.
     value: Option<&'a [u8]>,
+    /// The instance's planted bugs (the size check's is one).
+    mutations: crate::Mutations,
 }
 
 /// The record a write names, and the transaction that writes it.
@@ -554,7 +568,7 @@ fn write_target<R: Runtime>(
         None => current_key(state, slot, generation)?,
     };
     if let Some(value) = asked.value {
-        check_sizes(&key, value)?;
+        check_sizes(&key, value, asked.mutations)?;
     }
     let table = view(state, versions, session, slot, generation)?;
     let open = session_entry(state, session)

@@ -67,7 +67,12 @@ impl<R: Runtime> Jet<R> {
         if grbit & !stop_grbit::KNOWN != 0 || (emit_log && grbit != stop_grbit::STOP_AND_EMIT_LOG) {
             return Err(JetError::InvalidGrbit);
         }
-        let _serial = core.stop_lock.lock();
+        // Planted bug `ConcurrentStopReturnsEarly` lets stops run side by side.
+        let _serial = (!core
+            .options
+            .mutations
+            .is_active(Mutant::ConcurrentStopReturnsEarly))
+        .then(|| core.stop_lock.lock());
         let started_at_micros = core.env.clock.now_micros();
         let steps = if grbit & stop_grbit::RESUME != 0 {
             resume(&core, grbit)?

@@ -478,6 +478,11 @@ impl<R: Runtime> Gate<R> {
             }
             match state.phase {
                 Phase::Running => break,
+                // Planted bug `ConcurrentStopReturnsEarly`: the other stop's work taken as
+                // done.
+                Phase::Stopping if self.mutations.is_active(Mutant::ConcurrentStopReturnsEarly) => {
+                    return Ok(StopEntry::AlreadyStopped)
+                }
                 // Another stop is preparing: wait for it, then this one has nothing to add.
                 Phase::Stopping => state = self.wait(state),
                 _ => return Ok(StopEntry::AlreadyStopped),

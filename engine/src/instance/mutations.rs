@@ -264,6 +264,21 @@ pub enum Mutant {
     /// the parameter is taken (ESE allows it after a stop), and defrag starts moving pages
     /// again on an instance the stop promised to have stopped it on.
     DefragParameterUnparks,
+    /// A record write's size check compares the key and the value with their limits with
+    /// `>=` where `>` belongs: a key of exactly `MAX_KEY_BYTES` or a value of exactly
+    /// `MAX_VALUE_BYTES`, which the documentation accepts, is refused with
+    /// `JET_errRecordTooBig`.
+    RecordLimitsExclusive,
+    /// An attach whose open of the file fails (no file there, not a database, an I/O error)
+    /// keeps its claim on the path: the instance owns a file it never attached, and another
+    /// instance's attach of that path is refused with `JET_errDatabaseSharingViolation` for
+    /// as long as this one lives.
+    FailedAttachKeepsClaim,
+    /// A full stop that finds another stop under way returns success at once, as if the
+    /// instance were already stopped, and stops are not serialized: a second thread's
+    /// `JetStopServiceInstance` returns while the first is still draining calls or flushing,
+    /// before the instance is prepared for termination.
+    ConcurrentStopReturnsEarly,
 }
 
 impl Mutant {
@@ -325,6 +340,9 @@ impl Mutant {
         Mutant::NestedCommitKeepsTableLevels,
         Mutant::DetachBesideWriteBack,
         Mutant::DefragParameterUnparks,
+        Mutant::RecordLimitsExclusive,
+        Mutant::FailedAttachKeepsClaim,
+        Mutant::ConcurrentStopReturnsEarly,
     ];
 
     const fn bit(self) -> u64 {

@@ -12,7 +12,7 @@ pub mod version_cleanup;
 use crate::history::{Event, History};
 use crate::model::{step, ModelPhase, ModelState, Outcome};
 use crate::report::transitions::thread_label;
-use crate::workload::{Call, InstanceRef};
+use crate::workload::{Call, DatabaseFile, InstanceRef};
 use linearizability::Verdict;
 use rules::{
     committed_tables, describe_disk_data, describe_end, describe_lost_data, end_matcher,
@@ -318,7 +318,15 @@ fn detached_unwritten(history: &History, seen: &mut Observability) {
     let attaches: Vec<&Event> = history
         .events
         .iter()
-        .filter(|e| matches!(e.call, Call::AttachDatabase { .. }))
+        .filter(|e| {
+            matches!(
+                e.call,
+                Call::AttachDatabase {
+                    file: DatabaseFile::Run,
+                    ..
+                }
+            )
+        })
         .collect();
     for detach in history
         .events
@@ -571,8 +579,10 @@ fn term_disk_violations(
 /// model's state after every thread's calls and the wind-down. While the instance under test
 /// has the database attached (a stop leaves it so), another instance's attach of the file is
 /// refused with `JET_errDatabaseSharingViolation`; once it detached, the other instance
-/// attaches the file and detaches it again. After a term of the instance under test, whether
-/// its file is clean depends on that term: not decided here, counted.
+/// attaches the file and detaches it again. Its attach of the path where no file is must find
+/// none (`JET_errFileNotFound`): an attach of the workload's that failed there gave back its
+/// claim. After a term of the instance under test, whether its file is clean depends on that
+/// term: not decided here, counted.
 fn database_sharing_violation(
     history: &History,
     model_end: &ModelState,
@@ -604,6 +614,17 @@ fn database_sharing_violation(
             "after the instance under test had detached it",
         )
     };
+    let expected_missing = Outcome::err(jetsim_engine::JetError::FileNotFound);
+    if probe.missing_attach != expected_missing {
+        return Some(Violation {
+            rule: Rule::DatabaseSharing,
+            message: format!(
+                "after every thread joined, another instance's JetAttachDatabase of {} (a path where no file ever was, which the workload's attaches may have named and failed to open) answered {:?}; expected {expected_missing:?}. An attach that fails gives back its claim on the path",
+                crate::world::harness::MISSING_DATABASE_PATH,
+                probe.missing_attach,
+            ),
+        });
+    }
     if probe.attach == expected_attach && probe.detach == expected_detach {
         return None;
     }

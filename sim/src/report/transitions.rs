@@ -13,7 +13,7 @@
 use crate::check::linearizability::{Stuck, Verdict};
 use crate::history::{AfterStop, Event, History};
 use crate::model::{step, ModelPhase, ModelSession, ModelState, ObjectId, Outcome, Position};
-use crate::workload::{Call, InstanceRef, Move, Ref, Seek};
+use crate::workload::{Call, DatabaseFile, InstanceRef, Move, Ref, Seek};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
@@ -228,7 +228,10 @@ pub fn call_text(call: &Call, thread: usize) -> String {
         Call::GetSessionInfo { ses } => format!("get_session_info({})", s(ses)),
         Call::OpenDatabase { ses, bind } => format!("open_database({}, ->db{bind})", s(ses)),
         Call::CloseDatabase { ses, db: d } => format!("close_database({}, {})", s(ses), db(d)),
-        Call::AttachDatabase { ses } => format!("attach_database({})", s(ses)),
+        Call::AttachDatabase { ses, file } => match file {
+            DatabaseFile::Run => format!("attach_database({})", s(ses)),
+            DatabaseFile::Missing => format!("attach_database({}, missing file)", s(ses)),
+        },
         Call::DetachDatabase { ses } => format!("detach_database({})", s(ses)),
         Call::Defragment { ses, db: d, grbit } => {
             format!("defragment({}, {}, {grbit:#x})", s(ses), db(d))

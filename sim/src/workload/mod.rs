@@ -138,6 +138,10 @@ pub enum Call {
     },
     AttachDatabase {
         ses: Ref,
+        /// The run's database file, or a path where there is none ([`attach_missing_files`]).
+        /// Left out of the JSON for the run's.
+        #[serde(default, skip_serializing_if = "DatabaseFile::is_run")]
+        file: DatabaseFile,
     },
     DetachDatabase {
         ses: Ref,
@@ -236,6 +240,25 @@ pub enum Call {
     },
 }
 
+/// Which file a `JetAttachDatabase` names.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub enum DatabaseFile {
+    /// The run's database.
+    #[default]
+    Run,
+    /// A path with no file: the attach fails with `JET_errFileNotFound`, after it claimed the
+    /// path for its instance, so the claim must be given back.
+    Missing,
+}
+
+impl DatabaseFile {
+    fn is_run(&self) -> bool {
+        *self == DatabaseFile::Run
+    }
+}
+
 /// The system parameters the workload reads and sets (`JET_param*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Parameter {
@@ -274,7 +297,7 @@ impl Call {
             | Call::GetSessionInfo { ses }
             | Call::OpenDatabase { ses, .. }
             | Call::CloseDatabase { ses, .. }
-            | Call::AttachDatabase { ses }
+            | Call::AttachDatabase { ses, .. }
             | Call::DetachDatabase { ses }
             | Call::Defragment { ses, .. }
             | Call::OpenTable { ses, .. }
@@ -356,27 +379,52 @@ impl Call {
 /// `key - 9`; keys of wide ranges then take filler up to 100 to 127 bytes in all: long keys
 /// make internal nodes hold about 16 children, so trees reach three levels with a hundred
 /// records and internal nodes split.
+/// [`KEY_AT_MAX`] and [`KEY_TOO_LONG`] are the size edges: the longest key there may be, and
+/// one byte more.
 pub fn key_bytes(key: u8) -> Vec<u8> {
     let mut bytes = match key {
         0..=9 => vec![b'k', b'0' + key],
         _ => vec![b'k', b'9', key - 9],
     };
-    if key >= WIDE_KEY_RANGE {
-        bytes.resize(100 + usize::from(key) * 29 % 28, b'-');
+    match key {
+        KEY_AT_MAX => bytes.resize(crate::model::KEY_BYTES_MAX, b'-'),
+        KEY_TOO_LONG => bytes.resize(crate::model::KEY_BYTES_MAX + 1, b'-'),
+        _ if key >= WIDE_KEY_RANGE => bytes.resize(100 + usize::from(key) * 29 % 28, b'-'),
+        _ => {}
     }
     bytes
 }
 
-/// Value numbers whose bytes are 200 to 499 bytes long ([`value_bytes`]).
-pub const LARGE_VALUES: std::ops::Range<u8> = 10..u8::MAX;
+/// Key number whose bytes are exactly the longest key a record may have: accepted. Above
+/// every key range a run draws ([`KEY_RANGE_MAX`]), so only [`put_sizes_at_edges`] writes
+/// it, and it sorts after every other key.
+pub const KEY_AT_MAX: u8 = 253;
+/// Key number one byte longer than the longest key: an insert or seek with it is refused with
+/// `JET_errRecordTooBig`.
+pub const KEY_TOO_LONG: u8 = 254;
+const _: () = assert!(KEY_RANGE_MAX < KEY_AT_MAX && KEY_AT_MAX < KEY_TOO_LONG);
+/// Value number whose bytes are exactly the longest value a record may have: accepted (a
+/// run with large values draws it too).
+pub const VALUE_AT_MAX: u8 = 253;
+/// Value number one byte longer than the longest value: a write with it is refused.
+pub const VALUE_TOO_LONG: u8 = 254;
+
+/// Value numbers whose bytes are 200 to 499 bytes long, and [`VALUE_AT_MAX`]
+/// ([`value_bytes`]); [`VALUE_TOO_LONG`] is left to [`put_sizes_at_edges`], so the records
+/// set up and the long transactions' inserts are all accepted.
+pub const LARGE_VALUES: std::ops::Range<u8> = 10..VALUE_TOO_LONG;
 
 /// Record value bytes for value number `value`: `v` and the number, then, for values from 10
 /// on, 200 to 499 filler bytes (up to a quarter page), so leaves hold a few records and
-/// split often.
+/// split often; [`VALUE_AT_MAX`] and [`VALUE_TOO_LONG`] fill to the longest value there may
+/// be, and one byte more.
 pub fn value_bytes(value: u8) -> Vec<u8> {
     let mut bytes = format!("v{value}").into_bytes();
-    if value >= 10 {
-        bytes.resize(bytes.len() + 200 + usize::from(value - 10) * 37 % 300, b'.');
+    match value {
+        VALUE_AT_MAX => bytes.resize(crate::model::VALUE_BYTES_MAX, b'.'),
+        VALUE_TOO_LONG => bytes.resize(crate::model::VALUE_BYTES_MAX + 1, b'.'),
+        10.. => bytes.resize(bytes.len() + 200 + usize::from(value - 10) * 37 % 300, b'.'),
+        _ => {}
     }
     bytes
 }
@@ -419,8 +467,75 @@ mod tests {
                 );
             }
         }
-        assert!(value_bytes(254).len() <= jetsim_engine::storage::MAX_VALUE_BYTES);
-        assert!(key_bytes(254).len() <= jetsim_engine::storage::MAX_KEY_BYTES);
+        for value in 0..VALUE_TOO_LONG {
+            assert!(value_bytes(value).len() <= jetsim_engine::storage::MAX_VALUE_BYTES);
+        }
+        for key in 0..KEY_TOO_LONG {
+            assert!(key_bytes(key).len() <= jetsim_engine::storage::MAX_KEY_BYTES);
+        }
+    }
+
+    /// The model's limits are the engine's documented ones, and the edges sit on them.
+    #[test]
+    fn size_edges_sit_on_the_documented_limits() {
+        use jetsim_engine::storage::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
+        assert_eq!(crate::model::KEY_BYTES_MAX, MAX_KEY_BYTES);
+        assert_eq!(crate::model::VALUE_BYTES_MAX, MAX_VALUE_BYTES);
+        assert_eq!(key_bytes(KEY_AT_MAX).len(), MAX_KEY_BYTES);
+        assert_eq!(key_bytes(KEY_TOO_LONG).len(), MAX_KEY_BYTES + 1);
+        assert_eq!(value_bytes(VALUE_AT_MAX).len(), MAX_VALUE_BYTES);
+        assert_eq!(value_bytes(VALUE_TOO_LONG).len(), MAX_VALUE_BYTES + 1);
+    }
+
+    #[test]
+    fn size_edges_reach_inserts_replaces_and_seeks() {
+        let ses = Ref::Var(0);
+        let table = Ref::Var(0);
+        let program: Vec<Call> = (0..400)
+            .map(|i| match i % 3 {
+                0 => Call::Insert {
+                    ses,
+                    table,
+                    key: 1,
+                    value: 1,
+                },
+                1 => Call::Replace {
+                    ses,
+                    table,
+                    value: 1,
+                },
+                _ => Call::Seek {
+                    ses,
+                    table,
+                    key: 1,
+                    mode: Seek::Equal,
+                },
+            })
+            .collect();
+        let mut threads = vec![program];
+        put_sizes_at_edges(&mut threads);
+        let edged = |call: &Call| match *call {
+            Call::Insert { key, value, .. } => [key, value].iter().any(|n| *n >= KEY_AT_MAX),
+            Call::Replace { value, .. } => value >= VALUE_AT_MAX,
+            Call::Seek { key, .. } => key >= KEY_AT_MAX,
+            _ => false,
+        };
+        let count = threads[0].iter().filter(|call| edged(call)).count();
+        // One in SIZE_EDGES_IN, with room for the draw.
+        assert!(
+            (20..=90).contains(&count),
+            "{count} of 400 calls at an edge"
+        );
+        for edge in [KEY_AT_MAX, KEY_TOO_LONG] {
+            assert!(threads[0]
+                .iter()
+                .any(|c| matches!(c, Call::Insert { key, .. } if *key == edge)));
+        }
+        for edge in [VALUE_AT_MAX, VALUE_TOO_LONG] {
+            assert!(threads[0]
+                .iter()
+                .any(|c| matches!(c, Call::Replace { value, .. } if *value == edge)));
+        }
     }
 }
 
@@ -545,7 +660,7 @@ impl Reach {
     /// Value numbers a write draws from.
     pub fn values(&self) -> std::ops::Range<u8> {
         if self.large_values {
-            0..u8::MAX
+            0..LARGE_VALUES.end
         } else {
             0..10
         }
@@ -557,7 +672,8 @@ impl Reach {
 pub enum StopPlan {
     /// One full stop.
     Once,
-    /// Two full stops.
+    /// Two full stops: one after the other on the stopping thread, or (half these runs) the
+    /// second on another thread at the same point of its program, racing the first.
     Twice,
     /// A stop on a bad handle first, then a real one.
     BadHandleFirst,
@@ -715,7 +831,7 @@ pub fn worker_call_in(reach: Reach) -> impl Strategy<Value = Call> {
         1 => ses(reach).prop_map(|ses| Call::GetSessionInfo { ses }),
         3 => (ses(reach), bind.clone()).prop_map(|(ses, bind)| Call::OpenDatabase { ses, bind }),
         1 => (ses(reach), any_ref()).prop_map(|(ses, db)| Call::CloseDatabase { ses, db }),
-        1 => ses(reach).prop_map(|ses| Call::AttachDatabase { ses }),
+        1 => ses(reach).prop_map(|ses| Call::AttachDatabase { ses, file: DatabaseFile::Run }),
         1 => ses(reach).prop_map(|ses| Call::DetachDatabase { ses }),
         1 => (ses(reach), any_ref(), prop_oneof![Just(1u32), Just(2), Just(4)]).prop_map(|(ses, db, grbit)| Call::Defragment { ses, db, grbit }),
         4 => (ses(reach), any_ref(), 0..=TABLES, bind.clone()).prop_map(|(ses, db, table, bind)| Call::OpenTable { ses, db, table, bind }),
@@ -1060,7 +1176,10 @@ fn detach_tail(write: bool, key: u8) -> Vec<Call> {
         calls.push(Call::CommitTransaction { ses });
     }
     calls.push(Call::DetachDatabase { ses });
-    calls.push(Call::AttachDatabase { ses });
+    calls.push(Call::AttachDatabase {
+        ses,
+        file: DatabaseFile::Run,
+    });
     calls
 }
 
@@ -1361,27 +1480,33 @@ pub fn workload(shape: WorkloadShape) -> impl Strategy<Value = Workload> {
             let before_stop = deletes.into_iter();
             // `term_at` places only a racing term's calls, so the other plans take the
             // resume's names from it: no draw of its own, and other runs keep their meaning.
+            // The same draw, unused by `Twice`, makes half its runs race their two stops.
+            let racing_stops = shape.stop_plan == StopPlan::Twice && resume;
             let resume = resume.then(|| RESUME_NAMES[term_at.index(RESUME_NAMES.len())]);
-            let stop = stop_calls(shape.stop_plan, partial_grbit, resume);
+            let mut stop = stop_calls(shape.stop_plan, partial_grbit, resume);
+            let raced_stop = racing_stops.then(|| stop.pop().expect("two full stops"));
             let after_stop = defrag_switched_on_after_stop(reach);
             for (offset, call) in before_stop.chain(stop).chain(after_stop).enumerate() {
                 stopper_program.insert(at + offset, call);
             }
+            // As far into another thread's program as the stop is into the stopper's, give or
+            // take a call: threads move at about the same pace, so the call placed there is
+            // often in flight together with the stop.
+            let beside_stop = |program: &mut Vec<Call>, call: Call| {
+                let aligned = at * (program.len() + 1) / (stopper_len + 1);
+                let at = (aligned + term_at.index(3))
+                    .saturating_sub(1)
+                    .min(program.len());
+                program.insert(at, call);
+            };
             if shape.stop_plan == StopPlan::RacingTerm {
                 // A term on the next thread and, with three threads or more, another on the
-                // one after: each as far into its program as the stop is into the stopper's,
-                // give or take a call. Threads move at about the same pace, so the stop and
-                // the terms are often in flight together, and a term meets the stop (or the
-                // other term's decision) in progress.
+                // one after: a term meets the stop (or the other term's decision) in
+                // progress.
                 let terminators = if shape.threads > 2 { 2 } else { 1 };
                 for offset in 1..=terminators {
-                    let program = &mut threads[(stopper + offset) % shape.threads];
-                    let aligned = at * (program.len() + 1) / (stopper_len + 1);
-                    let at = (aligned + term_at.index(3))
-                        .saturating_sub(1)
-                        .min(program.len());
-                    program.insert(
-                        at,
+                    beside_stop(
+                        &mut threads[(stopper + offset) % shape.threads],
                         Call::Term {
                             instance: InstanceRef::Main,
                             grbit: 0x2,
@@ -1389,18 +1514,44 @@ pub fn workload(shape: WorkloadShape) -> impl Strategy<Value = Workload> {
                     );
                 }
             }
-            for (thread, at, call) in extras {
-                let program = &mut threads[thread.index(shape.threads)];
-                let earliest = first_long_transaction_end(program, reach);
-                let at = earliest + at.index(program.len() - earliest + 1);
-                program.insert(at, call);
+            if let Some(second) = raced_stop {
+                // The second full stop on the next thread: it meets the first one draining
+                // or preparing, waits for it, and must return only once the instance is
+                // prepared. Without it two full stops were seldom in flight together, and a
+                // stop that returned while another was still preparing went unseen.
+                beside_stop(&mut threads[(stopper + 1) % shape.threads], second);
             }
-            limit_record_counts(&mut threads);
-            nest_tables_opened_in_transaction(&mut threads);
-            follow_creates(&mut threads);
+            place_extra_lifecycle_calls(&mut threads, extras, reach);
+            reshape_by_place(&mut threads);
             Workload { threads }
         },
     )
+}
+
+/// The [`Reach`] switches' extra stops and terms, each at its drawn thread and point (not
+/// before a long transaction's end).
+fn place_extra_lifecycle_calls(
+    threads: &mut [Vec<Call>],
+    extras: Vec<(prop::sample::Index, prop::sample::Index, Call)>,
+    reach: Reach,
+) {
+    let thread_count = threads.len();
+    for (thread, at, call) in extras {
+        let program = &mut threads[thread.index(thread_count)];
+        let earliest = first_long_transaction_end(program, reach);
+        let at = earliest + at.index(program.len() - earliest + 1);
+        program.insert(at, call);
+    }
+}
+
+/// The passes that change calls chosen by their thread and place (no draw, so every other
+/// call of every seed keeps its meaning), in the order that keeps each one's places.
+fn reshape_by_place(threads: &mut [Vec<Call>]) {
+    limit_record_counts(threads);
+    nest_tables_opened_in_transaction(threads);
+    follow_creates(threads);
+    put_sizes_at_edges(threads);
+    attach_missing_files(threads);
 }
 
 /// One `index_record_count` in this many counts up to a limit (1 to 4 records).
@@ -1516,6 +1667,81 @@ fn follow_creates(threads: &mut [Vec<Call>]) {
             let followed = follow.len();
             program.splice(at + 1..at + 1, follow);
             at += 1 + followed;
+        }
+    }
+}
+
+/// One record write or seek in this many gets a key or a value at a size edge
+/// ([`put_sizes_at_edges`]).
+pub const SIZE_EDGES_IN: u64 = 8;
+
+/// Moves some inserts', replaces' and seeks' keys or values onto the size edges (the longest
+/// key or value there may be, and one byte more: [`KEY_AT_MAX`], [`KEY_TOO_LONG`],
+/// [`VALUE_AT_MAX`], [`VALUE_TOO_LONG`]), chosen from the call's thread and place (no draw),
+/// after the other passes. Without them no call came within 1 byte of either limit (keys
+/// were at most 127 bytes, values 503): probes that refused a key or a value of exactly the
+/// limit failed 0 of 10,000 seeds.
+fn put_sizes_at_edges(threads: &mut [Vec<Call>]) {
+    let edge = |rng: &mut jetsim_engine::SplitMix64, at_max: u8, too_long: u8| {
+        if rng.chance(1, 2) {
+            at_max
+        } else {
+            too_long
+        }
+    };
+    for (thread, program) in threads.iter_mut().enumerate() {
+        for (index, call) in program.iter_mut().enumerate() {
+            let mut rng = jetsim_engine::SplitMix64::new(
+                0x5_12E0_ED6E ^ ((thread as u64) << 32) ^ index as u64,
+            );
+            if !rng.chance(1, SIZE_EDGES_IN) {
+                continue;
+            }
+            match call {
+                Call::Insert { key, value, .. } => {
+                    if rng.chance(1, 2) {
+                        *key = edge(&mut rng, KEY_AT_MAX, KEY_TOO_LONG);
+                    } else {
+                        *value = edge(&mut rng, VALUE_AT_MAX, VALUE_TOO_LONG);
+                    }
+                }
+                Call::Replace { value, .. } => {
+                    *value = edge(&mut rng, VALUE_AT_MAX, VALUE_TOO_LONG);
+                }
+                Call::Seek { key, .. } => *key = edge(&mut rng, KEY_AT_MAX, KEY_TOO_LONG),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// One `JetAttachDatabase` in this many names a path with no file ([`attach_missing_files`]).
+pub const MISSING_FILE_ATTACHES_IN: u64 = 2;
+
+/// Points some `JetAttachDatabase` calls at a path with no file ([`DatabaseFile::Missing`]),
+/// chosen from the call's thread and place (no draw): the attach claims the path for its
+/// instance, fails to open it, and must give the claim back, which the harness's probe at the
+/// end of the run sees (another instance's attach of that path must find no file, not a
+/// sharing violation). A detach piece's re-attach is left alone. Without them no attach failed
+/// once it had claimed its path: a probe that kept the claim of a failed attach failed 1 of
+/// 10,000 default seeds.
+fn attach_missing_files(threads: &mut [Vec<Call>]) {
+    for (thread, program) in threads.iter_mut().enumerate() {
+        for index in 0..program.len() {
+            // A detach piece's re-attach stays the run's: the rest of the run needs it.
+            let after_detach =
+                index > 0 && matches!(program[index - 1], Call::DetachDatabase { .. });
+            if let Call::AttachDatabase { file, .. } = &mut program[index] {
+                if after_detach {
+                    continue;
+                }
+                let mut rng = jetsim_engine::SplitMix64::new(
+                    0x0A77_AC4E_F11E ^ ((thread as u64) << 32) ^ index as u64,
+                );
+                if rng.chance(1, MISSING_FILE_ATTACHES_IN) {
+                    *file = DatabaseFile::Missing;
+                }
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::history::{
 };
 use crate::model::Outcome;
 use crate::workload::config::{RunConfig, Schedule, WindDown};
-use crate::workload::{self, Call, InstanceRef, Ref, Workload};
+use crate::workload::{self, Call, DatabaseFile, InstanceRef, Ref, Workload};
 use crate::world::checkpoint_audit::CheckpointAudit;
 use crate::world::memory_meter::VersionMeter;
 use crate::world::power_cut::{CutFile, CutPlan, PowerCutter};
@@ -33,6 +33,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 /// The database every run uses.
 pub const DATABASE_PATH: &str = "db/main.edb";
+/// Where [`DatabaseFile::Missing`] attaches look: no file is ever there.
+pub const MISSING_DATABASE_PATH: &str = "db/missing.edb";
+
+/// The path a `JetAttachDatabase` of `file` names.
+fn database_path(file: DatabaseFile) -> &'static str {
+    match file {
+        DatabaseFile::Run => DATABASE_PATH,
+        DatabaseFile::Missing => MISSING_DATABASE_PATH,
+    }
+}
 /// The main instance's log and checkpoint files (the engine names them after the instance).
 const MAIN_LOG_PATH: &str = "main/jet.log";
 const MAIN_CHECKPOINT_PATH: &str = "main/jet.chk";
@@ -906,8 +916,14 @@ impl DiskTap {
         }
     }
 
+    /// Notes the first failed operation of the disk. An open of a path where no file is
+    /// (`NotFound`: an attach of the missing file) is the file system's answer, not a failure:
+    /// nothing was written, so no check of what the disk holds becomes unobservable by it.
     fn note_failure<T>(&self, result: std::io::Result<T>) -> std::io::Result<T> {
-        if result.is_err() {
+        if result
+            .as_ref()
+            .is_err_and(|e| e.kind() != std::io::ErrorKind::NotFound)
+        {
             lock(&self.first_failure_at).get_or_insert(self.steps.load(Ordering::SeqCst));
         }
         result
@@ -1465,8 +1481,8 @@ fn execute_database_call(
         Call::CloseDatabase { ses, db } => {
             unit(jet.close_database(b.session(world, ses), b.database(world, db)))
         }
-        Call::AttachDatabase { ses } => outcome(
-            jet.attach_database(b.session(world, ses), DATABASE_PATH),
+        Call::AttachDatabase { ses, file } => outcome(
+            jet.attach_database(b.session(world, ses), database_path(file)),
             |a| Outcome::Attached {
                 already: a == jetsim_engine::AttachOutcome::AlreadyAttached,
             },
@@ -1690,7 +1706,14 @@ fn call_and_record(
     let watch = call
         .is_full_stop_of_main()
         .then(|| recorder.disk.watch_stop());
-    let attach = matches!(call, Call::AttachDatabase { .. });
+    // An attach of the missing file cannot attach the run's.
+    let attach = matches!(
+        call,
+        Call::AttachDatabase {
+            file: DatabaseFile::Run,
+            ..
+        }
+    );
     if attach {
         recorder.disk.attach_invoked();
     }
@@ -2395,8 +2418,18 @@ fn probe_database_sharing(jet: &Jet<ShuttleRuntime>, world: &World, tap: &DiskTa
     );
     let detach = matches!(attach, Outcome::Attached { .. })
         .then(|| unit(jet.detach_database(world.other_session, DATABASE_PATH)));
+    let missing_attach = outcome(
+        jet.attach_database(world.other_session, MISSING_DATABASE_PATH),
+        |a| Outcome::Attached {
+            already: a == jetsim_engine::AttachOutcome::AlreadyAttached,
+        },
+    );
     tap.other_instance_opens.store(false, Ordering::Relaxed);
-    SharingProbe { attach, detach }
+    SharingProbe {
+        attach,
+        detach,
+        missing_attach,
+    }
 }
 
 /// The harness's final term of the main instance after the wind-down, recorded; then, whatever
