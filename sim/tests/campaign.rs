@@ -406,11 +406,11 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
         700,
     ),
     // The same audit on the main log's writes: a group-commit flush's end set the durable
-    // end back, and the next flush wrote over durable records (first at seed 319 since the
-    // defrag-at-stop runs set OnlineDefrag after their stop; 34 before). In a
-    // debug build the engine's own assertion that page LSNs only grow fails first, at the
-    // install that takes the first LSN given twice, before any flush writes: there the
-    // teeth are that assertion's (no-panic, at the same seed). The rule's decision is
+    // end back, and the next flush wrote over durable records (first at seed 702 since the
+    // size edges; 319 since the defrag-at-stop runs set OnlineDefrag after their stop, 34
+    // before). In a debug build the engine's own assertion that page LSNs only grow fails
+    // first, at the install that takes the first LSN given twice, before any flush writes:
+    // there the teeth are that assertion's (no-panic, earlier). The rule's decision is
     // tested on its own too (`the_log_append_only_rule_reports_the_taps_first_rewrite`,
     // and the tap's `the_log_append_audit_flags_only_different_bytes_over_durable_ones`).
     (
@@ -421,7 +421,7 @@ const TEETH: &[(Rule, Mutant, Scheduling, u64)] = &[
         },
         Mutant::GroupFlushEndRewindsLog,
         Scheduling::Mix,
-        400,
+        1000,
     ),
     // The end state of a run that ends on its partial stop (stop plan `PartialOnly`): a
     // partial stop of both bits left online defrag running (first at seed 7).
