@@ -1691,6 +1691,12 @@ fn put_sizes_at_edges(threads: &mut [Vec<Call>]) {
     };
     for (thread, program) in threads.iter_mut().enumerate() {
         for (index, call) in program.iter_mut().enumerate() {
+            if !matches!(
+                call,
+                Call::Insert { .. } | Call::Replace { .. } | Call::Seek { .. }
+            ) {
+                continue;
+            }
             let mut rng = jetsim_engine::SplitMix64::new(
                 0x5_12E0_ED6E ^ ((thread as u64) << 32) ^ index as u64,
             );

@@ -36,6 +36,13 @@ pub const DATABASE_PATH: &str = "db/main.edb";
 /// Where [`DatabaseFile::Missing`] attaches look: no file is ever there.
 pub const MISSING_DATABASE_PATH: &str = "db/missing.edb";
 
+/// What the history records of a `JetAttachDatabase`'s answer.
+fn attach_outcome(result: jetsim_engine::JetResult<jetsim_engine::AttachOutcome>) -> Outcome {
+    outcome(result, |a| Outcome::Attached {
+        already: a == jetsim_engine::AttachOutcome::AlreadyAttached,
+    })
+}
+
 /// The path a `JetAttachDatabase` of `file` names.
 fn database_path(file: DatabaseFile) -> &'static str {
     match file {
@@ -1481,12 +1488,9 @@ fn execute_database_call(
         Call::CloseDatabase { ses, db } => {
             unit(jet.close_database(b.session(world, ses), b.database(world, db)))
         }
-        Call::AttachDatabase { ses, file } => outcome(
-            jet.attach_database(b.session(world, ses), database_path(file)),
-            |a| Outcome::Attached {
-                already: a == jetsim_engine::AttachOutcome::AlreadyAttached,
-            },
-        ),
+        Call::AttachDatabase { ses, file } => {
+            attach_outcome(jet.attach_database(b.session(world, ses), database_path(file)))
+        }
         Call::DetachDatabase { ses } => {
             unit(jet.detach_database(b.session(world, ses), DATABASE_PATH))
         }
@@ -2410,20 +2414,11 @@ fn execution(
 /// it runs ([`DiskTap::other_instance_opens`]).
 fn probe_database_sharing(jet: &Jet<ShuttleRuntime>, world: &World, tap: &DiskTap) -> SharingProbe {
     tap.other_instance_opens.store(true, Ordering::Relaxed);
-    let attach = outcome(
-        jet.attach_database(world.other_session, DATABASE_PATH),
-        |a| Outcome::Attached {
-            already: a == jetsim_engine::AttachOutcome::AlreadyAttached,
-        },
-    );
+    let attach = attach_outcome(jet.attach_database(world.other_session, DATABASE_PATH));
     let detach = matches!(attach, Outcome::Attached { .. })
         .then(|| unit(jet.detach_database(world.other_session, DATABASE_PATH)));
-    let missing_attach = outcome(
-        jet.attach_database(world.other_session, MISSING_DATABASE_PATH),
-        |a| Outcome::Attached {
-            already: a == jetsim_engine::AttachOutcome::AlreadyAttached,
-        },
-    );
+    let missing_attach =
+        attach_outcome(jet.attach_database(world.other_session, MISSING_DATABASE_PATH));
     tap.other_instance_opens.store(false, Ordering::Relaxed);
     SharingProbe {
         attach,
